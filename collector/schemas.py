@@ -1,0 +1,89 @@
+"""Bronze contracts (shared/DESIGN.md "Bronze contracts"): one Arrow schema per channel.
+
+Every row carries the envelope: `collected_at` (int64 ms receive time), `capture_ts` (ns, UTC, taken
+when the socket read returned, before any queue), `exchange`, `symbol`, `conn_id`, `seq` (per
+connection message counter). `timestamp` is the exchange's own time at the precision it gives.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+TS_NS_UTC = pa.timestamp("ns", tz="UTC")
+LEVEL = pa.struct([("price", pa.float64()), ("size", pa.float64())])
+LEVELS = pa.list_(LEVEL)
+
+ENVELOPE = [
+    pa.field("collected_at", pa.int64(), nullable=False),
+    pa.field("capture_ts", TS_NS_UTC, nullable=False),
+    pa.field("exchange", pa.string(), nullable=False),
+    pa.field("symbol", pa.string()),
+    pa.field("conn_id", pa.string(), nullable=False),
+    pa.field("seq", pa.int64(), nullable=False),
+]
+
+TICKER = pa.schema(
+    ENVELOPE
+    + [pa.field("timestamp", TS_NS_UTC)]
+    + [
+        pa.field(name, pa.float64())
+        for name in (
+            "bid", "ask", "bid_volume", "ask_volume", "last", "open", "high", "low", "close",
+            "vwap", "base_volume", "quote_volume", "change", "percentage",
+        )
+    ]
+    + [pa.field("info_json", pa.string())]
+)
+
+TRADES = pa.schema(
+    ENVELOPE
+    + [
+        pa.field("timestamp", TS_NS_UTC),
+        pa.field("trade_id", pa.string()),
+        pa.field("side", pa.string()),
+        pa.field("price", pa.float64()),
+        pa.field("amount", pa.float64()),
+        pa.field("cost", pa.float64()),
+        pa.field("info_json", pa.string()),
+    ]
+)
+
+ORDERBOOK = pa.schema(
+    ENVELOPE
+    + [
+        pa.field("timestamp", TS_NS_UTC),
+        pa.field("nonce", pa.int64()),
+        pa.field("bids", LEVELS),
+        pa.field("asks", LEVELS),
+    ]
+)
+
+# One row per connect, disconnect (with close code), subscribe ack, resync, sequence gap, stale
+# stream, queue overflow (with the count dropped), snapshot truncation, quarantined record.
+EVENTS = pa.schema(
+    ENVELOPE
+    + [
+        pa.field("event_type", pa.string(), nullable=False),
+        pa.field("channel", pa.string()),
+        pa.field("close_code", pa.int32()),
+        pa.field("count", pa.int64()),
+        pa.field("interval_start", TS_NS_UTC),
+        pa.field("interval_end", TS_NS_UTC),
+        pa.field("detail", pa.string()),
+    ]
+)
+
+EVENT_TYPES = (
+    "connect", "disconnect", "subscribe_ack", "resync", "gap", "stale", "overflow",
+    "truncation", "reconnect", "error", "quarantine", "segment_repair", "rate_limited",
+)
+# Events after which ETL treats the series as broken (FEATURES.md "break").
+BREAK_EVENT_TYPES = ("disconnect", "gap", "resync", "overflow", "stale", "reconnect", "segment_repair")
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "ticker": TICKER,
+    "trades": TRADES,
+    "orderbook": ORDERBOOK,
+    "events": EVENTS,
+}
+CHANNELS = tuple(SCHEMAS)

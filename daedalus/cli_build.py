@@ -1,0 +1,9 @@
+"""CLI commands (see daedalus/cli.py)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the app."""

@@ -1,0 +1,266 @@
+"""Configuration: pydantic models for every section, loaded defaults → YAML → environment → CLI flags.
+
+Every model forbids unknown keys, so a misspelled key is an error naming its path, never a silent
+default. Credentials are never read from YAML: S3 keys come from the environment or the AWS chain.
+Imports only pydantic and yaml, so the collector can use it on a Pi without duckdb or numba.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from daedalus.errors import ConfigError
+
+ENV_PREFIX = "DAEDALUS__"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class StorageConfig(_Section):
+    root: str = "./lake"
+    """Lake root: a local path or s3://bucket/prefix."""
+    retain_replaced_minutes: float = Field(10.0, ge=0)
+    """Replaced partition files are deleted only after this grace period (readers of an older catalog)."""
+    raw_retirement: Literal["delete", "archive"] = "delete"
+    """What `land` does with a raw segment once its rows are verified in bronze."""
+
+
+class CoinbaseConfig(_Section):
+    ws_url: str = "wss://advanced-trade-ws.coinbase.com"
+    products: list[str] = Field(default_factory=lambda: ["BTC-USD"])
+    channels: list[Literal["level2", "market_trades", "ticker"]] = Field(
+        default_factory=lambda: ["level2", "market_trades", "ticker"]
+    )
+    use_jwt: bool = False
+    """Sign subscriptions with a JWT; keys from COINBASE_API_KEY / COINBASE_API_SECRET."""
+
+
+class IngestionConfig(_Section):
+    sources: list[Literal["ccxt", "coinbase"]] = Field(default_factory=lambda: ["ccxt"])
+    exchanges: list[str] = Field(default_factory=lambda: ["binanceus"])
+    symbols: list[str] = Field(default_factory=lambda: ["BTC/USDT"])
+    channels: list[Literal["ticker", "trades", "orderbook"]] = Field(
+        default_factory=lambda: ["ticker", "trades", "orderbook"]
+    )
+    raw_format: Literal["parquet", "ndjson"] = "parquet"
+    batch_size: int = Field(1000, ge=1)
+    flush_interval_seconds: float = Field(5.0, gt=0)
+    queue_maxsize: int = Field(50_000, ge=1)
+    backpressure_timeout_seconds: float = Field(1.0, ge=0)
+    """How long a collector waits on a full queue before dropping (and counting) a message."""
+    segment_max_mb: float = Field(50.0, gt=0)
+    parquet_compression: Literal["zstd", "snappy", "gzip", "lz4", "none"] = "zstd"
+    parquet_compression_level: int = Field(3, ge=1, le=22)
+    orderbook_levels: int = Field(20, ge=1, le=5000)
+    """Levels per side kept in each bronze snapshot."""
+    stale_after_seconds: float = Field(60.0, gt=0)
+    """No data on a subscription for this long → reconnect, recorded in events."""
+    backoff_initial_seconds: float = Field(1.0, gt=0)
+    backoff_max_seconds: float = Field(60.0, gt=0)
+    proactive_reconnect_hours: float = Field(23.5, gt=0)
+    """Reconnect before Binance's 24 h cut."""
+    trade_cache_size: int = Field(100_000, ge=1000)
+    """ccxt.pro trade cache per symbol; ample so a slow consumer never loses trades in it."""
+    upload_to_s3: bool = False
+    """Upload every ready segment to storage.root's bucket right after it closes."""
+    delete_after_upload: bool = False
+    health_file: str | None = None
+    """Where `collect` writes its health JSON (default: <root>/_state/collector_health.json)."""
+    coinbase: CoinbaseConfig = Field(default_factory=CoinbaseConfig)
+
+
+class ChannelConfig(_Section):
+    enabled: bool = True
+
+
+class FeatureConfig(_Section):
+    """Feature options of shared/FEATURES.md. Keys marked per-symbol may be overridden in etl.symbols."""
+
+    max_levels: int = Field(20, ge=1, le=1000)
+    bands_bps: list[float] = Field(default_factory=lambda: [0, 5, 10, 25, 50, 100])
+    horizons: list[int] = Field(default_factory=lambda: [5, 15, 60, 300, 900])
+    bar_durations: list[int] = Field(default_factory=lambda: [1, 5, 30, 60, 300, 900, 3600])
+    max_state_staleness_seconds: float = Field(300.0, gt=0)
+    ofi_levels: int = Field(10, ge=1, le=1000)
+    ofi_decay_alpha: float = Field(0.5, ge=0)
+    use_dynamic_spread_regime: bool = True
+    spread_regime_window: int = Field(300, ge=1)
+    spread_tight_percentile: float = Field(0.2, ge=0, le=1)
+    spread_wide_percentile: float = Field(0.8, ge=0, le=1)
+    tight_spread_threshold: float = Field(0.0001, ge=0)
+    kyle_lambda_window: int = Field(300, ge=1)
+    enable_vpin: bool = True
+    vpin_bucket_volume: float | Literal["auto"] = "auto"
+    vpin_window_buckets: int = Field(50, ge=1)
+    vpin_classification: Literal["aggressor", "bvc"] = "aggressor"
+    vpin_bvc_sigma_bars: int = Field(50, ge=2)
+
+    @field_validator("bands_bps")
+    @classmethod
+    def _bands_increasing(cls, v: list[float]) -> list[float]:
+        if len(v) < 2 or any(b <= a for a, b in zip(v, v[1:], strict=False)) or v[0] < 0:
+            raise ValueError("must be at least two increasing, non-negative edges, e.g. [0, 5, 10]")
+        return v
+
+    @field_validator("horizons", "bar_durations")
+    @classmethod
+    def _positive_unique(cls, v: list[int]) -> list[int]:
+        if not v or any(x <= 0 for x in v) or len(set(v)) != len(v):
+            raise ValueError("must be a non-empty list of distinct positive seconds")
+        return sorted(v)
+
+    @model_validator(mode="after")
+    def _percentiles_ordered(self) -> FeatureConfig:
+        if self.spread_tight_percentile > self.spread_wide_percentile:
+            raise ValueError("spread_tight_percentile must not exceed spread_wide_percentile")
+        return self
+
+
+class SymbolOverride(_Section):
+    """Per-symbol feature options (FEATURES.md: vpin_bucket_volume is set per symbol)."""
+
+    vpin_bucket_volume: float | Literal["auto"] | None = None
+    tight_spread_threshold: float | None = Field(None, ge=0)
+
+
+class EtlConfig(_Section):
+    channels: dict[Literal["orderbook", "trades", "ticker"], ChannelConfig] = Field(
+        default_factory=lambda: {c: ChannelConfig() for c in ("orderbook", "trades", "ticker")}
+    )
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    symbols: dict[str, SymbolOverride] = Field(default_factory=dict)
+    """Per-symbol overrides keyed by ccxt symbol, e.g. {"BTC/USDT": {vpin_bucket_volume: 25}}."""
+
+    def feature(self, key: str, symbol: str | None = None) -> Any:
+        """A feature option, with the symbol's override where one is set."""
+        if symbol is not None and symbol in self.symbols:
+            value = getattr(self.symbols[symbol], key, None)
+            if value is not None:
+                return value
+        return getattr(self.features, key)
+
+
+class DuckDBConfig(_Section):
+    memory_limit: str = "1GB"
+    threads: int | None = Field(None, ge=1)
+    """None = DuckDB's default (all cores)."""
+    temp_directory: str = ".daedalus_tmp"
+    """Spill directory; always local disk, even when the lake is on S3."""
+    max_temp_directory_size: str = "20GB"
+
+
+class S3Config(_Section):
+    endpoint: str | None = None
+    """host:port of an S3-compatible endpoint; None = AWS."""
+    region: str = "us-east-1"
+    url_style: Literal["path", "vhost"] = "vhost"
+    use_ssl: bool = True
+
+
+class CompactionConfig(_Section):
+    target_mb: float = Field(128.0, gt=0)
+
+
+class WatchConfig(_Section):
+    poll_interval_seconds: float = Field(30.0, gt=0)
+
+
+class Config(_Section):
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    ingestion: IngestionConfig = Field(default_factory=IngestionConfig)
+    etl: EtlConfig = Field(default_factory=EtlConfig)
+    duckdb: DuckDBConfig = Field(default_factory=DuckDBConfig)
+    s3: S3Config = Field(default_factory=S3Config)
+    compaction: CompactionConfig = Field(default_factory=CompactionConfig)
+    watch: WatchConfig = Field(default_factory=WatchConfig)
+    project_dir: str | None = None
+    """A user project (from `daedalus init`) whose models sit beside the built-in ones."""
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """DAEDALUS__SECTION__KEY=value → {"section": {"key": value}}; values parse as YAML scalars/lists."""
+    out: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
+        if not path:
+            continue
+        node = out
+        for p in path[:-1]:
+            node = node.setdefault(p, {})
+        node[path[-1]] = yaml.safe_load(raw) if raw != "" else None
+    return out
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    node = tree
+    parts = dotted.split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+
+
+def _describe(err: ValidationError, origin: str) -> str:
+    first = err.errors()[0]
+    path = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        return f"{origin}: unknown key '{path}'"
+    return f"{origin}: invalid value for '{path}': {first['msg']}"
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Config:
+    """Load config: defaults → YAML file → DAEDALUS__* environment → `overrides` (dotted keys from CLI flags).
+
+    Raises ConfigError (exit code 2) naming the key path and the file on any unknown key, wrong type
+    or out-of-range value.
+    """
+    data: dict[str, Any] = {}
+    origin = "defaults"
+    if path is not None:
+        p = Path(path)
+        origin = str(p)
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: config file not found") from None
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f"{p}:{mark.line + 1}" if mark else str(p)
+            raise ConfigError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping of sections")
+        data = loaded
+    env = _env_overrides(dict(os.environ if environ is None else environ))
+    if env:
+        origin = f"{origin} + environment"
+        data = _deep_merge(data, env)
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(data, dotted, value)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_describe(e, origin)) from None

@@ -1,0 +1,1 @@
+"""Sequential features: numba kernels (udfs/kernels) and their DuckDB Arrow registrations (register.py)."""
