@@ -68,6 +68,8 @@ class IngestionConfig(_Section):
     """Reconnect before Binance's 24 h cut."""
     trade_cache_size: int = Field(100_000, ge=1000)
     """ccxt.pro trade cache per symbol; ample so a slow consumer never loses trades in it."""
+    local_root: str | None = None
+    """Where the collector writes raw segments when storage.root is on S3 (a local spool)."""
     upload_to_s3: bool = False
     """Upload every ready segment to storage.root's bucket right after it closes."""
     delete_after_upload: bool = False
