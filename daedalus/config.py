@@ -20,7 +20,7 @@ ENV_PREFIX = "DAEDALUS__"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
 
 
 class StorageConfig(_Section):
@@ -34,36 +34,52 @@ class StorageConfig(_Section):
 
 class CoinbaseConfig(_Section):
     ws_url: str = "wss://advanced-trade-ws.coinbase.com"
+    """WebSocket endpoint."""
     products: list[str] = Field(default_factory=lambda: ["BTC-USD"])
+    """Product ids as Coinbase spells them."""
     channels: list[Literal["level2", "market_trades", "ticker"]] = Field(
         default_factory=lambda: ["level2", "market_trades", "ticker"]
     )
+    """Data channels (heartbeats are always subscribed, so quiet products stay open)."""
     use_jwt: bool = False
     """Sign subscriptions with a JWT; keys from COINBASE_API_KEY / COINBASE_API_SECRET."""
 
 
 class IngestionConfig(_Section):
     sources: list[Literal["ccxt", "coinbase"]] = Field(default_factory=lambda: ["ccxt"])
+    """Collectors to run: ccxt (ccxt.pro, 100+ exchanges) and/or coinbase (native Advanced Trade)."""
     exchanges: list[str] = Field(default_factory=lambda: ["binanceus"])
+    """ccxt exchange ids for the ccxt source."""
     symbols: list[str] = Field(default_factory=lambda: ["BTC/USDT"])
+    """Symbols in ccxt form (BTC/USDT)."""
     channels: list[Literal["ticker", "trades", "orderbook"]] = Field(
         default_factory=lambda: ["ticker", "trades", "orderbook"]
     )
+    """Channels to collect."""
     raw_format: Literal["parquet", "ndjson"] = "parquet"
+    """Raw segment format: parquet (typed, recommended) or ndjson (legacy)."""
     batch_size: int = Field(1000, ge=1)
+    """Rows per flush of a segment."""
     flush_interval_seconds: float = Field(5.0, gt=0)
+    """Flush at least this often even when a batch is not full."""
     queue_maxsize: int = Field(50_000, ge=1)
+    """Bound of the queue between collectors and the writer (records)."""
     backpressure_timeout_seconds: float = Field(1.0, ge=0)
     """How long a collector waits on a full queue before dropping (and counting) a message."""
     segment_max_mb: float = Field(50.0, gt=0)
+    """Rotate a segment when its file on disk reaches this size (also rotated at each hour)."""
     parquet_compression: Literal["zstd", "snappy", "gzip", "lz4", "none"] = "zstd"
+    """Parquet codec of raw segments."""
     parquet_compression_level: int = Field(3, ge=1, le=22)
+    """zstd level (1-22)."""
     orderbook_levels: int = Field(20, ge=1, le=5000)
     """Levels per side kept in each bronze snapshot."""
     stale_after_seconds: float = Field(60.0, gt=0)
     """No data on a subscription for this long → reconnect, recorded in events."""
     backoff_initial_seconds: float = Field(1.0, gt=0)
+    """First reconnect delay; doubles per failure, with full jitter."""
     backoff_max_seconds: float = Field(60.0, gt=0)
+    """Cap of the reconnect delay."""
     proactive_reconnect_hours: float = Field(23.5, gt=0)
     """Reconnect before Binance's 24 h cut."""
     trade_cache_size: int = Field(100_000, ge=1000)
@@ -73,36 +89,57 @@ class IngestionConfig(_Section):
     upload_to_s3: bool = False
     """Upload every ready segment to storage.root's bucket right after it closes."""
     delete_after_upload: bool = False
+    """Delete the local ready segment once its upload is verified."""
     health_file: str | None = None
     """Where `collect` writes its health JSON (default: <root>/_state/collector_health.json)."""
     coinbase: CoinbaseConfig = Field(default_factory=CoinbaseConfig)
+    """Native Coinbase Advanced Trade collector."""
 
 
 class ChannelConfig(_Section):
     enabled: bool = True
+    """Build this channel's models."""
 
 
 class FeatureConfig(_Section):
     """Feature options of shared/FEATURES.md. Keys marked per-symbol may be overridden in etl.symbols."""
 
     max_levels: int = Field(20, ge=1, le=1000)
+    """Levels per side kept in silver and used by gold features."""
     bands_bps: list[float] = Field(default_factory=lambda: [0, 5, 10, 25, 50, 100])
+    """Edges of the depth bands in bps from mid; consecutive edges make one band [lo, hi)."""
     horizons: list[int] = Field(default_factory=lambda: [5, 15, 60, 300, 900])
+    """Trailing windows (seconds) of rolling features."""
     bar_durations: list[int] = Field(default_factory=lambda: [1, 5, 30, 60, 300, 900, 3600])
+    """Bar lengths (seconds) of gold bars."""
     max_state_staleness_seconds: float = Field(300.0, gt=0)
+    """A time gap between snapshots above this is a break in the series."""
     ofi_levels: int = Field(10, ge=1, le=1000)
+    """Levels L of multi-level OFI."""
     ofi_decay_alpha: float = Field(0.5, ge=0)
+    """MLOFI level weight w_m = exp(-alpha (m-1))."""
     use_dynamic_spread_regime: bool = True
+    """Spread regime from the trailing percentile (true) or a fixed threshold (false)."""
     spread_regime_window: int = Field(300, ge=1)
+    """Window (seconds) of the spread percentile."""
     spread_tight_percentile: float = Field(0.2, ge=0, le=1)
+    """spread_pctile at or below this is tight."""
     spread_wide_percentile: float = Field(0.8, ge=0, le=1)
+    """spread_pctile at or above this is wide."""
     tight_spread_threshold: float = Field(0.0001, ge=0)
+    """Static regime: spread/mid at or below this is tight (per symbol)."""
     kyle_lambda_window: int = Field(300, ge=1)
+    """Trailing window (seconds) of the Kyle lambda regression."""
     enable_vpin: bool = True
+    """Compute VPIN."""
     vpin_bucket_volume: float | Literal["auto"] = "auto"
+    """Bucket volume V in base units, or auto (previous day volume / 50; per symbol)."""
     vpin_window_buckets: int = Field(50, ge=1)
+    """Buckets n in the VPIN average."""
     vpin_classification: Literal["aggressor", "bvc"] = "aggressor"
+    """Buy/sell split of a bucket: trade aggressor side, or bulk volume classification."""
     vpin_bvc_sigma_bars: int = Field(50, ge=2)
+    """BVC: 1-minute bars in the causal sigma of price changes."""
 
     @field_validator("bands_bps")
     @classmethod
@@ -129,14 +166,18 @@ class SymbolOverride(_Section):
     """Per-symbol feature options (FEATURES.md: vpin_bucket_volume is set per symbol)."""
 
     vpin_bucket_volume: float | Literal["auto"] | None = None
+    """Overrides etl.features.vpin_bucket_volume for this symbol."""
     tight_spread_threshold: float | None = Field(None, ge=0)
+    """Overrides etl.features.tight_spread_threshold for this symbol."""
 
 
 class EtlConfig(_Section):
     channels: dict[Literal["orderbook", "trades", "ticker"], ChannelConfig] = Field(
         default_factory=lambda: {c: ChannelConfig() for c in ("orderbook", "trades", "ticker")}
     )
+    """Per-channel switches."""
     features: FeatureConfig = Field(default_factory=FeatureConfig)
+    """Feature options (shared/FEATURES.md)."""
     symbols: dict[str, SymbolOverride] = Field(default_factory=dict)
     """Per-symbol overrides keyed by ccxt symbol, e.g. {"BTC/USDT": {vpin_bucket_volume: 25}}."""
 
@@ -151,37 +192,51 @@ class EtlConfig(_Section):
 
 class DuckDBConfig(_Section):
     memory_limit: str = "1GB"
+    """DuckDB memory_limit of every connection."""
     threads: int | None = Field(None, ge=1)
     """None = DuckDB's default (all cores)."""
     temp_directory: str = ".daedalus_tmp"
     """Spill directory; always local disk, even when the lake is on S3."""
     max_temp_directory_size: str = "20GB"
+    """Cap of the spill directory."""
 
 
 class S3Config(_Section):
     endpoint: str | None = None
     """host:port of an S3-compatible endpoint; None = AWS."""
     region: str = "us-east-1"
+    """S3 region."""
     url_style: Literal["path", "vhost"] = "vhost"
+    """path for most S3-compatible servers (MinIO, moto), vhost for AWS."""
     use_ssl: bool = True
+    """https to the endpoint."""
 
 
 class CompactionConfig(_Section):
     target_mb: float = Field(128.0, gt=0)
+    """`daedalus compact` merges a partition's small files into files of about this size."""
 
 
 class WatchConfig(_Section):
     poll_interval_seconds: float = Field(30.0, gt=0)
+    """`daedalus watch`: seconds between cycles."""
 
 
 class Config(_Section):
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    """Where the lake lives."""
     ingestion: IngestionConfig = Field(default_factory=IngestionConfig)
+    """The collector."""
     etl: EtlConfig = Field(default_factory=EtlConfig)
+    """Silver/gold builds."""
     duckdb: DuckDBConfig = Field(default_factory=DuckDBConfig)
+    """Limits of every DuckDB connection."""
     s3: S3Config = Field(default_factory=S3Config)
+    """S3 endpoint settings; keys only from the environment or the AWS credential chain."""
     compaction: CompactionConfig = Field(default_factory=CompactionConfig)
+    """`daedalus compact`."""
     watch: WatchConfig = Field(default_factory=WatchConfig)
+    """`daedalus watch`."""
     project_dir: str | None = None
     """A user project (from `daedalus init`) whose models sit beside the built-in ones."""
 

@@ -1,0 +1,3 @@
+from daedalus.cli import main
+
+main()
