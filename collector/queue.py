@@ -1,0 +1,207 @@
+"""The bounded queue between the collectors and the bronze writer.
+
+A full queue first pushes back on the collectors (they wait up to `backpressure_timeout`); past
+that bound the record is dropped — but never silently: every drop is counted per stream
+(source, channel, exchange, symbol) and reported as an `overflow` events Record that the writer
+receives like any other record. The overflow reports sit in a side buffer that does not count
+against `maxsize`, so they can never themselves be dropped, and `get()` hands them out first, i.e.
+as soon as the writer frees a slot.
+
+Invariant (tested): received = written + sum(count of overflow events), exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+StreamKey = tuple[str, str, str | None, str | None]  # source, channel, exchange, symbol
+
+
+@dataclass(slots=True)
+class Record:
+    source: str  # 'ccxt' | 'coinbase'
+    channel: str  # 'ticker' | 'trades' | 'orderbook' | 'events'
+    row: dict  # bronze columns of collector/schemas.py (capture_ts as int ns since epoch or datetime)
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+def capture_ns(value: Any) -> int | None:
+    """capture_ts of a row as int ns, whether the collector gave ns or a datetime; None if unusable."""
+    if isinstance(value, int):
+        return value
+    ts = getattr(value, "timestamp", None)
+    if callable(ts):
+        try:
+            return int(ts() * 1_000_000_000)
+        except (TypeError, ValueError, OverflowError):
+            return None
+    return None
+
+
+def stream_key(record: Record) -> StreamKey:
+    row = record.row if isinstance(record.row, dict) else {}
+    exchange = row.get("exchange")
+    symbol = row.get("symbol")
+    return (
+        record.source,
+        record.channel,
+        exchange if isinstance(exchange, str) else None,
+        symbol if isinstance(symbol, str) else None,
+    )
+
+
+def stream_name(key: StreamKey) -> str:
+    """`source/channel/exchange/symbol` — the stream id used in stats and the health file."""
+    return "/".join(part if part is not None else "-" for part in key)
+
+
+@dataclass(slots=True)
+class _Drops:
+    count: int = 0
+    first_ns: int = 0
+    last_ns: int = 0
+
+
+@dataclass(slots=True)
+class _StreamCounters:
+    received: int = 0
+    dropped: int = 0
+    last_received_wall: float = 0.0
+
+
+@dataclass
+class BoundedQueue:
+    """asyncio queue with bounded backpressure and counted, reported drops."""
+
+    maxsize: int
+    backpressure_timeout: float
+    _queue: asyncio.Queue[Record] = field(init=False)
+    _overflow: deque[Record] = field(init=False, default_factory=deque)
+    _pending: dict[StreamKey, _Drops] = field(init=False, default_factory=dict)
+    _streams: dict[StreamKey, _StreamCounters] = field(init=False, default_factory=dict)
+    _overflow_seq: int = field(init=False, default=0)
+    received: int = field(init=False, default=0)
+    dropped: int = field(init=False, default=0)
+    overflow_events: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        if self.maxsize < 1:
+            raise ValueError("maxsize must be ≥ 1")
+        self._queue = asyncio.Queue(self.maxsize)
+
+    async def put(self, record: Record) -> bool:
+        """Wait up to backpressure_timeout for room; past it drop the record, count it per
+        (source, channel, exchange, symbol) and return False. Drops are reported as an `overflow`
+        events Record (count, interval_start/end of the drops, which stream) as soon as room frees up
+        — never lost, never silent."""
+        key = stream_key(record)
+        counters = self._streams.get(key)
+        if counters is None:
+            counters = self._streams[key] = _StreamCounters()
+        counters.received += 1
+        counters.last_received_wall = time.time()
+        self.received += 1
+        try:
+            self._queue.put_nowait(record)
+            return True
+        except asyncio.QueueFull:
+            pass
+        try:
+            # Queue.put is cancellation-safe: on timeout the record is either in the queue (then
+            # wait_for returns normally) or not at all, so the accounting below stays exact.
+            await asyncio.wait_for(self._queue.put(record), self.backpressure_timeout)
+            return True
+        except TimeoutError:
+            self._count_drop(key, record, counters)
+            return False
+
+    def _count_drop(self, key: StreamKey, record: Record, counters: _StreamCounters) -> None:
+        counters.dropped += 1
+        self.dropped += 1
+        row = record.row if isinstance(record.row, dict) else {}
+        ts = capture_ns(row.get("capture_ts")) or now_ns()
+        drops = self._pending.get(key)
+        if drops is None:
+            self._pending[key] = _Drops(1, ts, ts)
+        else:
+            drops.count += 1
+            drops.first_ns = min(drops.first_ns, ts)
+            drops.last_ns = max(drops.last_ns, ts)
+
+    def _report_drops(self) -> None:
+        """Turn the drops counted so far into overflow events records, one per stream."""
+        for key, drops in self._pending.items():
+            source, channel, exchange, symbol = key
+            self._overflow_seq += 1
+            now = now_ns()
+            row = {
+                "collected_at": now // 1_000_000,
+                "capture_ts": now,
+                "exchange": exchange or "unknown",
+                "symbol": symbol,
+                "conn_id": "queue",
+                "seq": self._overflow_seq,
+                "event_type": "overflow",
+                "channel": channel,
+                "close_code": None,
+                "count": drops.count,
+                "interval_start": drops.first_ns,
+                "interval_end": drops.last_ns,
+                "detail": f"queue full for {self.backpressure_timeout}s: dropped {drops.count} "
+                f"{channel} records of {stream_name(key)}",
+            }
+            self._overflow.append(Record(source, "events", row))
+            self.overflow_events += 1
+        self._pending.clear()
+
+    async def get(self) -> Record:
+        if self._pending and not self._queue.full():
+            self._report_drops()
+        if self._overflow:
+            return self._overflow.popleft()
+        record = await self._queue.get()
+        # A slot just freed: report drops now rather than waiting for the next get().
+        if self._pending:
+            self._report_drops()
+        return record
+
+    def get_nowait(self) -> Record:
+        """Next record without waiting; raises asyncio.QueueEmpty. Pending drops are reported first."""
+        if self._pending:
+            self._report_drops()
+        if self._overflow:
+            return self._overflow.popleft()
+        return self._queue.get_nowait()
+
+    def qsize(self) -> int:
+        return self._queue.qsize() + len(self._overflow)
+
+    def empty(self) -> bool:
+        return self._queue.empty() and not self._overflow and not self._pending
+
+    def stats(self) -> dict:
+        """depth, totals, and per stream `source/channel/exchange/symbol`: received, dropped, last message."""
+        now = time.time()
+        return {
+            "depth": self._queue.qsize(),
+            "maxsize": self.maxsize,
+            "pending_overflow_events": len(self._overflow) + len(self._pending),
+            "received": self.received,
+            "dropped": self.dropped,
+            "overflow_events": self.overflow_events,
+            "streams": {
+                stream_name(key): {
+                    "received": c.received,
+                    "dropped": c.dropped,
+                    "seconds_since_last_message": round(now - c.last_received_wall, 3),
+                }
+                for key, c in self._streams.items()
+            },
+        }

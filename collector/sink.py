@@ -1,0 +1,343 @@
+"""BronzeSink: consumes the bounded queue and writes durable raw segments.
+
+Per (source, channel): rows are buffered and flushed as one batch (one Parquet row group) at
+`batch_size` rows or every `flush_interval_seconds`; segments rotate on size on disk and on the hour
+(segment.py). Before anything is written, segments left in raw/active/ by a crash are repaired and
+the repair recorded in `events`. Records that cannot be converted go to quarantine with an `events`
+row (quarantine.py). On stop the queue is drained (including pending overflow reports), every
+buffer flushed and every segment closed into raw/ready/.
+
+Flushes run in a worker thread (pyarrow and fsync release the GIL), so a slow SD card stalls the
+writer, not the collectors' sockets: that is what the queue between them is for.
+
+Upload to S3 happens iff `s3_root` is given: every closed segment is offered to the upload queue,
+and on start every segment already in ready/ is offered again (already-verified objects are skipped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from daedalus.collector.ndjson_segment import NdjsonSegmentWriter
+from daedalus.collector.quarantine import (
+    QUARANTINE,
+    QUARANTINE_CHANNEL,
+    Rejected,
+    convert_rows,
+    quarantine_table,
+)
+from daedalus.collector.queue import BoundedQueue, Record, StreamKey, stream_key, stream_name
+from daedalus.collector.repair import RepairResult, repair_active, repair_event_rows
+from daedalus.collector.schemas import SCHEMAS
+from daedalus.collector.segment import RotatingSegments, StreamingParquetWriter
+from daedalus.config import IngestionConfig, S3Config
+
+# Events that the health file counts per stream over the last hour.
+_HEALTH_EVENTS = ("gap", "reconnect")
+
+
+@dataclass
+class _StreamStats:
+    written: int = 0
+    quarantined: int = 0
+    last_written_wall: float = 0.0
+    recent_events: deque[tuple[float, str]] = field(default_factory=deque)
+
+
+class BronzeSink:
+    def __init__(
+        self,
+        root: str | Path,
+        ingestion: IngestionConfig,
+        s3_root: str | None = None,
+        s3: S3Config | None = None,
+        s3_client: Any = None,
+    ) -> None:
+        self.root = Path(root)
+        self.cfg = ingestion
+        self.s3_root = s3_root
+        self._buffers: dict[tuple[str, str], list[tuple[StreamKey, Any]]] = {}
+        self._buffer_rows = 0
+        self._writers: dict[tuple[str, str], RotatingSegments] = {}
+        self._quarantine_writers: dict[str, StreamingParquetWriter] = {}
+        self._streams: dict[StreamKey, _StreamStats] = {}
+        self._quarantined: dict[tuple[str, str], int] = {}
+        self._closed: deque[tuple[Path, int]] = deque()
+        self._seq = 0
+        self.repairs: list[RepairResult] = []
+        self.flushes = 0
+        self.uploads = None
+        if s3_root is not None:
+            from daedalus.collector.upload import S3Uploader, UploadQueue, make_s3_client
+
+            client = s3_client
+            if client is None:
+                s3 = s3 or S3Config()
+                client = make_s3_client(s3.endpoint, s3.region, s3.use_ssl, s3.url_style)
+            self.uploads = UploadQueue(
+                S3Uploader(s3_root, self.root, client, delete_after_upload=ingestion.delete_after_upload)
+            )
+
+    # -- writers ---------------------------------------------------------------------------------
+    def _on_closed(self, path: Path, rows: int) -> None:
+        # May run in the flush thread: only a deque append here, the loop offers it for upload.
+        self._closed.append((path, rows))
+
+    def _writer(self, source: str, channel: str) -> RotatingSegments:
+        w = self._writers.get((source, channel))
+        if w is None:
+            schema = SCHEMAS[channel]
+            if self.cfg.raw_format == "ndjson":
+                w = NdjsonSegmentWriter(self.root, source, channel, schema, self.cfg.segment_max_mb, self._on_closed)
+            else:
+                w = StreamingParquetWriter(
+                    self.root, source, channel, schema,
+                    segment_max_mb=self.cfg.segment_max_mb,
+                    compression=self.cfg.parquet_compression,
+                    compression_level=self.cfg.parquet_compression_level,
+                    on_closed=self._on_closed,
+                )
+            self._writers[(source, channel)] = w
+        return w
+
+    def _quarantine_writer(self, source: str) -> StreamingParquetWriter:
+        w = self._quarantine_writers.get(source)
+        if w is None:
+            w = StreamingParquetWriter(
+                self.root, source, QUARANTINE_CHANNEL, QUARANTINE,
+                segment_max_mb=self.cfg.segment_max_mb, on_closed=self._on_closed,
+            )
+            self._quarantine_writers[source] = w
+        return w
+
+    # -- buffering -------------------------------------------------------------------------------
+    def _stream(self, key: StreamKey) -> _StreamStats:
+        s = self._streams.get(key)
+        if s is None:
+            s = self._streams[key] = _StreamStats()
+        return s
+
+    def _add(self, record: Record) -> bool:
+        """Buffer one record; True when its stream's buffer reached batch_size."""
+        key = stream_key(record)
+        buf = self._buffers.setdefault((record.source, record.channel), [])
+        buf.append((key, record.row))
+        self._buffer_rows += 1
+        if record.channel == "events" and isinstance(record.row, dict):
+            event_type = record.row.get("event_type")
+            if event_type in _HEALTH_EVENTS:
+                target = (record.source, record.row.get("channel") or "-", key[2], key[3])
+                self._stream(target).recent_events.append((time.time(), event_type))
+        return len(buf) >= self.cfg.batch_size
+
+    def _sink_event(self, source: str, rows: list[dict]) -> None:
+        buf = self._buffers.setdefault((source, "events"), [])
+        for row in rows:
+            buf.append(((source, "events", row["exchange"], row["symbol"]), row))
+            self._buffer_rows += 1
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _flush_sync(self, source: str, channel: str, items: list[tuple[StreamKey, Any]]) -> None:
+        """Convert and write one batch (runs in the flush thread)."""
+        keys = [k for k, _ in items]
+        rows = [r for _, r in items]
+        if channel in SCHEMAS:
+            conv = convert_rows(channel, rows, SCHEMAS[channel])
+            table, rejected = conv.table, conv.rejected
+        else:
+            table, rejected = None, [Rejected(r, f"unknown channel '{channel}' (allowed: {', '.join(SCHEMAS)})") for r in rows]
+        rejected_ids = {id(r.row) for r in rejected}
+        if rejected:
+            self._quarantine_writer(source).write(quarantine_table(source, channel, rejected))
+            self._quarantined[(source, channel)] = self._quarantined.get((source, channel), 0) + len(rejected)
+            self._record_quarantine_events(source, channel, rejected, items)
+        if table is not None and table.num_rows:
+            self._writer(source, channel).write(table)
+        now = time.time()
+        for key, row in zip(keys, rows, strict=True):
+            s = self._stream(key)
+            if id(row) in rejected_ids:
+                s.quarantined += 1
+            else:
+                s.written += 1
+                s.last_written_wall = now
+
+    def _record_quarantine_events(
+        self, source: str, channel: str, rejected: list[Rejected], items: list[tuple[StreamKey, Any]]
+    ) -> None:
+        by_stream: dict[tuple[str | None, str | None], list[Rejected]] = {}
+        key_of = {id(r): k for k, r in items}
+        for rej in rejected:
+            key = key_of.get(id(rej.row), (source, channel, None, None))
+            by_stream.setdefault((key[2], key[3]), []).append(rej)
+        now = time.time_ns()
+        rows = []
+        for (exchange, symbol), rejs in by_stream.items():
+            rows.append(
+                {
+                    "collected_at": now // 1_000_000,
+                    "capture_ts": now,
+                    "exchange": exchange or source,
+                    "symbol": symbol,
+                    "conn_id": "sink",
+                    "seq": self._next_seq(),
+                    "event_type": "quarantine",
+                    "channel": channel,
+                    "close_code": None,
+                    "count": len(rejs),
+                    "interval_start": None,
+                    "interval_end": None,
+                    "detail": f"{len(rejs)} {channel} records quarantined in raw/ready/{source}/quarantine/; "
+                    f"first error: {rejs[0].error}"[:2000],
+                }
+            )
+        self._sink_event(source, rows)
+
+    async def _flush(self, stream: tuple[str, str]) -> None:
+        items = self._buffers.get(stream)
+        if not items:
+            return
+        self._buffers[stream] = []
+        self._buffer_rows -= len(items)
+        await asyncio.to_thread(self._flush_sync, stream[0], stream[1], items)
+        self.flushes += 1
+        self._offer_closed()
+
+    async def _flush_all(self) -> None:
+        # Events last: flushing data may add quarantine events rows.
+        for stream in sorted(self._buffers, key=lambda s: s[1] == "events"):
+            await self._flush(stream)
+
+    def _offer_closed(self) -> None:
+        while self._closed:
+            path, _ = self._closed.popleft()
+            if self.uploads is not None:
+                self.uploads.offer(path)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def repair(self) -> list[RepairResult]:
+        """Repair raw/active/ left by a crash; the repairs become `segment_repair` events rows."""
+        results = repair_active(self.root)
+        for r in results:
+            rows = repair_event_rows(r, seq_start=self._seq + 1)
+            self._seq += len(rows)
+            self._sink_event(r.source, rows)
+        self.repairs.extend(results)
+        return results
+
+    def _offer_existing_ready(self) -> None:
+        if self.uploads is None:
+            return
+        ready = self.root / "raw" / "ready"
+        for p in sorted(ready.glob("*/*/segment_*")):
+            if p.is_file():
+                self.uploads.offer(p)
+
+    async def run(self, queue: BoundedQueue, stop: asyncio.Event) -> None:
+        """On start: repair segments left in raw/active by a crash. Then consume records, batch per
+        (source, channel), flush at batch_size or flush_interval_seconds, rotate by on-disk size or
+        the hour boundary; on stop: drain the queue, flush and close every segment into raw/ready."""
+        self.repair()
+        self._offer_existing_ready()
+        upload_task = None
+        upload_stop = asyncio.Event()
+        if self.uploads is not None:
+            upload_task = asyncio.create_task(self.uploads.run(upload_stop))
+        interval = self.cfg.flush_interval_seconds
+        next_flush = time.monotonic() + interval
+        try:
+            while not stop.is_set():
+                # Drain what is there without a task per record; await only when the queue is empty.
+                drained = 0
+                while drained < 10 * self.cfg.batch_size:
+                    try:
+                        record = queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        break
+                    drained += 1
+                    if self._add(record):
+                        await self._flush((record.source, record.channel))
+                if drained == 0:
+                    wait = max(0.0, min(next_flush - time.monotonic(), 0.25))
+                    try:
+                        record = await asyncio.wait_for(queue.get(), wait)
+                        if self._add(record):
+                            await self._flush((record.source, record.channel))
+                    except TimeoutError:
+                        pass
+                else:
+                    await asyncio.sleep(0)  # let the collectors run between bulk drains
+                if time.monotonic() >= next_flush:
+                    await self._flush_all()
+                    for w in list(self._writers.values()) + list(self._quarantine_writers.values()):
+                        await asyncio.to_thread(w.rotate_if_hour_changed)
+                    self._offer_closed()
+                    next_flush = time.monotonic() + interval
+            while True:  # stop: drain everything the collectors managed to enqueue
+                try:
+                    record = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if self._add(record):
+                    await self._flush((record.source, record.channel))
+        finally:
+            await self.close()
+            if upload_task is not None and self.uploads is not None:
+                upload_stop.set()
+                await upload_task
+                await self.uploads.drain()
+
+    async def close(self) -> None:
+        """Flush every buffer and close every open segment into raw/ready/."""
+        await self._flush_all()
+        await self._flush_all()  # quarantine events rows produced by the first pass
+        for w in list(self._writers.values()) + list(self._quarantine_writers.values()):
+            await asyncio.to_thread(w.close)
+        self._offer_closed()
+
+    # -- reporting -------------------------------------------------------------------------------
+    def stats(self) -> dict:
+        """Per (source, channel): written rows, bytes, segments, quarantined, upload backlog; and per
+        stream `source/channel/exchange/symbol`: written, quarantined, gaps/reconnects in the last hour."""
+        hour_ago = time.time() - 3600
+        per_channel: dict[str, dict] = {}
+        for (source, channel), w in {**self._writers, **{(s, QUARANTINE_CHANNEL): q for s, q in self._quarantine_writers.items()}}.items():
+            per_channel[f"{source}/{channel}"] = {
+                "written": w.rows_written,
+                "bytes": w.bytes_closed + w.open_bytes,
+                "segments": w.segments_closed,
+                "open_segment": w.active_path.name if w.active_path is not None else None,
+                "quarantined": self._quarantined.get((source, channel), 0),
+            }
+        for (source, channel), n in self._quarantined.items():
+            per_channel.setdefault(
+                f"{source}/{channel}", {"written": 0, "bytes": 0, "segments": 0, "open_segment": None}
+            )["quarantined"] = n
+        streams = {}
+        for key, s in self._streams.items():
+            while s.recent_events and s.recent_events[0][0] < hour_ago:
+                s.recent_events.popleft()
+            streams[stream_name(key)] = {
+                "written": s.written,
+                "quarantined": s.quarantined,
+                "gaps_last_hour": sum(1 for _, t in s.recent_events if t == "gap"),
+                "reconnects_last_hour": sum(1 for _, t in s.recent_events if t == "reconnect"),
+            }
+        return {
+            "buffered": self._buffer_rows,
+            "flushes": self.flushes,
+            "repairs": len(self.repairs),
+            "channels": per_channel,
+            "streams": streams,
+            "upload_backlog": self.uploads.backlog if self.uploads is not None else 0,
+            "uploaded": self.uploads.uploaded if self.uploads is not None else 0,
+            "upload_error": self.uploads.last_error if self.uploads is not None else None,
+        }

@@ -1,0 +1,216 @@
+"""Upload of closed `ready/` segments to S3 (boto3), verified before the local copy may go.
+
+Verification: after the upload, HEAD the object and compare its size and ETag with what the local
+file must produce (MD5 for a single PUT, MD5-of-part-MD5s + `-N` for a multipart upload with our
+fixed part size). Only a verified segment may be deleted locally (`ingestion.delete_after_upload`).
+Failures retry with capped exponential backoff; segments not yet verified are the upload backlog,
+reported in stats and the health file. On start every ready/ segment is offered again — an object
+already present with the right size and ETag is not re-sent — so a crash never loses an upload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from daedalus.errors import StorageError
+
+PART_SIZE = 64 * 1024 * 1024  # fixed, so the expected multipart ETag can be computed locally
+
+
+def split_s3_url(url: str) -> tuple[str, str]:
+    """`s3://bucket/prefix` → (bucket, 'prefix') (prefix without slashes at either end)."""
+    if not url.startswith("s3://"):
+        raise StorageError(f"{url}: not an s3:// URL (expected s3://bucket/prefix)")
+    bucket, _, prefix = url[5:].partition("/")
+    if not bucket:
+        raise StorageError(f"{url}: no bucket in the S3 URL (expected s3://bucket/prefix)")
+    return bucket, prefix.strip("/")
+
+
+def expected_etag(path: Path, part_size: int = PART_SIZE) -> str:
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        if size <= part_size:
+            return hashlib.md5(f.read()).hexdigest()
+        digests = []
+        while chunk := f.read(part_size):
+            digests.append(hashlib.md5(chunk).digest())
+    return f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}"
+
+
+def make_s3_client(
+    endpoint: str | None = None, region: str = "us-east-1", use_ssl: bool = True, url_style: str = "path"
+) -> Any:
+    """A boto3 S3 client; credentials from the environment / AWS chain, endpoint from config or
+    AWS_ENDPOINT_URL(_S3)."""
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    endpoint_url = None
+    if endpoint:
+        endpoint_url = endpoint if "://" in endpoint else f"{'https' if use_ssl else 'http'}://{endpoint}"
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=region,
+        config=BotoConfig(
+            s3={"addressing_style": "path" if url_style == "path" else "virtual"},
+            retries={"max_attempts": 2, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=30,
+        ),
+    )
+
+
+@dataclass(slots=True)
+class UploadResult:
+    path: Path
+    key: str
+    size: int
+    etag: str
+    skipped: bool  # already present and verified
+    deleted_local: bool
+
+
+class S3Uploader:
+    """Synchronous upload + verification of one file; `UploadQueue` runs it off the event loop."""
+
+    def __init__(
+        self,
+        s3_root: str,
+        local_root: str | Path,
+        client: Any = None,
+        delete_after_upload: bool = False,
+        max_attempts: int = 5,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+    ) -> None:
+        self.bucket, self.prefix = split_s3_url(s3_root)
+        self.local_root = Path(local_root)
+        self.client = client if client is not None else make_s3_client()
+        self.delete_after_upload = delete_after_upload
+        self.max_attempts = max_attempts
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+
+    def key_for(self, path: Path) -> str:
+        rel = Path(path).resolve().relative_to(self.local_root.resolve()).as_posix()
+        return f"{self.prefix}/{rel}" if self.prefix else rel
+
+    def _remote_matches(self, key: str, size: int, etag: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return head["ContentLength"] == size and head["ETag"].strip('"') == etag
+
+    def upload(self, path: Path) -> UploadResult:
+        """Upload (unless already there), verify size + ETag, optionally delete the local copy.
+
+        Raises StorageError after `max_attempts` failed or unverifiable attempts."""
+        from boto3.s3.transfer import TransferConfig
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        path = Path(path)
+        key = self.key_for(path)
+        size = path.stat().st_size
+        etag = expected_etag(path)
+        transfer = TransferConfig(multipart_threshold=PART_SIZE + 1, multipart_chunksize=PART_SIZE)
+        last_error = "unknown"
+        for attempt in range(self.max_attempts):
+            try:
+                skipped = self._remote_matches(key, size, etag)
+                if not skipped:
+                    self.client.upload_file(str(path), self.bucket, key, Config=transfer)
+                    if not self._remote_matches(key, size, etag):
+                        raise StorageError(f"s3://{self.bucket}/{key}: uploaded object does not match size/ETag")
+                deleted = False
+                if self.delete_after_upload:
+                    path.unlink()
+                    deleted = True
+                return UploadResult(path, key, size, etag, skipped, deleted)
+            except (ClientError, BotoCoreError, StorageError, OSError) as e:
+                last_error = f"{type(e).__name__}: {e}"
+                if attempt + 1 < self.max_attempts:
+                    delay = min(self.backoff_max, self.backoff_initial * 2**attempt)
+                    time.sleep(random.uniform(0, delay))  # full jitter
+        raise StorageError(
+            f"s3://{self.bucket}/{key}: upload of {path.name} failed after {self.max_attempts} attempts ({last_error})"
+        )
+
+
+class UploadQueue:
+    """Background uploads: segments are offered as they close; failures go back into the backlog."""
+
+    def __init__(self, uploader: S3Uploader, retry_after: float = 5.0) -> None:
+        self.uploader = uploader
+        self.retry_after = retry_after
+        self._pending: deque[Path] = deque()
+        self._wake = asyncio.Event()
+        self.uploaded = 0
+        self.failures = 0
+        self.last_error: str | None = None
+        self.results: list[UploadResult] = []
+
+    def offer(self, path: Path) -> None:
+        self._pending.append(Path(path))
+        self._wake.set()
+
+    @property
+    def backlog(self) -> int:
+        return len(self._pending)
+
+    async def _one(self, path: Path) -> bool:
+        try:
+            result = await asyncio.to_thread(self.uploader.upload, path)
+        except StorageError as e:
+            self.failures += 1
+            self.last_error = str(e)
+            return False
+        self.uploaded += 1
+        self.results.append(result)
+        if len(self.results) > 1000:
+            del self.results[:500]  # bounded memory over months
+        return True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            if not self._pending:
+                self._wake.clear()
+                waiter = asyncio.ensure_future(self._wake.wait())
+                stopper = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopper.cancel()
+                continue
+            path = self._pending[0]
+            if not path.exists():
+                self._pending.popleft()
+                continue
+            if await self._one(path):
+                self._pending.popleft()
+            else:
+                self._pending.rotate(-1)  # try the others, come back to this one later
+                try:
+                    await asyncio.wait_for(stop.wait(), self.retry_after)
+                except TimeoutError:
+                    pass
+
+    async def drain(self, attempts: int = 1) -> None:
+        """Try every pending upload `attempts` times (at shutdown); what fails stays in ready/."""
+        for _ in range(attempts):
+            for _ in range(len(self._pending)):
+                path = self._pending.popleft()
+                if path.exists() and not await self._one(path):
+                    self._pending.append(path)
