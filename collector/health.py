@@ -10,6 +10,7 @@ sees half a document.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -87,10 +88,8 @@ async def run_health_writer(
         write_health(path, build_health(queue.stats(), sink.stats(), extra() if extra else None))
         if stop.is_set():
             return
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
-        except TimeoutError:
-            pass
 
 
 def read_health(path: str | Path) -> dict:

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
-
 from daedalus.collector.segment import RotatingSegments
 
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-
 from daedalus.collector.schemas import TS_NS_UTC
 
 QUARANTINE_CHANNEL = "quarantine"

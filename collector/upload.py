@@ -11,6 +11,7 @@ already present with the right size and ETag is not re-sent — so a crash never
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import random
 import time
@@ -202,10 +203,8 @@ class UploadQueue:
                 self._pending.popleft()
             else:
                 self._pending.rotate(-1)  # try the others, come back to this one later
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.retry_after)
-                except TimeoutError:
-                    pass
 
     async def drain(self, attempts: int = 1) -> None:
         """Try every pending upload `attempts` times (at shutdown); what fails stays in ready/."""
