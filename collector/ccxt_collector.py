@@ -1,0 +1,432 @@
+"""The ccxt.pro collector: any ccxt.pro exchange, channels ticker / trades / orderbook.
+
+ccxt.pro hands a consumer the *latest state* when it asks (the newest book, the newest N trades); a
+slow consumer silently misses intermediate states and, past `tradesLimit`, trades. So we do not read
+bronze from the watch calls' return values. We subclass the exchange and hook its `handle_message`:
+every raw message is stamped (`capture_ts = time.time_ns()`) and counted at arrival, passed to ccxt's
+own handler, and what that message changed (the trade it appended, the book it updated, the ticker)
+is emitted at once. The watch calls still run, one supervised loop per feed: they subscribe, drain
+ccxt's caches (`tradesLimit` is ample anyway) and surface errors (disconnects, order-book sequence
+errors, rate limits) that the loop turns into events, resyncs and reconnects.
+
+Feeds: one per (channel, symbol set); order books one feed per symbol, so a sequence error resyncs
+that one symbol only (ccxt re-subscribes it and fetches a fresh snapshot while the others go on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from daedalus.collector.backoff import retry_after_from_headers
+from daedalus.collector.connection import (
+    Connection,
+    Disconnected,
+    Emitter,
+    RateLimited,
+    Record,
+    ServerShutdown,
+    SupervisorSettings,
+    envelope,
+    event_row,
+    supervise,
+)
+from daedalus.collector.venues import ccxt_exchange_class, ccxt_venue, check_symbols, pick_method
+
+from daedalus.errors import ExchangeError
+
+try:
+    import orjson
+
+    def _json(obj: Any) -> str:
+        return orjson.dumps(obj, default=str).decode()
+except ImportError:  # pragma: no cover
+    import json
+
+    def _json(obj: Any) -> str:
+        return json.dumps(obj, separators=(",", ":"), default=str)
+
+
+SOURCE = "ccxt"
+
+
+@dataclass(slots=True)
+class MalformedFrame:
+    """A text frame that looked like JSON and did not parse."""
+
+    data: str
+    error: str
+
+
+def _ms_to_ns(ms: Any) -> int | None:
+    return int(ms) * 1_000_000 if ms is not None else None
+
+
+def trade_row(trade: dict, base: dict) -> dict:
+    """Bronze `trades` columns from a ccxt unified trade (side = aggressor, as ccxt reports it)."""
+    row = dict(base)
+    row.update(
+        timestamp=_ms_to_ns(trade.get("timestamp")),
+        trade_id=None if trade.get("id") is None else str(trade["id"]),
+        side=trade.get("side"),
+        price=trade.get("price"),
+        amount=trade.get("amount"),
+        cost=trade.get("cost"),
+        info_json=_json(trade.get("info")),
+    )
+    return row
+
+
+_TICKER_FIELDS = {
+    "bid": "bid", "ask": "ask", "bid_volume": "bidVolume", "ask_volume": "askVolume", "last": "last",
+    "open": "open", "high": "high", "low": "low", "close": "close", "vwap": "vwap",
+    "base_volume": "baseVolume", "quote_volume": "quoteVolume", "change": "change", "percentage": "percentage",
+}
+
+
+def ticker_row(ticker: dict, base: dict) -> dict:
+    row = dict(base)
+    row["timestamp"] = _ms_to_ns(ticker.get("timestamp"))
+    for col, key in _TICKER_FIELDS.items():
+        v = ticker.get(key)
+        row[col] = float(v) if v is not None else None
+    row["info_json"] = _json(ticker.get("info"))
+    return row
+
+
+def book_row(book: Any, levels: int, base: dict) -> dict:
+    """Top-`levels` snapshot of a ccxt order book, best first."""
+    row = dict(base)
+    row["timestamp"] = _ms_to_ns(book.get("timestamp"))
+    row["nonce"] = book.get("nonce")
+    row["bids"] = [{"price": lvl[0], "size": lvl[1]} for lvl in book["bids"][:levels]]
+    row["asks"] = [{"price": lvl[0], "size": lvl[1]} for lvl in book["asks"][:levels]]
+    return row
+
+
+class _Hooks:
+    """What the stamped exchange calls: per message, before and after ccxt's own handler."""
+
+    def __init__(self, collector: CcxtCollector) -> None:
+        self.c = collector
+
+    def on_frame(self, client: Any, message: Any, capture_ts: int, handle: Any) -> None:
+        c = self.c
+        c.raw_messages += 1
+        if isinstance(message, MalformedFrame):
+            c.emit_event("error", detail=f"malformed JSON frame from {client.url}: {message.error}: "
+                         f"{message.data[:200]!r}", capture_ts=capture_ts)
+            return
+        if not isinstance(message, dict):
+            c.emit_event("error", detail=f"non-JSON frame from {client.url}: {str(message)[:200]!r}",
+                         capture_ts=capture_ts)
+            return
+        data = message.get("data", message) if "stream" in message else message
+        etype = data.get("e") if isinstance(data, dict) else None
+        if etype == "serverShutdown":
+            c.on_server_shutdown(client, capture_ts)
+            return
+        try:
+            handle(client, message)
+        except Exception as e:  # noqa: BLE001 - one bad message must not kill ccxt's receive loop
+            c.emit_event("error", detail=f"ccxt handler failed on {etype or 'message'}: {type(e).__name__}: {e}",
+                         capture_ts=capture_ts)
+            return
+        if etype == "trade" or etype == "aggTrade":
+            c.on_trade(data, capture_ts)
+        elif etype == "depthUpdate":
+            c.on_book(data.get("s"), capture_ts)
+        elif etype in ("24hrTicker", "24hrMiniTicker", "1hTicker", "4hTicker", "1dTicker"):
+            c.on_ticker(data.get("s"), capture_ts)
+        elif etype is None and "result" in data and "id" in data:
+            c.emit_event("subscribe_ack", detail=f"{client.url} id={data['id']}", capture_ts=capture_ts)
+        elif etype is None and "error" in data:
+            c.emit_event("error", detail=f"{client.url}: {_json(data)[:500]}", capture_ts=capture_ts)
+
+
+def stamped_exchange_class(exchange_id: str) -> type:
+    """A subclass of the ccxt.pro exchange whose message handler stamps and reports each message."""
+    from ccxt.async_support.base.ws.client import Client
+
+    base = ccxt_exchange_class(exchange_id)
+
+    class _TolerantClient(Client):
+        # ccxt's client decodes JSON without a try: one malformed frame would raise inside its
+        # receive callback and stop reading for good. Report it to the exchange instead.
+        def handle_text_or_binary_message(self, data: Any) -> None:
+            try:
+                super().handle_text_or_binary_message(data)
+            except ValueError as e:
+                text = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
+                self.on_message_callback(self, MalformedFrame(text, str(e)))
+
+    class Stamped(base):  # type: ignore[misc, valid-type]
+        daedalus_hooks: _Hooks | None = None
+
+        def handle_message(self, client: Any, message: Any) -> None:
+            capture_ts = time.time_ns()
+            hooks = self.daedalus_hooks
+            if hooks is None:
+                super().handle_message(client, message)
+                return
+            hooks.on_frame(client, message, capture_ts, super().handle_message)
+
+        def client(self, url: str) -> Any:
+            client = super().client(url)
+            if type(client) is Client:
+                client.__class__ = _TolerantClient
+            return client
+
+    Stamped.__name__ = f"Stamped_{exchange_id}"
+    return Stamped
+
+
+@dataclass
+class Feed:
+    channel: str
+    symbols: list[str]
+    method: str
+    name: str
+
+
+class CcxtCollector:
+    """Collect `channels` of `symbols` from one ccxt.pro exchange into an Emitter."""
+
+    def __init__(
+        self,
+        exchange_id: str,
+        symbols: list[str],
+        channels: list[str],
+        ingestion: Any,
+        emitter: Emitter,
+        configure: Any = None,
+    ) -> None:
+        self.exchange_id = exchange_id
+        self.symbols = list(symbols)
+        self.channels = list(channels)
+        self.ingestion = ingestion
+        self.emitter = emitter
+        self.venue = ccxt_venue(exchange_id)
+        cls = stamped_exchange_class(exchange_id)
+        self.exchange = cls({"enableRateLimit": True, "newUpdates": True})
+        self.exchange.options["tradesLimit"] = ingestion.trade_cache_size
+        self.exchange.options.update(self.venue.options)
+        if configure is not None:
+            configure(self.exchange)  # tests and demo point urls at the fake server and set markets
+        self.exchange.daedalus_hooks = _Hooks(self)
+        self.raw_messages = 0
+        self.feeds: list[Feed] = []
+        # (channel, exchange symbol id or unified symbol) -> the Connection currently serving it
+        self._conn: dict[tuple[str, str], Connection] = {}
+        self._last_nonce: dict[str, int | None] = {}
+        self._shutdown_clients: set[str] = set()
+
+    # ---- setup ----
+    async def prepare(self) -> None:
+        """Load markets (unless set) and check symbols and channels; raises ExchangeError/ConfigError."""
+        ex = self.exchange
+        if not ex.markets:
+            try:
+                await ex.load_markets()
+            except Exception as e:
+                raise ExchangeError(f"{self.exchange_id}: cannot load markets ({type(e).__name__}: {e})") from None
+        check_symbols(ex, self.exchange_id, self.symbols)
+        feeds: list[Feed] = []
+        for channel in self.channels:
+            method = pick_method(ex, self.exchange_id, channel)
+            if channel == "orderbook" or not method.endswith(("_for_symbols", "_tickers")):
+                feeds += [Feed(channel, [s], method, f"{channel}:{s}") for s in self.symbols]
+            else:
+                feeds.append(Feed(channel, list(self.symbols), method, f"{channel}:{','.join(self.symbols)}"))
+        self.feeds = feeds
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if not self.feeds:
+            await self.prepare()
+        hours = self.ingestion.proactive_reconnect_hours
+        if self.venue.max_connection_hours is not None:
+            hours = min(hours, self.venue.max_connection_hours - 0.25)
+        settings = SupervisorSettings(
+            stale_after=self.ingestion.stale_after_seconds,
+            max_age=hours * 3600,
+            backoff_initial=self.ingestion.backoff_initial_seconds,
+            backoff_max=self.ingestion.backoff_max_seconds,
+        )
+        try:
+            await asyncio.gather(*(
+                supervise(self._session_for(feed), source=SOURCE, exchange=self.exchange_id, name=feed.name,
+                          emitter=self.emitter, settings=settings, stop=stop, fatal=(ExchangeError,))
+                for feed in self.feeds
+            ))
+        finally:
+            with contextlib.suppress(Exception):
+                await self.exchange.close()
+
+    # ---- emission (called from the message hook, synchronously) ----
+    def _base(self, channel: str, symbol: str | None, capture_ts: int) -> dict:
+        conn = self._conn.get((channel, symbol or ""))
+        if conn is None:
+            return envelope(capture_ts, self.exchange_id, symbol, "unattached", 0)
+        conn.touch(f"{channel}:{symbol}")
+        return envelope(capture_ts, self.exchange_id, symbol, conn.conn_id, conn.next_seq())
+
+    def emit_event(self, event_type: str, *, symbol: str | None = None, channel: str | None = None,
+                   detail: str | None = None, capture_ts: int | None = None, count: int | None = None,
+                   conn: Connection | None = None, close_code: int | None = None) -> None:
+        row = event_row(event_type, exchange=self.exchange_id, conn_id=conn.conn_id if conn else "ccxt",
+                        seq=conn.seq if conn else 0, symbol=symbol, channel=channel, detail=detail,
+                        capture_ts=capture_ts, count=count, close_code=close_code)
+        self.emitter.emit_nowait(Record(SOURCE, "events", row))
+
+    def _symbol(self, market_id: str | None) -> str | None:
+        if market_id is None:
+            return None
+        try:
+            return self.exchange.safe_market(market_id, None, None, "spot")["symbol"]
+        except Exception:  # noqa: BLE001
+            return market_id
+
+    def on_trade(self, data: dict, capture_ts: int) -> None:
+        symbol = self._symbol(data.get("s"))
+        cache = self.exchange.trades.get(symbol) if symbol else None
+        if not cache:
+            self.emit_event("error", symbol=symbol, channel="trades", capture_ts=capture_ts,
+                            detail="trade message left no trade in ccxt's cache")
+            return
+        trade = cache[-1]
+        self.emitter.emit_nowait(Record(SOURCE, "trades", trade_row(trade, self._base("trades", symbol, capture_ts))))
+
+    def on_book(self, market_id: str | None, capture_ts: int) -> None:
+        symbol = self._symbol(market_id)
+        book = self.exchange.orderbooks.get(symbol) if symbol else None
+        if book is None:
+            return
+        nonce = book.get("nonce")
+        if nonce is None or nonce == self._last_nonce.get(symbol):
+            return  # buffered before the snapshot, or dropped as already applied
+        self._last_nonce[symbol] = nonce
+        row = book_row(book, self.ingestion.orderbook_levels, self._base("orderbook", symbol, capture_ts))
+        self.emitter.emit_nowait(Record(SOURCE, "orderbook", row))
+
+    def on_ticker(self, market_id: str | None, capture_ts: int) -> None:
+        symbol = self._symbol(market_id)
+        ticker = self.exchange.tickers.get(symbol) if symbol else None
+        if ticker is None:
+            return
+        self.emitter.emit_nowait(Record(SOURCE, "ticker", ticker_row(ticker, self._base("ticker", symbol, capture_ts))))
+
+    def on_server_shutdown(self, client: Any, capture_ts: int) -> None:
+        self.emit_event("reconnect", detail=f"serverShutdown from {client.url}", capture_ts=capture_ts)
+        self._shutdown_clients.add(client.url)
+
+    # ---- one feed's session ----
+    def _session_for(self, feed: Feed) -> Any:
+        async def session(conn: Connection) -> None:
+            for s in feed.symbols:
+                self._conn[(feed.channel, s)] = conn
+                conn.watch(f"{feed.channel}:{s}")
+            self.emit_event("connect", channel=feed.channel, conn=conn,
+                            symbol=feed.symbols[0] if len(feed.symbols) == 1 else None,
+                            detail=f"{feed.name} via {feed.method}")
+            try:
+                await self._watch_loop(feed, conn)
+            finally:
+                await self._close_feed(feed)
+        return session
+
+    async def _watch_loop(self, feed: Feed, conn: Connection) -> None:
+        import ccxt
+
+        ex = self.exchange
+        method = getattr(ex, feed.method)
+        params = dict(self.venue.channel_params.get(feed.channel, {}))
+        symbol = feed.symbols[0]
+        while True:
+            url = self._feed_url(feed)
+            if url is not None and url in self._shutdown_clients:
+                self._shutdown_clients.discard(url)
+                raise ServerShutdown(f"serverShutdown on {url}", channel=feed.channel)
+            try:
+                if feed.method == "watch_order_book":
+                    book = await method(symbol, self.venue.book_limit, params)
+                    # the first return after a (re)subscribe is the REST snapshot plus buffered diffs,
+                    # which no message hook saw complete: emit it here
+                    if book.get("nonce") != self._last_nonce.get(symbol):
+                        self._last_nonce[symbol] = book.get("nonce")
+                        row = book_row(book, self.ingestion.orderbook_levels,
+                                       self._base("orderbook", symbol, time.time_ns()))
+                        await self.emitter.emit(Record(SOURCE, "orderbook", row))
+                elif feed.method in ("watch_trades_for_symbols", "watch_tickers"):
+                    await method(feed.symbols, params=params) if feed.method == "watch_tickers" \
+                        else await method(feed.symbols, None, None, params)
+                elif feed.method == "watch_trades":
+                    await method(symbol, None, None, params)
+                else:
+                    await method(symbol, params)
+            except ccxt.InvalidNonce as e:  # ChecksumError too: a U/u gap in the diff stream
+                if feed.channel != "orderbook":
+                    raise Disconnected(f"{type(e).__name__}: {e}", channel=feed.channel) from None
+                self._last_nonce.pop(symbol, None)
+                self.emit_event("gap", symbol=symbol, channel="orderbook", conn=conn,
+                                detail=f"order-book sequence break: {e}")
+                self.emit_event("resync", symbol=symbol, channel="orderbook", conn=conn,
+                                detail="re-subscribing this symbol for a fresh snapshot + buffered diffs")
+                await self.emitter.flush()
+                continue
+            except (ccxt.DDoSProtection, ccxt.RateLimitExceeded) as e:
+                retry = retry_after_from_headers(getattr(ex, "last_response_headers", None))
+                status = 429 if "429" in str(e) else 418 if "418" in str(e) else None
+                if feed.channel == "orderbook":
+                    # the socket is fine; only the REST snapshot was refused. Wait as told, retry.
+                    self.emit_event("rate_limited", symbol=symbol, channel=feed.channel, conn=conn,
+                                    detail=f"REST snapshot refused ({status}); waiting {retry}s: {e}"[:500])
+                    self._last_nonce.pop(symbol, None)
+                    from daedalus.collector.backoff import Backoff
+
+                    delay = Backoff(1.0, 1.0).next_delay(retry_after=retry, status=status)
+                    await asyncio.sleep(delay)
+                    conn.touch(f"orderbook:{symbol}")
+                    continue
+                raise RateLimited(f"{e}", retry_after=retry, status=status, channel=feed.channel) from None
+            except ccxt.BadSymbol as e:
+                raise ExchangeError(f"ingestion.symbols: {e}") from None
+            except ccxt.NetworkError as e:
+                code = _close_code(str(e))
+                raise Disconnected(f"{type(e).__name__}: {e}", close_code=code, channel=feed.channel) from None
+
+    def _feed_hashes(self, feed: Feed) -> list[str]:
+        prefix = {"orderbook": "orderbook::", "trades": "trade::", "ticker": ""}[feed.channel]
+        return [prefix + s for s in feed.symbols] if prefix else []
+
+    def _feed_url(self, feed: Feed) -> str | None:
+        hashes = self._feed_hashes(feed)
+        for url, client in (self.exchange.clients or {}).items():
+            subs = client.subscriptions
+            if any(h in subs for h in hashes) or (not hashes and any("ticker" in str(k) for k in subs)):
+                return url
+        return None
+
+    async def _close_feed(self, feed: Feed) -> None:
+        """Close this feed's socket and forget its ccxt state, so the next session starts clean."""
+        url = self._feed_url(feed)
+        clients = self.exchange.clients or {}
+        client = clients.pop(url, None) if url is not None else None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.close(), 2.0)
+        if feed.channel == "orderbook":
+            for s in feed.symbols:
+                self.exchange.orderbooks.pop(s, None)
+                self._last_nonce.pop(s, None)
+
+
+def _close_code(text: str) -> int | None:
+    marker = "closing code "
+    i = text.find(marker)
+    if i >= 0:
+        digits = "".join(ch for ch in text[i + len(marker):i + len(marker) + 6] if ch.isdigit())
+        return int(digits) if digits else None
+    return 1006 if "closed" in text.lower() or "reset" in text.lower() else None

@@ -1,0 +1,325 @@
+"""Native Coinbase Advanced Trade WebSocket collector (`websockets`).
+
+Channels: `level2` (book kept from `snapshot` + `update` events, top-N snapshots to bronze),
+`market_trades` (deduplicated by trade_id: the first event of a subscription replays recent trades),
+`ticker`, and `heartbeats` (keeps quiet products' connections open; not data).
+
+Every message of a connection carries `sequence_num`, one counter across all channels. A skip means
+messages were lost: an events `gap` row, and `level2` is re-subscribed for a fresh snapshot (a book
+built on a lost update is wrong until then, so its updates are ignored meanwhile).
+
+Wire samples (trimmed):
+    {"channel":"l2_data","client_id":"","timestamp":"2023-02-09T20:32:50.714964855Z","sequence_num":0,
+     "events":[{"type":"snapshot","product_id":"BTC-USD","updates":[{"side":"bid",
+     "event_time":"1970-01-01T00:00:00Z","price_level":"21921.73","new_quantity":"0.06317902"}]}]}
+    {"channel":"market_trades","timestamp":"...","sequence_num":3,"events":[{"type":"update",
+     "trades":[{"trade_id":"1","product_id":"BTC-USD","price":"21921.7","size":"0.1","side":"BUY",
+     "time":"2023-02-09T20:32:50.71Z"}]}]}
+    {"channel":"ticker","timestamp":"...","sequence_num":5,"events":[{"type":"update","tickers":[{
+     "type":"ticker","product_id":"BTC-USD","price":"21932.98","volume_24_h":"16038.3","low_24_h":"1",
+     "high_24_h":"2","price_percent_chg_24_h":"-4.1","best_bid":"21932.9","best_bid_quantity":"0.1",
+     "best_ask":"21933","best_ask_quantity":"0.2"}]}]}
+    {"channel":"heartbeats","timestamp":"...","sequence_num":7,"events":[{"current_time":"...","heartbeat_counter":"3049"}]}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import heapq
+import json
+import os
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC
+from typing import Any
+
+from daedalus.collector.backoff import retry_after_from_headers
+from daedalus.collector.connection import (
+    Connection,
+    Disconnected,
+    Emitter,
+    RateLimited,
+    Record,
+    SupervisorSettings,
+    envelope,
+    event_row,
+    supervise,
+)
+from daedalus.collector.venues import COINBASE_HEARTBEAT_CHANNEL, check_coinbase_channels
+
+from daedalus.errors import ConfigError, ExchangeError
+
+SOURCE = "coinbase"
+EXCHANGE = "coinbase"
+TRADE_DEDUPE_WINDOW = 20_000
+
+
+def product_to_symbol(product_id: str) -> str:
+    """BTC-USD → BTC/USD (ccxt spelling, as every bronze row)."""
+    return product_id.replace("-", "/", 1)
+
+
+def rfc3339_ns(text: str | None) -> int | None:
+    """'2023-02-09T20:32:50.714964855Z' → int ns since epoch, keeping every digit Coinbase gives."""
+    if not text:
+        return None
+    from datetime import datetime
+
+    main, _, frac = text.rstrip("Z").partition(".")
+    offset = 0
+    for sign in ("+", "-"):
+        if sign in frac:
+            frac, _, tz = frac.partition(sign)
+            hh, _, mm = tz.partition(":")
+            offset = (int(hh) * 3600 + int(mm or 0) * 60) * (1 if sign == "+" else -1)
+    dt = datetime.strptime(main[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    ns = int(dt.timestamp()) * 1_000_000_000 + int((frac or "0")[:9].ljust(9, "0"))
+    return ns - offset * 1_000_000_000
+
+
+@dataclass
+class L2Book:
+    """One product's book from level2 snapshot + updates (absolute quantities, 0 removes)."""
+
+    bids: dict[float, float] = field(default_factory=dict)
+    asks: dict[float, float] = field(default_factory=dict)
+    synced: bool = False
+
+    def apply(self, updates: list[dict]) -> None:
+        for u in updates:
+            side = self.bids if u["side"] == "bid" else self.asks
+            price, qty = float(u["price_level"]), float(u["new_quantity"])
+            if qty == 0:
+                side.pop(price, None)
+            else:
+                side[price] = qty
+
+    def top(self, n: int) -> tuple[list[dict], list[dict]]:
+        bids = heapq.nlargest(n, self.bids)
+        asks = heapq.nsmallest(n, self.asks)
+        return ([{"price": p, "size": self.bids[p]} for p in bids], [{"price": p, "size": self.asks[p]} for p in asks])
+
+
+def make_jwt(key_name: str, private_key_pem: str, now: float | None = None) -> str:
+    """ES256 JWT for Coinbase App/CDP keys (header kid+nonce, claims iss=cdp, sub=key, 2 min life)."""
+    try:
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+    except ImportError:
+        raise ConfigError("ingestion.coinbase.use_jwt: needs the 'cryptography' package (pip install cryptography)") from None
+    now = int(now if now is not None else time.time())
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    header = {"alg": "ES256", "kid": key_name, "nonce": secrets.token_hex(16), "typ": "JWT"}
+    claims = {"iss": "cdp", "nbf": now, "exp": now + 120, "sub": key_name}
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+    try:
+        key = serialization.load_pem_private_key(private_key_pem.replace("\\n", "\n").encode(), password=None)
+    except ValueError as e:
+        raise ConfigError(f"COINBASE_API_SECRET: not a PEM EC private key ({e})") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ConfigError("COINBASE_API_SECRET: the key must be an EC (P-256) private key for ES256")
+    r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+    return f"{signing_input}.{b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+
+class CoinbaseCollector:
+    """Collect Coinbase Advanced Trade channels for `products` into an Emitter."""
+
+    def __init__(self, coinbase: Any, ingestion: Any, emitter: Emitter, url: str | None = None,
+                 environ: dict[str, str] | None = None) -> None:
+        check_coinbase_channels(list(coinbase.channels))
+        if not coinbase.products:
+            raise ConfigError("ingestion.coinbase.products: at least one product id (e.g. BTC-USD)")
+        for p in coinbase.products:
+            if "-" not in p:
+                raise ExchangeError(f"ingestion.coinbase.products: '{p}' is not a Coinbase product id (e.g. BTC-USD)")
+        self.products = list(coinbase.products)
+        self.channels = list(coinbase.channels)
+        self.url = url or coinbase.ws_url
+        self.ingestion = ingestion
+        self.emitter = emitter
+        env = os.environ if environ is None else environ
+        self._key = self._secret = None
+        if coinbase.use_jwt:
+            self._key, self._secret = env.get("COINBASE_API_KEY"), env.get("COINBASE_API_SECRET")
+            if not self._key or not self._secret:
+                raise ConfigError("ingestion.coinbase.use_jwt: set COINBASE_API_KEY and COINBASE_API_SECRET in the environment")
+            make_jwt(self._key, self._secret)  # fail fast on a bad key
+        self.books: dict[str, L2Book] = {}
+        self._seen: dict[str, tuple[deque[str], set[str]]] = {}
+        self.gaps = 0
+        self.resubscribes = 0
+
+    def _subscribe_msg(self, channel: str, kind: str = "subscribe") -> dict:
+        msg: dict[str, Any] = {"type": kind, "product_ids": self.products, "channel": channel}
+        if self._key and self._secret:
+            msg["jwt"] = make_jwt(self._key, self._secret)
+        return msg
+
+    async def run(self, stop: asyncio.Event) -> None:
+        settings = SupervisorSettings(
+            stale_after=self.ingestion.stale_after_seconds,
+            max_age=self.ingestion.proactive_reconnect_hours * 3600,
+            backoff_initial=self.ingestion.backoff_initial_seconds,
+            backoff_max=self.ingestion.backoff_max_seconds,
+        )
+        await supervise(self.session, source=SOURCE, exchange=EXCHANGE, name="advanced-trade",
+                        emitter=self.emitter, settings=settings, stop=stop, fatal=(ConfigError,))
+
+    async def _event(self, conn: Connection, event_type: str, **kw: Any) -> None:
+        row = event_row(event_type, exchange=EXCHANGE, conn_id=conn.conn_id, seq=conn.seq, **kw)
+        await self.emitter.emit(Record(SOURCE, "events", row))
+
+    async def session(self, conn: Connection) -> None:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+        self.books = {p: L2Book() for p in self.products}
+        try:
+            async with connect(self.url, max_size=2**24, ping_interval=20, ping_timeout=20,
+                               open_timeout=10, close_timeout=2) as ws:
+                await self._event(conn, "connect", detail=f"{self.url} products={','.join(self.products)}")
+                for channel in [*self.channels, COINBASE_HEARTBEAT_CHANNEL]:
+                    await ws.send(json.dumps(self._subscribe_msg(channel)))
+                # stale deadlines: the book and ticker of every product, and the heartbeat stream.
+                # market_trades is not watched: a quiet product legitimately has no trades for minutes.
+                conn.watch("heartbeats")
+                for p in self.products:
+                    for ch in self.channels:
+                        if ch != "market_trades":
+                            conn.watch(f"{ch}:{p}")
+                state = {"expected": None}
+                async for raw in ws:
+                    capture_ts = time.time_ns()
+                    await self.handle(raw, capture_ts, conn, ws, state)
+        except InvalidStatus as e:
+            status = e.response.status_code
+            retry = retry_after_from_headers(dict(e.response.headers))
+            if status in (418, 429):
+                raise RateLimited(f"handshake refused with HTTP {status}", retry_after=retry, status=status) from None
+            raise Disconnected(f"handshake refused with HTTP {status}", status=status) from None
+        except ConnectionClosed as e:
+            code = e.rcvd.code if e.rcvd is not None else 1006
+            raise Disconnected(f"connection closed ({code})", close_code=code) from None
+        except OSError as e:
+            raise Disconnected(f"{type(e).__name__}: {e}") from None
+
+    async def handle(self, raw: str | bytes, capture_ts: int, conn: Connection, ws: Any, state: dict) -> None:
+        """One frame: sequence check, then dispatch by channel."""
+        try:
+            msg = json.loads(raw)
+        except ValueError as e:
+            await self._event(conn, "error", detail=f"malformed JSON frame: {e}: {str(raw)[:200]!r}", capture_ts=capture_ts)
+            return
+        if not isinstance(msg, dict):
+            await self._event(conn, "error", detail=f"unexpected frame: {str(raw)[:200]!r}", capture_ts=capture_ts)
+            return
+        if msg.get("type") == "error":
+            await self._event(conn, "error", detail=f"server error: {msg.get('message')}"[:500], capture_ts=capture_ts)
+            return
+        seq_num = msg.get("sequence_num")
+        if isinstance(seq_num, int):
+            expected = state["expected"]
+            if expected is not None and seq_num > expected:
+                self.gaps += 1
+                await self._event(conn, "gap", count=seq_num - expected, capture_ts=capture_ts,
+                                  detail=f"sequence_num jumped {expected - 1} → {seq_num}: {seq_num - expected} messages lost")
+                await self._resubscribe_level2(conn, ws, capture_ts)
+            state["expected"] = seq_num + 1 if expected is None or seq_num >= expected else expected
+        channel = msg.get("channel")
+        if channel == "l2_data":
+            await self._on_l2(msg, capture_ts, conn)
+        elif channel == "market_trades":
+            await self._on_trades(msg, capture_ts, conn)
+        elif channel == "ticker":
+            await self._on_ticker(msg, capture_ts, conn)
+        elif channel == "heartbeats":
+            conn.touch("heartbeats")
+        elif channel == "subscriptions":
+            subs = (msg.get("events") or [{}])[0].get("subscriptions", {})
+            await self._event(conn, "subscribe_ack", detail=json.dumps(subs)[:500], capture_ts=capture_ts)
+
+    async def _resubscribe_level2(self, conn: Connection, ws: Any, capture_ts: int) -> None:
+        if "level2" not in self.channels:
+            return
+        for book in self.books.values():
+            book.bids.clear()
+            book.asks.clear()
+            book.synced = False
+        self.resubscribes += 1
+        await ws.send(json.dumps(self._subscribe_msg("level2", "unsubscribe")))
+        await ws.send(json.dumps(self._subscribe_msg("level2")))
+        for p in self.products:
+            await self._event(conn, "resync", symbol=product_to_symbol(p), channel="orderbook", capture_ts=capture_ts,
+                              detail="level2 re-subscribed for a fresh snapshot after a sequence gap")
+
+    async def _on_l2(self, msg: dict, capture_ts: int, conn: Connection) -> None:
+        ts = rfc3339_ns(msg.get("timestamp"))
+        for ev in msg.get("events", []):
+            product = ev.get("product_id")
+            book = self.books.get(product)
+            if book is None:
+                continue
+            if ev.get("type") == "snapshot":
+                book.bids.clear()
+                book.asks.clear()
+                book.synced = True
+            elif not book.synced:
+                continue  # updates before the fresh snapshot belong to the broken book
+            book.apply(ev.get("updates", []))
+            conn.touch(f"level2:{product}")
+            symbol = product_to_symbol(product)
+            row = envelope(capture_ts, EXCHANGE, symbol, conn.conn_id, conn.next_seq())
+            bids, asks = book.top(self.ingestion.orderbook_levels)
+            row.update(timestamp=ts, nonce=msg.get("sequence_num"), bids=bids, asks=asks)
+            await self.emitter.emit(Record(SOURCE, "orderbook", row))
+
+    async def _on_trades(self, msg: dict, capture_ts: int, conn: Connection) -> None:
+        for ev in msg.get("events", []):
+            for t in ev.get("trades", []):
+                product = t.get("product_id", "")
+                tid = str(t.get("trade_id"))
+                order, seen = self._seen.setdefault(product, (deque(), set()))
+                if tid in seen:
+                    continue  # the subscription's first event replays recent trades
+                seen.add(tid)
+                order.append(tid)
+                if len(order) > TRADE_DEDUPE_WINDOW:
+                    seen.discard(order.popleft())
+                conn.touch(f"market_trades:{product}")
+                price, size = float(t["price"]), float(t["size"])
+                # Coinbase reports the maker's side on public trades; bronze `side` is the aggressor's.
+                maker = str(t.get("side", "")).upper()
+                side = "sell" if maker == "BUY" else "buy" if maker == "SELL" else None
+                row = envelope(capture_ts, EXCHANGE, product_to_symbol(product), conn.conn_id, conn.next_seq())
+                row.update(timestamp=rfc3339_ns(t.get("time")), trade_id=tid, side=side, price=price,
+                           amount=size, cost=price * size, info_json=json.dumps(t, separators=(",", ":")))
+                await self.emitter.emit(Record(SOURCE, "trades", row))
+
+    async def _on_ticker(self, msg: dict, capture_ts: int, conn: Connection) -> None:
+        ts = rfc3339_ns(msg.get("timestamp"))
+        for ev in msg.get("events", []):
+            for t in ev.get("tickers", []):
+                product = t.get("product_id", "")
+                conn.touch(f"ticker:{product}")
+
+                def f(key: str, t: dict = t) -> float | None:
+                    v = t.get(key)
+                    return float(v) if v not in (None, "") else None
+
+                row = envelope(capture_ts, EXCHANGE, product_to_symbol(product), conn.conn_id, conn.next_seq())
+                row.update(
+                    timestamp=ts, bid=f("best_bid"), ask=f("best_ask"), bid_volume=f("best_bid_quantity"),
+                    ask_volume=f("best_ask_quantity"), last=f("price"), open=None, high=f("high_24_h"),
+                    low=f("low_24_h"), close=f("price"), vwap=None, base_volume=f("volume_24_h"),
+                    quote_volume=None, change=None, percentage=f("price_percent_chg_24_h"),
+                    info_json=json.dumps(t, separators=(",", ":")),
+                )
+                await self.emitter.emit(Record(SOURCE, "ticker", row))

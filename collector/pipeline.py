@@ -1,0 +1,149 @@
+"""Wiring: collectors → Emitter → BoundedQueue → BronzeSink, plus the health file.
+
+`run_collect(config, stop)` is what `daedalus collect`, `daedalus demo` and the benchmark run. Bad
+configuration (unknown exchange, symbol or channel) fails in `build_collectors`, before a socket is
+opened or a segment written. Shutdown order matters for "nothing lost": collectors stop first, the
+emitter drains its staging buffer into the queue, and only then is the sink told to drain the queue
+and close every segment into raw/ready/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from daedalus.collector.connection import Emitter
+from daedalus.collector.queue import BoundedQueue
+
+from daedalus.errors import ConfigError
+
+
+def local_root(config: Any) -> Path:
+    """Where raw segments are written: storage.root, or ingestion.local_root when the lake is on S3."""
+    root = config.storage.root
+    if root.startswith("s3://"):
+        if not config.ingestion.local_root:
+            raise ConfigError("ingestion.local_root: required when storage.root is on S3 (a local spool for raw segments)")
+        return Path(config.ingestion.local_root)
+    return Path(config.ingestion.local_root or root)
+
+
+def build_collectors(
+    config: Any,
+    emitter: Emitter,
+    configure: dict[str, Callable[[Any], None]] | None = None,
+    coinbase_url: str | None = None,
+) -> list[Any]:
+    """One collector per ccxt exchange and one for Coinbase, per `ingestion.sources`.
+
+    `configure` maps an exchange id to a callable applied to its ccxt client (the fake exchange uses
+    it to set urls and markets); `coinbase_url` overrides the Coinbase endpoint.
+    """
+    ing = config.ingestion
+    collectors: list[Any] = []
+    if "ccxt" in ing.sources:
+        from daedalus.collector.ccxt_collector import CcxtCollector
+        from daedalus.collector.venues import ccxt_exchange_class
+
+        for ex in ing.exchanges:
+            ccxt_exchange_class(ex)  # unknown exchange → ExchangeError before anything starts
+            collectors.append(CcxtCollector(ex, ing.symbols, ing.channels, ing, emitter,
+                                            configure=(configure or {}).get(ex)))
+    if "coinbase" in ing.sources:
+        from daedalus.collector.coinbase import CoinbaseCollector
+
+        collectors.append(CoinbaseCollector(ing.coinbase, ing, emitter, url=coinbase_url))
+    if not collectors:
+        raise ConfigError("ingestion.sources: nothing to collect (allowed: ccxt, coinbase)")
+    return collectors
+
+
+async def run_collect(
+    config: Any,
+    stop: asyncio.Event,
+    duration: float | None = None,
+    *,
+    configure: dict[str, Callable[[Any], None]] | None = None,
+    coinbase_url: str | None = None,
+    on_started: Callable[[], Any] | None = None,
+) -> dict:
+    """Collect until `stop` is set (or `duration` seconds pass). Returns counts for a summary.
+
+    Raises ConfigError/ExchangeError for bad configuration before anything is written.
+    """
+    from daedalus.collector.sink import BronzeSink
+
+    ing = config.ingestion
+    root = local_root(config)
+    queue = BoundedQueue(ing.queue_maxsize, ing.backpressure_timeout_seconds)
+    emitter = Emitter(queue, staging_limit=max(ing.queue_maxsize, 1000))
+    collectors = build_collectors(config, emitter, configure, coinbase_url)
+    for c in collectors:
+        prepare = getattr(c, "prepare", None)
+        if prepare is not None:
+            await prepare()
+    s3_root = config.storage.root if (ing.upload_to_s3 and config.storage.root.startswith("s3://")) else None
+    sink = BronzeSink(root, ing, s3_root=s3_root, s3=config.s3) if s3_root else BronzeSink(root, ing)
+
+    collect_stop = asyncio.Event()
+    sink_stop = asyncio.Event()
+    started = time.monotonic()
+    sink_task = asyncio.ensure_future(sink.run(queue, sink_stop))
+    pump_task = asyncio.ensure_future(emitter.pump(collect_stop))
+    collector_tasks = [asyncio.ensure_future(c.run(collect_stop)) for c in collectors]
+    health_task = None
+    try:
+        from daedalus.collector.health import health_path, run_health_writer
+
+        path = health_path(root, ing.health_file)
+        health_task = asyncio.ensure_future(run_health_writer(
+            path, queue, sink, sink_stop, extra=lambda: {"collector": emitter.totals()}))
+    except ImportError:  # pragma: no cover - health.py is optional
+        path = None
+    if on_started is not None:
+        on_started()
+
+    waiters = [asyncio.ensure_future(stop.wait())]
+    if duration is not None:
+        waiters.append(asyncio.ensure_future(asyncio.sleep(duration)))
+    error: BaseException | None = None
+    try:
+        done, _ = await asyncio.wait([*waiters, *collector_tasks, sink_task], return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            if t in collector_tasks or t is sink_task:
+                error = t.exception() if not t.cancelled() else None
+                if error is not None:
+                    break
+    finally:
+        for w in waiters:
+            w.cancel()
+        collect_stop.set()
+        results = await asyncio.gather(*collector_tasks, return_exceptions=True)
+        await pump_task
+        await emitter.flush()
+        sink_stop.set()
+        with contextlib.suppress(Exception):
+            await sink_task
+        if health_task is not None:
+            with contextlib.suppress(Exception):
+                await health_task
+    if error is None:
+        error = next((r for r in results if isinstance(r, BaseException)
+                      and not isinstance(r, asyncio.CancelledError)), None)
+    if error is not None:
+        raise error
+    qstats = queue.stats()
+    sstats = sink.stats()
+    return {
+        "seconds": time.monotonic() - started,
+        "root": str(root),
+        "health_file": str(path) if path else None,
+        "collector": emitter.totals(),
+        "per_stream": {f"{s}/{c}": vars(v) for (s, c), v in emitter.counters.items()},
+        "queue": {k: qstats[k] for k in ("received", "dropped", "overflow_events")},
+        "written": {k: v["written"] for k, v in sstats.get("channels", {}).items()},
+    }
