@@ -77,8 +77,9 @@ def _parquet_rows(path: Path) -> int | None:
         return None
 
 
-def _write_parquet(table: pa.Table, dst: Path) -> None:
-    tmp = dst.parent / f".repair-{dst.name}.tmp"
+def _write_parquet(table: pa.Table, dst: Path, work_dir: Path) -> None:
+    # Written under active/ (same filesystem), published into ready/ only once complete and fsynced.
+    tmp = work_dir / f".repair-{dst.name}.tmp"
     with open(tmp, "wb") as f:
         pq.write_table(table, f, compression="zstd")
         f.flush()
@@ -86,8 +87,8 @@ def _write_parquet(table: pa.Table, dst: Path) -> None:
     publish(tmp, dst)
 
 
-def _write_ndjson(table: pa.Table, dst: Path) -> None:
-    tmp = dst.parent / f".repair-{dst.name}.tmp"
+def _write_ndjson(table: pa.Table, dst: Path, work_dir: Path) -> None:
+    tmp = work_dir / f".repair-{dst.name}.tmp"
     with open(tmp, "wb") as f:
         f.write(table_to_ndjson(table))
         f.flush()
@@ -147,7 +148,7 @@ def _repair_parquet(root: Path, source: str, channel: str, seg: Path) -> RepairR
     ready = None
     if table is not None and table.num_rows:
         ready = ready_dir / f"{seg.stem}_repaired.parquet"
-        _write_parquet(table, ready)
+        _write_parquet(table, ready, seg.parent)
     seg_bytes = seg.stat().st_size if seg.exists() else 0
     quarantined = _quarantine(root, source, channel, [seg, journal])
     n = table.num_rows if table is not None else 0
@@ -179,7 +180,7 @@ def _repair_ndjson(root: Path, source: str, channel: str, seg: Path) -> RepairRe
     ready = None
     if table is not None and table.num_rows:
         ready = raw_dir(root, "ready", source, channel) / f"{seg.stem}_repaired.ndjson"
-        _write_ndjson(table, ready)
+        _write_ndjson(table, ready, seg.parent)
     quarantined = _quarantine(root, source, channel, [seg])
     n = table.num_rows if table is not None else 0
     detail = (
