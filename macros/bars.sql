@@ -1,0 +1,27 @@
+{#-
+  Time bars of FEATURES.md "Bars": left-closed [start, start + d), labelled by start = floor(ts/d)·d
+  (UTC), empty bars never written (a bar exists only where a row fell). Every bar of every duration
+  is rolled up from one-second base bars (durations are whole seconds), so the rows are aggregated
+  once and the seven durations cost seven small GROUP BYs over at most 86,400 base bars a day.
+
+  `base_relation` must have exchange, symbol, b (base bar start) and the per-base-bar partials the
+  caller names in `rollups`: a list of (output column, SQL over the base relation) pairs.
+  A bar never spans two UTC dates when d divides a day (every default does); otherwise it is cut at
+  midnight, because a partition only ever reads its own date.
+-#}
+{% macro bars_rollup(base_relation, durations, rollups) -%}
+{%- for d in durations %}
+SELECT
+    exchange,
+    symbol,
+    {{ utc_date(bar_start('b', d)) }} AS date,
+    {{ bar_start('b', d) }} AS bar_start,
+    {{ d | int }}::INTEGER AS bar_seconds,
+    {%- for name, expr in rollups %}
+    {{ expr }} AS {{ name }}{{ ',' if not loop.last }}
+    {%- endfor %}
+FROM {{ base_relation }}
+GROUP BY exchange, symbol, {{ utc_date('b') }}, {{ bar_start('b', d) }}
+{{ 'UNION ALL' if not loop.last }}
+{%- endfor %}
+{%- endmacro %}

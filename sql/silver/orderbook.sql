@@ -1,0 +1,68 @@
+{{ config(materialized='partitioned', partition_by=['exchange', 'symbol', 'date'], tags=['orderbook', 'silver'],
+          lookback=seconds_interval(features.max_state_staleness_seconds), settings={'threads': 1}) }}
+{#-
+  One typed row per bronze snapshot. The lookback (max_state_staleness_seconds) is exactly what
+  `break_before` needs: a predecessor further back than that is a break whatever happened between.
+-#}
+WITH snapshots AS (
+    SELECT
+        exchange,
+        symbol,
+        "timestamp"::TIMESTAMPTZ AS ts,
+        seq,
+        nonce,
+        capture_ts::TIMESTAMPTZ AS capture_ts,
+        conn_id,
+        -- A level without a positive price or a non-negative size is not a level; trim to max_levels.
+        list_slice(list_filter(bids, l -> l.price > 0 AND l.size >= 0), 1, {{ features.max_levels }}) AS bids,
+        list_slice(list_filter(asks, l -> l.price > 0 AND l.size >= 0), 1, {{ features.max_levels }}) AS asks
+    FROM {{ source('bronze', 'orderbook') }}
+    WHERE "timestamp" >= {{ partition.lookback_start }} AND "timestamp" < {{ partition.end }}
+      AND symbol IS NOT NULL
+    -- The same snapshot landed twice (a re-delivered segment) has the same exchange time and seq.
+    QUALIFY row_number() OVER (PARTITION BY exchange, symbol, "timestamp", seq ORDER BY capture_ts, conn_id) = 1
+),
+break_events AS (
+    SELECT exchange, symbol, capture_ts::TIMESTAMPTZ AS ts
+    FROM {{ source('bronze', 'events') }}
+    WHERE event_type IN {{ break_event_types() }}
+      AND capture_ts >= {{ partition.lookback_start }} AND capture_ts < {{ partition.end }}
+),
+-- Running count of break events up to each instant, per symbol and per whole connection (symbol
+-- NULL); a snapshot is after a break when the count grew since the previous snapshot.
+symbol_breaks AS (
+    SELECT exchange, symbol, ts, count(*) OVER (PARTITION BY exchange, symbol ORDER BY ts) AS n
+    FROM break_events WHERE symbol IS NOT NULL
+),
+exchange_breaks AS (
+    SELECT exchange, ts, count(*) OVER (PARTITION BY exchange ORDER BY ts) AS n
+    FROM break_events WHERE symbol IS NULL
+),
+counted AS (
+    SELECT s.*, coalesce(sb.n, 0) + coalesce(eb.n, 0) AS breaks_so_far
+    FROM snapshots s
+    ASOF LEFT JOIN symbol_breaks sb ON s.exchange = sb.exchange AND s.symbol = sb.symbol AND s.ts >= sb.ts
+    ASOF LEFT JOIN exchange_breaks eb ON s.exchange = eb.exchange AND s.ts >= eb.ts
+)
+SELECT
+    exchange,
+    symbol,
+    {{ utc_date('ts') }} AS date,
+    ts,
+    seq,
+    nonce,
+    capture_ts,
+    conn_id,
+    bids,
+    asks,
+    len(bids)::INTEGER AS bid_levels,
+    len(asks)::INTEGER AS ask_levels,
+    coalesce(bids[1].price >= asks[1].price, false) AS crossed,
+    coalesce(
+        breaks_so_far > lag(breaks_so_far) OVER series
+        OR epoch_us(ts) - epoch_us(lag(ts) OVER series) > {{ (features.max_state_staleness_seconds * 1000000) | int }},
+        true
+    ) AS break_before
+FROM counted
+WINDOW series AS (PARTITION BY exchange, symbol ORDER BY ts, seq)
+ORDER BY exchange, symbol, ts, seq
