@@ -69,7 +69,7 @@ async def run_collect(
     *,
     configure: dict[str, Callable[[Any], None]] | None = None,
     coinbase_url: str | None = None,
-    on_started: Callable[[], Any] | None = None,
+    on_started: Callable[[Emitter], Any] | None = None,
 ) -> dict:
     """Collect until `stop` is set (or `duration` seconds pass). Returns counts for a summary.
 
@@ -105,7 +105,7 @@ async def run_collect(
     except ImportError:  # pragma: no cover - health.py is optional
         path = None
     if on_started is not None:
-        on_started()
+        on_started(emitter)  # tests and the benchmark watch the counters
 
     waiters = [asyncio.ensure_future(stop.wait())]
     if duration is not None:

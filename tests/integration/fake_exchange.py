@@ -1,0 +1,73 @@
+"""Helpers for the fake-exchange integration tests: config for a temp lake, reading raw segments,
+running the real pipeline while a scenario drives the fake exchange."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from daedalus.config import Config, load_config
+
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+CAPTURE = DATA / "binance-spot-btcusdt-20240808.jsonl.gz"
+
+
+def make_config(root: Path, **ingestion: Any) -> Config:
+    """A config for a temp lake: fast flushes, short stale deadline and backoff unless overridden."""
+    overrides = {
+        "storage.root": str(root),
+        "ingestion.flush_interval_seconds": 0.2,
+        "ingestion.stale_after_seconds": 3.0,
+        "ingestion.backoff_initial_seconds": 0.05,
+        "ingestion.backoff_max_seconds": 0.2,
+    }
+    overrides.update({f"ingestion.{k}": v for k, v in ingestion.items()})
+    return load_config(None, overrides, environ={})
+
+
+def read_ready(root: Path, source: str, channel: str) -> pa.Table | None:
+    """Every closed raw segment of a stream, concatenated in name (= time) order."""
+    files = sorted((root / "raw" / "ready" / source / channel).glob("segment_*.parquet"))
+    if not files:
+        return None
+    return pa.concat_tables([pq.read_table(f) for f in files])
+
+
+def rows(root: Path, source: str, channel: str) -> list[dict]:
+    t = read_ready(root, source, channel)
+    return [] if t is None else t.to_pylist()
+
+
+async def wait_until(pred: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def run_pipeline(
+    config: Config,
+    scenario: Callable[[Any], Awaitable[None]],
+    **kwargs: Any,
+) -> dict:
+    """Run `run_collect` while `scenario(emitter)` drives the fake exchange; stop when it returns."""
+    from daedalus.collector.pipeline import run_collect
+
+    stop = asyncio.Event()
+    started: asyncio.Future = asyncio.get_running_loop().create_future()
+    task = asyncio.ensure_future(run_collect(config, stop, on_started=started.set_result, **kwargs))
+    done, _ = await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        return task.result()  # failed before starting: raise its error
+    try:
+        await scenario(started.result())
+    finally:
+        stop.set()
+    return await task
