@@ -1,0 +1,49 @@
+"""Kyle's λ over a trailing time window (FEATURES.md "Sequential": `kyle_lambda`, `kyle_lambda_r2`).
+
+Observation n: r_n = log_return_n, q_n = buy − sell aggressor size of trades with ts in (ts_{n−1}, ts_n].
+Over the observations of snapshots in (t − w, t] of the current segment (w = `kyle_lambda_window`),
+OLS with intercept: λ = Cov(r, q)/Var(q), r2 = Corr(r, q)². NULL with fewer than 10 observations or
+Var(q) = 0. The moments come from `windows.window_sum`, so a value depends only on its window's rows.
+Var(q) counts as 0 when it is below 1e−12 of the mean square of q: a constant non-zero q cancels to
+a few ulps rather than exactly 0, and a slope over such noise would be meaningless.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from daedalus.udfs.kernels.windows import window_sum
+from numba import njit
+
+MIN_OBSERVATIONS = 10
+ZERO_VARIANCE_RELATIVE = 1e-12
+
+
+@njit(cache=True)
+def kyle_lambda(
+    ts: np.ndarray, seg: np.ndarray, log_return: np.ndarray, flow: np.ndarray, window: np.int64,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(λ, r²) per snapshot, NaN where NULL. `flow` is q_n; observations are the rows with a log_return."""
+    n = ts.shape[0]
+    r = log_return
+    q = np.where(np.isnan(r), np.nan, flow)
+    hi = np.arange(n).astype(np.int64)
+    s_r, cnt = window_sum(ts, seg, r, ts, seg, hi, window)
+    s_q, _ = window_sum(ts, seg, q, ts, seg, hi, window)
+    s_rr, _ = window_sum(ts, seg, r * r, ts, seg, hi, window)
+    s_qq, _ = window_sum(ts, seg, q * q, ts, seg, hi, window)
+    s_rq, _ = window_sum(ts, seg, r * q, ts, seg, hi, window)
+    lam = np.full(n, np.nan)
+    r2 = np.full(n, np.nan)
+    for i in range(n):
+        k = cnt[i]
+        if k < MIN_OBSERVATIONS:
+            continue
+        sxx = s_qq[i] - s_q[i] * s_q[i] / k
+        if sxx <= ZERO_VARIANCE_RELATIVE * s_qq[i] or sxx <= 0.0:
+            continue
+        sxy = s_rq[i] - s_r[i] * s_q[i] / k
+        syy = s_rr[i] - s_r[i] * s_r[i] / k
+        lam[i] = sxy / sxx
+        if syy > ZERO_VARIANCE_RELATIVE * s_rr[i] and syy > 0.0:
+            r2[i] = min(1.0, sxy * sxy / (sxx * syy))
+    return lam, r2

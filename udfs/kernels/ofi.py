@@ -1,0 +1,67 @@
+"""Order-flow imbalance at the touch and across levels (FEATURES.md "Sequential": `ofi`, `mlofi`).
+
+Cont–Kukanov–Stoikov, applied to level m of consecutive snapshots n−1, n of one segment:
+
+    e_n^m = 1{Pb_n ≥ Pb_{n−1}}·Qb_n − 1{Pb_n ≤ Pb_{n−1}}·Qb_{n−1}
+          − 1{Pa_n ≤ Pa_{n−1}}·Qa_n + 1{Pa_n ≥ Pa_{n−1}}·Qa_{n−1}
+
+`ofi` = e^1; `mlofi` = Σ_{m=1}^{L} exp(−α(m−1))·e^m. Prices compare exactly (tick multiples parsed
+from decimal strings). A side's level m absent at n or n−1 contributes 0 to e^m. Both are NULL (NaN
+here) at the first row of a segment, when either snapshot is crossed (crossed books are breaks for
+OFI/MLOFI), or when level 1 of a side is absent at n or n−1 — so with L = 1, mlofi = ofi exactly.
+
+Levels arrive flattened: side prices/sizes of all snapshots back to back, offsets[n]..offsets[n+1]
+being snapshot n's levels, best first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def _side_term(p_now: float, q_now: float, p_prev: float, q_prev: float, bid: bool) -> float:
+    if bid:
+        return (q_now if p_now >= p_prev else 0.0) - (q_prev if p_now <= p_prev else 0.0)
+    return -(q_now if p_now <= p_prev else 0.0) + (q_prev if p_now >= p_prev else 0.0)
+
+
+@njit(cache=True)
+def ofi_mlofi(
+    bid_px: np.ndarray, bid_sz: np.ndarray, bid_off: np.ndarray,
+    ask_px: np.ndarray, ask_sz: np.ndarray, ask_off: np.ndarray,
+    seg: np.ndarray, crossed: np.ndarray, levels: np.int64, alpha: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ofi, mlofi) per snapshot, NaN where NULL."""
+    n = seg.shape[0]
+    ofi = np.full(n, np.nan)
+    mlofi = np.full(n, np.nan)
+    weights = np.exp(-alpha * np.arange(levels).astype(np.float64))
+    for i in range(1, n):
+        if seg[i] != seg[i - 1] or crossed[i] or crossed[i - 1]:
+            continue
+        nb_now = bid_off[i + 1] - bid_off[i]
+        nb_prev = bid_off[i] - bid_off[i - 1]
+        na_now = ask_off[i + 1] - ask_off[i]
+        na_prev = ask_off[i] - ask_off[i - 1]
+        if nb_now == 0 or nb_prev == 0 or na_now == 0 or na_prev == 0:
+            continue
+        total = 0.0
+        first = 0.0
+        for m in range(levels):
+            e = 0.0
+            if m < nb_now and m < nb_prev:
+                a = bid_off[i] + m
+                b = bid_off[i - 1] + m
+                e += _side_term(bid_px[a], bid_sz[a], bid_px[b], bid_sz[b], True)
+            if m < na_now and m < na_prev:
+                a = ask_off[i] + m
+                b = ask_off[i - 1] + m
+                e += _side_term(ask_px[a], ask_sz[a], ask_px[b], ask_sz[b], False)
+            if m == 0:
+                first = e
+            total += weights[m] * e
+        ofi[i] = first
+        mlofi[i] = total
+    return ofi, mlofi

@@ -1,0 +1,297 @@
+"""DuckDB registrations of the sequential kernels: thin Arrow wrappers, one call per whole series.
+
+DuckDB calls an Arrow scalar UDF once per vector, on any thread, in no promised order, so no UDF
+here ever carries state between calls or between rows. Each argument row is one complete series —
+`list(struct_pack(...) ORDER BY ts, seq)` per (exchange, symbol) in the model — and each result row
+holds that series' outputs as lists in the same order, which the model UNNESTs. Order inside a
+series is fixed by the list's ORDER BY, never by how DuckDB schedules vectors, which is what makes
+the result identical for any `threads`.
+
+- `daedalus_orderbook_seq(book, trades, horizons, ofi_levels, ofi_decay_alpha, staleness_s,
+  kyle_window_s, spread_window_s, tight_pct, wide_pct, dynamic, tight_threshold)`
+- `daedalus_vpin_buckets(trades, state_f, state_i, recent_imbalance, recent_volume, recent_dp,
+  partition_start, bucket_volume, window_buckets, bvc, sigma_bars)` (bucket_volume NULL = auto)
+
+Both use null_handling='special': a series without trades, or a first partition without carried
+state, passes NULL and the wrapper treats it as empty; a NULL book gives a NULL result.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from daedalus.udfs.series import (
+    Book,
+    SeqParams,
+    Trades,
+    VpinParams,
+    VpinState,
+    orderbook_sequential,
+    vpin_partition,
+)
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from daedalus.config import Config
+
+ORDERBOOK_SEQ = "daedalus_orderbook_seq"
+VPIN_BUCKETS = "daedalus_vpin_buckets"
+
+LEVEL_SQL = "STRUCT(price DOUBLE, size DOUBLE)[]"
+BOOK_SQL = (f"STRUCT(ts TIMESTAMPTZ, seq BIGINT, bids {LEVEL_SQL}, asks {LEVEL_SQL}, "
+            "crossed BOOLEAN, break_before BOOLEAN)[]")
+FLOW_SQL = "STRUCT(ts TIMESTAMPTZ, buy DOUBLE, sell DOUBLE)[]"
+VPIN_TRADES_SQL = "STRUCT(ts TIMESTAMPTZ, amount DOUBLE, is_buy BOOLEAN, price DOUBLE)[]"
+
+TS = pa.timestamp("us", tz="UTC")
+F64 = pa.float64()
+SEQ_1D = ("log_return", "mid_velocity", "ofi", "mlofi", "kyle_lambda", "kyle_lambda_r2", "spread_pctile")
+SEQ_2D = ("ofi_sum", "mlofi_sum", "rv", "tfi", "trade_volume")
+SEQ_FIELDS = (
+    [pa.field("ts", pa.list_(TS)), pa.field("seq", pa.list_(pa.int64())), pa.field("seg_start", pa.list_(pa.bool_()))]
+    + [pa.field(k, pa.list_(F64)) for k in SEQ_1D]
+    + [pa.field(k, pa.list_(pa.list_(F64))) for k in SEQ_2D]
+    + [pa.field("spread_regime", pa.list_(pa.string()))]
+)
+SEQ_RETURN_SQL = (
+    "STRUCT(ts TIMESTAMPTZ[], seq BIGINT[], seg_start BOOLEAN[], "
+    + ", ".join(f"{k} DOUBLE[]" for k in SEQ_1D) + ", "
+    + ", ".join(f"{k} DOUBLE[][]" for k in SEQ_2D)
+    + ", spread_regime VARCHAR[])"
+)
+VPIN_FIELDS = [
+    pa.field("kind", pa.list_(pa.string())), pa.field("ts", pa.list_(TS)),
+    pa.field("bucket_index", pa.list_(pa.int64())), pa.field("bucket_volume", pa.list_(F64)),
+    pa.field("buy_volume", pa.list_(F64)), pa.field("sell_volume", pa.list_(F64)),
+    pa.field("vpin", pa.list_(F64)), pa.field("state_f", pa.list_(F64)),
+    pa.field("state_i", pa.list_(pa.int64())), pa.field("recent_imbalance", pa.list_(F64)),
+    pa.field("recent_volume", pa.list_(F64)), pa.field("recent_dp", pa.list_(F64)),
+]
+VPIN_RETURN_SQL = (
+    "STRUCT(kind VARCHAR[], ts TIMESTAMPTZ[], bucket_index BIGINT[], bucket_volume DOUBLE[], "
+    "buy_volume DOUBLE[], sell_volume DOUBLE[], vpin DOUBLE[], state_f DOUBLE[], state_i BIGINT[], "
+    "recent_imbalance DOUBLE[], recent_volume DOUBLE[], recent_dp DOUBLE[])"
+)
+REGIMES = pa.array(["tight", "normal", "wide"])
+
+
+# ----------------------------------------------------------------------------------- Arrow → numpy
+
+
+def _flat(arr: pa.Array) -> pa.Array:
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def _f64(arr: pa.Array) -> np.ndarray:
+    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _ts_us(arr: pa.Array) -> np.ndarray:
+    return np.asarray(pc.cast(arr, TS).cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _bools(arr: pa.Array) -> np.ndarray:
+    return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=np.bool_)
+
+
+def _levels(side: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    lengths = np.asarray(pc.fill_null(pc.list_value_length(side), 0).to_numpy(zero_copy_only=False), np.int64)
+    off = np.zeros(len(side) + 1, np.int64)
+    np.cumsum(lengths, out=off[1:])
+    flat = pc.list_flatten(side)
+    return _f64(pc.struct_field(flat, "price")), _f64(pc.struct_field(flat, "size")), off
+
+
+def book_from_arrow(rows: pa.StructArray) -> Book:
+    """One series' book rows (already in (ts, seq) order) as flattened numpy arrays."""
+    bid_px, bid_sz, bid_off = _levels(pc.struct_field(rows, "bids"))
+    ask_px, ask_sz, ask_off = _levels(pc.struct_field(rows, "asks"))
+    return Book(_ts_us(pc.struct_field(rows, "ts")), bid_px, bid_sz, bid_off, ask_px, ask_sz, ask_off,
+                _bools(pc.struct_field(rows, "crossed")), _bools(pc.struct_field(rows, "break_before")))
+
+
+def trades_from_arrow(rows: pa.StructArray | None) -> Trades:
+    if rows is None or len(rows) == 0:
+        return Trades(np.empty(0, np.int64), np.empty(0), np.empty(0))
+    buy = np.nan_to_num(_f64(pc.struct_field(rows, "buy")))
+    sell = np.nan_to_num(_f64(pc.struct_field(rows, "sell")))
+    return Trades(_ts_us(pc.struct_field(rows, "ts")), buy, sell)
+
+
+# ----------------------------------------------------------------------------------- numpy → Arrow
+
+
+def _f64_array(values: np.ndarray) -> pa.Array:
+    return pa.array(values, F64, mask=np.isnan(values))
+
+
+def _list(values: pa.Array, lengths: list[int], valid: list[bool]) -> pa.ListArray:
+    off = np.zeros(len(lengths) + 1, np.int32)
+    np.cumsum(lengths, out=off[1:])
+    mask = pa.array([not v for v in valid], pa.bool_())
+    return pa.ListArray.from_arrays(pa.array(off, pa.int32()), values, mask=mask)
+
+
+def _cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.empty(0, dtype)
+
+
+def _seq_result(results: list[dict[str, np.ndarray] | None], ts: list[np.ndarray], seq: list[np.ndarray],
+                n_horizons: int) -> pa.StructArray:
+    valid = [r is not None for r in results]
+    live = [r for r in results if r is not None]
+    lengths = [len(t) for t in ts]
+    arrays: list[pa.Array] = [
+        _list(pa.array(_cat(ts, np.int64), pa.int64()).cast(TS), lengths, valid),
+        _list(pa.array(_cat(seq, np.int64), pa.int64()), lengths, valid),
+        _list(pa.array(_cat([r["seg_start"] for r in live], np.bool_), pa.bool_()), lengths, valid),
+    ]
+    for k in SEQ_1D:
+        arrays.append(_list(_f64_array(_cat([r[k] for r in live], np.float64)), lengths, valid))
+    inner_lengths = [n for n in lengths for _ in range(n_horizons)]
+    outer = [n_horizons if v else 0 for v in valid]
+    for k in SEQ_2D:
+        inner = _list(_f64_array(_cat([r[k].ravel() for r in live], np.float64)), inner_lengths,
+                      [True] * len(inner_lengths))
+        arrays.append(_list(inner, outer, valid))
+    codes = _cat([r["spread_regime"] for r in live], np.int8)
+    regimes = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int8(), mask=codes < 0), REGIMES).cast(pa.string())
+    arrays.append(_list(regimes, lengths, valid))
+    return pa.StructArray.from_arrays(arrays, fields=SEQ_FIELDS, mask=pa.array([not v for v in valid]))
+
+
+# ------------------------------------------------------------------------------------------- UDFs
+
+
+def _scalar(arr: pa.Array, i: int) -> Any:
+    return arr[i].as_py()
+
+
+def orderbook_seq_udf(book, trades, horizons, ofi_levels, alpha, staleness, kyle_window, spread_window,
+                      tight_pct, wide_pct, dynamic, tight_threshold) -> pa.StructArray:
+    """Arrow entry point of `daedalus_orderbook_seq`: one result row per series row."""
+    cols = [_flat(a) for a in (book, trades, horizons, ofi_levels, alpha, staleness, kyle_window,
+                               spread_window, tight_pct, wide_pct, dynamic, tight_threshold)]
+    book_a, trades_a = cols[0], cols[1]
+    results: list[dict[str, np.ndarray] | None] = []
+    ts_parts: list[np.ndarray] = []
+    seq_parts: list[np.ndarray] = []
+    n_h = 0
+    for i in range(len(book_a)):
+        p = SeqParams(
+            horizons=tuple(int(h) for h in _scalar(cols[2], i)), ofi_levels=int(_scalar(cols[3], i)),
+            ofi_decay_alpha=float(_scalar(cols[4], i)), max_state_staleness_seconds=float(_scalar(cols[5], i)),
+            kyle_lambda_window=int(_scalar(cols[6], i)), spread_regime_window=int(_scalar(cols[7], i)),
+            spread_tight_percentile=float(_scalar(cols[8], i)), spread_wide_percentile=float(_scalar(cols[9], i)),
+            use_dynamic_spread_regime=bool(_scalar(cols[10], i)), tight_spread_threshold=float(_scalar(cols[11], i)),
+        )
+        n_h = len(p.horizons)
+        if not book_a[i].is_valid:
+            results.append(None)
+            ts_parts.append(np.empty(0, np.int64))
+            seq_parts.append(np.empty(0, np.int64))
+            continue
+        rows = book_a[i].values
+        b = book_from_arrow(rows)
+        tr_row = trades_a[i]
+        t = trades_from_arrow(tr_row.values if tr_row.is_valid else None)
+        results.append(orderbook_sequential(b, t, p))
+        ts_parts.append(b.ts)
+        seq_parts.append(np.asarray(pc.fill_null(pc.struct_field(rows, "seq"), -1).to_numpy(zero_copy_only=False), np.int64))
+    return _seq_result(results, ts_parts, seq_parts, n_h)
+
+
+def vpin_buckets_udf(trades, state_f, state_i, recent_imbalance, recent_volume, recent_dp, partition_start,
+                     bucket_volume, window_buckets, bvc, sigma_bars) -> pa.StructArray:
+    """Arrow entry point of `daedalus_vpin_buckets`: rows 'open', one per completed bucket, 'state'."""
+    cols = [_flat(a) for a in (trades, state_f, state_i, recent_imbalance, recent_volume, recent_dp,
+                               partition_start, bucket_volume, window_buckets, bvc, sigma_bars)]
+    out: dict[str, list] = {f.name: [] for f in VPIN_FIELDS}
+    lengths: list[int] = []
+    valid: list[bool] = []
+    for i in range(len(cols[0])):
+        tr = cols[0][i]
+        start_ts = cols[6][i]
+        if not tr.is_valid or not start_ts.is_valid:
+            valid.append(False)
+            lengths.append(0)
+            for k in ("state_f", "state_i", "recent_imbalance", "recent_volume", "recent_dp"):
+                out[k].append(None)
+            continue
+        rows = tr.values
+        ts = _ts_us(pc.struct_field(rows, "ts"))
+        amount = np.nan_to_num(_f64(pc.struct_field(rows, "amount")))
+        is_buy = _bools(pc.struct_field(rows, "is_buy"))
+        price = _f64(pc.struct_field(rows, "price"))
+        state = VpinState.from_lists(*(cols[k][i].as_py() for k in range(1, 6)))
+        bv = cols[7][i].as_py()
+        params = VpinParams(bucket_volume=None if bv is None or bv <= 0 else float(bv),
+                            window_buckets=int(cols[8][i].as_py()), bvc=bool(cols[9][i].as_py()),
+                            sigma_bars=int(cols[10][i].as_py()))
+        start = int(pc.cast(start_ts, TS).cast(pa.int64()).as_py())
+        part = vpin_partition(ts, amount, is_buy, price, state, params, start)
+        k = part.ts.shape[0]
+        nan = np.full(1, np.nan)
+        out["kind"] += ["open"] + ["bucket"] * k + ["state"]
+        out["ts"].append(np.concatenate(([start], part.ts, [start])).astype(np.int64))
+        out["bucket_index"].append(np.concatenate(([part.open_index], part.index, [part.state.n_completed - 1])))
+        out["bucket_volume"].append(np.concatenate((nan, part.volume, nan)))
+        out["buy_volume"].append(np.concatenate((nan, part.buy, nan)))
+        out["sell_volume"].append(np.concatenate((nan, part.sell, nan)))
+        out["vpin"].append(np.concatenate(([part.open_vpin], part.vpin, nan)))
+        out["state_f"].append(part.state.floats())
+        out["state_i"].append(part.state.ints())
+        out["recent_imbalance"].append(part.state.recent_imbalance.tolist())
+        out["recent_volume"].append(part.state.recent_volume.tolist())
+        out["recent_dp"].append(part.state.recent_dp.tolist())
+        lengths.append(k + 2)
+        valid.append(True)
+    arrays = [
+        _list(pa.array(out["kind"], pa.string()), lengths, valid),
+        _list(pa.array(_cat(out["ts"], np.int64), pa.int64()).cast(TS), lengths, valid),
+        _list(pa.array(_cat(out["bucket_index"], np.int64), pa.int64()), lengths, valid),
+    ]
+    for name in ("bucket_volume", "buy_volume", "sell_volume", "vpin"):
+        arrays.append(_list(_f64_array(_cat(out[name], np.float64)), lengths, valid))
+    arrays.append(pa.array(out["state_f"], pa.list_(F64)))
+    arrays.append(pa.array(out["state_i"], pa.list_(pa.int64())))
+    for name in ("recent_imbalance", "recent_volume", "recent_dp"):
+        arrays.append(pa.array(out[name], pa.list_(F64)))
+    return pa.StructArray.from_arrays(arrays, fields=VPIN_FIELDS, mask=pa.array([not v for v in valid]))
+
+
+# ----------------------------------------------------------------------------------- registration
+
+
+def _registered(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    row = con.execute("SELECT count(*) FROM duckdb_functions() WHERE function_name = ?", [name]).fetchone()
+    return bool(row and row[0])
+
+
+def register_all(con: duckdb.DuckDBPyConnection, config: Config | None = None) -> None:
+    """Register every Daedalus UDF on `con`; a second call on the same connection does nothing.
+
+    Parameters travel as SQL arguments (the models render them from config), so `config` is not
+    needed here; it is accepted to keep one signature for every registration hook.
+    """
+    import duckdb
+
+    t = duckdb.sqltype
+    if not _registered(con, ORDERBOOK_SEQ):
+        con.create_function(
+            ORDERBOOK_SEQ, orderbook_seq_udf,
+            [t(BOOK_SQL), t(FLOW_SQL), t("INTEGER[]"), t("INTEGER"), t("DOUBLE"), t("DOUBLE"), t("INTEGER"),
+             t("INTEGER"), t("DOUBLE"), t("DOUBLE"), t("BOOLEAN"), t("DOUBLE")],
+            t(SEQ_RETURN_SQL), type="arrow", null_handling="special", side_effects=False,
+        )
+    if not _registered(con, VPIN_BUCKETS):
+        con.create_function(
+            VPIN_BUCKETS, vpin_buckets_udf,
+            [t(VPIN_TRADES_SQL), t("DOUBLE[]"), t("BIGINT[]"), t("DOUBLE[]"), t("DOUBLE[]"), t("DOUBLE[]"),
+             t("TIMESTAMPTZ"), t("DOUBLE"), t("INTEGER"), t("BOOLEAN"), t("INTEGER")],
+            t(VPIN_RETURN_SQL), type="arrow", null_handling="special", side_effects=False,
+        )
