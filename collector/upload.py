@@ -35,7 +35,8 @@ def split_s3_url(url: str) -> tuple[str, str]:
     return bucket, prefix.strip("/")
 
 
-def expected_etag(path: Path, part_size: int = PART_SIZE) -> str:
+def expected_etag(path: Path, part_size: int | None = None) -> str:
+    part_size = part_size or PART_SIZE
     size = path.stat().st_size
     with open(path, "rb") as f:
         if size <= part_size:
@@ -120,6 +121,7 @@ class S3Uploader:
         """Upload (unless already there), verify size + ETag, optionally delete the local copy.
 
         Raises StorageError after `max_attempts` failed or unverifiable attempts."""
+        from boto3.exceptions import Boto3Error
         from boto3.s3.transfer import TransferConfig
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -141,7 +143,7 @@ class S3Uploader:
                     path.unlink()
                     deleted = True
                 return UploadResult(path, key, size, etag, skipped, deleted)
-            except (ClientError, BotoCoreError, StorageError, OSError) as e:
+            except (ClientError, BotoCoreError, Boto3Error, StorageError, OSError) as e:
                 last_error = f"{type(e).__name__}: {e}"
                 if attempt + 1 < self.max_attempts:
                     delay = min(self.backoff_max, self.backoff_initial * 2**attempt)
