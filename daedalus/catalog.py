@@ -1,0 +1,220 @@
+"""`catalog.duckdb`: one view per source and model over the manifest's exact file lists; no data.
+
+It is built in a temporary file and renamed into place, so a process holding the old catalog open
+`READ_ONLY` (a shell, a BI tool through duckdb-engine) keeps its inode and never meets a lock: the
+builder never opens the live file. Views use absolute paths (or S3 URLs), so the catalog can be
+opened from any working directory. Column comments come from the YAML docs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from daedalus.compiler import sql_ident, sql_str
+from daedalus.errors import BuildError
+from daedalus.lake import LocalLake
+
+if TYPE_CHECKING:
+    from daedalus.config import Config
+    from daedalus.runner import Session
+
+CATALOG = "catalog.duckdb"
+
+
+def catalog_path(config: Config) -> str:
+    """Where readers open the catalog (a local path; for an S3 lake, the local copy)."""
+    root = config.storage.root
+    if "://" in root and not root.startswith("file://"):
+        return str(Path(config.duckdb.temp_directory).expanduser().resolve() / CATALOG)
+    return str(Path(root.removeprefix("file://")).expanduser().resolve() / CATALOG)
+
+
+def _comment(con, kind: str, target: str, text: str) -> None:  # noqa: ANN001
+    if text:
+        con.execute(f"COMMENT ON {kind} {target} IS {sql_str(text)}")
+
+
+def write_catalog(session: Session) -> str:
+    """Rebuild the catalog from the manifest and swap it into place; returns its path."""
+    import duckdb
+
+    s = session
+    local = isinstance(s.lake, LocalLake)
+    final = catalog_path(s.config)
+    tmp_dir = os.path.dirname(final)
+    os.makedirs(tmp_dir, exist_ok=True)
+    tmp = os.path.join(tmp_dir, f".catalog-{uuid.uuid4().hex}.duckdb.tmp")
+    con = duckdb.connect(tmp)
+    try:
+        if not local:
+            from daedalus.duck import load_httpfs, s3_secret_sql
+
+            load_httpfs(con)
+            con.execute(s3_secret_sql(s.config))
+        schemas = {"bronze"} | {m.layer for m in s.project.models.values()} | {
+            src.source_name for src in s.project.sources.values()}
+        for schema in sorted(schemas):
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {sql_ident(schema)}")
+        views: list[tuple[str, str, object]] = []  # (schema, name, docs)
+        for src in sorted(s.project.sources.values(), key=lambda x: x.name):
+            sql = f"SELECT * FROM {s.relation_sql(f'source:{src.name}')}"
+            views.append((src.source_name, src.name, src.docs))
+            _create_view(con, src.source_name, src.name, sql)
+        for name in s.dag.order:
+            m = s.project.models[name]
+            if m.materialized == "view":
+                body = s.compile_model_sql(m, None)
+            else:
+                body = f"SELECT * FROM {s.relation_sql(f'model:{name}')}"
+            _create_view(con, m.layer, m.name, body)
+            views.append((m.layer, m.name, m.docs))
+        for schema, name, docs in views:
+            target = f"{sql_ident(schema)}.{sql_ident(name)}"
+            _comment(con, "VIEW", target, docs.description)  # type: ignore[attr-defined]
+            existing = {r[0] for r in con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
+                [schema, name]).fetchall()}
+            for col in docs.columns.values():  # type: ignore[attr-defined]
+                if col.name in existing:
+                    _comment(con, "COLUMN", f"{target}.{sql_ident(col.name)}", col.description)
+        con.execute("CHECKPOINT")
+    except BaseException:
+        con.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    con.close()
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp + ".wal")
+    # Same directory as the final file, so the rename is atomic. For an S3 lake the catalog stays
+    # local (its views read s3:// URLs); publishing a copy to the bucket is the S3 backend's job.
+    os.replace(tmp, final)
+    return final
+
+
+def _create_view(con, schema: str, name: str, sql: str) -> None:  # noqa: ANN001
+    import duckdb
+
+    try:
+        con.execute(f"CREATE OR REPLACE VIEW {sql_ident(schema)}.{sql_ident(name)} AS\n{sql}")
+    except duckdb.Error as e:
+        raise BuildError(f"catalog: view {schema}.{name}: {str(e).splitlines()[0]}") from None
+
+
+def open_catalog(config: Config):  # noqa: ANN201
+    """A read-only connection to the catalog (httpfs + secret when the lake is on S3)."""
+    import duckdb
+
+    from daedalus.errors import StorageError
+
+    path = catalog_path(config)
+    if not os.path.exists(path):
+        raise StorageError(f"{path}: no catalog yet; run `daedalus build` first")
+    con = duckdb.connect(path, read_only=True)
+    con.execute("SET TimeZone = 'UTC'")
+    if config.storage.root.startswith("s3://"):
+        from daedalus.duck import load_httpfs, s3_secret_sql
+
+        load_httpfs(con)
+        con.execute(s3_secret_sql(config))
+    return con
+
+
+FORMATS = ("table", "csv", "json", "parquet")
+
+
+def run_query(config: Config, sql: str, fmt: str = "table", output: str | None = None, limit: int = 1000) -> None:
+    """`daedalus query`: run SQL on the catalog and print or write the result."""
+    import duckdb
+
+    from daedalus.errors import BuildError, ConfigError
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format: '{fmt}' is not one of {', '.join(FORMATS)}")
+    if fmt == "parquet" and not output:
+        raise ConfigError("--format parquet needs --output FILE")
+    con = open_catalog(config)
+    try:
+        body = sql.strip().rstrip(";")
+        if fmt in ("csv", "json", "parquet"):
+            opts = {"csv": "FORMAT csv, HEADER true", "parquet": "FORMAT parquet, COMPRESSION zstd",
+                    "json": "FORMAT json, ARRAY true"}[fmt]
+            target = output or "/dev/stdout"
+            sys.stdout.flush()
+            con.execute(f"COPY ({body}) TO {sql_str(target)} ({opts})")
+            return
+        # Render values as DuckDB prints them (no Python conversion: TIMESTAMPTZ would need pytz).
+        cols = con.execute(f"DESCRIBE {body}").fetchall()
+        names = [c[0] for c in cols]
+        cast = ", ".join(f"CAST({sql_ident(n)} AS VARCHAR)" for n in names)
+        rows = con.execute(f"SELECT {cast} FROM ({body}) LIMIT {int(limit) + 1}").fetchall()
+    except duckdb.Error as e:
+        raise BuildError(f"query: {str(e).splitlines()[0]}") from None
+    finally:
+        con.close()
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table()
+    for n in names:
+        table.add_column(n)
+    for r in rows[:limit]:
+        table.add_row(*("NULL" if v is None else str(v) for v in r))
+    if output:
+        with open(output, "w") as f:
+            Console(file=f, width=max(120, 20 * len(names))).print(table)
+    else:
+        Console(width=max(120, 20 * len(names))).print(table)
+    if len(rows) > limit:
+        print("(more rows; use --limit or --format csv)", file=sys.stderr)
+
+
+def duckdb_cli_path() -> str:
+    """The `duckdb` binary shipped by the duckdb-cli wheel."""
+    from daedalus.errors import StorageError
+
+    try:
+        import duckdb_cli
+    except ImportError:
+        raise StorageError("the duckdb CLI is not installed: pip install duckdb-cli") from None
+    path = Path(duckdb_cli.__file__).parent / "duckdb"
+    if not path.exists():
+        raise StorageError(f"{path}: the duckdb-cli package has no binary")
+    return str(path)
+
+
+def shell_init_sql(config: Config) -> str:
+    lines = ["SET TimeZone = 'UTC';"]
+    if config.storage.root.startswith("s3://"):
+        from daedalus.duck import httpfs_extension_path, s3_secret_sql
+
+        lines.append(f"LOAD {sql_str(str(httpfs_extension_path()))};")
+        lines.append(s3_secret_sql(config) + ";")
+    return "\n".join(lines) + "\n"
+
+
+def shell_argv(config: Config) -> list[str]:
+    """The command line `daedalus shell` runs (an init file sets UTC and, on S3, httpfs + secret)."""
+    from daedalus.errors import StorageError
+
+    path = catalog_path(config)
+    if not os.path.exists(path):
+        raise StorageError(f"{path}: no catalog yet; run `daedalus build` first")
+    init_dir = Path(config.duckdb.temp_directory).expanduser().resolve()
+    init_dir.mkdir(parents=True, exist_ok=True)
+    init = init_dir / "shell_init.sql"
+    init.write_text(shell_init_sql(config))
+    os.chmod(init, 0o600)  # may hold the S3 secret from the environment
+    exe = duckdb_cli_path()
+    return [exe, "-readonly", "-init", str(init), path]
+
+
+def exec_shell(config: Config) -> None:
+    argv = shell_argv(config)
+    sys.stdout.flush()
+    os.execv(argv[0], argv)

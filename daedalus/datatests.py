@@ -1,0 +1,246 @@
+"""Data tests: declared in the model YAML, or custom SQL files; run on the partitions just built.
+
+YAML (dbt's shape; `tests:` or `data_tests:`), on a column or on the model:
+
+    models:
+      - name: trades
+        columns:
+          - name: side
+            tests: [not_null, {accepted_values: {values: [buy, sell]}}]
+          - name: price
+            tests: [{accepted_range: {min_value: 0, inclusive: false}}]
+        tests:
+          - unique: {columns: [exchange, symbol, trade_id]}
+          - monotonic: {column: ts, partition_by: [exchange, symbol]}
+
+`monotonic` checks a column never decreases (`strict: true`: always increases) within each series,
+in the files' row order (`order_by: [...]` to use columns instead). Any test takes
+`severity: warn` to report without failing. A custom test is a SQL file under the project's
+`tests/sql/` (or `sql/tests/`) returning offending rows, with `ref()` over what was just built.
+
+Each test is one query returning the offending rows; none = pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from daedalus.compiler import read_parquet_sql, sql_ident, sql_str
+from daedalus.errors import BuildError, CompileError
+
+if TYPE_CHECKING:
+    from daedalus.lake import FileInfo
+    from daedalus.project import Model
+    from daedalus.runner import Session
+
+SAMPLE_ROWS = 5
+
+
+@dataclass
+class DataTest:
+    model: str
+    name: str  # e.g. "not_null(ts)"
+    kind: str
+    args: dict[str, Any]
+    severity: str = "error"
+    where: str = ""  # yml file:line
+
+
+@dataclass
+class TestResult:
+    model: str
+    name: str
+    passed: bool
+    failures: int = 0
+    sample: list[dict[str, Any]] = field(default_factory=list)
+    severity: str = "error"
+    where: str = ""
+    sql: str = ""
+
+
+def _cols(v: Any) -> list[str]:
+    return [v] if isinstance(v, str) else list(v)
+
+
+def _not_null(rel: str, a: dict[str, Any]) -> str:
+    cond = " OR ".join(f"{sql_ident(c)} IS NULL" for c in _cols(a["column"]))
+    return f"SELECT * FROM {rel} WHERE {cond}"
+
+
+def _unique(rel: str, a: dict[str, Any]) -> str:
+    cols = ", ".join(sql_ident(c) for c in _cols(a.get("columns") or a["column"]))
+    return f"SELECT {cols}, count(*) AS n_rows FROM {rel} GROUP BY ALL HAVING count(*) > 1"
+
+
+def _accepted_values(rel: str, a: dict[str, Any]) -> str:
+    vals = ", ".join(sql_str(v) for v in a["values"])
+    c = sql_ident(a["column"])
+    return (f"SELECT {c}, count(*) AS n_rows FROM {rel} WHERE {c} IS NOT NULL "
+            f"AND CAST({c} AS VARCHAR) NOT IN ({vals}) GROUP BY ALL")
+
+
+def _accepted_range(rel: str, a: dict[str, Any]) -> str:
+    c = sql_ident(a["column"])
+    inclusive = a.get("inclusive", True)
+    conds = []
+    if a.get("min_value") is not None:
+        conds.append(f"{c} {'<' if inclusive else '<='} {a['min_value']}")
+    if a.get("max_value") is not None:
+        conds.append(f"{c} {'>' if inclusive else '>='} {a['max_value']}")
+    if not conds:
+        raise CompileError("accepted_range needs min_value and/or max_value")
+    return f"SELECT * FROM {rel} WHERE {' OR '.join(conds)}"
+
+
+def _monotonic(rel: str, a: dict[str, Any]) -> str:
+    c = sql_ident(a["column"])
+    part = ", ".join(sql_ident(x) for x in _cols(a.get("partition_by") or []))
+    order = ", ".join(sql_ident(x) for x in _cols(a.get("order_by") or [])) or "filename, file_row_number"
+    op = "<=" if a.get("strict") else "<"
+    over = f"PARTITION BY {part} ORDER BY {order}" if part else f"ORDER BY {order}"
+    return (f"SELECT * EXCLUDE (__prev) FROM (SELECT *, lag({c}) OVER ({over}) AS __prev FROM {rel}) "
+            f"WHERE {c} {op} __prev")
+
+
+KINDS: dict[str, Callable[[str, dict[str, Any]], str]] = {
+    "not_null": _not_null,
+    "unique": _unique,
+    "accepted_values": _accepted_values,
+    "accepted_range": _accepted_range,
+    "monotonic": _monotonic,
+}
+NEEDS_ROW_ORDER = {"monotonic"}
+
+
+def _line(model: Model, needle: str) -> str:
+    path = model.docs.yml_path
+    if path is None:
+        return str(model.path)
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if needle in line:
+            return f"{path}:{i}"
+    return f"{path}:1"
+
+
+def _parse(model: Model, spec: Any, column: str | None) -> DataTest:
+    if isinstance(spec, str):
+        kind, args = spec, {}
+    elif isinstance(spec, dict) and len(spec) == 1:
+        kind, args = next(iter(spec.items()))
+        args = dict(args or {}) if not isinstance(args, list) else {"values": args}
+    else:
+        raise CompileError(f"{_line(model, 'tests')}: a data test is a name or {{name: {{args}}}}, got {spec!r}")
+    if kind not in KINDS:
+        raise CompileError(f"{_line(model, kind)}: unknown data test '{kind}' on model '{model.name}' "
+                           f"(allowed: {', '.join(KINDS)})")
+    args.pop("config", None)
+    severity = str(args.pop("severity", "error"))
+    if "column_name" in args:
+        args["column"] = args.pop("column_name")
+    if column is not None:
+        args.setdefault("column", column)
+    if kind == "unique" and "columns" not in args and "column" not in args:
+        raise CompileError(f"{_line(model, 'unique')}: unique on model '{model.name}' needs columns: [...]")
+    if kind != "unique" and "column" not in args:
+        raise CompileError(f"{_line(model, kind)}: {kind} on model '{model.name}' needs a column")
+    if kind == "accepted_values" and not args.get("values"):
+        raise CompileError(f"{_line(model, kind)}: accepted_values on '{model.name}' needs values: [...]")
+    target = args.get("columns") or args.get("column")
+    name = f"{kind}({', '.join(_cols(target))})"
+    return DataTest(model.name, name, kind, args, severity, _line(model, kind))
+
+
+def model_tests(model: Model) -> list[DataTest]:
+    out = [_parse(model, t, None) for t in model.docs.tests]
+    for col in model.docs.columns.values():
+        out.extend(_parse(model, t, col.name) for t in col.tests)
+    return out
+
+
+def _relation(session: Session, model: Model, files: list[FileInfo] | None, row_order: bool) -> str | None:
+    if files is None:  # a view: its SQL over everything
+        sql = session.compile_model_sql(model, None)
+        return f"(\n{sql}\n)"
+    if not files:
+        return None
+    rel = read_parquet_sql([session.lake.url(f.path) for f in files], hive=False)
+    if row_order:
+        rel = rel[:-1] + ", filename=true, file_row_number=true)"
+    return rel
+
+
+def _run(session: Session, model_name: str, name: str, sql: str, severity: str, where: str) -> TestResult:
+    import duckdb
+
+    try:
+        cur = session.con.execute(f"SELECT count(*) FROM ({sql})")
+        n = int(cur.fetchone()[0])
+        sample: list[dict[str, Any]] = []
+        if n:
+            cur = session.con.execute(f"SELECT * FROM ({sql}) LIMIT {SAMPLE_ROWS}")
+            names = [d[0] for d in cur.description]
+            sample = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    except duckdb.Error as e:
+        raise BuildError(f"{where}: data test {name} on '{model_name}' cannot run: {str(e).splitlines()[0]}") from None
+    return TestResult(model_name, name, n == 0, n, sample, severity, where, sql)
+
+
+def run_model_tests(session: Session, model: Model, files: list[FileInfo] | None) -> list[TestResult]:
+    """Run a model's YAML tests over `files` (the partitions just built; None = a view's SQL)."""
+    tests = model_tests(model)
+    if model.materialized != "view" and not files:
+        return []
+    results = []
+    for t in tests:
+        rel = _relation(session, model, files, t.kind in NEEDS_ROW_ORDER and model.materialized != "view")
+        if rel is None:
+            continue
+        args = dict(t.args)
+        if t.kind in NEEDS_ROW_ORDER and model.materialized == "view" and not args.get("order_by"):
+            args["order_by"] = args["column"]  # a view has no file order
+        results.append(_run(session, model.name, t.name, KINDS[t.kind](rel, args), t.severity, t.where))
+    return results
+
+
+class _TestResolver:
+    def __init__(self, session: Session, built: set[str], all_files: bool) -> None:
+        self.s, self.built, self.all_files = session, built, all_files
+        self.refs: list[str] = []
+
+    def ref(self, model: Model | None, name: str) -> str:
+        from daedalus.runner import CatalogResolver
+
+        self.refs.append(name)
+        return CatalogResolver(self.s).ref(model, name)
+
+    def source(self, source_name: str, name: str) -> str:
+        return self.s.relation_sql(f"source:{name}")
+
+    def previous_partition(self, model: Model | None, columns: dict[str, str] | None) -> str:
+        raise CompileError("previous_partition() is not available in a data test")
+
+
+def run_sql_tests(session: Session, built: set[str], all_files: bool = False) -> list[TestResult]:
+    """Custom SQL tests that ref() a model of `built` (every test when `all_files`)."""
+    results = []
+    for test in session.project.sql_tests:
+        resolver = _TestResolver(session, built, all_files)
+        sql = session.compiler.render_test(test, resolver).strip().rstrip(";")
+        if not all_files and not (set(resolver.refs) & built):
+            continue
+        results.append(_run(session, ",".join(resolver.refs) or "-", test.name, sql, "error", f"{test.path}:1"))
+    return results
+
+
+def _fmt_row(row: dict[str, Any]) -> str:
+    return "{" + ", ".join(f"{k}={v!s}" for k, v in row.items()) + "}"
+
+
+def raise_on_failure(results: list[TestResult]) -> None:
+    for r in results:
+        if not r.passed and r.severity != "warn":
+            sample = "; ".join(_fmt_row(x) for x in r.sample[:3])
+            raise BuildError(f"{r.where}: data test {r.name} failed on model '{r.model}': "
+                             f"{r.failures} offending row(s), e.g. {sample}")

@@ -1,0 +1,101 @@
+"""The interface every materialization implements, and the one COPY template."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from daedalus.compiler import sql_ident, sql_str
+
+if TYPE_CHECKING:
+    from daedalus.lake import FileInfo
+    from daedalus.project import Model
+    from daedalus.runner import InputPart, Session
+
+
+@dataclass
+class PartPlan:
+    """One partition of a model: its keys and the input partitions it reads."""
+
+    model: str
+    pid: str  # "exchange=X/symbol=BTC-USDT/date=D"; "" for a table
+    keys: dict[str, str]
+    reads: list[InputPart] = field(default_factory=list)
+    stale: bool = False
+    reason: str = ""
+
+    @property
+    def date(self) -> str | None:
+        return self.keys.get("date")
+
+    def series(self) -> tuple[tuple[str, str], ...]:
+        """The keys of this partition's series (all but date)."""
+        return tuple((k, v) for k, v in self.keys.items() if k != "date")
+
+
+@dataclass
+class WriteResult:
+    files: list[FileInfo]
+    rows: int
+    bytes: int
+
+
+def copy_sql(select_sql: str, url: str, compression: str = "zstd") -> str:
+    return f"COPY (\n{select_sql}\n) TO {sql_str(url)} (FORMAT parquet, COMPRESSION {compression})"
+
+
+def partition_filter(keys: dict[str, str]) -> str:
+    conds = []
+    for k, v in keys.items():
+        if k == "date":
+            conds.append(f"{sql_ident(k)} = DATE {sql_str(v)}")
+        else:
+            conds.append(f"{sql_ident(k)} = {sql_str(v)}")
+    return " AND ".join(conds)
+
+
+def path_value(value: str) -> str:
+    """A key value as spelled in a partition path: `BTC/USDT` → `BTC-USDT`."""
+    return str(value).replace("/", "-")
+
+
+def partition_id(keys: dict[str, str]) -> str:
+    return "/".join(f"{k}={path_value(v)}" for k, v in keys.items())
+
+
+def new_file_name() -> str:
+    return f"part-{uuid.uuid4().hex}.parquet"
+
+
+class Materialization:
+    """Base: a kind of model output."""
+
+    name = ""
+    writes_files = True
+
+    def relation_keys(self, model: Model) -> list[str]:
+        """The keys its partitions are addressed by ([] = one unpartitioned relation)."""
+        return []
+
+    def candidates(self, session: Session, model: Model) -> list[PartPlan]:
+        raise NotImplementedError
+
+    def select_sql(self, model: Model, part: PartPlan, sql: str) -> str:
+        """The query whose rows are this partition (the model wrapped with the partition filter)."""
+        raise NotImplementedError
+
+    def write(self, session: Session, model: Model, part: PartPlan, sql: str) -> WriteResult:
+        """Write the partition's rows to new uniquely named files (never over existing ones)."""
+        rel_dir = model.lake_prefix + (f"/{part.pid}" if part.pid else "")
+        rel = f"{rel_dir}/{new_file_name()}"
+        session.lake.prepare_dir(rel_dir)
+        select = self.select_sql(model, part, sql)
+        rows = session.execute_copy(model, part, copy_sql(select, session.lake.url(rel)))
+        info = session.lake.stat(rel)
+        if info is None:  # DuckDB wrote nothing: should not happen, even for 0 rows
+            return WriteResult([], 0, 0)
+        return WriteResult([info], rows, info.size)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name}

@@ -1,0 +1,193 @@
+"""The build manifest: `_state/manifest.json`, the single source of truth of what the lake holds.
+
+Per model and partition it records the exact output files, rows, bytes, the fingerprint of what the
+partition was built from (input files + sizes + mtimes, the compiled SQL, data-affecting config)
+and the input partitions it read with their own fingerprints. Readers (`ref()`, the catalog) use
+these file lists, never a glob, so a partition is swapped atomically by one manifest write.
+
+Replaced files are not deleted at once: they go to `pending_deletions` with the time they were
+replaced and are deleted once `storage.retain_replaced_minutes` has passed, so a reader holding an
+older catalog keeps working. The manifest is written atomically (temp file + fsync + rename).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from daedalus.errors import StorageError
+from daedalus.lake import FileInfo, Lake
+
+MANIFEST = "_state/manifest.json"
+VERSION = 1
+
+
+def fingerprint(obj: Any) -> str:
+    """A stable short hash of a JSON-able object."""
+    data = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def files_fingerprint(files: list[FileInfo]) -> str:
+    return fingerprint([f.as_list() for f in files])
+
+
+@dataclass
+class PartitionState:
+    keys: dict[str, str]
+    files: list[FileInfo]
+    fingerprint: str
+    rows: int = 0
+    bytes: int = 0
+    inputs: dict[str, str] = field(default_factory=dict)  # input partition id → its files' fingerprint
+    built_at: float = 0.0
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "keys": self.keys,
+            "files": [f.as_list() for f in self.files],
+            "fingerprint": self.fingerprint,
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "inputs": self.inputs,
+            "built_at": self.built_at,
+            "seconds": round(self.seconds, 4),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> PartitionState:
+        return cls(
+            keys=dict(d["keys"]),
+            files=[FileInfo(*f) for f in d.get("files", [])],
+            fingerprint=d.get("fingerprint", ""),
+            rows=int(d.get("rows", 0)),
+            bytes=int(d.get("bytes", 0)),
+            inputs=dict(d.get("inputs", {})),
+            built_at=float(d.get("built_at", 0.0)),
+            seconds=float(d.get("seconds", 0.0)),
+        )
+
+
+@dataclass
+class ModelState:
+    materialized: str
+    layer: str
+    partitions: dict[str, PartitionState] = field(default_factory=dict)
+    columns: list[list[str]] = field(default_factory=list)  # [[name, duckdb type], ...] of the output
+    last_build: dict[str, Any] = field(default_factory=dict)
+
+    def files(self) -> list[FileInfo]:
+        out: list[FileInfo] = []
+        for pid in sorted(self.partitions):
+            out.extend(self.partitions[pid].files)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "materialized": self.materialized,
+            "layer": self.layer,
+            "columns": self.columns,
+            "last_build": self.last_build,
+            "partitions": {pid: p.to_json() for pid, p in sorted(self.partitions.items())},
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ModelState:
+        return cls(
+            materialized=d.get("materialized", "partitioned"),
+            layer=d.get("layer", ""),
+            columns=[list(c) for c in d.get("columns", [])],
+            last_build=dict(d.get("last_build", {})),
+            partitions={pid: PartitionState.from_json(p) for pid, p in d.get("partitions", {}).items()},
+        )
+
+
+class Manifest:
+    """The in-memory manifest; `save()` writes it atomically."""
+
+    def __init__(self, lake: Lake, data: dict[str, Any] | None = None) -> None:
+        self.lake = lake
+        data = data or {}
+        self.models: dict[str, ModelState] = {
+            name: ModelState.from_json(m) for name, m in data.get("models", {}).items()
+        }
+        self.pending_deletions: list[dict[str, Any]] = list(data.get("pending_deletions", []))
+        self.discovery: dict[str, dict[str, Any]] = dict(data.get("discovery", {}))
+        self.last_build: dict[str, Any] = dict(data.get("last_build", {}))
+        self.saves = 0
+
+    @classmethod
+    def load(cls, lake: Lake) -> Manifest:
+        raw = lake.read_bytes(MANIFEST)
+        if raw is None:
+            return cls(lake)
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise StorageError(f"{lake.url(MANIFEST)}: corrupt manifest ({e}); restore it or delete it "
+                               "and run `daedalus build --full-refresh`") from None
+        if data.get("version") != VERSION:
+            raise StorageError(f"{lake.url(MANIFEST)}: manifest version {data.get('version')} is not {VERSION}")
+        return cls(lake, data)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": VERSION,
+            "models": {name: m.to_json() for name, m in sorted(self.models.items())},
+            "pending_deletions": self.pending_deletions,
+            "discovery": self.discovery,
+            "last_build": self.last_build,
+        }
+
+    def save(self) -> None:
+        self.lake.write_atomic(MANIFEST, json.dumps(self.to_json(), separators=(",", ":")).encode())
+        self.saves += 1
+
+    # -- models and partitions ---------------------------------------------------------------
+
+    def model(self, name: str, materialized: str = "partitioned", layer: str = "") -> ModelState:
+        m = self.models.get(name)
+        if m is None:
+            m = self.models[name] = ModelState(materialized, layer)
+        m.materialized, m.layer = materialized, layer or m.layer
+        return m
+
+    def partition(self, model: str, pid: str) -> PartitionState | None:
+        m = self.models.get(model)
+        return m.partitions.get(pid) if m else None
+
+    def replace_partition(self, model: str, pid: str, new: PartitionState, materialized: str, layer: str) -> list[str]:
+        """Record `new` as the partition's content; the files it replaces become pending deletions."""
+        m = self.model(model, materialized, layer)
+        old = m.partitions.get(pid)
+        m.partitions[pid] = new
+        keep = {f.path for f in new.files}
+        replaced = [f.path for f in old.files if f.path not in keep] if old else []
+        now = time.time()
+        self.pending_deletions.extend({"path": p, "replaced_at": now} for p in replaced)
+        return replaced
+
+    def drop_partition(self, model: str, pid: str) -> None:
+        m = self.models.get(model)
+        if m and pid in m.partitions:
+            old = m.partitions.pop(pid)
+            now = time.time()
+            self.pending_deletions.extend({"path": f.path, "replaced_at": now} for f in old.files)
+
+    def referenced(self) -> set[str]:
+        return {f.path for m in self.models.values() for p in m.partitions.values() for f in p.files}
+
+    def due_deletions(self, retain_minutes: float, now: float | None = None) -> list[str]:
+        """Pending deletions whose grace period has passed (never a file the manifest still uses)."""
+        now = time.time() if now is None else now
+        used = self.referenced()
+        return [d["path"] for d in self.pending_deletions
+                if now - float(d["replaced_at"]) >= retain_minutes * 60 and d["path"] not in used]
+
+    def forget_deletions(self, paths: list[str]) -> None:
+        gone = set(paths)
+        self.pending_deletions = [d for d in self.pending_deletions if d["path"] not in gone]
