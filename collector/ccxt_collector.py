@@ -214,6 +214,11 @@ class CcxtCollector:
         self.exchange = cls({"enableRateLimit": True, "newUpdates": True})
         self.exchange.options["tradesLimit"] = ingestion.trade_cache_size
         self.exchange.options.update(self.venue.options)
+        # ccxt retries a failed REST snapshot at once, up to 3 times, ignoring Retry-After; against a
+        # 429 that is how an IP earns a 418 ban. One try: the failure reaches us and we wait as told.
+        book_opts = dict(self.exchange.options.get("watchOrderBook") or {})
+        book_opts["maxRetries"] = 1
+        self.exchange.options["watchOrderBook"] = book_opts
         if configure is not None:
             configure(self.exchange)  # tests and demo point urls at the fake server and set markets
         self.exchange.daedalus_hooks = _Hooks(self)

@@ -219,7 +219,10 @@ class Emitter:
                     count=count, interval_start=first, interval_end=last,
                     detail=f"staging buffer full ({self.staging_limit}); {count} {channel} messages dropped",
                 )
-                await self.queue.put(Record(source, "events", row))
+                # this row is the only trace of those drops: retry until the queue takes it (a
+                # refused attempt is itself counted by the queue as a dropped `events` record)
+                while not await self.queue.put(Record(source, "events", row)):
+                    await asyncio.sleep(0.01)
 
     async def pump(self, stop: asyncio.Event) -> None:
         """Run until `stop`: move staged records to the queue as they come."""

@@ -102,6 +102,7 @@ class FakeBinance:
         self.connections_total = 0
         self.subscribe_requests: list[list[str]] = []
         self.depth_requests: dict[str, int] = {}
+        self.depth_request_times: list[tuple[str, float]] = []  # (symbol id, loop time) per REST depth call
         self.published: dict[str, int] = {}
         self._skip_depth: dict[str, int] = {}
         self._rest_429: tuple[int, float] = (0, 0.0)
@@ -187,6 +188,7 @@ class FakeBinance:
     async def _depth(self, request: web.Request) -> web.Response:
         symbol = request.query.get("symbol", "")
         self.depth_requests[symbol] = self.depth_requests.get(symbol, 0) + 1
+        self.depth_request_times.append((symbol, asyncio.get_running_loop().time()))
         remaining, retry_after = self._rest_429
         if remaining > 0:
             self._rest_429 = (remaining - 1, retry_after)
