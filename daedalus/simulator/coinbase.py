@@ -54,6 +54,7 @@ class FakeCoinbase:
         self.connections_total = 0
         self.subscribe_requests: list[dict] = []
         self.recent_trades: dict[str, deque[Trade]] = {}
+        self.trade_log: list[Trade] = []  # every trade the market made while this server ran
         self._runner: web.AppRunner | None = None
         self._hb_task: asyncio.Task | None = None
         self._subscribed = asyncio.Condition()
@@ -89,8 +90,8 @@ class FakeCoinbase:
         if peer.muted or peer.ws.closed:
             return
         if peer.skip_next:
-            peer.skip_next -= 1
-            peer.seq += 1  # the message is "lost": its number is used, the client sees the jump
+            peer.seq += peer.skip_next  # those messages are "lost": their numbers are used up
+            peer.skip_next = 0
         msg = {"channel": channel, "client_id": "", "timestamp": ts or _iso(), "sequence_num": peer.seq, "events": events}
         peer.seq += 1
         self.sent[channel] = self.sent.get(channel, 0) + 1
@@ -182,6 +183,7 @@ class FakeCoinbase:
         p = product_id(ev.symbol)
         if isinstance(ev, Trade):
             self.recent_trades.setdefault(ev.symbol, deque(maxlen=50)).appendleft(ev)
+            self.trade_log.append(ev)
             for peer in list(self.peers):
                 if p in peer.channels.get("market_trades", ()):
                     await self._send(peer, "market_trades", [{"type": "update", "trades": [self._trade_json(ev)]}],
@@ -223,7 +225,7 @@ class FakeCoinbase:
 
     # ---- faults ----
     def skip_sequence(self, count: int = 1) -> None:
-        """The next `count` messages to every connection are lost (their sequence numbers are used)."""
+        """`count` messages to every connection are lost before the next one (one jump of `count`)."""
         for peer in self.peers:
             peer.skip_next += count
 

@@ -1,0 +1,135 @@
+"""The native Coinbase Advanced Trade collector against the fake Coinbase server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from daedalus.collector.connection import Emitter
+from fake_exchange import make_config, rows, run_pipeline, wait_until
+
+from daedalus.simulator.coinbase import FakeCoinbase
+from daedalus.simulator.market import SimulatedMarket
+
+pytestmark = pytest.mark.network
+PRODUCTS = ["BTC-USDT", "ETH-USDT"]
+LEVELS = 10
+
+
+def _received(emitter: Emitter, channel: str) -> int:
+    c = emitter.counters.get(("coinbase", channel))
+    return 0 if c is None else c.received
+
+
+def run_coinbase(
+    root: Path, fault: Callable[[FakeCoinbase, Emitter], Awaitable[None]], **ingestion: Any
+) -> tuple[FakeCoinbase, SimulatedMarket, dict]:
+    market = SimulatedMarket({"BTC/USDT": 60_000.0, "ETH/USDT": 3_000.0}, seed=3)
+    config = make_config(root, sources=["coinbase"], orderbook_levels=LEVELS,
+                         coinbase={"products": PRODUCTS, "channels": ["level2", "market_trades", "ticker"]},
+                         **ingestion)
+
+    async def main() -> tuple[FakeCoinbase, dict]:
+        server = await FakeCoinbase(market, heartbeat_interval=0.2).start()
+        await server.run_market(steps=100, interval=0)  # trades before we subscribe: the snapshot replays them
+        stop_market = asyncio.Event()
+        try:
+            async def scenario(emitter: Emitter) -> None:
+                await server.wait_subscribed(["level2", "market_trades", "ticker", "heartbeats"])
+                feeder = asyncio.ensure_future(server.run_market(interval=0.005, stop=stop_market))
+                await wait_until(lambda: _received(emitter, "trades") > 20, 10, "first trades")
+                await fault(server, emitter)
+                stop_market.set()
+                await feeder
+                n = _received(emitter, "orderbook")
+                await asyncio.sleep(0.3)  # let the last frames arrive
+                assert _received(emitter, "orderbook") >= n
+
+            summary = await run_pipeline(config, scenario, coinbase_url=server.url)
+            return server, summary
+        finally:
+            stop_market.set()
+            await server.stop()
+
+    server, summary = asyncio.run(main())
+    return server, market, summary
+
+
+def _top(market: SimulatedMarket, symbol: str) -> tuple[list[dict], list[dict]]:
+    book = market.books[symbol]
+    return ([{"price": p, "size": q} for p, q in book.top("bid", LEVELS)],
+            [{"price": p, "size": q} for p, q in book.top("ask", LEVELS)])
+
+
+def _check_final_books(root: Path, market: SimulatedMarket) -> None:
+    books = rows(root, "coinbase", "orderbook")
+    for symbol in ("BTC/USDT", "ETH/USDT"):
+        last = [b for b in books if b["symbol"] == symbol][-1]
+        assert (last["bids"], last["asks"]) == _top(market, symbol), symbol
+
+
+def test_book_trades_ticker_heartbeats(tmp_path: Path) -> None:
+    async def fault(server: FakeCoinbase, emitter: Emitter) -> None:
+        await asyncio.sleep(0.5)
+
+    server, market, summary = run_coinbase(tmp_path, fault)
+    _check_final_books(tmp_path, market)  # snapshot + every update = the exchange's book
+
+    trades = rows(tmp_path, "coinbase", "trades")
+    ids = [t["trade_id"] for t in trades]
+    assert len(ids) == len(set(ids))  # the snapshot's replayed trades are not duplicated
+    published = {str(t.trade_id): t for t in server.trade_log}
+    assert set(ids) <= set(published) and len(ids) > 50
+    for symbol in ("BTC/USDT", "ETH/USDT"):
+        # from the oldest trade the subscription snapshot replayed on, every trade, once
+        mine = [int(t["trade_id"]) for t in trades if t["symbol"] == symbol]
+        want = sorted(int(i) for i, t in published.items() if t.symbol == symbol and int(i) >= min(mine))
+        assert sorted(mine) == want
+    for t in trades:
+        src = published[t["trade_id"]]
+        # Coinbase reports the maker's side; bronze keeps the aggressor's (Binance m=true → 'sell')
+        assert t["side"] == ("sell" if src.buyer_is_maker else "buy")
+        assert (t["price"], t["amount"]) == (src.price, src.qty)
+        assert t["timestamp"].value == src.ts_ms * 1_000_000
+    tickers = rows(tmp_path, "coinbase", "ticker")
+    assert tickers and all(t["bid"] < t["ask"] for t in tickers)
+    kinds = [e["event_type"] for e in rows(tmp_path, "coinbase", "events")]
+    assert kinds.count("connect") == 1 and kinds.count("subscribe_ack") == 4
+    assert "gap" not in kinds and "heartbeats" not in {c.split("/")[1] for c in summary["per_stream"]}
+
+
+def test_skipped_sequence_num_is_a_gap_and_resubscribes_level2(tmp_path: Path) -> None:
+    async def fault(server: FakeCoinbase, emitter: Emitter) -> None:
+        server.skip_sequence(2)
+        await wait_until(lambda: sum(1 for r in server.subscribe_requests if r["type"] == "unsubscribe") == 1,
+                         10, "level2 unsubscribe")
+        await asyncio.sleep(0.5)
+
+    server, market, _ = run_coinbase(tmp_path, fault)
+    events = rows(tmp_path, "coinbase", "events")
+    gaps = [e for e in events if e["event_type"] == "gap"]
+    assert len(gaps) == 1 and gaps[0]["count"] == 2
+    resyncs = [e for e in events if e["event_type"] == "resync"]
+    assert sorted(e["symbol"] for e in resyncs) == ["BTC/USDT", "ETH/USDT"]
+    reqs = [(r["type"], r["channel"]) for r in server.subscribe_requests]
+    assert reqs[-2:] == [("unsubscribe", "level2"), ("subscribe", "level2")]
+    assert server.connections_total == 1  # a resubscribe, not a reconnect
+    _check_final_books(tmp_path, market)  # the fresh snapshot repaired the book
+
+
+def test_abrupt_close_reconnects(tmp_path: Path) -> None:
+    async def fault(server: FakeCoinbase, emitter: Emitter) -> None:
+        await server.drop_connections(1006)
+        await wait_until(lambda: server.connections_total == 2 and len(server.peers) == 1, 10, "reconnect")
+        n = _received(emitter, "orderbook")
+        await wait_until(lambda: _received(emitter, "orderbook") > n + 20, 10, "data after reconnect")
+
+    server, market, _ = run_coinbase(tmp_path, fault)
+    events = rows(tmp_path, "coinbase", "events")
+    drops = [e for e in events if e["event_type"] == "disconnect" and e["close_code"] == 1006]
+    assert len(drops) == 1
+    assert [e["event_type"] for e in events].count("connect") == 2
+    _check_final_books(tmp_path, market)
