@@ -145,7 +145,11 @@ class RotatingSegments:
 
     @property
     def open_bytes(self) -> int:
-        return self._size() if self.active_path is not None else 0
+        """Size of the open segment; read from other threads (stats), so a concurrent close is fine."""
+        try:
+            return self._size() if self.active_path is not None else 0
+        except (OSError, ValueError, AttributeError):
+            return 0
 
     def close(self) -> Path | None:
         """Close the open segment into ready/; returns its ready path (None if nothing was open)."""

@@ -133,7 +133,11 @@ class BronzeSink:
             event_type = record.row.get("event_type")
             if event_type in _HEALTH_EVENTS:
                 target = (record.source, record.row.get("channel") or "-", key[2], key[3])
-                self._stream(target).recent_events.append((time.time(), event_type))
+                recent = self._stream(target).recent_events
+                now = time.time()
+                recent.append((now, event_type))
+                while recent and recent[0][0] < now - 3600:  # bounded: only the last hour is reported
+                    recent.popleft()
         return len(buf) >= self.cfg.batch_size
 
     def _sink_event(self, source: str, rows: list[dict]) -> None:
@@ -146,24 +150,33 @@ class BronzeSink:
         self._seq += 1
         return self._seq
 
-    def _flush_sync(self, source: str, channel: str, items: list[tuple[StreamKey, Any]]) -> None:
-        """Convert and write one batch (runs in the flush thread)."""
-        keys = [k for k, _ in items]
-        rows = [r for _, r in items]
-        if channel in SCHEMAS:
+    def _flush_sync(
+        self, channel: str, rows: list[Any], writer: RotatingSegments | None, quarantine: StreamingParquetWriter
+    ) -> list[Rejected]:
+        """Convert and write one batch (runs in the flush thread; touches only the two writers)."""
+        if writer is not None:
             conv = convert_rows(channel, rows, SCHEMAS[channel])
             table, rejected = conv.table, conv.rejected
         else:
-            table, rejected = None, [Rejected(r, f"unknown channel '{channel}' (allowed: {', '.join(SCHEMAS)})") for r in rows]
+            allowed = ", ".join(SCHEMAS)
+            table, rejected = None, [Rejected(r, f"unknown channel '{channel}' (allowed: {allowed})") for r in rows]
+        if rejected:
+            quarantine.write(quarantine_table(quarantine.source, channel, rejected))
+        if table is not None and table.num_rows:
+            assert writer is not None
+            writer.write(table)
+        return rejected
+
+    def _count_flushed(
+        self, source: str, channel: str, items: list[tuple[StreamKey, Any]], rejected: list[Rejected]
+    ) -> None:
+        """Bookkeeping of a flushed batch, on the event loop (stats() may run at any await)."""
         rejected_ids = {id(r.row) for r in rejected}
         if rejected:
-            self._quarantine_writer(source).write(quarantine_table(source, channel, rejected))
             self._quarantined[(source, channel)] = self._quarantined.get((source, channel), 0) + len(rejected)
             self._record_quarantine_events(source, channel, rejected, items)
-        if table is not None and table.num_rows:
-            self._writer(source, channel).write(table)
         now = time.time()
-        for key, row in zip(keys, rows, strict=True):
+        for key, row in items:
             s = self._stream(key)
             if id(row) in rejected_ids:
                 s.quarantined += 1
@@ -208,7 +221,13 @@ class BronzeSink:
             return
         self._buffers[stream] = []
         self._buffer_rows -= len(items)
-        await asyncio.to_thread(self._flush_sync, stream[0], stream[1], items)
+        source, channel = stream
+        # Writers are created here, on the loop, so stats() never sees a dict change size mid-read.
+        writer = self._writer(source, channel) if channel in SCHEMAS else None
+        quarantine = self._quarantine_writer(source)
+        rows = [r for _, r in items]
+        rejected = await asyncio.to_thread(self._flush_sync, channel, rows, writer, quarantine)
+        self._count_flushed(source, channel, items, rejected)
         self.flushes += 1
         self._offer_closed()
 
