@@ -1,15 +1,13 @@
 {{ config(materialized='partitioned', partition_by=['exchange', 'symbol', 'date'], tags=['orderbook', 'gold', 'bars'],
-          lookback='0 seconds', settings={'threads': 1}) }}
+          lookback='0 seconds',
+          settings={'threads': 1}, order_by=['exchange', 'symbol', 'bar_seconds', 'bar_start']) }}
 {#-
   Order-book bars for every d in features.bar_durations (macros/bars.sql): OHLC of mid, snapshot
   count, spread and imbalance means, and the sums of the sequential columns of orderbook_hf.
   Means skip NULL values (a row without a mid, e.g. a missing side, still counts as a snapshot).
 -#}
 WITH rows_in AS (
-    -- ofi / mlofi / log_return come from orderbook_seq through orderbook_hf; until that model is in
-    -- the project they are NULL here (TEMPORARY, see orderbook_hf.sql).
-    SELECT exchange, symbol, ts, seq, mid, spread_bps, imbalance_1, microprice,
-        NULL::DOUBLE AS ofi, NULL::DOUBLE AS mlofi, NULL::DOUBLE AS log_return
+    SELECT exchange, symbol, ts, seq, mid, spread_bps, imbalance_1, microprice, ofi, mlofi, log_return
     FROM {{ ref('orderbook_hf') }}
     WHERE ts >= {{ partition.lookback_start }} AND ts < {{ partition.end }}
 ),
@@ -50,4 +48,3 @@ base AS (
     ('sum_mlofi', 'sum(mlofi_sum)'),
     ('realized_variance', 'sum(rv_sum)'),
 ]) }}
-ORDER BY exchange, symbol, bar_seconds, bar_start

@@ -1,5 +1,5 @@
 {{ config(materialized='partitioned', partition_by=['exchange', 'symbol', 'date'], tags=['orderbook', 'gold'],
-          lookback='0 seconds', settings={'threads': 1}) }}
+          lookback='0 seconds', order_by=['exchange', 'symbol', 'ts', 'seq']) }}
 {#-
   One row per silver snapshot: the structural and band-depth features of FEATURES.md "Per snapshot"
   (macros/orderbook.sql; bands from features.bands_bps, truncation from features.max_levels), joined
@@ -14,8 +14,7 @@ WITH book AS (
 structural AS (
     {{ orderbook_structural('book', features.max_levels, features.bands_bps) }}
 )
--- The sequential columns join here from {{ "{{ ref('orderbook_seq') }}" }} once that model (the UDF
--- part) is in the project; until then the ref would fail the whole project's compile.
-SELECT s.*
+SELECT s.*, q.* EXCLUDE (exchange, symbol, date, ts, seq)
 FROM structural s
-ORDER BY s.exchange, s.symbol, s.ts, s.seq
+LEFT JOIN {{ ref('orderbook_seq') }} q
+    ON q.exchange = s.exchange AND q.symbol = s.symbol AND q.date = s.date AND q.ts = s.ts AND q.seq = s.seq

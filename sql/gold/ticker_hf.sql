@@ -1,5 +1,6 @@
 {{ config(materialized='partitioned', partition_by=['exchange', 'symbol', 'date'], tags=['ticker', 'gold'],
-          lookback=seconds_interval(features.horizons | max), settings={'threads': 1}) }}
+          lookback=seconds_interval(features.horizons | max),
+          settings={'threads': 1}, order_by=['exchange', 'symbol', 'ts', 'seq']) }}
 {#-
   Ticker features of FEATURES.md "Ticker": mid, spread, spread_bps, volume_imbalance, UTC calendar
   columns, and trailing mean/std of mid and mean of spread_bps over (t − h, t] for h in horizons.
@@ -75,4 +76,3 @@ SELECT
     {%- endfor %}
 FROM shifted t
 JOIN windows w ON w.exchange = t.exchange AND w.symbol = t.symbol AND w.ts = t.ts
-ORDER BY t.exchange, t.symbol, t.ts, t.seq

@@ -1,5 +1,6 @@
 {{ config(materialized='partitioned', partition_by=['exchange', 'symbol', 'date'], tags=['trades', 'gold', 'bars'],
-          lookback='0 seconds', settings={'threads': 1}) }}
+          lookback='0 seconds',
+          settings={'threads': 1}, order_by=['exchange', 'symbol', 'bar_seconds', 'bar_start']) }}
 {#-
   Trade bars for every d in features.bar_durations (macros/bars.sql): OHLC of trade price in
   (ts, trade_id) order, counts, aggressor volumes, VWAP and trade imbalance. Trades without a known
@@ -43,4 +44,3 @@ FROM (
     ('sum_notional', 'sum(notional)'),
 ]) }}
 )
-ORDER BY exchange, symbol, bar_seconds, bar_start

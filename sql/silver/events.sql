@@ -1,5 +1,5 @@
 {{ config(materialized='partitioned', partition_by=['exchange', 'date'], tags=['events', 'silver'],
-          lookback='0 seconds', settings={'threads': 1}) }}
+          lookback='0 seconds', order_by=['exchange', 'ts', 'conn_id', 'seq']) }}
 {#-
   Connection events (connect, disconnect, gap, overflow, ...). Events carry no exchange time: `ts` is
   the receive time at which the collector recorded them. `symbol` NULL means the whole connection.
@@ -23,4 +23,3 @@ SELECT
 FROM {{ source('bronze', 'events') }}
 WHERE capture_ts >= {{ partition.lookback_start }} AND capture_ts < {{ partition.end }}
 QUALIFY row_number() OVER (PARTITION BY exchange, conn_id, seq, event_type, capture_ts ORDER BY collected_at) = 1
-ORDER BY exchange, ts, conn_id, seq

@@ -1,5 +1,5 @@
 {{ config(materialized='partitioned', partition_by=['exchange', 'symbol', 'date'], tags=['orderbook', 'silver'],
-          lookback=seconds_interval(features.max_state_staleness_seconds), settings={'threads': 1}) }}
+          lookback=seconds_interval(features.max_state_staleness_seconds), order_by=['exchange', 'symbol', 'ts', 'seq']) }}
 {#-
   One typed row per bronze snapshot. The lookback (max_state_staleness_seconds) is exactly what
   `break_before` needs: a predecessor further back than that is a break whatever happened between.
@@ -65,4 +65,3 @@ SELECT
     ) AS break_before
 FROM counted
 WINDOW series AS (PARTITION BY exchange, symbol ORDER BY ts, seq)
-ORDER BY exchange, symbol, ts, seq

@@ -1,5 +1,5 @@
 {{ config(materialized='partitioned', partition_by=['exchange', 'symbol', 'date'], tags=['ticker', 'silver'],
-          lookback='0 seconds', settings={'threads': 1}) }}
+          lookback='0 seconds', order_by=['exchange', 'symbol', 'ts', 'seq']) }}
 {#-
   One row per ticker message. `ts` is the exchange time; some feeds (Binance bookTicker) carry none,
   and then the receive time stands in and `ts_is_receive_time` says so (bronze dates such rows by
@@ -22,4 +22,3 @@ WHERE coalesce("timestamp", capture_ts) >= {{ partition.lookback_start }}
   AND symbol IS NOT NULL
 QUALIFY row_number() OVER (
     PARTITION BY exchange, symbol, coalesce("timestamp", capture_ts), seq ORDER BY capture_ts, conn_id) = 1
-ORDER BY exchange, symbol, ts, seq

@@ -1,5 +1,5 @@
 {{ config(materialized='partitioned', partition_by=['exchange', 'symbol', 'date'], tags=['trades', 'silver'],
-          lookback='0 seconds', settings={'threads': 1}) }}
+          lookback='0 seconds', order_by=['exchange', 'symbol', 'ts', 'trade_seq', 'trade_id']) }}
 {#-
   One row per trade, deduplicated by (exchange, symbol, trade_id), with the aggressor side.
 
@@ -53,4 +53,3 @@ SELECT
     price * amount AS notional,
     capture_ts
 FROM typed
-ORDER BY exchange, symbol, ts, trade_seq, trade_id
