@@ -1,0 +1,180 @@
+"""Coinbase Advanced Trade wire messages (documented samples, trimmed) through the native collector's
+parsers: book from snapshot + updates, trade dedupe and aggressor side, sequence gaps, bad frames."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from daedalus.collector.coinbase import CoinbaseCollector, L2Book, make_jwt, product_to_symbol, rfc3339_ns
+from daedalus.collector.connection import Connection, Emitter
+
+from daedalus.config import CoinbaseConfig, IngestionConfig
+from daedalus.errors import ConfigError, ExchangeError
+
+
+class _ListQueue:
+    def __init__(self) -> None:
+        self.items: list = []
+
+    async def put(self, record) -> bool:
+        self.items.append(record)
+        return True
+
+
+class _WS:
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+
+    async def send(self, text: str) -> None:
+        self.sent.append(json.loads(text))
+
+
+def _msg(channel: str, seq: int, events: list[dict], ts: str = "2023-02-09T20:32:50.714964855Z") -> str:
+    return json.dumps({"channel": channel, "client_id": "", "timestamp": ts, "sequence_num": seq, "events": events})
+
+
+SNAPSHOT = {"type": "snapshot", "product_id": "BTC-USD", "updates": [
+    {"side": "bid", "event_time": "1970-01-01T00:00:00Z", "price_level": "21921.73", "new_quantity": "0.06317902"},
+    {"side": "bid", "event_time": "1970-01-01T00:00:00Z", "price_level": "21921.3", "new_quantity": "0.02"},
+    {"side": "offer", "event_time": "1970-01-01T00:00:00Z", "price_level": "21921.74", "new_quantity": "1.5"},
+    {"side": "offer", "event_time": "1970-01-01T00:00:00Z", "price_level": "21922.0", "new_quantity": "2"},
+]}
+UPDATE = {"type": "update", "product_id": "BTC-USD", "updates": [
+    {"side": "bid", "event_time": "2023-02-09T20:32:50.714964855Z", "price_level": "21921.73", "new_quantity": "0"},
+    {"side": "offer", "event_time": "2023-02-09T20:32:50.714964855Z", "price_level": "21921.5", "new_quantity": "0.3"},
+]}
+TRADES = {"type": "snapshot", "trades": [
+    {"trade_id": "000000000", "product_id": "BTC-USD", "price": "1260.01", "size": "0.3", "side": "BUY",
+     "time": "2019-08-14T20:42:27.265Z"},
+    {"trade_id": "000000001", "product_id": "BTC-USD", "price": "1260.02", "size": "0.1", "side": "SELL",
+     "time": "2019-08-14T20:42:27.266Z"},
+]}
+
+
+def _collector(levels: int = 2) -> tuple[CoinbaseCollector, list]:
+    q = _ListQueue()
+    c = CoinbaseCollector(CoinbaseConfig(products=["BTC-USD"]), IngestionConfig(orderbook_levels=levels), Emitter(q))
+    c.books = {"BTC-USD": L2Book()}
+    return c, q.items
+
+
+def _feed(c: CoinbaseCollector, frames: list[str]) -> tuple[_WS, Connection]:
+    ws, conn, state = _WS(), Connection("coinbase", "coinbase", "t"), {"expected": None}
+
+    async def main() -> None:
+        for i, f in enumerate(frames):
+            await c.handle(f, 1_700_000_000_000_000_000 + i, conn, ws, state)
+
+    asyncio.run(main())
+    return ws, conn
+
+
+def test_rfc3339_keeps_nanoseconds() -> None:
+    assert rfc3339_ns("2023-02-09T20:32:50.714964855Z") == 1675974770_714964855
+    assert rfc3339_ns("2019-08-14T20:42:27.265Z") == 1565815347_265000000
+    assert rfc3339_ns("2019-08-14T20:42:27Z") == 1565815347_000000000
+    assert rfc3339_ns("2019-08-14T22:42:27.5+02:00") == 1565815347_500000000
+    assert rfc3339_ns(None) is None
+    assert product_to_symbol("BTC-USD") == "BTC/USD"
+
+
+def test_level2_snapshot_then_update_gives_top_n() -> None:
+    c, out = _collector()
+    _feed(c, [_msg("l2_data", 0, [SNAPSHOT]), _msg("l2_data", 1, [UPDATE])])
+    books = [r.row for r in out if r.channel == "orderbook"]
+    assert books[0]["bids"] == [{"price": 21921.73, "size": 0.06317902}, {"price": 21921.3, "size": 0.02}]
+    assert books[0]["asks"] == [{"price": 21921.74, "size": 1.5}, {"price": 21922.0, "size": 2.0}]
+    assert books[1]["bids"] == [{"price": 21921.3, "size": 0.02}]  # 21921.73 removed
+    assert books[1]["asks"] == [{"price": 21921.5, "size": 0.3}, {"price": 21921.74, "size": 1.5}]
+    assert books[1]["symbol"] == "BTC/USD" and books[1]["nonce"] == 1
+    assert books[1]["timestamp"] == 1675974770_714964855
+    assert [b["seq"] for b in books] == [1, 2]
+
+
+def test_updates_before_a_snapshot_are_ignored() -> None:
+    c, out = _collector()
+    _feed(c, [_msg("l2_data", 0, [UPDATE])])
+    assert not [r for r in out if r.channel == "orderbook"]
+
+
+def test_trades_are_deduplicated_and_side_is_the_aggressor() -> None:
+    c, out = _collector()
+    again = {"type": "update", "trades": [TRADES["trades"][1],
+             {**TRADES["trades"][1], "trade_id": "000000002", "side": "BUY"}]}
+    _feed(c, [_msg("market_trades", 0, [TRADES]), _msg("market_trades", 1, [again])])
+    trades = [r.row for r in out if r.channel == "trades"]
+    assert [t["trade_id"] for t in trades] == ["000000000", "000000001", "000000002"]
+    # the public feed carries the maker's side: a BUY maker means a seller hit the bid
+    assert [t["side"] for t in trades] == ["sell", "buy", "sell"]
+    assert trades[0]["cost"] == pytest.approx(1260.01 * 0.3)
+    assert trades[0]["timestamp"] == 1565815347_265000000
+
+
+def test_ticker_and_heartbeats() -> None:
+    c, out = _collector()
+    tick = {"type": "update", "tickers": [{"type": "ticker", "product_id": "BTC-USD", "price": "21932.98",
+            "volume_24_h": "16038.28", "low_24_h": "21835.29", "high_24_h": "23011.18",
+            "price_percent_chg_24_h": "-4.15", "best_bid": "21932.97", "best_bid_quantity": "0.5",
+            "best_ask": "21932.98", "best_ask_quantity": "0.1"}]}
+    hb = [{"current_time": "2023-06-23 20:31:56.121961769 +0000 UTC m=+91717.525857105", "heartbeat_counter": "3049"}]
+    _, conn = _feed(c, [_msg("ticker", 0, [tick]), _msg("heartbeats", 1, hb)])
+    rows = [r.row for r in out]
+    assert len(rows) == 1 and rows[0]["bid"] == 21932.97 and rows[0]["ask_volume"] == 0.1
+    assert rows[0]["last"] == 21932.98 and rows[0]["percentage"] == -4.15
+    assert "heartbeats" in conn.last_data  # liveness, not data
+
+
+def test_sequence_gap_records_and_resubscribes_level2() -> None:
+    c, out = _collector()
+    ws, _ = _feed(c, [_msg("l2_data", 0, [SNAPSHOT]), _msg("l2_data", 4, [UPDATE]), _msg("l2_data", 5, [UPDATE])])
+    events = [r.row for r in out if r.channel == "events"]
+    assert [e["event_type"] for e in events] == ["gap", "resync"]
+    assert events[0]["count"] == 3
+    assert [(m["type"], m["channel"]) for m in ws.sent] == [("unsubscribe", "level2"), ("subscribe", "level2")]
+    # the broken book emits nothing until the fresh snapshot
+    assert len([r for r in out if r.channel == "orderbook"]) == 1
+
+
+def test_bad_frames_are_events_and_collection_goes_on() -> None:
+    c, out = _collector()
+    _feed(c, ['{"channel":"l2_data","seq', "[1,2]", json.dumps({"type": "error", "message": "bad jwt"}),
+              _msg("l2_data", 0, [SNAPSHOT])])
+    kinds = [r.row["event_type"] for r in out if r.channel == "events"]
+    assert kinds == ["error", "error", "error"]
+    assert len([r for r in out if r.channel == "orderbook"]) == 1
+
+
+def test_config_errors() -> None:
+    with pytest.raises(ExchangeError, match="'BTCUSD' is not a Coinbase product id"):
+        CoinbaseCollector(CoinbaseConfig(products=["BTCUSD"]), IngestionConfig(), Emitter(_ListQueue()))
+    with pytest.raises(ConfigError, match="COINBASE_API_KEY"):
+        CoinbaseCollector(CoinbaseConfig(use_jwt=True), IngestionConfig(), Emitter(_ListQueue()), environ={})
+
+
+def test_jwt_is_es256_and_verifies() -> None:
+    pytest.importorskip("cryptography")
+    import base64
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                            serialization.NoEncryption()).decode()
+    token = make_jwt("organizations/x/apiKeys/y", pem, now=1_700_000_000)
+    head, body, sig = token.split(".")
+
+    def unb64(s: str) -> bytes:
+        return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+    assert json.loads(unb64(head))["alg"] == "ES256"
+    claims = json.loads(unb64(body))
+    assert claims == {"iss": "cdp", "nbf": 1_700_000_000, "exp": 1_700_000_120, "sub": "organizations/x/apiKeys/y"}
+    raw = unb64(sig)
+    der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+    key.public_key().verify(der, f"{head}.{body}".encode(), ec.ECDSA(hashes.SHA256()))  # raises if wrong
+    with pytest.raises(ConfigError, match="not a PEM EC private key"):
+        make_jwt("k", "nonsense")
