@@ -427,11 +427,9 @@ class Session:
             except Exception:
                 self.con.execute(f"RESET {key}")
 
-    def _orphans(self, model: Model, part: PartPlan) -> list[str]:
+    def _orphans(self, model: Model, part: PartPlan, known: set[str]) -> list[str]:
         """Files in the partition's folder that no manifest ever recorded (a killed build's writes)."""
         rel_dir = model.lake_prefix + (f"/{part.pid}" if part.pid else "")
-        known = {f.path for ms in self.manifest.models.values() for p in ms.partitions.values() for f in p.files}
-        known |= {d["path"] for d in self.manifest.pending_deletions}
         out = []
         for f in self.lake.list(rel_dir):
             if not part.pid and f.path.count("/") != rel_dir.count("/") + 1:
@@ -440,13 +438,23 @@ class Session:
                 out.append(f.path)
         return out
 
-    def purge_deletions(self) -> list[str]:
-        due = self.manifest.due_deletions(self.config.storage.retain_replaced_minutes)
+    def purge_deletions(self, catalog_at: float) -> list[str]:
+        """Delete replaced files whose grace period has passed *and* that were replaced before the
+        catalog written at `catalog_at` (so neither the manifest nor the live catalog names them)."""
+        due = self.manifest.due_deletions(self.config.storage.retain_replaced_minutes, before=catalog_at)
         if due:
             self.lake.delete(due)
             self.manifest.forget_deletions(due)
             self.manifest.save()
         return due
+
+    def refresh_catalog(self) -> float:
+        """Rewrite the catalog from the manifest; returns when (for purge_deletions)."""
+        from daedalus.catalog import write_catalog
+
+        t = time.time()
+        write_catalog(self)
+        return t
 
     def execute(self, plan: list[PartPlan], run_tests: bool = True, progress: bool = False,
                 result: BuildResult | None = None) -> BuildResult:
@@ -464,6 +472,7 @@ class Session:
         bar = _Progress(progress, by_model)
         last_save = time.monotonic()
         dirty = False
+        known = self.manifest.referenced() | {d["path"] for d in self.manifest.pending_deletions}
         try:
             with bar:
                 for name, parts in by_model.items():
@@ -476,12 +485,13 @@ class Session:
                     try:
                         for part in parts:
                             t0 = time.monotonic()
-                            orphans = self._orphans(model, part)
+                            orphans = self._orphans(model, part, known)
                             if orphans:
                                 self.lake.delete(orphans)
                             sql = self.compile_model_sql(model, part)
                             fp, inputs = self.partition_fingerprint(model, part, sql)
                             written = mat.write(self, model, part, sql)
+                            known.update(f.path for f in written.files)
                             self._hook("after_write")
                             seconds = time.monotonic() - t0
                             state = PartitionState(keys=dict(part.keys), files=written.files, fingerprint=fp,
@@ -541,7 +551,6 @@ class Session:
             ms.last_build = {**vars(stats), "finished_at": time.time()}
         self.manifest.save()
         self._hook("after_manifest")
-        self.purge_deletions()
 
     def _describe(self, f: FileInfo) -> list[list[str]]:
         rows = self.con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_str(self.lake.url(f.path))})").fetchall()
@@ -745,16 +754,17 @@ def build(config: Config, select: Iterable[str] | str | None = None, exclude: It
         if dry_run:
             return BuildResult(plan=s.plan(s.select(select, exclude), full_refresh), dry_run=True)
         with s.lake.lock("build"):
-            s.purge_deletions()
+            if s.manifest.due_deletions(config.storage.retain_replaced_minutes):
+                # A killed build may have left the catalog naming replaced files: refresh it first.
+                s.purge_deletions(s.refresh_catalog() if catalog else 0.0)
             plan = s.plan(s.select(select, exclude), full_refresh)
             result = BuildResult()
             try:
                 s.execute(plan, run_tests=run_tests, progress=progress, result=result)
             finally:
+                # After a failure too: the manifest holds every partition written so far.
                 if catalog and (plan or not s.lake.exists("catalog.duckdb")):
-                    from daedalus.catalog import write_catalog
-
-                    write_catalog(s)
+                    s.purge_deletions(s.refresh_catalog())
             return result
     finally:
         s.close()
