@@ -102,11 +102,17 @@ def read_health(path: str | Path) -> dict:
         raise StorageError(f"{path}: unreadable collector health file ({e})") from None
 
 
+def is_stale(doc: dict, now: float | None = None) -> bool:
+    """True when the collector has not rewritten its health file for STALE_AFTER_SECONDS."""
+    now = time.time() if now is None else now
+    return now - float(doc.get("updated_at", 0)) > STALE_AFTER_SECONDS
+
+
 def format_health(doc: dict, now: float | None = None) -> str:
     """Human-readable summary for `daedalus status`."""
     now = time.time() if now is None else now
     age = now - float(doc.get("updated_at", 0))
-    state = "running" if age <= STALE_AFTER_SECONDS else f"NOT UPDATED for {age:.0f}s (collector stopped?)"
+    state = f"NOT UPDATED for {age:.0f}s (collector stopped?)" if is_stale(doc, now) else "running"
     lines = [
         f"collector: {state} (pid {doc.get('pid')}, health written {age:.1f}s ago)",
         f"queue depth {doc.get('queue_depth')}/{doc.get('queue_maxsize')}  received {doc.get('received')}  "

@@ -152,6 +152,10 @@ def test_health_file_and_status_command(tmp_path) -> None:
     assert "ccxt/trades/binance/BTC/USDT" in result.output
     missing = CliRunner().invoke(app, ["--root", str(tmp_path / "nowhere"), "status"])
     assert missing.exit_code != 0
+    doc["updated_at"] -= 120  # the collector stopped two minutes ago
+    health.write_text(json.dumps(doc))
+    stale = CliRunner().invoke(app, ["--root", str(tmp_path), "status"])
+    assert stale.exit_code == 1 and "NOT UPDATED" in stale.output
 
 
 def test_build_health_merges_queue_and_sink() -> None:
