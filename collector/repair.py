@@ -130,9 +130,13 @@ def _repair_parquet(root: Path, source: str, channel: str, seg: Path) -> RepairR
     else:
         rows = _parquet_rows(seg)
         if rows is not None:
-            if ready_same.exists() and ready_same.stat().st_ino == seg.stat().st_ino:
-                seg.unlink()  # hard-linked into ready/ already; the crash came before the unlink
+            if ready_same.exists() and (
+                ready_same.stat().st_ino == seg.stat().st_ino or ready_same.read_bytes() == seg.read_bytes()
+            ):
+                seg.unlink()  # already in ready/ (hard link or copy); the crash came before the unlink
             else:
+                if ready_same.exists():  # never overwrite: keep both under distinct names
+                    ready_same = ready_dir / f"{seg.stem}_recovered{seg.suffix}"
                 publish(seg, ready_same)
             if journal.exists():
                 journal.unlink()

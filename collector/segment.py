@@ -198,7 +198,11 @@ class StreamingParquetWriter(RotatingSegments):
     ) -> None:
         super().__init__(root, source, channel, schema, segment_max_mb, on_closed)
         self.compression = compression
-        self.compression_level = compression_level if compression in ("zstd", "gzip", "brotli") else None
+        # Only zstd takes the configured level across its whole 1-22 range; gzip only up to 9.
+        if compression == "zstd" or (compression == "gzip" and compression_level is not None and compression_level <= 9):
+            self.compression_level = compression_level
+        else:
+            self.compression_level = None
         self.journal = journal
         self._file = None
         self._writer: pq.ParquetWriter | None = None

@@ -153,3 +153,14 @@ def test_ndjson_segments_same_lifecycle(tmp_path) -> None:
     back = pa.concat_tables([ndjson_to_table(f.read_bytes(), SCHEMAS["orderbook"]) for f in files])
     assert back.schema.equals(SCHEMAS["orderbook"])
     assert back.equals(table_of("orderbook", 0, 200))  # timestamps exact to the ns
+
+
+@pytest.mark.parametrize(("codec", "level", "expected"), [
+    ("zstd", 19, "ZSTD"), ("snappy", 3, "SNAPPY"), ("gzip", 12, "GZIP"), ("lz4", 3, "LZ4"), ("none", 3, "UNCOMPRESSED"),
+])
+def test_every_configured_codec_writes_valid_segments(tmp_path, codec: str, level: int, expected: str) -> None:
+    w = StreamingParquetWriter(tmp_path, "ccxt", "ticker", SCHEMAS["ticker"], compression=codec, compression_level=level)
+    w.write(table_of("ticker", 0, 5))
+    pf = pq.ParquetFile(w.close())
+    assert pf.metadata.row_group(0).column(0).compression == expected
+    assert pf.read().equals(table_of("ticker", 0, 5))
