@@ -1,0 +1,125 @@
+{#-
+  The sequential columns of FEATURES.md "Sequential", one row per silver.orderbook snapshot, computed
+  by the numba kernels behind daedalus_orderbook_seq (udfs/register.py).
+
+  Order-correctness: each (exchange, symbol) becomes ONE row holding its whole ordered series,
+  list(... ORDER BY ts, seq), the UDF is called once per series and returns lists in the same order,
+  and UNNEST restores one row per snapshot. No kernel ever sees a partial or reordered series, so
+  the result is the same for any `threads`.
+
+  Partition boundaries: the lookback is the longest window (horizons, kyle_lambda_window,
+  spread_regime_window) plus max_state_staleness_seconds. The extra staleness span guarantees that
+  every row inside a window of the target day has its predecessor in the input, or else a gap that
+  is a break in every build — so a day built alone equals the same day of a full build, bit for bit
+  (window sums depend only on the rows inside the window: udfs/kernels/windows.py).
+  VPIN comes from gold.vpin_buckets (state carried across midnight): the value of the last bucket
+  completed by trades with ts ≤ t, through an ASOF join.
+-#}
+{%- set f = features -%}
+{%- set lookback_s = ((f.horizons + [f.kyle_lambda_window, f.spread_regime_window]) | max) + f.max_state_staleness_seconds -%}
+{{ config(materialized='partitioned', partition_by=['exchange', 'symbol', 'date'], tags=['orderbook', 'gold', 'sequential'],
+          lookback=seconds_interval(lookback_s), order_by=['exchange', 'symbol', 'ts', 'seq']) }}
+WITH book AS (
+    SELECT exchange, symbol, ts, seq, bids, asks, crossed, break_before
+    FROM {{ ref('orderbook') }}
+    WHERE ts >= {{ partition.lookback_start }} AND ts < {{ partition.end }}
+),
+flow AS (
+    SELECT exchange, symbol, ts, trade_id,
+        CASE WHEN side = 'buy' THEN amount ELSE 0.0 END AS buy,
+        CASE WHEN side = 'sell' THEN amount ELSE 0.0 END AS sell
+    FROM {{ ref('trades') }}
+    WHERE ts >= {{ partition.lookback_start }} AND ts < {{ partition.end }}
+),
+book_series AS (
+    SELECT exchange, symbol,
+        list({'ts': ts, 'seq': seq, 'bids': bids, 'asks': asks, 'crossed': crossed, 'break_before': break_before}
+             ORDER BY ts, seq) AS snapshots
+    FROM book
+    GROUP BY exchange, symbol
+),
+flow_series AS (
+    -- (ts, trade_id) order, numeric ids compared as numbers: it fixes the summation order of trades
+    -- sharing a timestamp, so sums are reproducible to the bit.
+    SELECT exchange, symbol,
+        list({'ts': ts, 'buy': buy, 'sell': sell} ORDER BY ts, TRY_CAST(trade_id AS HUGEINT) NULLS LAST, trade_id) AS trades
+    FROM flow
+    GROUP BY exchange, symbol
+),
+computed AS (
+    SELECT b.exchange, b.symbol,
+        daedalus_orderbook_seq(
+            b.snapshots, t.trades,
+            {{ f.horizons | list }}::INTEGER[],
+            {{ f.ofi_levels }}, {{ f.ofi_decay_alpha }}::DOUBLE, {{ f.max_state_staleness_seconds }}::DOUBLE,
+            {{ f.kyle_lambda_window }}, {{ f.spread_regime_window }},
+            {{ f.spread_tight_percentile }}::DOUBLE, {{ f.spread_wide_percentile }}::DOUBLE,
+            {{ 'true' if f.use_dynamic_spread_regime else 'false' }},
+            {{ etl.feature('tight_spread_threshold', partition.symbol) }}::DOUBLE
+        ) AS r
+    FROM book_series b
+    LEFT JOIN flow_series t ON t.exchange = b.exchange AND t.symbol = b.symbol
+),
+per_snapshot AS (
+    SELECT exchange, symbol,
+        unnest(r.ts) AS ts,
+        unnest(r.seq) AS seq,
+        unnest(r.seg_start) AS seg_start,
+        unnest(r.log_return) AS log_return,
+        unnest(r.mid_velocity) AS mid_velocity,
+        unnest(r.ofi) AS ofi,
+        unnest(r.mlofi) AS mlofi,
+        {%- for h in f.horizons %}
+        unnest(r.ofi_sum[{{ loop.index }}]) AS ofi_sum_{{ h }}s,
+        unnest(r.mlofi_sum[{{ loop.index }}]) AS mlofi_sum_{{ h }}s,
+        unnest(r.rv[{{ loop.index }}]) AS rv_{{ h }}s,
+        unnest(r.tfi[{{ loop.index }}]) AS tfi_{{ h }}s,
+        unnest(r.trade_volume[{{ loop.index }}]) AS trade_volume_{{ h }}s,
+        {%- endfor %}
+        unnest(r.kyle_lambda) AS kyle_lambda,
+        unnest(r.kyle_lambda_r2) AS kyle_lambda_r2,
+        unnest(r.spread_pctile) AS spread_pctile,
+        unnest(r.spread_regime) AS spread_regime
+    FROM computed
+)
+{%- if f.enable_vpin %},
+vpin_points AS (
+    -- Several buckets can complete at one timestamp (a large trade): keep the last one.
+    SELECT exchange, symbol, ts, vpin
+    FROM {{ ref('vpin_buckets') }}
+    WHERE kind IN ('open', 'bucket') AND ts >= {{ partition.start }} AND ts < {{ partition.end }}
+    QUALIFY row_number() OVER (PARTITION BY exchange, symbol, ts ORDER BY bucket_index DESC, kind) = 1
+)
+{%- endif %}
+SELECT
+    s.exchange,
+    s.symbol,
+    {{ partition.date }} AS date,
+    s.ts,
+    s.seq,
+    s.log_return,
+    s.mid_velocity,
+    s.ofi,
+    s.mlofi,
+    {%- for h in f.horizons %}
+    s.ofi_sum_{{ h }}s,
+    s.mlofi_sum_{{ h }}s,
+    s.rv_{{ h }}s,
+    s.tfi_{{ h }}s,
+    s.trade_volume_{{ h }}s,
+    {%- endfor %}
+    s.kyle_lambda,
+    s.kyle_lambda_r2,
+    {%- if f.enable_vpin %}
+    CASE WHEN s.seg_start THEN NULL ELSE v.vpin END AS vpin,
+    {%- else %}
+    NULL::DOUBLE AS vpin,
+    {%- endif %}
+    s.spread_pctile,
+    s.spread_regime
+FROM per_snapshot s
+{%- if f.enable_vpin %}
+ASOF LEFT JOIN vpin_points v ON v.exchange = s.exchange AND v.symbol = s.symbol AND s.ts >= v.ts
+{%- endif %}
+WHERE s.ts >= {{ partition.start }}
+ORDER BY s.exchange, s.symbol, s.ts, s.seq
