@@ -329,18 +329,23 @@ class BronzeSink:
         stream `source/channel/exchange/symbol`: written, quarantined, gaps/reconnects in the last hour."""
         hour_ago = time.time() - 3600
         per_channel: dict[str, dict] = {}
-        for (source, channel), w in {**self._writers, **{(s, QUARANTINE_CHANNEL): q for s, q in self._quarantine_writers.items()}}.items():
+        writers = {**self._writers, **{(s, QUARANTINE_CHANNEL): q for s, q in self._quarantine_writers.items()}}
+        for (source, channel), w in writers.items():
+            open_path = w.active_path  # read once: a flush thread may close the segment meanwhile
             per_channel[f"{source}/{channel}"] = {
                 "written": w.rows_written,
                 "bytes": w.bytes_closed + w.open_bytes,
                 "segments": w.segments_closed,
-                "open_segment": w.active_path.name if w.active_path is not None else None,
+                "open_segment": open_path.name if open_path is not None else None,
                 "quarantined": self._quarantined.get((source, channel), 0),
             }
-        for (source, channel), n in self._quarantined.items():
+        for (source, channel), n in self._quarantined.items():  # e.g. an unknown channel: no writer
             per_channel.setdefault(
                 f"{source}/{channel}", {"written": 0, "bytes": 0, "segments": 0, "open_segment": None}
             )["quarantined"] = n
+        backlog = self.uploads.backlog_by_stream() if self.uploads is not None else {}
+        for name, entry in per_channel.items():
+            entry["upload_backlog"] = backlog.get(name, 0)
         streams = {}
         for key, s in self._streams.items():
             while s.recent_events and s.recent_events[0][0] < hour_ago:

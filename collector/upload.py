@@ -174,6 +174,14 @@ class UploadQueue:
     def backlog(self) -> int:
         return len(self._pending)
 
+    def backlog_by_stream(self) -> dict[str, int]:
+        """Pending uploads per `source/channel` (a segment's path is .../{source}/{channel}/name)."""
+        out: dict[str, int] = {}
+        for p in list(self._pending):
+            key = f"{p.parent.parent.name}/{p.parent.name}"
+            out[key] = out.get(key, 0) + 1
+        return out
+
     async def _one(self, path: Path) -> bool:
         try:
             result = await asyncio.to_thread(self.uploader.upload, path)

@@ -138,6 +138,7 @@ def test_failed_uploads_stay_in_backlog_and_local_until_they_succeed(tmp_path, s
         task = asyncio.create_task(uq.run(stop))
         await asyncio.sleep(0.5)
         assert uq.backlog == 3 and uq.failures >= 1 and "missing-bucket" in (uq.last_error or "")
+        assert uq.backlog_by_stream() == {"ccxt/trades": 3}
         assert all(f.exists() for f in files)  # never deleted before a verified copy exists
         client.create_bucket(Bucket="missing-bucket")
         for _ in range(100):

@@ -65,6 +65,15 @@ def test_malformed_record_is_quarantined_and_the_rest_of_its_batch_written(tmp_p
     assert stats["streams"]["ccxt/trades/binance/BTC/USDT"] == {
         "written": 8, "quarantined": 2, "gaps_last_hour": 0, "reconnects_last_hour": 0,
     }
+    assert stats["channels"]["ccxt/trades"]["upload_backlog"] == 0
+
+
+def test_record_of_an_unknown_channel_is_quarantined(tmp_path) -> None:
+    sink = run_sink(tmp_path, [Record("ccxt", "funding", {"exchange": "binance", "rate": 0.01})], IngestionConfig())
+    (q,) = pq.ParquetDataset(ready(tmp_path, "ccxt", "quarantine")).read().to_pylist()
+    assert q["channel"] == "funding" and q["error"].startswith("unknown channel 'funding'")
+    assert sink.stats()["channels"]["ccxt/funding"]["quarantined"] == 1
+    assert not (tmp_path / "raw" / "ready" / "ccxt" / "funding").exists()
 
 
 def test_flush_interval_writes_partial_batches_while_running(tmp_path) -> None:
