@@ -22,6 +22,7 @@ its old or its new rows, and the next build finishes the job.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -132,6 +133,10 @@ class Session:
         self.compiler = Compiler(self.project, config)
         self.compiler.parse_all()
         self.dag: Dag = build_dag(self.project)
+        from daedalus.datatests import model_tests
+
+        for m in self.project.models.values():
+            model_tests(m)  # a misspelled data test is a compile error, found before any work
         self.lake = lake if lake is not None else open_lake(config)
         self.manifest = Manifest.load(self.lake)
         self.udfs = udfs
@@ -761,10 +766,15 @@ def build(config: Config, select: Iterable[str] | str | None = None, exclude: It
             result = BuildResult()
             try:
                 s.execute(plan, run_tests=run_tests, progress=progress, result=result)
-            finally:
-                # After a failure too: the manifest holds every partition written so far.
-                if catalog and (plan or not s.lake.exists("catalog.duckdb")):
-                    s.purge_deletions(s.refresh_catalog())
+            except BaseException:
+                # After a failure too, the catalog follows the manifest (it holds every partition
+                # written so far); but the build's own error is the one to report.
+                if catalog and result.stats:
+                    with contextlib.suppress(Exception):
+                        s.purge_deletions(s.refresh_catalog())
+                raise
+            if catalog and (plan or not s.lake.exists("catalog.duckdb")):
+                s.purge_deletions(s.refresh_catalog())
             return result
     finally:
         s.close()
