@@ -207,3 +207,38 @@ def test_cli_land(tmp_path) -> None:
     result = CliRunner().invoke(app, ["--root", str(tmp_path), "land"])
     assert result.exit_code == 0, result.output
     assert "landed 3 segments (120 rows, 12 files, 4 partitions)" in result.output
+
+
+LAND_CHILD = """
+import sys
+from daedalus.config import Config, StorageConfig
+from daedalus.land import land
+
+def step(name, segment):
+    print(name, segment, flush=True)
+
+land(Config(storage=StorageConfig(root=sys.argv[1])), on_step=step)
+"""
+
+
+@pytest.mark.parametrize("kill_after", [1, 4, 9])
+def test_kill_9_during_land_then_rerun(tmp_path, kill_after: int) -> None:
+    """A real SIGKILL (no cleanup code runs) part-way through a land of many segments."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    total = three_segments(tmp_path) + three_segments(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-c", LAND_CHILD, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for _ in range(kill_after):
+        assert proc.stdout.readline()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    land(cfg(tmp_path))
+    ids = [r["trade_id"] for r in bronze_rows(tmp_path, "trades")]
+    assert len(ids) == total == 240 and len(set(ids)) == 120  # each segment's rows once (ids repeat across the two sets)
+    assert Counter(ids) == Counter({i: 2 for i in set(ids)})
+    assert raw_left(tmp_path, "ready") == [] and raw_left(tmp_path, "processing") == []
+    assert not list((tmp_path / "bronze").rglob(".land-*"))
