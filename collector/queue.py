@@ -112,7 +112,9 @@ class BoundedQueue:
             self._queue.put_nowait(record)
             return True
         except asyncio.QueueFull:
-            pass
+            if self.backpressure_timeout <= 0:
+                self._count_drop(key, record, counters)
+                return False
         try:
             # Queue.put is cancellation-safe: on timeout the record is either in the queue (then
             # wait_for returns normally) or not at all, so the accounting below stays exact.

@@ -17,6 +17,7 @@ and on start every segment already in ready/ is offered again (already-verified 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from daedalus.collector.segment import RotatingSegments, StreamingParquetWriter
 
 from daedalus.config import IngestionConfig, S3Config
 
+UPLOAD_DRAIN_SECONDS = 30.0
 # Events that the health file counts per stream over the last hour.
 _HEALTH_EVENTS = ("gap", "reconnect")
 
@@ -313,7 +315,10 @@ class BronzeSink:
             if upload_task is not None and self.uploads is not None:
                 upload_stop.set()
                 await upload_task
-                await self.uploads.drain()
+                # One more try for what is pending, bounded so an unreachable S3 cannot hold up the
+                # shutdown; whatever is left stays in ready/ and is offered again on the next start.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.uploads.drain(), UPLOAD_DRAIN_SECONDS)
 
     async def close(self) -> None:
         """Flush every buffer and close every open segment into raw/ready/."""
