@@ -29,7 +29,7 @@ shifted AS (
 -- One row per distinct ts: every row at time t sees all rows with timestamp ≤ t (ties included).
 per_ts AS (
     SELECT exchange, symbol, ts,
-        count(x) AS n, sum(x) AS s1, sum(CAST(x * x AS DECIMAL(38, 16))) AS s2,
+        count(x) AS n, sum(x) AS s1, sum(CAST(x AS DECIMAL(38, 8)) * CAST(x AS DECIMAL(38, 8))) AS s2,
         count(spread_bps) AS sn, sum(spread_bps) AS ss
     FROM shifted
     GROUP BY exchange, symbol, ts
