@@ -312,16 +312,17 @@ class Session:
             return None
         return PartitionCtx(dict(part.keys), lookback_seconds(model.config.lookback))
 
-    def compile_model_sql(self, model: Model, part: PartPlan | None) -> str:
+    def compile_model_sql(self, model: Model, part: PartPlan | None, symbolic_empty: bool = False) -> str:
         """The model's SQL for one partition (or over all files when part is None)."""
         if part is None:
             return self.compiler.render_model(model, CatalogResolver(self), None)
-        resolver = BuildResolver(self, model, part, self.reads(model, part))
+        resolver = BuildResolver(self, model, part, self.reads(model, part), symbolic_empty)
         return self.compiler.render_model(model, resolver, self.partition_ctx(model, part))
 
-    def partition_fingerprint(self, model: Model, part: PartPlan, sql: str | None = None) -> tuple[str, dict[str, str]]:
-        if sql is None:
-            sql = self.compile_model_sql(model, part)
+    def partition_fingerprint(self, model: Model, part: PartPlan) -> tuple[str, dict[str, str]]:
+        # Empty inputs render as a marker: how their columns were learned (manifest, SQL, kwargs)
+        # must not change the fingerprint.
+        sql = self.compile_model_sql(model, part, symbolic_empty=True)
         reads = self.reads(model, part)
         inputs = {ip.id: files_fingerprint(ip.files) for ip in reads}
         prev = self.previous_part(model, part) if model.config.carry_state else None
@@ -494,7 +495,7 @@ class Session:
                             if orphans:
                                 self.lake.delete(orphans)
                             sql = self.compile_model_sql(model, part)
-                            fp, inputs = self.partition_fingerprint(model, part, sql)
+                            fp, inputs = self.partition_fingerprint(model, part)
                             written = mat.write(self, model, part, sql)
                             known.update(f.path for f in written.files)
                             self._hook("after_write")
@@ -569,10 +570,12 @@ class Session:
 class BuildResolver:
     """ref()/source() for one partition: the exact files it reads, or an empty relation."""
 
-    def __init__(self, session: Session, target: Model, part: PartPlan, reads: list[InputPart]) -> None:
+    def __init__(self, session: Session, target: Model, part: PartPlan, reads: list[InputPart],
+                 symbolic_empty: bool = False) -> None:
         self.s = session
         self.target = target
         self.part = part
+        self.symbolic_empty = symbolic_empty
         self.by_rel: dict[str, list[InputPart]] = {}
         for ip in reads:
             self.by_rel.setdefault(ip.relation, []).append(ip)
@@ -588,12 +591,16 @@ class BuildResolver:
         files = self._files(f"model:{name}")
         if files:
             return read_parquet_sql(files, hive=False)
+        if self.symbolic_empty:
+            return f"(/* empty model {name} */)"
         return self.s.empty_model_relation(up, self.part.keys)
 
     def source(self, source_name: str, name: str) -> str:
         files = self._files(f"source:{name}")
         if files:
             return read_parquet_sql(files, hive=True)
+        if self.symbolic_empty:
+            return f"(/* empty source {name} */)"
         return empty_relation_sql(self.s.source_columns(name))
 
     def previous_partition(self, model: Model | None, columns: dict[str, str] | None) -> str:
@@ -601,15 +608,17 @@ class BuildResolver:
         prev = self.s.previous_part(target, self.part) if target.materialized == "partitioned" else None
         if prev is not None and prev.files:
             return read_parquet_sql([self.s.lake.url(f.path) for f in prev.files], hive=False)
+        if self.symbolic_empty:
+            return "(/* no previous partition */)"
         return _empty_previous(self.s, target, columns)
 
 
 def _empty_previous(s: Session, target: Model, columns: dict[str, str] | None) -> str:
+    if columns:
+        return empty_relation_sql(list(columns.items()))
     ms = s.manifest.models.get(target.name)
     if ms and ms.columns:
         return empty_relation_sql([(c[0], c[1]) for c in ms.columns])
-    if columns:
-        return empty_relation_sql(list(columns.items()))
     raise CompileError(f"{target.path}:1: previous_partition(): the first partition of '{target.name}' has no "
                        "previous partition and its columns are not known yet; pass them, e.g. "
                        "previous_partition(columns={'ts': 'TIMESTAMPTZ', 'bucket': 'BIGINT'})")
