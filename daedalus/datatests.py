@@ -50,6 +50,8 @@ class DataTest:
 
 @dataclass
 class TestResult:
+    __test__ = False  # not a pytest class
+
     model: str
     name: str
     passed: bool

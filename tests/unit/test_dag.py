@@ -1,0 +1,74 @@
+"""DAG order, cycles, selectors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daedalus.dag import build_dag, select
+from daedalus.errors import CompileError
+from daedalus.project import Model, ModelConfig, Project
+
+
+def proj(edges: dict[str, list[str]], tags: dict[str, list[str]] | None = None) -> Project:
+    p = Project(roots=[])
+    for name, refs in edges.items():
+        layer = "gold" if name.startswith("g") else "silver"
+        raw = "\n".join(f"SELECT * FROM {{{{ ref('{r}') }}}}" for r in refs) or "SELECT 1"
+        m = Model(name, layer, Path(f"/p/sql/{layer}/{name}.sql"), raw, Path("/p/sql"), False)
+        m.refs = list(refs)
+        m.config = ModelConfig(tags=(tags or {}).get(name, []))
+        p.models[name] = m
+    return p
+
+
+EDGES = {"s_a": [], "s_b": ["s_a"], "g_c": ["s_b"], "g_d": ["s_a", "g_c"], "s_e": []}
+
+
+def test_topological_order():
+    d = build_dag(proj(EDGES))
+    pos = {n: i for i, n in enumerate(d.order)}
+    for child, parents in EDGES.items():
+        assert all(pos[p] < pos[child] for p in parents)
+    assert d.ancestors("g_d") == {"s_a", "s_b", "g_c"}
+    assert d.descendants("s_b") == {"g_c", "g_d"}
+
+
+@pytest.mark.parametrize(("sel", "exc", "expected"), [
+    (None, None, {"s_a", "s_b", "g_c", "g_d", "s_e"}),
+    (["g_c"], None, {"g_c"}),
+    (["+g_c"], None, {"s_a", "s_b", "g_c"}),
+    (["s_b+"], None, {"s_b", "g_c", "g_d"}),
+    (["+s_b+"], None, {"s_a", "s_b", "g_c", "g_d"}),
+    (["layer:gold"], None, {"g_c", "g_d"}),
+    (["tag:x"], None, {"s_b", "g_d"}),
+    (["tag:x+"], None, {"s_b", "g_c", "g_d"}),
+    (["s_a+"], ["layer:gold"], {"s_a", "s_b"}),
+    (["s_a+,layer:gold"], None, {"g_c", "g_d"}),
+    (["s_a s_e"], None, {"s_a", "s_e"}),
+    (None, ["+g_c"], {"g_d", "s_e"}),
+])
+def test_selectors(sel, exc, expected):
+    p = proj(EDGES, tags={"s_b": ["x"], "g_d": ["x", "y"]})
+    d = build_dag(p)
+    got = select(p, d, sel, exc)
+    assert set(got) == expected
+    assert got == [n for n in d.order if n in expected]  # build order
+
+
+def test_unknown_selector():
+    p = proj(EDGES)
+    with pytest.raises(CompileError, match=r"selector 'zz': no such model"):
+        select(p, build_dag(p), ["+zz"])
+
+
+def test_cycle_is_one_line_with_file_and_line():
+    p = proj({"s_a": ["g_c"], "s_b": ["s_a"], "g_c": ["s_b"]})
+    with pytest.raises(CompileError) as e:
+        build_dag(p)
+    msg = str(e.value)
+    assert "\n" not in msg and "ref cycle:" in msg
+    assert msg.split(": ref cycle")[0] in {"/p/sql/silver/s_a.sql:1", "/p/sql/silver/s_b.sql:1", "/p/sql/gold/g_c.sql:1"}
+    loop = msg.split("ref cycle: ")[1].split(" -> ")
+    assert loop[0] == loop[-1] and set(loop) == {"s_a", "s_b", "g_c"}

@@ -1,0 +1,46 @@
+"""Each data test kind as SQL over a real DuckDB relation."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from daedalus.datatests import KINDS, TestResult, _fmt_row, raise_on_failure
+from daedalus.errors import BuildError
+
+REL = """(SELECT * FROM (VALUES
+    ('x', 'A', 1, 10.0, 'buy'), ('x', 'A', 2, 11.0, 'sell'), ('x', 'A', 3, 9.0, 'buy'),
+    ('x', 'B', 1, 5.0, 'buy'), ('x', 'B', 1, 6.0, NULL)) t(ex, sym, ts, price, side))"""
+
+
+def count(kind: str, args: dict) -> int:
+    return duckdb.sql(f"SELECT count(*) FROM ({KINDS[kind](REL, args)})").fetchone()[0]
+
+
+@pytest.mark.parametrize(("kind", "args", "n"), [
+    ("not_null", {"column": "side"}, 1),
+    ("not_null", {"column": "price"}, 0),
+    ("unique", {"column": "ts"}, 1),  # ts 1 twice (A and B... and B twice): groups with >1 rows
+    ("unique", {"columns": ["sym", "ts"]}, 1),
+    ("unique", {"columns": ["sym", "ts", "price"]}, 0),
+    ("accepted_values", {"column": "side", "values": ["buy", "sell"]}, 0),
+    ("accepted_values", {"column": "side", "values": ["buy"]}, 1),
+    ("accepted_range", {"column": "price", "min_value": 5, "max_value": 11}, 0),
+    ("accepted_range", {"column": "price", "min_value": 5, "inclusive": False}, 1),
+    ("accepted_range", {"column": "price", "max_value": 10}, 1),
+    ("monotonic", {"column": "price", "partition_by": ["sym"], "order_by": ["ts"]}, 1),
+    ("monotonic", {"column": "ts", "partition_by": ["ex", "sym"], "order_by": ["ts"]}, 0),
+    ("monotonic", {"column": "ts", "partition_by": ["sym"], "order_by": ["ts"], "strict": True}, 1),
+])
+def test_kinds(kind, args, n):
+    assert count(kind, args) == n
+
+
+def test_failure_message_names_model_test_and_rows():
+    r = TestResult("trades", "not_null(side)", False, 2, [{"side": None, "ts": 1}], where="t.yml:4")
+    with pytest.raises(BuildError) as e:
+        raise_on_failure([r])
+    assert str(e.value) == ("t.yml:4: data test not_null(side) failed on model 'trades': 2 offending row(s), "
+                            "e.g. {side=None, ts=1}")
+    raise_on_failure([TestResult("t", "x", False, 1, [], severity="warn")])  # a warning does not fail
+    assert _fmt_row({"a": 1}) == "{a=1}"
