@@ -215,8 +215,7 @@ def open_lake(config: Config) -> Lake:
     if scheme == "file" and root.startswith("file://"):
         root = root[len("file://") :]
     if scheme == "s3" and "s3" not in LAKE_KINDS:
-        with contextlib.suppress(ImportError):
-            import daedalus.s3  # noqa: F401  (registers the backend when it exists)
+        import daedalus.lake_s3  # noqa: F401  (registers the S3 backend)
     factory = LAKE_KINDS.get(scheme)
     if factory is None:
         raise StorageError(

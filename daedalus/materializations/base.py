@@ -92,7 +92,8 @@ class Materialization:
         session.lake.prepare_dir(rel_dir)
         select = self.select_sql(model, part, sql)
         rows = session.execute_copy(model, part, copy_sql(select, session.lake.url(rel)))
-        info = session.lake.stat(rel)
+        verify = getattr(session.lake, "verify_write", None)  # object stores: list + footer rows = COPY's
+        info = verify(rel, rows) if verify is not None else session.lake.stat(rel)
         if info is None:  # DuckDB wrote nothing: should not happen, even for 0 rows
             return WriteResult([], 0, 0)
         return WriteResult([info], rows, info.size)
