@@ -7,7 +7,10 @@ holds that series' outputs as lists in the same order, which the model UNNESTs. 
 series is fixed by the list's ORDER BY, never by how DuckDB schedules vectors, which is what makes
 the result identical for any `threads`.
 
-- `daedalus_orderbook_seq(book, trades, horizons, ofi_levels, ofi_decay_alpha, staleness_s,
+- `daedalus_ofi(bids, asks, prev_bids, prev_asks, levels, alpha)` → STRUCT(ofi, mlofi): row-wise,
+  stateless; the model pairs each snapshot with its predecessor through `lag() OVER (... ORDER BY
+  ts, seq)`, so vectors may arrive in any order. NULL when the predecessor is NULL.
+- `daedalus_orderbook_seq(series, trades, horizons, ofi_levels, ofi_decay_alpha, staleness_s,
   kyle_window_s, spread_window_s, tight_pct, wide_pct, dynamic, tight_threshold)`
 - `daedalus_vpin_buckets(trades, state_f, state_i, recent_imbalance, recent_volume, recent_dp,
   partition_start, bucket_volume, window_buckets, bvc, sigma_bars)` (bucket_volume NULL = auto)
@@ -23,13 +26,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from daedalus.udfs.kernels.ofi import ofi_pairs
 from daedalus.udfs.series import (
     Book,
     SeqParams,
+    Series,
     Trades,
     VpinParams,
     VpinState,
-    orderbook_sequential,
+    series_sequential,
     vpin_partition,
 )
 
@@ -39,11 +45,13 @@ if TYPE_CHECKING:
     from daedalus.config import Config
 
 ORDERBOOK_SEQ = "daedalus_orderbook_seq"
+OFI = "daedalus_ofi"
 VPIN_BUCKETS = "daedalus_vpin_buckets"
 
 LEVEL_SQL = "STRUCT(price DOUBLE, size DOUBLE)[]"
-BOOK_SQL = (f"STRUCT(ts TIMESTAMPTZ, seq BIGINT, bids {LEVEL_SQL}, asks {LEVEL_SQL}, "
-            "crossed BOOLEAN, break_before BOOLEAN)[]")
+SERIES_SQL = ("STRUCT(ts TIMESTAMPTZ, seq BIGINT, crossed BOOLEAN, break_before BOOLEAN, mid DOUBLE, "
+              "spread DOUBLE, ofi DOUBLE, mlofi DOUBLE)[]")
+OFI_RETURN_SQL = "STRUCT(ofi DOUBLE, mlofi DOUBLE)"
 FLOW_SQL = "STRUCT(ts TIMESTAMPTZ, buy DOUBLE, sell DOUBLE)[]"
 VPIN_TRADES_SQL = "STRUCT(ts TIMESTAMPTZ, amount DOUBLE, is_buy BOOLEAN, price DOUBLE)[]"
 
@@ -104,6 +112,15 @@ def _levels(side: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     np.cumsum(lengths, out=off[1:])
     flat = pc.list_flatten(side)
     return _f64(pc.struct_field(flat, "price")), _f64(pc.struct_field(flat, "size")), off
+
+
+def series_from_arrow(rows: pa.StructArray) -> Series:
+    """One series' rows (already in (ts, seq) order) as numpy arrays; NULL doubles become NaN."""
+    def col(name: str) -> np.ndarray:
+        return _f64(pc.struct_field(rows, name))
+
+    return Series(_ts_us(pc.struct_field(rows, "ts")), _bools(pc.struct_field(rows, "crossed")),
+                  _bools(pc.struct_field(rows, "break_before")), col("mid"), col("spread"), col("ofi"), col("mlofi"))
 
 
 def book_from_arrow(rows: pa.StructArray) -> Book:
@@ -196,13 +213,33 @@ def orderbook_seq_udf(book, trades, horizons, ofi_levels, alpha, staleness, kyle
             seq_parts.append(np.empty(0, np.int64))
             continue
         rows = book_a[i].values
-        b = book_from_arrow(rows)
+        sr = series_from_arrow(rows)
         tr_row = trades_a[i]
         t = trades_from_arrow(tr_row.values if tr_row.is_valid else None)
-        results.append(orderbook_sequential(b, t, p))
-        ts_parts.append(b.ts)
+        results.append(series_sequential(sr, t, p))
+        ts_parts.append(sr.ts)
         seq_parts.append(np.asarray(pc.fill_null(pc.struct_field(rows, "seq"), -1).to_numpy(zero_copy_only=False), np.int64))
     return _seq_result(results, ts_parts, seq_parts, n_h)
+
+
+def ofi_udf(bids, asks, prev_bids, prev_asks, levels, alpha) -> pa.StructArray:
+    """Arrow entry point of `daedalus_ofi`: one (ofi, mlofi) per row, from the row alone."""
+    cols = [_flat(a) for a in (bids, asks, prev_bids, prev_asks, levels, alpha)]
+    n = len(cols[0])
+    if n == 0:
+        return pa.StructArray.from_arrays([pa.array([], F64), pa.array([], F64)], names=["ofi", "mlofi"])
+    lv = pc.max(cols[4]).as_py()
+    al = pc.max(cols[5]).as_py()
+    if lv is None or al is None or pc.min(cols[4]).as_py() != lv or pc.min(cols[5]).as_py() != al:
+        raise ValueError("daedalus_ofi: levels and alpha must be one non-NULL constant per query")
+    sides = [_levels(c) for c in cols[:4]]
+    ofi, mlofi = ofi_pairs(*sides[0], *sides[1], *sides[2], *sides[3], np.int64(lv), float(al))
+    null = np.zeros(n, bool)
+    for c in cols[:4]:
+        null |= np.asarray(c.is_null().to_numpy(zero_copy_only=False), bool)
+    ofi[null] = np.nan
+    mlofi[null] = np.nan
+    return pa.StructArray.from_arrays([_f64_array(ofi), _f64_array(mlofi)], names=["ofi", "mlofi"])
 
 
 def vpin_buckets_udf(trades, state_f, state_i, recent_imbalance, recent_volume, recent_dp, partition_start,
@@ -281,10 +318,15 @@ def register_all(con: duckdb.DuckDBPyConnection, config: Config | None = None) -
     import duckdb
 
     t = duckdb.sqltype
+    if not _registered(con, OFI):
+        con.create_function(
+            OFI, ofi_udf, [t(LEVEL_SQL), t(LEVEL_SQL), t(LEVEL_SQL), t(LEVEL_SQL), t("INTEGER"), t("DOUBLE")],
+            t(OFI_RETURN_SQL), type="arrow", null_handling="special", side_effects=False,
+        )
     if not _registered(con, ORDERBOOK_SEQ):
         con.create_function(
             ORDERBOOK_SEQ, orderbook_seq_udf,
-            [t(BOOK_SQL), t(FLOW_SQL), t("INTEGER[]"), t("INTEGER"), t("DOUBLE"), t("DOUBLE"), t("INTEGER"),
+            [t(SERIES_SQL), t(FLOW_SQL), t("INTEGER[]"), t("INTEGER"), t("DOUBLE"), t("DOUBLE"), t("INTEGER"),
              t("INTEGER"), t("DOUBLE"), t("DOUBLE"), t("BOOLEAN"), t("DOUBLE")],
             t(SEQ_RETURN_SQL), type="arrow", null_handling="special", side_effects=False,
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from daedalus.udfs.kernels.kyle import kyle_lambda
 from daedalus.udfs.kernels.ofi import ofi_mlofi
 from daedalus.udfs.kernels.returns import mid_prices, mid_returns, touch
@@ -71,7 +72,42 @@ def _empty_trades() -> Trades:
     return Trades(np.empty(0, np.int64), np.empty(0), np.empty(0))
 
 
+@dataclass
+class Series:
+    """One series as the SQL model hands it over: per-snapshot scalars only, in (ts, seq) order.
+
+    `ofi_raw`/`mlofi_raw` are e^1 and Σ w_m e^m of each snapshot against its predecessor in the
+    input, computed row-wise (kernels/ofi.py `ofi_pairs`); breaks and crossed books are applied here.
+    `mid` and `spread` are NaN when a side is empty.
+    """
+
+    ts: np.ndarray
+    crossed: np.ndarray
+    break_before: np.ndarray
+    mid: np.ndarray
+    spread: np.ndarray
+    ofi_raw: np.ndarray
+    mlofi_raw: np.ndarray
+
+
+def series_from_book(book: Book, p: SeqParams) -> Series:
+    """The model's per-row preparation done in numpy (for tests and benchmarks on raw books)."""
+    n = book.ts.shape[0]
+    no_seg = np.zeros(n, np.int64)
+    raw_ofi, raw_mlofi = ofi_mlofi(book.bid_px, book.bid_sz, book.bid_off, book.ask_px, book.ask_sz, book.ask_off,
+                                   no_seg, np.zeros(n, np.bool_), np.int64(p.ofi_levels), float(p.ofi_decay_alpha))
+    bid1 = touch(book.bid_px, book.bid_off)
+    ask1 = touch(book.ask_px, book.ask_off)
+    return Series(book.ts, book.crossed, book.break_before, mid_prices(book.bid_px, book.bid_off, book.ask_px, book.ask_off),
+                  ask1 - bid1, raw_ofi, raw_mlofi)
+
+
 def orderbook_sequential(book: Book, trades: Trades | None, p: SeqParams) -> dict[str, np.ndarray]:
+    """`series_sequential` of a raw book (see `series_from_book`)."""
+    return series_sequential(series_from_book(book, p), trades, p)
+
+
+def series_sequential(sr: Series, trades: Trades | None, p: SeqParams) -> dict[str, np.ndarray]:
     """Every per-snapshot sequential column of FEATURES.md except vpin, for one series.
 
     Keys: seg_start, log_return, mid_velocity, ofi, mlofi, kyle_lambda, kyle_lambda_r2, spread_pctile,
@@ -79,13 +115,16 @@ def orderbook_sequential(book: Book, trades: Trades | None, p: SeqParams) -> dic
     (shape (len(horizons), n)).
     """
     tr = trades if trades is not None else _empty_trades()
-    ts = book.ts
+    ts = sr.ts
     n = ts.shape[0]
-    seg = segment_ids(ts, book.break_before, np.int64(round(p.max_state_staleness_seconds * US)))
+    seg = segment_ids(ts, sr.break_before, np.int64(round(p.max_state_staleness_seconds * US)))
     starts = segment_starts(seg)
-    ofi, mlofi = ofi_mlofi(book.bid_px, book.bid_sz, book.bid_off, book.ask_px, book.ask_sz, book.ask_off,
-                           seg, book.crossed, np.int64(p.ofi_levels), float(p.ofi_decay_alpha))
-    mid = mid_prices(book.bid_px, book.bid_off, book.ask_px, book.ask_off)
+    # OFI/MLOFI: NULL at a segment start and wherever either book of the pair is crossed.
+    crossed_pair = sr.crossed.copy()
+    crossed_pair[1:] |= sr.crossed[:-1]
+    ofi = np.where(starts | crossed_pair, np.nan, sr.ofi_raw)
+    mlofi = np.where(starts | crossed_pair, np.nan, sr.mlofi_raw)
+    mid = sr.mid
     log_return, velocity = mid_returns(mid, ts, seg, float(US))
 
     hi = np.arange(n, dtype=np.int64)
@@ -112,9 +151,7 @@ def orderbook_sequential(book: Book, trades: Trades | None, p: SeqParams) -> dic
     flow = flow_between_snapshots(tr.ts, tr.buy - tr.sell, ts)
     lam, r2 = kyle_lambda(ts, seg, log_return, flow, np.int64(p.kyle_lambda_window * US))
 
-    bid1 = touch(book.bid_px, book.bid_off)
-    ask1 = touch(book.ask_px, book.ask_off)
-    spread = ask1 - bid1
+    spread = sr.spread
     with np.errstate(invalid="ignore", divide="ignore"):
         spread_bps = spread / mid * 1e4
     if p.use_dynamic_spread_regime:

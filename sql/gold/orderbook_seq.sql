@@ -5,7 +5,9 @@
   Order-correctness: each (exchange, symbol) becomes ONE row holding its whole ordered series,
   list(... ORDER BY ts, seq), the UDF is called once per series and returns lists in the same order,
   and UNNEST restores one row per snapshot. No kernel ever sees a partial or reordered series, so
-  the result is the same for any `threads`.
+  the result is the same for any `threads`. The one per-row kernel (daedalus_ofi) is stateless: each
+  row carries its predecessor's book from lag(). Only scalars go into the list (not the books),
+  so a symbol-day of 864,000 snapshots fits the default memory_limit.
 
   Partition boundaries: the lookback is the longest window (horizons, kyle_lambda_window,
   spread_regime_window) plus max_state_staleness_seconds. The extra staleness span guarantees that
@@ -20,9 +22,18 @@
 {{ config(materialized='partitioned', partition_by=['exchange', 'symbol', 'date'], tags=['orderbook', 'gold', 'sequential'],
           lookback=seconds_interval(lookback_s), order_by=['exchange', 'symbol', 'ts', 'seq']) }}
 WITH book AS (
-    SELECT exchange, symbol, ts, seq, bids, asks, crossed, break_before
+    -- Per row, no order needed beyond the window: mid and spread of the touch, and OFI/MLOFI of the
+    -- snapshot against its predecessor (lag over the explicit (ts, seq) order; the row-wise kernel
+    -- daedalus_ofi sees both books in one row). Only the MLOFI levels are read.
+    SELECT exchange, symbol, ts, seq, crossed, break_before,
+        (bids[1].price + asks[1].price) / 2 AS mid,
+        asks[1].price - bids[1].price AS spread,
+        daedalus_ofi(list_slice(bids, 1, {{ f.ofi_levels }}), list_slice(asks, 1, {{ f.ofi_levels }}),
+                     lag(list_slice(bids, 1, {{ f.ofi_levels }})) OVER w, lag(list_slice(asks, 1, {{ f.ofi_levels }})) OVER w,
+                     {{ f.ofi_levels }}, {{ f.ofi_decay_alpha }}::DOUBLE) AS pair
     FROM {{ ref('orderbook') }}
     WHERE ts >= {{ partition.lookback_start }} AND ts < {{ partition.end }}
+    WINDOW w AS (PARTITION BY exchange, symbol ORDER BY ts, seq)
 ),
 flow AS (
     SELECT exchange, symbol, ts, trade_id,
@@ -33,8 +44,8 @@ flow AS (
 ),
 book_series AS (
     SELECT exchange, symbol,
-        list({'ts': ts, 'seq': seq, 'bids': bids, 'asks': asks, 'crossed': crossed, 'break_before': break_before}
-             ORDER BY ts, seq) AS snapshots
+        list({'ts': ts, 'seq': seq, 'crossed': crossed, 'break_before': break_before, 'mid': mid, 'spread': spread,
+              'ofi': pair.ofi, 'mlofi': pair.mlofi} ORDER BY ts, seq) AS snapshots
     FROM book
     GROUP BY exchange, symbol
 ),

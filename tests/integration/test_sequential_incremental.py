@@ -14,12 +14,12 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
-from daedalus.udfs.register import register_all
-from daedalus.udfs.series import US, VpinParams, VpinState, vpin_partition
 
 from daedalus import runner
 from daedalus.config import load_config
 from daedalus.synth import generate
+from daedalus.udfs.register import register_all
+from daedalus.udfs.series import US, VpinParams, VpinState, vpin_partition
 
 pytestmark = pytest.mark.slow
 
@@ -92,8 +92,13 @@ def _one_pass(root: Path) -> dict[tuple[str, int, int], tuple]:
     silver = f"read_parquet('{root}/silver/orderbook/**/*.parquet', hive_partitioning=false)"
     trades = f"read_parquet('{root}/silver/trades/**/*.parquet', hive_partitioning=false)"
     rows = con.execute(f"""
-        WITH b AS (SELECT exchange, symbol, list({{'ts': ts, 'seq': seq, 'bids': bids, 'asks': asks, 'crossed': crossed,
-                          'break_before': break_before}} ORDER BY ts, seq) AS s FROM {silver} GROUP BY ALL),
+        WITH p AS (SELECT exchange, symbol, ts, seq, crossed, break_before, (bids[1].price + asks[1].price) / 2 AS mid,
+                          asks[1].price - bids[1].price AS spread,
+                          daedalus_ofi(bids, asks, lag(bids) OVER w, lag(asks) OVER w, {cfg.ofi_levels}, {cfg.ofi_decay_alpha}) AS pair
+                   FROM {silver} WINDOW w AS (PARTITION BY exchange, symbol ORDER BY ts, seq)),
+             b AS (SELECT exchange, symbol, list({{'ts': ts, 'seq': seq, 'crossed': crossed, 'break_before': break_before,
+                          'mid': mid, 'spread': spread, 'ofi': pair.ofi, 'mlofi': pair.mlofi}} ORDER BY ts, seq) AS s
+                   FROM p GROUP BY ALL),
              t AS (SELECT exchange, symbol, list({{'ts': ts, 'buy': CASE WHEN side = 'buy' THEN amount ELSE 0.0 END,
                           'sell': CASE WHEN side = 'sell' THEN amount ELSE 0.0 END}}
                           ORDER BY ts, TRY_CAST(trade_id AS HUGEINT) NULLS LAST, trade_id) AS t FROM {trades} GROUP BY ALL),

@@ -9,7 +9,8 @@ import math
 import duckdb
 import numpy as np
 import pytest
-from daedalus.udfs.register import ORDERBOOK_SEQ, VPIN_BUCKETS, register_all
+
+from daedalus.udfs.register import OFI, ORDERBOOK_SEQ, VPIN_BUCKETS, register_all
 from daedalus.udfs.series import (
     US,
     Book,
@@ -55,8 +56,13 @@ def _tables(con: duckdb.DuckDBPyConnection, n_series: int, rows: int, seed: int 
 
 
 SEQ_SQL = f"""
-WITH b AS (SELECT symbol, list({{'ts': ts, 'seq': seq, 'bids': bids, 'asks': asks, 'crossed': crossed,
-                                 'break_before': break_before}} ORDER BY ts, seq) AS snaps FROM book GROUP BY symbol),
+WITH p AS (SELECT symbol, ts, seq, crossed, break_before, (bids[1].price + asks[1].price) / 2 AS mid,
+                  asks[1].price - bids[1].price AS spread,
+                  {OFI}(bids, asks, lag(bids) OVER w, lag(asks) OVER w, 10, 0.5) AS pair
+           FROM book WINDOW w AS (PARTITION BY symbol ORDER BY ts, seq)),
+     b AS (SELECT symbol, list({{'ts': ts, 'seq': seq, 'crossed': crossed, 'break_before': break_before, 'mid': mid,
+                                 'spread': spread, 'ofi': pair.ofi, 'mlofi': pair.mlofi}} ORDER BY ts, seq) AS snaps
+           FROM p GROUP BY symbol),
      t AS (SELECT symbol, list({{'ts': ts, 'buy': buy, 'sell': sell}} ORDER BY ts, trade_id) AS trades FROM flow GROUP BY symbol),
      c AS (SELECT b.symbol, {ORDERBOOK_SEQ}(b.snaps, t.trades, [5, 60]::INTEGER[], 10, 0.5, 300.0, 300, 300,
                                              0.2, 0.8, true, 0.0001) AS r
@@ -79,7 +85,7 @@ def con() -> duckdb.DuckDBPyConnection:
 def test_registration_is_idempotent(con) -> None:
     register_all(con)
     names = {r[0] for r in con.execute("SELECT function_name FROM duckdb_functions() WHERE function_name LIKE 'daedalus_%'").fetchall()}
-    assert {ORDERBOOK_SEQ, VPIN_BUCKETS} <= names
+    assert {OFI, ORDERBOOK_SEQ, VPIN_BUCKETS} <= names
 
 
 def test_long_series_through_duckdb_equals_direct_call_for_any_threads(con) -> None:
@@ -132,6 +138,15 @@ def test_many_series_cross_vector_boundaries(con) -> None:
     for rows in by.values():
         assert rows[0][3] is None and rows[0][5] is None  # first row of every series: NULL
         assert [r[2] for r in rows] == [0, 1, 2]
+
+
+def test_ofi_row_wise_udf_hand_case_and_nulls(con) -> None:
+    # bid up two ticks (+5), ask same price (−7 + 3): e = 1; no predecessor → NULL
+    got = con.execute(f"""SELECT {OFI}([{{'price': 102.0, 'size': 5.0}}], [{{'price': 104.0, 'size': 7.0}}],
+                                      [{{'price': 100.0, 'size': 2.0}}], [{{'price': 104.0, 'size': 3.0}}], 10, 0.5),
+                                 {OFI}([{{'price': 102.0, 'size': 5.0}}], [{{'price': 104.0, 'size': 7.0}}], NULL, NULL, 10, 0.5)
+                       """).fetchone()
+    assert got == ({"ofi": 1.0, "mlofi": 1.0}, {"ofi": None, "mlofi": None})
 
 
 def test_null_inputs(con) -> None:

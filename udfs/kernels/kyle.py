@@ -11,8 +11,9 @@ a few ulps rather than exactly 0, and a slope over such noise would be meaningle
 from __future__ import annotations
 
 import numpy as np
-from daedalus.udfs.kernels.windows import window_sum
 from numba import njit
+
+from daedalus.udfs.kernels.windows import window_sum
 
 MIN_OBSERVATIONS = 10
 ZERO_VARIANCE_RELATIVE = 1e-12

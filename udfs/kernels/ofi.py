@@ -65,3 +65,49 @@ def ofi_mlofi(
         ofi[i] = first
         mlofi[i] = total
     return ofi, mlofi
+
+
+@njit(cache=True)
+def ofi_pairs(
+    bid_px: np.ndarray, bid_sz: np.ndarray, bid_off: np.ndarray,
+    ask_px: np.ndarray, ask_sz: np.ndarray, ask_off: np.ndarray,
+    pbid_px: np.ndarray, pbid_sz: np.ndarray, pbid_off: np.ndarray,
+    pask_px: np.ndarray, pask_sz: np.ndarray, pask_off: np.ndarray,
+    levels: np.int64, alpha: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(e^1, Σ w_m e^m) of row k's book against its predecessor's book given in the same row.
+
+    Row-wise and stateless: each row carries both snapshots (the model pairs them with
+    `lag() OVER (... ORDER BY ts, seq)`), so any split of rows into vectors gives the same result.
+    NaN when level 1 of a side is absent in either book; breaks and crossed books are applied by
+    the series pipeline, which knows the segments.
+    """
+    n = bid_off.shape[0] - 1
+    ofi = np.full(n, np.nan)
+    mlofi = np.full(n, np.nan)
+    weights = np.exp(-alpha * np.arange(levels).astype(np.float64))
+    for i in range(n):
+        nb_now = bid_off[i + 1] - bid_off[i]
+        nb_prev = pbid_off[i + 1] - pbid_off[i]
+        na_now = ask_off[i + 1] - ask_off[i]
+        na_prev = pask_off[i + 1] - pask_off[i]
+        if nb_now == 0 or nb_prev == 0 or na_now == 0 or na_prev == 0:
+            continue
+        total = 0.0
+        first = 0.0
+        for m in range(levels):
+            e = 0.0
+            if m < nb_now and m < nb_prev:
+                a = bid_off[i] + m
+                b = pbid_off[i] + m
+                e += _side_term(bid_px[a], bid_sz[a], pbid_px[b], pbid_sz[b], True)
+            if m < na_now and m < na_prev:
+                a = ask_off[i] + m
+                b = pask_off[i] + m
+                e += _side_term(ask_px[a], ask_sz[a], pask_px[b], pask_sz[b], False)
+            if m == 0:
+                first = e
+            total += weights[m] * e
+        ofi[i] = first
+        mlofi[i] = total
+    return ofi, mlofi
