@@ -40,6 +40,9 @@ def print_summary(result: Any) -> None:
     from rich.table import Table
 
     console = Console(stderr=True)
+    if not result.stats:
+        console.print(f"0 partition(s) rebuilt in {result.seconds:.2f} s: everything is up to date")
+        return
     table = Table(title="build summary")
     for col in ("model", "partitions", "rows", "files", "bytes", "seconds"):
         table.add_column(col, justify="left" if col == "model" else "right")
@@ -47,12 +50,12 @@ def print_summary(result: Any) -> None:
         table.add_row(s.relation, str(s.partitions), f"{s.rows:,}", str(s.files), _human_bytes(s.bytes),
                       f"{s.seconds:.2f}")
     console.print(table)
-    failed = [t for t in result.tests if not t.passed]
-    console.print(f"{len(result.plan)} partition(s) rebuilt in {result.seconds:.2f} s, "
-                  f"peak memory {_human_bytes(result.peak_rss)}, "
-                  f"{len(result.tests)} data test(s), {len(failed)} warning(s)" if result.tests else
-                  f"{len(result.plan)} partition(s) rebuilt in {result.seconds:.2f} s, "
-                  f"peak memory {_human_bytes(result.peak_rss)}")
+    warned = sum(not t.passed for t in result.tests)
+    line = (f"{len(result.plan)} partition(s) rebuilt in {result.seconds:.2f} s, "
+            f"peak memory {_human_bytes(result.peak_rss)}")
+    if result.tests:
+        line += f", {len(result.tests)} data test(s) passed" + (f" ({warned} warning(s))" if warned else "")
+    console.print(line)
 
 
 def _build(select: list[str], exclude: list[str], start: str | None, end: str | None, full_refresh: bool,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from daedalus.collector.schemas import SCHEMAS
 
+from daedalus.collector.schemas import SCHEMAS
 from daedalus.config import Config, load_config
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "toy_project"
@@ -67,8 +67,12 @@ class Toy:
         m = self.manifest()
         return {(name, pid): p["built_at"] for name, ms in m["models"].items() for pid, p in ms["partitions"].items()}
 
+    @staticmethod
+    def cli_prefix() -> list[str]:
+        return [sys.executable, "-c", "from daedalus.cli import main; main()"]
+
     def cli(self, *args: str, env: dict | None = None, check: bool = False, timeout: float = 300):
-        cmd = [sys.executable, "-c", "from daedalus.cli import main; main()", "--config", str(self.config_path), *args]
+        cmd = [*self.cli_prefix(), "--config", str(self.config_path), *args]
         full_env = {**os.environ, **(env or {})}
         proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout, cwd=self.dir)
         if check and proc.returncode != 0:
