@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from daedalus.collector.schemas import SCHEMAS
 from toy import FIXTURE, trade_rows
 
+from daedalus.collector.schemas import SCHEMAS
 from daedalus.config import Config, load_config
 
 REPO = Path(__file__).resolve().parents[2]

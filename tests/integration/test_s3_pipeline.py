@@ -9,10 +9,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from daedalus.collector.upload import make_s3_client
 from s3_helpers import make_lakehouse
 
 from daedalus import runner
+from daedalus.collector.upload import make_s3_client
 from daedalus.lake import open_lake
 from daedalus.lake_s3 import S3Lake, land_any
 
