@@ -35,7 +35,6 @@ from daedalus.collector.connection import (
     supervise,
 )
 from daedalus.collector.venues import ccxt_exchange_class, ccxt_venue, check_symbols, pick_method
-
 from daedalus.errors import ExchangeError
 
 try:
@@ -98,7 +97,11 @@ def ticker_row(ticker: dict, base: dict) -> dict:
 
 
 def book_row(book: Any, levels: int, base: dict) -> dict:
-    """Top-`levels` snapshot of a ccxt order book, best first."""
+    """Top-`levels` snapshot of a ccxt order book, best first, levels as {price, size} structs.
+
+    Built as the schema's dicts here (copied: ccxt updates its level lists in place) because the
+    sink converts dicts to Arrow fastest, and the sink's conversion is the pipeline's bottleneck.
+    """
     row = dict(base)
     row["timestamp"] = _ms_to_ns(book.get("timestamp"))
     row["nonce"] = book.get("nonce")

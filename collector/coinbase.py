@@ -49,7 +49,6 @@ from daedalus.collector.connection import (
     supervise,
 )
 from daedalus.collector.venues import COINBASE_HEARTBEAT_CHANNEL, check_coinbase_channels
-
 from daedalus.errors import ConfigError, ExchangeError
 
 SOURCE = "coinbase"
@@ -98,6 +97,7 @@ class L2Book:
                 side[price] = qty
 
     def top(self, n: int) -> tuple[list[dict], list[dict]]:
+        """Best-first {price, size} levels (the schema's structs)."""
         bids = heapq.nlargest(n, self.bids)
         asks = heapq.nsmallest(n, self.asks)
         return ([{"price": p, "size": self.bids[p]} for p in bids], [{"price": p, "size": self.asks[p]} for p in asks])

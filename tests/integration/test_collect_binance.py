@@ -6,11 +6,11 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from fake_exchange import make_config, rows, run_pipeline, wait_until
+
 from daedalus.collector.ccxt_collector import CcxtCollector
 from daedalus.collector.connection import Emitter
 from daedalus.collector.pipeline import build_collectors
-from fake_exchange import make_config, rows, run_pipeline, wait_until
-
 from daedalus.errors import ConfigError, ExchangeError
 from daedalus.simulator.binance import FakeBinance
 from daedalus.simulator.replay import load_capture

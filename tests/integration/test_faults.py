@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daedalus.collector.connection import Emitter
 from fake_exchange import make_config, rows, run_pipeline, wait_until
 
+from daedalus.collector.connection import Emitter
 from daedalus.simulator.binance import FakeBinance
 from daedalus.simulator.market import SimulatedMarket
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from daedalus.collector.backoff import (
     DEFAULT_RATE_LIMIT_SECONDS,
     Backoff,
     parse_retry_after,
     retry_after_from_headers,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 
 @given(

@@ -7,9 +7,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
+
 from daedalus.collector.ccxt_collector import CcxtCollector, MalformedFrame, book_row, ticker_row, trade_row
 from daedalus.collector.connection import Emitter
-
 from daedalus.config import IngestionConfig
 from daedalus.simulator.binance import FakeBinance
 from daedalus.simulator.replay import load_capture

@@ -7,9 +7,9 @@ import asyncio
 import json
 
 import pytest
+
 from daedalus.collector.coinbase import CoinbaseCollector, L2Book, make_jwt, product_to_symbol, rfc3339_ns
 from daedalus.collector.connection import Connection, Emitter
-
 from daedalus.config import CoinbaseConfig, IngestionConfig
 from daedalus.errors import ConfigError, ExchangeError
 
