@@ -188,8 +188,9 @@ class _SymbolDay:
         st.last_trade_id += len(tr_ts)
         tr_cap = tr_ts + rng.integers(1 * MS, 30 * MS, len(tr_ts))
 
-        # Ticker: one row a second from the latest snapshot, with the last trade price.
-        tk_ts = np.arange(t0 + NS - MS, t1, NS, dtype=np.int64)
+        # Ticker: one row every ticker_ms from the latest snapshot, with the last trade price.
+        tk_step = g.ticker_ms * MS
+        tk_ts = np.arange(t0 + tk_step - MS, t1, tk_step, dtype=np.int64)
         tk_ts = tk_ts[~self._in_gap(tk_ts)]
         tk_ts = tk_ts[tk_ts >= ts[0]] if n else tk_ts[:0]
         ti = np.searchsorted(ts, tk_ts, side="right") - 1
@@ -294,8 +295,9 @@ def _iso(ns: int) -> str:
 
 class _Generator:
     def __init__(self, root: Path, exchange: str, snapshot_ms: int, levels: int, trades_per_sec: float,
-                 gaps_per_day: int, hours: float) -> None:
+                 gaps_per_day: int, hours: float, ticker_ms: int = 1000) -> None:
         self.root = root
+        self.ticker_ms = ticker_ms
         self.exchange = exchange
         self.snapshot_ms = snapshot_ms
         self.levels = levels
@@ -332,18 +334,19 @@ def generate(
     hours: float | None = None,
     exchange: str = "binance",
     seed: int = 7,
+    ticker_ms: int = 1000,
 ) -> SynthSummary:
     """Write `days` UTC days (each `hours` long, default 24) of bronze for `symbols` under `root`.
 
     Deterministic: the same arguments write the same rows. Returns what was written.
     """
     symbols = list(symbols or ["BTC/USDT"])
-    if snapshot_ms <= 0 or levels <= 0 or days <= 0:
-        raise ValueError("snapshot_ms, levels and days must be positive")
+    if snapshot_ms <= 0 or levels <= 0 or days <= 0 or ticker_ms <= 0:
+        raise ValueError("snapshot_ms, ticker_ms, levels and days must be positive")
     span = 24.0 if hours is None else float(hours)
     if not 0 < span <= 24:
         raise ValueError("hours must be in (0, 24]")
-    gen = _Generator(Path(root), exchange, snapshot_ms, levels, trades_per_sec, gaps_per_day, span)
+    gen = _Generator(Path(root), exchange, snapshot_ms, levels, trades_per_sec, gaps_per_day, span, ticker_ms)
     first = dt.date.fromisoformat(start)
     dates = [first + dt.timedelta(days=i) for i in range(days)]
     for si, symbol in enumerate(symbols):

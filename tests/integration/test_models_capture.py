@@ -38,7 +38,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, Any]:
 def relation(cfg: Config, model: str) -> str:
     lake = open_lake(cfg)
     files = [lake.url(f.path) for f in Manifest.load(lake).models[model].files()]
-    return f"read_parquet({files!r})"
+    return f"read_parquet({files!r}, hive_partitioning=false)"
 
 
 def test_every_data_test_passes(built: tuple[Config, Any]) -> None:

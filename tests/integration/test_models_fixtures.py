@@ -109,7 +109,7 @@ def rows(cfg: Config, model: str, where: str = "true", order: str = "1") -> list
     files = [open_lake(cfg).url(f.path) for f in Manifest.load(open_lake(cfg)).models[model].files()]
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    table = con.execute(f"SELECT * FROM read_parquet({files!r}) WHERE {where} ORDER BY {order}").to_arrow_table()
+    table = con.execute(f"SELECT * FROM read_parquet({files!r}, hive_partitioning=false) WHERE {where} ORDER BY {order}").to_arrow_table()
     return table.to_pylist()
 
 
