@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 DEMO_SYMBOLS = {"BTC/USDT": 60_000.0, "ETH/USDT": 3_000.0, "SOL/USDT": 150.0}
+STEP_MS = 20
 
 
 @dataclass
@@ -55,7 +56,7 @@ async def collect_demo(config: Any, seconds: float, seed: int = 7) -> dict:
     from daedalus.simulator.market import SimulatedMarket
 
     # start the simulated clock at "now" so bronze dates and capture times agree
-    market = SimulatedMarket(DEMO_SYMBOLS, seed=seed, start_ms=int(time.time() * 1000))
+    market = SimulatedMarket(DEMO_SYMBOLS, seed=seed, start_ms=int(time.time() * 1000), step_ms=STEP_MS)
     binance = await FakeBinance().start()
     coinbase = await FakeCoinbase(market).start()
     binance.load_market(market)
@@ -63,12 +64,13 @@ async def collect_demo(config: Any, seconds: float, seed: int = 7) -> dict:
     market_stop = asyncio.Event()
 
     async def feed() -> None:
-        # one step every 20 ms ≈ 150 book updates/s across three symbols on each exchange
+        # one step every STEP_MS ≈ 150 book updates/s across three symbols on each exchange; the
+        # simulated clock advances as fast as the wall clock
         while not market_stop.is_set():
             for ev in market.step():
                 await binance.publish_market_event(ev, market)
                 await coinbase.publish(ev)
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(STEP_MS / 1000)
 
     feeder = asyncio.ensure_future(feed())
     try:
@@ -102,11 +104,22 @@ def _count_rows(config: Any) -> tuple[dict[str, int], list[str], str | None]:
         for schema, name in views:
             if schema != "gold" or rows.get(f"gold.{name}", 0) <= 0:
                 continue
-            cur = con.execute(f'SELECT * FROM "gold"."{name}" ORDER BY ALL DESC LIMIT 1')
-            cols = [d[0] for d in cur.description]
-            values = dict(zip(cols, cur.fetchone(), strict=True))
+            # numeric feature columns only, and no TIMESTAMPTZ fetched into Python (that needs pytz)
+            described = con.execute(f'DESCRIBE "gold"."{name}"').fetchall()
+            numeric = [c for c, t, *_ in described if t in ("DOUBLE", "FLOAT", "DECIMAL") or t.startswith("DECIMAL")]
+            order = "ts" if any(c == "ts" for c, *_ in described) else "ALL"
+            if not numeric:
+                continue
+            quoted = [f'"{c}"' for c in numeric[:5]]
+            not_null = " AND ".join(f"{q} IS NOT NULL" for q in quoted[:2])
+            got = con.execute(
+                f'SELECT exchange, symbol, {", ".join(quoted)} FROM "gold"."{name}" '
+                f"WHERE {not_null} ORDER BY {order} DESC LIMIT 1").fetchone()
+            if got is None:
+                continue
+            values = dict(zip(["exchange", "symbol", *numeric[:5]], got, strict=True))
             shown = {k: v for k, v in values.items() if isinstance(v, float) and v == v}
-            picked = ", ".join(f"{k}={v:.6g}" for k, v in list(shown.items())[:5])
+            picked = ", ".join(f"{k}={v:.6g}" for k, v in shown.items())
             features.append(f"gold.{name} ({values.get('exchange')}, {values.get('symbol')}): {picked}")
         return rows, features, catalog_path(config)
     finally:
@@ -143,7 +156,7 @@ def format_demo(r: DemoResult) -> str:
     lines = [
         f"Daedalus demo — {r.seconds:.0f}s, everything on 127.0.0.1 (fake Binance + Coinbase, simulated market)",
         f"collected: {c['collector']['received']} messages, {c['collector']['dropped']} dropped; "
-        + ", ".join(f"{k} {v}" for k, v in sorted(c["written"].items())) + " rows written",
+        + ", ".join(f"{k} {v}" for k, v in sorted(c["written"].items()) if v) + " rows written",
         f"landed:    {r.land}",
     ]
     if r.build_error:
