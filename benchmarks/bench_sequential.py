@@ -57,6 +57,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--root", default=str(Path(tempfile.gettempdir()) / "daedalus-bench-seq"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--kernels-only", action="store_true", help="skip the SQL stage and the JIT start-up runs")
     args = ap.parse_args()
 
     from daedalus import runner
@@ -64,12 +65,12 @@ def main() -> None:
     from daedalus.duck import connect
     from daedalus.synth import generate
     from daedalus.udfs.kernels.kyle import kyle_lambda
-    from daedalus.udfs.kernels.ofi import ofi_mlofi
+    from daedalus.udfs.kernels.ofi import ofi_mlofi, ofi_pairs
     from daedalus.udfs.kernels.segments import segment_ids
     from daedalus.udfs.kernels.spread import spread_percentile
-    from daedalus.udfs.kernels.windows import window_sum
+    from daedalus.udfs.kernels.windows import window_sum, window_sums
     from daedalus.udfs.register import book_from_arrow, trades_from_arrow
-    from daedalus.udfs.series import US, SeqParams, orderbook_sequential
+    from daedalus.udfs.series import US, SeqParams, series_from_book, series_sequential
 
     root = Path(args.root)
     cfg = load_config(None, {"storage.root": str(root), "duckdb.temp_directory": str(root / "_tmp"),
@@ -83,12 +84,16 @@ def main() -> None:
     print(f"silver (+ vpin_buckets) ready in {time.perf_counter() - t:.1f} s")
 
     con = connect(cfg)
-    silver = f"read_parquet('{root}/silver/orderbook/**/*.parquet', hive_partitioning=false)"
     trades = f"read_parquet('{root}/silver/trades/**/*.parquet', hive_partitioning=false)"
-    arr = con.execute(f"SELECT list({{'ts': ts, 'seq': seq, 'bids': bids[1:10], 'asks': asks[1:10], 'crossed': crossed, "
-                      f"'break_before': break_before}} ORDER BY ts, seq) FROM {silver}").arrow()
-    arr = arr.read_all() if hasattr(arr, "read_all") else arr
-    book = book_from_arrow(arr.column(0).combine_chunks()[0].values)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cols = ["ts", "seq", "bids", "asks", "crossed", "break_before"]
+    tbl = pa.concat_tables([pq.read_table(f, columns=cols) for f in sorted((root / "silver" / "orderbook").rglob("*.parquet"))])
+    tbl = tbl.sort_by([("ts", "ascending"), ("seq", "ascending")])
+    rows = pa.StructArray.from_arrays([tbl[c].combine_chunks() for c in ("ts", "bids", "asks", "crossed", "break_before")],
+                                      names=["ts", "bids", "asks", "crossed", "break_before"])
+    book = book_from_arrow(rows)
     tarr = con.execute(f"SELECT list({{'ts': ts, 'buy': CASE WHEN side = 'buy' THEN amount ELSE 0.0 END, "
                        f"'sell': CASE WHEN side = 'sell' THEN amount ELSE 0.0 END}} ORDER BY ts, trade_id) FROM {trades}").arrow()
     tarr = tarr.read_all() if hasattr(tarr, "read_all") else tarr
@@ -97,21 +102,29 @@ def main() -> None:
     p = SeqParams()
     print(f"\n1. kernels alone — {n:,} snapshots, {flow.ts.shape[0]:,} trades, {book.bid_px.shape[0]:,} bid levels")
     seg = segment_ids(book.ts, book.break_before, np.int64(300 * US))
-    out = orderbook_sequential(book, flow, p)
+    sr = series_from_book(book, p)
+    out = series_sequential(sr, flow, p)
     hi = np.arange(n, dtype=np.int64)
     kernels = {
         "segment_ids": lambda: segment_ids(book.ts, book.break_before, np.int64(300 * US)),
         "ofi_mlofi (10 levels)": lambda: ofi_mlofi(book.bid_px, book.bid_sz, book.bid_off, book.ask_px, book.ask_sz,
                                                    book.ask_off, seg, book.crossed, np.int64(10), 0.5),
         "window_sum (one column, 900 s)": lambda: window_sum(book.ts, seg, out["ofi"], book.ts, seg, hi, np.int64(900 * US)),
+        "window_sums (3 columns, 900 s)": lambda: window_sums(book.ts, seg, np.stack([out["ofi"], out["mlofi"], out["log_return"]]),
+                                                              book.ts, seg, hi, np.int64(900 * US)),
         "kyle_lambda (300 s)": lambda: kyle_lambda(book.ts, seg, out["log_return"], out["ofi"], np.int64(300 * US)),
-        "spread_percentile (300 s)": lambda: spread_percentile(book.ts, seg, out["spread_pctile"] * 0 + book.bid_px[book.bid_off[:-1]] % 7, np.int64(300 * US)),
-        "whole pipeline (all columns, 5 horizons)": lambda: orderbook_sequential(book, flow, p),
+        "spread_percentile (300 s)": lambda: spread_percentile(book.ts, seg, sr.spread / sr.mid * 1e4, np.int64(300 * US)),
+        "ofi_pairs (row-wise UDF kernel, 10 levels)": lambda: ofi_pairs(
+            book.bid_px, book.bid_sz, book.bid_off, book.ask_px, book.ask_sz, book.ask_off,
+            book.bid_px, book.bid_sz, book.bid_off, book.ask_px, book.ask_sz, book.ask_off, np.int64(10), 0.5),
+        "series pipeline (all columns, 5 horizons)": lambda: series_sequential(sr, flow, p),
     }
     for name, fn in kernels.items():
         s = _best(fn)
         print(f"   {name:<44} {s * 1e3:8.1f} ms   {n / s / 1e6:8.1f} M rows/s")
 
+    if args.kernels_only:
+        return
     print(f"\n2. sequential stage vs bronze scan (threads={args.threads})")
     bronze = f"read_parquet('{root}/bronze/orderbook/**/*.parquet', hive_partitioning=true)"
     scan = _best(lambda: con.execute(f"SELECT sum(len(bids)) + sum(len(asks)), count(*) FROM {bronze}").fetchall())

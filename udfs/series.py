@@ -22,7 +22,7 @@ from daedalus.udfs.kernels.spread import (
     spread_regime_static,
 )
 from daedalus.udfs.kernels.vpin import bvc_bars, fill_buckets, rolling_vpin
-from daedalus.udfs.kernels.windows import flow_between_snapshots, last_at_or_before, window_sum
+from daedalus.udfs.kernels.windows import flow_between_snapshots, last_at_or_before, window_sums
 
 US = 1_000_000
 DAY_US = 86_400 * US
@@ -133,16 +133,21 @@ def series_sequential(sr: Series, trades: Trades | None, p: SeqParams) -> dict[s
     lr2 = log_return * log_return
     hs = len(p.horizons)
     out2d = {k: np.full((hs, n), np.nan) for k in ("ofi_sum", "mlofi_sum", "rv", "tfi", "trade_volume")}
+    snap_vals = np.empty((3, n))
+    snap_vals[0] = ofi
+    snap_vals[1] = mlofi
+    snap_vals[2] = lr2
+    trade_vals = np.empty((2, tr.ts.shape[0]))
+    trade_vals[0] = tr.buy
+    trade_vals[1] = tr.sell
     for j, h in enumerate(p.horizons):
         h_us = np.int64(h * US)
-        s, c = window_sum(ts, seg, ofi, ts, seg, hi, h_us)
-        out2d["ofi_sum"][j] = np.where(c > 0, s, np.nan)
-        s, c = window_sum(ts, seg, mlofi, ts, seg, hi, h_us)
-        out2d["mlofi_sum"][j] = np.where(c > 0, s, np.nan)
-        s, c = window_sum(ts, seg, lr2, ts, seg, hi, h_us)
-        out2d["rv"][j] = np.where(c > 0, np.sqrt(np.maximum(s, 0.0)), np.nan)
-        b, _ = window_sum(tr.ts, t_seg, tr.buy, ts, seg, t_hi, h_us)
-        a, _ = window_sum(tr.ts, t_seg, tr.sell, ts, seg, t_hi, h_us)
+        s, c = window_sums(ts, seg, snap_vals, ts, seg, hi, h_us)
+        out2d["ofi_sum"][j] = np.where(c[0] > 0, s[0], np.nan)
+        out2d["mlofi_sum"][j] = np.where(c[1] > 0, s[1], np.nan)
+        out2d["rv"][j] = np.where(c[2] > 0, np.sqrt(np.maximum(s[2], 0.0)), np.nan)
+        ts_sum, _ = window_sums(tr.ts, t_seg, trade_vals, ts, seg, t_hi, h_us)
+        b, a = ts_sum[0], ts_sum[1]
         vol = b + a
         with np.errstate(invalid="ignore", divide="ignore"):
             out2d["tfi"][j] = np.where(vol > 0, (b - a) / vol, np.nan)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from daedalus.udfs.kernels.windows import window_sum
+from daedalus.udfs.kernels.windows import window_sums
 
 MIN_OBSERVATIONS = 10
 ZERO_VARIANCE_RELATIVE = 1e-12
@@ -28,11 +28,19 @@ def kyle_lambda(
     r = log_return
     q = np.where(np.isnan(r), np.nan, flow)
     hi = np.arange(n).astype(np.int64)
-    s_r, cnt = window_sum(ts, seg, r, ts, seg, hi, window)
-    s_q, _ = window_sum(ts, seg, q, ts, seg, hi, window)
-    s_rr, _ = window_sum(ts, seg, r * r, ts, seg, hi, window)
-    s_qq, _ = window_sum(ts, seg, q * q, ts, seg, hi, window)
-    s_rq, _ = window_sum(ts, seg, r * q, ts, seg, hi, window)
+    vals = np.empty((5, n))
+    vals[0] = r
+    vals[1] = q
+    vals[2] = r * r
+    vals[3] = q * q
+    vals[4] = r * q
+    sums, counts = window_sums(ts, seg, vals, ts, seg, hi, window)
+    s_r = sums[0]
+    s_q = sums[1]
+    s_rr = sums[2]
+    s_qq = sums[3]
+    s_rq = sums[4]
+    cnt = counts[0]
     lam = np.full(n, np.nan)
     r2 = np.full(n, np.nan)
     for i in range(n):

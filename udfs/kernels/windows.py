@@ -24,44 +24,42 @@ from numba import njit
 
 
 @njit(cache=True)
-def block_prefix_suffix(ev_ts: np.ndarray, ev_seg: np.ndarray, ev_val: np.ndarray, h: np.int64):
-    """P, S and cumulative valid counts C of the module docstring."""
-    m = ev_ts.shape[0]
-    pre = np.empty(m)
-    suf = np.empty(m)
-    cnt = np.empty(m, np.int64)
-    c = 0
-    for k in range(m):
-        v = ev_val[k]
-        ok = not np.isnan(v)
-        x = v if ok else 0.0
-        c += 1 if ok else 0
-        cnt[k] = c
-        if k > 0 and ev_seg[k] == ev_seg[k - 1] and ev_ts[k] // h == ev_ts[k - 1] // h:
-            pre[k] = pre[k - 1] + x
-        else:
-            pre[k] = x
-    for k in range(m - 1, -1, -1):
-        v = ev_val[k]
-        x = v if not np.isnan(v) else 0.0
-        if k + 1 < m and ev_seg[k] == ev_seg[k + 1] and ev_ts[k] // h == ev_ts[k + 1] // h:
-            suf[k] = x + suf[k + 1]
-        else:
-            suf[k] = x
-    return pre, suf, cnt
-
-
-@njit(cache=True)
-def window_sum(
+def window_sums(
     ev_ts: np.ndarray, ev_seg: np.ndarray, ev_val: np.ndarray,
     q_ts: np.ndarray, q_seg: np.ndarray, q_hi: np.ndarray, h: np.int64,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(sum, count of valid values) of events in (t − h, t] with the query's segment, per query."""
-    pre, suf, cnt = block_prefix_suffix(ev_ts, ev_seg, ev_val, h)
+    """(sums, counts of valid values), shape (k, queries), of the k value rows of `ev_val` (k, events)
+    over events in (t − h, t] with the query's segment. One pass shares blocks and pointers."""
+    k = ev_val.shape[0]
     m = ev_ts.shape[0]
     nq = q_ts.shape[0]
-    sums = np.zeros(nq)
-    counts = np.zeros(nq, np.int64)
+    blk = np.empty(m, np.int64)
+    for e in range(m):
+        blk[e] = ev_ts[e] // h
+    pre = np.empty((k, m))
+    suf = np.empty((k, m))
+    cnt = np.empty((k, m), np.int64)
+    for c in range(k):
+        acc = 0
+        for e in range(m):
+            v = ev_val[c, e]
+            ok = not np.isnan(v)
+            x = v if ok else 0.0
+            acc += 1 if ok else 0
+            cnt[c, e] = acc
+            if e > 0 and ev_seg[e] == ev_seg[e - 1] and blk[e] == blk[e - 1]:
+                pre[c, e] = pre[c, e - 1] + x
+            else:
+                pre[c, e] = x
+        for e in range(m - 1, -1, -1):
+            v = ev_val[c, e]
+            x = v if not np.isnan(v) else 0.0
+            if e + 1 < m and ev_seg[e] == ev_seg[e + 1] and blk[e] == blk[e + 1]:
+                suf[c, e] = x + suf[c, e + 1]
+            else:
+                suf[c, e] = x
+    sums = np.zeros((k, nq))
+    counts = np.zeros((k, nq), np.int64)
     lo_t = 0
     lo_s = 0
     for j in range(nq):
@@ -76,14 +74,29 @@ def window_sum(
         if hi < lo or ev_seg[hi] != s:
             continue
         big_k = t // h
-        total = 0.0
-        if ev_ts[lo] // h != big_k:
-            total += suf[lo]
-        if ev_ts[hi] // h == big_k:
-            total += pre[hi]
-        sums[j] = total
-        counts[j] = cnt[hi] - (cnt[lo - 1] if lo > 0 else 0)
+        head = blk[lo] != big_k
+        tail = blk[hi] == big_k
+        for c in range(k):
+            total = 0.0
+            if head:
+                total += suf[c, lo]
+            if tail:
+                total += pre[c, hi]
+            sums[c, j] = total
+            counts[c, j] = cnt[c, hi] - (cnt[c, lo - 1] if lo > 0 else 0)
     return sums, counts
+
+
+@njit(cache=True)
+def window_sum(
+    ev_ts: np.ndarray, ev_seg: np.ndarray, ev_val: np.ndarray,
+    q_ts: np.ndarray, q_seg: np.ndarray, q_hi: np.ndarray, h: np.int64,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(sum, count of valid values) of events in (t − h, t] with the query's segment, per query."""
+    vals = np.empty((1, ev_val.shape[0]))
+    vals[0] = ev_val
+    sums, counts = window_sums(ev_ts, ev_seg, vals, q_ts, q_seg, q_hi, h)
+    return sums[0], counts[0]
 
 
 @njit(cache=True)
