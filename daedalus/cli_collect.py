@@ -93,6 +93,7 @@ def demo_command(
 
 def bench_collect_command(
     messages: int = typer.Option(100_000, "--messages", help="Order-book messages to push through."),
+    queue_maxsize: int = typer.Option(2_000, "--queue-maxsize", help="Queue bound (memory vs. drops)."),
 ) -> None:
     """Benchmark the collector: fake Binance flat out → ccxt.pro → queue → Parquet.
 
@@ -102,7 +103,7 @@ def bench_collect_command(
     """
     from daedalus.simulator.bench import bench_collect
 
-    typer.echo(bench_collect(messages).format())
+    typer.echo(bench_collect(messages, queue_maxsize=queue_maxsize).format())
 
 
 def _bench_group(app: typer.Typer) -> typer.Typer:

@@ -83,7 +83,7 @@ def _serve(port_q: Any, go: Any, messages: int) -> None:
     asyncio.run(main())
 
 
-def bench_collect(messages: int = 100_000, root: str | Path | None = None, queue_maxsize: int = 5_000) -> BenchResult:
+def bench_collect(messages: int = 100_000, root: str | Path | None = None, queue_maxsize: int = 2_000) -> BenchResult:
     from daedalus.collector.pipeline import run_collect
     from daedalus.collector.sink import BronzeSink
     from daedalus.config import load_config

@@ -144,7 +144,7 @@ class FakeBinance:
         """Point a ccxt.pro binance client at this server and give it markets (no REST market load)."""
         api = exchange.urls["api"]
         api["ws"]["spot"] = api["ws"]["margin"] = self.ws_url
-        for key in ("public", "private", "v1", "v3", "sapi"):
+        for key in ("public", "private", "v3"):  # the /api/v3 endpoints (depth lives under public)
             if key in api:
                 api[key] = self.rest_url
         exchange.set_markets([spot_market(s) for s in symbols])

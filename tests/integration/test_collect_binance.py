@@ -19,10 +19,11 @@ pytestmark = pytest.mark.network
 SYMBOL = "BTC/USDT"
 
 
-def test_replay_into_bronze_equals_capture(tmp_path: Path, capture_path: Path) -> None:
+@pytest.mark.parametrize("exchange", ["binance", "binanceus"])  # binanceus: the same protocol, other urls
+def test_replay_into_bronze_equals_capture(tmp_path: Path, capture_path: Path, exchange: str) -> None:
     capture = load_capture(capture_path)
     want_trades = capture.trades()
-    config = make_config(tmp_path, exchanges=["binance"], symbols=[SYMBOL], channels=["trades", "orderbook", "ticker"])
+    config = make_config(tmp_path, exchanges=[exchange], symbols=[SYMBOL], channels=["trades", "orderbook", "ticker"])
 
     async def main() -> dict:
         server = await FakeBinance().start()
@@ -33,7 +34,7 @@ def test_replay_into_bronze_equals_capture(tmp_path: Path, capture_path: Path) -
                 trades = lambda: emitter.counters[("ccxt", "trades")].received  # noqa: E731
                 await wait_until(lambda: trades() >= len(want_trades), 60, "every trade")
 
-            return await run_pipeline(config, scenario, configure={"binance": lambda ex: server.configure(ex, [SYMBOL])})
+            return await run_pipeline(config, scenario, configure={exchange: lambda ex: server.configure(ex, [SYMBOL])})
         finally:
             await server.stop()
 
@@ -47,7 +48,7 @@ def test_replay_into_bronze_equals_capture(tmp_path: Path, capture_path: Path) -
     assert [r["amount"] for r in got] == [float(t["q"]) for t in want_trades]
     assert [r["side"] for r in got] == ["sell" if t["m"] else "buy" for t in want_trades]
     assert [r["timestamp"].value // 1_000_000 for r in got] == [t["T"] for t in want_trades]
-    assert all(r["exchange"] == "binance" and r["symbol"] == SYMBOL for r in got)
+    assert all(r["exchange"] == exchange and r["symbol"] == SYMBOL for r in got)
     seqs = [r["seq"] for r in got]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)  # per-connection counter, one connection
 
