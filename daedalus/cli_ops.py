@@ -78,3 +78,6 @@ def register(app: typer.Typer) -> None:
     app.command("watch")(watch_command)
     app.command("sync")(sync_command)
     app.command("compact")(compact_command)
+    from daedalus.bench.commands import register as register_bench  # bench build|scaling|incremental|all|show
+
+    register_bench(app)

@@ -1,0 +1,112 @@
+"""`daedalus bench build|scaling|incremental|all|show` (registered by daedalus/cli_ops.py).
+
+`bench collect` is the collector's own command (cli_collect.py); both live in one `bench` group,
+created by whichever module registers first. Heavy imports stay inside the commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+HOURS_HELP = "Hours per synthetic day (24 = a full symbol-day of 864,000 snapshots; e.g. 2 for a quick check)."
+
+
+def _run(sections: list[str], hours: float, json_out: Path | None, workdir: Path | None, keep: bool,
+         messages: int = 50_000, days: int = 7) -> None:
+    from rich.console import Console
+
+    from daedalus.bench import run_bench
+    from daedalus.bench.report import render
+    from daedalus.cli import STATE
+    from daedalus.errors import ConfigError
+
+    if not 0 < hours <= 24:
+        raise ConfigError(f"--hours: {hours} is not in (0, 24]")
+    err = Console(stderr=True)
+    doc = run_bench(sections, hours=hours, workdir=workdir, keep=keep, overrides=STATE.overrides, json_path=json_out,
+                    messages=messages, incremental_days=days, log=lambda line: err.print(line, highlight=False))
+    render(doc)
+    if json_out is not None:
+        err.print(f"figures written to {json_out}")
+
+
+_JSON = typer.Option(None, "--json", help="Also write the figures as JSON to this file.")
+_HOURS = typer.Option(24.0, "--hours", help=HOURS_HELP)
+_WORKDIR = typer.Option(None, "--workdir", help="Where data and lakes go (default: a temporary directory).")
+_KEEP = typer.Option(False, "--keep", help="Keep the work directory (with --workdir it is always kept).")
+
+
+def bench_build_command(hours: float = _HOURS, json_out: Path = _JSON, workdir: Path = _WORKDIR, keep: bool = _KEEP) -> None:
+    """One symbol-day: the bronze scan floor, the full build (per model, cold vs warm numba cache, peak
+    RSS), the SQL models at memory_limit 512MB, the sequential stage and kernels, bytes, CLI start.
+
+    Example: daedalus bench build --hours 2 --json bench.json
+    """
+    _run(["build"], hours, json_out, workdir, keep)
+
+
+def bench_scaling_command(hours: float = _HOURS, json_out: Path = _JSON, workdir: Path = _WORKDIR,
+                          keep: bool = _KEEP) -> None:
+    """The full build over 1, 2 and 4 symbol-days with the default and the Pi profile (config/pi.yaml):
+    seconds and peak RSS per symbol-day.
+
+    Example: daedalus bench scaling --hours 6
+    """
+    _run(["scaling"], hours, json_out, workdir, keep)
+
+
+def bench_incremental_command(hours: float = _HOURS, days: int = typer.Option(7, "--days", help="Days in the lake."),
+                              json_out: Path = _JSON, workdir: Path = _WORKDIR, keep: bool = _KEEP) -> None:
+    """A lake of N symbol-days; append the next hour of bronze and rebuild: its cost vs building that
+    hour alone and vs the full build.
+
+    Example: daedalus bench incremental --days 7 --json incr.json
+    """
+    _run(["incremental"], hours, json_out, workdir, keep, days=days)
+
+
+def bench_all_command(hours: float = _HOURS, json_out: Path = _JSON, workdir: Path = _WORKDIR, keep: bool = _KEEP,
+                      messages: int = typer.Option(50_000, "--messages", help="Order-book messages for the collector.")) -> None:
+    """Every section in one run (build, scaling, incremental, collector) and the table of targets.
+
+    Example: daedalus bench all --json bench.json
+    """
+    _run(["build", "scaling", "incremental", "collector"], hours, json_out, workdir, keep, messages=messages)
+
+
+def bench_show_command(path: Path = typer.Argument(..., help="A JSON file written by --json.")) -> None:
+    """Print the tables of a saved benchmark run.
+
+    Example: daedalus bench show bench.json
+    """
+    import json
+
+    from daedalus.bench.report import render
+    from daedalus.errors import ConfigError
+
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path}: not a readable bench JSON file ({e})") from None
+    render(doc)
+
+
+def bench_group(app: typer.Typer) -> typer.Typer:
+    """The shared `bench` group (cli_collect.py may have created it already)."""
+    for group in app.registered_groups:
+        if group.name == "bench" and group.typer_instance is not None:
+            return group.typer_instance
+    bench = typer.Typer(name="bench", help="Benchmarks.", no_args_is_help=True)
+    app.add_typer(bench, name="bench")
+    return bench
+
+
+def register(app: typer.Typer) -> None:
+    group = bench_group(app)
+    group.command("build")(bench_build_command)
+    group.command("scaling")(bench_scaling_command)
+    group.command("incremental")(bench_incremental_command)
+    group.command("all")(bench_all_command)
+    group.command("show")(bench_show_command)
