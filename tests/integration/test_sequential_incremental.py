@@ -1,8 +1,8 @@
 """Day by day = full build = one pass over the whole series, for gold.orderbook_seq and gold.vpin_buckets.
 
 Three synthetic UTC days (daedalus.synth) with gaps and VPIN buckets in progress at both midnights.
-Lake A builds all days in one run; lake B builds one day per run, in date order, as a scheduler
-would. Both must hold exactly the same rows, and those rows must equal the kernels run once over
+Lake A builds all days in one run with threads=1; lake B builds one day per run, in date order, as
+a scheduler would, with threads=4. Both must hold exactly the same rows, and those rows must equal the kernels run once over
 each symbol's whole multi-day series: so neither the lookback nor the carried VPIN state loses anything.
 """
 
@@ -33,9 +33,9 @@ def _lake(root: Path) -> None:
              gaps_per_day=2, seed=11)
 
 
-def _config(root: Path):
+def _config(root: Path, threads: int = 1):
     return load_config(None, {
-        "storage.root": str(root), "duckdb.temp_directory": str(root / "_tmp"), "duckdb.threads": 2,
+        "storage.root": str(root), "duckdb.temp_directory": str(root / "_tmp"), "duckdb.threads": threads,
         "etl.symbols": {"BTC/USDT": {"vpin_bucket_volume": BUCKET_V}},
         "etl.features.horizons": [5, 60, 900], "etl.features.vpin_window_buckets": 10,
     })
@@ -55,7 +55,8 @@ def lakes(tmp_path_factory) -> tuple[Path, Path]:
     _lake(daily)
     runner.build(_config(full), select=["+orderbook_seq"], run_tests=False, catalog=False)
     for d in DATES:
-        runner.build(_config(daily), select=["+orderbook_seq"], start=d, end=d, run_tests=False, catalog=False)
+        # threads=4 here, 1 for the full build: the comparison also proves thread-count independence
+        runner.build(_config(daily, threads=4), select=["+orderbook_seq"], start=d, end=d, run_tests=False, catalog=False)
     return full, daily
 
 
