@@ -220,6 +220,7 @@ def vpin_ref(trades: list[Trade], v: float, n: int) -> list[tuple[int, float, fl
 
 def to_book(snaps: list[Snap]):
     import numpy as np
+
     from daedalus.udfs.series import Book
 
     def side(get):
@@ -241,6 +242,7 @@ def to_book(snaps: list[Snap]):
 
 def to_trades(trades: list[Trade]):
     import numpy as np
+
     from daedalus.udfs.series import Trades
 
     return Trades(np.array([t.ts for t in trades], np.int64),

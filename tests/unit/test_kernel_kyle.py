@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from daedalus.udfs.kernels.kyle import kyle_lambda
 
 US = 1_000_000

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from daedalus.udfs.series import SeqParams, orderbook_sequential
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from daedalus.udfs.series import SeqParams, orderbook_sequential
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the reference package
 from reference.sequential_reference import Snap, to_book  # noqa: E402

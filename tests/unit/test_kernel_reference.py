@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from daedalus.udfs.series import SeqParams, orderbook_sequential
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from daedalus.udfs.series import SeqParams, orderbook_sequential
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the reference package
 from reference import sequential_reference as ref  # noqa: E402

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from daedalus.udfs.kernels.spread import (
     spread_percentile,
     spread_regime_dynamic,

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from daedalus.udfs.series import DAY_US, HOUR_US, US, VpinParams, VpinState, vpin_partition
 from ob_analytics.flow_toxicity import compute_vpin
+
+from daedalus.udfs.series import DAY_US, HOUR_US, US, VpinParams, VpinState, vpin_partition
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the reference package
 from reference import sequential_reference as ref  # noqa: E402
