@@ -77,11 +77,21 @@ def build_command(
     end: str = typer.Option(None, "--end", help="Last date to build (YYYY-MM-DD)."),
     full_refresh: bool = typer.Option(False, "--full-refresh", help="Rebuild every partition."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the partitions that would be rewritten."),
+    executor: str = typer.Option("local", "--executor", help="local | dask (partitions as tasks on a Dask cluster)."),
+    scheduler: str = typer.Option(None, "--scheduler", help="Dask scheduler address, e.g. tcp://HOST:8786."),
+    shard: str = typer.Option(None, "--shard", help="i/n: build a disjoint 1/n of the partitions (e.g. 0/4)."),
 ) -> None:
     """Build models incrementally (stale partitions only), run their data tests, refresh the catalog.
 
     Example: daedalus build --select +orderbook_hf --start 2024-08-08
     """
+    if (executor != "local" or shard) and not dry_run:  # daedalus/executors.py: Dask tasks or a shard
+        from daedalus.executors import build_distributed
+
+        print_summary(build_distributed(_cfg(), select=select or [], exclude=exclude or [], start=start, end=end,
+                                        full_refresh=full_refresh, executor=executor, scheduler=scheduler,
+                                        shard=shard))
+        return
     _build(select or [], exclude or [], start, end, full_refresh, dry_run, run_tests=True)
 
 
