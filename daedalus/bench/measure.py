@@ -200,10 +200,8 @@ def run_worker(args: list[str], env: dict[str, str] | None = None, timeout: floa
     proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=full_env)
     sampler = PeakRSS(proc.pid, interval=interval, watch_dir=watch_dir)
-    try:
+    with contextlib.suppress(psutil.NoSuchProcess):  # exited before the first sample
         sampler.start()
-    except psutil.NoSuchProcess:  # exited before the first sample
-        pass
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
