@@ -139,11 +139,11 @@ class _Hooks:
                          capture_ts=capture_ts)
             return
         if etype == "trade" or etype == "aggTrade":
-            c.on_trade(data, capture_ts)
+            c.on_trade(data, capture_ts, client.url)
         elif etype == "depthUpdate":
-            c.on_book(data.get("s"), capture_ts)
+            c.on_book(data.get("s"), capture_ts, client.url)
         elif etype in ("24hrTicker", "24hrMiniTicker", "1hTicker", "4hTicker", "1dTicker"):
-            c.on_ticker(data.get("s"), capture_ts)
+            c.on_ticker(data.get("s"), capture_ts, client.url)
         elif etype is None and "result" in data and "id" in data:
             c.emit_event("subscribe_ack", detail=f"{client.url} id={data['id']}", capture_ts=capture_ts)
         elif etype is None and "error" in data:
@@ -231,6 +231,7 @@ class CcxtCollector:
         self._conn: dict[tuple[str, str], Connection] = {}
         self._last_nonce: dict[str, int | None] = {}
         self._shutdown_clients: set[str] = set()
+        self._urls: dict[str, str] = {}  # "channel:symbol" -> url of the socket that delivered it
 
     # ---- setup ----
     async def prepare(self) -> None:
@@ -274,7 +275,9 @@ class CcxtCollector:
                 await self.exchange.close()
 
     # ---- emission (called from the message hook, synchronously) ----
-    def _base(self, channel: str, symbol: str | None, capture_ts: int) -> dict:
+    def _base(self, channel: str, symbol: str | None, capture_ts: int, url: str | None = None) -> dict:
+        if url is not None:
+            self._urls[f"{channel}:{symbol}"] = url  # which socket serves this feed (to close it)
         conn = self._conn.get((channel, symbol or ""))
         if conn is None:
             return envelope(capture_ts, self.exchange_id, symbol, "unattached", 0)
@@ -297,7 +300,7 @@ class CcxtCollector:
         except Exception:  # noqa: BLE001
             return market_id
 
-    def on_trade(self, data: dict, capture_ts: int) -> None:
+    def on_trade(self, data: dict, capture_ts: int, url: str | None = None) -> None:
         symbol = self._symbol(data.get("s"))
         cache = self.exchange.trades.get(symbol) if symbol else None
         if not cache:
@@ -305,9 +308,9 @@ class CcxtCollector:
                             detail="trade message left no trade in ccxt's cache")
             return
         trade = cache[-1]
-        self.emitter.emit_nowait(Record(SOURCE, "trades", trade_row(trade, self._base("trades", symbol, capture_ts))))
+        self.emitter.emit_nowait(Record(SOURCE, "trades", trade_row(trade, self._base("trades", symbol, capture_ts, url))))
 
-    def on_book(self, market_id: str | None, capture_ts: int) -> None:
+    def on_book(self, market_id: str | None, capture_ts: int, url: str | None = None) -> None:
         symbol = self._symbol(market_id)
         book = self.exchange.orderbooks.get(symbol) if symbol else None
         if book is None:
@@ -316,15 +319,15 @@ class CcxtCollector:
         if nonce is None or nonce == self._last_nonce.get(symbol):
             return  # buffered before the snapshot, or dropped as already applied
         self._last_nonce[symbol] = nonce
-        row = book_row(book, self.ingestion.orderbook_levels, self._base("orderbook", symbol, capture_ts))
+        row = book_row(book, self.ingestion.orderbook_levels, self._base("orderbook", symbol, capture_ts, url))
         self.emitter.emit_nowait(Record(SOURCE, "orderbook", row))
 
-    def on_ticker(self, market_id: str | None, capture_ts: int) -> None:
+    def on_ticker(self, market_id: str | None, capture_ts: int, url: str | None = None) -> None:
         symbol = self._symbol(market_id)
         ticker = self.exchange.tickers.get(symbol) if symbol else None
         if ticker is None:
             return
-        self.emitter.emit_nowait(Record(SOURCE, "ticker", ticker_row(ticker, self._base("ticker", symbol, capture_ts))))
+        self.emitter.emit_nowait(Record(SOURCE, "ticker", ticker_row(ticker, self._base("ticker", symbol, capture_ts, url))))
 
     def on_server_shutdown(self, client: Any, capture_ts: int) -> None:
         self.emit_event("reconnect", detail=f"serverShutdown from {client.url}", capture_ts=capture_ts)
@@ -410,6 +413,12 @@ class CcxtCollector:
         return [prefix + s for s in feed.symbols] if prefix else []
 
     def _feed_url(self, feed: Feed) -> str | None:
+        clients = self.exchange.clients or {}
+        for s in feed.symbols:
+            url = self._urls.get(f"{feed.channel}:{s}")
+            if url is not None and url in clients:
+                return url
+        # nothing delivered yet: find the socket by ccxt's subscription hashes (Binance family names)
         hashes = self._feed_hashes(feed)
         for url, client in (self.exchange.clients or {}).items():
             subs = client.subscriptions
