@@ -236,6 +236,17 @@ class CcxtCollector:
     # ---- setup ----
     async def prepare(self) -> None:
         """Load markets (unless set) and check symbols and channels; raises ExchangeError/ConfigError."""
+        try:
+            await self._prepare()
+        except BaseException:
+            await self.close()  # no "unclosed client session" noise after the one-line error
+            raise
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.exchange.close()
+
+    async def _prepare(self) -> None:
         ex = self.exchange
         if not ex.markets:
             try:
@@ -271,8 +282,7 @@ class CcxtCollector:
                 for feed in self.feeds
             ))
         finally:
-            with contextlib.suppress(Exception):
-                await self.exchange.close()
+            await self.close()
 
     # ---- emission (called from the message hook, synchronously) ----
     def _base(self, channel: str, symbol: str | None, capture_ts: int, url: str | None = None) -> dict:

@@ -83,10 +83,17 @@ async def run_collect(
     # staging only bridges ccxt's synchronous callback to the queue: a few seconds of messages
     emitter = Emitter(queue, staging_limit=min(ing.queue_maxsize, 10_000))
     collectors = build_collectors(config, emitter, configure, coinbase_url)
-    for c in collectors:
-        prepare = getattr(c, "prepare", None)
-        if prepare is not None:
-            await prepare()
+    try:
+        for c in collectors:
+            prepare = getattr(c, "prepare", None)
+            if prepare is not None:
+                await prepare()
+    except BaseException:
+        for c in collectors:
+            close = getattr(c, "close", None)
+            if close is not None:
+                await close()
+        raise
     s3_root = config.storage.root if (ing.upload_to_s3 and config.storage.root.startswith("s3://")) else None
     make_sink = sink_factory or BronzeSink  # the benchmark passes a subclass that times flushes
     sink = make_sink(root, ing, s3_root=s3_root, s3=config.s3) if s3_root else make_sink(root, ing)
