@@ -94,6 +94,7 @@ def demo_command(
 def bench_collect_command(
     messages: int = typer.Option(100_000, "--messages", help="Order-book messages to push through."),
     queue_maxsize: int = typer.Option(2_000, "--queue-maxsize", help="Queue bound (memory vs. drops)."),
+    rate: float = typer.Option(None, "--rate", help="Pace the fake exchange at this many msg/s (default: flat out)."),
 ) -> None:
     """Benchmark the collector: fake Binance flat out → ccxt.pro → queue → Parquet.
 
@@ -103,7 +104,7 @@ def bench_collect_command(
     """
     from daedalus.simulator.bench import bench_collect
 
-    typer.echo(bench_collect(messages, queue_maxsize=queue_maxsize).format())
+    typer.echo(bench_collect(messages, queue_maxsize=queue_maxsize, rate=rate).format())
 
 
 def _bench_group(app: typer.Typer) -> typer.Typer:

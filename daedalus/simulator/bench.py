@@ -57,8 +57,9 @@ class BenchResult:
         )
 
 
-def _serve(port_q: Any, go: Any, messages: int) -> None:
-    """Child process: fake Binance + simulated market; publish `messages` depth diffs once told to."""
+def _serve(port_q: Any, go: Any, messages: int, rate: float | None = None) -> None:
+    """Child process: fake Binance + simulated market; publish `messages` depth diffs once told to,
+    flat out or at `rate` messages/s."""
     from daedalus.simulator.binance import FakeBinance
     from daedalus.simulator.market import SimulatedMarket
 
@@ -71,19 +72,26 @@ def _serve(port_q: Any, go: Any, messages: int) -> None:
         while not go.is_set():
             await asyncio.sleep(0.01)
         sent = 0
+        t0 = time.monotonic()
         while sent < messages:
             for ev in market.step():
                 if hasattr(ev, "first_id"):  # depth diffs only: an order-book benchmark
                     await server.publish_market_event(ev, market)
                     sent += 1
-            if sent % 64 < 3:
+            if rate:
+                ahead = sent / rate - (time.monotonic() - t0)
+                if ahead > 0.002:
+                    await asyncio.sleep(ahead)
+            elif sent % 64 < 3:
                 await asyncio.sleep(0)
         await asyncio.sleep(3600)  # keep sockets open until the parent kills us
 
     asyncio.run(main())
 
 
-def bench_collect(messages: int = 100_000, root: str | Path | None = None, queue_maxsize: int = 2_000) -> BenchResult:
+def bench_collect(messages: int = 100_000, root: str | Path | None = None, queue_maxsize: int = 2_000,
+                  rate: float | None = None) -> BenchResult:
+    """Run the benchmark; `rate` paces the exchange (msg/s) to measure latency below saturation."""
     from daedalus.collector.pipeline import run_collect
     from daedalus.collector.sink import BronzeSink
     from daedalus.config import load_config
@@ -100,7 +108,7 @@ def bench_collect(messages: int = 100_000, root: str | Path | None = None, queue
 
     ctx = mp.get_context("spawn")
     port_q, go = ctx.Queue(), ctx.Event()
-    child = ctx.Process(target=_serve, args=(port_q, go, messages), daemon=True)
+    child = ctx.Process(target=_serve, args=(port_q, go, messages, rate), daemon=True)
     child.start()
     tmp = tempfile.TemporaryDirectory(prefix="daedalus-bench-") if root is None else None
     lake = Path(root) if root is not None else Path(tmp.name)  # type: ignore[union-attr]
