@@ -51,6 +51,7 @@ def test_files_wanted_and_needs_compaction() -> None:
     assert not needs_compaction([FileInfo("p/a", 200 * mb, 0)], 128 * mb)  # round(200/128) = 2 > 1 but < 2x
 
 
+@pytest.mark.slow
 def test_split_then_merge_keeps_rows_and_order(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("DAEDALUS_NO_UDFS", "1")
     h = make_lakehouse(tmp_path)
