@@ -100,6 +100,7 @@ async def run_collect(
 
     collect_stop = asyncio.Event()
     sink_stop = asyncio.Event()
+    health_stop = asyncio.Event()  # set after the sink closed its segments: the last health write sees them
     started = time.monotonic()
     sink_task = asyncio.ensure_future(sink.run(queue, sink_stop))
     pump_task = asyncio.ensure_future(emitter.pump(collect_stop))
@@ -110,7 +111,7 @@ async def run_collect(
 
         path = health_path(root, ing.health_file)
         health_task = asyncio.ensure_future(run_health_writer(
-            path, queue, sink, sink_stop, extra=lambda: {"collector": emitter.totals()}))
+            path, queue, sink, health_stop, extra=lambda: {"collector": emitter.totals()}))
     except ImportError:  # pragma: no cover - health.py is optional
         path = None
     if on_started is not None:
@@ -137,6 +138,7 @@ async def run_collect(
         sink_stop.set()
         with contextlib.suppress(Exception):
             await sink_task
+        health_stop.set()
         if health_task is not None:
             with contextlib.suppress(Exception):
                 await health_task

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,10 @@ def test_replay_into_bronze_equals_capture(tmp_path: Path, capture_path: Path, e
 
     summary = asyncio.run(main())
     assert summary["collector"]["dropped"] == 0
+    # the health file's last write happens after every segment closed
+    health = json.loads(Path(summary["health_file"]).read_text())
+    assert health["collector"] == summary["collector"]
+    assert health["segments_closed"] >= 4 and health["queue_depth"] == 0
 
     # trades: one for one, in order: ids, prices, sizes, aggressor side (m=true → seller aggressed)
     got = rows(tmp_path, "ccxt", "trades")
