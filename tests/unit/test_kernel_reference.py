@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -66,6 +67,7 @@ def _check(actual: np.ndarray, expected: list, what: str) -> None:
             assert math.isclose(a, e, rel_tol=1e-9, abs_tol=1e-9), f"{what}[{i}]: {a} != {e}"
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None)
 @given(series())
 def test_all_kernels_match_reference(data) -> None:

@@ -88,6 +88,7 @@ def test_registration_is_idempotent(con) -> None:
     assert {OFI, ORDERBOOK_SEQ, VPIN_BUCKETS} <= names
 
 
+@pytest.mark.slow
 def test_long_series_through_duckdb_equals_direct_call_for_any_threads(con) -> None:
     _tables(con, n_series=2, rows=5000)
     con.execute("SET threads = 1")
@@ -126,6 +127,7 @@ def test_long_series_through_duckdb_equals_direct_call_for_any_threads(con) -> N
     assert sum(r[10] is not None for r in got) > 1000  # the long windows really are exercised
 
 
+@pytest.mark.slow
 def test_many_series_cross_vector_boundaries(con) -> None:
     _tables(con, n_series=2500, rows=3, seed=2)  # 2,500 series rows > one 2,048-row vector
     con.execute("SET threads = 4")

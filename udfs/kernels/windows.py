@@ -29,35 +29,46 @@ def window_sums(
     q_ts: np.ndarray, q_seg: np.ndarray, q_hi: np.ndarray, h: np.int64,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(sums, counts of valid values), shape (k, queries), of the k value rows of `ev_val` (k, events)
-    over events in (t − h, t] with the query's segment. One pass shares blocks and pointers."""
+    over events in (t − h, t] with the query's segment. One pass shares blocks and pointers; the
+    work arrays are laid out event-major so each step touches one cache line for all k columns."""
     k = ev_val.shape[0]
     m = ev_ts.shape[0]
     nq = q_ts.shape[0]
     blk = np.empty(m, np.int64)
     for e in range(m):
         blk[e] = ev_ts[e] // h
-    pre = np.empty((k, m))
-    suf = np.empty((k, m))
-    cnt = np.empty((k, m), np.int64)
+    # joined[e]: event e continues the block-and-segment of event e − 1
+    joined = np.zeros(m + 1, np.bool_)
+    for e in range(1, m):
+        joined[e] = ev_seg[e] == ev_seg[e - 1] and blk[e] == blk[e - 1]
+    x = np.empty((m, k))
+    cnt = np.empty((m, k), np.int64)
     for c in range(k):
         acc = 0
         for e in range(m):
             v = ev_val[c, e]
-            ok = not np.isnan(v)
-            x = v if ok else 0.0
-            acc += 1 if ok else 0
-            cnt[c, e] = acc
-            if e > 0 and ev_seg[e] == ev_seg[e - 1] and blk[e] == blk[e - 1]:
-                pre[c, e] = pre[c, e - 1] + x
+            if np.isnan(v):
+                x[e, c] = 0.0
             else:
-                pre[c, e] = x
-        for e in range(m - 1, -1, -1):
-            v = ev_val[c, e]
-            x = v if not np.isnan(v) else 0.0
-            if e + 1 < m and ev_seg[e] == ev_seg[e + 1] and blk[e] == blk[e + 1]:
-                suf[c, e] = x + suf[c, e + 1]
-            else:
-                suf[c, e] = x
+                x[e, c] = v
+                acc += 1
+            cnt[e, c] = acc
+    pre = np.empty((m, k))
+    suf = np.empty((m, k))
+    for e in range(m):
+        if joined[e]:
+            for c in range(k):
+                pre[e, c] = pre[e - 1, c] + x[e, c]
+        else:
+            for c in range(k):
+                pre[e, c] = x[e, c]
+    for e in range(m - 1, -1, -1):
+        if e + 1 < m and joined[e + 1]:
+            for c in range(k):
+                suf[e, c] = x[e, c] + suf[e + 1, c]
+        else:
+            for c in range(k):
+                suf[e, c] = x[e, c]
     sums = np.zeros((k, nq))
     counts = np.zeros((k, nq), np.int64)
     lo_t = 0
@@ -79,11 +90,11 @@ def window_sums(
         for c in range(k):
             total = 0.0
             if head:
-                total += suf[c, lo]
+                total += suf[lo, c]
             if tail:
-                total += pre[c, hi]
+                total += pre[hi, c]
             sums[c, j] = total
-            counts[c, j] = cnt[c, hi] - (cnt[c, lo - 1] if lo > 0 else 0)
+            counts[c, j] = cnt[hi, c] - (cnt[lo - 1, c] if lo > 0 else 0)
     return sums, counts
 
 
