@@ -155,11 +155,11 @@ class FakeBinance:
         await ws.prepare(request)
         combined = request.path.startswith("/stream")
         peer = _Peer(ws, request, combined)
+        self.peers.append(peer)
+        self.connections_total += 1
         if combined and request.query.get("streams"):
             peer.streams.update(request.query["streams"].split("/"))
             await self._notify_subscribed()
-        self.peers.append(peer)
-        self.connections_total += 1
         try:
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:

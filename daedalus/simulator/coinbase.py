@@ -59,6 +59,8 @@ class FakeCoinbase:
         self._hb_task: asyncio.Task | None = None
         self._subscribed = asyncio.Condition()
         self.sent: dict[str, int] = {}
+        self.handshakes: list[float] = []  # loop time of every WebSocket handshake attempt
+        self._reject: tuple[int, int, float] = (0, 429, 0.0)
 
     @property
     def url(self) -> str:
@@ -98,7 +100,12 @@ class FakeCoinbase:
         with contextlib.suppress(ConnectionError, RuntimeError):
             await peer.ws.send_str(json.dumps(msg, separators=(",", ":")))
 
-    async def _ws(self, request: web.Request) -> web.WebSocketResponse:
+    async def _ws(self, request: web.Request) -> web.StreamResponse:
+        self.handshakes.append(asyncio.get_running_loop().time())
+        if self._reject[0] > 0:
+            count, status, retry_after = self._reject
+            self._reject = (count - 1, status, retry_after)
+            return web.Response(status=status, text="rate limited", headers={"Retry-After": str(int(retry_after))})
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         peer = _Peer(ws, request)
@@ -239,6 +246,10 @@ class FakeCoinbase:
                 with contextlib.suppress(Exception):
                     await peer.ws.close(code=code, message=b"going away")
         return len(peers)
+
+    def reject_handshakes(self, count: int, status: int = 429, retry_after: float = 1.0) -> None:
+        """Refuse the next `count` WebSocket handshakes with HTTP `status` and Retry-After."""
+        self._reject = (count, status, retry_after)
 
     def half_open(self) -> int:
         for peer in self.peers:

@@ -124,3 +124,30 @@ def test_bad_config_fails_fast_with_one_line(tmp_path: Path) -> None:
         asyncio.run(c.prepare())
     with pytest.raises(ConfigError):
         make_config(tmp_path, channels=["candles"])
+
+
+def test_combined_stream_endpoint_wraps_messages() -> None:
+    """`/stream?streams=a/b` (Binance's combined streams): subscribed at connect, messages wrapped."""
+    import aiohttp
+
+    async def main() -> list[dict]:
+        server = await FakeBinance().start()
+        try:
+            async with aiohttp.ClientSession() as http, http.ws_connect(
+                f"http://127.0.0.1:{server.port}/stream?streams=btcusdt@trade/btcusdt@bookTicker"
+            ) as ws:
+                await server.wait_subscribed(["btcusdt@trade", "btcusdt@bookTicker"])
+                await server.publish("btcusdt@trade", {"e": "trade", "s": "BTCUSDT", "t": 1})
+                await server.publish("ethusdt@trade", {"e": "trade", "s": "ETHUSDT", "t": 2})  # not subscribed
+                first = await ws.receive_json(timeout=5)
+                await ws.send_json({"method": "SUBSCRIBE", "params": ["ethusdt@trade"], "id": 7})
+                ack = await ws.receive_json(timeout=5)
+                await server.publish("ethusdt@trade", {"e": "trade", "s": "ETHUSDT", "t": 3})
+                return [first, ack, await ws.receive_json(timeout=5)]
+        finally:
+            await server.stop()
+
+    first, ack, second = asyncio.run(main())
+    assert first == {"stream": "btcusdt@trade", "data": {"e": "trade", "s": "BTCUSDT", "t": 1}}
+    assert ack == {"result": None, "id": 7}
+    assert second["data"]["t"] == 3

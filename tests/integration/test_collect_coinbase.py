@@ -25,7 +25,8 @@ def _received(emitter: Emitter, channel: str) -> int:
 
 
 def run_coinbase(
-    root: Path, fault: Callable[[FakeCoinbase, Emitter], Awaitable[None]], **ingestion: Any
+    root: Path, fault: Callable[[FakeCoinbase, Emitter], Awaitable[None]],
+    before_start: Callable[[FakeCoinbase], None] | None = None, **ingestion: Any
 ) -> tuple[FakeCoinbase, SimulatedMarket, dict]:
     market = SimulatedMarket({"BTC/USDT": 60_000.0, "ETH/USDT": 3_000.0}, seed=3)
     config = make_config(root, sources=["coinbase"], orderbook_levels=LEVELS,
@@ -35,6 +36,8 @@ def run_coinbase(
     async def main() -> tuple[FakeCoinbase, dict]:
         server = await FakeCoinbase(market, heartbeat_interval=0.2).start()
         await server.run_market(steps=100, interval=0)  # trades before we subscribe: the snapshot replays them
+        if before_start is not None:
+            before_start(server)
         stop_market = asyncio.Event()
         try:
             async def scenario(emitter: Emitter) -> None:
@@ -132,4 +135,15 @@ def test_abrupt_close_reconnects(tmp_path: Path) -> None:
     drops = [e for e in events if e["event_type"] == "disconnect" and e["close_code"] == 1006]
     assert len(drops) == 1
     assert [e["event_type"] for e in events].count("connect") == 2
+    _check_final_books(tmp_path, market)
+
+
+def test_handshake_429_retry_after_is_honoured(tmp_path: Path) -> None:
+    async def fault(server: FakeCoinbase, emitter: Emitter) -> None:
+        await asyncio.sleep(0.2)
+
+    server, market, _ = run_coinbase(tmp_path, fault, before_start=lambda s: s.reject_handshakes(1, 429, 1.0))
+    limited = [e for e in rows(tmp_path, "coinbase", "events") if e["event_type"] == "rate_limited"]
+    assert len(limited) == 1 and "429" in limited[0]["detail"]
+    assert server.handshakes[1] - server.handshakes[0] >= 1.0  # waited Retry-After, not the 0.05 s backoff
     _check_final_books(tmp_path, market)
