@@ -20,6 +20,7 @@ pytestmark = pytest.mark.network
 SYMBOL = "BTC/USDT"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("exchange", ["binance", "binanceus"])  # binanceus: the same protocol, other urls
 def test_replay_into_bronze_equals_capture(tmp_path: Path, capture_path: Path, exchange: str) -> None:
     capture = load_capture(capture_path)

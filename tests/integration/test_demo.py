@@ -38,6 +38,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "daedalus", *args], capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow  # a fresh interpreter importing ccxt
 def test_collect_unknown_exchange_fails_fast_with_one_line(tmp_path: Path) -> None:
     r = _cli("--root", str(tmp_path), "collect", "--exchanges", "nosuchexchange", "--seconds", "5")
     assert r.returncode == 6

@@ -222,6 +222,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.slow
 def test_sigkill_mid_segment_then_restart(tmp_path: Path) -> None:
     import hashlib
     import os
