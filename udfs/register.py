@@ -10,7 +10,7 @@ the result identical for any `threads`.
 - `daedalus_ofi(bids, asks, prev_bids, prev_asks, levels, alpha)` → STRUCT(ofi, mlofi): row-wise,
   stateless; the model pairs each snapshot with its predecessor through `lag() OVER (... ORDER BY
   ts, seq)`, so vectors may arrive in any order. NULL when the predecessor is NULL.
-- `daedalus_orderbook_seq(series, trades, horizons, ofi_levels, ofi_decay_alpha, staleness_s,
+- `daedalus_orderbook_seq(series, trades, vpin_points, horizons, ofi_levels, ofi_decay_alpha, staleness_s,
   kyle_window_s, spread_window_s, tight_pct, wide_pct, dynamic, tight_threshold)`
 - `daedalus_vpin_buckets(trades, state_f, state_i, recent_imbalance, recent_volume, recent_dp,
   partition_start, bucket_volume, window_buckets, bvc, sigma_bars)` (bucket_volume NULL = auto)
@@ -53,11 +53,12 @@ SERIES_SQL = ("STRUCT(ts TIMESTAMPTZ, seq BIGINT, crossed BOOLEAN, break_before 
               "spread DOUBLE, ofi DOUBLE, mlofi DOUBLE)[]")
 OFI_RETURN_SQL = "STRUCT(ofi DOUBLE, mlofi DOUBLE)"
 FLOW_SQL = "STRUCT(ts TIMESTAMPTZ, buy DOUBLE, sell DOUBLE)[]"
+VPIN_POINTS_SQL = "STRUCT(ts TIMESTAMPTZ, vpin DOUBLE)[]"
 VPIN_TRADES_SQL = "STRUCT(ts TIMESTAMPTZ, amount DOUBLE, is_buy BOOLEAN, price DOUBLE)[]"
 
 TS = pa.timestamp("us", tz="UTC")
 F64 = pa.float64()
-SEQ_1D = ("log_return", "mid_velocity", "ofi", "mlofi", "kyle_lambda", "kyle_lambda_r2", "spread_pctile")
+SEQ_1D = ("log_return", "mid_velocity", "ofi", "mlofi", "kyle_lambda", "kyle_lambda_r2", "vpin", "spread_pctile")
 SEQ_2D = ("ofi_sum", "mlofi_sum", "rv", "tfi", "trade_volume")
 SEQ_FIELDS = (
     [pa.field("ts", pa.list_(TS)), pa.field("seq", pa.list_(pa.int64())), pa.field("seg_start", pa.list_(pa.bool_()))]
@@ -188,12 +189,20 @@ def _scalar(arr: pa.Array, i: int) -> Any:
     return arr[i].as_py()
 
 
-def orderbook_seq_udf(book, trades, horizons, ofi_levels, alpha, staleness, kyle_window, spread_window,
+def _vpin_points(row: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    if not row.is_valid:
+        return None
+    rows = row.values
+    return _ts_us(pc.struct_field(rows, "ts")), _f64(pc.struct_field(rows, "vpin"))
+
+
+def orderbook_seq_udf(book, trades, vpin_points, horizons, ofi_levels, alpha, staleness, kyle_window, spread_window,
                       tight_pct, wide_pct, dynamic, tight_threshold) -> pa.StructArray:
     """Arrow entry point of `daedalus_orderbook_seq`: one result row per series row."""
     cols = [_flat(a) for a in (book, trades, horizons, ofi_levels, alpha, staleness, kyle_window,
                                spread_window, tight_pct, wide_pct, dynamic, tight_threshold)]
     book_a, trades_a = cols[0], cols[1]
+    points_a = _flat(vpin_points)
     results: list[dict[str, np.ndarray] | None] = []
     ts_parts: list[np.ndarray] = []
     seq_parts: list[np.ndarray] = []
@@ -216,7 +225,7 @@ def orderbook_seq_udf(book, trades, horizons, ofi_levels, alpha, staleness, kyle
         sr = series_from_arrow(rows)
         tr_row = trades_a[i]
         t = trades_from_arrow(tr_row.values if tr_row.is_valid else None)
-        results.append(series_sequential(sr, t, p))
+        results.append(series_sequential(sr, t, p, _vpin_points(points_a[i])))
         ts_parts.append(sr.ts)
         seq_parts.append(np.asarray(pc.fill_null(pc.struct_field(rows, "seq"), -1).to_numpy(zero_copy_only=False), np.int64))
     return _seq_result(results, ts_parts, seq_parts, n_h)
@@ -326,7 +335,7 @@ def register_all(con: duckdb.DuckDBPyConnection, config: Config | None = None) -
     if not _registered(con, ORDERBOOK_SEQ):
         con.create_function(
             ORDERBOOK_SEQ, orderbook_seq_udf,
-            [t(SERIES_SQL), t(FLOW_SQL), t("INTEGER[]"), t("INTEGER"), t("DOUBLE"), t("DOUBLE"), t("INTEGER"),
+            [t(SERIES_SQL), t(FLOW_SQL), t(VPIN_POINTS_SQL), t("INTEGER[]"), t("INTEGER"), t("DOUBLE"), t("DOUBLE"), t("INTEGER"),
              t("INTEGER"), t("DOUBLE"), t("DOUBLE"), t("BOOLEAN"), t("DOUBLE")],
             t(SEQ_RETURN_SQL), type="arrow", null_handling="special", side_effects=False,
         )

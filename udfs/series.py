@@ -107,8 +107,19 @@ def orderbook_sequential(book: Book, trades: Trades | None, p: SeqParams) -> dic
     return series_sequential(series_from_book(book, p), trades, p)
 
 
-def series_sequential(sr: Series, trades: Trades | None, p: SeqParams) -> dict[str, np.ndarray]:
-    """Every per-snapshot sequential column of FEATURES.md except vpin, for one series.
+def vpin_as_of(ts: np.ndarray, starts: np.ndarray, point_ts: np.ndarray, point_vpin: np.ndarray) -> np.ndarray:
+    """VPIN at each snapshot: the value of the last point (completed bucket, or the value carried in
+    at the partition start) with ts ≤ t; points sorted by (ts, bucket index), so among points sharing
+    a timestamp the last one wins. NULL (NaN) before any point and at a segment start."""
+    idx = np.searchsorted(point_ts, ts, side="right") - 1
+    out = np.where(idx >= 0, point_vpin[np.maximum(idx, 0)] if point_vpin.shape[0] else np.nan, np.nan)
+    out[starts] = np.nan
+    return out
+
+
+def series_sequential(sr: Series, trades: Trades | None, p: SeqParams,
+                      vpin_points: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Every per-snapshot sequential column of FEATURES.md for one series (vpin when points are given).
 
     Keys: seg_start, log_return, mid_velocity, ofi, mlofi, kyle_lambda, kyle_lambda_r2, spread_pctile,
     spread_regime (int8 codes) and per horizon 2-D arrays ofi_sum, mlofi_sum, rv, tfi, trade_volume
@@ -180,6 +191,10 @@ def series_sequential(sr: Series, trades: Trades | None, p: SeqParams) -> dict[s
         regime[starts] = -1
     out["spread_regime"] = regime
     out.update(out2d)
+    if vpin_points is not None:
+        out["vpin"] = vpin_as_of(ts, starts, vpin_points[0], vpin_points[1])
+    else:
+        out["vpin"] = np.full(n, np.nan)
     return out
 
 

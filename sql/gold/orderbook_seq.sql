@@ -15,7 +15,8 @@
   is a break in every build — so a day built alone equals the same day of a full build, bit for bit
   (window sums depend only on the rows inside the window: udfs/kernels/windows.py).
   VPIN comes from gold.vpin_buckets (state carried across midnight): the value of the last bucket
-  completed by trades with ts ≤ t, through an ASOF join.
+  completed by trades with ts ≤ t, looked up inside the same UDF call (the day's bucket points are
+  one more ordered list). Rows are written sorted by config(order_by).
 -#}
 {%- set f = features -%}
 {%- set lookback_s = ((f.horizons + [f.kyle_lambda_window, f.spread_regime_window]) | max) + f.max_state_staleness_seconds -%}
@@ -57,10 +58,20 @@ flow_series AS (
     FROM flow
     GROUP BY exchange, symbol
 ),
+{%- if f.enable_vpin %}
+vpin_series AS (
+    -- VPIN points of this day: the value carried in at the partition start ('open') and one per
+    -- completed bucket, in (ts, bucket_index) order; the kernel takes the last point with ts ≤ t.
+    SELECT exchange, symbol, list({'ts': ts, 'vpin': vpin} ORDER BY ts, bucket_index, kind DESC) AS points
+    FROM {{ ref('vpin_buckets') }}
+    WHERE kind IN ('open', 'bucket') AND ts >= {{ partition.start }} AND ts < {{ partition.end }}
+    GROUP BY exchange, symbol
+),
+{%- endif %}
 computed AS (
     SELECT b.exchange, b.symbol,
         daedalus_orderbook_seq(
-            b.snapshots, t.trades,
+            b.snapshots, t.trades, {{ 'v.points' if f.enable_vpin else 'NULL' }},
             {{ f.horizons | list }}::INTEGER[],
             {{ f.ofi_levels }}, {{ f.ofi_decay_alpha }}::DOUBLE, {{ f.max_state_staleness_seconds }}::DOUBLE,
             {{ f.kyle_lambda_window }}, {{ f.spread_regime_window }},
@@ -70,6 +81,9 @@ computed AS (
         ) AS r
     FROM book_series b
     LEFT JOIN flow_series t ON t.exchange = b.exchange AND t.symbol = b.symbol
+    {%- if f.enable_vpin %}
+    LEFT JOIN vpin_series v ON v.exchange = b.exchange AND v.symbol = b.symbol
+    {%- endif %}
 ),
 per_snapshot AS (
     SELECT exchange, symbol,
@@ -89,19 +103,11 @@ per_snapshot AS (
         {%- endfor %}
         unnest(r.kyle_lambda) AS kyle_lambda,
         unnest(r.kyle_lambda_r2) AS kyle_lambda_r2,
+        unnest(r.vpin) AS vpin,
         unnest(r.spread_pctile) AS spread_pctile,
         unnest(r.spread_regime) AS spread_regime
     FROM computed
 )
-{%- if f.enable_vpin %},
-vpin_points AS (
-    -- Several buckets can complete at one timestamp (a large trade): keep the last one.
-    SELECT exchange, symbol, ts, vpin
-    FROM {{ ref('vpin_buckets') }}
-    WHERE kind IN ('open', 'bucket') AND ts >= {{ partition.start }} AND ts < {{ partition.end }}
-    QUALIFY row_number() OVER (PARTITION BY exchange, symbol, ts ORDER BY bucket_index DESC, kind) = 1
-)
-{%- endif %}
 SELECT
     s.exchange,
     s.symbol,
@@ -121,16 +127,8 @@ SELECT
     {%- endfor %}
     s.kyle_lambda,
     s.kyle_lambda_r2,
-    {%- if f.enable_vpin %}
-    CASE WHEN s.seg_start THEN NULL ELSE v.vpin END AS vpin,
-    {%- else %}
-    NULL::DOUBLE AS vpin,
-    {%- endif %}
+    s.vpin,
     s.spread_pctile,
     s.spread_regime
 FROM per_snapshot s
-{%- if f.enable_vpin %}
-ASOF LEFT JOIN vpin_points v ON v.exchange = s.exchange AND v.symbol = s.symbol AND s.ts >= v.ts
-{%- endif %}
 WHERE s.ts >= {{ partition.start }}
-ORDER BY s.exchange, s.symbol, s.ts, s.seq

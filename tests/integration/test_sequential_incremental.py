@@ -103,7 +103,7 @@ def _one_pass(root: Path) -> dict[tuple[str, int, int], tuple]:
              t AS (SELECT exchange, symbol, list({{'ts': ts, 'buy': CASE WHEN side = 'buy' THEN amount ELSE 0.0 END,
                           'sell': CASE WHEN side = 'sell' THEN amount ELSE 0.0 END}}
                           ORDER BY ts, TRY_CAST(trade_id AS HUGEINT) NULLS LAST, trade_id) AS t FROM {trades} GROUP BY ALL),
-             c AS (SELECT b.symbol, daedalus_orderbook_seq(b.s, t.t, {list(cfg.horizons)}::INTEGER[], {cfg.ofi_levels},
+             c AS (SELECT b.symbol, daedalus_orderbook_seq(b.s, t.t, NULL, {list(cfg.horizons)}::INTEGER[], {cfg.ofi_levels},
                           {cfg.ofi_decay_alpha}, {cfg.max_state_staleness_seconds}, {cfg.kyle_lambda_window},
                           {cfg.spread_regime_window}, 0.2, 0.8, true, 0.0001) AS r
                    FROM b LEFT JOIN t USING (exchange, symbol))

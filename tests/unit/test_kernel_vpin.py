@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from ob_analytics.flow_toxicity import compute_vpin
 
-from daedalus.udfs.series import DAY_US, HOUR_US, US, VpinParams, VpinState, vpin_partition
+from daedalus.udfs.series import DAY_US, HOUR_US, US, VpinParams, VpinState, vpin_as_of, vpin_partition
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the reference package
 from reference import sequential_reference as ref  # noqa: E402
@@ -148,3 +148,14 @@ def test_cross_check_with_ob_analytics() -> None:
     # theirs averages over min(n, available) buckets; ours is NULL until n exist
     assert np.isnan(part.vpin[: n - 1]).all()
     np.testing.assert_allclose(part.vpin[n - 1:], theirs["vpin_avg"].to_numpy()[n - 1:], rtol=1e-10)
+
+
+def test_snapshot_takes_last_bucket_completed_at_or_before_it() -> None:
+    # points: carried-in value at 0, then two buckets completed by one trade at 5 (the later one wins)
+    pts_ts = np.array([0, 5, 5, 9], np.int64)
+    pts_v = np.array([0.4, 0.5, 0.6, np.nan])
+    ts = np.array([0, 4, 5, 6, 9, 10], np.int64)
+    starts = np.array([False, False, False, True, False, False])
+    got = vpin_as_of(ts, starts, pts_ts, pts_v)
+    np.testing.assert_array_equal(got, [0.4, 0.4, 0.6, np.nan, np.nan, np.nan])  # NULL at a segment start
+    assert np.isnan(vpin_as_of(np.array([3], np.int64), np.array([False]), np.array([5], np.int64), np.array([0.1]))).all()
