@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import heapq
+import bisect
 import json
 import os
 import secrets
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
 
@@ -79,28 +78,46 @@ def rfc3339_ns(text: str | None) -> int | None:
     return ns - offset * 1_000_000_000
 
 
-@dataclass
 class L2Book:
-    """One product's book from level2 snapshot + updates (absolute quantities, 0 removes)."""
+    """One product's book from level2 snapshot + updates (absolute quantities, 0 removes).
 
-    bids: dict[float, float] = field(default_factory=dict)
-    asks: dict[float, float] = field(default_factory=dict)
-    synced: bool = False
+    Prices are kept sorted (bisect, as ccxt's OrderBookSide does), so a top-N snapshot after each
+    update is a slice, not a sort of a book that on Coinbase holds thousands of levels.
+    """
+
+    def __init__(self) -> None:
+        self.bids: dict[float, float] = {}
+        self.asks: dict[float, float] = {}
+        self._bid_keys: list[float] = []  # negated prices, ascending = best bid first
+        self._ask_keys: list[float] = []  # prices, ascending = best ask first
+        self.synced = False
+
+    def clear(self) -> None:
+        self.bids.clear()
+        self.asks.clear()
+        self._bid_keys.clear()
+        self._ask_keys.clear()
 
     def apply(self, updates: list[dict]) -> None:
         for u in updates:
-            side = self.bids if u["side"] == "bid" else self.asks
             price, qty = float(u["price_level"]), float(u["new_quantity"])
-            if qty == 0:
-                side.pop(price, None)
+            if u["side"] == "bid":
+                side, keys, key = self.bids, self._bid_keys, -price
             else:
+                side, keys, key = self.asks, self._ask_keys, price
+            if qty == 0:
+                if side.pop(price, None) is not None:
+                    del keys[bisect.bisect_left(keys, key)]
+            else:
+                if price not in side:
+                    bisect.insort(keys, key)
                 side[price] = qty
 
     def top(self, n: int) -> tuple[list[dict], list[dict]]:
         """Best-first {price, size} levels (the schema's structs)."""
-        bids = heapq.nlargest(n, self.bids)
-        asks = heapq.nsmallest(n, self.asks)
-        return ([{"price": p, "size": self.bids[p]} for p in bids], [{"price": p, "size": self.asks[p]} for p in asks])
+        bids = [{"price": -k, "size": self.bids[-k]} for k in self._bid_keys[:n]]
+        asks = [{"price": k, "size": self.asks[k]} for k in self._ask_keys[:n]]
+        return bids, asks
 
 
 def make_jwt(key_name: str, private_key_pem: str, now: float | None = None) -> str:
@@ -250,8 +267,7 @@ class CoinbaseCollector:
         if "level2" not in self.channels:
             return
         for book in self.books.values():
-            book.bids.clear()
-            book.asks.clear()
+            book.clear()
             book.synced = False
         self.resubscribes += 1
         await ws.send(json.dumps(self._subscribe_msg("level2", "unsubscribe")))
@@ -268,8 +284,7 @@ class CoinbaseCollector:
             if book is None:
                 continue
             if ev.get("type") == "snapshot":
-                book.bids.clear()
-                book.asks.clear()
+                book.clear()
                 book.synced = True
             elif not book.synced:
                 continue  # updates before the fresh snapshot belong to the broken book

@@ -7,6 +7,8 @@ import asyncio
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from daedalus.collector.coinbase import CoinbaseCollector, L2Book, make_jwt, product_to_symbol, rfc3339_ns
 from daedalus.collector.connection import Connection, Emitter
@@ -178,3 +180,19 @@ def test_jwt_is_es256_and_verifies() -> None:
     key.public_key().verify(der, f"{head}.{body}".encode(), ec.ECDSA(hashes.SHA256()))  # raises if wrong
     with pytest.raises(ConfigError, match="not a PEM EC private key"):
         make_jwt("k", "nonsense")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["bid", "offer"]), st.integers(1, 40), st.sampled_from([0, 0, 1, 2.5])),
+                max_size=200), st.integers(1, 12))
+def test_l2book_top_equals_a_sorted_reference(updates, n) -> None:
+    book, ref = L2Book(), {"bid": {}, "offer": {}}
+    for side, price, qty in updates:
+        book.apply([{"side": side, "price_level": str(price / 4), "new_quantity": str(qty)}])
+        if qty == 0:
+            ref[side].pop(price / 4, None)
+        else:
+            ref[side][price / 4] = float(qty)
+    bids, asks = book.top(n)
+    assert bids == [{"price": p, "size": ref["bid"][p]} for p in sorted(ref["bid"], reverse=True)[:n]]
+    assert asks == [{"price": p, "size": ref["offer"][p]} for p in sorted(ref["offer"])[:n]]
