@@ -99,3 +99,20 @@ def connect(
 
         register_all(con, config)
     return con
+
+
+def spill_error(config: Config, message: str) -> StorageError | None:
+    """A DuckDB error caused by a full spill directory, as one clear StorageError (else None).
+
+    DuckDB's own first line ("failed to offload data block ...") does not say where or why; the
+    lake is untouched in that case (the COPY wrote nothing that the manifest names)."""
+    d = config.duckdb
+    where = str(Path(d.temp_directory).expanduser().resolve())
+    if "max_temp_directory_size" in message:
+        return StorageError(f"duckdb.temp_directory {where}: spill limit duckdb.max_temp_directory_size "
+                            f"({d.max_temp_directory_size}) reached; raise it, or lower duckdb.threads / the "
+                            "partition size; the lake is unchanged")
+    if "No space left on device" in message:
+        return StorageError(f"duckdb.temp_directory {where}: disk full while spilling; free space there or point "
+                            "duckdb.temp_directory at a bigger disk; the lake is unchanged")
+    return None

@@ -385,3 +385,4 @@ def land_any(config: Config, on_step: Any = None) -> Any:
         if m:
             report.partitions.add((m.group(1), m.group(2), m.group(3)))
     return report
+

@@ -410,6 +410,11 @@ class Session:
             row = self.con.execute(sql).fetchone()
         except duckdb.Error as e:
             where = f" partition {part.pid}" if part.pid else ""
+            from daedalus.duck import spill_error  # the spill directory full: name it and the key
+
+            spill = spill_error(self.config, str(e))
+            if spill is not None:
+                raise spill from None
             raise BuildError(f"{model.path}: {model.relation}{where}: {str(e).splitlines()[0]}") from None
         return int(row[0]) if row else 0
 
