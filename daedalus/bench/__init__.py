@@ -35,7 +35,7 @@ def run_bench(sections: list[str], hours: float = 24.0, workdir: str | Path | No
     if workdir is None:
         tmp = tempfile.mkdtemp(prefix="daedalus-bench-")
         workdir = tmp
-    suite = BenchSuite(workdir, hours=hours, overrides=overrides, log=log)
+    suite = BenchSuite(workdir, hours=hours, overrides=overrides, log=log, keep_lakes=keep)
     suite.results["_started"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     suite.max_days = max([1] + [4 for s in sections if s == "scaling"] + [incremental_days for s in sections
                                                                           if s == "incremental"])

@@ -35,7 +35,7 @@ def _run(sections: list[str], hours: float, json_out: Path | None, workdir: Path
 _JSON = typer.Option(None, "--json", help="Also write the figures as JSON to this file.")
 _HOURS = typer.Option(24.0, "--hours", help=HOURS_HELP)
 _WORKDIR = typer.Option(None, "--workdir", help="Where data and lakes go (default: a temporary directory).")
-_KEEP = typer.Option(False, "--keep", help="Keep the work directory (with --workdir it is always kept).")
+_KEEP = typer.Option(False, "--keep", help="Keep the measured lakes (and the temporary work directory) for inspection.")
 
 
 def bench_build_command(hours: float = _HOURS, json_out: Path = _JSON, workdir: Path = _WORKDIR, keep: bool = _KEEP) -> None:
@@ -93,6 +93,32 @@ def bench_show_command(path: Path = typer.Argument(..., help="A JSON file writte
     render(doc)
 
 
+def bench_explain_command(
+    model: str = typer.Argument(..., help="Model name, e.g. orderbook_hf."),
+    partition: str = typer.Option(None, "--partition", "-p", help="exchange=X,symbol=BTC/USDT,date=YYYY-MM-DD (default: newest)."),
+    top: int = typer.Option(15, "--top", help="Operators to show."),
+) -> None:
+    """Run one partition of a model under DuckDB's profiler and list its operators by time.
+
+    Example: daedalus bench explain orderbook --partition exchange=binance,symbol=BTC/USDT,date=2024-01-01
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from daedalus.bench.explain import profile_model
+    from daedalus.cli import STATE
+
+    prof = profile_model(STATE.config(), model, partition)
+    total = sum(o.seconds for o in prof.operators) or 1.0
+    t = Table(title=f"{prof.partition}: {prof.seconds:.2f} s (operator times below sum over threads)", title_justify="left")
+    for c in ("operator", "seconds", "share", "rows", "detail"):
+        t.add_column(c, justify="right" if c in ("seconds", "share", "rows") else "left")
+    for o in prof.top(top):
+        t.add_row(o.name, f"{o.seconds:.2f}", f"{o.seconds / total:.0%}", "–" if o.rows is None else f"{o.rows:,}",
+                  o.detail[:110])
+    Console(width=max(Console().width, 160)).print(t)
+
+
 def bench_group(app: typer.Typer) -> typer.Typer:
     """The shared `bench` group (cli_collect.py may have created it already)."""
     for group in app.registered_groups:
@@ -110,3 +136,4 @@ def register(app: typer.Typer) -> None:
     group.command("incremental")(bench_incremental_command)
     group.command("all")(bench_all_command)
     group.command("show")(bench_show_command)
+    group.command("explain")(bench_explain_command)

@@ -223,3 +223,20 @@ def test_report_marks_missed_targets() -> None:
     assert "missed" in lines["issue 4: SQL gold models / floor"]
     assert "5.50 ×" in lines["issue 4: SQL gold models / floor"]
     assert "met" in lines["issue 5: kernels alone"]
+
+
+def test_flatten_profile_lists_each_operator_with_its_own_time() -> None:
+    from daedalus.bench.explain import ModelProfile, flatten_profile
+
+    tree = {"latency": 3.0, "children": [
+        {"operator_name": "ORDER_BY", "operator_timing": 0.5, "operator_cardinality": 10,
+         "extra_info": {"Order By": ["ts ASC", "seq ASC"]}, "children": [
+             {"operator_name": "WINDOW", "operator_timing": 2.0, "operator_cardinality": 10,
+              "extra_info": {"Projections": "LAG(ts)"}, "children": [
+                  {"operator_name": "READ_PARQUET ", "operator_timing": 0.25, "operator_cardinality": 10, "children": []}]}]}]}
+    ops = flatten_profile(tree)
+    assert [(o.name, o.seconds, o.rows, o.depth) for o in ops] == [
+        ("ORDER_BY", 0.5, 10, 1), ("WINDOW", 2.0, 10, 2), ("READ_PARQUET", 0.25, 10, 3)]
+    assert ops[0].detail == "Order By: ts ASC, seq ASC"
+    prof = ModelProfile("m", "p", 3.0, ops)
+    assert [o.name for o in prof.top(2)] == ["WINDOW", "ORDER_BY"]
