@@ -408,8 +408,12 @@ class CcxtCollector:
                     from daedalus.collector.backoff import Backoff
 
                     delay = Backoff(1.0, 1.0).next_delay(retry_after=retry, status=status)
-                    await asyncio.sleep(delay)
-                    conn.touch(f"orderbook:{symbol}")
+                    # waiting as told is not a stale stream: keep the deadline fresh meanwhile
+                    deadline = time.monotonic() + delay
+                    while (left := deadline - time.monotonic()) > 0:
+                        conn.extend(f"orderbook:{symbol}")
+                        await asyncio.sleep(min(left, self.ingestion.stale_after_seconds / 4))
+                    conn.extend(f"orderbook:{symbol}")
                     continue
                 raise RateLimited(f"{e}", retry_after=retry, status=status, channel=feed.channel) from None
             except ccxt.BadSymbol as e:

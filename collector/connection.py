@@ -275,6 +275,10 @@ class Connection:
         self.last_data[subscription] = time.monotonic()
         self.delivered = True
 
+    def extend(self, subscription: str) -> None:
+        """Push a subscription's stale deadline out without counting it as data (a deliberate wait)."""
+        self.last_data[subscription] = time.monotonic()
+
     def stalest(self) -> tuple[str, float] | None:
         if not self.last_data:
             return None
