@@ -204,3 +204,14 @@ def test_band_config_changes_gold_columns(lake: Config, tmp_path: Path) -> None:
 
     sql = compile_sql(cfg, "orderbook_hf", {"exchange": "binance", "symbol": "BTC/USDT", "date": DAY.isoformat()})
     assert "bid_depth_0_2p5bps" in sql and "band_imbalance_2p5_20bps" in sql and "bid_depth_0_5bps" not in sql
+
+
+def test_every_gold_column_has_a_doc_line(lake: Config) -> None:
+    from daedalus.project import load_project
+
+    project = load_project(lake)
+    manifest = Manifest.load(open_lake(lake))
+    for model in ("orderbook_hf", "orderbook_bars", "trade_bars", "ticker_hf"):
+        built = [c[0] for c in manifest.models[model].columns]
+        docs = project.models[model].docs.columns
+        assert built and not [c for c in built if c not in docs or not docs[c].description.strip()], model
