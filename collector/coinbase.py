@@ -310,9 +310,9 @@ class CoinbaseCollector:
                     seen.discard(order.popleft())
                 conn.touch(f"market_trades:{product}")
                 price, size = float(t["price"]), float(t["size"])
-                # Coinbase reports the maker's side on public trades; bronze `side` is the aggressor's.
-                maker = str(t.get("side", "")).upper()
-                side = "sell" if maker == "BUY" else "buy" if maker == "SELL" else None
+                # Bronze keeps Coinbase's raw `side` as received (it names the maker's order);
+                # silver.trades maps it to the aggressor (FEATURES.md "Trade side").
+                side = t.get("side")
                 row = envelope(capture_ts, EXCHANGE, product_to_symbol(product), conn.conn_id, conn.next_seq())
                 row.update(timestamp=rfc3339_ns(t.get("time")), trade_id=tid, side=side, price=price,
                            amount=size, cost=price * size, info_json=json.dumps(t, separators=(",", ":")))

@@ -93,8 +93,8 @@ def test_book_trades_ticker_heartbeats(tmp_path: Path) -> None:
         assert sorted(mine) == want
     for t in trades:
         src = published[t["trade_id"]]
-        # Coinbase reports the maker's side; bronze keeps the aggressor's (Binance m=true → 'sell')
-        assert t["side"] == ("sell" if src.buyer_is_maker else "buy")
+        # bronze keeps Coinbase's raw side, the maker's order side (silver maps it to the aggressor)
+        assert t["side"] == ("BUY" if src.buyer_is_maker else "SELL")
         assert (t["price"], t["amount"]) == (src.price, src.qty)
         assert t["timestamp"].value == src.ts_ms * 1_000_000
     tickers = rows(tmp_path, "coinbase", "ticker")

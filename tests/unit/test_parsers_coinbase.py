@@ -101,15 +101,15 @@ def test_updates_before_a_snapshot_are_ignored() -> None:
     assert not [r for r in out if r.channel == "orderbook"]
 
 
-def test_trades_are_deduplicated_and_side_is_the_aggressor() -> None:
+def test_trades_are_deduplicated_and_side_is_kept_raw() -> None:
     c, out = _collector()
     again = {"type": "update", "trades": [TRADES["trades"][1],
              {**TRADES["trades"][1], "trade_id": "000000002", "side": "BUY"}]}
     _feed(c, [_msg("market_trades", 0, [TRADES]), _msg("market_trades", 1, [again])])
     trades = [r.row for r in out if r.channel == "trades"]
     assert [t["trade_id"] for t in trades] == ["000000000", "000000001", "000000002"]
-    # the public feed carries the maker's side: a BUY maker means a seller hit the bid
-    assert [t["side"] for t in trades] == ["sell", "buy", "sell"]
+    # bronze keeps the raw side as received; silver.trades maps the maker side to the aggressor
+    assert [t["side"] for t in trades] == ["BUY", "SELL", "BUY"]
     assert trades[0]["cost"] == pytest.approx(1260.01 * 0.3)
     assert trades[0]["timestamp"] == 1565815347_265000000
 
