@@ -140,11 +140,11 @@ def test_combined_stream_endpoint_wraps_messages() -> None:
                 await server.wait_subscribed(["btcusdt@trade", "btcusdt@bookTicker"])
                 await server.publish("btcusdt@trade", {"e": "trade", "s": "BTCUSDT", "t": 1})
                 await server.publish("ethusdt@trade", {"e": "trade", "s": "ETHUSDT", "t": 2})  # not subscribed
-                first = await ws.receive_json(timeout=5)
+                first = await ws.receive_json(timeout=30)
                 await ws.send_json({"method": "SUBSCRIBE", "params": ["ethusdt@trade"], "id": 7})
-                ack = await ws.receive_json(timeout=5)
+                ack = await ws.receive_json(timeout=30)
                 await server.publish("ethusdt@trade", {"e": "trade", "s": "ETHUSDT", "t": 3})
-                return [first, ack, await ws.receive_json(timeout=5)]
+                return [first, ack, await ws.receive_json(timeout=30)]
         finally:
             await server.stop()
 
