@@ -89,7 +89,12 @@ def main() -> None:
     import pyarrow.parquet as pq
 
     cols = ["ts", "seq", "bids", "asks", "crossed", "break_before"]
-    tbl = pa.concat_tables([pq.read_table(f, columns=cols) for f in sorted((root / "silver" / "orderbook").rglob("*.parquet"))])
+    # The newest file of each partition: a rebuild leaves replaced files for a grace period.
+    newest: dict[Path, Path] = {}
+    for f in (root / "silver" / "orderbook").rglob("*.parquet"):
+        if f.parent not in newest or f.stat().st_mtime > newest[f.parent].stat().st_mtime:
+            newest[f.parent] = f
+    tbl = pa.concat_tables([pq.read_table(f, columns=cols) for f in sorted(newest.values())])
     tbl = tbl.sort_by([("ts", "ascending"), ("seq", "ascending")])
     rows = pa.StructArray.from_arrays([tbl[c].combine_chunks() for c in ("ts", "bids", "asks", "crossed", "break_before")],
                                       names=["ts", "bids", "asks", "crossed", "break_before"])
