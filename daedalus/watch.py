@@ -181,14 +181,10 @@ def run_cycle(config: Config, state: WatchState, stopper: Stopper, select: list[
                 report.latency_seconds = max(0.0, time.time() - oldest)
                 state.latencies.append(round(report.latency_seconds, 3))
         except DaedalusError as e:
-            # A failing data test is reported, not retried: the partitions are built (same
-            # fingerprints) and the next cycle's new data is what matters. Storage and build
-            # errors keep the dates pending so the next cycle retries them.
+            # The dates stay pending, so the next cycle retries: after a failing data test the
+            # partitions of that model are built (fingerprints match, so it is not re-tested) and
+            # the build goes on to the models downstream of it; a storage error is simply retried.
             report.error = str(e)
-            from daedalus.errors import BuildError
-
-            if isinstance(e, BuildError) and "data test" in str(e).lower():
-                state.pending_since = None
     state.cycles += 1
     report.seconds = time.monotonic() - started
     state.last_cycle = {k: v for k, v in vars(report).items()}

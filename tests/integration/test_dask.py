@@ -170,3 +170,29 @@ def test_dependencies_and_shard_groups(tmp_path: Path, monkeypatch) -> None:
         with pytest.raises(ConfigError, match="--shard"):
             parse_shard(bad)
     shutil.rmtree(h.dir)
+
+
+@pytest.mark.slow
+@pytest.mark.s3
+def test_dask_workers_share_a_lake_on_s3(tmp_path: Path, moto_server, monkeypatch) -> None:
+    """Workers in other processes write to the bucket through httpfs; the driver merges the manifest."""
+    distributed = pytest.importorskip("distributed")
+    from daedalus.collector.upload import make_s3_client
+
+    monkeypatch.setenv("DAEDALUS_NO_UDFS", "1")
+    client = make_s3_client(moto_server.endpoint, use_ssl=False, url_style="path")
+    h = make_lakehouse(tmp_path / "s3", moto_server, client=client)
+    local = make_lakehouse(tmp_path / "local")
+    for lake in (h, local):
+        _fill(lake)
+        assert lake.cli("land").returncode == 0, lake.cli("land").stderr
+    env = {"DAEDALUS_NO_UDFS": "1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None, env=env) as c:
+        res = build_distributed(h.config(), executor="dask", scheduler=c.scheduler_address, udfs=False)
+    assert len(res.rebuilt) == 18 and [t for t in res.tests if not t.passed] == []
+    runner.build(local.config(), udfs=False)
+    q = "SELECT symbol, date, count(*), sum(n_trades), round(sum(vwap_ma), 6) FROM gold.toy_bars GROUP BY ALL ORDER BY ALL"
+    s3_out, local_out = h.cli("query", q, "--format", "csv"), local.cli("query", q, "--format", "csv")
+    assert s3_out.returncode == 0, s3_out.stderr
+    assert s3_out.stdout == local_out.stdout and s3_out.stdout.count("\n") == 10
