@@ -56,18 +56,22 @@ def build_table(sec: dict[str, Any], hours: float) -> Table:
     t.add_row("full build, cold (empty numba cache)", _s(cold.get("seconds")), _x(cold.get("seconds"), floor),
               _mb(cold.get("peak_rss")), _status(cold))
     sql = sec.get("sql_models_512MB") or {}
-    t.add_row("issue 4: silver + SQL gold at memory_limit 512MB", _s(sql.get("seconds")), _x(sql.get("seconds"), floor_sql),
-              _mb(sql.get("peak_rss")), _status(sql) + f"; floor next to it {_s(floor_sql)}")
-    t.add_row("  SQL gold models (hf structural, bars, ticker_hf)", _s(sql.get("gold_seconds")),
-              _x(sql.get("gold_seconds"), floor_sql), "", "")
-    t.add_row("  silver models", _s(sql.get("silver_seconds")), _x(sql.get("silver_seconds"), floor_sql), "", "")
+    t.add_row("issue 4: models at memory_limit 512MB (own processes)", "", "", _mb(sql.get("peak_rss")),
+              _status(sql) + f"; floor next to it {_s(floor_sql)}")
+    t.add_row("  silver models", _s(sql.get("silver_seconds")), _x(sql.get("silver_seconds"), floor_sql),
+              _mb(sql.get("silver_peak_rss")), "")
+    t.add_row("  SQL gold models (orderbook_hf, bars, ticker_hf)", _s(sql.get("gold_seconds")),
+              _x(sql.get("gold_seconds"), floor_sql), _mb(sql.get("gold_peak_rss")), "")
     seq = sec.get("sequential") or {}
     t.add_row("issue 5: sequential stage (orderbook_seq + vpin_buckets)", _s(seq.get("stage_seconds")),
               _x(seq.get("stage_seconds"), floor), "", "from the warm full build")
     k = seq.get("kernels") or {}
     rps = k.get("rows_per_second")
-    t.add_row("issue 5: kernels alone (numpy in/out)", _s(k.get("seconds")), "", "",
+    t.add_row("issue 5: kernels alone, whole per-series pipeline", _s(k.get("seconds")), "", "",
               f"{rps / 1e6:.1f} M rows/s over {k.get('rows', 0):,} rows" if rps else f"[red]{seq.get('kernels_error')}[/red]")
+    for name, f in sorted((k.get("per_kernel") or {}).items(), key=lambda kv: kv[1]["rows_per_second"]):
+        t.add_row(f"  kernel {name}", _s(f["seconds"]), "", "",
+                  f"{f['rows_per_second'] / 1e6:,.1f} M rows/s per call ({int(f['calls'])} calls)")
     st = sec.get("start") or {}
     t.add_row("numba start: cold cache → first result", _s(st.get("jit_cold_seconds")), "", "", "fresh process, empty NUMBA_CACHE_DIR")
     t.add_row("numba start: warm cache → first result", _s(st.get("jit_warm_seconds")), "", "",

@@ -252,11 +252,18 @@ class BenchSuite:
         sec["bytes"] = {"bronze": dir_bytes(data / "bronze"), "silver": dir_bytes(warm_lake / "silver"),
                         "gold": dir_bytes(warm_lake / "gold")}
 
-        # Issue 4: the SQL models alone (sequential models excluded, so orderbook_hf's join to
-        # orderbook_seq reads an empty relation: its structural part), DuckDB capped at 512MB.
+        # Issue 4: its SQL models at memory_limit 512MB, each step in its own process so the peak RSS
+        # is theirs: silver, then (not measured: issue 5's) the sequential models that
+        # orderbook_hf joins, then the SQL gold models.
         i4_lake = self.lake("sql512", 1)
-        i4 = self.build("sql-512MB", i4_lake, exclude=list(SEQUENTIAL_MODELS), run_tests=False, catalog=False,
-                        overrides={"duckdb.memory_limit": "512MB"}, env=self.numba_env("build", fresh=False))
+        env = self.numba_env("build", fresh=False)
+        limit = {"duckdb.memory_limit": "512MB"}
+        i4_silver = self.build("sql-512MB-silver", i4_lake, select=["layer:silver"], run_tests=False, catalog=False,
+                               overrides=limit, env=env)
+        self.build("sql-512MB-sequential", i4_lake, select=list(SEQUENTIAL_MODELS), run_tests=False, catalog=False,
+                   env=env)
+        i4 = self.build("sql-512MB-gold", i4_lake, select=list(SQL_GOLD_MODELS), run_tests=False, catalog=False,
+                        overrides=limit, env=env)
         self.drop(i4_lake)
         around_i4 = floors[-1] + floor_pass("after-sql")
         self.drop(floor_lake)
@@ -264,10 +271,13 @@ class BenchSuite:
         floor_i4 = median(around_i4) if around_i4 else None
         sec["floor"] = {"seconds": median([x for f in floors for x in f]) if any(floors) else None,
                         "next_to_full_build": floor, "next_to_sql_build": floor_i4, "passes": floors, **floor_info}
-        sec["sql_models_512MB"] = self.build_figures(i4)
         gold_sql = model_seconds(i4, SQL_GOLD_MODELS)
-        sec["sql_models_512MB"]["gold_seconds"] = gold_sql
-        sec["sql_models_512MB"]["silver_seconds"] = model_seconds(i4, layer="silver")
+        i4_peak = max(i4.peak_rss, i4_silver.peak_rss) if i4.ok and i4_silver.ok else None
+        sec["sql_models_512MB"] = {
+            "ok": i4.ok and i4_silver.ok, "error": i4_silver.error or i4.error, "gold_seconds": gold_sql,
+            "silver_seconds": model_seconds(i4_silver, layer="silver"), "peak_rss": i4_peak,
+            "gold_peak_rss": i4.peak_rss, "silver_peak_rss": i4_silver.peak_rss,
+            "gold": self.build_figures(i4), "silver": self.build_figures(i4_silver)}
 
         seq = model_seconds(warm, SEQUENTIAL_MODELS)
         k = self.worker("kernels", {"task": "kernels", "root": str(warm_lake), "repeat": 3},
@@ -282,14 +292,16 @@ class BenchSuite:
         sec["cli"] = self.cli_start(warm_lake)
 
         full = warm.result.get("seconds") if warm.ok else None
+        per_kernel = (k.result.get("per_kernel") or {}) if k is not None and k.ok else {}
+        slowest = min(((name, f["rows_per_second"]) for name, f in per_kernel.items()), key=lambda x: x[1], default=None)
         self.targets += [
             Target("issue 7: full build (silver+gold+tests) / floor", ratio(full, floor), 6, "×"),
             Target("issue 4: SQL gold models / floor", ratio(gold_sql, floor_i4), 4, "×",
                    note="orderbook_hf, orderbook_bars, trade_bars, ticker_hf"),
-            Target("issue 4: peak RSS, SQL models at memory_limit 512MB", _mb(i4.peak_rss) if i4.ok else None, 1024, "MB"),
+            Target("issue 4: peak RSS, silver + SQL gold at memory_limit 512MB", _mb(i4_peak), 1024, "MB"),
             Target("issue 5: sequential stage / floor", ratio(seq, floor), 1.5, "×", note="orderbook_seq + vpin_buckets"),
-            Target("issue 5: kernels alone", (k.result.get("rows_per_second") or 0) / 1e6 if k is not None and k.ok else None,
-                   20, "M rows/s", op=">="),
+            Target("issue 5: kernels alone, slowest kernel", slowest[1] / 1e6 if slowest else None, 20, "M rows/s", op=">=",
+                   note=slowest[0] if slowest else ""),
             Target("issue 7: `daedalus --help` start", sec["cli"].get("help_seconds"), 1, "s"),
             Target("issue 7: `daedalus ls` start", sec["cli"].get("ls_seconds"), 1, "s"),
         ]

@@ -97,8 +97,8 @@ def task_kernels(spec: dict[str, Any]) -> dict[str, Any]:
     from daedalus.udfs.series import SeqParams, Trades, orderbook_sequential
 
     root = spec["root"]
-    book_files = sorted(glob.glob(f"{root}/silver/orderbook/**/*.parquet", recursive=True))
-    trade_files = sorted(glob.glob(f"{root}/silver/trades/**/*.parquet", recursive=True))
+    book_files = _current_files(glob.glob(f"{root}/silver/orderbook/**/*.parquet", recursive=True))
+    trade_files = _current_files(glob.glob(f"{root}/silver/trades/**/*.parquet", recursive=True))
     if not book_files:
         return {"error": f"no silver order-book files under {root}: build first"}
     cols = ["ts", "seq", "bids", "asks", "crossed", "break_before"]
@@ -126,7 +126,41 @@ def task_kernels(spec: dict[str, Any]) -> dict[str, Any]:
         times.append(time.perf_counter() - t)
     best = min(times)
     return {"rows": n, "trades": 0 if trades is None else int(trades.ts.shape[0]), "seconds": best,
-            "rows_per_second": n / best if best > 0 else None, "levels": int(book.bid_px.shape[0] + book.ask_px.shape[0])}
+            "rows_per_second": n / best if best > 0 else None, "levels": int(book.bid_px.shape[0] + book.ask_px.shape[0]),
+            "per_kernel": _per_kernel(lambda: orderbook_sequential(book, trades, params), n)}
+
+
+def _per_kernel(call: Any, n: int) -> dict[str, dict[str, float]]:
+    """Each numba kernel's own time in one pipeline call, read from cProfile (a jitted function is
+    one opaque call to it, so the profiler's overhead is per call, not per row): rows/s per call."""
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    call()
+    prof.disable()
+    out: dict[str, dict[str, float]] = {}
+    for (filename, _line, func), (_cc, ncalls, tottime, _ct, _callers) in pstats.Stats(prof).stats.items():  # type: ignore[attr-defined]
+        if "/kernels/" not in filename.replace("\\", "/") or tottime <= 0:
+            continue
+        name = f"{filename.rsplit('/', 1)[-1].removesuffix('.py')}.{func}"
+        per_call = tottime / ncalls
+        out[name] = {"calls": ncalls, "seconds": tottime, "rows_per_second": n / per_call}
+    return out
+
+
+def _current_files(paths: list[str]) -> list[str]:
+    """The newest file of each partition folder: a rebuilt partition keeps its replaced file for
+    storage.retain_replaced_minutes, and reading both would double the rows."""
+    import os
+
+    newest: dict[str, str] = {}
+    for p in paths:
+        d = os.path.dirname(p)
+        if d not in newest or os.path.getmtime(p) > os.path.getmtime(newest[d]):
+            newest[d] = p
+    return sorted(newest.values())
 
 
 def task_jit(spec: dict[str, Any]) -> dict[str, Any]:
