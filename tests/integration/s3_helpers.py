@@ -48,10 +48,12 @@ class Lakehouse:
     def config(self, **overrides) -> Config:
         return load_config(self.config_path, overrides)
 
-    def cli(self, *args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    def cli(self, *args: str, env: dict | None = None, timeout: float = 300,
+            input: str | None = None) -> subprocess.CompletedProcess:  # noqa: A002 - subprocess's name
         cmd = [sys.executable, "-c", "from daedalus.cli import main; main()", "--config", str(self.config_path), *args]
         full = {**os.environ, "DAEDALUS_NO_UDFS": "1", **(env or {})}
-        return subprocess.run(cmd, capture_output=True, text=True, env=full, timeout=timeout, cwd=self.dir)
+        return subprocess.run(cmd, capture_output=True, text=True, env=full, timeout=timeout, cwd=self.dir,
+                              input=input)
 
     def popen(self, *args: str, env: dict | None = None, **kw) -> subprocess.Popen:
         cmd = [sys.executable, "-c", "from daedalus.cli import main; main()", "--config", str(self.config_path), *args]

@@ -77,6 +77,17 @@ def test_cli_pipeline_on_s3_equals_local(tmp_path: Path, moto_server, client) ->
     trades = h.cli("query", "SELECT count(*) AS n FROM silver.toy_trades", "--format", "csv")
     assert trades.stdout.split() == ["n", "120"]
 
+    # ls, docs and the DuckDB shell on the S3 lake
+    ls = h.cli("ls", "--json")
+    assert {r["name"]: r["partitions"] for r in json.loads(ls.stdout)} == {"toy_trades_clean": 0, "toy_trades": 4,
+                                                                          "toy_bars": 4}
+    docs = h.cli("docs", "--output", str(tmp_path / "site"))
+    assert docs.returncode == 0 and (tmp_path / "site" / "index.html").exists()
+    shell = h.cli("shell", input="SELECT count(*) AS n FROM gold.toy_bars WHERE symbol = 'ETH/USDT';\n")
+    assert shell.returncode == 0, shell.stderr
+    eth_bars = h.cli("query", "SELECT count(*) AS n FROM gold.toy_bars WHERE symbol = 'ETH/USDT'", "--format", "csv")
+    assert eth_bars.stdout.split()[1] in shell.stdout.split()
+
     # the catalog's views read s3:// URLs
     from daedalus.catalog import open_catalog
 
