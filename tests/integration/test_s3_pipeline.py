@@ -190,3 +190,27 @@ def test_watch_on_s3(tmp_path: Path, moto_server, client, monkeypatch) -> None:
     assert len(_keys(client, h.bucket, "lake/gold/toy_bars/")) == 1
     # the watch lock is released (the object is gone) once the watcher stops
     assert _keys(client, h.bucket, "lake/_state/watch.lock") == []
+
+
+def test_land_takes_segments_the_collector_uploaded(tmp_path: Path, moto_server, client) -> None:
+    """`ingestion.upload_to_s3`: segments uploaded (and maybe deleted locally) by the collector's
+    verified uploader are landed from the bucket; one also still in the spool lands once."""
+    from daedalus.collector.upload import S3Uploader
+
+    h = make_lakehouse(tmp_path, moto_server, client=client)
+    only_remote = h.add_trades("2024-08-08", "0001", n=30)
+    both = h.add_trades("2024-08-08", "0002", n=20, start_id=100)
+    S3Uploader(h.root, h.spool, client=client, delete_after_upload=True).upload(only_remote)
+    S3Uploader(h.root, h.spool, client=client, delete_after_upload=False).upload(both)
+    assert not only_remote.exists() and both.exists()
+    assert len(_keys(client, h.bucket, "lake/raw/ready/")) == 2
+
+    report = land_any(h.config())
+    assert report.segments == 2 and report.rows == 50
+    assert _keys(client, h.bucket, "lake/raw/ready/") == []  # retired in the bucket too
+    con = runner.connect(h.config(), udfs=False)
+    n, distinct = con.execute(f"SELECT count(*), count(DISTINCT trade_id) FROM read_parquet("
+                              f"'s3://{h.bucket}/lake/bronze/trades/**/*.parquet')").fetchone()
+    assert n == distinct == 50
+    again = land_any(h.config())
+    assert again.segments == 0
