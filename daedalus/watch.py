@@ -153,8 +153,10 @@ def _ready_times(config: Config) -> dict[str, float]:
 
 
 def run_cycle(config: Config, state: WatchState, stopper: Stopper, select: list[str] | None = None,
-              udfs: bool = True) -> CycleReport:
-    """One land → build → test cycle (see the module docstring)."""
+              udfs: bool = True, catch_up: bool = False) -> CycleReport:
+    """One land → build → test cycle (see the module docstring). `catch_up` builds whatever is
+    stale at any date (the first cycle after a start: a crash may have landed data whose dates
+    never reached the checkpoint)."""
     from daedalus import runner
     from daedalus.lake_s3 import land_any
 
@@ -170,10 +172,11 @@ def run_cycle(config: Config, state: WatchState, stopper: Stopper, select: list[
     dates = sorted(d for _, _, d in landed.partitions)
     if dates and (state.pending_since is None or dates[0] < state.pending_since):
         state.pending_since = dates[0]
-    if state.pending_since is not None and not stopper.event.is_set():
+    if (catch_up or state.pending_since is not None) and not stopper.event.is_set():
         try:
             with stopper.step():
-                result = runner.build(config, select=select or None, start=state.pending_since, udfs=udfs)
+                start = None if catch_up else state.pending_since
+                result = runner.build(config, select=select or None, start=start, udfs=udfs)
             report.rebuilt = len(result.rebuilt)
             state.pending_since = None
             if landed.segments and ready:
@@ -219,9 +222,11 @@ def watch(config: Config, poll_interval: float | None = None, max_cycles: int | 
         with watcher_lock(lake):
             state = WatchState.load(lake)  # a corrupt file is an error naming it, never a reset
             done = 0
+            caught_up = False  # until one build after the start has succeeded
             while not stopper.event.is_set() and (max_cycles is None or done < max_cycles):
                 try:
-                    report = run_cycle(config, state, stopper, select, udfs)
+                    report = run_cycle(config, state, stopper, select, udfs, catch_up=not caught_up)
+                    caught_up = caught_up or report.error is None
                 except StopNow as e:
                     echo(f"stopping: {e}; the interrupted step is repaired by the next run")
                     break
