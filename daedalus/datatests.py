@@ -181,7 +181,8 @@ def _run(session: Session, model_name: str, name: str, sql: str, severity: str, 
         n = int(cur.fetchone()[0])
         sample: list[dict[str, Any]] = []
         if n:
-            cur = session.con.execute(f"SELECT * FROM ({sql}) LIMIT {SAMPLE_ROWS}")
+            # Values as DuckDB prints them: fetching TIMESTAMPTZ into Python would need pytz.
+            cur = session.con.execute(f"SELECT CAST(COLUMNS(*) AS VARCHAR) FROM ({sql}) LIMIT {SAMPLE_ROWS}")
             names = [d[0] for d in cur.description]
             sample = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
     except duckdb.Error as e:
@@ -207,14 +208,19 @@ def run_model_tests(session: Session, model: Model, files: list[FileInfo] | None
 
 
 class _TestResolver:
-    def __init__(self, session: Session, built: set[str], all_files: bool) -> None:
-        self.s, self.built, self.all_files = session, built, all_files
+    """ref() of a model built in this build reads only the files just written; others read all."""
+
+    def __init__(self, session: Session, built: dict[str, list[FileInfo]] | None) -> None:
+        self.s, self.built = session, built or {}
         self.refs: list[str] = []
 
     def ref(self, model: Model | None, name: str) -> str:
         from daedalus.runner import CatalogResolver
 
         self.refs.append(name)
+        files = self.built.get(name)
+        if files:
+            return read_parquet_sql([self.s.lake.url(f.path) for f in files], hive=False)
         return CatalogResolver(self.s).ref(model, name)
 
     def source(self, source_name: str, name: str) -> str:
@@ -224,13 +230,17 @@ class _TestResolver:
         raise CompileError("previous_partition() is not available in a data test")
 
 
-def run_sql_tests(session: Session, built: set[str], all_files: bool = False) -> list[TestResult]:
-    """Custom SQL tests that ref() a model of `built` (every test when `all_files`)."""
+def run_sql_tests(session: Session, built: set[str] | dict[str, list[FileInfo]],
+                  all_files: bool = False) -> list[TestResult]:
+    """Custom SQL tests that ref() a model of `built` (every test when `all_files`). With a dict of
+    the files each model just wrote, ref() reads those partitions only; with names, every file."""
+    just_built = built if isinstance(built, dict) and not all_files else None
+    names = set(built)
     results = []
     for test in session.project.sql_tests:
-        resolver = _TestResolver(session, built, all_files)
+        resolver = _TestResolver(session, just_built)
         sql = session.compiler.render_test(test, resolver).strip().rstrip(";")
-        if not all_files and not (set(resolver.refs) & built):
+        if not all_files and not (set(resolver.refs) & names):
             continue
         results.append(_run(session, ",".join(resolver.refs) or "-", test.name, sql, "error", f"{test.path}:1"))
     return results

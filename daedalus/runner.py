@@ -481,6 +481,7 @@ class Session:
         for p in plan:
             by_model.setdefault(p.model, []).append(p)
         bar = _Progress(progress, by_model)
+        built_files: dict[str, list[FileInfo]] = {}
         last_save = time.monotonic()
         dirty = False
         known = self.manifest.referenced() | {d["path"] for d in self.manifest.pending_deletions}
@@ -535,12 +536,13 @@ class Session:
                         if dirty:
                             self._save(stats)
                             dirty = False
+                    built_files[name] = built
                     if run_tests:
                         outcome = datatests.run_model_tests(self, model, built)
                         result.tests.extend(outcome)
                         datatests.raise_on_failure(outcome)
                 if run_tests:
-                    outcome = datatests.run_sql_tests(self, {n for n in by_model})
+                    outcome = datatests.run_sql_tests(self, built_files)
                     result.tests.extend(outcome)
                     datatests.raise_on_failure(outcome)
         finally:
@@ -773,6 +775,10 @@ def build(config: Config, select: Iterable[str] | str | None = None, exclude: It
         if dry_run:
             return BuildResult(plan=s.plan(s.select(select, exclude), full_refresh), dry_run=True)
         with s.lake.lock("build"):
+            # What the lake holds now: a build that finished after this session loaded must not be
+            # overwritten by a stale manifest.
+            s.manifest = Manifest.load(s.lake)
+            s._parts = {}
             if s.manifest.due_deletions(config.storage.retain_replaced_minutes):
                 # A killed build may have left the catalog naming replaced files: refresh it first.
                 s.purge_deletions(s.refresh_catalog() if catalog else 0.0)

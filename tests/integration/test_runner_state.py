@@ -106,3 +106,21 @@ def test_table_rebuilds_whole_only_when_inputs_change(toy):
         ("BTC/USDT", 90), ("ETH/USDT", 90), ("SOL/USDT", 3)]
     files = list((toy.root / "gold" / "toy_summary").glob("*.parquet"))
     assert len(files) == 1  # the replaced file is gone (retain 0)
+
+
+def test_custom_sql_test_reads_the_partitions_just_built(toy):
+    """A custom test failing on old data only does not fail a build that did not rewrite it."""
+    cfg = toy.config()
+    build(cfg, udfs=False)
+    (toy.project / "tests" / "sql" / "no_sol.sql").write_text(
+        "SELECT * FROM {{ ref('toy_trades') }} WHERE symbol = 'ETH/USDT' AND date = DATE '2024-01-01'\n")
+    toy.write_bronze("x", "2024-01-03", trade_rows("x", "SOL/USDT", "2024-01-03", n=3), "sol")
+    result = build(cfg, udfs=False)  # rewrites 01-03 only: the ETH rows of 01-01 are not looked at
+    assert [t.passed for t in result.tests if t.name == "no_sol"] == [True]
+    from daedalus.errors import BuildError
+    from daedalus.runner import test as run_tests
+
+    failing = [r for r in run_tests(cfg, udfs=False) if not r.passed]
+    assert [r.name for r in failing] == ["no_sol"]  # `daedalus test` reads every partition
+    with pytest.raises(BuildError, match=r"no_sol.sql:1: data test no_sol failed on model 'toy_trades'"):
+        build(cfg, full_refresh=True, udfs=False)
