@@ -1,0 +1,31 @@
+"""Pure pieces of the materializations: partition ids, paths, filters, the COPY template, the registry."""
+
+from __future__ import annotations
+
+from daedalus.materializations import MATERIALIZATIONS, copy_sql
+from daedalus.materializations.base import new_file_name, partition_filter, partition_id, path_value
+
+
+def test_registry_has_the_three_kinds():
+    assert sorted(MATERIALIZATIONS) == ["partitioned", "table", "view"]
+    assert not MATERIALIZATIONS["view"].writes_files
+
+
+def test_partition_id_spells_symbols_with_a_dash():
+    keys = {"exchange": "binanceus", "symbol": "BTC/USDT", "date": "2024-08-08"}
+    assert partition_id(keys) == "exchange=binanceus/symbol=BTC-USDT/date=2024-08-08"
+    assert path_value("ETH/USD:USD") == "ETH-USD:USD"
+
+
+def test_partition_filter_uses_raw_values_and_a_date_literal():
+    keys = {"exchange": "x", "symbol": "BTC/USDT", "date": "2024-08-08"}
+    assert partition_filter(keys) == (
+        "\"exchange\" = 'x' AND \"symbol\" = 'BTC/USDT' AND \"date\" = DATE '2024-08-08'")
+    assert partition_filter({"exchange": "o'k", "date": "2024-01-01"}).startswith("\"exchange\" = 'o''k'")
+
+
+def test_copy_template_and_unique_names():
+    assert copy_sql("SELECT 1", "/l/p/part-1.parquet") == (
+        "COPY (\nSELECT 1\n) TO '/l/p/part-1.parquet' (FORMAT parquet, COMPRESSION zstd)")
+    a, b = new_file_name(), new_file_name()
+    assert a != b and a.startswith("part-") and a.endswith(".parquet") and len(a) == len("part-") + 32 + 8
