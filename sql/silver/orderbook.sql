@@ -8,7 +8,7 @@
   narrow keys only; the wide rows (the level lists, ~30 MB per hour of one symbol) stream through a
   single hash join against those keys, so no window, ASOF or aggregate ever moves the lists.
 -#}
-WITH raw AS (
+WITH raw AS NOT MATERIALIZED (
     SELECT
         exchange,
         symbol,
@@ -61,7 +61,8 @@ flags AS (
     FROM counted
     WINDOW series AS (PARTITION BY exchange, symbol ORDER BY ts, seq)
 ),
-joined AS (
+joined AS NOT MATERIALIZED (
+    -- Inlined in both branches below: materialising it would copy every list once more.
     SELECT r.*, f.copies, f.break_before
     FROM raw r
     JOIN flags f ON f.exchange = r.exchange AND f.symbol = r.symbol AND f.ts = r.ts AND f.seq = r.seq
