@@ -21,7 +21,8 @@ SECTIONS = ("build", "scaling", "incremental", "collector")
 
 def run_bench(sections: list[str], hours: float = 24.0, workdir: str | Path | None = None, keep: bool = False,
               overrides: dict[str, Any] | None = None, json_path: str | Path | None = None, messages: int = 50_000,
-              incremental_days: int = 7, log: Callable[[str], None] = print) -> dict[str, Any]:
+              incremental_days: int = 7, profiles: tuple[str, ...] = ("default", "pi"),
+              log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the named sections in one process tree, one after the other; return the result document
     (also written to `json_path` when given). Data and lakes live under `workdir` (a temporary
     directory removed afterwards unless `keep`)."""
@@ -44,7 +45,7 @@ def run_bench(sections: list[str], hours: float = 24.0, workdir: str | Path | No
             if s == "build":
                 suite.build_section()
             elif s == "scaling":
-                suite.scaling_section()
+                suite.scaling_section(profiles=profiles)
             elif s == "incremental":
                 suite.incremental_section(incremental_days)
             elif s == "collector":

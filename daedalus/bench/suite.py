@@ -323,11 +323,11 @@ class BenchSuite:
             out[f"{key}_seconds"] = median(times)
         return out
 
-    def scaling_section(self, sizes: tuple[int, ...] = (1, 2, 4)) -> dict[str, Any]:
-        self.log("[scaling] " + ", ".join(f"{n}" for n in sizes) + " symbol-days, default and Pi profile")
+    def scaling_section(self, sizes: tuple[int, ...] = (1, 2, 4), profiles: tuple[str, ...] = ("default", "pi")) -> dict[str, Any]:
+        self.log("[scaling] " + ", ".join(f"{n}" for n in sizes) + f" symbol-days, profiles: {', '.join(profiles)}")
         self.data(max(sizes))
-        sec: dict[str, Any] = {"default": {}, "pi": {}}
-        for profile in ("default", "pi"):
+        sec: dict[str, Any] = {p: {} for p in profiles}
+        for profile in profiles:
             for n in sizes:
                 if profile == "default" and n == 1 and "build-warm" in self._runs:
                     run = self._runs["build-warm"]  # the build section's warm build is this very scenario
@@ -336,6 +336,9 @@ class BenchSuite:
                     run = self.build(f"scale-{profile}-{n}", lake, profile=profile, env=self.numba_env("build", fresh=False))
                     self.drop(lake)
                 sec[profile][str(n)] = self.build_figures(run, n)
+        self.results["scaling"] = sec
+        if "pi" not in sec:
+            return sec
         pi = sec["pi"]
         one = pi.get("1", {})
         biggest = pi.get(str(max(sizes)), {})
