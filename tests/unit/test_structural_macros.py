@@ -7,8 +7,8 @@ import functools
 from pathlib import Path
 
 import duckdb
-from daedalus.collector.schemas import BREAK_EVENT_TYPES
 
+from daedalus.collector.schemas import BREAK_EVENT_TYPES
 from daedalus.compiler import Compiler, ParseResolver
 from daedalus.config import load_config
 from daedalus.project import SqlTest, load_project
