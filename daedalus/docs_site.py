@@ -24,7 +24,8 @@ table{border-collapse:collapse;width:100%;font-size:.92rem} th,td{text-align:lef
 th{background:#f5f7fb} code{background:#f2f4f8;padding:0 .25rem;border-radius:3px}
 .tag{display:inline-block;background:#e8eefc;color:#2a4fb0;border-radius:10px;padding:0 .5rem;margin-right:.3rem;font-size:.8rem}
 .kind{color:#5b6478;font-size:.9rem} svg text{font-size:12px;font-family:inherit}
-nav a{margin-right:.8rem}
+nav{display:flex;flex-wrap:wrap;gap:.3rem .9rem}
+.lineage{overflow-x:auto;border:1px solid #eceff5;border-radius:8px;padding:.5rem}
 """
 
 LAYER_COLORS = {"bronze": "#c98a3d", "silver": "#8a95a8", "gold": "#d4a017"}
@@ -48,7 +49,7 @@ def lineage_svg(session: Session) -> str:
     columns: dict[int, list[str]] = {}
     for node, d in sorted(depth.items(), key=lambda kv: (kv[1], kv[0])):
         columns.setdefault(d, []).append(node)
-    w, h, gap_x, gap_y = 170, 28, 70, 14
+    w, h, gap_x, gap_y = 150, 28, 34, 14
     pos: dict[str, tuple[int, int]] = {}
     for d, nodes in columns.items():
         for i, n in enumerate(nodes):
@@ -65,7 +66,7 @@ def lineage_svg(session: Session) -> str:
             if p in pos:
                 x1, y1 = pos[p][0] + w, pos[p][1] + h // 2
                 x2, y2 = pos[name][0], pos[name][1] + h // 2
-                parts.append(f'<path d="M{x1},{y1} C{x1 + 35},{y1} {x2 - 35},{y2} {x2},{y2}" fill="none" '
+                parts.append(f'<path d="M{x1},{y1} C{x1 + 18},{y1} {x2 - 18},{y2} {x2},{y2}" fill="none" '
                              f'stroke="#8a95a8" marker-end="url(#arrow)"/>')
     for node, (x, y) in pos.items():
         if node.startswith("source:"):
@@ -97,11 +98,11 @@ def render_docs(session: Session) -> str:
     body = [f"<h1>Daedalus models</h1><p class='sub'>Generated {generated} from {_e(s.lake.root)}</p>",
             "<nav>" + "".join(f"<a href='#model-{_e(n)}'>{_e(s.project.models[n].relation)}</a>"
                                for n in s.dag.order) + "</nav>",
-            "<h2>Lineage</h2>", lineage_svg(s), "<h2>Sources</h2>"]
+            "<h2>Lineage</h2>", f"<div class='lineage'>{lineage_svg(s)}</div>", "<h2>Sources</h2>"]
     for src in sorted(s.project.sources.values(), key=lambda x: x.name):
         body.append(f"<section class='model' id='source-{_e(src.name)}'><h3>{_e(src.relation)}</h3>"
                     f"<p>{_e(src.docs.description)}</p><p class='kind'>hive-partitioned by "
-                    f"{_e(', '.join(src.partition_by))}</p>{_columns(src.docs, None)}</section>")
+                    f"{_e(', '.join(src.partition_by))}</p>{_columns(src.docs, _SourceTypes(s, src.name))}</section>")
     body.append("<h2>Models</h2>")
     for name in s.dag.order:
         m = s.project.models[name]
@@ -137,6 +138,16 @@ def render_docs(session: Session) -> str:
             + "</section>")
     return ("<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Daedalus models</title>"
             f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
+
+
+class _SourceTypes:
+    """A bronze channel's column types, shaped like a manifest entry's `columns`."""
+
+    def __init__(self, session: Session, name: str) -> None:
+        try:
+            self.columns = [list(c) for c in session.source_columns(name)]
+        except Exception:  # a user source without declared types: show no types
+            self.columns = []
 
 
 def _columns(docs: Any, ms: Any) -> str:
