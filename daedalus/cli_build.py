@@ -28,10 +28,12 @@ def _human_bytes(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def print_plan(plan: list[Any]) -> None:
+def print_plan(plan: list[Any], dropped: list[tuple[str, str]] | None = None) -> None:
     """One line per partition that would be rewritten: `<model> <partition> (<reason>)`."""
     for p in plan:
         typer.echo(f"{p.model} {p.pid or '(table)'} ({p.reason})")
+    for model, pid in dropped or []:
+        typer.echo(f"{model} {pid or '(table)'} (drop: partitioning or materialization changed)")
     typer.echo(f"{len(plan)} partition(s) would be rewritten", err=True)
 
 
@@ -65,7 +67,7 @@ def _build(select: list[str], exclude: list[str], start: str | None, end: str | 
     result = build(_cfg(), select=select, exclude=exclude, start=start, end=end, full_refresh=full_refresh,
                    dry_run=dry_run, run_tests=run_tests, progress=sys.stderr.isatty())
     if dry_run:
-        print_plan(result.plan)
+        print_plan(result.plan, result.dropped)
     else:
         print_summary(result)
 

@@ -94,6 +94,7 @@ class BuildResult:
     peak_rss: int = 0
     seconds: float = 0.0
     dry_run: bool = False
+    dropped: list[tuple[str, str]] = field(default_factory=list)  # obsolete partitions removed
 
     @property
     def rebuilt(self) -> list[tuple[str, str]]:
@@ -146,6 +147,7 @@ class Session:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._source_columns: dict[str, list[tuple[str, str]]] = {}
         self._hook_counts: dict[str, int] = {}
+        self.dropped: list[tuple[str, str]] = []
 
     # -- connection --------------------------------------------------------------------------
 
@@ -352,9 +354,28 @@ class Session:
                exclude: Iterable[str] | str | None = None) -> list[str]:
         return select_models(self.project, self.dag, select, exclude)
 
+    def obsolete(self, models: list[str]) -> list[tuple[str, str]]:
+        """Partitions the manifest holds that the model's current config can never produce
+        (partition_by or materialization changed): dropped by the next build, never read."""
+        out = []
+        for name in models:
+            model = self.project.models[name]
+            ms = self.manifest.models.get(name)
+            if ms is None:
+                continue
+            mat = MATERIALIZATIONS[model.materialized]
+            want = list(mat.relation_keys(model)) if mat.writes_files else None
+            for pid, ps in ms.partitions.items():
+                if want is None or list(ps.keys) != want or ms.materialized != model.materialized:
+                    out.append((name, pid))
+        return out
+
     def plan(self, models: list[str], full_refresh: bool = False) -> list[PartPlan]:
         """The stale partitions of the selected models, in build order (parents first)."""
         out: list[PartPlan] = []
+        self.dropped = self.obsolete(self.dag.sort(models))
+        for name, pid in self.dropped:
+            self.parts(f"model:{name}").pop(pid, None)
         for name in self.dag.sort(models):
             model = self.project.models[name]
             mat = MATERIALIZATIONS[model.materialized]
@@ -484,6 +505,14 @@ class Session:
         built_files: dict[str, list[FileInfo]] = {}
         last_save = time.monotonic()
         dirty = False
+        for name, pid in self.dropped:
+            self.manifest.drop_partition(name, pid)
+            ms = self.manifest.models.get(name)
+            if ms is not None:
+                ms.materialized = self.project.models[name].materialized
+        if self.dropped:
+            self.manifest.save()
+        result.dropped = list(self.dropped)
         known = self.manifest.referenced() | {d["path"] for d in self.manifest.pending_deletions}
         try:
             with bar:
@@ -511,8 +540,8 @@ class Session:
                                                    built_at=time.time(), seconds=seconds)
                             self.manifest.replace_partition(name, part.pid, state, model.materialized, model.layer)
                             ms = self.manifest.models[name]
-                            if not ms.columns and written.files:
-                                ms.columns = self._describe(written.files[0])
+                            if written.files and (not ms.columns or part is parts[0]):
+                                ms.columns = self._describe(written.files[0])  # the schema may have changed
                             ip = registry.get(part.pid)
                             if ip is None:
                                 registry[part.pid] = InputPart(f"model:{name}", part.pid, dict(part.keys),
@@ -773,7 +802,8 @@ def build(config: Config, select: Iterable[str] | str | None = None, exclude: It
     s = Session(config, project=project, udfs=udfs, start=start, end=end)
     try:
         if dry_run:
-            return BuildResult(plan=s.plan(s.select(select, exclude), full_refresh), dry_run=True)
+            plan = s.plan(s.select(select, exclude), full_refresh)
+            return BuildResult(plan=plan, dry_run=True, dropped=list(s.dropped))
         with s.lake.lock("build"):
             # What the lake holds now: a build that finished after this session loaded must not be
             # overwritten by a stale manifest.
@@ -793,7 +823,7 @@ def build(config: Config, select: Iterable[str] | str | None = None, exclude: It
                     with contextlib.suppress(Exception):
                         s.purge_deletions(s.refresh_catalog())
                 raise
-            if catalog and (plan or not s.lake.exists("catalog.duckdb")):
+            if catalog and (plan or result.dropped or not s.lake.exists("catalog.duckdb")):
                 s.purge_deletions(s.refresh_catalog())
             return result
     finally:

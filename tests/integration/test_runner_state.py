@@ -124,3 +124,30 @@ def test_custom_sql_test_reads_the_partitions_just_built(toy):
     assert [r.name for r in failing] == ["no_sol"]  # `daedalus test` reads every partition
     with pytest.raises(BuildError, match=r"no_sol.sql:1: data test no_sol failed on model 'toy_trades'"):
         build(cfg, full_refresh=True, udfs=False)
+
+
+def test_changed_partitioning_drops_the_old_partitions(toy):
+    cfg = toy.config()
+    build(cfg, udfs=False)
+    before = q(toy, "SELECT count(*) FROM gold.toy_bars")[0][0]
+    bars = toy.project / "sql" / "gold" / "toy_bars.sql"
+    bars.write_text(bars.read_text().replace("partition_by=['exchange', 'symbol', 'date']",
+                                             "partition_by=['exchange', 'date']"))
+    dry = toy.cli("build", "--dry-run", env={"DAEDALUS_NO_UDFS": "1"}, check=True).stdout.splitlines()
+    assert "toy_bars exchange=x/symbol=BTC-USDT/date=2024-01-01 (drop: partitioning or materialization changed)" in dry
+    assert "toy_bars exchange=x/date=2024-01-01 (new)" in dry
+    result = build(cfg, udfs=False)
+    assert len(result.dropped) == 6 and {p for m, p in result.rebuilt if m == "toy_bars"} == {
+        f"exchange=x/date={d}" for d in DAYS}
+    assert q(toy, "SELECT count(*) FROM gold.toy_bars")[0][0] == before  # no duplicates
+    assert sorted(p.parent.name for p in (toy.root / "gold" / "toy_bars").rglob("*.parquet")) == [
+        f"date={d}" for d in DAYS]
+    assert set(toy.manifest()["models"]["toy_bars"]["partitions"]) == {f"exchange=x/date={d}" for d in DAYS}
+
+    # partitioned → view: its files are dropped, the catalog view computes from silver
+    bars.write_text(bars.read_text().replace("materialized='partitioned', partition_by=['exchange', 'date'], ", "")
+                    .replace("lookback='1 day', order_by=['bar_ts']", "materialized='view'")
+                    .replace("WHERE {{ in_window('ts') }}", ""))
+    result = build(cfg, udfs=False)
+    assert len(result.dropped) == 3 and not list((toy.root / "gold" / "toy_bars").rglob("*.parquet"))
+    assert q(toy, "SELECT count(*) FROM gold.toy_bars")[0][0] == before
