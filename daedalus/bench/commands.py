@@ -14,7 +14,7 @@ HOURS_HELP = "Hours per synthetic day (24 = a full symbol-day of 864,000 snapsho
 
 
 def _run(sections: list[str], hours: float, json_out: Path | None, workdir: Path | None, keep: bool,
-         messages: int = 50_000, days: int = 7, profiles: str = "default,pi") -> None:
+         messages: int = 50_000, days: int = 7, profiles: str = "default,pi", sizes: str = "1,2,4") -> None:
     from rich.console import Console
 
     from daedalus.bench import run_bench
@@ -27,9 +27,15 @@ def _run(sections: list[str], hours: float, json_out: Path | None, workdir: Path
     chosen = tuple(p.strip() for p in profiles.split(",") if p.strip())
     if not chosen or any(p not in ("default", "pi") for p in chosen):
         raise ConfigError(f"--profiles: '{profiles}' must name default and/or pi, e.g. default,pi")
+    try:
+        counts = tuple(sorted({int(n) for n in sizes.split(",") if n.strip()}))
+    except ValueError:
+        counts = ()
+    if not counts or counts[0] < 1:
+        raise ConfigError(f"--sizes: '{sizes}' must be positive symbol-day counts, e.g. 1,2,4")
     err = Console(stderr=True)
     doc = run_bench(sections, hours=hours, workdir=workdir, keep=keep, overrides=STATE.overrides, json_path=json_out,
-                    messages=messages, incremental_days=days, profiles=chosen, log=lambda line: err.print(line, highlight=False))
+                    messages=messages, incremental_days=days, profiles=chosen, sizes=counts, log=lambda line: err.print(line, highlight=False))
     render(doc)
     if json_out is not None:
         err.print(f"figures written to {json_out}")
@@ -52,13 +58,14 @@ def bench_build_command(hours: float = _HOURS, json_out: Path = _JSON, workdir: 
 
 def bench_scaling_command(hours: float = _HOURS, json_out: Path = _JSON, workdir: Path = _WORKDIR,
                           keep: bool = _KEEP, profiles: str = typer.Option(
-                              "default,pi", "--profiles", help="Comma list: default (config + flags), pi (config/pi.yaml).")) -> None:
+                              "default,pi", "--profiles", help="Comma list: default (config + flags), pi (config/pi.yaml)."),
+                          sizes: str = typer.Option("1,2,4", "--sizes", help="Comma list of symbol-day counts.")) -> None:
     """The full build over 1, 2 and 4 symbol-days with the default and the Pi profile (config/pi.yaml):
     seconds and peak RSS per symbol-day.
 
     Example: daedalus bench scaling --hours 6
     """
-    _run(["scaling"], hours, json_out, workdir, keep, profiles=profiles)
+    _run(["scaling"], hours, json_out, workdir, keep, profiles=profiles, sizes=sizes)
 
 
 def bench_incremental_command(hours: float = _HOURS, days: int = typer.Option(7, "--days", help="Days in the lake."),

@@ -117,6 +117,7 @@ class BenchSuite:
         self._data: Path | None = None
         self._data_days = 0
         self._runs: dict[str, WorkerRun] = {}
+        self._warm = False
 
     # -- data and lakes ----------------------------------------------------------------------
 
@@ -196,6 +197,20 @@ class BenchSuite:
                 "run_tests": True, "catalog": True, **spec}
         return self.worker(key, full, env=env, watch_dir=Path(o["duckdb.temp_directory"]))
 
+    def warm_up(self) -> None:
+        """Fill the numba cache with a tiny build first, so no measured build pays the JIT compile
+        (the build section's cold build does this for the rest of a run)."""
+        if self._warm:
+            return
+        from daedalus.synth import generate
+
+        root = self.workdir / "lakes" / "warm-up"
+        shutil.rmtree(root, ignore_errors=True)
+        generate(root, symbols=[SYMBOL], start=START, days=1, hours=0.1)
+        self.build("numba warm-up", root, env=self.numba_env("build", fresh=False))
+        self.drop(root)
+        self._warm = True
+
     def numba_env(self, name: str, fresh: bool) -> dict[str, str]:
         cache = self.workdir / "numba" / name
         if fresh:
@@ -242,6 +257,7 @@ class BenchSuite:
         floor_pass("start")
         cold_lake = self.lake("cold", 1)
         cold = self.build("build-cold", cold_lake, env=self.numba_env("build", fresh=True))
+        self._warm = cold.ok
         self.drop(cold_lake)
         before_warm = floor_pass("before-warm")
         warm_lake = self.lake("warm", 1)
@@ -326,6 +342,7 @@ class BenchSuite:
     def scaling_section(self, sizes: tuple[int, ...] = (1, 2, 4), profiles: tuple[str, ...] = ("default", "pi")) -> dict[str, Any]:
         self.log("[scaling] " + ", ".join(f"{n}" for n in sizes) + f" symbol-days, profiles: {', '.join(profiles)}")
         self.data(max(sizes))
+        self.warm_up()
         sec: dict[str, Any] = {p: {} for p in profiles}
         for profile in profiles:
             for n in sizes:
@@ -340,17 +357,18 @@ class BenchSuite:
         if "pi" not in sec:
             return sec
         pi = sec["pi"]
-        one = pi.get("1", {})
+        one = pi.get(str(min(sizes)), {})
         biggest = pi.get(str(max(sizes)), {})
         growth = ratio(biggest.get("peak_rss") if biggest.get("ok") else None, one.get("peak_rss") if one.get("ok") else None)
-        self.targets += [
-            Target("issue 7: Pi profile peak RSS, 1 symbol-day", _mb(one.get("peak_rss")) if one.get("ok") else None,
-                   600, "MB"),
-            Target(f"issue 7: Pi profile, {max(sizes)} symbol-days complete",
-                   1.0 if biggest.get("ok") else (0.0 if biggest else None), 1, "", op=">=",
-                   note=biggest.get("error") or ""),
-            Target(f"issue 7: Pi peak RSS {max(sizes)} / 1 symbol-days (memory flat)", growth, 1.25, "×"),
-        ]
+        self.targets.append(Target(f"issue 7: Pi profile peak RSS, {min(sizes)} symbol-day(s)",
+                                   _mb(one.get("peak_rss")) if one.get("ok") else None, 600, "MB"))
+        if len(sizes) > 1:
+            self.targets += [
+                Target(f"issue 7: Pi profile, {max(sizes)} symbol-days complete",
+                       1.0 if biggest.get("ok") else (0.0 if biggest else None), 1, "", op=">=",
+                       note=biggest.get("error") or ""),
+                Target(f"issue 7: Pi peak RSS {max(sizes)} / {min(sizes)} symbol-days (memory flat)", growth, 1.25, "×"),
+            ]
         self.results["scaling"] = sec
         return sec
 
@@ -358,6 +376,7 @@ class BenchSuite:
         self.log(f"[incremental] {days} symbol-days, then append {self.append_hours:g} h")
         self.data(days)
         hour = self.appended_hour()
+        self.warm_up()
         env = self.numba_env("build", fresh=False)
         lake = self.lake("incremental", days)
         full = self.build("incr-full", lake, env=env)
