@@ -370,6 +370,18 @@ class Session:
                     out.append((name, pid))
         return out
 
+    def drop_obsolete(self) -> list[tuple[str, str]]:
+        """Remove from the manifest the obsolete partitions the last `plan()` found (their files go
+        through pending deletions like any replaced file). Executors call this before writing."""
+        for name, pid in self.dropped:
+            self.manifest.drop_partition(name, pid)
+            ms = self.manifest.models.get(name)
+            if ms is not None:
+                ms.materialized = self.project.models[name].materialized
+        if self.dropped:
+            self.manifest.save()
+        return list(self.dropped)
+
     def plan(self, models: list[str], full_refresh: bool = False) -> list[PartPlan]:
         """The stale partitions of the selected models, in build order (parents first)."""
         out: list[PartPlan] = []
@@ -505,14 +517,7 @@ class Session:
         built_files: dict[str, list[FileInfo]] = {}
         last_save = time.monotonic()
         dirty = False
-        for name, pid in self.dropped:
-            self.manifest.drop_partition(name, pid)
-            ms = self.manifest.models.get(name)
-            if ms is not None:
-                ms.materialized = self.project.models[name].materialized
-        if self.dropped:
-            self.manifest.save()
-        result.dropped = list(self.dropped)
+        result.dropped = self.drop_obsolete()
         known = self.manifest.referenced() | {d["path"] for d in self.manifest.pending_deletions}
         try:
             with bar:
