@@ -5,6 +5,7 @@ no lock error ever, and new connections see the new data after the rename."""
 from __future__ import annotations
 
 import json
+import pathlib
 import subprocess
 import sys
 import time
@@ -41,6 +42,7 @@ while True:
                 n = con.execute(text("SELECT count(*) FROM gold.toy_bars")).scalar()
         if not seen or seen[-1] != n:
             seen.append(n)
+        pathlib.Path(out + ".ready").touch()
     except Exception as e:  # any error is a failure of the contract
         errors.append(f"{type(e).__name__}: {e}")
     if done:
@@ -63,7 +65,11 @@ def test_readers_never_see_a_lock_and_see_new_data(tmp_path):
     for mode in ("duckdb", "sqlalchemy", "held"):
         out = tmp_path / f"{mode}.json"
         readers[mode] = (subprocess.Popen([sys.executable, str(script), mode, str(catalog), str(stop), str(out)]), out)
-    time.sleep(1.0)
+    deadline = time.monotonic() + 120
+    while not all(pathlib.Path(f"{out}.ready").exists() for _, out in readers.values()):
+        assert time.monotonic() < deadline, "readers did not start"
+        assert all(p.poll() is None for p, _ in readers.values()), "a reader died"
+        time.sleep(0.05)
     counts = []
     for i, day in enumerate(("2024-01-02", "2024-01-03", "2024-01-04")):
         toy.write_bronze("x", day, trade_rows("x", "BTC/USDT", day, n=30 + 10 * i))
