@@ -78,12 +78,13 @@ def test_bad_credentials_are_one_clear_error(tmp_path: Path, auth_moto) -> None:
     bad_key = {**base, "AWS_ACCESS_KEY_ID": "AKIANOTAKEY000000000"}
     bad_secret = {**base, "AWS_SECRET_ACCESS_KEY": "wrong-secret"}
 
-    # land: lands locally, the push is refused; the bronze files wait in the spool for the next run
+    # land: the bucket is asked first (segments the collector uploaded), so nothing moves locally
     out = h.cli("land", env=bad_key)
     assert out.returncode == 5
     assert out.stderr.startswith("error: ") and out.stderr.count("\n") == 1, out.stderr
     assert "InvalidAccessKeyId" in out.stderr and "check AWS_ACCESS_KEY_ID" in out.stderr
-    assert len(list((h.spool / "bronze").rglob("*.parquet"))) == 1
+    assert len(list((h.spool / "raw" / "ready").rglob("segment_*.parquet"))) == 1
+    assert not (h.spool / "bronze").exists()
     out = h.cli("land", env=base)
     assert out.returncode == 0, out.stderr
     assert not list((h.spool / "bronze").rglob("*.parquet"))
