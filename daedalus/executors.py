@@ -95,7 +95,7 @@ def _inject(s: Session, result: dict[str, Any]) -> None:
     parts[result["pid"]] = InputPart(rel, result["pid"], dict(result["keys"]), files)
     # Files are listed in partition order in the compiled SQL (and so in its fingerprint): keep the
     # order a fresh session loads from the manifest, or the next plan would see "inputs changed".
-    s._parts[rel] = dict(sorted(parts.items()))
+    s._parts[rel] = type(parts)(sorted(parts.items()))
 
 
 def run_partition(task: PartTask, *upstream: dict[str, Any]) -> dict[str, Any]:
@@ -291,7 +291,6 @@ def build_distributed(config: Config, select: Iterable[str] | str | None = None,
                       udfs: bool = True) -> BuildResult:
     """A build whose partitions run as tasks (Dask) or a shard of one (see the module docstring)."""
     from daedalus.runner import BuildResult, Session
-    from daedalus.state import Manifest
 
     if executor not in ("local", "dask"):
         raise ConfigError(f"--executor: unknown executor {executor!r} (allowed: local, dask)")
@@ -303,18 +302,13 @@ def build_distributed(config: Config, select: Iterable[str] | str | None = None,
     result = BuildResult()
     t0 = time.monotonic()
     try:
-        plan = s.plan(s.select(select, exclude), full_refresh)
-        deps = dependencies(s, plan)
-        if shard_t is not None:
-            i, n = shard_t
-            owner = shard_of(plan, deps, n)
-            plan = [p for p in plan if owner[f"{p.model}/{p.pid}"] == i]
-        result.plan = plan
-        tasks = _tasks(s, plan, deps, build_id)
-        merger = _Merger(s, result)
         if shard_t is None:
             with s.lake.lock("build"):
+                _reload(s)  # the manifest as the lock holder sees it, as runner.build does
+                plan, tasks = _plan(s, select, exclude, full_refresh, None, build_id, result)
+                _drop_obsolete(s)
                 _clean_orphans(s, plan)
+                merger = _Merger(s, result)
                 try:
                     if executor == "dask":
                         assert scheduler is not None
@@ -326,13 +320,15 @@ def build_distributed(config: Config, select: Iterable[str] | str | None = None,
                 _finish(s, merger, result, run_tests, catalog)
         else:
             # A shard writes its partitions without the lock (other shards never touch them) ...
+            plan, tasks = _plan(s, select, exclude, full_refresh, shard_t, build_id, result)
             _clean_orphans(s, plan)
             results = _run_local(tasks, None)
             if plan:
                 # ... and merges them into the manifest as it is now (other shards may have merged).
                 with s.lake.lock("build"):
-                    s.manifest = Manifest.load(s.lake)
-                    s._parts = {}
+                    _reload(s)
+                    _drop_obsolete(s)
+                    merger = _Merger(s, result)
                     for t in tasks:
                         merger.add(results[t.id], save=False)
                     merger.save()
@@ -341,6 +337,32 @@ def build_distributed(config: Config, select: Iterable[str] | str | None = None,
         return result
     finally:
         s.close()
+
+
+def _reload(s: Session) -> None:
+    from daedalus.state import Manifest
+
+    s.manifest = Manifest.load(s.lake)
+    s._parts = {}
+
+
+def _drop_obsolete(s: Session) -> None:
+    """Partitions a changed partition_by/materialization can no longer produce (runner's plan)."""
+    drop = getattr(s, "drop_obsolete", None)
+    if drop is not None:
+        drop()
+
+
+def _plan(s: Session, select: Iterable[str] | str | None, exclude: Iterable[str] | str | None, full_refresh: bool,
+          shard: tuple[int, int] | None, build_id: str, result: BuildResult) -> tuple[list[PartPlan], list[PartTask]]:
+    plan = s.plan(s.select(select, exclude), full_refresh)
+    deps = dependencies(s, plan)
+    if shard is not None:
+        i, n = shard
+        owner = shard_of(plan, deps, n)
+        plan = [p for p in plan if owner[f"{p.model}/{p.pid}"] == i]
+    result.plan = plan
+    return plan, _tasks(s, plan, deps, build_id)
 
 
 def _finish(s: Session, merger: _Merger, result: BuildResult, run_tests: bool, catalog: bool) -> None:
