@@ -74,6 +74,35 @@ class InputPart:
         return f"{self.relation}/{self.pid}" if self.pid else self.relation
 
 
+class PartRegistry(dict):
+    """The partitions of one relation by id, with an index by date rebuilt after any change
+    (executors assign into it directly, so the index invalidates itself)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._by_date: dict[str, list[InputPart]] | None = None
+
+    def __setitem__(self, key: str, value: InputPart) -> None:
+        super().__setitem__(key, value)
+        self._by_date = None
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self._by_date = None
+
+    def pop(self, *args: Any) -> Any:
+        self._by_date = None
+        return super().pop(*args)
+
+    def by_date(self) -> dict[str, list[InputPart]]:
+        if self._by_date is None:
+            idx: dict[str, list[InputPart]] = {}
+            for ip in self.values():
+                idx.setdefault(ip.keys.get("date", ""), []).append(ip)
+            self._by_date = idx
+        return self._by_date
+
+
 @dataclass
 class ModelStats:
     model: str
@@ -212,8 +241,9 @@ class Session:
             if ms is not None:
                 for pid, ps in sorted(ms.partitions.items()):
                     found[pid] = InputPart(rel, pid, dict(ps.keys), list(ps.files))
-        self._parts[rel] = found
-        return found
+        registry = PartRegistry(found)
+        self._parts[rel] = registry
+        return registry
 
     def in_range(self, date: str | None) -> bool:
         if date is None:
@@ -307,7 +337,8 @@ class Session:
 
         if model.materialized == "partitioned":
             return reads_for(self, model, part.keys)
-        return [ip for rel in self.leaf_relations(model) for ip in self.parts(rel).values()]
+        return [ip for rel in self.leaf_relations(model)
+                for ip in sorted(self.parts(rel).values(), key=lambda ip: ip.pid)]
 
     def partition_ctx(self, model: Model, part: PartPlan | None) -> PartitionCtx | None:
         if part is None or model.materialized != "partitioned":
@@ -708,7 +739,8 @@ class CatalogResolver:
 def _relation_sql(self: Session, rel: str) -> str:
     """A relation over every current file of a source or model (empty relation when none)."""
     kind, name = rel.split(":", 1)
-    files = [self.lake.url(f.path) for ip in self.parts(rel).values() for f in ip.files]
+    files = [self.lake.url(f.path) for ip in sorted(self.parts(rel).values(), key=lambda ip: ip.pid)
+             for f in ip.files]
     if files:
         return read_parquet_sql(files, hive=(kind == "source"))
     if kind == "source":

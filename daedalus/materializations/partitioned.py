@@ -29,21 +29,20 @@ def lookback_days(model: Model) -> int:
 def reads_for(session: Session, model: Model, keys: dict[str, str]) -> list[InputPart]:
     """The input partitions a partition with these keys reads (lookback included)."""
     day = dt.date.fromisoformat(keys["date"])
-    first = (day - dt.timedelta(days=lookback_days(model))).isoformat()
+    dates = [(day - dt.timedelta(days=i)).isoformat() for i in range(lookback_days(model), -1, -1)]
     out: list[InputPart] = []
     for rel in session.leaf_relations(model):
         rkeys = session.relation_keys(rel)
-        for ip in session.parts(rel).values():
-            ok = True
-            for k in rkeys:
-                if k == "date":
-                    ok = first <= ip.keys.get("date", "") <= keys["date"]
-                elif k in keys:
-                    ok = ip.keys.get(k) == keys[k]
-                if not ok:
-                    break
-            if ok:
-                out.append(ip)
+        registry = session.parts(rel)
+        if "date" in rkeys:  # only the lookback's dates, through the registry's date index
+            by_date = registry.by_date()
+            pool = [ip for d in dates for ip in by_date.get(d, ())]
+        else:
+            pool = list(registry.values())
+        match = [k for k in rkeys if k != "date" and k in keys]
+        # Sorted by partition id: the file order is part of the compiled SQL and so of the fingerprint.
+        out.extend(sorted((ip for ip in pool if all(ip.keys.get(k) == keys[k] for k in match)),
+                          key=lambda ip: ip.pid))
     return out
 
 

@@ -16,7 +16,8 @@ class TableMaterialization(Materialization):
     name = "table"
 
     def candidates(self, session: Session, model: Model) -> list[PartPlan]:
-        reads = [ip for rel in session.leaf_relations(model) for ip in session.parts(rel).values()]
+        reads = [ip for rel in session.leaf_relations(model)
+                 for ip in sorted(session.parts(rel).values(), key=lambda ip: ip.pid)]
         return [PartPlan(model.name, "", {}, reads)]
 
     def select_sql(self, model: Model, part: PartPlan, sql: str) -> str:

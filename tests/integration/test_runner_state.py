@@ -151,3 +151,12 @@ def test_changed_partitioning_drops_the_old_partitions(toy):
     result = build(cfg, udfs=False)
     assert len(result.dropped) == 3 and not list((toy.root / "gold" / "toy_bars").rglob("*.parquet"))
     assert q(toy, "SELECT count(*) FROM gold.toy_bars")[0][0] == before
+
+
+def test_a_new_partition_sorting_first_causes_no_spurious_rebuild(toy):
+    """Input file order is part of the fingerprint: it must not depend on when a partition appeared."""
+    cfg = toy.config()
+    build(cfg, udfs=False)
+    toy.write_bronze("x", "2024-01-03", trade_rows("x", "AAA/USDT", "2024-01-03", n=3), "aaa")
+    assert {m for m, _ in build(cfg, udfs=False).rebuilt} >= {"toy_trades", "toy_summary"}
+    assert build(cfg, udfs=False).rebuilt == []
