@@ -328,7 +328,14 @@ class Session:
                 k["date"] = "2000-01-01"
             part = PartitionCtx(k, lookback_seconds(model.config.lookback))
         sql = self.compiler.render_model(model, EmptyResolver(self, keys, depth + 1), part)
-        return f"(SELECT * FROM (\n{sql}\n) AS __empty WHERE false)"
+        derived = f"(SELECT * FROM (\n{sql}\n) AS __empty WHERE false)"
+        # Pin the derived columns to plain typed NULLs: the relation then calls no UDF, so it also
+        # works where none is registered (the catalog, a BI tool) and costs nothing to plan.
+        try:
+            cols = [(r[0], r[1]) for r in self.con.execute(f"DESCRIBE SELECT * FROM {derived}").fetchall()]
+        except Exception:  # noqa: BLE001 - e.g. UDFs not registered here: keep the derived form
+            return derived
+        return empty_relation_sql(cols)
 
     # -- compile -----------------------------------------------------------------------------
 
