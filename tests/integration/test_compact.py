@@ -23,7 +23,7 @@ def _ordered_rows(root: str, model: str, files: list[str] | None = None) -> list
     src = files if files is not None else f"{root}/{model}/**/*.parquet"
     # file order + row order as written: what a reader that does not sort sees
     return con.execute(f"SELECT * EXCLUDE (filename) FROM read_parquet({src!r}, hive_partitioning=false, "
-                       "filename=true)").fetch_arrow_table().to_pylist()
+                       "filename=true)").to_arrow_table().to_pylist()
 
 
 def _manifest(h) -> dict:
@@ -107,10 +107,10 @@ def test_compact_on_s3(tmp_path: Path, moto_server, monkeypatch) -> None:
     runner.build(h.config(), udfs=False)
     con = runner.connect(h.config(), udfs=False)
     q = f"SELECT * FROM read_parquet('s3://{h.bucket}/lake/silver/toy_trades/**/*.parquet') ORDER BY ts, trade_id"
-    before = con.execute(q).fetch_arrow_table()
+    before = con.execute(q).to_arrow_table()
     size = client.list_objects_v2(Bucket=h.bucket, Prefix="lake/silver/")["Contents"][0]["Size"]
     rep = compact(h.config(), select=["toy_trades"], target_mb=size / 3 / 2**20)
     assert rep.partitions == 1 and rep.files_after >= 2
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=h.bucket, Prefix="lake/silver/")["Contents"]]
     assert len(keys) == rep.files_after  # the old object is deleted (retain 0), the new ones verified
-    assert con.execute(q).fetch_arrow_table().equals(before)
+    assert con.execute(q).to_arrow_table().equals(before)

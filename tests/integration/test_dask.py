@@ -37,7 +37,7 @@ def _rows(root: str, model: str) -> list[dict]:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     return con.execute(f"SELECT * FROM read_parquet('{root}/{model}/**/*.parquet', hive_partitioning=false) "
-                       "ORDER BY ALL").fetch_arrow_table().to_pylist()
+                       "ORDER BY ALL").to_arrow_table().to_pylist()
 
 
 def _manifest_partitions(h) -> dict[str, list[str]]:
@@ -49,7 +49,7 @@ def _manifest_partitions(h) -> dict[str, list[str]]:
 def cluster():
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None, env={"DAEDALUS_NO_UDFS": "1"}) as c:
+                                  dashboard_address="127.0.0.1:0", env={"DAEDALUS_NO_UDFS": "1"}) as c:
         yield c
 
 
@@ -188,7 +188,7 @@ def test_dask_workers_share_a_lake_on_s3(tmp_path: Path, moto_server, monkeypatc
         assert lake.cli("land").returncode == 0, lake.cli("land").stderr
     env = {"DAEDALUS_NO_UDFS": "1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None, env=env) as c:
+                                  dashboard_address="127.0.0.1:0", env=env) as c:
         res = build_distributed(h.config(), executor="dask", scheduler=c.scheduler_address, udfs=False)
     assert len(res.rebuilt) == 18 and [t for t in res.tests if not t.passed] == []
     runner.build(local.config(), udfs=False)

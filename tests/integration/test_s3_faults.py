@@ -242,6 +242,6 @@ def test_endpoint_stopped_mid_build_then_next_build_completes(tmp_path: Path, mo
             Bucket=h.bucket, Prefix=f"lake/{model}/")["Contents"]]
         local_files = [str(p) for p in Path(local.root).glob(f"{model}/**/*.parquet")]
         # no orphan of the interrupted build survives: a glob of the prefix equals the local build
-        assert con.execute(q.format(s3_files)).fetch_arrow_table().equals(
-            plain.execute(q.format(local_files)).fetch_arrow_table()), model
+        assert con.execute(q.format(s3_files)).to_arrow_table().equals(
+            plain.execute(q.format(local_files)).to_arrow_table()), model
     proxy.stop()
