@@ -82,8 +82,10 @@ class IngestionConfig(_Section):
     """Cap of the reconnect delay."""
     proactive_reconnect_hours: float = Field(23.5, gt=0)
     """Reconnect before Binance's 24 h cut."""
-    trade_cache_size: int = Field(100_000, ge=1000)
-    """ccxt.pro trade cache per symbol; ample so a slow consumer never loses trades in it."""
+    trade_cache_size: int = Field(10_000, ge=1000)
+    """ccxt.pro trade cache per symbol (`tradesLimit`). Bronze rows are taken from each message as
+    it arrives, not from this cache, so it only has to outlast one watch call; it is bounded because
+    it holds whole trade dicts (about 1.5 KB each) for as long as the process runs."""
     local_root: str | None = None
     """Where the collector writes raw segments when storage.root is on S3 (a local spool)."""
     upload_to_s3: bool = False
