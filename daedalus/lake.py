@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from daedalus.collector.segment import fsync_dir
 from daedalus.errors import StorageError
 
 if TYPE_CHECKING:
@@ -186,16 +187,7 @@ class LocalLake:
 
 
 def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fsync_dir(path)
 
 
 # URL scheme → factory(root, config). An S3 backend registers itself here as "s3".
