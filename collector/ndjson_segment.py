@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
+
 from daedalus.collector.segment import RotatingSegments
 
 

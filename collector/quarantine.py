@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+
 from daedalus.collector.schemas import TS_NS_UTC
 
 QUARANTINE_CHANNEL = "quarantine"

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from daedalus.collector.ndjson_segment import ndjson_to_table, table_to_ndjson
 from daedalus.collector.schemas import SCHEMAS
 from daedalus.collector.segment import JOURNAL_SUFFIX, fsync_dir, publish, raw_dir

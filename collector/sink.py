@@ -36,7 +36,6 @@ from daedalus.collector.queue import BoundedQueue, Record, StreamKey, stream_key
 from daedalus.collector.repair import RepairResult, repair_active, repair_event_rows
 from daedalus.collector.schemas import SCHEMAS
 from daedalus.collector.segment import RotatingSegments, StreamingParquetWriter
-
 from daedalus.config import IngestionConfig, S3Config
 
 UPLOAD_DRAIN_SECONDS = 30.0

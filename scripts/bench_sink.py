@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 import pyarrow.dataset as ds
+
 from daedalus.collector.queue import BoundedQueue, Record
 from daedalus.collector.sink import BronzeSink
-
 from daedalus.config import IngestionConfig
 
 T0 = 1_723_075_200_000_000_000

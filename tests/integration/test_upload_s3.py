@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+
 from daedalus.collector import upload as upload_mod
 from daedalus.collector.queue import BoundedQueue, Record
 from daedalus.collector.sink import BronzeSink
 from daedalus.collector.upload import S3Uploader, UploadQueue, expected_etag, make_s3_client
-
 from daedalus.config import IngestionConfig, S3Config
 from daedalus.errors import StorageError
 

@@ -11,13 +11,13 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+from test_segment import sample_row  # tests/unit is on sys.path (rootdir import mode)
+from typer.testing import CliRunner
+
 from daedalus.collector.ndjson_segment import NdjsonSegmentWriter
 from daedalus.collector.quarantine import convert_rows
 from daedalus.collector.schemas import SCHEMAS
 from daedalus.collector.segment import StreamingParquetWriter
-from test_segment import sample_row  # tests/unit is on sys.path (rootdir import mode)
-from typer.testing import CliRunner
-
 from daedalus.config import Config, StorageConfig
 from daedalus.errors import StorageError
 from daedalus.land import STEPS, land

@@ -7,11 +7,11 @@ import time
 
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-from daedalus.collector.queue import BoundedQueue, Record
-from daedalus.collector.sink import BronzeSink
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from daedalus.collector.queue import BoundedQueue, Record
+from daedalus.collector.sink import BronzeSink
 from daedalus.config import IngestionConfig
 
 

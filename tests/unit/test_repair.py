@@ -16,14 +16,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from test_segment import table_of  # tests/unit is on sys.path (rootdir import mode)
+
 from daedalus.collector.ndjson_segment import NdjsonSegmentWriter, ndjson_to_table
 from daedalus.collector.queue import BoundedQueue
 from daedalus.collector.repair import repair_active
 from daedalus.collector.schemas import SCHEMAS
 from daedalus.collector.segment import StreamingParquetWriter
 from daedalus.collector.sink import BronzeSink
-from test_segment import table_of  # tests/unit is on sys.path (rootdir import mode)
-
 from daedalus.config import IngestionConfig
 
 CHILD = textwrap.dedent(

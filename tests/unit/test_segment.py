@@ -7,11 +7,11 @@ import datetime as dt
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from daedalus.collector.ndjson_segment import NdjsonSegmentWriter, ndjson_to_table
 from daedalus.collector.quarantine import convert_rows
 from daedalus.collector.schemas import SCHEMAS
 from daedalus.collector.segment import StreamingParquetWriter, publish, segment_name
-
 from daedalus.errors import StorageError
 
 T0 = 1_723_075_200_000_000_000  # 2024-08-08T00:00:00Z in ns

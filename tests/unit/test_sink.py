@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from test_segment import sample_row, table_of  # tests/unit is on sys.path (rootdir import mode)
+from typer.testing import CliRunner
+
 from daedalus.collector.health import build_health, format_health, read_health, run_health_writer
 from daedalus.collector.queue import BoundedQueue, Record
 from daedalus.collector.schemas import SCHEMAS
 from daedalus.collector.sink import BronzeSink
-from test_segment import sample_row, table_of  # tests/unit is on sys.path (rootdir import mode)
-from typer.testing import CliRunner
-
 from daedalus.config import IngestionConfig
 
 
