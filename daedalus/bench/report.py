@@ -120,7 +120,9 @@ def collector_table(sec: dict[str, Any]) -> Table:
     if not sec.get("ok"):
         t.add_row("error", f"[red]{sec.get('error')}[/red]")
         return t
-    t.add_row("order-book messages / s", f"{sec.get('rate', 0):,.0f}")
+    t.add_row("order-book messages / s received", f"{sec.get('rate', 0):,.0f}")
+    if sec.get("written_rate") is not None:
+        t.add_row("order-book messages / s written", f"{sec['written_rate']:,.0f}")
     t.add_row("received = written + dropped (unaccounted)",
               f"{sec.get('received')} = {sec.get('written')} + {sec.get('dropped')} ({sec.get('unaccounted')})")
     t.add_row("receive → written p50 / p99", f"{sec.get('p50_ms', 0):.1f} / {sec.get('p99_ms', 0):.1f} ms")

@@ -405,9 +405,13 @@ class BenchSuite:
         run = self.worker("collect", {"task": "collect", "messages": messages})
         sec = {**run.result, "ok": run.ok, "error": run.error, "peak_rss": run.peak_rss}
         sec.pop("max_rss", None)
+        # Throughput that counts: messages written to Parquet per second. A message received and then
+        # dropped on a full queue is accounted (an events row), but it is not collected.
+        seconds = run.result.get("seconds") or 0
+        sec["written_rate"] = run.result.get("written", 0) / seconds if run.ok and seconds > 0 else None
         self.targets += [
-            Target("issue 7: collector order-book msgs/s (one core)", run.result.get("rate") if run.ok else None,
-                   5000, "msg/s", op=">="),
+            Target("issue 7: collector order-book msgs/s written (one core)", sec["written_rate"], 5000, "msg/s", op=">=",
+                   note=f"received {run.result.get('rate', 0):,.0f}/s, dropped {run.result.get('dropped')}" if run.ok else ""),
             Target("issue 7: collector peak RSS", run.result.get("collector_peak_rss_mb") if run.ok else None, 250, "MB"),
             Target("issue 7: collector unaccounted loss", run.result.get("unaccounted") if run.ok else None, 0, "msgs"),
         ]
