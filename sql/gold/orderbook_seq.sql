@@ -6,8 +6,8 @@
   list(... ORDER BY ts, seq), the UDF is called once per series and returns lists in the same order,
   and UNNEST restores one row per snapshot. No kernel ever sees a partial or reordered series, so
   the result is the same for any `threads`. The one per-row kernel (daedalus_ofi) is stateless: each
-  row carries its predecessor's book from lag(). Only scalars go into the list (not the books),
-  so a symbol-day of 864,000 snapshots fits the default memory_limit.
+  row carries its predecessor's book (joined on the (ts, seq) rank: lag() without a wide window).
+  Only scalars go into the list (not the books), so a symbol-day of 864,000 snapshots fits the default memory_limit.
 
   Partition boundaries: the lookback is the longest window (horizons, kyle_lambda_window,
   spread_regime_window) plus max_state_staleness_seconds. The extra staleness span guarantees that
@@ -22,19 +22,39 @@
 {%- set lookback_s = ((f.horizons + [f.kyle_lambda_window, f.spread_regime_window]) | max) + f.max_state_staleness_seconds -%}
 {{ config(materialized='partitioned', partition_by=['exchange', 'symbol', 'date'], tags=['orderbook', 'gold', 'sequential'],
           lookback=seconds_interval(lookback_s), order_by=['exchange', 'symbol', 'ts', 'seq']) }}
-WITH book AS (
-    -- Per row, no order needed beyond the window: mid and spread of the touch, and OFI/MLOFI of the
-    -- snapshot against its predecessor (lag over the explicit (ts, seq) order; the row-wise kernel
-    -- daedalus_ofi sees both books in one row). Only the MLOFI levels are read.
-    SELECT exchange, symbol, ts, seq, crossed, break_before,
-        (bids[1].price + asks[1].price) / 2 AS mid,
-        asks[1].price - bids[1].price AS spread,
-        daedalus_ofi(list_slice(bids, 1, {{ f.ofi_levels }}), list_slice(asks, 1, {{ f.ofi_levels }}),
-                     lag(list_slice(bids, 1, {{ f.ofi_levels }})) OVER w, lag(list_slice(asks, 1, {{ f.ofi_levels }})) OVER w,
-                     {{ f.ofi_levels }}, {{ f.ofi_decay_alpha }}::DOUBLE) AS pair
+WITH src AS NOT MATERIALIZED (
+    SELECT exchange, symbol, ts, seq, crossed, break_before, bids, asks
     FROM {{ ref('orderbook') }}
     WHERE ts >= {{ partition.lookback_start }} AND ts < {{ partition.end }}
-    WINDOW w AS (PARTITION BY exchange, symbol ORDER BY ts, seq)
+),
+ranked AS (
+    -- The (ts, seq) rank of each snapshot in its series, from the narrow keys only: a lag() window
+    -- over the level lists sorted every list through the window (≈ 9 s of a symbol-day, most of this
+    -- model); a window over two keys costs a fraction of the scan. Keys are unique per series
+    -- (silver dedups them), so `rn − 1` is exactly lag()'s predecessor.
+    SELECT exchange, symbol, ts, seq, row_number() OVER (PARTITION BY exchange, symbol ORDER BY ts, seq) AS rn
+    FROM src
+),
+levels AS NOT MATERIALIZED (
+    -- Only the MLOFI levels are read.
+    SELECT s.exchange, s.symbol, s.ts, s.seq, s.crossed, s.break_before, r.rn,
+        (s.bids[1].price + s.asks[1].price) / 2 AS mid,
+        s.asks[1].price - s.bids[1].price AS spread,
+        list_slice(s.bids, 1, {{ f.ofi_levels }}) AS bids,
+        list_slice(s.asks, 1, {{ f.ofi_levels }}) AS asks
+    FROM src s
+    -- NOT DISTINCT: a venue without sequence numbers has seq NULL (still one row per key in silver)
+    JOIN ranked r ON r.exchange = s.exchange AND r.symbol = s.symbol AND r.ts = s.ts
+        AND r.seq IS NOT DISTINCT FROM s.seq
+),
+book AS (
+    -- Per row, no order needed: mid and spread of the touch, and OFI/MLOFI of the snapshot against
+    -- its predecessor (the row ranked just before; none for the first row, as lag() gives NULL), so
+    -- the row-wise kernel daedalus_ofi sees both books in one row. A hash join streams and spills.
+    SELECT b.exchange, b.symbol, b.ts, b.seq, b.crossed, b.break_before, b.mid, b.spread,
+        daedalus_ofi(b.bids, b.asks, p.bids, p.asks, {{ f.ofi_levels }}, {{ f.ofi_decay_alpha }}::DOUBLE) AS pair
+    FROM levels b
+    LEFT JOIN levels p ON p.exchange = b.exchange AND p.symbol = b.symbol AND p.rn = b.rn - 1
 ),
 flow AS (
     SELECT exchange, symbol, ts, trade_id,
