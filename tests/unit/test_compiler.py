@@ -144,3 +144,16 @@ def test_relation_fragments():
         "read_parquet(['/a/b.parquet', '/a/it''s.parquet'], hive_partitioning=true, union_by_name=true)")
     assert empty_relation_sql([("a", "BIGINT"), ("date", "DATE")]) == (
         '(SELECT CAST(NULL AS BIGINT) AS "a", CAST(NULL AS DATE) AS "date" WHERE false)')
+
+
+def test_successful_parses_are_remembered_on_disk_failures_are_not(tmp_path, monkeypatch):
+    from daedalus import compiler
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    good, bad = "SELECT 1 AS unique_probe_a", "SELECT FROM WHERE unique_probe_b"
+    compiler._sqlglot_ok.cache_clear()
+    assert compiler._sqlglot_ok(good)[0] is True
+    assert compiler._sqlglot_ok(bad)[0] is False
+    assert compiler._parsed_marker(good).exists()
+    assert not compiler._parsed_marker(bad).exists()
+    assert compiler._parsed_marker(good).parent == tmp_path / "daedalus" / "parsed"
