@@ -150,13 +150,37 @@ class _Hooks:
             c.emit_event("error", detail=f"{client.url}: {_json(data)[:500]}", capture_ts=capture_ts)
 
 
+# Frames handled per event-loop turn (see _TolerantClient.receive_loop): ~10 ms of ccxt work.
+_RECEIVE_BURST = 100
+
+
 def stamped_exchange_class(exchange_id: str) -> type:
     """A subclass of the ccxt.pro exchange whose message handler stamps and reports each message."""
-    from ccxt.async_support.base.ws.client import Client
+    from ccxt.async_support.base.ws.client import MSG_SIZE_OVERHEAD, Client
 
     base = ccxt_exchange_class(exchange_id)
 
     class _TolerantClient(Client):
+        def receive_loop(self, continuing: bool = False) -> None:
+            # ccxt drains every frame aiohttp has buffered in one synchronous call. One socket read
+            # of a deflated stream can hold thousands of book messages, and while they are handled
+            # neither the pump nor the writer runs: the staging deque overflows and records are
+            # dropped although the writer is idle. Handle at most _RECEIVE_BURST frames, then let the
+            # loop run; the frames stay in order and aiohttp's flow control (bytes accounted to the
+            # frame left at the head, as ccxt does) keeps pausing the socket meanwhile.
+            buf = self.buffer
+            if buf is not None and len(buf) > _RECEIVE_BURST + 1 and (continuing or not self.closed()):
+                size_delta = 0
+                for _ in range(_RECEIVE_BURST):
+                    message, size = buf.popleft()
+                    size_delta += size + MSG_SIZE_OVERHEAD
+                    self.handle_message(message)
+                if buf:
+                    buf[0] = (buf[0][0], buf[0][1] + size_delta)
+                self.asyncio_loop.call_soon(self.receive_loop, True)
+                return
+            super().receive_loop()
+
         # ccxt's client decodes JSON without a try: one malformed frame would raise inside its
         # receive callback and stop reading for good. Report it to the exchange instead.
         def handle_text_or_binary_message(self, data: Any) -> None:
