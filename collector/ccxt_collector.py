@@ -152,6 +152,8 @@ class _Hooks:
 
 # Frames handled per event-loop turn (see _TolerantClient.receive_loop): ~10 ms of ccxt work.
 _RECEIVE_BURST = 100
+# How often a reader held off by a backlogged writer looks again.
+_HOLD_OFF_STEP = 0.005
 
 
 def stamped_exchange_class(exchange_id: str) -> type:
@@ -161,7 +163,30 @@ def stamped_exchange_class(exchange_id: str) -> type:
     base = ccxt_exchange_class(exchange_id)
 
     class _TolerantClient(Client):
+        daedalus_owner: Any = None  # the Stamped exchange this socket feeds (set in Stamped.client)
+        _held_since: float | None = None
+
+        def _hold_off(self) -> bool:
+            """True while the writer is behind: half the staging deque full, for at most the queue's
+            backpressure bound. Frames then wait in aiohttp's buffer and, once that is full, in the
+            socket (TCP pushes back on the sender) instead of being dropped. Past the bound reading
+            resumes and records are dropped and counted exactly as before."""
+            hooks = self.daedalus_owner.daedalus_hooks if self.daedalus_owner is not None else None
+            if hooks is None:
+                return False
+            emitter = hooks.c.emitter
+            if emitter.staged < emitter.staging_limit // 2:
+                self._held_since = None
+                return False
+            now = time.monotonic()
+            if self._held_since is None:
+                self._held_since = now
+            return now - self._held_since < emitter.queue.backpressure_timeout
+
         def receive_loop(self, continuing: bool = False) -> None:
+            if (continuing or not self.closed()) and self._hold_off():
+                self.asyncio_loop.call_later(_HOLD_OFF_STEP, self.receive_loop, continuing)
+                return
             # ccxt drains every frame aiohttp has buffered in one synchronous call. One socket read
             # of a deflated stream can hold thousands of book messages, and while they are handled
             # neither the pump nor the writer runs: the staging deque overflows and records are
@@ -205,6 +230,8 @@ def stamped_exchange_class(exchange_id: str) -> type:
             client = super().client(url)
             if type(client) is Client:
                 client.__class__ = _TolerantClient
+            if isinstance(client, _TolerantClient):
+                client.daedalus_owner = self
             return client
 
     Stamped.__name__ = f"Stamped_{exchange_id}"

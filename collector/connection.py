@@ -160,6 +160,11 @@ class Emitter:
         self._local_drops: dict[tuple[str, str, str, str | None], list[int]] = {}
         self.latencies_ns: list[int] | None = None  # set to a list to sample receive→queued latency
 
+    @property
+    def staged(self) -> int:
+        """Records waiting in the staging deque (the ccxt reader holds off while it is half full)."""
+        return len(self._staging)
+
     def _count(self, record: Record) -> StreamCounters:
         key = (record.source, record.channel)
         c = self.counters.get(key)
