@@ -142,7 +142,19 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
 
 
 def self_max_rss() -> int:
-    """Peak RSS of this process in bytes (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    """Peak RSS of this process in bytes.
+
+    On Linux this is VmHWM, the high-water mark of the current address space: ru_maxrss survives
+    fork + exec, so a worker started from a large parent (a test runner at 1 GB) would report the
+    parent's size. Elsewhere ru_maxrss (KiB on Linux, bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     import resource
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
