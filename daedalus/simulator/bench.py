@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from daedalus.bench.measure import self_max_rss
+
 BENCH_SYMBOLS = {"BTC/USDT": 60_000.0, "ETH/USDT": 3_000.0, "SOL/USDT": 150.0}
 
 
@@ -172,7 +174,7 @@ def bench_collect(messages: int = 100_000, root: str | Path | None = None, queue
     return BenchResult(
         messages=messages, measured=int(marks.get("count", 0)), seconds=marks.get("end", 0) - marks.get("start", 0), received=received,
         written=written, dropped=dropped, p50_ms=pct(0.50), p99_ms=pct(0.99),
-        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        peak_rss_mb=self_max_rss() / 2**20,
         cpu_seconds=marks.get("cpu1", 0) - marks.get("cpu0", 0),
     )
 
