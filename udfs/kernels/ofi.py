@@ -28,12 +28,38 @@ def _side_term(p_now: float, q_now: float, p_prev: float, q_prev: float, bid: bo
 
 
 @njit(cache=True)
+def _pair(
+    bid_px: np.ndarray, bid_sz: np.ndarray, b_now: int, nb_now: int,
+    pbid_px: np.ndarray, pbid_sz: np.ndarray, b_prev: int, nb_prev: int,
+    ask_px: np.ndarray, ask_sz: np.ndarray, a_now: int, na_now: int,
+    pask_px: np.ndarray, pask_sz: np.ndarray, a_prev: int, na_prev: int,
+    weights: np.ndarray,
+) -> tuple[float, float]:
+    """(e^1, Σ w_m e^m) of one book against its predecessor; levels start at the given offsets.
+    NaN when level 1 of a side is absent in either book. The one place the OFI rule is applied."""
+    if nb_now == 0 or nb_prev == 0 or na_now == 0 or na_prev == 0:
+        return np.nan, np.nan
+    total = 0.0
+    first = 0.0
+    for m in range(weights.shape[0]):
+        e = 0.0
+        if m < nb_now and m < nb_prev:
+            e += _side_term(bid_px[b_now + m], bid_sz[b_now + m], pbid_px[b_prev + m], pbid_sz[b_prev + m], True)
+        if m < na_now and m < na_prev:
+            e += _side_term(ask_px[a_now + m], ask_sz[a_now + m], pask_px[a_prev + m], pask_sz[a_prev + m], False)
+        if m == 0:
+            first = e
+        total += weights[m] * e
+    return first, total
+
+
+@njit(cache=True)
 def ofi_mlofi(
     bid_px: np.ndarray, bid_sz: np.ndarray, bid_off: np.ndarray,
     ask_px: np.ndarray, ask_sz: np.ndarray, ask_off: np.ndarray,
     seg: np.ndarray, crossed: np.ndarray, levels: np.int64, alpha: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(ofi, mlofi) per snapshot, NaN where NULL."""
+    """(ofi, mlofi) per snapshot of a whole series, NaN where NULL."""
     n = seg.shape[0]
     ofi = np.full(n, np.nan)
     mlofi = np.full(n, np.nan)
@@ -41,29 +67,13 @@ def ofi_mlofi(
     for i in range(1, n):
         if seg[i] != seg[i - 1] or crossed[i] or crossed[i - 1]:
             continue
-        nb_now = bid_off[i + 1] - bid_off[i]
-        nb_prev = bid_off[i] - bid_off[i - 1]
-        na_now = ask_off[i + 1] - ask_off[i]
-        na_prev = ask_off[i] - ask_off[i - 1]
-        if nb_now == 0 or nb_prev == 0 or na_now == 0 or na_prev == 0:
-            continue
-        total = 0.0
-        first = 0.0
-        for m in range(levels):
-            e = 0.0
-            if m < nb_now and m < nb_prev:
-                a = bid_off[i] + m
-                b = bid_off[i - 1] + m
-                e += _side_term(bid_px[a], bid_sz[a], bid_px[b], bid_sz[b], True)
-            if m < na_now and m < na_prev:
-                a = ask_off[i] + m
-                b = ask_off[i - 1] + m
-                e += _side_term(ask_px[a], ask_sz[a], ask_px[b], ask_sz[b], False)
-            if m == 0:
-                first = e
-            total += weights[m] * e
-        ofi[i] = first
-        mlofi[i] = total
+        ofi[i], mlofi[i] = _pair(
+            bid_px, bid_sz, bid_off[i], bid_off[i + 1] - bid_off[i],
+            bid_px, bid_sz, bid_off[i - 1], bid_off[i] - bid_off[i - 1],
+            ask_px, ask_sz, ask_off[i], ask_off[i + 1] - ask_off[i],
+            ask_px, ask_sz, ask_off[i - 1], ask_off[i] - ask_off[i - 1],
+            weights,
+        )
     return ofi, mlofi
 
 
@@ -77,8 +87,8 @@ def ofi_pairs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(e^1, Σ w_m e^m) of row k's book against its predecessor's book given in the same row.
 
-    Row-wise and stateless: each row carries both snapshots (the model pairs them with
-    `lag() OVER (... ORDER BY ts, seq)`), so any split of rows into vectors gives the same result.
+    Row-wise and stateless: each row carries both snapshots (the model pairs each row with its
+    predecessor in (ts, seq) order), so any split of rows into vectors gives the same result.
     NaN when level 1 of a side is absent in either book; breaks and crossed books are applied by
     the series pipeline, which knows the segments.
     """
@@ -87,27 +97,11 @@ def ofi_pairs(
     mlofi = np.full(n, np.nan)
     weights = np.exp(-alpha * np.arange(levels).astype(np.float64))
     for i in range(n):
-        nb_now = bid_off[i + 1] - bid_off[i]
-        nb_prev = pbid_off[i + 1] - pbid_off[i]
-        na_now = ask_off[i + 1] - ask_off[i]
-        na_prev = pask_off[i + 1] - pask_off[i]
-        if nb_now == 0 or nb_prev == 0 or na_now == 0 or na_prev == 0:
-            continue
-        total = 0.0
-        first = 0.0
-        for m in range(levels):
-            e = 0.0
-            if m < nb_now and m < nb_prev:
-                a = bid_off[i] + m
-                b = pbid_off[i] + m
-                e += _side_term(bid_px[a], bid_sz[a], pbid_px[b], pbid_sz[b], True)
-            if m < na_now and m < na_prev:
-                a = ask_off[i] + m
-                b = pask_off[i] + m
-                e += _side_term(ask_px[a], ask_sz[a], pask_px[b], pask_sz[b], False)
-            if m == 0:
-                first = e
-            total += weights[m] * e
-        ofi[i] = first
-        mlofi[i] = total
+        ofi[i], mlofi[i] = _pair(
+            bid_px, bid_sz, bid_off[i], bid_off[i + 1] - bid_off[i],
+            pbid_px, pbid_sz, pbid_off[i], pbid_off[i + 1] - pbid_off[i],
+            ask_px, ask_sz, ask_off[i], ask_off[i + 1] - ask_off[i],
+            pask_px, pask_sz, pask_off[i], pask_off[i + 1] - pask_off[i],
+            weights,
+        )
     return ofi, mlofi
