@@ -84,7 +84,7 @@ def _rewrite(s: Session, model_name: str, pid: str, ps: PartitionState, target_b
             cols = "* EXCLUDE (__n, filename, file_row_number)"
         per = math.ceil(ps.rows / n) if ps.rows else 0
         for i in range(n):
-            rel = f"{rel_dir}/{new_file_name()}"
+            rel = f"{rel_dir}/{new_file_name(i)}"  # names sort in row order, as the files do
             where = f"__n >= {i * per} AND __n < {(i + 1) * per}" if n > 1 else "true"
             sql = f"SELECT {cols} FROM ({base}) WHERE {where} ORDER BY __n"
             try:

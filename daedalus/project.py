@@ -40,6 +40,9 @@ class ModelConfig(BaseModel):
     """Partitions of a series build in date order; previous_partition() reads the previous one."""
     order_by: list[str] = Field(default_factory=list)
     """Sort each written file by these columns (sequential readers and the monotonic test rely on it)."""
+    slice_by: str | None = None
+    """A TIMESTAMPTZ column: the partition may be built in time slices of `etl.slice_hours`, one file
+    each, because a row at time t reads only input in [t − lookback, t]. Bounds memory by a slice."""
 
     @field_validator("lookback")
     @classmethod

@@ -347,17 +347,20 @@ class Session:
         return [ip for rel in self.leaf_relations(model)
                 for ip in sorted(self.parts(rel).values(), key=lambda ip: ip.pid)]
 
-    def partition_ctx(self, model: Model, part: PartPlan | None) -> PartitionCtx | None:
+    def partition_ctx(self, model: Model, part: PartPlan | None,
+                      bounds: tuple[dt.datetime, dt.datetime] | None = None) -> PartitionCtx | None:
         if part is None or model.materialized != "partitioned":
             return None
-        return PartitionCtx(dict(part.keys), lookback_seconds(model.config.lookback))
+        return PartitionCtx(dict(part.keys), lookback_seconds(model.config.lookback), bounds)
 
-    def compile_model_sql(self, model: Model, part: PartPlan | None, symbolic_empty: bool = False) -> str:
-        """The model's SQL for one partition (or over all files when part is None)."""
+    def compile_model_sql(self, model: Model, part: PartPlan | None, symbolic_empty: bool = False,
+                          bounds: tuple[dt.datetime, dt.datetime] | None = None) -> str:
+        """The model's SQL for one partition, or one time slice of it (or over all files when part
+        is None)."""
         if part is None:
             return self.compiler.render_model(model, CatalogResolver(self), None)
         resolver = BuildResolver(self, model, part, self.reads(model, part), symbolic_empty)
-        return self.compiler.render_model(model, resolver, self.partition_ctx(model, part))
+        return self.compiler.render_model(model, resolver, self.partition_ctx(model, part, bounds))
 
     def partition_fingerprint(self, model: Model, part: PartPlan) -> tuple[str, dict[str, str]]:
         # Empty inputs render as a marker: how their columns were learned (manifest, SQL, kwargs)

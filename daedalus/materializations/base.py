@@ -64,8 +64,10 @@ def partition_id(keys: dict[str, str]) -> str:
     return "/".join(f"{k}={path_value(v)}" for k, v in keys.items())
 
 
-def new_file_name() -> str:
-    return f"part-{uuid.uuid4().hex}.parquet"
+def new_file_name(index: int | None = None) -> str:
+    """A fresh file name; `index` (a slice's position) sorts a partition's files in slice order."""
+    prefix = "part-" if index is None else f"part-{index:03d}-"
+    return f"{prefix}{uuid.uuid4().hex}.parquet"
 
 
 class Materialization:
@@ -87,16 +89,20 @@ class Materialization:
 
     def write(self, session: Session, model: Model, part: PartPlan, sql: str) -> WriteResult:
         """Write the partition's rows to new uniquely named files (never over existing ones)."""
-        rel_dir = model.lake_prefix + (f"/{part.pid}" if part.pid else "")
-        rel = f"{rel_dir}/{new_file_name()}"
-        session.lake.prepare_dir(rel_dir)
-        select = self.select_sql(model, part, sql)
-        rows = session.execute_copy(model, part, copy_sql(select, session.lake.url(rel)))
-        verify = getattr(session.lake, "verify_write", None)  # object stores: list + footer rows = COPY's
-        info = verify(rel, rows) if verify is not None else session.lake.stat(rel)
+        info, rows = self.write_file(session, model, part, self.select_sql(model, part, sql))
         if info is None:  # DuckDB wrote nothing: should not happen, even for 0 rows
             return WriteResult([], 0, 0)
         return WriteResult([info], rows, info.size)
+
+    def write_file(self, session: Session, model: Model, part: PartPlan, select: str,
+                   name: str | None = None) -> tuple[FileInfo | None, int]:
+        """One COPY of `select` into a new file of the partition's folder: (the file, its rows)."""
+        rel_dir = model.lake_prefix + (f"/{part.pid}" if part.pid else "")
+        rel = f"{rel_dir}/{name or new_file_name()}"
+        session.lake.prepare_dir(rel_dir)
+        rows = session.execute_copy(model, part, copy_sql(select, session.lake.url(rel)))
+        verify = getattr(session.lake, "verify_write", None)  # object stores: list + footer rows = COPY's
+        return (verify(rel, rows) if verify is not None else session.lake.stat(rel)), rows
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name}

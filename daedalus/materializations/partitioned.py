@@ -13,11 +13,19 @@ import datetime as dt
 import math
 from typing import TYPE_CHECKING
 
-from daedalus.compiler import sql_ident
-from daedalus.materializations.base import Materialization, PartPlan, partition_filter, partition_id
+from daedalus.compiler import sql_ident, ts_literal
+from daedalus.materializations.base import (
+    Materialization,
+    PartPlan,
+    WriteResult,
+    new_file_name,
+    partition_filter,
+    partition_id,
+)
 from daedalus.project import lookback_seconds
 
 if TYPE_CHECKING:
+    from daedalus.lake import FileInfo
     from daedalus.project import Model
     from daedalus.runner import InputPart, Session
 
@@ -75,8 +83,36 @@ class PartitionedMaterialization(Materialization):
             plans.append(PartPlan(model.name, pid, keys, reads_for(session, model, keys)))
         return plans
 
-    def select_sql(self, model: Model, part: PartPlan, sql: str) -> str:
+    def select_sql(self, model: Model, part: PartPlan, sql: str,
+                   bounds: tuple[dt.datetime, dt.datetime] | None = None) -> str:
         order = ""
         if model.config.order_by:
             order = "\nORDER BY " + ", ".join(sql_ident(c) for c in model.config.order_by)
-        return f"SELECT * FROM (\n{sql}\n) AS __daedalus_model\nWHERE {partition_filter(part.keys)}{order}"
+        where = partition_filter(part.keys)
+        if bounds is not None:
+            col = sql_ident(model.config.slice_by or "")
+            where += f" AND {col} >= {ts_literal(bounds[0])} AND {col} < {ts_literal(bounds[1])}"
+        return f"SELECT * FROM (\n{sql}\n) AS __daedalus_model\nWHERE {where}{order}"
+
+    def write(self, session: Session, model: Model, part: PartPlan, sql: str) -> WriteResult:
+        hours = session.config.etl.slice_hours
+        if not model.config.slice_by or hours >= 24:
+            return super().write(session, model, part, sql)
+        # One query and one file per slice, each rendered with its own bounds (and lookback before
+        # them): DuckDB's memory follows the slice. File names sort in slice order, so the files
+        # read in name order hold the rows in order_by order.
+        files: list[FileInfo] = []
+        rows = 0
+        empty: list[FileInfo] = []
+        for i, bounds in enumerate(session.partition_ctx(model, part).slices(hours)):
+            slice_sql = session.compile_model_sql(model, part, bounds=bounds)
+            info, n = self.write_file(session, model, part, self.select_sql(model, part, slice_sql, bounds),
+                                      new_file_name(i))
+            if info is None:
+                continue
+            (files if n else empty).append(info)
+            rows += n
+        if not files and empty:
+            files.append(empty.pop(0))  # an empty partition still has one (typed) file
+        session.lake.delete([f.path for f in empty])
+        return WriteResult(files, rows, sum(f.size for f in files))

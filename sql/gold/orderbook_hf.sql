@@ -1,31 +1,35 @@
 {{ config(materialized='partitioned', partition_by=['exchange', 'symbol', 'date'], tags=['orderbook', 'gold'],
-          lookback='0 seconds', settings={'preserve_insertion_order': true}) }}
+          lookback='0 seconds', order_by=['exchange', 'symbol', 'ts', 'seq'], slice_by='ts') }}
 {#-
   One row per silver snapshot: the structural and band-depth features of FEATURES.md "Per snapshot"
   (macros/orderbook.sql; bands from features.bands_bps, truncation from features.max_levels), joined
   with the sequential columns that the UDF kernels compute in orderbook_seq on the same key.
   Per-snapshot features need no history, so no lookback; the sequential model carries its own.
 
-  The join is POSITIONAL: silver.orderbook and orderbook_seq hold the same snapshots of the partition
-  in the same (ts, seq) order (both models sort their files on it), so row i of one is row i of the
-  other. A hash join plus a re-sort of ~80 columns × 864,000 rows did not fit in
-  `duckdb.memory_limit: 512MB` (issue 4 budget); the positional join streams. Order is kept by
-  preserve_insertion_order, and the WHERE clause turns any misalignment into an error instead of
-  silently pairing the wrong rows.
+  The join is on the snapshot key within one time slice (`slice_by`, etl.slice_hours), so the hash
+  table and the final sort hold a slice of ~80 columns, never the day. Every silver snapshot must
+  find its sequential row: a missing one is an error naming the fix, not a row of silent NULLs.
 -#}
 WITH book AS (
     SELECT exchange, symbol, date, ts, seq, nonce, bid_levels, ask_levels, crossed, break_before, bids, asks
     FROM {{ ref('orderbook') }}
-    WHERE ts >= {{ partition.lookback_start }} AND ts < {{ partition.end }}
+    WHERE ts >= {{ partition.start }} AND ts < {{ partition.end }}
 ),
 structural AS (
     {{ orderbook_structural('book', features.max_levels, features.bands_bps) }}
+),
+sequential AS (
+    SELECT * EXCLUDE (date), true AS __matched
+    FROM {{ ref('orderbook_seq') }}
+    WHERE ts >= {{ partition.start }} AND ts < {{ partition.end }}
 )
-SELECT s.*, q.* EXCLUDE (exchange, symbol, date, ts, seq)
+SELECT s.*, q.* EXCLUDE (exchange, symbol, ts, seq, __matched)
 FROM structural s
-POSITIONAL JOIN {{ ref('orderbook_seq') }} q
+-- NOT DISTINCT: a venue without sequence numbers has seq NULL (still one row per key in silver)
+LEFT JOIN sequential q ON q.exchange = s.exchange AND q.symbol = s.symbol AND q.ts = s.ts
+    AND q.seq IS NOT DISTINCT FROM s.seq
 WHERE CASE
-    WHEN q.ts IS DISTINCT FROM s.ts OR q.seq IS DISTINCT FROM s.seq OR q.symbol IS DISTINCT FROM s.symbol
+    WHEN q.__matched IS NULL
     THEN error('gold.orderbook_hf: gold.orderbook_seq does not hold the same snapshots as silver.orderbook for '
                || s.exchange || ' ' || s.symbol || ' ' || CAST(s.date AS VARCHAR) || ' (build +orderbook_hf)')
     ELSE true

@@ -21,7 +21,7 @@
 {%- set f = features -%}
 {%- set lookback_s = ((f.horizons + [f.kyle_lambda_window, f.spread_regime_window]) | max) + f.max_state_staleness_seconds -%}
 {{ config(materialized='partitioned', partition_by=['exchange', 'symbol', 'date'], tags=['orderbook', 'gold', 'sequential'],
-          lookback=seconds_interval(lookback_s), order_by=['exchange', 'symbol', 'ts', 'seq']) }}
+          lookback=seconds_interval(lookback_s), order_by=['exchange', 'symbol', 'ts', 'seq'], slice_by='ts') }}
 WITH src AS NOT MATERIALIZED (
     SELECT exchange, symbol, ts, seq, crossed, break_before, bids, asks
     FROM {{ ref('orderbook') }}
@@ -80,11 +80,11 @@ flow_series AS (
 ),
 {%- if f.enable_vpin %}
 vpin_series AS (
-    -- VPIN points of this day: the value carried in at the partition start ('open') and one per
-    -- completed bucket, in (ts, bucket_index) order; the kernel takes the last point with ts ≤ t.
+    -- VPIN points of this day up to the slice's end: the value carried in at midnight ('open') and
+    -- one per completed bucket, in (ts, bucket_index) order; the kernel takes the last point with ts ≤ t.
     SELECT exchange, symbol, list({'ts': ts, 'vpin': vpin} ORDER BY ts, bucket_index, kind DESC) AS points
     FROM {{ ref('vpin_buckets') }}
-    WHERE kind IN ('open', 'bucket') AND ts >= {{ partition.start }} AND ts < {{ partition.end }}
+    WHERE kind IN ('open', 'bucket') AND ts >= {{ partition.day_start }} AND ts < {{ partition.end }}
     GROUP BY exchange, symbol
 ),
 {%- endif %}

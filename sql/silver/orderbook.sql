@@ -1,5 +1,5 @@
 {{ config(materialized='partitioned', partition_by=['exchange', 'symbol', 'date'], tags=['orderbook', 'silver'],
-          lookback=seconds_interval(features.max_state_staleness_seconds), order_by=['exchange', 'symbol', 'ts', 'seq']) }}
+          lookback=seconds_interval(features.max_state_staleness_seconds), order_by=['exchange', 'symbol', 'ts', 'seq'], slice_by='ts') }}
 {#-
   One typed row per bronze snapshot. The lookback (max_state_staleness_seconds) is exactly what
   `break_before` needs: a predecessor further back than that is a break whatever happened between.
@@ -7,6 +7,8 @@
   Everything that needs ordering or grouping (dedup, previous snapshot, ASOF to events) runs on the
   narrow keys only; the wide rows (the level lists, ~30 MB per hour of one symbol) stream through a
   single hash join against those keys, so no window, ASOF or aggregate ever moves the lists.
+  Built in time slices (`slice_by`, etl.slice_hours): the final sort carries the lists, and a slice
+  of them fits a small memory_limit where a whole day does not.
 -#}
 WITH raw AS NOT MATERIALIZED (
     SELECT
