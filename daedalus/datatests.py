@@ -66,9 +66,12 @@ def _cols(v: Any) -> list[str]:
     return [v] if isinstance(v, str) else list(v)
 
 
+def _not_null_cond(a: dict[str, Any]) -> str:
+    return " OR ".join(f"{sql_ident(c)} IS NULL" for c in _cols(a["column"]))
+
+
 def _not_null(rel: str, a: dict[str, Any]) -> str:
-    cond = " OR ".join(f"{sql_ident(c)} IS NULL" for c in _cols(a["column"]))
-    return f"SELECT * FROM {rel} WHERE {cond}"
+    return f"SELECT * FROM {rel} WHERE {_not_null_cond(a)}"
 
 
 def _unique(rel: str, a: dict[str, Any]) -> str:
@@ -83,7 +86,7 @@ def _accepted_values(rel: str, a: dict[str, Any]) -> str:
             f"AND CAST({c} AS VARCHAR) NOT IN ({vals}) GROUP BY ALL")
 
 
-def _accepted_range(rel: str, a: dict[str, Any]) -> str:
+def _accepted_range_cond(a: dict[str, Any]) -> str:
     c = sql_ident(a["column"])
     inclusive = a.get("inclusive", True)
     conds = []
@@ -93,7 +96,11 @@ def _accepted_range(rel: str, a: dict[str, Any]) -> str:
         conds.append(f"{c} {'>' if inclusive else '>='} {a['max_value']}")
     if not conds:
         raise CompileError("accepted_range needs min_value and/or max_value")
-    return f"SELECT * FROM {rel} WHERE {' OR '.join(conds)}"
+    return " OR ".join(conds)
+
+
+def _accepted_range(rel: str, a: dict[str, Any]) -> str:
+    return f"SELECT * FROM {rel} WHERE {_accepted_range_cond(a)}"
 
 
 def _monotonic(rel: str, a: dict[str, Any]) -> str:
@@ -102,7 +109,13 @@ def _monotonic(rel: str, a: dict[str, Any]) -> str:
     order = ", ".join(sql_ident(x) for x in _cols(a.get("order_by") or [])) or "filename, file_row_number"
     op = "<=" if a.get("strict") else "<"
     over = f"PARTITION BY {part} ORDER BY {order}" if part else f"ORDER BY {order}"
-    return (f"SELECT * EXCLUDE (__prev) FROM (SELECT *, lag({c}) OVER ({over}) AS __prev FROM {rel}) "
+    # Only the columns the test reads go through the window: a window materialises every column it
+    # carries, and `*` of a wide model (orderbook_hf: ~80) cost more memory than its build.
+    keep = list(dict.fromkeys([*_cols(a.get("partition_by") or []), *_cols(a.get("order_by") or []), a["column"]]))
+    cols = ", ".join(sql_ident(x) for x in keep)
+    if not a.get("order_by"):
+        cols += ", filename, file_row_number"
+    return (f"SELECT * EXCLUDE (__prev) FROM (SELECT {cols}, lag({c}) OVER ({over}) AS __prev FROM {rel}) "
             f"WHERE {c} {op} __prev")
 
 
@@ -114,6 +127,11 @@ KINDS: dict[str, Callable[[str, dict[str, Any]], str]] = {
     "monotonic": _monotonic,
 }
 NEEDS_ROW_ORDER = {"monotonic"}
+ROW_CONDITIONS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "not_null": _not_null_cond,
+    "accepted_range": _accepted_range_cond,
+}
+"""Tests whose failures are the rows matching one condition: a model's run in one scan together."""
 
 
 def _line(model: Model, needle: str) -> str:
@@ -196,15 +214,39 @@ def run_model_tests(session: Session, model: Model, files: list[FileInfo] | None
     if model.materialized != "view" and not files:
         return []
     results = []
+    by_row = [t for t in tests if t.kind in ROW_CONDITIONS]
+    counts = _row_condition_counts(session, model, files, by_row)
     for t in tests:
         rel = _relation(session, model, files, t.kind in NEEDS_ROW_ORDER and model.materialized != "view")
         if rel is None:
             continue
+        if t in by_row and counts is not None and not counts[by_row.index(t)]:
+            results.append(TestResult(model.name, t.name, True, 0, [], t.severity, t.where,
+                                      KINDS[t.kind](rel, t.args)))
+            continue  # passed in the shared scan; a failing one runs alone below for its sample
         args = dict(t.args)
         if t.kind in NEEDS_ROW_ORDER and model.materialized == "view" and not args.get("order_by"):
             args["order_by"] = args["column"]  # a view has no file order
         results.append(_run(session, model.name, t.name, KINDS[t.kind](rel, args), t.severity, t.where))
     return results
+
+
+def _row_condition_counts(session: Session, model: Model, files: list[FileInfo] | None,
+                          tests: list[DataTest]) -> list[int] | None:
+    """Failures of each row-condition test from one scan (count(*) FILTER per test), instead of a
+    scan per test; None when there is nothing to scan or the shared query cannot run (each test
+    then runs alone and reports its own error)."""
+    import duckdb
+
+    rel = _relation(session, model, files, False) if tests else None
+    if rel is None:
+        return None
+    try:
+        filters = ", ".join(f"count(*) FILTER (WHERE {ROW_CONDITIONS[t.kind](t.args)})" for t in tests)
+        row = session.con.execute(f"SELECT {filters} FROM {rel}").fetchone()
+    except (duckdb.Error, CompileError):
+        return None
+    return [int(n) for n in row]
 
 
 class _TestResolver:

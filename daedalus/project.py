@@ -352,4 +352,6 @@ def parse_config_kwargs(kwargs: dict[str, Any], where: str) -> ModelConfig:
         raise CompileError(f"{where}: partition_by only applies to materialized='partitioned'")
     if cfg.carry_state and cfg.materialized != "partitioned":
         raise CompileError(f"{where}: carry_state only applies to materialized='partitioned'")
+    if cfg.slice_by and cfg.materialized != "partitioned":
+        raise CompileError(f"{where}: slice_by only applies to materialized='partitioned' (a slice is part of a day)")
     return cfg

@@ -179,7 +179,7 @@ def _seq_result(results: list[dict[str, np.ndarray] | None], ts: list[np.ndarray
     codes = _cat([r["spread_regime"] for r in live], np.int8)
     regimes = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int8(), mask=codes < 0), REGIMES).cast(pa.string())
     arrays.append(_list(regimes, lengths, valid))
-    return pa.StructArray.from_arrays(arrays, fields=SEQ_FIELDS, mask=pa.array([not v for v in valid]))
+    return pa.StructArray.from_arrays(arrays, fields=SEQ_FIELDS, mask=pa.array([not v for v in valid], pa.bool_()))
 
 
 # ------------------------------------------------------------------------------------------- UDFs
@@ -307,14 +307,16 @@ def vpin_buckets_udf(trades, state_f, state_i, recent_imbalance, recent_volume, 
     arrays.append(pa.array(out["state_i"], pa.list_(pa.int64())))
     for name in ("recent_imbalance", "recent_volume", "recent_dp"):
         arrays.append(pa.array(out[name], pa.list_(F64)))
-    return pa.StructArray.from_arrays(arrays, fields=VPIN_FIELDS, mask=pa.array([not v for v in valid]))
+    return pa.StructArray.from_arrays(arrays, fields=VPIN_FIELDS, mask=pa.array([not v for v in valid], pa.bool_()))
 
 
 # ----------------------------------------------------------------------------------- registration
 
 
 def _registered(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    row = con.execute("SELECT count(*) FROM duckdb_functions() WHERE function_name = ?", [name]).fetchone()
+    # The name inlined, not bound: binding a Python parameter makes DuckDB import pandas (~50 MB RSS)
+    # to check whether it is a DataFrame. Names are this module's constants.
+    row = con.execute(f"SELECT count(*) FROM duckdb_functions() WHERE function_name = '{name}'").fetchone()
     return bool(row and row[0])
 
 

@@ -85,7 +85,7 @@ def test_bad_config_key(toy):
     assert proc.returncode == 3
     assert one_error_line(proc) == (
         f"error: {trades}:1: unknown config key 'partition_on' (allowed: materialized, partition_by, tags, "
-        "lookback, settings, carry_state, order_by)")
+        "lookback, settings, carry_state, order_by, slice_by)")
 
 
 def test_bad_materialization(toy):
