@@ -63,6 +63,31 @@ def test_partition_literals(tmp_path):
         "TIMESTAMPTZ '2024-08-07 23:45:00.000000+00'", "DATE '2024-08-08'", "BTC/USDT", "binanceus"]
 
 
+@pytest.mark.parametrize(("hours", "edges"), [
+    (24, ["00:00", "24:00"]),
+    (6, ["00:00", "06:00", "12:00", "18:00", "24:00"]),
+    (5, ["00:00", "05:00", "10:00", "15:00", "20:00", "24:00"]),  # the last slice ends at midnight
+])
+def test_partition_slices(hours, edges):
+    part = PartitionCtx({"date": "2024-08-08"})
+    got = part.slices(hours)
+    stamps = [s.strftime("%H:%M") if s.date().isoformat() == "2024-08-08" else "24:00" for s, _ in got]
+    stamps.append("24:00")
+    assert stamps == edges
+    assert all(a[1] == b[0] for a, b in zip(got, got[1:], strict=False))  # contiguous, no overlap
+
+
+def test_slice_literals(tmp_path):
+    day = PartitionCtx({"date": "2024-08-08"}, lookback=900)
+    part = PartitionCtx({"date": "2024-08-08"}, lookback=900, bounds=day.slices(6)[1])
+    out = render(tmp_path, "{{ partition.start }}|{{ partition.end }}|{{ partition.lookback_start }}|"
+                           "{{ partition.day_start }}|{{ partition.day_end }}|{{ partition.date }}", part)
+    assert out.split("|") == [
+        "TIMESTAMPTZ '2024-08-08 06:00:00.000000+00'", "TIMESTAMPTZ '2024-08-08 12:00:00.000000+00'",
+        "TIMESTAMPTZ '2024-08-08 05:45:00.000000+00'", "TIMESTAMPTZ '2024-08-08 00:00:00.000000+00'",
+        "TIMESTAMPTZ '2024-08-09 00:00:00.000000+00'", "DATE '2024-08-08'"]
+
+
 def test_macros_are_global_and_call_each_other(tmp_path):
     macros = {
         "a": "{% macro outer(x) %}outer({{ inner(x) }}, {{ features.max_levels }}){% endmacro %}",

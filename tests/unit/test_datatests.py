@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from daedalus.datatests import KINDS, TestResult, _fmt_row, raise_on_failure
+from daedalus.datatests import KINDS, ROW_CONDITIONS, TestResult, _fmt_row, raise_on_failure
 from daedalus.errors import BuildError
 
 REL = """(SELECT * FROM (VALUES
@@ -44,3 +44,15 @@ def test_failure_message_names_model_test_and_rows():
                             "e.g. {side=None, ts=1}")
     raise_on_failure([TestResult("t", "x", False, 1, [], severity="warn")])  # a warning does not fail
     assert _fmt_row({"a": 1}) == "{a=1}"
+
+
+def test_shared_scan_counts_equal_each_test_alone():
+    """Row-condition tests run as one scan (count(*) FILTER per test): each count must equal the
+    offending rows of that test's own query."""
+    cases = [("not_null", {"column": "side"}), ("not_null", {"column": "price"}),
+             ("accepted_range", {"column": "price", "min_value": 5, "inclusive": False}),
+             ("accepted_range", {"column": "price", "max_value": 10}),
+             ("accepted_range", {"column": "price", "min_value": 5, "max_value": 11})]
+    filters = ", ".join(f"count(*) FILTER (WHERE {ROW_CONDITIONS[k](a)})" for k, a in cases)
+    shared = duckdb.sql(f"SELECT {filters} FROM {REL}").fetchone()
+    assert list(shared) == [count(k, a) for k, a in cases] == [1, 0, 1, 1, 0]
