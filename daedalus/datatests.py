@@ -14,7 +14,7 @@ YAML (dbt's shape; `tests:` or `data_tests:`), on a column or on the model:
           - monotonic: {column: ts, partition_by: [exchange, symbol]}
 
 `monotonic` checks a column never decreases (`strict: true`: always increases) within each series,
-in the files' row order (`order_by: [...]` to use columns instead). Any test takes
+in the files' row order, files in manifest order (`order_by: [...]` to use columns instead). Any test takes
 `severity: warn` to report without failing. A custom test is a SQL file under the project's
 `tests/sql/` (or `sql/tests/`) returning offending rows, with `ref()` over what was just built.
 
@@ -106,7 +106,9 @@ def _accepted_range(rel: str, a: dict[str, Any]) -> str:
 def _monotonic(rel: str, a: dict[str, Any]) -> str:
     c = sql_ident(a["column"])
     part = ", ".join(sql_ident(x) for x in _cols(a.get("partition_by") or []))
-    order = ", ".join(sql_ident(x) for x in _cols(a.get("order_by") or [])) or "filename, file_row_number"
+    # Files in the order given (DuckDB's file_index: the manifest's order, which is slice order),
+    # rows in file order. An integer, not the filename: a window carrying a path per row is heavy.
+    order = ", ".join(sql_ident(x) for x in _cols(a.get("order_by") or [])) or "file_index, file_row_number"
     op = "<=" if a.get("strict") else "<"
     over = f"PARTITION BY {part} ORDER BY {order}" if part else f"ORDER BY {order}"
     # Only the columns the test reads go through the window: a window materialises every column it
@@ -114,7 +116,7 @@ def _monotonic(rel: str, a: dict[str, Any]) -> str:
     keep = list(dict.fromkeys([*_cols(a.get("partition_by") or []), *_cols(a.get("order_by") or []), a["column"]]))
     cols = ", ".join(sql_ident(x) for x in keep)
     if not a.get("order_by"):
-        cols += ", filename, file_row_number"
+        cols += ", file_index, file_row_number"
     return (f"SELECT * EXCLUDE (__prev) FROM (SELECT {cols}, lag({c}) OVER ({over}) AS __prev FROM {rel}) "
             f"WHERE {c} {op} __prev")
 
@@ -187,7 +189,7 @@ def _relation(session: Session, model: Model, files: list[FileInfo] | None, row_
         return None
     rel = read_parquet_sql([session.lake.url(f.path) for f in files], hive=False)
     if row_order:
-        rel = rel[:-1] + ", filename=true, file_row_number=true)"
+        rel = rel[:-1] + ", file_row_number=true)"
     return rel
 
 

@@ -41,8 +41,9 @@ class WriteResult:
     bytes: int
 
 
-def copy_sql(select_sql: str, url: str, compression: str = "zstd") -> str:
-    return f"COPY (\n{select_sql}\n) TO {sql_str(url)} (FORMAT parquet, COMPRESSION {compression})"
+def copy_sql(select_sql: str, url: str, row_group_rows: int | None = None, compression: str = "zstd") -> str:
+    rg = f", ROW_GROUP_SIZE {int(row_group_rows)}" if row_group_rows else ""
+    return f"COPY (\n{select_sql}\n) TO {sql_str(url)} (FORMAT parquet, COMPRESSION {compression}{rg})"
 
 
 def partition_filter(keys: dict[str, str]) -> str:
@@ -100,7 +101,8 @@ class Materialization:
         rel_dir = model.lake_prefix + (f"/{part.pid}" if part.pid else "")
         rel = f"{rel_dir}/{name or new_file_name()}"
         session.lake.prepare_dir(rel_dir)
-        rows = session.execute_copy(model, part, copy_sql(select, session.lake.url(rel)))
+        rows = session.execute_copy(model, part, copy_sql(select, session.lake.url(rel),
+                                                          session.config.storage.row_group_rows))
         verify = getattr(session.lake, "verify_write", None)  # object stores: list + footer rows = COPY's
         return (verify(rel, rows) if verify is not None else session.lake.stat(rel)), rows
 
