@@ -14,7 +14,7 @@ YAML (dbt's shape; `tests:` or `data_tests:`), on a column or on the model:
           - monotonic: {column: ts, partition_by: [exchange, symbol]}
 
 `monotonic` checks a column never decreases (`strict: true`: always increases) within each series,
-in the files' row order, files in manifest order (`order_by: [...]` to use columns instead). Any test takes
+in the files' row order, files in path order (`order_by: [...]` to use columns instead). Any test takes
 `severity: warn` to report without failing. A custom test is a SQL file under the project's
 `tests/sql/` (or `sql/tests/`) returning offending rows, with `ref()` over what was just built.
 
@@ -106,8 +106,8 @@ def _accepted_range(rel: str, a: dict[str, Any]) -> str:
 def _monotonic(rel: str, a: dict[str, Any]) -> str:
     c = sql_ident(a["column"])
     part = ", ".join(sql_ident(x) for x in _cols(a.get("partition_by") or []))
-    # Files in the order given (DuckDB's file_index: the manifest's order, which is slice order),
-    # rows in file order. An integer, not the filename: a window carrying a path per row is heavy.
+    # Files in path order (DuckDB's file_index over the sorted list, see _relation), rows in file
+    # order. An integer, not the filename: a window carrying a path per row is heavy.
     order = ", ".join(sql_ident(x) for x in _cols(a.get("order_by") or [])) or "file_index, file_row_number"
     op = "<=" if a.get("strict") else "<"
     over = f"PARTITION BY {part} ORDER BY {order}" if part else f"ORDER BY {order}"
@@ -187,10 +187,12 @@ def _relation(session: Session, model: Model, files: list[FileInfo] | None, row_
         return f"(\n{sql}\n)"
     if not files:
         return None
-    rel = read_parquet_sql([session.lake.url(f.path) for f in files], hive=False)
-    if row_order:
-        rel = rel[:-1] + ", file_row_number=true)"
-    return rel
+    if not row_order:
+        return read_parquet_sql([session.lake.url(f.path) for f in files], hive=False)
+    # Files in path order — partitions by date, a partition's slices by name — however the build
+    # (or a Dask executor) happened to finish them; file_index then numbers them in that order.
+    urls = sorted(session.lake.url(f.path) for f in files)
+    return read_parquet_sql(urls, hive=False)[:-1] + ", file_row_number=true)"
 
 
 def _run(session: Session, model_name: str, name: str, sql: str, severity: str, where: str) -> TestResult:
