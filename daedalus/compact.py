@@ -88,7 +88,7 @@ def _rewrite(s: Session, model_name: str, pid: str, ps: PartitionState, target_b
             where = f"__n >= {i * per} AND __n < {(i + 1) * per}" if n > 1 else "true"
             sql = f"SELECT {cols} FROM ({base}) WHERE {where} ORDER BY __n"
             try:
-                rows = int(s.con.execute(copy_sql(sql, s.lake.url(rel), s.config.storage.row_group_rows)).fetchone()[0])
+                rows = int(s.con.execute(copy_sql(sql, s.lake.url(rel), s.config.storage)).fetchone()[0])
             except duckdb.Error as e:
                 raise BuildError(f"{s.lake.url(rel)}: compaction of {model.relation} {pid}: "
                                  f"{str(e).splitlines()[0]}") from None
