@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from daedalus.datatests import KINDS, ROW_CONDITIONS, TestResult, _fmt_row, raise_on_failure
+from daedalus.datatests import KINDS, ROW_CONDITIONS, TestResult, _fmt_row, _merge, raise_on_failure
 from daedalus.errors import BuildError
 
 REL = """(SELECT * FROM (VALUES
@@ -56,3 +56,13 @@ def test_shared_scan_counts_equal_each_test_alone():
     filters = ", ".join(f"count(*) FILTER (WHERE {ROW_CONDITIONS[k](a)})" for k, a in cases)
     shared = duckdb.sql(f"SELECT {filters} FROM {REL}").fetchone()
     assert list(shared) == [count(k, a) for k, a in cases] == [1, 0, 1, 1, 0]
+
+
+def test_results_of_partitions_merge_into_one_verdict():
+    ok = TestResult("m", "unique(k)", True, 0, [], where="m.yml:3", sql="q1")
+    bad1 = TestResult("m", "unique(k)", False, 2, [{"k": 1}, {"k": 2}], where="m.yml:3", sql="q2")
+    bad2 = TestResult("m", "unique(k)", False, 4, [{"k": i} for i in range(3, 7)], where="m.yml:3", sql="q3")
+    merged = _merge([ok, bad1, bad2])
+    assert (merged.passed, merged.failures, merged.sql) == (False, 6, "q2")
+    assert merged.sample == [{"k": i} for i in range(1, 6)]  # the first SAMPLE_ROWS of the failing ones
+    assert _merge([ok, ok]).passed and _merge([ok, ok]).failures == 0
