@@ -136,14 +136,17 @@ def compile_command(
     partition: str = typer.Option(None, "--partition", "-p",
                                   help="Partition keys, e.g. exchange=binanceus,symbol=BTC/USDT,date=2024-08-08 "
                                        "(default: the newest partition)."),
+    slice_no: int = typer.Option(1, "--slice", help="For a model built in time slices (slice_by): which "
+                                 "slice of the day, 1-based (etl.slice_hours each)."),
 ) -> None:
-    """Print the exact SQL a model runs (for a partitioned model: for one partition).
+    """Print the exact SQL a model runs (for a partitioned model: for one partition, or one time
+    slice of it).
 
     Example: daedalus compile orderbook --partition exchange=binanceus,symbol=BTC/USDT,date=2024-08-08
     """
     from daedalus.runner import compile_sql
 
-    typer.echo(compile_sql(_cfg(), model, partition))
+    typer.echo(compile_sql(_cfg(), model, partition, slice_no=slice_no))
 
 
 def ls_command(

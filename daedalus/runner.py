@@ -921,9 +921,10 @@ def parse_partition(text: str | dict[str, str] | None) -> dict[str, str] | None:
 
 
 def compile_sql(config: Config, name: str, partition: str | dict[str, str] | None = None,
-                project: Project | None = None, udfs: bool = False) -> str:
+                project: Project | None = None, udfs: bool = False, slice_no: int = 1) -> str:
     """The exact SQL a model runs: for a partitioned model, the query whose rows are written to one
-    partition (the given one, else its newest candidate); for a view, its SQL over all files."""
+    partition (the given one, else its newest candidate), or to its `slice_no`-th time slice when the
+    model declares `slice_by`; for a view, its SQL over all files."""
     s = Session(config, project=project, udfs=udfs)
     try:
         model = s.project.model(name)
@@ -949,9 +950,20 @@ def compile_sql(config: Config, name: str, partition: str | dict[str, str] | Non
                 part = PartPlan(model.name, partition_id(keys), keys)
         else:
             part = PartPlan(model.name, "", {})
-        sql = s.compile_model_sql(model, part)
-        header = f"-- {model.relation} ({model.materialized}){' ' + part.pid if part.pid else ''}\n"
-        return header + mat.select_sql(model, part, sql)
+        header = f"-- {model.relation} ({model.materialized}){' ' + part.pid if part.pid else ''}"
+        ctx = s.partition_ctx(model, part)
+        hours = config.etl.slice_hours
+        if ctx is None or not model.config.slice_by or hours >= 24:
+            return header + "\n" + mat.select_sql(model, part, s.compile_model_sql(model, part))
+        slices = ctx.slices(hours)
+        if not 1 <= slice_no <= len(slices):
+            raise CompileError(f"--slice: {slice_no} is not a slice of {model.relation} "
+                               f"(1..{len(slices)} at etl.slice_hours={hours:g})")
+        lo, hi = slices[slice_no - 1]
+        header += (f" slice {slice_no}/{len(slices)} [{lo:%H:%M}, {'24:00' if hi.day != lo.day else f'{hi:%H:%M}'})"
+                   " UTC; the build runs one such query per slice")
+        sql = s.compile_model_sql(model, part, bounds=(lo, hi))
+        return header + "\n" + mat.select_sql(model, part, sql, (lo, hi))
     finally:
         s.close()
 

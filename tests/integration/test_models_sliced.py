@@ -16,7 +16,7 @@ import pytest
 
 from daedalus.config import Config, load_config
 from daedalus.lake import open_lake
-from daedalus.runner import build
+from daedalus.runner import build, compile_sql
 from daedalus.state import Manifest
 from daedalus.synth import generate
 
@@ -63,3 +63,18 @@ def test_slices_equal_whole_days(tmp_path: Path) -> None:
         assert got.equals(whole[model]), f"{model}: sliced rows differ from the day built whole"
     seq = whole["orderbook_seq"]
     assert seq.column("ofi_sum_900s").null_count < seq.num_rows  # windows that span slice edges exist
+
+
+def test_compile_prints_the_query_of_one_slice(tmp_path: Path) -> None:
+    generate(tmp_path / "lake", symbols=["BTC/USDT"], start="2024-01-06", days=1, hours=3, snapshot_ms=60_000,
+             levels=3, trades_per_sec=0.05, gaps_per_day=0, ticker_ms=60_000)
+    cfg = load_config(overrides={"storage.root": str(tmp_path / "lake"), "etl.slice_hours": 1})
+    sql = compile_sql(cfg, "orderbook", "exchange=binance,symbol=BTC/USDT,date=2024-01-06", slice_no=2)
+    header = sql.splitlines()[0]
+    assert header.endswith("slice 2/24 [01:00, 02:00) UTC; the build runs one such query per slice"), header
+    # the slice's rows, and the lookback (max_state_staleness_seconds = 300) before them
+    assert "\"ts\" >= TIMESTAMPTZ '2024-01-06 01:00:00.000000+00' AND \"ts\" < TIMESTAMPTZ '2024-01-06 02:00:00.000000+00'" in sql
+    assert "\"timestamp\" >= TIMESTAMPTZ '2024-01-06 00:55:00.000000+00'" in sql
+    whole = compile_sql(cfg.model_copy(update={"etl": cfg.etl.model_copy(update={"slice_hours": 24})}), "orderbook",
+                        "exchange=binance,symbol=BTC/USDT,date=2024-01-06")
+    assert "slice" not in whole.splitlines()[0] and "TIMESTAMPTZ '2024-01-05 23:55:00.000000+00'" in whole
