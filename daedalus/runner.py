@@ -44,6 +44,7 @@ from daedalus.errors import BuildError, CompileError
 from daedalus.lake import FileInfo, Lake, open_lake
 from daedalus.materializations import MATERIALIZATIONS, PartPlan
 from daedalus.materializations.base import partition_id
+from daedalus.materializations.partitioned import PartitionedMaterialization
 from daedalus.project import Model, Project, load_project, lookback_seconds
 from daedalus.state import Manifest, PartitionState, files_fingerprint, fingerprint
 
@@ -951,14 +952,12 @@ def compile_sql(config: Config, name: str, partition: str | dict[str, str] | Non
         else:
             part = PartPlan(model.name, "", {})
         header = f"-- {model.relation} ({model.materialized}){' ' + part.pid if part.pid else ''}"
-        ctx = s.partition_ctx(model, part)
-        hours = config.etl.slice_hours
-        if ctx is None or not model.config.slice_by or hours >= 24:
+        slices = mat.slice_bounds(s, model, part) if isinstance(mat, PartitionedMaterialization) else None
+        if slices is None:
             return header + "\n" + mat.select_sql(model, part, s.compile_model_sql(model, part))
-        slices = ctx.slices(hours)
         if not 1 <= slice_no <= len(slices):
             raise CompileError(f"--slice: {slice_no} is not a slice of {model.relation} "
-                               f"(1..{len(slices)} at etl.slice_hours={hours:g})")
+                               f"(1..{len(slices)} at etl.slice_hours={config.etl.slice_hours:g})")
         lo, hi = slices[slice_no - 1]
         header += (f" slice {slice_no}/{len(slices)} [{lo:%H:%M}, {'24:00' if hi.day != lo.day else f'{hi:%H:%M}'})"
                    " UTC; the build runs one such query per slice")

@@ -94,9 +94,18 @@ class PartitionedMaterialization(Materialization):
             where += f" AND {col} >= {ts_literal(bounds[0])} AND {col} < {ts_literal(bounds[1])}"
         return f"SELECT * FROM (\n{sql}\n) AS __daedalus_model\nWHERE {where}{order}"
 
-    def write(self, session: Session, model: Model, part: PartPlan, sql: str) -> WriteResult:
+    @staticmethod
+    def slice_bounds(session: Session, model: Model, part: PartPlan) -> list[tuple[dt.datetime, dt.datetime]] | None:
+        """The time slices this partition is built in; None when it is built whole."""
         hours = session.config.etl.slice_hours
-        if not model.config.slice_by or hours >= 24:
+        ctx = session.partition_ctx(model, part)
+        if ctx is None or not model.config.slice_by or hours >= 24:
+            return None
+        return ctx.slices(hours)
+
+    def write(self, session: Session, model: Model, part: PartPlan, sql: str) -> WriteResult:
+        slices = self.slice_bounds(session, model, part)
+        if slices is None:
             return super().write(session, model, part, sql)
         # One query and one file per slice, each rendered with its own bounds (and lookback before
         # them): DuckDB's memory follows the slice. File names sort in slice order, so the files
@@ -104,7 +113,7 @@ class PartitionedMaterialization(Materialization):
         files: list[FileInfo] = []
         rows = 0
         empty: list[FileInfo] = []
-        for i, bounds in enumerate(session.partition_ctx(model, part).slices(hours)):
+        for i, bounds in enumerate(slices):
             slice_sql = session.compile_model_sql(model, part, bounds=bounds)
             info, n = self.write_file(session, model, part, self.select_sql(model, part, slice_sql, bounds),
                                       new_file_name(i))
