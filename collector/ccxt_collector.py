@@ -399,7 +399,7 @@ class CcxtCollector:
         async def session(conn: Connection) -> None:
             for s in feed.symbols:
                 self._conn[(feed.channel, s)] = conn
-                conn.watch(f"{feed.channel}:{s}")
+                conn.watch(f"{feed.channel}:{s}", (feed.channel, s))
             self.emit_event("connect", channel=feed.channel, conn=conn,
                             symbol=feed.symbols[0] if len(feed.symbols) == 1 else None,
                             detail=f"{feed.name} via {feed.method}")

@@ -47,8 +47,11 @@ from daedalus.collector.connection import (
     event_row,
     supervise,
 )
-from daedalus.collector.venues import COINBASE_HEARTBEAT_CHANNEL, check_coinbase_channels
+from daedalus.collector.venues import COINBASE_CHANNELS, COINBASE_HEARTBEAT_CHANNEL, check_coinbase_channels
 from daedalus.errors import ConfigError, ExchangeError
+
+# Advanced Trade channel -> the bronze channel its rows land in.
+BRONZE_CHANNEL = {v: k for k, v in COINBASE_CHANNELS.items()}
 
 SOURCE = "coinbase"
 EXCHANGE = "coinbase"
@@ -199,6 +202,11 @@ class CoinbaseCollector:
         from websockets.exceptions import ConnectionClosed, InvalidStatus
 
         self.books = {p: L2Book() for p in self.products}
+        # Every series this session feeds, before any I/O: a failure at connect names them all.
+        for p in self.products:
+            for ch in self.channels:
+                if ch in BRONZE_CHANNEL:
+                    conn.carries(BRONZE_CHANNEL[ch], product_to_symbol(p))
         try:
             async with connect(self.url, max_size=2**24, ping_interval=20, ping_timeout=20,
                                open_timeout=10, close_timeout=2) as ws:
@@ -211,7 +219,8 @@ class CoinbaseCollector:
                 for p in self.products:
                     for ch in self.channels:
                         if ch != "market_trades":
-                            conn.watch(f"{ch}:{p}")
+                            conn.watch(f"{ch}:{p}", (BRONZE_CHANNEL[ch], product_to_symbol(p))
+                                       if ch in BRONZE_CHANNEL else None)
                 state = {"expected": None}
                 async for raw in ws:
                     capture_ts = time.time_ns()

@@ -262,6 +262,11 @@ class Connection:
     delivered: bool = False
     last_data: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
+    carried: dict[tuple[str, str], None] = field(default_factory=dict)
+    """The (bronze channel, symbol) series this connection carries, in subscription order: an event
+    of the whole connection names each of them (FEATURES.md "Time": an event breaks only what it names)."""
+    series_of: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Stale-deadline key -> the series whose data resets it."""
 
     def __post_init__(self) -> None:
         if not self.conn_id:
@@ -271,9 +276,17 @@ class Connection:
         self.seq += 1
         return self.seq
 
-    def watch(self, subscription: str) -> None:
-        """Start the stale deadline of a subscription (at subscribe time)."""
+    def watch(self, subscription: str, series: tuple[str, str] | None = None) -> None:
+        """Start the stale deadline of a subscription (at subscribe time); `series` is the (channel,
+        symbol) it feeds, which then counts as carried by this connection."""
         self.last_data.setdefault(subscription, time.monotonic())
+        if series is not None:
+            self.series_of[subscription] = series
+            self.carries(*series)
+
+    def carries(self, channel: str, symbol: str) -> None:
+        """Record that this connection delivers the series (channel, symbol), watched or not."""
+        self.carried.setdefault((channel, symbol), None)
 
     def touch(self, subscription: str) -> None:
         """A subscription delivered data: reset its stale deadline."""
@@ -310,9 +323,22 @@ async def _watchdog(conn: Connection, stale_after: float, max_age: float) -> Rec
         stalest = conn.stalest()
         if stalest is not None and stalest[1] >= stale_after:
             key, age = stalest
-            return StaleStream(f"no data on {key} for {age:.1f}s (stale_after={stale_after}s)")
+            channel, symbol = conn.series_of.get(key, (None, None))
+            return StaleStream(f"no data on {key} for {age:.1f}s (stale_after={stale_after}s)",
+                               symbol=symbol, channel=channel)
         if time.monotonic() - conn.started >= max_age:
             return ProactiveReconnect(f"connection age {max_age:.0f}s reached: reconnecting before the exchange's cut")
+
+
+def _named_series(conn: Connection, symbol: str | None, channel: str | None) -> list[tuple[str | None, str | None]]:
+    """The (symbol, channel) pairs an event of this session names: the one the reason names, or, for a
+    reason of the whole connection, every series it carried (never a NULL symbol that silver would
+    read as "every series of the exchange"). A session that failed before subscribing carried
+    nothing: its event keeps symbol and channel NULL."""
+    if symbol is not None or channel is not None:
+        return [(symbol, channel)]
+    pairs = [(s, c) for c, s in conn.carried]
+    return pairs or [(None, None)]
 
 
 async def supervise(
@@ -355,9 +381,10 @@ async def supervise(
         if conn.delivered:
             backoff.reset()
         if reason is None or stop.is_set():
-            await emitter.emit(Record(source, "events", event_row(
-                "disconnect", exchange=exchange, conn_id=conn.conn_id, seq=conn.seq, detail="collector stopping",
-                close_code=1000)))
+            for symbol, channel in _named_series(conn, None, None):
+                await emitter.emit(Record(source, "events", event_row(
+                    "disconnect", exchange=exchange, conn_id=conn.conn_id, seq=conn.seq, symbol=symbol,
+                    channel=channel, detail="collector stopping", close_code=1000)))
             return
         if isinstance(reason, fatal):
             raise reason
@@ -370,9 +397,10 @@ async def supervise(
             close_code = symbol = channel = None
             retry_after = status = None
             close_code = getattr(reason, "close_code", None)
-        await emitter.emit(Record(source, "events", event_row(
-            event_type, exchange=exchange, conn_id=conn.conn_id, seq=conn.seq, symbol=symbol,
-            channel=channel, close_code=close_code, detail=f"{name}: {detail}"[:2000])))
+        for sym, chan in _named_series(conn, symbol, channel):
+            await emitter.emit(Record(source, "events", event_row(
+                event_type, exchange=exchange, conn_id=conn.conn_id, seq=conn.seq, symbol=sym,
+                channel=chan, close_code=close_code, detail=f"{name}: {detail}"[:2000])))
         if isinstance(reason, ServerShutdown | ProactiveReconnect):
             delay = 0.0
         else:

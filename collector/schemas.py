@@ -78,7 +78,7 @@ EVENT_TYPES = (
     "truncation", "reconnect", "error", "quarantine", "segment_repair", "rate_limited",
 )
 # Events after which ETL treats the series as broken (FEATURES.md "break").
-BREAK_EVENT_TYPES = ("disconnect", "gap", "resync", "overflow", "stale", "reconnect", "segment_repair")
+BREAK_EVENT_TYPES = ("disconnect", "gap", "resync", "overflow", "stale", "reconnect", "segment_repair", "quarantine")
 
 SCHEMAS: dict[str, pa.Schema] = {
     "ticker": TICKER,

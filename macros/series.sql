@@ -11,7 +11,7 @@ CAST(timezone('UTC', {{ ts }}) AS DATE)
 {#- Bronze `events` types after which a series is broken (collector/schemas.py BREAK_EVENT_TYPES;
     a unit test keeps the two lists equal). -#}
 {% macro break_event_types() -%}
-('disconnect', 'gap', 'resync', 'overflow', 'stale', 'reconnect', 'segment_repair')
+('disconnect', 'gap', 'resync', 'overflow', 'stale', 'reconnect', 'segment_repair', 'quarantine')
 {%- endmacro %}
 
 {#- Start of the left-closed bar of `seconds` containing ts: floor(epoch / d) · d, in UTC. Integer
@@ -23,4 +23,36 @@ to_timestamp((epoch_us({{ ts }}) // {{ (seconds * 1000000) | int }}) * {{ second
 {#- A lookback interval literal for config(): whole seconds, rounded up. -#}
 {% macro seconds_interval(seconds) -%}
 {{ (seconds | round(0, 'ceil')) | int }} seconds
+{%- endmacro %}
+
+{#- Break placement on one clock (FEATURES.md "Time"): CTEs ending in `name`, the rows of `rows` (with
+    exchange, symbol, capture_ts) plus `n_breaks`, the number of break events of series (exchange,
+    symbol, `channel`) received strictly before the row's capture_ts. A row is after a break when
+    n_breaks grew since the previous row of its series. An event names its series by symbol and
+    channel; NULL in either means every symbol / every channel (connection-wide rows of older lakes).
+    Events are read a minute beyond the rows' span on both sides: the receive clock of a row may lead or
+    trail its exchange `ts`, which is what selects the rows. -#}
+{% macro series_break_counts(rows, channel, name) -%}
+{{ name }}_events AS (
+    SELECT exchange, symbol, capture_ts::TIMESTAMPTZ AS cap
+    FROM {{ source('bronze', 'events') }}
+    WHERE event_type IN {{ break_event_types() }}
+      AND (channel = '{{ channel }}' OR channel IS NULL)
+      AND capture_ts >= {{ partition.lookback_start }} - INTERVAL 60 SECONDS
+      AND capture_ts < {{ partition.end }} + INTERVAL 60 SECONDS
+),
+{{ name }}_by_symbol AS (
+    SELECT exchange, symbol, cap, count(*) OVER (PARTITION BY exchange, symbol ORDER BY cap) AS n
+    FROM {{ name }}_events WHERE symbol IS NOT NULL
+),
+{{ name }}_by_exchange AS (
+    SELECT exchange, cap, count(*) OVER (PARTITION BY exchange ORDER BY cap) AS n
+    FROM {{ name }}_events WHERE symbol IS NULL
+),
+{{ name }} AS (
+    SELECT r.*, coalesce(s.n, 0) + coalesce(e.n, 0) AS n_breaks
+    FROM {{ rows }} r
+    ASOF LEFT JOIN {{ name }}_by_symbol s ON r.exchange = s.exchange AND r.symbol = s.symbol AND r.capture_ts > s.cap
+    ASOF LEFT JOIN {{ name }}_by_exchange e ON r.exchange = e.exchange AND r.capture_ts > e.cap
+)
 {%- endmacro %}

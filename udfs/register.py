@@ -121,7 +121,15 @@ def series_from_arrow(rows: pa.StructArray) -> Series:
         return _f64(pc.struct_field(rows, name))
 
     return Series(_ts_us(pc.struct_field(rows, "ts")), _bools(pc.struct_field(rows, "crossed")),
-                  _bools(pc.struct_field(rows, "break_before")), col("mid"), col("spread"), col("ofi"), col("mlofi"))
+                  _bools(pc.struct_field(rows, "break_before")), col("mid"), col("spread"), col("ofi"), col("mlofi"),
+                  _counts(rows, "trade_breaks"))
+
+
+def _counts(rows: pa.StructArray, name: str) -> np.ndarray | None:
+    """An optional int64 field (a running count of break events), None when the struct lacks it."""
+    if rows.type.get_field_index(name) < 0:
+        return None
+    return np.asarray(pc.fill_null(pc.struct_field(rows, name), 0).to_numpy(zero_copy_only=False), np.int64)
 
 
 def book_from_arrow(rows: pa.StructArray) -> Book:
@@ -137,7 +145,7 @@ def trades_from_arrow(rows: pa.StructArray | None) -> Trades:
         return Trades(np.empty(0, np.int64), np.empty(0), np.empty(0))
     buy = np.nan_to_num(_f64(pc.struct_field(rows, "buy")))
     sell = np.nan_to_num(_f64(pc.struct_field(rows, "sell")))
-    return Trades(_ts_us(pc.struct_field(rows, "ts")), buy, sell)
+    return Trades(_ts_us(pc.struct_field(rows, "ts")), buy, sell, _counts(rows, "breaks"))
 
 
 # ----------------------------------------------------------------------------------- numpy → Arrow

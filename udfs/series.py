@@ -15,7 +15,7 @@ import numpy as np
 from daedalus.udfs.kernels.kyle import kyle_lambda
 from daedalus.udfs.kernels.ofi import ofi_mlofi
 from daedalus.udfs.kernels.returns import mid_prices, mid_returns, touch
-from daedalus.udfs.kernels.segments import segment_ids, segment_starts, trade_segments
+from daedalus.udfs.kernels.segments import segment_ids, segment_starts
 from daedalus.udfs.kernels.spread import (
     spread_percentile,
     spread_regime_dynamic,
@@ -58,6 +58,8 @@ class Book:
     ask_off: np.ndarray
     crossed: np.ndarray
     break_before: np.ndarray
+    trade_breaks: np.ndarray | None = None
+    """As `Series.trade_breaks`."""
 
 
 @dataclass
@@ -66,6 +68,9 @@ class Trades:
     buy: np.ndarray
     """Size if the aggressor bought, else 0."""
     sell: np.ndarray
+    breaks: np.ndarray | None = None
+    """Per trade, the number of trades-series break events received before it (receive clock);
+    None = no break known. Trade windows restart where it grows."""
 
 
 def _empty_trades() -> Trades:
@@ -88,6 +93,9 @@ class Series:
     spread: np.ndarray
     ofi_raw: np.ndarray
     mlofi_raw: np.ndarray
+    trade_breaks: np.ndarray | None = None
+    """Per snapshot, the number of trades-series break events received before it (same count as
+    `Trades.breaks`): a snapshot's trade windows hold only trades of its own count."""
 
 
 def series_from_book(book: Book, p: SeqParams) -> Series:
@@ -99,7 +107,7 @@ def series_from_book(book: Book, p: SeqParams) -> Series:
     bid1 = touch(book.bid_px, book.bid_off)
     ask1 = touch(book.ask_px, book.ask_off)
     return Series(book.ts, book.crossed, book.break_before, mid_prices(book.bid_px, book.bid_off, book.ask_px, book.ask_off),
-                  ask1 - bid1, raw_ofi, raw_mlofi)
+                  ask1 - bid1, raw_ofi, raw_mlofi, book.trade_breaks)
 
 
 def orderbook_sequential(book: Book, trades: Trades | None, p: SeqParams) -> dict[str, np.ndarray]:
@@ -107,14 +115,19 @@ def orderbook_sequential(book: Book, trades: Trades | None, p: SeqParams) -> dic
     return series_sequential(series_from_book(book, p), trades, p)
 
 
-def vpin_as_of(ts: np.ndarray, starts: np.ndarray, point_ts: np.ndarray, point_vpin: np.ndarray) -> np.ndarray:
+def vpin_as_of(ts: np.ndarray, point_ts: np.ndarray, point_vpin: np.ndarray) -> np.ndarray:
     """VPIN at each snapshot: the value of the last point (completed bucket, or the value carried in
-    at the partition start) with ts ≤ t; points sorted by (ts, bucket index), so among points sharing
-    a timestamp the last one wins. NULL (NaN) before any point and at a segment start."""
+    at a partition start) with ts ≤ t; points sorted by (ts, bucket index), so among points sharing
+    a timestamp the last one wins. NULL (NaN) before any point; breaks do not restart it."""
     idx = np.searchsorted(point_ts, ts, side="right") - 1
     out = np.where(idx >= 0, point_vpin[np.maximum(idx, 0)] if point_vpin.shape[0] else np.nan, np.nan)
-    out[starts] = np.nan
     return out
+
+
+def _running_max(counts: np.ndarray | None, n: int) -> np.ndarray:
+    if counts is None:
+        return np.zeros(n, np.int64)
+    return np.maximum.accumulate(counts.astype(np.int64)) if n else np.empty(0, np.int64)
 
 
 def series_sequential(sr: Series, trades: Trades | None, p: SeqParams,
@@ -138,8 +151,12 @@ def series_sequential(sr: Series, trades: Trades | None, p: SeqParams,
     mid = sr.mid
     log_return, velocity = mid_returns(mid, ts, seg, float(US))
 
+    # Trades-series segments (FEATURES.md "Time"): trade windows restart only at breaks of the trades
+    # series, placed on the receive clock for trades and snapshots alike. Running maxima keep both
+    # non-decreasing in time order, which window_sums needs, if a capture clock ever stepped back.
     hi = np.arange(n, dtype=np.int64)
-    t_seg = trade_segments(tr.ts, ts, seg)
+    t_seg = _running_max(tr.breaks, tr.ts.shape[0])
+    q_tseg = _running_max(sr.trade_breaks, n)
     t_hi = last_at_or_before(tr.ts, ts)
     lr2 = log_return * log_return
     hs = len(p.horizons)
@@ -157,7 +174,7 @@ def series_sequential(sr: Series, trades: Trades | None, p: SeqParams,
         out2d["ofi_sum"][j] = np.where(c[0] > 0, s[0], np.nan)
         out2d["mlofi_sum"][j] = np.where(c[1] > 0, s[1], np.nan)
         out2d["rv"][j] = np.where(c[2] > 0, np.sqrt(np.maximum(s[2], 0.0)), np.nan)
-        ts_sum, _ = window_sums(tr.ts, t_seg, trade_vals, ts, seg, t_hi, h_us)
+        ts_sum, _ = window_sums(tr.ts, t_seg, trade_vals, ts, q_tseg, t_hi, h_us)
         b, a = ts_sum[0], ts_sum[1]
         vol = b + a
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -165,6 +182,8 @@ def series_sequential(sr: Series, trades: Trades | None, p: SeqParams,
         out2d["trade_volume"][j] = vol
 
     flow = flow_between_snapshots(tr.ts, tr.buy - tr.sell, ts)
+    # An observation needs the trades series unbroken since the previous snapshot, too.
+    flow[1:][q_tseg[1:] != q_tseg[:-1]] = np.nan
     lam, r2 = kyle_lambda(ts, seg, log_return, flow, np.int64(p.kyle_lambda_window * US))
 
     spread = sr.spread
@@ -181,18 +200,19 @@ def series_sequential(sr: Series, trades: Trades | None, p: SeqParams,
         "seg_start": starts, "log_return": log_return, "mid_velocity": velocity, "ofi": ofi,
         "mlofi": mlofi, "kyle_lambda": lam, "kyle_lambda_r2": r2, "spread_pctile": pctile,
     }
-    # FEATURES.md: the first value after a break is NULL, for every sequential column.
+    # FEATURES.md: the first value after a break of the book is NULL for the book-derived columns.
+    # Trade windows (tfi, trade_volume) do not restart there, and VPIN restarts at no break.
     for key in ("log_return", "mid_velocity", "ofi", "mlofi", "kyle_lambda", "kyle_lambda_r2", "spread_pctile"):
         out[key][starts] = np.nan
-    for arr in out2d.values():
-        arr[:, starts] = np.nan
+    for key in ("ofi_sum", "mlofi_sum", "rv"):
+        out2d[key][:, starts] = np.nan
     if p.use_dynamic_spread_regime:
         regime = regime.copy()
         regime[starts] = -1
     out["spread_regime"] = regime
     out.update(out2d)
     if vpin_points is not None:
-        out["vpin"] = vpin_as_of(ts, starts, vpin_points[0], vpin_points[1])
+        out["vpin"] = vpin_as_of(ts, vpin_points[0], vpin_points[1])
     else:
         out["vpin"] = np.full(n, np.nan)
     return out

@@ -23,7 +23,7 @@
 {{ config(materialized='partitioned', partition_by=['exchange', 'symbol', 'date'], tags=['orderbook', 'gold', 'sequential'],
           lookback=seconds_interval(lookback_s), order_by=['exchange', 'symbol', 'ts', 'seq'], slice_by='ts') }}
 WITH src AS NOT MATERIALIZED (
-    SELECT exchange, symbol, ts, seq, crossed, break_before, bids, asks
+    SELECT exchange, symbol, ts, seq, capture_ts, crossed, break_before, bids, asks
     FROM {{ ref('orderbook') }}
     WHERE ts >= {{ partition.lookback_start }} AND ts < {{ partition.end }}
 ),
@@ -32,41 +32,49 @@ ranked AS (
     -- over the level lists sorted every list through the window (≈ 9 s of a symbol-day, most of this
     -- model); a window over two keys costs a fraction of the scan. Keys are unique per series
     -- (silver dedups them), so `rn − 1` is exactly lag()'s predecessor.
-    SELECT exchange, symbol, ts, seq, row_number() OVER (PARTITION BY exchange, symbol ORDER BY ts, seq) AS rn
+    SELECT exchange, symbol, ts, seq, capture_ts, row_number() OVER (PARTITION BY exchange, symbol ORDER BY ts, seq) AS rn
     FROM src
 ),
+-- Trades-series breaks counted on the receive clock for snapshots and trades alike (FEATURES.md
+-- "Time"): a snapshot's trade windows hold only trades with its count.
+{{ series_break_counts('ranked', 'trades', 'snapshot_trade_breaks') }},
 levels AS NOT MATERIALIZED (
     -- Only the MLOFI levels are read.
-    SELECT s.exchange, s.symbol, s.ts, s.seq, s.crossed, s.break_before, r.rn,
+    SELECT s.exchange, s.symbol, s.ts, s.seq, s.crossed, s.break_before, r.rn, r.n_breaks AS trade_breaks,
         (s.bids[1].price + s.asks[1].price) / 2 AS mid,
         s.asks[1].price - s.bids[1].price AS spread,
         list_slice(s.bids, 1, {{ f.ofi_levels }}) AS bids,
         list_slice(s.asks, 1, {{ f.ofi_levels }}) AS asks
     FROM src s
     -- NOT DISTINCT: a venue without sequence numbers has seq NULL (still one row per key in silver)
-    JOIN ranked r ON r.exchange = s.exchange AND r.symbol = s.symbol AND r.ts = s.ts
+    JOIN snapshot_trade_breaks r ON r.exchange = s.exchange AND r.symbol = s.symbol AND r.ts = s.ts
         AND r.seq IS NOT DISTINCT FROM s.seq
 ),
 book AS (
     -- Per row, no order needed: mid and spread of the touch, and OFI/MLOFI of the snapshot against
     -- its predecessor (the row ranked just before; none for the first row, as lag() gives NULL), so
     -- the row-wise kernel daedalus_ofi sees both books in one row. A hash join streams and spills.
-    SELECT b.exchange, b.symbol, b.ts, b.seq, b.crossed, b.break_before, b.mid, b.spread,
+    SELECT b.exchange, b.symbol, b.ts, b.seq, b.crossed, b.break_before, b.trade_breaks, b.mid, b.spread,
         daedalus_ofi(b.bids, b.asks, p.bids, p.asks, {{ f.ofi_levels }}, {{ f.ofi_decay_alpha }}::DOUBLE) AS pair
     FROM levels b
     LEFT JOIN levels p ON p.exchange = b.exchange AND p.symbol = b.symbol AND p.rn = b.rn - 1
 ),
-flow AS (
-    SELECT exchange, symbol, ts, trade_id,
-        CASE WHEN side = 'buy' THEN amount ELSE 0.0 END AS buy,
-        CASE WHEN side = 'sell' THEN amount ELSE 0.0 END AS sell
+trade_rows AS (
+    SELECT exchange, symbol, ts, trade_id, side, amount, capture_ts
     FROM {{ ref('trades') }}
     WHERE ts >= {{ partition.lookback_start }} AND ts < {{ partition.end }}
+),
+{{ series_break_counts('trade_rows', 'trades', 'trade_breaks') }},
+flow AS (
+    SELECT exchange, symbol, ts, trade_id, n_breaks,
+        CASE WHEN side = 'buy' THEN amount ELSE 0.0 END AS buy,
+        CASE WHEN side = 'sell' THEN amount ELSE 0.0 END AS sell
+    FROM trade_breaks
 ),
 book_series AS (
     SELECT exchange, symbol,
         list({'ts': ts, 'seq': seq, 'crossed': crossed, 'break_before': break_before, 'mid': mid, 'spread': spread,
-              'ofi': pair.ofi, 'mlofi': pair.mlofi} ORDER BY ts, seq) AS snapshots
+              'ofi': pair.ofi, 'mlofi': pair.mlofi, 'trade_breaks': trade_breaks} ORDER BY ts, seq) AS snapshots
     FROM book
     GROUP BY exchange, symbol
 ),
@@ -74,17 +82,20 @@ flow_series AS (
     -- (ts, trade_id) order, numeric ids compared as numbers: it fixes the summation order of trades
     -- sharing a timestamp, so sums are reproducible to the bit.
     SELECT exchange, symbol,
-        list({'ts': ts, 'buy': buy, 'sell': sell} ORDER BY ts, TRY_CAST(trade_id AS HUGEINT) NULLS LAST, trade_id) AS trades
+        list({'ts': ts, 'buy': buy, 'sell': sell, 'breaks': n_breaks}
+             ORDER BY ts, TRY_CAST(trade_id AS HUGEINT) NULLS LAST, trade_id) AS trades
     FROM flow
     GROUP BY exchange, symbol
 ),
 {%- if f.enable_vpin %}
 vpin_series AS (
-    -- VPIN points of this day up to the slice's end: the value carried in at midnight ('open') and
-    -- one per completed bucket, in (ts, bucket_index) order; the kernel takes the last point with ts ≤ t.
+    -- VPIN points up to the slice's end: the value carried in at each midnight ('open') and one per
+    -- completed bucket, in (ts, bucket_index) order; the kernel takes the last point with ts ≤ t.
+    -- The previous day's points are read too: a day with no trades yet (no partition of its own, or
+    -- none built) still carries the last value in (FEATURES.md "vpin": whatever day those trades fell on).
     SELECT exchange, symbol, list({'ts': ts, 'vpin': vpin} ORDER BY ts, bucket_index, kind DESC) AS points
     FROM {{ ref('vpin_buckets') }}
-    WHERE kind IN ('open', 'bucket') AND ts >= {{ partition.day_start }} AND ts < {{ partition.end }}
+    WHERE kind IN ('open', 'bucket') AND ts < {{ partition.end }}
     GROUP BY exchange, symbol
 ),
 {%- endif %}

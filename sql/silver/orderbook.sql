@@ -10,57 +10,59 @@
   Built in time slices (`slice_by`, etl.slice_hours): the final sort carries the lists, and a slice
   of them fits a small memory_limit where a whole day does not.
 -#}
-WITH raw AS NOT MATERIALIZED (
-    SELECT
-        exchange,
-        symbol,
-        "timestamp"::TIMESTAMPTZ AS ts,
-        seq,
-        nonce,
-        capture_ts::TIMESTAMPTZ AS capture_ts,
-        conn_id,
-        bids,
-        asks
+WITH unstamped AS (
+    -- A snapshot loaded over REST (Binance's lastUpdateId book) has no exchange time: it takes the
+    -- time of the first update applied to it, the next row of its series on its connection. The ts
+    -- filter below selects stamped rows, so these are picked by receive time instead.
+    SELECT exchange, symbol, conn_id, seq
+    FROM {{ source('bronze', 'orderbook') }}
+    WHERE "timestamp" IS NULL AND symbol IS NOT NULL
+      AND capture_ts >= {{ partition.lookback_start }} - INTERVAL 60 SECONDS
+      AND capture_ts < {{ partition.end }} + INTERVAL 60 SECONDS
+),
+stamp_fill AS (
+    SELECT u.exchange, u.symbol, u.conn_id, u.seq, n.ts AS fill_ts
+    FROM unstamped u
+    ASOF JOIN (
+        SELECT exchange, symbol, conn_id, seq, "timestamp"::TIMESTAMPTZ AS ts
+        FROM {{ source('bronze', 'orderbook') }}
+        WHERE "timestamp" IS NOT NULL AND symbol IS NOT NULL
+          AND capture_ts >= {{ partition.lookback_start }} - INTERVAL 60 SECONDS
+          AND capture_ts < {{ partition.end }} + INTERVAL 120 SECONDS
+    ) n ON n.exchange = u.exchange AND n.symbol = u.symbol AND n.conn_id = u.conn_id AND u.seq < n.seq
+),
+raw AS NOT MATERIALIZED (
+    SELECT exchange, symbol, "timestamp"::TIMESTAMPTZ AS ts, seq, nonce, capture_ts::TIMESTAMPTZ AS capture_ts,
+        conn_id, bids, asks
     FROM {{ source('bronze', 'orderbook') }}
     WHERE "timestamp" >= {{ partition.lookback_start }} AND "timestamp" < {{ partition.end }}
       AND symbol IS NOT NULL
+    UNION ALL
+    SELECT b.exchange, b.symbol, f.fill_ts AS ts, b.seq, b.nonce, b.capture_ts::TIMESTAMPTZ AS capture_ts,
+        b.conn_id, b.bids, b.asks
+    FROM {{ source('bronze', 'orderbook') }} b
+    JOIN stamp_fill f ON f.exchange = b.exchange AND f.symbol = b.symbol AND f.conn_id = b.conn_id AND f.seq = b.seq
+    WHERE b."timestamp" IS NULL
+      AND b.capture_ts >= {{ partition.lookback_start }} - INTERVAL 60 SECONDS
+      AND b.capture_ts < {{ partition.end }} + INTERVAL 60 SECONDS
+      AND f.fill_ts >= {{ partition.lookback_start }} AND f.fill_ts < {{ partition.end }}
 ),
 keys AS (
     -- The same snapshot landed twice (a re-delivered segment) has the same exchange time and seq.
-    SELECT exchange, symbol, ts, seq, count(*) AS copies
+    -- capture_ts is the receive clock that events are placed on (its first copy).
+    SELECT exchange, symbol, ts, seq, count(*) AS copies, min(capture_ts) AS capture_ts
     FROM raw
     GROUP BY exchange, symbol, ts, seq
 ),
-break_events AS (
-    SELECT exchange, symbol, capture_ts::TIMESTAMPTZ AS ts
-    FROM {{ source('bronze', 'events') }}
-    WHERE event_type IN {{ break_event_types() }}
-      AND capture_ts >= {{ partition.lookback_start }} AND capture_ts < {{ partition.end }}
-),
--- Running count of break events up to each instant, per symbol and per whole connection (symbol
--- NULL); a snapshot is after a break when the count grew since the previous snapshot.
-symbol_breaks AS (
-    SELECT exchange, symbol, ts, count(*) OVER (PARTITION BY exchange, symbol ORDER BY ts) AS n
-    FROM break_events WHERE symbol IS NOT NULL
-),
-exchange_breaks AS (
-    SELECT exchange, ts, count(*) OVER (PARTITION BY exchange ORDER BY ts) AS n
-    FROM break_events WHERE symbol IS NULL
-),
-counted AS (
-    SELECT k.*, coalesce(sb.n, 0) + coalesce(eb.n, 0) AS breaks_so_far
-    FROM keys k
-    ASOF LEFT JOIN symbol_breaks sb ON k.exchange = sb.exchange AND k.symbol = sb.symbol AND k.ts >= sb.ts
-    ASOF LEFT JOIN exchange_breaks eb ON k.exchange = eb.exchange AND k.ts >= eb.ts
-),
+{{ series_break_counts('keys', 'orderbook', 'breaks_so_far') }},
 flags AS (
     SELECT exchange, symbol, ts, seq, copies,
         coalesce(
-            breaks_so_far > lag(breaks_so_far) OVER series
+            n_breaks > lag(n_breaks) OVER series
             OR epoch_us(ts) - epoch_us(lag(ts) OVER series) > {{ (features.max_state_staleness_seconds * 1000000) | int }},
             true
         ) AS break_before
-    FROM counted
+    FROM breaks_so_far
     WINDOW series AS (PARTITION BY exchange, symbol ORDER BY ts, seq)
 ),
 joined AS NOT MATERIALIZED (

@@ -20,6 +20,8 @@ class Snap:
     asks: list[tuple[float, float]]
     crossed: bool = False
     break_before: bool = False
+    trade_breaks: int = 0
+    """Trades-series break events received before this snapshot (FEATURES.md "Time", one clock)."""
 
 
 @dataclass
@@ -28,6 +30,8 @@ class Trade:
     size: float
     is_buy: bool
     price: float = 100.0
+    breaks: int = 0
+    """Trades-series break events received before this trade."""
 
 
 def segment_start_index(snaps: list[Snap], staleness_s: float) -> list[int]:
@@ -106,18 +110,14 @@ def rv_ref(snaps: list[Snap], staleness_s: float, h: int) -> list:
 
 
 def tfi_ref(snaps: list[Snap], trades: list[Trade], staleness_s: float, h: int) -> tuple[list, list]:
-    """Trades with ts in (max(t − h, ts of the segment's first row), t]: (B − S)/(B + S) and B + S."""
-    starts = segment_start_index(snaps, staleness_s)
+    """Trades with ts in (t − h, t] received after the same trades breaks as the snapshot (a book
+    break does not restart them): (B − S)/(B + S) and B + S."""
     tfi: list[float | None] = []
     vol: list[float | None] = []
-    for i, s in enumerate(snaps):
-        if starts[i] == i:
-            tfi.append(None)
-            vol.append(None)
-            continue
-        lo = max(s.ts - h * US, snaps[starts[i]].ts)
-        b = math.fsum(t.size for t in trades if lo < t.ts <= s.ts and t.is_buy)
-        a = math.fsum(t.size for t in trades if lo < t.ts <= s.ts and not t.is_buy)
+    for s in snaps:
+        win = [t for t in trades if s.ts - h * US < t.ts <= s.ts and t.breaks == s.trade_breaks]
+        b = math.fsum(t.size for t in win if t.is_buy)
+        a = math.fsum(t.size for t in win if not t.is_buy)
         tfi.append((b - a) / (b + a) if b + a > 0 else None)
         vol.append(b + a)
     return tfi, vol
@@ -126,14 +126,17 @@ def tfi_ref(snaps: list[Snap], trades: list[Trade], staleness_s: float, h: int) 
 def kyle_ref(snaps: list[Snap], trades: list[Trade], staleness_s: float, w: int) -> tuple[list, list]:
     starts = segment_start_index(snaps, staleness_s)
     lr, _ = returns_ref(snaps, staleness_s)
-    q = [0.0] * len(snaps)
+    q: list[float | None] = [0.0] * len(snaps)
     for i in range(1, len(snaps)):
         q[i] = math.fsum((t.size if t.is_buy else -t.size) for t in trades
                          if snaps[i - 1].ts < t.ts <= snaps[i].ts)
+        if snaps[i].trade_breaks != snaps[i - 1].trade_breaks:
+            q[i] = None  # the trades series broke since the previous snapshot: no observation
     lam: list[float | None] = []
     r2: list[float | None] = []
     for i, s in enumerate(snaps):
-        obs = [(lr[j], q[j]) for j in range(starts[i], i + 1) if snaps[j].ts > s.ts - w * US and lr[j] is not None]
+        obs = [(lr[j], q[j]) for j in range(starts[i], i + 1)
+               if snaps[j].ts > s.ts - w * US and lr[j] is not None and q[j] is not None]
         if starts[i] == i or len(obs) < 10:
             lam.append(None)
             r2.append(None)
@@ -237,7 +240,8 @@ def to_book(snaps: list[Snap]):
     bp, bs, bo = side(lambda s: s.bids)
     ap, as_, ao = side(lambda s: s.asks)
     return Book(np.array([s.ts for s in snaps], np.int64), bp, bs, bo, ap, as_, ao,
-                np.array([s.crossed for s in snaps], bool), np.array([s.break_before for s in snaps], bool))
+                np.array([s.crossed for s in snaps], bool), np.array([s.break_before for s in snaps], bool),
+                np.array([s.trade_breaks for s in snaps], np.int64))
 
 
 def to_trades(trades: list[Trade]):
@@ -247,4 +251,5 @@ def to_trades(trades: list[Trade]):
 
     return Trades(np.array([t.ts for t in trades], np.int64),
                   np.array([t.size if t.is_buy else 0.0 for t in trades], float),
-                  np.array([0.0 if t.is_buy else t.size for t in trades], float))
+                  np.array([0.0 if t.is_buy else t.size for t in trades], float),
+                  np.array([t.breaks for t in trades], np.int64))

@@ -1,7 +1,7 @@
 """Every per-snapshot kernel against the brute-force reference on random series (hypothesis).
 
 Random series carry what real ones do: duplicate timestamps, gaps above the staleness limit, break
-flags, crossed books, empty and short sides, prices on a coarse grid so equal prices (and equal
+flags of the book and of the trades series (apart: a trades break is not a book break), crossed books, empty and short sides, prices on a coarse grid so equal prices (and equal
 spreads) are common, and trades sharing timestamps with snapshots.
 """
 
@@ -53,7 +53,13 @@ def series(draw):
     m = draw(st.integers(0, 80))
     times = sorted(draw(st.lists(st.sampled_from([s.ts for s in snaps]) | st.integers(first - 1_000_000, last),
                                  min_size=m, max_size=m)))
-    trades = [ref.Trade(t, draw(st.integers(1, 8)) * 0.25, draw(st.booleans())) for t in times]
+    # Trades-series break events, received at random instants (capture = exchange time here): each
+    # snapshot and trade carries the count received strictly before it.
+    cuts = draw(st.lists(st.integers(first - 1_000_000, last), max_size=3))
+    for s in snaps:
+        s.trade_breaks = sum(c < s.ts for c in cuts)
+    trades = [ref.Trade(t, draw(st.integers(1, 8)) * 0.25, draw(st.booleans()), breaks=sum(c < t for c in cuts))
+              for t in times]
     return snaps, trades
 
 

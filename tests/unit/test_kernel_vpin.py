@@ -151,11 +151,11 @@ def test_cross_check_with_ob_analytics() -> None:
 
 
 def test_snapshot_takes_last_bucket_completed_at_or_before_it() -> None:
-    # points: carried-in value at 0, then two buckets completed by one trade at 5 (the later one wins)
+    # points: carried-in value at 0, then two buckets completed by one trade at 5 (the later one wins),
+    # a point at 9 whose value is NULL. FEATURES.md: VPIN does not restart at breaks, so no segment input.
     pts_ts = np.array([0, 5, 5, 9], np.int64)
     pts_v = np.array([0.4, 0.5, 0.6, np.nan])
     ts = np.array([0, 4, 5, 6, 9, 10], np.int64)
-    starts = np.array([False, False, False, True, False, False])
-    got = vpin_as_of(ts, starts, pts_ts, pts_v)
-    np.testing.assert_array_equal(got, [0.4, 0.4, 0.6, np.nan, np.nan, np.nan])  # NULL at a segment start
-    assert np.isnan(vpin_as_of(np.array([3], np.int64), np.array([False]), np.array([5], np.int64), np.array([0.1]))).all()
+    got = vpin_as_of(ts, pts_ts, pts_v)
+    np.testing.assert_array_equal(got, [0.4, 0.4, 0.6, 0.6, np.nan, np.nan])
+    assert np.isnan(vpin_as_of(np.array([3], np.int64), np.array([5], np.int64), np.array([0.1]))).all()

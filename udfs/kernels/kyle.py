@@ -23,9 +23,11 @@ ZERO_VARIANCE_RELATIVE = 1e-12
 def kyle_lambda(
     ts: np.ndarray, seg: np.ndarray, log_return: np.ndarray, flow: np.ndarray, window: np.int64,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(λ, r²) per snapshot, NaN where NULL. `flow` is q_n; observations are the rows with a log_return."""
+    """(λ, r²) per snapshot, NaN where NULL. `flow` is q_n; observations are the rows with a log_return
+    and a q_n."""
     n = ts.shape[0]
-    r = log_return
+    # An observation needs both r and q (q is NaN where the trades series broke since the last snapshot).
+    r = np.where(np.isnan(flow), np.nan, log_return)
     q = np.where(np.isnan(r), np.nan, flow)
     hi = np.arange(n).astype(np.int64)
     vals = np.empty((5, n))

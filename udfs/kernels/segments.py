@@ -2,10 +2,9 @@
 
 A snapshot starts a new segment when it is the first row of the series handed to the kernel, when
 silver flags `break_before` (a bronze `events` row: disconnect, gap, resync, overflow ...), or when
-the time since the previous snapshot exceeds `max_state_staleness_seconds`. Every sequential kernel
-reads the segment id instead of re-deriving the rule, so all features restart at the same rows.
-Trades are assigned to the segment of the latest snapshot strictly before them, so trades in
-(ts_{n-1}, ts_n] belong to snapshot n-1's segment and a break row sees no trades of its own segment.
+the time since the previous snapshot exceeds `max_state_staleness_seconds`. Every book-derived kernel
+reads the segment id instead of re-deriving the rule, so those features restart at the same rows.
+Trade windows follow the trades series' own breaks instead (series.py), not these segments.
 """
 
 from __future__ import annotations
@@ -28,23 +27,6 @@ def segment_ids(ts: np.ndarray, break_before: np.ndarray, staleness: np.int64) -
             cur += 1
         seg[i] = cur
     return seg
-
-
-@njit(cache=True)
-def trade_segments(trade_ts: np.ndarray, snap_ts: np.ndarray, snap_seg: np.ndarray) -> np.ndarray:
-    """Segment of each trade: that of the latest snapshot with ts < trade ts; −1 before the first snapshot.
-
-    Both inputs are sorted by time, so one merge pass suffices.
-    """
-    m = trade_ts.shape[0]
-    n = snap_ts.shape[0]
-    out = np.empty(m, np.int64)
-    j = -1  # last snapshot index with snap_ts < current trade ts
-    for k in range(m):
-        while j + 1 < n and snap_ts[j + 1] < trade_ts[k]:
-            j += 1
-        out[k] = snap_seg[j] if j >= 0 else -1
-    return out
 
 
 @njit(cache=True)
