@@ -50,9 +50,9 @@ VPIN_BUCKETS = "daedalus_vpin_buckets"
 
 LEVEL_SQL = "STRUCT(price DOUBLE, size DOUBLE)[]"
 SERIES_SQL = ("STRUCT(ts TIMESTAMPTZ, seq BIGINT, crossed BOOLEAN, break_before BOOLEAN, mid DOUBLE, "
-              "spread DOUBLE, ofi DOUBLE, mlofi DOUBLE)[]")
+              "spread DOUBLE, ofi DOUBLE, mlofi DOUBLE, trade_breaks BIGINT)[]")
 OFI_RETURN_SQL = "STRUCT(ofi DOUBLE, mlofi DOUBLE)"
-FLOW_SQL = "STRUCT(ts TIMESTAMPTZ, buy DOUBLE, sell DOUBLE)[]"
+FLOW_SQL = "STRUCT(ts TIMESTAMPTZ, buy DOUBLE, sell DOUBLE, breaks BIGINT)[]"
 VPIN_POINTS_SQL = "STRUCT(ts TIMESTAMPTZ, vpin DOUBLE)[]"
 VPIN_TRADES_SQL = "STRUCT(ts TIMESTAMPTZ, amount DOUBLE, is_buy BOOLEAN, price DOUBLE)[]"
 

@@ -98,10 +98,10 @@ def _one_pass(root: Path) -> dict[tuple[str, int, int], tuple]:
                           daedalus_ofi(bids, asks, lag(bids) OVER w, lag(asks) OVER w, {cfg.ofi_levels}, {cfg.ofi_decay_alpha}) AS pair
                    FROM {silver} WINDOW w AS (PARTITION BY exchange, symbol ORDER BY ts, seq)),
              b AS (SELECT exchange, symbol, list({{'ts': ts, 'seq': seq, 'crossed': crossed, 'break_before': break_before,
-                          'mid': mid, 'spread': spread, 'ofi': pair.ofi, 'mlofi': pair.mlofi}} ORDER BY ts, seq) AS s
+                          'mid': mid, 'spread': spread, 'ofi': pair.ofi, 'mlofi': pair.mlofi, 'trade_breaks': 0}} ORDER BY ts, seq) AS s
                    FROM p GROUP BY ALL),
              t AS (SELECT exchange, symbol, list({{'ts': ts, 'buy': CASE WHEN side = 'buy' THEN amount ELSE 0.0 END,
-                          'sell': CASE WHEN side = 'sell' THEN amount ELSE 0.0 END}}
+                          'sell': CASE WHEN side = 'sell' THEN amount ELSE 0.0 END, 'breaks': 0}}
                           ORDER BY ts, TRY_CAST(trade_id AS HUGEINT) NULLS LAST, trade_id) AS t FROM {trades} GROUP BY ALL),
              c AS (SELECT b.symbol, daedalus_orderbook_seq(b.s, t.t, NULL, {list(cfg.horizons)}::INTEGER[], {cfg.ofi_levels},
                           {cfg.ofi_decay_alpha}, {cfg.max_state_staleness_seconds}, {cfg.kyle_lambda_window},

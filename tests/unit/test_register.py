@@ -61,9 +61,9 @@ WITH p AS (SELECT symbol, ts, seq, crossed, break_before, (bids[1].price + asks[
                   {OFI}(bids, asks, lag(bids) OVER w, lag(asks) OVER w, 10, 0.5) AS pair
            FROM book WINDOW w AS (PARTITION BY symbol ORDER BY ts, seq)),
      b AS (SELECT symbol, list({{'ts': ts, 'seq': seq, 'crossed': crossed, 'break_before': break_before, 'mid': mid,
-                                 'spread': spread, 'ofi': pair.ofi, 'mlofi': pair.mlofi}} ORDER BY ts, seq) AS snaps
+                                 'spread': spread, 'ofi': pair.ofi, 'mlofi': pair.mlofi, 'trade_breaks': 0}} ORDER BY ts, seq) AS snaps
            FROM p GROUP BY symbol),
-     t AS (SELECT symbol, list({{'ts': ts, 'buy': buy, 'sell': sell}} ORDER BY ts, trade_id) AS trades FROM flow GROUP BY symbol),
+     t AS (SELECT symbol, list({{'ts': ts, 'buy': buy, 'sell': sell, 'breaks': 0}} ORDER BY ts, trade_id) AS trades FROM flow GROUP BY symbol),
      c AS (SELECT b.symbol, {ORDERBOOK_SEQ}(b.snaps, t.trades, NULL, [5, 60]::INTEGER[], 10, 0.5, 300.0, 300, 300,
                                              0.2, 0.8, true, 0.0001) AS r
            FROM b LEFT JOIN t USING (symbol))
