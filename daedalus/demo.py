@@ -17,6 +17,7 @@ from typing import Any
 
 DEMO_SYMBOLS = {"BTC/USDT": 60_000.0, "ETH/USDT": 3_000.0, "SOL/USDT": 150.0}
 STEP_MS = 20
+DEMO_VPIN_BUCKET_VOLUME = 0.5
 
 
 @dataclass
@@ -45,6 +46,9 @@ def demo_config(root: str | Path, seconds: float) -> Any:
         "ingestion.flush_interval_seconds": min(5.0, max(0.5, seconds / 10)),
         "ingestion.stale_after_seconds": 10.0,
         "ingestion.coinbase": {"products": products, "channels": ["level2", "market_trades", "ticker"]},
+        # VPIN buckets sized to the simulated flow (about 15 base units a second per symbol): the
+        # default `auto` needs a first hour of trades, which a demo of a minute never has.
+        "etl.symbols": {s: {"vpin_bucket_volume": DEMO_VPIN_BUCKET_VOLUME} for s in DEMO_SYMBOLS},
     })
 
 

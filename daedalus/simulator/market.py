@@ -73,7 +73,9 @@ class SimulatedMarket:
         self.now_ms = start_ms
         self.step_ms = step_ms
         self.books: dict[str, SimBook] = {}
-        self.trade_id = 10_000
+        # Ids grow with the simulated clock (1,000 per ms, far above the simulated trade rate), so two
+        # runs into one lake never reuse an id: silver deduplicates trades on (exchange, symbol, id).
+        self.trade_id = start_ms * 1_000
         self.last_trade: dict[str, Trade] = {}
         for symbol, mid in (symbols or DEFAULT_SYMBOLS).items():
             tick = _tick_for(mid)

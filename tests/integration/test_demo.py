@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from daedalus.demo import format_demo, run_demo
+from daedalus.demo import demo_config, format_demo, run_demo
 
 pytestmark = pytest.mark.network
 
@@ -30,6 +30,15 @@ def test_demo_collects_lands_builds_and_queries(tmp_path: Path) -> None:
     written = sum(v for k, v in c["written"].items() if k.endswith("/orderbook"))
     assert rows["bronze.orderbook"] == written
     assert Path(result.catalog or "").exists()
+    # VPIN shows in the demo (bucket volume sized to the simulated flow), for every demo symbol
+    from daedalus.catalog import open_catalog
+
+    con = open_catalog(demo_config(tmp_path / "lake", 6))
+    try:
+        vpin = dict(con.execute("SELECT symbol, count(vpin) FROM gold.orderbook_hf GROUP BY ALL").fetchall())
+    finally:
+        con.close()
+    assert set(vpin) >= {"BTC/USDT", "ETH/USDT", "SOL/USDT"} and min(vpin.values()) > 0, vpin
     text = format_demo(result)
     assert "catalog:" in text and "rows per layer" in text and "gold." in text
 

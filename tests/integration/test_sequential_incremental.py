@@ -17,6 +17,7 @@ import pytest
 
 from daedalus import runner
 from daedalus.config import load_config
+from daedalus.collector.schemas import BREAK_EVENT_TYPES
 from daedalus.synth import generate
 from daedalus.udfs.register import register_all
 from daedalus.udfs.series import US, VpinParams, VpinState, vpin_partition
@@ -92,17 +93,24 @@ def _one_pass(root: Path) -> dict[tuple[str, int, int], tuple]:
     cfg = _config(root).etl.features
     silver = f"read_parquet('{root}/silver/orderbook/**/*.parquet', hive_partitioning=false)"
     trades = f"read_parquet('{root}/silver/trades/**/*.parquet', hive_partitioning=false)"
+    events = f"read_parquet('{root}/bronze/events/**/*.parquet', hive_partitioning=true)"
+    # trades-series breaks received before each row (FEATURES.md "Time"), counted over the whole series
+    breaks = (f"(SELECT count(*) FROM ev WHERE ev.exchange = {{x}}.exchange AND coalesce(ev.symbol, {{x}}.symbol) = "
+              f"{{x}}.symbol AND ev.cap < {{x}}.capture_ts)")
     rows = con.execute(f"""
-        WITH p AS (SELECT exchange, symbol, ts, seq, crossed, break_before, (bids[1].price + asks[1].price) / 2 AS mid,
+        WITH ev AS (SELECT exchange, symbol, capture_ts::TIMESTAMPTZ AS cap FROM {events}
+                    WHERE event_type IN {BREAK_EVENT_TYPES} AND coalesce(channel, 'trades') = 'trades'),
+             p AS (SELECT exchange, symbol, ts, seq, crossed, break_before, (bids[1].price + asks[1].price) / 2 AS mid,
+                          {breaks.format(x='o')} AS trade_breaks,
                           asks[1].price - bids[1].price AS spread,
                           daedalus_ofi(bids, asks, lag(bids) OVER w, lag(asks) OVER w, {cfg.ofi_levels}, {cfg.ofi_decay_alpha}) AS pair
-                   FROM {silver} WINDOW w AS (PARTITION BY exchange, symbol ORDER BY ts, seq)),
+                   FROM {silver} o WINDOW w AS (PARTITION BY exchange, symbol ORDER BY ts, seq)),
              b AS (SELECT exchange, symbol, list({{'ts': ts, 'seq': seq, 'crossed': crossed, 'break_before': break_before,
-                          'mid': mid, 'spread': spread, 'ofi': pair.ofi, 'mlofi': pair.mlofi, 'trade_breaks': 0}} ORDER BY ts, seq) AS s
+                          'mid': mid, 'spread': spread, 'ofi': pair.ofi, 'mlofi': pair.mlofi, 'trade_breaks': trade_breaks}} ORDER BY ts, seq) AS s
                    FROM p GROUP BY ALL),
              t AS (SELECT exchange, symbol, list({{'ts': ts, 'buy': CASE WHEN side = 'buy' THEN amount ELSE 0.0 END,
-                          'sell': CASE WHEN side = 'sell' THEN amount ELSE 0.0 END, 'breaks': 0}}
-                          ORDER BY ts, TRY_CAST(trade_id AS HUGEINT) NULLS LAST, trade_id) AS t FROM {trades} GROUP BY ALL),
+                          'sell': CASE WHEN side = 'sell' THEN amount ELSE 0.0 END, 'breaks': {breaks.format(x='tr')}}}
+                          ORDER BY ts, TRY_CAST(trade_id AS HUGEINT) NULLS LAST, trade_id) AS t FROM {trades} tr GROUP BY ALL),
              c AS (SELECT b.symbol, daedalus_orderbook_seq(b.s, t.t, NULL, {list(cfg.horizons)}::INTEGER[], {cfg.ofi_levels},
                           {cfg.ofi_decay_alpha}, {cfg.max_state_staleness_seconds}, {cfg.kyle_lambda_window},
                           {cfg.spread_regime_window}, 0.2, 0.8, true, 0.0001) AS r

@@ -79,3 +79,18 @@ def test_paced_delays_are_capture_gaps_divided_by_speed(tmp_path: Path) -> None:
     assert [d for d, _, _ in paced(cap, 10)] == [0.0, 0.05, 0.2]
     assert [d for d, _, _ in paced(cap, 0)] == [0.0, 0.0, 0.0]  # speed 0: as fast as possible
     assert [p["t"] for p in cap.trades()] == [1, 2] and len(cap.book_tickers()) == 1
+
+
+def test_two_runs_never_share_a_trade_id() -> None:
+    # `daedalus demo` twice into one lake: the second run starts later on the clock, and silver
+    # deduplicates trades on their id, so a reused id would silently drop the second run's trade.
+    def ids(start_ms: int, steps: int) -> tuple[list[int], int]:
+        m = SimulatedMarket({"BTC/USDT": 60_000.0}, seed=7, start_ms=start_ms, step_ms=20)
+        out = [ev.trade_id for _ in range(steps) for ev in m.step() if isinstance(ev, Trade)]
+        return out, m.now_ms
+
+    first, end_ms = ids(1_723_161_600_000, 500)
+    second, _ = ids(end_ms, 500)  # same seed, started when the first run ended
+    assert first and second
+    assert not set(first) & set(second)
+    assert second == sorted(second) and min(second) > max(first)
