@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from daedalus import runner
-from daedalus.config import load_config
 from daedalus.collector.schemas import BREAK_EVENT_TYPES
+from daedalus.config import load_config
 from daedalus.synth import generate
 from daedalus.udfs.register import register_all
 from daedalus.udfs.series import US, VpinParams, VpinState, vpin_partition
@@ -95,8 +95,8 @@ def _one_pass(root: Path) -> dict[tuple[str, int, int], tuple]:
     trades = f"read_parquet('{root}/silver/trades/**/*.parquet', hive_partitioning=false)"
     events = f"read_parquet('{root}/bronze/events/**/*.parquet', hive_partitioning=true)"
     # trades-series breaks received before each row (FEATURES.md "Time"), counted over the whole series
-    breaks = (f"(SELECT count(*) FROM ev WHERE ev.exchange = {{x}}.exchange AND coalesce(ev.symbol, {{x}}.symbol) = "
-              f"{{x}}.symbol AND ev.cap < {{x}}.capture_ts)")
+    breaks = ("(SELECT count(*) FROM ev WHERE ev.exchange = {x}.exchange AND coalesce(ev.symbol, {x}.symbol) = "
+              "{x}.symbol AND ev.cap < {x}.capture_ts)")
     rows = con.execute(f"""
         WITH ev AS (SELECT exchange, symbol, capture_ts::TIMESTAMPTZ AS cap FROM {events}
                     WHERE event_type IN {BREAK_EVENT_TYPES} AND coalesce(channel, 'trades') = 'trades'),

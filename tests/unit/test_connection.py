@@ -71,6 +71,29 @@ def test_stale_subscription_forces_a_reconnect() -> None:
     assert events[0]["event_type"] == "stale" and "orderbook:BTC/USDT" in events[0]["detail"]
 
 
+def test_stale_names_only_its_own_series_and_a_disconnect_names_every_series_carried() -> None:
+    # FEATURES.md "Time": an event breaks only the series it names. A quiet ticker beside a live book
+    # must name (ETH/USDT, ticker), never a NULL symbol that silver reads as "every series".
+    async def quiet_ticker(conn: Connection) -> None:
+        conn.watch("ticker:ETH/USDT", ("ticker", "ETH/USDT"))
+        conn.watch("orderbook:ETH/USDT", ("orderbook", "ETH/USDT"))
+        while True:
+            conn.touch("orderbook:ETH/USDT")
+            await asyncio.sleep(0.05)
+
+    events, _ = _run(quiet_ticker, FAST, until=2)
+    assert (events[0]["event_type"], events[0]["symbol"], events[0]["channel"]) == ("stale", "ETH/USDT", "ticker")
+
+    async def dropped(conn: Connection) -> None:
+        conn.watch("orderbook:BTC/USDT", ("orderbook", "BTC/USDT"))
+        conn.carries("trades", "BTC/USDT")  # carried without a stale deadline (quiet markets trade rarely)
+        raise Disconnected("closed by peer", close_code=1006)
+
+    events, _ = _run(dropped, FAST, until=2)
+    first = [(e["event_type"], e["symbol"], e["channel"]) for e in events if e["close_code"] == 1006]
+    assert first == [("disconnect", "BTC/USDT", "orderbook"), ("disconnect", "BTC/USDT", "trades")]
+
+
 def test_fresh_data_keeps_a_subscription_alive_and_age_forces_a_proactive_reconnect() -> None:
     async def session(conn: Connection) -> None:
         conn.watch("trades:X")
