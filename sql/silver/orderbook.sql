@@ -24,6 +24,7 @@ WITH raw AS NOT MATERIALIZED (
     FROM {{ source('bronze', 'orderbook') }}
     WHERE "timestamp" >= {{ partition.lookback_start }} AND "timestamp" < {{ partition.end }}
       AND symbol IS NOT NULL
+      AND {{ book_reject_reason() }} IS NULL  -- counted by silver.rejects (macros/quality.sql)
 ),
 keys AS (
     -- The same snapshot landed twice (a re-delivered segment) has the same exchange time and seq.
