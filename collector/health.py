@@ -60,6 +60,7 @@ def build_health(queue_stats: dict, sink_stats: dict, extra: dict | None = None)
         "upload_backlog": sink_stats.get("upload_backlog", 0),
         "upload_error": sink_stats.get("upload_error"),
         "repairs": sink_stats.get("repairs", 0),
+        "disk_full": sink_stats.get("disk_full"),
         "channels": channels,
         "streams": dict(sorted(streams.items())),
         **(extra or {}),
@@ -85,7 +86,12 @@ async def run_health_writer(
 
     `extra` is an optional callable returning more top-level keys (e.g. the collectors' own stats)."""
     while True:
-        write_health(path, build_health(queue.stats(), sink.stats(), extra() if extra else None))
+        try:
+            write_health(path, build_health(queue.stats(), sink.stats(), extra() if extra else None))
+        except OSError:
+            # A full disk must not stop the collector: the next write (space permitting) catches up;
+            # the half-written temp file goes so it does not hold the last free blocks.
+            Path(path).with_name(f".{Path(path).name}.{os.getpid()}.tmp").unlink(missing_ok=True)
         if stop.is_set():
             return
         with contextlib.suppress(TimeoutError):

@@ -8,6 +8,7 @@ quarantines the torn tail. Close → fsync → publish into ready/ exactly as fo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable
@@ -71,6 +72,13 @@ class NdjsonSegmentWriter(RotatingSegments):
 
     def _size(self) -> int:
         return os.fstat(self._file.fileno()).st_size if self._file is not None else 0
+
+    def _release(self) -> None:
+        if self._file is not None:
+            # a full disk: the unflushed tail is lost, repair.py keeps the complete lines
+            with contextlib.suppress(OSError, ValueError):
+                self._file.close()
+        self._file = None
 
     def _finish(self) -> None:
         assert self._file is not None

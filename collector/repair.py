@@ -18,15 +18,19 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from daedalus.collector.diskfull import is_disk_full
 from daedalus.collector.ndjson_segment import ndjson_to_table, table_to_ndjson
 from daedalus.collector.schemas import SCHEMAS
 from daedalus.collector.segment import JOURNAL_SUFFIX, fsync_dir, publish, raw_dir
+from daedalus.errors import StorageError
 
 
 @dataclass(slots=True)
@@ -78,23 +82,28 @@ def _parquet_rows(path: Path) -> int | None:
         return None
 
 
-def _write_parquet(table: pa.Table, dst: Path, work_dir: Path) -> None:
+def _write_tmp(dst: Path, work_dir: Path, write: Callable[[BinaryIO], None]) -> None:
     # Written under active/ (same filesystem), published into ready/ only once complete and fsynced.
+    # On any failure (a full disk above all) the temp file goes: the original is still in active/
+    # and the next repair starts over, so a failed repair leaves nothing behind.
     tmp = work_dir / f".repair-{dst.name}.tmp"
-    with open(tmp, "wb") as f:
-        pq.write_table(table, f, compression="zstd")
-        f.flush()
-        os.fsync(f.fileno())
-    publish(tmp, dst)
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        publish(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write_parquet(table: pa.Table, dst: Path, work_dir: Path) -> None:
+    _write_tmp(dst, work_dir, lambda f: pq.write_table(table, f, compression="zstd"))
 
 
 def _write_ndjson(table: pa.Table, dst: Path, work_dir: Path) -> None:
-    tmp = work_dir / f".repair-{dst.name}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(table_to_ndjson(table))
-        f.flush()
-        os.fsync(f.fileno())
-    publish(tmp, dst)
+    _write_tmp(dst, work_dir, lambda f: f.write(table_to_ndjson(table)))
 
 
 def _quarantine(root: Path, source: str, channel: str, paths: list[Path]) -> list[Path]:
@@ -196,8 +205,20 @@ def _repair_ndjson(root: Path, source: str, channel: str, seg: Path) -> RepairRe
     return RepairResult(source, channel, seg, ready, n, torn, quarantined, detail, _exchanges(table))
 
 
-def repair_active(root: str | Path) -> list[RepairResult]:
-    """Repair every segment under raw/active/; returns what was done (for the events rows)."""
+def repair_segment(root: str | Path, source: str, channel: str, seg: Path) -> RepairResult | None:
+    """Repair one segment of raw/active/ (a Parquet segment, its journal, or an NDJSON segment)."""
+    root = Path(root)
+    if seg.suffix == ".ndjson":
+        return _repair_ndjson(root, source, channel, seg) if seg.exists() else None
+    return _repair_parquet(root, source, channel, seg.with_suffix(".parquet"))
+
+
+def repair_active(root: str | Path, deferred: list[tuple[str, str, Path]] | None = None) -> list[RepairResult]:
+    """Repair every segment under raw/active/; returns what was done (for the events rows).
+
+    On a full disk a segment's repair fails cleanly (no temp file left, the original untouched):
+    it is appended to `deferred` (source, channel, path) for a later try, or, without `deferred`,
+    the repair stops with a StorageError naming the segment."""
     root = Path(root)
     active = root / "raw" / "active"
     results: list[RepairResult] = []
@@ -208,12 +229,20 @@ def repair_active(root: str | Path) -> list[RepairResult]:
         for tmp in chan_dir.glob(".repair-*.tmp"):
             tmp.unlink()  # an interrupted earlier repair; its original is still here
         stems = sorted({p.stem for p in chan_dir.glob("segment_*") if p.suffix in (".parquet", JOURNAL_SUFFIX)})
-        for stem in stems:
-            result = _repair_parquet(root, source, channel, chan_dir / f"{stem}.parquet")
+        segs = [chan_dir / f"{stem}.parquet" for stem in stems] + sorted(chan_dir.glob("segment_*.ndjson"))
+        for seg in segs:
+            try:
+                result = repair_segment(root, source, channel, seg)
+            except OSError as e:
+                if not is_disk_full(e):
+                    raise
+                if deferred is None:
+                    raise StorageError(f"{seg}: disk full while repairing this segment ({e.strerror or e}); "
+                                       "it is untouched in raw/active/ - free space and start again") from None
+                deferred.append((source, channel, seg))
+                continue
             if result is not None:
                 results.append(result)
-        for seg in sorted(chan_dir.glob("segment_*.ndjson")):
-            results.append(_repair_ndjson(root, source, channel, seg))
     return results
 
 

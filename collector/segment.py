@@ -17,6 +17,7 @@ Rotation: when the file's size on disk reaches `segment_max_mb`, or when the UTC
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import uuid
@@ -173,6 +174,18 @@ class RotatingSegments:
     def _after_publish(self, active: Path) -> None:
         """Hook: remove sidecars once the segment is safely in ready/."""
 
+    def abandon(self) -> Path | None:
+        """Drop the open segment as a crash would (e.g. the disk is full: no footer can be written):
+        handles closed, files left in active/ for repair.py. The next write opens a new segment."""
+        active = self.active_path
+        self._release()
+        self.active_path = None
+        self.opened_hour = None
+        return active
+
+    def _release(self) -> None:
+        """Hook: close file handles without completing the file, ignoring errors."""
+
 
 def _hour(now: dt.datetime) -> tuple[int, int, int, int]:
     now = now.astimezone(dt.UTC)
@@ -250,6 +263,17 @@ class StreamingParquetWriter(RotatingSegments):
             self._journal_file.close()
         self._journal_writer = None
         self._journal_file = None
+
+    def _release(self) -> None:
+        if self._writer is not None:
+            self._writer.is_open = False  # its __del__ would write a footer into the closed file
+        for f in (self._journal_file, self._file):
+            if f is not None:
+                # may raise again on a full disk: the buffered bytes are lost, the journal's flushed
+                # batches are not
+                with contextlib.suppress(OSError, ValueError):
+                    f.close()
+        self._writer = self._file = self._journal_writer = self._journal_file = None
 
     def _after_publish(self, active: Path) -> None:
         journal = active.with_suffix(JOURNAL_SUFFIX)

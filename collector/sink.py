@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from daedalus.collector.diskfull import Stall, is_disk_full
 from daedalus.collector.ndjson_segment import NdjsonSegmentWriter
 from daedalus.collector.quarantine import (
     QUARANTINE,
@@ -33,7 +35,7 @@ from daedalus.collector.quarantine import (
     quarantine_table,
 )
 from daedalus.collector.queue import BoundedQueue, Record, StreamKey, stream_key, stream_name
-from daedalus.collector.repair import RepairResult, repair_active, repair_event_rows
+from daedalus.collector.repair import RepairResult, repair_active, repair_event_rows, repair_segment
 from daedalus.collector.schemas import SCHEMAS
 from daedalus.collector.segment import RotatingSegments, StreamingParquetWriter
 from daedalus.config import IngestionConfig, S3Config
@@ -73,6 +75,10 @@ class BronzeSink:
         self._seq = 0
         self.repairs: list[RepairResult] = []
         self.flushes = 0
+        self.stall = Stall()  # a full disk (diskfull.py)
+        self._abandoned: list[tuple[str, str, Path]] = []  # segments to repair once space returns
+        self._stalled_streams: set[tuple[str, str]] = set()  # (source, exchange) of held batches
+        self.lost_on_stop = 0  # records still held when stopped on a full disk (health file, stderr)
         self.uploads = None
         if s3_root is not None:
             from daedalus.collector.upload import S3Uploader, UploadQueue, make_s3_client
@@ -233,7 +239,13 @@ class BronzeSink:
         quarantine = self._quarantine_writer(source)
         rows = [r for _, r in items]
         table, rejected = self._convert(channel, rows)
-        await asyncio.to_thread(self._write_sync, channel, table, rejected, writer, quarantine)
+        try:
+            await asyncio.to_thread(self._write_sync, channel, table, rejected, writer, quarantine)
+        except OSError as e:
+            if not is_disk_full(e):
+                raise
+            self._stalled(stream, items, e, [w for w in (writer, quarantine) if w is not None])
+            return
         self._count_flushed(source, channel, items, rejected)
         self.flushes += 1
         self._offer_closed()
@@ -241,7 +253,64 @@ class BronzeSink:
     async def _flush_all(self) -> None:
         # Events last: flushing data may add quarantine events rows.
         for stream in sorted(self._buffers, key=lambda s: s[1] == "events"):
+            if self.stall.active and self.stall.wait_seconds() > 0:
+                return  # the disk just refused a batch: the others wait for the retry
             await self._flush(stream)
+
+    # -- a full disk (diskfull.py) ---------------------------------------------------------------
+    def _stalled(self, stream: tuple[str, str], items: list[tuple[StreamKey, Any]], exc: OSError,
+                 writers: list[RotatingSegments]) -> None:
+        """The batch goes back to the head of its buffer; the segments it touched are abandoned."""
+        self._buffers[stream] = items + self._buffers.get(stream, [])
+        self._buffer_rows += len(items)
+        self._stalled_streams.update((stream[0], k[2] or stream[0]) for k, _ in items)
+        for w in writers:
+            path = w.abandon()
+            if path is not None:
+                self._abandoned.append((w.source, w.channel, path))
+        self.stall.hit(exc)
+
+    async def _retry_stalled(self, stop: asyncio.Event) -> None:
+        """Wait out the backoff (the queue fills meanwhile, and counts what it drops), then retry."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), self.stall.wait_seconds())
+        self.stall.next_try = 0.0
+        await self._flush_all()
+        if self.stall.active and self.stall.wait_seconds() == 0 and not self._buffer_rows:
+            self._resumed()
+
+    def _resumed(self) -> None:
+        """Space is back: record the stall in `events`, repair the segments it abandoned."""
+        held = self.stall.stats(self._buffer_rows)
+        since, seconds, retries = self.stall.clear()
+        now = time.time_ns()
+        streams, self._stalled_streams = sorted(self._stalled_streams), set()
+        for source, exchange in streams:  # one row per exchange whose batches were held
+            self._sink_event(source, [{
+                "collected_at": now // 1_000_000, "capture_ts": now, "exchange": exchange, "symbol": None,
+                "conn_id": "sink", "seq": self._next_seq(), "event_type": "error", "channel": None,
+                "close_code": None, "count": retries + 1, "interval_start": int(since * 1e9), "interval_end": now,
+                "detail": f"disk full: writes stalled for {seconds:.1f}s, {retries + 1} attempts; the held "
+                          f"batches are written, records the queue dropped meanwhile are in overflow events; "
+                          f"last error {held['last_error']}",
+            }])
+        pending, self._abandoned = self._abandoned, []
+        for source, channel, path in pending:
+            try:
+                result = repair_segment(self.root, source, channel, path)
+            except OSError as e:
+                if not is_disk_full(e):
+                    raise
+                self._abandoned.append((source, channel, path))  # still no room: next stall's end
+                continue
+            if result is not None:
+                self._record_repair(result)
+
+    def _record_repair(self, r: RepairResult) -> None:
+        rows = repair_event_rows(r, seq_start=self._seq + 1)
+        self._seq += len(rows)
+        self._sink_event(r.source, rows)
+        self.repairs.append(r)
 
     def _offer_closed(self) -> None:
         while self._closed:
@@ -252,12 +321,9 @@ class BronzeSink:
     # -- lifecycle -------------------------------------------------------------------------------
     def repair(self) -> list[RepairResult]:
         """Repair raw/active/ left by a crash; the repairs become `segment_repair` events rows."""
-        results = repair_active(self.root)
+        results = repair_active(self.root, deferred=self._abandoned)  # a full disk defers, never kills
         for r in results:
-            rows = repair_event_rows(r, seq_start=self._seq + 1)
-            self._seq += len(rows)
-            self._sink_event(r.source, rows)
-        self.repairs.extend(results)
+            self._record_repair(r)
         return results
 
     def _offer_existing_ready(self) -> None:
@@ -282,6 +348,9 @@ class BronzeSink:
         next_flush = time.monotonic() + interval
         try:
             while not stop.is_set():
+                if self.stall.active:  # a full disk: no draining (the queue bounds memory), retry
+                    await self._retry_stalled(stop)
+                    continue
                 # Drain what is there without a task per record; await only when the queue is empty.
                 drained = 0
                 while drained < 10 * self.cfg.batch_size:
@@ -305,7 +374,7 @@ class BronzeSink:
                 if time.monotonic() >= next_flush:
                     await self._flush_all()
                     for w in list(self._writers.values()) + list(self._quarantine_writers.values()):
-                        await asyncio.to_thread(w.rotate_if_hour_changed)
+                        await self._close_writer(w, w.rotate_if_hour_changed)
                     self._offer_closed()
                     next_flush = time.monotonic() + interval
             while True:  # stop: drain everything the collectors managed to enqueue
@@ -327,11 +396,31 @@ class BronzeSink:
 
     async def close(self) -> None:
         """Flush every buffer and close every open segment into raw/ready/."""
+        if self.stall.active:
+            self.stall.next_try = 0.0  # one last try, whatever the backoff says
         await self._flush_all()
         await self._flush_all()  # quarantine events rows produced by the first pass
         for w in list(self._writers.values()) + list(self._quarantine_writers.values()):
-            await asyncio.to_thread(w.close)
+            await self._close_writer(w, w.close)
         self._offer_closed()
+        if self.stall.active and self._buffer_rows:
+            # Still no room: what is held cannot be written now. Counted here and in the last health
+            # file; the abandoned segments' journals are repaired on the next start.
+            self.lost_on_stop = self._buffer_rows
+            print(f"daedalus collect: disk full at stop: {self._buffer_rows} buffered records could not "
+                  f"be written ({self.stall.last_error})", file=sys.stderr)
+
+    async def _close_writer(self, w: RotatingSegments, close: Any) -> None:
+        """Close (or rotate) a segment; on a full disk abandon it to repair.py and stall."""
+        try:
+            await asyncio.to_thread(close)
+        except OSError as e:
+            if not is_disk_full(e):
+                raise
+            path = w.abandon()
+            if path is not None:
+                self._abandoned.append((w.source, w.channel, path))
+            self.stall.hit(e)
 
     # -- reporting -------------------------------------------------------------------------------
     def stats(self) -> dict:
@@ -370,6 +459,7 @@ class BronzeSink:
             "buffered": self._buffer_rows,
             "flushes": self.flushes,
             "repairs": len(self.repairs),
+            "disk_full": {**self.stall.stats(self._buffer_rows), "lost_on_stop": self.lost_on_stop},
             "channels": per_channel,
             "streams": streams,
             "upload_backlog": self.uploads.backlog if self.uploads is not None else 0,

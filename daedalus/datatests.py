@@ -13,6 +13,8 @@ YAML (dbt's shape; `tests:` or `data_tests:`), on a column or on the model:
           - unique: {columns: [exchange, symbol, trade_id]}
           - monotonic: {column: ts, partition_by: [exchange, symbol]}
 
+`accepted_values` fails on NULL too (an unknown input mapped to NULL is not a value; unlike dbt),
+unless `allow_null: true`. `accepted_range` fails on NaN and ±inf whatever the bounds.
 `monotonic` checks a column never decreases (`strict: true`: always increases) within each series,
 in the files' row order, files in path order (`order_by: [...]` to use columns instead). Any test takes
 `severity: warn` to report without failing. A custom test is a SQL file under the project's
@@ -82,8 +84,11 @@ def _unique(rel: str, a: dict[str, Any]) -> str:
 def _accepted_values(rel: str, a: dict[str, Any]) -> str:
     vals = ", ".join(sql_str(v) for v in a["values"])
     c = sql_ident(a["column"])
-    return (f"SELECT {c}, count(*) AS n_rows FROM {rel} WHERE {c} IS NOT NULL "
-            f"AND CAST({c} AS VARCHAR) NOT IN ({vals}) GROUP BY ALL")
+    # NULL is not one of the values: an unknown input mapped to NULL must fail here, not pass as
+    # "no value" (issue 17). A column where NULL means "not yet defined" says `allow_null: true`.
+    null_ok = f"{c} IS NOT NULL AND " if a.get("allow_null") else ""
+    return (f"SELECT {c}, count(*) AS n_rows FROM {rel} WHERE {null_ok}"
+            f"(CAST({c} AS VARCHAR) NOT IN ({vals}) OR {c} IS NULL) GROUP BY ALL")
 
 
 def _accepted_range_cond(a: dict[str, Any]) -> str:
@@ -96,6 +101,8 @@ def _accepted_range_cond(a: dict[str, Any]) -> str:
         conds.append(f"{c} {'>' if inclusive else '>='} {a['max_value']}")
     if not conds:
         raise CompileError("accepted_range needs min_value and/or max_value")
+    # DuckDB sorts NaN above every number, so `c < min` lets NaN and +inf pass: a range is finite.
+    conds.append(f"NOT isfinite({c})")
     return " OR ".join(conds)
 
 

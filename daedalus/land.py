@@ -14,8 +14,9 @@ landed twice and none is lost.
 The date of a row is the UTC date of the exchange `timestamp`, or of `capture_ts` where that is
 NULL (docs/contracts.md). Bronze files do not hold a `date` column; they keep every column of the
 segment — a segment with an extra column (schema drift) lands as is and readers use union_by_name.
-A segment that cannot be read goes to `raw/quarantine/` and an `events` row carries the error; the
-others go on. Segments are streamed batch by batch, so memory stays flat whatever their size.
+A damaged segment lands what is readable (row groups / lines, daedalus/salvage.py); each loss is a
+`quarantine` events row naming its exchange, symbol, channel, row count and receive-time hole, and the
+bad part goes to `raw/quarantine/`; the others go on. Segments are streamed batch by batch, so memory stays flat whatever their size.
 
 Only pyarrow, only local paths for now: every path is made by `LandLayout`, the one place an S3
 backend will have to change.
@@ -36,11 +37,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from daedalus.collector.ndjson_segment import ndjson_to_table
 from daedalus.collector.schemas import EVENTS, SCHEMAS, TS_NS_UTC
 from daedalus.collector.segment import fsync_dir
 from daedalus.config import Config
 from daedalus.errors import StorageError
+from daedalus.salvage import Loss, Salvage, ndjson_batches, parquet_batches
 
 STEPS = ("claimed", "wrote_file", "verified", "retired")
 SEGMENT_SUFFIXES = (".parquet", ".ndjson")
@@ -122,12 +123,10 @@ def _safe_part(value: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in value) or "unknown"
 
 
-def _batches(path: Path, channel: str) -> Iterator[pa.RecordBatch]:
+def _batches(path: Path, channel: str, salvage: Salvage) -> Iterator[pa.RecordBatch]:
     if path.suffix == ".ndjson":
-        yield from ndjson_to_table(path.read_bytes(), SCHEMAS[channel]).to_batches()
-        return
-    pf = pq.ParquetFile(path)
-    yield from pf.iter_batches(batch_size=65_536)
+        return ndjson_batches(path, SCHEMAS[channel], salvage)
+    return parquet_batches(path, salvage)
 
 
 def _partition_keys(batch: pa.RecordBatch) -> tuple[pa.Array, pa.Array]:
@@ -195,8 +194,9 @@ def _land_segment(
     file_name = f"{source}_{seg.stem}.parquet"
     writers: _PartitionWriters | None = None
     total = 0
+    salvage = Salvage()
     try:
-        for batch in _batches(seg, channel):
+        for batch in _batches(seg, channel, salvage):
             if writers is None:
                 writers = _PartitionWriters(layout, channel, file_name, batch.schema)
             if batch.num_rows == 0:
@@ -210,8 +210,10 @@ def _land_segment(
     except (pa.ArrowException, OSError, ValueError, KeyError) as e:
         if writers is not None:
             writers.abort()
-        _quarantine(layout, source, channel, seg, f"{type(e).__name__}: {e}", report)
+        _quarantine(layout, source, channel, seg, [Loss(None, None, None, "segment", f"{type(e).__name__}: {e}")],
+                    report)
         return
+    salvage.finish()
     written = writers.commit(on_step, seg.name) if writers is not None else []
     # Verify: the footers of what is now in bronze hold exactly the segment's rows.
     landed = sum(pq.ParquetFile(path).metadata.num_rows for _, path in written)
@@ -221,12 +223,16 @@ def _land_segment(
             "the segment stays in raw/processing/ and is re-landed on the next run"
         )
     on_step("verified", seg.name)
-    if retirement == "archive":
+    if salvage.losses:  # the readable rows are in bronze; the rest is recorded and set aside
+        _quarantine(layout, source, channel, seg, salvage.losses, report)
+    elif retirement == "archive":
         _move(seg, layout.raw("archive", source, channel) / seg.name)
     else:
         seg.unlink()
         fsync_dir(seg.parent)
     on_step("retired", seg.name)
+    if total == 0 and salvage.losses:
+        return  # nothing was readable: quarantined, not landed
     report.segments += 1
     report.rows += total
     for (e, d), path in written:
@@ -234,37 +240,68 @@ def _land_segment(
         report.partitions.add((channel, _safe_part(e), d))
 
 
-def _quarantine(layout: LandLayout, source: str, channel: str, seg: Path, error: str, report: LandReport) -> None:
-    """Unreadable segment: an events row with the error (idempotent by name), then raw/quarantine/."""
-    now = time.time_ns()
-    date = dt.datetime.fromtimestamp(now / 1e9, dt.UTC).strftime("%Y-%m-%d")
-    dst = layout.raw("quarantine", source, channel) / seg.name
-    row = {
-        "collected_at": now // 1_000_000,
-        "capture_ts": now,
-        "exchange": source,  # the segment's exchanges are unknowable once it cannot be read
-        "symbol": None,
+def _loss_row(source: str, channel: str, loss: Loss, detail: dict, now: int) -> dict:
+    # On the receive clock right after the last readable row before the hole (else just before the
+    # first one after it): an event at c breaks its series before the first row with capture_ts > c.
+    at = loss.after if loss.after is not None else (loss.before - 1 if loss.before is not None else now)
+    return {
+        "collected_at": at // 1_000_000,
+        "capture_ts": at,
+        # the source stands in only when no readable row names the exchange (a segment without footer)
+        "exchange": loss.exchange or source,
+        "symbol": loss.symbol,  # None: unknown, i.e. every series of that exchange and channel
         "conn_id": "land",
         "seq": 0,
         "event_type": "quarantine",
         "channel": channel,
         "close_code": None,
-        "count": None,
-        "interval_start": None,
-        "interval_end": None,
-        "detail": json.dumps({"segment": layout.rel(seg), "moved_to": layout.rel(dst), "error": error[:2000]}),
+        "count": loss.count,
+        "interval_start": loss.after,
+        "interval_end": loss.before,
+        "detail": json.dumps({**detail, "part": loss.part, "error": loss.error[:2000]}),
     }
-    part = layout.partition("events", _safe_part(source), date)
-    part.mkdir(parents=True, exist_ok=True)
-    final = part / f"quarantine_{source}_{seg.stem}.parquet"
-    tmp = part / f".land-{final.name}.tmp"
-    pq.write_table(pa.Table.from_pylist([row], schema=EVENTS), tmp, compression="zstd")
-    os.replace(tmp, final)
-    fsync_dir(part)
-    _move(seg, dst)
+
+
+def _quarantine(layout: LandLayout, source: str, channel: str, seg: Path, losses: list[Loss],
+                report: LandReport) -> None:
+    """What could not be read: `quarantine` events rows (one per loss, with its series and count,
+    idempotent by name), then the bad part under raw/quarantine/ — the bad NDJSON lines alone, or
+    the Parquet original (its damaged row groups cannot be cut out of it)."""
+    now = time.time_ns()
+    dst = layout.raw("quarantine", source, channel) / seg.name
+    detail = {"segment": layout.rel(seg), "moved_to": layout.rel(dst)}
+    rows = [_loss_row(source, channel, loss, detail, now) for loss in losses]
+    by_part: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        date = dt.datetime.fromtimestamp(row["capture_ts"] / 1e9, dt.UTC).strftime("%Y-%m-%d")
+        by_part.setdefault((_safe_part(row["exchange"]), date), []).append(row)
+    for (exchange, date), part_rows in sorted(by_part.items()):
+        part = layout.partition("events", exchange, date)
+        part.mkdir(parents=True, exist_ok=True)
+        final = part / f"quarantine_{source}_{seg.stem}.parquet"
+        tmp = part / f".land-{final.name}.tmp"
+        for i, row in enumerate(part_rows):
+            row["seq"] = i
+        pq.write_table(pa.Table.from_pylist(part_rows, schema=EVENTS), tmp, compression="zstd")
+        os.replace(tmp, final)
+        fsync_dir(part)
+        report.files.append(layout.rel(final))
+        report.partitions.add(("events", exchange, date))
+    bad_lines = [ln for loss in losses for ln in loss.lines]
+    if bad_lines and len(bad_lines) == len(losses):  # NDJSON: keep only the bad lines
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.parent / f".land-{dst.name}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(b"\n".join(bad_lines) + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, dst)
+        fsync_dir(dst.parent)
+        seg.unlink()
+        fsync_dir(seg.parent)
+    else:
+        _move(seg, dst)
     report.quarantined.append(layout.rel(dst))
-    report.files.append(layout.rel(final))
-    report.partitions.add(("events", _safe_part(source), date))
 
 
 def land(config: Config, on_step: Callable[[str, str], None] | None = None) -> LandReport:

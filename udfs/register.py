@@ -152,7 +152,9 @@ def trades_from_arrow(rows: pa.StructArray | None) -> Trades:
 
 
 def _f64_array(values: np.ndarray) -> pa.Array:
-    return pa.array(values, F64, mask=np.isnan(values))
+    # NaN and ±inf alike become NULL: a feature is a finite number or NULL (FEATURES.md), whatever
+    # the kernel met (e.g. a variance of 0 in a ratio, an overflow of a sum of squares).
+    return pa.array(values, F64, mask=~np.isfinite(values))
 
 
 def _list(values: pa.Array, lengths: list[int], valid: list[bool]) -> pa.ListArray:

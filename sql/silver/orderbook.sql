@@ -37,6 +37,7 @@ raw AS NOT MATERIALIZED (
     FROM {{ source('bronze', 'orderbook') }}
     WHERE "timestamp" >= {{ partition.lookback_start }} AND "timestamp" < {{ partition.end }}
       AND symbol IS NOT NULL
+      AND {{ book_reject_reason() }} IS NULL  -- counted by silver.rejects (macros/quality.sql)
     UNION ALL
     SELECT b.exchange, b.symbol, f.fill_ts AS ts, b.seq, b.nonce, b.capture_ts::TIMESTAMPTZ AS capture_ts,
         b.conn_id, b.bids, b.asks
@@ -46,6 +47,7 @@ raw AS NOT MATERIALIZED (
       AND b.capture_ts >= {{ partition.lookback_start }} - INTERVAL 60 SECONDS
       AND b.capture_ts < {{ partition.end }} + INTERVAL 60 SECONDS
       AND f.fill_ts >= {{ partition.lookback_start }} AND f.fill_ts < {{ partition.end }}
+      AND {{ book_reject_reason() }} IS NULL
 ),
 keys AS (
     -- The same snapshot landed twice (a re-delivered segment) has the same exchange time and seq.

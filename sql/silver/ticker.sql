@@ -20,5 +20,6 @@ FROM {{ source('bronze', 'ticker') }}
 WHERE coalesce("timestamp", capture_ts) >= {{ partition.lookback_start }}
   AND coalesce("timestamp", capture_ts) < {{ partition.end }}
   AND symbol IS NOT NULL
+  AND {{ ticker_reject_reason() }} IS NULL  -- counted by silver.rejects (macros/quality.sql)
 QUALIFY row_number() OVER (
     PARTITION BY exchange, symbol, coalesce("timestamp", capture_ts), seq ORDER BY capture_ts, conn_id) = 1

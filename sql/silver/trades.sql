@@ -22,20 +22,15 @@ WITH typed AS (
         symbol,
         "timestamp"::TIMESTAMPTZ AS ts,
         coalesce(trade_id, conn_id || ':' || seq) AS trade_id,
-        CASE
-            WHEN exchange LIKE 'coinbase%' AND side IN ('BUY', 'SELL')
-                THEN CASE side WHEN 'BUY' THEN 'sell' ELSE 'buy' END
-            WHEN lower(side) IN ('buy', 'sell') THEN lower(side)
-            WHEN side IS NULL AND info_json IS NOT NULL AND json_extract(info_json, '$.m') IS NOT NULL
-                THEN CASE WHEN json_extract(info_json, '$.m')::BOOLEAN THEN 'sell' ELSE 'buy' END
-        END AS side,
+        {{ trade_side() }} AS side,
         price,
         amount,
         capture_ts::TIMESTAMPTZ AS capture_ts,
         seq
     FROM {{ source('bronze', 'trades') }}
     WHERE "timestamp" >= {{ partition.lookback_start }} AND "timestamp" < {{ partition.end }}
-      AND symbol IS NOT NULL AND price > 0 AND amount >= 0
+      -- bad values are counted by silver.rejects (macros/quality.sql), not served
+      AND symbol IS NOT NULL AND {{ trade_reject_reason() }} IS NULL
     QUALIFY row_number() OVER (
         PARTITION BY exchange, symbol, coalesce(trade_id, conn_id || ':' || seq) ORDER BY capture_ts, seq) = 1
 )

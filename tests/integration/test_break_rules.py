@@ -238,3 +238,11 @@ def test_rest_snapshot_takes_the_first_update_time(lake: Config) -> None:
         ("r1", 2, 2, at(D0, 13, 0, 0.25)),
         ("r1", 3, 3, at(D0, 13, 0, 0.5)),
     ]
+
+
+def test_a_snapshot_no_update_followed_is_counted_not_dropped(lake: Config) -> None:
+    files = [open_lake(lake).url(f.path) for f in Manifest.load(open_lake(lake)).models["rejects"].files()]
+    con = duckdb.connect()
+    got = con.execute(f"SELECT channel, reason, \"count\" FROM read_parquet({files!r}, hive_partitioning=false) "
+                      "WHERE symbol = ?", [REST]).fetchall()
+    assert got == [("orderbook", "no_exchange_time", 1)]  # conn r2's snapshot; r1's was stamped

@@ -23,8 +23,9 @@ def count(kind: str, args: dict) -> int:
     ("unique", {"column": "ts"}, 1),  # ts 1 twice (A and B... and B twice): groups with >1 rows
     ("unique", {"columns": ["sym", "ts"]}, 1),
     ("unique", {"columns": ["sym", "ts", "price"]}, 0),
-    ("accepted_values", {"column": "side", "values": ["buy", "sell"]}, 0),
-    ("accepted_values", {"column": "side", "values": ["buy"]}, 1),
+    ("accepted_values", {"column": "side", "values": ["buy", "sell"]}, 1),  # NULL is not a value
+    ("accepted_values", {"column": "side", "values": ["buy", "sell"], "allow_null": True}, 0),
+    ("accepted_values", {"column": "side", "values": ["buy"]}, 2),  # groups: sell and NULL
     ("accepted_range", {"column": "price", "min_value": 5, "max_value": 11}, 0),
     ("accepted_range", {"column": "price", "min_value": 5, "inclusive": False}, 1),
     ("accepted_range", {"column": "price", "max_value": 10}, 1),
@@ -34,6 +35,19 @@ def count(kind: str, args: dict) -> int:
 ])
 def test_kinds(kind, args, n):
     assert count(kind, args) == n
+
+
+@pytest.mark.parametrize(("value", "args", "n"), [
+    ("'nan'", {"min_value": 0}, 1),  # DuckDB sorts NaN above every number: `< 0` alone passes it
+    ("'inf'", {"min_value": 0}, 1),
+    ("'-inf'", {"max_value": 0}, 1),
+    ("'nan'", {"min_value": 0, "max_value": 1}, 1),
+    ("'1e12'", {"min_value": 0}, 0),
+    ("NULL", {"min_value": 0}, 0),  # NULL is not_null's business
+])
+def test_accepted_range_fails_on_nan_and_inf(value, args, n):
+    rel = f"(SELECT {value}::DOUBLE AS price)"
+    assert duckdb.sql(f"SELECT count(*) FROM ({KINDS['accepted_range'](rel, {'column': 'price', **args})})").fetchone()[0] == n
 
 
 def test_failure_message_names_model_test_and_rows():

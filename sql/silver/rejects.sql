@@ -1,0 +1,56 @@
+{{ config(materialized='partitioned', partition_by=['exchange', 'date'], tags=['silver', 'events'],
+          lookback='0 seconds', order_by=['exchange', 'symbol', 'channel', 'reason']) }}
+{#-
+  The bronze rows silver refuses to serve, counted: one row per (exchange, symbol, channel, reason)
+  and day, with how many rows and the receive-time span they cover. A bad value (NaN, inf, a price
+  of 0 or below, an unknown trade side, a book level that is not a finite positive price) is not a
+  fact, so it is neither served nor dropped unrecorded (issue 17). The reasons come from
+  macros/quality.sql, the same expressions silver.trades / orderbook / ticker filter on, so every
+  bronze row of a day is either in a silver model (before dedup) or counted here.
+  Partitioned like silver.events (exchange, date): a day without a reject still writes one empty file.
+-#}
+WITH bad AS (
+    SELECT exchange, symbol, 'trades' AS channel, {{ trade_reject_reason() }} AS reason,
+           "timestamp"::TIMESTAMPTZ AS ts, capture_ts::TIMESTAMPTZ AS capture_ts
+    FROM {{ source('bronze', 'trades') }}
+    WHERE "timestamp" >= {{ partition.lookback_start }} AND "timestamp" < {{ partition.end }}
+      AND symbol IS NOT NULL AND {{ trade_reject_reason() }} IS NOT NULL
+    UNION ALL
+    SELECT exchange, symbol, 'orderbook', {{ book_reject_reason() }},
+           "timestamp"::TIMESTAMPTZ, capture_ts::TIMESTAMPTZ
+    FROM {{ source('bronze', 'orderbook') }}
+    WHERE "timestamp" >= {{ partition.lookback_start }} AND "timestamp" < {{ partition.end }}
+      AND symbol IS NOT NULL AND {{ book_reject_reason() }} IS NOT NULL
+    UNION ALL
+    -- A REST snapshot without exchange time that no update followed on its connection: silver.orderbook
+    -- stamps such a snapshot with the time of the next row (FEATURES.md "Time"); without one it has no
+    -- place in exchange time, so it is counted here at its receive time.
+    SELECT u.exchange, u.symbol, 'orderbook', 'no_exchange_time', u.capture_ts::TIMESTAMPTZ, u.capture_ts::TIMESTAMPTZ
+    FROM {{ source('bronze', 'orderbook') }} u
+    WHERE u."timestamp" IS NULL AND u.symbol IS NOT NULL
+      AND u.capture_ts >= {{ partition.lookback_start }} AND u.capture_ts < {{ partition.end }}
+      AND NOT EXISTS (
+          SELECT 1 FROM {{ source('bronze', 'orderbook') }} n
+          WHERE n.exchange = u.exchange AND n.symbol = u.symbol AND n.conn_id = u.conn_id AND n.seq > u.seq
+            AND n."timestamp" IS NOT NULL)
+    UNION ALL
+    SELECT exchange, symbol, 'ticker', {{ ticker_reject_reason() }},
+           coalesce("timestamp", capture_ts)::TIMESTAMPTZ, capture_ts::TIMESTAMPTZ
+    FROM {{ source('bronze', 'ticker') }}
+    WHERE coalesce("timestamp", capture_ts) >= {{ partition.lookback_start }}
+      AND coalesce("timestamp", capture_ts) < {{ partition.end }}
+      AND symbol IS NOT NULL AND {{ ticker_reject_reason() }} IS NOT NULL
+)
+SELECT
+    exchange,
+    symbol,
+    {{ utc_date('ts') }} AS date,
+    channel,
+    reason,
+    count(*)::BIGINT AS "count",
+    min(ts) AS first_ts,
+    max(ts) AS last_ts,
+    min(capture_ts) AS first_capture_ts,
+    max(capture_ts) AS last_capture_ts
+FROM bad
+GROUP BY ALL
