@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from daedalus.collector.backoff import retry_after_from_headers
+from daedalus.collector.ccxt_capture import tap_property
 from daedalus.collector.connection import (
     Connection,
     Disconnected,
@@ -111,7 +112,8 @@ def book_row(book: Any, levels: int, base: dict) -> dict:
 
 
 class _Hooks:
-    """What the stamped exchange calls: per message, before and after ccxt's own handler."""
+    """What the stamped exchange calls per message, around ccxt's own handler. Nothing here knows an
+    exchange's frames: control frames, sequence and checksum rules come from the venue module."""
 
     def __init__(self, collector: CcxtCollector) -> None:
         self.c = collector
@@ -123,31 +125,123 @@ class _Hooks:
             c.emit_event("error", detail=f"malformed JSON frame from {client.url}: {message.error}: "
                          f"{message.data[:200]!r}", capture_ts=capture_ts)
             return
-        if not isinstance(message, dict):
-            c.emit_event("error", detail=f"non-JSON frame from {client.url}: {str(message)[:200]!r}",
+        if isinstance(message, str) and message not in c.venue.text_frames:
+            c.emit_event("error", detail=f"non-JSON frame from {client.url}: {message[:200]!r}",
                          capture_ts=capture_ts)
             return
-        data = message.get("data", message) if "stream" in message else message
-        etype = data.get("e") if isinstance(data, dict) else None
-        if etype == "serverShutdown":
+        venue = c.venue
+        control = venue.control(message)
+        if control is not None and control[0] == "shutdown":
             c.on_server_shutdown(client, capture_ts)
             return
+        book = venue.book_frame(message)
+        symbol = None
+        if book is not None:
+            market_id, kind, gap = book
+            symbol = c._symbol(market_id)
+            if kind == "snapshot":
+                c._broken.discard(symbol)
+            elif symbol in c._broken:
+                return  # a book we dropped after a break: its updates wait for the new snapshot
+            if gap is not None:
+                c.break_book(client, symbol, f"sequence break: {gap}", capture_ts)
+                return
+        tap = c.tap
+        tap.begin(client.url, capture_ts)
         try:
             handle(client, message)
+            if book is not None and symbol not in c._broken:
+                broken = venue.check_book(c.exchange, symbol, c.exchange.orderbooks.get(symbol), message)
+                if broken is not None:
+                    c.break_book(client, symbol, broken, capture_ts)
         except Exception as e:  # noqa: BLE001 - one bad message must not kill ccxt's receive loop
-            c.emit_event("error", detail=f"ccxt handler failed on {etype or 'message'}: {type(e).__name__}: {e}",
-                         capture_ts=capture_ts)
+            c.emit_event("error", detail=f"ccxt handler failed on a frame from {client.url}: "
+                         f"{type(e).__name__}: {e}", capture_ts=capture_ts)
+        finally:
+            tap.end()
+        if control is not None:
+            c.emit_event(control[0], detail=f"{client.url} {control[1]}", capture_ts=capture_ts)
+
+
+class _Tap:
+    """Receives what ccxt applies (collector/ccxt_capture.py) and turns it into bronze rows.
+
+    Trades and tickers are emitted at once; books are marked dirty per applied delta or reset and
+    emitted once per message (after ccxt's handler: the book is then consistent), or, for changes ccxt
+    makes outside a message (a REST snapshot task), on the next loop turn. `deltas`/`resets` per book
+    are counted here: the place to keep the deltas themselves when bronze stores them."""
+
+    def __init__(self, collector: CcxtCollector) -> None:
+        self.c = collector
+        self.url: str | None = None
+        self.capture_ts = 0
+        self.in_frame = False
+        self.dirty: dict[int, Any] = {}
+        self._scheduled = False
+        self.deltas = 0
+        self.resets = 0
+
+    def begin(self, url: str, capture_ts: int) -> None:
+        self.url, self.capture_ts, self.in_frame = url, capture_ts, True
+
+    def end(self) -> None:
+        if self.dirty:
+            self.flush(self.capture_ts)
+        self.in_frame = False
+
+    def _stamp(self) -> int:
+        return self.capture_ts if self.in_frame else time.time_ns()
+
+    def trade_appended(self, trade: Any) -> None:
+        c = self.c
+        symbol = trade.get("symbol")
+        c.emitter.emit_nowait(Record(SOURCE, "trades", trade_row(
+            trade, c._base("trades", symbol, self._stamp(), self.url if self.in_frame else None))))
+
+    def ticker_stored(self, symbol: str, ticker: Any) -> None:
+        c = self.c
+        if not isinstance(ticker, dict):
             return
-        if etype == "trade" or etype == "aggTrade":
-            c.on_trade(data, capture_ts, client.url)
-        elif etype == "depthUpdate":
-            c.on_book(data.get("s"), capture_ts, client.url)
-        elif etype in ("24hrTicker", "24hrMiniTicker", "1hTicker", "4hTicker", "1dTicker"):
-            c.on_ticker(data.get("s"), capture_ts, client.url)
-        elif etype is None and "result" in data and "id" in data:
-            c.emit_event("subscribe_ack", detail=f"{client.url} id={data['id']}", capture_ts=capture_ts)
-        elif etype is None and "error" in data:
-            c.emit_event("error", detail=f"{client.url}: {_json(data)[:500]}", capture_ts=capture_ts)
+        c.emitter.emit_nowait(Record(SOURCE, "ticker", ticker_row(
+            ticker, c._base("ticker", symbol, self._stamp(), self.url if self.in_frame else None))))
+
+    def book_delta(self, book: Any, side: Any, delta: Any) -> None:
+        self.deltas += 1
+        self._mark(book)
+
+    def book_reset(self, book: Any) -> None:
+        self.resets += 1
+        self._mark(book)
+
+    def _mark(self, book: Any) -> None:
+        self.dirty[id(book)] = book
+        if not self.in_frame and not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_outside)
+
+    def _flush_outside(self) -> None:
+        self._scheduled = False
+        if not self.in_frame and self.dirty:
+            self.flush(time.time_ns())
+
+    def discard(self, symbol: str) -> None:
+        for key, book in list(self.dirty.items()):
+            if book._daedalus_symbol == symbol:
+                del self.dirty[key]
+
+    def flush(self, capture_ts: int) -> None:
+        c = self.c
+        books = c.exchange.orderbooks
+        url = self.url if self.in_frame else None
+        for book in self.dirty.values():
+            symbol = book._daedalus_symbol
+            # a book ccxt dropped (a sequence break) or replaced, an empty one (made before its
+            # snapshot), or one we broke: nothing to emit
+            if books.get(symbol) is not book or symbol in c._broken or not (book["bids"] or book["asks"]):
+                continue
+            row = book_row(book, c.ingestion.orderbook_levels, c._base("orderbook", symbol, capture_ts, url))
+            c.emitter.emit_nowait(Record(SOURCE, "orderbook", row))
+        self.dirty.clear()
 
 
 # Frames handled per event-loop turn (see _TolerantClient.receive_loop): ~10 ms of ccxt work.
@@ -217,6 +311,11 @@ def stamped_exchange_class(exchange_id: str) -> type:
 
     class Stamped(base):  # type: ignore[misc, valid-type]
         daedalus_hooks: _Hooks | None = None
+        daedalus_tap: _Tap | None = None
+        # ccxt's public state dicts, swapped for ones that report what ccxt puts in them
+        trades = tap_property("trades")
+        orderbooks = tap_property("orderbooks")
+        tickers = tap_property("tickers")
 
         def handle_message(self, client: Any, message: Any) -> None:
             capture_ts = time.time_ns()
@@ -266,6 +365,7 @@ class CcxtCollector:
         self.venue = ccxt_venue(exchange_id)
         cls = stamped_exchange_class(exchange_id)
         self.exchange = cls({"enableRateLimit": True, "newUpdates": True})
+        # the trade cache: we never read it (each append is emitted), it only has to exist
         self.exchange.options["tradesLimit"] = ingestion.trade_cache_size
         self.exchange.options.update(self.venue.options)
         # ccxt retries a failed REST snapshot at once, up to 3 times, ignoring Retry-After; against a
@@ -275,12 +375,15 @@ class CcxtCollector:
         self.exchange.options["watchOrderBook"] = book_opts
         if configure is not None:
             configure(self.exchange)  # tests and demo point urls at the fake server and set markets
+        self.tap = _Tap(self)
+        self._broken: set[str] = set()  # symbols whose book a venue rule broke, until their snapshot
+        self._break_reported: set[str] = set()  # ... whose gap + resync events are already in bronze
+        self.exchange.daedalus_tap = self.tap
         self.exchange.daedalus_hooks = _Hooks(self)
         self.raw_messages = 0
         self.feeds: list[Feed] = []
         # (channel, exchange symbol id or unified symbol) -> the Connection currently serving it
         self._conn: dict[tuple[str, str], Connection] = {}
-        self._last_nonce: dict[str, int | None] = {}
         self._shutdown_clients: set[str] = set()
         self._urls: dict[str, str] = {}  # "channel:symbol" -> url of the socket that delivered it
 
@@ -361,34 +464,24 @@ class CcxtCollector:
         except Exception:  # noqa: BLE001
             return market_id
 
-    def on_trade(self, data: dict, capture_ts: int, url: str | None = None) -> None:
-        symbol = self._symbol(data.get("s"))
-        cache = self.exchange.trades.get(symbol) if symbol else None
-        if not cache:
-            self.emit_event("error", symbol=symbol, channel="trades", capture_ts=capture_ts,
-                            detail="trade message left no trade in ccxt's cache")
-            return
-        trade = cache[-1]
-        self.emitter.emit_nowait(Record(SOURCE, "trades", trade_row(trade, self._base("trades", symbol, capture_ts, url))))
+    def break_book(self, client: Any, symbol: str, detail: str, capture_ts: int) -> None:
+        """A venue rule found the book broken: gap + resync events, drop the book (nothing more is
+        emitted from it), skip its updates until a snapshot, and wake its watch call, whose loop asks
+        the venue for a fresh book."""
+        import ccxt
 
-    def on_book(self, market_id: str | None, capture_ts: int, url: str | None = None) -> None:
-        symbol = self._symbol(market_id)
-        book = self.exchange.orderbooks.get(symbol) if symbol else None
-        if book is None:
-            return
-        nonce = book.get("nonce")
-        if nonce is None or nonce == self._last_nonce.get(symbol):
-            return  # buffered before the snapshot, or dropped as already applied
-        self._last_nonce[symbol] = nonce
-        row = book_row(book, self.ingestion.orderbook_levels, self._base("orderbook", symbol, capture_ts, url))
-        self.emitter.emit_nowait(Record(SOURCE, "orderbook", row))
-
-    def on_ticker(self, market_id: str | None, capture_ts: int, url: str | None = None) -> None:
-        symbol = self._symbol(market_id)
-        ticker = self.exchange.tickers.get(symbol) if symbol else None
-        if ticker is None:
-            return
-        self.emitter.emit_nowait(Record(SOURCE, "ticker", ticker_row(ticker, self._base("ticker", symbol, capture_ts, url))))
+        conn = self._conn.get(("orderbook", symbol))
+        self.emit_event("gap", symbol=symbol, channel="orderbook", conn=conn, capture_ts=capture_ts,
+                        detail=f"order-book {detail}")
+        self.emit_event("resync", symbol=symbol, channel="orderbook", conn=conn, capture_ts=capture_ts,
+                        detail="book dropped; reloading a snapshot")
+        self._broken.add(symbol)
+        self.exchange.orderbooks.pop(symbol, None)
+        self.tap.discard(symbol)
+        self._break_reported.add(symbol)
+        message_hash = self.venue.book_hash(self.exchange, symbol)
+        if message_hash is not None:
+            client.reject(ccxt.InvalidNonce(f"{self.exchange_id} {detail}"), message_hash)
 
     def on_server_shutdown(self, client: Any, capture_ts: int) -> None:
         self.emit_event("reconnect", detail=f"serverShutdown from {client.url}", capture_ts=capture_ts)
@@ -422,30 +515,28 @@ class CcxtCollector:
                 self._shutdown_clients.discard(url)
                 raise ServerShutdown(f"serverShutdown on {url}", channel=feed.channel)
             try:
+                # the calls subscribe and surface errors; what they return was captured already
                 if feed.method == "watch_order_book":
-                    book = await method(symbol, self.venue.book_limit, params)
-                    # the first return after a (re)subscribe is the REST snapshot plus buffered diffs,
-                    # which no message hook saw complete: emit it here
-                    if book.get("nonce") != self._last_nonce.get(symbol):
-                        self._last_nonce[symbol] = book.get("nonce")
-                        row = book_row(book, self.ingestion.orderbook_levels,
-                                       self._base("orderbook", symbol, time.time_ns()))
-                        await self.emitter.emit(Record(SOURCE, "orderbook", row))
-                elif feed.method in ("watch_trades_for_symbols", "watch_tickers"):
-                    await method(feed.symbols, params=params) if feed.method == "watch_tickers" \
-                        else await method(feed.symbols, None, None, params)
+                    await method(symbol, self.venue.book_limit, params)
+                elif feed.method == "watch_tickers":
+                    await method(feed.symbols, params=params)
+                elif feed.method == "watch_trades_for_symbols":
+                    await method(feed.symbols, None, None, params)
                 elif feed.method == "watch_trades":
                     await method(symbol, None, None, params)
                 else:
                     await method(symbol, params)
-            except ccxt.InvalidNonce as e:  # ChecksumError too: a U/u gap in the diff stream
+            except ccxt.InvalidNonce as e:  # ChecksumError too: ccxt's or a venue rule's sequence break
                 if feed.channel != "orderbook":
                     raise Disconnected(f"{type(e).__name__}: {e}", channel=feed.channel) from None
-                self._last_nonce.pop(symbol, None)
-                self.emit_event("gap", symbol=symbol, channel="orderbook", conn=conn,
-                                detail=f"order-book sequence break: {e}")
-                self.emit_event("resync", symbol=symbol, channel="orderbook", conn=conn,
-                                detail="re-subscribing this symbol for a fresh snapshot + buffered diffs")
+                if symbol in self._break_reported:
+                    self._break_reported.discard(symbol)
+                else:
+                    self.emit_event("gap", symbol=symbol, channel="orderbook", conn=conn,
+                                    detail=f"order-book sequence break: {e}")
+                    self.emit_event("resync", symbol=symbol, channel="orderbook", conn=conn,
+                                    detail="re-subscribing this symbol for a fresh snapshot")
+                await self.venue.resync(self.exchange, symbol)
                 await self.emitter.flush()
                 continue
             except (ccxt.DDoSProtection, ccxt.RateLimitExceeded) as e:
@@ -455,7 +546,6 @@ class CcxtCollector:
                     # the socket is fine; only the REST snapshot was refused. Wait as told, retry.
                     self.emit_event("rate_limited", symbol=symbol, channel=feed.channel, conn=conn,
                                     detail=f"REST snapshot refused ({status}); waiting {retry}s: {e}"[:500])
-                    self._last_nonce.pop(symbol, None)
                     from daedalus.collector.backoff import Backoff
 
                     delay = Backoff(1.0, 1.0).next_delay(retry_after=retry, status=status)
@@ -473,23 +563,26 @@ class CcxtCollector:
                 code = _close_code(str(e))
                 raise Disconnected(f"{type(e).__name__}: {e}", close_code=code, channel=feed.channel) from None
 
-    def _feed_hashes(self, feed: Feed) -> list[str]:
-        prefix = {"orderbook": "orderbook::", "trades": "trade::", "ticker": ""}[feed.channel]
-        return [prefix + s for s in feed.symbols] if prefix else []
-
     def _feed_url(self, feed: Feed) -> str | None:
         clients = self.exchange.clients or {}
         for s in feed.symbols:
             url = self._urls.get(f"{feed.channel}:{s}")
             if url is not None and url in clients:
                 return url
-        # nothing delivered yet: find the socket by ccxt's subscription hashes (Binance family names)
-        hashes = self._feed_hashes(feed)
-        for url, client in (self.exchange.clients or {}).items():
-            subs = client.subscriptions
-            if any(h in subs for h in hashes) or (not hashes and any("ticker" in str(k) for k in subs)):
-                return url
-        return None
+        # nothing delivered yet: find the socket by ccxt's subscription hashes, which name the
+        # channel ("orderbook::BTC/USDT", "books:BTC/USDT", "trade@BTC/USD", "tickers") on every venue
+        word = _HASH_WORD[feed.channel]
+        fallback = None
+        for url, client in clients.items():
+            for h in client.subscriptions:
+                text = str(h).lower()
+                if word not in text or text.startswith("unsubscribe"):
+                    continue
+                if any(s.lower() in text for s in feed.symbols):
+                    return url
+                if "/" not in text:
+                    fallback = fallback or url
+        return fallback
 
     async def _close_feed(self, feed: Feed) -> None:
         """Close this feed's socket and forget its ccxt state, so the next session starts clean."""
@@ -502,7 +595,11 @@ class CcxtCollector:
         if feed.channel == "orderbook":
             for s in feed.symbols:
                 self.exchange.orderbooks.pop(s, None)
-                self._last_nonce.pop(s, None)
+                self._broken.discard(s)
+                self._break_reported.discard(s)
+
+
+_HASH_WORD = {"orderbook": "book", "trades": "trade", "ticker": "ticker"}
 
 
 def _close_code(text: str) -> int | None:
