@@ -479,8 +479,10 @@ class CcxtCollector:
         self.exchange.orderbooks.pop(symbol, None)
         self.tap.discard(symbol)
         self._break_reported.add(symbol)
+        # wake the watch call if it waits; if ccxt just resolved it, the loop sees the mark on return.
+        # (A rejection with no future waiting would be kept by ccxt and hit a later, healthy watch.)
         message_hash = self.venue.book_hash(self.exchange, symbol)
-        if message_hash is not None:
+        if message_hash is not None and message_hash in (client.futures or {}):
             client.reject(ccxt.InvalidNonce(f"{self.exchange_id} {detail}"), message_hash)
 
     def on_server_shutdown(self, client: Any, capture_ts: int) -> None:
@@ -518,6 +520,9 @@ class CcxtCollector:
                 # the calls subscribe and surface errors; what they return was captured already
                 if feed.method == "watch_order_book":
                     await method(symbol, self.venue.book_limit, params)
+                    if symbol in self._break_reported:  # a venue rule broke the book meanwhile
+                        self._break_reported.discard(symbol)
+                        await self.venue.resync(self.exchange, symbol)
                 elif feed.method == "watch_tickers":
                     await method(feed.symbols, params=params)
                 elif feed.method == "watch_trades_for_symbols":

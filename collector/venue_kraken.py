@@ -12,7 +12,8 @@ Rules: no sequence number; `checksum` is the unsigned CRC32 of the top 10 asks (
 removed. ccxt has this check behind an option that is off (and fails on its float book), so we check
 it on ccxt's book after each frame; on a mismatch we drop the book, skip the symbol's updates,
 unsubscribe and subscribe again (Kraken sends a snapshot on subscribe). Quirks: numbers are JSON
-numbers, not strings; the client truncates the book to the subscribed depth (10, 25, 100, 500, 1000).
+numbers, not strings; the client truncates the book to the subscribed depth (10, 25, 100, 500, 1000);
+ccxt paces WS sends by the REST rate limit unless told a cost.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ def kraken_checksum(bids: list, asks: list, price_dp: int, qty_dp: int) -> int:
 
 class Venue(CcxtVenue):
     book_limit: ClassVar[int | None] = BOOK_DEPTH
+    # ccxt throttles WebSocket sends with Kraken's REST rate limit (one per second): four feeds then
+    # take 4 s to subscribe and a resync waits its turn. Kraken's WS takes subscribes far faster.
+    options: ClassVar[dict[str, Any]] = {"ws": {"cost": 0.05}}
 
     def control(self, message: Any) -> tuple[str, str] | None:
         if not isinstance(message, dict) or message.get("method") not in ("subscribe", "unsubscribe"):
