@@ -402,6 +402,8 @@ class CcxtCollector:
 
     async def _prepare(self) -> None:
         ex = self.exchange
+        # an exchange/channel pair ccxt.pro cannot serve fails before any network use
+        methods = {channel: pick_method(ex, self.exchange_id, channel) for channel in self.channels}
         if not ex.markets:
             try:
                 await ex.load_markets()
@@ -409,8 +411,7 @@ class CcxtCollector:
                 raise ExchangeError(f"{self.exchange_id}: cannot load markets ({type(e).__name__}: {e})") from None
         check_symbols(ex, self.exchange_id, self.symbols)
         feeds: list[Feed] = []
-        for channel in self.channels:
-            method = pick_method(ex, self.exchange_id, channel)
+        for channel, method in methods.items():
             if channel == "orderbook" or not method.endswith(("_for_symbols", "_tickers")):
                 feeds += [Feed(channel, [s], method, f"{channel}:{s}") for s in self.symbols]
             else:

@@ -180,3 +180,54 @@ def test_venue_into_bronze(tmp_path: Path, case: str) -> None:
     tickers = rows(tmp_path, "ccxt", "ticker")
     assert {t["symbol"] for t in tickers} == set(SYMBOLS)
     assert all(t["last"] is not None for t in tickers)
+
+
+class _NullQueue:
+    async def put(self, record: Any) -> bool:
+        return True
+
+
+def test_exchanges_from_config_each_get_their_venue_feeds(tmp_path: Path) -> None:
+    """`ingestion.exchanges: [okx, bybit, kraken, binance]` builds one generic collector per exchange;
+    the only per-exchange parts are the venue modules' parameters (no network: markets are set)."""
+    from daedalus.collector.pipeline import build_collectors
+    from daedalus.simulator.binance import FakeBinance
+
+    config = make_config(tmp_path, exchanges=["okx", "bybit", "kraken", "binance"], symbols=["BTC/USDT"],
+                         channels=["trades", "orderbook", "ticker"])
+    fakes = {"okx": FakeOkx(port=1), "bybit": FakeBybit(port=1), "kraken": FakeKraken(port=1)}
+    configure = {ex: (lambda f: lambda e: f.configure(e, ["BTC/USDT"]))(f) for ex, f in fakes.items()}
+    configure["binance"] = lambda e: FakeBinance(port=1).configure(e, ["BTC/USDT"])
+
+    async def main() -> dict:
+        collectors = build_collectors(config, Emitter(_NullQueue()), configure=configure)
+        out = {}
+        for c in collectors:
+            await c.prepare()
+            out[c.exchange_id] = ({f.method for f in c.feeds}, type(c.venue).__module__, c.venue.book_limit)
+            await c.close()
+        return out
+
+    got = asyncio.run(main())
+    methods = {"watch_trades_for_symbols", "watch_order_book", "watch_tickers"}
+    assert got == {
+        "okx": (methods, "daedalus.collector.venue_okx", None),
+        "bybit": (methods, "daedalus.collector.venue_bybit", 50),
+        "kraken": (methods, "daedalus.collector.venue_kraken", 25),
+        "binance": (methods, "daedalus.collector.venue_binance", None),
+    }
+
+
+def test_unsupported_exchange_channel_pair_fails_fast_with_one_line(tmp_path: Path) -> None:
+    """bitstamp has no WebSocket ticker in ccxt.pro: the CLI says so in one line, before any network."""
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("daedalus")
+    proc = subprocess.run([str(exe), "collect", "--exchanges", "bitstamp", "--channels", "ticker",
+                           "--symbols", "BTC/USD", "--sources", "ccxt", "--seconds", "5"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    err = proc.stderr.strip()
+    assert proc.returncode != 0
+    assert err == "error: ingestion.channels: exchange 'bitstamp' has no WebSocket ticker stream " \
+                  "(ccxt.pro has none of watchTickers, watchTicker)", proc.stderr
