@@ -20,7 +20,15 @@ Re-classing keeps the exact ccxt object (no copy, no wrapper in ccxt's way): onl
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from daedalus.collector.ccxt_rows import SOURCE, MalformedFrame, book_row, ticker_row, trade_row
+from daedalus.collector.connection import Record
+
+if TYPE_CHECKING:
+    from daedalus.collector.ccxt_collector import CcxtCollector
 
 _TRADE_CLASSES: dict[type, type] = {}
 _SIDE_CLASSES: dict[type, type] = {}
@@ -150,3 +158,136 @@ def tap_property(name: str) -> property:
         self.__dict__[key] = value
 
     return property(get, set_)
+
+
+class Hooks:
+    """What the stamped exchange calls per message, around ccxt's own handler. Nothing here knows an
+    exchange's frames: control frames, sequence and checksum rules come from the venue module."""
+
+    def __init__(self, collector: CcxtCollector) -> None:
+        self.c = collector
+
+    def on_frame(self, client: Any, message: Any, capture_ts: int, handle: Any) -> None:
+        c = self.c
+        c.raw_messages += 1
+        if isinstance(message, MalformedFrame):
+            c.emit_event("error", detail=f"malformed JSON frame from {client.url}: {message.error}: "
+                         f"{message.data[:200]!r}", capture_ts=capture_ts)
+            return
+        if isinstance(message, str) and message not in c.venue.text_frames:
+            c.emit_event("error", detail=f"non-JSON frame from {client.url}: {message[:200]!r}",
+                         capture_ts=capture_ts)
+            return
+        venue = c.venue
+        control = venue.control(message)
+        if control is not None and control[0] == "shutdown":
+            c.on_server_shutdown(client, capture_ts)
+            return
+        book = venue.book_frame(message)
+        symbol = None
+        if book is not None:
+            market_id, kind, gap = book
+            symbol = c._symbol(market_id)
+            if kind == "snapshot":
+                c._broken.discard(symbol)
+            elif symbol in c._broken:
+                return  # a book we dropped after a break: its updates wait for the new snapshot
+            if gap is not None:
+                c.break_book(client, symbol, f"sequence break: {gap}", capture_ts)
+                return
+        tap = c.tap
+        tap.begin(client.url, capture_ts)
+        try:
+            handle(client, message)
+            if book is not None and symbol not in c._broken:
+                broken = venue.check_book(c.exchange, symbol, c.exchange.orderbooks.get(symbol), message)
+                if broken is not None:
+                    c.break_book(client, symbol, broken, capture_ts)
+        except Exception as e:  # noqa: BLE001 - one bad message must not kill ccxt's receive loop
+            c.emit_event("error", detail=f"ccxt handler failed on a frame from {client.url}: "
+                         f"{type(e).__name__}: {e}", capture_ts=capture_ts)
+        finally:
+            tap.end()
+        if control is not None:
+            c.emit_event(control[0], detail=f"{client.url} {control[1]}", capture_ts=capture_ts)
+
+
+class Tap:
+    """Receives what ccxt applies (collector/ccxt_capture.py) and turns it into bronze rows.
+
+    Trades and tickers are emitted at once; books are marked dirty per applied delta or reset and
+    emitted once per message (after ccxt's handler: the book is then consistent), or, for changes ccxt
+    makes outside a message (a REST snapshot task), on the next loop turn. `deltas`/`resets` per book
+    are counted here: the place to keep the deltas themselves when bronze stores them."""
+
+    def __init__(self, collector: CcxtCollector) -> None:
+        self.c = collector
+        self.url: str | None = None
+        self.capture_ts = 0
+        self.in_frame = False
+        self.dirty: dict[int, Any] = {}
+        self._scheduled = False
+        self.deltas = 0
+        self.resets = 0
+
+    def begin(self, url: str, capture_ts: int) -> None:
+        self.url, self.capture_ts, self.in_frame = url, capture_ts, True
+
+    def end(self) -> None:
+        if self.dirty:
+            self.flush(self.capture_ts)
+        self.in_frame = False
+
+    def _stamp(self) -> int:
+        return self.capture_ts if self.in_frame else time.time_ns()
+
+    def trade_appended(self, trade: Any) -> None:
+        c = self.c
+        symbol = trade.get("symbol")
+        c.emitter.emit_nowait(Record(SOURCE, "trades", trade_row(
+            trade, c._base("trades", symbol, self._stamp(), self.url if self.in_frame else None))))
+
+    def ticker_stored(self, symbol: str, ticker: Any) -> None:
+        c = self.c
+        if not isinstance(ticker, dict):
+            return
+        c.emitter.emit_nowait(Record(SOURCE, "ticker", ticker_row(
+            ticker, c._base("ticker", symbol, self._stamp(), self.url if self.in_frame else None))))
+
+    def book_delta(self, book: Any, side: Any, delta: Any) -> None:
+        self.deltas += 1
+        self._mark(book)
+
+    def book_reset(self, book: Any) -> None:
+        self.resets += 1
+        self._mark(book)
+
+    def _mark(self, book: Any) -> None:
+        self.dirty[id(book)] = book
+        if not self.in_frame and not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_outside)
+
+    def _flush_outside(self) -> None:
+        self._scheduled = False
+        if not self.in_frame and self.dirty:
+            self.flush(time.time_ns())
+
+    def discard(self, symbol: str) -> None:
+        for key, book in list(self.dirty.items()):
+            if book._daedalus_symbol == symbol:
+                del self.dirty[key]
+
+    def flush(self, capture_ts: int) -> None:
+        c = self.c
+        books = c.exchange.orderbooks
+        url = self.url if self.in_frame else None
+        for book in self.dirty.values():
+            symbol = book._daedalus_symbol
+            # a book ccxt dropped (a sequence break) or replaced, an empty one (made before its
+            # snapshot), or one we broke: nothing to emit
+            if books.get(symbol) is not book or symbol in c._broken or not (book["bids"] or book["asks"]):
+                continue
+            row = book_row(book, c.ingestion.orderbook_levels, c._base("orderbook", symbol, capture_ts, url))
+            c.emitter.emit_nowait(Record(SOURCE, "orderbook", row))
+        self.dirty.clear()

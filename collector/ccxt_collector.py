@@ -2,15 +2,17 @@
 
 ccxt.pro hands a consumer the *latest state* when it asks (the newest book, the newest N trades); a
 slow consumer silently misses intermediate states and, past `tradesLimit`, trades. So we do not read
-bronze from the watch calls' return values. We subclass the exchange and hook its `handle_message`:
-every raw message is stamped (`capture_ts = time.time_ns()`) and counted at arrival, passed to ccxt's
-own handler, and what that message changed (the trade it appended, the book it updated, the ticker)
-is emitted at once. The watch calls still run, one supervised loop per feed: they subscribe, drain
-ccxt's caches (`tradesLimit` is ample anyway) and surface errors (disconnects, order-book sequence
-errors, rate limits) that the loop turns into events, resyncs and reconnects.
+bronze from the watch calls' return values. We subclass the exchange: its `handle_message` stamps
+every raw message (`capture_ts = time.time_ns()`) at arrival and passes it to ccxt's own handler,
+and its `trades`/`orderbooks`/`tickers` dicts report what ccxt puts in them — each trade appended,
+each delta or reset applied to a book, each ticker (collector/ccxt_capture.py). That is the same
+for every exchange; what differs (control frames, sequence and checksum rules ccxt does not check,
+how to reload a book, limits) is in the venue modules (collector/venue_<id>.py).
 
-Feeds: one per (channel, symbol set); order books one feed per symbol, so a sequence error resyncs
-that one symbol only (ccxt re-subscribes it and fetches a fresh snapshot while the others go on).
+The watch calls still run, one supervised loop per feed: they subscribe and surface errors
+(disconnects, order-book sequence errors, rate limits) that the loop turns into events, resyncs and
+reconnects. Feeds: one per (channel, symbol set); order books one feed per symbol, so a sequence
+error resyncs that one symbol only while the others go on.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from daedalus.collector.backoff import retry_after_from_headers
-from daedalus.collector.ccxt_capture import tap_property
+from daedalus.collector.ccxt_capture import Hooks, Tap, tap_property
+from daedalus.collector.ccxt_rows import SOURCE, MalformedFrame, book_row, ticker_row, trade_row  # noqa: F401
 from daedalus.collector.connection import (
     Connection,
     Disconnected,
@@ -37,212 +40,6 @@ from daedalus.collector.connection import (
 )
 from daedalus.collector.venues import ccxt_exchange_class, ccxt_venue, check_symbols, pick_method
 from daedalus.errors import ExchangeError
-
-try:
-    import orjson
-
-    def _json(obj: Any) -> str:
-        return orjson.dumps(obj, default=str).decode()
-except ImportError:  # pragma: no cover
-    import json
-
-    def _json(obj: Any) -> str:
-        return json.dumps(obj, separators=(",", ":"), default=str)
-
-
-SOURCE = "ccxt"
-
-
-@dataclass(slots=True)
-class MalformedFrame:
-    """A text frame that looked like JSON and did not parse."""
-
-    data: str
-    error: str
-
-
-def _ms_to_ns(ms: Any) -> int | None:
-    return int(ms) * 1_000_000 if ms is not None else None
-
-
-def trade_row(trade: dict, base: dict) -> dict:
-    """Bronze `trades` columns from a ccxt unified trade (side = aggressor, as ccxt reports it)."""
-    row = dict(base)
-    row.update(
-        timestamp=_ms_to_ns(trade.get("timestamp")),
-        trade_id=None if trade.get("id") is None else str(trade["id"]),
-        side=trade.get("side"),
-        price=trade.get("price"),
-        amount=trade.get("amount"),
-        cost=trade.get("cost"),
-        info_json=_json(trade.get("info")),
-    )
-    return row
-
-
-_TICKER_FIELDS = {
-    "bid": "bid", "ask": "ask", "bid_volume": "bidVolume", "ask_volume": "askVolume", "last": "last",
-    "open": "open", "high": "high", "low": "low", "close": "close", "vwap": "vwap",
-    "base_volume": "baseVolume", "quote_volume": "quoteVolume", "change": "change", "percentage": "percentage",
-}
-
-
-def ticker_row(ticker: dict, base: dict) -> dict:
-    row = dict(base)
-    row["timestamp"] = _ms_to_ns(ticker.get("timestamp"))
-    for col, key in _TICKER_FIELDS.items():
-        v = ticker.get(key)
-        row[col] = float(v) if v is not None else None
-    row["info_json"] = _json(ticker.get("info"))
-    return row
-
-
-def book_row(book: Any, levels: int, base: dict) -> dict:
-    """Top-`levels` snapshot of a ccxt order book, best first, levels as {price, size} structs.
-
-    Built as the schema's dicts here (copied: ccxt updates its level lists in place) because the
-    sink converts dicts to Arrow fastest, and the sink's conversion is the pipeline's bottleneck.
-    """
-    row = dict(base)
-    row["timestamp"] = _ms_to_ns(book.get("timestamp"))
-    row["nonce"] = book.get("nonce")
-    row["bids"] = [{"price": lvl[0], "size": lvl[1]} for lvl in book["bids"][:levels]]
-    row["asks"] = [{"price": lvl[0], "size": lvl[1]} for lvl in book["asks"][:levels]]
-    return row
-
-
-class _Hooks:
-    """What the stamped exchange calls per message, around ccxt's own handler. Nothing here knows an
-    exchange's frames: control frames, sequence and checksum rules come from the venue module."""
-
-    def __init__(self, collector: CcxtCollector) -> None:
-        self.c = collector
-
-    def on_frame(self, client: Any, message: Any, capture_ts: int, handle: Any) -> None:
-        c = self.c
-        c.raw_messages += 1
-        if isinstance(message, MalformedFrame):
-            c.emit_event("error", detail=f"malformed JSON frame from {client.url}: {message.error}: "
-                         f"{message.data[:200]!r}", capture_ts=capture_ts)
-            return
-        if isinstance(message, str) and message not in c.venue.text_frames:
-            c.emit_event("error", detail=f"non-JSON frame from {client.url}: {message[:200]!r}",
-                         capture_ts=capture_ts)
-            return
-        venue = c.venue
-        control = venue.control(message)
-        if control is not None and control[0] == "shutdown":
-            c.on_server_shutdown(client, capture_ts)
-            return
-        book = venue.book_frame(message)
-        symbol = None
-        if book is not None:
-            market_id, kind, gap = book
-            symbol = c._symbol(market_id)
-            if kind == "snapshot":
-                c._broken.discard(symbol)
-            elif symbol in c._broken:
-                return  # a book we dropped after a break: its updates wait for the new snapshot
-            if gap is not None:
-                c.break_book(client, symbol, f"sequence break: {gap}", capture_ts)
-                return
-        tap = c.tap
-        tap.begin(client.url, capture_ts)
-        try:
-            handle(client, message)
-            if book is not None and symbol not in c._broken:
-                broken = venue.check_book(c.exchange, symbol, c.exchange.orderbooks.get(symbol), message)
-                if broken is not None:
-                    c.break_book(client, symbol, broken, capture_ts)
-        except Exception as e:  # noqa: BLE001 - one bad message must not kill ccxt's receive loop
-            c.emit_event("error", detail=f"ccxt handler failed on a frame from {client.url}: "
-                         f"{type(e).__name__}: {e}", capture_ts=capture_ts)
-        finally:
-            tap.end()
-        if control is not None:
-            c.emit_event(control[0], detail=f"{client.url} {control[1]}", capture_ts=capture_ts)
-
-
-class _Tap:
-    """Receives what ccxt applies (collector/ccxt_capture.py) and turns it into bronze rows.
-
-    Trades and tickers are emitted at once; books are marked dirty per applied delta or reset and
-    emitted once per message (after ccxt's handler: the book is then consistent), or, for changes ccxt
-    makes outside a message (a REST snapshot task), on the next loop turn. `deltas`/`resets` per book
-    are counted here: the place to keep the deltas themselves when bronze stores them."""
-
-    def __init__(self, collector: CcxtCollector) -> None:
-        self.c = collector
-        self.url: str | None = None
-        self.capture_ts = 0
-        self.in_frame = False
-        self.dirty: dict[int, Any] = {}
-        self._scheduled = False
-        self.deltas = 0
-        self.resets = 0
-
-    def begin(self, url: str, capture_ts: int) -> None:
-        self.url, self.capture_ts, self.in_frame = url, capture_ts, True
-
-    def end(self) -> None:
-        if self.dirty:
-            self.flush(self.capture_ts)
-        self.in_frame = False
-
-    def _stamp(self) -> int:
-        return self.capture_ts if self.in_frame else time.time_ns()
-
-    def trade_appended(self, trade: Any) -> None:
-        c = self.c
-        symbol = trade.get("symbol")
-        c.emitter.emit_nowait(Record(SOURCE, "trades", trade_row(
-            trade, c._base("trades", symbol, self._stamp(), self.url if self.in_frame else None))))
-
-    def ticker_stored(self, symbol: str, ticker: Any) -> None:
-        c = self.c
-        if not isinstance(ticker, dict):
-            return
-        c.emitter.emit_nowait(Record(SOURCE, "ticker", ticker_row(
-            ticker, c._base("ticker", symbol, self._stamp(), self.url if self.in_frame else None))))
-
-    def book_delta(self, book: Any, side: Any, delta: Any) -> None:
-        self.deltas += 1
-        self._mark(book)
-
-    def book_reset(self, book: Any) -> None:
-        self.resets += 1
-        self._mark(book)
-
-    def _mark(self, book: Any) -> None:
-        self.dirty[id(book)] = book
-        if not self.in_frame and not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush_outside)
-
-    def _flush_outside(self) -> None:
-        self._scheduled = False
-        if not self.in_frame and self.dirty:
-            self.flush(time.time_ns())
-
-    def discard(self, symbol: str) -> None:
-        for key, book in list(self.dirty.items()):
-            if book._daedalus_symbol == symbol:
-                del self.dirty[key]
-
-    def flush(self, capture_ts: int) -> None:
-        c = self.c
-        books = c.exchange.orderbooks
-        url = self.url if self.in_frame else None
-        for book in self.dirty.values():
-            symbol = book._daedalus_symbol
-            # a book ccxt dropped (a sequence break) or replaced, an empty one (made before its
-            # snapshot), or one we broke: nothing to emit
-            if books.get(symbol) is not book or symbol in c._broken or not (book["bids"] or book["asks"]):
-                continue
-            row = book_row(book, c.ingestion.orderbook_levels, c._base("orderbook", symbol, capture_ts, url))
-            c.emitter.emit_nowait(Record(SOURCE, "orderbook", row))
-        self.dirty.clear()
-
 
 # Frames handled per event-loop turn (see _TolerantClient.receive_loop): ~10 ms of ccxt work.
 _RECEIVE_BURST = 100
@@ -310,8 +107,8 @@ def stamped_exchange_class(exchange_id: str) -> type:
                 self.on_message_callback(self, MalformedFrame(text, str(e)))
 
     class Stamped(base):  # type: ignore[misc, valid-type]
-        daedalus_hooks: _Hooks | None = None
-        daedalus_tap: _Tap | None = None
+        daedalus_hooks: Hooks | None = None
+        daedalus_tap: Tap | None = None
         # ccxt's public state dicts, swapped for ones that report what ccxt puts in them
         trades = tap_property("trades")
         orderbooks = tap_property("orderbooks")
@@ -375,11 +172,11 @@ class CcxtCollector:
         self.exchange.options["watchOrderBook"] = book_opts
         if configure is not None:
             configure(self.exchange)  # tests and demo point urls at the fake server and set markets
-        self.tap = _Tap(self)
+        self.tap = Tap(self)
         self._broken: set[str] = set()  # symbols whose book a venue rule broke, until their snapshot
         self._break_reported: set[str] = set()  # ... whose gap + resync events are already in bronze
         self.exchange.daedalus_tap = self.tap
-        self.exchange.daedalus_hooks = _Hooks(self)
+        self.exchange.daedalus_hooks = Hooks(self)
         self.raw_messages = 0
         self.feeds: list[Feed] = []
         # (channel, exchange symbol id or unified symbol) -> the Connection currently serving it

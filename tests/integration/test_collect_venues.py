@@ -196,7 +196,7 @@ def test_exchanges_from_config_each_get_their_venue_feeds(tmp_path: Path) -> Non
     config = make_config(tmp_path, exchanges=["okx", "bybit", "kraken", "binance"], symbols=["BTC/USDT"],
                          channels=["trades", "orderbook", "ticker"])
     fakes = {"okx": FakeOkx(port=1), "bybit": FakeBybit(port=1), "kraken": FakeKraken(port=1)}
-    configure = {ex: (lambda f: lambda e: f.configure(e, ["BTC/USDT"]))(f) for ex, f in fakes.items()}
+    configure = {ex: (lambda e, f=f: f.configure(e, ["BTC/USDT"])) for ex, f in fakes.items()}
     configure["binance"] = lambda e: FakeBinance(port=1).configure(e, ["BTC/USDT"])
 
     async def main() -> dict:
