@@ -30,6 +30,13 @@ def test_demo_collects_lands_builds_and_queries(tmp_path: Path) -> None:
     written = sum(v for k, v in c["written"].items() if k.endswith("/orderbook"))
     assert rows["bronze.orderbook"] == written
     assert Path(result.catalog or "").exists()
+    # every exchange reaches every layer: bronze, silver and gold rows for okx, bybit and kraken
+    # (trades, order book, ticker) besides binance and coinbase
+    per = result.by_exchange
+    for ex in ("binance", "okx", "bybit", "kraken", "coinbase"):
+        for model in ("bronze.orderbook", "bronze.trades", "bronze.ticker", "silver.orderbook", "silver.trades"):
+            assert per.get(model, {}).get(ex, 0) > 0, (model, ex, per.get(model))
+        assert any(m.startswith("gold.") and n.get(ex, 0) > 0 for m, n in per.items()), (ex, per)
     text = format_demo(result)
     assert "catalog:" in text and "rows per layer" in text and "gold." in text
 
