@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from daedalus.collector.ccxt_rows import SOURCE, MalformedFrame, book_row, ticker_row, trade_row
 from daedalus.collector.connection import Record
+from daedalus.collector.venue_ccxt import CcxtVenue
 
 if TYPE_CHECKING:
     from daedalus.collector.ccxt_collector import CcxtCollector
@@ -52,9 +53,12 @@ def _side_class(base: type) -> type:
     if cls is None:
         def storeArray(self: Any, delta: Any) -> None:  # noqa: N802 - ccxt's name
             base.storeArray(self, delta)
+            # the hot path (every level of every update): one flag test per delta; the tap hears of
+            # the book once until it flushes it. A delta-level store would hook in here.
             book = self._daedalus_book
-            if not book._daedalus_resetting:
-                book._daedalus_tap.book_delta(book, self.side, delta)
+            if not book._daedalus_dirty:
+                book._daedalus_dirty = True
+                book._daedalus_tap.book_changed(book)
 
         cls = type(f"Tapped{base.__name__}", (base,), {"storeArray": storeArray})
         _SIDE_CLASSES[base] = cls
@@ -66,11 +70,9 @@ def _book_class(base: type) -> type:
     if cls is None:
         def reset(self: Any, snapshot: Any = None) -> None:
             # a reset stores every level through storeArray; it is one event, not N deltas
-            self._daedalus_resetting = True
-            try:
-                base.reset(self, {} if snapshot is None else snapshot)
-            finally:
-                self._daedalus_resetting = False
+            dirty, self._daedalus_dirty = self._daedalus_dirty, True
+            base.reset(self, {} if snapshot is None else snapshot)
+            self._daedalus_dirty = dirty
             self._daedalus_tap.book_reset(self)
 
         cls = type(f"Tapped{base.__name__}", (base,), {"reset": reset})
@@ -83,7 +85,7 @@ def tap_book(book: Any, symbol: str, tap: Any) -> None:
     book.__class__ = _book_class(type(book))
     book._daedalus_tap = tap
     book._daedalus_symbol = symbol
-    book._daedalus_resetting = False
+    book._daedalus_dirty = False
     for key in ("bids", "asks"):
         side = book[key]
         side.__class__ = _side_class(type(side))
@@ -166,6 +168,11 @@ class Hooks:
 
     def __init__(self, collector: CcxtCollector) -> None:
         self.c = collector
+        venue = collector.venue
+        base = CcxtVenue
+        # per-message calls only where the venue overrides them: the hook runs on every frame
+        self.control = venue.control if type(venue).control is not base.control else None
+        self.book_frame = venue.book_frame if type(venue).book_frame is not base.book_frame else None
 
     def on_frame(self, client: Any, message: Any, capture_ts: int, handle: Any) -> None:
         c = self.c
@@ -179,11 +186,11 @@ class Hooks:
                          capture_ts=capture_ts)
             return
         venue = c.venue
-        control = venue.control(message)
+        control = self.control(message) if self.control is not None else None
         if control is not None and control[0] == "shutdown":
             c.on_server_shutdown(client, capture_ts)
             return
-        book = venue.book_frame(message)
+        book = self.book_frame(message) if self.book_frame is not None else None
         symbol = None
         if book is not None:
             market_id, kind, gap = book
@@ -196,7 +203,7 @@ class Hooks:
                 c.break_book(client, symbol, f"sequence break: {gap}", capture_ts)
                 return
         tap = c.tap
-        tap.begin(client.url, capture_ts)
+        tap.url, tap.capture_ts, tap.in_frame = client.url, capture_ts, True  # tap.begin, inlined
         try:
             handle(client, message)
             if book is not None and symbol not in c._broken:
@@ -217,8 +224,9 @@ class Tap:
 
     Trades and tickers are emitted at once; books are marked dirty per applied delta or reset and
     emitted once per message (after ccxt's handler: the book is then consistent), or, for changes ccxt
-    makes outside a message (a REST snapshot task), on the next loop turn. `deltas`/`resets` per book
-    are counted here: the place to keep the deltas themselves when bronze stores them."""
+    makes outside a message (a REST snapshot task), on the next loop turn. Each delta passes through
+    the tapped side's `storeArray` and each reset through `reset`: the places to keep the deltas
+    themselves when bronze stores them (today a flag per book keeps that path to one test)."""
 
     def __init__(self, collector: CcxtCollector) -> None:
         self.c = collector
@@ -227,7 +235,6 @@ class Tap:
         self.in_frame = False
         self.dirty: dict[int, Any] = {}
         self._scheduled = False
-        self.deltas = 0
         self.resets = 0
 
     def begin(self, url: str, capture_ts: int) -> None:
@@ -254,15 +261,16 @@ class Tap:
         c.emitter.emit_nowait(Record(SOURCE, "ticker", ticker_row(
             ticker, c._base("ticker", symbol, self._stamp(), self.url if self.in_frame else None))))
 
-    def book_delta(self, book: Any, side: Any, delta: Any) -> None:
-        self.deltas += 1
-        self._mark(book)
+    def book_changed(self, book: Any) -> None:
+        """A delta was applied to a clean book (further deltas before the flush are not reported)."""
+        self.dirty[id(book)] = book
+        if not self.in_frame and not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_outside)
 
     def book_reset(self, book: Any) -> None:
         self.resets += 1
-        self._mark(book)
-
-    def _mark(self, book: Any) -> None:
+        book._daedalus_dirty = True
         self.dirty[id(book)] = book
         if not self.in_frame and not self._scheduled:
             self._scheduled = True
@@ -276,6 +284,7 @@ class Tap:
     def discard(self, symbol: str) -> None:
         for key, book in list(self.dirty.items()):
             if book._daedalus_symbol == symbol:
+                book._daedalus_dirty = False
                 del self.dirty[key]
 
     def flush(self, capture_ts: int) -> None:
@@ -283,6 +292,7 @@ class Tap:
         books = c.exchange.orderbooks
         url = self.url if self.in_frame else None
         for book in self.dirty.values():
+            book._daedalus_dirty = False
             symbol = book._daedalus_symbol
             # a book ccxt dropped (a sequence break) or replaced, an empty one (made before its
             # snapshot), or one we broke: nothing to emit

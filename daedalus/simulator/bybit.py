@@ -72,7 +72,9 @@ class FakeBybit(FakeVenue):
         if self.record:
             self.sent.setdefault(topic, []).append(frame)
 
-    async def publish_market_event(self, ev: BookDiff | Trade, market: SimulatedMarket) -> None:
+    async def publish_market_event(self, ev: BookDiff | Trade, market: SimulatedMarket) -> bool:
+        """Publish one market event; True if a frame went out for it (a book diff outside the
+        subscribed depth sends nothing)."""
         sid = bybit_id(ev.symbol)
         self._ts[ev.symbol] = ev.ts_ms
         if isinstance(ev, Trade):
@@ -80,7 +82,7 @@ class FakeBybit(FakeVenue):
                                                       "ts": ev.ts_ms, "data": [{
                 "T": ev.ts_ms, "s": sid, "S": "Sell" if ev.buyer_is_maker else "Buy", "v": num(ev.qty),
                 "p": num(ev.price), "L": "ZeroPlusTick", "i": f"2290000000{ev.trade_id}", "BT": False}]})
-            return
+            return True
         book = self.books[ev.symbol]
         bids, asks = book.apply(ev)
         topic = f"orderbook.{self.depth}.{sid}"
@@ -104,6 +106,7 @@ class FakeBybit(FakeVenue):
                 "symbol": sid, "lastPrice": num(px), "highPrice24h": num(px), "lowPrice24h": num(px),
                 "prevPrice24h": num(px), "volume24h": "0", "turnover24h": "0", "price24hPcnt": "0",
                 "usdIndexPrice": num(px)}})
+        return bool(bids or asks)
 
     def skip_book_updates(self, symbol: str, count: int = 1) -> None:
         self._skip[symbol] = self._skip.get(symbol, 0) + count

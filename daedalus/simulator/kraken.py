@@ -92,7 +92,9 @@ class FakeKraken(FakeVenue):
         if self.record:
             self.sent.setdefault(f"book:{symbol}", []).append(frame)
 
-    async def publish_market_event(self, ev: BookDiff | Trade, market: SimulatedMarket) -> None:
+    async def publish_market_event(self, ev: BookDiff | Trade, market: SimulatedMarket) -> bool:
+        """Publish one market event; True if a frame went out for it (a book diff outside the
+        subscribed depth sends nothing)."""
         symbol = ev.symbol
         self._ts[symbol] = ev.ts_ms
         if isinstance(ev, Trade):
@@ -100,7 +102,7 @@ class FakeKraken(FakeVenue):
                 "symbol": symbol, "side": "sell" if ev.buyer_is_maker else "buy",
                 "price": round(ev.price, self._dp[symbol]), "qty": round(ev.qty, QTY_DP), "ord_type": "market",
                 "trade_id": ev.trade_id, "timestamp": _iso(ev.ts_ms)}]})
-            return
+            return True
         book = self.books[symbol]
         bids, asks = book.apply(ev)
         if bids or asks:
@@ -121,6 +123,7 @@ class FakeKraken(FakeVenue):
             await self.publish(f"ticker:{symbol}", {"channel": "ticker", "type": "update", "data": [{
                 "symbol": symbol, "bid": bp, "bid_qty": bq, "ask": ap, "ask_qty": aq, "last": px,
                 "volume": 0.0, "vwap": px, "low": px, "high": px, "change": 0.0, "change_pct": 0.0}]})
+        return bool(bids or asks)
 
     def corrupt_checksum(self, symbol: str, count: int = 1) -> None:
         self._corrupt[symbol] = self._corrupt.get(symbol, 0) + count

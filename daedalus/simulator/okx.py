@@ -77,14 +77,16 @@ class FakeOkx(FakeVenue):
             self.sent.setdefault(f"{BOOKS}:{inst_id}", []).append(frame)
 
     # ---- market ----
-    async def publish_market_event(self, ev: BookDiff | Trade, market: SimulatedMarket) -> None:
+    async def publish_market_event(self, ev: BookDiff | Trade, market: SimulatedMarket) -> bool:
+        """Publish one market event; True if a frame went out for it (a book diff outside the
+        subscribed depth sends nothing)."""
         inst = okx_id(ev.symbol)
         self._ts[ev.symbol] = ev.ts_ms
         if isinstance(ev, Trade):
             await self.publish(f"trades:{inst}", {"arg": {"channel": "trades", "instId": inst}, "data": [{
                 "instId": inst, "tradeId": str(ev.trade_id), "px": num(ev.price), "sz": num(ev.qty),
                 "side": "sell" if ev.buyer_is_maker else "buy", "ts": str(ev.ts_ms), "count": "1"}]})
-            return
+            return True
         book = self.books[ev.symbol]
         bids, asks = book.apply(ev)
         prev = self.seq.setdefault(ev.symbol, 1000)
@@ -109,6 +111,7 @@ class FakeOkx(FakeVenue):
         if ev.ts_ms - self._last_ticker.get(ev.symbol, 0) >= self.ticker_interval_ms:
             self._last_ticker[ev.symbol] = ev.ts_ms
             await self._ticker(ev.symbol, market, ev.ts_ms)
+        return bool(bids or asks)
 
     async def _ticker(self, symbol: str, market: SimulatedMarket, ts_ms: int) -> None:
         book = self.books[symbol]

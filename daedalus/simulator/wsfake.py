@@ -175,7 +175,7 @@ class FakeVenue:
         if self.record:
             self.sent.setdefault(topic, []).append({"__fault__": fault})
 
-    async def publish_market_event(self, ev: BookDiff | Trade, market: SimulatedMarket) -> None:
+    async def publish_market_event(self, ev: BookDiff | Trade, market: SimulatedMarket) -> bool:
         raise NotImplementedError  # pragma: no cover - per venue
 
     async def run_market(self, market: SimulatedMarket, steps: int, interval: float = 0.0) -> int:
