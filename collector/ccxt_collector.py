@@ -2,15 +2,17 @@
 
 ccxt.pro hands a consumer the *latest state* when it asks (the newest book, the newest N trades); a
 slow consumer silently misses intermediate states and, past `tradesLimit`, trades. So we do not read
-bronze from the watch calls' return values. We subclass the exchange and hook its `handle_message`:
-every raw message is stamped (`capture_ts = time.time_ns()`) and counted at arrival, passed to ccxt's
-own handler, and what that message changed (the trade it appended, the book it updated, the ticker)
-is emitted at once. The watch calls still run, one supervised loop per feed: they subscribe, drain
-ccxt's caches (`tradesLimit` is ample anyway) and surface errors (disconnects, order-book sequence
-errors, rate limits) that the loop turns into events, resyncs and reconnects.
+bronze from the watch calls' return values. We subclass the exchange: its `handle_message` stamps
+every raw message (`capture_ts = time.time_ns()`) at arrival and passes it to ccxt's own handler,
+and its `trades`/`orderbooks`/`tickers` dicts report what ccxt puts in them — each trade appended,
+each delta or reset applied to a book, each ticker (collector/ccxt_capture.py). That is the same
+for every exchange; what differs (control frames, sequence and checksum rules ccxt does not check,
+how to reload a book, limits) is in the venue modules (collector/venue_<id>.py).
 
-Feeds: one per (channel, symbol set); order books one feed per symbol, so a sequence error resyncs
-that one symbol only (ccxt re-subscribes it and fetches a fresh snapshot while the others go on).
+The watch calls still run, one supervised loop per feed: they subscribe and surface errors
+(disconnects, order-book sequence errors, rate limits) that the loop turns into events, resyncs and
+reconnects. Feeds: one per (channel, symbol set); order books one feed per symbol, so a sequence
+error resyncs that one symbol only while the others go on.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from daedalus.collector.backoff import retry_after_from_headers
+from daedalus.collector.ccxt_capture import Hooks, Tap, tap_property
+from daedalus.collector.ccxt_rows import SOURCE, MalformedFrame, book_row, ticker_row, trade_row  # noqa: F401
 from daedalus.collector.connection import (
     Connection,
     Disconnected,
@@ -36,119 +40,6 @@ from daedalus.collector.connection import (
 )
 from daedalus.collector.venues import ccxt_exchange_class, ccxt_venue, check_symbols, pick_method
 from daedalus.errors import ExchangeError
-
-try:
-    import orjson
-
-    def _json(obj: Any) -> str:
-        return orjson.dumps(obj, default=str).decode()
-except ImportError:  # pragma: no cover
-    import json
-
-    def _json(obj: Any) -> str:
-        return json.dumps(obj, separators=(",", ":"), default=str)
-
-
-SOURCE = "ccxt"
-
-
-@dataclass(slots=True)
-class MalformedFrame:
-    """A text frame that looked like JSON and did not parse."""
-
-    data: str
-    error: str
-
-
-def _ms_to_ns(ms: Any) -> int | None:
-    return int(ms) * 1_000_000 if ms is not None else None
-
-
-def trade_row(trade: dict, base: dict) -> dict:
-    """Bronze `trades` columns from a ccxt unified trade (side = aggressor, as ccxt reports it)."""
-    row = dict(base)
-    row.update(
-        timestamp=_ms_to_ns(trade.get("timestamp")),
-        trade_id=None if trade.get("id") is None else str(trade["id"]),
-        side=trade.get("side"),
-        price=trade.get("price"),
-        amount=trade.get("amount"),
-        cost=trade.get("cost"),
-        info_json=_json(trade.get("info")),
-    )
-    return row
-
-
-_TICKER_FIELDS = {
-    "bid": "bid", "ask": "ask", "bid_volume": "bidVolume", "ask_volume": "askVolume", "last": "last",
-    "open": "open", "high": "high", "low": "low", "close": "close", "vwap": "vwap",
-    "base_volume": "baseVolume", "quote_volume": "quoteVolume", "change": "change", "percentage": "percentage",
-}
-
-
-def ticker_row(ticker: dict, base: dict) -> dict:
-    row = dict(base)
-    row["timestamp"] = _ms_to_ns(ticker.get("timestamp"))
-    for col, key in _TICKER_FIELDS.items():
-        v = ticker.get(key)
-        row[col] = float(v) if v is not None else None
-    row["info_json"] = _json(ticker.get("info"))
-    return row
-
-
-def book_row(book: Any, levels: int, base: dict) -> dict:
-    """Top-`levels` snapshot of a ccxt order book, best first, levels as {price, size} structs.
-
-    Built as the schema's dicts here (copied: ccxt updates its level lists in place) because the
-    sink converts dicts to Arrow fastest, and the sink's conversion is the pipeline's bottleneck.
-    """
-    row = dict(base)
-    row["timestamp"] = _ms_to_ns(book.get("timestamp"))
-    row["nonce"] = book.get("nonce")
-    row["bids"] = [{"price": lvl[0], "size": lvl[1]} for lvl in book["bids"][:levels]]
-    row["asks"] = [{"price": lvl[0], "size": lvl[1]} for lvl in book["asks"][:levels]]
-    return row
-
-
-class _Hooks:
-    """What the stamped exchange calls: per message, before and after ccxt's own handler."""
-
-    def __init__(self, collector: CcxtCollector) -> None:
-        self.c = collector
-
-    def on_frame(self, client: Any, message: Any, capture_ts: int, handle: Any) -> None:
-        c = self.c
-        c.raw_messages += 1
-        if isinstance(message, MalformedFrame):
-            c.emit_event("error", detail=f"malformed JSON frame from {client.url}: {message.error}: "
-                         f"{message.data[:200]!r}", capture_ts=capture_ts)
-            return
-        if not isinstance(message, dict):
-            c.emit_event("error", detail=f"non-JSON frame from {client.url}: {str(message)[:200]!r}",
-                         capture_ts=capture_ts)
-            return
-        data = message.get("data", message) if "stream" in message else message
-        etype = data.get("e") if isinstance(data, dict) else None
-        if etype == "serverShutdown":
-            c.on_server_shutdown(client, capture_ts)
-            return
-        try:
-            handle(client, message)
-        except Exception as e:  # noqa: BLE001 - one bad message must not kill ccxt's receive loop
-            c.emit_event("error", detail=f"ccxt handler failed on {etype or 'message'}: {type(e).__name__}: {e}",
-                         capture_ts=capture_ts)
-            return
-        if etype == "trade" or etype == "aggTrade":
-            c.on_trade(data, capture_ts, client.url)
-        elif etype == "depthUpdate":
-            c.on_book(data.get("s"), capture_ts, client.url)
-        elif etype in ("24hrTicker", "24hrMiniTicker", "1hTicker", "4hTicker", "1dTicker"):
-            c.on_ticker(data.get("s"), capture_ts, client.url)
-        elif etype is None and "result" in data and "id" in data:
-            c.emit_event("subscribe_ack", detail=f"{client.url} id={data['id']}", capture_ts=capture_ts)
-        elif etype is None and "error" in data:
-            c.emit_event("error", detail=f"{client.url}: {_json(data)[:500]}", capture_ts=capture_ts)
-
 
 # Frames handled per event-loop turn (see _TolerantClient.receive_loop): ~10 ms of ccxt work.
 _RECEIVE_BURST = 100
@@ -216,7 +107,12 @@ def stamped_exchange_class(exchange_id: str) -> type:
                 self.on_message_callback(self, MalformedFrame(text, str(e)))
 
     class Stamped(base):  # type: ignore[misc, valid-type]
-        daedalus_hooks: _Hooks | None = None
+        daedalus_hooks: Hooks | None = None
+        daedalus_tap: Tap | None = None
+        # ccxt's public state dicts, swapped for ones that report what ccxt puts in them
+        trades = tap_property("trades")
+        orderbooks = tap_property("orderbooks")
+        tickers = tap_property("tickers")
 
         def handle_message(self, client: Any, message: Any) -> None:
             capture_ts = time.time_ns()
@@ -266,6 +162,7 @@ class CcxtCollector:
         self.venue = ccxt_venue(exchange_id)
         cls = stamped_exchange_class(exchange_id)
         self.exchange = cls({"enableRateLimit": True, "newUpdates": True})
+        # the trade cache: we never read it (each append is emitted), it only has to exist
         self.exchange.options["tradesLimit"] = ingestion.trade_cache_size
         self.exchange.options.update(self.venue.options)
         # ccxt retries a failed REST snapshot at once, up to 3 times, ignoring Retry-After; against a
@@ -275,12 +172,15 @@ class CcxtCollector:
         self.exchange.options["watchOrderBook"] = book_opts
         if configure is not None:
             configure(self.exchange)  # tests and demo point urls at the fake server and set markets
-        self.exchange.daedalus_hooks = _Hooks(self)
+        self.tap = Tap(self)
+        self._broken: set[str] = set()  # symbols whose book a venue rule broke, until their snapshot
+        self._break_reported: set[str] = set()  # ... whose gap + resync events are already in bronze
+        self.exchange.daedalus_tap = self.tap
+        self.exchange.daedalus_hooks = Hooks(self)
         self.raw_messages = 0
         self.feeds: list[Feed] = []
         # (channel, exchange symbol id or unified symbol) -> the Connection currently serving it
         self._conn: dict[tuple[str, str], Connection] = {}
-        self._last_nonce: dict[str, int | None] = {}
         self._shutdown_clients: set[str] = set()
         self._urls: dict[str, str] = {}  # "channel:symbol" -> url of the socket that delivered it
 
@@ -299,6 +199,8 @@ class CcxtCollector:
 
     async def _prepare(self) -> None:
         ex = self.exchange
+        # an exchange/channel pair ccxt.pro cannot serve fails before any network use
+        methods = {channel: pick_method(ex, self.exchange_id, channel) for channel in self.channels}
         if not ex.markets:
             try:
                 await ex.load_markets()
@@ -306,8 +208,7 @@ class CcxtCollector:
                 raise ExchangeError(f"{self.exchange_id}: cannot load markets ({type(e).__name__}: {e})") from None
         check_symbols(ex, self.exchange_id, self.symbols)
         feeds: list[Feed] = []
-        for channel in self.channels:
-            method = pick_method(ex, self.exchange_id, channel)
+        for channel, method in methods.items():
             if channel == "orderbook" or not method.endswith(("_for_symbols", "_tickers")):
                 feeds += [Feed(channel, [s], method, f"{channel}:{s}") for s in self.symbols]
             else:
@@ -361,34 +262,26 @@ class CcxtCollector:
         except Exception:  # noqa: BLE001
             return market_id
 
-    def on_trade(self, data: dict, capture_ts: int, url: str | None = None) -> None:
-        symbol = self._symbol(data.get("s"))
-        cache = self.exchange.trades.get(symbol) if symbol else None
-        if not cache:
-            self.emit_event("error", symbol=symbol, channel="trades", capture_ts=capture_ts,
-                            detail="trade message left no trade in ccxt's cache")
-            return
-        trade = cache[-1]
-        self.emitter.emit_nowait(Record(SOURCE, "trades", trade_row(trade, self._base("trades", symbol, capture_ts, url))))
+    def break_book(self, client: Any, symbol: str, detail: str, capture_ts: int) -> None:
+        """A venue rule found the book broken: gap + resync events, drop the book (nothing more is
+        emitted from it), skip its updates until a snapshot, and wake its watch call, whose loop asks
+        the venue for a fresh book."""
+        import ccxt
 
-    def on_book(self, market_id: str | None, capture_ts: int, url: str | None = None) -> None:
-        symbol = self._symbol(market_id)
-        book = self.exchange.orderbooks.get(symbol) if symbol else None
-        if book is None:
-            return
-        nonce = book.get("nonce")
-        if nonce is None or nonce == self._last_nonce.get(symbol):
-            return  # buffered before the snapshot, or dropped as already applied
-        self._last_nonce[symbol] = nonce
-        row = book_row(book, self.ingestion.orderbook_levels, self._base("orderbook", symbol, capture_ts, url))
-        self.emitter.emit_nowait(Record(SOURCE, "orderbook", row))
-
-    def on_ticker(self, market_id: str | None, capture_ts: int, url: str | None = None) -> None:
-        symbol = self._symbol(market_id)
-        ticker = self.exchange.tickers.get(symbol) if symbol else None
-        if ticker is None:
-            return
-        self.emitter.emit_nowait(Record(SOURCE, "ticker", ticker_row(ticker, self._base("ticker", symbol, capture_ts, url))))
+        conn = self._conn.get(("orderbook", symbol))
+        self.emit_event("gap", symbol=symbol, channel="orderbook", conn=conn, capture_ts=capture_ts,
+                        detail=f"order-book {detail}")
+        self.emit_event("resync", symbol=symbol, channel="orderbook", conn=conn, capture_ts=capture_ts,
+                        detail="book dropped; reloading a snapshot")
+        self._broken.add(symbol)
+        self.exchange.orderbooks.pop(symbol, None)
+        self.tap.discard(symbol)
+        self._break_reported.add(symbol)
+        # wake the watch call if it waits; if ccxt just resolved it, the loop sees the mark on return.
+        # (A rejection with no future waiting would be kept by ccxt and hit a later, healthy watch.)
+        message_hash = self.venue.book_hash(self.exchange, symbol)
+        if message_hash is not None and message_hash in (client.futures or {}):
+            client.reject(ccxt.InvalidNonce(f"{self.exchange_id} {detail}"), message_hash)
 
     def on_server_shutdown(self, client: Any, capture_ts: int) -> None:
         self.emit_event("reconnect", detail=f"serverShutdown from {client.url}", capture_ts=capture_ts)
@@ -422,30 +315,31 @@ class CcxtCollector:
                 self._shutdown_clients.discard(url)
                 raise ServerShutdown(f"serverShutdown on {url}", channel=feed.channel)
             try:
+                # the calls subscribe and surface errors; what they return was captured already
                 if feed.method == "watch_order_book":
-                    book = await method(symbol, self.venue.book_limit, params)
-                    # the first return after a (re)subscribe is the REST snapshot plus buffered diffs,
-                    # which no message hook saw complete: emit it here
-                    if book.get("nonce") != self._last_nonce.get(symbol):
-                        self._last_nonce[symbol] = book.get("nonce")
-                        row = book_row(book, self.ingestion.orderbook_levels,
-                                       self._base("orderbook", symbol, time.time_ns()))
-                        await self.emitter.emit(Record(SOURCE, "orderbook", row))
-                elif feed.method in ("watch_trades_for_symbols", "watch_tickers"):
-                    await method(feed.symbols, params=params) if feed.method == "watch_tickers" \
-                        else await method(feed.symbols, None, None, params)
+                    await method(symbol, self.venue.book_limit, params)
+                    if symbol in self._break_reported:  # a venue rule broke the book meanwhile
+                        self._break_reported.discard(symbol)
+                        await self.venue.resync(self.exchange, symbol)
+                elif feed.method == "watch_tickers":
+                    await method(feed.symbols, params=params)
+                elif feed.method == "watch_trades_for_symbols":
+                    await method(feed.symbols, None, None, params)
                 elif feed.method == "watch_trades":
                     await method(symbol, None, None, params)
                 else:
                     await method(symbol, params)
-            except ccxt.InvalidNonce as e:  # ChecksumError too: a U/u gap in the diff stream
+            except ccxt.InvalidNonce as e:  # ChecksumError too: ccxt's or a venue rule's sequence break
                 if feed.channel != "orderbook":
                     raise Disconnected(f"{type(e).__name__}: {e}", channel=feed.channel) from None
-                self._last_nonce.pop(symbol, None)
-                self.emit_event("gap", symbol=symbol, channel="orderbook", conn=conn,
-                                detail=f"order-book sequence break: {e}")
-                self.emit_event("resync", symbol=symbol, channel="orderbook", conn=conn,
-                                detail="re-subscribing this symbol for a fresh snapshot + buffered diffs")
+                if symbol in self._break_reported:
+                    self._break_reported.discard(symbol)
+                else:
+                    self.emit_event("gap", symbol=symbol, channel="orderbook", conn=conn,
+                                    detail=f"order-book sequence break: {e}")
+                    self.emit_event("resync", symbol=symbol, channel="orderbook", conn=conn,
+                                    detail="re-subscribing this symbol for a fresh snapshot")
+                await self.venue.resync(self.exchange, symbol)
                 await self.emitter.flush()
                 continue
             except (ccxt.DDoSProtection, ccxt.RateLimitExceeded) as e:
@@ -455,7 +349,6 @@ class CcxtCollector:
                     # the socket is fine; only the REST snapshot was refused. Wait as told, retry.
                     self.emit_event("rate_limited", symbol=symbol, channel=feed.channel, conn=conn,
                                     detail=f"REST snapshot refused ({status}); waiting {retry}s: {e}"[:500])
-                    self._last_nonce.pop(symbol, None)
                     from daedalus.collector.backoff import Backoff
 
                     delay = Backoff(1.0, 1.0).next_delay(retry_after=retry, status=status)
@@ -473,23 +366,26 @@ class CcxtCollector:
                 code = _close_code(str(e))
                 raise Disconnected(f"{type(e).__name__}: {e}", close_code=code, channel=feed.channel) from None
 
-    def _feed_hashes(self, feed: Feed) -> list[str]:
-        prefix = {"orderbook": "orderbook::", "trades": "trade::", "ticker": ""}[feed.channel]
-        return [prefix + s for s in feed.symbols] if prefix else []
-
     def _feed_url(self, feed: Feed) -> str | None:
         clients = self.exchange.clients or {}
         for s in feed.symbols:
             url = self._urls.get(f"{feed.channel}:{s}")
             if url is not None and url in clients:
                 return url
-        # nothing delivered yet: find the socket by ccxt's subscription hashes (Binance family names)
-        hashes = self._feed_hashes(feed)
-        for url, client in (self.exchange.clients or {}).items():
-            subs = client.subscriptions
-            if any(h in subs for h in hashes) or (not hashes and any("ticker" in str(k) for k in subs)):
-                return url
-        return None
+        # nothing delivered yet: find the socket by ccxt's subscription hashes, which name the
+        # channel ("orderbook::BTC/USDT", "books:BTC/USDT", "trade@BTC/USD", "tickers") on every venue
+        word = _HASH_WORD[feed.channel]
+        fallback = None
+        for url, client in clients.items():
+            for h in client.subscriptions:
+                text = str(h).lower()
+                if word not in text or text.startswith("unsubscribe"):
+                    continue
+                if any(s.lower() in text for s in feed.symbols):
+                    return url
+                if "/" not in text:
+                    fallback = fallback or url
+        return fallback
 
     async def _close_feed(self, feed: Feed) -> None:
         """Close this feed's socket and forget its ccxt state, so the next session starts clean."""
@@ -502,7 +398,11 @@ class CcxtCollector:
         if feed.channel == "orderbook":
             for s in feed.symbols:
                 self.exchange.orderbooks.pop(s, None)
-                self._last_nonce.pop(s, None)
+                self._broken.discard(s)
+                self._break_reported.discard(s)
+
+
+_HASH_WORD = {"orderbook": "book", "trades": "trade", "ticker": "ticker"}
 
 
 def _close_code(text: str) -> int | None:

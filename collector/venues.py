@@ -1,57 +1,22 @@
 """Per-venue declarations: which ccxt.pro call serves each bronze channel, and each venue's limits.
 
-A venue is data, not code (cryptofeed's habit): the collectors read these tables, and config checks
-fail fast against them with one line naming the exchange, symbol or channel.
+A ccxt.pro venue is a small module of its own (collector/venue_<id>.py); config checks fail fast
+against them with one line naming the exchange, symbol or channel.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
+from daedalus.collector.venue_ccxt import CcxtVenue, venue_for
 from daedalus.errors import ConfigError, ExchangeError
 
 BRONZE_DATA_CHANNELS = ("ticker", "trades", "orderbook")
 
 
-@dataclass(frozen=True)
-class CcxtVenue:
-    """How the ccxt collector uses one exchange. Defaults suit most ccxt.pro exchanges."""
-
-    # ccxt.pro `has` keys that serve a channel, best first: a multi-symbol call if the exchange has one
-    channel_methods: dict[str, tuple[str, ...]] = field(default_factory=lambda: {
-        "ticker": ("watchTickers", "watchTicker"),
-        "trades": ("watchTradesForSymbols", "watchTrades"),
-        "orderbook": ("watchOrderBook",),
-    })
-    # params passed to the watch call per channel
-    channel_params: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # depth requested for the order book snapshot; None = the exchange default. Never the bronze level
-    # count: ccxt truncates its stored book to `limit` on every return, which would corrupt the book
-    # as soon as a level inside the kept range is deleted.
-    book_limit: int | None = None
-    # extra ccxt options
-    options: dict[str, Any] = field(default_factory=dict)
-    # drops every connection at 24 h (Binance); the collector reconnects a little before
-    max_connection_hours: float | None = None
-
-
-_BINANCE = CcxtVenue(
-    # `ticker` = the full 24hrTicker stream (bid/ask + stats); ccxt's default for watchTickers is
-    # miniTicker, which has no bid/ask.
-    channel_params={"ticker": {"name": "ticker"}},
-    options={"watchOrderBookLimit": 1000},
-    max_connection_hours=24.0,
-)
-
-CCXT_VENUES: dict[str, CcxtVenue] = {
-    "binance": _BINANCE,
-    "binanceus": _BINANCE,
-}
-
-
 def ccxt_venue(exchange_id: str) -> CcxtVenue:
-    return CCXT_VENUES.get(exchange_id, CcxtVenue())
+    """The venue module's rules for an exchange (collector/venue_<id>.py), or the defaults."""
+    return venue_for(exchange_id)
 
 
 def ccxt_exchange_class(exchange_id: str) -> type:

@@ -1,7 +1,7 @@
 """`daedalus demo`: the whole pipeline on loopback, no network, no credentials.
 
-1. Start a fake Binance (WebSocket + REST) and a fake Coinbase Advanced Trade server on 127.0.0.1,
-   both publishing one deterministic simulated market (several symbols).
+1. Start fakes of Binance (WebSocket + REST), OKX v5, Bybit v5 spot, Kraken v2 and Coinbase Advanced
+   Trade on 127.0.0.1, all publishing one deterministic simulated market (several symbols).
 2. Run the real collectors (the real ccxt.pro client, the native Coinbase client) for `seconds`.
 3. `land` raw segments into bronze, `build` silver and gold, refresh the catalog.
 4. Query the catalog and print a summary: rows per layer, a few gold features, where things are.
@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 DEMO_SYMBOLS = {"BTC/USDT": 60_000.0, "ETH/USDT": 3_000.0, "SOL/USDT": 150.0}
+# the ccxt.pro exchanges the demo collects from, each against its own fake server
+DEMO_EXCHANGES = ("binance", "okx", "bybit", "kraken")
 STEP_MS = 20
 DEMO_VPIN_BUCKET_VOLUME = 0.5
 
@@ -29,6 +31,8 @@ class DemoResult:
     rows: dict[str, int] = field(default_factory=dict)
     features: list[str] = field(default_factory=list)
     build_error: str | None = None
+    # model -> exchange -> rows, for every bronze/silver/gold model with an `exchange` column
+    by_exchange: dict[str, dict[str, int]] = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -40,7 +44,7 @@ def demo_config(root: str | Path, seconds: float) -> Any:
     return load_config(None, {
         "storage.root": str(Path(root).resolve()),
         "ingestion.sources": ["ccxt", "coinbase"],
-        "ingestion.exchanges": ["binance"],
+        "ingestion.exchanges": list(DEMO_EXCHANGES),
         "ingestion.symbols": list(DEMO_SYMBOLS),
         "ingestion.channels": ["ticker", "trades", "orderbook"],
         "ingestion.flush_interval_seconds": min(5.0, max(0.5, seconds / 10)),
@@ -53,17 +57,28 @@ def demo_config(root: str | Path, seconds: float) -> Any:
 
 
 async def collect_demo(config: Any, seconds: float, seed: int = 7) -> dict:
-    """Run both fake exchanges on one simulated market and the real collectors for `seconds`."""
+    """Run the fake exchanges on one simulated market and the real collectors for `seconds`."""
     from daedalus.collector.pipeline import run_collect
     from daedalus.simulator.binance import FakeBinance
+    from daedalus.simulator.bybit import FakeBybit
     from daedalus.simulator.coinbase import FakeCoinbase
+    from daedalus.simulator.kraken import FakeKraken
     from daedalus.simulator.market import SimulatedMarket
+    from daedalus.simulator.okx import FakeOkx
 
     # start the simulated clock at "now" so bronze dates and capture times agree
     market = SimulatedMarket(DEMO_SYMBOLS, seed=seed, start_ms=int(time.time() * 1000), step_ms=STEP_MS)
     binance = await FakeBinance().start()
     coinbase = await FakeCoinbase(market).start()
     binance.load_market(market)
+    venues = {"okx": FakeOkx(), "bybit": FakeBybit(), "kraken": FakeKraken()}
+    for fake in venues.values():
+        fake.record = False  # the demo runs for minutes if asked: keep no copy of what was sent
+        await fake.start()
+        fake.load_market(market)
+    configure = {"binance": lambda ex: binance.configure(ex, list(DEMO_SYMBOLS))}
+    for name, fake in venues.items():
+        configure[name] = lambda ex, fake=fake: fake.configure(ex, list(DEMO_SYMBOLS), market)
     stop = asyncio.Event()
     market_stop = asyncio.Event()
 
@@ -73,19 +88,21 @@ async def collect_demo(config: Any, seconds: float, seed: int = 7) -> dict:
         while not market_stop.is_set():
             for ev in market.step():
                 await binance.publish_market_event(ev, market)
+                for fake in venues.values():
+                    await fake.publish_market_event(ev, market)
                 await coinbase.publish(ev)
             await asyncio.sleep(STEP_MS / 1000)
 
     feeder = asyncio.ensure_future(feed())
     try:
-        return await run_collect(config, stop, duration=seconds,
-                                 configure={"binance": lambda ex: binance.configure(ex, list(DEMO_SYMBOLS))},
-                                 coinbase_url=coinbase.url)
+        return await run_collect(config, stop, duration=seconds, configure=configure, coinbase_url=coinbase.url)
     finally:
         market_stop.set()
         await feeder
         await binance.stop()
         await coinbase.stop()
+        for fake in venues.values():
+            await fake.stop()
 
 
 def _count_rows(config: Any) -> tuple[dict[str, int], list[str], str | None]:
@@ -145,6 +162,7 @@ def run_demo(root: str | Path, seconds: float = 60.0) -> DemoResult:
 
         build(config)
         result.rows, result.features, result.catalog = _count_rows(config)
+        result.by_exchange = _rows_by_exchange(config)
     except Exception as e:  # noqa: BLE001 - the demo reports how far it got
         from daedalus.errors import DaedalusError
 
@@ -155,10 +173,30 @@ def run_demo(root: str | Path, seconds: float = 60.0) -> DemoResult:
     return result
 
 
+def _rows_by_exchange(config: Any) -> dict[str, dict[str, int]]:
+    from daedalus.catalog import open_catalog
+
+    con = open_catalog(config)
+    try:
+        views = con.execute(
+            "SELECT table_schema, table_name FROM information_schema.columns WHERE column_name = 'exchange' "
+            "AND table_schema IN ('bronze','silver','gold') ORDER BY 1, 2").fetchall()
+        out: dict[str, dict[str, int]] = {}
+        for schema, name in views:
+            try:
+                got = con.execute(f'SELECT exchange, count(*) FROM "{schema}"."{name}" GROUP BY 1 ORDER BY 1').fetchall()
+            except Exception:  # noqa: BLE001 - a view that cannot be read is shown by _count_rows
+                continue
+            out[f"{schema}.{name}"] = {str(ex): n for ex, n in got}
+        return out
+    finally:
+        con.close()
+
+
 def format_demo(r: DemoResult) -> str:
     c = r.collect
     lines = [
-        f"Daedalus demo — {r.seconds:.0f}s, everything on 127.0.0.1 (fake Binance + Coinbase, simulated market)",
+        f"Daedalus demo — {r.seconds:.0f}s, everything on 127.0.0.1 (fake Binance, OKX, Bybit, Kraken, Coinbase; simulated market)",
         f"collected: {c['collector']['received']} messages, {c['collector']['dropped']} dropped; "
         + ", ".join(f"{k} {v}" for k, v in sorted(c["written"].items()) if v) + " rows written",
         f"landed:    {r.land}",
@@ -168,6 +206,11 @@ def format_demo(r: DemoResult) -> str:
     if r.rows:
         lines.append("rows per layer:")
         lines += [f"  {k:<28} {v:>10}" for k, v in r.rows.items()]
+    if r.by_exchange:
+        lines.append("exchanges per layer:")
+        for layer in ("bronze", "silver", "gold"):
+            seen = sorted({ex for m, per in r.by_exchange.items() if m.startswith(layer + ".") for ex in per})
+            lines.append(f"  {layer:<8} {', '.join(seen)}")
     if r.features:
         lines.append("a few gold features (latest row):")
         lines += [f"  {f}" for f in r.features]

@@ -59,26 +59,43 @@ class BenchResult:
         )
 
 
-def _serve(port_q: Any, go: Any, messages: int, rate: float | None = None) -> None:
-    """Child process: fake Binance + simulated market; publish `messages` depth diffs once told to,
+# venue -> (fake server class path, its order-book topic for a symbol)
+BENCH_VENUES = {
+    "binance": ("daedalus.simulator.binance:FakeBinance", lambda s: f"{s.replace('/', '').lower()}@depth@100ms"),
+    "okx": ("daedalus.simulator.okx:FakeOkx", lambda s: f"books:{s.replace('/', '-')}"),
+    "bybit": ("daedalus.simulator.bybit:FakeBybit", lambda s: f"orderbook.50.{s.replace('/', '')}"),
+    "kraken": ("daedalus.simulator.kraken:FakeKraken", lambda s: f"book:{s}"),
+}
+
+
+def _fake_class(venue: str) -> type:
+    import importlib
+
+    module, name = BENCH_VENUES[venue][0].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _serve(port_q: Any, go: Any, messages: int, rate: float | None = None, venue: str = "binance") -> None:
+    """Child process: a fake exchange + simulated market; publish `messages` depth diffs once told to,
     flat out or at `rate` messages/s."""
-    from daedalus.simulator.binance import FakeBinance
     from daedalus.simulator.market import SimulatedMarket
 
     async def main() -> None:
         market = SimulatedMarket(BENCH_SYMBOLS, seed=1)
-        server = await FakeBinance().start()
+        server = await _fake_class(venue)().start()
+        server.record = False
         server.load_market(market)
         port_q.put(server.port)
-        await server.wait_subscribed([f"{s.replace('/', '').lower()}@depth@100ms" for s in BENCH_SYMBOLS], 60)
+        await server.wait_subscribed([BENCH_VENUES[venue][1](s) for s in BENCH_SYMBOLS], 60)
         while not go.is_set():
             await asyncio.sleep(0.01)
         sent = 0
         t0 = time.monotonic()
         while sent < messages:
             for ev in market.step():
-                if hasattr(ev, "first_id"):  # depth diffs only: an order-book benchmark
-                    await server.publish_market_event(ev, market)
+                # depth diffs only: an order-book benchmark (a venue fake says False for a diff that
+                # changed nothing inside its subscribed depth: no frame went out)
+                if hasattr(ev, "first_id") and await server.publish_market_event(ev, market) is not False:
                     sent += 1
             if rate:
                 ahead = sent / rate - (time.monotonic() - t0)
@@ -92,13 +109,12 @@ def _serve(port_q: Any, go: Any, messages: int, rate: float | None = None) -> No
 
 
 def bench_collect(messages: int = 100_000, root: str | Path | None = None, queue_maxsize: int = 2_000,
-                  rate: float | None = None) -> BenchResult:
-    """Run the benchmark; `rate` paces the exchange (msg/s) to measure latency below saturation."""
+                  rate: float | None = None, venue: str = "binance") -> BenchResult:
+    """Run the benchmark; `rate` paces the exchange (msg/s) to measure latency below saturation;
+    `venue` picks the fake exchange (binance, okx, bybit, kraken) and the real ccxt.pro client for it."""
     from daedalus.collector.pipeline import run_collect
     from daedalus.collector.sink import BronzeSink
     from daedalus.config import load_config
-    from daedalus.simulator.binance import FakeBinance
-
     latencies: list[int] = []
 
     class TimedSink(BronzeSink):
@@ -110,18 +126,18 @@ def bench_collect(messages: int = 100_000, root: str | Path | None = None, queue
 
     ctx = mp.get_context("spawn")
     port_q, go = ctx.Queue(), ctx.Event()
-    child = ctx.Process(target=_serve, args=(port_q, go, messages, rate), daemon=True)
+    child = ctx.Process(target=_serve, args=(port_q, go, messages, rate, venue), daemon=True)
     child.start()
     tmp = tempfile.TemporaryDirectory(prefix="daedalus-bench-") if root is None else None
     lake = Path(root) if root is not None else Path(tmp.name)  # type: ignore[union-attr]
     try:
         port = port_q.get(timeout=60)
         config = load_config(None, {
-            "storage.root": str(lake), "ingestion.exchanges": ["binance"], "ingestion.symbols": list(BENCH_SYMBOLS),
+            "storage.root": str(lake), "ingestion.exchanges": [venue], "ingestion.symbols": list(BENCH_SYMBOLS),
             "ingestion.channels": ["orderbook"], "ingestion.queue_maxsize": queue_maxsize,
             "ingestion.stale_after_seconds": 30.0,
         }, environ={})
-        probe = FakeBinance(port=port)
+        probe = _fake_class(venue)(port=port)
         marks: dict[str, float] = {}
 
         async def main() -> dict:
@@ -133,7 +149,7 @@ def bench_collect(messages: int = 100_000, root: str | Path | None = None, queue
                         c = emitter.counters.get(("ccxt", "orderbook"))
                         return c.received if c else 0
 
-                    while got() < len(BENCH_SYMBOLS):  # the three REST snapshots
+                    while got() < len(BENCH_SYMBOLS):  # the three snapshots (REST or WebSocket)
                         await asyncio.sleep(0.01)
                     marks["start"], marks["base"] = time.monotonic(), got()
                     marks["cpu0"] = _cpu()
@@ -153,7 +169,7 @@ def bench_collect(messages: int = 100_000, root: str | Path | None = None, queue
 
                 asyncio.ensure_future(watch())
 
-            return await run_collect(config, stop, configure={"binance": lambda ex: probe.configure(ex, list(BENCH_SYMBOLS))},
+            return await run_collect(config, stop, configure={venue: lambda ex: probe.configure(ex, list(BENCH_SYMBOLS))},
                                      on_started=started, sink_factory=TimedSink)
 
         summary = asyncio.run(main())

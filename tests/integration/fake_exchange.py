@@ -40,8 +40,23 @@ def read_ready(root: Path, source: str, channel: str) -> pa.Table | None:
 
 
 def rows(root: Path, source: str, channel: str) -> list[dict]:
+    """Rows as dicts; ns timestamps as pandas Timestamps. Built column by column: the collector ran in
+    this process and made pyarrow take pandas as absent (collector/quarantine.py), so pyarrow's own
+    to_pylist cannot return ns timestamps any more."""
+    import pandas as pd
+
     t = read_ready(root, source, channel)
-    return [] if t is None else t.to_pylist()
+    if t is None:
+        return []
+    cols: dict[str, list] = {}
+    for name in t.column_names:
+        col = t[name]
+        if pa.types.is_timestamp(col.type):
+            cols[name] = [None if v is None else pd.Timestamp(v, unit="ns", tz="UTC")
+                          for v in col.cast(pa.int64()).to_pylist()]
+        else:
+            cols[name] = col.to_pylist()
+    return [dict(zip(cols, vals, strict=True)) for vals in zip(*cols.values(), strict=True)]
 
 
 async def wait_until(pred: Callable[[], bool], timeout: float, what: str) -> None:

@@ -30,15 +30,23 @@ def test_demo_collects_lands_builds_and_queries(tmp_path: Path) -> None:
     written = sum(v for k, v in c["written"].items() if k.endswith("/orderbook"))
     assert rows["bronze.orderbook"] == written
     assert Path(result.catalog or "").exists()
+    # every exchange reaches every layer: bronze, silver and gold rows for okx, bybit and kraken
+    # (trades, order book, ticker) besides binance and coinbase
+    per = result.by_exchange
+    for ex in ("binance", "okx", "bybit", "kraken", "coinbase"):
+        for model in ("bronze.orderbook", "bronze.trades", "bronze.ticker", "silver.orderbook", "silver.trades"):
+            assert per.get(model, {}).get(ex, 0) > 0, (model, ex, per.get(model))
+        assert any(m.startswith("gold.") and n.get(ex, 0) > 0 for m, n in per.items()), (ex, per)
     # VPIN shows in the demo (bucket volume sized to the simulated flow), for every demo symbol
     from daedalus.catalog import open_catalog
 
     con = open_catalog(demo_config(tmp_path / "lake", 6))
     try:
-        vpin = dict(con.execute("SELECT symbol, count(vpin) FROM gold.orderbook_hf GROUP BY ALL").fetchall())
+        vpin = con.execute("SELECT exchange, symbol, count(vpin) FROM gold.orderbook_hf GROUP BY ALL").fetchall()
     finally:
         con.close()
-    assert set(vpin) >= {"BTC/USDT", "ETH/USDT", "SOL/USDT"} and min(vpin.values()) > 0, vpin
+    assert {s for _, s, n in vpin if n > 0} >= {"BTC/USDT", "ETH/USDT", "SOL/USDT"}, vpin
+    assert {e for e, _, n in vpin if n > 0} >= {"binance", "okx", "bybit", "kraken", "coinbase"}, vpin
     text = format_demo(result)
     assert "catalog:" in text and "rows per layer" in text and "gold." in text
 

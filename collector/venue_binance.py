@@ -1,0 +1,38 @@
+"""Binance spot (and binance.us): ccxt syncs the book itself (REST snapshot + `U`/`u` diffs).
+
+Sample diff on `btcusdt@depth@100ms`::
+
+    {"e": "depthUpdate", "E": 1723161600123, "s": "BTCUSDT", "U": 157, "u": 160,
+     "b": [["60000.10", "0.5"]], "a": [["60000.20", "0"]]}
+
+Rules: ccxt raises InvalidNonce when a diff's `U` is past the last applied `u` + 1 and re-fetches the
+REST snapshot on the next watch. Quirks: the server closes every connection at 24 h and announces
+maintenance with `{"e": "serverShutdown"}`; `watchTickers` defaults to miniTicker (no bid/ask), so the
+full 24hrTicker stream is asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from daedalus.collector.venue_ccxt import CcxtVenue
+
+
+class Venue(CcxtVenue):
+    channel_params: ClassVar[dict[str, dict[str, Any]]] = {"ticker": {"name": "ticker"}}
+    options: ClassVar[dict[str, Any]] = {"watchOrderBookLimit": 1000}
+    max_connection_hours: ClassVar[float | None] = 24.0
+
+    def control(self, message: Any) -> tuple[str, str] | None:
+        if not isinstance(message, dict):
+            return None
+        data = message.get("data", message) if "stream" in message else message
+        if not isinstance(data, dict):
+            return None
+        if data.get("e") == "serverShutdown":
+            return ("shutdown", "serverShutdown")
+        if "e" not in data and "result" in data and "id" in data:
+            return ("subscribe_ack", f"id={data['id']}")
+        if "e" not in data and "error" in data:
+            return ("error", str(data["error"])[:500])
+        return None

@@ -1,0 +1,80 @@
+"""ccxt.pro venues: one small module per exchange whose frames or rules need saying (cryptofeed's habit).
+
+A venue module (collector/venue_<exchange id>.py) defines a `Venue` subclass of `CcxtVenue` (channel methods and params, book depth,
+ccxt options, connection limits, its sequence/checksum rule, its control frames, its quirks) and a
+sample message in its docstring. Any other ccxt.pro exchange gets the defaults: ccxt's own parsing
+and ccxt's own sequence checks, generic capture (collector/ccxt_capture.py), nothing extra.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, ClassVar
+
+# exchange id -> venue module (collector/venue_<name>.py); other ids get the defaults
+_MODULES = {"binance": "binance", "binanceus": "binance", "okx": "okx", "bybit": "bybit", "kraken": "kraken"}
+
+
+class CcxtVenue:
+    """How the ccxt collector uses one exchange. Defaults suit most ccxt.pro exchanges."""
+
+    # ccxt.pro `has` keys that serve a channel, best first: a multi-symbol call if the exchange has one
+    channel_methods: ClassVar[dict[str, tuple[str, ...]]] = {
+        "ticker": ("watchTickers", "watchTicker"),
+        "trades": ("watchTradesForSymbols", "watchTrades"),
+        "orderbook": ("watchOrderBook",),
+    }
+    # params passed to the watch call per channel
+    channel_params: ClassVar[dict[str, dict[str, Any]]] = {}
+    # depth requested for the order book; None = the exchange default. Never the bronze level count:
+    # ccxt truncates its stored book to `limit` on every return.
+    book_limit: ClassVar[int | None] = None
+    # extra ccxt options
+    options: ClassVar[dict[str, Any]] = {}
+    # text frames that are not JSON and not an error (OKX answers "ping" with "pong")
+    text_frames: ClassVar[tuple[str, ...]] = ()
+    # the venue drops every connection at this age (Binance: 24 h); the collector reconnects before
+    max_connection_hours: ClassVar[float | None] = None
+
+    def __init__(self) -> None:
+        self.last_seq: dict[str, int] = {}  # per market id, for venues whose rule we check ourselves
+
+    def control(self, message: Any) -> tuple[str, str] | None:
+        """A control frame: ("subscribe_ack" | "error" | "shutdown", detail), else None."""
+        return None
+
+    def book_frame(self, message: Any) -> tuple[str, str, str | None] | None:
+        """For an order-book frame: (market id, "snapshot" | "update", sequence-break detail or None).
+        Checked before ccxt handles the frame; None = not a book frame or nothing to check."""
+        return None
+
+    def check_book(self, exchange: Any, symbol: str, book: Any, message: Any) -> str | None:
+        """After ccxt applied a book frame: the checksum-break detail, or None."""
+        return None
+
+    def book_hash(self, exchange: Any, symbol: str) -> str | None:
+        """ccxt's message hash of `watch_order_book(symbol)` (to reject it on a break we detect)."""
+        return None
+
+    async def resync(self, exchange: Any, symbol: str) -> None:
+        """Arrange that the next `watch_order_book(symbol)` loads a fresh book (after a break).
+        Default: nothing (ccxt reloads by itself, e.g. Binance's REST snapshot)."""
+
+
+def venue_for(exchange_id: str) -> CcxtVenue:
+    """A fresh venue object (it holds per-collector sequence state)."""
+    name = _MODULES.get(exchange_id)
+    if name is None:
+        return CcxtVenue()
+    return importlib.import_module(f"daedalus.collector.venue_{name}").Venue()
+
+
+def tested_venues() -> tuple[str, ...]:
+    return tuple(_MODULES)
+
+
+def checksum_number(x: float) -> str:
+    """A float as the venue's shortest decimal string ("41006.8", "0.5", "3"): the form OKX uses on
+    the wire, recovered from ccxt's float (ccxt keeps no strings)."""
+    s = f"{x:.12f}".rstrip("0").rstrip(".")
+    return s if s else "0"
