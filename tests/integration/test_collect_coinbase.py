@@ -133,7 +133,10 @@ def test_abrupt_close_reconnects(tmp_path: Path) -> None:
     server, market, _ = run_coinbase(tmp_path, fault)
     events = rows(tmp_path, "coinbase", "events")
     drops = [e for e in events if e["event_type"] == "disconnect" and e["close_code"] == 1006]
-    assert len(drops) == 1
+    # one drop of one connection, named once per series it carried (FEATURES.md "Time")
+    assert len({e["conn_id"] for e in drops}) == 1
+    assert sorted((e["symbol"], e["channel"]) for e in drops) == sorted(
+        (s, c) for s in ("BTC/USDT", "ETH/USDT") for c in ("orderbook", "ticker", "trades"))
     assert [e["event_type"] for e in events].count("connect") == 2
     _check_final_books(tmp_path, market)
 
@@ -144,6 +147,8 @@ def test_handshake_429_retry_after_is_honoured(tmp_path: Path) -> None:
 
     server, market, _ = run_coinbase(tmp_path, fault, before_start=lambda s: s.reject_handshakes(1, 429, 1.0))
     limited = [e for e in rows(tmp_path, "coinbase", "events") if e["event_type"] == "rate_limited"]
-    assert len(limited) == 1 and "429" in limited[0]["detail"]
+    # one refused handshake, named once per series the session was to carry
+    assert len({e["conn_id"] for e in limited}) == 1 and all("429" in e["detail"] for e in limited)
+    assert all(e["symbol"] is not None for e in limited)
     assert server.handshakes[1] - server.handshakes[0] >= 1.0  # waited Retry-After, not the 0.05 s backoff
     _check_final_books(tmp_path, market)
