@@ -284,7 +284,9 @@ class CcxtCollector:
             client.reject(ccxt.InvalidNonce(f"{self.exchange_id} {detail}"), message_hash)
 
     def on_server_shutdown(self, client: Any, capture_ts: int) -> None:
-        self.emit_event("reconnect", detail=f"serverShutdown from {client.url}", capture_ts=capture_ts)
+        # A notice, not a break: data keeps flowing until each feed on this socket reconnects, and
+        # that reconnect is the break, named per series by the supervisor.
+        self.emit_event("notice", detail=f"serverShutdown from {client.url}", capture_ts=capture_ts)
         self._shutdown_clients.add(client.url)
 
     # ---- one feed's session ----

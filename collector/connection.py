@@ -332,13 +332,13 @@ async def _watchdog(conn: Connection, stale_after: float, max_age: float) -> Rec
 
 def _named_series(conn: Connection, symbol: str | None, channel: str | None) -> list[tuple[str | None, str | None]]:
     """The (symbol, channel) pairs an event of this session names: the one the reason names, or, for a
-    reason of the whole connection, every series it carried (never a NULL symbol that silver would
+    reason of the whole connection (or of one channel of it), every series it carried (on that channel) (never a NULL symbol that silver would
     read as "every series of the exchange"). A session that failed before subscribing carried
     nothing: its event keeps symbol and channel NULL."""
-    if symbol is not None or channel is not None:
+    if symbol is not None:
         return [(symbol, channel)]
-    pairs = [(s, c) for c, s in conn.carried]
-    return pairs or [(None, None)]
+    pairs = [(s, c) for c, s in conn.carried if channel is None or c == channel]
+    return pairs or [(None, channel)]
 
 
 async def supervise(

@@ -75,7 +75,7 @@ EVENTS = pa.schema(
 
 EVENT_TYPES = (
     "connect", "disconnect", "subscribe_ack", "resync", "gap", "stale", "overflow",
-    "truncation", "reconnect", "error", "quarantine", "segment_repair", "rate_limited",
+    "truncation", "reconnect", "error", "quarantine", "segment_repair", "rate_limited", "notice",
 )
 # Events after which ETL treats the series as broken (FEATURES.md "break").
 BREAK_EVENT_TYPES = ("disconnect", "gap", "resync", "overflow", "stale", "reconnect", "segment_repair", "quarantine")
