@@ -55,6 +55,9 @@ def _main(
 
 
 def _register_commands() -> None:
+    from daedalus.cli_usage import install_help_metavars
+
+    install_help_metavars()
     from daedalus import cli_build, cli_collect, cli_ops
 
     for module in (cli_build, cli_collect, cli_ops):
@@ -64,13 +67,21 @@ def _register_commands() -> None:
 _register_commands()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """The console script: run the app and turn every outcome into an exit code the shell sees.
+
+    DaedalusError → one line, its exit code; a usage error → one line (click's suggestion kept), 2;
+    `typer.Exit(n)` → n (typer returns it in non-standalone mode instead of raising).
+    """
+    from daedalus.cli_usage import one_line, usage_error_classes
+
+    usage_errors = usage_error_classes()
     try:
-        app(standalone_mode=False)
+        code = app(args=argv, prog_name="daedalus", standalone_mode=False)
     except DaedalusError as e:
         if STATE.debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print("error: " + " ".join(str(e).splitlines()), file=sys.stderr)
         sys.exit(e.exit_code)
     except typer.Exit as e:
         sys.exit(e.exit_code)
@@ -80,10 +91,9 @@ def main() -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
-    except Exception as e:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
+    except usage_errors as e:
+        if STATE.debug:
+            raise
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        sys.exit(getattr(e, "exit_code", 2))
+    sys.exit(code if isinstance(code, int) else 0)
