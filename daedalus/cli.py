@@ -31,11 +31,25 @@ class Globals:
     overrides: dict[str, Any] = field(default_factory=dict)
     debug: bool = False
 
-    def config(self):
-        """The effective config (defaults → YAML → environment → CLI flags)."""
-        from daedalus.config import load_config
+    announced: bool = False
 
-        return load_config(self.config_path, self.overrides)
+    def config(self):
+        """The effective config (defaults → YAML (--config, DAEDALUS_CONFIG or the nearest
+        daedalus.yaml) → environment → CLI flags)."""
+        from daedalus.project_file import load
+
+        return load(self.config_path, self.overrides)[0]
+
+    def lake_config(self, warn_empty: bool = True):
+        """The config of a command that reads the lake: says once, on stderr, which root it uses
+        (and warns when it holds no bronze, unless `warn_empty` is False: `land` fills it)."""
+        from daedalus.project_file import announce_root, load
+
+        cfg, source = load(self.config_path, self.overrides)
+        if not self.announced:
+            self.announced = True
+            announce_root(cfg, source, warn_empty=warn_empty)
+        return cfg
 
 
 STATE = Globals()
@@ -51,6 +65,7 @@ def _main(
 ) -> None:
     STATE.config_path = config
     STATE.debug = debug
+    STATE.announced = False
     STATE.overrides = {"storage.root": root, "duckdb.threads": threads, "duckdb.memory_limit": memory_limit}
 
 
@@ -81,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     except DaedalusError as e:
         if STATE.debug:
             raise
-        print("error: " + " ".join(str(e).splitlines()), file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
     except typer.Exit as e:
         sys.exit(e.exit_code)

@@ -17,7 +17,7 @@ SELECT_HELP = "Models to build: name, +name (with parents), name+ (with children
 def _cfg():  # noqa: ANN202
     from daedalus.cli import STATE
 
-    return STATE.config()
+    return STATE.lake_config()
 
 
 def _human_bytes(n: float) -> str:
@@ -192,18 +192,22 @@ def docs_command(
 
 
 def query_command(
-    sql: str = typer.Argument(..., help="SQL over the catalog's views (bronze.*, silver.*, gold.*)."),
+    sql: str = typer.Argument(..., help="SQL over the catalog's views (bronze.*, silver.*, gold.*): any "
+                              "read-only statement (SELECT, DESCRIBE, SUMMARIZE, SHOW, PRAGMA, EXPLAIN), "
+                              "several separated by ';'."),
     fmt: str = typer.Option("table", "--format", "-f", help="table | csv | json | parquet."),
     output: str = typer.Option(None, "--output", "-o", help="Write to this file (required for parquet)."),
+    append: bool = typer.Option(False, "--append", "-a", help="Append to --output instead of replacing it "
+                                "(csv: header only into an empty file; json: one record per line)."),
     limit: int = typer.Option(1000, "--limit", help="Rows shown by --format table."),
 ) -> None:
-    """Run SQL on the read-only catalog.
+    """Run SQL on the read-only catalog, like the DuckDB CLI (errors keep DuckDB's hints).
 
-    Example: daedalus query "SELECT count(*) FROM silver.trades" --format csv
+    Example: daedalus query "DESCRIBE gold.trade_bars; SELECT count(*) FROM silver.trades" --format csv
     """
-    from daedalus.catalog import run_query
+    from daedalus.query import run_query
 
-    run_query(_cfg(), sql, fmt, output, limit)
+    run_query(_cfg(), sql, fmt, output, limit, append=append)
 
 
 def shell_command() -> None:

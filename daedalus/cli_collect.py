@@ -97,6 +97,14 @@ def demo_command(
     typer.echo(f"demo: collecting {seconds:.0f}s from a simulated market on 127.0.0.1 into {lake} ...")
     result = run_demo(lake, seconds)
     typer.echo(format_demo(result))
+    from daedalus.project_file import PROJECT_FILE, write_for_demo
+
+    project = write_for_demo(lake)
+    if project is not None:
+        typer.echo(f"project:   {project} — `daedalus build`, `ls`, `query` ... run in {project.parent} use this lake")
+    else:
+        typer.echo(f"project:   {PROJECT_FILE} beside the lake points elsewhere and was kept; "
+                   f"use `daedalus --root {lake} ...`")
     if result.build_error:
         raise typer.Exit(4)
 
