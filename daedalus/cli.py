@@ -89,8 +89,10 @@ def main(argv: list[str] | None = None) -> None:
     `typer.Exit(n)` → n (typer returns it in non-standalone mode instead of raising).
     """
     from daedalus.cli_usage import one_line, usage_error_classes
+    from daedalus.selection import expand_command_line
 
     usage_errors = usage_error_classes()
+    argv = expand_command_line(list(sys.argv[1:] if argv is None else argv))  # `--select a b` like dbt
     try:
         code = app(args=argv, prog_name="daedalus", standalone_mode=False)
     except DaedalusError as e:

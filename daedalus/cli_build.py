@@ -11,7 +11,9 @@ from typing import Any
 
 import typer
 
-SELECT_HELP = "Models to build: name, +name (with parents), name+ (with children), tag:x, layer:gold."
+SELECT_HELP = ("Models: name or layer.name (wildcards: gold.*), +name / name+ (with parents / children), "
+               "2+name / name+1 (N edges), tag:x, layer:gold; several: space- or comma-separated; "
+               "a&b: both.")
 
 
 def _cfg():  # noqa: ANN202

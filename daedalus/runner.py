@@ -46,6 +46,7 @@ from daedalus.materializations import MATERIALIZATIONS, PartPlan
 from daedalus.materializations.base import partition_id
 from daedalus.materializations.partitioned import PartitionedMaterialization
 from daedalus.project import Model, Project, load_project, lookback_seconds
+from daedalus.selection import date_range
 from daedalus.state import Manifest, PartitionState, files_fingerprint, fingerprint
 
 if TYPE_CHECKING:
@@ -171,7 +172,7 @@ class Session:
         self.lake = lake if lake is not None else open_lake(config)
         self.manifest = Manifest.load(self.lake)
         self.udfs = udfs
-        self.start, self.end = _iso(start), _iso(end)
+        self.start, self.end = date_range(_iso(start), _iso(end))
         self._parts: dict[str, dict[str, InputPart]] = {}
         self._leaf: dict[str, list[str]] = {}
         self._con: duckdb.DuckDBPyConnection | None = None
