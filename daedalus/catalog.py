@@ -65,12 +65,15 @@ def write_catalog(session: Session) -> str:
             sql = f"SELECT * FROM {s.relation_sql(f'source:{src.name}')}"
             views.append((src.source_name, src.name, src.docs))
             _create_view(con, src.source_name, src.name, sql)
+        from daedalus.build_outcome import catalog_filter, failed_keys
+
+        failed = failed_keys(s.lake, s.manifest)  # partitions whose data tests failed: left out
         for name in s.dag.order:
             m = s.project.models[name]
             if m.materialized == "view":
                 body = s.compile_model_sql(m, None)
             else:
-                body = f"SELECT * FROM {s.relation_sql(f'model:{name}')}"
+                body = f"SELECT * FROM {s.relation_sql(f'model:{name}')}" + catalog_filter(failed.get(name, []))
             _create_view(con, m.layer, m.name, body)
             views.append((m.layer, m.name, m.docs))
         for schema, name, docs in views:
