@@ -91,6 +91,7 @@ class BuildTracker:
         self.skip_because: dict[str, str] = {}
         self.failed = load_failed(session.lake)
         self.errors: list[str] = []
+        self.tests: dict[str, list[dict[str, Any]]] = {}  # model → this build's test verdicts
 
     # -- planning ----------------------------------------------------------------------------
     def failed_pids(self, model: str) -> set[str]:
@@ -122,6 +123,9 @@ class BuildTracker:
                    seconds: float) -> None:
         """Record a built model's outcome from its tests; mark or clear its failed partitions."""
         m = self.s.project.models[name]
+        if results:
+            self.tests[name] = [{"name": r.name, "passed": r.passed, "failures": r.failures,
+                                 "severity": r.severity} for r in results]
         prefix = m.lake_prefix.rstrip("/") + "/"
         failing = [r for r in results if not r.passed and r.severity != "warn"]
         bad: dict[str, list[str]] = {}
@@ -152,8 +156,10 @@ class BuildTracker:
 
     def record_last_build(self, args: dict[str, Any]) -> None:
         again = [n for n, o in self.outcomes.items() if o.status in ("ERROR", "SKIP")]
+        tests = dict(_read_json(self.s.lake, LAST_BUILD).get("tests", {}))  # models not built keep theirs
+        tests.update({n: {"at": time.time(), "results": r} for n, r in self.tests.items()})
         doc = {"finished_at": time.time(), "retry": again, "args": args,
-               "outcomes": {n: o.status for n, o in self.outcomes.items()}}
+               "outcomes": {n: o.status for n, o in self.outcomes.items()}, "tests": tests}
         self.s.lake.write_atomic(LAST_BUILD, json.dumps(doc, indent=1).encode())
 
     def raise_if_failed(self, result: Any) -> None:
@@ -187,6 +193,12 @@ def model_lines(outcomes: dict[str, ModelOutcome]) -> list[str]:
     return out
 
 
+def last_test_results(lake: Lake) -> dict[str, dict[str, Any]]:
+    """model → {"at": epoch seconds, "results": [{name, passed, failures, severity}]} of the newest
+    build that tested it (for the docs page)."""
+    return dict(_read_json(lake, LAST_BUILD).get("tests", {}))
+
+
 def load_retry(lake: Lake) -> tuple[list[str], dict[str, Any]]:
     """The models the last build left ERROR or SKIP, and that build's arguments."""
     from daedalus.errors import ConfigError
@@ -198,4 +210,4 @@ def load_retry(lake: Lake) -> tuple[list[str], dict[str, Any]]:
 
 
 __all__ = ["BuildTracker", "ModelOutcome", "catalog_filter", "counts", "failed_keys", "load_failed",
-           "load_retry", "model_lines", "summary_line"]
+           "last_test_results", "load_retry", "model_lines", "summary_line"]
