@@ -126,3 +126,11 @@ def test_status_exit_code_reaches_the_shell(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stderr
     assert "NOT UPDATED" in proc.stdout
+
+
+@pytest.mark.parametrize("path", [p for p, _ in LEAVES], ids=[" ".join(p) for p, _ in LEAVES])
+def test_every_command_has_help_with_an_example(path: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_main([*path, "--help"], capsys)
+    assert code == 0
+    assert "Example: daedalus" in out
+    assert "<bool>" not in out and "<list[" not in out
