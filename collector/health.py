@@ -47,6 +47,7 @@ def build_health(queue_stats: dict, sink_stats: dict, extra: dict | None = None)
             {"seconds_since_last_message": None, "received": 0, "dropped": 0},
         )
         entry.update(s)
+    _spread_connection_events(streams)
     channels = sink_stats.get("channels", {})
     return {
         "updated_at": time.time(),
@@ -65,6 +66,26 @@ def build_health(queue_stats: dict, sink_stats: dict, extra: dict | None = None)
         "streams": dict(sorted(streams.items())),
         **(extra or {}),
     }
+
+
+def _spread_connection_events(streams: dict[str, dict[str, Any]]) -> None:
+    """A disconnect of a whole connection is an events row without channel or symbol (stream
+    `source/-/exchange/-`): it interrupts every stream of that source and exchange, so each of them
+    counts it (`status` showed `reconn/h 0` while `events` held 13 disconnects)."""
+    wide = []
+    for name, entry in streams.items():
+        source, channel, exchange, symbol = (name.split("/", 3) + ["-"] * 4)[:4]
+        if channel == "-" or symbol == "-":
+            wide.append((source, channel, exchange, symbol, entry))
+    for name, entry in streams.items():
+        source, channel, exchange, symbol = (name.split("/", 3) + ["-"] * 4)[:4]
+        if channel == "-" or symbol == "-" or channel == "events":
+            continue
+        for w_source, w_channel, w_exchange, w_symbol, w in wide:
+            if (w_source, w_exchange) == (source, exchange) and w_channel in ("-", channel) \
+                    and w_symbol in ("-", symbol):
+                for key in ("reconnects_last_hour", "gaps_last_hour"):
+                    entry[key] = entry.get(key, 0) + w.get(key, 0)
 
 
 def write_health(path: str | Path, doc: dict) -> None:

@@ -41,8 +41,9 @@ from daedalus.collector.segment import RotatingSegments, StreamingParquetWriter
 from daedalus.config import IngestionConfig, S3Config
 
 UPLOAD_DRAIN_SECONDS = 30.0
-# Events that the health file counts per stream over the last hour.
-_HEALTH_EVENTS = ("gap", "reconnect")
+# Events that the health file counts per stream over the last hour: every disconnect is followed by
+# a reconnect (the connection loop's backoff), so both count as one.
+_HEALTH_EVENTS = {"gap": "gap", "reconnect": "reconnect", "disconnect": "reconnect"}
 
 
 @dataclass
@@ -137,8 +138,10 @@ class BronzeSink:
         buf.append((key, record.row))
         self._buffer_rows += 1
         if record.channel == "events" and isinstance(record.row, dict):
-            event_type = record.row.get("event_type")
-            if event_type in _HEALTH_EVENTS:
+            event_type = _HEALTH_EVENTS.get(record.row.get("event_type"))
+            if record.row.get("close_code") == 1000 and "collector stopping" in str(record.row.get("detail")):
+                event_type = None  # our own shutdown is no reconnect
+            if event_type is not None:
                 target = (record.source, record.row.get("channel") or "-", key[2], key[3])
                 recent = self._stream(target).recent_events
                 now = time.time()

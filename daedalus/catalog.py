@@ -65,12 +65,15 @@ def write_catalog(session: Session) -> str:
             sql = f"SELECT * FROM {s.relation_sql(f'source:{src.name}')}"
             views.append((src.source_name, src.name, src.docs))
             _create_view(con, src.source_name, src.name, sql)
+        from daedalus.build_outcome import catalog_filter, failed_keys
+
+        failed = failed_keys(s.lake, s.manifest)  # partitions whose data tests failed: left out
         for name in s.dag.order:
             m = s.project.models[name]
             if m.materialized == "view":
                 body = s.compile_model_sql(m, None)
             else:
-                body = f"SELECT * FROM {s.relation_sql(f'model:{name}')}"
+                body = f"SELECT * FROM {s.relation_sql(f'model:{name}')}" + catalog_filter(failed.get(name, []))
             _create_view(con, m.layer, m.name, body)
             views.append((m.layer, m.name, m.docs))
         for schema, name, docs in views:
@@ -129,49 +132,10 @@ FORMATS = ("table", "csv", "json", "parquet")
 
 
 def run_query(config: Config, sql: str, fmt: str = "table", output: str | None = None, limit: int = 1000) -> None:
-    """`daedalus query`: run SQL on the catalog and print or write the result."""
-    import duckdb
+    """`daedalus query` (kept for callers of this module; the code lives in daedalus/query.py)."""
+    from daedalus.query import run_query as _run
 
-    from daedalus.errors import BuildError, ConfigError
-
-    if fmt not in FORMATS:
-        raise ConfigError(f"--format: '{fmt}' is not one of {', '.join(FORMATS)}")
-    if fmt == "parquet" and not output:
-        raise ConfigError("--format parquet needs --output FILE")
-    con = open_catalog(config)
-    try:
-        body = sql.strip().rstrip(";")
-        if fmt in ("csv", "json", "parquet"):
-            opts = {"csv": "FORMAT csv, HEADER true", "parquet": "FORMAT parquet, COMPRESSION zstd",
-                    "json": "FORMAT json, ARRAY true"}[fmt]
-            target = output or "/dev/stdout"
-            sys.stdout.flush()
-            con.execute(f"COPY ({body}) TO {sql_str(target)} ({opts})")
-            return
-        # Render values as DuckDB prints them (no Python conversion: TIMESTAMPTZ would need pytz).
-        cols = con.execute(f"DESCRIBE {body}").fetchall()
-        names = [c[0] for c in cols]
-        cast = ", ".join(f"CAST({sql_ident(n)} AS VARCHAR)" for n in names)
-        rows = con.execute(f"SELECT {cast} FROM ({body}) LIMIT {int(limit) + 1}").fetchall()
-    except duckdb.Error as e:
-        raise BuildError(f"query: {str(e).splitlines()[0]}") from None
-    finally:
-        con.close()
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table()
-    for n in names:
-        table.add_column(n)
-    for r in rows[:limit]:
-        table.add_row(*("NULL" if v is None else str(v) for v in r))
-    if output:
-        with open(output, "w") as f:
-            Console(file=f, width=max(120, 20 * len(names))).print(table)
-    else:
-        Console(width=max(120, 20 * len(names))).print(table)
-    if len(rows) > limit:
-        print("(more rows; use --limit or --format csv)", file=sys.stderr)
+    _run(config, sql, fmt, output, limit)
 
 
 def duckdb_cli_path() -> str:

@@ -31,11 +31,25 @@ class Globals:
     overrides: dict[str, Any] = field(default_factory=dict)
     debug: bool = False
 
-    def config(self):
-        """The effective config (defaults → YAML → environment → CLI flags)."""
-        from daedalus.config import load_config
+    announced: bool = False
 
-        return load_config(self.config_path, self.overrides)
+    def config(self):
+        """The effective config (defaults → YAML (--config, DAEDALUS_CONFIG or the nearest
+        daedalus.yaml) → environment → CLI flags)."""
+        from daedalus.project_file import load
+
+        return load(self.config_path, self.overrides)[0]
+
+    def lake_config(self, warn_empty: bool = True):
+        """The config of a command that reads the lake: says once, on stderr, which root it uses
+        (and warns when it holds no bronze, unless `warn_empty` is False: `land` fills it)."""
+        from daedalus.project_file import announce_root, load
+
+        cfg, source = load(self.config_path, self.overrides)
+        if not self.announced:
+            self.announced = True
+            announce_root(cfg, source, warn_empty=warn_empty)
+        return cfg
 
 
 STATE = Globals()
@@ -51,10 +65,14 @@ def _main(
 ) -> None:
     STATE.config_path = config
     STATE.debug = debug
+    STATE.announced = False
     STATE.overrides = {"storage.root": root, "duckdb.threads": threads, "duckdb.memory_limit": memory_limit}
 
 
 def _register_commands() -> None:
+    from daedalus.cli_usage import install_help_metavars
+
+    install_help_metavars()
     from daedalus import cli_build, cli_collect, cli_ops
 
     for module in (cli_build, cli_collect, cli_ops):
@@ -64,9 +82,19 @@ def _register_commands() -> None:
 _register_commands()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """The console script: run the app and turn every outcome into an exit code the shell sees.
+
+    DaedalusError → one line, its exit code; a usage error → one line (click's suggestion kept), 2;
+    `typer.Exit(n)` → n (typer returns it in non-standalone mode instead of raising).
+    """
+    from daedalus.cli_usage import one_line, usage_error_classes
+    from daedalus.selection import expand_command_line
+
+    usage_errors = usage_error_classes()
+    argv = expand_command_line(list(sys.argv[1:] if argv is None else argv))  # `--select a b` like dbt
     try:
-        app(standalone_mode=False)
+        code = app(args=argv, prog_name="daedalus", standalone_mode=False)
     except DaedalusError as e:
         if STATE.debug:
             raise
@@ -80,10 +108,9 @@ def main() -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
-    except Exception as e:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
+    except usage_errors as e:
+        if STATE.debug:
+            raise
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        sys.exit(getattr(e, "exit_code", 2))
+    sys.exit(code if isinstance(code, int) else 0)

@@ -11,13 +11,15 @@ from typing import Any
 
 import typer
 
-SELECT_HELP = "Models to build: name, +name (with parents), name+ (with children), tag:x, layer:gold."
+SELECT_HELP = ("Models: name or layer.name (wildcards: gold.*), +name / name+ (with parents / children), "
+               "2+name / name+1 (N edges), tag:x, layer:gold; several: space- or comma-separated; "
+               "a&b: both.")
 
 
 def _cfg():  # noqa: ANN202
     from daedalus.cli import STATE
 
-    return STATE.config()
+    return STATE.lake_config()
 
 
 def _human_bytes(n: float) -> str:
@@ -60,16 +62,39 @@ def print_summary(result: Any) -> None:
     console.print(line)
 
 
+def print_outcomes(result: Any) -> None:
+    """dbt-style: a line per model of the plan, then `PASS= WARN= ERROR= SKIP=` (also after a failure)."""
+    from daedalus.build_outcome import model_lines, summary_line
+
+    tracker = getattr(result, "tracker", None)
+    if tracker is None:
+        return
+    for line in model_lines(tracker.outcomes):
+        typer.echo(line)
+    typer.echo(summary_line(tracker.outcomes))
+
+
 def _build(select: list[str], exclude: list[str], start: str | None, end: str | None, full_refresh: bool,
-           dry_run: bool, run_tests: bool) -> None:
+           dry_run: bool, run_tests: bool, fail_fast: bool = False) -> None:
+    from daedalus.errors import DaedalusError
     from daedalus.runner import build
 
-    result = build(_cfg(), select=select, exclude=exclude, start=start, end=end, full_refresh=full_refresh,
-                   dry_run=dry_run, run_tests=run_tests, progress=sys.stderr.isatty())
+    try:
+        result = build(_cfg(), select=select, exclude=exclude, start=start, end=end, full_refresh=full_refresh,
+                       dry_run=dry_run, run_tests=run_tests, progress=sys.stderr.isatty(), fail_fast=fail_fast)
+    except DaedalusError as e:
+        if getattr(e, "result", None) is not None:
+            print_outcomes(e.result)  # type: ignore[attr-defined]
+        raise
     if dry_run:
         print_plan(result.plan, result.dropped)
     else:
         print_summary(result)
+        print_outcomes(result)
+
+
+FAIL_FAST = typer.Option(False, "--fail-fast", "-x", help="Stop at the first model that fails (default: build "
+                         "every model that does not depend on it, skip those that do).")
 
 
 def build_command(
@@ -82,6 +107,7 @@ def build_command(
     executor: str = typer.Option("local", "--executor", help="local | dask (partitions as tasks on a Dask cluster)."),
     scheduler: str = typer.Option(None, "--scheduler", help="Dask scheduler address, e.g. tcp://HOST:8786."),
     shard: str = typer.Option(None, "--shard", help="i/n: build a disjoint 1/n of the partitions (e.g. 0/4)."),
+    fail_fast: bool = FAIL_FAST,
 ) -> None:
     """Build models incrementally (stale partitions only), run their data tests, refresh the catalog.
 
@@ -94,7 +120,7 @@ def build_command(
                                         full_refresh=full_refresh, executor=executor, scheduler=scheduler,
                                         shard=shard))
         return
-    _build(select or [], exclude or [], start, end, full_refresh, dry_run, run_tests=True)
+    _build(select or [], exclude or [], start, end, full_refresh, dry_run, run_tests=True, fail_fast=fail_fast)
 
 
 def run_command(
@@ -104,12 +130,34 @@ def run_command(
     end: str = typer.Option(None, "--end", help="Last date to build (YYYY-MM-DD)."),
     full_refresh: bool = typer.Option(False, "--full-refresh", help="Rebuild every partition."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the partitions that would be rewritten."),
+    fail_fast: bool = FAIL_FAST,
 ) -> None:
     """Build models like `build`, without running data tests.
 
     Example: daedalus run --select layer:silver
     """
-    _build(select or [], exclude or [], start, end, full_refresh, dry_run, run_tests=False)
+    _build(select or [], exclude or [], start, end, full_refresh, dry_run, run_tests=False, fail_fast=fail_fast)
+
+
+def retry_command(
+    fail_fast: bool = FAIL_FAST,
+) -> None:
+    """Build again the models the last build or run left ERROR or SKIP (with its --exclude, --start,
+    --end; partitions whose tests failed are rebuilt and re-tested).
+
+    Example: daedalus build; daedalus retry
+    """
+    from daedalus.build_outcome import load_retry
+    from daedalus.lake import open_lake
+
+    cfg = _cfg()
+    models, args = load_retry(open_lake(cfg))
+    if not models:
+        typer.echo("nothing to retry: every model of the last build passed", err=True)
+        return
+    typer.echo(f"retrying {len(models)} model(s): {' '.join(models)}", err=True)
+    _build(models, args.get("exclude") or [], args.get("start"), args.get("end"), False, False,
+           run_tests=bool(args.get("run_tests", True)), fail_fast=fail_fast)
 
 
 def test_command(
@@ -192,18 +240,22 @@ def docs_command(
 
 
 def query_command(
-    sql: str = typer.Argument(..., help="SQL over the catalog's views (bronze.*, silver.*, gold.*)."),
+    sql: str = typer.Argument(..., help="SQL over the catalog's views (bronze.*, silver.*, gold.*): any "
+                              "read-only statement (SELECT, DESCRIBE, SUMMARIZE, SHOW, PRAGMA, EXPLAIN), "
+                              "several separated by ';'."),
     fmt: str = typer.Option("table", "--format", "-f", help="table | csv | json | parquet."),
     output: str = typer.Option(None, "--output", "-o", help="Write to this file (required for parquet)."),
+    append: bool = typer.Option(False, "--append", "-a", help="Append to --output instead of replacing it "
+                                "(csv: header only into an empty file; json: one record per line)."),
     limit: int = typer.Option(1000, "--limit", help="Rows shown by --format table."),
 ) -> None:
-    """Run SQL on the read-only catalog.
+    """Run SQL on the read-only catalog, like the DuckDB CLI (errors keep DuckDB's hints).
 
-    Example: daedalus query "SELECT count(*) FROM silver.trades" --format csv
+    Example: daedalus query "DESCRIBE gold.trade_bars; SELECT count(*) FROM silver.trades" --format csv
     """
-    from daedalus.catalog import run_query
+    from daedalus.query import run_query
 
-    run_query(_cfg(), sql, fmt, output, limit)
+    run_query(_cfg(), sql, fmt, output, limit, append=append)
 
 
 def shell_command() -> None:
@@ -234,6 +286,7 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
     app.command("build")(build_command)
     app.command("run")(run_command)
+    app.command("retry")(retry_command)
     app.command("test")(test_command)
     app.command("compile")(compile_command)
     app.command("ls")(ls_command)

@@ -49,6 +49,8 @@ def collect_command(
     symbols: str = typer.Option(None, "--symbols", help="Comma list of ccxt symbols, e.g. BTC/USDT,ETH/USDT."),
     channels: str = typer.Option(None, "--channels", help="Comma list: ticker,trades,orderbook."),
     seconds: float = typer.Option(None, "--seconds", help="Stop after this many seconds (default: run until Ctrl-C)."),
+    log_interval: float = typer.Option(60.0, "--log-interval", min=1.0, help="Without a terminal: seconds between "
+                                       "progress log lines (on a terminal a live table is shown)."),
 ) -> None:
     """Collect live market data into raw Parquet segments (settings from `ingestion.*`).
 
@@ -58,8 +60,11 @@ def collect_command(
     """
     _collector_allocator()
     import asyncio
+    import contextlib
     import json
+    import os
     import signal
+    import sys
 
     from daedalus.cli import STATE
     from daedalus.collector.pipeline import run_collect
@@ -69,13 +74,45 @@ def collect_command(
             STATE.overrides[f"ingestion.{key}"] = _split(value)
     cfg = STATE.config()
 
+    from daedalus.collect_display import show_progress
+    from daedalus.collector.health import health_path
+    from daedalus.collector.pipeline import local_root
+
     async def main() -> dict:
-        stop = asyncio.Event()
+        stop, started, shown = asyncio.Event(), asyncio.Event(), asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        return await run_collect(cfg, stop, duration=seconds)
+        task = asyncio.ensure_future(run_collect(cfg, stop, duration=seconds, on_started=lambda _: started.set()))
+        display = asyncio.ensure_future(show_progress(health_path(local_root(cfg), cfg.ingestion.health_file),
+                                                      shown, interval=log_interval))
+        try:
+            # A signal while the collectors still start (ccxt loading markets can wait for its
+            # timeout): nothing is written yet, so cancel at once instead of waiting for it.
+            interrupt = asyncio.ensure_future(stop.wait())
+            ready = asyncio.ensure_future(started.wait())
+            await asyncio.wait([task, interrupt, ready], return_when=asyncio.FIRST_COMPLETED)
+            interrupt.cancel()
+            ready.cancel()
+            if stop.is_set() and not started.is_set() and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(task, 2.0)
+                # Leaving asyncio.run would join the resolver thread ccxt left in getaddrinfo (its
+                # timeout, 7.5 s and more); nothing is written yet, so exit here.
+                typer.echo("interrupted while the collectors were starting: nothing was written", err=True)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(130)
+            return await task
+        finally:
+            shown.set()
+            await display
 
+    if "ccxt" in cfg.ingestion.sources:
+        # seconds of imports: outside the event loop, Ctrl-C interrupts them at once (inside it, the
+        # loop's signal handler would wait for them to finish)
+        import ccxt.pro  # noqa: F401
     summary = asyncio.run(main())
     typer.echo(json.dumps(summary, indent=1, default=str))
 
@@ -97,6 +134,14 @@ def demo_command(
     typer.echo(f"demo: collecting {seconds:.0f}s from a simulated market on 127.0.0.1 into {lake} ...")
     result = run_demo(lake, seconds)
     typer.echo(format_demo(result))
+    from daedalus.project_file import PROJECT_FILE, write_for_demo
+
+    project = write_for_demo(lake)
+    if project is not None:
+        typer.echo(f"project:   {project} — `daedalus build`, `ls`, `query` ... run in {project.parent} use this lake")
+    else:
+        typer.echo(f"project:   {PROJECT_FILE} beside the lake points elsewhere and was kept; "
+                   f"use `daedalus --root {lake} ...`")
     if result.build_error:
         raise typer.Exit(4)
 

@@ -13,7 +13,7 @@ def land_command() -> None:
     from daedalus.cli import STATE
     from daedalus.lake_s3 import land_any  # a local lake: plain `land`; on S3: land locally, push verified
 
-    report = land_any(STATE.config())
+    report = land_any(STATE.lake_config(warn_empty=False))
     typer.echo(report.summary())
     if report.errors:
         raise typer.Exit(5)
@@ -32,7 +32,7 @@ def watch_command(
     from daedalus.cli import STATE
     from daedalus.watch import watch
 
-    state = watch(STATE.config(), poll_interval=poll_interval, max_cycles=max_cycles, select=select or None,
+    state = watch(STATE.lake_config(), poll_interval=poll_interval, max_cycles=max_cycles, select=select or None,
                   stop_timeout=stop_timeout, echo=lambda line: typer.echo(line, err=True))
     typer.echo(f"watch stopped after {state.cycles} cycles", err=True)
 
@@ -68,7 +68,7 @@ def compact_command(
     from daedalus.cli import STATE
     from daedalus.compact import compact
 
-    report = compact(STATE.config(), select=select or None, target_mb=target_mb)
+    report = compact(STATE.lake_config(), select=select or None, target_mb=target_mb)
     typer.echo(report.summary())
 
 

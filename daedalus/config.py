@@ -8,6 +8,7 @@ Imports only pydantic and yaml, so the collector can use it on a Pi without duck
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from daedalus.errors import ConfigError
 
 ENV_PREFIX = "DAEDALUS__"
+# DuckDB's size syntax (SET memory_limit): a number, optional space, a 1000^i or 1024^i unit
+_DUCKDB_SIZE = re.compile(r"^\s*(-1|\d+(\.\d+)?(e\d+)?\s*(b|bytes?|[kmgtp]i?b?|[kmgtp]ib))\s*$", re.IGNORECASE)
 
 
 class _Section(BaseModel):
@@ -209,6 +212,15 @@ class DuckDBConfig(_Section):
     """Spill directory; always local disk, even when the lake is on S3."""
     max_temp_directory_size: str = "20GB"
     """Cap of the spill directory."""
+
+    @field_validator("memory_limit", "max_temp_directory_size")
+    @classmethod
+    def _duckdb_size(cls, v: str) -> str:
+        # checked here, so a bad value is blamed on its key, not on the first SET of some model
+        if not _DUCKDB_SIZE.match(v):
+            raise ValueError(f"{v!r} is not a DuckDB size: a number and a unit, e.g. 512MB, 1.5GB, 2GiB "
+                             "(units: B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)")
+        return v.strip()
 
 
 class S3Config(_Section):

@@ -1,9 +1,7 @@
 """The model DAG (from the ref() edges the compiler records) and node selection.
 
-Selectors (dbt's grammar, the part Daedalus needs): `model`, `+model` (with its ancestors),
-`model+` (with its descendants), `+model+`, `tag:x`, `layer:gold`, each combinable with `+`.
-Several selectors are a union; a selector whose parts are joined by `,` is an intersection.
-`--exclude` removes what its selectors match.
+Selection (`--select` / `--exclude`: names, `layer.name`, wildcards, `tag:`, `layer:`, `N+name+N`)
+lives in daedalus/selection.py; `select` here is its entry point.
 """
 
 from __future__ import annotations
@@ -76,62 +74,9 @@ def build_dag(project: Project) -> Dag:
     return Dag(parents=parents, children=children, order=order)
 
 
-def _match_base(project: Project, base: str) -> set[str]:
-    if base.startswith("tag:"):
-        tag = base[4:]
-        return {n for n, m in project.models.items() if tag in m.config.tags}
-    if base.startswith("layer:"):
-        layer = base[6:]
-        return {n for n, m in project.models.items() if m.layer == layer}
-    if base.startswith("path:"):
-        frag = base[5:]
-        return {n for n, m in project.models.items() if frag in str(m.path)}
-    if base == "*":
-        return set(project.models)
-    if base not in project.models:
-        known = ", ".join(sorted(project.models)) or "none"
-        raise CompileError(f"selector '{base}': no such model, tag: or layer: (models: {known})")
-    return {base}
-
-
-def _match_one(project: Project, dag: Dag, selector: str) -> set[str]:
-    out: set[str] | None = None
-    for part in selector.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        up = part.startswith("+")
-        down = part.endswith("+")
-        base = part.strip("+")
-        names = _match_base(project, base)
-        found = set(names)
-        for n in names:
-            if up:
-                found |= dag.ancestors(n)
-            if down:
-                found |= dag.descendants(n)
-        out = found if out is None else out & found
-    return out or set()
-
-
-def _split(selectors: Iterable[str] | str | None) -> list[str]:
-    if selectors is None:
-        return []
-    if isinstance(selectors, str):
-        selectors = [selectors]
-    out: list[str] = []
-    for s in selectors:
-        out.extend(x for x in s.split() if x)
-    return out
-
-
 def select(project: Project, dag: Dag, select: Iterable[str] | str | None = None,
            exclude: Iterable[str] | str | None = None) -> list[str]:
-    """The selected models in topological order (all of them when `select` is empty)."""
-    sel = _split(select)
-    chosen: set[str] = set(project.models) if not sel else set()
-    for s in sel:
-        chosen |= _match_one(project, dag, s)
-    for s in _split(exclude):
-        chosen -= _match_one(project, dag, s)
-    return dag.sort(chosen)
+    """The selected models in topological order (grammar in daedalus/selection.py)."""
+    from daedalus.selection import select as _select
+
+    return _select(project, dag, select, exclude)

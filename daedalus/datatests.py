@@ -62,6 +62,7 @@ class TestResult:
     severity: str = "error"
     where: str = ""
     sql: str = ""
+    failed_dirs: list[str] = field(default_factory=list)  # lake folders of the partitions that failed
 
 
 def _cols(v: Any) -> list[str]:
@@ -235,8 +236,14 @@ def run_model_tests(session: Session, model: Model, files: list[FileInfo] | None
     groups: dict[str, list[FileInfo]] = {}
     for f in files:
         groups.setdefault(f.path.rsplit("/", 1)[0], []).append(f)
-    runs = [_run_tests(session, model, tests, groups[d]) for d in sorted(groups)]
-    return [_merge(list(same)) for same in zip(*runs, strict=True)]
+    dirs = sorted(groups)
+    runs = [_run_tests(session, model, tests, groups[d]) for d in dirs]
+    merged = []
+    for same in zip(*runs, strict=True):
+        m = _merge(list(same))
+        m.failed_dirs = [d for d, r in zip(dirs, same, strict=True) if not r.passed]
+        merged.append(m)
+    return merged
 
 
 def _merge(results: list[TestResult]) -> TestResult:

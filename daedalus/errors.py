@@ -45,3 +45,7 @@ class ExchangeError(DaedalusError):
     """An exchange, symbol or channel that does not exist, or an exchange that cannot be reached."""
 
     exit_code = 6
+
+
+class SelectionError(ConfigError):
+    """A `--select` / `--exclude` / `--start`/`--end` selection that matches nothing (exit code 2)."""

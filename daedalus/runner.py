@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from daedalus.build_outcome import BuildTracker, load_failed
 from daedalus.compiler import (
     Compiler,
     PartitionCtx,
@@ -46,6 +47,7 @@ from daedalus.materializations import MATERIALIZATIONS, PartPlan
 from daedalus.materializations.base import partition_id
 from daedalus.materializations.partitioned import PartitionedMaterialization
 from daedalus.project import Model, Project, load_project, lookback_seconds
+from daedalus.selection import date_range
 from daedalus.state import Manifest, PartitionState, files_fingerprint, fingerprint
 
 if TYPE_CHECKING:
@@ -125,6 +127,7 @@ class BuildResult:
     seconds: float = 0.0
     dry_run: bool = False
     dropped: list[tuple[str, str]] = field(default_factory=list)  # obsolete partitions removed
+    tracker: Any = None  # build_outcome.BuildTracker: per-model PASS/WARN/ERROR/SKIP
 
     @property
     def rebuilt(self) -> list[tuple[str, str]]:
@@ -171,7 +174,7 @@ class Session:
         self.lake = lake if lake is not None else open_lake(config)
         self.manifest = Manifest.load(self.lake)
         self.udfs = udfs
-        self.start, self.end = _iso(start), _iso(end)
+        self.start, self.end = date_range(_iso(start), _iso(end))
         self._parts: dict[str, dict[str, InputPart]] = {}
         self._leaf: dict[str, list[str]] = {}
         self._con: duckdb.DuckDBPyConnection | None = None
@@ -430,6 +433,7 @@ class Session:
         self.dropped = self.obsolete(self.dag.sort(models))
         for name, pid in self.dropped:
             self.parts(f"model:{name}").pop(pid, None)
+        failed = load_failed(self.lake)  # partitions whose tests failed: rebuilt until they pass
         for name in self.dag.sort(models):
             model = self.project.models[name]
             mat = MATERIALIZATIONS[model.materialized]
@@ -444,6 +448,8 @@ class Session:
                     reason = "full refresh"
                 elif state is None:
                     reason = "new"
+                elif part.pid in failed.get(name, {}):
+                    reason = "tests failed"
                 elif any(ip.planned for ip in part.reads):
                     reason = "upstream rebuilt"
                 elif model.config.carry_state and part.series() in stale_series:
@@ -543,12 +549,13 @@ class Session:
         return t
 
     def execute(self, plan: list[PartPlan], run_tests: bool = True, progress: bool = False,
-                result: BuildResult | None = None) -> BuildResult:
+                result: BuildResult | None = None, fail_fast: bool = True) -> BuildResult:
         import psutil
 
         from daedalus import datatests
 
         result = result or BuildResult()
+        track = result.tracker = BuildTracker(self, fail_fast)
         result.plan = plan
         proc = psutil.Process()
         t_build = time.monotonic()
@@ -564,64 +571,70 @@ class Session:
         try:
             with bar:
                 for name, parts in by_model.items():
-                    model = self.project.models[name]
-                    mat = MATERIALIZATIONS[model.materialized]
-                    stats = result.stats.setdefault(name, ModelStats(name, model.relation, model.materialized))
-                    registry = self.parts(f"model:{name}")
-                    old_settings = self._apply_settings(model)
-                    built: list[FileInfo] = []
+                    if track.skipped(name):
+                        continue
                     try:
-                        for part in parts:
-                            t0 = time.monotonic()
-                            orphans = self._orphans(model, part, known)
-                            if orphans:
-                                self.lake.delete(orphans)
-                            sql = self.compile_model_sql(model, part)
-                            fp, inputs = self.partition_fingerprint(model, part)
-                            written = mat.write(self, model, part, sql)
-                            known.update(f.path for f in written.files)
-                            self._hook("after_write")
-                            seconds = time.monotonic() - t0
-                            state = PartitionState(keys=dict(part.keys), files=written.files, fingerprint=fp,
-                                                   rows=written.rows, bytes=written.bytes, inputs=inputs,
-                                                   built_at=time.time(), seconds=seconds)
-                            self.manifest.replace_partition(name, part.pid, state, model.materialized, model.layer)
-                            ms = self.manifest.models[name]
-                            if written.files and (not ms.columns or part is parts[0]):
-                                ms.columns = self._describe(written.files[0])  # the schema may have changed
-                            ip = registry.get(part.pid)
-                            if ip is None:
-                                registry[part.pid] = InputPart(f"model:{name}", part.pid, dict(part.keys),
-                                                               list(written.files))
-                            else:
-                                ip.files, ip.planned = list(written.files), False
-                            dirty = True
-                            built.extend(written.files)
-                            stats.partitions += 1
-                            stats.rows += written.rows
-                            stats.files += len(written.files)
-                            stats.bytes += written.bytes
-                            stats.seconds += seconds
-                            result.peak_rss = max(result.peak_rss, proc.memory_info().rss)
-                            if time.monotonic() - last_save >= 1.0 or part is parts[-1]:
+                        model = self.project.models[name]
+                        mat = MATERIALIZATIONS[model.materialized]
+                        stats = result.stats.setdefault(name, ModelStats(name, model.relation, model.materialized))
+                        registry = self.parts(f"model:{name}")
+                        old_settings = self._apply_settings(model)
+                        built: list[FileInfo] = []
+                        try:
+                            for part in parts:
+                                t0 = time.monotonic()
+                                orphans = self._orphans(model, part, known)
+                                if orphans:
+                                    self.lake.delete(orphans)
+                                sql = self.compile_model_sql(model, part)
+                                fp, inputs = self.partition_fingerprint(model, part)
+                                written = mat.write(self, model, part, sql)
+                                known.update(f.path for f in written.files)
+                                self._hook("after_write")
+                                seconds = time.monotonic() - t0
+                                state = PartitionState(keys=dict(part.keys), files=written.files, fingerprint=fp,
+                                                       rows=written.rows, bytes=written.bytes, inputs=inputs,
+                                                       built_at=time.time(), seconds=seconds)
+                                self.manifest.replace_partition(name, part.pid, state, model.materialized, model.layer)
+                                ms = self.manifest.models[name]
+                                if written.files and (not ms.columns or part is parts[0]):
+                                    ms.columns = self._describe(written.files[0])  # the schema may have changed
+                                ip = registry.get(part.pid)
+                                if ip is None:
+                                    registry[part.pid] = InputPart(f"model:{name}", part.pid, dict(part.keys),
+                                                                   list(written.files))
+                                else:
+                                    ip.files, ip.planned = list(written.files), False
+                                dirty = True
+                                built.extend(written.files)
+                                stats.partitions += 1
+                                stats.rows += written.rows
+                                stats.files += len(written.files)
+                                stats.bytes += written.bytes
+                                stats.seconds += seconds
+                                result.peak_rss = max(result.peak_rss, proc.memory_info().rss)
+                                if time.monotonic() - last_save >= 1.0 or part is parts[-1]:
+                                    self._save(stats)
+                                    last_save, dirty = time.monotonic(), False
+                                bar.advance(name, part)
+                        finally:
+                            self._restore_settings(old_settings)
+                            if dirty:
                                 self._save(stats)
-                                last_save, dirty = time.monotonic(), False
-                            bar.advance(name, part)
-                    finally:
-                        self._restore_settings(old_settings)
-                        if dirty:
-                            self._save(stats)
-                            dirty = False
-                    built_files[name] = built
-                    if run_tests:
-                        outcome = datatests.run_model_tests(self, model, built)
+                                dirty = False
+                        built_files[name] = built
+                        outcome = datatests.run_model_tests(self, model, built) if run_tests else []
                         result.tests.extend(outcome)
-                        datatests.raise_on_failure(outcome)
+                        track.tests_done(name, [p.pid for p in parts] if run_tests else [], outcome, stats.partitions,
+                                         stats.seconds)
+                    except (BuildError, CompileError) as e:
+                        track.error(name, e)
                 if run_tests:
                     outcome = datatests.run_sql_tests(self, built_files)
                     result.tests.extend(outcome)
                     datatests.raise_on_failure(outcome)
         finally:
+            track.save()
             result.seconds = time.monotonic() - t_build
             result.peak_rss = max(result.peak_rss, proc.memory_info().rss)
             if plan:
@@ -843,11 +856,12 @@ def plan_build(config: Config, select: Iterable[str] | str | None = None, exclud
 def build(config: Config, select: Iterable[str] | str | None = None, exclude: Iterable[str] | str | None = None,
           start: str | dt.date | None = None, end: str | dt.date | None = None, full_refresh: bool = False,
           dry_run: bool = False, run_tests: bool = True, progress: bool = False, catalog: bool = True,
-          project: Project | None = None, udfs: bool = True) -> BuildResult:
+          project: Project | None = None, udfs: bool = True, fail_fast: bool = False) -> BuildResult:
     """Build the selected models: plan stale partitions, write them, run data tests, refresh the catalog.
 
-    Raises CompileError (exit 3) for a model that does not compile and BuildError (exit 4) for a
-    model that fails to run or a failing data test.
+    A model that fails skips its descendants; the others still build (unless `fail_fast`). Then it
+    raises CompileError (exit 3) for a model that does not compile and BuildError (exit 4) for a
+    model that fails to run or a failing data test; the error's `.result` holds the per-model outcomes.
     """
     s = Session(config, project=project, udfs=udfs, start=start, end=end)
     try:
@@ -864,17 +878,28 @@ def build(config: Config, select: Iterable[str] | str | None = None, exclude: It
                 s.purge_deletions(s.refresh_catalog() if catalog else 0.0)
             plan = s.plan(s.select(select, exclude), full_refresh)
             result = BuildResult()
+            args = {"exclude": list(exclude or []) if not isinstance(exclude, str) else [exclude],
+                    "start": s.start, "end": s.end, "run_tests": run_tests}
             try:
-                s.execute(plan, run_tests=run_tests, progress=progress, result=result)
-            except BaseException:
+                s.execute(plan, run_tests=run_tests, progress=progress, result=result, fail_fast=fail_fast)
+            except BaseException as e:
                 # After a failure too, the catalog follows the manifest (it holds every partition
                 # written so far); but the build's own error is the one to report.
                 if catalog and result.stats:
                     with contextlib.suppress(Exception):
                         s.purge_deletions(s.refresh_catalog())
+                if result.tracker is not None:
+                    with contextlib.suppress(Exception):
+                        result.tracker.record_last_build(args)
+                e.result = result  # type: ignore[attr-defined]  # the CLI prints its summary
                 raise
+            failed = bool(result.tracker and result.tracker.errors)
             if catalog and (plan or result.dropped or not s.lake.exists("catalog.duckdb")):
-                s.purge_deletions(s.refresh_catalog())
+                with contextlib.suppress(*((Exception,) if failed else ())):  # the build's error wins
+                    s.purge_deletions(s.refresh_catalog())
+            if result.tracker is not None:
+                result.tracker.record_last_build(args)
+                result.tracker.raise_if_failed(result)
             return result
     finally:
         s.close()

@@ -21,7 +21,8 @@ def edit(path, old: str, new: str) -> None:
 
 
 def one_error_line(proc) -> str:
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    # the lake announcement (`lake: ...`, `WARNING: no bronze ...`) is not an error line
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith(("lake: ", "WARNING: no bronze"))]
     assert len(lines) == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     return lines[0]

@@ -33,7 +33,12 @@ def models(plan) -> set[str]:
     (["tag:toy"], ["tag:bars"], {"toy_trades"}),
     (["layer:silver"], None, {"toy_trades"}),
     (["layer:gold", "toy_trades"], None, {"toy_trades", "toy_bars"}),
-    (["+toy_bars,tag:bars"], None, {"toy_bars"}),  # comma = intersection
+    (["+toy_bars&tag:bars"], None, {"toy_bars"}),  # & = intersection
+    (["+toy_bars,tag:bars"], None, {"toy_trades", "toy_bars"}),  # comma = a list (union)
+    (["silver.toy_trades"], None, {"toy_trades"}),  # the name `ls` prints
+    (["gold.*"], None, {"toy_bars"}),
+    (["toy_*"], ["*_clean", "toy_bars"], {"toy_trades"}),
+    (["1+toy_bars"], None, {"toy_trades", "toy_bars"}),
     (["toy_trades_clean"], None, set()),  # a view writes nothing
 ])
 def test_selectors(toy, select, exclude, expected):
@@ -51,9 +56,10 @@ def test_selecting_a_child_alone_needs_its_parent_built(toy):
 
 def test_unknown_selector_is_one_line(toy):
     proc = toy.cli("build", "--select", "toy_barz", env=ENV)
-    assert proc.returncode == 3
-    assert proc.stderr.strip() == ("error: selector 'toy_barz': no such model, tag: or layer: "
-                                   "(models: toy_bars, toy_trades, toy_trades_clean)")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: selector 'toy_barz' matches nothing: no such model, tag: or layer: "
+        "(models: gold.toy_bars, silver.toy_trades, silver.toy_trades_clean)")
 
 
 def test_dry_run_lists_exactly_what_build_rewrites(toy):
@@ -84,3 +90,23 @@ def test_dry_run_lists_exactly_what_build_rewrites(toy):
     result = build(toy.config(), udfs=False)
     assert [f"{m} {p}" for m, p in result.rebuilt] == [line.rsplit(" (", 1)[0] for line in dry]
     assert toy.cli("build", "--dry-run", "--full-refresh", env=ENV, check=True).stdout.count("(full refresh)") == 6
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--select", "layer:platinum"], "error: selector 'layer:platinum' matches nothing (layers: gold, silver)"),
+    (["--select", "tag:nope"], "error: selector 'tag:nope' matches nothing (tags: bars, toy)"),
+    (["--start", "2026-12-05", "--end", "2026-12-01"],
+     "error: --start 2026-12-05 --end 2026-12-01: the range is empty (start is after end)"),
+])
+def test_a_selection_matching_nothing_fails_on_the_command_line(toy, args, message):
+    proc = toy.cli("build", *args, env=ENV)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == message
+    assert not (toy.root / "_state" / "manifest.json").exists()
+
+
+def test_space_separated_selectors_on_the_command_line(toy):
+    proc = toy.cli("build", "--select", "silver.toy_trades", "toy_bars", "--dry-run", env=ENV, check=True)
+    assert {line.split()[0] for line in proc.stdout.splitlines()} == {"toy_trades", "toy_bars"}
+    proc = toy.cli("build", "--select", "silver.toy_trades", "--dry-run", env=ENV, check=True)
+    assert {line.split()[0] for line in proc.stdout.splitlines()} == {"toy_trades"}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from daedalus.dag import build_dag, select
-from daedalus.errors import CompileError
+from daedalus.errors import CompileError, SelectionError
 from daedalus.project import Model, ModelConfig, Project
 
 
@@ -45,8 +45,20 @@ def test_topological_order():
     (["tag:x"], None, {"s_b", "g_d"}),
     (["tag:x+"], None, {"s_b", "g_c", "g_d"}),
     (["s_a+"], ["layer:gold"], {"s_a", "s_b"}),
-    (["s_a+,layer:gold"], None, {"g_c", "g_d"}),
+    (["s_a+&layer:gold"], None, {"g_c", "g_d"}),
+    (["s_a+,layer:gold"], None, {"s_a", "s_b", "g_c", "g_d"}),  # comma: a list, like a space
     (["s_a s_e"], None, {"s_a", "s_e"}),
+    (["s_a", "s_e,g_c"], None, {"s_a", "s_e", "g_c"}),
+    (["1+g_c"], None, {"s_b", "g_c"}),
+    (["2+g_c"], None, {"s_a", "s_b", "g_c"}),
+    (["s_b+1"], None, {"s_b", "g_c"}),
+    (["s_a+1"], None, {"s_a", "s_b", "g_d"}),
+    (["1+g_c+1"], None, {"s_b", "g_c", "g_d"}),
+    (["gold.g_c"], None, {"g_c"}),
+    (["silver.*"], None, {"s_a", "s_b", "s_e"}),
+    (["g_*"], None, {"g_c", "g_d"}),
+    (["tag:*"], None, {"s_b", "g_d"}),
+    (["layer:g*"], None, {"g_c", "g_d"}),
     (None, ["+g_c"], {"g_d", "s_e"}),
 ])
 def test_selectors(sel, exc, expected):
@@ -59,8 +71,33 @@ def test_selectors(sel, exc, expected):
 
 def test_unknown_selector():
     p = proj(EDGES)
-    with pytest.raises(CompileError, match=r"selector 'zz': no such model"):
+    with pytest.raises(SelectionError, match=r"selector 'zz' matches nothing: no such model"):
         select(p, build_dag(p), ["+zz"])
+
+
+@pytest.mark.parametrize(("sel", "exc", "message"), [
+    (["layer:platinum"], None, "selector 'layer:platinum' matches nothing (layers: gold, silver)"),
+    (["tag:nope"], None, "selector 'tag:nope' matches nothing (tags: x, y)"),
+    (["silver.g_c"], None, "selector 'silver.g_c' matches nothing: no such model, tag: or layer: (models: gold.g_c,"),
+    (["zz_*"], None, "selector 'zz_*' matches nothing: no model matches that pattern"),
+    (["s_a&layer:gold"], None, "selector 's_a&layer:gold' matches nothing: its parts have no model in common"),
+    (["s_a"], ["tag:nope"], "selector 'tag:nope' matches nothing"),
+    (["s_a"], ["layer:silver"], "--select s_a --exclude layer:silver: the exclusions leave no model"),
+])
+def test_a_selection_matching_nothing_is_an_error_naming_it(sel, exc, message):
+    p = proj(EDGES, tags={"s_b": ["x"], "g_d": ["x", "y"]})
+    with pytest.raises(SelectionError) as e:
+        select(p, build_dag(p), sel, exc)
+    assert str(e.value).startswith(message) and e.value.exit_code == 2
+
+
+def test_space_separated_select_on_the_command_line():
+    from daedalus.selection import expand_command_line
+
+    assert expand_command_line(["--root", "x", "build", "--select", "a", "b", "--exclude", "c", "d", "--dry-run"]) == [
+        "--root", "x", "build", "--select", "a", "--select", "b", "--exclude", "c", "--exclude", "d", "--dry-run"]
+    assert expand_command_line(["ls", "--select=a", "b"]) == ["ls", "--select=a", "--select", "b"]
+    assert expand_command_line(["compile", "--select", "a", "b"]) == ["compile", "--select", "a", "b"]
 
 
 def test_cycle_is_one_line_with_file_and_line():
