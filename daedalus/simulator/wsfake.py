@@ -31,8 +31,12 @@ except ImportError:  # pragma: no cover
 
 def num(x: float) -> str:
     """A number as venues write it: shortest decimal, no trailing zeros ("60000.01", "0.5", "3")."""
-    s = f"{x:.12f}".rstrip("0").rstrip(".")
-    return s if s else "0"
+    s = repr(float(x))  # the shortest string that reads back as the same float
+    if "e" in s or "E" in s:  # 1e-08: written out
+        s = f"{x:.16f}".rstrip("0").rstrip(".")
+    elif s.endswith(".0"):
+        s = s[:-2]
+    return s if s not in ("", "-0") else "0"
 
 
 @dataclass
