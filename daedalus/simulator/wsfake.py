@@ -63,6 +63,19 @@ class DepthBook:
         (size 0 = the level left the view)."""
         out = []
         for side, book, changes in (("bid", self.bids, diff.bids), ("ask", self.asks, diff.asks)):
+            if len(book) + len(changes) <= self.depth:  # the view is the whole side: no sorting
+                seen: list[tuple[float, float]] = []
+                for p, q in changes:
+                    old = book.get(p)
+                    if q == 0:
+                        if old is not None:
+                            del book[p]
+                            seen.append((p, 0.0))
+                    elif old != q:
+                        book[p] = q
+                        seen.append((p, q))
+                out.append(seen)
+                continue
             before = dict(self.top(side))
             for p, q in changes:
                 if q == 0:
