@@ -29,8 +29,21 @@ except ImportError:  # pragma: no cover
         return json.dumps(obj, separators=(",", ":"))
 
 
+_NUMS: dict[float, str] = {}
+
+
 def num(x: float) -> str:
-    """A number as venues write it: shortest decimal, no trailing zeros ("60000.01", "0.5", "3")."""
+    """A number as venues write it: shortest decimal, no trailing zeros ("60000.01", "0.5", "3").
+    Cached: a fake re-sends the same levels often, and `bench collect` needs a fast sender."""
+    s = _NUMS.get(x)
+    if s is None:
+        if len(_NUMS) > 200_000:
+            _NUMS.clear()
+        s = _NUMS[x] = _num(x)
+    return s
+
+
+def _num(x: float) -> str:
     s = repr(float(x))  # the shortest string that reads back as the same float
     if "e" in s or "E" in s:  # 1e-08: written out
         s = f"{x:.16f}".rstrip("0").rstrip(".")
