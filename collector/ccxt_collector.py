@@ -175,6 +175,7 @@ class CcxtCollector:
         self.tap = Tap(self)
         self._broken: set[str] = set()  # symbols whose book a venue rule broke, until their snapshot
         self._break_reported: set[str] = set()  # ... whose gap + resync events are already in bronze
+        self._symbol_cache: dict[str, str] = {}
         self.exchange.daedalus_tap = self.tap
         self.exchange.daedalus_hooks = Hooks(self)
         self.raw_messages = 0
@@ -255,12 +256,17 @@ class CcxtCollector:
         self.emitter.emit_nowait(Record(SOURCE, "events", row))
 
     def _symbol(self, market_id: str | None) -> str | None:
+        """Unified symbol of a venue market id (cached: asked once per book frame)."""
         if market_id is None:
             return None
-        try:
-            return self.exchange.safe_market(market_id, None, None, "spot")["symbol"]
-        except Exception:  # noqa: BLE001
-            return market_id
+        symbol = self._symbol_cache.get(market_id)
+        if symbol is None:
+            try:
+                symbol = self.exchange.safe_market(market_id, None, None, "spot")["symbol"]
+            except Exception:  # noqa: BLE001
+                symbol = market_id
+            self._symbol_cache[market_id] = symbol
+        return symbol
 
     def break_book(self, client: Any, symbol: str, detail: str, capture_ts: int) -> None:
         """A venue rule found the book broken: gap + resync events, drop the book (nothing more is

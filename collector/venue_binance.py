@@ -26,6 +26,9 @@ class Venue(CcxtVenue):
     def control(self, message: Any) -> tuple[str, str] | None:
         if not isinstance(message, dict):
             return None
+        e = message.get("e")
+        if e is not None:  # the common case, a raw-stream market message: one lookup
+            return ("shutdown", "serverShutdown") if e == "serverShutdown" else None
         data = message.get("data", message) if "stream" in message else message
         if not isinstance(data, dict):
             return None

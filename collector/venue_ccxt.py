@@ -76,5 +76,9 @@ def tested_venues() -> tuple[str, ...]:
 def checksum_number(x: float) -> str:
     """A float as the venue's shortest decimal string ("41006.8", "0.5", "3"): the form OKX uses on
     the wire, recovered from ccxt's float (ccxt keeps no strings)."""
-    s = f"{x:.12f}".rstrip("0").rstrip(".")
-    return s if s else "0"
+    s = repr(float(x))  # the shortest string that reads back as the same float
+    if "e" in s or "E" in s:  # 1e-08: written out
+        s = f"{x:.16f}".rstrip("0").rstrip(".")
+    elif s.endswith(".0"):
+        s = s[:-2]
+    return s if s not in ("", "-0") else "0"

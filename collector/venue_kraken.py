@@ -34,12 +34,22 @@ def decimals(tick: Any) -> int:
     return max(0, -int(exp))
 
 
+# (value, decimals) -> checksum text; few of the 20 levels change per update (see venue_okx)
+_STRINGS: dict[tuple[Any, int], str] = {}
+
+
 def kraken_checksum(bids: list, asks: list, price_dp: int, qty_dp: int) -> int:
+    cache = _STRINGS
+    if len(cache) > 100_000:
+        cache.clear()
     parts: list[str] = []
     for side in (asks, bids):
         for lvl in side[:CHECKSUM_LEVELS]:
-            for value, dp in ((lvl[0], price_dp), (lvl[1], qty_dp)):
-                parts.append(f"{float(value):.{dp}f}".replace(".", "").lstrip("0"))
+            for key in ((lvl[0], price_dp), (lvl[1], qty_dp)):
+                s = cache.get(key)
+                if s is None:
+                    s = cache[key] = f"{float(key[0]):.{key[1]}f}".replace(".", "").lstrip("0")
+                parts.append(s)
     return zlib.crc32("".join(parts).encode())
 
 

@@ -25,20 +25,36 @@ from daedalus.collector.venue_ccxt import CcxtVenue, checksum_number
 CHECKSUM_LEVELS = 25
 
 
+# float -> OKX string. Checked after every update, the top 50 levels are formatted each time but few
+# change: formatting is most of the check's cost, a lookup is not. Cleared when it grows.
+_STRINGS: dict[Any, str] = {}
+
+
 def okx_checksum(bids: list, asks: list) -> int:
     """OKX's checksum over price/size strings (or floats, formatted as OKX does)."""
+    cache = _STRINGS
+    if len(cache) > 100_000:
+        cache.clear()
+    get = cache.get
     parts: list[str] = []
-    for i in range(CHECKSUM_LEVELS):
-        for side in (bids, asks):
-            if i < len(side):
-                parts.append(_s(side[i][0]))
-                parts.append(_s(side[i][1]))
+    add = parts.append
+    nb, na = len(bids), len(asks)
+    for i in range(min(CHECKSUM_LEVELS, max(nb, na))):
+        if i < nb:
+            p, q = bids[i][0], bids[i][1]
+            add(get(p) or _remember(p))
+            add(get(q) or _remember(q))
+        if i < na:
+            p, q = asks[i][0], asks[i][1]
+            add(get(p) or _remember(p))
+            add(get(q) or _remember(q))
     crc = zlib.crc32(":".join(parts).encode())
     return crc - (1 << 32) if crc >= 1 << 31 else crc
 
 
-def _s(x: Any) -> str:
-    return x if isinstance(x, str) else checksum_number(x)
+def _remember(x: Any) -> str:
+    s = _STRINGS[x] = x if isinstance(x, str) else checksum_number(x)
+    return s
 
 
 class Venue(CcxtVenue):

@@ -22,6 +22,19 @@ from daedalus.simulator.wsfake import FakeVenue, Peer, market_structure, tick_of
 QTY_DP = 8
 
 
+_DIGITS: dict[tuple[float, int], str] = {}
+
+
+def _digits(x: float, dp: int) -> str:
+    """x in `dp` decimals without "." and leading zeros (cached: the top levels repeat)."""
+    s = _DIGITS.get((x, dp))
+    if s is None:
+        if len(_DIGITS) > 200_000:
+            _DIGITS.clear()
+        s = _DIGITS[(x, dp)] = f"{x:.{dp}f}".replace(".", "").lstrip("0")
+    return s
+
+
 def _iso(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
 
@@ -55,7 +68,7 @@ class FakeKraken(FakeVenue):
         text = ""
         for side in ("ask", "bid"):
             for p, q in book.top(side, 10):
-                text += f"{p:.{dp}f}".replace(".", "").lstrip("0") + f"{q:.{QTY_DP}f}".replace(".", "").lstrip("0")
+                text += _digits(p, dp) + _digits(q, QTY_DP)
         return zlib.crc32(text.encode())
 
     async def on_request(self, peer: Peer, req: Any) -> None:

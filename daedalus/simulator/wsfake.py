@@ -29,10 +29,27 @@ except ImportError:  # pragma: no cover
         return json.dumps(obj, separators=(",", ":"))
 
 
+_NUMS: dict[float, str] = {}
+
+
 def num(x: float) -> str:
-    """A number as venues write it: shortest decimal, no trailing zeros ("60000.01", "0.5", "3")."""
-    s = f"{x:.12f}".rstrip("0").rstrip(".")
-    return s if s else "0"
+    """A number as venues write it: shortest decimal, no trailing zeros ("60000.01", "0.5", "3").
+    Cached: a fake re-sends the same levels often, and `bench collect` needs a fast sender."""
+    s = _NUMS.get(x)
+    if s is None:
+        if len(_NUMS) > 200_000:
+            _NUMS.clear()
+        s = _NUMS[x] = _num(x)
+    return s
+
+
+def _num(x: float) -> str:
+    s = repr(float(x))  # the shortest string that reads back as the same float
+    if "e" in s or "E" in s:  # 1e-08: written out
+        s = f"{x:.16f}".rstrip("0").rstrip(".")
+    elif s.endswith(".0"):
+        s = s[:-2]
+    return s if s not in ("", "-0") else "0"
 
 
 @dataclass
@@ -59,6 +76,19 @@ class DepthBook:
         (size 0 = the level left the view)."""
         out = []
         for side, book, changes in (("bid", self.bids, diff.bids), ("ask", self.asks, diff.asks)):
+            if len(book) + len(changes) <= self.depth:  # the view is the whole side: no sorting
+                seen: list[tuple[float, float]] = []
+                for p, q in changes:
+                    old = book.get(p)
+                    if q == 0:
+                        if old is not None:
+                            del book[p]
+                            seen.append((p, 0.0))
+                    elif old != q:
+                        book[p] = q
+                        seen.append((p, q))
+                out.append(seen)
+                continue
             before = dict(self.top(side))
             for p, q in changes:
                 if q == 0:
