@@ -45,6 +45,7 @@ from daedalus.lake import FileInfo, Lake, open_lake
 from daedalus.materializations import MATERIALIZATIONS, PartPlan
 from daedalus.materializations.base import partition_id
 from daedalus.materializations.partitioned import PartitionedMaterialization
+from daedalus.paths import hive_keys as _hive_keys
 from daedalus.project import Model, Project, load_project, lookback_seconds
 from daedalus.state import Manifest, PartitionState, files_fingerprint, fingerprint
 
@@ -142,16 +143,6 @@ def _iso(d: str | dt.date | None) -> str | None:
         return dt.date.fromisoformat(str(d)).isoformat()
     except ValueError:
         raise CompileError(f"--start/--end: '{d}' is not a date (YYYY-MM-DD)") from None
-
-
-def _hive_keys(pid: str) -> dict[str, str] | None:
-    keys: dict[str, str] = {}
-    for seg in pid.split("/") if pid else []:
-        if "=" not in seg:
-            return None
-        k, v = seg.split("=", 1)
-        keys[k] = v
-    return keys
 
 
 class Session:

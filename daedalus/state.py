@@ -20,6 +20,7 @@ from typing import Any
 
 from daedalus.errors import StorageError
 from daedalus.lake import FileInfo, Lake
+from daedalus.paths import partition_id
 
 MANIFEST = "_state/manifest.json"
 VERSION = 1
@@ -102,8 +103,18 @@ class ModelState:
             layer=d.get("layer", ""),
             columns=[list(c) for c in d.get("columns", [])],
             last_build=dict(d.get("last_build", {})),
-            partitions={pid: PartitionState.from_json(p) for pid, p in d.get("partitions", {}).items()},
+            # Ids come from the stored keys: a lake written when `/` was spelled `-` gets today's
+            # (injective) ids, its files stay where they are (daedalus/paths.py).
+            partitions=_rekeyed({pid: PartitionState.from_json(p) for pid, p in d.get("partitions", {}).items()}),
         )
+
+
+def _rekeyed(parts: dict[str, PartitionState]) -> dict[str, PartitionState]:
+    out = {pid: p for pid, p in parts.items() if not p.keys or not pid or partition_id(p.keys) == pid}
+    for pid, p in parts.items():
+        if pid not in out:
+            out.setdefault(partition_id(p.keys), p)  # the current id wins over an old spelling
+    return out
 
 
 class Manifest:

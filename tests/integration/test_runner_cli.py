@@ -41,10 +41,10 @@ def test_ls(built):
 def test_compile_prints_the_exact_sql_that_runs(built):
     sql = built.cli("compile", "toy_bars", "--partition", "exchange=x,symbol=BTC/USDT,date=2024-01-02",
                     env=ENV, check=True).stdout
-    assert sql.startswith("-- gold.toy_bars (partitioned) exchange=x/symbol=BTC-USDT/date=2024-01-02\n")
+    assert sql.startswith("-- gold.toy_bars (partitioned) exchange=x/symbol=BTC%2FUSDT/date=2024-01-02\n")
     con = duckdb.connect()
     n = con.execute(f"SELECT count(*) FROM ({sql.split(chr(10), 1)[1]})").fetchone()[0]
-    manifest = built.manifest()["models"]["toy_bars"]["partitions"]["exchange=x/symbol=BTC-USDT/date=2024-01-02"]
+    manifest = built.manifest()["models"]["toy_bars"]["partitions"]["exchange=x/symbol=BTC%2FUSDT/date=2024-01-02"]
     assert n == manifest["rows"] > 0
     view = built.cli("compile", "toy_trades_clean", env=ENV, check=True).stdout
     assert "date=2024-01-01" in view and "date=2024-01-02" in view  # a view over every bronze file
