@@ -9,6 +9,7 @@ opened from any working directory. Column comments come from the YAML docs.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import sys
 import uuid
@@ -24,14 +25,65 @@ if TYPE_CHECKING:
     from daedalus.runner import Session
 
 CATALOG = "catalog.duckdb"
+ROOT_TABLE = "_daedalus.lake"  # the root the catalog was written for (one row)
+
+
+def _remote(root: str) -> bool:
+    return "://" in root and not root.startswith("file://")
+
+
+def lake_state_dir(config: Config) -> Path:
+    """The local folder of one remote lake's state (its catalog): one per lake, the same from any
+    working directory. `$DAEDALUS_STATE_DIR`, else `$XDG_STATE_HOME/daedalus`, else
+    `~/.local/state/daedalus`, then `lakes/<sha256 of the root>[:16]`. Two S3 lakes used from one
+    machine used to share `<temp_directory>/catalog.duckdb` and answer each other's queries."""
+    base = os.environ.get("DAEDALUS_STATE_DIR") or os.path.join(
+        os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state"), "daedalus")
+    key = hashlib.sha256(config.storage.root.rstrip("/").encode()).hexdigest()[:16]
+    return Path(base).expanduser().resolve() / "lakes" / key
 
 
 def catalog_path(config: Config) -> str:
-    """Where readers open the catalog (a local path; for an S3 lake, the local copy)."""
+    """Where readers open the catalog (a local path; for an S3 lake, the lake's local copy)."""
     root = config.storage.root
-    if "://" in root and not root.startswith("file://"):
-        return str(Path(config.duckdb.temp_directory).expanduser().resolve() / CATALOG)
+    if _remote(root):
+        return str(lake_state_dir(config) / CATALOG)
     return str(Path(root.removeprefix("file://")).expanduser().resolve() / CATALOG)
+
+
+def catalog_root(path: str) -> str | None:
+    """The lake root a catalog file was written for (None: no catalog, or one from before roots were
+    recorded)."""
+    import duckdb
+
+    if not os.path.exists(path):
+        return None
+    try:
+        con = duckdb.connect(path, read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        row = con.execute(f"SELECT root FROM {ROOT_TABLE}").fetchone()
+        return row[0] if row else None
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+
+
+def catalog_current(config: Config) -> bool:
+    """True when the catalog exists and belongs to this lake (a build refreshes it otherwise)."""
+    return catalog_root(catalog_path(config)) == config.storage.root.rstrip("/")
+
+
+def _check_root(config: Config, path: str) -> None:
+    from daedalus.errors import StorageError
+
+    found = catalog_root(path)
+    want = config.storage.root.rstrip("/")
+    if found is not None and found != want:
+        raise StorageError(f"{path}: this catalog belongs to the lake {found}, not to storage.root {want}; "
+                           "run `daedalus build` to write this lake's catalog")
 
 
 def _comment(con, kind: str, target: str, text: str) -> None:  # noqa: ANN001
@@ -82,6 +134,8 @@ def write_catalog(session: Session) -> str:
             for col in docs.columns.values():  # type: ignore[attr-defined]
                 if col.name in existing:
                     _comment(con, "COLUMN", f"{target}.{sql_ident(col.name)}", col.description)
+        con.execute("CREATE SCHEMA _daedalus")
+        con.execute(f"CREATE TABLE {ROOT_TABLE} AS SELECT ? AS root", [s.config.storage.root.rstrip("/")])
         con.execute("CHECKPOINT")
     except BaseException:
         con.close()
@@ -115,6 +169,7 @@ def open_catalog(config: Config):  # noqa: ANN201
     path = catalog_path(config)
     if not os.path.exists(path):
         raise StorageError(f"{path}: no catalog yet; run `daedalus build` first")
+    _check_root(config, path)
     con = duckdb.connect(path, read_only=True)
     con.execute("SET TimeZone = 'UTC'")
     if config.storage.root.startswith("s3://"):
@@ -205,6 +260,7 @@ def shell_argv(config: Config) -> list[str]:
     path = catalog_path(config)
     if not os.path.exists(path):
         raise StorageError(f"{path}: no catalog yet; run `daedalus build` first")
+    _check_root(config, path)
     init_dir = Path(config.duckdb.temp_directory).expanduser().resolve()
     init_dir.mkdir(parents=True, exist_ok=True)
     init = init_dir / "shell_init.sql"

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from daedalus.catalog import catalog_current
 from daedalus.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -368,5 +369,5 @@ def _plan(s: Session, select: Iterable[str] | str | None, exclude: Iterable[str]
 def _finish(s: Session, merger: _Merger, result: BuildResult, run_tests: bool, catalog: bool) -> None:
     if run_tests and merger.built:
         _tests(s, merger, result)
-    if catalog and (result.plan or not s.lake.exists("catalog.duckdb")):
+    if catalog and (result.plan or not catalog_current(s.config)):
         s.purge_deletions(s.refresh_catalog())

@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from daedalus.catalog import catalog_current
 from daedalus.compiler import (
     Compiler,
     PartitionCtx,
@@ -864,7 +865,7 @@ def build(config: Config, select: Iterable[str] | str | None = None, exclude: It
                     with contextlib.suppress(Exception):
                         s.purge_deletions(s.refresh_catalog())
                 raise
-            if catalog and (plan or result.dropped or not s.lake.exists("catalog.duckdb")):
+            if catalog and (plan or result.dropped or not catalog_current(s.config)):
                 s.purge_deletions(s.refresh_catalog())
             return result
     finally:
