@@ -263,14 +263,34 @@ def shell_argv(config: Config) -> list[str]:
     _check_root(config, path)
     init_dir = Path(config.duckdb.temp_directory).expanduser().resolve()
     init_dir.mkdir(parents=True, exist_ok=True)
-    init = init_dir / "shell_init.sql"
-    init.write_text(shell_init_sql(config))
-    os.chmod(init, 0o600)  # may hold the S3 secret from the environment
+    # One file per shell, created 0600 before anything is written (it may hold the S3 secret from
+    # the environment); run_shell removes it when the shell exits.
+    init = init_dir / f"shell_init-{os.getpid()}-{uuid.uuid4().hex[:8]}.sql"
+    fd = os.open(init, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(shell_init_sql(config))
     exe = duckdb_cli_path()
     return [exe, "-readonly", "-init", str(init), path]
 
 
-def exec_shell(config: Config) -> None:
+def run_shell(config: Config, extra: list[str] | None = None, **kw: object) -> int:
+    """Run the DuckDB CLI on the catalog and remove its init file when it exits, however it exits
+    (it used to be exec'd and left the S3 key and secret behind). Returns the CLI's exit code."""
+    import signal
+    import subprocess
+
     argv = shell_argv(config)
+    init = Path(argv[argv.index("-init") + 1])
     sys.stdout.flush()
-    os.execv(argv[0], argv)
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the CLI, not to us
+    try:
+        return subprocess.call([*argv[:-1], *(extra or []), argv[-1]], **kw)  # type: ignore[arg-type]
+    finally:
+        signal.signal(signal.SIGINT, old)
+        init.unlink(missing_ok=True)
+
+
+def exec_shell(config: Config) -> None:
+    rc = run_shell(config)
+    if rc:
+        raise SystemExit(rc)
