@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from daedalus.runner import Session
 
 CATALOG = "catalog.duckdb"
-ROOT_TABLE = "_daedalus.lake"  # the root the catalog was written for (one row)
+ROOT_TABLE = "_daedalus.lake"  # a view: the root the catalog was written for (one row)
 
 
 def _remote(root: str) -> bool:
@@ -135,7 +135,8 @@ def write_catalog(session: Session) -> str:
                 if col.name in existing:
                     _comment(con, "COLUMN", f"{target}.{sql_ident(col.name)}", col.description)
         con.execute("CREATE SCHEMA _daedalus")
-        con.execute(f"CREATE TABLE {ROOT_TABLE} AS SELECT ? AS root", [s.config.storage.root.rstrip("/")])
+        # a view, so the catalog still holds no data
+        con.execute(f"CREATE VIEW {ROOT_TABLE} AS SELECT {sql_str(s.config.storage.root.rstrip('/'))} AS root")
         con.execute("CHECKPOINT")
     except BaseException:
         con.close()
