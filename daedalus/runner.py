@@ -562,6 +562,7 @@ class Session:
                     registry = self.parts(f"model:{name}")
                     old_settings = self._apply_settings(model)
                     built: list[FileInfo] = []
+                    self.manifest.stage(name)  # its partitions are published together (state.py)
                     try:
                         for part in parts:
                             t0 = time.monotonic()
@@ -599,7 +600,11 @@ class Session:
                                 self._save(stats)
                                 last_save, dirty = time.monotonic(), False
                             bar.advance(name, part)
+                        self.manifest.publish(name)
+                        dirty = True
                     finally:
+                        if self.manifest.unstage(name):  # a failure: all of it goes, and ref()/the catalog
+                            self._parts.pop(f"model:{name}", None)  # read the published files again
                         self._restore_settings(old_settings)
                         if dirty:
                             self._save(stats)
