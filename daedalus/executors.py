@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from daedalus.catalog import catalog_current
 from daedalus.errors import ConfigError
+from daedalus.paths import unescape
 
 if TYPE_CHECKING:
     from daedalus.config import Config
@@ -166,7 +167,8 @@ def shard_of(plan: list[PartPlan], deps: dict[str, list[str]], n: int) -> dict[s
             a, b = find(pid), find(d)
             if a != b:
                 parent[max(a, b)] = min(a, b)
-    return {pid: zlib.crc32(find(pid).encode()) % n for pid in parent}
+    # hashed on the key values as written in the data (`BTC/USDT`), not on their path escaping
+    return {pid: zlib.crc32(unescape(find(pid)).encode()) % n for pid in parent}
 
 
 class _Merger:
