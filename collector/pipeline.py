@@ -82,7 +82,8 @@ async def run_collect(
 
     ing = config.ingestion
     root = local_root(config)
-    queue = BoundedQueue(ing.queue_maxsize, ing.backpressure_timeout_seconds)
+    queue = BoundedQueue(ing.queue_maxsize, ing.backpressure_timeout_seconds,
+                         max_bytes=int(ing.queue_max_mb * 2**20))
     # staging only bridges ccxt's synchronous callback to the queue: a few seconds of messages
     emitter = Emitter(queue, staging_limit=min(ing.queue_maxsize, 10_000))
     collectors = build_collectors(config, emitter, configure, coinbase_url)
@@ -158,6 +159,6 @@ async def run_collect(
         "health_file": str(path) if path else None,
         "collector": emitter.totals(),
         "per_stream": {f"{s}/{c}": vars(v) for (s, c), v in emitter.counters.items()},
-        "queue": {k: qstats[k] for k in ("received", "dropped", "overflow_events")},
+        "queue": {k: qstats[k] for k in ("received", "dropped", "overflow_events", "peak_bytes", "max_bytes")},
         "written": {k: v["written"] for k, v in sstats.get("channels", {}).items()},
     }

@@ -7,12 +7,19 @@ receives like any other record. The overflow reports sit in a side buffer that d
 against `maxsize`, so they can never themselves be dropped, and `get()` hands them out first, i.e.
 as soon as the writer frees a slot.
 
+The queue is bounded in bytes as well as records (`max_bytes`, ingestion.queue_max_mb): a record's
+size is estimated once when it is put (`approx_bytes`), so 50,000 full-depth books (~12 KB each as
+Python objects) can no longer take 600 MB of a Pi's memory; a full byte budget pushes back and drops
+exactly like a full record count. A single record larger than the budget still enters an empty queue.
+
 Invariant (tested): received = written + sum(count of overflow events), exactly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -26,6 +33,35 @@ class Record:
     source: str  # 'ccxt' | 'coinbase'
     channel: str  # 'ticker' | 'trades' | 'orderbook' | 'events'
     row: dict  # bronze columns of collector/schemas.py (capture_ts as int ns since epoch or datetime)
+    nbytes: int = 0  # approx_bytes(row), set by BoundedQueue.put while the record is queued
+
+
+def _nested_bytes(value: object) -> int:
+    """Python size of a book level ({price, size} dict or [price, size] list) or similar small item."""
+    n = sys.getsizeof(value)
+    if isinstance(value, dict):
+        n += sum(sys.getsizeof(v) for v in value.values())
+    elif isinstance(value, list | tuple):
+        n += sum(sys.getsizeof(v) for v in value)
+    return n
+
+
+def approx_bytes(row: object) -> int:
+    """The memory a queued row holds, estimated from its shape (a list's first item stands for all its
+    items: book levels are alike): cheap enough for every record, within ~20 % for books and trades."""
+    if not isinstance(row, dict):
+        return sys.getsizeof(row) + 64
+    n = sys.getsizeof(row)
+    for v in row.values():
+        if isinstance(v, str | bytes):
+            n += sys.getsizeof(v)
+        elif isinstance(v, list | tuple):
+            n += sys.getsizeof(v) + (len(v) * _nested_bytes(v[0]) if v else 0)
+        elif isinstance(v, dict):
+            n += _nested_bytes(v)
+        else:
+            n += 32  # int, float, datetime, None (shared)
+    return n
 
 
 def now_ns() -> int:
@@ -82,7 +118,11 @@ class BoundedQueue:
 
     maxsize: int
     backpressure_timeout: float
+    max_bytes: int = 0  # 0: records only
     _queue: asyncio.Queue[Record] = field(init=False)
+    _room: asyncio.Event = field(init=False)  # set whenever a get() frees records and bytes
+    bytes: int = field(init=False, default=0)
+    peak_bytes: int = field(init=False, default=0)
     _overflow: deque[Record] = field(init=False, default_factory=deque)
     _pending: dict[StreamKey, _Drops] = field(init=False, default_factory=dict)
     _streams: dict[StreamKey, _StreamCounters] = field(init=False, default_factory=dict)
@@ -95,6 +135,7 @@ class BoundedQueue:
         if self.maxsize < 1:
             raise ValueError("maxsize must be ≥ 1")
         self._queue = asyncio.Queue(self.maxsize)
+        self._room = asyncio.Event()
 
     async def put(self, record: Record) -> bool:
         """Wait up to backpressure_timeout for room; past it drop the record, count it per
@@ -108,21 +149,40 @@ class BoundedQueue:
         counters.received += 1
         counters.last_received_wall = time.time()
         self.received += 1
-        try:
-            self._queue.put_nowait(record)
+        record.nbytes = approx_bytes(record.row) if self.max_bytes else 0
+        if self._try_put(record):
             return True
-        except asyncio.QueueFull:
-            if self.backpressure_timeout <= 0:
-                self._count_drop(key, record, counters)
-                return False
-        try:
-            # Queue.put is cancellation-safe: on timeout the record is either in the queue (then
-            # wait_for returns normally) or not at all, so the accounting below stays exact.
-            await asyncio.wait_for(self._queue.put(record), self.backpressure_timeout)
-            return True
-        except TimeoutError:
+        if self.backpressure_timeout <= 0:
             self._count_drop(key, record, counters)
             return False
+        # Wait for room (records and bytes). The only await is on the event, and the put itself is
+        # synchronous, so a timeout or a cancellation leaves the record either queued or not at all
+        # and the accounting stays exact.
+        deadline = time.monotonic() + self.backpressure_timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._count_drop(key, record, counters)
+                return False
+            self._room.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._room.wait(), remaining)
+            if self._try_put(record):
+                return True
+
+    def _try_put(self, record: Record) -> bool:
+        if self._queue.full() or (self.max_bytes and self.bytes + record.nbytes > self.max_bytes
+                                  and not self._queue.empty()):
+            return False
+        self._queue.put_nowait(record)
+        self.bytes += record.nbytes
+        self.peak_bytes = max(self.peak_bytes, self.bytes)
+        return True
+
+    def _taken(self, record: Record) -> Record:
+        self.bytes -= record.nbytes
+        self._room.set()
+        return record
 
     def _count_drop(self, key: StreamKey, record: Record, counters: _StreamCounters) -> None:
         counters.dropped += 1
@@ -168,7 +228,7 @@ class BoundedQueue:
             self._report_drops()
         if self._overflow:
             return self._overflow.popleft()
-        record = await self._queue.get()
+        record = self._taken(await self._queue.get())
         # A slot just freed: report drops now rather than waiting for the next get().
         if self._pending:
             self._report_drops()
@@ -180,7 +240,7 @@ class BoundedQueue:
             self._report_drops()
         if self._overflow:
             return self._overflow.popleft()
-        return self._queue.get_nowait()
+        return self._taken(self._queue.get_nowait())
 
     def qsize(self) -> int:
         return self._queue.qsize() + len(self._overflow)
@@ -194,6 +254,9 @@ class BoundedQueue:
         return {
             "depth": self._queue.qsize(),
             "maxsize": self.maxsize,
+            "bytes": self.bytes,
+            "max_bytes": self.max_bytes,
+            "peak_bytes": self.peak_bytes,
             "pending_overflow_events": len(self._overflow) + len(self._pending),
             "received": self.received,
             "dropped": self.dropped,

@@ -9,6 +9,7 @@ opened from any working directory. Column comments come from the YAML docs.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import sys
 import uuid
@@ -24,14 +25,65 @@ if TYPE_CHECKING:
     from daedalus.runner import Session
 
 CATALOG = "catalog.duckdb"
+ROOT_TABLE = "_daedalus.lake"  # a view: the root the catalog was written for (one row)
+
+
+def _remote(root: str) -> bool:
+    return "://" in root and not root.startswith("file://")
+
+
+def lake_state_dir(config: Config) -> Path:
+    """The local folder of one remote lake's state (its catalog): one per lake, the same from any
+    working directory. `$DAEDALUS_STATE_DIR`, else `$XDG_STATE_HOME/daedalus`, else
+    `~/.local/state/daedalus`, then `lakes/<sha256 of the root>[:16]`. Two S3 lakes used from one
+    machine used to share `<temp_directory>/catalog.duckdb` and answer each other's queries."""
+    base = os.environ.get("DAEDALUS_STATE_DIR") or os.path.join(
+        os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state"), "daedalus")
+    key = hashlib.sha256(config.storage.root.rstrip("/").encode()).hexdigest()[:16]
+    return Path(base).expanduser().resolve() / "lakes" / key
 
 
 def catalog_path(config: Config) -> str:
-    """Where readers open the catalog (a local path; for an S3 lake, the local copy)."""
+    """Where readers open the catalog (a local path; for an S3 lake, the lake's local copy)."""
     root = config.storage.root
-    if "://" in root and not root.startswith("file://"):
-        return str(Path(config.duckdb.temp_directory).expanduser().resolve() / CATALOG)
+    if _remote(root):
+        return str(lake_state_dir(config) / CATALOG)
     return str(Path(root.removeprefix("file://")).expanduser().resolve() / CATALOG)
+
+
+def catalog_root(path: str) -> str | None:
+    """The lake root a catalog file was written for (None: no catalog, or one from before roots were
+    recorded)."""
+    import duckdb
+
+    if not os.path.exists(path):
+        return None
+    try:
+        con = duckdb.connect(path, read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        row = con.execute(f"SELECT root FROM {ROOT_TABLE}").fetchone()
+        return row[0] if row else None
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+
+
+def catalog_current(config: Config) -> bool:
+    """True when the catalog exists and belongs to this lake (a build refreshes it otherwise)."""
+    return catalog_root(catalog_path(config)) == config.storage.root.rstrip("/")
+
+
+def _check_root(config: Config, path: str) -> None:
+    from daedalus.errors import StorageError
+
+    found = catalog_root(path)
+    want = config.storage.root.rstrip("/")
+    if found is not None and found != want:
+        raise StorageError(f"{path}: this catalog belongs to the lake {found}, not to storage.root {want}; "
+                           "run `daedalus build` to write this lake's catalog")
 
 
 def _comment(con, kind: str, target: str, text: str) -> None:  # noqa: ANN001
@@ -85,6 +137,9 @@ def write_catalog(session: Session) -> str:
             for col in docs.columns.values():  # type: ignore[attr-defined]
                 if col.name in existing:
                     _comment(con, "COLUMN", f"{target}.{sql_ident(col.name)}", col.description)
+        con.execute("CREATE SCHEMA _daedalus")
+        # a view, so the catalog still holds no data
+        con.execute(f"CREATE VIEW {ROOT_TABLE} AS SELECT {sql_str(s.config.storage.root.rstrip('/'))} AS root")
         con.execute("CHECKPOINT")
     except BaseException:
         con.close()
@@ -118,6 +173,7 @@ def open_catalog(config: Config):  # noqa: ANN201
     path = catalog_path(config)
     if not os.path.exists(path):
         raise StorageError(f"{path}: no catalog yet; run `daedalus build` first")
+    _check_root(config, path)
     con = duckdb.connect(path, read_only=True)
     con.execute("SET TimeZone = 'UTC'")
     if config.storage.root.startswith("s3://"):
@@ -169,16 +225,37 @@ def shell_argv(config: Config) -> list[str]:
     path = catalog_path(config)
     if not os.path.exists(path):
         raise StorageError(f"{path}: no catalog yet; run `daedalus build` first")
+    _check_root(config, path)
     init_dir = Path(config.duckdb.temp_directory).expanduser().resolve()
     init_dir.mkdir(parents=True, exist_ok=True)
-    init = init_dir / "shell_init.sql"
-    init.write_text(shell_init_sql(config))
-    os.chmod(init, 0o600)  # may hold the S3 secret from the environment
+    # One file per shell, created 0600 before anything is written (it may hold the S3 secret from
+    # the environment); run_shell removes it when the shell exits.
+    init = init_dir / f"shell_init-{os.getpid()}-{uuid.uuid4().hex[:8]}.sql"
+    fd = os.open(init, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(shell_init_sql(config))
     exe = duckdb_cli_path()
     return [exe, "-readonly", "-init", str(init), path]
 
 
-def exec_shell(config: Config) -> None:
+def run_shell(config: Config, extra: list[str] | None = None, **kw: object) -> int:
+    """Run the DuckDB CLI on the catalog and remove its init file when it exits, however it exits
+    (it used to be exec'd and left the S3 key and secret behind). Returns the CLI's exit code."""
+    import signal
+    import subprocess
+
     argv = shell_argv(config)
+    init = Path(argv[argv.index("-init") + 1])
     sys.stdout.flush()
-    os.execv(argv[0], argv)
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the CLI, not to us
+    try:
+        return subprocess.call([*argv[:-1], *(extra or []), argv[-1]], **kw)  # type: ignore[arg-type]
+    finally:
+        signal.signal(signal.SIGINT, old)
+        init.unlink(missing_ok=True)
+
+
+def exec_shell(config: Config) -> None:
+    rc = run_shell(config)
+    if rc:
+        raise SystemExit(rc)

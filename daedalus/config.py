@@ -71,6 +71,8 @@ class IngestionConfig(_Section):
     """Flush at least this often even when a batch is not full."""
     queue_maxsize: int = Field(50_000, ge=1)
     """Bound of the queue between collectors and the writer (records)."""
+    queue_max_mb: float = Field(48.0, gt=0)
+    """Bound of the same queue in memory (MB, estimated per record): full-depth books are ~12 KB each."""
     backpressure_timeout_seconds: float = Field(1.0, ge=0)
     """How long a collector waits on a full queue before dropping (and counting) a message."""
     segment_max_mb: float = Field(50.0, gt=0)

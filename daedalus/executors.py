@@ -27,7 +27,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from daedalus.catalog import catalog_current
 from daedalus.errors import ConfigError
+from daedalus.paths import unescape
 
 if TYPE_CHECKING:
     from daedalus.config import Config
@@ -165,7 +167,8 @@ def shard_of(plan: list[PartPlan], deps: dict[str, list[str]], n: int) -> dict[s
             a, b = find(pid), find(d)
             if a != b:
                 parent[max(a, b)] = min(a, b)
-    return {pid: zlib.crc32(find(pid).encode()) % n for pid in parent}
+    # hashed on the key values as written in the data (`BTC/USDT`), not on their path escaping
+    return {pid: zlib.crc32(unescape(find(pid)).encode()) % n for pid in parent}
 
 
 class _Merger:
@@ -368,5 +371,5 @@ def _plan(s: Session, select: Iterable[str] | str | None, exclude: Iterable[str]
 def _finish(s: Session, merger: _Merger, result: BuildResult, run_tests: bool, catalog: bool) -> None:
     if run_tests and merger.built:
         _tests(s, merger, result)
-    if catalog and (result.plan or not s.lake.exists("catalog.duckdb")):
+    if catalog and (result.plan or not catalog_current(s.config)):
         s.purge_deletions(s.refresh_catalog())

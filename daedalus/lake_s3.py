@@ -364,9 +364,7 @@ def land_any(config: Config, on_step: Any = None) -> Any:
     run (leftover local bronze files are uploaded again, overwriting the same keys): no row is
     landed twice and none is lost.
     """
-    import re
-
-    from daedalus.land import land
+    from daedalus.land import land, land_lock
 
     if not config.storage.root.startswith("s3://"):
         return land(config, on_step)
@@ -378,9 +376,18 @@ def land_any(config: Config, on_step: Any = None) -> Any:
                           "`collect` writes raw segments to and `land` lands from)")
     local_cfg = config.model_copy(update={"storage": config.storage.model_copy(update={"root": spool})})
     root = Path(spool).expanduser().resolve()
+    with land_lock(root):  # pull, land and push: one lander per spool at a time
+        return _land_s3(config, local_cfg, root, on_step)
+
+
+def _land_s3(config: Config, local_cfg: Config, root: Path, on_step: Any) -> Any:
+    import re
+
+    from daedalus.land import land
+
     lake = S3Lake(config.storage.root, config)
     uploaded = _pull_uploaded_segments(lake, root)
-    report = land(local_cfg, on_step)
+    report = land(local_cfg, on_step, lock=False)
     from daedalus.sync import push_files
 
     pending = sorted(p.relative_to(root).as_posix() for p in (root / "bronze").rglob("*.parquet")

@@ -304,9 +304,40 @@ def _quarantine(layout: LandLayout, source: str, channel: str, seg: Path, losses
     report.quarantined.append(layout.rel(dst))
 
 
-def land(config: Config, on_step: Callable[[str, str], None] | None = None) -> LandReport:
+@contextlib.contextmanager
+def land_lock(root: str | Path) -> Iterator[None]:
+    """`<root>/_state/land.lock`: one lander per root. Two at once raced for the same segments (the
+    loser died on a FileNotFoundError, and took `watch` with it); now the second stops at once with
+    one line naming the holder. flock: released by the kernel if the holder dies."""
+    import fcntl
+
+    path = Path(root).expanduser() / "_state" / "land.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            raise StorageError(f"{path}: another `daedalus land` (pid {holder.split()[0]}) is landing into this "
+                               "root; wait for it to finish (watch retries on its next cycle)") from None
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(f"{os.getpid()} {time.time():.0f}\n")
+            f.flush()
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def land(config: Config, on_step: Callable[[str, str], None] | None = None, lock: bool = True) -> LandReport:
     """Land every closed raw segment into bronze. `on_step(step, segment_name)` is called after each
-    step of STEPS (tests raise from it to simulate a crash there)."""
+    step of STEPS (tests raise from it to simulate a crash there). `lock=False`: the caller holds
+    land_lock (land_any on S3 holds it across the upload too)."""
+    if lock:
+        with land_lock(_local_root(config)):
+            return land(config, on_step, lock=False)
     started = time.monotonic()
     hook = on_step or _no_hook
     layout = LandLayout(_local_root(config))

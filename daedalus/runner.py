@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from daedalus.build_outcome import BuildTracker, load_failed
+from daedalus.catalog import catalog_current
 from daedalus.compiler import (
     Compiler,
     PartitionCtx,
@@ -46,6 +47,7 @@ from daedalus.lake import FileInfo, Lake, open_lake
 from daedalus.materializations import MATERIALIZATIONS, PartPlan
 from daedalus.materializations.base import partition_id
 from daedalus.materializations.partitioned import PartitionedMaterialization
+from daedalus.paths import hive_keys as _hive_keys
 from daedalus.project import Model, Project, load_project, lookback_seconds
 from daedalus.selection import date_range
 from daedalus.state import Manifest, PartitionState, files_fingerprint, fingerprint
@@ -145,16 +147,6 @@ def _iso(d: str | dt.date | None) -> str | None:
         return dt.date.fromisoformat(str(d)).isoformat()
     except ValueError:
         raise CompileError(f"--start/--end: '{d}' is not a date (YYYY-MM-DD)") from None
-
-
-def _hive_keys(pid: str) -> dict[str, str] | None:
-    keys: dict[str, str] = {}
-    for seg in pid.split("/") if pid else []:
-        if "=" not in seg:
-            return None
-        k, v = seg.split("=", 1)
-        keys[k] = v
-    return keys
 
 
 class Session:
@@ -580,6 +572,7 @@ class Session:
                         registry = self.parts(f"model:{name}")
                         old_settings = self._apply_settings(model)
                         built: list[FileInfo] = []
+                        self.manifest.stage(name)  # its partitions are published together (state.py)
                         try:
                             for part in parts:
                                 t0 = time.monotonic()
@@ -617,7 +610,11 @@ class Session:
                                     self._save(stats)
                                     last_save, dirty = time.monotonic(), False
                                 bar.advance(name, part)
+                            self.manifest.publish(name)
+                            dirty = True
                         finally:
+                            if self.manifest.unstage(name):  # a failure: all of it goes, and ref()/the catalog
+                                self._parts.pop(f"model:{name}", None)  # read the published files again
                             self._restore_settings(old_settings)
                             if dirty:
                                 self._save(stats)
@@ -894,7 +891,7 @@ def build(config: Config, select: Iterable[str] | str | None = None, exclude: It
                 e.result = result  # type: ignore[attr-defined]  # the CLI prints its summary
                 raise
             failed = bool(result.tracker and result.tracker.errors)
-            if catalog and (plan or result.dropped or not s.lake.exists("catalog.duckdb")):
+            if catalog and (plan or result.dropped or not catalog_current(s.config)):
                 with contextlib.suppress(*((Exception,) if failed else ())):  # the build's error wins
                     s.purge_deletions(s.refresh_catalog())
             if result.tracker is not None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from daedalus.errors import StorageError
 from daedalus.lake import FileInfo, Lake
+from daedalus.paths import partition_id
 
 MANIFEST = "_state/manifest.json"
 VERSION = 1
@@ -102,8 +103,18 @@ class ModelState:
             layer=d.get("layer", ""),
             columns=[list(c) for c in d.get("columns", [])],
             last_build=dict(d.get("last_build", {})),
-            partitions={pid: PartitionState.from_json(p) for pid, p in d.get("partitions", {}).items()},
+            # Ids come from the stored keys: a lake written when `/` was spelled `-` gets today's
+            # (injective) ids, its files stay where they are (daedalus/paths.py).
+            partitions=_rekeyed({pid: PartitionState.from_json(p) for pid, p in d.get("partitions", {}).items()}),
         )
+
+
+def _rekeyed(parts: dict[str, PartitionState]) -> dict[str, PartitionState]:
+    out = {pid: p for pid, p in parts.items() if not p.keys or not pid or partition_id(p.keys) == pid}
+    for pid, p in parts.items():
+        if pid not in out:
+            out.setdefault(partition_id(p.keys), p)  # the current id wins over an old spelling
+    return out
 
 
 class Manifest:
@@ -119,6 +130,9 @@ class Manifest:
         self.discovery: dict[str, dict[str, Any]] = dict(data.get("discovery", {}))
         self.last_build: dict[str, Any] = dict(data.get("last_build", {}))
         self.saves = 0
+        # model → (its partitions written so far in this build, its columns before): not visible to
+        # readers, not saved, until publish() (see stage()).
+        self._staged: dict[str, tuple[dict[str, PartitionState], list[list[str]]]] = {}
 
     @classmethod
     def load(cls, lake: Lake) -> Manifest:
@@ -160,9 +174,41 @@ class Manifest:
         m = self.models.get(model)
         return m.partitions.get(pid) if m else None
 
+    # -- a model's partitions are published together or not at all --------------------------------
+    def stage(self, model: str) -> None:
+        """From now on the partitions written for `model` wait in this build until publish(): a model
+        failing on its 3rd partition must not leave readers a mix of two versions of its SQL."""
+        ms = self.models.get(model)
+        self._staged[model] = ({}, [list(c) for c in ms.columns] if ms else [])
+
+    def publish(self, model: str) -> None:
+        """Make every staged partition of `model` current at once (the caller saves)."""
+        staged, _ = self._staged.pop(model, ({}, []))
+        ms = self.models[model]
+        for pid, new in staged.items():
+            self._replace(ms, pid, new)
+
+    def unstage(self, model: str) -> bool:
+        """Drop what was staged and not published (a failed model): its files become pending
+        deletions, the model's columns go back to what its published partitions hold. True when
+        something was dropped."""
+        staged, columns = self._staged.pop(model, ({}, []))
+        if model in self.models and staged:
+            self.models[model].columns = columns
+        now = time.time()
+        self.pending_deletions.extend({"path": f.path, "replaced_at": now} for p in staged.values() for f in p.files)
+        return bool(staged)
+
     def replace_partition(self, model: str, pid: str, new: PartitionState, materialized: str, layer: str) -> list[str]:
-        """Record `new` as the partition's content; the files it replaces become pending deletions."""
+        """Record `new` as the partition's content; the files it replaces become pending deletions.
+        While `model` is staged, `new` waits for publish() instead."""
         m = self.model(model, materialized, layer)
+        if model in self._staged:
+            self._staged[model][0][pid] = new
+            return []
+        return self._replace(m, pid, new)
+
+    def _replace(self, m: ModelState, pid: str, new: PartitionState) -> list[str]:
         old = m.partitions.get(pid)
         m.partitions[pid] = new
         keep = {f.path for f in new.files}

@@ -81,3 +81,16 @@ def moto_server() -> Iterator[MotoServer]:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _lake_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Per-lake local state (the catalog of an S3 lake) in a temp folder, not the user's home; the
+    CLI subprocesses inherit it."""
+    old = os.environ.get("DAEDALUS_STATE_DIR")
+    os.environ["DAEDALUS_STATE_DIR"] = str(tmp_path_factory.mktemp("daedalus_state"))
+    yield
+    if old is None:
+        os.environ.pop("DAEDALUS_STATE_DIR", None)
+    else:
+        os.environ["DAEDALUS_STATE_DIR"] = old

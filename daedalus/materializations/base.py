@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from daedalus.compiler import sql_ident, sql_str
+from daedalus.paths import partition_id, path_value  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     from daedalus.config import StorageConfig
@@ -20,7 +21,7 @@ class PartPlan:
     """One partition of a model: its keys and the input partitions it reads."""
 
     model: str
-    pid: str  # "exchange=X/symbol=BTC-USDT/date=D"; "" for a table
+    pid: str  # "exchange=X/symbol=BTC%2FUSDT/date=D" (daedalus/paths.py); "" for a table
     keys: dict[str, str]
     reads: list[InputPart] = field(default_factory=list)
     stale: bool = False
@@ -57,15 +58,6 @@ def partition_filter(keys: dict[str, str]) -> str:
         else:
             conds.append(f"{sql_ident(k)} = {sql_str(v)}")
     return " AND ".join(conds)
-
-
-def path_value(value: str) -> str:
-    """A key value as spelled in a partition path: `BTC/USDT` → `BTC-USDT`."""
-    return str(value).replace("/", "-")
-
-
-def partition_id(keys: dict[str, str]) -> str:
-    return "/".join(f"{k}={path_value(v)}" for k, v in keys.items())
 
 
 def new_file_name(index: int | None = None) -> str:

@@ -35,6 +35,8 @@ class BenchResult:
     p99_ms: float
     peak_rss_mb: float
     cpu_seconds: float = 0.0  # this process's user+sys CPU time over the run (the collector's core)
+    queue_peak_mb: float = 0.0  # the queue's peak estimated bytes (bounded by ingestion.queue_max_mb)
+    queue_max_mb: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -53,7 +55,8 @@ class BenchResult:
             f"per CPU-second of the collector process: {self.measured / self.cpu_seconds if self.cpu_seconds else 0:,.0f} msg/s"
             f" ({self.cpu_seconds:.2f} s CPU; the wall rate depends on what else shares the cores)\n"
             f"receive→written latency: p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms\n"
-            f"peak RSS (collector process): {self.peak_rss_mb:.0f} MB\n"
+            f"peak RSS (collector process): {self.peak_rss_mb:.0f} MB; queue peak {self.queue_peak_mb:.0f} of "
+            f"{self.queue_max_mb:.0f} MB\n"
             f"received {self.received} = written {self.written} + dropped {self.dropped}"
             f" (unaccounted: {unaccounted})"
         )
@@ -108,10 +111,13 @@ def _serve(port_q: Any, go: Any, messages: int, rate: float | None = None, venue
     asyncio.run(main())
 
 
-def bench_collect(messages: int = 100_000, root: str | Path | None = None, queue_maxsize: int = 2_000,
-                  rate: float | None = None, venue: str = "binance") -> BenchResult:
+def bench_collect(messages: int = 100_000, root: str | Path | None = None, queue_maxsize: int | None = 2_000,
+                  rate: float | None = None, venue: str = "binance",
+                  config_path: str | Path | None = None) -> BenchResult:
     """Run the benchmark; `rate` paces the exchange (msg/s) to measure latency below saturation;
-    `venue` picks the fake exchange (binance, okx, bybit, kraken) and the real ccxt.pro client for it."""
+    `venue` picks the fake exchange (binance, okx, bybit, kraken) and the real ccxt.pro client for it.
+    `config_path`: a profile (e.g. config/pi.yaml) for the ingestion settings; `queue_maxsize`
+    None keeps the profile's queue bounds."""
     from daedalus.collector.pipeline import run_collect
     from daedalus.collector.sink import BronzeSink
     from daedalus.config import load_config
@@ -132,11 +138,14 @@ def bench_collect(messages: int = 100_000, root: str | Path | None = None, queue
     lake = Path(root) if root is not None else Path(tmp.name)  # type: ignore[union-attr]
     try:
         port = port_q.get(timeout=60)
-        config = load_config(None, {
+        overrides: dict[str, Any] = {
             "storage.root": str(lake), "ingestion.exchanges": [venue], "ingestion.symbols": list(BENCH_SYMBOLS),
-            "ingestion.channels": ["orderbook"], "ingestion.queue_maxsize": queue_maxsize,
-            "ingestion.stale_after_seconds": 30.0,
-        }, environ={})
+            "ingestion.channels": ["orderbook"], "ingestion.stale_after_seconds": 30.0,
+            "ingestion.local_root": None,
+        }
+        if queue_maxsize is not None:
+            overrides["ingestion.queue_maxsize"] = queue_maxsize
+        config = load_config(config_path, overrides, environ={})
         probe = _fake_class(venue)(port=port)
         marks: dict[str, float] = {}
 
@@ -192,6 +201,8 @@ def bench_collect(messages: int = 100_000, root: str | Path | None = None, queue
         written=written, dropped=dropped, p50_ms=pct(0.50), p99_ms=pct(0.99),
         peak_rss_mb=self_max_rss() / 2**20,
         cpu_seconds=marks.get("cpu1", 0) - marks.get("cpu0", 0),
+        queue_peak_mb=summary["queue"].get("peak_bytes", 0) / 2**20,
+        queue_max_mb=summary["queue"].get("max_bytes", 0) / 2**20,
     )
 
 

@@ -77,12 +77,13 @@ def test_every_model_reads_with_pyarrow_dataset(lake, layer: str) -> None:
                 assert f.type.tz == "UTC", f"{m.name}.{f.name}"
         table = dset.to_table()
         n_duck = con.execute(f'SELECT count(*) FROM "{layer}"."{m.name}"').fetchone()[0]
-        assert table.num_rows == n_duck > 0, m.name
-        # rows per partition agree (the path spells the symbol BTC-USDT; the files BTC/USDT)
+        assert table.num_rows == n_duck, m.name
+        assert n_duck > 0 or m.name == "rejects", m.name  # clean input: nothing rejected
+        # rows per partition agree (the path escapes the symbol BTC%2FUSDT, Arrow's hive reader decodes it)
         group = list(keys)
         counts = table.group_by(group).aggregate([([], "count_all")]).to_pylist()
         by_arrow = {tuple(str(r[k]) for k in group): r["count_all"] for r in counts}
-        sel = ", ".join(f"replace(CAST({k} AS VARCHAR), '/', '-')" for k in group)
+        sel = ", ".join(f"CAST({k} AS VARCHAR)" for k in group)
         by_duck = {tuple(r[:-1]): r[-1] for r in con.execute(
             f'SELECT {sel}, count(*) FROM "{layer}"."{m.name}" GROUP BY ALL').fetchall()}
         assert by_arrow == by_duck, m.name

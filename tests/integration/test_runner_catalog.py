@@ -121,6 +121,6 @@ def test_catalog_holds_no_data_and_uses_absolute_paths(tmp_path):
     assert con.execute("SELECT DISTINCT symbol FROM silver.toy_trades").fetchall() == [("BTC/USDT",)]
     con.close()
     assert tables == 0
-    assert f"'{toy.root}/silver/toy_trades/exchange=x/symbol=BTC-USDT/date=2024-01-01/part-" in sql
+    assert f"'{toy.root}/silver/toy_trades/exchange=x/symbol=BTC%2FUSDT/date=2024-01-01/part-" in sql
     assert "hive_partitioning = CAST('f' AS BOOLEAN)" in sql and "*" not in sql.split("FROM", 1)[1]
     assert not list(toy.root.glob(".catalog-*"))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -41,10 +43,10 @@ def test_ls(built):
 def test_compile_prints_the_exact_sql_that_runs(built):
     sql = built.cli("compile", "toy_bars", "--partition", "exchange=x,symbol=BTC/USDT,date=2024-01-02",
                     env=ENV, check=True).stdout
-    assert sql.startswith("-- gold.toy_bars (partitioned) exchange=x/symbol=BTC-USDT/date=2024-01-02\n")
+    assert sql.startswith("-- gold.toy_bars (partitioned) exchange=x/symbol=BTC%2FUSDT/date=2024-01-02\n")
     con = duckdb.connect()
     n = con.execute(f"SELECT count(*) FROM ({sql.split(chr(10), 1)[1]})").fetchone()[0]
-    manifest = built.manifest()["models"]["toy_bars"]["partitions"]["exchange=x/symbol=BTC-USDT/date=2024-01-02"]
+    manifest = built.manifest()["models"]["toy_bars"]["partitions"]["exchange=x/symbol=BTC%2FUSDT/date=2024-01-02"]
     assert n == manifest["rows"] > 0
     view = built.cli("compile", "toy_trades_clean", env=ENV, check=True).stdout
     assert "date=2024-01-01" in view and "date=2024-01-02" in view  # a view over every bronze file
@@ -86,6 +88,17 @@ def test_shell_runs_the_duckdb_cli_read_only(built):
     assert proc.stdout.strip().splitlines()[-2:] == ["n", "40"]
     proc = subprocess.run([*argv, "-c", "CREATE TABLE t (a INT)"], capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and "read-only" in (proc.stdout + proc.stderr).lower()
+
+
+def test_shell_removes_its_init_file_on_exit(built):
+    spill = Path(built.config().duckdb.temp_directory)
+    before = set(spill.glob("shell_init*"))  # shell_argv() called directly by another test leaves one
+    proc = subprocess.run([*built.cli_prefix(), "--config", str(built.config_path), "shell"],
+                          input="SELECT 42 AS answer;\n.quit\n", capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **ENV}, cwd=built.dir)
+    assert proc.returncode == 0, proc.stderr
+    assert "42" in proc.stdout
+    assert set(spill.glob("shell_init*")) == before  # it held the S3 key and secret on an S3 lake
 
 
 def test_docs_page(built, tmp_path):

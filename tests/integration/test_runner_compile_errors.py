@@ -133,7 +133,7 @@ def test_runtime_error_is_build_error(toy):
     proc = toy.cli("build", env=ENV)
     assert proc.returncode == 4
     line = one_error_line(proc)
-    assert line.startswith(f"error: {bars}: gold.toy_bars partition exchange=x/symbol=BTC-USDT/date=2024-01-01: ")
+    assert line.startswith(f"error: {bars}: gold.toy_bars partition exchange=x/symbol=BTC%2FUSDT/date=2024-01-01: ")
     assert "amount_typo" in line
 
 

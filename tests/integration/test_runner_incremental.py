@@ -40,7 +40,7 @@ def rows_of(toy, model: str) -> list[tuple]:
 def test_build_then_nothing_then_one_date(toy):
     cfg = toy.config()
     first = build(cfg, udfs=False)
-    expected = {(m, pid(s, d)) for m in ("toy_trades", "toy_bars") for s in ("BTC-USDT", "ETH-USDT") for d in DAYS}
+    expected = {(m, pid(s, d)) for m in ("toy_trades", "toy_bars") for s in ("BTC%2FUSDT", "ETH%2FUSDT") for d in DAYS}
     assert set(first.rebuilt) == expected
     assert all(t.passed for t in first.tests) and len(first.tests) == 8
     built_at = toy.built_at()
@@ -54,8 +54,8 @@ def test_build_then_nothing_then_one_date(toy):
     # and the gold partitions that read it (the same date, and the next one through its 1-day lookback).
     toy.write_bronze("x", "2024-01-02", trade_rows("x", "BTC/USDT", "2024-01-02", n=6, start_id=1000), name="seg-0002")
     third = build(cfg, udfs=False)
-    changed = {("toy_trades", pid(s, "2024-01-02")) for s in ("BTC-USDT", "ETH-USDT")}
-    changed |= {("toy_bars", pid(s, d)) for s in ("BTC-USDT", "ETH-USDT") for d in ("2024-01-02", "2024-01-03")}
+    changed = {("toy_trades", pid(s, "2024-01-02")) for s in ("BTC%2FUSDT", "ETH%2FUSDT")}
+    changed |= {("toy_bars", pid(s, d)) for s in ("BTC%2FUSDT", "ETH%2FUSDT") for d in ("2024-01-02", "2024-01-03")}
     # ETH's silver partition of that date reads the same bronze partition (bronze has no symbol key).
     assert set(third.rebuilt) == changed
     after = toy.built_at()

@@ -65,10 +65,10 @@ def test_unknown_selector_is_one_line(toy):
 def test_dry_run_lists_exactly_what_build_rewrites(toy):
     proc = toy.cli("build", "--dry-run", env=ENV, check=True)
     assert proc.stdout.splitlines() == [
-        "toy_trades exchange=x/symbol=BTC-USDT/date=2024-01-01 (new)",
-        "toy_trades exchange=x/symbol=BTC-USDT/date=2024-01-02 (new)",
-        "toy_bars exchange=x/symbol=BTC-USDT/date=2024-01-01 (new)",
-        "toy_bars exchange=x/symbol=BTC-USDT/date=2024-01-02 (new)",
+        "toy_trades exchange=x/symbol=BTC%2FUSDT/date=2024-01-01 (new)",
+        "toy_trades exchange=x/symbol=BTC%2FUSDT/date=2024-01-02 (new)",
+        "toy_bars exchange=x/symbol=BTC%2FUSDT/date=2024-01-01 (new)",
+        "toy_bars exchange=x/symbol=BTC%2FUSDT/date=2024-01-02 (new)",
     ]
     assert not (toy.root / "_state" / "manifest.json").exists(), "--dry-run writes nothing"
     assert not (toy.root / "silver").exists()
@@ -79,11 +79,11 @@ def test_dry_run_lists_exactly_what_build_rewrites(toy):
     toy.write_bronze("x", "2024-01-01", trade_rows("x", "SOL/USDT", "2024-01-01", n=4), "sol")
     dry = toy.cli("build", "--dry-run", env=ENV, check=True).stdout.splitlines()
     assert dry == [
-        "toy_trades exchange=x/symbol=BTC-USDT/date=2024-01-01 (inputs changed)",
-        "toy_trades exchange=x/symbol=SOL-USDT/date=2024-01-01 (new)",
-        "toy_bars exchange=x/symbol=BTC-USDT/date=2024-01-01 (upstream rebuilt)",
-        "toy_bars exchange=x/symbol=BTC-USDT/date=2024-01-02 (upstream rebuilt)",
-        "toy_bars exchange=x/symbol=SOL-USDT/date=2024-01-01 (new)",
+        "toy_trades exchange=x/symbol=BTC%2FUSDT/date=2024-01-01 (inputs changed)",
+        "toy_trades exchange=x/symbol=SOL%2FUSDT/date=2024-01-01 (new)",
+        "toy_bars exchange=x/symbol=BTC%2FUSDT/date=2024-01-01 (upstream rebuilt)",
+        "toy_bars exchange=x/symbol=BTC%2FUSDT/date=2024-01-02 (upstream rebuilt)",
+        "toy_bars exchange=x/symbol=SOL%2FUSDT/date=2024-01-01 (new)",
     ]
     sel = toy.cli("build", "--dry-run", "--select", "toy_bars", "--start", "2024-01-02", env=ENV, check=True)
     assert sel.stdout.splitlines() == []  # toy_trades is not selected: nothing of toy_bars 01-02 changed yet

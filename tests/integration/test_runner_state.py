@@ -68,12 +68,12 @@ def test_carry_state_crosses_dates_and_rebuilds_later_dates(toy):
     result = build(cfg, udfs=False)
     cum = [(p.pid.split("/", 1)[1], p.reason) for p in result.plan if p.model == "toy_cum"]
     assert cum == [
-        ("symbol=BTC-USDT/date=2024-01-01", "upstream rebuilt"),
-        ("symbol=BTC-USDT/date=2024-01-02", "earlier date rebuilt"),
-        ("symbol=BTC-USDT/date=2024-01-03", "earlier date rebuilt"),
-        ("symbol=ETH-USDT/date=2024-01-01", "upstream rebuilt"),
-        ("symbol=ETH-USDT/date=2024-01-02", "earlier date rebuilt"),
-        ("symbol=ETH-USDT/date=2024-01-03", "earlier date rebuilt"),
+        ("symbol=BTC%2FUSDT/date=2024-01-01", "upstream rebuilt"),
+        ("symbol=BTC%2FUSDT/date=2024-01-02", "earlier date rebuilt"),
+        ("symbol=BTC%2FUSDT/date=2024-01-03", "earlier date rebuilt"),
+        ("symbol=ETH%2FUSDT/date=2024-01-01", "upstream rebuilt"),
+        ("symbol=ETH%2FUSDT/date=2024-01-02", "earlier date rebuilt"),
+        ("symbol=ETH%2FUSDT/date=2024-01-03", "earlier date rebuilt"),
     ]
     incremental = q(toy, "SELECT symbol, date, trade_id, cum_volume FROM gold.toy_cum ORDER BY ALL")
     build(cfg, full_refresh=True, udfs=False)
@@ -134,7 +134,7 @@ def test_changed_partitioning_drops_the_old_partitions(toy):
     bars.write_text(bars.read_text().replace("partition_by=['exchange', 'symbol', 'date']",
                                              "partition_by=['exchange', 'date']"))
     dry = toy.cli("build", "--dry-run", env={"DAEDALUS_NO_UDFS": "1"}, check=True).stdout.splitlines()
-    assert "toy_bars exchange=x/symbol=BTC-USDT/date=2024-01-01 (drop: partitioning or materialization changed)" in dry
+    assert "toy_bars exchange=x/symbol=BTC%2FUSDT/date=2024-01-01 (drop: partitioning or materialization changed)" in dry
     assert "toy_bars exchange=x/date=2024-01-01 (new)" in dry
     result = build(cfg, udfs=False)
     assert len(result.dropped) == 6 and {p for m, p in result.rebuilt if m == "toy_bars"} == {

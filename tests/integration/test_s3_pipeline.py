@@ -60,7 +60,7 @@ def test_cli_pipeline_on_s3_equals_local(tmp_path: Path, moto_server, client) ->
     assert local.cli("build").returncode == 0
     gold = _keys(client, h.bucket, "lake/gold/toy_bars/")
     assert len(gold) == 4  # 2 symbols x 2 days, one file each
-    assert all("/symbol=BTC-USDT/" in k or "/symbol=ETH-USDT/" in k for k in gold)
+    assert all("/symbol=BTC%2FUSDT/" in k or "/symbol=ETH%2FUSDT/" in k for k in gold)
     manifest = json.loads(client.get_object(Bucket=h.bucket, Key="lake/_state/manifest.json")["Body"].read())
     assert sorted(manifest["models"]) == ["toy_bars", "toy_trades"]
 
@@ -112,7 +112,7 @@ def test_incremental_on_s3_rebuilds_only_touched_partitions(tmp_path: Path, moto
     third = runner.build(cfg, udfs=False)
     # bronze partitions are exchange/date: both symbols of that day read the touched partition
     assert sorted(third.rebuilt) == [(m, f"exchange=binance/symbol={s}/date=2024-08-08")
-                                     for m in ("toy_bars", "toy_trades") for s in ("BTC-USDT", "ETH-USDT")]
+                                     for m in ("toy_bars", "toy_trades") for s in ("BTC%2FUSDT", "ETH%2FUSDT")]
     lake = open_lake(cfg)
     assert isinstance(lake, S3Lake)
     con = duckdb.connect()

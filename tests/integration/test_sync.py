@@ -82,7 +82,7 @@ def test_push_verified_then_idempotent_then_pull(tmp_path: Path, moto_server, cl
 def test_layer_and_since_filters(tmp_path: Path, moto_server, client) -> None:
     h = _local_lake(tmp_path, moto_server, client, "sync-b")
     rep = sync(h.config(), "push", layers=["gold"], since="2024-08-07", remote="s3://sync-b/x")
-    assert sorted(rep.copied) == [f"gold/toy_bars/exchange=binance/symbol=BTC-USDT/date={d}/" +
+    assert sorted(rep.copied) == [f"gold/toy_bars/exchange=binance/symbol=BTC%2FUSDT/date={d}/" +
                                   Path(_one(h, d)).name for d in DAYS[1:]]
     with pytest.raises(Exception, match="--layer: unknown layer 'platinum'"):
         sync(h.config(), "push", layers=["platinum"], remote="s3://sync-b/x")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from daedalus.materializations import MATERIALIZATIONS, copy_sql
 from daedalus.materializations.base import new_file_name, partition_filter, partition_id, path_value
+from daedalus.paths import hive_keys, unescape
 
 
 def test_registry_has_the_three_kinds():
@@ -11,10 +12,16 @@ def test_registry_has_the_three_kinds():
     assert not MATERIALIZATIONS["view"].writes_files
 
 
-def test_partition_id_spells_symbols_with_a_dash():
+def test_partition_id_escapes_symbols_injectively():
     keys = {"exchange": "binanceus", "symbol": "BTC/USDT", "date": "2024-08-08"}
-    assert partition_id(keys) == "exchange=binanceus/symbol=BTC-USDT/date=2024-08-08"
-    assert path_value("ETH/USD:USD") == "ETH-USD:USD"
+    assert partition_id(keys) == "exchange=binanceus/symbol=BTC%2FUSDT/date=2024-08-08"
+    assert path_value("ETH/USD:USD") == "ETH%2FUSD%3AUSD"
+    assert path_value("BTC-USDT") == "BTC-USDT"  # not BTC/USDT's folder any more
+    values = ["BTC/USDT", "BTC-USDT", "BTC%2FUSDT", "a=b", "a%3Db", "x/../y", "wei rd'\\"]
+    assert len({path_value(v) for v in values}) == len(values)
+    assert all(unescape(path_value(v)) == v for v in values)
+    assert hive_keys("exchange=x/symbol=BTC%2FUSDT/date=2024-08-08") == {
+        "exchange": "x", "symbol": "BTC/USDT", "date": "2024-08-08"}
 
 
 def test_partition_filter_uses_raw_values_and_a_date_literal():

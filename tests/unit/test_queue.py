@@ -145,3 +145,53 @@ def test_burst_faster_than_writer_is_accounted_exactly(tmp_path) -> None:
     assert dropped_in_events == q.dropped
     assert {e["symbol"] for e in overflow} <= {"BTC/USDT", "ETH/USDT"}
     assert all(e["interval_start"] <= e["interval_end"] for e in overflow)
+
+
+def book(i: int, levels: int = 20) -> dict:
+    row = trade(i)
+    row["bids"] = [[60_000.0 - k, 0.5 + k] for k in range(levels)]
+    row["asks"] = [[60_001.0 + k, 0.5 + k] for k in range(levels)]
+    return row
+
+
+def test_approx_bytes_follows_the_real_size_of_a_book() -> None:
+    import tracemalloc
+
+    from daedalus.collector.queue import approx_bytes
+
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    rows = [book(i) for i in range(2000)]
+    real = (tracemalloc.get_traced_memory()[0] - before) / len(rows)
+    tracemalloc.stop()
+    est = approx_bytes(rows[0])
+    assert 0.7 * real < est < 1.5 * real, (est, real)
+    assert approx_bytes(book(0, 40)) > 1.8 * approx_bytes(book(0, 20)) * 0.9
+
+
+def test_byte_bound_pushes_back_and_drops_like_the_record_bound() -> None:
+    async def scenario() -> None:
+        from daedalus.collector.queue import approx_bytes
+
+        size = approx_bytes(book(0))
+        q = BoundedQueue(maxsize=10_000, backpressure_timeout=0.05, max_bytes=5 * size + size // 2)
+        for i in range(5):
+            assert await q.put(Record("ccxt", "orderbook", book(i)))
+        assert not await q.put(Record("ccxt", "orderbook", book(5)))  # 5.5 books of budget: full
+        five = sum(approx_bytes(book(i)) for i in range(5))
+        assert q.bytes == five and q.dropped == 1 and q.peak_bytes == five
+        waiter = asyncio.ensure_future(q.put(Record("ccxt", "orderbook", book(6))))
+        await asyncio.sleep(0.01)
+        assert not waiter.done()  # pushed back, not dropped yet
+        event = await q.get()  # the drop is reported first (outside the budget)
+        assert event.channel == "events" and event.row["event_type"] == "overflow" and event.row["count"] == 1
+        assert not waiter.done()
+        assert (await q.get()).row["seq"] == 0
+        assert await waiter  # the freed bytes let it in
+        got = [(await q.get()) for _ in range(5)]
+        assert [r.row["seq"] for r in got] == [1, 2, 3, 4, 6] and q.bytes == 0
+        big = BoundedQueue(maxsize=10, backpressure_timeout=0.0, max_bytes=10)
+        assert await big.put(Record("ccxt", "orderbook", book(0)))  # larger than the budget, queue empty
+        assert not await big.put(Record("ccxt", "orderbook", book(1)))
+
+    asyncio.run(scenario())
