@@ -150,17 +150,20 @@ def bench_collect_command(
     messages: int = typer.Option(100_000, "--messages", help="Order-book messages to push through."),
     queue_maxsize: int = typer.Option(2_000, "--queue-maxsize", help="Queue bound (memory vs. drops)."),
     rate: float = typer.Option(None, "--rate", help="Pace the fake exchange at this many msg/s (default: flat out)."),
+    venue: str = typer.Option("binance", "--venue", help="Fake exchange and its real ccxt.pro client: binance, okx, bybit, kraken."),
 ) -> None:
-    """Benchmark the collector: fake Binance flat out → ccxt.pro → queue → Parquet.
+    """Benchmark the collector: a fake exchange flat out → ccxt.pro → queue → Parquet.
 
     Prints messages/s, p50/p99 receive→written latency, peak RSS and received/written/dropped.
 
-    Example: daedalus bench collect --messages 50000
+    Example: daedalus bench collect --messages 50000 --venue okx
     """
     _collector_allocator()
-    from daedalus.simulator.bench import bench_collect
+    from daedalus.simulator.bench import BENCH_VENUES, bench_collect
 
-    typer.echo(bench_collect(messages, queue_maxsize=queue_maxsize, rate=rate).format())
+    if venue not in BENCH_VENUES:
+        raise typer.BadParameter(f"no fake for '{venue}' (allowed: {', '.join(BENCH_VENUES)})", param_hint="--venue")
+    typer.echo(bench_collect(messages, queue_maxsize=queue_maxsize, rate=rate, venue=venue).format())
 
 
 def _bench_group(app: typer.Typer) -> typer.Typer:
