@@ -31,8 +31,10 @@ to_timestamp((epoch_us({{ ts }}) // {{ (seconds * 1000000) | int }}) * {{ second
     n_breaks grew since the previous row of its series. An event names its series by symbol and
     channel; NULL in either means every symbol / every channel (connection-wide rows of older lakes).
     Events are read a minute beyond the rows' span on both sides: the receive clock of a row may lead or
-    trail its exchange `ts`, which is what selects the rows. -#}
-{% macro series_break_counts(rows, channel, name) -%}
+    trail its exchange `ts`, which is what selects the rows. `rejected`: a bronze channel whose rows
+    silver refuses (macros/quality.sql, counted in silver.rejects) count as break events of their
+    series at their receive time: a refused row is a lost row. -#}
+{% macro series_break_counts(rows, channel, name, rejected=none) -%}
 {{ name }}_events AS (
     SELECT exchange, symbol, capture_ts::TIMESTAMPTZ AS cap
     FROM {{ source('bronze', 'events') }}
@@ -40,6 +42,14 @@ to_timestamp((epoch_us({{ ts }}) // {{ (seconds * 1000000) | int }}) * {{ second
       AND (channel = '{{ channel }}' OR channel IS NULL)
       AND capture_ts >= {{ partition.lookback_start }} - INTERVAL 60 SECONDS
       AND capture_ts < {{ partition.end }} + INTERVAL 60 SECONDS
+    {%- if rejected %}
+    UNION ALL
+    -- a bronze row silver refuses (silver.rejects) is a lost row of its series: a break like any loss
+    SELECT exchange, symbol, capture_ts::TIMESTAMPTZ
+    FROM {{ source('bronze', rejected) }}
+    WHERE symbol IS NOT NULL AND {{ reject_reason_of(rejected) }} IS NOT NULL
+      AND "timestamp" >= {{ partition.lookback_start }} AND "timestamp" < {{ partition.end }}
+    {%- endif %}
 ),
 {{ name }}_by_symbol AS (
     SELECT exchange, symbol, cap, count(*) OVER (PARTITION BY exchange, symbol ORDER BY cap) AS n
@@ -55,4 +65,9 @@ to_timestamp((epoch_us({{ ts }}) // {{ (seconds * 1000000) | int }}) * {{ second
     ASOF LEFT JOIN {{ name }}_by_symbol s ON r.exchange = s.exchange AND r.symbol = s.symbol AND r.capture_ts > s.cap
     ASOF LEFT JOIN {{ name }}_by_exchange e ON r.exchange = e.exchange AND r.capture_ts > e.cap
 )
+{%- endmacro %}
+
+{#- The reject reason expression (macros/quality.sql) of a bronze channel. -#}
+{% macro reject_reason_of(channel) -%}
+{%- if channel == 'trades' -%}{{ trade_reject_reason() }}{%- elif channel == 'orderbook' -%}{{ book_reject_reason() }}{%- else -%}{{ ticker_reject_reason() }}{%- endif -%}
 {%- endmacro %}

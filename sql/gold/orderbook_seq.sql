@@ -37,7 +37,7 @@ ranked AS (
 ),
 -- Trades-series breaks counted on the receive clock for snapshots and trades alike (FEATURES.md
 -- "Time"): a snapshot's trade windows hold only trades with its count.
-{{ series_break_counts('ranked', 'trades', 'snapshot_trade_breaks') }},
+{{ series_break_counts('ranked', 'trades', 'snapshot_trade_breaks', rejected='trades') }},
 levels AS NOT MATERIALIZED (
     -- Only the MLOFI levels are read.
     SELECT s.exchange, s.symbol, s.ts, s.seq, s.crossed, s.break_before, r.rn, r.n_breaks AS trade_breaks,
@@ -64,7 +64,7 @@ trade_rows AS (
     FROM {{ ref('trades') }}
     WHERE ts >= {{ partition.lookback_start }} AND ts < {{ partition.end }}
 ),
-{{ series_break_counts('trade_rows', 'trades', 'trade_breaks') }},
+{{ series_break_counts('trade_rows', 'trades', 'trade_breaks', rejected='trades') }},
 flow AS (
     SELECT exchange, symbol, ts, trade_id, n_breaks,
         CASE WHEN side = 'buy' THEN amount ELSE 0.0 END AS buy,

@@ -56,7 +56,7 @@ keys AS (
     FROM raw
     GROUP BY exchange, symbol, ts, seq
 ),
-{{ series_break_counts('keys', 'orderbook', 'breaks_so_far') }},
+{{ series_break_counts('keys', 'orderbook', 'breaks_so_far', rejected='orderbook') }},
 flags AS (
     SELECT exchange, symbol, ts, seq, copies,
         coalesce(

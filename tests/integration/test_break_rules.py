@@ -89,6 +89,7 @@ MIDNIGHT = "MID/USDT"   # buckets completed on D0, first trade of D1 at 00:00:02
 QUIET = "QUIET/USDT"    # buckets completed on D0, no trade at all on D1
 SPLIT = "SPLIT/USDT"    # a book break and, later, a trades break, trades every 0.5 s
 REST = "REST/USDT"      # a REST snapshot without exchange time, then updates
+REJ = "REJ/USDT"        # a refused book row and a refused trade: lost rows break their series
 
 
 def _lake_rows() -> dict[str, list[dict[str, Any]]]:
@@ -143,6 +144,18 @@ def _lake_rows() -> dict[str, list[dict[str, Any]]]:
     books.append({**book(REST, 2, at(D0, 13, 0, 0.25), 99.5, 100.0, capture=at(D0, 13, 0, 0.3)), "conn_id": "r1"})
     books.append({**book(REST, 3, at(D0, 13, 0, 0.5), 99.5, 100.5, capture=at(D0, 13, 0, 0.55)), "conn_id": "r1"})
     books.append({**book(REST, 1, None, 98.0, 99.0, capture=at(D0, 14, 0, 0), nonce=900), "conn_id": "r2"})
+    # REJ: a book row with a NaN price between good ones (12:30:00..04), and a trade with a NaN price
+    # among good ones at 12:30:01.5: silver refuses both, and each is a break of its series.
+    for i in range(5):
+        row = book(REJ, next(seq), at(D0, 12, 30, i), 100.0, 101.0 + (i % 2))
+        if i == 2:
+            row["bids"] = lv((float("nan"), 1.0))
+        books.append(row)
+    for k, t in enumerate((0.5, 1.0, 1.5, 2.5, 3.5)):
+        tr = trade(REJ, next(seq), at(D0, 12, 30, t), "buy", 1.0 + k, 7000 + k)
+        if t == 1.5:
+            tr["price"] = float("nan")
+        trades.append(tr)
     return {"orderbook": books, "trades": trades, "events": events}
 
 
@@ -246,3 +259,14 @@ def test_a_snapshot_no_update_followed_is_counted_not_dropped(lake: Config) -> N
     got = con.execute(f"SELECT channel, reason, \"count\" FROM read_parquet({files!r}, hive_partitioning=false) "
                       "WHERE symbol = ?", [REST]).fetchall()
     assert got == [("orderbook", "no_exchange_time", 1)]  # conn r2's snapshot; r1's was stamped
+
+
+def test_a_refused_row_breaks_its_series(lake: Config) -> None:
+    silver = rows(lake, "orderbook", REJ)
+    assert [(r["ts"].second, r["break_before"]) for r in silver] == [
+        (0, True), (1, False), (3, True), (4, False)]  # the NaN row at 2 s is gone, and 3 s follows a loss
+    gold = {r["ts"].second: r for r in rows(lake, "orderbook_seq", REJ)}
+    # trades: 1 @0.5, 2 @1.0, NaN @1.5 (refused, a trades break), 4 @2.5, 5 @3.5
+    assert gold[1]["trade_volume_5s"] == pytest.approx(3.0)
+    assert gold[3]["trade_volume_5s"] == pytest.approx(4.0)  # the window restarts after the refused trade
+    assert gold[4]["trade_volume_5s"] == pytest.approx(9.0)
