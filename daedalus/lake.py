@@ -165,25 +165,33 @@ class LocalLake:
 
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
-        import fcntl
+        with exclusive_lock(self._path(f"_state/{name}.lock"),
+                            "{path}: another build holds the lock; wait for it to finish"):
+            yield
 
-        path = self._path(f"_state/{name}.lock")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a+") as f:
-            try:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise StorageError(
-                    f"{path}: another build holds the lock; wait for it to finish"
-                ) from None
-            try:
-                f.seek(0)
-                f.truncate()
-                f.write(f"{os.getpid()} {time.time():.0f}\n")
-                f.flush()
-                yield
-            finally:
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path, busy: str) -> Iterator[None]:
+    """An flock on `path` (the kernel releases it if the holder dies) that records our pid. `busy` is
+    the one-line error when another process holds it; `{path}` and `{pid}` (the holder) are filled in."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = (f.read().strip() or "unknown").split()[0]
+            raise StorageError(busy.format(path=path, pid=holder)) from None
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(f"{os.getpid()} {time.time():.0f}\n")
+            f.flush()
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def _fsync_dir(path: Path) -> None:

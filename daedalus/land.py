@@ -41,6 +41,7 @@ from daedalus.collector.schemas import EVENTS, SCHEMAS, TS_NS_UTC
 from daedalus.collector.segment import fsync_dir
 from daedalus.config import Config
 from daedalus.errors import StorageError
+from daedalus.lake import exclusive_lock
 from daedalus.salvage import Loss, Salvage, ndjson_batches, parquet_batches
 
 STEPS = ("claimed", "wrote_file", "verified", "retired")
@@ -308,27 +309,11 @@ def _quarantine(layout: LandLayout, source: str, channel: str, seg: Path, losses
 def land_lock(root: str | Path) -> Iterator[None]:
     """`<root>/_state/land.lock`: one lander per root. Two at once raced for the same segments (the
     loser died on a FileNotFoundError, and took `watch` with it); now the second stops at once with
-    one line naming the holder. flock: released by the kernel if the holder dies."""
-    import fcntl
-
-    path = Path(root).expanduser() / "_state" / "land.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "unknown"
-            raise StorageError(f"{path}: another `daedalus land` (pid {holder.split()[0]}) is landing into this "
-                               "root; wait for it to finish (watch retries on its next cycle)") from None
-        try:
-            f.seek(0)
-            f.truncate()
-            f.write(f"{os.getpid()} {time.time():.0f}\n")
-            f.flush()
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    one line naming the holder."""
+    with exclusive_lock(Path(root).expanduser() / "_state" / "land.lock",
+                        "{path}: another `daedalus land` (pid {pid}) is landing into this root; wait for it "
+                        "to finish (watch retries on its next cycle)"):
+        yield
 
 
 def land(config: Config, on_step: Callable[[str, str], None] | None = None, lock: bool = True) -> LandReport:
