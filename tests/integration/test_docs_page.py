@@ -67,7 +67,7 @@ def test_test_results_per_model(page):
     assert verdicts["accepted_values(side)"] == "FAIL"
     assert verdicts["not_null(ts)"] == "PASS"
     assert "<td class='FAIL'>FAIL</td><td>1</td>" in trades  # one offending row
-    assert "exchange=x/symbol=BTC-USDT/date=2024-01-01</code> (accepted_values(side))" in trades
+    assert "exchange=x/symbol=BTC%2FUSDT/date=2024-01-01</code> (accepted_values(side))" in trades
     assert "not run by any build yet" in _section(page, "toy_bars")  # skipped downstream
 
 
@@ -80,6 +80,6 @@ def test_legend_and_failed_box(page):
 
 def test_compiled_sql_of_each_model(page):
     trades = _section(page, "toy_trades")
-    assert "compiled SQL (partition exchange=x/symbol=BTC-USDT/date=2024-01-02)" in trades
+    assert "compiled SQL (partition exchange=x/symbol=BTC%2FUSDT/date=2024-01-02)" in trades
     assert "<pre class='sql'>" in trades and "read_parquet" in trades
     assert "compiled SQL (view)" in _section(page, "toy_trades_clean")
