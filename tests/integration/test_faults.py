@@ -88,7 +88,10 @@ def test_server_close_reconnects_and_records_disconnect(tmp_path: Path, code: in
     server, summary = run_binance(tmp_path, fault)
     disconnects = _events(tmp_path, "disconnect")
     closed = [e for e in disconnects if e["close_code"] == code]
-    assert len(closed) == 3, disconnects
+    # three connections dropped; each event names every series its connection carried
+    assert len({e["conn_id"] for e in closed}) == 3, disconnects
+    assert sorted((e["symbol"], e["channel"]) for e in closed) == sorted(
+        (s, c) for s in SYMBOLS for c in ("orderbook", "trades"))
     assert len(_events(tmp_path, "connect")) == 6
     trades = rows(tmp_path, "ccxt", "trades")
     conn_ids = {t["conn_id"] for t in trades}
