@@ -42,7 +42,7 @@ def test_failure_is_sticky_skips_downstream_and_is_left_out_of_the_catalog(faili
     assert lines[1] == "2 of 2 SKIP  gold.toy_bars upstream silver.toy_trades failed"
     assert lines[-1] == "Done. PASS=0 WARN=0 ERROR=1 SKIP=1 TOTAL=2"
     failed = json.loads((toy.root / "_state" / "failed_tests.json").read_text())
-    assert failed == {"toy_trades": {f"exchange=x/symbol=BTC-USDT/date={BAD_DAY}": ["accepted_values(side)"]}}
+    assert failed == {"toy_trades": {f"exchange=x/symbol=BTC%2FUSDT/date={BAD_DAY}": ["accepted_values(side)"]}}
     # the failed partition is out of the catalog; the good day is in it
     assert _catalog_count(toy, "silver.toy_trades") == [(GOOD_DAY, 30)]
     assert "toy_bars" not in json.loads((toy.root / "_state" / "manifest.json").read_text())["models"] or \
@@ -50,7 +50,7 @@ def test_failure_is_sticky_skips_downstream_and_is_left_out_of_the_catalog(faili
 
     # nothing changed, yet the next build is not "up to date": the failed partition is planned again
     dry = toy.cli("build", "--dry-run", env=ENV, check=False)
-    assert f"toy_trades exchange=x/symbol=BTC-USDT/date={BAD_DAY} (tests failed)" in dry.stdout.splitlines()
+    assert f"toy_trades exchange=x/symbol=BTC%2FUSDT/date={BAD_DAY} (tests failed)" in dry.stdout.splitlines()
     again = toy.cli("build", env=ENV)
     assert again.returncode == 4 and "Done. PASS=0 WARN=0 ERROR=1 SKIP=1 TOTAL=2" in again.stdout
 

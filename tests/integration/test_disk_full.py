@@ -101,7 +101,7 @@ def test_full_disk_stalls_then_resumes_and_records_every_loss(small_disk: Path) 
         stalled = sink.stats()["disk_full"]
         assert not task.done(), "the sink died on a full disk"
         filler.unlink()
-        for _ in range(200):  # space is back: the backoff retry resumes writing
+        for _ in range(1200):  # space is back: the next backoff retry (up to 30 s away) resumes writing
             await asyncio.sleep(0.05)
             if not sink.stall.active:
                 break
