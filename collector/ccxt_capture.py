@@ -36,48 +36,44 @@ _SIDE_CLASSES: dict[type, type] = {}
 _BOOK_CLASSES: dict[type, type] = {}
 
 
-def _trade_cache_class(base: type) -> type:
-    cls = _TRADE_CLASSES.get(base)
+def _tapped(classes: dict[type, type], base: type, method: str, override: Any) -> type:
+    """The subclass of a ccxt class `base` whose `method` is `override`, made once per base class."""
+    cls = classes.get(base)
     if cls is None:
-        def append(self: Any, item: Any) -> None:
-            base.append(self, item)
-            self._daedalus_tap.trade_appended(item)
-
-        cls = type(f"Tapped{base.__name__}", (base,), {"append": append})
-        _TRADE_CLASSES[base] = cls
+        cls = classes[base] = type(f"Tapped{base.__name__}", (base,), {method: override})
     return cls
+
+
+def _trade_cache_class(base: type) -> type:
+    def append(self: Any, item: Any) -> None:
+        base.append(self, item)
+        self._daedalus_tap.trade_appended(item)
+
+    return _tapped(_TRADE_CLASSES, base, "append", append)
 
 
 def _side_class(base: type) -> type:
-    cls = _SIDE_CLASSES.get(base)
-    if cls is None:
-        def storeArray(self: Any, delta: Any) -> None:  # noqa: N802 - ccxt's name
-            base.storeArray(self, delta)
-            # the hot path (every level of every update): one flag test per delta; the tap hears of
-            # the book once until it flushes it. A delta-level store would hook in here.
-            book = self._daedalus_book
-            if not book._daedalus_dirty:
-                book._daedalus_dirty = True
-                book._daedalus_tap.book_changed(book)
+    def storeArray(self: Any, delta: Any) -> None:  # noqa: N802 - ccxt's name
+        base.storeArray(self, delta)
+        # the hot path (every level of every update): one flag test per delta; the tap hears of
+        # the book once until it flushes it. A delta-level store would hook in here.
+        book = self._daedalus_book
+        if not book._daedalus_dirty:
+            book._daedalus_dirty = True
+            book._daedalus_tap.book_changed(book)
 
-        cls = type(f"Tapped{base.__name__}", (base,), {"storeArray": storeArray})
-        _SIDE_CLASSES[base] = cls
-    return cls
+    return _tapped(_SIDE_CLASSES, base, "storeArray", storeArray)
 
 
 def _book_class(base: type) -> type:
-    cls = _BOOK_CLASSES.get(base)
-    if cls is None:
-        def reset(self: Any, snapshot: Any = None) -> None:
-            # a reset stores every level through storeArray; it is one event, not N deltas
-            dirty, self._daedalus_dirty = self._daedalus_dirty, True
-            base.reset(self, {} if snapshot is None else snapshot)
-            self._daedalus_dirty = dirty
-            self._daedalus_tap.book_reset(self)
+    def reset(self: Any, snapshot: Any = None) -> None:
+        # a reset stores every level through storeArray; it is one event, not N deltas
+        dirty, self._daedalus_dirty = self._daedalus_dirty, True
+        base.reset(self, {} if snapshot is None else snapshot)
+        self._daedalus_dirty = dirty
+        self._daedalus_tap.book_reset(self)
 
-        cls = type(f"Tapped{base.__name__}", (base,), {"reset": reset})
-        _BOOK_CLASSES[base] = cls
-    return cls
+    return _tapped(_BOOK_CLASSES, base, "reset", reset)
 
 
 def tap_book(book: Any, symbol: str, tap: Any) -> None:
