@@ -58,6 +58,27 @@ ORDERBOOK = pa.schema(
     ]
 )
 
+# Every change the collector applied to a book, plus each (re)load and hourly checkpoint of the whole
+# book it held (full-depth issue). One row per venue message: `kind` is `snapshot` (a (re)load at the
+# depth the venue gave: replaces the book), `checkpoint` (the full book the collector held at a UTC
+# hour boundary or after a resync: replaces the book, changes nothing), or `delta` (changed levels
+# only, absolute size, size 0 = delete). `first_update_id`/`last_update_id` are the venue's update
+# ids (Binance U/u, OKX seqId, Coinbase sequence_num), `prev_update_id` the id the venue says must
+# precede (Binance futures pu, OKX prevSeqId); NULL where the venue gives none.
+BOOK_UPDATES = pa.schema(
+    ENVELOPE
+    + [
+        pa.field("timestamp", TS_NS_UTC),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("first_update_id", pa.int64()),
+        pa.field("last_update_id", pa.int64()),
+        pa.field("prev_update_id", pa.int64()),
+        pa.field("bids", LEVELS),
+        pa.field("asks", LEVELS),
+    ]
+)
+BOOK_UPDATE_KINDS = ("snapshot", "delta", "checkpoint")
+
 # One row per connect, disconnect (with close code), subscribe ack, resync, sequence gap, stale
 # stream, queue overflow (with the count dropped), snapshot truncation, quarantined record.
 EVENTS = pa.schema(
@@ -84,6 +105,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     "ticker": TICKER,
     "trades": TRADES,
     "orderbook": ORDERBOOK,
+    "book_updates": BOOK_UPDATES,
     "events": EVENTS,
 }
 CHANNELS = tuple(SCHEMAS)

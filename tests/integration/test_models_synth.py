@@ -15,7 +15,7 @@ def test_synth_is_deterministic_and_looks_like_a_market(tmp_path: Path) -> None:
     b = generate(tmp_path / "b", hours=0.5, snapshot_ms=500, gaps_per_day=2)
     assert a.rows == b.rows and a.gaps == b.gaps and len(a.gaps) == 2
     con = duckdb.connect()
-    for channel, schema in SCHEMAS.items():
+    for channel, schema in ((c, SCHEMAS[c]) for c in ("ticker", "trades", "orderbook", "events")):
         ta = con.execute(f"SELECT * FROM read_parquet('{tmp_path}/a/bronze/{channel}/*/*/*.parquet', hive_partitioning=false) ORDER BY ALL").to_arrow_table()
         tb = con.execute(f"SELECT * FROM read_parquet('{tmp_path}/b/bronze/{channel}/*/*/*.parquet', hive_partitioning=false) ORDER BY ALL").to_arrow_table()
         assert ta.equals(tb) and ta.num_rows > 0, channel

@@ -41,6 +41,15 @@ def sample_row(channel: str, i: int) -> dict:
             bids=[{"price": 100.0 - k, "size": 1.0 + k} for k in range(3)],
             asks=[{"price": 101.0 + k, "size": 2.0 + k} for k in range(3)],
         )
+    elif channel == "book_updates":
+        row.update(
+            timestamp=T0 + i,
+            kind="delta",
+            first_update_id=1000 + i,
+            last_update_id=1000 + i,
+            bids=[{"price": 100.0 - i, "size": 0.0}],
+            asks=[{"price": 101.0 + i, "size": 2.0}],
+        )
     else:
         row.update(event_type="connect", channel="orderbook", detail=f"connect {i}")
     return row
