@@ -30,7 +30,7 @@ def status_command(
         raise typer.Exit(1)  # monitoring can alert on `daedalus status || ...`
 
 
-def _collector_allocator() -> None:
+def collector_allocator() -> None:
     """Arrow buffers from malloc in a collector process (unless the user chose a pool): pyarrow's
     default mimalloc pool keeps the pages of each flush's short-lived buffers mapped, ~20 MB more peak
     RSS in `daedalus bench collect`. Read by pyarrow at import, so it must run before that."""
@@ -58,7 +58,7 @@ def collect_command(
 
     Example: daedalus collect --exchanges binanceus --symbols BTC/USDT,ETH/USDT --channels trades,orderbook
     """
-    _collector_allocator()
+    collector_allocator()
     import asyncio
     import contextlib
     import json
@@ -146,39 +146,8 @@ def demo_command(
         raise typer.Exit(4)
 
 
-def bench_collect_command(
-    messages: int = typer.Option(100_000, "--messages", help="Order-book messages to push through."),
-    queue_maxsize: int = typer.Option(2_000, "--queue-maxsize", help="Queue bound (memory vs. drops)."),
-    rate: float = typer.Option(None, "--rate", help="Pace the fake exchange at this many msg/s (default: flat out)."),
-    venue: str = typer.Option("binance", "--venue", help="Fake exchange and its real ccxt.pro client: binance, okx, bybit, kraken."),
-) -> None:
-    """Benchmark the collector: a fake exchange flat out → ccxt.pro → queue → Parquet.
-
-    Prints messages/s, p50/p99 receive→written latency, peak RSS and received/written/dropped.
-
-    Example: daedalus bench collect --messages 50000 --venue okx
-    """
-    _collector_allocator()
-    from daedalus.simulator.bench import BENCH_VENUES, bench_collect
-
-    if venue not in BENCH_VENUES:
-        raise typer.BadParameter(f"no fake for '{venue}' (allowed: {', '.join(BENCH_VENUES)})", param_hint="--venue")
-    typer.echo(bench_collect(messages, queue_maxsize=queue_maxsize, rate=rate, venue=venue).format())
-
-
-def _bench_group(app: typer.Typer) -> typer.Typer:
-    """The `bench` command group, shared with other modules' benchmarks (created by whoever comes first)."""
-    for group in app.registered_groups:
-        if group.name == "bench" and group.typer_instance is not None:
-            return group.typer_instance
-    bench = typer.Typer(name="bench", help="Benchmarks.", no_args_is_help=True)
-    app.add_typer(bench, name="bench")
-    return bench
-
-
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
     app.command("status")(status_command)
     app.command("collect")(collect_command)
     app.command("demo")(demo_command)
-    _bench_group(app).command("collect")(bench_collect_command)

@@ -1,7 +1,7 @@
 """Jinja → SQL. Renders models with the context of docs/contracts.md and checks them with sqlglot.
 
 Every model renders with: all macros of `macros/*.sql` as globals, `features` (etl.features),
-`etl`, `var('dotted.path', default)`, `config(...)`, `ref()`, `source()`, `previous_partition()` and,
+`etl`, `sequential_columns(horizons)` (udfs/columns.py), `var('dotted.path', default)`, `config(...)`, `ref()`, `source()`, `previous_partition()` and,
 for a partitioned model, `partition` (`start`/`end`/`lookback_start` TIMESTAMPTZ literals, `date` a
 DATE literal, `date_iso`, and the raw key values, e.g. `partition.exchange`).
 
@@ -30,6 +30,7 @@ import jinja2
 
 from daedalus.errors import CompileError, DaedalusError
 from daedalus.project import Model, ModelConfig, Project, SqlTest, lookback_seconds, parse_config_kwargs
+from daedalus.udfs.columns import output_columns
 
 # ---------------------------------------------------------------------------------------------
 # SQL fragments
@@ -311,7 +312,7 @@ class Compiler:
             etl=cfg.etl if cfg is not None else None,
             partition=partition,
             this={"name": model.name, "layer": model.layer, "relation": model.relation} if model else None,
-            sql_str=sql_str, sql_ident=sql_ident,
+            sql_str=sql_str, sql_ident=sql_ident, sequential_columns=output_columns,
         )
         if partition is None:
             ctx.pop("partition")  # StrictUndefined: using it outside a partitioned model is an error

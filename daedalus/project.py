@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from daedalus.errors import CompileError
+from daedalus.udfs.columns import column_docs
 
 MATERIALIZATIONS = ("view", "table", "partitioned")
 
@@ -285,12 +286,22 @@ def _yml_line(path: Path, needle: str) -> int:
     return 1
 
 
+# Column lists declared in code once and shared with the kernels and SQL (`generated_columns: <key>`).
+GENERATED_COLUMNS = {"sequential": column_docs}
+
+
 def _docs_from(entry: dict[str, Any], path: Path) -> Docs:
     docs = Docs(description=str(entry.get("description") or ""), yml_path=path)
     docs.tests = list(entry.get("tests") or []) + list(entry.get("data_tests") or [])
     cols = entry.get("columns") or []
     if isinstance(cols, dict):  # {name: {description, tests}} is accepted too
         cols = [{"name": k, **(v or {})} for k, v in cols.items()]
+    generated = entry.get("generated_columns")
+    if generated is not None:
+        if generated not in GENERATED_COLUMNS:
+            raise CompileError(f"{path}:{_yml_line(path, 'generated_columns')}: unknown generated_columns "
+                               f"'{generated}' (known: {', '.join(GENERATED_COLUMNS)})")
+        cols = list(cols) + GENERATED_COLUMNS[generated]()
     for c in cols:
         if not isinstance(c, dict) or "name" not in c:
             raise CompileError(f"{path}:{_yml_line(path, 'columns')}: each column needs a 'name'")

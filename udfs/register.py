@@ -8,10 +8,12 @@ series is fixed by the list's ORDER BY, never by how DuckDB schedules vectors, w
 the result identical for any `threads`.
 
 - `daedalus_ofi(bids, asks, prev_bids, prev_asks, levels, alpha)` → STRUCT(ofi, mlofi): row-wise,
-  stateless; the model pairs each snapshot with its predecessor through `lag() OVER (... ORDER BY
-  ts, seq)`, so vectors may arrive in any order. NULL when the predecessor is NULL.
+  stateless; the model joins each snapshot to its predecessor on its (ts, seq) rank within the
+  series (row_number() − 1; a lag() over the level lists sorted every list through the window), so
+  vectors may arrive in any order. NULL when the predecessor is NULL.
 - `daedalus_orderbook_seq(series, trades, vpin_points, horizons, ofi_levels, ofi_decay_alpha, staleness_s,
-  kyle_window_s, spread_window_s, tight_pct, wide_pct, dynamic, tight_threshold)`
+  kyle_window_s, spread_window_s, tight_pct, wide_pct, dynamic, tight_threshold)` → one struct of
+  lists: ts, seq, seg_start, then one field per column declared in udfs/columns.py
 - `daedalus_vpin_buckets(trades, state_f, state_i, recent_imbalance, recent_volume, recent_dp,
   partition_start, bucket_volume, window_buckets, bvc, sigma_bars)` (bucket_volume NULL = auto)
 
@@ -27,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from daedalus.udfs.columns import SEQUENTIAL, SeqColumn
 from daedalus.udfs.kernels.ofi import ofi_pairs
 from daedalus.udfs.series import (
     Book,
@@ -58,19 +61,20 @@ VPIN_TRADES_SQL = "STRUCT(ts TIMESTAMPTZ, amount DOUBLE, is_buy BOOLEAN, price D
 
 TS = pa.timestamp("us", tz="UTC")
 F64 = pa.float64()
-SEQ_1D = ("log_return", "mid_velocity", "ofi", "mlofi", "kyle_lambda", "kyle_lambda_r2", "vpin", "spread_pctile")
-SEQ_2D = ("ofi_sum", "mlofi_sum", "rv", "tfi", "trade_volume")
-SEQ_FIELDS = (
-    [pa.field("ts", pa.list_(TS)), pa.field("seq", pa.list_(pa.int64())), pa.field("seg_start", pa.list_(pa.bool_()))]
-    + [pa.field(k, pa.list_(F64)) for k in SEQ_1D]
-    + [pa.field(k, pa.list_(pa.list_(F64))) for k in SEQ_2D]
-    + [pa.field("spread_regime", pa.list_(pa.string()))]
-)
+SEQ_KEYS = [pa.field("ts", pa.list_(TS)), pa.field("seq", pa.list_(pa.int64())), pa.field("seg_start", pa.list_(pa.bool_()))]
+
+
+def _seq_field(c: SeqColumn) -> pa.Field:
+    if c.sql_type == "VARCHAR":
+        return pa.field(c.name, pa.list_(pa.string()))
+    return pa.field(c.name, pa.list_(pa.list_(F64)) if c.per_horizon else pa.list_(F64))
+
+
+# The result struct follows the declaration of udfs/columns.py, one field per declared column.
+SEQ_FIELDS = SEQ_KEYS + [_seq_field(c) for c in SEQUENTIAL]
 SEQ_RETURN_SQL = (
     "STRUCT(ts TIMESTAMPTZ[], seq BIGINT[], seg_start BOOLEAN[], "
-    + ", ".join(f"{k} DOUBLE[]" for k in SEQ_1D) + ", "
-    + ", ".join(f"{k} DOUBLE[][]" for k in SEQ_2D)
-    + ", spread_regime VARCHAR[])"
+    + ", ".join(f"{c.name} {c.sql_type}[]{'[]' if c.per_horizon else ''}" for c in SEQUENTIAL) + ")"
 )
 VPIN_FIELDS = [
     pa.field("kind", pa.list_(pa.string())), pa.field("ts", pa.list_(TS)),
@@ -178,17 +182,19 @@ def _seq_result(results: list[dict[str, np.ndarray] | None], ts: list[np.ndarray
         _list(pa.array(_cat(seq, np.int64), pa.int64()), lengths, valid),
         _list(pa.array(_cat([r["seg_start"] for r in live], np.bool_), pa.bool_()), lengths, valid),
     ]
-    for k in SEQ_1D:
-        arrays.append(_list(_f64_array(_cat([r[k] for r in live], np.float64)), lengths, valid))
     inner_lengths = [n for n in lengths for _ in range(n_horizons)]
     outer = [n_horizons if v else 0 for v in valid]
-    for k in SEQ_2D:
-        inner = _list(_f64_array(_cat([r[k].ravel() for r in live], np.float64)), inner_lengths,
-                      [True] * len(inner_lengths))
-        arrays.append(_list(inner, outer, valid))
-    codes = _cat([r["spread_regime"] for r in live], np.int8)
-    regimes = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int8(), mask=codes < 0), REGIMES).cast(pa.string())
-    arrays.append(_list(regimes, lengths, valid))
+    for c in SEQUENTIAL:
+        if c.sql_type == "VARCHAR":  # the regime: int8 codes in the kernel, text in SQL
+            codes = _cat([r[c.name] for r in live], np.int8)
+            text = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int8(), mask=codes < 0), REGIMES).cast(pa.string())
+            arrays.append(_list(text, lengths, valid))
+        elif c.per_horizon:
+            inner = _list(_f64_array(_cat([r[c.name].ravel() for r in live], np.float64)), inner_lengths,
+                          [True] * len(inner_lengths))
+            arrays.append(_list(inner, outer, valid))
+        else:
+            arrays.append(_list(_f64_array(_cat([r[c.name] for r in live], np.float64)), lengths, valid))
     return pa.StructArray.from_arrays(arrays, fields=SEQ_FIELDS, mask=pa.array([not v for v in valid], pa.bool_()))
 
 

@@ -1,7 +1,6 @@
-"""`daedalus bench build|scaling|incremental|all|show` (registered by daedalus/cli_ops.py).
+"""`daedalus bench build|scaling|incremental|all|show|explain|collect` (registered by daedalus/cli_ops.py).
 
-`bench collect` is the collector's own command (cli_collect.py); both live in one `bench` group,
-created by whichever module registers first. Heavy imports stay inside the commands.
+One `bench` group for every benchmark. Heavy imports stay inside the commands.
 """
 
 from __future__ import annotations
@@ -130,18 +129,33 @@ def bench_explain_command(
     Console(width=max(Console().width, 160)).print(t)
 
 
-def bench_group(app: typer.Typer) -> typer.Typer:
-    """The shared `bench` group (cli_collect.py may have created it already)."""
-    for group in app.registered_groups:
-        if group.name == "bench" and group.typer_instance is not None:
-            return group.typer_instance
-    bench = typer.Typer(name="bench", help="Benchmarks.", no_args_is_help=True)
-    app.add_typer(bench, name="bench")
-    return bench
+def bench_collect_command(
+    messages: int = typer.Option(100_000, "--messages", help="Order-book messages to push through."),
+    queue_maxsize: int = typer.Option(2_000, "--queue-maxsize", help="Queue bound (memory vs. drops)."),
+    rate: float = typer.Option(None, "--rate", help="Pace the fake exchange at this many msg/s (default: flat out)."),
+    venue: str = typer.Option("binance", "--venue", help="Fake exchange and its real ccxt.pro client: binance, okx, bybit, kraken."),
+) -> None:
+    """Benchmark the collector: a fake exchange flat out → ccxt.pro → queue → Parquet.
+
+    Prints messages/s, p50/p99 receive→written latency, peak RSS and received/written/dropped.
+
+    Example: daedalus bench collect --messages 50000 --venue okx
+    """
+    from daedalus.cli_collect import collector_allocator
+
+    collector_allocator()
+    from daedalus.simulator.bench import BENCH_VENUES, bench_collect
+
+    if venue not in BENCH_VENUES:
+        raise typer.BadParameter(f"no fake for '{venue}' (allowed: {', '.join(BENCH_VENUES)})", param_hint="--venue")
+    typer.echo(bench_collect(messages, queue_maxsize=queue_maxsize, rate=rate, venue=venue).format())
 
 
 def register(app: typer.Typer) -> None:
-    group = bench_group(app)
+    """The one `bench` group: the build benchmarks and the collector's."""
+    group = typer.Typer(name="bench", help="Benchmarks.", no_args_is_help=True)
+    app.add_typer(group, name="bench")
+    group.command("collect")(bench_collect_command)
     group.command("build")(bench_build_command)
     group.command("scaling")(bench_scaling_command)
     group.command("incremental")(bench_incremental_command)

@@ -121,22 +121,9 @@ per_snapshot AS (
         unnest(r.ts) AS ts,
         unnest(r.seq) AS seq,
         unnest(r.seg_start) AS seg_start,
-        unnest(r.log_return) AS log_return,
-        unnest(r.mid_velocity) AS mid_velocity,
-        unnest(r.ofi) AS ofi,
-        unnest(r.mlofi) AS mlofi,
-        {%- for h in f.horizons %}
-        unnest(r.ofi_sum[{{ loop.index }}]) AS ofi_sum_{{ h }}s,
-        unnest(r.mlofi_sum[{{ loop.index }}]) AS mlofi_sum_{{ h }}s,
-        unnest(r.rv[{{ loop.index }}]) AS rv_{{ h }}s,
-        unnest(r.tfi[{{ loop.index }}]) AS tfi_{{ h }}s,
-        unnest(r.trade_volume[{{ loop.index }}]) AS trade_volume_{{ h }}s,
+        {%- for c in sequential_columns(f.horizons) %}
+        unnest(r.{{ c.expr }}) AS {{ c.name }}{{ ',' if not loop.last }}
         {%- endfor %}
-        unnest(r.kyle_lambda) AS kyle_lambda,
-        unnest(r.kyle_lambda_r2) AS kyle_lambda_r2,
-        unnest(r.vpin) AS vpin,
-        unnest(r.spread_pctile) AS spread_pctile,
-        unnest(r.spread_regime) AS spread_regime
     FROM computed
 )
 SELECT
@@ -145,21 +132,8 @@ SELECT
     {{ partition.date }} AS date,
     s.ts,
     s.seq,
-    s.log_return,
-    s.mid_velocity,
-    s.ofi,
-    s.mlofi,
-    {%- for h in f.horizons %}
-    s.ofi_sum_{{ h }}s,
-    s.mlofi_sum_{{ h }}s,
-    s.rv_{{ h }}s,
-    s.tfi_{{ h }}s,
-    s.trade_volume_{{ h }}s,
+    {%- for c in sequential_columns(f.horizons) %}
+    s.{{ c.name }}{{ ',' if not loop.last }}
     {%- endfor %}
-    s.kyle_lambda,
-    s.kyle_lambda_r2,
-    s.vpin,
-    s.spread_pctile,
-    s.spread_regime
 FROM per_snapshot s
 WHERE s.ts >= {{ partition.start }}

@@ -40,6 +40,8 @@ def models(plan) -> set[str]:
     (["toy_*"], ["*_clean", "toy_bars"], {"toy_trades"}),
     (["1+toy_bars"], None, {"toy_trades", "toy_bars"}),
     (["toy_trades_clean"], None, set()),  # a view writes nothing
+    (["path:gold/"], None, {"toy_bars"}),  # the model file's path contains the fragment
+    (["path:toy_"], ["path:bars"], {"toy_trades"}),
 ])
 def test_selectors(toy, select, exclude, expected):
     build(toy.config(), udfs=False)

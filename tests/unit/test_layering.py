@@ -1,0 +1,183 @@
+"""The layers of DESIGN.md, read from the source with `ast` (no imports run).
+
+- collector/ depends on nothing of the build side: only itself, `daedalus.errors`, `daedalus.config`.
+- udfs/ (kernels and their registration) only on itself and `daedalus.config`.
+- Import cycles among product modules and private members reached across modules may only shrink:
+  the lists below are today's debt (issue 18 removes it); a new cycle or a new reach-in fails here,
+  and so does an entry that no longer exists (delete it from the list when you fix it).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGES = {"daedalus": REPO / "daedalus", "daedalus.collector": REPO / "collector",
+            "daedalus.udfs": REPO / "udfs"}
+
+# Today's import cycles (strongly connected components of module-level-or-not imports), as sorted
+# module lists; issue 18 splits runner.py and removes them.
+KNOWN_CYCLES: set[tuple[str, ...]] = {
+    ("daedalus.build_outcome", "daedalus.catalog", "daedalus.datatests", "daedalus.materializations",
+     "daedalus.materializations.base", "daedalus.materializations.partitioned", "daedalus.materializations.table",
+     "daedalus.materializations.view", "daedalus.query", "daedalus.runner"),
+    ("daedalus.cli", "daedalus.cli_build"),
+    ("daedalus.collector.ccxt_capture", "daedalus.collector.ccxt_collector"),
+    ("daedalus.dag", "daedalus.selection"),
+    ("daedalus.lake", "daedalus.lake_s3", "daedalus.land", "daedalus.sync"),
+}
+# (module, private name it uses but does not define) — another module's private member.
+KNOWN_PRIVATE: set[tuple[str, str]] = {
+    ("daedalus.collector.ccxt_capture", "_base"),
+    ("daedalus.collector.ccxt_capture", "_broken"),
+    ("daedalus.collector.ccxt_capture", "_symbol"),
+    ("daedalus.executors", "_apply_settings"),
+    ("daedalus.executors", "_describe"),
+    ("daedalus.executors", "_orphans"),
+    ("daedalus.executors", "_restore_settings"),
+    ("daedalus.simulator.bench", "_buffers"),
+}
+# Private names of the standard library or a dependency with no public spelling: os._exit after a
+# signal, sys._getframe for template line numbers, aiohttp's site._server for the bound port.
+OUTSIDE_PRIVATE = {"_exit", "_getframe", "_server"}
+
+
+def _modules() -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for pkg, root in PACKAGES.items():
+        for path in root.rglob("*.py"):
+            rel = path.relative_to(root).with_suffix("")
+            parts = [p for p in rel.parts if p != "__init__"]
+            name = ".".join([pkg, *parts]) if parts else pkg
+            if name.startswith("daedalus.collector") and pkg == "daedalus":
+                continue
+            out[name] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def _resolve(name: str) -> str | None:
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def _imports(path: Path) -> list[tuple[str, list[str]]]:
+    """(module imported, names taken from it) for every import statement in the file."""
+    tree = ast.parse(path.read_text())
+    out: list[tuple[str, list[str]]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(a.name, []) for a in node.names if a.name.startswith("daedalus")]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("daedalus"):
+            out.append((node.module, [a.name for a in node.names]))
+    return out
+
+
+def _edges() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {m: set() for m in MODULES}
+    for mod, path in MODULES.items():
+        for target, names in _imports(path):
+            for full in [f"{target}.{n}" for n in names] + [target]:
+                dst = _resolve(full)
+                if dst and dst != mod and not (dst in PACKAGES and full != dst):
+                    graph[mod].add(dst)
+                    break
+    return graph
+
+
+def test_collector_and_udfs_depend_only_on_their_own_layer() -> None:
+    graph = _edges()
+    allowed_collector = {"daedalus.errors", "daedalus.config"}
+    for mod, deps in graph.items():
+        if mod.startswith("daedalus.collector"):
+            bad = {d for d in deps if not d.startswith("daedalus.collector") and d not in allowed_collector}
+            assert not bad, f"{mod} imports {sorted(bad)}"
+        if mod.startswith("daedalus.udfs"):
+            bad = {d for d in deps if not d.startswith("daedalus.udfs") and d != "daedalus.config"}
+            assert not bad, f"{mod} imports {sorted(bad)}"
+
+
+def _cycles(graph: dict[str, set[str]]) -> set[tuple[str, ...]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: set[tuple[str, ...]] = set()
+    counter = 0
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on.add(root)
+        while work:
+            node, it = work[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    comp = []
+                    while True:
+                        m = stack.pop()
+                        on.discard(m)
+                        comp.append(m)
+                        if m == node:
+                            break
+                    if len(comp) > 1:
+                        out.add(tuple(sorted(comp)))
+            elif nxt not in index:
+                index[nxt] = low[nxt] = counter
+                counter += 1
+                stack.append(nxt)
+                on.add(nxt)
+                work.append((nxt, iter(sorted(graph[nxt]))))
+            elif nxt in on:
+                low[node] = min(low[node], index[nxt])
+    return out
+
+
+def test_import_cycles_only_shrink() -> None:
+    assert _cycles(_edges()) == KNOWN_CYCLES
+
+
+def _own_private_names(tree: ast.Module) -> set[str]:
+    """Private names a module defines: functions, classes, assignments, `self._x = ...` attributes."""
+    own: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            own.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            own.add(node.id)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            own.add(node.attr)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            own.add(node.target.id)
+    return {n for n in own if n.startswith("_") and not n.startswith("__")}
+
+
+def _private_reach_ins() -> set[tuple[str, str]]:
+    """(module, name): `from m import _x`, or `obj._x` where no code of this module defines `_x`."""
+    found: set[tuple[str, str]] = set()
+    for mod, path in MODULES.items():
+        tree = ast.parse(path.read_text())
+        own = _own_private_names(tree)
+        for _target, names in _imports(path):
+            found |= {(mod, n) for n in names if n.startswith("_") and not n.startswith("__")}
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                    and node.attr not in own and node.attr not in OUTSIDE_PRIVATE):
+                found.add((mod, node.attr))
+    return found
+
+
+def test_private_members_reached_across_modules_only_shrink() -> None:
+    assert _private_reach_ins() == KNOWN_PRIVATE
