@@ -41,7 +41,7 @@ def partition_rows(toy) -> dict[tuple[str, str], list[tuple]]:
 
 
 def catalog_counts(toy) -> dict[str, int]:
-    con = duckdb.connect(str(toy.root / "catalog.duckdb"), read_only=True)
+    con = duckdb.connect(str(toy.root / "catalog.duckdb"), read_only=True, config={"file_search_path": str(toy.root)})
     try:
         return {v: con.execute(f"SELECT count(*) FROM {v}").fetchone()[0]
                 for v in ("silver.toy_trades", "gold.toy_bars", "silver.toy_trades_clean")}
