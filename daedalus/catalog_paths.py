@@ -66,7 +66,7 @@ def relation(session: Session, rel: str) -> str:
     """A catalog relation over every file of a source or model (glob), or an empty typed relation
     while there is none (DuckDB fails a glob that matches nothing)."""
     kind, name = rel.split(":", 1)
-    if not session.parts(rel):
+    if not any(ip.files for ip in session.parts(rel).values()):  # (planned, unbuilt partitions have none)
         if kind == "source":
             return empty_relation_sql(session.source_columns(name))
         return session.empty_model_relation(session.project.models[name], None)
