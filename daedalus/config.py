@@ -30,7 +30,7 @@ class StorageConfig(_Section):
     root: str = "./lake"
     """Lake root: a local path or s3://bucket/prefix."""
     retain_replaced_minutes: float = Field(10.0, ge=0)
-    """Replaced partition files are deleted only after this grace period (readers of an older catalog)."""
+    """Files a build takes out of the model folders wait in `_trash/` this long (no reader needs them)."""
     raw_retirement: Literal["delete", "archive"] = "delete"
     """What `land` does with a raw segment once its rows are verified in bronze."""
     row_group_rows: int = Field(16384, ge=1024)
