@@ -238,7 +238,8 @@ class S3Config(_Section):
 
 class CompactionConfig(_Section):
     target_mb: float = Field(128.0, gt=0)
-    """`daedalus compact` merges a partition's small files into files of about this size."""
+    """Not used any more: a partition is always one file (glob readers see it whole, issue 15);
+    `daedalus compact` rewrites partitions of older lakes into that layout. Kept so configs load."""
 
 
 class WatchConfig(_Section):
