@@ -174,3 +174,45 @@ def test_a_copied_lake_reads_its_own_files_and_a_moved_lake_works(tmp_path: Path
                                       "SELECT count(*) AS n FROM silver.toy_trades", "-f", "csv"],
                                      capture_output=True, text=True, env={**os.environ, **ENV})
     assert q.stdout.split() == ["n", "40"], q.stderr
+
+
+def test_glob_readers_during_daedalus_watch(tmp_path: Path) -> None:
+    """The same, with `daedalus watch` landing a new segment of the same day every cycle."""
+    import json
+    import signal
+
+    from s3_helpers import make_lakehouse
+
+    h = make_lakehouse(tmp_path)  # a local lake: the spool is the lake
+    h.add_trades(DAY, "0000", n=100)
+    assert h.cli("land").returncode == 0 and h.cli("build").returncode == 0
+    root = Path(h.root)
+
+    def rows() -> int:
+        m = json.loads((root / "_state" / "manifest.json").read_text())
+        return sum(p["rows"] for p in m["models"]["toy_trades"]["partitions"].values())
+
+    published = {rows()}
+    stop, seen, errors = threading.Event(), {}, []
+    reader = threading.Thread(target=_poll, args=(root, stop, seen, errors), daemon=True)
+    watcher = h.popen("watch", "--poll-interval", "0.2", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    reader.start()
+    try:
+        for i in range(1, 5):
+            h.add_trades(DAY, f"{i:04d}", n=10, start_id=1000 * i)
+            deadline = time.monotonic() + 120
+            while rows() != 100 + 10 * i:
+                assert watcher.poll() is None, watcher.stderr.read() if watcher.stderr else ""
+                assert time.monotonic() < deadline, "watch did not publish the new segment"
+                time.sleep(0.05)
+            published.add(rows())
+    finally:
+        stop.set()
+        reader.join(timeout=60)
+        watcher.send_signal(signal.SIGTERM)
+        watcher.wait(timeout=60)
+    assert not errors, errors[:3]
+    assert published == {100, 110, 120, 130, 140}
+    for key, counts in seen.items():
+        assert counts <= published, (key, counts)  # one partition: its count is the model's
+    assert any(len(c) >= 2 for c in seen.values())
