@@ -235,16 +235,6 @@ class Manifest:
     def referenced(self) -> set[str]:
         return {f.path for m in self.models.values() for p in m.partitions.values() for f in p.files}
 
-    def due_deletions(self, retain_minutes: float, now: float | None = None,
-                      before: float | None = None) -> list[str]:
-        """Pending deletions whose grace period has passed (never a file the manifest still uses);
-        with `before`, only files replaced before that time (when the live catalog was written)."""
-        now = time.time() if now is None else now
-        used = self.referenced()
-        return [d["path"] for d in self.pending_deletions
-                if now - float(d["replaced_at"]) >= retain_minutes * 60 and d["path"] not in used
-                and (before is None or float(d["replaced_at"]) <= before)]
-
     def forget_deletions(self, paths: list[str]) -> None:
         gone = set(paths)
         self.pending_deletions = [d for d in self.pending_deletions if d["path"] not in gone]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -58,12 +57,6 @@ def partition_filter(keys: dict[str, str]) -> str:
         else:
             conds.append(f"{sql_ident(k)} = {sql_str(v)}")
     return " AND ".join(conds)
-
-
-def new_file_name(index: int | None = None) -> str:
-    """A fresh file name; `index` (a slice's position) sorts a partition's files in slice order."""
-    prefix = "part-" if index is None else f"part-{index:03d}-"
-    return f"{prefix}{uuid.uuid4().hex}.parquet"
 
 
 class Materialization:
