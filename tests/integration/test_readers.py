@@ -216,3 +216,33 @@ def test_glob_readers_during_daedalus_watch(tmp_path: Path) -> None:
     for key, counts in seen.items():
         assert counts <= published, (key, counts)  # one partition: its count is the model's
     assert any(len(c) >= 2 for c in seen.values())
+
+
+@pytest.mark.s3
+def test_an_s3_lake_held_catalog_and_glob_see_each_build(tmp_path: Path, moto_server) -> None:
+    """On S3 a partition is replaced by a server-side copy over its key: a held catalog connection
+    and a glob of the bucket see each build, one object per partition."""
+    from s3_helpers import make_lakehouse
+
+    from daedalus.collector.upload import make_s3_client
+    from daedalus.lake_s3 import land_any
+
+    client = make_s3_client(moto_server.endpoint, use_ssl=False, url_style="path")
+    h = make_lakehouse(tmp_path, moto_server, client=client)
+    h.add_trades(DAY, "0000", n=40)
+    cfg = h.config()
+    land_any(cfg)
+    build(cfg, udfs=False)
+    held = open_catalog(cfg)
+    glob = f"s3://{h.bucket}/lake/silver/toy_trades/**/*.parquet"
+    try:
+        for i in range(1, 4):
+            h.add_trades(DAY, f"{i:04d}", n=10, start_id=1000 * i)
+            land_any(cfg)
+            build(cfg, udfs=False)
+            assert held.execute("SELECT count(*) FROM silver.toy_trades").fetchone()[0] == 40 + 10 * i
+            assert held.execute(f"SELECT count(*) FROM read_parquet('{glob}')").fetchone()[0] == 40 + 10 * i
+    finally:
+        held.close()
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=h.bucket, Prefix="lake/silver/")["Contents"]]
+    assert [k.rsplit("/", 1)[1] for k in keys] == ["data.parquet"]
