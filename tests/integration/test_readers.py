@@ -246,3 +246,18 @@ def test_an_s3_lake_held_catalog_and_glob_see_each_build(tmp_path: Path, moto_se
         held.close()
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=h.bucket, Prefix="lake/silver/")["Contents"]]
     assert [k.rsplit("/", 1)[1] for k in keys] == ["data.parquet"]
+
+
+def test_duckdb_caches_do_not_serve_a_replaced_file(tmp_path: Path) -> None:
+    """What the stable file name relies on: a DuckDB connection with its external file cache (on by
+    default) and the Parquet metadata cache on reads the new file after a rename over the old one,
+    even of the same size within the same second."""
+    con = duckdb.connect()
+    con.execute("SET parquet_metadata_cache = true")
+    assert con.execute("SELECT current_setting('enable_external_file_cache')").fetchone()[0] is True
+    path, tmp = tmp_path / "data.parquet", tmp_path / "new.parquet"
+    for i in range(5):
+        con.execute(f"COPY (SELECT range + {1000 * i} AS a FROM range(100)) TO '{tmp}' (FORMAT parquet)")
+        os.replace(tmp, path)
+        assert con.execute(f"SELECT count(*), sum(a) FROM read_parquet('{tmp_path}/*.parquet')").fetchone() == \
+            (100, 4950 + 100_000 * i)
