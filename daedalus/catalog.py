@@ -1,9 +1,10 @@
 """`catalog.duckdb`: one view per source and model over the manifest's exact file lists; no data.
 
-It is built in a temporary file and renamed into place, so a process holding the old catalog open
-`READ_ONLY` (a shell, a BI tool through duckdb-engine) keeps its inode and never meets a lock: the
-builder never opens the live file. Views use absolute paths (or S3 URLs), so the catalog can be
-opened from any working directory. Column comments come from the YAML docs.
+It is built in a temporary file and renamed into place (only when its statements changed), so a
+process holding the old catalog open `READ_ONLY` (a shell, a BI tool through duckdb-engine) keeps its
+inode and never meets a lock: the builder never opens the live file. Views glob the model folders
+with paths relative to the lake root, which readers resolve with `file_search_path` = the catalog's
+folder (daedalus/catalog_paths.py; S3 lakes: `s3://` URLs). Column comments come from the YAML docs.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import TYPE_CHECKING
 
 from daedalus.compiler import sql_ident, sql_str
 from daedalus.errors import BuildError
-from daedalus.lake import LocalLake
 
 if TYPE_CHECKING:
     from daedalus.config import Config
@@ -52,14 +52,16 @@ def catalog_path(config: Config) -> str:
 
 
 def catalog_root(path: str) -> str | None:
-    """The lake root a catalog file was written for (None: no catalog, or one from before roots were
-    recorded)."""
+    """The lake root a catalog file was written for: '.' for a local lake's catalog (paths relative
+    to its folder), the URL for an S3 lake's (None: no catalog, or one from before roots were recorded)."""
     import duckdb
+
+    from daedalus.catalog_paths import reader_config
 
     if not os.path.exists(path):
         return None
     try:
-        con = duckdb.connect(path, read_only=True)
+        con = duckdb.connect(path, read_only=True, config=reader_config(path))
     except duckdb.Error:
         return None
     try:
@@ -71,39 +73,58 @@ def catalog_root(path: str) -> str | None:
         con.close()
 
 
+def expected_root(config: Config) -> str:
+    from daedalus.catalog_paths import RELATIVE_ROOT
+
+    root = config.storage.root.rstrip("/")
+    return root if _remote(root) else RELATIVE_ROOT
+
+
 def catalog_current(config: Config) -> bool:
     """True when the catalog exists and belongs to this lake (a build refreshes it otherwise)."""
-    return catalog_root(catalog_path(config)) == config.storage.root.rstrip("/")
+    return catalog_root(catalog_path(config)) == expected_root(config)
 
 
 def _check_root(config: Config, path: str) -> None:
     from daedalus.errors import StorageError
 
     found = catalog_root(path)
-    want = config.storage.root.rstrip("/")
+    want = expected_root(config)
     if found is not None and found != want:
+        if not _remote(config.storage.root):
+            raise StorageError(f"{path}: this catalog was written by an older version with absolute paths "
+                               f"(into {found}); run `daedalus catalog` to rewrite it")
         raise StorageError(f"{path}: this catalog belongs to the lake {found}, not to storage.root {want}; "
                            "run `daedalus build` to write this lake's catalog")
 
 
-def _comment(con, kind: str, target: str, text: str) -> None:  # noqa: ANN001
+def _comment(run, kind: str, target: str, text: str) -> None:  # noqa: ANN001
     if text:
-        con.execute(f"COMMENT ON {kind} {target} IS {sql_str(text)}")
+        run(f"COMMENT ON {kind} {target} IS {sql_str(text)}")
 
 
-def write_catalog(session: Session) -> str:
-    """Rebuild the catalog from the manifest and swap it into place; returns its path."""
+def write_catalog(session: Session, force: bool = False) -> str:
+    """Build the catalog from the project and swap it into place when its statements changed (or
+    `force`); returns its path. Views glob the model folders (daedalus/catalog_paths.py)."""
     import duckdb
 
+    from daedalus import catalog_paths as cp
+
     s = session
-    local = isinstance(s.lake, LocalLake)
     final = catalog_path(s.config)
     tmp_dir = os.path.dirname(final)
     os.makedirs(tmp_dir, exist_ok=True)
     tmp = os.path.join(tmp_dir, f".catalog-{uuid.uuid4().hex}.duckdb.tmp")
-    con = duckdb.connect(tmp)
+    # The views are bound here, so relative paths resolve against the lake root like a reader's.
+    con = duckdb.connect(tmp, config=cp.reader_config(final))
+    done: list[str] = []  # every statement that defines the catalog (its fingerprint)
+
+    def run(sql: str) -> None:
+        con.execute(sql)
+        done.append(sql)
+
     try:
-        if not local:
+        if not cp.relative(s):
             from daedalus.duck import load_httpfs, s3_secret_sql
 
             load_httpfs(con)
@@ -111,35 +132,35 @@ def write_catalog(session: Session) -> str:
         schemas = {"bronze"} | {m.layer for m in s.project.models.values()} | {
             src.source_name for src in s.project.sources.values()}
         for schema in sorted(schemas):
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {sql_ident(schema)}")
+            run(f"CREATE SCHEMA IF NOT EXISTS {sql_ident(schema)}")
         views: list[tuple[str, str, object]] = []  # (schema, name, docs)
         for src in sorted(s.project.sources.values(), key=lambda x: x.name):
-            sql = f"SELECT * FROM {s.relation_sql(f'source:{src.name}')}"
+            sql = f"SELECT * FROM {cp.relation(s, f'source:{src.name}')}"
             views.append((src.source_name, src.name, src.docs))
-            _create_view(con, src.source_name, src.name, sql)
+            _create_view(run, src.source_name, src.name, sql)
         from daedalus.build_outcome import catalog_filter, failed_keys
 
         failed = failed_keys(s.lake, s.manifest)  # partitions whose data tests failed: left out
         for name in s.dag.order:
             m = s.project.models[name]
             if m.materialized == "view":
-                body = s.compile_model_sql(m, None)
+                body = s.compiler.render_model(m, cp.GlobResolver(s), None)
             else:
-                body = f"SELECT * FROM {s.relation_sql(f'model:{name}')}" + catalog_filter(failed.get(name, []))
-            _create_view(con, m.layer, m.name, body)
+                body = f"SELECT * FROM {cp.relation(s, f'model:{name}')}" + catalog_filter(failed.get(name, []))
+            _create_view(run, m.layer, m.name, body)
             views.append((m.layer, m.name, m.docs))
         for schema, name, docs in views:
             target = f"{sql_ident(schema)}.{sql_ident(name)}"
-            _comment(con, "VIEW", target, docs.description)  # type: ignore[attr-defined]
+            _comment(run, "VIEW", target, docs.description)  # type: ignore[attr-defined]
             existing = {r[0] for r in con.execute(
                 "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
                 [schema, name]).fetchall()}
             for col in docs.columns.values():  # type: ignore[attr-defined]
                 if col.name in existing:
-                    _comment(con, "COLUMN", f"{target}.{sql_ident(col.name)}", col.description)
-        con.execute("CREATE SCHEMA _daedalus")
+                    _comment(run, "COLUMN", f"{target}.{sql_ident(col.name)}", col.description)
+        run("CREATE SCHEMA _daedalus")
         # a view, so the catalog still holds no data
-        con.execute(f"CREATE VIEW {ROOT_TABLE} AS SELECT {sql_str(s.config.storage.root.rstrip('/'))} AS root")
+        run(f"CREATE VIEW {ROOT_TABLE} AS SELECT {sql_str(cp.recorded_root(s))} AS root")
         con.execute("CHECKPOINT")
     except BaseException:
         con.close()
@@ -149,17 +170,36 @@ def write_catalog(session: Session) -> str:
     con.close()
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp + ".wal")
+    fp = cp.fingerprint(done)
+    if not force and cp.unchanged(final, fp):
+        # Same views: keep the live file, so processes holding it (one DuckDB instance per file
+        # and process) and processes opening it meanwhile read the same catalog.
+        os.unlink(tmp)
+        return final
     # Same directory as the final file, so the rename is atomic. For an S3 lake the catalog stays
     # local (its views read s3:// URLs); publishing a copy to the bucket is the S3 backend's job.
     os.replace(tmp, final)
+    cp.record(final, fp)
     return final
 
 
-def _create_view(con, schema: str, name: str, sql: str) -> None:  # noqa: ANN001
+def rewrite_catalog(config: Config) -> str:
+    """`daedalus catalog`: write the catalog now, whatever the last one was (under the build lock)."""
+    from daedalus.runner import Session
+
+    s = Session(config)
+    try:
+        with s.lake.lock("build"):
+            return write_catalog(s, force=True)
+    finally:
+        s.close()
+
+
+def _create_view(run, schema: str, name: str, sql: str) -> None:  # noqa: ANN001
     import duckdb
 
     try:
-        con.execute(f"CREATE OR REPLACE VIEW {sql_ident(schema)}.{sql_ident(name)} AS\n{sql}")
+        run(f"CREATE OR REPLACE VIEW {sql_ident(schema)}.{sql_ident(name)} AS\n{sql}")
     except duckdb.Error as e:
         raise BuildError(f"catalog: view {schema}.{name}: {str(e).splitlines()[0]}") from None
 
@@ -174,7 +214,9 @@ def open_catalog(config: Config):  # noqa: ANN201
     if not os.path.exists(path):
         raise StorageError(f"{path}: no catalog yet; run `daedalus build` first")
     _check_root(config, path)
-    con = duckdb.connect(path, read_only=True)
+    from daedalus.catalog_paths import reader_config
+
+    con = duckdb.connect(path, read_only=True, config=reader_config(path))
     con.execute("SET TimeZone = 'UTC'")
     if config.storage.root.startswith("s3://"):
         from daedalus.duck import load_httpfs, s3_secret_sql
@@ -209,7 +251,10 @@ def duckdb_cli_path() -> str:
 
 
 def shell_init_sql(config: Config) -> str:
-    lines = ["SET TimeZone = 'UTC';"]
+    from daedalus.catalog_paths import reader_config
+
+    search = reader_config(catalog_path(config))["file_search_path"]
+    lines = ["SET TimeZone = 'UTC';", f"SET file_search_path = {sql_str(search)};"]
     if config.storage.root.startswith("s3://"):
         from daedalus.duck import httpfs_extension_path, s3_secret_sql
 

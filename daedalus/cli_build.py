@@ -258,6 +258,17 @@ def query_command(
     run_query(_cfg(), sql, fmt, output, limit, append=append)
 
 
+def catalog_command() -> None:
+    """Rewrite catalog.duckdb from the project and the manifest (after moving the lake, after an
+    upgrade from absolute-path catalogs, or to check it); prints its path.
+
+    Example: daedalus catalog
+    """
+    from daedalus.catalog import rewrite_catalog
+
+    typer.echo(rewrite_catalog(_cfg()))
+
+
 def shell_command() -> None:
     """Open the DuckDB CLI on the read-only catalog (httpfs loaded when the lake is on S3).
 
@@ -293,4 +304,5 @@ def register(app: typer.Typer) -> None:
     app.command("docs")(docs_command)
     app.command("query")(query_command)
     app.command("shell")(shell_command)
+    app.command("catalog")(catalog_command)
     app.command("init")(init_command)

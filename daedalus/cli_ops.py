@@ -59,16 +59,15 @@ def sync_command(
 
 def compact_command(
     select: list[str] = typer.Option(None, "--select", "-s", help="Models to compact (default: all)."),
-    target_mb: float = typer.Option(None, "--target-mb", help="Target file size (compaction.target_mb)."),
 ) -> None:
-    """Merge a partition's small files (or split a huge one) into files of about compaction.target_mb.
+    """Rewrite partitions of older lakes (several part-*.parquet files) as one data.parquet each.
 
     Example: daedalus compact --select layer:silver
     """
     from daedalus.cli import STATE
     from daedalus.compact import compact
 
-    report = compact(STATE.lake_config(), select=select or None, target_mb=target_mb)
+    report = compact(STATE.lake_config(), select=select or None)
     typer.echo(report.summary())
 
 

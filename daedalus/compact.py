@@ -1,20 +1,20 @@
-"""`daedalus compact`: rewrite a partition's files as files of about `compaction.target_mb`.
+"""`daedalus compact`: bring partitions written by older versions to the one-file layout.
 
-Small files (many partial writes, a table rebuilt in pieces) are merged; a file far above the target
-is split. Compaction is a build step like any other, so it is atomic the same way: the new files are
-written under new unique names, the row count in their footers must equal the partition's, the
-manifest is switched to them in one atomic write, and the old files become pending deletions
-(deleted after `storage.retain_replaced_minutes`, once a catalog without them is live). A reader
-sees the old files or the new ones, never both, never neither. Rows and their order are unchanged
-(the model's `order_by` when it has one); the partition keeps its fingerprint, so it is not
-rebuilt, while models reading it see new files and are rebuilt by the next build (same rows).
+A partition is one file, `data.parquet` (daedalus/publish.py: the only layout a glob reader sees
+whole). Builds write it that way; partitions of older lakes may still hold several `part-<uuid>`
+files. Compaction rewrites each such partition into one staged file (rows and their order
+unchanged: the model's `order_by` when it has one, else the files' order), checks the footer rows
+against the manifest, renames it into place, records it and moves the old files to `_trash/` — the
+same publish step as a build. The partition keeps its fingerprint, so it is not rebuilt, while models
+reading it are rebuilt by the next build (same rows). Files are no longer split to
+`compaction.target_mb` (kept in the config so older files load): several files per partition is
+exactly what a glob reader cannot see atomically.
 
 Only partitions the manifest holds (silver, gold) are compacted: bronze is never rewritten.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,14 +23,13 @@ from typing import TYPE_CHECKING
 from daedalus.compiler import read_parquet_sql, sql_ident, sql_str
 from daedalus.errors import BuildError, StorageError
 from daedalus.lake import FileInfo
-from daedalus.materializations.base import copy_sql, new_file_name
+from daedalus.materializations.base import copy_sql
 
 if TYPE_CHECKING:
     from daedalus.config import Config
     from daedalus.runner import Session
     from daedalus.state import PartitionState
 
-MB = 1024 * 1024
 
 
 @dataclass
@@ -47,64 +46,49 @@ class CompactReport:
                 f"({self.rows} rows) in {self.seconds:.2f}s")
 
 
-def files_wanted(total_bytes: int, target_bytes: int) -> int:
-    """How many files of about the target size a partition of `total_bytes` should have."""
-    return max(1, round(total_bytes / target_bytes)) if total_bytes > target_bytes else 1
+def needs_compaction(files: list[FileInfo]) -> bool:
+    """Anything but exactly one `data.parquet` (the layout of older versions)."""
+    from daedalus.publish import DATA_FILE
+
+    return len(files) != 1 or files[0].path.rsplit("/", 1)[-1] != DATA_FILE
 
 
-def needs_compaction(files: list[FileInfo], target_bytes: int) -> bool:
-    """More files than the target size calls for, or one far too big (> 2 × target)."""
-    total = sum(f.size for f in files)
-    if len(files) > files_wanted(total, target_bytes):
-        return True
-    return any(f.size > 2 * target_bytes for f in files) and files_wanted(total, target_bytes) > len(files)
-
-
-def _rewrite(s: Session, model_name: str, pid: str, ps: PartitionState, target_bytes: int) -> list[FileInfo]:
-    """Write the partition's rows into n new files; returns them (verified) or raises, leaving none."""
+def _rewrite(s: Session, model_name: str, pid: str, ps: PartitionState) -> FileInfo:
+    """Write the partition's rows into one staged file; returns it (verified) or raises, leaving none."""
     import duckdb
 
+    from daedalus.publish import staged_path
+
     model = s.project.models[model_name]
-    n = files_wanted(sum(f.size for f in ps.files), target_bytes)
     urls = [s.lake.url(f.path) for f in ps.files]
     url_list = "[" + ", ".join(sql_str(u) for u in urls) + "]"
-    rel_dir = model.lake_prefix + (f"/{pid}" if pid else "")
-    s.lake.prepare_dir(rel_dir)
-    written: list[FileInfo] = []
+    rel = staged_path(s, model, pid)
+    s.lake.prepare_dir(rel.rsplit("/", 1)[0])
+    if model.config.order_by:
+        order_sql = ", ".join(sql_ident(c) for c in model.config.order_by)
+        sql = f"SELECT * FROM {read_parquet_sql(urls, hive=False)} ORDER BY {order_sql}"
+    else:
+        sql = (f"SELECT * EXCLUDE (filename, file_row_number) FROM read_parquet({url_list}, "
+               "hive_partitioning=false, union_by_name=true, filename=true, file_row_number=true) "
+               f"ORDER BY list_position({url_list}, filename), file_row_number")
     try:
-        # Number the rows in the model's order (else in the files' order) and cut n contiguous
-        # ranges: every row keeps its place, and the new files follow one another in order.
-        if model.config.order_by:
-            order_sql = ", ".join(sql_ident(c) for c in model.config.order_by)
-            base = f"SELECT *, row_number() OVER (ORDER BY {order_sql}) - 1 AS __n FROM {read_parquet_sql(urls, hive=False)}"
-            cols = "* EXCLUDE (__n)"
-        else:
-            base = (f"SELECT *, row_number() OVER (ORDER BY list_position({url_list}, filename), file_row_number) - 1 "
-                    f"AS __n FROM read_parquet({url_list}, hive_partitioning=false, filename=true, file_row_number=true)")
-            cols = "* EXCLUDE (__n, filename, file_row_number)"
-        per = math.ceil(ps.rows / n) if ps.rows else 0
-        for i in range(n):
-            rel = f"{rel_dir}/{new_file_name(i)}"  # names sort in row order, as the files do
-            where = f"__n >= {i * per} AND __n < {(i + 1) * per}" if n > 1 else "true"
-            sql = f"SELECT {cols} FROM ({base}) WHERE {where} ORDER BY __n"
-            try:
-                rows = int(s.con.execute(copy_sql(sql, s.lake.url(rel), s.config.storage)).fetchone()[0])
-            except duckdb.Error as e:
-                raise BuildError(f"{s.lake.url(rel)}: compaction of {model.relation} {pid}: "
-                                 f"{str(e).splitlines()[0]}") from None
-            verify = getattr(s.lake, "verify_write", None)
-            info = verify(rel, rows) if verify is not None else s.lake.stat(rel)
-            if info is None:
-                raise StorageError(f"{s.lake.url(rel)}: compaction wrote {rows} rows but the file is missing")
-            written.append(info)
-        got = _footer_rows(s, written)
+        try:
+            rows = int(s.con.execute(copy_sql(sql, s.lake.url(rel), s.config.storage)).fetchone()[0])
+        except duckdb.Error as e:
+            raise BuildError(f"{s.lake.url(rel)}: compaction of {model.relation} {pid}: "
+                             f"{str(e).splitlines()[0]}") from None
+        verify = getattr(s.lake, "verify_write", None)
+        info = verify(rel, rows) if verify is not None else s.lake.stat(rel)
+        if info is None:
+            raise StorageError(f"{s.lake.url(rel)}: compaction wrote {rows} rows but the file is missing")
+        got = _footer_rows(s, [info])
         if got != ps.rows:
-            raise StorageError(f"{s.lake.url(rel_dir)}: compaction wrote {got} rows, the partition has {ps.rows}; "
+            raise StorageError(f"{s.lake.url(rel)}: compaction wrote {got} rows, the partition has {ps.rows}; "
                                "nothing was replaced")
     except BaseException:
-        s.lake.delete([f.path for f in written])
+        s.lake.delete([rel])
         raise
-    return written
+    return info
 
 
 def _footer_rows(s: Session, files: list[FileInfo]) -> int:
@@ -113,36 +97,35 @@ def _footer_rows(s: Session, files: list[FileInfo]) -> int:
     return int(row[0])
 
 
-def compact(config: Config, select: Iterable[str] | str | None = None, target_mb: float | None = None,
-            udfs: bool = False) -> CompactReport:
-    """Compact every partition of the selected models that has more (or bigger) files than the target calls for."""
+def compact(config: Config, select: Iterable[str] | str | None = None, udfs: bool = False) -> CompactReport:
+    """Rewrite every partition of the selected models that is not one `data.parquet` into one."""
+    from daedalus.publish import move_into_place, retire
     from daedalus.runner import Session
+    from daedalus.state import PartitionState
 
     started = time.monotonic()
-    target = int((target_mb if target_mb is not None else config.compaction.target_mb) * MB)
     s = Session(config, udfs=udfs)
     report = CompactReport()
     try:
         with s.lake.lock("build"):  # one writer of the manifest at a time, builds included
-            names = s.select(select, None)
-            for name in names:
+            for name in s.select(select, None):
                 ms = s.manifest.models.get(name)
                 if ms is None:
                     continue
                 for pid, ps in sorted(ms.partitions.items()):
-                    if not ps.files or not needs_compaction(ps.files, target):
+                    if not ps.files or not needs_compaction(ps.files):
                         continue
-                    new = _rewrite(s, name, pid, ps, target)
+                    state = PartitionState(keys=dict(ps.keys), files=[_rewrite(s, name, pid, ps)],
+                                           fingerprint=ps.fingerprint, rows=ps.rows, bytes=0,
+                                           inputs=dict(ps.inputs), built_at=ps.built_at, seconds=ps.seconds)
                     report.files_before += len(ps.files)
-                    report.files_after += len(new)
-                    report.rows += ps.rows
-                    from daedalus.state import PartitionState
-
-                    state = PartitionState(keys=dict(ps.keys), files=new, fingerprint=ps.fingerprint, rows=ps.rows,
-                                           bytes=sum(f.size for f in new), inputs=dict(ps.inputs),
-                                           built_at=ps.built_at, seconds=ps.seconds)
+                    move_into_place(s.lake, state)  # the switch for glob readers
+                    state.bytes = sum(f.size for f in state.files)
                     s.manifest.replace_partition(name, pid, state, ms.materialized, ms.layer)
-                    s.manifest.save()  # the switch: atomic, one partition at a time
+                    s.manifest.save()  # the switch for the manifest
+                    retire(s.lake, s.manifest)  # the old files leave the folder
+                    report.files_after += 1
+                    report.rows += ps.rows
                     report.partitions += 1
                     report.rewritten.append((name, pid))
             if report.partitions:

@@ -30,7 +30,7 @@ class StorageConfig(_Section):
     root: str = "./lake"
     """Lake root: a local path or s3://bucket/prefix."""
     retain_replaced_minutes: float = Field(10.0, ge=0)
-    """Replaced partition files are deleted only after this grace period (readers of an older catalog)."""
+    """Files a build takes out of the model folders wait in `_trash/` this long (no reader needs them)."""
     raw_retirement: Literal["delete", "archive"] = "delete"
     """What `land` does with a raw segment once its rows are verified in bronze."""
     row_group_rows: int = Field(16384, ge=1024)
@@ -238,7 +238,8 @@ class S3Config(_Section):
 
 class CompactionConfig(_Section):
     target_mb: float = Field(128.0, gt=0)
-    """`daedalus compact` merges a partition's small files into files of about this size."""
+    """Not used any more: a partition is always one file (glob readers see it whole, issue 15);
+    `daedalus compact` rewrites partitions of older lakes into that layout. Kept so configs load."""
 
 
 class WatchConfig(_Section):

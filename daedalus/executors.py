@@ -312,13 +312,16 @@ def build_distributed(config: Config, select: Iterable[str] | str | None = None,
                 _drop_obsolete(s)
                 _clean_orphans(s, plan)
                 merger = _Merger(s, result)
+                _stage(s, plan)
                 try:
                     if executor == "dask":
                         assert scheduler is not None
                         _run_dask(tasks, scheduler, merger)
                     else:
                         _run_local(tasks, merger)
+                    _publish(s, merger)
                 finally:
+                    _unstage(s, plan)
                     merger.save()
                 _finish(s, merger, result, run_tests, catalog)
         else:
@@ -332,14 +335,39 @@ def build_distributed(config: Config, select: Iterable[str] | str | None = None,
                     _reload(s)
                     _drop_obsolete(s)
                     merger = _Merger(s, result)
-                    for t in tasks:
-                        merger.add(results[t.id], save=False)
+                    _stage(s, plan)
+                    try:
+                        for t in tasks:
+                            merger.add(results[t.id], save=False)
+                        _publish(s, merger)
+                    finally:
+                        _unstage(s, plan)
                     merger.save()
                     _finish(s, merger, result, run_tests, catalog)
         result.seconds = time.monotonic() - t0
         return result
     finally:
         s.close()
+
+
+def _stage(s: Session, plan: list[PartPlan]) -> None:
+    """Results wait in the driver, staged, until every task is done: a task may still read an
+    upstream's staged file, so nothing is renamed into place before the last one finishes."""
+    for name in dict.fromkeys(p.model for p in plan):
+        s.manifest.stage(name)
+
+
+def _publish(s: Session, merger: _Merger) -> None:
+    from daedalus.publish import publish_model
+
+    for name in list(merger.built):
+        merger.built[name] = publish_model(s, name)
+
+
+def _unstage(s: Session, plan: list[PartPlan]) -> None:
+    """After a failure: what was staged and not published becomes pending deletions (staging)."""
+    for name in dict.fromkeys(p.model for p in plan):
+        s.manifest.unstage(name)
 
 
 def _reload(s: Session) -> None:
@@ -372,4 +400,4 @@ def _finish(s: Session, merger: _Merger, result: BuildResult, run_tests: bool, c
     if run_tests and merger.built:
         _tests(s, merger, result)
     if catalog and (result.plan or not catalog_current(s.config)):
-        s.purge_deletions(s.refresh_catalog())
+        s.purge_deletions(s.refresh_catalog())  # retires replaced files, purges old trash

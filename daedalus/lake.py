@@ -64,6 +64,10 @@ class Lake(Protocol):
     def delete(self, rels: list[str]) -> None:
         """Delete files; a file already gone is not an error."""
 
+    def rename(self, src: str, dst: str) -> None:
+        """Move `src` to `dst`, replacing `dst` so that a reader opening `dst` gets the old or the
+        new file, never neither (POSIX rename; on S3 a server-side copy, then a delete of `src`)."""
+
     def prepare_dir(self, rel: str) -> None:
         """Make sure a directory exists before DuckDB writes into it (no-op on object stores)."""
 
@@ -159,6 +163,12 @@ class LocalLake:
                 except OSError:
                     break
                 parent = parent.parent
+
+    def rename(self, src: str, dst: str) -> None:
+        target = self._path(dst)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._path(src), target)
+        _fsync_dir(target.parent)
 
     def prepare_dir(self, rel: str) -> None:
         self._path(rel).mkdir(parents=True, exist_ok=True)

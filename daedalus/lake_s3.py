@@ -271,6 +271,15 @@ class S3Lake:
                 raise StorageError(f"s3://{self.bucket}/{errors[0].get('Key')}: cannot delete: "
                                    f"{errors[0].get('Code')}: {errors[0].get('Message')}")
 
+    def rename(self, src: str, dst: str) -> None:
+        """A server-side copy (one PUT of `dst` as far as readers go: the old or the new object), then
+        the delete of `src`. boto3's managed copy takes objects past the 5 GB single-copy limit."""
+        try:
+            self.client.copy({"Bucket": self.bucket, "Key": self.key(src)}, self.bucket, self.key(dst))
+        except _boto_errors() as e:
+            raise self._fail(f"copy {self.url(src)} to", dst, e) from None
+        self.delete([src])
+
     def prepare_dir(self, rel: str) -> None:
         return None  # object stores have no directories
 

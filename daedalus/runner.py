@@ -14,10 +14,10 @@ model for one partition.
 A partition is stale when its fingerprint (compiled SQL — which names the exact input files — input
 file sizes and mtimes, data-affecting config) differs from the manifest, when it is new, when an
 input partition it reads is rebuilt in this build, or (carry_state) when an earlier date of its
-series is rebuilt. Each stale partition is written to a new uniquely named file, the manifest is
-saved atomically, and only then are the replaced files scheduled for deletion
-(`storage.retain_replaced_minutes`). A killed build therefore leaves every partition readable with
-its old or its new rows, and the next build finishes the job.
+series is rebuilt. Each stale partition is written to `_staging/`, and a model's partitions are
+renamed over their one `data.parquet` each together once the last is written (daedalus/publish.py);
+then the manifest is saved. A killed build therefore leaves every partition readable with its old or
+its new rows, and the next build finishes the job.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from daedalus.materializations.base import partition_id
 from daedalus.materializations.partitioned import PartitionedMaterialization
 from daedalus.paths import hive_keys as _hive_keys
 from daedalus.project import Model, Project, load_project, lookback_seconds
+from daedalus.publish import normalize_sql, publish_model, purge, retire
 from daedalus.selection import date_range
 from daedalus.state import Manifest, PartitionState, files_fingerprint, fingerprint
 
@@ -368,7 +369,7 @@ class Session:
         if prev is not None:
             inputs[f"previous:{prev.pid}"] = files_fingerprint(prev.files)
         fp = fingerprint({
-            "sql": sql.replace(self.lake.root, "<root>"),
+            "sql": normalize_sql(sql).replace(self.lake.root, "<root>"),
             "inputs": inputs,
             "config": model.config.data_affecting(),
         })
@@ -522,15 +523,10 @@ class Session:
                 out.append(f.path)
         return out
 
-    def purge_deletions(self, catalog_at: float) -> list[str]:
-        """Delete replaced files whose grace period has passed *and* that were replaced before the
-        catalog written at `catalog_at` (so neither the manifest nor the live catalog names them)."""
-        due = self.manifest.due_deletions(self.config.storage.retain_replaced_minutes, before=catalog_at)
-        if due:
-            self.lake.delete(due)
-            self.manifest.forget_deletions(due)
-            self.manifest.save()
-        return due
+    def purge_deletions(self, catalog_at: float = 0.0) -> list[str]:
+        """Move replaced files out of the model folders, delete trash past the grace period (publish.py;
+        no reader names a file by path any more, so `catalog_at` no longer matters)."""
+        return retire(self.lake, self.manifest) + purge(self.lake, self.config.storage.retain_replaced_minutes)
 
     def refresh_catalog(self) -> float:
         """Rewrite the catalog from the manifest; returns when (for purge_deletions)."""
@@ -610,7 +606,7 @@ class Session:
                                     self._save(stats)
                                     last_save, dirty = time.monotonic(), False
                                 bar.advance(name, part)
-                            self.manifest.publish(name)
+                            built = publish_model(self, name)  # renames into place, saves
                             dirty = True
                         finally:
                             if self.manifest.unstage(name):  # a failure: all of it goes, and ref()/the catalog
@@ -870,9 +866,7 @@ def build(config: Config, select: Iterable[str] | str | None = None, exclude: It
             # overwritten by a stale manifest.
             s.manifest = Manifest.load(s.lake)
             s._parts = {}
-            if s.manifest.due_deletions(config.storage.retain_replaced_minutes):
-                # A killed build may have left the catalog naming replaced files: refresh it first.
-                s.purge_deletions(s.refresh_catalog() if catalog else 0.0)
+            s.purge_deletions()  # what a killed build left in the model folders, old trash
             plan = s.plan(s.select(select, exclude), full_refresh)
             result = BuildResult()
             args = {"exclude": list(exclude or []) if not isinstance(exclude, str) else [exclude],

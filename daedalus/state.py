@@ -3,11 +3,13 @@
 Per model and partition it records the exact output files, rows, bytes, the fingerprint of what the
 partition was built from (input files + sizes + mtimes, the compiled SQL, data-affecting config)
 and the input partitions it read with their own fingerprints. Readers (`ref()`, the catalog) use
-these file lists, never a glob, so a partition is swapped atomically by one manifest write.
+these file lists; the catalog and engines outside Daedalus glob the model folders, which hold one
+file per partition (daedalus/publish.py).
 
-Replaced files are not deleted at once: they go to `pending_deletions` with the time they were
-replaced and are deleted once `storage.retain_replaced_minutes` has passed, so a reader holding an
-older catalog keeps working. The manifest is written atomically (temp file + fsync + rename).
+Files a partition no longer uses go to `pending_deletions`; the build moves them out of the model
+folders (to `_trash/`) right after the manifest without them is saved, and deletes the trash once
+`storage.retain_replaced_minutes` has passed. The manifest is written atomically (temp file + fsync +
+rename).
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ def fingerprint(obj: Any) -> str:
 
 
 def files_fingerprint(files: list[FileInfo]) -> str:
-    return fingerprint([f.as_list() for f in files])
+    from daedalus.publish import unstaged  # a staged file and its published copy are the same input
+
+    return fingerprint([[unstaged(f.path), f.size, f.mtime] for f in files])
 
 
 @dataclass
@@ -181,6 +185,10 @@ class Manifest:
         ms = self.models.get(model)
         self._staged[model] = ({}, [list(c) for c in ms.columns] if ms else [])
 
+    def staged(self, model: str) -> dict[str, PartitionState]:
+        """The partitions of `model` written in this build and not yet published."""
+        return self._staged.get(model, ({}, []))[0]
+
     def publish(self, model: str) -> None:
         """Make every staged partition of `model` current at once (the caller saves)."""
         staged, _ = self._staged.pop(model, ({}, []))
@@ -226,16 +234,6 @@ class Manifest:
 
     def referenced(self) -> set[str]:
         return {f.path for m in self.models.values() for p in m.partitions.values() for f in p.files}
-
-    def due_deletions(self, retain_minutes: float, now: float | None = None,
-                      before: float | None = None) -> list[str]:
-        """Pending deletions whose grace period has passed (never a file the manifest still uses);
-        with `before`, only files replaced before that time (when the live catalog was written)."""
-        now = time.time() if now is None else now
-        used = self.referenced()
-        return [d["path"] for d in self.pending_deletions
-                if now - float(d["replaced_at"]) >= retain_minutes * 60 and d["path"] not in used
-                and (before is None or float(d["replaced_at"]) <= before)]
 
     def forget_deletions(self, paths: list[str]) -> None:
         gone = set(paths)

@@ -97,8 +97,9 @@ def task_kernels(spec: dict[str, Any]) -> dict[str, Any]:
     from daedalus.udfs.series import SeqParams, Trades, orderbook_sequential
 
     root = spec["root"]
-    book_files = _current_files(glob.glob(f"{root}/silver/orderbook/**/*.parquet", recursive=True))
-    trade_files = _current_files(glob.glob(f"{root}/silver/trades/**/*.parquet", recursive=True))
+    # one file per partition (daedalus/publish.py): a glob of the model folder reads each once
+    book_files = sorted(glob.glob(f"{root}/silver/orderbook/**/*.parquet", recursive=True))
+    trade_files = sorted(glob.glob(f"{root}/silver/trades/**/*.parquet", recursive=True))
     if not book_files:
         return {"error": f"no silver order-book files under {root}: build first"}
     cols = ["ts", "seq", "bids", "asks", "crossed", "break_before"]
@@ -148,19 +149,6 @@ def _per_kernel(call: Any, n: int) -> dict[str, dict[str, float]]:
         per_call = tottime / ncalls
         out[name] = {"calls": ncalls, "seconds": tottime, "rows_per_second": n / per_call}
     return out
-
-
-def _current_files(paths: list[str]) -> list[str]:
-    """The newest file of each partition folder: a rebuilt partition keeps its replaced file for
-    storage.retain_replaced_minutes, and reading both would double the rows."""
-    import os
-
-    newest: dict[str, str] = {}
-    for p in paths:
-        d = os.path.dirname(p)
-        if d not in newest or os.path.getmtime(p) > os.path.getmtime(newest[d]):
-            newest[d] = p
-    return sorted(newest.values())
 
 
 def task_jit(spec: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -60,12 +59,6 @@ def partition_filter(keys: dict[str, str]) -> str:
     return " AND ".join(conds)
 
 
-def new_file_name(index: int | None = None) -> str:
-    """A fresh file name; `index` (a slice's position) sorts a partition's files in slice order."""
-    prefix = "part-" if index is None else f"part-{index:03d}-"
-    return f"{prefix}{uuid.uuid4().hex}.parquet"
-
-
 class Materialization:
     """Base: a kind of model output."""
 
@@ -84,7 +77,7 @@ class Materialization:
         raise NotImplementedError
 
     def write(self, session: Session, model: Model, part: PartPlan, sql: str) -> WriteResult:
-        """Write the partition's rows to new uniquely named files (never over existing ones)."""
+        """Write the partition's rows to its one staged file (daedalus/publish.py publishes it)."""
         info, rows = self.write_file(session, model, part, self.select_sql(model, part, sql))
         if info is None:  # DuckDB wrote nothing: should not happen, even for 0 rows
             return WriteResult([], 0, 0)
@@ -92,10 +85,11 @@ class Materialization:
 
     def write_file(self, session: Session, model: Model, part: PartPlan, select: str,
                    name: str | None = None) -> tuple[FileInfo | None, int]:
-        """One COPY of `select` into a new file of the partition's folder: (the file, its rows)."""
-        rel_dir = model.lake_prefix + (f"/{part.pid}" if part.pid else "")
-        rel = f"{rel_dir}/{name or new_file_name()}"
-        session.lake.prepare_dir(rel_dir)
+        """One COPY of `select` into the partition's staging folder: (the file, its rows)."""
+        from daedalus.publish import DATA_FILE, staged_path
+
+        rel = staged_path(session, model, part.pid, name or DATA_FILE)
+        session.lake.prepare_dir(rel.rsplit("/", 1)[0])
         rows = session.execute_copy(model, part, copy_sql(select, session.lake.url(rel), session.config.storage))
         verify = getattr(session.lake, "verify_write", None)  # object stores: list + footer rows = COPY's
         return (verify(rel, rows) if verify is not None else session.lake.stat(rel)), rows

@@ -18,7 +18,6 @@ from daedalus.materializations.base import (
     Materialization,
     PartPlan,
     WriteResult,
-    new_file_name,
     partition_filter,
     partition_id,
 )
@@ -109,14 +108,15 @@ class PartitionedMaterialization(Materialization):
             return super().write(session, model, part, sql)
         # One query and one file per slice, each rendered with its own bounds (and lookback before
         # them): DuckDB's memory follows the slice. File names sort in slice order, so the files
-        # read in name order hold the rows in order_by order.
+        # read in name order hold the rows in order_by order; then they become the partition's one
+        # file (daedalus/publish.py: one file per partition is what a glob reader can see whole).
         files: list[FileInfo] = []
         rows = 0
         empty: list[FileInfo] = []
         for i, bounds in enumerate(slices):
             slice_sql = session.compile_model_sql(model, part, bounds=bounds)
             info, n = self.write_file(session, model, part, self.select_sql(model, part, slice_sql, bounds),
-                                      new_file_name(i))
+                                      f"slice-{i:03d}.parquet")
             if info is None:
                 continue
             (files if n else empty).append(info)
@@ -124,4 +124,37 @@ class PartitionedMaterialization(Materialization):
         if not files and empty:
             files.append(empty.pop(0))  # an empty partition still has one (typed) file
         session.lake.delete([f.path for f in empty])
-        return WriteResult(files, rows, sum(f.size for f in files))
+        one = merge_files(session, model, part, files, rows)
+        return WriteResult([one], rows, one.size)
+
+
+def merge_files(session: Session, model: Model, part: PartPlan, files: list[FileInfo], rows: int) -> FileInfo:
+    """The staged slice files as the partition's one staged file, rows in file order (a single file
+    is renamed; several are streamed through one COPY with insertion order preserved)."""
+    from daedalus.compiler import read_parquet_sql
+    from daedalus.materializations.base import copy_sql
+    from daedalus.publish import DATA_FILE, staged_path
+
+    target = staged_path(session, model, part.pid, DATA_FILE)
+    lake = session.lake
+    if len(files) == 1:
+        lake.rename(files[0].path, target)
+        got = lake.stat(target)
+        assert got is not None
+        return got
+    con = session.con
+    old = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
+    con.execute("SET preserve_insertion_order = true")  # the builds run with false
+    try:
+        sql = f"SELECT * FROM {read_parquet_sql([lake.url(f.path) for f in files], hive=False)}"
+        n = session.execute_copy(model, part, copy_sql(sql, lake.url(target), session.config.storage))
+    finally:
+        con.execute(f"SET preserve_insertion_order = {'true' if old else 'false'}")
+    verify = getattr(lake, "verify_write", None)
+    info = verify(target, n) if verify is not None else lake.stat(target)
+    if info is None or n != rows:
+        from daedalus.errors import StorageError
+
+        raise StorageError(f"{lake.url(target)}: merging {len(files)} slices wrote {n} rows, expected {rows}")
+    lake.delete([f.path for f in files])
+    return info

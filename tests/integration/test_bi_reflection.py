@@ -12,6 +12,7 @@ import pytest
 from test_break_rules import _lake_rows, write
 
 from daedalus.catalog import catalog_path
+from daedalus.catalog_paths import reader_config
 from daedalus.config import load_config
 from daedalus.runner import build
 
@@ -27,7 +28,9 @@ def test_every_catalog_view_reflects_and_reads_through_sqlalchemy(tmp_path) -> N
         write(root, channel, "seg-1", rows)
     cfg = load_config(overrides={"storage.root": str(root), "duckdb.temp_directory": str(tmp_path / "spill")})
     build(cfg)
-    engine = create_engine(f"duckdb:///{catalog_path(cfg)}", connect_args={"read_only": True})
+    path = catalog_path(cfg)  # the README's recipe: read-only, paths relative to the catalog's folder
+    engine = create_engine(f"duckdb:///{path}", pool_recycle=3600,
+                           connect_args={"read_only": True, "config": reader_config(path)})
     insp = inspect(engine)
     schemas = {s.rsplit(".", 1)[-1] for s in insp.get_schema_names()}
     assert {"bronze", "silver", "gold"} <= schemas

@@ -15,7 +15,7 @@ BAD_DAY, GOOD_DAY = "2024-01-01", "2024-01-02"
 
 
 def _catalog_count(toy, view: str) -> list[tuple]:
-    con = duckdb.connect(str(toy.root / "catalog.duckdb"), read_only=True)
+    con = duckdb.connect(str(toy.root / "catalog.duckdb"), read_only=True, config={"file_search_path": str(toy.root)})
     try:
         return con.execute(f"SELECT CAST(date AS VARCHAR), count(*) FROM {view} GROUP BY ALL ORDER BY 1").fetchall()
     finally:

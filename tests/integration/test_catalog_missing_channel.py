@@ -23,7 +23,7 @@ def test_no_trades_builds_and_catalog_needs_no_udf(tmp_path: Path) -> None:
     config = load_config(None, overrides={"storage.root": str(root), "duckdb.temp_directory": str(tmp_path / "t")},
                          environ={})
     build(config)
-    con = duckdb.connect(str(root / "catalog.duckdb"), read_only=True)  # a plain reader: no UDFs registered
+    con = duckdb.connect(str(root / "catalog.duckdb"), read_only=True, config={"file_search_path": str(root)})  # a plain reader: no UDFs registered
     n_buckets = con.execute("SELECT count(*) FROM gold.vpin_buckets").fetchone()[0]
     rows, tfi, vol, vpin = con.execute(
         "SELECT count(*), count(tfi_5s), sum(trade_volume_5s), count(vpin) FROM gold.orderbook_hf").fetchone()

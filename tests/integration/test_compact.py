@@ -11,7 +11,7 @@ import pytest
 from s3_helpers import make_lakehouse
 
 from daedalus import runner
-from daedalus.compact import compact, files_wanted, needs_compaction
+from daedalus.compact import compact, needs_compaction
 from daedalus.lake import FileInfo
 
 MODELS = ("silver/toy_trades", "gold/toy_bars")
@@ -39,40 +39,57 @@ def _partition_rows(h, model: str) -> dict[str, list[dict]]:
             for pid, files in _files(h, model).items()}
 
 
-def test_files_wanted_and_needs_compaction() -> None:
-    mb = 1024 * 1024
-    assert files_wanted(10 * mb, 128 * mb) == 1
-    assert files_wanted(300 * mb, 128 * mb) == 2
-    assert files_wanted(400 * mb, 128 * mb) == 3
-    small = [FileInfo(f"p/{i}", 2 * mb, 0) for i in range(5)]
-    assert needs_compaction(small, 128 * mb)  # 5 files where 1 will do
-    assert not needs_compaction(small[:1], 128 * mb)
-    assert needs_compaction([FileInfo("p/big", 600 * mb, 0)], 128 * mb)  # one file of 5 targets
-    assert not needs_compaction([FileInfo("p/a", 200 * mb, 0)], 128 * mb)  # round(200/128) = 2 > 1 but < 2x
+def test_needs_compaction() -> None:
+    assert not needs_compaction([FileInfo("m/x=1/data.parquet", 10, 0)])
+    assert needs_compaction([FileInfo("m/x=1/part-0.parquet", 10, 0)])  # an older version's name
+    assert needs_compaction([FileInfo("m/x=1/part-0.parquet", 10, 0), FileInfo("m/x=1/part-1.parquet", 10, 0)])
+
+
+def _make_legacy(cfg, model: str) -> None:
+    """Rewrite every partition of `model` the way older versions laid it out: two part-* files."""
+    from daedalus.lake import open_lake
+    from daedalus.state import Manifest
+
+    lake = open_lake(cfg)
+    con = runner.connect(cfg, udfs=False)
+    m = Manifest.load(lake)
+    for ps in m.models[model].partitions.values():
+        (old,) = ps.files
+        folder = old.path.rsplit("/", 1)[0]
+        src = f"(SELECT *, row_number() OVER () AS __n FROM read_parquet('{lake.url(old.path)}'))"
+        files = []
+        for i, cond in enumerate(("__n <= 50", "__n > 50")):
+            rel = f"{folder}/part-{i:03d}-legacy.parquet"
+            con.execute(f"COPY (SELECT * EXCLUDE (__n) FROM {src} WHERE {cond} ORDER BY __n) TO '{lake.url(rel)}' "
+                        "(FORMAT parquet)")
+            files.append(lake.stat(rel))
+        lake.delete([old.path])
+        ps.files = files
+    m.save()
+    con.close()
 
 
 @pytest.mark.slow
-def test_split_then_merge_keeps_rows_and_order(tmp_path: Path, monkeypatch) -> None:
+def test_legacy_partitions_become_one_file_keeping_rows_and_order(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("DAEDALUS_NO_UDFS", "1")
     h = make_lakehouse(tmp_path)
     for i, day in enumerate(["2024-08-07", "2024-08-08"]):
         h.add_trades(day, f"{i:04d}", n=400, start_id=i * 1000)
     assert h.cli("land").returncode == 0
     runner.build(h.config(), udfs=False)
+    _make_legacy(h.config(), "toy_trades")
     before = {m: _partition_rows(h, m.split("/")[1]) for m in MODELS}
-    old_files = {p for m in MODELS for fs in _files(h, m.split("/")[1]).values() for p in fs}
-    sizes = [(Path(h.root) / p).stat().st_size for p in old_files if "toy_trades" in p]
+    old_files = {p for fs in _files(h, "toy_trades").values() for p in fs}
+    assert all(len(fs) == 2 for fs in _files(h, "toy_trades").values())
 
-    # split: a target of a third of a file → 3 files per silver partition
-    target_mb = max(sizes) / 3 / 1024 / 1024
-    rep = compact(h.config(), select=["toy_trades"], target_mb=target_mb)
-    assert rep.partitions == 2 and rep.files_before == 2 and rep.files_after >= 5
-    assert rep.rows == 800
+    out = h.cli("compact", "--select", "toy_trades")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("compacted 2 partitions: 4 files → 2")
     after = _partition_rows(h, "toy_trades")
     assert after == before["silver/toy_trades"]  # same rows, same order, partition by partition
-    assert all(len(fs) >= 2 for fs in _files(h, "toy_trades").values())
+    assert all([f.rsplit("/", 1)[1] for f in fs] == ["data.parquet"] for fs in _files(h, "toy_trades").values())
     on_disk = {p.relative_to(h.root).as_posix() for p in Path(h.root).glob("silver/toy_trades/**/*.parquet")}
-    assert on_disk == {f for fs in _files(h, "toy_trades").values() for f in fs}  # old files deleted
+    assert on_disk == {f for fs in _files(h, "toy_trades").values() for f in fs}  # old files left the folders
     assert not on_disk & old_files
 
     # the compacted partitions keep their fingerprints; their readers (gold) rebuild, same rows
@@ -80,15 +97,7 @@ def test_split_then_merge_keeps_rows_and_order(tmp_path: Path, monkeypatch) -> N
     assert {p.model for p in plan} == {"toy_bars"}
     runner.build(h.config(), udfs=False)
     assert _partition_rows(h, "toy_bars") == before["gold/toy_bars"]
-
-    # merge back with the default target: one file per partition again
-    out = h.cli("compact", "--select", "toy_trades")
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("compacted 2 partitions")
-    assert all(len(fs) == 1 for fs in _files(h, "toy_trades").values())
-    assert _partition_rows(h, "toy_trades") == before["silver/toy_trades"]
-    # nothing left to do
-    assert compact(h.config()).partitions == 0
+    assert compact(h.config()).partitions == 0  # nothing left to do
     q = h.cli("query", "SELECT count(*) AS n FROM silver.toy_trades", "--format", "csv")
     assert q.stdout.split() == ["n", "800"]
 
@@ -105,12 +114,12 @@ def test_compact_on_s3(tmp_path: Path, moto_server, monkeypatch) -> None:
 
     land_any(h.config())
     runner.build(h.config(), udfs=False)
+    _make_legacy(h.config(), "toy_trades")
     con = runner.connect(h.config(), udfs=False)
     q = f"SELECT * FROM read_parquet('s3://{h.bucket}/lake/silver/toy_trades/**/*.parquet') ORDER BY ts, trade_id"
     before = con.execute(q).to_arrow_table()
-    size = client.list_objects_v2(Bucket=h.bucket, Prefix="lake/silver/")["Contents"][0]["Size"]
-    rep = compact(h.config(), select=["toy_trades"], target_mb=size / 3 / 2**20)
-    assert rep.partitions == 1 and rep.files_after >= 2
+    rep = compact(h.config(), select=["toy_trades"])
+    assert rep.partitions == 1 and rep.files_after == 1
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=h.bucket, Prefix="lake/silver/")["Contents"]]
-    assert len(keys) == rep.files_after  # the old object is deleted (retain 0), the new ones verified
+    assert [k.rsplit("/", 1)[1] for k in keys] == ["data.parquet"]  # the legacy objects left the folder
     assert con.execute(q).to_arrow_table().equals(before)

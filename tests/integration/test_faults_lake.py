@@ -106,16 +106,18 @@ def test_kill_9_during_a_build_write_on_s3(tmp_path: Path, moto_server) -> None:
     assert len(keys) == 3  # the killed build's orphan file was removed
 
 
-KILL_MID_DELETE = """
+KILL_MID_PUBLISH = """
 import os, signal, sys
 import daedalus.lake as lake
-real = lake.LocalLake.delete
-def delete(self, rels):
-    if len(rels) > 1 and os.environ.get("KILL_MID_DELETE"):
-        real(self, rels[: len(rels) // 2])
-        os.kill(os.getpid(), signal.SIGKILL)
-    real(self, rels)
-lake.LocalLake.delete = delete
+real = lake.LocalLake.rename
+seen = []
+def rename(self, src, dst):
+    real(self, src, dst)
+    if src.startswith("_staging/") and dst.endswith("/data.parquet") and os.environ.get("KILL_MID_PUBLISH"):
+        seen.append(dst)
+        if len(seen) == 2:  # the 2nd of silver's 3 partitions is in place, the manifest not yet saved
+            os.kill(os.getpid(), signal.SIGKILL)
+lake.LocalLake.rename = rename
 from daedalus.cli import main
 sys.argv = ["daedalus", *sys.argv[1:]]
 main()
@@ -123,7 +125,7 @@ main()
 
 
 @pytest.mark.slow
-def test_kill_9_during_delete_of_replaced_files(tmp_path: Path) -> None:
+def test_kill_9_in_the_middle_of_a_publish(tmp_path: Path) -> None:
     h = make_lakehouse(tmp_path)
     days = ["2024-08-06", "2024-08-07", "2024-08-08"]
     for i, day in enumerate(days):
@@ -135,23 +137,24 @@ def test_kill_9_during_delete_of_replaced_files(tmp_path: Path) -> None:
     assert h.cli("land").returncode == 0
     import os
 
-    env = {**os.environ, "DAEDALUS_NO_UDFS": "1", "KILL_MID_DELETE": "1"}
-    proc = subprocess.run([sys.executable, "-c", KILL_MID_DELETE, "--config", str(h.config_path), "build"],
+    env = {**os.environ, "DAEDALUS_NO_UDFS": "1", "KILL_MID_PUBLISH": "1"}
+    proc = subprocess.run([sys.executable, "-c", KILL_MID_PUBLISH, "--config", str(h.config_path), "build"],
                           env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == -9, proc.stderr
     root = Path(h.root)
-    pending = _manifest(root)["pending_deletions"]
-    assert pending  # the kill came before the manifest forgot them
-    assert any(not (root / d["path"]).exists() for d in pending)  # ... and after some were deleted
-    _assert_consistent(root)  # what the manifest names is whole
+    con = _plain()
+    for p in _manifest(root)["models"]["toy_trades"]["partitions"].values():
+        (f,) = p["files"]  # every partition is one file, there, whole: the old rows or the new ones
+        assert con.execute(f"SELECT count(*) FROM read_parquet('{root / f[0]}')").fetchone()[0] in (30, 35)
+    out = h.cli("query", "SELECT count(*) AS n FROM silver.toy_trades", "--format", "csv")
+    assert out.stdout.split() == ["n", "100"]  # two partitions published, one not yet
+    assert h.cli("build").returncode == 0  # finishes the job: the plan still sees the new inputs
+    _assert_consistent(root)
     out = h.cli("query", "SELECT count(*) AS n FROM silver.toy_trades", "--format", "csv")
     assert out.stdout.split() == ["n", "105"]
-    assert h.cli("build").returncode == 0
-    _assert_consistent(root)
-    assert _manifest(root)["pending_deletions"] == []
     on_disk = {p.relative_to(root).as_posix() for layer in ("silver", "gold") for p in (root / layer).rglob("*.parquet")}
     named = {f[0] for m in _manifest(root)["models"].values() for p in m["partitions"].values() for f in p["files"]}
-    assert on_disk == named  # nothing replaced is left behind
+    assert on_disk == named  # nothing but the published files in the model folders
 
 
 # -- the spill directory is full --------------------------------------------------------------------

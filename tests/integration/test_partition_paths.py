@@ -18,7 +18,7 @@ DAY = "2024-01-01"
 
 
 def symbol_rows(root: Path, model: str) -> dict[str, int]:
-    con = duckdb.connect(str(root / "catalog.duckdb"), read_only=True)
+    con = duckdb.connect(str(root / "catalog.duckdb"), read_only=True, config={"file_search_path": str(root)})
     try:
         layer = "silver" if model == "toy_trades" else "gold"
         return dict(con.execute(f"SELECT symbol, count(*) FROM {layer}.{model} GROUP BY ALL").fetchall())

@@ -16,7 +16,7 @@ DAYS = ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"]
 
 
 def bars(root: Path) -> list[tuple]:
-    con = duckdb.connect(str(root / "catalog.duckdb"), read_only=True)
+    con = duckdb.connect(str(root / "catalog.duckdb"), read_only=True, config={"file_search_path": str(root)})
     try:
         return con.execute("SELECT symbol, bar_ts, volume FROM gold.toy_bars ORDER BY ALL").fetchall()
     finally:

@@ -35,7 +35,7 @@ def test_any_read_only_statement(built, sql, first_line):
 
 def test_describe_lists_the_columns(built):
     rows = json.loads(built.cli("query", "DESCRIBE silver.toy_trades", "-f", "json", env=ENV, check=True).stdout)
-    expected = [r[0] for r in duckdb.connect(str(built.root / "catalog.duckdb"), read_only=True)
+    expected = [r[0] for r in duckdb.connect(str(built.root / "catalog.duckdb"), read_only=True, config={"file_search_path": str(built.root)})
                 .execute("DESCRIBE silver.toy_trades").fetchall()]
     assert [r["column_name"] for r in rows] == expected and "price" in expected
 

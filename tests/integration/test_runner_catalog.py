@@ -1,6 +1,7 @@
 """Acceptance: processes holding `catalog.duckdb` READ_ONLY — plain duckdb, and SQLAlchemy through
 duckdb-engine (the driver BI tools like Superset use) — query gold while builds run and after them:
-no lock error ever, and new connections see the new data after the rename."""
+no lock error ever, and every connection, new or held across the builds, sees the new data (views
+glob the model folders, relative to the lake root: `file_search_path` = the catalog's folder)."""
 
 from __future__ import annotations
 
@@ -17,25 +18,27 @@ from toy import make_toy, trade_rows
 ENV = {"DAEDALUS_NO_UDFS": "1"}
 
 READER = r'''
-import json, sys, time, pathlib
+import json, os, sys, time, pathlib
 mode, catalog, stop, out = sys.argv[1:5]
+cfg = {"file_search_path": os.path.dirname(catalog)}
 seen, errors = [], []
 held = None
 if mode == "sqlalchemy":
     from sqlalchemy import create_engine, text
     from sqlalchemy.pool import NullPool
-    engine = create_engine(f"duckdb:///{catalog}", connect_args={"read_only": True}, poolclass=NullPool)
+    engine = create_engine(f"duckdb:///{catalog}", connect_args={"read_only": True, "config": cfg},
+                           poolclass=NullPool)
 import duckdb
 while True:
     done = pathlib.Path(stop).exists()
     try:
         if mode == "duckdb":
-            con = duckdb.connect(catalog, read_only=True)
+            con = duckdb.connect(catalog, read_only=True, config=cfg)
             n = con.execute("SELECT count(*) FROM gold.toy_bars").fetchone()[0]
             con.close()
-        elif mode == "held":  # one connection for the whole run: keeps the old catalog's inode
+        elif mode == "held":  # one connection for the whole run
             if held is None:
-                held = duckdb.connect(catalog, read_only=True)
+                held = duckdb.connect(catalog, read_only=True, config=cfg)
             n = held.execute("SELECT count(*) FROM gold.toy_bars").fetchone()[0]
         else:
             with engine.connect() as con:
@@ -54,7 +57,7 @@ pathlib.Path(out).write_text(json.dumps({"seen": seen, "errors": errors[:5], "n_
 
 @pytest.mark.slow
 def test_readers_never_see_a_lock_and_see_new_data(tmp_path):
-    toy = make_toy(tmp_path, retain_minutes=10)  # readers of an older catalog keep their files
+    toy = make_toy(tmp_path, retain_minutes=0)  # nothing a reader names is ever deleted
     toy.write_bronze("x", "2024-01-01", trade_rows("x", "BTC/USDT", "2024-01-01"))
     toy.cli("build", env=ENV, check=True)
     catalog = toy.root / "catalog.duckdb"
@@ -87,16 +90,15 @@ def test_readers_never_see_a_lock_and_see_new_data(tmp_path):
         results[mode] = json.loads(out.read_text())
     for mode, r in results.items():
         assert r["n_errors"] == 0, (mode, r["errors"])
-    for mode in ("duckdb", "sqlalchemy"):
+    for mode in ("duckdb", "sqlalchemy", "held"):
         assert results[mode]["seen"][-1] == counts[-1], (mode, results[mode], counts)
         assert len(results[mode]["seen"]) >= 2, results[mode]  # it saw the data change under it
-    # The held connection reads the catalog it opened; its files are kept for the grace period.
-    assert len(results["held"]["seen"]) == 1
 
     # After the builds, a SQLAlchemy connection sees the final data and column comments.
     from sqlalchemy import create_engine, text
 
-    engine = create_engine(f"duckdb:///{catalog}", connect_args={"read_only": True})
+    engine = create_engine(f"duckdb:///{catalog}",
+                           connect_args={"read_only": True, "config": {"file_search_path": str(toy.root)}})
     with engine.connect() as con:
         assert con.execute(text("SELECT count(*) FROM gold.toy_bars")).scalar() == counts[-1]
         comment = con.execute(text(
@@ -110,17 +112,18 @@ def test_readers_never_see_a_lock_and_see_new_data(tmp_path):
             ("gold", "toy_bars")} <= views
 
 
-def test_catalog_holds_no_data_and_uses_absolute_paths(tmp_path):
+def test_catalog_holds_no_data_and_globs_relative_paths(tmp_path):
     toy = make_toy(tmp_path)
     toy.write_bronze("x", "2024-01-01", trade_rows("x", "BTC/USDT", "2024-01-01"))
     toy.cli("build", env=ENV, check=True)
-    con = duckdb.connect(str(toy.root / "catalog.duckdb"), read_only=True)
+    con = duckdb.connect(str(toy.root / "catalog.duckdb"), read_only=True, config={"file_search_path": str(toy.root)})
     tables = con.execute("SELECT count(*) FROM duckdb_tables() WHERE NOT internal").fetchone()[0]
     sql = con.execute("SELECT sql FROM duckdb_views() WHERE schema_name='silver' AND view_name='toy_trades'").fetchone()[0]
     assert con.execute("SELECT count(*) FROM silver.toy_trades").fetchone()[0] == 30
     assert con.execute("SELECT DISTINCT symbol FROM silver.toy_trades").fetchall() == [("BTC/USDT",)]
     con.close()
     assert tables == 0
-    assert f"'{toy.root}/silver/toy_trades/exchange=x/symbol=BTC%2FUSDT/date=2024-01-01/part-" in sql
-    assert "hive_partitioning = CAST('f' AS BOOLEAN)" in sql and "*" not in sql.split("FROM", 1)[1]
+    assert "read_parquet('silver/toy_trades/*/*/*/*.parquet'" in sql and str(toy.root) not in sql
+    assert "hive_partitioning = CAST('f' AS BOOLEAN)" in sql
+    assert [p.name for p in (toy.root / "silver" / "toy_trades").rglob("*.parquet")] == ["data.parquet"]
     assert not list(toy.root.glob(".catalog-*"))

@@ -12,7 +12,7 @@ import pytest
 from toy import make_toy, trade_rows
 
 ENV = {"DAEDALUS_NO_UDFS": "1"}
-VERBS = ("build", "run", "test", "compile", "ls", "docs", "query", "shell", "init")
+VERBS = ("build", "run", "test", "compile", "ls", "docs", "query", "shell", "init", "catalog")
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ def pid(symbol: str, day: str) -> str:
 
 def rows_of(toy, model: str) -> list[tuple]:
     """Every row of a model through the catalog (the manifest's exact file lists)."""
-    con = duckdb.connect(str(toy.root / "catalog.duckdb"), read_only=True)
+    con = duckdb.connect(str(toy.root / "catalog.duckdb"), read_only=True, config={"file_search_path": str(toy.root)})
     try:
         layer = "silver" if model.startswith("toy_trades") else "gold"
         cols = [r[0] for r in con.execute(f"DESCRIBE {layer}.{model}").fetchall()]
@@ -87,7 +87,7 @@ def test_lookback_warms_up_across_midnight(toy):
     """The first bar of a day has a moving average over the previous day's last bars."""
     cfg = toy.config()
     build(cfg, udfs=False)
-    con = duckdb.connect(str(toy.root / "catalog.duckdb"), read_only=True)
+    con = duckdb.connect(str(toy.root / "catalog.duckdb"), read_only=True, config={"file_search_path": str(toy.root)})
     r = con.execute("""
         SELECT vwap, vwap_ma FROM gold.toy_bars
         WHERE symbol = 'BTC/USDT' AND date = DATE '2024-01-02' ORDER BY bar_ts LIMIT 1""").fetchone()
@@ -137,7 +137,7 @@ def test_first_build_without_bronze_builds_nothing(tmp_path):
     toy = make_toy(tmp_path)
     result = build(toy.config(), udfs=False)
     assert result.rebuilt == []
-    con = duckdb.connect(str(toy.root / "catalog.duckdb"), read_only=True)
+    con = duckdb.connect(str(toy.root / "catalog.duckdb"), read_only=True, config={"file_search_path": str(toy.root)})
     assert con.execute("SELECT count(*) FROM gold.toy_bars").fetchone() == (0,)
     assert "vwap_ma" in [r[0] for r in con.execute("DESCRIBE gold.toy_bars").fetchall()]
     con.close()

@@ -45,7 +45,7 @@ def toy(tmp_path):
 
 
 def q(toy, sql: str):
-    con = duckdb.connect(str(toy.root / "catalog.duckdb"), read_only=True)
+    con = duckdb.connect(str(toy.root / "catalog.duckdb"), read_only=True, config={"file_search_path": str(toy.root)})
     try:
         return con.execute(sql).fetchall()
     finally:

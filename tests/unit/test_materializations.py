@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from daedalus.materializations import MATERIALIZATIONS, copy_sql
-from daedalus.materializations.base import new_file_name, partition_filter, partition_id, path_value
+from daedalus.materializations.base import partition_filter, partition_id, path_value
 from daedalus.paths import hive_keys, unescape
 
 
@@ -31,8 +31,6 @@ def test_partition_filter_uses_raw_values_and_a_date_literal():
     assert partition_filter({"exchange": "o'k", "date": "2024-01-01"}).startswith("\"exchange\" = 'o''k'")
 
 
-def test_copy_template_and_unique_names():
+def test_copy_template():
     assert copy_sql("SELECT 1", "/l/p/part-1.parquet") == (
         "COPY (\nSELECT 1\n) TO '/l/p/part-1.parquet' (FORMAT parquet, COMPRESSION zstd)")
-    a, b = new_file_name(), new_file_name()
-    assert a != b and a.startswith("part-") and a.endswith(".parquet") and len(a) == len("part-") + 32 + 8
