@@ -308,10 +308,12 @@ class Tap:
         if book._daedalus_log is not None and book._daedalus_hour is not None:
             frame = self.frame if self.in_frame else None
             when = frame[0] * 1_000_000 if frame is not None and frame[0] is not None else self._stamp()
-            if when // HOUR_NS > book._daedalus_hour:
+            hour, book._daedalus_hour = book._daedalus_hour, when // HOUR_NS
+            if when // HOUR_NS > hour:
                 # the first update at/after a boundary: the book held until now, stamped at the
-                # boundary, so it lies in the partition (hour, date) it opens
-                book._daedalus_hour = when // HOUR_NS
+                # boundary, so it lies in the partition (hour, date) it opens. (The hour follows the
+                # rows' time as land partitions them, which may go back: a load stamped by our
+                # clock, then the exchange's; only a step forward is a boundary.)
                 self._checkpoint(book, book._daedalus_hour * HOUR_NS, self._stamp(), None)
         if not self.in_frame and not self._scheduled:
             self._scheduled = True
@@ -399,4 +401,4 @@ class Tap:
             ts_ms = book.get("timestamp")
             self._checkpoint(book, ts_ms * 1_000_000 if ts_ms is not None else None, capture_ts,
                              frame[2] if frame is not None else None)
-        book._daedalus_hour = max(book._daedalus_hour or 0, when // HOUR_NS)
+        book._daedalus_hour = when // HOUR_NS

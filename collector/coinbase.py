@@ -344,7 +344,7 @@ class CoinbaseCollector:
                 elif changed[0] or changed[1]:
                     await self._book_update(conn, capture_ts, symbol, "delta", levels(changed[0], True),
                                             levels(changed[1], False), ts, seq_num, seq_num)
-                book.hour = max(book.hour or 0, when // HOUR_NS)
+                book.hour = when // HOUR_NS  # the rows' time as land partitions them
                 self._last_seq[product] = seq_num
             row = envelope(capture_ts, EXCHANGE, symbol, conn.conn_id, conn.next_seq())
             bids, asks = book.top(self.ingestion.orderbook_levels)

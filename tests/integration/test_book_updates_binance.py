@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
-from fake_exchange import make_config, rows, run_pipeline, wait_until
+from fake_exchange import book_replay, make_config, rows, run_pipeline, wait_until
 
 from daedalus.collector.connection import Emitter
 from daedalus.simulator.binance import FakeBinance, ServerBook
 from daedalus.simulator.replay import Capture, load_capture
 
-pytestmark = [pytest.mark.network, pytest.mark.slow]
+pytestmark = pytest.mark.network
 SYMBOL = "BTC/USDT"
 
 
@@ -40,27 +41,7 @@ def independent_books(capture: Capture):
         yield last, bids, asks
 
 
-def replay_rows(update_rows: list[dict]):
-    """The book after each bronze row, replayed with plain dicts: snapshot/checkpoint replace, deltas
-    set absolute sizes (0 deletes, and only ever a level the book holds)."""
-    bids: dict[float, float] = {}
-    asks: dict[float, float] = {}
-    for r in update_rows:
-        if r["kind"] in ("snapshot", "checkpoint"):
-            bids = {lvl["price"]: lvl["size"] for lvl in r["bids"]}
-            asks = {lvl["price"]: lvl["size"] for lvl in r["asks"]}
-        else:
-            assert r["kind"] == "delta"
-            for side, levels in ((bids, r["bids"]), (asks, r["asks"])):
-                for lvl in levels:
-                    if lvl["size"] == 0:
-                        assert lvl["price"] in side, f"delete of a level not held at u={r['last_update_id']}"
-                        del side[lvl["price"]]
-                    else:
-                        side[lvl["price"]] = lvl["size"]
-        yield r, bids, asks
-
-
+@pytest.mark.slow
 def test_replayed_updates_equal_independent_book_at_full_depth(tmp_path: Path, capture_path: Path) -> None:
     capture = load_capture(capture_path)
     sid = capture.symbol_id
@@ -110,7 +91,7 @@ def test_replayed_updates_equal_independent_book_at_full_depth(tmp_path: Path, c
     u, ib, ia = next(independent)
     compared = 0
     max_depth = 0
-    for r, bids, asks in replay_rows(got):
+    for r, bids, asks in book_replay(got):
         while u < r["last_update_id"]:
             u, ib, ia = next(independent)
         assert u == r["last_update_id"]
@@ -122,7 +103,7 @@ def test_replayed_updates_equal_independent_book_at_full_depth(tmp_path: Path, c
     # best bid/ask equal the exchange's bookTicker wherever the update ids match
     by_u = {bt["u"]: bt for bt in capture.book_tickers()}
     matched = 0
-    for r, bids, asks in replay_rows(got):
+    for r, bids, asks in book_replay(got):
         bt = by_u.get(r["last_update_id"])
         if bt is None:
             continue
@@ -135,10 +116,106 @@ def test_replayed_updates_equal_independent_book_at_full_depth(tmp_path: Path, c
     # the 20-level snapshots of the same run agree with the replayed book's top
     books = {b["nonce"]: b for b in rows(tmp_path, "ccxt", "orderbook")}
     checked = 0
-    for r, bids, _ in replay_rows(got):
+    for r, bids, _ in book_replay(got):
         b = books.get(r["last_update_id"])
         if b is not None and r["kind"] == "delta":
             top = sorted(bids.items(), reverse=True)[:20]
             assert [(lvl["price"], lvl["size"]) for lvl in b["bids"]] == top
             checked += 1
     assert checked > 3000
+
+
+HOUR_MS = 3_600_000
+T0 = 1_723_165_200_000  # 2024-08-09 01:00:00.000 UTC
+
+
+def _hand_built(tmp_path: Path, steps: Any) -> list[dict]:
+    """Run the collector against the fake Binance holding a 3-level book (lastUpdateId 100) and
+    publish `steps(server, publish)`; returns the book_updates rows in emission order."""
+    config = make_config(tmp_path, exchanges=["binance"], symbols=[SYMBOL], channels=["book_updates"],
+                         stale_after_seconds=60.0)
+
+    async def main() -> dict:
+        server = await FakeBinance().start()
+        server.books["BTCUSDT"] = ServerBook({"100.0": "1", "99.0": "2", "98.0": "3"},
+                                             {"101.0": "1", "102.0": "2", "103.0": "3"}, 100)
+        try:
+            async def scenario(emitter: Emitter) -> None:
+                await server.wait_subscribed(["btcusdt@depth@100ms"])
+                received = lambda: emitter.counters[("ccxt", "book_updates")].received  # noqa: E731
+                await wait_until(lambda: ("ccxt", "book_updates") in emitter.counters and received() >= 2, 30,
+                                 "the snapshot")
+
+                async def publish(u: int, e_ms: int, bids: list, asks: list, expect: int) -> None:
+                    await server.publish("btcusdt@depth@100ms", {"e": "depthUpdate", "E": e_ms, "s": "BTCUSDT",
+                                                                 "U": u, "u": u, "b": bids, "a": asks})
+                    await wait_until(lambda: received() >= expect, 30, f"row {expect} after u={u}")
+
+                await steps(server, publish)
+
+            return await run_pipeline(config, scenario, configure={"binance": lambda ex: server.configure(ex, [SYMBOL])})
+        finally:
+            await server.stop()
+
+    assert asyncio.run(main())["collector"]["dropped"] == 0
+    got = rows(tmp_path, "ccxt", "book_updates")
+    return sorted(got, key=lambda r: (r["capture_ts"].value, r["seq"]))
+
+
+def _levels(book: dict, bids: bool) -> list[dict]:
+    return [{"price": p, "size": s} for p, s in sorted(book.items(), reverse=bids)]
+
+
+def test_checkpoint_at_the_first_update_past_an_hour_boundary(tmp_path: Path) -> None:
+    async def steps(server: FakeBinance, publish: Any) -> None:
+        await publish(101, T0 - 100, [["99.5", "4"]], [], 3)  # 00:59:59.900
+        await publish(102, T0 - 1, [["98.0", "0"]], [["101.0", "0.5"]], 4)  # 00:59:59.999
+        await publish(103, T0 + 100, [["100.0", "0"]], [], 6)  # 01:00:00.100: checkpoint, then the delta
+        await publish(104, T0 + 200, [], [["104.0", "1"]], 7)
+        await publish(105, T0 + HOUR_MS, [["97.0", "1"]], [], 9)  # 02:00:00.000 exactly: a boundary too
+
+    got = _hand_built(tmp_path, steps)
+    assert [(r["kind"], r["last_update_id"]) for r in got] == [
+        ("snapshot", 100), ("checkpoint", 100), ("delta", 101), ("delta", 102), ("checkpoint", 102),
+        ("delta", 103), ("delta", 104), ("checkpoint", 104), ("delta", 105)]
+    hourly = got[4]
+    # the exact book held before the first 01:00 update, stamped at the boundary (its partition's hour)
+    assert hourly["timestamp"].value == T0 * 1_000_000 and hourly["first_update_id"] is None
+    assert hourly["bids"] == _levels({100.0: 1.0, 99.5: 4.0, 99.0: 2.0}, True)
+    assert hourly["asks"] == _levels({101.0: 0.5, 102.0: 2.0, 103.0: 3.0}, False)
+    assert got[7]["timestamp"].value == (T0 + HOUR_MS) * 1_000_000
+    assert got[7]["bids"] == _levels({99.5: 4.0, 99.0: 2.0}, True)
+    assert got[7]["asks"] == _levels({101.0: 0.5, 102.0: 2.0, 103.0: 3.0, 104.0: 1.0}, False)
+    delta = got[5]
+    assert (delta["first_update_id"], delta["bids"], delta["asks"]) == (103, [{"price": 100.0, "size": 0.0}], [])
+    # the 01:00 hour alone (from its checkpoint) rebuilds the same books as the stream from its start
+    *_, (_, full_b, full_a) = book_replay(got)
+    *_, (_, hour_b, hour_a) = book_replay(got[4:])
+    assert (hour_b, hour_a) == (full_b, full_a)
+
+
+def test_gap_resyncs_with_a_snapshot_row_and_a_checkpoint(tmp_path: Path) -> None:
+    async def steps(server: FakeBinance, publish: Any) -> None:
+        await publish(101, T0, [["99.5", "4"]], [], 3)
+        server.skip_depth("BTCUSDT")  # u=102 moves the server's book but is not sent: a gap
+        await server.publish("btcusdt@depth@100ms", {"e": "depthUpdate", "E": T0 + 1, "s": "BTCUSDT",
+                                                     "U": 102, "u": 102, "b": [["99.0", "0"]], "a": []})
+        # u=103 shows the gap; ccxt reloads the REST snapshot (now at 103), written with its checkpoint
+        await publish(103, T0 + 2, [], [["101.5", "7"]], 5)
+        await publish(104, T0 + 3, [["100.0", "3"]], [], 6)
+
+    got = _hand_built(tmp_path, steps)
+    assert [(r["kind"], r["last_update_id"]) for r in got] == [
+        ("snapshot", 100), ("checkpoint", 100), ("delta", 101), ("snapshot", 103), ("checkpoint", 103),
+        ("delta", 104)]
+    reload = got[3]
+    assert reload["bids"] == _levels({100.0: 1.0, 99.5: 4.0, 98.0: 3.0}, True)
+    assert reload["asks"] == _levels({101.0: 1.0, 101.5: 7.0, 102.0: 2.0, 103.0: 3.0}, False)
+    assert got[4]["bids"] == reload["bids"] and got[4]["asks"] == reload["asks"]
+    events = [e for e in rows(tmp_path, "ccxt", "events") if e["event_type"] in ("gap", "resync")]
+    assert [(e["event_type"], e["channel"], e["symbol"]) for e in events] == [
+        ("gap", "orderbook", SYMBOL), ("resync", "orderbook", SYMBOL)]
+    # the events lie between the last row of the broken book and the reload
+    assert got[2]["capture_ts"] <= events[0]["capture_ts"] <= got[3]["capture_ts"]
+    *_, (_, bids, asks) = book_replay(got)
+    assert bids == {100.0: 3.0, 99.5: 4.0, 98.0: 3.0}
