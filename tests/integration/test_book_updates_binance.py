@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from fake_exchange import book_replay, make_config, rows, run_pipeline, wait_until
 
@@ -72,11 +73,19 @@ def test_replayed_updates_equal_independent_book_at_full_depth(tmp_path: Path, c
     got = sorted(rows(tmp_path, "ccxt", "book_updates"), key=lambda r: r["seq"])
     assert len({r["conn_id"] for r in got}) == 1
     kinds = [r["kind"] for r in got]
-    assert kinds[:2] == ["snapshot", "checkpoint"] and set(kinds[2:]) == {"delta"}
+    assert kinds[:2] == ["snapshot", "checkpoint"] and set(kinds[2:]) == {"delta", "checkpoint"}
     first = got[0]
     assert first["last_update_id"] == capture.snapshot["lastUpdateId"]
     assert len(first["bids"]) == len(first["asks"]) == 1000  # the depth the venue gave
-    deltas = got[2:]
+    # the exchange clock passes midnight near the capture's end: one checkpoint, stamped 2024-08-09
+    # 00:00:00 (so it lands in that day's partition), right before the first diff at/after it
+    midnight = pd.Timestamp("2024-08-09", tz="UTC")
+    hourly = [i for i, r in enumerate(got) if i > 1 and r["kind"] == "checkpoint"]
+    assert len(hourly) == 1 and got[hourly[0]]["timestamp"] == midnight
+    i = hourly[0]
+    assert got[i - 1]["timestamp"] < midnight <= got[i + 1]["timestamp"]
+    assert got[i]["last_update_id"] == got[i - 1]["last_update_id"]
+    deltas = [r for r in got if r["kind"] == "delta"]
     # one row per applied diff, the venue's ids: U/u, no pu on spot
     want_ids = [(d["U"], d["u"]) for d in capture.depth_updates() if d["u"] > capture.snapshot["lastUpdateId"]]
     assert [(r["first_update_id"], r["last_update_id"]) for r in deltas] == want_ids
