@@ -43,9 +43,18 @@ def rows(root: Path, source: str, channel: str) -> list[dict]:
     """Rows as dicts; ns timestamps as pandas Timestamps. Built column by column: the collector ran in
     this process and made pyarrow take pandas as absent (collector/quarantine.py), so pyarrow's own
     to_pylist cannot return ns timestamps any more."""
+    return table_rows(read_ready(root, source, channel))
+
+
+def bronze_rows(root: Path, channel: str) -> list[dict]:
+    """Every landed bronze row of a channel (all exchanges and dates), as `rows` gives them."""
+    files = sorted((root / "bronze" / channel).glob("exchange=*/date=*/*.parquet"))
+    return table_rows(pa.concat_tables([pq.read_table(f) for f in files]) if files else None)
+
+
+def table_rows(t: pa.Table | None) -> list[dict]:
     import pandas as pd
 
-    t = read_ready(root, source, channel)
     if t is None:
         return []
     cols: dict[str, list] = {}
