@@ -309,12 +309,14 @@ class Tap:
             frame = self.frame if self.in_frame else None
             when = frame[0] * 1_000_000 if frame is not None and frame[0] is not None else self._stamp()
             hour, book._daedalus_hour = book._daedalus_hour, when // HOUR_NS
-            if when // HOUR_NS > hour:
+            if when // HOUR_NS != hour:
                 # the first update at/after a boundary: the book held until now, stamped at the
-                # boundary, so it lies in the partition (hour, date) it opens. (The hour follows the
-                # rows' time as land partitions them, which may go back: a load stamped by our
-                # clock, then the exchange's; only a step forward is a boundary.)
-                self._checkpoint(book, book._daedalus_hour * HOUR_NS, self._stamp(), None)
+                # boundary, so it lies in the partition (hour, date) it opens. The hour is the rows'
+                # time as land partitions them, which can also step back (a load without exchange
+                # time is dated by our clock, the updates after it by the exchange's): then the
+                # checkpoint is stamped with this update's time, in that earlier partition.
+                stamp = book._daedalus_hour * HOUR_NS if when // HOUR_NS > hour else when
+                self._checkpoint(book, stamp, self._stamp(), None)
         if not self.in_frame and not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._flush_outside)

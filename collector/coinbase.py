@@ -328,12 +328,13 @@ class CoinbaseCollector:
                 continue  # updates before the fresh snapshot belong to the broken book
             symbol = product_to_symbol(product)
             when = ts if ts is not None else capture_ts
-            if self.updates and not snapshot and book.hour is not None and when // HOUR_NS > book.hour:
+            if self.updates and not snapshot and book.hour is not None and when // HOUR_NS != book.hour:
                 # the first update at/after a UTC hour boundary: the book held until now, stamped at
-                # the boundary so it lies in the partition it opens (docs/contracts.md)
-                book.hour = when // HOUR_NS
+                # the boundary so it lies in the partition it opens; if the rows' time stepped back
+                # an hour, stamped with this update's time (docs/contracts.md, ccxt_capture.Tap)
+                forward, book.hour = when // HOUR_NS > book.hour, when // HOUR_NS
                 await self._book_update(conn, capture_ts, symbol, "checkpoint", *book.levels(),
-                                        book.hour * HOUR_NS, None, self._last_seq.get(product))
+                                        book.hour * HOUR_NS if forward else when, None, self._last_seq.get(product))
             changed = book.apply(ev.get("updates", []))
             conn.touch(f"level2:{product}")
             if self.updates:

@@ -77,12 +77,16 @@ def test_replayed_updates_equal_independent_book_at_full_depth(tmp_path: Path, c
     first = got[0]
     assert first["last_update_id"] == capture.snapshot["lastUpdateId"]
     assert len(first["bids"]) == len(first["asks"]) == 1000  # the depth the venue gave
-    # the exchange clock passes midnight near the capture's end: one checkpoint, stamped 2024-08-09
+    # the load has no exchange time (dated by the collector's 2026 clock); the first diff, dated 2024 by
+    # the exchange, is preceded by a checkpoint stamped with its time, so 2024-08-08 rebuilds alone
+    hourly = [i for i, r in enumerate(got) if i > 1 and r["kind"] == "checkpoint"]
+    assert len(hourly) == 2 and hourly[0] == 2 and got[2]["timestamp"] == got[3]["timestamp"]
+    assert got[2]["last_update_id"] == capture.snapshot["lastUpdateId"]
+    # the exchange clock passes midnight near the capture's end: a checkpoint stamped 2024-08-09
     # 00:00:00 (so it lands in that day's partition), right before the first diff at/after it
     midnight = pd.Timestamp("2024-08-09", tz="UTC")
-    hourly = [i for i, r in enumerate(got) if i > 1 and r["kind"] == "checkpoint"]
-    assert len(hourly) == 1 and got[hourly[0]]["timestamp"] == midnight
-    i = hourly[0]
+    i = hourly[1]
+    assert got[i]["timestamp"] == midnight
     assert got[i - 1]["timestamp"] < midnight <= got[i + 1]["timestamp"]
     assert got[i]["last_update_id"] == got[i - 1]["last_update_id"]
     deltas = [r for r in got if r["kind"] == "delta"]
@@ -184,9 +188,13 @@ def test_checkpoint_at_the_first_update_past_an_hour_boundary(tmp_path: Path) ->
         await publish(105, T0 + HOUR_MS, [["97.0", "1"]], [], 9)  # 02:00:00.000 exactly: a boundary too
 
     got = _hand_built(tmp_path, steps)
+    # (the load has no exchange time: it is dated by the collector's clock, and the first diff, dated
+    # by the exchange in 2024, steps back: a checkpoint stamped with that diff's time)
     assert [(r["kind"], r["last_update_id"]) for r in got] == [
-        ("snapshot", 100), ("checkpoint", 100), ("delta", 101), ("delta", 102), ("checkpoint", 102),
-        ("delta", 103), ("delta", 104), ("checkpoint", 104), ("delta", 105)]
+        ("snapshot", 100), ("checkpoint", 100), ("checkpoint", 100), ("delta", 101), ("delta", 102),
+        ("checkpoint", 102), ("delta", 103), ("delta", 104), ("checkpoint", 104), ("delta", 105)]
+    assert got[2]["timestamp"].value == (T0 - 100) * 1_000_000
+    got = got[:2] + got[3:]
     hourly = got[4]
     # the exact book held before the first 01:00 update, stamped at the boundary (its partition's hour)
     assert hourly["timestamp"].value == T0 * 1_000_000 and hourly["first_update_id"] is None
@@ -214,9 +222,12 @@ def test_gap_resyncs_with_a_snapshot_row_and_a_checkpoint(tmp_path: Path) -> Non
         await publish(104, T0 + 3, [["100.0", "3"]], [], 6)
 
     got = _hand_built(tmp_path, steps)
+    # each load is dated by the collector's clock, the diffs by the exchange's (2024): a checkpoint
+    # stamped with the first diff's time follows each load
     assert [(r["kind"], r["last_update_id"]) for r in got] == [
-        ("snapshot", 100), ("checkpoint", 100), ("delta", 101), ("snapshot", 103), ("checkpoint", 103),
-        ("delta", 104)]
+        ("snapshot", 100), ("checkpoint", 100), ("checkpoint", 100), ("delta", 101), ("snapshot", 103),
+        ("checkpoint", 103), ("checkpoint", 103), ("delta", 104)]
+    got = [r for i, r in enumerate(got) if i not in (2, 6)]
     reload = got[3]
     assert reload["bids"] == _levels({100.0: 1.0, 99.5: 4.0, 98.0: 3.0}, True)
     assert reload["asks"] == _levels({101.0: 1.0, 101.5: 7.0, 102.0: 2.0, 103.0: 3.0}, False)
