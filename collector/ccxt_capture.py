@@ -393,7 +393,9 @@ class Tap:
         for i, (kind, bids, asks, nonce, ts_ms) in enumerate(updates):
             # the frame's ids name its (one) message, the last row; rows a task applied outside a
             # frame (Binance's buffered diffs after its REST snapshot) have only ccxt's nonce
-            first, last_id, prev = frame[1:] if frame is not None and i == last else (None, nonce, None)
+            first, last_id, prev = frame[1:] if frame is not None and i == last else (None, None, None)
+            if last_id is None:
+                last_id = nonce
             ts = ts_ms * 1_000_000 if ts_ms is not None else None
             when = ts if ts is not None else capture_ts
             emit(Record(SOURCE, "book_updates", update_row(
