@@ -155,7 +155,7 @@ class TapBooks(dict):
         if tap is not None and getattr(book, "_daedalus_tap", None) is None and isinstance(book, dict) \
                 and "bids" in book:
             c = tap.c
-            tap_book(book, symbol, tap, c.collect_updates, c.venue.full_depth_feed)
+            tap_book(book, symbol, tap, c.collect_updates, c.collect_updates and c.venue.full_depth_feed)
             tap.book_reset(book)
 
 
