@@ -368,8 +368,9 @@ class Tap:
             symbol = book._daedalus_symbol
             log = book._daedalus_log
             if log is not None:
-                book["bids"].limit()  # ccxt trims on the watch's return; trimmed here, in this message
-                book["asks"].limit()
+                for side in (book["bids"], book["asks"]):
+                    if len(side) > side._depth:  # ccxt trims on the watch's return; here, in this message
+                        side.limit()
                 updates = log.take(book)
             book._daedalus_dirty = False
             # a book ccxt dropped (a sequence break) or replaced, an empty one, or one we broke:
