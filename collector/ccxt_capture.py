@@ -21,9 +21,11 @@ Re-classing keeps the exact ccxt object (no copy, no wrapper in ccxt's way): onl
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from daedalus.collector.book_log import HOUR_NS, BookLog, book_levels, update_row
 from daedalus.collector.ccxt_rows import SOURCE, MalformedFrame, book_row, ticker_row, trade_row
 from daedalus.collector.connection import Record
 from daedalus.collector.venue_ccxt import CcxtVenue
@@ -36,11 +38,11 @@ _SIDE_CLASSES: dict[type, type] = {}
 _BOOK_CLASSES: dict[type, type] = {}
 
 
-def _tapped(classes: dict[type, type], base: type, method: str, override: Any) -> type:
+def _tapped(classes: dict[type, type], base: type, method: str, override: Any, **more: Any) -> type:
     """The subclass of a ccxt class `base` whose `method` is `override`, made once per base class."""
     cls = classes.get(base)
     if cls is None:
-        cls = classes[base] = type(f"Tapped{base.__name__}", (base,), {method: override})
+        cls = classes[base] = type(f"Tapped{base.__name__}", (base,), {method: override, **more})
     return cls
 
 
@@ -54,38 +56,73 @@ def _trade_cache_class(base: type) -> type:
 
 def _side_class(base: type) -> type:
     def storeArray(self: Any, delta: Any) -> None:  # noqa: N802 - ccxt's name
-        base.storeArray(self, delta)
-        # the hot path (every level of every update): one flag test per delta; the tap hears of
-        # the book once until it flushes it. A delta-level store would hook in here.
         book = self._daedalus_book
+        # the hot path (every level of every update): one flag test per delta; the tap hears of the
+        # book once until it flushes it, *before* the change, so an hourly checkpoint holds the book
+        # as it was at the boundary
         if not book._daedalus_dirty:
             book._daedalus_dirty = True
             book._daedalus_tap.book_changed(book)
+        log = book._daedalus_log
+        if log is None:
+            base.storeArray(self, delta)
+            return
+        n = len(self)
+        base.storeArray(self, delta)
+        m = len(self)
+        if m < n:
+            log.change(book, self.side, delta[0], 0.0, False)
+        elif m > n:
+            log.change(book, self.side, delta[0], delta[1], True)
+        elif delta[1] and (len(delta) < 3 or delta[2]):  # a held level's new size (count 0 deletes)
+            log.change(book, self.side, delta[0], delta[1], False)
+        else:  # the venue removed a level the book does not hold: nothing applied, the message counts
+            log.open(book)
 
-    return _tapped(_SIDE_CLASSES, base, "storeArray", storeArray)
+    def limit(self: Any) -> None:
+        # ccxt trims a book to its depth; trimmed levels are deletes like the venue's own, so the
+        # stored updates replay to the book ccxt holds
+        extra = len(self) - self._depth
+        if extra <= 0 or self._daedalus_book._daedalus_log is None or hasattr(self, "_hashmap"):
+            base.limit(self)
+            return
+        for lvl in self[-extra:]:
+            self.storeArray([lvl[0], 0, 0])
+
+    return _tapped(_SIDE_CLASSES, base, "storeArray", storeArray, limit=limit)
 
 
 def _book_class(base: type) -> type:
     def reset(self: Any, snapshot: Any = None) -> None:
-        # a reset stores every level through storeArray; it is one event, not N deltas
+        # a reset stores every level through storeArray; it is one event (a snapshot), not N deltas
         dirty, self._daedalus_dirty = self._daedalus_dirty, True
+        log, self._daedalus_log = self._daedalus_log, None
+        if log is not None:
+            log.close(self, self.get("nonce"))  # rows applied before the load end here
         base.reset(self, {} if snapshot is None else snapshot)
+        self._daedalus_log = log
         self._daedalus_dirty = dirty
         self._daedalus_tap.book_reset(self)
 
     return _tapped(_BOOK_CLASSES, base, "reset", reset)
 
 
-def tap_book(book: Any, symbol: str, tap: Any) -> None:
-    """Re-class a ccxt OrderBook and its two sides so they report to `tap`."""
+def tap_book(book: Any, symbol: str, tap: Any, updates: bool = False, full_depth: bool = False) -> None:
+    """Re-class a ccxt OrderBook and its two sides so they report to `tap`; with `updates`, keep what
+    is applied for bronze `book_updates` (collector/book_log.py). `full_depth`: the venue's feed
+    covers the whole book (Binance diffs), so ccxt's depth limit would only drop levels it still updates."""
     book.__class__ = _book_class(type(book))
     book._daedalus_tap = tap
     book._daedalus_symbol = symbol
     book._daedalus_dirty = False
+    book._daedalus_log = BookLog() if updates else None
+    book._daedalus_hour = None  # UTC hour (row time // 1 h) of the last book_updates row
     for key in ("bids", "asks"):
         side = book[key]
         side.__class__ = _side_class(type(side))
         side._daedalus_book = book
+        if full_depth:
+            side._depth = sys.maxsize
 
 
 class TapTrades(dict):
@@ -117,7 +154,8 @@ class TapBooks(dict):
         tap = self._owner.daedalus_tap
         if tap is not None and getattr(book, "_daedalus_tap", None) is None and isinstance(book, dict) \
                 and "bids" in book:
-            tap_book(book, symbol, tap)
+            c = tap.c
+            tap_book(book, symbol, tap, c.collect_updates, c.collect_updates and c.venue.full_depth_feed)
             tap.book_reset(book)
 
 
@@ -169,6 +207,7 @@ class Hooks:
         # per-message calls only where the venue overrides them: the hook runs on every frame
         self.control = venue.control if type(venue).control is not base.control else None
         self.book_frame = venue.book_frame if type(venue).book_frame is not base.book_frame else None
+        self.book_update = venue.book_update if type(venue).book_update is not base.book_update else None
 
     def on_frame(self, client: Any, message: Any, capture_ts: int, handle: Any) -> None:
         c = self.c
@@ -200,6 +239,7 @@ class Hooks:
                 return
         tap = c.tap
         tap.url, tap.capture_ts, tap.in_frame = client.url, capture_ts, True  # tap.begin, inlined
+        tap.frame = self.book_update(message) if self.book_update is not None else None
         try:
             handle(client, message)
             if book is not None and symbol not in c._broken:
@@ -220,15 +260,18 @@ class Tap:
 
     Trades and tickers are emitted at once; books are marked dirty per applied delta or reset and
     emitted once per message (after ccxt's handler: the book is then consistent), or, for changes ccxt
-    makes outside a message (a REST snapshot task), on the next loop turn. Each delta passes through
-    the tapped side's `storeArray` and each reset through `reset`: the places to keep the deltas
-    themselves when bronze stores them (today a flag per book keeps that path to one test)."""
+    makes outside a message (a REST snapshot task), on the next loop turn. With `book_updates`
+    collected, each book also keeps what was applied (collector/book_log.py): at the flush its
+    delta/snapshot rows are emitted, a checkpoint of the whole book after each (re)load, and before
+    the first change at or after each UTC hour boundary a checkpoint of the book as it was then."""
 
     def __init__(self, collector: CcxtCollector) -> None:
         self.c = collector
         self.url: str | None = None
         self.capture_ts = 0
         self.in_frame = False
+        # (exchange time ms, first, last, prev update id) of the frame being handled, if a book frame
+        self.frame: tuple[Any, Any, Any, Any] | None = None
         self.dirty: dict[int, Any] = {}
         self._scheduled = False
         self.resets = 0
@@ -240,6 +283,7 @@ class Tap:
         if self.dirty:
             self.flush(self.capture_ts)
         self.in_frame = False
+        self.frame = None
 
     def _stamp(self) -> int:
         return self.capture_ts if self.in_frame else time.time_ns()
@@ -258,8 +302,21 @@ class Tap:
             ticker, c._base("ticker", symbol, self._stamp(), self.url if self.in_frame else None))))
 
     def book_changed(self, book: Any) -> None:
-        """A delta was applied to a clean book (further deltas before the flush are not reported)."""
+        """A change is about to be applied to a clean book (further ones before the flush are not
+        reported)."""
         self.dirty[id(book)] = book
+        if book._daedalus_log is not None and book._daedalus_hour is not None:
+            frame = self.frame if self.in_frame else None
+            when = frame[0] * 1_000_000 if frame is not None and frame[0] is not None else self._stamp()
+            hour, book._daedalus_hour = book._daedalus_hour, when // HOUR_NS
+            if when // HOUR_NS != hour:
+                # the first update at/after a boundary: the book held until now, stamped at the
+                # boundary, so it lies in the partition (hour, date) it opens. The hour is the rows'
+                # time as land partitions them, which can also step back (a load without exchange
+                # time is dated by our clock, the updates after it by the exchange's): then the
+                # checkpoint is stamped with this update's time, in that earlier partition.
+                stamp = book._daedalus_hour * HOUR_NS if when // HOUR_NS > hour else when
+                self._checkpoint(book, stamp, self._stamp(), None)
         if not self.in_frame and not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._flush_outside)
@@ -267,6 +324,8 @@ class Tap:
     def book_reset(self, book: Any) -> None:
         self.resets += 1
         book._daedalus_dirty = True
+        if book._daedalus_log is not None:
+            book._daedalus_log.reset(book)
         self.dirty[id(book)] = book
         if not self.in_frame and not self._scheduled:
             self._scheduled = True
@@ -281,19 +340,70 @@ class Tap:
         for key, book in list(self.dirty.items()):
             if book._daedalus_symbol == symbol:
                 book._daedalus_dirty = False
+                if book._daedalus_log is not None:
+                    book._daedalus_log.take(book)  # applied to a book the venue's rule found broken
                 del self.dirty[key]
+
+    def _held(self, book: Any) -> bool:
+        """The book is the one ccxt holds for its symbol, not one we broke, and not empty (made before
+        its snapshot)."""
+        symbol = book._daedalus_symbol
+        return self.c.exchange.orderbooks.get(symbol) is book and symbol not in self.c._broken \
+            and bool(book["bids"] or book["asks"])
+
+    def _checkpoint(self, book: Any, timestamp_ns: Any, capture_ts: int, last_id: Any) -> None:
+        if not self._held(book):
+            return
+        c = self.c
+        base = c._base("orderbook", book._daedalus_symbol, capture_ts, self.url if self.in_frame else None)
+        row = update_row(base, "checkpoint", book_levels(book["bids"]), book_levels(book["asks"]), timestamp_ns,
+                         None, book.get("nonce") if last_id is None else last_id, None)
+        c.emitter.emit_nowait(Record(SOURCE, "book_updates", row))
 
     def flush(self, capture_ts: int) -> None:
         c = self.c
-        books = c.exchange.orderbooks
         url = self.url if self.in_frame else None
+        frame = self.frame if self.in_frame else None
         for book in self.dirty.values():
-            book._daedalus_dirty = False
             symbol = book._daedalus_symbol
-            # a book ccxt dropped (a sequence break) or replaced, an empty one (made before its
-            # snapshot), or one we broke: nothing to emit
-            if books.get(symbol) is not book or symbol in c._broken or not (book["bids"] or book["asks"]):
+            log = book._daedalus_log
+            if log is not None:
+                for side in (book["bids"], book["asks"]):
+                    if len(side) > side._depth:  # ccxt trims on the watch's return; here, in this message
+                        side.limit()
+                updates = log.take(book)
+            book._daedalus_dirty = False
+            # a book ccxt dropped (a sequence break) or replaced, an empty one, or one we broke:
+            # nothing to emit
+            if not self._held(book):
                 continue
-            row = book_row(book, c.ingestion.orderbook_levels, c._base("orderbook", symbol, capture_ts, url))
-            c.emitter.emit_nowait(Record(SOURCE, "orderbook", row))
+            if log is not None and updates:
+                self._emit_updates(book, updates, capture_ts, url, frame)
+            if c.collect_books:
+                row = book_row(book, c.ingestion.orderbook_levels, c._base("orderbook", symbol, capture_ts, url))
+                c.emitter.emit_nowait(Record(SOURCE, "orderbook", row))
         self.dirty.clear()
+
+    def _emit_updates(self, book: Any, updates: list, capture_ts: int, url: str | None, frame: Any) -> None:
+        c = self.c
+        symbol = book._daedalus_symbol
+        emit = c.emitter.emit_nowait
+        last = len(updates) - 1
+        loaded = False
+        when = capture_ts
+        for i, (kind, bids, asks, nonce, ts_ms) in enumerate(updates):
+            # the frame's ids name its (one) message, the last row; rows a task applied outside a
+            # frame (Binance's buffered diffs after its REST snapshot) have only ccxt's nonce
+            first, last_id, prev = frame[1:] if frame is not None and i == last else (None, None, None)
+            if last_id is None:
+                last_id = nonce
+            ts = ts_ms * 1_000_000 if ts_ms is not None else None
+            when = ts if ts is not None else capture_ts
+            emit(Record(SOURCE, "book_updates", update_row(
+                c._base("orderbook", symbol, capture_ts, url), kind, bids, asks, ts, first, last_id, prev)))
+            loaded = loaded or kind == "snapshot"
+        if loaded:  # after a (re)load: the whole book held once the load and what followed it applied
+            ts_ms = book.get("timestamp")
+            self._checkpoint(book, ts_ms * 1_000_000 if ts_ms is not None else None, capture_ts,
+                             frame[2] if frame is not None else None)
+        book._daedalus_hour = when // HOUR_NS

@@ -1,4 +1,4 @@
-"""The ccxt.pro collector: any ccxt.pro exchange, channels ticker / trades / orderbook.
+"""The ccxt.pro collector: any ccxt.pro exchange, channels ticker / trades / orderbook / book_updates.
 
 ccxt.pro hands a consumer the *latest state* when it asks (the newest book, the newest N trades); a
 slow consumer silently misses intermediate states and, past `tradesLimit`, trades. So we do not read
@@ -172,6 +172,9 @@ class CcxtCollector:
         self.exchange.options["watchOrderBook"] = book_opts
         if configure is not None:
             configure(self.exchange)  # tests and demo point urls at the fake server and set markets
+        # the book watch serves both book channels: top-N snapshots and the applied updates
+        self.collect_books = "orderbook" in self.channels
+        self.collect_updates = "book_updates" in self.channels
         self.tap = Tap(self)
         self._broken: set[str] = set()  # symbols whose book a venue rule broke, until their snapshot
         self._break_reported: set[str] = set()  # ... whose gap + resync events are already in bronze
@@ -202,6 +205,8 @@ class CcxtCollector:
         ex = self.exchange
         # an exchange/channel pair ccxt.pro cannot serve fails before any network use
         methods = {channel: pick_method(ex, self.exchange_id, channel) for channel in self.channels}
+        if "book_updates" in methods:  # one book watch per symbol (the `orderbook` feed) serves both
+            methods.setdefault("orderbook", methods.pop("book_updates"))
         if not ex.markets:
             try:
                 await ex.load_markets()
@@ -301,6 +306,8 @@ class CcxtCollector:
             for s in feed.symbols:
                 self._conn[(feed.channel, s)] = conn
                 conn.watch(f"{feed.channel}:{s}", (feed.channel, s))
+                if feed.channel == "orderbook" and self.collect_updates:
+                    conn.carries("book_updates", s)  # a connection event breaks both book series
             self.emit_event("connect", channel=feed.channel, conn=conn,
                             symbol=feed.symbols[0] if len(feed.symbols) == 1 else None,
                             detail=f"{feed.name} via {feed.method}")

@@ -1,6 +1,8 @@
 """Native Coinbase Advanced Trade WebSocket collector (`websockets`).
 
-Channels: `level2` (book kept from `snapshot` + `update` events, top-N snapshots to bronze),
+Channels: `level2` (book kept from `snapshot` + `update` events, top-N snapshots to bronze, and with
+`book_updates` in ingestion.channels each event's changed levels, each snapshot and hourly checkpoints
+of the whole book: docs/contracts.md "book_updates"),
 `market_trades` (deduplicated by trade_id: the first event of a subscription replays recent trades),
 `ticker`, and `heartbeats` (keeps quiet products' connections open; not data).
 
@@ -36,6 +38,7 @@ from datetime import UTC
 from typing import Any
 
 from daedalus.collector.backoff import retry_after_from_headers
+from daedalus.collector.book_log import HOUR_NS, levels, update_row
 from daedalus.collector.connection import (
     Connection,
     Disconnected,
@@ -94,6 +97,7 @@ class L2Book:
         self._bid_keys: list[float] = []  # negated prices, ascending = best bid first
         self._ask_keys: list[float] = []  # prices, ascending = best ask first
         self.synced = False
+        self.hour: int | None = None  # UTC hour of the last book_updates row (hourly checkpoints)
 
     def clear(self) -> None:
         self.bids.clear()
@@ -101,20 +105,38 @@ class L2Book:
         self._bid_keys.clear()
         self._ask_keys.clear()
 
-    def apply(self, updates: list[dict]) -> None:
+    def apply(self, updates: list[dict]) -> tuple[dict[float, float], dict[float, float]]:
+        """Apply one event's updates; returns the levels it changed per side, {price: new size},
+        0 = removed (a removal of a level not held, or a level added and removed again, is none)."""
+        changed: tuple[dict[float, float], dict[float, float]] = ({}, {})
+        born: set[tuple[bool, float]] = set()
         for u in updates:
             price, qty = float(u["price_level"]), float(u["new_quantity"])
-            if u["side"] == "bid":
-                side, keys, key = self.bids, self._bid_keys, -price
+            bid = u["side"] == "bid"
+            if bid:
+                side, keys, key, ch = self.bids, self._bid_keys, -price, changed[0]
             else:
-                side, keys, key = self.asks, self._ask_keys, price
+                side, keys, key, ch = self.asks, self._ask_keys, price, changed[1]
             if qty == 0:
                 if side.pop(price, None) is not None:
                     del keys[bisect.bisect_left(keys, key)]
+                    if (bid, price) in born:
+                        born.discard((bid, price))
+                        del ch[price]
+                    else:
+                        ch[price] = 0.0
             else:
                 if price not in side:
                     bisect.insort(keys, key)
+                    if price not in ch:
+                        born.add((bid, price))
                 side[price] = qty
+                ch[price] = qty
+        return changed
+
+    def levels(self) -> tuple[list[dict], list[dict]]:
+        """The whole book, best first, as the schema's structs."""
+        return self.top(len(self._bid_keys) + len(self._ask_keys))
 
     def top(self, n: int) -> tuple[list[dict], list[dict]]:
         """Best-first {price, size} levels (the schema's structs)."""
@@ -173,6 +195,9 @@ class CoinbaseCollector:
                 raise ConfigError("ingestion.coinbase.use_jwt: set COINBASE_API_KEY and COINBASE_API_SECRET in the environment")
             make_jwt(self._key, self._secret)  # fail fast on a bad key
         self.books: dict[str, L2Book] = {}
+        # bronze book_updates from level2 when that channel is collected (ingestion.channels)
+        self.updates = "level2" in self.channels and "book_updates" in ingestion.channels
+        self._last_seq: dict[str, int | None] = {}  # product -> sequence_num of its last applied event
         self._seen: dict[str, tuple[deque[str], set[str]]] = {}
         self.gaps = 0
         self.resubscribes = 0
@@ -207,6 +232,8 @@ class CoinbaseCollector:
             for ch in self.channels:
                 if ch in BRONZE_CHANNEL:
                     conn.carries(BRONZE_CHANNEL[ch], product_to_symbol(p))
+            if self.updates:
+                conn.carries("book_updates", product_to_symbol(p))
         try:
             async with connect(self.url, max_size=2**24, ping_interval=20, ping_timeout=20,
                                open_timeout=10, close_timeout=2) as ws:
@@ -287,23 +314,49 @@ class CoinbaseCollector:
 
     async def _on_l2(self, msg: dict, capture_ts: int, conn: Connection) -> None:
         ts = rfc3339_ns(msg.get("timestamp"))
+        seq_num = msg.get("sequence_num")
         for ev in msg.get("events", []):
             product = ev.get("product_id")
             book = self.books.get(product)
             if book is None:
                 continue
-            if ev.get("type") == "snapshot":
+            snapshot = ev.get("type") == "snapshot"
+            if snapshot:
                 book.clear()
                 book.synced = True
             elif not book.synced:
                 continue  # updates before the fresh snapshot belong to the broken book
-            book.apply(ev.get("updates", []))
-            conn.touch(f"level2:{product}")
             symbol = product_to_symbol(product)
+            when = ts if ts is not None else capture_ts
+            if self.updates and not snapshot and book.hour is not None and when // HOUR_NS != book.hour:
+                # the first update at/after a UTC hour boundary: the book held until now, stamped at
+                # the boundary so it lies in the partition it opens; if the rows' time stepped back
+                # an hour, stamped with this update's time (docs/contracts.md, ccxt_capture.Tap)
+                forward, book.hour = when // HOUR_NS > book.hour, when // HOUR_NS
+                await self._book_update(conn, capture_ts, symbol, "checkpoint", *book.levels(),
+                                        book.hour * HOUR_NS if forward else when, None, self._last_seq.get(product))
+            changed = book.apply(ev.get("updates", []))
+            conn.touch(f"level2:{product}")
+            if self.updates:
+                if snapshot:  # the load, then (the collector's rule after every load) the book held
+                    bids, asks = book.levels()
+                    await self._book_update(conn, capture_ts, symbol, "snapshot", bids, asks, ts, seq_num, seq_num)
+                    await self._book_update(conn, capture_ts, symbol, "checkpoint", bids, asks, ts, None, seq_num)
+                elif changed[0] or changed[1]:
+                    await self._book_update(conn, capture_ts, symbol, "delta", levels(changed[0], True),
+                                            levels(changed[1], False), ts, seq_num, seq_num)
+                book.hour = when // HOUR_NS  # the rows' time as land partitions them
+                self._last_seq[product] = seq_num
             row = envelope(capture_ts, EXCHANGE, symbol, conn.conn_id, conn.next_seq())
             bids, asks = book.top(self.ingestion.orderbook_levels)
-            row.update(timestamp=ts, nonce=msg.get("sequence_num"), bids=bids, asks=asks)
+            row.update(timestamp=ts, nonce=seq_num, bids=bids, asks=asks)
             await self.emitter.emit(Record(SOURCE, "orderbook", row))
+
+    async def _book_update(self, conn: Connection, capture_ts: int, symbol: str, kind: str, bids: list[dict],
+                           asks: list[dict], ts: int | None, first: int | None, last: int | None) -> None:
+        base = envelope(capture_ts, EXCHANGE, symbol, conn.conn_id, conn.next_seq())
+        # Coinbase's one id is the connection's sequence_num: first = last, no prev
+        await self.emitter.emit(Record(SOURCE, "book_updates", update_row(base, kind, bids, asks, ts, first, last, None)))
 
     async def _on_trades(self, msg: dict, capture_ts: int, conn: Connection) -> None:
         for ev in msg.get("events", []):

@@ -5,7 +5,9 @@ Sample diff on `btcusdt@depth@100ms`::
     {"e": "depthUpdate", "E": 1723161600123, "s": "BTCUSDT", "U": 157, "u": 160,
      "b": [["60000.10", "0.5"]], "a": [["60000.20", "0"]]}
 
-Rules: ccxt raises InvalidNonce when a diff's `U` is past the last applied `u` + 1 and re-fetches the
+Bronze `book_updates` ids: first/last = `U`/`u`, prev = `pu` (USD-M futures only). The diff stream
+updates every level of the book, so the book is kept at full depth (not trimmed to the 1000-level
+REST snapshot). Rules: ccxt raises InvalidNonce when a diff's `U` is past the last applied `u` + 1 and re-fetches the
 REST snapshot on the next watch. Quirks: the server closes every connection at 24 h and announces
 maintenance with `{"e": "serverShutdown"}`; `watchTickers` defaults to miniTicker (no bid/ask), so the
 full 24hrTicker stream is asked for.
@@ -22,6 +24,14 @@ class Venue(CcxtVenue):
     channel_params: ClassVar[dict[str, dict[str, Any]]] = {"ticker": {"name": "ticker"}}
     options: ClassVar[dict[str, Any]] = {"watchOrderBookLimit": 1000}
     max_connection_hours: ClassVar[float | None] = 24.0
+
+    full_depth_feed: ClassVar[bool] = True
+
+    def book_update(self, message: Any) -> tuple[Any, Any, Any, Any] | None:
+        # raw streams (what ccxt subscribes): the diff itself; `pu` only on USD-M futures
+        if isinstance(message, dict) and message.get("e") == "depthUpdate":
+            return (message.get("E"), message.get("U"), message.get("u"), message.get("pu"))
+        return None
 
     def control(self, message: Any) -> tuple[str, str] | None:
         if not isinstance(message, dict):

@@ -7,6 +7,7 @@ Sample `orderbook.50.BTCUSDT` delta (the first frame after a subscribe is `"type
      "data": {"s": "BTCUSDT", "b": [["42000.1", "0.5"]], "a": [["42000.5", "0"]], "u": 177400, "seq": 7961638724},
      "cts": 1704067200120}
 
+Bronze `book_updates` ids: first = last = `u`, no prev.
 Rules: `u` is the update id of the topic, one more per delta; a snapshot (also `u` = 1 after a service
 restart) replaces the book. ccxt 4.5 checks none of this: we check `u` before ccxt applies a delta,
 and on a break drop the book, skip the symbol's deltas, unsubscribe and subscribe again (Bybit sends a
@@ -50,6 +51,12 @@ class Venue(CcxtVenue):
             return (mid, "update", f"update id u={u} after u={last} (expected {last + 1})")
         self.last_seq[mid] = int(u)
         return (mid, "update", None)
+
+    def book_update(self, message: Any) -> tuple[Any, Any, Any, Any] | None:
+        if not isinstance(message, dict) or not str(message.get("topic", "")).startswith("orderbook."):
+            return None
+        u = (message.get("data") or {}).get("u")
+        return (message.get("ts"), u, u, None)
 
     def book_hash(self, exchange: Any, symbol: str) -> str | None:
         return f"orderbook:{symbol}"

@@ -35,6 +35,9 @@ class CcxtVenue:
     text_frames: ClassVar[tuple[str, ...]] = ()
     # the venue drops every connection at this age (Binance: 24 h); the collector reconnects before
     max_connection_hours: ClassVar[float | None] = None
+    # the book feed updates every level of the venue's book (Binance's diff stream), so ccxt's depth
+    # limit is not applied: trimming would drop levels the feed still updates
+    full_depth_feed: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.last_seq: dict[str, int] = {}  # per market id, for venues whose rule we check ourselves
@@ -46,6 +49,11 @@ class CcxtVenue:
     def book_frame(self, message: Any) -> tuple[str, str, str | None] | None:
         """For an order-book frame: (market id, "snapshot" | "update", sequence-break detail or None).
         Checked before ccxt handles the frame; None = not a book frame or nothing to check."""
+        return None
+
+    def book_update(self, message: Any) -> tuple[Any, Any, Any, Any] | None:
+        """For an order-book frame: (exchange time in ms, first, last, prev update id), each None
+        where the venue gives none; bronze `book_updates` keeps them. Called on every frame."""
         return None
 
     def check_book(self, exchange: Any, symbol: str, book: Any, message: Any) -> str | None:

@@ -7,6 +7,7 @@ Sample `book` update (the first frame after a subscribe is `"type": "snapshot"`)
                "asks": [{"price": 60000.5, "qty": 1.25}], "checksum": 2439117997,
                "timestamp": "2024-08-09T00:00:00.123456Z"}]}
 
+Bronze `book_updates`: no update ids (NULL), the frame's `timestamp` as exchange time.
 Rules: no sequence number; `checksum` is the unsigned CRC32 of the top 10 asks (best first) then top
 10 bids, each level written as price and qty in the pair's precision with the "." and leading zeros
 removed. ccxt has this check behind an option that is off (and fails on its float book), so we check
@@ -36,6 +37,15 @@ def decimals(tick: Any) -> int:
 
 # (value, decimals) -> checksum text; few of the 20 levels change per update (see venue_okx)
 _STRINGS: dict[tuple[Any, int], str] = {}
+
+
+def iso_ms(text: str) -> int:
+    """'2024-08-09T00:00:00.123456Z' -> ms since the epoch (UTC)."""
+    from datetime import UTC, datetime
+
+    main, _, frac = text.rstrip("Z").partition(".")
+    secs = datetime.strptime(main[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
+    return int(secs) * 1000 + int((frac or "0")[:3].ljust(3, "0"))
 
 
 def kraken_checksum(bids: list, asks: list, price_dp: int, qty_dp: int) -> int:
@@ -72,6 +82,12 @@ class Venue(CcxtVenue):
             return None
         data = message.get("data") or [{}]
         return (data[0].get("symbol"), "snapshot" if message.get("type") == "snapshot" else "update", None)
+
+    def book_update(self, message: Any) -> tuple[Any, Any, Any, Any] | None:
+        if not isinstance(message, dict) or message.get("channel") != "book":
+            return None
+        ts = (message.get("data") or [{}])[0].get("timestamp")
+        return (iso_ms(ts) if isinstance(ts, str) else None, None, None, None)  # Kraken has no update ids
 
     def check_book(self, exchange: Any, symbol: str, book: Any, message: Any) -> str | None:
         data = message.get("data") or [{}]

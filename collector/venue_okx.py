@@ -6,6 +6,7 @@ Sample `books` update (the first frame after a subscribe is `"action": "snapshot
      "data": [{"asks": [["41006.8", "0.60038921", "0", "1"]], "bids": [["41006.3", "0", "0", "0"]],
                "ts": "1704067200123", "checksum": -1200119424, "prevSeqId": 123456, "seqId": 123457}]}
 
+Bronze `book_updates` ids: first = last = `seqId`, prev = `prevSeqId` (NULL on a snapshot).
 Rules: each update's `prevSeqId` is the previous message's `seqId` (ccxt checks this and raises
 InvalidNonce; it then unsubscribes and subscribes again on the next watch, which brings a snapshot).
 `checksum` is the signed CRC32 of "bid1px:bid1sz:ask1px:ask1sz:..." over the top 25 levels, which
@@ -78,6 +79,15 @@ class Venue(CcxtVenue):
         if not isinstance(arg, dict) or not str(arg.get("channel", "")).startswith("books"):
             return None
         return (arg.get("instId"), "snapshot" if message.get("action") == "snapshot" else "update", None)
+
+    def book_update(self, message: Any) -> tuple[Any, Any, Any, Any] | None:
+        if not isinstance(message, dict) or "arg" not in message or "action" not in message:
+            return None
+        data = message.get("data") or []
+        last = data[-1] if data and isinstance(data[-1], dict) else {}
+        ts, seq, prev = last.get("ts"), last.get("seqId"), last.get("prevSeqId")
+        return (int(ts) if ts is not None else None, seq, seq,
+                prev if prev is not None and prev >= 0 else None)  # a snapshot's prevSeqId is -1
 
     def check_book(self, exchange: Any, symbol: str, book: Any, message: Any) -> str | None:
         data = message.get("data") or []

@@ -11,7 +11,7 @@ from typing import Any
 from daedalus.collector.venue_ccxt import CcxtVenue, venue_for
 from daedalus.errors import ConfigError, ExchangeError
 
-BRONZE_DATA_CHANNELS = ("ticker", "trades", "orderbook")
+BRONZE_DATA_CHANNELS = ("ticker", "trades", "orderbook", "book_updates")
 
 
 def ccxt_venue(exchange_id: str) -> CcxtVenue:
@@ -38,12 +38,13 @@ def pick_method(exchange: Any, exchange_id: str, channel: str) -> str:
     if channel not in BRONZE_DATA_CHANNELS:
         raise ConfigError(f"ingestion.channels: unknown channel '{channel}'; allowed: {', '.join(BRONZE_DATA_CHANNELS)}")
     venue = ccxt_venue(exchange_id)
-    for has_key in venue.channel_methods[channel]:
+    methods = venue.channel_methods["orderbook" if channel == "book_updates" else channel]  # one book watch
+    for has_key in methods:
         if exchange.has.get(has_key):
             return _snake(has_key)
     raise ExchangeError(
         f"ingestion.channels: exchange '{exchange_id}' has no WebSocket {channel} stream "
-        f"(ccxt.pro has none of {', '.join(venue.channel_methods[channel])})"
+        f"(ccxt.pro has none of {', '.join(methods)})"
     )
 
 

@@ -47,7 +47,7 @@ def collect_command(
     sources: str = typer.Option(None, "--sources", help="Comma list: ccxt,coinbase (default: ingestion.sources)."),
     exchanges: str = typer.Option(None, "--exchanges", help="Comma list of ccxt.pro exchange ids, e.g. binanceus,okx."),
     symbols: str = typer.Option(None, "--symbols", help="Comma list of ccxt symbols, e.g. BTC/USDT,ETH/USDT."),
-    channels: str = typer.Option(None, "--channels", help="Comma list: ticker,trades,orderbook."),
+    channels: str = typer.Option(None, "--channels", help="Comma list: ticker,trades,orderbook,book_updates."),
     seconds: float = typer.Option(None, "--seconds", help="Stop after this many seconds (default: run until Ctrl-C)."),
     log_interval: float = typer.Option(60.0, "--log-interval", min=1.0, help="Without a terminal: seconds between "
                                        "progress log lines (on a terminal a live table is shown)."),

@@ -59,10 +59,11 @@ class IngestionConfig(_Section):
     """ccxt exchange ids for the ccxt source."""
     symbols: list[str] = Field(default_factory=lambda: ["BTC/USDT"])
     """Symbols in ccxt form (BTC/USDT)."""
-    channels: list[Literal["ticker", "trades", "orderbook"]] = Field(
-        default_factory=lambda: ["ticker", "trades", "orderbook"]
+    channels: list[Literal["ticker", "trades", "orderbook", "book_updates"]] = Field(
+        default_factory=lambda: ["ticker", "trades", "orderbook", "book_updates"]
     )
-    """Channels to collect."""
+    """Channels to collect: `orderbook` = top-`orderbook_levels` snapshots after every update,
+    `book_updates` = every applied book update at full depth, with snapshots and hourly checkpoints."""
     raw_format: Literal["parquet", "ndjson"] = "parquet"
     """Raw segment format: parquet (typed, recommended) or ndjson (legacy)."""
     batch_size: int = Field(1000, ge=1)

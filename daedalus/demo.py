@@ -46,7 +46,7 @@ def demo_config(root: str | Path, seconds: float) -> Any:
         "ingestion.sources": ["ccxt", "coinbase"],
         "ingestion.exchanges": list(DEMO_EXCHANGES),
         "ingestion.symbols": list(DEMO_SYMBOLS),
-        "ingestion.channels": ["ticker", "trades", "orderbook"],
+        "ingestion.channels": ["ticker", "trades", "orderbook", "book_updates"],
         "ingestion.flush_interval_seconds": min(5.0, max(0.5, seconds / 10)),
         "ingestion.stale_after_seconds": 10.0,
         "ingestion.coinbase": {"products": products, "channels": ["level2", "market_trades", "ticker"]},

@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from daedalus.collector.encoding import parquet_options, row_group_rows
 from daedalus.collector.schemas import EVENTS, SCHEMAS, TS_NS_UTC
 from daedalus.collector.segment import fsync_dir
 from daedalus.config import Config
@@ -152,17 +153,34 @@ class _PartitionWriters:
         self.schema = schema
         self.open: dict[tuple[str, str], tuple[pq.ParquetWriter, Path, Path]] = {}
         self.rows: dict[tuple[str, str], int] = {}
+        self.options = parquet_options(channel)  # the channel's physical encoding (collector/encoding.py)
+        self.group_rows = row_group_rows(channel)
+        self.pending: dict[tuple[str, str], list[pa.RecordBatch]] = {}  # batches gathered into one row group
 
     def write(self, key: tuple[str, str], batch: pa.RecordBatch) -> None:
         if key not in self.open:
             part = self.layout.partition(self.channel, _safe_part(key[0]), key[1])
             part.mkdir(parents=True, exist_ok=True)
             tmp = part / f".land-{self.file_name}.tmp"
-            writer = pq.ParquetWriter(tmp, self.schema, compression="zstd")
+            writer = pq.ParquetWriter(tmp, self.schema, **self.options)
             self.open[key] = (writer, tmp, part / self.file_name)
             self.rows[key] = 0
-        self.open[key][0].write_batch(batch)
+            self.pending[key] = []
         self.rows[key] += batch.num_rows
+        if self.group_rows is None:
+            self.open[key][0].write_batch(batch)
+            return
+        pending = self.pending[key]
+        pending.append(batch)
+        if sum(b.num_rows for b in pending) >= self.group_rows:
+            self._write_pending(key)
+
+    def _write_pending(self, key: tuple[str, str]) -> None:
+        pending = self.pending.get(key)
+        if pending:
+            table = pa.Table.from_batches(pending, schema=self.schema)
+            self.open[key][0].write_table(table, row_group_size=max(table.num_rows, 1))
+            self.pending[key] = []
 
     def abort(self) -> None:
         for writer, tmp, _ in self.open.values():
@@ -170,10 +188,12 @@ class _PartitionWriters:
                 writer.close()
             tmp.unlink(missing_ok=True)
         self.open.clear()
+        self.pending.clear()
 
     def commit(self, on_step: Callable[[str, str], None], segment: str) -> list[tuple[tuple[str, str], Path]]:
         done = []
         for key, (writer, tmp, final) in sorted(self.open.items()):
+            self._write_pending(key)
             writer.close()
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())

@@ -113,11 +113,12 @@ def _serve(port_q: Any, go: Any, messages: int, rate: float | None = None, venue
 
 def bench_collect(messages: int = 100_000, root: str | Path | None = None, queue_maxsize: int | None = 2_000,
                   rate: float | None = None, venue: str = "binance",
-                  config_path: str | Path | None = None) -> BenchResult:
+                  config_path: str | Path | None = None, channels: tuple[str, ...] = ("orderbook",)) -> BenchResult:
     """Run the benchmark; `rate` paces the exchange (msg/s) to measure latency below saturation;
     `venue` picks the fake exchange (binance, okx, bybit, kraken) and the real ccxt.pro client for it.
     `config_path`: a profile (e.g. config/pi.yaml) for the ingestion settings; `queue_maxsize`
-    None keeps the profile's queue bounds."""
+    None keeps the profile's queue bounds. `channels`: the book channels collected (the messages are
+    counted on `orderbook`, which must be among them; add `book_updates` to measure its cost)."""
     from daedalus.collector.pipeline import run_collect
     from daedalus.collector.sink import BronzeSink
     from daedalus.config import load_config
@@ -140,7 +141,7 @@ def bench_collect(messages: int = 100_000, root: str | Path | None = None, queue
         port = port_q.get(timeout=60)
         overrides: dict[str, Any] = {
             "storage.root": str(lake), "ingestion.exchanges": [venue], "ingestion.symbols": list(BENCH_SYMBOLS),
-            "ingestion.channels": ["orderbook"], "ingestion.stale_after_seconds": 30.0,
+            "ingestion.channels": list(channels), "ingestion.stale_after_seconds": 30.0,
             "ingestion.local_root": None,
         }
         if queue_maxsize is not None:

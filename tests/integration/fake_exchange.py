@@ -43,9 +43,18 @@ def rows(root: Path, source: str, channel: str) -> list[dict]:
     """Rows as dicts; ns timestamps as pandas Timestamps. Built column by column: the collector ran in
     this process and made pyarrow take pandas as absent (collector/quarantine.py), so pyarrow's own
     to_pylist cannot return ns timestamps any more."""
+    return table_rows(read_ready(root, source, channel))
+
+
+def bronze_rows(root: Path, channel: str) -> list[dict]:
+    """Every landed bronze row of a channel (all exchanges and dates), as `rows` gives them."""
+    files = sorted((root / "bronze" / channel).glob("exchange=*/date=*/*.parquet"))
+    return table_rows(pa.concat_tables([pq.read_table(f) for f in files]) if files else None)
+
+
+def table_rows(t: pa.Table | None) -> list[dict]:
     import pandas as pd
 
-    t = read_ready(root, source, channel)
     if t is None:
         return []
     cols: dict[str, list] = {}
@@ -86,3 +95,49 @@ async def run_pipeline(
     finally:
         stop.set()
     return await task
+
+
+def book_replay(update_rows: list[dict]) -> Any:
+    """Yield (row, bids, asks) after each bronze `book_updates` row, replayed with plain dicts: a
+    snapshot or checkpoint replaces the book, a delta sets absolute sizes; a delete must name a level
+    the book holds (the collector never writes any other)."""
+    bids: dict[float, float] = {}
+    asks: dict[float, float] = {}
+    for r in update_rows:
+        if r["kind"] in ("snapshot", "checkpoint"):
+            bids = {lvl["price"]: lvl["size"] for lvl in r["bids"]}
+            asks = {lvl["price"]: lvl["size"] for lvl in r["asks"]}
+        else:
+            assert r["kind"] == "delta", r["kind"]
+            for side, levels in ((bids, r["bids"]), (asks, r["asks"])):
+                for lvl in levels:
+                    if lvl["size"] == 0:
+                        assert lvl["price"] in side, f"delete of a level not held (seq {r['seq']})"
+                        del side[lvl["price"]]
+                    else:
+                        side[lvl["price"]] = lvl["size"]
+        yield r, bids, asks
+
+
+def top(side: dict[float, float], n: int, bids: bool) -> list[tuple[float, float]]:
+    return sorted(side.items(), reverse=bids)[:n]
+
+
+def updates_match_snapshots(update_rows: list[dict], book_rows: list[dict], levels: int) -> int:
+    """Merge one series' book_updates and orderbook rows in emission order (capture_ts, then the
+    connection's seq) and check that every `orderbook` row equals the top `levels` of the book replayed
+    from the updates before it. Returns the number of rows checked."""
+    merged = sorted([*update_rows, *book_rows], key=lambda r: (r["capture_ts"].value, r["seq"]))
+    updates = [r for r in merged if "kind" in r]
+    replay = book_replay(updates)
+    bids: dict[float, float] = {}
+    asks: dict[float, float] = {}
+    checked = 0
+    for r in merged:
+        if "kind" in r:
+            _, bids, asks = next(replay)
+            continue
+        assert [(lv["price"], lv["size"]) for lv in r["bids"]] == top(bids, levels, True), r["seq"]
+        assert [(lv["price"], lv["size"]) for lv in r["asks"]] == top(asks, levels, False), r["seq"]
+        checked += 1
+    return checked

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_exchange import make_config, rows, run_pipeline, wait_until
+from fake_exchange import book_replay, make_config, rows, run_pipeline, updates_match_snapshots, wait_until
 
 from daedalus.collector.connection import Emitter
 from daedalus.simulator.coinbase import FakeCoinbase
@@ -69,9 +69,21 @@ def _top(market: SimulatedMarket, symbol: str) -> tuple[list[dict], list[dict]]:
 
 def _check_final_books(root: Path, market: SimulatedMarket) -> None:
     books = rows(root, "coinbase", "orderbook")
+    updates = rows(root, "coinbase", "book_updates")
     for symbol in ("BTC/USDT", "ETH/USDT"):
-        last = [b for b in books if b["symbol"] == symbol][-1]
+        mine = [b for b in books if b["symbol"] == symbol]
+        last = mine[-1]
         assert (last["bids"], last["asks"]) == _top(market, symbol), symbol
+        # book_updates: every top-10 row equals the book replayed from the updates before it, and the
+        # replay ends at the exchange's whole book, not only its top
+        ups = sorted((u for u in updates if u["symbol"] == symbol), key=lambda r: (r["capture_ts"].value, r["seq"]))
+        assert updates_match_snapshots(ups, mine, LEVELS) == len(mine) > 1, symbol
+        *_, (_, bids, asks) = book_replay(ups)
+        book = market.books[symbol]
+        assert (bids, asks) == (book.bids, book.asks) and len(bids) > LEVELS, symbol
+        deltas = [u for u in ups if u["kind"] == "delta"]
+        assert deltas and all(u["first_update_id"] == u["last_update_id"] is not None for u in deltas)
+        assert sum(len(u["bids"]) + len(u["asks"]) for u in deltas) / len(deltas) < 5  # changed levels only
 
 
 def test_book_trades_ticker_heartbeats(tmp_path: Path) -> None:
@@ -120,6 +132,12 @@ def test_skipped_sequence_num_is_a_gap_and_resubscribes_level2(tmp_path: Path) -
     reqs = [(r["type"], r["channel"]) for r in server.subscribe_requests]
     assert reqs[-2:] == [("unsubscribe", "level2"), ("subscribe", "level2")]
     assert server.connections_total == 1  # a resubscribe, not a reconnect
+    # each product's fresh snapshot is a bronze row (with its checkpoint) after its resync event
+    updates = rows(tmp_path, "coinbase", "book_updates")
+    for e in resyncs:
+        after = [u["kind"] for u in sorted(updates, key=lambda r: r["seq"])
+                 if u["symbol"] == e["symbol"] and u["capture_ts"] > e["capture_ts"]]
+        assert after[:2] == ["snapshot", "checkpoint"], e["symbol"]
     _check_final_books(tmp_path, market)  # the fresh snapshot repaired the book
 
 
@@ -136,7 +154,7 @@ def test_abrupt_close_reconnects(tmp_path: Path) -> None:
     # one drop of one connection, named once per series it carried (FEATURES.md "Time")
     assert len({e["conn_id"] for e in drops}) == 1
     assert sorted((e["symbol"], e["channel"]) for e in drops) == sorted(
-        (s, c) for s in ("BTC/USDT", "ETH/USDT") for c in ("orderbook", "ticker", "trades"))
+        (s, c) for s in ("BTC/USDT", "ETH/USDT") for c in ("book_updates", "orderbook", "ticker", "trades"))
     assert [e["event_type"] for e in events].count("connect") == 2
     _check_final_books(tmp_path, market)
 

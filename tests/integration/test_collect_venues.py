@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_exchange import make_config, rows, run_pipeline, wait_until
+from fake_exchange import make_config, rows, run_pipeline, updates_match_snapshots, wait_until
 
 from daedalus.collector.connection import Emitter
 from daedalus.simulator.bybit import FakeBybit
@@ -111,7 +111,7 @@ def rebuilt_states(frames: list[dict], parse: Any) -> list[tuple[list, list]]:
 def test_venue_into_bronze(tmp_path: Path, case: str) -> None:
     vc = CASES[case]
     config = make_config(tmp_path, exchanges=[vc.exchange], symbols=list(SYMBOLS),
-                         channels=["trades", "orderbook", "ticker"], orderbook_levels=LEVELS)
+                         channels=["trades", "orderbook", "ticker", "book_updates"], orderbook_levels=LEVELS)
     market = SimulatedMarket(SYMBOLS, seed=11, step_ms=10)
     broken = "BTC/USDT"
 
@@ -165,6 +165,21 @@ def test_venue_into_bronze(tmp_path: Path, case: str) -> None:
         assert got == states, s
         final = server.books[s]
         assert got[-1] == (final.top("bid", LEVELS), final.top("ask", LEVELS)), s
+
+    # book_updates: changed levels only; a snapshot per load the fake sent, each followed by a checkpoint;
+    # the book replayed from them equals every top-20 `orderbook` row of the same run
+    updates = rows(tmp_path, "ccxt", "book_updates")
+    for s in SYMBOLS:
+        mine = [u for u in updates if u["symbol"] == s]
+        sent_snapshots = sum(1 for f in server.sent[vc.book_topic(s)] if "__fault__" not in f and vc.book_frame(f)[0])
+        kinds = [u["kind"] for u in sorted(mine, key=lambda r: (r["capture_ts"].value, r["seq"]))]
+        assert kinds.count("snapshot") == sent_snapshots >= 2, s
+        assert all(kinds[i + 1] == "checkpoint" for i, k in enumerate(kinds) if k == "snapshot"), s
+        deltas = [u for u in mine if u["kind"] == "delta"]
+        mean = sum(len(u["bids"]) + len(u["asks"]) for u in deltas) / max(len(deltas), 1)
+        assert len(deltas) > 100 and mean < 5, (s, mean)
+        snapshots_of_s = [b for b in books if b["symbol"] == s]
+        assert updates_match_snapshots(mine, snapshots_of_s, LEVELS) == len(snapshots_of_s), s
 
     events = rows(tmp_path, "ccxt", "events")
     gaps = [(e["symbol"], e["channel"]) for e in events if e["event_type"] == "gap"]

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fake_exchange import bronze_rows, updates_match_snapshots
 
 from daedalus.demo import demo_config, format_demo, run_demo
 
@@ -47,6 +48,19 @@ def test_demo_collects_lands_builds_and_queries(tmp_path: Path) -> None:
         con.close()
     assert {s for _, s, n in vpin if n > 0} >= {"BTC/USDT", "ETH/USDT", "SOL/USDT"}, vpin
     assert {e for e, _, n in vpin if n > 0} >= {"binance", "okx", "bybit", "kraken", "coinbase"}, vpin
+    # book_updates: every venue lands snapshots, checkpoints and deltas, and for every series the book
+    # replayed from them has, before each top-N `orderbook` row, exactly that row's levels
+    updates = bronze_rows(tmp_path / "lake", "book_updates")
+    books = bronze_rows(tmp_path / "lake", "orderbook")
+    levels = demo_config(tmp_path / "lake", 6).ingestion.orderbook_levels
+    assert sum(v for k, v in c["written"].items() if k.endswith("/book_updates")) == len(updates)
+    series = {(u["exchange"], u["symbol"]) for u in updates}
+    assert {e for e, _ in series} == {"binance", "okx", "bybit", "kraken", "coinbase"}
+    for ex, sym in series:
+        mine = [u for u in updates if (u["exchange"], u["symbol"]) == (ex, sym)]
+        assert {u["kind"] for u in mine} == {"snapshot", "checkpoint", "delta"}, (ex, sym)
+        tops = [b for b in books if (b["exchange"], b["symbol"]) == (ex, sym)]
+        assert updates_match_snapshots(mine, tops, levels) == len(tops) > 10, (ex, sym)
     text = format_demo(result)
     assert "catalog:" in text and "rows per layer" in text and "gold." in text
 

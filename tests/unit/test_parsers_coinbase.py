@@ -55,9 +55,10 @@ TRADES = {"type": "snapshot", "trades": [
 ]}
 
 
-def _collector(levels: int = 2) -> tuple[CoinbaseCollector, list]:
+def _collector(levels: int = 2, channels: tuple[str, ...] = ("ticker", "trades", "orderbook")) -> tuple[CoinbaseCollector, list]:
     q = _ListQueue()
-    c = CoinbaseCollector(CoinbaseConfig(products=["BTC-USD"]), IngestionConfig(orderbook_levels=levels), Emitter(q))
+    c = CoinbaseCollector(CoinbaseConfig(products=["BTC-USD"]),
+                          IngestionConfig(orderbook_levels=levels, channels=list(channels)), Emitter(q))
     c.books = {"BTC-USD": L2Book()}
     return c, q.items
 
@@ -196,3 +197,91 @@ def test_l2book_top_equals_a_sorted_reference(updates, n) -> None:
     bids, asks = book.top(n)
     assert bids == [{"price": p, "size": ref["bid"][p]} for p in sorted(ref["bid"], reverse=True)[:n]]
     assert asks == [{"price": p, "size": ref["offer"][p]} for p in sorted(ref["offer"])[:n]]
+
+
+def _book(rows: list[dict]) -> tuple[dict, dict]:
+    """Replay book_updates rows (snapshot/checkpoint replace, deltas set sizes, 0 deletes a held level)."""
+    bids: dict = {}
+    asks: dict = {}
+    for r in rows:
+        if r["kind"] != "delta":
+            bids = {lvl["price"]: lvl["size"] for lvl in r["bids"]}
+            asks = {lvl["price"]: lvl["size"] for lvl in r["asks"]}
+            continue
+        for side, levels in ((bids, r["bids"]), (asks, r["asks"])):
+            for lvl in levels:
+                if lvl["size"]:
+                    side[lvl["price"]] = lvl["size"]
+                else:
+                    del side[lvl["price"]]  # KeyError = a delete of a level not held
+    return bids, asks
+
+
+def test_level2_book_updates_snapshot_checkpoint_and_changed_levels() -> None:
+    c, out = _collector(channels=("orderbook", "book_updates"))
+    gone = {"side": "bid", "event_time": "x", "price_level": "1.5", "new_quantity": "0"}  # never held
+    flash = [{"side": "offer", "event_time": "x", "price_level": "21930", "new_quantity": "1"},
+             {"side": "offer", "event_time": "x", "price_level": "21930", "new_quantity": "0"}]
+    update = {**UPDATE, "updates": [*UPDATE["updates"], gone, *flash]}
+    _feed(c, [_msg("l2_data", 0, [SNAPSHOT]), _msg("l2_data", 1, [update])])
+    rows = [r.row for r in out if r.channel == "book_updates"]
+    assert [r["kind"] for r in rows] == ["snapshot", "checkpoint", "delta"]
+    snap, check, delta = rows
+    assert snap["bids"] == check["bids"] == [{"price": 21921.73, "size": 0.06317902}, {"price": 21921.3, "size": 0.02}]
+    assert snap["asks"] == check["asks"] == [{"price": 21921.74, "size": 1.5}, {"price": 21922.0, "size": 2.0}]
+    assert (snap["first_update_id"], snap["last_update_id"], check["first_update_id"], check["last_update_id"]) == (0, 0, None, 0)
+    # only what changed: the removed bid, the new ask; not the unknown removal, not the level that came and went
+    assert delta["bids"] == [{"price": 21921.73, "size": 0.0}]
+    assert delta["asks"] == [{"price": 21921.5, "size": 0.3}]
+    assert (delta["first_update_id"], delta["last_update_id"], delta["prev_update_id"]) == (1, 1, None)
+    assert delta["timestamp"] == 1675974770_714964855 and delta["symbol"] == "BTC/USD"
+    # one per-connection counter over both book channels, in emission order
+    seqs = [r.row["seq"] for r in out if r.channel in ("orderbook", "book_updates")]
+    assert sorted(seqs) == seqs == list(range(1, 6))
+    assert _book(rows) == ({21921.3: 0.02}, {21921.5: 0.3, 21921.74: 1.5, 21922.0: 2.0})
+
+
+def test_level2_checkpoint_at_the_first_update_past_an_hour_boundary() -> None:
+    c, out = _collector(channels=("book_updates",))
+    up = lambda price, qty: {"type": "update", "product_id": "BTC-USD", "updates": [  # noqa: E731
+        {"side": "offer", "event_time": "x", "price_level": price, "new_quantity": qty}]}
+    _feed(c, [
+        _msg("l2_data", 0, [SNAPSHOT], ts="2024-08-09T00:59:58.000000001Z"),
+        _msg("l2_data", 1, [up("21923", "1")], ts="2024-08-09T00:59:59.999999999Z"),
+        _msg("l2_data", 2, [up("21923", "0")], ts="2024-08-09T01:00:00.000000500Z"),
+        _msg("l2_data", 3, [up("21924", "4")], ts="2024-08-09T01:30:00Z"),
+        _msg("l2_data", 4, [up("21924", "0")], ts="2024-08-09T02:00:00Z"),
+    ])
+    rows = [r.row for r in out if r.channel == "book_updates"]
+    assert [r["kind"] for r in rows] == ["snapshot", "checkpoint", "delta", "checkpoint", "delta", "delta",
+                                         "checkpoint", "delta"]
+    hourly = rows[3]
+    # the book held just before the first 01:00 update, stamped at the boundary: it is in 01:00's partition
+    assert hourly["timestamp"] == rfc3339_ns("2024-08-09T01:00:00Z")
+    assert hourly["last_update_id"] == 1 and hourly["first_update_id"] is None
+    assert hourly["asks"] == [{"price": 21921.74, "size": 1.5}, {"price": 21922.0, "size": 2.0},
+                              {"price": 21923.0, "size": 1.0}]
+    assert hourly["bids"] == snap_bids()
+    assert rows[6]["timestamp"] == rfc3339_ns("2024-08-09T02:00:00Z") and rows[6]["last_update_id"] == 3
+    assert {"price": 21924.0, "size": 4.0} in rows[6]["asks"]
+    # a rebuild from the 01:00 checkpoint alone equals the rebuild from the start
+    assert _book(rows[3:]) == _book(rows)
+
+
+def snap_bids() -> list[dict]:
+    return [{"price": 21921.73, "size": 0.06317902}, {"price": 21921.3, "size": 0.02}]
+
+
+def test_level2_gap_resubscribes_and_the_new_snapshot_is_a_row() -> None:
+    c, out = _collector(channels=("book_updates",))
+    fresh = {**SNAPSHOT, "updates": SNAPSHOT["updates"][:1] + SNAPSHOT["updates"][2:3]}
+    ws, _ = _feed(c, [_msg("l2_data", 0, [SNAPSHOT]), _msg("l2_data", 5, [UPDATE]),
+                      _msg("l2_data", 6, [fresh]), _msg("l2_data", 7, [UPDATE])])
+    rows = [r.row for r in out if r.channel == "book_updates"]
+    events = [(r.row["event_type"], r.row["channel"]) for r in out if r.channel == "events"]
+    assert events == [("gap", None), ("resync", "orderbook")]
+    assert [m["type"] for m in ws.sent] == ["unsubscribe", "subscribe"]
+    # the update after the gap belonged to the broken book: no row; the new snapshot and its checkpoint
+    assert [(r["kind"], r["last_update_id"]) for r in rows] == [
+        ("snapshot", 0), ("checkpoint", 0), ("snapshot", 6), ("checkpoint", 6), ("delta", 7)]
+    assert _book(rows) == ({}, {21921.5: 0.3, 21921.74: 1.5})

@@ -195,3 +195,26 @@ def test_byte_bound_pushes_back_and_drops_like_the_record_bound() -> None:
         assert not await big.put(Record("ccxt", "orderbook", book(1)))
 
     asyncio.run(scenario())
+
+
+def test_approx_bytes_counts_a_full_book_checkpoint_by_its_levels() -> None:
+    """book_updates rows carry {price, size} dicts; a checkpoint of a 2,000-level book must weigh on
+    the queue's byte bound as what it holds, not as one small row."""
+    import tracemalloc
+
+    from daedalus.collector.book_log import update_row
+    from daedalus.collector.queue import approx_bytes
+
+    def checkpoint(i: int, levels: int) -> dict:
+        bids = [{"price": 60_000.0 - k - i * 1e-3, "size": 0.5 + k} for k in range(levels)]
+        asks = [{"price": 60_001.0 + k + i * 1e-3, "size": 0.5 + k} for k in range(levels)]
+        return update_row(trade(i), "checkpoint", bids, asks, 1, None, 7, None)
+
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    rows = [checkpoint(i, 1000) for i in range(20)]
+    real = (tracemalloc.get_traced_memory()[0] - before) / len(rows)
+    tracemalloc.stop()
+    est = approx_bytes(rows[0])
+    assert 0.7 * real < est < 1.5 * real, (est, real)
+    assert est > 50 * approx_bytes(checkpoint(0, 5))
