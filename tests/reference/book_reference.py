@@ -23,10 +23,10 @@ class Out:
     ask_bands: list[float | None] = field(default_factory=list)
 
 
-def bands_of(side: dict[float, float], best_first: list[float], mid: float, deepest: float | None,
-             edges: list[float]) -> list[float | None]:
+def bands_of(side: dict[float, float], best_first: list[float], mid: float, edges: list[float]) -> list[float | None]:
     """Σ size per [lo, hi) band of d = abs(P − mid)·10000/mid, touch outwards; None where the side's
-    complete region (up to `deepest`, the deepest loaded price) ends before hi."""
+    deepest level lies before hi."""
+    deepest = best_first[-1]
     sums = [0.0] * (len(edges) - 1)
     for p in best_first:
         d = abs(p - mid) * 10000 / mid
@@ -36,11 +36,11 @@ def bands_of(side: dict[float, float], best_first: list[float], mid: float, deep
             if edges[b] <= d < edges[b + 1]:
                 sums[b] += side[p]
                 break
-    d_front = abs(deepest - mid) * 10000 / mid if deepest is not None else -1.0
+    d_front = abs(deepest - mid) * 10000 / mid
     return [None if d_front < edges[b + 1] else sums[b] for b in range(len(sums))]
 
 
-def replay(rows: list[dict[str, Any]], levels: int, edges: list[float]) -> list[Out]:
+def replay(rows: list[dict[str, Any]], levels: int, edges: list[float], strict: bool = True) -> list[Out]:
     out: list[Out] = []
     bids: dict[float, float] | None = None
     asks: dict[float, float] = {}
@@ -56,9 +56,11 @@ def replay(rows: list[dict[str, Any]], levels: int, edges: list[float]) -> list[
             continue
         prev_seq = r["seq"]
         restart, reason = False, ""
-        if r["kind"] == "delta":
+        if r["kind"] in ("delta", "invalid"):
             bad = ""
-            if bids is None:
+            if r["kind"] == "invalid":
+                bad = "invalid_levels"
+            elif bids is None:
                 bad = "no_book"
             elif last is not None and r["last"] is not None and r["last"] <= last:
                 bad = "update_id_regressed"
@@ -72,7 +74,7 @@ def replay(rows: list[dict[str, Any]], levels: int, edges: list[float]) -> list[
                         if q == 0:
                             if p in side:
                                 del side[p]
-                            elif deepest is not None and better(p, deepest):
+                            elif strict and deepest is not None and better(p, deepest):
                                 bad = "unknown_level_removed"
                                 break
                         else:
@@ -108,8 +110,8 @@ def replay(rows: list[dict[str, Any]], levels: int, edges: list[float]) -> list[
         o = Out(True, restart, reason, [(p, bids[p]) for p in bb[:levels]], [(p, asks[p]) for p in aa[:levels]])
         if bb and aa:
             mid = (bb[0] + aa[0]) / 2
-            o.bid_bands = bands_of(bids, bb, mid, deep_b, edges)
-            o.ask_bands = bands_of(asks, aa, mid, deep_a, edges)
+            o.bid_bands = bands_of(bids, bb, mid, edges)
+            o.ask_bands = bands_of(asks, aa, mid, edges)
         else:
             o.bid_bands = o.ask_bands = [None] * (len(edges) - 1)
         out.append(o)

@@ -11,16 +11,16 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daedalus.udfs.kernels.book import KIND_CHECKPOINT, KIND_DELTA, KIND_SNAPSHOT, NO_ID, REASONS, rebuild_books
+from daedalus.udfs.kernels.book import KIND_CHECKPOINT, KIND_INVALID, KIND_DELTA, KIND_SNAPSHOT, NO_ID, REASONS, rebuild_books
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the reference package
 from reference.book_reference import replay, same_float  # noqa: E402
 
 EDGES = [0.0, 5.0, 10.0, 25.0, 50.0, 100.0]
-KINDS = {"snapshot": KIND_SNAPSHOT, "delta": KIND_DELTA, "checkpoint": KIND_CHECKPOINT}
+KINDS = {"snapshot": KIND_SNAPSHOT, "delta": KIND_DELTA, "checkpoint": KIND_CHECKPOINT, "invalid": KIND_INVALID}
 
 
-def run(rows: list[dict[str, Any]], levels: int = 20, edges: list[float] = EDGES) -> list[dict[str, Any]]:
+def run(rows: list[dict[str, Any]], levels: int = 20, edges: list[float] = EDGES, strict: bool = True) -> list[dict[str, Any]]:
     """The kernel over `rows` (reference format), decoded into one dict per row."""
     def ids(key: str) -> np.ndarray:
         return np.array([NO_ID if r[key] is None else r[key] for r in rows], np.int64)
@@ -33,7 +33,7 @@ def run(rows: list[dict[str, Any]], levels: int = 20, edges: list[float] = EDGES
 
     res = rebuild_books(np.array([KINDS[r["kind"]] for r in rows], np.int8), np.array([r["seq"] for r in rows], np.int64),
                         ids("first"), ids("last"), ids("prev"), *side("bids"), *side("asks"), np.int64(levels),
-                        np.array(edges, np.float64))
+                        np.array(edges, np.float64), strict)
     emit, restart, reason, bpx, bsz, boff, apx, asz, aoff, bband, aband = res
     out = []
     for i in range(len(rows)):
@@ -96,6 +96,9 @@ def test_unknown_level_removed_inside_the_loaded_depth_is_a_break_beyond_it_is_n
     assert beyond[1]["emit"] and beyond[1]["reason"] == ""
     inside = run([SNAP, row("delta", 2, [(99.5, 0.0)], [], first=11, last=11)])
     assert not inside[1]["emit"] and inside[1]["reason"] == "unknown_level_removed"
+    # a venue whose diffs aggregate changes (Binance) deletes levels never seen: not strict there
+    lenient = run([SNAP, row("delta", 2, [(99.5, 0.0)], [], first=11, last=11)], strict=False)
+    assert lenient[1]["emit"] and lenient[1]["bids"] == SNAP["bids"]
 
 
 def test_checkpoint_equal_changes_nothing_different_is_a_mismatch() -> None:
@@ -112,6 +115,13 @@ def test_first_row_checkpoint_starts_the_series_and_deltas_before_a_load_are_no_
     assert out[1]["restart"] and out[1]["reason"] == "series_start"
 
 
+def test_a_refused_row_breaks_the_book() -> None:
+    out = run([SNAP, row("invalid", 2, [(100.0, float("nan"))], [], first=11, last=11),
+               row("delta", 3, [(100.0, 2.0)], [], first=12, last=12), row("snapshot", 4, SNAP["bids"], SNAP["asks"], last=20)])
+    assert [o["reason"] for o in out] == ["snapshot", "invalid_levels", "no_book", "snapshot"]
+    assert [o["emit"] for o in out] == [True, False, False, True]
+
+
 def test_duplicate_seq_is_skipped() -> None:
     d = row("delta", 2, [(100.0, 2.0)], [], first=11, last=11)
     out = run([SNAP, d, dict(d)])
@@ -120,13 +130,16 @@ def test_duplicate_seq_is_skipped() -> None:
 
 def test_bands_by_hand() -> None:
     # mid 100: bid 99.96 is 4 bps away (0–5), 99.85 is 15 bps (10–25), 98.9 is 110 bps (outside
-    # every band, but the deepest loaded bid shows every band up to 100); asks reach 30 bps only, so
-    # their 25–50 and 50–100 bands are NULL although 100.3 lies in 25–50.
+    # every band, but the deepest bid shows every band up to 100); asks reach 30 bps only, so their
+    # 25–50 and 50–100 bands are NULL although 100.3 lies in 25–50.
     snap = row("snapshot", 1, [(99.96, 1.0), (99.85, 2.0), (98.9, 4.0)], [(100.04, 3.0), (100.2, 5.0), (100.3, 6.0)],
                last=1)
     out = run([snap])[0]
     assert out["bid_bands"] == [1.0, 0.0, 2.0, 0.0, 0.0]
     assert out["ask_bands"] == [3.0, 0.0, 5.0, None, None]
+    # an inserted deeper ask (beyond the loaded depth) makes the 25–50 band visible
+    deeper = run([snap, row("delta", 2, [], [(100.6, 1.0)], first=2, last=2)])[1]
+    assert deeper["ask_bands"] == [3.0, 0.0, 5.0, 6.0, None]
 
 
 def test_crossed_book_is_kept() -> None:
@@ -148,8 +161,8 @@ def streams(draw: Any) -> list[dict[str, Any]]:
     rows, uid, seq = [], 100, 0
     for _ in range(n):
         seq += draw(st.sampled_from([1, 1, 1, 1, 0]))  # 0: a duplicate seq
-        kind = draw(st.sampled_from(["delta"] * 8 + ["snapshot", "checkpoint"]))
-        if kind == "delta":
+        kind = draw(st.sampled_from(["delta"] * 12 + ["snapshot", "checkpoint", "invalid"]))
+        if kind in ("delta", "invalid"):
             nb = draw(st.integers(0, 5))
             na = draw(st.integers(0, 5))
             bids = [(draw(st.integers(80, 100).map(float)), draw(st.sampled_from([0.0, 0.0, 1.0, 2.5, 3.0]))) for _ in range(nb)]
@@ -160,7 +173,7 @@ def streams(draw: Any) -> list[dict[str, Any]]:
             prev = draw(st.sampled_from([None, None, uid, uid - 1]))
             if step > 0:
                 uid = last
-            rows.append(row("delta", seq, bids, asks, first=first, last=last, prev=prev))
+            rows.append(row(kind, seq, bids, asks, first=first, last=last, prev=prev))
         else:
             bids = {float(p): float(draw(st.integers(1, 4))) for p in draw(st.lists(st.integers(85, 100), max_size=8))}
             asks = {float(p): float(draw(st.integers(1, 4))) for p in draw(st.lists(st.integers(100, 115), max_size=8))}
@@ -170,11 +183,11 @@ def streams(draw: Any) -> list[dict[str, Any]]:
 
 
 @settings(max_examples=400, deadline=None)
-@given(streams(), st.integers(1, 6))
-def test_random_streams_equal_the_dict_reference(rows: list[dict[str, Any]], levels: int) -> None:
+@given(streams(), st.integers(1, 6), st.booleans())
+def test_random_streams_equal_the_dict_reference(rows: list[dict[str, Any]], levels: int, strict: bool) -> None:
     edges = [0.0, 50.0, 150.0, 400.0, 1000.0, 2500.0]  # bps wide enough for prices 80..120
-    got = run(rows, levels, edges)
-    want = replay(rows, levels, edges)
+    got = run(rows, levels, edges, strict)
+    want = replay(rows, levels, edges, strict)
     for g, w in zip(got, want, strict=True):
         assert (g["emit"], g["restart"], g["reason"]) == (w.emit, w.restart, w.reason)
         if w.emit:

@@ -9,16 +9,20 @@ One call replays the rows of ONE connection of one series, in `seq` order:
 A delta that cannot apply breaks the book until the next snapshot/checkpoint, never silently:
 `last_update_id` ≤ the previous one (REGRESSED); `prev_update_id` ≠ the previous `last_update_id`
 (Binance futures pu, OKX prevSeqId), or `first_update_id` > previous `last_update_id` + 1 (GAP);
-a delete of a level the book does not hold inside its complete region (UNKNOWN_LEVEL). The complete
-region of a side is from the touch to the deepest level of the last load: beyond it the book only
-holds what deltas inserted, and a venue deleting a level out there is normal (Binance documents
-it for levels beyond the REST depth). Rows after the failure are NO_BOOK; the recovering load carries
+with `strict_deletes`, a delete of a level the book does not hold inside its complete region
+(UNKNOWN_LEVEL). The complete region of a side is from the touch to the deepest level of the last
+load: beyond it the book only holds what deltas inserted. Strictness is per venue: Binance's diffs
+aggregate 100 ms of changes and delete levels the local book never saw as a matter of course
+(documented as normal; 9,348 such deletes inside the REST depth in the shared 6-minute capture), so
+there an unknown delete changes nothing. Rows after the failure are NO_BOOK; the recovering load carries
 the failure's reason. A row whose seq repeats the previous one (a re-delivered segment) is skipped.
 
 After every applied row: the top `max_levels` levels per side (best first), and per band
 [lo, hi) of `bands` the summed size of levels with d = abs(P − mid)·10000/mid in the band, over the
-WHOLE book, summed from the touch outwards; NaN (NULL) when there is no mid or the side's complete
-region ends before hi (d of its deepest loaded level < hi): the band may continue beyond what is known.
+WHOLE book, summed from the touch outwards; NaN (NULL) when there is no mid or the side's deepest
+held level lies at d < hi (FEATURES.md's visibility rule with the whole book as what is kept: the
+band may continue beyond what the book holds). Beyond the depth of the last load the book holds the
+levels updates inserted since, which is what the venue's own diff replay holds too.
 
 Sides are kept as sorted arrays with the best level LAST (bids by price, asks by −price), so the
 inserts and deletes near the touch that dominate real streams shift only a few elements.
@@ -29,14 +33,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-KIND_SNAPSHOT, KIND_DELTA, KIND_CHECKPOINT = 0, 1, 2
+KIND_SNAPSHOT, KIND_DELTA, KIND_CHECKPOINT, KIND_INVALID = 0, 1, 2, 3
+"""KIND_INVALID: a row silver refuses (a non-finite or non-positive level, macros/quality.sql); it is
+a lost update, so it breaks the book like any delta that cannot apply."""
 NO_ID = np.iinfo(np.int64).min
 """The kernel's NULL for update ids."""
 
 # Reason codes: why a row restarts the series (emitted rows) or why it was not applied (the others).
-OK, SERIES_START, SNAPSHOT, CHECKPOINT_MISMATCH, NO_BOOK, UNKNOWN_LEVEL, REGRESSED, GAP, DUPLICATE = range(9)
+OK, SERIES_START, SNAPSHOT, CHECKPOINT_MISMATCH, NO_BOOK, UNKNOWN_LEVEL, REGRESSED, GAP, DUPLICATE, INVALID = range(10)
 REASONS = ("", "series_start", "snapshot", "checkpoint_mismatch", "no_book", "unknown_level_removed",
-           "update_id_regressed", "update_id_gap", "duplicate")
+           "update_id_regressed", "update_id_gap", "duplicate", "invalid_levels")
 
 
 @njit(cache=True)
@@ -81,7 +87,7 @@ def _load(px: np.ndarray, sz: np.ndarray, lo: int, hi: int, sign: float,
 
 @njit(cache=True)
 def _apply(px: np.ndarray, sz: np.ndarray, lo: int, hi: int, sign: float, keys: np.ndarray, sizes: np.ndarray,
-           n: int, frontier: float) -> tuple[np.ndarray, np.ndarray, int, bool]:
+           n: int, frontier: float, strict: bool) -> tuple[np.ndarray, np.ndarray, int, bool]:
     """Apply changed levels to a side; (keys, sizes, count, ok). ok is False on an unknown delete
     inside the complete region (the side is then left as far as applied; the caller drops it)."""
     keys, sizes = _grow(keys, sizes, n + (hi - lo))
@@ -94,7 +100,7 @@ def _apply(px: np.ndarray, sz: np.ndarray, lo: int, hi: int, sign: float, keys: 
                 keys[i:n - 1] = keys[i + 1:n].copy()
                 sizes[i:n - 1] = sizes[i + 1:n].copy()
                 n -= 1
-            elif k >= frontier:
+            elif strict and k >= frontier:
                 return keys, sizes, n, False
         elif found:
             sizes[i] = sz[j]
@@ -127,7 +133,7 @@ def _same(px: np.ndarray, sz: np.ndarray, lo: int, hi: int, sign: float, keys: n
 
 
 @njit(cache=True)
-def _bands(keys: np.ndarray, sizes: np.ndarray, n: int, sign: float, mid: float, frontier: float,
+def _bands(keys: np.ndarray, sizes: np.ndarray, n: int, sign: float, mid: float,
            bands: np.ndarray, out: np.ndarray) -> None:
     """Band sums of one side into out[0 : len(bands) − 1], touch outwards; NaN where not visible."""
     nb = bands.shape[0] - 1
@@ -142,9 +148,9 @@ def _bands(keys: np.ndarray, sizes: np.ndarray, n: int, sign: float, mid: float,
             if bands[b] <= d < bands[b + 1]:
                 out[b] += sizes[t]
                 break
-    d_front = abs(sign * frontier - mid) * 10000 / mid if np.isfinite(frontier) else -1.0
+    d_deep = abs(sign * keys[0] - mid) * 10000 / mid
     for b in range(nb):
-        if d_front < bands[b + 1]:
+        if d_deep < bands[b + 1]:
             out[b] = np.nan
 
 
@@ -153,7 +159,7 @@ def rebuild_books(
     kind: np.ndarray, seq: np.ndarray, first_id: np.ndarray, last_id: np.ndarray, prev_id: np.ndarray,
     bid_px: np.ndarray, bid_sz: np.ndarray, bid_off: np.ndarray,
     ask_px: np.ndarray, ask_sz: np.ndarray, ask_off: np.ndarray,
-    max_levels: np.int64, bands: np.ndarray,
+    max_levels: np.int64, bands: np.ndarray, strict_deletes: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
            np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Replay one connection's rows (seq order). Returns, per input row: emit, restart, reason, then
@@ -188,8 +194,10 @@ def rebuild_books(
             ob_off[i + 1], oa_off[i + 1] = ob_off[i], oa_off[i]
             continue
         prev_seq = seq[i]
-        if kind[i] == KIND_DELTA:
-            if not have:
+        if kind[i] == KIND_DELTA or kind[i] == KIND_INVALID:
+            if kind[i] == KIND_INVALID:
+                reason[i] = INVALID
+            elif not have:
                 reason[i] = NO_BOOK
             elif last != NO_ID and last_id[i] != NO_ID and last_id[i] <= last:
                 reason[i] = REGRESSED
@@ -197,10 +205,10 @@ def rebuild_books(
                     (last != NO_ID and first_id[i] != NO_ID and first_id[i] > last + 1):
                 reason[i] = GAP
             else:
-                bk, bs, n_b, ok_b = _apply(bid_px, bid_sz, b0, b1, 1.0, bk, bs, n_b, f_b)
+                bk, bs, n_b, ok_b = _apply(bid_px, bid_sz, b0, b1, 1.0, bk, bs, n_b, f_b, strict_deletes)
                 ok_a = False
                 if ok_b:
-                    ak, asz, n_a, ok_a = _apply(ask_px, ask_sz, a0, a1, -1.0, ak, asz, n_a, f_a)
+                    ak, asz, n_a, ok_a = _apply(ask_px, ask_sz, a0, a1, -1.0, ak, asz, n_a, f_a, strict_deletes)
                 if not (ok_b and ok_a):
                     reason[i] = UNKNOWN_LEVEL
             if reason[i] != OK:
@@ -244,7 +252,7 @@ def rebuild_books(
         oa_off[i + 1] = oa_off[i] + ka
         if n_b > 0 and n_a > 0:
             mid = (bk[n_b - 1] + -ak[n_a - 1]) / 2
-            _bands(bk, bs, n_b, 1.0, mid, f_b, bands, bid_band[i])
-            _bands(ak, asz, n_a, -1.0, mid, f_a, bands, ask_band[i])
+            _bands(bk, bs, n_b, 1.0, mid, bands, bid_band[i])
+            _bands(ak, asz, n_a, -1.0, mid, bands, ask_band[i])
     return (emit, restart, reason, ob_px[: ob_off[n]], ob_sz[: ob_off[n]], ob_off,
             oa_px[: oa_off[n]], oa_sz[: oa_off[n]], oa_off, bid_band, ask_band)
