@@ -11,7 +11,15 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daedalus.udfs.kernels.book import KIND_CHECKPOINT, KIND_INVALID, KIND_DELTA, KIND_SNAPSHOT, NO_ID, REASONS, rebuild_books
+from daedalus.udfs.kernels.book import (
+    KIND_CHECKPOINT,
+    KIND_DELTA,
+    KIND_INVALID,
+    KIND_SNAPSHOT,
+    NO_ID,
+    REASONS,
+    rebuild_books,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the reference package
 from reference.book_reference import replay, same_float  # noqa: E402
