@@ -223,7 +223,8 @@ class BenchSuite:
 
         root = self.workdir / "lakes" / "warm-up"
         shutil.rmtree(root, ignore_errors=True)
-        generate(root, symbols=[SYMBOL], start=START, days=1, hours=0.1)
+        # with book updates, so the book rebuild kernel is compiled too (updates win over snapshots)
+        generate(root, symbols=[SYMBOL], start=START, days=1, hours=0.1, book_updates=True, book_depth=100)
         self.build("numba warm-up", root, env=self.numba_env("build", fresh=False))
         self.drop(root)
         self._warm = True
