@@ -4,8 +4,8 @@ Each side starts with `depth` levels whose spacing widens away from the touch (1
 of the price out at the 1,000th level, so the default bands up to 100 bps lie inside the book).
 Every update follows the touch the snapshot generator walks (the best bid/ask of that instant) and
 changes 10–40 more levels, most of them near the touch (ranks drawn from an exponential): a new size
-(70 %), a delete (15 %) or a new level inside a gap (15 %), with the deep end topped up so depth stays
-about constant. What an update changed is its `delta` row (absolute sizes, 0 = delete).
+(70 %), a delete (15 %) or a new level inside a gap (15 %); levels beyond the initial span from the
+touch go and new ones fill gaps at random ranks, so depth and span stay about constant. What an update changed is its `delta` row (absolute sizes, 0 = delete).
 
 Prices are integer ticks; bids are kept as negated ticks so both sides are ascending best-first lists.
 """
@@ -53,6 +53,7 @@ class BookSim:
         self.bids = SideBook(-1)
         self.asks = SideBook(1)
         gaps = 1 + np.arange(depth) // 8  # spacing widens with rank: ~63,000 ticks over 1,000 levels
+        self.span = int(gaps.sum())
         sink: dict[int, float] = {}
         for side, start, sign in ((self.bids, bid1, -1), (self.asks, ask1, 1)):
             offsets = np.concatenate(([0], np.cumsum(gaps[:-1])))
@@ -95,10 +96,19 @@ class BookSim:
                 nxt = side.tick_at(r + 1) if r + 1 < len(side.keys) else tick + side.sign * 2
                 if abs(nxt - tick) > 1:
                     side.set(tick + side.sign, q, ch)
-        for side, ch in ((self.bids, cb), (self.asks, ca)):
-            while len(side.keys) < self.depth:  # top the deep end up: depth stays about constant
-                far = side.sign * side.keys[-1] + side.sign * (1 + len(side.keys) // 8)
-                side.set(far, float(self._sizes(1)[0]), ch)
+        for side, ch, touch in ((self.bids, cb, bid1), (self.asks, ca, ask1)):
+            # depth and span stay about constant: levels drifting beyond the span go, and the book is
+            # topped up inside a gap at a random rank (never by extending the far end, which would
+            # walk the deep end away without bound)
+            while side.keys and abs(side.tick_at(len(side.keys) - 1) - touch) > self.span:
+                side.set(side.tick_at(len(side.keys) - 1), 0.0, ch)
+            for _ in range(4 * self.depth):
+                if len(side.keys) >= self.depth:
+                    break
+                r = int(rng.integers(0, len(side.keys) - 1))
+                a, b = side.tick_at(r), side.tick_at(r + 1)
+                if abs(b - a) > 1:
+                    side.set((a + b) // 2, float(self._sizes(1)[0]), ch)
         return cb, ca
 
     def top(self, n: int) -> tuple[list[int], list[float], list[int], list[float]]:
