@@ -1,9 +1,10 @@
 """DuckDB registration of the full-depth book rebuild (udfs/kernels/book.py): one connection per row.
 
-`daedalus_book_rebuild(rows, max_levels, bands, staleness_s, strict_deletes)`: `rows` is one connection's bronze
+`daedalus_book_rebuild(rows, max_levels, bands, staleness_s, strict_deletes, start)`: `rows` is one connection's bronze
 `book_updates` rows, `list(struct_pack(seq, ts, capture_ts, kind, first_update_id, last_update_id,
 prev_update_id, bids, asks, n_breaks) ORDER BY seq)`, as silver.orderbook hands them over; the result
-holds, per input row and in the same order, the pass-through keys, whether the row is served
+holds, per served input row with ts ≥ `start` (the slice; earlier rows only warm the book up) and
+in the same order, the pass-through keys, whether the row is served
 (`emit`), whether the book restarts there (`restart`) and why (`reason`, '' when nothing happened),
 `break_before` (FEATURES.md "Time": a restart, a break event received since the previous served row —
 `n_breaks` grew —, more than `staleness_s` of exchange time since it, or no previous served row), the
@@ -70,31 +71,42 @@ def breaks_before(emit: np.ndarray, restart: np.ndarray, ts_us: np.ndarray, n_br
 
 
 def rebuild_connection(rows: pa.StructArray, max_levels: int, bands: np.ndarray, staleness_s: float,
-                       strict_deletes: bool) -> dict[str, pa.Array]:
-    """One connection's rows (seq order) through the kernel: a column per output field, one row each."""
+                       strict_deletes: bool, start_us: int) -> dict[str, pa.Array]:
+    """One connection's rows (seq order) through the kernel: a column per output field, one row per
+    served row with ts ≥ start_us (the earlier rows only warm the book up and place breaks)."""
     bpx, bsz, boff = _levels(pc.struct_field(rows, "bids"))
     apx, asz, aoff = _levels(pc.struct_field(rows, "asks"))
+    ts = _ts_us(pc.struct_field(rows, "ts"))
+    wanted = ts >= start_us
     emit, restart, reason, obp, obs, obo, oap, oas, oao, bb, ab = rebuild_books(
         _kinds(rows), _ids(rows, "seq"), _ids(rows, "first_update_id"), _ids(rows, "last_update_id"),
-        _ids(rows, "prev_update_id"), bpx, bsz, boff, apx, asz, aoff, np.int64(max_levels), bands, strict_deletes)
-    n, nb = len(rows), bands.shape[0] - 1
-    band_off = np.arange(n + 1, dtype=np.int64) * nb
-    out = {k: pc.struct_field(rows, k) for k in PASS}
+        _ids(rows, "prev_update_id"), bpx, bsz, boff, apx, asz, aoff, np.int64(max_levels), bands, strict_deletes,
+        wanted)
+    del bpx, bsz, boff, apx, asz, aoff
     n_breaks = np.asarray(pc.fill_null(pc.struct_field(rows, "n_breaks"), 0).to_numpy(zero_copy_only=False), np.int64)
-    bb_flags = breaks_before(emit, restart, _ts_us(pc.struct_field(rows, "ts")), n_breaks, int(staleness_s * 1_000_000))
+    bb_flags = breaks_before(emit, restart, ts, n_breaks, int(staleness_s * 1_000_000))
+    keep = np.flatnonzero(emit & wanted)
+    mask = pa.array(emit & wanted)
+    nb = bands.shape[0] - 1
+    band_off = np.arange(keep.shape[0] + 1, dtype=np.int64) * nb
+    # rows not kept hold no levels, so the kept rows' offsets (and the end) address the values as they are
+    b_off, a_off = np.append(obo[keep], obo[-1]), np.append(oao[keep], oao[-1])
+    out = {k: pc.struct_field(rows, k).filter(mask) for k in PASS}
     out.update(
-        emit=pa.array(emit), restart=pa.array(restart), break_before=pa.array(bb_flags),
-        reason=pa.DictionaryArray.from_arrays(pa.array(reason, pa.int8()), pa.array(REASONS)).cast(pa.string()),
-        bids=_lists(pa.StructArray.from_arrays([pa.array(obp), pa.array(obs)], fields=list(LEVEL)), obo),
-        asks=_lists(pa.StructArray.from_arrays([pa.array(oap), pa.array(oas)], fields=list(LEVEL)), oao),
-        bid_bands=_lists(_f64_array(bb.ravel()), band_off), ask_bands=_lists(_f64_array(ab.ravel()), band_off),
+        emit=pa.array(emit[keep]), restart=pa.array(restart[keep]), break_before=pa.array(bb_flags[keep]),
+        reason=pa.DictionaryArray.from_arrays(pa.array(reason[keep], pa.int8()), pa.array(REASONS)).cast(pa.string()),
+        bids=_lists(pa.StructArray.from_arrays([pa.array(obp), pa.array(obs)], fields=list(LEVEL)), b_off),
+        asks=_lists(pa.StructArray.from_arrays([pa.array(oap), pa.array(oas)], fields=list(LEVEL)), a_off),
+        bid_bands=_lists(_f64_array(bb[keep].ravel()), band_off), ask_bands=_lists(_f64_array(ab[keep].ravel()), band_off),
     )
     return out
 
 
-def book_rebuild_udf(rows, max_levels, bands, staleness, strict_deletes) -> pa.StructArray:
+def book_rebuild_udf(rows, max_levels, bands, staleness, strict_deletes, start) -> pa.StructArray:
     """Arrow entry point of `daedalus_book_rebuild`: one result row (lists) per connection row."""
-    rows_a, lv_a, bands_a, stale_a, strict_a = (_flat(a) for a in (rows, max_levels, bands, staleness, strict_deletes))
+    rows_a, lv_a, bands_a, stale_a, strict_a, start_a = (_flat(a) for a in (rows, max_levels, bands, staleness,
+                                                                          strict_deletes, start))
+    start_us = _ts_us(start_a)
     names = [*PASS, "emit", "restart", "break_before", "reason", "bids", "asks", "bid_bands", "ask_bands"]
     parts: dict[str, list[pa.Array]] = {k: [] for k in names}
     lengths, valid = [], []
@@ -105,10 +117,10 @@ def book_rebuild_udf(rows, max_levels, bands, staleness, strict_deletes) -> pa.S
             continue
         edges = np.asarray(bands_a[i].as_py(), np.float64)
         cols = rebuild_connection(rows_a[i].values, int(lv_a[i].as_py()), edges, float(stale_a[i].as_py()),
-                                  bool(strict_a[i].as_py()))
+                                  bool(strict_a[i].as_py()), int(start_us[i]))
         for k in names:
             parts[k].append(cols[k])
-        lengths.append(len(rows_a[i].values))
+        lengths.append(len(cols["seq"]))
         valid.append(True)
     off = pa.array(np.concatenate(([0], np.cumsum(lengths))).astype(np.int32), pa.int32())
     mask = pa.array([not v for v in valid], pa.bool_())
@@ -138,5 +150,6 @@ def register_book(con: duckdb.DuckDBPyConnection) -> None:
     if _registered(con, BOOK_REBUILD):
         return
     t = duckdb.sqltype
-    con.create_function(BOOK_REBUILD, book_rebuild_udf, [t(ROWS_SQL), t("INTEGER"), t("DOUBLE[]"), t("DOUBLE"), t("BOOLEAN")], t(RETURN_SQL),
+    con.create_function(BOOK_REBUILD, book_rebuild_udf, [t(ROWS_SQL), t("INTEGER"), t("DOUBLE[]"), t("DOUBLE"), t("BOOLEAN"),
+                                                    t("TIMESTAMPTZ")], t(RETURN_SQL),
                         type="arrow", null_handling="special", side_effects=False)

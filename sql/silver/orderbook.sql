@@ -76,7 +76,8 @@ upd_rebuilt AS (
             {{ features.max_levels }}, {{ bands | list }}::DOUBLE[], {{ features.max_state_staleness_seconds }}::DOUBLE,
             {%- if features.strict_book_deletes %}
             exchange IN ('{{ features.strict_book_deletes | join("', '") }}')
-            {%- else %} false{% endif %}
+            {%- else %} false{% endif %},
+            {{ partition.start }}
         ) AS r
     FROM upd_rows
     GROUP BY exchange, symbol, conn_id

@@ -41,7 +41,7 @@ def run(rows: list[dict[str, Any]], levels: int = 20, edges: list[float] = EDGES
 
     res = rebuild_books(np.array([KINDS[r["kind"]] for r in rows], np.int8), np.array([r["seq"] for r in rows], np.int64),
                         ids("first"), ids("last"), ids("prev"), *side("bids"), *side("asks"), np.int64(levels),
-                        np.array(edges, np.float64), strict)
+                        np.array(edges, np.float64), strict, np.ones(len(rows), np.bool_))
     emit, restart, reason, bpx, bsz, boff, apx, asz, aoff, bband, aband = res
     out = []
     for i in range(len(rows)):
@@ -148,6 +148,23 @@ def test_bands_by_hand() -> None:
     # an inserted deeper ask (beyond the loaded depth) makes the 25–50 band visible
     deeper = run([snap, row("delta", 2, [], [(100.6, 1.0)], first=2, last=2)])[1]
     assert deeper["ask_bands"] == [3.0, 0.0, 5.0, 6.0, None]
+
+
+def test_rows_not_wanted_are_applied_but_not_copied_out() -> None:
+    rows = [SNAP, row("delta", 2, [(99.0, 0.0)], [], first=11, last=11), row("delta", 3, [(100.0, 5.0)], [], first=12, last=12)]
+    kinds = np.array([KIND_SNAPSHOT, KIND_DELTA, KIND_DELTA], np.int8)
+    ids = np.array([10, 11, 12], np.int64)
+    none = np.full(3, NO_ID, np.int64)
+    bpx = np.array([100.0, 99.0, 98.0, 99.0, 100.0])
+    bsz = np.array([1.0, 2.0, 3.0, 0.0, 5.0])
+    boff = np.array([0, 3, 4, 5], np.int64)
+    apx, asz, aoff = np.array([101.0, 102.0]), np.array([1.5, 2.5]), np.array([0, 2, 2, 2], np.int64)
+    emit, _, _, obp, obs, obo, _, _, _, bb, _ = rebuild_books(
+        kinds, np.array([1, 2, 3]), none, ids, none, bpx, bsz, boff, apx, asz, aoff, np.int64(20),
+        np.array(EDGES), True, np.array([False, False, True]))
+    assert emit.tolist() == [True, True, True] and obo.tolist() == [0, 0, 0, 2]
+    assert list(zip(obp, obs, strict=True)) == [(100.0, 5.0), (98.0, 3.0)] == [(p, q) for p, q in run(rows)[2]["bids"]]
+    assert np.isnan(bb[0]).all() and not np.isnan(bb[2]).all()
 
 
 def test_crossed_book_is_kept() -> None:

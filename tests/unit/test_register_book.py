@@ -28,7 +28,8 @@ WITH r AS (
 )
 SELECT conn, unnest(x.seq) AS seq, unnest(x.emit) AS emit, unnest(x.break_before) AS brk, unnest(x.reason) AS reason,
        unnest(x.bids)[2].size AS bid2, unnest(x.bid_bands)[1] AS b05
-FROM (SELECT conn, daedalus_book_rebuild(rows, 5, [0, 5, 10]::DOUBLE[], 300::DOUBLE, false) AS x FROM r)
+FROM (SELECT conn, daedalus_book_rebuild(rows, 5, [0, 5, 10]::DOUBLE[], 300::DOUBLE, false,
+                                         TIMESTAMPTZ '2024-01-01 00:00:00+00') AS x FROM r)
 ORDER BY conn, seq
 """
 
@@ -49,6 +50,16 @@ def test_rebuild_through_duckdb_two_connections() -> None:
         # mid 100.5: bid 100 is 49.8 bps away, 99 is 149 bps: band 0–5 is empty, and visible (the
         # deepest bid, 90, lies beyond it)
         assert mine[10][6] == 0.0
+
+
+def test_rows_before_start_are_replayed_but_not_returned() -> None:
+    con = duckdb.connect()
+    register_all(con)
+    q = QUERY.replace("TIMESTAMPTZ '2024-01-01 00:00:00+00') AS x", "TIMESTAMPTZ '2024-01-01 00:05:00+00') AS x")
+    rows = con.execute(q).fetchall()
+    # 300 s at 0.1 s a row: rows 0…2999 are before the start; the break at 3000 (400 s gap) still shows
+    assert len(rows) == 2 * 500 and rows[0][1] == 3000 and rows[0][3] and not rows[1][3]
+    assert rows[1][5] == 3001 % 7 + 1
 
 
 def test_breaks_before_counts_only_served_rows() -> None:

@@ -159,12 +159,14 @@ def rebuild_books(
     kind: np.ndarray, seq: np.ndarray, first_id: np.ndarray, last_id: np.ndarray, prev_id: np.ndarray,
     bid_px: np.ndarray, bid_sz: np.ndarray, bid_off: np.ndarray,
     ask_px: np.ndarray, ask_sz: np.ndarray, ask_off: np.ndarray,
-    max_levels: np.int64, bands: np.ndarray, strict_deletes: bool,
+    max_levels: np.int64, bands: np.ndarray, strict_deletes: bool, wanted: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-           np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+           np.ndarray, np.ndarray, np.ndarray]:
     """Replay one connection's rows (seq order). Returns, per input row: emit, restart, reason, then
     the emitted books' top levels flattened (bid px/sz/offsets, ask px/sz/offsets; a row not emitted
-    has no levels), and the band sums (rows × bands, NaN = NULL) of bids and asks."""
+    or not `wanted` has no levels), and the band sums (rows × bands, NaN = NULL) of bids and asks.
+    `wanted` marks the rows whose books are asked for: the warm-up rows a slice replays from its
+    anchor are applied and checked, but their levels are never copied out."""
     n = kind.shape[0]
     emit = np.zeros(n, np.bool_)
     restart = np.zeros(n, np.bool_)
@@ -174,7 +176,7 @@ def rebuild_books(
     ask_band = np.full((n, nb), np.nan)
     ob_off = np.zeros(n + 1, np.int64)
     oa_off = np.zeros(n + 1, np.int64)
-    cap = max(n * min(max_levels, 64), 16)
+    cap = max(int(wanted.sum()) * min(max_levels, 64), 16)
     ob_px, ob_sz = np.empty(cap), np.empty(cap)
     oa_px, oa_sz = np.empty(cap), np.empty(cap)
 
@@ -235,6 +237,9 @@ def rebuild_books(
             last = last_id[i]
             last_is_delta = False
         emit[i] = True
+        if not wanted[i]:
+            ob_off[i + 1], oa_off[i + 1] = ob_off[i], oa_off[i]
+            continue
         # top levels, best first
         kb, ka = min(n_b, max_levels), min(n_a, max_levels)
         need = max(ob_off[i] + kb, oa_off[i] + ka)
