@@ -120,6 +120,10 @@ class FeatureConfig(_Section):
     """Levels per side kept in silver and used by gold features."""
     bands_bps: list[float] = Field(default_factory=lambda: [0, 5, 10, 25, 50, 100])
     """Edges of the depth bands in bps from mid; consecutive edges make one band [lo, hi)."""
+    strict_book_deletes: list[str] = Field(default_factory=list)
+    """Exchanges whose book updates never delete a level the book does not hold: there such a delete
+    (inside the depth of the last load) breaks a book rebuilt from book_updates. Not Binance: its
+    diffs aggregate 100 ms and delete unseen levels as a matter of course."""
     horizons: list[int] = Field(default_factory=lambda: [5, 15, 60, 300, 900])
     """Trailing windows (seconds) of rolling features."""
     bar_durations: list[int] = Field(default_factory=lambda: [1, 5, 30, 60, 300, 900, 3600])

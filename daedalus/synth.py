@@ -12,6 +12,16 @@ increasing ids. At each of `gaps_per_day` gaps the connection drops: no snapshot
 rows for the stretch, a `disconnect` row in `events` at its start and a `connect` row at its end,
 and a new `conn_id` (whose `seq` restarts) afterwards. Some gaps last longer than the default
 staleness limit (300 s), so both kinds of break of FEATURES.md occur.
+
+With `book_updates=True` the book is a deep one (daedalus/synth_book.py, `book_depth` levels a side)
+that evolves by 10–40 changed levels per snapshot instant, and bronze also gets `book_updates` the way
+the collector writes them: a `snapshot` (the whole book) as the first row of each connection, a
+`delta` (the changed levels) per later instant, and a `checkpoint` (the whole book) at every UTC hour
+boundary the connection is up, stamped with the exchange time of the last update it includes (so it
+lands in that update's date partition). The `orderbook` rows are then the top `levels` of that same
+book, so a lake built from either channel serves the same top levels. Book-update `seq` is twice the
+message's seq (a checkpoint takes the odd number after its last update: it is no message of its own).
+Update ids count the series' updates (first = last per delta).
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from daedalus.collector.schemas import SCHEMAS
+from daedalus.synth_book import BookSim
 
 NS = 1_000_000_000
 MS = 1_000_000
@@ -42,6 +53,11 @@ class _SeriesState:
     last_trade_id: int = 0
     message_rank: int = 0
     conn_first_rank: dict[int, int] = field(default_factory=dict)
+    book: BookSim | None = None
+    update_id: int = 0
+    last_conn: int = -1
+    last_ts: int = 0
+    last_seq: int = 0
 
 
 @dataclass
@@ -93,8 +109,9 @@ class _SymbolDay:
     """Generates and writes one symbol, one UTC day, hour by hour."""
 
     def __init__(self, gen: _Generator, symbol: str, day: dt.date, state: _SeriesState,
-                 rng: np.random.Generator, conn_base: int) -> None:
+                 rng: np.random.Generator, conn_base: int, book_rng: np.random.Generator | None = None) -> None:
         self.g = gen
+        self.book_rng = book_rng
         self.symbol = symbol
         self.day = day
         self.state = state
@@ -174,6 +191,12 @@ class _SymbolDay:
         bid_n = np.where(rng.random(n) < 0.002, rng.integers(1, L + 1, n), L).astype(np.int32)
         ask_n = np.where(rng.random(n) < 0.002, rng.integers(1, L + 1, n), L).astype(np.int32)
         ob_cap = ts + rng.integers(1 * MS, 30 * MS, n)
+        updates = None
+        if g.book_updates:
+            ob_conn = self._conn_index(ob_cap) + self.conn_base
+            checkpoint = self._checkpoint(t0)
+            updates = self._book_updates(ts, bid1, ask1, ob_conn)
+            bid_px, bid_sz, bid_n, ask_px, ask_sz, ask_n = updates.pop("top")
 
         # Trades: Poisson arrivals at the touch of the latest snapshot, aggressor side by coin flip.
         n_tr = int(rng.poisson(g.trades_per_sec * (t1 - t0) / NS))
@@ -223,6 +246,8 @@ class _SymbolDay:
             }
 
         name = f"synth-{_slug(self.symbol)}-{hour:02d}.parquet"
+        if updates is not None:
+            self._write_updates(updates, checkpoint, ob_cap, ts, seq[:k0], conn_names[inv[:k0]] if n else [], name)
         if n:
             self.g.write("orderbook", self.day, name, {
                 **envelope(ob_cap, slice(0, k0)),
@@ -253,6 +278,82 @@ class _SymbolDay:
                 "last": pa.array(last, from_pandas=True),
             }
             self.g.write("ticker", self.day, name, cols)
+
+    def _checkpoint(self, t0: int) -> dict[str, Any] | None:
+        """The whole book at the hour boundary t0, when a connection that holds it is still up."""
+        st = self.state
+        if st.book is None or self._in_gap(np.array([t0]))[0] or int(self._conn_index(np.array([t0]))[0]) + self.conn_base != st.last_conn:
+            return None
+        return {"book": st.book.full(), "ts": st.last_ts, "cap": t0, "seq": 2 * st.last_seq + 1,
+                "conn": f"synth-{_slug(self.symbol)}-{st.last_conn}", "id": st.update_id}
+
+    def _book_updates(self, ts: np.ndarray, bid1: np.ndarray, ask1: np.ndarray, conn: np.ndarray) -> dict[str, Any]:
+        """Drive the deep book through this chunk's instants: the changed levels (or the whole book on a
+        connection's first row) per row, and the top `levels` per row for the orderbook channel."""
+        g, st = self.g, self.state
+        if st.book is None:
+            st.book = BookSim(self.book_rng, int(bid1[0]), int(ask1[0]), g.book_depth)
+        n, L = len(ts), g.levels
+        tops = [np.zeros((n, L)) for _ in range(4)]
+        counts = [np.zeros(n, np.int32), np.zeros(n, np.int32)]
+        kinds: list[str] = []
+        levels: list[tuple[list[int], list[float], list[int], list[float]]] = []
+        changed = self.book_rng.integers(10, 41, n)
+        for i in range(n):
+            cb, ca = st.book.update(int(bid1[i]), int(ask1[i]), int(changed[i]))
+            st.update_id += 1
+            if int(conn[i]) != st.last_conn:
+                kinds.append("snapshot")
+                levels.append(st.book.full())
+            else:
+                kinds.append("delta")
+                levels.append((sorted(cb, reverse=True), [cb[t] for t in sorted(cb, reverse=True)],
+                               sorted(ca), [ca[t] for t in sorted(ca)]))
+            st.last_conn = int(conn[i])
+            bt, bq, at, aq = st.book.top(L)
+            counts[0][i], counts[1][i] = len(bt), len(at)
+            tops[0][i, :len(bt)], tops[1][i, :len(bq)], tops[2][i, :len(at)], tops[3][i, :len(aq)] = bt, bq, at, aq
+        ids = st.update_id - n + 1 + np.arange(n, dtype=np.int64)
+        top = (tops[0] / 10**TICK_DECIMALS, tops[1], counts[0], tops[2] / 10**TICK_DECIMALS, tops[3], counts[1])
+        return {"top": top, "kinds": kinds, "levels": levels, "ids": ids}
+
+    def _write_updates(self, updates: dict[str, Any], checkpoint: dict[str, Any] | None, cap: np.ndarray,
+                       ts: np.ndarray, seq: np.ndarray, conns: Any, name: str) -> None:
+        st = self.state
+        n = len(ts)
+        if n:
+            st.last_ts, st.last_seq = int(ts[-1]), int(seq[-1])
+        if checkpoint is not None:
+            day = dt.datetime.fromtimestamp(checkpoint["ts"] / NS, tz=dt.UTC).date()
+            self._write_book_rows(day, name.replace(".parquet", "-checkpoint.parquet"), ["checkpoint"], [checkpoint["book"]],
+                                  np.array([checkpoint["cap"]]), np.array([checkpoint["ts"]]), np.array([checkpoint["seq"]]),
+                                  [checkpoint["conn"]], np.array([checkpoint["id"]]), first_ids=False)
+        if n:
+            self._write_book_rows(self.day, name, updates["kinds"], updates["levels"], cap, ts, 2 * seq, list(conns),
+                                  updates["ids"], first_ids=True)
+
+    def _write_book_rows(self, day: dt.date, name: str, kinds: list[str], levels: list, cap: np.ndarray, ts: np.ndarray,
+                         seq: np.ndarray, conns: list[str], ids: np.ndarray, first_ids: bool) -> None:
+        def side(k: int) -> pa.ListArray:
+            lens = np.array([len(lv[k]) for lv in levels], np.int64)
+            off = np.zeros(len(levels) + 1, np.int32)
+            np.cumsum(lens, out=off[1:])
+            px = np.fromiter((p for lv in levels for p in lv[k]), np.float64, int(off[-1])) / 10**TICK_DECIMALS
+            sz = np.fromiter((q for lv in levels for q in lv[k + 1]), np.float64, int(off[-1]))
+            return pa.ListArray.from_arrays(pa.array(off, pa.int32()),
+                                            pa.StructArray.from_arrays([pa.array(px), pa.array(sz)], names=["price", "size"]))
+
+        is_delta = np.array([k == "delta" for k in kinds])
+        self.g.write("book_updates", day, name, {
+            "collected_at": pa.array(cap // MS, pa.int64()), "capture_ts": _ts(cap),
+            "exchange": pa.array([self.g.exchange] * len(kinds), pa.string()),
+            "symbol": pa.array([self.symbol] * len(kinds), pa.string()),
+            "conn_id": pa.array(conns, pa.string()), "seq": pa.array(seq, pa.int64()), "timestamp": _ts(ts),
+            "kind": pa.array(kinds, pa.string()),
+            "first_update_id": pa.array(ids, pa.int64(), mask=~is_delta if first_ids else np.ones(len(kinds), bool)),
+            "last_update_id": pa.array(ids, pa.int64()),
+            "bids": side(0), "asks": side(2),
+        })
 
     def _write_events(self) -> None:
         """A disconnect at each gap start and a connect at its end (receive times)."""
@@ -295,8 +396,11 @@ def _iso(ns: int) -> str:
 
 class _Generator:
     def __init__(self, root: Path, exchange: str, snapshot_ms: int, levels: int, trades_per_sec: float,
-                 gaps_per_day: int, hours: float, ticker_ms: int = 1000) -> None:
+                 gaps_per_day: int, hours: float, ticker_ms: int = 1000, book_updates: bool = False,
+                 book_depth: int = 1000) -> None:
         self.root = root
+        self.book_updates = book_updates
+        self.book_depth = book_depth
         self.ticker_ms = ticker_ms
         self.exchange = exchange
         self.snapshot_ms = snapshot_ms
@@ -335,8 +439,11 @@ def generate(
     exchange: str = "binance",
     seed: int = 7,
     ticker_ms: int = 1000,
+    book_updates: bool = False,
+    book_depth: int = 1000,
 ) -> SynthSummary:
-    """Write `days` UTC days (each `hours` long, default 24) of bronze for `symbols` under `root`.
+    """Write `days` UTC days (each `hours` long, default 24) of bronze for `symbols` under `root`;
+    with `book_updates`, also the `book_updates` channel of a `book_depth`-level book (module doc).
 
     Deterministic: the same arguments write the same rows. Returns what was written.
     """
@@ -346,15 +453,17 @@ def generate(
     span = 24.0 if hours is None else float(hours)
     if not 0 < span <= 24:
         raise ValueError("hours must be in (0, 24]")
-    gen = _Generator(Path(root), exchange, snapshot_ms, levels, trades_per_sec, gaps_per_day, span, ticker_ms)
+    gen = _Generator(Path(root), exchange, snapshot_ms, levels, trades_per_sec, gaps_per_day, span, ticker_ms,
+                     book_updates, book_depth)
     first = dt.date.fromisoformat(start)
     dates = [first + dt.timedelta(days=i) for i in range(days)]
     for si, symbol in enumerate(symbols):
         rng = np.random.default_rng([seed, si])
+        book_rng = np.random.default_rng([seed, si, 1])  # its own stream: the other channels stay as without it
         state = _SeriesState(bid_ticks=_start_price_ticks(symbol))
         conn_base = 0
         for day in dates:
-            sd = _SymbolDay(gen, symbol, day, state, rng, conn_base)
+            sd = _SymbolDay(gen, symbol, day, state, rng, conn_base, book_rng)
             sd.run()
             # Each day starts on a fresh connection (a real collector reconnects within 24 h).
             conn_base += len(sd.gaps) + 1

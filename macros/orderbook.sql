@@ -43,12 +43,15 @@ CASE WHEN ({{ a }}) + ({{ b }}) <> 0 THEN (({{ a }}) - ({{ b }})) / (({{ a }}) +
   The whole per-snapshot feature set over `relation`, which must have `bids` and `asks` (already
   trimmed to max_levels). Every other column of `relation` is passed through; the lists are dropped.
   The ten-level constants (imbalance depths 1/3/5/10, vwap over 5, slope over 10) are FEATURES.md's.
+  `full_bands`: `relation` also has `full_book` and `book_{bid,ask}_depth_<band>` (silver's band
+  depths over the whole rebuilt book); rows with full_book take those instead of the stored levels'.
 -#}
-{% macro orderbook_structural(relation, max_levels, bands_bps) -%}
+{% macro orderbook_structural(relation, max_levels, bands_bps, full_bands=false) -%}
 {%- set levels10 = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] -%}
 {%- set sides = [('b', 'bid', 'bids'), ('a', 'ask', 'asks')] -%}
 SELECT * EXCLUDE (
-    bids, asks, bid_n, ask_n, b_sizes, a_sizes, b_dist, a_dist, b_n10, a_n10, b_mx, a_mx, b_my, a_my,
+    bids, asks, bid_n, ask_n, b_sizes,
+    {%- if full_bands %} full_book,{% for lo in bands_bps[:-1] %} book_bid_depth_{{ band_name(bands_bps, loop.index0) }}, book_ask_depth_{{ band_name(bands_bps, loop.index0) }},{% endfor %}{% endif %} a_sizes, b_dist, a_dist, b_n10, a_n10, b_mx, a_mx, b_my, a_my,
     {%- for s, _, _ in sides %}{% for m in levels10 %} {{ s }}_q{{ m }}, {{ s }}_x{{ m }}, {{ s }}_y{{ m }},{% endfor %}{% endfor %}
     {%- for s, _, _ in sides %}{% for m in [1, 2, 3, 4, 5] %} {{ s }}_p{{ m }}{{ ',' if not (s == 'a' and loop.last) }}{% endfor %}{% endfor %}
 ),
@@ -89,7 +92,8 @@ FROM (
             {%- for s, side, _ in sides %}
             {%- for lo in bands_bps[:-1] %}
             {%- set hi = bands_bps[loop.index] %}
-            CASE WHEN mid IS NULL OR {{ side }}_n = 0 THEN NULL
+            CASE {%- if full_bands %} WHEN full_book THEN book_{{ side }}_depth_{{ band_name(bands_bps, loop.index0) }}{% endif %}
+                 WHEN mid IS NULL OR {{ side }}_n = 0 THEN NULL
                  WHEN {{ side }}_n >= {{ max_levels }} AND {{ s }}_dist[-1] < {{ hi }} THEN NULL
                  ELSE coalesce(list_inner_product({{ s }}_sizes,
                           list_transform({{ s }}_dist, d -> (d >= {{ lo }} AND d < {{ hi }})::DOUBLE)), 0)

@@ -27,7 +27,7 @@ to_timestamp((epoch_us({{ ts }}) // {{ (seconds * 1000000) | int }}) * {{ second
 
 {#- Break placement on one clock (FEATURES.md "Time"): CTEs ending in `name`, the rows of `rows` (with
     exchange, symbol, capture_ts) plus `n_breaks`, the number of break events of series (exchange,
-    symbol, `channel`) received strictly before the row's capture_ts. A row is after a break when
+    symbol, `channel`; a list of channels names one series spelled several ways) received strictly before the row's capture_ts. A row is after a break when
     n_breaks grew since the previous row of its series. An event names its series by symbol and
     channel; NULL in either means every symbol / every channel (connection-wide rows of older lakes).
     Events are read a minute beyond the rows' span on both sides: the receive clock of a row may lead or
@@ -39,7 +39,11 @@ to_timestamp((epoch_us({{ ts }}) // {{ (seconds * 1000000) | int }}) * {{ second
     SELECT exchange, symbol, capture_ts::TIMESTAMPTZ AS cap
     FROM {{ source('bronze', 'events') }}
     WHERE event_type IN {{ break_event_types() }}
+      {%- if channel is string %}
       AND (channel = '{{ channel }}' OR channel IS NULL)
+      {%- else %}
+      AND (channel IN ('{{ channel | join("', '") }}') OR channel IS NULL)
+      {%- endif %}
       AND capture_ts >= {{ partition.lookback_start }} - INTERVAL 60 SECONDS
       AND capture_ts < {{ partition.end }} + INTERVAL 60 SECONDS
     {%- if rejected %}

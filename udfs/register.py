@@ -345,6 +345,9 @@ def register_all(con: duckdb.DuckDBPyConnection, config: Config | None = None) -
     import duckdb
 
     t = duckdb.sqltype
+    from daedalus.udfs.register_book import register_book
+
+    register_book(con)
     if not _registered(con, OFI):
         con.create_function(
             OFI, ofi_udf, [t(LEVEL_SQL), t(LEVEL_SQL), t(LEVEL_SQL), t(LEVEL_SQL), t("INTEGER"), t("DOUBLE")],

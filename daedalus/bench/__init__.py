@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-SECTIONS = ("build", "scaling", "incremental", "collector")
+SECTIONS = ("build", "scaling", "incremental", "collector", "updates")
 
 
 def run_bench(sections: list[str], hours: float = 24.0, workdir: str | Path | None = None, keep: bool = False,
@@ -50,6 +50,8 @@ def run_bench(sections: list[str], hours: float = 24.0, workdir: str | Path | No
                 suite.incremental_section(incremental_days)
             elif s == "collector":
                 suite.collector_section(messages)
+            elif s == "updates":
+                suite.updates_section()
             if json_path is not None:  # after every section: a long run killed late keeps what it measured
                 write_json(json_path, suite.document())
         return suite.document()

@@ -46,13 +46,16 @@ _WORKDIR = typer.Option(None, "--workdir", help="Where data and lakes go (defaul
 _KEEP = typer.Option(False, "--keep", help="Keep the measured lakes (and the temporary work directory) for inspection.")
 
 
-def bench_build_command(hours: float = _HOURS, json_out: Path = _JSON, workdir: Path = _WORKDIR, keep: bool = _KEEP) -> None:
+def bench_build_command(hours: float = _HOURS, json_out: Path = _JSON, workdir: Path = _WORKDIR, keep: bool = _KEEP,
+                        updates: bool = typer.Option(False, "--updates", help=(
+                            "Instead: one symbol-day with a deep book, built from its 20-level snapshots and from "
+                            "its book updates + hourly checkpoints, default and Pi profile, side by side."))) -> None:
     """One symbol-day: the bronze scan floor, the full build (per model, cold vs warm numba cache, peak
     RSS), the SQL models at memory_limit 512MB, the sequential stage and kernels, bytes, CLI start.
 
     Example: daedalus bench build --hours 2 --json bench.json
     """
-    _run(["build"], hours, json_out, workdir, keep)
+    _run(["updates" if updates else "build"], hours, json_out, workdir, keep)
 
 
 def bench_scaling_command(hours: float = _HOURS, json_out: Path = _JSON, workdir: Path = _WORKDIR,

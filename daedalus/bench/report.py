@@ -145,6 +145,24 @@ def targets_table(targets: list[dict[str, Any]]) -> Table:
     return t
 
 
+def updates_table(sec: dict[str, Any], hours: float) -> Table:
+    t = Table(title=f"updates — one symbol-day ({hours:g} h), the same deep book from either order-book channel",
+              title_justify="left")
+    for c in ("built from", "profile", "seconds", "peak RSS", "silver.orderbook", "status"):
+        t.add_column(c, justify="left" if c in ("built from", "profile", "status") else "right")
+    for source in ("snapshots", "updates"):
+        for profile in ("default", "pi"):
+            fig = sec.get(f"{source}_{profile}") or {}
+            ob = (fig.get("models") or {}).get("orderbook") or {}
+            t.add_row(source, profile, _s(fig.get("seconds")), _mb(fig.get("peak_rss")),
+                      _s(ob.get("seconds")) if ob else "–", _status(fig))
+    b = sec.get("bytes") or {}
+    ratio = sec.get("updates_vs_snapshots")
+    t.caption = (f"updates / snapshots (default): {'–' if ratio is None else f'{ratio:.2f}×'}; bronze bytes: "
+                 f"orderbook {_mb(b.get('orderbook'))}, book_updates {_mb(b.get('book_updates'))}")
+    return t
+
+
 def render(doc: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console(width=max(Console().width, 132))
     hours = (doc.get("meta") or {}).get("hours_per_day", 24)
@@ -156,5 +174,7 @@ def render(doc: dict[str, Any], console: Console | None = None) -> None:
         console.print(incremental_table(doc["incremental"]))
     if "collector" in doc:
         console.print(collector_table(doc["collector"]))
+    if "updates" in doc:
+        console.print(updates_table(doc["updates"], hours))
     if doc.get("targets"):
         console.print(targets_table(doc["targets"]))

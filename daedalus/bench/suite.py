@@ -14,6 +14,9 @@ Sections (each a dict of figures; `targets` holds the checks of issues 4, 5 and 
 - incremental: a 7-symbol-day lake, append the next hour of bronze and rebuild, vs that hour alone
   and vs the full 7-day build.
 - collector: the collector's own benchmark (`daedalus bench collect`) in a worker.
+- updates: one symbol-day generated with `book_updates` (a deep book, daedalus/synth_book.py) and
+  built twice side by side, from its 20-level snapshots and from its updates + hourly checkpoints,
+  with the default and the Pi profile: seconds, peak RSS, bronze bytes of each channel.
 
 Ratios are only meaningful inside one run: the machine is shared and absolute times are noisy.
 """
@@ -82,6 +85,20 @@ def link_bronze(src: Path, dst: Path, dates: list[str] | None = None) -> int:
         date = next((p.split("=", 1)[1] for p in path.parts if p.startswith("date=")), None)
         if dates is not None and date not in dates:
             continue
+        target = dst / path.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copy2(path, target)
+        total += path.stat().st_size
+    return total
+
+
+def link_bronze_channel(src: Path, dst: Path, channel: str) -> int:
+    """Hard-link one bronze channel of src into the lake dst (a lake built from one order-book channel)."""
+    total = 0
+    for path in sorted((src / "bronze" / channel).rglob("*.parquet")):
         target = dst / path.relative_to(src)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -206,7 +223,8 @@ class BenchSuite:
 
         root = self.workdir / "lakes" / "warm-up"
         shutil.rmtree(root, ignore_errors=True)
-        generate(root, symbols=[SYMBOL], start=START, days=1, hours=0.1)
+        # with book updates, so the book rebuild kernel is compiled too (updates win over snapshots)
+        generate(root, symbols=[SYMBOL], start=START, days=1, hours=0.1, book_updates=True, book_depth=100)
         self.build("numba warm-up", root, env=self.numba_env("build", fresh=False))
         self.drop(root)
         self._warm = True
@@ -398,6 +416,50 @@ class BenchSuite:
         self.targets.append(Target(f"issue 7: append {self.append_hours:g} h to {days}-day lake / that hour alone",
                                    sec["append_vs_alone"], 2, "×"))
         self.results["incremental"] = sec
+        return sec
+
+    def updates_data(self) -> Path:
+        """One symbol-day whose bronze holds both order-book channels of the same deep book."""
+        from daedalus.synth import generate
+
+        root = self.workdir / "data" / "bronze-updates"
+        if not (root / "bronze").exists():
+            self.log(f"generating 1 symbol-day with book updates ({self.hours:g} h) ...")
+            t = time.perf_counter()
+            summary = generate(root, symbols=[SYMBOL], start=START, days=1, hours=self.hours, book_updates=True)
+            self.results.setdefault("data", {}).update({
+                "updates_generate_seconds": time.perf_counter() - t,
+                "book_updates_per_symbol_day": summary.rows["book_updates"]})
+        return root
+
+    def updates_section(self) -> dict[str, Any]:
+        """Full build of one symbol-day from snapshots vs from book updates, measured in one run."""
+        self.log("[updates] one symbol-day: from 20-level snapshots vs from book updates + checkpoints")
+        data = self.updates_data()
+        self.warm_up()
+        env = self.numba_env("build", fresh=False)
+        common = {"trades", "ticker", "events"}
+        sec: dict[str, Any] = {"bytes": {c: dir_bytes(data / "bronze" / c) for c in ("orderbook", "book_updates")}}
+        for source, channel in (("snapshots", "orderbook"), ("updates", "book_updates")):
+            for profile in ("default", "pi"):
+                lake = self.workdir / "lakes" / f"{source}-{profile}"
+                shutil.rmtree(lake, ignore_errors=True)
+                lake.mkdir(parents=True)
+                for c in common | {channel}:
+                    link_bronze_channel(data, lake, c)
+                run = self.build(f"from-{source}-{profile}", lake, profile=profile, env=env)
+                sec[f"{source}_{profile}"] = self.build_figures(run)
+                self.drop(lake)
+        t_snap = sec["snapshots_default"].get("seconds") if sec["snapshots_default"]["ok"] else None
+        t_upd = sec["updates_default"].get("seconds") if sec["updates_default"]["ok"] else None
+        sec["updates_vs_snapshots"] = ratio(t_upd, t_snap)
+        pi = sec["updates_pi"]
+        self.targets += [
+            Target("issue 13: full build from updates / from snapshots (same run)", sec["updates_vs_snapshots"], 1, "×"),
+            Target("issue 13: Pi profile peak RSS, one symbol-day from updates",
+                   _mb(pi.get("peak_rss")) if pi.get("ok") else None, 600, "MB"),
+        ]
+        self.results["updates"] = sec
         return sec
 
     def collector_section(self, messages: int = 50_000) -> dict[str, Any]:

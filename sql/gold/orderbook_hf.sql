@@ -2,7 +2,8 @@
           lookback='0 seconds', order_by=['exchange', 'symbol', 'ts', 'seq'], slice_by='ts') }}
 {#-
   One row per silver snapshot: the structural and band-depth features of FEATURES.md "Per snapshot"
-  (macros/orderbook.sql; bands from features.bands_bps, truncation from features.max_levels), joined
+  (macros/orderbook.sql; bands from features.bands_bps, truncation from features.max_levels; a row
+  silver rebuilt from book updates (full_book) brings band depths over the whole book instead), joined
   with the sequential columns that the UDF kernels compute in orderbook_seq on the same key.
   Per-snapshot features need no history, so no lookback; the sequential model carries its own.
 
@@ -11,12 +12,16 @@
   find its sequential row: a missing one is an error naming the fix, not a row of silent NULLs.
 -#}
 WITH book AS (
-    SELECT exchange, symbol, date, ts, seq, nonce, bid_levels, ask_levels, crossed, break_before, bids, asks
+    SELECT exchange, symbol, date, ts, seq, nonce, bid_levels, ask_levels, crossed, break_before, bids, asks, full_book,
+        {%- for lo in features.bands_bps[:-1] %}
+        bid_depth_{{ band_name(features.bands_bps, loop.index0) }} AS book_bid_depth_{{ band_name(features.bands_bps, loop.index0) }},
+        ask_depth_{{ band_name(features.bands_bps, loop.index0) }} AS book_ask_depth_{{ band_name(features.bands_bps, loop.index0) }}{{ ',' if not loop.last }}
+        {%- endfor %}
     FROM {{ ref('orderbook') }}
     WHERE ts >= {{ partition.start }} AND ts < {{ partition.end }}
 ),
 structural AS (
-    {{ orderbook_structural('book', features.max_levels, features.bands_bps) }}
+    {{ orderbook_structural('book', features.max_levels, features.bands_bps, full_bands=true) }}
 ),
 sequential AS (
     SELECT * EXCLUDE (date), true AS __matched

@@ -1,16 +1,111 @@
 {{ config(materialized='partitioned', partition_by=['exchange', 'symbol', 'date'], tags=['orderbook', 'silver'],
           lookback=seconds_interval(features.max_state_staleness_seconds), order_by=['exchange', 'symbol', 'ts', 'seq'], slice_by='ts') }}
 {#-
-  One typed row per bronze snapshot. The lookback (max_state_staleness_seconds) is exactly what
-  `break_before` needs: a predecessor further back than that is a break whatever happened between.
+  One typed row per book the collector held: after every bronze `book_updates` row (full depth,
+  rebuilt by the numba kernel behind daedalus_book_rebuild) or, for series without updates (lakes
+  written before them), per bronze `orderbook` snapshot.
 
-  Everything that needs ordering or grouping (dedup, previous snapshot, ASOF to events) runs on the
-  narrow keys only; the wide rows (the level lists, ~30 MB per hour of one symbol) stream through a
-  single hash join against those keys, so no window, ASOF or aggregate ever moves the lists.
-  Built in time slices (`slice_by`, etl.slice_hours): the final sort carries the lists, and a slice
-  of them fits a small memory_limit where a whole day does not.
+  Both channels for one connection: its `book_updates` win and its `orderbook` rows are not read
+  (they are the same books cut to a depth); a connection with only snapshots builds as before.
+
+  Updates (udfs/kernels/book.py): each connection's rows replay in seq order from its last snapshot
+  or checkpoint with exchange time before the slice (hourly checkpoints: found within
+  `anchor_seconds`), so a slice or a day rebuilds from its own rows plus that one load and equals a
+  build from the connection's start. Bands are summed over the whole rebuilt book. A delta that cannot
+  apply breaks the book until the next load: its rows are not served and the recovering load carries
+  `break_before` and the reason (`break_reason`).
+
+  Snapshots: the lookback (max_state_staleness_seconds) is exactly what `break_before` needs: a
+  predecessor further back than that is a break whatever happened between. Everything that needs
+  ordering or grouping (dedup, previous snapshot, ASOF to events) runs on the narrow keys only; the wide
+  rows (the level lists, ~30 MB per hour of one symbol) stream through a single hash join against those
+  keys, so no window, ASOF or aggregate ever moves the lists. Built in time slices (`slice_by`,
+  etl.slice_hours): the final sort carries the lists, and a slice of them fits a small memory_limit
+  where a whole day does not.
 -#}
-WITH unstamped AS (
+{%- set anchor_seconds = 7200 %}
+{%- set bands = features.bands_bps %}
+{%- macro upd_window(t) %}
+      coalesce({{ t }}."timestamp", {{ t }}.capture_ts) >= {{ partition.start }} - INTERVAL {{ anchor_seconds + 60 }} SECONDS
+      AND coalesce({{ t }}."timestamp", {{ t }}.capture_ts) < {{ partition.end }} + INTERVAL 60 SECONDS
+{%- endmacro %}
+WITH upd_keys AS (
+    SELECT exchange, symbol, conn_id, seq, kind, "timestamp"::TIMESTAMPTZ AS ts0, capture_ts::TIMESTAMPTZ AS capture_ts
+    FROM {{ source('bronze', 'book_updates') }} u
+    WHERE symbol IS NOT NULL AND {{ upd_window('u') }}
+),
+upd_stamped AS (
+    -- A load without exchange time (Binance's REST snapshot) takes the time of the next stamped row
+    -- of its connection, as snapshots below do.
+    SELECT exchange, symbol, conn_id, seq, kind, capture_ts,
+        coalesce(ts0, first_value(ts0 IGNORE NULLS) OVER (PARTITION BY exchange, symbol, conn_id ORDER BY seq
+                 ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)) AS ts
+    FROM upd_keys
+),
+upd_anchor AS (
+    SELECT exchange, symbol, conn_id, max(seq) AS anchor_seq
+    FROM upd_stamped
+    WHERE kind IN ('snapshot', 'checkpoint') AND ts < {{ partition.start }}
+    GROUP BY ALL
+),
+upd_pick AS (
+    -- From the anchor on (or the slice's own rows for a connection without one), up to the slice end.
+    SELECT k.exchange, k.symbol, k.conn_id, k.seq, min(k.ts) AS ts, min(k.capture_ts) AS capture_ts
+    FROM upd_stamped k
+    LEFT JOIN upd_anchor a ON a.exchange = k.exchange AND a.symbol = k.symbol AND a.conn_id = k.conn_id
+    WHERE k.ts < {{ partition.end }}
+      AND (k.seq >= a.anchor_seq OR (a.anchor_seq IS NULL AND k.ts >= {{ partition.start }}))
+    GROUP BY ALL
+),
+{{ series_break_counts('upd_pick', ['orderbook', 'book_updates'], 'upd_breaks') }},
+upd_rows AS (
+    SELECT b.exchange, b.symbol, b.conn_id, b.seq, p.ts, p.capture_ts, p.n_breaks,
+        -- a row silver refuses is a lost update: the kernel breaks the book there (macros/quality.sql)
+        CASE WHEN {{ book_reject_reason() }} IS NULL THEN b.kind ELSE 'invalid' END AS kind,
+        b.first_update_id, b.last_update_id, b.prev_update_id, b.bids, b.asks
+    FROM {{ source('bronze', 'book_updates') }} b
+    JOIN upd_breaks p ON p.exchange = b.exchange AND p.symbol = b.symbol AND p.conn_id = b.conn_id AND p.seq = b.seq
+    WHERE b.symbol IS NOT NULL AND {{ upd_window('b') }}
+),
+upd_rebuilt AS (
+    SELECT exchange, symbol, conn_id,
+        daedalus_book_rebuild(
+            list({'seq': seq, 'ts': ts, 'capture_ts': capture_ts, 'kind': kind, 'first_update_id': first_update_id,
+                  'last_update_id': last_update_id, 'prev_update_id': prev_update_id, 'bids': bids, 'asks': asks,
+                  'n_breaks': n_breaks} ORDER BY seq, capture_ts),
+            {{ features.max_levels }}, {{ bands | list }}::DOUBLE[], {{ features.max_state_staleness_seconds }}::DOUBLE,
+            {%- if features.strict_book_deletes %}
+            exchange IN ('{{ features.strict_book_deletes | join("', '") }}')
+            {%- else %} false{% endif %},
+            {{ partition.start }}
+        ) AS r
+    FROM upd_rows
+    GROUP BY exchange, symbol, conn_id
+),
+upd_out AS (
+    SELECT exchange, symbol, conn_id, unnest(r.seq) AS seq, unnest(r.ts) AS ts, unnest(r.capture_ts) AS capture_ts,
+        unnest(r.kind) AS kind, unnest(r.last_update_id) AS nonce, unnest(r.emit) AS emit,
+        unnest(r.break_before) AS break_before, unnest(r.reason) AS reason,
+        unnest(r.bids) AS bids, unnest(r.asks) AS asks, unnest(r.bid_bands) AS bid_bands, unnest(r.ask_bands) AS ask_bands
+    FROM upd_rebuilt
+),
+from_updates AS (
+    SELECT exchange, symbol, {{ utc_date('ts') }} AS date, ts, seq, nonce, capture_ts, conn_id, bids, asks,
+        len(bids)::INTEGER AS bid_levels, len(asks)::INTEGER AS ask_levels,
+        coalesce(bids[1].price >= asks[1].price, false) AS crossed,
+        break_before, kind,
+        CASE WHEN break_before THEN nullif(reason, '') END AS break_reason, true AS full_book,
+        {%- for lo in bands[:-1] %}
+        bid_bands[{{ loop.index }}] AS bid_depth_{{ band_name(bands, loop.index0) }},
+        ask_bands[{{ loop.index }}] AS ask_depth_{{ band_name(bands, loop.index0) }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    FROM upd_out
+    WHERE emit AND ts >= {{ partition.start }}
+),
+upd_conns AS (
+    SELECT DISTINCT exchange, symbol, conn_id FROM upd_keys
+),
+unstamped AS (
     -- A snapshot loaded over REST (Binance's lastUpdateId book) has no exchange time: it takes the
     -- time of the first update applied to it, the next row of its series on its connection. The ts
     -- filter below selects stamped rows, so these are picked by receive time instead.
@@ -34,10 +129,12 @@ stamp_fill AS (
 raw AS NOT MATERIALIZED (
     SELECT exchange, symbol, "timestamp"::TIMESTAMPTZ AS ts, seq, nonce, capture_ts::TIMESTAMPTZ AS capture_ts,
         conn_id, bids, asks
-    FROM {{ source('bronze', 'orderbook') }}
+    FROM {{ source('bronze', 'orderbook') }} o
     WHERE "timestamp" >= {{ partition.lookback_start }} AND "timestamp" < {{ partition.end }}
       AND symbol IS NOT NULL
       AND {{ book_reject_reason() }} IS NULL  -- counted by silver.rejects (macros/quality.sql)
+      AND NOT EXISTS (SELECT 1 FROM upd_conns u
+                      WHERE u.exchange = o.exchange AND u.symbol = o.symbol AND u.conn_id = o.conn_id)
     UNION ALL
     SELECT b.exchange, b.symbol, f.fill_ts AS ts, b.seq, b.nonce, b.capture_ts::TIMESTAMPTZ AS capture_ts,
         b.conn_id, b.bids, b.asks
@@ -48,6 +145,8 @@ raw AS NOT MATERIALIZED (
       AND b.capture_ts < {{ partition.end }} + INTERVAL 60 SECONDS
       AND f.fill_ts >= {{ partition.lookback_start }} AND f.fill_ts < {{ partition.end }}
       AND {{ book_reject_reason() }} IS NULL
+      AND NOT EXISTS (SELECT 1 FROM upd_conns u
+                      WHERE u.exchange = b.exchange AND u.symbol = b.symbol AND u.conn_id = b.conn_id)
 ),
 keys AS (
     -- The same snapshot landed twice (a re-delivered segment) has the same exchange time and seq.
@@ -94,7 +193,14 @@ SELECT
     len(bids)::INTEGER AS bid_levels,
     len(asks)::INTEGER AS ask_levels,
     coalesce(bids[1].price >= asks[1].price, false) AS crossed,
-    break_before
+    break_before,
+    NULL::VARCHAR AS kind,
+    NULL::VARCHAR AS break_reason,
+    false AS full_book,
+    {%- for lo in bands[:-1] %}
+    NULL::DOUBLE AS bid_depth_{{ band_name(bands, loop.index0) }},
+    NULL::DOUBLE AS ask_depth_{{ band_name(bands, loop.index0) }}{{ ',' if not loop.last }}
+    {%- endfor %}
 FROM (
     SELECT * REPLACE (
         -- A level without a positive price or a non-negative size is not a level; trim to max_levels.
@@ -103,3 +209,5 @@ FROM (
     )
     FROM deduplicated
 )
+UNION ALL
+SELECT * FROM from_updates

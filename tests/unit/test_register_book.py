@@ -1,0 +1,73 @@
+"""`daedalus_book_rebuild` through DuckDB: one list per connection in, lists out; break_before from
+restarts, break events (n_breaks) and staleness, by hand; more than 2,048 output rows."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+
+from daedalus.udfs.register import register_all
+from daedalus.udfs.register_book import breaks_before
+
+QUERY = """
+WITH r AS (
+    SELECT conn, list({'seq': i, 'ts': TIMESTAMPTZ '2024-01-01 00:00:00+00' + to_seconds(t), 'capture_ts':
+                       TIMESTAMPTZ '2024-01-01 00:00:00+00' + to_seconds(t), 'kind': kind, 'first_update_id': uid,
+                       'last_update_id': uid, 'prev_update_id': NULL::BIGINT, 'bids': bids, 'asks': asks,
+                       'n_breaks': nb} ORDER BY i) AS rows
+    FROM (
+        SELECT c AS conn, i, i * 0.1 + CASE WHEN i >= 3000 THEN 400 ELSE 0 END AS t,
+            CASE WHEN i = 0 THEN 'snapshot' ELSE 'delta' END AS kind, 100 + i AS uid,
+            CASE WHEN i = 0 THEN [{'price': 100.0, 'size': 1.0}, {'price': 90.0, 'size': 1.0}]
+                 ELSE [{'price': 99.0, 'size': (i % 7 + 1)::DOUBLE}] END AS bids,
+            CASE WHEN i = 0 THEN [{'price': 101.0, 'size': 1.0}, {'price': 111.0, 'size': 1.0}] ELSE [] END AS asks,
+            CASE WHEN i >= 2000 THEN 1 ELSE 0 END AS nb
+        FROM range(2) c(c), range(3500) s(i)
+    )
+    GROUP BY conn
+)
+SELECT conn, unnest(x.seq) AS seq, unnest(x.emit) AS emit, unnest(x.break_before) AS brk, unnest(x.reason) AS reason,
+       unnest(x.bids)[2].size AS bid2, unnest(x.bid_bands)[1] AS b05
+FROM (SELECT conn, daedalus_book_rebuild(rows, 5, [0, 5, 10]::DOUBLE[], 300::DOUBLE, false,
+                                         TIMESTAMPTZ '2024-01-01 00:00:00+00') AS x FROM r)
+ORDER BY conn, seq
+"""
+
+
+def test_rebuild_through_duckdb_two_connections() -> None:
+    con = duckdb.connect()
+    register_all(con)
+    register_all(con)  # idempotent
+    rows = con.execute(QUERY).fetchall()
+    assert len(rows) == 7000  # every input row comes back, across several vectors
+    for c in (0, 1):
+        mine = [r for r in rows if r[0] == c]
+        assert all(r[2] for r in mine)
+        # breaks: the snapshot, the first row after n_breaks grew (2000), the first after a 400 s gap (3000)
+        assert [r[1] for r in mine if r[3]] == [0, 2000, 3000]
+        assert mine[0][4] == "snapshot" and mine[2000][4] == ""
+        assert mine[10][5] == 10 % 7 + 1  # level 99 took the delta's size
+        # mid 100.5: bid 100 is 49.8 bps away, 99 is 149 bps: band 0–5 is empty, and visible (the
+        # deepest bid, 90, lies beyond it)
+        assert mine[10][6] == 0.0
+
+
+def test_rows_before_start_are_replayed_but_not_returned() -> None:
+    con = duckdb.connect()
+    register_all(con)
+    q = QUERY.replace("TIMESTAMPTZ '2024-01-01 00:00:00+00') AS x", "TIMESTAMPTZ '2024-01-01 00:05:00+00') AS x")
+    rows = con.execute(q).fetchall()
+    # 300 s at 0.1 s a row: rows 0…2999 are before the start; the break at 3000 (400 s gap) still shows
+    assert len(rows) == 2 * 500 and rows[0][1] == 3000 and rows[0][3] and not rows[1][3]
+    assert rows[1][5] == 3001 % 7 + 1
+
+
+def test_breaks_before_counts_only_served_rows() -> None:
+    emit = np.array([True, False, True, True, True])
+    restart = np.array([True, False, False, False, False])
+    ts = np.array([0, 1, 2, 500_000_000, 500_000_001])
+    n = np.array([0, 5, 5, 5, 6])
+    # row 2: n grew across the unserved row 1 (5 > 0) → break; row 3: 500 s after row 2 → break;
+    # row 4: one more event → break
+    assert breaks_before(emit, restart, ts, n, 300_000_000).tolist() == [True, False, True, True, True]
+    assert breaks_before(emit, restart, ts, np.zeros(5, np.int64), 300_000_000).tolist() == [True, False, False, True, False]
