@@ -29,6 +29,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from daedalus.udfs import arrow_io as aio
+from daedalus.udfs.arrow_io import F64, LEVEL_SQL, TS
 from daedalus.udfs.columns import SEQUENTIAL, SeqColumn
 from daedalus.udfs.kernels.ofi import ofi_pairs
 from daedalus.udfs.series import (
@@ -51,7 +53,6 @@ ORDERBOOK_SEQ = "daedalus_orderbook_seq"
 OFI = "daedalus_ofi"
 VPIN_BUCKETS = "daedalus_vpin_buckets"
 
-LEVEL_SQL = "STRUCT(price DOUBLE, size DOUBLE)[]"
 SERIES_SQL = ("STRUCT(ts TIMESTAMPTZ, seq BIGINT, crossed BOOLEAN, break_before BOOLEAN, mid DOUBLE, "
               "spread DOUBLE, ofi DOUBLE, mlofi DOUBLE, trade_breaks BIGINT)[]")
 OFI_RETURN_SQL = "STRUCT(ofi DOUBLE, mlofi DOUBLE)"
@@ -59,8 +60,6 @@ FLOW_SQL = "STRUCT(ts TIMESTAMPTZ, buy DOUBLE, sell DOUBLE, breaks BIGINT)[]"
 VPIN_POINTS_SQL = "STRUCT(ts TIMESTAMPTZ, vpin DOUBLE)[]"
 VPIN_TRADES_SQL = "STRUCT(ts TIMESTAMPTZ, amount DOUBLE, is_buy BOOLEAN, price DOUBLE)[]"
 
-TS = pa.timestamp("us", tz="UTC")
-F64 = pa.float64()
 SEQ_KEYS = [pa.field("ts", pa.list_(TS)), pa.field("seq", pa.list_(pa.int64())), pa.field("seg_start", pa.list_(pa.bool_()))]
 
 
@@ -95,37 +94,23 @@ REGIMES = pa.array(["tight", "normal", "wide"])
 # ----------------------------------------------------------------------------------- Arrow → numpy
 
 
-def _flat(arr: pa.Array) -> pa.Array:
-    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
 
 
-def _f64(arr: pa.Array) -> np.ndarray:
-    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
-def _ts_us(arr: pa.Array) -> np.ndarray:
-    return np.asarray(pc.cast(arr, TS).cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-def _bools(arr: pa.Array) -> np.ndarray:
-    return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=np.bool_)
 
 
-def _levels(side: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    lengths = np.asarray(pc.fill_null(pc.list_value_length(side), 0).to_numpy(zero_copy_only=False), np.int64)
-    off = np.zeros(len(side) + 1, np.int64)
-    np.cumsum(lengths, out=off[1:])
-    flat = pc.list_flatten(side)
-    return _f64(pc.struct_field(flat, "price")), _f64(pc.struct_field(flat, "size")), off
 
 
 def series_from_arrow(rows: pa.StructArray) -> Series:
     """One series' rows (already in (ts, seq) order) as numpy arrays; NULL doubles become NaN."""
     def col(name: str) -> np.ndarray:
-        return _f64(pc.struct_field(rows, name))
+        return aio.f64(pc.struct_field(rows, name))
 
-    return Series(_ts_us(pc.struct_field(rows, "ts")), _bools(pc.struct_field(rows, "crossed")),
-                  _bools(pc.struct_field(rows, "break_before")), col("mid"), col("spread"), col("ofi"), col("mlofi"),
+    return Series(aio.ts_us(pc.struct_field(rows, "ts")), aio.bools(pc.struct_field(rows, "crossed")),
+                  aio.bools(pc.struct_field(rows, "break_before")), col("mid"), col("spread"), col("ofi"), col("mlofi"),
                   _counts(rows, "trade_breaks"))
 
 
@@ -138,38 +123,27 @@ def _counts(rows: pa.StructArray, name: str) -> np.ndarray | None:
 
 def book_from_arrow(rows: pa.StructArray) -> Book:
     """One series' book rows (already in (ts, seq) order) as flattened numpy arrays."""
-    bid_px, bid_sz, bid_off = _levels(pc.struct_field(rows, "bids"))
-    ask_px, ask_sz, ask_off = _levels(pc.struct_field(rows, "asks"))
-    return Book(_ts_us(pc.struct_field(rows, "ts")), bid_px, bid_sz, bid_off, ask_px, ask_sz, ask_off,
-                _bools(pc.struct_field(rows, "crossed")), _bools(pc.struct_field(rows, "break_before")))
+    bid_px, bid_sz, bid_off = aio.levels(pc.struct_field(rows, "bids"))
+    ask_px, ask_sz, ask_off = aio.levels(pc.struct_field(rows, "asks"))
+    return Book(aio.ts_us(pc.struct_field(rows, "ts")), bid_px, bid_sz, bid_off, ask_px, ask_sz, ask_off,
+                aio.bools(pc.struct_field(rows, "crossed")), aio.bools(pc.struct_field(rows, "break_before")))
 
 
 def trades_from_arrow(rows: pa.StructArray | None) -> Trades:
     if rows is None or len(rows) == 0:
         return Trades(np.empty(0, np.int64), np.empty(0), np.empty(0))
-    buy = np.nan_to_num(_f64(pc.struct_field(rows, "buy")))
-    sell = np.nan_to_num(_f64(pc.struct_field(rows, "sell")))
-    return Trades(_ts_us(pc.struct_field(rows, "ts")), buy, sell, _counts(rows, "breaks"))
+    buy = np.nan_to_num(aio.f64(pc.struct_field(rows, "buy")))
+    sell = np.nan_to_num(aio.f64(pc.struct_field(rows, "sell")))
+    return Trades(aio.ts_us(pc.struct_field(rows, "ts")), buy, sell, _counts(rows, "breaks"))
 
 
 # ----------------------------------------------------------------------------------- numpy → Arrow
 
 
-def _f64_array(values: np.ndarray) -> pa.Array:
-    # NaN and ±inf alike become NULL: a feature is a finite number or NULL (FEATURES.md), whatever
-    # the kernel met (e.g. a variance of 0 in a ratio, an overflow of a sum of squares).
-    return pa.array(values, F64, mask=~np.isfinite(values))
 
 
-def _list(values: pa.Array, lengths: list[int], valid: list[bool]) -> pa.ListArray:
-    off = np.zeros(len(lengths) + 1, np.int32)
-    np.cumsum(lengths, out=off[1:])
-    mask = pa.array([not v for v in valid], pa.bool_())
-    return pa.ListArray.from_arrays(pa.array(off, pa.int32()), values, mask=mask)
 
 
-def _cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
-    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.empty(0, dtype)
 
 
 def _seq_result(results: list[dict[str, np.ndarray] | None], ts: list[np.ndarray], seq: list[np.ndarray],
@@ -178,23 +152,23 @@ def _seq_result(results: list[dict[str, np.ndarray] | None], ts: list[np.ndarray
     live = [r for r in results if r is not None]
     lengths = [len(t) for t in ts]
     arrays: list[pa.Array] = [
-        _list(pa.array(_cat(ts, np.int64), pa.int64()).cast(TS), lengths, valid),
-        _list(pa.array(_cat(seq, np.int64), pa.int64()), lengths, valid),
-        _list(pa.array(_cat([r["seg_start"] for r in live], np.bool_), pa.bool_()), lengths, valid),
+        aio.list_array(pa.array(aio.concat(ts, np.int64), pa.int64()).cast(TS), lengths, valid),
+        aio.list_array(pa.array(aio.concat(seq, np.int64), pa.int64()), lengths, valid),
+        aio.list_array(pa.array(aio.concat([r["seg_start"] for r in live], np.bool_), pa.bool_()), lengths, valid),
     ]
     inner_lengths = [n for n in lengths for _ in range(n_horizons)]
     outer = [n_horizons if v else 0 for v in valid]
     for c in SEQUENTIAL:
         if c.sql_type == "VARCHAR":  # the regime: int8 codes in the kernel, text in SQL
-            codes = _cat([r[c.name] for r in live], np.int8)
+            codes = aio.concat([r[c.name] for r in live], np.int8)
             text = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int8(), mask=codes < 0), REGIMES).cast(pa.string())
-            arrays.append(_list(text, lengths, valid))
+            arrays.append(aio.list_array(text, lengths, valid))
         elif c.per_horizon:
-            inner = _list(_f64_array(_cat([r[c.name].ravel() for r in live], np.float64)), inner_lengths,
+            inner = aio.list_array(aio.f64_array(aio.concat([r[c.name].ravel() for r in live], np.float64)), inner_lengths,
                           [True] * len(inner_lengths))
-            arrays.append(_list(inner, outer, valid))
+            arrays.append(aio.list_array(inner, outer, valid))
         else:
-            arrays.append(_list(_f64_array(_cat([r[c.name] for r in live], np.float64)), lengths, valid))
+            arrays.append(aio.list_array(aio.f64_array(aio.concat([r[c.name] for r in live], np.float64)), lengths, valid))
     return pa.StructArray.from_arrays(arrays, fields=SEQ_FIELDS, mask=pa.array([not v for v in valid], pa.bool_()))
 
 
@@ -209,16 +183,16 @@ def _vpin_points(row: Any) -> tuple[np.ndarray, np.ndarray] | None:
     if not row.is_valid:
         return None
     rows = row.values
-    return _ts_us(pc.struct_field(rows, "ts")), _f64(pc.struct_field(rows, "vpin"))
+    return aio.ts_us(pc.struct_field(rows, "ts")), aio.f64(pc.struct_field(rows, "vpin"))
 
 
 def orderbook_seq_udf(book, trades, vpin_points, horizons, ofi_levels, alpha, staleness, kyle_window, spread_window,
                       tight_pct, wide_pct, dynamic, tight_threshold) -> pa.StructArray:
     """Arrow entry point of `daedalus_orderbook_seq`: one result row per series row."""
-    cols = [_flat(a) for a in (book, trades, horizons, ofi_levels, alpha, staleness, kyle_window,
+    cols = [aio.flat(a) for a in (book, trades, horizons, ofi_levels, alpha, staleness, kyle_window,
                                spread_window, tight_pct, wide_pct, dynamic, tight_threshold)]
     book_a, trades_a = cols[0], cols[1]
-    points_a = _flat(vpin_points)
+    points_a = aio.flat(vpin_points)
     results: list[dict[str, np.ndarray] | None] = []
     ts_parts: list[np.ndarray] = []
     seq_parts: list[np.ndarray] = []
@@ -249,7 +223,7 @@ def orderbook_seq_udf(book, trades, vpin_points, horizons, ofi_levels, alpha, st
 
 def ofi_udf(bids, asks, prev_bids, prev_asks, levels, alpha) -> pa.StructArray:
     """Arrow entry point of `daedalus_ofi`: one (ofi, mlofi) per row, from the row alone."""
-    cols = [_flat(a) for a in (bids, asks, prev_bids, prev_asks, levels, alpha)]
+    cols = [aio.flat(a) for a in (bids, asks, prev_bids, prev_asks, levels, alpha)]
     n = len(cols[0])
     if n == 0:
         return pa.StructArray.from_arrays([pa.array([], F64), pa.array([], F64)], names=["ofi", "mlofi"])
@@ -257,20 +231,20 @@ def ofi_udf(bids, asks, prev_bids, prev_asks, levels, alpha) -> pa.StructArray:
     al = pc.max(cols[5]).as_py()
     if lv is None or al is None or pc.min(cols[4]).as_py() != lv or pc.min(cols[5]).as_py() != al:
         raise ValueError("daedalus_ofi: levels and alpha must be one non-NULL constant per query")
-    sides = [_levels(c) for c in cols[:4]]
+    sides = [aio.levels(c) for c in cols[:4]]
     ofi, mlofi = ofi_pairs(*sides[0], *sides[1], *sides[2], *sides[3], np.int64(lv), float(al))
     null = np.zeros(n, bool)
     for c in cols[:4]:
         null |= np.asarray(c.is_null().to_numpy(zero_copy_only=False), bool)
     ofi[null] = np.nan
     mlofi[null] = np.nan
-    return pa.StructArray.from_arrays([_f64_array(ofi), _f64_array(mlofi)], names=["ofi", "mlofi"])
+    return pa.StructArray.from_arrays([aio.f64_array(ofi), aio.f64_array(mlofi)], names=["ofi", "mlofi"])
 
 
 def vpin_buckets_udf(trades, state_f, state_i, recent_imbalance, recent_volume, recent_dp, partition_start,
                      bucket_volume, window_buckets, bvc, sigma_bars) -> pa.StructArray:
     """Arrow entry point of `daedalus_vpin_buckets`: rows 'open', one per completed bucket, 'state'."""
-    cols = [_flat(a) for a in (trades, state_f, state_i, recent_imbalance, recent_volume, recent_dp,
+    cols = [aio.flat(a) for a in (trades, state_f, state_i, recent_imbalance, recent_volume, recent_dp,
                                partition_start, bucket_volume, window_buckets, bvc, sigma_bars)]
     out: dict[str, list] = {f.name: [] for f in VPIN_FIELDS}
     lengths: list[int] = []
@@ -285,10 +259,10 @@ def vpin_buckets_udf(trades, state_f, state_i, recent_imbalance, recent_volume, 
                 out[k].append(None)
             continue
         rows = tr.values
-        ts = _ts_us(pc.struct_field(rows, "ts"))
-        amount = np.nan_to_num(_f64(pc.struct_field(rows, "amount")))
-        is_buy = _bools(pc.struct_field(rows, "is_buy"))
-        price = _f64(pc.struct_field(rows, "price"))
+        ts = aio.ts_us(pc.struct_field(rows, "ts"))
+        amount = np.nan_to_num(aio.f64(pc.struct_field(rows, "amount")))
+        is_buy = aio.bools(pc.struct_field(rows, "is_buy"))
+        price = aio.f64(pc.struct_field(rows, "price"))
         state = VpinState.from_lists(*(cols[k][i].as_py() for k in range(1, 6)))
         bv = cols[7][i].as_py()
         params = VpinParams(bucket_volume=None if bv is None or bv <= 0 else float(bv),
@@ -313,12 +287,12 @@ def vpin_buckets_udf(trades, state_f, state_i, recent_imbalance, recent_volume, 
         lengths.append(k + 2)
         valid.append(True)
     arrays = [
-        _list(pa.array(out["kind"], pa.string()), lengths, valid),
-        _list(pa.array(_cat(out["ts"], np.int64), pa.int64()).cast(TS), lengths, valid),
-        _list(pa.array(_cat(out["bucket_index"], np.int64), pa.int64()), lengths, valid),
+        aio.list_array(pa.array(out["kind"], pa.string()), lengths, valid),
+        aio.list_array(pa.array(aio.concat(out["ts"], np.int64), pa.int64()).cast(TS), lengths, valid),
+        aio.list_array(pa.array(aio.concat(out["bucket_index"], np.int64), pa.int64()), lengths, valid),
     ]
     for name in ("bucket_volume", "buy_volume", "sell_volume", "vpin"):
-        arrays.append(_list(_f64_array(_cat(out[name], np.float64)), lengths, valid))
+        arrays.append(aio.list_array(aio.f64_array(aio.concat(out[name], np.float64)), lengths, valid))
     arrays.append(pa.array(out["state_f"], pa.list_(F64)))
     arrays.append(pa.array(out["state_i"], pa.list_(pa.int64())))
     for name in ("recent_imbalance", "recent_volume", "recent_dp"):
@@ -329,11 +303,6 @@ def vpin_buckets_udf(trades, state_f, state_i, recent_imbalance, recent_volume, 
 # ----------------------------------------------------------------------------------- registration
 
 
-def _registered(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    # The name inlined, not bound: binding a Python parameter makes DuckDB import pandas (~50 MB RSS)
-    # to check whether it is a DataFrame. Names are this module's constants.
-    row = con.execute(f"SELECT count(*) FROM duckdb_functions() WHERE function_name = '{name}'").fetchone()
-    return bool(row and row[0])
 
 
 def register_all(con: duckdb.DuckDBPyConnection, config: Config | None = None) -> None:
@@ -348,19 +317,19 @@ def register_all(con: duckdb.DuckDBPyConnection, config: Config | None = None) -
     from daedalus.udfs.register_book import register_book
 
     register_book(con)
-    if not _registered(con, OFI):
+    if not aio.registered(con, OFI):
         con.create_function(
             OFI, ofi_udf, [t(LEVEL_SQL), t(LEVEL_SQL), t(LEVEL_SQL), t(LEVEL_SQL), t("INTEGER"), t("DOUBLE")],
             t(OFI_RETURN_SQL), type="arrow", null_handling="special", side_effects=False,
         )
-    if not _registered(con, ORDERBOOK_SEQ):
+    if not aio.registered(con, ORDERBOOK_SEQ):
         con.create_function(
             ORDERBOOK_SEQ, orderbook_seq_udf,
             [t(SERIES_SQL), t(FLOW_SQL), t(VPIN_POINTS_SQL), t("INTEGER[]"), t("INTEGER"), t("DOUBLE"), t("DOUBLE"), t("INTEGER"),
              t("INTEGER"), t("DOUBLE"), t("DOUBLE"), t("BOOLEAN"), t("DOUBLE")],
             t(SEQ_RETURN_SQL), type="arrow", null_handling="special", side_effects=False,
         )
-    if not _registered(con, VPIN_BUCKETS):
+    if not aio.registered(con, VPIN_BUCKETS):
         con.create_function(
             VPIN_BUCKETS, vpin_buckets_udf,
             [t(VPIN_TRADES_SQL), t("DOUBLE[]"), t("BIGINT[]"), t("DOUBLE[]"), t("DOUBLE[]"), t("DOUBLE[]"),

@@ -20,8 +20,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from daedalus.udfs import arrow_io as aio
+from daedalus.udfs.arrow_io import LEVEL_SQL
 from daedalus.udfs.kernels.book import NO_ID, REASONS, rebuild_books
-from daedalus.udfs.register import LEVEL_SQL, _f64_array, _flat, _levels, _registered, _ts_us
 
 if TYPE_CHECKING:
     import duckdb
@@ -74,9 +75,9 @@ def rebuild_connection(rows: pa.StructArray, max_levels: int, bands: np.ndarray,
                        strict_deletes: bool, start_us: int) -> dict[str, pa.Array]:
     """One connection's rows (seq order) through the kernel: a column per output field, one row per
     served row with ts ≥ start_us (the earlier rows only warm the book up and place breaks)."""
-    bpx, bsz, boff = _levels(pc.struct_field(rows, "bids"))
-    apx, asz, aoff = _levels(pc.struct_field(rows, "asks"))
-    ts = _ts_us(pc.struct_field(rows, "ts"))
+    bpx, bsz, boff = aio.levels(pc.struct_field(rows, "bids"))
+    apx, asz, aoff = aio.levels(pc.struct_field(rows, "asks"))
+    ts = aio.ts_us(pc.struct_field(rows, "ts"))
     wanted = ts >= start_us
     emit, restart, reason, obp, obs, obo, oap, oas, oao, bb, ab = rebuild_books(
         _kinds(rows), _ids(rows, "seq"), _ids(rows, "first_update_id"), _ids(rows, "last_update_id"),
@@ -97,16 +98,16 @@ def rebuild_connection(rows: pa.StructArray, max_levels: int, bands: np.ndarray,
         reason=pa.DictionaryArray.from_arrays(pa.array(reason[keep], pa.int8()), pa.array(REASONS)).cast(pa.string()),
         bids=_lists(pa.StructArray.from_arrays([pa.array(obp), pa.array(obs)], fields=list(LEVEL)), b_off),
         asks=_lists(pa.StructArray.from_arrays([pa.array(oap), pa.array(oas)], fields=list(LEVEL)), a_off),
-        bid_bands=_lists(_f64_array(bb[keep].ravel()), band_off), ask_bands=_lists(_f64_array(ab[keep].ravel()), band_off),
+        bid_bands=_lists(aio.f64_array(bb[keep].ravel()), band_off), ask_bands=_lists(aio.f64_array(ab[keep].ravel()), band_off),
     )
     return out
 
 
 def book_rebuild_udf(rows, max_levels, bands, staleness, strict_deletes, start) -> pa.StructArray:
     """Arrow entry point of `daedalus_book_rebuild`: one result row (lists) per connection row."""
-    rows_a, lv_a, bands_a, stale_a, strict_a, start_a = (_flat(a) for a in (rows, max_levels, bands, staleness,
+    rows_a, lv_a, bands_a, stale_a, strict_a, start_a = (aio.flat(a) for a in (rows, max_levels, bands, staleness,
                                                                           strict_deletes, start))
-    start_us = _ts_us(start_a)
+    start_us = aio.ts_us(start_a)
     names = [*PASS, "emit", "restart", "break_before", "reason", "bids", "asks", "bid_bands", "ask_bands"]
     parts: dict[str, list[pa.Array]] = {k: [] for k in names}
     lengths, valid = [], []
@@ -147,7 +148,7 @@ def register_book(con: duckdb.DuckDBPyConnection) -> None:
     """Register `daedalus_book_rebuild` on `con` (idempotent)."""
     import duckdb
 
-    if _registered(con, BOOK_REBUILD):
+    if aio.registered(con, BOOK_REBUILD):
         return
     t = duckdb.sqltype
     con.create_function(BOOK_REBUILD, book_rebuild_udf, [t(ROWS_SQL), t("INTEGER"), t("DOUBLE[]"), t("DOUBLE"), t("BOOLEAN"),
