@@ -340,11 +340,11 @@ class CoinbaseCollector:
             if self.updates:
                 if snapshot:  # the load, then (the collector's rule after every load) the book held
                     bids, asks = book.levels()
-                    await self._book_update(conn, capture_ts, symbol, "snapshot", bids, asks, ts, seq_num, seq_num)
+                    await self._book_update(conn, capture_ts, symbol, "snapshot", bids, asks, ts, None, seq_num)
                     await self._book_update(conn, capture_ts, symbol, "checkpoint", bids, asks, ts, None, seq_num)
                 elif changed[0] or changed[1]:
                     await self._book_update(conn, capture_ts, symbol, "delta", levels(changed[0], True),
-                                            levels(changed[1], False), ts, seq_num, seq_num)
+                                            levels(changed[1], False), ts, None, seq_num)
                 book.hour = when // HOUR_NS  # the rows' time as land partitions them
                 self._last_seq[product] = seq_num
             row = envelope(capture_ts, EXCHANGE, symbol, conn.conn_id, conn.next_seq())
@@ -355,7 +355,8 @@ class CoinbaseCollector:
     async def _book_update(self, conn: Connection, capture_ts: int, symbol: str, kind: str, bids: list[dict],
                            asks: list[dict], ts: int | None, first: int | None, last: int | None) -> None:
         base = envelope(capture_ts, EXCHANGE, symbol, conn.conn_id, conn.next_seq())
-        # Coinbase's one id is the connection's sequence_num: first = last, no prev
+        # Coinbase's one id is the connection's sequence_num, shared by every channel and product: never
+        # contiguous per book, so it is `last_update_id` only (monotonic); the collector checks the gaps.
         await self.emitter.emit(Record(SOURCE, "book_updates", update_row(base, kind, bids, asks, ts, first, last, None)))
 
     async def _on_trades(self, msg: dict, capture_ts: int, conn: Connection) -> None:

@@ -44,8 +44,15 @@ def test_demo_collects_lands_builds_and_queries(tmp_path: Path) -> None:
     con = open_catalog(demo_config(tmp_path / "lake", 6))
     try:
         vpin = con.execute("SELECT exchange, symbol, count(vpin) FROM gold.orderbook_hf GROUP BY ALL").fetchall()
+        # silver serves the book from book_updates: every delta of every venue applies (no id rule of
+        # a venue breaks its own stream), bronze deltas = silver delta rows
+        served = dict(con.execute("SELECT exchange, count(*) FROM silver.orderbook WHERE kind = 'delta' GROUP BY 1").fetchall())
+        landed = dict(con.execute("SELECT exchange, count(*) FROM bronze.book_updates WHERE kind = 'delta' GROUP BY 1").fetchall())
+        reasons = con.execute("SELECT DISTINCT break_reason FROM silver.orderbook WHERE break_reason IS NOT NULL").fetchall()
     finally:
         con.close()
+    assert served == landed and set(served) == {"binance", "okx", "bybit", "kraken", "coinbase"}, (served, landed)
+    assert reasons == [("snapshot",)], reasons
     assert {s for _, s, n in vpin if n > 0} >= {"BTC/USDT", "ETH/USDT", "SOL/USDT"}, vpin
     assert {e for e, _, n in vpin if n > 0} >= {"binance", "okx", "bybit", "kraken", "coinbase"}, vpin
     # book_updates: every venue lands snapshots, checkpoints and deltas, and for every series the book

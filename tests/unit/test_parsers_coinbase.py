@@ -229,11 +229,11 @@ def test_level2_book_updates_snapshot_checkpoint_and_changed_levels() -> None:
     snap, check, delta = rows
     assert snap["bids"] == check["bids"] == [{"price": 21921.73, "size": 0.06317902}, {"price": 21921.3, "size": 0.02}]
     assert snap["asks"] == check["asks"] == [{"price": 21921.74, "size": 1.5}, {"price": 21922.0, "size": 2.0}]
-    assert (snap["first_update_id"], snap["last_update_id"], check["first_update_id"], check["last_update_id"]) == (0, 0, None, 0)
+    assert (snap["first_update_id"], snap["last_update_id"], check["first_update_id"], check["last_update_id"]) == (None, 0, None, 0)
     # only what changed: the removed bid, the new ask; not the unknown removal, not the level that came and went
     assert delta["bids"] == [{"price": 21921.73, "size": 0.0}]
     assert delta["asks"] == [{"price": 21921.5, "size": 0.3}]
-    assert (delta["first_update_id"], delta["last_update_id"], delta["prev_update_id"]) == (1, 1, None)
+    assert (delta["first_update_id"], delta["last_update_id"], delta["prev_update_id"]) == (None, 1, None)
     assert delta["timestamp"] == 1675974770_714964855 and delta["symbol"] == "BTC/USD"
     # one per-connection counter over both book channels, in emission order
     seqs = [r.row["seq"] for r in out if r.channel in ("orderbook", "book_updates")]
