@@ -127,10 +127,11 @@ def book_rebuild_udf(rows, max_levels, bands, staleness, strict_deletes, start) 
     mask = pa.array([not v for v in valid], pa.bool_())
     arrays = []
     for k in names:
-        if parts[k]:
-            flat = pa.concat_arrays([p.combine_chunks() if isinstance(p, pa.ChunkedArray) else p for p in parts[k]])
-        else:
-            flat = _empty(k)
+        got = [p.combine_chunks() if isinstance(p, pa.ChunkedArray) else p for p in parts.pop(k)]
+        # one connection (the usual call): its columns as they are; concat_arrays would copy every
+        # level once more while the kernel's buffers are still held
+        flat = got[0] if len(got) == 1 else pa.concat_arrays(got) if got else _empty(k)
+        del got
         arrays.append(pa.ListArray.from_arrays(off, flat, mask=mask))
     return pa.StructArray.from_arrays(arrays, names=names, mask=mask)
 
