@@ -105,6 +105,9 @@ def rebuild_connection(rows: pa.StructArray, max_levels: int, bands: np.ndarray,
 
 def book_rebuild_udf(rows, max_levels, bands, staleness, strict_deletes, start) -> pa.StructArray:
     """Arrow entry point of `daedalus_book_rebuild`: one result row (lists) per connection row."""
+    # The previous call's result was freed once DuckDB copied it: hand those pages back to the OS
+    # (pyarrow's pool keeps them mapped otherwise, and every later model of the build starts higher).
+    pa.default_memory_pool().release_unused()
     rows_a, lv_a, bands_a, stale_a, strict_a, start_a = (aio.flat(a) for a in (rows, max_levels, bands, staleness,
                                                                           strict_deletes, start))
     start_us = aio.ts_us(start_a)
