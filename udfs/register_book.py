@@ -105,6 +105,9 @@ def rebuild_connection(rows: pa.StructArray, max_levels: int, bands: np.ndarray,
 
 def book_rebuild_udf(rows, max_levels, bands, staleness, strict_deletes, start) -> pa.StructArray:
     """Arrow entry point of `daedalus_book_rebuild`: one result row (lists) per connection row."""
+    # The previous call's result was freed once DuckDB copied it: hand those pages back to the OS
+    # (pyarrow's pool keeps them mapped otherwise, and every later model of the build starts higher).
+    pa.default_memory_pool().release_unused()
     rows_a, lv_a, bands_a, stale_a, strict_a, start_a = (aio.flat(a) for a in (rows, max_levels, bands, staleness,
                                                                           strict_deletes, start))
     start_us = aio.ts_us(start_a)
@@ -127,10 +130,11 @@ def book_rebuild_udf(rows, max_levels, bands, staleness, strict_deletes, start) 
     mask = pa.array([not v for v in valid], pa.bool_())
     arrays = []
     for k in names:
-        if parts[k]:
-            flat = pa.concat_arrays([p.combine_chunks() if isinstance(p, pa.ChunkedArray) else p for p in parts[k]])
-        else:
-            flat = _empty(k)
+        got = [p.combine_chunks() if isinstance(p, pa.ChunkedArray) else p for p in parts.pop(k)]
+        # one connection (the usual call): its columns as they are; concat_arrays would copy every
+        # level once more while the kernel's buffers are still held
+        flat = got[0] if len(got) == 1 else pa.concat_arrays(got) if got else _empty(k)
+        del got
         arrays.append(pa.ListArray.from_arrays(off, flat, mask=mask))
     return pa.StructArray.from_arrays(arrays, names=names, mask=mask)
 

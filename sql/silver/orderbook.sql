@@ -48,10 +48,18 @@ upd_anchor AS (
     WHERE kind IN ('snapshot', 'checkpoint') AND ts < {{ partition.start }}
     GROUP BY ALL
 ),
+upd_live AS (
+    -- Connections with a row in the slice: the others would only be replayed up to where they
+    -- ended and serve nothing (a connection that closed after its last checkpoint before the slice).
+    SELECT DISTINCT exchange, symbol, conn_id
+    FROM upd_stamped
+    WHERE ts >= {{ partition.start }} AND ts < {{ partition.end }}
+),
 upd_pick AS (
     -- From the anchor on (or the slice's own rows for a connection without one), up to the slice end.
     SELECT k.exchange, k.symbol, k.conn_id, k.seq, min(k.ts) AS ts, min(k.capture_ts) AS capture_ts
     FROM upd_stamped k
+    SEMI JOIN upd_live l ON l.exchange = k.exchange AND l.symbol = k.symbol AND l.conn_id = k.conn_id
     LEFT JOIN upd_anchor a ON a.exchange = k.exchange AND a.symbol = k.symbol AND a.conn_id = k.conn_id
     WHERE k.ts < {{ partition.end }}
       AND (k.seq >= a.anchor_seq OR (a.anchor_seq IS NULL AND k.ts >= {{ partition.start }}))
