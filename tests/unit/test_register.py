@@ -5,6 +5,7 @@ NULL handling, idempotent registration."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import duckdb
 import numpy as np
@@ -76,10 +77,14 @@ FROM c ORDER BY symbol, ts, seq
 
 
 @pytest.fixture()
-def con() -> duckdb.DuckDBPyConnection:
+def con() -> Iterator[duckdb.DuckDBPyConnection]:
     c = duckdb.connect()
     register_all(c)
-    return c
+    yield c
+    # Closed here, not whenever the garbage collector drops it: destroying a connection whose last
+    # result is still streaming cancels its tasks while holding the GIL, and a worker thread inside
+    # a Python UDF waits for that GIL forever (seen as a hang in teardown with threads = 4).
+    c.close()
 
 
 def test_registration_is_idempotent(con) -> None:
@@ -173,9 +178,10 @@ def test_vpin_udf_carries_state_like_the_kernel(con) -> None:
                'recent_imbalance': r.recent_imbalance, 'recent_volume': r.recent_volume, 'recent_dp': r.recent_dp}}
       FROM (SELECT {VPIN_BUCKETS}(l, $3, $4, $5, $6, $7, make_timestamp($1)::TIMESTAMPTZ, 25.0, 7, false, 50) AS r
             FROM d)"""
-    r0 = con.execute(sql, [T0, T0 + day, None, None, None, None, None]).fetchone()[0]
+    # fetchall, not fetchone: a result left streaming keeps UDF tasks alive (see the fixture)
+    r0 = con.execute(sql, [T0, T0 + day, None, None, None, None, None]).fetchall()[0][0]
     r1 = con.execute(sql, [T0 + day, T0 + 2 * day, r0["state_f"], r0["state_i"], r0["recent_imbalance"],
-                           r0["recent_volume"], r0["recent_dp"]]).fetchone()[0]
+                           r0["recent_volume"], r0["recent_dp"]]).fetchall()[0][0]
     whole = vpin_partition(ts, size, buy, np.full(k, 100.0), VpinState(), VpinParams(25.0, 7), T0)
     got = [v for kind, v in zip(r0["kind"] + r1["kind"], r0["vpin"] + r1["vpin"], strict=True) if kind == "bucket"]
     want = [None if math.isnan(v) else v for v in whole.vpin]
