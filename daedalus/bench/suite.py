@@ -77,28 +77,14 @@ def day(i: int) -> str:
     return (dt.date.fromisoformat(START) + dt.timedelta(days=i)).isoformat()
 
 
-def link_bronze(src: Path, dst: Path, dates: list[str] | None = None) -> int:
-    """Hard-link (copy where links are impossible) src's bronze files of `dates` (all when None) into
-    the lake `dst`; returns their bytes."""
+def link_bronze(src: Path, dst: Path, dates: list[str] | None = None, channel: str | None = None) -> int:
+    """Hard-link (copy where links are impossible) src's bronze files of `dates` (all when None), of one
+    `channel` (all when None), into the lake `dst`; returns their bytes."""
     total = 0
-    for path in sorted((src / "bronze").rglob("*.parquet")):
+    for path in sorted((src / "bronze" / (channel or "")).rglob("*.parquet")):
         date = next((p.split("=", 1)[1] for p in path.parts if p.startswith("date=")), None)
         if dates is not None and date not in dates:
             continue
-        target = dst / path.relative_to(src)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(path, target)
-        except OSError:
-            shutil.copy2(path, target)
-        total += path.stat().st_size
-    return total
-
-
-def link_bronze_channel(src: Path, dst: Path, channel: str) -> int:
-    """Hard-link one bronze channel of src into the lake dst (a lake built from one order-book channel)."""
-    total = 0
-    for path in sorted((src / "bronze" / channel).rglob("*.parquet")):
         target = dst / path.relative_to(src)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -446,7 +432,7 @@ class BenchSuite:
                 shutil.rmtree(lake, ignore_errors=True)
                 lake.mkdir(parents=True)
                 for c in common | {channel}:
-                    link_bronze_channel(data, lake, c)
+                    link_bronze(data, lake, channel=c)
                 run = self.build(f"from-{source}-{profile}", lake, profile=profile, env=env)
                 sec[f"{source}_{profile}"] = self.build_figures(run)
                 self.drop(lake)
