@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from daedalus.compiler import empty_relation_sql, sql_str
 from daedalus.lake import LocalLake
+from daedalus.runner import CatalogResolver
 
 if TYPE_CHECKING:
     from daedalus.project import Model
@@ -79,26 +80,11 @@ def relation(session: Session, rel: str) -> str:
     return f"read_parquet({sql_str(pattern)}, hive_partitioning=false, union_by_name=true)"
 
 
-class GlobResolver:
+class GlobResolver(CatalogResolver):
     """ref()/source() of `view` models in the catalog: the same globs as the other views."""
 
-    def __init__(self, session: Session) -> None:
-        self.s = session
-
-    def ref(self, model: Model | None, name: str) -> str:
-        up = self.s.project.models[name]
-        if up.materialized == "view":
-            return f"(\n{self.s.compiler.render_model(up, self, None)}\n)"
-        return relation(self.s, f"model:{name}")
-
-    def source(self, source_name: str, name: str) -> str:
-        return relation(self.s, f"source:{name}")
-
-    def previous_partition(self, model: Model | None, columns: dict[str, str] | None) -> str:
-        from daedalus.runner import _empty_previous
-
-        assert model is not None
-        return _empty_previous(self.s, model, columns)
+    def relation(self, rel: str) -> str:
+        return relation(self.s, rel)
 
 
 def fingerprint(statements: list[str]) -> str:

@@ -739,14 +739,18 @@ class CatalogResolver:
     def __init__(self, session: Session) -> None:
         self.s = session
 
+    def relation(self, rel: str) -> str:
+        """SQL reading a source or model ("source:x" / "model:x"); the one thing subclasses change."""
+        return self.s.relation_sql(rel)
+
     def ref(self, model: Model | None, name: str) -> str:
         up = self.s.project.models[name]
         if up.materialized == "view":
             return f"(\n{self.s.compiler.render_model(up, self, None)}\n)"
-        return self.s.relation_sql(f"model:{name}")
+        return self.relation(f"model:{name}")
 
     def source(self, source_name: str, name: str) -> str:
-        return self.s.relation_sql(f"source:{name}")
+        return self.relation(f"source:{name}")
 
     def previous_partition(self, model: Model | None, columns: dict[str, str] | None) -> str:
         assert model is not None

@@ -33,7 +33,6 @@ KNOWN_PRIVATE: set[tuple[str, str]] = {
     ("daedalus.collector.ccxt_capture", "_base"),
     ("daedalus.collector.ccxt_capture", "_broken"),
     ("daedalus.collector.ccxt_capture", "_symbol"),
-    ("daedalus.catalog_paths", "_empty_previous"),
     ("daedalus.executors", "_apply_settings"),
     ("daedalus.executors", "_describe"),
     ("daedalus.executors", "_orphans"),
