@@ -2,7 +2,7 @@
 
     python benchmarks/bench_build.py [--root DIR] [--hours 24] [--memory-limit 512MB]
 
-Generates a synthetic symbol-day (daedalus.synth: 864,000 snapshots at 100 ms, 20 levels a side,
+Generates a synthetic symbol-day (daedalus.devkit.synth: 864,000 snapshots at 100 ms, 20 levels a side,
 10 trades/s) as bronze (in a subprocess, so its memory does not count), then times in this one
 process: the floor — DuckDB reading every bronze order-book list (prices and sizes of both sides) —
 and the build of each model, and prints the ratios and this process's peak RSS.
@@ -33,14 +33,14 @@ def main() -> None:
     if not (root / "bronze" / "orderbook").exists():
         t = time.perf_counter()
         subprocess.run([sys.executable, "-c", (
-            "from daedalus.synth import generate; import json; "
+            "from daedalus.devkit.synth import generate; import json; "
             f"print(json.dumps(generate({str(root)!r}, hours={args.hours}).as_dict()['rows']))")], check=True)
         print(f"synthetic bronze generated in {time.perf_counter() - t:.1f} s under {root}")
 
     import duckdb
 
+    from daedalus.build.runner import build
     from daedalus.config import load_config
-    from daedalus.runner import build
 
     overrides = {"storage.root": str(root), "duckdb.temp_directory": str(root / "_tmp"),
                  "duckdb.memory_limit": args.memory_limit}

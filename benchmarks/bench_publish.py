@@ -2,10 +2,10 @@
 
     python benchmarks/bench_publish.py [--hours 24] [--snapshot-ms 100] [--slice-hours 2]
 
-Generates a synthetic symbol-day as bronze (daedalus.synth, in a subprocess), builds every model
+Generates a synthetic symbol-day as bronze (daedalus.devkit.synth, in a subprocess), builds every model
 with the Pi profile's slicing (`etl.slice_hours`, one thread, `memory_limit` 256MB) and prints the
 build time, the time spent merging each sliced partition's slice files into its one `data.parquet`
-(daedalus/materializations/partitioned.py `merge_files`), and the time spent publishing (renames).
+(daedalus/build/materializations/partitioned.py `merge_files`), and the time spent publishing (renames).
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ def main() -> None:
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="daedalus-publish-"))
     subprocess.run([sys.executable, "-c", (
-        "from daedalus.synth import generate; "
+        "from daedalus.devkit.synth import generate; "
         f"generate({str(root / 'lake')!r}, hours={args.hours}, snapshot_ms={args.snapshot_ms})")], check=True)
 
-    from daedalus import publish, runner
+    from daedalus.build import publish, runner
+    from daedalus.build.materializations import partitioned
     from daedalus.config import load_config
-    from daedalus.materializations import partitioned
 
     spent = {"merge": 0.0, "publish": 0.0, "merged": 0}
     real_merge, real_publish = partitioned.merge_files, publish.publish_model

@@ -1,4 +1,4 @@
-"""Benchmark of the sequential stage on one synthetic symbol-day (daedalus.synth defaults: 864,000
+"""Benchmark of the sequential stage on one synthetic symbol-day (daedalus.devkit.synth defaults: 864,000
 snapshots at 100 ms, 20 levels a side, 10 trades/s), printed in one run:
 
 1. kernels alone: each kernel and the whole per-series pipeline on numpy arrays, rows/s
@@ -60,10 +60,10 @@ def main() -> None:
     ap.add_argument("--kernels-only", action="store_true", help="skip the SQL stage and the JIT start-up runs")
     args = ap.parse_args()
 
-    from daedalus import runner
+    from daedalus.build import runner
     from daedalus.config import load_config
+    from daedalus.devkit.synth import generate
     from daedalus.duck import connect
-    from daedalus.synth import generate
     from daedalus.udfs.kernels.kyle import kyle_lambda
     from daedalus.udfs.kernels.ofi import ofi_mlofi, ofi_pairs
     from daedalus.udfs.kernels.segments import segment_ids

@@ -40,9 +40,9 @@ def collect_capture(capture_path: Path, root: Path) -> None:
     """Replay the capture through the real collector (orderbook + book_updates) and land it."""
     from daedalus.collector.pipeline import run_collect
     from daedalus.config import load_config
-    from daedalus.land import land
-    from daedalus.simulator.binance import FakeBinance, ServerBook
-    from daedalus.simulator.replay import load_capture
+    from daedalus.devkit.simulator.binance import FakeBinance, ServerBook
+    from daedalus.devkit.simulator.replay import load_capture
+    from daedalus.land.landing import land
 
     capture = load_capture(capture_path)
     config = load_config(None, {"storage.root": str(root), "ingestion.exchanges": ["binance"],

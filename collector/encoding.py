@@ -1,4 +1,4 @@
-"""Physical Parquet encoding of bronze files per channel, used by `land` (daedalus/land.py) when it
+"""Physical Parquet encoding of bronze files per channel, used by `land` (daedalus/land/landing.py) when it
 writes bronze partitions. The logical schema (collector/schemas.py) says what the columns are; this
 module only how they are stored. Raw segments keep ingestion.parquet_compression: they are transient,
 and a Pi's collector should not spend zstd-19 CPU on every flush.

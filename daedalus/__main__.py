@@ -1,3 +1,3 @@
-from daedalus.cli import main
+from daedalus.cli.app import main
 
 main()

@@ -50,13 +50,13 @@ class Lakehouse:
 
     def cli(self, *args: str, env: dict | None = None, timeout: float = 300,
             input: str | None = None) -> subprocess.CompletedProcess:  # noqa: A002 - subprocess's name
-        cmd = [sys.executable, "-c", "from daedalus.cli import main; main()", "--config", str(self.config_path), *args]
+        cmd = [sys.executable, "-c", "from daedalus.cli.app import main; main()", "--config", str(self.config_path), *args]
         full = {**os.environ, "DAEDALUS_NO_UDFS": "1", **(env or {})}
         return subprocess.run(cmd, capture_output=True, text=True, env=full, timeout=timeout, cwd=self.dir,
                               input=input)
 
     def popen(self, *args: str, env: dict | None = None, **kw) -> subprocess.Popen:
-        cmd = [sys.executable, "-c", "from daedalus.cli import main; main()", "--config", str(self.config_path), *args]
+        cmd = [sys.executable, "-c", "from daedalus.cli.app import main; main()", "--config", str(self.config_path), *args]
         full = {**os.environ, "DAEDALUS_NO_UDFS": "1", **(env or {})}
         return subprocess.Popen(cmd, env=full, cwd=self.dir, **kw)
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import pytest
 from test_break_rules import _lake_rows, write
 
-from daedalus.catalog import catalog_path
-from daedalus.catalog_paths import reader_config
+from daedalus.build.runner import build
 from daedalus.config import load_config
-from daedalus.runner import build
+from daedalus.serve.catalog import catalog_path
+from daedalus.serve.catalog_paths import reader_config
 
 pytestmark = pytest.mark.slow  # one real build of every model
 

@@ -13,8 +13,8 @@ import pytest
 from fake_exchange import book_replay, make_config, rows, run_pipeline, wait_until
 
 from daedalus.collector.connection import Emitter
-from daedalus.simulator.binance import FakeBinance, ServerBook
-from daedalus.simulator.replay import Capture, load_capture
+from daedalus.devkit.simulator.binance import FakeBinance, ServerBook
+from daedalus.devkit.simulator.replay import Capture, load_capture
 
 pytestmark = pytest.mark.network
 SYMBOL = "BTC/USDT"

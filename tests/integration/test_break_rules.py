@@ -22,11 +22,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from daedalus.build.runner import build
 from daedalus.collector.schemas import SCHEMAS
 from daedalus.config import Config, load_config
 from daedalus.lake import open_lake
-from daedalus.runner import build
-from daedalus.state import Manifest
+from daedalus.lake.manifest import Manifest
 
 pytestmark = pytest.mark.slow  # one real build of every model
 

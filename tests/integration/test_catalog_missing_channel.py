@@ -9,9 +9,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from daedalus.build.runner import build
 from daedalus.config import load_config
-from daedalus.runner import build
-from daedalus.synth import generate
+from daedalus.devkit.synth import generate
 
 pytestmark = pytest.mark.slow
 

@@ -12,9 +12,9 @@ from fake_exchange import make_config, rows, run_pipeline, wait_until
 from daedalus.collector.ccxt_collector import CcxtCollector
 from daedalus.collector.connection import Emitter
 from daedalus.collector.pipeline import build_collectors
+from daedalus.devkit.simulator.binance import FakeBinance
+from daedalus.devkit.simulator.replay import load_capture
 from daedalus.errors import ConfigError, ExchangeError
-from daedalus.simulator.binance import FakeBinance
-from daedalus.simulator.replay import load_capture
 
 pytestmark = pytest.mark.network
 SYMBOL = "BTC/USDT"

@@ -11,8 +11,8 @@ import pytest
 from fake_exchange import book_replay, make_config, rows, run_pipeline, updates_match_snapshots, wait_until
 
 from daedalus.collector.connection import Emitter
-from daedalus.simulator.coinbase import FakeCoinbase
-from daedalus.simulator.market import SimulatedMarket
+from daedalus.devkit.simulator.coinbase import FakeCoinbase
+from daedalus.devkit.simulator.market import SimulatedMarket
 
 pytestmark = pytest.mark.network
 PRODUCTS = ["BTC-USDT", "ETH-USDT"]

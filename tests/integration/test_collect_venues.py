@@ -18,10 +18,10 @@ import pytest
 from fake_exchange import make_config, rows, run_pipeline, updates_match_snapshots, wait_until
 
 from daedalus.collector.connection import Emitter
-from daedalus.simulator.bybit import FakeBybit
-from daedalus.simulator.kraken import FakeKraken
-from daedalus.simulator.market import SimulatedMarket
-from daedalus.simulator.okx import FakeOkx
+from daedalus.devkit.simulator.bybit import FakeBybit
+from daedalus.devkit.simulator.kraken import FakeKraken
+from daedalus.devkit.simulator.market import SimulatedMarket
+from daedalus.devkit.simulator.okx import FakeOkx
 
 pytestmark = pytest.mark.network
 SYMBOLS = {"BTC/USDT": 60_000.0, "ETH/USDT": 3_000.0}
@@ -206,7 +206,7 @@ def test_exchanges_from_config_each_get_their_venue_feeds(tmp_path: Path) -> Non
     """`ingestion.exchanges: [okx, bybit, kraken, binance]` builds one generic collector per exchange;
     the only per-exchange parts are the venue modules' parameters (no network: markets are set)."""
     from daedalus.collector.pipeline import build_collectors
-    from daedalus.simulator.binance import FakeBinance
+    from daedalus.devkit.simulator.binance import FakeBinance
 
     config = make_config(tmp_path, exchanges=["okx", "bybit", "kraken", "binance"], symbols=["BTC/USDT"],
                          channels=["trades", "orderbook", "ticker"])

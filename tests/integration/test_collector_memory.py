@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 RUN = """
 import json, sys
-from daedalus.simulator.bench import bench_collect
+from daedalus.devkit.bench.collect import bench_collect
 if __name__ == "__main__":
     cfg = sys.argv[1] or None
     r = bench_collect(int(sys.argv[2]), queue_maxsize=None, config_path=cfg)

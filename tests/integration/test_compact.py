@@ -10,8 +10,8 @@ import duckdb
 import pytest
 from s3_helpers import make_lakehouse
 
-from daedalus import runner
-from daedalus.compact import compact, needs_compaction
+from daedalus.build import runner
+from daedalus.build.compact import compact, needs_compaction
 from daedalus.lake import FileInfo
 
 MODELS = ("silver/toy_trades", "gold/toy_bars")
@@ -48,7 +48,7 @@ def test_needs_compaction() -> None:
 def _make_legacy(cfg, model: str) -> None:
     """Rewrite every partition of `model` the way older versions laid it out: two part-* files."""
     from daedalus.lake import open_lake
-    from daedalus.state import Manifest
+    from daedalus.lake.manifest import Manifest
 
     lake = open_lake(cfg)
     con = runner.connect(cfg, udfs=False)
@@ -110,7 +110,7 @@ def test_compact_on_s3(tmp_path: Path, moto_server, monkeypatch) -> None:
     client = make_s3_client(moto_server.endpoint, use_ssl=False, url_style="path")
     h = make_lakehouse(tmp_path, moto_server, client=client)
     h.add_trades("2024-08-08", "0001", n=300)
-    from daedalus.lake_s3 import land_any
+    from daedalus.lake.s3 import land_any
 
     land_any(h.config())
     runner.build(h.config(), udfs=False)

@@ -10,11 +10,11 @@ import duckdb
 import pytest
 from s3_helpers import make_lakehouse
 
-from daedalus import runner
+from daedalus.build import runner
+from daedalus.build.distributed import build_distributed, dependencies, parse_shard, shard_of
 from daedalus.config import load_config
+from daedalus.devkit.synth import generate
 from daedalus.errors import ConfigError
-from daedalus.executors import build_distributed, dependencies, parse_shard, shard_of
-from daedalus.synth import generate
 
 DAYS = ["2024-08-06", "2024-08-07", "2024-08-08"]
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fake_exchange import bronze_rows, updates_match_snapshots
 
-from daedalus.demo import demo_config, format_demo, run_demo
+from daedalus.devkit.demo import demo_config, format_demo, run_demo
 
 pytestmark = pytest.mark.network
 
@@ -39,7 +39,7 @@ def test_demo_collects_lands_builds_and_queries(tmp_path: Path) -> None:
             assert per.get(model, {}).get(ex, 0) > 0, (model, ex, per.get(model))
         assert any(m.startswith("gold.") and n.get(ex, 0) > 0 for m, n in per.items()), (ex, per)
     # VPIN shows in the demo (bucket volume sized to the simulated flow), for every demo symbol
-    from daedalus.catalog import open_catalog
+    from daedalus.serve.catalog import open_catalog
 
     con = open_catalog(demo_config(tmp_path / "lake", 6))
     try:

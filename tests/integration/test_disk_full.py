@@ -27,7 +27,7 @@ from daedalus.collector.segment import StreamingParquetWriter
 from daedalus.collector.sink import BronzeSink
 from daedalus.config import Config, IngestionConfig, StorageConfig
 from daedalus.errors import StorageError
-from daedalus.land import land
+from daedalus.land.landing import land
 
 T0 = 1_723_075_200_000_000_000
 

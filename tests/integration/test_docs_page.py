@@ -8,9 +8,9 @@ import re
 import pytest
 from toy import make_toy, trade_rows
 
+from daedalus.build.runner import Session
 from daedalus.config import load_config
-from daedalus.docs_site import BOX_H, BOX_W, edge_points, lineage_layout
-from daedalus.runner import Session
+from daedalus.serve.docs_site import BOX_H, BOX_W, edge_points, lineage_layout
 
 ENV = {"DAEDALUS_NO_UDFS": "1"}
 

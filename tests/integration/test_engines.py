@@ -10,10 +10,10 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from daedalus import runner
-from daedalus.catalog import open_catalog
+from daedalus.build import runner
 from daedalus.config import load_config
-from daedalus.synth import generate
+from daedalus.devkit.synth import generate
+from daedalus.serve.catalog import open_catalog
 
 pytestmark = pytest.mark.slow
 KEY_TYPES = {"exchange": pa.string(), "symbol": pa.string(), "date": pa.date32()}

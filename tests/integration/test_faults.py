@@ -11,8 +11,8 @@ import pytest
 from fake_exchange import make_config, rows, run_pipeline, wait_until
 
 from daedalus.collector.connection import Emitter
-from daedalus.simulator.binance import FakeBinance
-from daedalus.simulator.market import SimulatedMarket
+from daedalus.devkit.simulator.binance import FakeBinance
+from daedalus.devkit.simulator.market import SimulatedMarket
 
 pytestmark = pytest.mark.network
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
@@ -211,8 +211,8 @@ from pathlib import Path
 sys.path.insert(0, {testdir!r})
 from fake_exchange import make_config
 from daedalus.collector.pipeline import run_collect
-from daedalus.simulator.binance import FakeBinance
-from daedalus.simulator.market import SimulatedMarket
+from daedalus.devkit.simulator.binance import FakeBinance
+from daedalus.devkit.simulator.market import SimulatedMarket
 
 async def main():
     market = SimulatedMarket({{"BTC/USDT": 60000.0, "ETH/USDT": 3000.0}}, seed=5)

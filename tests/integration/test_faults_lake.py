@@ -19,12 +19,12 @@ import pytest
 from s3_helpers import make_lakehouse, write_segment
 from toy import trade_rows
 
-from daedalus import runner
+from daedalus.build import runner
+from daedalus.build.watch import watch
 from daedalus.collector.schemas import SCHEMAS
 from daedalus.collector.upload import make_s3_client
 from daedalus.errors import StorageError
-from daedalus.lake_s3 import land_any
-from daedalus.watch import watch
+from daedalus.lake.s3 import land_any
 
 UTC = dt.UTC
 
@@ -118,7 +118,7 @@ def rename(self, src, dst):
         if len(seen) == 2:  # the 2nd of silver's 3 partitions is in place, the manifest not yet saved
             os.kill(os.getpid(), signal.SIGKILL)
 lake.LocalLake.rename = rename
-from daedalus.cli import main
+from daedalus.cli.app import main
 sys.argv = ["daedalus", *sys.argv[1:]]
 main()
 """

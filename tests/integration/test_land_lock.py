@@ -7,8 +7,8 @@ from pathlib import Path
 
 from s3_helpers import make_lakehouse
 
-from daedalus.land import land_lock
-from daedalus.watch import watch
+from daedalus.build.watch import watch
+from daedalus.land.landing import land_lock
 
 
 def test_second_land_exits_with_one_line(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """silver.orderbook rebuilt from bronze `book_updates` of the real Binance capture (../shared/data).
 
 The capture's REST snapshot + applied diffs are written as update bronze (tests/reference/
-capture_updates.py) beside what daedalus.capture writes today (20-level snapshots, trades, ticker,
+capture_updates.py) beside what daedalus.devkit.capture writes today (20-level snapshots, trades, ticker,
 events) for the same connection, so the updates must win. After every update the silver book must
 equal a book rebuilt independently with dicts, at 20 and at 1,000 levels, and the 0–5, 5–10, 10–25
 bps band depths must be non-NULL on every row and equal that book's sums over all its levels.
@@ -16,11 +16,11 @@ from typing import Any
 import duckdb
 import pytest
 
-from daedalus.capture import load_capture
+from daedalus.build.runner import build
 from daedalus.config import load_config
+from daedalus.devkit.capture import load_capture
 from daedalus.lake import open_lake
-from daedalus.runner import build
-from daedalus.state import Manifest
+from daedalus.lake.manifest import Manifest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the reference package
 from reference.book_reference import same_float  # noqa: E402

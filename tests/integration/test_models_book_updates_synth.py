@@ -1,4 +1,4 @@
-"""silver.orderbook from synthetic `book_updates` (daedalus.synth with book_updates=True): partition
+"""silver.orderbook from synthetic `book_updates` (daedalus.devkit.synth with book_updates=True): partition
 independence (a slice built alone = the day built from the connection's start; day by day = full
 rebuild) and agreement with the snapshot path on the same books."""
 
@@ -11,11 +11,11 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from daedalus.build.runner import build
 from daedalus.config import Config, load_config
+from daedalus.devkit.synth import generate
 from daedalus.lake import open_lake
-from daedalus.runner import build
-from daedalus.state import Manifest
-from daedalus.synth import generate
+from daedalus.lake.manifest import Manifest
 
 pytestmark = pytest.mark.slow
 BOOK = dict(symbols=["BTC/USDT"], start="2024-01-06", snapshot_ms=2_000, levels=10, trades_per_sec=0.2,

@@ -1,6 +1,6 @@
 """Silver and gold built from the real Binance capture (../shared/data), loaded into bronze directly.
 
-The capture's book is rebuilt by daedalus.capture with Binance's documented diff-depth procedure;
+The capture's book is rebuilt by daedalus.devkit.capture with Binance's documented diff-depth procedure;
 every data test of the models must pass on it, the book must never be crossed, and the rebuilt best
 bid/ask must equal the exchange's own bookTicker wherever both carry the same update id.
 """
@@ -13,11 +13,11 @@ from typing import Any
 import duckdb
 import pytest
 
-from daedalus.capture import load_capture
+from daedalus.build.runner import build
 from daedalus.config import Config, load_config
+from daedalus.devkit.capture import load_capture
 from daedalus.lake import open_lake
-from daedalus.runner import build
-from daedalus.state import Manifest
+from daedalus.lake.manifest import Manifest
 
 pytestmark = pytest.mark.slow  # a real build of every model over six minutes of market data
 CAPTURE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"

@@ -19,11 +19,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from daedalus.build.runner import build
 from daedalus.collector.schemas import SCHEMAS
 from daedalus.config import Config, load_config
 from daedalus.lake import open_lake
-from daedalus.runner import build
-from daedalus.state import Manifest
+from daedalus.lake.manifest import Manifest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the reference package
 from reference.features_reference import BookRow, TradeRow, close, orderbook_bars, trade_bars  # noqa: E402
@@ -200,14 +200,14 @@ def test_band_config_changes_gold_columns(lake: Config, tmp_path: Path) -> None:
     """Changing bands_bps changes orderbook_hf's columns, with no SQL edited."""
     cfg = load_config(overrides={"storage.root": lake.storage.root, "duckdb.temp_directory": str(tmp_path),
                                  "etl.features.bands_bps": [0, 2.5, 20]})
-    from daedalus.runner import compile_sql
+    from daedalus.build.runner import compile_sql
 
     sql = compile_sql(cfg, "orderbook_hf", {"exchange": "binance", "symbol": "BTC/USDT", "date": DAY.isoformat()})
     assert "bid_depth_0_2p5bps" in sql and "band_imbalance_2p5_20bps" in sql and "bid_depth_0_5bps" not in sql
 
 
 def test_every_gold_column_has_a_doc_line(lake: Config) -> None:
-    from daedalus.project import load_project
+    from daedalus.build.project import load_project
 
     project = load_project(lake)
     manifest = Manifest.load(open_lake(lake))

@@ -13,11 +13,11 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from daedalus.build.runner import build
 from daedalus.config import Config, load_config
+from daedalus.devkit.synth import generate
 from daedalus.lake import open_lake
-from daedalus.runner import build
-from daedalus.state import Manifest
-from daedalus.synth import generate
+from daedalus.lake.manifest import Manifest
 
 pytestmark = pytest.mark.slow  # three real builds over two synthetic days
 GOLD = ("orderbook_hf", "orderbook_bars", "trade_bars", "ticker_hf")

@@ -14,11 +14,11 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from daedalus.build.runner import build, compile_sql
 from daedalus.config import Config, load_config
+from daedalus.devkit.synth import generate
 from daedalus.lake import open_lake
-from daedalus.runner import build, compile_sql
-from daedalus.state import Manifest
-from daedalus.synth import generate
+from daedalus.lake.manifest import Manifest
 
 pytestmark = pytest.mark.slow  # two real builds over two synthetic days
 SLICED = ("orderbook", "orderbook_seq", "orderbook_hf")

@@ -1,4 +1,4 @@
-"""The synthetic bronze the model tests and the build benchmark run on (daedalus.synth)."""
+"""The synthetic bronze the model tests and the build benchmark run on (daedalus.devkit.synth)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 
 from daedalus.collector.schemas import SCHEMAS
-from daedalus.synth import generate
+from daedalus.devkit.synth import generate
 
 
 def test_synth_is_deterministic_and_looks_like_a_market(tmp_path: Path) -> None:

@@ -22,9 +22,9 @@ import duckdb
 import pytest
 from toy import make_toy, trade_rows
 
-from daedalus.catalog import catalog_path, open_catalog
-from daedalus.catalog_paths import reader_config
-from daedalus.runner import build
+from daedalus.build.runner import build
+from daedalus.serve.catalog import catalog_path, open_catalog
+from daedalus.serve.catalog_paths import reader_config
 
 pytestmark = pytest.mark.slow
 ENV = {"DAEDALUS_NO_UDFS": "1"}
@@ -225,7 +225,7 @@ def test_an_s3_lake_held_catalog_and_glob_see_each_build(tmp_path: Path, moto_se
     from s3_helpers import make_lakehouse
 
     from daedalus.collector.upload import make_s3_client
-    from daedalus.lake_s3 import land_any
+    from daedalus.lake.s3 import land_any
 
     client = make_s3_client(moto_server.endpoint, use_ssl=False, url_style="path")
     h = make_lakehouse(tmp_path, moto_server, client=client)

@@ -78,7 +78,7 @@ def test_query_without_catalog(tmp_path):
 
 
 def test_shell_runs_the_duckdb_cli_read_only(built):
-    from daedalus.catalog import duckdb_cli_path, shell_argv
+    from daedalus.serve.catalog import duckdb_cli_path, shell_argv
 
     argv = shell_argv(built.config())
     assert argv[0] == duckdb_cli_path() and "-readonly" in argv and argv[-1].endswith("catalog.duckdb")

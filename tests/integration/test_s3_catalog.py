@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from s3_helpers import make_lakehouse
 
-from daedalus import runner
-from daedalus.catalog import catalog_path, catalog_root, open_catalog
+from daedalus.build import runner
 from daedalus.collector.upload import make_s3_client
 from daedalus.errors import StorageError
-from daedalus.lake_s3 import land_any
+from daedalus.lake.s3 import land_any
+from daedalus.serve.catalog import catalog_path, catalog_root, open_catalog
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
 

@@ -20,10 +20,10 @@ import duckdb
 import pytest
 from s3_helpers import make_lakehouse
 
-from daedalus import runner
+from daedalus.build import runner
 from daedalus.collector.upload import make_s3_client
 from daedalus.errors import BuildError, StorageError
-from daedalus.lake_s3 import land_any
+from daedalus.lake.s3 import land_any
 
 pytestmark = pytest.mark.s3
 

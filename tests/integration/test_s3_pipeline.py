@@ -11,10 +11,10 @@ import duckdb
 import pytest
 from s3_helpers import make_lakehouse
 
-from daedalus import runner
+from daedalus.build import runner
 from daedalus.collector.upload import make_s3_client
 from daedalus.lake import open_lake
-from daedalus.lake_s3 import S3Lake, land_any
+from daedalus.lake.s3 import S3Lake, land_any
 
 pytestmark = pytest.mark.s3
 DAYS = ["2024-08-07", "2024-08-08"]
@@ -89,7 +89,7 @@ def test_cli_pipeline_on_s3_equals_local(tmp_path: Path, moto_server, client) ->
     assert eth_bars.stdout.split()[1] in shell.stdout.split()
 
     # the catalog's views read s3:// URLs
-    from daedalus.catalog import open_catalog
+    from daedalus.serve.catalog import open_catalog
 
     con = open_catalog(h.config())
     sql = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'toy_bars'").fetchone()[0]
@@ -141,10 +141,10 @@ def test_verify_write_catches_a_lost_object(tmp_path: Path, moto_server, client)
 def test_builtin_models_over_synthetic_bronze_on_s3_equal_local(tmp_path: Path, moto_server, client) -> None:
     """The real silver/gold models (UDFs included) with the lake on S3: bronze pushed with `sync`
     (verified), build + data tests + catalog through httpfs, the same rows as the local lake."""
-    from daedalus.catalog import open_catalog
     from daedalus.config import load_config
-    from daedalus.sync import sync
-    from daedalus.synth import generate
+    from daedalus.devkit.synth import generate
+    from daedalus.lake.sync import sync
+    from daedalus.serve.catalog import open_catalog
 
     local = tmp_path / "local"
     generate(local, symbols=["BTC/USDT", "ETH/USDT"], start="2024-03-01", days=2, snapshot_ms=30000, levels=5,
@@ -178,7 +178,7 @@ def test_builtin_models_over_synthetic_bronze_on_s3_equal_local(tmp_path: Path, 
 
 
 def test_watch_on_s3(tmp_path: Path, moto_server, client, monkeypatch) -> None:
-    from daedalus.watch import watch
+    from daedalus.build.watch import watch
 
     monkeypatch.setenv("DAEDALUS_NO_UDFS", "1")
     h = make_lakehouse(tmp_path, moto_server, client=client)

@@ -12,9 +12,9 @@ import duckdb
 import numpy as np
 import pytest
 
-from daedalus import runner
-from daedalus.capture import load_capture
+from daedalus.build import runner
 from daedalus.config import load_config
+from daedalus.devkit.capture import load_capture
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the reference package
 from reference import sequential_reference as ref  # noqa: E402

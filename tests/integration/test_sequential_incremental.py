@@ -1,6 +1,6 @@
 """Day by day = full build = one pass over the whole series, for gold.orderbook_seq and gold.vpin_buckets.
 
-Three synthetic UTC days (daedalus.synth) with gaps and VPIN buckets in progress at both midnights.
+Three synthetic UTC days (daedalus.devkit.synth) with gaps and VPIN buckets in progress at both midnights.
 Lake A builds all days in one run with threads=1; lake B builds one day per run, in date order, as
 a scheduler would, with threads=4. Both must hold exactly the same rows, and those rows must equal the kernels run once over
 each symbol's whole multi-day series: so neither the lookback nor the carried VPIN state loses anything.
@@ -15,10 +15,10 @@ import duckdb
 import numpy as np
 import pytest
 
-from daedalus import runner
+from daedalus.build import runner
 from daedalus.collector.schemas import BREAK_EVENT_TYPES
 from daedalus.config import load_config
-from daedalus.synth import generate
+from daedalus.devkit.synth import generate
 from daedalus.udfs.register import register_all
 from daedalus.udfs.series import US, VpinParams, VpinState, vpin_partition
 

@@ -12,7 +12,7 @@ from s3_helpers import make_lakehouse
 
 from daedalus.collector.upload import make_s3_client
 from daedalus.errors import StorageError
-from daedalus.sync import etag_matches, sync
+from daedalus.lake.sync import etag_matches, sync
 
 pytestmark = pytest.mark.s3
 DAYS = ["2024-08-06", "2024-08-07", "2024-08-08"]

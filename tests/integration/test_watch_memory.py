@@ -12,7 +12,7 @@ import psutil
 import pytest
 from s3_helpers import make_lakehouse
 
-from daedalus.watch import STATE
+from daedalus.build.watch import STATE
 
 pytestmark = pytest.mark.slow
 

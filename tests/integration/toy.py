@@ -69,7 +69,7 @@ class Toy:
 
     @staticmethod
     def cli_prefix() -> list[str]:
-        return [sys.executable, "-c", "from daedalus.cli import main; main()"]
+        return [sys.executable, "-c", "from daedalus.cli.app import main; main()"]
 
     def cli(self, *args: str, env: dict | None = None, check: bool = False, timeout: float = 300):
         cmd = [*self.cli_prefix(), "--config", str(self.config_path), *args]

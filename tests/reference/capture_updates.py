@@ -6,7 +6,7 @@ drop diffs with u ≤ lastUpdateId; the first applied diff has U ≤ lastUpdateI
 U = previous u + 1. Rows, in the order a collector applies them: the REST snapshot as `snapshot`
 (1,000 levels a side, no exchange time, last_update_id = lastUpdateId), then every applied diff as a
 `delta` (first/last_update_id = U/u, timestamp = E, the changed levels with absolute sizes, 0 =
-delete). `seq` counts those rows in that order. The conn_id is daedalus.capture's, so a lake holding
+delete). `seq` counts those rows in that order. The conn_id is daedalus.devkit.capture's, so a lake holding
 both channels of the capture exercises the rule that updates win over snapshots of one connection.
 """
 

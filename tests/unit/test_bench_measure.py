@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 from rich.console import Console
 
-from daedalus.bench.measure import (
+from daedalus.devkit.bench.measure import (
     MB,
     RESULT_MARK,
     PeakRSS,
@@ -33,8 +33,8 @@ from daedalus.bench.measure import (
     run_worker,
     tree_rss,
 )
-from daedalus.bench.report import render
-from daedalus.bench.suite import Target, link_bronze, model_seconds
+from daedalus.devkit.bench.report import render
+from daedalus.devkit.bench.suite import Target, link_bronze, model_seconds
 
 INTERPRETER_SLACK = 120 * MB  # a Python interpreter with psutil imported, generously
 
@@ -93,7 +93,7 @@ def test_tree_rss_counts_descendants() -> None:
 
 def test_run_worker_parses_result_and_takes_the_larger_peak() -> None:
     code = textwrap.dedent("""
-        from daedalus.bench.measure import emit_result, self_max_rss
+        from daedalus.devkit.bench.measure import emit_result, self_max_rss
         data = b"\\x01" * (120 * 1024 * 1024)
         print("noise that is not a result")
         emit_result({"answer": 42, "max_rss": self_max_rss()})
@@ -171,7 +171,7 @@ def test_target_check_both_directions() -> None:
 
 
 def test_model_seconds_sums_named_models_and_layers() -> None:
-    from daedalus.bench.measure import WorkerRun
+    from daedalus.devkit.bench.measure import WorkerRun
 
     models = {"orderbook": {"seconds": 2.0, "layer": "silver"}, "trades": {"seconds": 0.5, "layer": "silver"},
               "orderbook_seq": {"seconds": 3.0, "layer": "gold"}, "vpin_buckets": {"seconds": 0.25, "layer": "gold"}}
@@ -197,7 +197,7 @@ def test_link_bronze_links_the_selected_dates(tmp_path: Path) -> None:
 
 def test_floor_worker_reads_every_level(tmp_path: Path) -> None:
     """The floor task on a small synthetic lake counts exactly the levels pyarrow finds in the files."""
-    from daedalus.synth import generate
+    from daedalus.devkit.synth import generate
 
     generate(tmp_path, hours=0.05, snapshot_ms=500, levels=5, gaps_per_day=0)
     files = sorted((tmp_path / "bronze" / "orderbook").rglob("*.parquet"))
@@ -205,7 +205,7 @@ def test_floor_worker_reads_every_level(tmp_path: Path) -> None:
     levels = sum(pc.sum(pc.list_value_length(table[c])).as_py() for c in ("bids", "asks"))
     spec = {"task": "floor", "root": str(tmp_path), "repeat": 2,
             "overrides": {"storage.root": str(tmp_path), "duckdb.temp_directory": str(tmp_path / "_tmp")}}
-    run = run_worker(["-m", "daedalus.bench.worker", json.dumps(spec)])
+    run = run_worker(["-m", "daedalus.devkit.bench.worker", json.dumps(spec)])
     assert run.ok, run.error
     assert run.result["snapshots"] == table.num_rows == 360  # 0.05 h at 500 ms
     assert run.result["levels"] == levels
@@ -226,7 +226,7 @@ def test_report_marks_missed_targets() -> None:
 
 
 def test_flatten_profile_lists_each_operator_with_its_own_time() -> None:
-    from daedalus.bench.explain import ModelProfile, flatten_profile
+    from daedalus.devkit.bench.explain import ModelProfile, flatten_profile
 
     tree = {"latency": 3.0, "children": [
         {"operator_name": "ORDER_BY", "operator_timing": 0.5, "operator_cardinality": 10,

@@ -19,7 +19,7 @@ PROBE = """
 import json, sys
 args, watched = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 sys.argv = ["daedalus", *args]
-from daedalus.cli import main
+from daedalus.cli.app import main
 code = 0
 try:
     main()

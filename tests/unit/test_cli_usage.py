@@ -1,5 +1,5 @@
 """Every command-line mistake is one line on stderr and exit code 2, click's suggestion kept; every
-`typer.Exit` code reaches the shell (issue #16). Runs the real `daedalus.cli.main`."""
+`typer.Exit` code reaches the shell (issue #16). Runs the real `daedalus.cli.app.main`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import typer
 
-from daedalus import cli
+from daedalus.cli import app as cli
 
 
 def _leaf_commands() -> list[tuple[list[str], object]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from daedalus.collect_display import log_line, show_progress, stream_rows
+from daedalus.cli.collect_display import log_line, show_progress, stream_rows
 
 
 def _doc(t: float, received: int, written: int, reconnects: int = 0) -> dict:

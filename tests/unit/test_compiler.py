@@ -6,10 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from daedalus.compiler import Compiler, ParseResolver, PartitionCtx, empty_relation_sql, read_parquet_sql
+from daedalus.build.compiler import (
+    Compiler,
+    ParseResolver,
+    PartitionCtx,
+    empty_relation_sql,
+    read_parquet_sql,
+)
+from daedalus.build.project import Macro, Model, Project, Source
 from daedalus.config import Config
 from daedalus.errors import CompileError
-from daedalus.project import Macro, Model, Project, Source
 
 
 def project(tmp_path: Path, models: dict[str, str], macros: dict[str, str] | None = None) -> Project:
@@ -172,7 +178,7 @@ def test_relation_fragments():
 
 
 def test_successful_parses_are_remembered_on_disk_failures_are_not(tmp_path, monkeypatch):
-    from daedalus import compiler
+    from daedalus.build import compiler
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     good, bad = "SELECT 1 AS unique_probe_a", "SELECT FROM WHERE unique_probe_b"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from daedalus.dag import build_dag, select
+from daedalus.build.dag import build_dag, select
+from daedalus.build.project import Model, ModelConfig, Project
 from daedalus.errors import CompileError, SelectionError
-from daedalus.project import Model, ModelConfig, Project
 
 
 def proj(edges: dict[str, list[str]], tags: dict[str, list[str]] | None = None) -> Project:
@@ -92,7 +92,7 @@ def test_a_selection_matching_nothing_is_an_error_naming_it(sel, exc, message):
 
 
 def test_space_separated_select_on_the_command_line():
-    from daedalus.selection import expand_command_line
+    from daedalus.build.selection import expand_command_line
 
     assert expand_command_line(["--root", "x", "build", "--select", "a", "b", "--exclude", "c", "d", "--dry-run"]) == [
         "--root", "x", "build", "--select", "a", "--select", "b", "--exclude", "c", "--exclude", "d", "--dry-run"]

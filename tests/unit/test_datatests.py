@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from daedalus.datatests import KINDS, ROW_CONDITIONS, TestResult, _fmt_row, _merge, raise_on_failure
+from daedalus.build.datatests import KINDS, ROW_CONDITIONS, TestResult, _fmt_row, _merge, raise_on_failure
 from daedalus.errors import BuildError
 
 REL = """(SELECT * FROM (VALUES

@@ -20,7 +20,7 @@ from daedalus.collector.schemas import SCHEMAS
 from daedalus.collector.segment import StreamingParquetWriter
 from daedalus.config import Config, StorageConfig
 from daedalus.errors import StorageError
-from daedalus.land import STEPS, land
+from daedalus.land.landing import STEPS, land
 
 MIDNIGHT = 1_723_075_200_000_000_000  # 2024-08-08T00:00:00Z
 
@@ -201,7 +201,7 @@ def test_s3_root_is_a_clear_error() -> None:
 
 
 def test_cli_land(tmp_path) -> None:
-    from daedalus.cli import app
+    from daedalus.cli.app import app
 
     three_segments(tmp_path)
     result = CliRunner().invoke(app, ["--root", str(tmp_path), "land"])
@@ -212,7 +212,7 @@ def test_cli_land(tmp_path) -> None:
 LAND_CHILD = """
 import sys
 from daedalus.config import Config, StorageConfig
-from daedalus.land import land
+from daedalus.land.landing import land
 
 def step(name, segment):
     print(name, segment, flush=True)

@@ -19,26 +19,23 @@ PACKAGES = {"daedalus": REPO / "daedalus", "daedalus.collector": REPO / "collect
 # Today's import cycles (strongly connected components of module-level-or-not imports), as sorted
 # module lists; issue 18 splits runner.py and removes them.
 KNOWN_CYCLES: set[tuple[str, ...]] = {
-    ("daedalus.build_outcome", "daedalus.catalog", "daedalus.catalog_paths", "daedalus.datatests",
-     "daedalus.materializations", "daedalus.materializations.base", "daedalus.materializations.partitioned",
-     "daedalus.materializations.table", "daedalus.materializations.view", "daedalus.publish", "daedalus.query",
-     "daedalus.runner", "daedalus.state"),
-    ("daedalus.cli", "daedalus.cli_build"),
+    ("daedalus.build.dag", "daedalus.build.selection"),
+    ("daedalus.build.datatests", "daedalus.build.materializations", "daedalus.build.materializations.base", "daedalus.build.materializations.partitioned", "daedalus.build.materializations.table", "daedalus.build.materializations.view", "daedalus.build.outcome", "daedalus.build.publish", "daedalus.build.runner", "daedalus.lake.manifest", "daedalus.serve.catalog", "daedalus.serve.catalog_paths", "daedalus.serve.query"),
+    ("daedalus.cli.app", "daedalus.cli.build", "daedalus.cli.collect", "daedalus.cli.ops", "daedalus.devkit.bench.commands"),
     ("daedalus.collector.ccxt_capture", "daedalus.collector.ccxt_collector"),
-    ("daedalus.dag", "daedalus.selection"),
-    ("daedalus.lake", "daedalus.lake_s3", "daedalus.land", "daedalus.sync"),
+    ("daedalus.lake", "daedalus.lake.s3", "daedalus.lake.sync", "daedalus.land.landing"),
 }
 # (module, private name it uses but does not define) — another module's private member.
 KNOWN_PRIVATE: set[tuple[str, str]] = {
+    ("daedalus.build.distributed", "_apply_settings"),
+    ("daedalus.build.distributed", "_describe"),
+    ("daedalus.build.distributed", "_orphans"),
+    ("daedalus.build.distributed", "_restore_settings"),
+    ("daedalus.build.publish", "_parts"),
     ("daedalus.collector.ccxt_capture", "_base"),
     ("daedalus.collector.ccxt_capture", "_broken"),
     ("daedalus.collector.ccxt_capture", "_symbol"),
-    ("daedalus.executors", "_apply_settings"),
-    ("daedalus.executors", "_describe"),
-    ("daedalus.executors", "_orphans"),
-    ("daedalus.executors", "_restore_settings"),
-    ("daedalus.publish", "_parts"),
-    ("daedalus.simulator.bench", "_buffers"),
+    ("daedalus.devkit.bench.collect", "_buffers"),
 }
 # Private names of the standard library or a dependency with no public spelling: os._exit after a
 # signal, sys._getframe for template line numbers, aiohttp's site._server for the bound port.

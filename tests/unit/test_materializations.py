@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from daedalus.materializations import MATERIALIZATIONS, copy_sql
-from daedalus.materializations.base import partition_filter, partition_id, path_value
+from daedalus.build.materializations import MATERIALIZATIONS, copy_sql
+from daedalus.build.materializations.base import partition_filter, partition_id, path_value
 from daedalus.paths import hive_keys, unescape
 
 

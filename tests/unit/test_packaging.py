@@ -36,4 +36,4 @@ def test_wheel_holds_every_source_file(tmp_path: Path) -> None:
     assert len(expected) > 80  # the walk found the tree (guards against a wrong REPO)
     missing = sorted(expected - members)
     assert missing == [], f"not in the wheel (pyproject.toml packages / package-data): {missing}"
-    assert "daedalus/bench/suite.py" in members and "daedalus/simulator/market.py" in members
+    assert "daedalus/devkit/bench/suite.py" in members and "daedalus/devkit/simulator/market.py" in members

@@ -11,8 +11,8 @@ import pytest
 from daedalus.collector.ccxt_collector import CcxtCollector, MalformedFrame, book_row, ticker_row, trade_row
 from daedalus.collector.connection import Emitter
 from daedalus.config import IngestionConfig
-from daedalus.simulator.binance import FakeBinance
-from daedalus.simulator.replay import load_capture
+from daedalus.devkit.simulator.binance import FakeBinance
+from daedalus.devkit.simulator.replay import load_capture
 
 CAPTURE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
 SYMBOL = "BTC/USDT"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from daedalus.build.project import load_project, lookback_seconds, parse_config_kwargs
 from daedalus.errors import CompileError
-from daedalus.project import load_project, lookback_seconds, parse_config_kwargs
 
 TOY = Path(__file__).resolve().parents[1] / "fixtures" / "toy_project"
 

@@ -1,4 +1,4 @@
-"""daedalus/publish.py: staged paths, the rename into place, retirement to `_trash/`, purge by age."""
+"""daedalus/build/publish.py: staged paths, the rename into place, retirement to `_trash/`, purge by age."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from daedalus.build.publish import move_into_place, normalize_sql, purge, retire, unstaged
 from daedalus.lake import FileInfo, LocalLake
-from daedalus.publish import move_into_place, normalize_sql, purge, retire, unstaged
-from daedalus.state import Manifest, PartitionState, files_fingerprint
+from daedalus.lake.manifest import Manifest, PartitionState, files_fingerprint
 
 
 @pytest.mark.parametrize(("path", "want"), [

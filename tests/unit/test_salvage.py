@@ -12,7 +12,7 @@ from daedalus.collector.ndjson_segment import table_to_ndjson
 from daedalus.collector.quarantine import convert_rows
 from daedalus.collector.schemas import SCHEMAS
 from daedalus.config import Config, StorageConfig
-from daedalus.land import land
+from daedalus.land.landing import land
 
 T0 = 1_723_075_200_000_000_000  # 2024-08-08T00:00:00Z
 SEC = 1_000_000_000

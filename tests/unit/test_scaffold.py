@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from daedalus.build.project import load_project
+from daedalus.cli.scaffold import init_project
 from daedalus.config import load_config
 from daedalus.errors import ConfigError
-from daedalus.project import load_project
-from daedalus.scaffold import init_project
 
 
 def test_init_writes_a_loadable_project(tmp_path):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from daedalus.build.project import load_project
 from daedalus.errors import CompileError
-from daedalus.project import load_project
 from daedalus.udfs.columns import SEQUENTIAL, output_columns
 from daedalus.udfs.register import SEQ_FIELDS, SEQ_RETURN_SQL
 from daedalus.udfs.series import US, SeqParams, Series, series_sequential

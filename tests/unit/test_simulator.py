@@ -7,8 +7,8 @@ import gzip
 import json
 from pathlib import Path
 
-from daedalus.simulator.market import BookDiff, SimulatedMarket, Trade
-from daedalus.simulator.replay import load_capture, paced
+from daedalus.devkit.simulator.market import BookDiff, SimulatedMarket, Trade
+from daedalus.devkit.simulator.replay import load_capture, paced
 
 
 def _run(seed: int, steps: int) -> list:

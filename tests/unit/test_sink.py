@@ -154,7 +154,7 @@ def test_health_file_and_status_command(tmp_path) -> None:
     assert "running" in text and "ccxt/trades/binance/BTC/USDT" in text
     assert "NOT UPDATED" in format_health(doc, now=doc["updated_at"] + 3600)
 
-    from daedalus.cli import app
+    from daedalus.cli.app import app
 
     result = CliRunner().invoke(app, ["--root", str(tmp_path), "status"])
     assert result.exit_code == 0, result.output

@@ -8,7 +8,7 @@ import pytest
 
 from daedalus.errors import StorageError
 from daedalus.lake import FileInfo, LocalLake
-from daedalus.state import MANIFEST, Manifest, PartitionState, fingerprint
+from daedalus.lake.manifest import MANIFEST, Manifest, PartitionState, fingerprint
 
 
 def part(files: list[str], fp: str = "f") -> PartitionState:
@@ -42,7 +42,7 @@ def test_replacing_schedules_old_files(tmp_path):
 
 
 def test_a_file_still_referenced_is_never_retired(tmp_path):
-    from daedalus.publish import retire
+    from daedalus.build.publish import retire
 
     (tmp_path / "a.parquet").write_bytes(b"x")
     m = Manifest(LocalLake(tmp_path))

@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daedalus.compiler import Compiler, ParseResolver
+from daedalus.build.compiler import Compiler, ParseResolver
+from daedalus.build.project import SqlTest, load_project
 from daedalus.config import load_config
-from daedalus.project import SqlTest, load_project
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the reference package
 from reference.features_reference import band_names, close, structural  # noqa: E402

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import duckdb
 
+from daedalus.build.compiler import Compiler, ParseResolver
+from daedalus.build.project import SqlTest, load_project
 from daedalus.collector.schemas import BREAK_EVENT_TYPES
-from daedalus.compiler import Compiler, ParseResolver
 from daedalus.config import load_config
-from daedalus.project import SqlTest, load_project
 
 
 @functools.cache

@@ -1,11 +1,11 @@
-"""The synthetic deep book (daedalus/synth_book.py): its deltas replay into the book it holds, and
+"""The synthetic deep book (daedalus/devkit/synth_book.py): its deltas replay into the book it holds, and
 depth and span stay about constant over a long run (a drifting deep end once reached negative prices)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from daedalus.synth_book import BookSim
+from daedalus.devkit.synth_book import BookSim
 
 
 def test_long_run_keeps_depth_span_and_the_touch_and_deltas_replay() -> None:

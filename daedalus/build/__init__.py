@@ -1,0 +1,1 @@
+"""Models → partitions on the lake: project, compiler, DAG, planner, materializations, data tests, publish."""

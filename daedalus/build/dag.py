@@ -1,0 +1,82 @@
+"""The model DAG (from the ref() edges the compiler records) and node selection.
+
+Selection (`--select` / `--exclude`: names, `layer.name`, wildcards, `tag:`, `layer:`, `N+name+N`)
+lives in daedalus/build/selection.py; `select` here is its entry point.
+"""
+
+from __future__ import annotations
+
+import graphlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from daedalus.build.project import Project
+from daedalus.errors import CompileError
+
+
+@dataclass
+class Dag:
+    parents: dict[str, list[str]]  # model → models it refs
+    children: dict[str, list[str]]
+    order: list[str]  # topological: parents first
+
+    def ancestors(self, name: str) -> set[str]:
+        out: set[str] = set()
+        stack = list(self.parents.get(name, []))
+        while stack:
+            n = stack.pop()
+            if n not in out:
+                out.add(n)
+                stack.extend(self.parents.get(n, []))
+        return out
+
+    def descendants(self, name: str) -> set[str]:
+        out: set[str] = set()
+        stack = list(self.children.get(name, []))
+        while stack:
+            n = stack.pop()
+            if n not in out:
+                out.add(n)
+                stack.extend(self.children.get(n, []))
+        return out
+
+    def sort(self, names: Iterable[str]) -> list[str]:
+        wanted = set(names)
+        return [n for n in self.order if n in wanted]
+
+
+def _ref_line(project: Project, model: str, ref: str) -> str:
+    m = project.models[model]
+    for i, line in enumerate(m.raw_sql.splitlines(), 1):
+        if f"ref('{ref}')" in line or f'ref("{ref}")' in line:
+            return f"{m.path}:{i}"
+    return f"{m.path}:1"
+
+
+def build_dag(project: Project) -> Dag:
+    """The DAG of the parsed project; a cycle is one CompileError line naming file:line and the loop."""
+    parents = {name: list(m.refs) for name, m in project.models.items()}
+    children: dict[str, list[str]] = {name: [] for name in project.models}
+    for name, ps in parents.items():
+        for p in ps:
+            children.setdefault(p, []).append(name)
+    # Deterministic order: graphlib with nodes added in name order.
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for name in sorted(parents):
+        sorter.add(name, *sorted(parents[name]))
+    try:
+        order = list(sorter.static_order())
+    except graphlib.CycleError as e:
+        cycle: list[str] = list(e.args[1])  # [a, b, ..., a]: each node refs the one before it
+        first, second = cycle[1], cycle[0]
+        loop = " -> ".join(reversed(cycle))
+        raise CompileError(f"{_ref_line(project, first, second)}: ref cycle: {loop}") from None
+    return Dag(parents=parents, children=children, order=order)
+
+
+def select(project: Project, dag: Dag, select: Iterable[str] | str | None = None,
+           exclude: Iterable[str] | str | None = None) -> list[str]:
+    """The selected models in topological order (grammar in daedalus/build/selection.py)."""
+    from daedalus.build.selection import select as _select
+
+    return _select(project, dag, select, exclude)

@@ -1,0 +1,160 @@
+"""`partitioned`: hive Parquet, one directory per partition, incremental by partition.
+
+Partitions are keyed by `partition_by`. An input partitioned by fewer keys (bronze is
+exchange/date, no symbol) maps onto the shared keys; the values of a key it lacks (symbol) are
+discovered with a `SELECT DISTINCT` over its files (cached in the manifest by file fingerprint).
+A partition reads the input partitions of the same series whose dates lie in
+[date − ceil(lookback), date]; the model's rows are filtered to the target partition before writing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import TYPE_CHECKING
+
+from daedalus.build.compiler import sql_ident, ts_literal
+from daedalus.build.materializations.base import (
+    Materialization,
+    PartPlan,
+    WriteResult,
+    partition_filter,
+    partition_id,
+)
+from daedalus.build.project import lookback_seconds
+
+if TYPE_CHECKING:
+    from daedalus.build.project import Model
+    from daedalus.build.runner import InputPart, Session
+    from daedalus.lake import FileInfo
+
+
+def lookback_days(model: Model) -> int:
+    return math.ceil(lookback_seconds(model.config.lookback) / 86400)
+
+
+def reads_for(session: Session, model: Model, keys: dict[str, str]) -> list[InputPart]:
+    """The input partitions a partition with these keys reads (lookback included)."""
+    day = dt.date.fromisoformat(keys["date"])
+    dates = [(day - dt.timedelta(days=i)).isoformat() for i in range(lookback_days(model), -1, -1)]
+    out: list[InputPart] = []
+    for rel in session.leaf_relations(model):
+        rkeys = session.relation_keys(rel)
+        registry = session.parts(rel)
+        if "date" in rkeys:  # only the lookback's dates, through the registry's date index
+            by_date = registry.by_date()
+            pool = [ip for d in dates for ip in by_date.get(d, ())]
+        else:
+            pool = list(registry.values())
+        match = [k for k in rkeys if k != "date" and k in keys]
+        # Sorted by partition id: the file order is part of the compiled SQL and so of the fingerprint.
+        out.extend(sorted((ip for ip in pool if all(ip.keys.get(k) == keys[k] for k in match)),
+                          key=lambda ip: ip.pid))
+    return out
+
+
+class PartitionedMaterialization(Materialization):
+    name = "partitioned"
+
+    def relation_keys(self, model: Model) -> list[str]:
+        return list(model.config.partition_by)
+
+    def candidates(self, session: Session, model: Model) -> list[PartPlan]:
+        wanted = list(model.config.partition_by)
+        found: dict[str, dict[str, str]] = {}
+        for rel in session.leaf_relations(model):
+            rkeys = session.relation_keys(rel)
+            if not rkeys:
+                continue  # an unpartitioned input is read whole by every partition; it adds none
+            missing = [k for k in wanted if k not in rkeys]
+            for ip in session.parts(rel).values():
+                have = {k: ip.keys[k] for k in wanted if k in ip.keys}
+                combos = [have] if not missing else [
+                    {**have, **found_vals} for found_vals in session.discover(rel, ip, missing)
+                ]
+                for c in combos:
+                    keys = {k: c[k] for k in wanted if k in c}
+                    if len(keys) != len(wanted) or not session.in_range(keys.get("date")):
+                        continue
+                    found.setdefault(partition_id(keys), keys)
+        plans = []
+        for pid, keys in sorted(found.items(), key=lambda kv: tuple(kv[1].values())):
+            plans.append(PartPlan(model.name, pid, keys, reads_for(session, model, keys)))
+        return plans
+
+    def select_sql(self, model: Model, part: PartPlan, sql: str,
+                   bounds: tuple[dt.datetime, dt.datetime] | None = None) -> str:
+        order = ""
+        if model.config.order_by:
+            order = "\nORDER BY " + ", ".join(sql_ident(c) for c in model.config.order_by)
+        where = partition_filter(part.keys)
+        if bounds is not None:
+            col = sql_ident(model.config.slice_by or "")
+            where += f" AND {col} >= {ts_literal(bounds[0])} AND {col} < {ts_literal(bounds[1])}"
+        return f"SELECT * FROM (\n{sql}\n) AS __daedalus_model\nWHERE {where}{order}"
+
+    @staticmethod
+    def slice_bounds(session: Session, model: Model, part: PartPlan) -> list[tuple[dt.datetime, dt.datetime]] | None:
+        """The time slices this partition is built in; None when it is built whole."""
+        hours = session.config.etl.slice_hours
+        ctx = session.partition_ctx(model, part)
+        if ctx is None or not model.config.slice_by or hours >= 24:
+            return None
+        return ctx.slices(hours)
+
+    def write(self, session: Session, model: Model, part: PartPlan, sql: str) -> WriteResult:
+        slices = self.slice_bounds(session, model, part)
+        if slices is None:
+            return super().write(session, model, part, sql)
+        # One query and one file per slice, each rendered with its own bounds (and lookback before
+        # them): DuckDB's memory follows the slice. File names sort in slice order, so the files
+        # read in name order hold the rows in order_by order; then they become the partition's one
+        # file (daedalus/build/publish.py: one file per partition is what a glob reader can see whole).
+        files: list[FileInfo] = []
+        rows = 0
+        empty: list[FileInfo] = []
+        for i, bounds in enumerate(slices):
+            slice_sql = session.compile_model_sql(model, part, bounds=bounds)
+            info, n = self.write_file(session, model, part, self.select_sql(model, part, slice_sql, bounds),
+                                      f"slice-{i:03d}.parquet")
+            if info is None:
+                continue
+            (files if n else empty).append(info)
+            rows += n
+        if not files and empty:
+            files.append(empty.pop(0))  # an empty partition still has one (typed) file
+        session.lake.delete([f.path for f in empty])
+        one = merge_files(session, model, part, files, rows)
+        return WriteResult([one], rows, one.size)
+
+
+def merge_files(session: Session, model: Model, part: PartPlan, files: list[FileInfo], rows: int) -> FileInfo:
+    """The staged slice files as the partition's one staged file, rows in file order (a single file
+    is renamed; several are streamed through one COPY with insertion order preserved)."""
+    from daedalus.build.compiler import read_parquet_sql
+    from daedalus.build.materializations.base import copy_sql
+    from daedalus.build.publish import DATA_FILE, staged_path
+
+    target = staged_path(session, model, part.pid, DATA_FILE)
+    lake = session.lake
+    if len(files) == 1:
+        lake.rename(files[0].path, target)
+        got = lake.stat(target)
+        assert got is not None
+        return got
+    con = session.con
+    old = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
+    con.execute("SET preserve_insertion_order = true")  # the builds run with false
+    try:
+        sql = f"SELECT * FROM {read_parquet_sql([lake.url(f.path) for f in files], hive=False)}"
+        n = session.execute_copy(model, part, copy_sql(sql, lake.url(target), session.config.storage))
+    finally:
+        con.execute(f"SET preserve_insertion_order = {'true' if old else 'false'}")
+    verify = getattr(lake, "verify_write", None)
+    info = verify(target, n) if verify is not None else lake.stat(target)
+    if info is None or n != rows:
+        from daedalus.errors import StorageError
+
+        raise StorageError(f"{lake.url(target)}: merging {len(files)} slices wrote {n} rows, expected {rows}")
+    lake.delete([f.path for f in files])
+    return info

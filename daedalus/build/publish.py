@@ -1,0 +1,160 @@
+"""How a build's files reach the lake so that every reader sees a partition whole: before or after.
+
+Readers come in three kinds: the catalog (views over the model folders), a connection held for
+hours by a BI pool, and engines that glob the folders themselves (DuckDB `read_parquet('…/**')`,
+Polars, Spark). The only multi-reader-safe step a filesystem offers is the rename of one file over
+another: a reader that opens the path gets the old inode or the new one, and a reader that opened the
+old one keeps reading it. A set of files cannot be swapped at once (a glob lists a folder, then opens
+its files). So the layout is:
+
+    <layer>/<model>/<partition>/data.parquet        a partition is exactly one file, with a stable name
+    _staging/<batch>/<layer>/<model>/<partition>/…  where builds write (outside every model folder)
+    _trash/<batch>/<original path>                  files taken out of the model folders, deleted
+                                                    after storage.retain_replaced_minutes
+
+A build writes a partition into `_staging/` (time slices are merged into one file there), and a
+model's partitions are *published* together once the last one is written: each staged file is
+renamed over its partition's `data.parquet`. On S3, the "rename" is a server-side copy over the key
+(one object replaced: a reader gets the old or the new object; DuckDB's httpfs fails a read whose
+object changed mid-read with an ETag error instead of mixing) and a delete of the staged copy.
+
+Files that leave a model folder without being replaced in place — partitions written by older
+versions (`part-<uuid>.parquet`, `symbol=BTC-USDT` folders), partitions a changed `partition_by`
+drops — are moved to `_trash/` when the new version is published and deleted once the grace period
+has passed. Nothing a reader can name is ever deleted: catalog views glob the folders (daedalus/
+catalog_paths.py), so neither a held connection nor a grace period of 0 can meet a missing file.
+
+Fingerprints do not see the staging prefix (`unstaged`, `normalize_sql`): a partition compiled
+against a staged input (the previous date of a carry_state series, a Dask task's upstream) has the
+same fingerprint as when its input is published.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+from daedalus.lake import FileInfo
+
+if TYPE_CHECKING:
+    from daedalus.build.project import Model
+    from daedalus.build.runner import Session
+    from daedalus.lake import Lake
+    from daedalus.lake.manifest import Manifest, PartitionState
+
+DATA_FILE = "data.parquet"
+STAGING = "_staging"
+TRASH = "_trash"
+STAGING_MAX_AGE_S = 24 * 3600  # a staging batch this old belongs to a killed build (shards run unlocked)
+_STAGED = re.compile(r"(?:^|(?<=/))_staging/\d+-[0-9a-f]+/")
+
+
+def new_batch() -> str:
+    """A staging or trash batch name: creation time (for cleanup by age) + a random part."""
+    return f"{int(time.time())}-{uuid.uuid4().hex[:10]}"
+
+
+def partition_dir(model: Model, pid: str) -> str:
+    return model.lake_prefix + (f"/{pid}" if pid else "")
+
+
+def final_path(model: Model, pid: str) -> str:
+    """The one file of a partition (or of a table)."""
+    return f"{partition_dir(model, pid)}/{DATA_FILE}"
+
+
+def staging_batch(session: Session) -> str:
+    """This session's staging folder (one per build, per Dask worker session, per shard)."""
+    batch = getattr(session, "_staging_batch", None)
+    if batch is None:
+        batch = session._staging_batch = f"{STAGING}/{new_batch()}"  # type: ignore[attr-defined]
+    return batch
+
+
+def staged_path(session: Session, model: Model, pid: str, name: str = DATA_FILE) -> str:
+    return f"{staging_batch(session)}/{partition_dir(model, pid)}/{name}"
+
+
+def unstaged(path: str) -> str:
+    """The published path of a staged file (other paths unchanged)."""
+    return _STAGED.sub("", path, count=1)
+
+
+def normalize_sql(sql: str) -> str:
+    """Compiled SQL with staged input URLs spelled as their published URLs (for fingerprints)."""
+    return _STAGED.sub("", sql)
+
+
+# -- publishing ---------------------------------------------------------------------------------
+
+def move_into_place(lake: Lake, state: PartitionState) -> None:
+    """Rename the partition's staged file over its published path; `state.files` then names it.
+    The FileInfo keeps the written file's size and mtime/ETag: the same content, so fingerprints
+    computed against the staged file stay valid."""
+    files: list[FileInfo] = []
+    for f in state.files:
+        dst = unstaged(f.path)
+        if dst != f.path:
+            lake.rename(f.path, dst)
+        files.append(FileInfo(dst, f.size, f.mtime))
+    state.files = files
+
+
+def publish_model(session: Session, name: str) -> list[FileInfo]:
+    """Publish every staged partition of `name` (renames), record them in the manifest (saved), then
+    take the files they replace out of the model folders. Returns the published files."""
+    m = session.manifest
+    staged = m.staged(name)
+    for state in staged.values():
+        move_into_place(session.lake, state)
+    m.publish(name)
+    m.save()  # before anything leaves the folders: a killed build never leaves a manifest naming trash
+    retire(session.lake, m)
+    session._parts.pop(f"model:{name}", None)  # ref() reads the published files from now on
+    return [f for state in staged.values() for f in state.files]
+
+
+def retire(lake: Lake, manifest: Manifest) -> list[str]:
+    """Move the manifest's replaced files out of the model folders now (staged leftovers are deleted,
+    published ones go to `_trash/`); saves the manifest when something moved."""
+    used = manifest.referenced()
+    paths = [d["path"] for d in manifest.pending_deletions if d["path"] not in used]
+    if not paths:
+        return []
+    lake.delete([p for p in paths if p.startswith(f"{STAGING}/")])
+    batch = f"{TRASH}/{new_batch()}"
+    for p in paths:
+        if p.startswith((f"{STAGING}/", f"{TRASH}/")):
+            continue
+        with contextlib.suppress(FileNotFoundError):  # already gone (a killed earlier retire)
+            if lake.exists(p):
+                lake.rename(p, f"{batch}/{p}")
+    manifest.forget_deletions(paths)
+    manifest.save()
+    return paths
+
+
+def _batches_older_than(lake: Lake, area: str, seconds: float, now: float) -> list[str]:
+    out = []
+    for f in lake.list(area):
+        batch = f.path.split("/", 2)[1] if f.path.count("/") >= 2 else ""
+        try:
+            born = int(batch.split("-", 1)[0])
+        except ValueError:
+            continue
+        if now - born >= seconds:
+            out.append(f.path)
+    return out
+
+
+def purge(lake: Lake, retain_minutes: float, now: float | None = None) -> list[str]:
+    """Delete trash older than the grace period and staging batches of builds long dead."""
+    now = time.time() if now is None else now
+    due = _batches_older_than(lake, TRASH, retain_minutes * 60, now)
+    due += _batches_older_than(lake, STAGING, STAGING_MAX_AGE_S, now)
+    if due:
+        lake.delete(due)
+    return due

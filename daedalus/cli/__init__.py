@@ -1,0 +1,1 @@
+"""The `daedalus` command line: a thin typer layer over the library."""

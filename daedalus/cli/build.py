@@ -1,0 +1,308 @@
+"""CLI commands of the model runner: build, run, test, compile, ls, docs, query, shell, init.
+
+Each command calls one library function (daedalus.build.runner, catalog, docs_site, scaffold) and prints
+its result; errors are DaedalusErrors that `daedalus.cli.app.main` turns into one line and an exit code.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import typer
+
+SELECT_HELP = ("Models: name or layer.name (wildcards: gold.*), +name / name+ (with parents / children), "
+               "2+name / name+1 (N edges), tag:x, layer:gold; several: space- or comma-separated; "
+               "a&b: both.")
+
+
+def _cfg():  # noqa: ANN202
+    from daedalus.cli.app import STATE
+
+    return STATE.lake_config()
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def print_plan(plan: list[Any], dropped: list[tuple[str, str]] | None = None) -> None:
+    """One line per partition that would be rewritten: `<model> <partition> (<reason>)`."""
+    for p in plan:
+        typer.echo(f"{p.model} {p.pid or '(table)'} ({p.reason})")
+    for model, pid in dropped or []:
+        typer.echo(f"{model} {pid or '(table)'} (drop: partitioning or materialization changed)")
+    typer.echo(f"{len(plan)} partition(s) would be rewritten", err=True)
+
+
+def print_summary(result: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=True)
+    if not result.stats:
+        console.print(f"0 partition(s) rebuilt in {result.seconds:.2f} s: everything is up to date")
+        return
+    table = Table(title="build summary")
+    for col in ("model", "partitions", "rows", "files", "bytes", "seconds"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for s in result.stats.values():
+        table.add_row(s.relation, str(s.partitions), f"{s.rows:,}", str(s.files), _human_bytes(s.bytes),
+                      f"{s.seconds:.2f}")
+    console.print(table)
+    warned = sum(not t.passed for t in result.tests)
+    line = (f"{len(result.plan)} partition(s) rebuilt in {result.seconds:.2f} s, "
+            f"peak memory {_human_bytes(result.peak_rss)}")
+    if result.tests:
+        line += f", {len(result.tests)} data test(s) passed" + (f" ({warned} warning(s))" if warned else "")
+    console.print(line)
+
+
+def print_outcomes(result: Any) -> None:
+    """dbt-style: a line per model of the plan, then `PASS= WARN= ERROR= SKIP=` (also after a failure)."""
+    from daedalus.build.outcome import model_lines, summary_line
+
+    tracker = getattr(result, "tracker", None)
+    if tracker is None:
+        return
+    for line in model_lines(tracker.outcomes):
+        typer.echo(line)
+    typer.echo(summary_line(tracker.outcomes))
+
+
+def _build(select: list[str], exclude: list[str], start: str | None, end: str | None, full_refresh: bool,
+           dry_run: bool, run_tests: bool, fail_fast: bool = False) -> None:
+    from daedalus.build.runner import build
+    from daedalus.errors import DaedalusError
+
+    try:
+        result = build(_cfg(), select=select, exclude=exclude, start=start, end=end, full_refresh=full_refresh,
+                       dry_run=dry_run, run_tests=run_tests, progress=sys.stderr.isatty(), fail_fast=fail_fast)
+    except DaedalusError as e:
+        if getattr(e, "result", None) is not None:
+            print_outcomes(e.result)  # type: ignore[attr-defined]
+        raise
+    if dry_run:
+        print_plan(result.plan, result.dropped)
+    else:
+        print_summary(result)
+        print_outcomes(result)
+
+
+FAIL_FAST = typer.Option(False, "--fail-fast", "-x", help="Stop at the first model that fails (default: build "
+                         "every model that does not depend on it, skip those that do).")
+
+
+def build_command(
+    select: list[str] = typer.Option(None, "--select", "-s", help=SELECT_HELP),
+    exclude: list[str] = typer.Option(None, "--exclude", help="Models to leave out (same syntax as --select)."),
+    start: str = typer.Option(None, "--start", help="First date to build (YYYY-MM-DD)."),
+    end: str = typer.Option(None, "--end", help="Last date to build (YYYY-MM-DD)."),
+    full_refresh: bool = typer.Option(False, "--full-refresh", help="Rebuild every partition."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the partitions that would be rewritten."),
+    executor: str = typer.Option("local", "--executor", help="local | dask (partitions as tasks on a Dask cluster)."),
+    scheduler: str = typer.Option(None, "--scheduler", help="Dask scheduler address, e.g. tcp://HOST:8786."),
+    shard: str = typer.Option(None, "--shard", help="i/n: build a disjoint 1/n of the partitions (e.g. 0/4)."),
+    fail_fast: bool = FAIL_FAST,
+) -> None:
+    """Build models incrementally (stale partitions only), run their data tests, refresh the catalog.
+
+    Example: daedalus build --select +orderbook_hf --start 2024-08-08
+    """
+    if (executor != "local" or shard) and not dry_run:  # daedalus/build/distributed.py: Dask tasks or a shard
+        from daedalus.build.distributed import build_distributed
+
+        print_summary(build_distributed(_cfg(), select=select or [], exclude=exclude or [], start=start, end=end,
+                                        full_refresh=full_refresh, executor=executor, scheduler=scheduler,
+                                        shard=shard))
+        return
+    _build(select or [], exclude or [], start, end, full_refresh, dry_run, run_tests=True, fail_fast=fail_fast)
+
+
+def run_command(
+    select: list[str] = typer.Option(None, "--select", "-s", help=SELECT_HELP),
+    exclude: list[str] = typer.Option(None, "--exclude", help="Models to leave out."),
+    start: str = typer.Option(None, "--start", help="First date to build (YYYY-MM-DD)."),
+    end: str = typer.Option(None, "--end", help="Last date to build (YYYY-MM-DD)."),
+    full_refresh: bool = typer.Option(False, "--full-refresh", help="Rebuild every partition."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the partitions that would be rewritten."),
+    fail_fast: bool = FAIL_FAST,
+) -> None:
+    """Build models like `build`, without running data tests.
+
+    Example: daedalus run --select layer:silver
+    """
+    _build(select or [], exclude or [], start, end, full_refresh, dry_run, run_tests=False, fail_fast=fail_fast)
+
+
+def retry_command(
+    fail_fast: bool = FAIL_FAST,
+) -> None:
+    """Build again the models the last build or run left ERROR or SKIP (with its --exclude, --start,
+    --end; partitions whose tests failed are rebuilt and re-tested).
+
+    Example: daedalus build; daedalus retry
+    """
+    from daedalus.build.outcome import load_retry
+    from daedalus.lake import open_lake
+
+    cfg = _cfg()
+    models, args = load_retry(open_lake(cfg))
+    if not models:
+        typer.echo("nothing to retry: every model of the last build passed", err=True)
+        return
+    typer.echo(f"retrying {len(models)} model(s): {' '.join(models)}", err=True)
+    _build(models, args.get("exclude") or [], args.get("start"), args.get("end"), False, False,
+           run_tests=bool(args.get("run_tests", True)), fail_fast=fail_fast)
+
+
+def test_command(
+    select: list[str] = typer.Option(None, "--select", "-s", help=SELECT_HELP),
+    exclude: list[str] = typer.Option(None, "--exclude", help="Models to leave out."),
+) -> None:
+    """Run the data tests of the selected models over every built partition.
+
+    Example: daedalus test --select tag:orderbook
+    """
+    from daedalus.build.datatests import raise_on_failure
+    from daedalus.build.runner import test
+
+    results = test(_cfg(), select=select or [], exclude=exclude or [])
+    for r in results:
+        status = "PASS" if r.passed else ("WARN" if r.severity == "warn" else "FAIL")
+        typer.echo(f"{status} {r.model} {r.name}" + (f" ({r.failures} rows)" if not r.passed else ""))
+    typer.echo(f"{sum(r.passed for r in results)} passed, {sum(not r.passed for r in results)} failed", err=True)
+    raise_on_failure(results)
+
+
+def compile_command(
+    model: str = typer.Argument(..., help="Model name."),
+    partition: str = typer.Option(None, "--partition", "-p",
+                                  help="Partition keys, e.g. exchange=binanceus,symbol=BTC/USDT,date=2024-08-08 "
+                                       "(default: the newest partition)."),
+    slice_no: int = typer.Option(1, "--slice", help="For a model built in time slices (slice_by): which "
+                                 "slice of the day, 1-based (etl.slice_hours each)."),
+) -> None:
+    """Print the exact SQL a model runs (for a partitioned model: for one partition, or one time
+    slice of it).
+
+    Example: daedalus compile orderbook --partition exchange=binanceus,symbol=BTC/USDT,date=2024-08-08
+    """
+    from daedalus.build.runner import compile_sql
+
+    typer.echo(compile_sql(_cfg(), model, partition, slice_no=slice_no))
+
+
+def ls_command(
+    select: list[str] = typer.Option(None, "--select", "-s", help=SELECT_HELP),
+    exclude: list[str] = typer.Option(None, "--exclude", help="Models to leave out."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List models in build order with their materialization, partitions, tags and parents.
+
+    Example: daedalus ls --select layer:gold
+    """
+    import json
+
+    from daedalus.build.runner import list_models
+
+    rows = list_models(_cfg(), select=select or [], exclude=exclude or [])
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table()
+    for col in ("model", "materialized", "partitions", "rows", "tags", "depends on"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["relation"], r["materialized"], str(r["partitions"]), f"{r['rows']:,}",
+                      ",".join(r["tags"]), ", ".join(r["depends_on"]))
+    Console(width=200).print(table)
+
+
+def docs_command(
+    output: str = typer.Option(None, "--output", "-o", help="Directory for index.html (default: <root>/docs)."),
+) -> None:
+    """Write one self-contained HTML page: lineage graph, models, columns, tests, last build stats.
+
+    Example: daedalus docs --output site/
+    """
+    from daedalus.serve.docs_site import write_docs
+
+    path = write_docs(_cfg(), output)
+    typer.echo(str(path))
+
+
+def query_command(
+    sql: str = typer.Argument(..., help="SQL over the catalog's views (bronze.*, silver.*, gold.*): any "
+                              "read-only statement (SELECT, DESCRIBE, SUMMARIZE, SHOW, PRAGMA, EXPLAIN), "
+                              "several separated by ';'."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table | csv | json | parquet."),
+    output: str = typer.Option(None, "--output", "-o", help="Write to this file (required for parquet)."),
+    append: bool = typer.Option(False, "--append", "-a", help="Append to --output instead of replacing it "
+                                "(csv: header only into an empty file; json: one record per line)."),
+    limit: int = typer.Option(1000, "--limit", help="Rows shown by --format table."),
+) -> None:
+    """Run SQL on the read-only catalog, like the DuckDB CLI (errors keep DuckDB's hints).
+
+    Example: daedalus query "DESCRIBE gold.trade_bars; SELECT count(*) FROM silver.trades" --format csv
+    """
+    from daedalus.serve.query import run_query
+
+    run_query(_cfg(), sql, fmt, output, limit, append=append)
+
+
+def catalog_command() -> None:
+    """Rewrite catalog.duckdb from the project and the manifest (after moving the lake, after an
+    upgrade from absolute-path catalogs, or to check it); prints its path.
+
+    Example: daedalus catalog
+    """
+    from daedalus.serve.catalog import rewrite_catalog
+
+    typer.echo(rewrite_catalog(_cfg()))
+
+
+def shell_command() -> None:
+    """Open the DuckDB CLI on the read-only catalog (httpfs loaded when the lake is on S3).
+
+    Example: daedalus shell
+    """
+    from daedalus.serve.catalog import exec_shell
+
+    exec_shell(_cfg())
+
+
+def init_command(
+    directory: str = typer.Argument(..., help="Folder for the new project."),
+    force: bool = typer.Option(False, "--force", help="Write into a folder that is not empty."),
+) -> None:
+    """Scaffold a user project (config.yaml, an example gold model and its YAML) beside the built-in models.
+
+    Example: daedalus init my_project && daedalus --config my_project/config.yaml build
+    """
+    from daedalus.cli.scaffold import init_project
+
+    for path in init_project(directory, force=force):
+        typer.echo(str(path))
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the app."""
+    app.command("build")(build_command)
+    app.command("run")(run_command)
+    app.command("retry")(retry_command)
+    app.command("test")(test_command)
+    app.command("compile")(compile_command)
+    app.command("ls")(ls_command)
+    app.command("docs")(docs_command)
+    app.command("query")(query_command)
+    app.command("shell")(shell_command)
+    app.command("catalog")(catalog_command)
+    app.command("init")(init_command)

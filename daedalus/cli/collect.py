@@ -1,0 +1,153 @@
+"""CLI commands (see daedalus/cli/app.py)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def status_command(
+    as_json: bool = typer.Option(False, "--json", help="Print the raw health JSON."),
+) -> None:
+    """Show the running collector's health: per stream last message, received/written/dropped, gaps.
+
+    Exits 1 when the health file has not been updated for 30 s (collector stopped).
+
+    Example: daedalus status
+    """
+    import json
+
+    from daedalus.cli.app import STATE
+    from daedalus.collector.health import format_health, health_path, is_stale, read_health
+    from daedalus.errors import ConfigError
+
+    cfg = STATE.config()
+    root = cfg.ingestion.local_root or cfg.storage.root
+    if root.startswith("s3://") and not cfg.ingestion.health_file:
+        raise ConfigError("ingestion.local_root: required to find the health file when storage.root is on S3")
+    doc = read_health(health_path(root, cfg.ingestion.health_file))
+    typer.echo(json.dumps(doc, indent=1) if as_json else format_health(doc))
+    if is_stale(doc):
+        raise typer.Exit(1)  # monitoring can alert on `daedalus status || ...`
+
+
+def collector_allocator() -> None:
+    """Arrow buffers from malloc in a collector process (unless the user chose a pool): pyarrow's
+    default mimalloc pool keeps the pages of each flush's short-lived buffers mapped, ~20 MB more peak
+    RSS in `daedalus bench collect`. Read by pyarrow at import, so it must run before that."""
+    import os
+
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def collect_command(
+    sources: str = typer.Option(None, "--sources", help="Comma list: ccxt,coinbase (default: ingestion.sources)."),
+    exchanges: str = typer.Option(None, "--exchanges", help="Comma list of ccxt.pro exchange ids, e.g. binanceus,okx."),
+    symbols: str = typer.Option(None, "--symbols", help="Comma list of ccxt symbols, e.g. BTC/USDT,ETH/USDT."),
+    channels: str = typer.Option(None, "--channels", help="Comma list: ticker,trades,orderbook,book_updates."),
+    seconds: float = typer.Option(None, "--seconds", help="Stop after this many seconds (default: run until Ctrl-C)."),
+    log_interval: float = typer.Option(60.0, "--log-interval", min=1.0, help="Without a terminal: seconds between "
+                                       "progress log lines (on a terminal a live table is shown)."),
+) -> None:
+    """Collect live market data into raw Parquet segments (settings from `ingestion.*`).
+
+    Runs until Ctrl-C / SIGTERM (or --seconds), then closes every segment into raw/ready/.
+
+    Example: daedalus collect --exchanges binanceus --symbols BTC/USDT,ETH/USDT --channels trades,orderbook
+    """
+    collector_allocator()
+    import asyncio
+    import contextlib
+    import json
+    import os
+    import signal
+    import sys
+
+    from daedalus.cli.app import STATE
+    from daedalus.collector.pipeline import run_collect
+
+    for key, value in (("sources", sources), ("exchanges", exchanges), ("symbols", symbols), ("channels", channels)):
+        if value:
+            STATE.overrides[f"ingestion.{key}"] = _split(value)
+    cfg = STATE.config()
+
+    from daedalus.cli.collect_display import show_progress
+    from daedalus.collector.health import health_path
+    from daedalus.collector.pipeline import local_root
+
+    async def main() -> dict:
+        stop, started, shown = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        task = asyncio.ensure_future(run_collect(cfg, stop, duration=seconds, on_started=lambda _: started.set()))
+        display = asyncio.ensure_future(show_progress(health_path(local_root(cfg), cfg.ingestion.health_file),
+                                                      shown, interval=log_interval))
+        try:
+            # A signal while the collectors still start (ccxt loading markets can wait for its
+            # timeout): nothing is written yet, so cancel at once instead of waiting for it.
+            interrupt = asyncio.ensure_future(stop.wait())
+            ready = asyncio.ensure_future(started.wait())
+            await asyncio.wait([task, interrupt, ready], return_when=asyncio.FIRST_COMPLETED)
+            interrupt.cancel()
+            ready.cancel()
+            if stop.is_set() and not started.is_set() and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(task, 2.0)
+                # Leaving asyncio.run would join the resolver thread ccxt left in getaddrinfo (its
+                # timeout, 7.5 s and more); nothing is written yet, so exit here.
+                typer.echo("interrupted while the collectors were starting: nothing was written", err=True)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(130)
+            return await task
+        finally:
+            shown.set()
+            await display
+
+    if "ccxt" in cfg.ingestion.sources:
+        # seconds of imports: outside the event loop, Ctrl-C interrupts them at once (inside it, the
+        # loop's signal handler would wait for them to finish)
+        import ccxt.pro  # noqa: F401
+    summary = asyncio.run(main())
+    typer.echo(json.dumps(summary, indent=1, default=str))
+
+
+def demo_command(
+    seconds: float = typer.Option(60.0, "--seconds", help="How long to collect from the simulated market."),
+    root: str = typer.Option(None, "--root", help="Lake root for the demo (default: ./daedalus-demo)."),
+) -> None:
+    """Run the whole pipeline on loopback: fake exchanges, real collectors, land, build, query.
+
+    Needs no network and no credentials.
+
+    Example: daedalus demo --seconds 30 --root /tmp/demo-lake
+    """
+    from daedalus.cli.app import STATE
+    from daedalus.devkit.demo import format_demo, run_demo
+
+    lake = root or STATE.overrides.get("storage.root") or "./daedalus-demo"
+    typer.echo(f"demo: collecting {seconds:.0f}s from a simulated market on 127.0.0.1 into {lake} ...")
+    result = run_demo(lake, seconds)
+    typer.echo(format_demo(result))
+    from daedalus.project_file import PROJECT_FILE, write_for_demo
+
+    project = write_for_demo(lake)
+    if project is not None:
+        typer.echo(f"project:   {project} — `daedalus build`, `ls`, `query` ... run in {project.parent} use this lake")
+    else:
+        typer.echo(f"project:   {PROJECT_FILE} beside the lake points elsewhere and was kept; "
+                   f"use `daedalus --root {lake} ...`")
+    if result.build_error:
+        raise typer.Exit(4)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the app."""
+    app.command("status")(status_command)
+    app.command("collect")(collect_command)
+    app.command("demo")(demo_command)

@@ -1,0 +1,84 @@
+"""CLI commands (see daedalus/cli/app.py)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def land_command() -> None:
+    """Move closed raw/ready segments into bronze hive partitions (crash-idempotent).
+
+    Example: daedalus --root ./lake land
+    """
+    from daedalus.cli.app import STATE
+    from daedalus.lake.s3 import land_any  # a local lake: plain `land`; on S3: land locally, push verified
+
+    report = land_any(STATE.lake_config(warn_empty=False))
+    typer.echo(report.summary())
+    if report.errors:
+        raise typer.Exit(5)
+
+
+def watch_command(
+    poll_interval: float = typer.Option(None, "--poll-interval", help="Seconds between cycles (watch.poll_interval_seconds)."),
+    select: list[str] = typer.Option(None, "--select", "-s", help="Models to build each cycle (default: all)."),
+    max_cycles: int = typer.Option(None, "--max-cycles", help="Stop after this many cycles (default: run until a signal)."),
+    stop_timeout: float = typer.Option(20.0, "--stop-timeout", help="Seconds a step may take to finish after SIGINT/SIGTERM."),
+) -> None:
+    """Land, build the touched partitions and run data tests in a loop; SIGINT/SIGTERM stop it cleanly (exit 0).
+
+    Example: daedalus watch --poll-interval 30
+    """
+    from daedalus.build.watch import watch
+    from daedalus.cli.app import STATE
+
+    state = watch(STATE.lake_config(), poll_interval=poll_interval, max_cycles=max_cycles, select=select or None,
+                  stop_timeout=stop_timeout, echo=lambda line: typer.echo(line, err=True))
+    typer.echo(f"watch stopped after {state.cycles} cycles", err=True)
+
+
+def sync_command(
+    direction: str = typer.Argument(..., help="push (local → S3) or pull (S3 → local)."),
+    layer: list[str] = typer.Option(None, "--layer", help="bronze | silver | gold (repeatable; default all)."),
+    since: str = typer.Option(None, "--since", help="Only partitions dated on or after this day (YYYY-MM-DD)."),
+    remote: str = typer.Option(None, "--remote", help="s3://bucket/prefix (default: storage.root when on S3)."),
+    local: str = typer.Option(None, "--local", help="Local lake (default: storage.root, or ingestion.local_root)."),
+    workers: int = typer.Option(8, "--workers", help="Parallel transfers."),
+    move: bool = typer.Option(False, "--move", help="bronze only: delete each source once its copy is verified."),
+) -> None:
+    """Copy lake files between a local root and S3: parallel, resumable, verified by size + ETag/MD5.
+
+    Example: daedalus sync push --layer bronze --since 2024-08-01 --remote s3://my-bucket/lake
+    """
+    from daedalus.cli.app import STATE
+    from daedalus.lake.sync import sync
+
+    report = sync(STATE.config(), direction, layer or None, since, remote, local, workers, move)
+    typer.echo(report.summary())
+
+
+def compact_command(
+    select: list[str] = typer.Option(None, "--select", "-s", help="Models to compact (default: all)."),
+) -> None:
+    """Rewrite partitions of older lakes (several part-*.parquet files) as one data.parquet each.
+
+    Example: daedalus compact --select layer:silver
+    """
+    from daedalus.build.compact import compact
+    from daedalus.cli.app import STATE
+
+    report = compact(STATE.lake_config(), select=select or None)
+    typer.echo(report.summary())
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the app."""
+    app.command("land")(land_command)
+    app.command("watch")(watch_command)
+    app.command("sync")(sync_command)
+    app.command("compact")(compact_command)
+    from daedalus.devkit.bench.commands import (
+        register as register_bench,  # bench build|scaling|incremental|all|show
+    )
+
+    register_bench(app)

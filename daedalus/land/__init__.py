@@ -1,0 +1,1 @@
+"""Closed raw segments → bronze partitions (`daedalus land`), with salvage of damaged segments."""

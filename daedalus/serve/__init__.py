@@ -1,0 +1,1 @@
+"""Reading the lake: the catalog (views for shells and BI tools), `daedalus query`, the docs page."""

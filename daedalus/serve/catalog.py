@@ -1,0 +1,306 @@
+"""`catalog.duckdb`: one view per source and model over the manifest's exact file lists; no data.
+
+It is built in a temporary file and renamed into place (only when its statements changed), so a
+process holding the old catalog open `READ_ONLY` (a shell, a BI tool through duckdb-engine) keeps its
+inode and never meets a lock: the builder never opens the live file. Views glob the model folders
+with paths relative to the lake root, which readers resolve with `file_search_path` = the catalog's
+folder (daedalus/serve/catalog_paths.py; S3 lakes: `s3://` URLs). Column comments come from the YAML docs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from daedalus.build.compiler import sql_ident, sql_str
+from daedalus.errors import BuildError
+
+if TYPE_CHECKING:
+    from daedalus.build.runner import Session
+    from daedalus.config import Config
+
+CATALOG = "catalog.duckdb"
+ROOT_TABLE = "_daedalus.lake"  # a view: the root the catalog was written for (one row)
+
+
+def _remote(root: str) -> bool:
+    return "://" in root and not root.startswith("file://")
+
+
+def lake_state_dir(config: Config) -> Path:
+    """The local folder of one remote lake's state (its catalog): one per lake, the same from any
+    working directory. `$DAEDALUS_STATE_DIR`, else `$XDG_STATE_HOME/daedalus`, else
+    `~/.local/state/daedalus`, then `lakes/<sha256 of the root>[:16]`. Two S3 lakes used from one
+    machine used to share `<temp_directory>/catalog.duckdb` and answer each other's queries."""
+    base = os.environ.get("DAEDALUS_STATE_DIR") or os.path.join(
+        os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state"), "daedalus")
+    key = hashlib.sha256(config.storage.root.rstrip("/").encode()).hexdigest()[:16]
+    return Path(base).expanduser().resolve() / "lakes" / key
+
+
+def catalog_path(config: Config) -> str:
+    """Where readers open the catalog (a local path; for an S3 lake, the lake's local copy)."""
+    root = config.storage.root
+    if _remote(root):
+        return str(lake_state_dir(config) / CATALOG)
+    return str(Path(root.removeprefix("file://")).expanduser().resolve() / CATALOG)
+
+
+def catalog_root(path: str) -> str | None:
+    """The lake root a catalog file was written for: '.' for a local lake's catalog (paths relative
+    to its folder), the URL for an S3 lake's (None: no catalog, or one from before roots were recorded)."""
+    import duckdb
+
+    from daedalus.serve.catalog_paths import reader_config
+
+    if not os.path.exists(path):
+        return None
+    try:
+        con = duckdb.connect(path, read_only=True, config=reader_config(path))
+    except duckdb.Error:
+        return None
+    try:
+        row = con.execute(f"SELECT root FROM {ROOT_TABLE}").fetchone()
+        return row[0] if row else None
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+
+
+def expected_root(config: Config) -> str:
+    from daedalus.serve.catalog_paths import RELATIVE_ROOT
+
+    root = config.storage.root.rstrip("/")
+    return root if _remote(root) else RELATIVE_ROOT
+
+
+def catalog_current(config: Config) -> bool:
+    """True when the catalog exists and belongs to this lake (a build refreshes it otherwise)."""
+    return catalog_root(catalog_path(config)) == expected_root(config)
+
+
+def _check_root(config: Config, path: str) -> None:
+    from daedalus.errors import StorageError
+
+    found = catalog_root(path)
+    want = expected_root(config)
+    if found is not None and found != want:
+        if not _remote(config.storage.root):
+            raise StorageError(f"{path}: this catalog was written by an older version with absolute paths "
+                               f"(into {found}); run `daedalus catalog` to rewrite it")
+        raise StorageError(f"{path}: this catalog belongs to the lake {found}, not to storage.root {want}; "
+                           "run `daedalus build` to write this lake's catalog")
+
+
+def _comment(run, kind: str, target: str, text: str) -> None:  # noqa: ANN001
+    if text:
+        run(f"COMMENT ON {kind} {target} IS {sql_str(text)}")
+
+
+def write_catalog(session: Session, force: bool = False) -> str:
+    """Build the catalog from the project and swap it into place when its statements changed (or
+    `force`); returns its path. Views glob the model folders (daedalus/serve/catalog_paths.py)."""
+    import duckdb
+
+    from daedalus.serve import catalog_paths as cp
+
+    s = session
+    final = catalog_path(s.config)
+    tmp_dir = os.path.dirname(final)
+    os.makedirs(tmp_dir, exist_ok=True)
+    tmp = os.path.join(tmp_dir, f".catalog-{uuid.uuid4().hex}.duckdb.tmp")
+    # The views are bound here, so relative paths resolve against the lake root like a reader's.
+    con = duckdb.connect(tmp, config=cp.reader_config(final))
+    done: list[str] = []  # every statement that defines the catalog (its fingerprint)
+
+    def run(sql: str) -> None:
+        con.execute(sql)
+        done.append(sql)
+
+    try:
+        if not cp.relative(s):
+            from daedalus.duck import load_httpfs, s3_secret_sql
+
+            load_httpfs(con)
+            con.execute(s3_secret_sql(s.config))
+        schemas = {"bronze"} | {m.layer for m in s.project.models.values()} | {
+            src.source_name for src in s.project.sources.values()}
+        for schema in sorted(schemas):
+            run(f"CREATE SCHEMA IF NOT EXISTS {sql_ident(schema)}")
+        views: list[tuple[str, str, object]] = []  # (schema, name, docs)
+        for src in sorted(s.project.sources.values(), key=lambda x: x.name):
+            sql = f"SELECT * FROM {cp.relation(s, f'source:{src.name}')}"
+            views.append((src.source_name, src.name, src.docs))
+            _create_view(run, src.source_name, src.name, sql)
+        from daedalus.build.outcome import catalog_filter, failed_keys
+
+        failed = failed_keys(s.lake, s.manifest)  # partitions whose data tests failed: left out
+        for name in s.dag.order:
+            m = s.project.models[name]
+            if m.materialized == "view":
+                body = s.compiler.render_model(m, cp.GlobResolver(s), None)
+            else:
+                body = f"SELECT * FROM {cp.relation(s, f'model:{name}')}" + catalog_filter(failed.get(name, []))
+            _create_view(run, m.layer, m.name, body)
+            views.append((m.layer, m.name, m.docs))
+        for schema, name, docs in views:
+            target = f"{sql_ident(schema)}.{sql_ident(name)}"
+            _comment(run, "VIEW", target, docs.description)  # type: ignore[attr-defined]
+            existing = {r[0] for r in con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
+                [schema, name]).fetchall()}
+            for col in docs.columns.values():  # type: ignore[attr-defined]
+                if col.name in existing:
+                    _comment(run, "COLUMN", f"{target}.{sql_ident(col.name)}", col.description)
+        run("CREATE SCHEMA _daedalus")
+        # a view, so the catalog still holds no data
+        run(f"CREATE VIEW {ROOT_TABLE} AS SELECT {sql_str(cp.recorded_root(s))} AS root")
+        con.execute("CHECKPOINT")
+    except BaseException:
+        con.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    con.close()
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp + ".wal")
+    fp = cp.fingerprint(done)
+    if not force and cp.unchanged(final, fp):
+        # Same views: keep the live file, so processes holding it (one DuckDB instance per file
+        # and process) and processes opening it meanwhile read the same catalog.
+        os.unlink(tmp)
+        return final
+    # Same directory as the final file, so the rename is atomic. For an S3 lake the catalog stays
+    # local (its views read s3:// URLs); publishing a copy to the bucket is the S3 backend's job.
+    os.replace(tmp, final)
+    cp.record(final, fp)
+    return final
+
+
+def rewrite_catalog(config: Config) -> str:
+    """`daedalus catalog`: write the catalog now, whatever the last one was (under the build lock)."""
+    from daedalus.build.runner import Session
+
+    s = Session(config)
+    try:
+        with s.lake.lock("build"):
+            return write_catalog(s, force=True)
+    finally:
+        s.close()
+
+
+def _create_view(run, schema: str, name: str, sql: str) -> None:  # noqa: ANN001
+    import duckdb
+
+    try:
+        run(f"CREATE OR REPLACE VIEW {sql_ident(schema)}.{sql_ident(name)} AS\n{sql}")
+    except duckdb.Error as e:
+        raise BuildError(f"catalog: view {schema}.{name}: {str(e).splitlines()[0]}") from None
+
+
+def open_catalog(config: Config):  # noqa: ANN201
+    """A read-only connection to the catalog (httpfs + secret when the lake is on S3)."""
+    import duckdb
+
+    from daedalus.errors import StorageError
+
+    path = catalog_path(config)
+    if not os.path.exists(path):
+        raise StorageError(f"{path}: no catalog yet; run `daedalus build` first")
+    _check_root(config, path)
+    from daedalus.serve.catalog_paths import reader_config
+
+    con = duckdb.connect(path, read_only=True, config=reader_config(path))
+    con.execute("SET TimeZone = 'UTC'")
+    if config.storage.root.startswith("s3://"):
+        from daedalus.duck import load_httpfs, s3_secret_sql
+
+        load_httpfs(con)
+        con.execute(s3_secret_sql(config))
+    return con
+
+
+FORMATS = ("table", "csv", "json", "parquet")
+
+
+def run_query(config: Config, sql: str, fmt: str = "table", output: str | None = None, limit: int = 1000) -> None:
+    """`daedalus query` (kept for callers of this module; the code lives in daedalus/serve/query.py)."""
+    from daedalus.serve.query import run_query as _run
+
+    _run(config, sql, fmt, output, limit)
+
+
+def duckdb_cli_path() -> str:
+    """The `duckdb` binary shipped by the duckdb-cli wheel."""
+    from daedalus.errors import StorageError
+
+    try:
+        import duckdb_cli
+    except ImportError:
+        raise StorageError("the duckdb CLI is not installed: pip install duckdb-cli") from None
+    path = Path(duckdb_cli.__file__).parent / "duckdb"
+    if not path.exists():
+        raise StorageError(f"{path}: the duckdb-cli package has no binary")
+    return str(path)
+
+
+def shell_init_sql(config: Config) -> str:
+    from daedalus.serve.catalog_paths import reader_config
+
+    search = reader_config(catalog_path(config))["file_search_path"]
+    lines = ["SET TimeZone = 'UTC';", f"SET file_search_path = {sql_str(search)};"]
+    if config.storage.root.startswith("s3://"):
+        from daedalus.duck import httpfs_extension_path, s3_secret_sql
+
+        lines.append(f"LOAD {sql_str(str(httpfs_extension_path()))};")
+        lines.append(s3_secret_sql(config) + ";")
+    return "\n".join(lines) + "\n"
+
+
+def shell_argv(config: Config) -> list[str]:
+    """The command line `daedalus shell` runs (an init file sets UTC and, on S3, httpfs + secret)."""
+    from daedalus.errors import StorageError
+
+    path = catalog_path(config)
+    if not os.path.exists(path):
+        raise StorageError(f"{path}: no catalog yet; run `daedalus build` first")
+    _check_root(config, path)
+    init_dir = Path(config.duckdb.temp_directory).expanduser().resolve()
+    init_dir.mkdir(parents=True, exist_ok=True)
+    # One file per shell, created 0600 before anything is written (it may hold the S3 secret from
+    # the environment); run_shell removes it when the shell exits.
+    init = init_dir / f"shell_init-{os.getpid()}-{uuid.uuid4().hex[:8]}.sql"
+    fd = os.open(init, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(shell_init_sql(config))
+    exe = duckdb_cli_path()
+    return [exe, "-readonly", "-init", str(init), path]
+
+
+def run_shell(config: Config, extra: list[str] | None = None, **kw: object) -> int:
+    """Run the DuckDB CLI on the catalog and remove its init file when it exits, however it exits
+    (it used to be exec'd and left the S3 key and secret behind). Returns the CLI's exit code."""
+    import signal
+    import subprocess
+
+    argv = shell_argv(config)
+    init = Path(argv[argv.index("-init") + 1])
+    sys.stdout.flush()
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the CLI, not to us
+    try:
+        return subprocess.call([*argv[:-1], *(extra or []), argv[-1]], **kw)  # type: ignore[arg-type]
+    finally:
+        signal.signal(signal.SIGINT, old)
+        init.unlink(missing_ok=True)
+
+
+def exec_shell(config: Config) -> None:
+    rc = run_shell(config)
+    if rc:
+        raise SystemExit(rc)

@@ -1,0 +1,119 @@
+"""What the catalog's views read: each model's folder by a glob, relative to the lake root.
+
+Two choices, both for readers that hold the catalog for hours and for lakes that move:
+
+- **Globs, not file lists.** A partition is one file with a stable name (daedalus/build/publish.py), so a
+  glob over the model folder always reads each partition whole, sees the partitions a later build
+  adds, and never names a file a build deletes. A view's text therefore changes only when the
+  project does (a model, its columns, its docs, a partition failing its tests), and the catalog file
+  is only replaced then (`fingerprint` below). This matters because DuckDB keeps one database
+  instance per file in a process: a pool that never closes all its connections never sees a new
+  catalog file, but always sees new data through the old one.
+- **Paths relative to the lake root, resolved when the catalog is opened** (DuckDB's
+  `file_search_path`, set to the catalog's folder, which is the lake root): a `cp -a` copy reads its
+  own files, a moved lake works as it is. Rewriting absolute paths on open was the other option; it
+  cannot help a BI tool, which opens the file without Daedalus, and a stale absolute catalog reads
+  the original lake silently. A relative catalog opened without the setting fails loudly ("No files
+  found that match the pattern gold/…") instead. An S3 lake's catalog is local and its views read
+  absolute `s3://` URLs; it records its root and Daedalus refuses one of another lake.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import TYPE_CHECKING
+
+from daedalus.build.compiler import empty_relation_sql, sql_str
+from daedalus.build.runner import CatalogResolver
+from daedalus.lake import LocalLake
+
+if TYPE_CHECKING:
+    from daedalus.build.project import Model
+    from daedalus.build.runner import Session
+
+RELATIVE_ROOT = "."  # what `_daedalus.lake` holds for a catalog whose paths are relative to its folder
+SIDECAR = ".catalog.json"  # beside the catalog: fingerprint of its statements + the file it describes
+
+
+def relative(session: Session) -> bool:
+    return isinstance(session.lake, LocalLake)
+
+
+def recorded_root(session: Session) -> str:
+    """What the catalog records as its root: '.' (its own folder) for a local lake, else the URL."""
+    return RELATIVE_ROOT if relative(session) else session.config.storage.root.rstrip("/")
+
+
+def reader_config(catalog_file: str) -> dict[str, str]:
+    """The DuckDB config every reader of a catalog passes (the README's BI recipe uses the same): the
+    relative paths resolve against the catalog's folder. One process must open a file with one config
+    (DuckDB refuses a second connection with another), so Daedalus uses this one for S3 catalogs too,
+    where it is harmless."""
+    return {"file_search_path": os.path.dirname(os.path.abspath(catalog_file))}
+
+
+def _where(session: Session, rel: str) -> str:
+    return rel if relative(session) else session.lake.url(rel)
+
+
+def glob_of(session: Session, prefix: str, depth: int) -> str:
+    """The pattern of every partition file under `prefix`, `depth` partition folders deep."""
+    return _where(session, prefix + "/*" * depth + "/*.parquet")
+
+
+def relation(session: Session, rel: str) -> str:
+    """A catalog relation over every file of a source or model (glob), or an empty typed relation
+    while there is none (DuckDB fails a glob that matches nothing)."""
+    kind, name = rel.split(":", 1)
+    if not any(ip.files for ip in session.parts(rel).values()):  # (planned, unbuilt partitions have none)
+        if kind == "source":
+            return empty_relation_sql(session.source_columns(name))
+        return session.empty_model_relation(session.project.models[name], None)
+    if kind == "source":
+        src = session.project.sources[name]
+        pattern = glob_of(session, src.lake_prefix, len(src.partition_by))
+        return f"read_parquet({sql_str(pattern)}, hive_partitioning=true, union_by_name=true)"
+    model: Model = session.project.models[name]
+    pattern = glob_of(session, model.lake_prefix, len(session.relation_keys(rel)))
+    return f"read_parquet({sql_str(pattern)}, hive_partitioning=false, union_by_name=true)"
+
+
+class GlobResolver(CatalogResolver):
+    """ref()/source() of `view` models in the catalog: the same globs as the other views."""
+
+    def relation(self, rel: str) -> str:
+        return relation(self.s, rel)
+
+
+def fingerprint(statements: list[str]) -> str:
+    return hashlib.sha256("\n;\n".join(statements).encode()).hexdigest()[:32]
+
+
+def _stat(path: str) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def unchanged(catalog_file: str, fp: str) -> bool:
+    """True when the catalog at `catalog_file` is the one written with these statements (and no other
+    file was put in its place since)."""
+    try:
+        with open(os.path.join(os.path.dirname(catalog_file), SIDECAR)) as f:
+            side = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return side.get("fingerprint") == fp and side.get("file") == _stat(catalog_file)
+
+
+def record(catalog_file: str, fp: str) -> None:
+    """Write the sidecar of a catalog just renamed into place (atomically)."""
+    side = os.path.join(os.path.dirname(catalog_file), SIDECAR)
+    tmp = f"{side}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump({"fingerprint": fp, "file": _stat(catalog_file)}, f)
+    os.replace(tmp, side)
