@@ -39,7 +39,7 @@ def main() -> None:
 
     import duckdb
 
-    from daedalus.build.runner import build
+    from daedalus.build import build
     from daedalus.config import load_config
 
     overrides = {"storage.root": str(root), "duckdb.temp_directory": str(root / "_tmp"),

@@ -29,7 +29,7 @@ def main() -> None:
         "from daedalus.devkit.synth import generate; "
         f"generate({str(root / 'lake')!r}, hours={args.hours}, snapshot_ms={args.snapshot_ms})")], check=True)
 
-    from daedalus.build import publish, runner
+    from daedalus.build import api, execute, publish
     from daedalus.build.materializations import partitioned
     from daedalus.config import load_config
 
@@ -52,12 +52,12 @@ def main() -> None:
             spent["publish"] += time.perf_counter() - t
 
     partitioned.merge_files = merge
-    runner.publish_model = publish_model
+    execute.publish_model = publish_model
     cfg = load_config(overrides={"storage.root": str(root / "lake"), "duckdb.temp_directory": str(root / "tmp"),
                                  "duckdb.threads": 1, "duckdb.memory_limit": "256MB",
                                  "etl.slice_hours": args.slice_hours})
     t = time.perf_counter()
-    result = runner.build(cfg, run_tests=False)
+    result = api.build(cfg, run_tests=False)
     total = time.perf_counter() - t
     rows = sum(s.rows for s in result.stats.values())
     print(f"{args.hours} h synthetic day at {args.snapshot_ms} ms, slices of {args.slice_hours} h: build {total:.1f} s "

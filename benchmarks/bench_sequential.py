@@ -60,7 +60,7 @@ def main() -> None:
     ap.add_argument("--kernels-only", action="store_true", help="skip the SQL stage and the JIT start-up runs")
     args = ap.parse_args()
 
-    from daedalus.build import runner
+    from daedalus.build import api as runner
     from daedalus.config import load_config
     from daedalus.devkit.synth import generate
     from daedalus.duck import connect

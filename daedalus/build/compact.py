@@ -20,13 +20,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from daedalus.build.compiler import read_parquet_sql, sql_ident, sql_str
 from daedalus.build.materializations.base import copy_sql
 from daedalus.errors import BuildError, StorageError
 from daedalus.lake import FileInfo
+from daedalus.sqltext import read_parquet_sql, sql_ident, sql_str
 
 if TYPE_CHECKING:
-    from daedalus.build.runner import Session
+    from daedalus.build.session import Session
     from daedalus.config import Config
     from daedalus.lake.manifest import PartitionState
 
@@ -62,7 +62,7 @@ def _rewrite(s: Session, model_name: str, pid: str, ps: PartitionState) -> FileI
     model = s.project.models[model_name]
     urls = [s.lake.url(f.path) for f in ps.files]
     url_list = "[" + ", ".join(sql_str(u) for u in urls) + "]"
-    rel = staged_path(s, model, pid)
+    rel = staged_path(s.staging, model, pid)
     s.lake.prepare_dir(rel.rsplit("/", 1)[0])
     if model.config.order_by:
         order_sql = ", ".join(sql_ident(c) for c in model.config.order_by)
@@ -99,8 +99,9 @@ def _footer_rows(s: Session, files: list[FileInfo]) -> int:
 
 def compact(config: Config, select: Iterable[str] | str | None = None, udfs: bool = False) -> CompactReport:
     """Rewrite every partition of the selected models that is not one `data.parquet` into one."""
+    from daedalus.build.catalog_views import refresh_catalog
     from daedalus.build.publish import move_into_place, retire
-    from daedalus.build.runner import Session
+    from daedalus.build.session import Session
     from daedalus.lake.manifest import PartitionState
 
     started = time.monotonic()
@@ -130,7 +131,7 @@ def compact(config: Config, select: Iterable[str] | str | None = None, udfs: boo
                     report.rewritten.append((name, pid))
             if report.partitions:
                 s._parts = {}
-                s.purge_deletions(s.refresh_catalog())
+                s.purge_deletions(refresh_catalog(s))
     finally:
         s.close()
     report.seconds = time.monotonic() - started

@@ -15,7 +15,6 @@ Errors are one line, `file:line: message`, raised as CompileError (exit code 3).
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import functools
 import hashlib
 import os
@@ -28,121 +27,18 @@ from typing import Any, Protocol
 
 import jinja2
 
-from daedalus.build.project import Model, ModelConfig, Project, SqlTest, lookback_seconds, parse_config_kwargs
+from daedalus.build.materializations import parse_config
+from daedalus.build.partition import PartitionCtx  # noqa: F401, E402 (re-exported)
+from daedalus.build.project import Model, ModelConfig, Project, SqlTest, lookback_seconds
 from daedalus.errors import CompileError, DaedalusError
+from daedalus.sqltext import (  # noqa: F401 (re-exported: the compiler's own vocabulary)
+    empty_relation_sql,
+    read_parquet_sql,
+    sql_ident,
+    sql_str,
+    ts_literal,
+)
 from daedalus.udfs.columns import output_columns
-
-# ---------------------------------------------------------------------------------------------
-# SQL fragments
-
-
-def sql_str(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def sql_ident(name: str) -> str:
-    return '"' + str(name).replace('"', '""') + '"'
-
-
-def read_parquet_sql(urls: list[str], hive: bool) -> str:
-    """A relation over exactly these files (never a glob of the lake)."""
-    files = ", ".join(sql_str(u) for u in urls)
-    return (f"read_parquet([{files}], hive_partitioning={'true' if hive else 'false'}, "
-            f"union_by_name=true)")
-
-
-def empty_relation_sql(columns: list[tuple[str, str]]) -> str:
-    """An empty relation with these (name, DuckDB type) columns."""
-    if not columns:
-        raise CompileError("internal: an empty relation needs at least one column")
-    cols = ", ".join(f"CAST(NULL AS {typ}) AS {sql_ident(name)}" for name, typ in columns)
-    return f"(SELECT {cols} WHERE false)"
-
-
-def ts_literal(value: dt.datetime) -> str:
-    return f"TIMESTAMPTZ '{value.astimezone(dt.UTC).strftime('%Y-%m-%d %H:%M:%S.%f')}+00'"
-
-
-# ---------------------------------------------------------------------------------------------
-# The partition being built
-
-
-@dataclass(frozen=True)
-class PartitionCtx:
-    """`partition` in the Jinja context. Key values are raw (`BTC/USDT`); times are SQL literals.
-
-    `start`/`end` bound the rows being built: the whole UTC day, or one time slice of it when the
-    model declares `slice_by` (see `slices()`); `lookback_start` is `start` minus the lookback.
-    `day_start`/`day_end` are always the partition's day.
-    """
-
-    keys: dict[str, str]
-    lookback: float = 0.0  # seconds
-    bounds: tuple[dt.datetime, dt.datetime] | None = None
-    """The slice being built; None = the whole day."""
-
-    @property
-    def _day(self) -> dt.date:
-        return dt.date.fromisoformat(self.keys["date"])
-
-    @property
-    def day_start_dt(self) -> dt.datetime:
-        return dt.datetime.combine(self._day, dt.time(), tzinfo=dt.UTC)
-
-    @property
-    def start_dt(self) -> dt.datetime:
-        return self.bounds[0] if self.bounds is not None else self.day_start_dt
-
-    @property
-    def end_dt(self) -> dt.datetime:
-        return self.bounds[1] if self.bounds is not None else self.day_start_dt + dt.timedelta(days=1)
-
-    @property
-    def start(self) -> str:
-        return ts_literal(self.start_dt)
-
-    @property
-    def end(self) -> str:
-        return ts_literal(self.end_dt)
-
-    @property
-    def day_start(self) -> str:
-        return ts_literal(self.day_start_dt)
-
-    @property
-    def day_end(self) -> str:
-        return ts_literal(self.day_start_dt + dt.timedelta(days=1))
-
-    @property
-    def lookback_start(self) -> str:
-        return ts_literal(self.start_dt - dt.timedelta(seconds=self.lookback))
-
-    def slices(self, hours: float) -> list[tuple[dt.datetime, dt.datetime]]:
-        """The day cut into consecutive slices of `hours` (the last one ends at midnight)."""
-        step = dt.timedelta(hours=hours)
-        out, t, end = [], self.day_start_dt, self.day_start_dt + dt.timedelta(days=1)
-        while t < end:
-            out.append((t, min(t + step, end)))
-            t += step
-        return out
-
-    @property
-    def date(self) -> str:
-        return f"DATE '{self.keys['date']}'"
-
-    @property
-    def date_iso(self) -> str:
-        return self.keys["date"]
-
-    def __getattr__(self, name: str) -> Any:
-        keys = object.__getattribute__(self, "keys")
-        if name in keys:
-            return keys[name]
-        raise AttributeError(name)
-
-    def __str__(self) -> str:
-        return "/".join(f"{k}={v}" for k, v in self.keys.items())
-
 
 PLACEHOLDER_DATE = "2000-01-01"
 
@@ -365,7 +261,7 @@ class Compiler:
         for kwargs, line in calls:
             merged.update(kwargs)
             where = line
-        model.config = parse_config_kwargs(merged, where)
+        model.config = parse_config(merged, where)
         model.refs = resolver.refs
         model.sources = resolver.sources
         model.uses_previous_partition = resolver.uses_previous

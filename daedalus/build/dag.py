@@ -72,11 +72,3 @@ def build_dag(project: Project) -> Dag:
         loop = " -> ".join(reversed(cycle))
         raise CompileError(f"{_ref_line(project, first, second)}: ref cycle: {loop}") from None
     return Dag(parents=parents, children=children, order=order)
-
-
-def select(project: Project, dag: Dag, select: Iterable[str] | str | None = None,
-           exclude: Iterable[str] | str | None = None) -> list[str]:
-    """The selected models in topological order (grammar in daedalus/build/selection.py)."""
-    from daedalus.build.selection import select as _select
-
-    return _select(project, dag, select, exclude)

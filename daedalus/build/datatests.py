@@ -29,12 +29,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from daedalus.build.compiler import read_parquet_sql, sql_ident, sql_str
+from daedalus.build.materializations import kind
+from daedalus.build.resolvers import CatalogResolver, Renderer
 from daedalus.errors import BuildError, CompileError
+from daedalus.sqltext import read_parquet_sql, sql_ident, sql_str
 
 if TYPE_CHECKING:
     from daedalus.build.project import Model
-    from daedalus.build.runner import Session
     from daedalus.lake import FileInfo
 
 SAMPLE_ROWS = 5
@@ -189,30 +190,30 @@ def model_tests(model: Model) -> list[DataTest]:
     return out
 
 
-def _relation(session: Session, model: Model, files: list[FileInfo] | None, row_order: bool) -> str | None:
+def _relation(r: Renderer, model: Model, files: list[FileInfo] | None, row_order: bool) -> str | None:
     if files is None:  # a view: its SQL over everything
-        sql = session.compile_model_sql(model, None)
+        sql = r.compile_model_sql(model, None)
         return f"(\n{sql}\n)"
     if not files:
         return None
     if not row_order:
-        return read_parquet_sql([session.lake.url(f.path) for f in files], hive=False)
+        return read_parquet_sql([r.lake.url(f.path) for f in files], hive=False)
     # Files in path order — partitions by date, a partition's slices by name — however the build
     # (or a Dask executor) happened to finish them; file_index then numbers them in that order.
-    urls = sorted(session.lake.url(f.path) for f in files)
+    urls = sorted(r.lake.url(f.path) for f in files)
     return read_parquet_sql(urls, hive=False)[:-1] + ", file_row_number=true)"
 
 
-def _run(session: Session, model_name: str, name: str, sql: str, severity: str, where: str) -> TestResult:
+def _run(r: Renderer, model_name: str, name: str, sql: str, severity: str, where: str) -> TestResult:
     import duckdb
 
     try:
-        cur = session.con.execute(f"SELECT count(*) FROM ({sql})")
+        cur = r.con().execute(f"SELECT count(*) FROM ({sql})")
         n = int(cur.fetchone()[0])
         sample: list[dict[str, Any]] = []
         if n:
             # Values as DuckDB prints them: fetching TIMESTAMPTZ into Python would need pytz.
-            cur = session.con.execute(f"SELECT CAST(COLUMNS(*) AS VARCHAR) FROM ({sql}) LIMIT {SAMPLE_ROWS}")
+            cur = r.con().execute(f"SELECT CAST(COLUMNS(*) AS VARCHAR) FROM ({sql}) LIMIT {SAMPLE_ROWS}")
             names = [d[0] for d in cur.description]
             sample = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
     except duckdb.Error as e:
@@ -220,7 +221,7 @@ def _run(session: Session, model_name: str, name: str, sql: str, severity: str, 
     return TestResult(model_name, name, n == 0, n, sample, severity, where, sql)
 
 
-def run_model_tests(session: Session, model: Model, files: list[FileInfo] | None) -> list[TestResult]:
+def run_model_tests(r: Renderer, model: Model, files: list[FileInfo] | None) -> list[TestResult]:
     """Run a model's YAML tests over `files` (the partitions just built; None = a view's SQL).
 
     Partition by partition: a test's memory (a `unique` hash table, a `monotonic` window) then
@@ -229,15 +230,15 @@ def run_model_tests(session: Session, model: Model, files: list[FileInfo] | None
     scope of silver's dedup too, and a key with `ts` in it (order books) can only repeat inside one.
     """
     tests = model_tests(model)
-    if model.materialized != "view" and not files:
+    if kind(model).writes_files and not files:
         return []
     if files is None or not model.config.partition_by:
-        return _run_tests(session, model, tests, files)
+        return _run_tests(r, model, tests, files)
     groups: dict[str, list[FileInfo]] = {}
     for f in files:
         groups.setdefault(f.path.rsplit("/", 1)[0], []).append(f)
     dirs = sorted(groups)
-    runs = [_run_tests(session, model, tests, groups[d]) for d in dirs]
+    runs = [_run_tests(r, model, tests, groups[d]) for d in dirs]
     merged = []
     for same in zip(*runs, strict=True):
         m = _merge(list(same))
@@ -255,38 +256,38 @@ def _merge(results: list[TestResult]) -> TestResult:
                       first.severity, first.where, first.sql)
 
 
-def _run_tests(session: Session, model: Model, tests: list[DataTest],
+def _run_tests(r: Renderer, model: Model, tests: list[DataTest],
                files: list[FileInfo] | None) -> list[TestResult]:
     results = []
     by_row = [t for t in tests if t.kind in ROW_CONDITIONS]
-    counts = _row_condition_counts(session, model, files, by_row)
+    counts = _row_condition_counts(r, model, files, by_row)
     for t in tests:
-        rel = _relation(session, model, files, t.kind in NEEDS_ROW_ORDER and model.materialized != "view")
+        rel = _relation(r, model, files, t.kind in NEEDS_ROW_ORDER and kind(model).writes_files)
         assert rel is not None  # files is None (a view) or non-empty
         if t in by_row and counts is not None and not counts[by_row.index(t)]:
             results.append(TestResult(model.name, t.name, True, 0, [], t.severity, t.where,
                                       KINDS[t.kind](rel, t.args)))
             continue  # passed in the shared scan; a failing one runs alone below for its sample
         args = dict(t.args)
-        if t.kind in NEEDS_ROW_ORDER and model.materialized == "view" and not args.get("order_by"):
+        if t.kind in NEEDS_ROW_ORDER and not kind(model).writes_files and not args.get("order_by"):
             args["order_by"] = args["column"]  # a view has no file order
-        results.append(_run(session, model.name, t.name, KINDS[t.kind](rel, args), t.severity, t.where))
+        results.append(_run(r, model.name, t.name, KINDS[t.kind](rel, args), t.severity, t.where))
     return results
 
 
-def _row_condition_counts(session: Session, model: Model, files: list[FileInfo] | None,
+def _row_condition_counts(r: Renderer, model: Model, files: list[FileInfo] | None,
                           tests: list[DataTest]) -> list[int] | None:
     """Failures of each row-condition test from one scan (count(*) FILTER per test), instead of a
     scan per test; None when there is nothing to scan or the shared query cannot run (each test
     then runs alone and reports its own error)."""
     import duckdb
 
-    rel = _relation(session, model, files, False) if tests else None
+    rel = _relation(r, model, files, False) if tests else None
     if rel is None:
         return None
     try:
         filters = ", ".join(f"count(*) FILTER (WHERE {ROW_CONDITIONS[t.kind](t.args)})" for t in tests)
-        row = session.con.execute(f"SELECT {filters} FROM {rel}").fetchone()
+        row = r.con().execute(f"SELECT {filters} FROM {rel}").fetchone()
     except (duckdb.Error, CompileError):
         return None
     return [int(n) for n in row]
@@ -295,39 +296,37 @@ def _row_condition_counts(session: Session, model: Model, files: list[FileInfo] 
 class _TestResolver:
     """ref() of a model built in this build reads only the files just written; others read all."""
 
-    def __init__(self, session: Session, built: dict[str, list[FileInfo]] | None) -> None:
-        self.s, self.built = session, built or {}
+    def __init__(self, r: Renderer, built: dict[str, list[FileInfo]] | None) -> None:
+        self.r, self.built = r, built or {}
         self.refs: list[str] = []
 
     def ref(self, model: Model | None, name: str) -> str:
-        from daedalus.build.runner import CatalogResolver
-
         self.refs.append(name)
         files = self.built.get(name)
         if files:
-            return read_parquet_sql([self.s.lake.url(f.path) for f in files], hive=False)
-        return CatalogResolver(self.s).ref(model, name)
+            return read_parquet_sql([self.r.lake.url(f.path) for f in files], hive=False)
+        return CatalogResolver(self.r).ref(model, name)
 
     def source(self, source_name: str, name: str) -> str:
-        return self.s.relation_sql(f"source:{name}")
+        return self.r.relation_sql(f"source:{name}")
 
     def previous_partition(self, model: Model | None, columns: dict[str, str] | None) -> str:
         raise CompileError("previous_partition() is not available in a data test")
 
 
-def run_sql_tests(session: Session, built: set[str] | dict[str, list[FileInfo]],
+def run_sql_tests(r: Renderer, built: set[str] | dict[str, list[FileInfo]],
                   all_files: bool = False) -> list[TestResult]:
     """Custom SQL tests that ref() a model of `built` (every test when `all_files`). With a dict of
     the files each model just wrote, ref() reads those partitions only; with names, every file."""
     just_built = built if isinstance(built, dict) and not all_files else None
     names = set(built)
     results = []
-    for test in session.project.sql_tests:
-        resolver = _TestResolver(session, just_built)
-        sql = session.compiler.render_test(test, resolver).strip().rstrip(";")
+    for test in r.project.sql_tests:
+        resolver = _TestResolver(r, just_built)
+        sql = r.compiler.render_test(test, resolver).strip().rstrip(";")
         if not all_files and not (set(resolver.refs) & names):
             continue
-        results.append(_run(session, ",".join(resolver.refs) or "-", test.name, sql, "error", f"{test.path}:1"))
+        results.append(_run(r, ",".join(resolver.refs) or "-", test.name, sql, "error", f"{test.path}:1"))
     return results
 
 

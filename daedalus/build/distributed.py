@@ -27,13 +27,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from daedalus.errors import ConfigError
+from daedalus.build import datatests, planner
+from daedalus.build.catalog_views import refresh_catalog
+from daedalus.build.materializations import PartPlan
+from daedalus.build.parts import InputPart
+from daedalus.build.planner import drop_obsolete
+from daedalus.build.publish import publish_model
+from daedalus.build.session import Session
+from daedalus.build.step import BuildResult, PartitionResult, build_partition, record_partition
+from daedalus.errors import BuildError, ConfigError
 from daedalus.paths import unescape
 from daedalus.serve.catalog import catalog_current
 
 if TYPE_CHECKING:
-    from daedalus.build.materializations import PartPlan
-    from daedalus.build.runner import BuildResult, Session
     from daedalus.config import Config
 
 
@@ -74,7 +80,6 @@ _SESSIONS: dict[str, Session] = {}  # one per build on a worker process (the new
 
 
 def _session(task: PartTask) -> Session:
-    from daedalus.build.runner import Session
     from daedalus.config import Config
 
     s = _SESSIONS.get(task.build_id)
@@ -86,45 +91,23 @@ def _session(task: PartTask) -> Session:
     return s
 
 
-def _inject(s: Session, result: dict[str, Any]) -> None:
+def _inject(s: Session, r: PartitionResult) -> None:
     """Make an upstream result visible to this worker's session (its files replace the manifest's)."""
-    from daedalus.build.runner import InputPart
-    from daedalus.lake import FileInfo
-
-    rel = f"model:{result['model']}"
-    files = [FileInfo(*f) for f in result["files"]]
-    parts = s.parts(rel)
-    parts[result["pid"]] = InputPart(rel, result["pid"], dict(result["keys"]), files)
+    rel = f"model:{r.model}"
     # Files are listed in partition order in the compiled SQL (and so in its fingerprint): keep the
     # order a fresh session loads from the manifest, or the next plan would see "inputs changed".
-    s._parts[rel] = type(parts)(sorted(parts.items()))
+    s.inventory.put(InputPart(rel, r.pid, dict(r.keys), list(r.files)), keep_order=True)
 
 
-def run_partition(task: PartTask, *upstream: dict[str, Any]) -> dict[str, Any]:
-    """Compile and write one partition; returns what the driver records in the manifest."""
-    from daedalus.build.materializations import MATERIALIZATIONS, PartPlan
-
+def run_partition(task: PartTask, *upstream: PartitionResult) -> PartitionResult:
+    """Compile and write one partition (step.build_partition); the driver records the result."""
     s = _session(task)
     for up in upstream:
         _inject(s, up)
     model = s.project.models[task.model]
-    mat = MATERIALIZATIONS[model.materialized]
     part = PartPlan(model.name, task.pid, dict(task.keys))
-    part.reads = s.reads(model, part)
-    t0 = time.monotonic()
-    sql = s.compile_model_sql(model, part)
-    fp, inputs = s.partition_fingerprint(model, part)
-    old = s._apply_settings(model)  # per-model DuckDB settings, as in a local build (threads=1: same sums)
-    try:
-        written = mat.write(s, model, part, sql)
-    finally:
-        s._restore_settings(old)
-    result = {
-        "model": task.model, "pid": task.pid, "keys": dict(task.keys),
-        "files": [f.as_list() for f in written.files], "rows": written.rows, "bytes": written.bytes,
-        "fingerprint": fp, "inputs": inputs, "seconds": time.monotonic() - t0,
-        "columns": s._describe(written.files[0]) if written.files else [],
-    }
+    part.reads = s.renderer.reads(model, part)
+    result = build_partition(s, task.model, part)
     _inject(s, result)  # a later date of a carry_state series on this worker reads it
     return result
 
@@ -172,36 +155,16 @@ def shard_of(plan: list[PartPlan], deps: dict[str, list[str]], n: int) -> dict[s
 
 
 class _Merger:
-    """Records results in the driver's manifest (and registry), saving at most once a second."""
+    """Records results in the driver's manifest (step.record_partition), saving at most once a second."""
 
     def __init__(self, s: Session, result: BuildResult) -> None:
         self.s, self.result = s, result
         self.last_save = time.monotonic()
         self.built: dict[str, list[Any]] = {}
 
-    def add(self, r: dict[str, Any], save: bool = True) -> None:
-        from daedalus.build.runner import InputPart, ModelStats
-        from daedalus.lake import FileInfo
-        from daedalus.lake.manifest import PartitionState
-
-        s = self.s
-        model = s.project.models[r["model"]]
-        files = [FileInfo(*f) for f in r["files"]]
-        state = PartitionState(keys=dict(r["keys"]), files=files, fingerprint=r["fingerprint"], rows=r["rows"],
-                               bytes=r["bytes"], inputs=dict(r["inputs"]), built_at=time.time(),
-                               seconds=r["seconds"])
-        s.manifest.replace_partition(model.name, r["pid"], state, model.materialized, model.layer)
-        ms = s.manifest.models[model.name]
-        if not ms.columns and r["columns"]:
-            ms.columns = r["columns"]
-        s.parts(f"model:{model.name}")[r["pid"]] = InputPart(f"model:{model.name}", r["pid"], dict(r["keys"]), files)
-        stats = self.result.stats.setdefault(model.name, ModelStats(model.name, model.relation, model.materialized))
-        stats.partitions += 1
-        stats.rows += r["rows"]
-        stats.files += len(files)
-        stats.bytes += r["bytes"]
-        stats.seconds += r["seconds"]
-        self.built.setdefault(model.name, []).extend(files)
+    def add(self, r: PartitionResult, save: bool = True) -> None:
+        record_partition(self.s, r, self.result.stats)
+        self.built.setdefault(r.model, []).extend(r.files)
         if save and time.monotonic() - self.last_save >= 1.0:
             self.save()
 
@@ -210,23 +173,12 @@ class _Merger:
         self.last_save = time.monotonic()
 
 
-def _clean_orphans(s: Session, plan: list[PartPlan]) -> None:
-    """Files in a planned partition's folder that no manifest names (a killed build's writes)."""
-    known = s.manifest.referenced() | {d["path"] for d in s.manifest.pending_deletions}
-    for p in plan:
-        orphans = s._orphans(s.project.models[p.model], p, known)
-        if orphans:
-            s.lake.delete(orphans)
-
-
 def _tests(s: Session, merger: _Merger, result: BuildResult) -> None:
-    from daedalus.build import datatests
-
     for name, files in merger.built.items():
-        outcome = datatests.run_model_tests(s, s.project.models[name], files)
+        outcome = datatests.run_model_tests(s.renderer, s.project.models[name], files)
         result.tests.extend(outcome)
         datatests.raise_on_failure(outcome)
-    outcome = datatests.run_sql_tests(s, set(merger.built))
+    outcome = datatests.run_sql_tests(s.renderer, set(merger.built))
     result.tests.extend(outcome)
     datatests.raise_on_failure(outcome)
 
@@ -242,8 +194,6 @@ def _run_dask(tasks: list[PartTask], scheduler: str, merger: _Merger) -> None:
     except ImportError:
         raise ConfigError("--executor dask: the `distributed` package is not installed "
                           "(pip install 'dask[distributed]')") from None
-    from daedalus.errors import BuildError
-
     try:
         client = Client(scheduler, timeout="10s")
     except (OSError, TimeoutError) as e:
@@ -268,9 +218,9 @@ def _run_dask(tasks: list[PartTask], scheduler: str, merger: _Merger) -> None:
         client.close()
 
 
-def _run_local(tasks: list[PartTask], merger: _Merger | None) -> dict[str, dict[str, Any]]:
+def _run_local(tasks: list[PartTask], merger: _Merger | None) -> dict[str, PartitionResult]:
     """Run the tasks in this process, in build order; merge each result at once when a merger is given."""
-    results: dict[str, dict[str, Any]] = {}
+    results: dict[str, PartitionResult] = {}
     try:
         for t in tasks:
             results[t.id] = run_partition(t, *[results[d] for d in t.deps])
@@ -293,8 +243,6 @@ def build_distributed(config: Config, select: Iterable[str] | str | None = None,
                       executor: str = "local", scheduler: str | None = None, shard: str | tuple[int, int] | None = None,
                       udfs: bool = True) -> BuildResult:
     """A build whose partitions run as tasks (Dask) or a shard of one (see the module docstring)."""
-    from daedalus.build.runner import BuildResult, Session
-
     if executor not in ("local", "dask"):
         raise ConfigError(f"--executor: unknown executor {executor!r} (allowed: local, dask)")
     if executor == "dask" and not scheduler:
@@ -307,10 +255,10 @@ def build_distributed(config: Config, select: Iterable[str] | str | None = None,
     try:
         if shard_t is None:
             with s.lake.lock("build"):
-                _reload(s)  # the manifest as the lock holder sees it, as runner.build does
+                s.reload()  # the manifest as the lock holder sees it, as api.build does
                 plan, tasks = _plan(s, select, exclude, full_refresh, None, build_id, result)
-                _drop_obsolete(s)
-                _clean_orphans(s, plan)
+                drop_obsolete(s)
+                s.clean_orphans(plan)
                 merger = _Merger(s, result)
                 _stage(s, plan)
                 try:
@@ -327,13 +275,13 @@ def build_distributed(config: Config, select: Iterable[str] | str | None = None,
         else:
             # A shard writes its partitions without the lock (other shards never touch them) ...
             plan, tasks = _plan(s, select, exclude, full_refresh, shard_t, build_id, result)
-            _clean_orphans(s, plan)
+            s.clean_orphans(plan)
             results = _run_local(tasks, None)
             if plan:
                 # ... and merges them into the manifest as it is now (other shards may have merged).
                 with s.lake.lock("build"):
-                    _reload(s)
-                    _drop_obsolete(s)
+                    s.reload()
+                    drop_obsolete(s)
                     merger = _Merger(s, result)
                     _stage(s, plan)
                     try:
@@ -358,10 +306,9 @@ def _stage(s: Session, plan: list[PartPlan]) -> None:
 
 
 def _publish(s: Session, merger: _Merger) -> None:
-    from daedalus.build.publish import publish_model
-
     for name in list(merger.built):
-        merger.built[name] = publish_model(s, name)
+        merger.built[name] = publish_model(s.lake, s.manifest, name)
+        s.inventory.forget(f"model:{name}")  # ref() reads the published files from now on
 
 
 def _unstage(s: Session, plan: list[PartPlan]) -> None:
@@ -370,34 +317,20 @@ def _unstage(s: Session, plan: list[PartPlan]) -> None:
         s.manifest.unstage(name)
 
 
-def _reload(s: Session) -> None:
-    from daedalus.lake.manifest import Manifest
-
-    s.manifest = Manifest.load(s.lake)
-    s._parts = {}
-
-
-def _drop_obsolete(s: Session) -> None:
-    """Partitions a changed partition_by/materialization can no longer produce (runner's plan)."""
-    drop = getattr(s, "drop_obsolete", None)
-    if drop is not None:
-        drop()
-
-
 def _plan(s: Session, select: Iterable[str] | str | None, exclude: Iterable[str] | str | None, full_refresh: bool,
           shard: tuple[int, int] | None, build_id: str, result: BuildResult) -> tuple[list[PartPlan], list[PartTask]]:
-    plan = s.plan(s.select(select, exclude), full_refresh)
-    deps = dependencies(s, plan)
+    planned = planner.plan(s, s.select(select, exclude), full_refresh)
+    deps = dependencies(s, planned)
     if shard is not None:
         i, n = shard
-        owner = shard_of(plan, deps, n)
-        plan = [p for p in plan if owner[f"{p.model}/{p.pid}"] == i]
-    result.plan = plan
-    return plan, _tasks(s, plan, deps, build_id)
+        owner = shard_of(planned, deps, n)
+        planned = [p for p in planned if owner[f"{p.model}/{p.pid}"] == i]
+    result.plan = planned
+    return planned, _tasks(s, planned, deps, build_id)
 
 
 def _finish(s: Session, merger: _Merger, result: BuildResult, run_tests: bool, catalog: bool) -> None:
     if run_tests and merger.built:
         _tests(s, merger, result)
     if catalog and (result.plan or not catalog_current(s.config)):
-        s.purge_deletions(s.refresh_catalog())  # retires replaced files, purges old trash
+        s.purge_deletions(refresh_catalog(s))  # retires replaced files, purges old trash

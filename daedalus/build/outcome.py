@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 from daedalus.errors import BuildError
 
 if TYPE_CHECKING:
+    from daedalus.build.dag import Dag
     from daedalus.build.datatests import TestResult
+    from daedalus.build.project import Project
     from daedalus.lake import Lake
 
 FAILED_TESTS = "_state/failed_tests.json"
@@ -69,7 +71,7 @@ def failed_keys(lake: Lake, manifest: Any) -> dict[str, list[dict[str, str]]]:
 
 def catalog_filter(keys: list[dict[str, str]]) -> str:
     """A WHERE clause leaving out the rows of these partitions ('' when none; a table: everything)."""
-    from daedalus.build.compiler import sql_ident, sql_str
+    from daedalus.sqltext import sql_ident, sql_str
 
     if not keys:
         return ""
@@ -84,12 +86,12 @@ def catalog_filter(keys: list[dict[str, str]]) -> str:
 class BuildTracker:
     """Per-model outcomes of one build, skip propagation and the sticky failed-test record."""
 
-    def __init__(self, session: Any, fail_fast: bool = False) -> None:
-        self.s = session
+    def __init__(self, project: Project, dag: Dag, lake: Lake, fail_fast: bool = False) -> None:
+        self.project, self.dag, self.lake = project, dag, lake
         self.fail_fast = fail_fast
         self.outcomes: dict[str, ModelOutcome] = {}
         self.skip_because: dict[str, str] = {}
-        self.failed = load_failed(session.lake)
+        self.failed = load_failed(lake)
         self.errors: list[str] = []
         self.tests: dict[str, list[dict[str, Any]]] = {}  # model → this build's test verdicts
 
@@ -103,16 +105,16 @@ class BuildTracker:
         cause = self.skip_because.get(name)
         if cause is None:
             return False
-        m = self.s.project.models[name]
+        m = self.project.models[name]
         self.outcomes[name] = ModelOutcome(name, m.relation, "SKIP", f"upstream {cause} failed")
         return True
 
     def _skip_descendants(self, name: str) -> None:
-        for child in self.s.dag.descendants(name):
-            self.skip_because.setdefault(child, self.s.project.models[name].relation)
+        for child in self.dag.descendants(name):
+            self.skip_because.setdefault(child, self.project.models[name].relation)
 
     def error(self, name: str, e: Exception, partitions: int = 0, seconds: float = 0.0) -> None:
-        m = self.s.project.models[name]
+        m = self.project.models[name]
         self.outcomes[name] = ModelOutcome(name, m.relation, "ERROR", str(e), partitions, seconds)
         self.errors.append(str(e))
         self._skip_descendants(name)
@@ -122,7 +124,7 @@ class BuildTracker:
     def tests_done(self, name: str, built_pids: list[str], results: list[TestResult], partitions: int,
                    seconds: float) -> None:
         """Record a built model's outcome from its tests; mark or clear its failed partitions."""
-        m = self.s.project.models[name]
+        m = self.project.models[name]
         if results:
             self.tests[name] = [{"name": r.name, "passed": r.passed, "failures": r.failures,
                                  "severity": r.severity} for r in results]
@@ -152,15 +154,15 @@ class BuildTracker:
                                            partitions, seconds)
 
     def save(self) -> None:
-        self.s.lake.write_atomic(FAILED_TESTS, json.dumps(self.failed, indent=1, sort_keys=True).encode())
+        self.lake.write_atomic(FAILED_TESTS, json.dumps(self.failed, indent=1, sort_keys=True).encode())
 
     def record_last_build(self, args: dict[str, Any]) -> None:
         again = [n for n, o in self.outcomes.items() if o.status in ("ERROR", "SKIP")]
-        tests = dict(_read_json(self.s.lake, LAST_BUILD).get("tests", {}))  # models not built keep theirs
+        tests = dict(_read_json(self.lake, LAST_BUILD).get("tests", {}))  # models not built keep theirs
         tests.update({n: {"at": time.time(), "results": r} for n, r in self.tests.items()})
         doc = {"finished_at": time.time(), "retry": again, "args": args,
                "outcomes": {n: o.status for n, o in self.outcomes.items()}, "tests": tests}
-        self.s.lake.write_atomic(LAST_BUILD, json.dumps(doc, indent=1).encode())
+        self.lake.write_atomic(LAST_BUILD, json.dumps(doc, indent=1).encode())
 
     def raise_if_failed(self, result: Any) -> None:
         """The build's failure as one BuildError carrying the result (the CLI prints its summary)."""

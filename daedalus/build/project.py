@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from daedalus.build.durations import lookback_seconds
 from daedalus.errors import CompileError
 from daedalus.udfs.columns import column_docs
 
@@ -64,38 +65,6 @@ class ModelConfig(BaseModel):
         }
 
 
-_UNITS = {
-    "second": 1, "seconds": 1, "sec": 1, "secs": 1, "s": 1,
-    "minute": 60, "minutes": 60, "min": 60, "mins": 60, "m": 60,
-    "hour": 3600, "hours": 3600, "h": 3600,
-    "day": 86400, "days": 86400, "d": 86400,
-}
-
-
-def lookback_seconds(text: str | None) -> float:
-    """'900 seconds' → 900.0; '1 day' → 86400.0; None → 0."""
-    if text is None:
-        return 0.0
-    parts = str(text).strip().lower().split()
-    if len(parts) == 1:
-        # '900s', '1d', '15min' or a bare number of seconds
-        import re
-
-        m = re.fullmatch(r"([0-9.]+)\s*([a-z]*)", parts[0])
-        if not m:
-            raise ValueError(f"lookback {text!r}: expected '<number> <unit>', e.g. '900 seconds' or '1 day'")
-        parts = [m.group(1), m.group(2) or "seconds"]
-    if len(parts) != 2 or parts[1] not in _UNITS:
-        raise ValueError(
-            f"lookback {text!r}: expected '<number> <unit>' with unit in seconds, minutes, hours, days"
-        )
-    try:
-        n = float(parts[0])
-    except ValueError:
-        raise ValueError(f"lookback {text!r}: {parts[0]!r} is not a number") from None
-    if n < 0:
-        raise ValueError(f"lookback {text!r}: must not be negative")
-    return n * _UNITS[parts[1]]
 
 
 @dataclass
@@ -344,7 +313,8 @@ def _load_yml(project: Project, path: Path) -> None:
 
 
 def parse_config_kwargs(kwargs: dict[str, Any], where: str) -> ModelConfig:
-    """Validate a config(...) call; one line naming the bad key and what is allowed."""
+    """Validate a config(...) call's keys and values; one line naming the bad key and what is allowed.
+    Which keys a kind supports is the materialization's to say (materializations.parse_config)."""
     try:
         cfg = ModelConfig.model_validate(kwargs)
     except ValidationError as e:
@@ -354,15 +324,4 @@ def parse_config_kwargs(kwargs: dict[str, Any], where: str) -> ModelConfig:
             allowed = ", ".join(ModelConfig.model_fields)
             raise CompileError(f"{where}: unknown config key '{key}' (allowed: {allowed})") from None
         raise CompileError(f"{where}: invalid config '{key}': {first['msg']}") from None
-    if cfg.materialized == "partitioned":
-        if not cfg.partition_by:
-            raise CompileError(f"{where}: materialized='partitioned' needs partition_by, e.g. ['exchange','symbol','date']")
-        if "date" not in cfg.partition_by:
-            raise CompileError(f"{where}: partition_by must include 'date' (got {cfg.partition_by})")
-    elif cfg.partition_by:
-        raise CompileError(f"{where}: partition_by only applies to materialized='partitioned'")
-    if cfg.carry_state and cfg.materialized != "partitioned":
-        raise CompileError(f"{where}: carry_state only applies to materialized='partitioned'")
-    if cfg.slice_by and cfg.materialized != "partitioned":
-        raise CompileError(f"{where}: slice_by only applies to materialized='partitioned' (a slice is part of a day)")
     return cfg

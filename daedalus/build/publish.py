@@ -32,29 +32,32 @@ same fingerprint as when its input is published.
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 import uuid
 from typing import TYPE_CHECKING
 
+from daedalus.build.materializations.base import DATA_FILE
 from daedalus.lake import FileInfo
+from daedalus.lake.manifest import STAGED, unstaged
 
 if TYPE_CHECKING:
     from daedalus.build.project import Model
-    from daedalus.build.runner import Session
     from daedalus.lake import Lake
     from daedalus.lake.manifest import Manifest, PartitionState
 
-DATA_FILE = "data.parquet"
 STAGING = "_staging"
 TRASH = "_trash"
 STAGING_MAX_AGE_S = 24 * 3600  # a staging batch this old belongs to a killed build (shards run unlocked)
-_STAGED = re.compile(r"(?:^|(?<=/))_staging/\d+-[0-9a-f]+/")
 
 
 def new_batch() -> str:
     """A staging or trash batch name: creation time (for cleanup by age) + a random part."""
     return f"{int(time.time())}-{uuid.uuid4().hex[:10]}"
+
+
+def new_staging() -> str:
+    """A staging folder (one per build, per Dask worker session, per shard)."""
+    return f"{STAGING}/{new_batch()}"
 
 
 def partition_dir(model: Model, pid: str) -> str:
@@ -66,26 +69,13 @@ def final_path(model: Model, pid: str) -> str:
     return f"{partition_dir(model, pid)}/{DATA_FILE}"
 
 
-def staging_batch(session: Session) -> str:
-    """This session's staging folder (one per build, per Dask worker session, per shard)."""
-    batch = getattr(session, "_staging_batch", None)
-    if batch is None:
-        batch = session._staging_batch = f"{STAGING}/{new_batch()}"  # type: ignore[attr-defined]
-    return batch
-
-
-def staged_path(session: Session, model: Model, pid: str, name: str = DATA_FILE) -> str:
-    return f"{staging_batch(session)}/{partition_dir(model, pid)}/{name}"
-
-
-def unstaged(path: str) -> str:
-    """The published path of a staged file (other paths unchanged)."""
-    return _STAGED.sub("", path, count=1)
+def staged_path(staging: str, model: Model, pid: str, name: str = DATA_FILE) -> str:
+    return f"{staging}/{partition_dir(model, pid)}/{name}"
 
 
 def normalize_sql(sql: str) -> str:
     """Compiled SQL with staged input URLs spelled as their published URLs (for fingerprints)."""
-    return _STAGED.sub("", sql)
+    return STAGED.sub("", sql)
 
 
 # -- publishing ---------------------------------------------------------------------------------
@@ -103,17 +93,16 @@ def move_into_place(lake: Lake, state: PartitionState) -> None:
     state.files = files
 
 
-def publish_model(session: Session, name: str) -> list[FileInfo]:
+def publish_model(lake: Lake, m: Manifest, name: str) -> list[FileInfo]:
     """Publish every staged partition of `name` (renames), record them in the manifest (saved), then
-    take the files they replace out of the model folders. Returns the published files."""
-    m = session.manifest
+    take the files they replace out of the model folders. Returns the published files (the caller
+    forgets its registry of the model's partitions: ref() reads the published files from now on)."""
     staged = m.staged(name)
     for state in staged.values():
-        move_into_place(session.lake, state)
+        move_into_place(lake, state)
     m.publish(name)
     m.save()  # before anything leaves the folders: a killed build never leaves a manifest naming trash
-    retire(session.lake, m)
-    session._parts.pop(f"model:{name}", None)  # ref() reads the published files from now on
+    retire(lake, m)
     return [f for state in staged.values() for f in state.files]
 
 

@@ -157,7 +157,7 @@ def run_cycle(config: Config, state: WatchState, stopper: Stopper, select: list[
     """One land → build → test cycle (see the module docstring). `catch_up` builds whatever is
     stale at any date (the first cycle after a start: a crash may have landed data whose dates
     never reached the checkpoint)."""
-    from daedalus.build import runner
+    from daedalus.build import api as runner
     from daedalus.lake.s3 import land_any
 
     started = time.monotonic()

@@ -76,7 +76,7 @@ def print_outcomes(result: Any) -> None:
 
 def _build(select: list[str], exclude: list[str], start: str | None, end: str | None, full_refresh: bool,
            dry_run: bool, run_tests: bool, fail_fast: bool = False) -> None:
-    from daedalus.build.runner import build
+    from daedalus.build import build
     from daedalus.errors import DaedalusError
 
     try:
@@ -168,8 +168,8 @@ def test_command(
 
     Example: daedalus test --select tag:orderbook
     """
+    from daedalus.build import test
     from daedalus.build.datatests import raise_on_failure
-    from daedalus.build.runner import test
 
     results = test(_cfg(), select=select or [], exclude=exclude or [])
     for r in results:
@@ -192,7 +192,7 @@ def compile_command(
 
     Example: daedalus compile orderbook --partition exchange=binanceus,symbol=BTC/USDT,date=2024-08-08
     """
-    from daedalus.build.runner import compile_sql
+    from daedalus.build import compile_sql
 
     typer.echo(compile_sql(_cfg(), model, partition, slice_no=slice_no))
 
@@ -208,7 +208,7 @@ def ls_command(
     """
     import json
 
-    from daedalus.build.runner import list_models
+    from daedalus.build import list_models
 
     rows = list_models(_cfg(), select=select or [], exclude=exclude or [])
     if as_json:
@@ -264,7 +264,7 @@ def catalog_command() -> None:
 
     Example: daedalus catalog
     """
-    from daedalus.serve.catalog import rewrite_catalog
+    from daedalus.build import rewrite_catalog
 
     typer.echo(rewrite_catalog(_cfg()))
 

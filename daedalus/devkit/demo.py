@@ -158,7 +158,7 @@ def run_demo(root: str | Path, seconds: float = 60.0) -> DemoResult:
 
     result.land = land(config).summary()
     try:
-        from daedalus.build.runner import build
+        from daedalus.build import build
 
         build(config)
         result.rows, result.features, result.catalog = _count_rows(config)

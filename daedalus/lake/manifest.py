@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,9 +35,16 @@ def fingerprint(obj: Any) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
 
-def files_fingerprint(files: list[FileInfo]) -> str:
-    from daedalus.build.publish import unstaged  # a staged file and its published copy are the same input
+STAGED = re.compile(r"(?:^|(?<=/))_staging/\d+-[0-9a-f]+/")  # a build's staging batch (build/publish.py)
 
+
+def unstaged(path: str) -> str:
+    """The published path of a staged file (other paths unchanged)."""
+    return STAGED.sub("", path, count=1)
+
+
+def files_fingerprint(files: list[FileInfo]) -> str:
+    # a staged file and its published copy are the same input
     return fingerprint([[unstaged(f.path), f.size, f.mtime] for f in files])
 
 
@@ -50,6 +58,9 @@ class PartitionState:
     inputs: dict[str, str] = field(default_factory=dict)  # input partition id → its files' fingerprint
     built_at: float = 0.0
     seconds: float = 0.0
+    # The fingerprint's named parts (sql, config, inputs, previous → a short hash each), so a plan can
+    # say which one changed; {} in manifests written before they were recorded.
+    parts: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -61,6 +72,7 @@ class PartitionState:
             "inputs": self.inputs,
             "built_at": self.built_at,
             "seconds": round(self.seconds, 4),
+            **({"parts": self.parts} if self.parts else {}),
         }
 
     @classmethod
@@ -74,6 +86,7 @@ class PartitionState:
             inputs=dict(d.get("inputs", {})),
             built_at=float(d.get("built_at", 0.0)),
             seconds=float(d.get("seconds", 0.0)),
+            parts=dict(d.get("parts", {})),
         )
 
 

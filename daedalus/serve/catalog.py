@@ -14,15 +14,34 @@ import hashlib
 import os
 import sys
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from daedalus.build.compiler import sql_ident, sql_str
 from daedalus.errors import BuildError
+from daedalus.sqltext import sql_ident, sql_str
 
 if TYPE_CHECKING:
-    from daedalus.build.runner import Session
     from daedalus.config import Config
+
+@dataclass
+class CatalogView:
+    schema: str
+    name: str
+    sql: str  # the SELECT the view is defined as
+    description: str = ""
+    columns: dict[str, str] = field(default_factory=dict)  # column → its comment (documented ones)
+
+
+@dataclass
+class CatalogSpec:
+    """Everything the catalog file holds, as plain data."""
+
+    schemas: list[str]
+    views: list[CatalogView]
+    root: str  # what `_daedalus.lake` records: '.' for a local lake, else its URL
+    remote: bool  # views read remote URLs (httpfs and the S3 secret are needed to bind them)
+
 
 CATALOG = "catalog.duckdb"
 ROOT_TABLE = "_daedalus.lake"  # a view: the root the catalog was written for (one row)
@@ -103,15 +122,14 @@ def _comment(run, kind: str, target: str, text: str) -> None:  # noqa: ANN001
         run(f"COMMENT ON {kind} {target} IS {sql_str(text)}")
 
 
-def write_catalog(session: Session, force: bool = False) -> str:
-    """Build the catalog from the project and swap it into place when its statements changed (or
-    `force`); returns its path. Views glob the model folders (daedalus/serve/catalog_paths.py)."""
+def write_catalog(config: Config, spec: CatalogSpec, force: bool = False) -> str:
+    """Write the catalog's views (computed by the build: daedalus/build/catalog_views.py) into a new
+    file and swap it into place when its statements changed (or `force`); returns its path."""
     import duckdb
 
     from daedalus.serve import catalog_paths as cp
 
-    s = session
-    final = catalog_path(s.config)
+    final = catalog_path(config)
     tmp_dir = os.path.dirname(final)
     os.makedirs(tmp_dir, exist_ok=True)
     tmp = os.path.join(tmp_dir, f".catalog-{uuid.uuid4().hex}.duckdb.tmp")
@@ -124,43 +142,27 @@ def write_catalog(session: Session, force: bool = False) -> str:
         done.append(sql)
 
     try:
-        if not cp.relative(s):
+        if spec.remote:
             from daedalus.duck import load_httpfs, s3_secret_sql
 
             load_httpfs(con)
-            con.execute(s3_secret_sql(s.config))
-        schemas = {"bronze"} | {m.layer for m in s.project.models.values()} | {
-            src.source_name for src in s.project.sources.values()}
-        for schema in sorted(schemas):
+            con.execute(s3_secret_sql(config))
+        for schema in spec.schemas:
             run(f"CREATE SCHEMA IF NOT EXISTS {sql_ident(schema)}")
-        views: list[tuple[str, str, object]] = []  # (schema, name, docs)
-        for src in sorted(s.project.sources.values(), key=lambda x: x.name):
-            sql = f"SELECT * FROM {cp.relation(s, f'source:{src.name}')}"
-            views.append((src.source_name, src.name, src.docs))
-            _create_view(run, src.source_name, src.name, sql)
-        from daedalus.build.outcome import catalog_filter, failed_keys
-
-        failed = failed_keys(s.lake, s.manifest)  # partitions whose data tests failed: left out
-        for name in s.dag.order:
-            m = s.project.models[name]
-            if m.materialized == "view":
-                body = s.compiler.render_model(m, cp.GlobResolver(s), None)
-            else:
-                body = f"SELECT * FROM {cp.relation(s, f'model:{name}')}" + catalog_filter(failed.get(name, []))
-            _create_view(run, m.layer, m.name, body)
-            views.append((m.layer, m.name, m.docs))
-        for schema, name, docs in views:
-            target = f"{sql_ident(schema)}.{sql_ident(name)}"
-            _comment(run, "VIEW", target, docs.description)  # type: ignore[attr-defined]
+        for v in spec.views:
+            _create_view(run, v.schema, v.name, v.sql)
+        for v in spec.views:
+            target = f"{sql_ident(v.schema)}.{sql_ident(v.name)}"
+            _comment(run, "VIEW", target, v.description)
             existing = {r[0] for r in con.execute(
                 "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
-                [schema, name]).fetchall()}
-            for col in docs.columns.values():  # type: ignore[attr-defined]
-                if col.name in existing:
-                    _comment(run, "COLUMN", f"{target}.{sql_ident(col.name)}", col.description)
+                [v.schema, v.name]).fetchall()}
+            for col, text in v.columns.items():
+                if col in existing:
+                    _comment(run, "COLUMN", f"{target}.{sql_ident(col)}", text)
         run("CREATE SCHEMA _daedalus")
         # a view, so the catalog still holds no data
-        run(f"CREATE VIEW {ROOT_TABLE} AS SELECT {sql_str(cp.recorded_root(s))} AS root")
+        run(f"CREATE VIEW {ROOT_TABLE} AS SELECT {sql_str(spec.root)} AS root")
         con.execute("CHECKPOINT")
     except BaseException:
         con.close()
@@ -181,18 +183,6 @@ def write_catalog(session: Session, force: bool = False) -> str:
     os.replace(tmp, final)
     cp.record(final, fp)
     return final
-
-
-def rewrite_catalog(config: Config) -> str:
-    """`daedalus catalog`: write the catalog now, whatever the last one was (under the build lock)."""
-    from daedalus.build.runner import Session
-
-    s = Session(config)
-    try:
-        with s.lake.lock("build"):
-            return write_catalog(s, force=True)
-    finally:
-        s.close()
 
 
 def _create_view(run, schema: str, name: str, sql: str) -> None:  # noqa: ANN001
@@ -227,13 +217,6 @@ def open_catalog(config: Config):  # noqa: ANN201
 
 
 FORMATS = ("table", "csv", "json", "parquet")
-
-
-def run_query(config: Config, sql: str, fmt: str = "table", output: str | None = None, limit: int = 1000) -> None:
-    """`daedalus query` (kept for callers of this module; the code lives in daedalus/serve/query.py)."""
-    from daedalus.serve.query import run_query as _run
-
-    _run(config, sql, fmt, output, limit)
 
 
 def duckdb_cli_path() -> str:

@@ -25,25 +25,11 @@ import json
 import os
 from typing import TYPE_CHECKING
 
-from daedalus.build.compiler import empty_relation_sql, sql_str
-from daedalus.build.runner import CatalogResolver
-from daedalus.lake import LocalLake
-
 if TYPE_CHECKING:
-    from daedalus.build.project import Model
-    from daedalus.build.runner import Session
+    pass
 
 RELATIVE_ROOT = "."  # what `_daedalus.lake` holds for a catalog whose paths are relative to its folder
 SIDECAR = ".catalog.json"  # beside the catalog: fingerprint of its statements + the file it describes
-
-
-def relative(session: Session) -> bool:
-    return isinstance(session.lake, LocalLake)
-
-
-def recorded_root(session: Session) -> str:
-    """What the catalog records as its root: '.' (its own folder) for a local lake, else the URL."""
-    return RELATIVE_ROOT if relative(session) else session.config.storage.root.rstrip("/")
 
 
 def reader_config(catalog_file: str) -> dict[str, str]:
@@ -52,39 +38,6 @@ def reader_config(catalog_file: str) -> dict[str, str]:
     (DuckDB refuses a second connection with another), so Daedalus uses this one for S3 catalogs too,
     where it is harmless."""
     return {"file_search_path": os.path.dirname(os.path.abspath(catalog_file))}
-
-
-def _where(session: Session, rel: str) -> str:
-    return rel if relative(session) else session.lake.url(rel)
-
-
-def glob_of(session: Session, prefix: str, depth: int) -> str:
-    """The pattern of every partition file under `prefix`, `depth` partition folders deep."""
-    return _where(session, prefix + "/*" * depth + "/*.parquet")
-
-
-def relation(session: Session, rel: str) -> str:
-    """A catalog relation over every file of a source or model (glob), or an empty typed relation
-    while there is none (DuckDB fails a glob that matches nothing)."""
-    kind, name = rel.split(":", 1)
-    if not any(ip.files for ip in session.parts(rel).values()):  # (planned, unbuilt partitions have none)
-        if kind == "source":
-            return empty_relation_sql(session.source_columns(name))
-        return session.empty_model_relation(session.project.models[name], None)
-    if kind == "source":
-        src = session.project.sources[name]
-        pattern = glob_of(session, src.lake_prefix, len(src.partition_by))
-        return f"read_parquet({sql_str(pattern)}, hive_partitioning=true, union_by_name=true)"
-    model: Model = session.project.models[name]
-    pattern = glob_of(session, model.lake_prefix, len(session.relation_keys(rel)))
-    return f"read_parquet({sql_str(pattern)}, hive_partitioning=false, union_by_name=true)"
-
-
-class GlobResolver(CatalogResolver):
-    """ref()/source() of `view` models in the catalog: the same globs as the other views."""
-
-    def relation(self, rel: str) -> str:
-        return relation(self.s, rel)
 
 
 def fingerprint(statements: list[str]) -> str:

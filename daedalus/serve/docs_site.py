@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from daedalus.build.runner import Session
+    from daedalus.build import Session
     from daedalus.config import Config
 
 CSS = """
@@ -144,18 +144,10 @@ def _test_results_html(results: dict[str, Any] | None, failed_parts: dict[str, l
 
 def compiled_sql(session: Session, name: str) -> tuple[str, str]:
     """(what it was compiled for, the SQL) of a model: its newest partition, or the whole view/table."""
-    from daedalus.build.materializations import MATERIALIZATIONS, PartPlan
+    from daedalus.build import example_sql
 
-    m = session.project.models[name]
     try:
-        if m.materialized == "view":
-            return "view", session.compile_model_sql(m, None)
-        if m.materialized == "partitioned":
-            cands = MATERIALIZATIONS[m.materialized].candidates(session, m)
-            if not cands:
-                return "no partition yet (no input data)", ""
-            return f"partition {cands[-1].pid}", session.compile_model_sql(m, cands[-1])
-        return "table", session.compile_model_sql(m, PartPlan(name, "", {}))
+        return example_sql(session, name)
     except Exception as e:  # noqa: BLE001 - the page shows why instead of failing
         return f"does not compile: {str(e).splitlines()[0]}", ""
 
@@ -172,7 +164,7 @@ def _tests_html(tests: list[Any]) -> str:
 
 
 def render_docs(session: Session) -> str:
-    from daedalus.build.outcome import last_test_results, load_failed
+    from daedalus.build import last_test_results, load_failed
 
     s = session
     tested = last_test_results(s.lake)
@@ -260,7 +252,7 @@ def _columns(docs: Any, ms: Any) -> str:
 
 def write_docs(config: Config, output: str | Path | None = None) -> Path:
     """Write `index.html` into `output` (default `<root>/docs` for a local lake); returns its path."""
-    from daedalus.build.runner import Session
+    from daedalus.build import Session
 
     s = Session(config, udfs=False)
     try:

@@ -26,7 +26,8 @@ from daedalus.errors import BuildError, ConfigError
 if TYPE_CHECKING:
     from daedalus.config import Config
 
-FORMATS = ("table", "csv", "json", "parquet")
+PRINTED = "table"  # the format rendered on the terminal; the others are written by COPY
+FORMATS = (PRINTED, "csv", "json", "parquet")
 _VIEW = "__daedalus_result"
 
 
@@ -116,7 +117,7 @@ def run_query(config: Config, sql: str, fmt: str = "table", output: str | None =
             if fmt == "parquet" and results > 1:
                 raise ConfigError("--format parquet: the SQL returns more than one result; one per file")
             again = append or results > 1  # later results of one run follow the first
-            if fmt == "table":
+            if fmt == PRINTED:
                 _render_table(rel, limit, output, again)
                 continue
             tmp = workdir / f"result-{results}.{fmt}"

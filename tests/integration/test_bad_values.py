@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from daedalus.build.runner import build
+from daedalus.build import build
 from daedalus.collector.schemas import SCHEMAS
 from daedalus.config import Config, load_config
 from daedalus.lake import open_lake

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from test_break_rules import _lake_rows, write
 
-from daedalus.build.runner import build
+from daedalus.build import build
 from daedalus.config import load_config
 from daedalus.serve.catalog import catalog_path
 from daedalus.serve.catalog_paths import reader_config

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from daedalus.build.runner import build
+from daedalus.build import build
 from daedalus.config import load_config
 from daedalus.devkit.synth import generate
 

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 from s3_helpers import make_lakehouse
 
-from daedalus.build import runner
+from daedalus.build import api
 from daedalus.build.compact import compact, needs_compaction
 from daedalus.lake import FileInfo
 
@@ -51,7 +51,7 @@ def _make_legacy(cfg, model: str) -> None:
     from daedalus.lake.manifest import Manifest
 
     lake = open_lake(cfg)
-    con = runner.connect(cfg, udfs=False)
+    con = api.connect(cfg, udfs=False)
     m = Manifest.load(lake)
     for ps in m.models[model].partitions.values():
         (old,) = ps.files
@@ -76,7 +76,7 @@ def test_legacy_partitions_become_one_file_keeping_rows_and_order(tmp_path: Path
     for i, day in enumerate(["2024-08-07", "2024-08-08"]):
         h.add_trades(day, f"{i:04d}", n=400, start_id=i * 1000)
     assert h.cli("land").returncode == 0
-    runner.build(h.config(), udfs=False)
+    api.build(h.config(), udfs=False)
     _make_legacy(h.config(), "toy_trades")
     before = {m: _partition_rows(h, m.split("/")[1]) for m in MODELS}
     old_files = {p for fs in _files(h, "toy_trades").values() for p in fs}
@@ -93,9 +93,9 @@ def test_legacy_partitions_become_one_file_keeping_rows_and_order(tmp_path: Path
     assert not on_disk & old_files
 
     # the compacted partitions keep their fingerprints; their readers (gold) rebuild, same rows
-    plan = runner.plan_build(h.config(), udfs=False)
+    plan = api.plan_build(h.config(), udfs=False)
     assert {p.model for p in plan} == {"toy_bars"}
-    runner.build(h.config(), udfs=False)
+    api.build(h.config(), udfs=False)
     assert _partition_rows(h, "toy_bars") == before["gold/toy_bars"]
     assert compact(h.config()).partitions == 0  # nothing left to do
     q = h.cli("query", "SELECT count(*) AS n FROM silver.toy_trades", "--format", "csv")
@@ -113,9 +113,9 @@ def test_compact_on_s3(tmp_path: Path, moto_server, monkeypatch) -> None:
     from daedalus.lake.s3 import land_any
 
     land_any(h.config())
-    runner.build(h.config(), udfs=False)
+    api.build(h.config(), udfs=False)
     _make_legacy(h.config(), "toy_trades")
-    con = runner.connect(h.config(), udfs=False)
+    con = api.connect(h.config(), udfs=False)
     q = f"SELECT * FROM read_parquet('s3://{h.bucket}/lake/silver/toy_trades/**/*.parquet') ORDER BY ts, trade_id"
     before = con.execute(q).to_arrow_table()
     rep = compact(h.config(), select=["toy_trades"])

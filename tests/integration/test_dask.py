@@ -10,7 +10,7 @@ import duckdb
 import pytest
 from s3_helpers import make_lakehouse
 
-from daedalus.build import runner
+from daedalus.build import api, planner
 from daedalus.build.distributed import build_distributed, dependencies, parse_shard, shard_of
 from daedalus.config import load_config
 from daedalus.devkit.synth import generate
@@ -41,7 +41,7 @@ def _rows(root: str, model: str) -> list[dict]:
 
 
 def _manifest_partitions(h) -> dict[str, list[str]]:
-    m = runner.Session(h.config(), udfs=False).manifest
+    m = api.Session(h.config(), udfs=False).manifest
     return {name: sorted(ms.partitions) for name, ms in m.models.items()}
 
 
@@ -58,7 +58,7 @@ def test_dask_build_equals_local_build(tmp_path: Path, cluster, monkeypatch) -> 
     monkeypatch.setenv("DAEDALUS_NO_UDFS", "1")
     local = _lake(tmp_path, "local")
     dask = _lake(tmp_path, "dask")
-    runner.build(local.config(), udfs=False)
+    api.build(local.config(), udfs=False)
     res = build_distributed(dask.config(), executor="dask", scheduler=cluster.scheduler_address, udfs=False)
     assert len(res.rebuilt) == 18  # 2 models x 3 symbols x 3 days
     assert res.stats["toy_trades"].rows == 3 * (20 + 25 + 30)
@@ -79,7 +79,7 @@ def test_dask_build_equals_local_build(tmp_path: Path, cluster, monkeypatch) -> 
     for h in (dask, local):
         assert h.cli("land").returncode == 0
     again = build_distributed(dask.config(), executor="dask", scheduler=cluster.scheduler_address, udfs=False)
-    runner.build(local.config(), udfs=False)
+    api.build(local.config(), udfs=False)
     # bronze is exchange/date: every symbol of that day; the bars of the next day read it as lookback
     syms = [x.replace("/", "%2F") for x in SYMBOLS]  # paths escape values (daedalus/paths.py)
     expected = {("toy_trades", f"exchange=binance/symbol={x}/date={DAYS[1]}") for x in syms} | {
@@ -103,7 +103,7 @@ def test_shards_union_equals_full_build(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("DAEDALUS_NO_UDFS", "1")
     full = _lake(tmp_path, "full")
     sharded = _lake(tmp_path, "sharded")
-    runner.build(full.config(), udfs=False)
+    api.build(full.config(), udfs=False)
     first = build_distributed(sharded.config(), shard="0/2", udfs=False)
     second = build_distributed(sharded.config(), shard="1/2", udfs=False)
     a, b = set(first.rebuilt), set(second.rebuilt)
@@ -116,7 +116,7 @@ def test_shards_union_equals_full_build(tmp_path: Path, monkeypatch) -> None:
     for model in ("silver/toy_trades", "gold/toy_bars"):
         assert _rows(sharded.root, model) == _rows(full.root, model)
     assert _manifest_partitions(sharded) == _manifest_partitions(full)
-    assert runner.build(sharded.config(), udfs=False).rebuilt == []  # nothing left for a full build
+    assert api.build(sharded.config(), udfs=False).rebuilt == []  # nothing left for a full build
 
 
 @pytest.mark.slow
@@ -133,7 +133,7 @@ def test_shards_of_builtin_models_with_carry_state(tmp_path: Path) -> None:
                                   "duckdb.threads": 2, "etl.features.horizons": [5, 60]})
             for n, r in roots.items()}
     sel = ["+orderbook_seq", "+trade_bars"]
-    runner.build(cfgs["full"], select=sel, run_tests=False, catalog=False)
+    api.build(cfgs["full"], select=sel, run_tests=False, catalog=False)
     s0 = build_distributed(cfgs["sharded"], select=sel, shard=(0, 2), run_tests=False, catalog=False)
     s1 = build_distributed(cfgs["sharded"], select=sel, shard=(1, 2), run_tests=False, catalog=False)
     assert s0.rebuilt and s1.rebuilt and not set(s0.rebuilt) & set(s1.rebuilt)
@@ -144,8 +144,8 @@ def test_shards_of_builtin_models_with_carry_state(tmp_path: Path) -> None:
 def test_dependencies_and_shard_groups(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("DAEDALUS_NO_UDFS", "1")
     h = _lake(tmp_path, "deps")
-    s = runner.Session(h.config(), udfs=False)
-    plan = s.plan(s.select(None, None))
+    s = api.Session(h.config(), udfs=False)
+    plan = planner.plan(s, s.select(None, None))
     deps = dependencies(s, plan)
     for p in plan:
         d = deps[f"{p.model}/{p.pid}"]
@@ -191,7 +191,7 @@ def test_dask_workers_share_a_lake_on_s3(tmp_path: Path, moto_server, monkeypatc
                                   dashboard_address="127.0.0.1:0", env=env) as c:
         res = build_distributed(h.config(), executor="dask", scheduler=c.scheduler_address, udfs=False)
     assert len(res.rebuilt) == 18 and [t for t in res.tests if not t.passed] == []
-    runner.build(local.config(), udfs=False)
+    api.build(local.config(), udfs=False)
     q = "SELECT symbol, date, count(*), sum(n_trades), round(sum(vwap_ma), 6) FROM gold.toy_bars GROUP BY ALL ORDER BY ALL"
     s3_out, local_out = h.cli("query", q, "--format", "csv"), local.cli("query", q, "--format", "csv")
     assert s3_out.returncode == 0, s3_out.stderr

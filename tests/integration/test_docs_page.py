@@ -8,7 +8,7 @@ import re
 import pytest
 from toy import make_toy, trade_rows
 
-from daedalus.build.runner import Session
+from daedalus.build import Session
 from daedalus.config import load_config
 from daedalus.serve.docs_site import BOX_H, BOX_W, edge_points, lineage_layout
 

@@ -10,7 +10,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from daedalus.build import runner
+from daedalus.build import api
 from daedalus.config import load_config
 from daedalus.devkit.synth import generate
 from daedalus.serve.catalog import open_catalog
@@ -26,7 +26,7 @@ def lake(tmp_path_factory):
              trades_per_sec=0.1, gaps_per_day=1, hours=2, seed=5)
     cfg = load_config(None, {"storage.root": str(root), "duckdb.temp_directory": str(root / "_tmp"),
                              "duckdb.threads": 2, "etl.features.horizons": [5, 60]})
-    runner.build(cfg, run_tests=False)
+    api.build(cfg, run_tests=False)
     return root, cfg
 
 
@@ -51,7 +51,7 @@ def test_standard_type_rule() -> None:
 
 
 def _models(cfg, layer: str) -> list:
-    s = runner.Session(cfg, udfs=False)  # parses every model's config() header
+    s = api.Session(cfg, udfs=False)  # parses every model's config() header
     project = s.project
     s.close()
     return sorted((m for m in project.models.values() if m.layer == layer and m.materialized == "partitioned"),

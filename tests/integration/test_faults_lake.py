@@ -19,7 +19,7 @@ import pytest
 from s3_helpers import make_lakehouse, write_segment
 from toy import trade_rows
 
-from daedalus.build import runner
+from daedalus.build import api
 from daedalus.build.watch import watch
 from daedalus.collector.schemas import SCHEMAS
 from daedalus.collector.upload import make_s3_client
@@ -76,7 +76,7 @@ def test_kill_9_during_land_into_s3_then_rerun_lands_each_row_once(tmp_path: Pat
     assert not list((h.spool / "bronze").rglob("*.parquet"))
     assert not list((h.spool / "raw" / "ready").rglob("*.parquet"))
     assert not list((h.spool / "raw" / "processing").rglob("*.parquet"))
-    con = runner.connect(h.config(), udfs=False)
+    con = api.connect(h.config(), udfs=False)
     n, distinct = con.execute(f"SELECT count(*), count(DISTINCT trade_id) FROM read_parquet("
                               f"'s3://{h.bucket}/lake/bronze/trades/**/*.parquet')").fetchone()
     assert n == distinct == 600  # none lost, none twice
@@ -175,7 +175,7 @@ def test_spill_directory_full_is_a_clear_error_and_the_lake_is_intact(tmp_path: 
     big.write_text(BIG_MODEL.replace("ROWS", "1"))
     h.add_trades("2024-08-08", "0001", n=20)
     land_any(h.config())
-    runner.build(h.config(), udfs=False)  # big with 1 row per trade: fine
+    api.build(h.config(), udfs=False)  # big with 1 row per trade: fine
     before = _manifest(Path(h.root))["models"]["big"]["partitions"]
     h.add_trades("2024-08-08", "0002", n=20, start_id=100)
     land_any(h.config())
@@ -186,7 +186,7 @@ def test_spill_directory_full_is_a_clear_error_and_the_lake_is_intact(tmp_path: 
     h.config_path.write_text(yaml.safe_dump(data))
     big.write_text(BIG_MODEL.replace("ROWS", "10000"))  # 40 trades x 10,000 wide rows to sort
     with pytest.raises(StorageError) as err:
-        runner.build(h.config(), udfs=False)
+        api.build(h.config(), udfs=False)
     msg = str(err.value)
     assert "\n" not in msg
     assert "duckdb.max_temp_directory_size (1MB) reached" in msg and str(tmp_path / "spill") in msg
@@ -197,7 +197,7 @@ def test_spill_directory_full_is_a_clear_error_and_the_lake_is_intact(tmp_path: 
     assert out.stdout.split() == ["n", "20"]
     data["duckdb"].update({"max_temp_directory_size": "2GB", "memory_limit": "1GB"})
     h.config_path.write_text(yaml.safe_dump(data))
-    runner.build(h.config(), udfs=False)
+    api.build(h.config(), udfs=False)
     out = h.cli("query", "SELECT count(*) AS n FROM gold.big", "--format", "csv")
     assert out.stdout.split() == ["n", str(40 * 10000)]
 
@@ -268,5 +268,5 @@ def test_capture_ts_jumping_backwards(tmp_path: Path, monkeypatch) -> None:
     silver = _plain().execute(f"SELECT count(*), count(DISTINCT trade_id) FROM read_parquet("
                               f"'{root}/silver/toy_trades/**/*.parquet')").fetchone()
     assert silver == (40, 40)  # the row without exchange time is not a trade of silver (ts NULL)
-    tests = runner.test(h.config(), udfs=False)
+    tests = api.test(h.config(), udfs=False)
     assert tests and all(t.passed for t in tests)

@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from daedalus.build.runner import build
+from daedalus.build import build
 from daedalus.config import load_config
 from daedalus.devkit.capture import load_capture
 from daedalus.lake import open_lake

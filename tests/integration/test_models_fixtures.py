@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from daedalus.build.runner import build
+from daedalus.build import build
 from daedalus.collector.schemas import SCHEMAS
 from daedalus.config import Config, load_config
 from daedalus.lake import open_lake
@@ -200,7 +200,7 @@ def test_band_config_changes_gold_columns(lake: Config, tmp_path: Path) -> None:
     """Changing bands_bps changes orderbook_hf's columns, with no SQL edited."""
     cfg = load_config(overrides={"storage.root": lake.storage.root, "duckdb.temp_directory": str(tmp_path),
                                  "etl.features.bands_bps": [0, 2.5, 20]})
-    from daedalus.build.runner import compile_sql
+    from daedalus.build import compile_sql
 
     sql = compile_sql(cfg, "orderbook_hf", {"exchange": "binance", "symbol": "BTC/USDT", "date": DAY.isoformat()})
     assert "bid_depth_0_2p5bps" in sql and "band_imbalance_2p5_20bps" in sql and "bid_depth_0_5bps" not in sql

@@ -13,7 +13,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from daedalus.build.runner import build
+from daedalus.build import build
 from daedalus.config import Config, load_config
 from daedalus.devkit.synth import generate
 from daedalus.lake import open_lake

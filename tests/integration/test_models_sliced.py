@@ -14,7 +14,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from daedalus.build.runner import build, compile_sql
+from daedalus.build import build, compile_sql
 from daedalus.config import Config, load_config
 from daedalus.devkit.synth import generate
 from daedalus.lake import open_lake

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 from toy import make_toy, trade_rows
 
-from daedalus.build.runner import build
+from daedalus.build import build
 
 pytestmark = pytest.mark.slow
 

@@ -22,7 +22,7 @@ import duckdb
 import pytest
 from toy import make_toy, trade_rows
 
-from daedalus.build.runner import build
+from daedalus.build import build
 from daedalus.serve.catalog import catalog_path, open_catalog
 from daedalus.serve.catalog_paths import reader_config
 

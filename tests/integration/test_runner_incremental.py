@@ -8,7 +8,7 @@ import duckdb
 import pytest
 from toy import make_toy, trade_rows
 
-from daedalus.build.runner import build, compile_sql, plan_build
+from daedalus.build import build, compile_sql, plan_build
 
 DAYS = ("2024-01-01", "2024-01-02", "2024-01-03")
 

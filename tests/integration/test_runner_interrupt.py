@@ -10,7 +10,7 @@ import duckdb
 import pytest
 from toy import make_toy, trade_rows
 
-from daedalus.build.runner import build
+from daedalus.build import build
 
 DAYS = ("2024-01-01", "2024-01-02", "2024-01-03")
 ENV = {"DAEDALUS_NO_UDFS": "1"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from toy import make_toy, trade_rows
 
-from daedalus.build.runner import build, plan_build
+from daedalus.build import build, plan_build
 
 ENV = {"DAEDALUS_NO_UDFS": "1"}
 DAYS = ("2024-01-01", "2024-01-02")

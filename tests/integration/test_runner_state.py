@@ -6,7 +6,7 @@ import duckdb
 import pytest
 from toy import make_toy, trade_rows
 
-from daedalus.build.runner import build
+from daedalus.build import build
 
 DAYS = ("2024-01-01", "2024-01-02", "2024-01-03")
 
@@ -117,7 +117,7 @@ def test_custom_sql_test_reads_the_partitions_just_built(toy):
     toy.write_bronze("x", "2024-01-03", trade_rows("x", "SOL/USDT", "2024-01-03", n=3), "sol")
     result = build(cfg, udfs=False)  # rewrites 01-03 only: the ETH rows of 01-01 are not looked at
     assert [t.passed for t in result.tests if t.name == "no_sol"] == [True]
-    from daedalus.build.runner import test as run_tests
+    from daedalus.build import test as run_tests
     from daedalus.errors import BuildError
 
     failing = [r for r in run_tests(cfg, udfs=False) if not r.passed]

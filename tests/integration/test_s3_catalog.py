@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from s3_helpers import make_lakehouse
 
-from daedalus.build import runner
+from daedalus.build import api
 from daedalus.collector.upload import make_s3_client
 from daedalus.errors import StorageError
 from daedalus.lake.s3 import land_any
@@ -35,7 +35,7 @@ def test_two_s3_lakes_keep_their_own_catalogs(tmp_path: Path, moto_server) -> No
         h.add_trades("2024-08-08", "0001", n=n)
         cfg = h.config(**{"duckdb.temp_directory": shared})
         land_any(cfg)
-        runner.build(cfg, udfs=False)
+        api.build(cfg, udfs=False)
         cfgs.append(cfg)
     l1, l2 = cfgs
     assert catalog_path(l1) != catalog_path(l2)
@@ -47,6 +47,6 @@ def test_two_s3_lakes_keep_their_own_catalogs(tmp_path: Path, moto_server) -> No
     shutil.copy(catalog_path(l1), catalog_path(l2))
     with pytest.raises(StorageError, match=f"belongs to the lake {l1.storage.root}, not to storage.root {l2.storage.root}"):
         count(l2)
-    again = runner.build(l2, udfs=False)
+    again = api.build(l2, udfs=False)
     assert again.rebuilt == []
     assert catalog_root(catalog_path(l2)) == l2.storage.root and count(l2) == 10

@@ -20,7 +20,7 @@ import duckdb
 import pytest
 from s3_helpers import make_lakehouse
 
-from daedalus.build import runner
+from daedalus.build import api
 from daedalus.collector.upload import make_s3_client
 from daedalus.errors import BuildError, StorageError
 from daedalus.lake.s3 import land_any
@@ -204,14 +204,14 @@ def test_endpoint_stopped_mid_build_then_next_build_completes(tmp_path: Path, mo
             lake.add_trades(d, f"{i:04d}", n=30, start_id=i * 100)
     cfg = h.config()
     land_any(cfg)
-    runner.build(cfg, udfs=False)
+    api.build(cfg, udfs=False)
     claimed_before, _ = _gold_via_manifest(direct, h.bucket)
     for lake in (h, local):
         for i, d in enumerate(days):
             lake.add_trades(d, f"{i:04d}x", n=10, start_id=5000 + i * 100)
     land_any(cfg)
 
-    real_copy = runner.Session.execute_copy
+    real_copy = api.Session.execute_copy
     calls = {"n": 0}
 
     def copy_then_cut(self, model, part, sql):  # the endpoint disappears after the 2nd partition
@@ -221,26 +221,26 @@ def test_endpoint_stopped_mid_build_then_next_build_completes(tmp_path: Path, mo
             proxy.stop()
         return rows
 
-    monkeypatch.setattr(runner.Session, "execute_copy", copy_then_cut)
+    monkeypatch.setattr(api.Session, "execute_copy", copy_then_cut)
     with pytest.raises((BuildError, StorageError)) as err:
-        runner.build(cfg, udfs=False)
+        api.build(cfg, udfs=False)
     assert str(err.value).count("\n") == 0
     assert "127.0.0.1" in str(err.value) or "s3://" in str(err.value)
-    monkeypatch.setattr(runner.Session, "execute_copy", real_copy)
+    monkeypatch.setattr(api.Session, "execute_copy", real_copy)
 
     # nothing half-visible: the manifest on S3 names only complete files, and its rows are theirs
     claimed, real = _gold_via_manifest(direct, h.bucket)
     assert claimed == real == claimed_before  # gold was not reached: still the old partitions
 
     proxy.start()
-    done = runner.build(cfg, udfs=False)
+    done = api.build(cfg, udfs=False)
     assert done.rebuilt  # the interrupted work is finished
     land_any(local.config())
-    runner.build(local.config(), udfs=False)
+    api.build(local.config(), udfs=False)
     claimed, real = _gold_via_manifest(direct, h.bucket)
     local_manifest = json.loads((Path(local.root) / "_state/manifest.json").read_text())
     assert claimed == real == sum(p["rows"] for p in local_manifest["models"]["toy_bars"]["partitions"].values())
-    con = runner.connect(cfg, udfs=False)
+    con = api.connect(cfg, udfs=False)
     plain = duckdb.connect()
     plain.execute("SET TimeZone = 'UTC'")
     q = "SELECT * FROM read_parquet({}, hive_partitioning=false) ORDER BY ALL"

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 from s3_helpers import make_lakehouse
 
-from daedalus.build import runner
+from daedalus.build import api
 from daedalus.collector.upload import make_s3_client
 from daedalus.lake import open_lake
 from daedalus.lake.s3 import S3Lake, land_any
@@ -102,21 +102,21 @@ def test_incremental_on_s3_rebuilds_only_touched_partitions(tmp_path: Path, moto
     _fill(h)
     cfg = h.config()
     land_any(cfg)
-    first = runner.build(cfg, udfs=False)
+    first = api.build(cfg, udfs=False)
     assert len(first.rebuilt) == 8
-    again = runner.build(cfg, udfs=False)
+    again = api.build(cfg, udfs=False)
     assert again.rebuilt == []
     h.add_trades("2024-08-08", "0009", n=10, start_id=900)  # BTC only, second day
     report = land_any(cfg)
     assert report.partitions == {("trades", "binance", "2024-08-08")}
-    third = runner.build(cfg, udfs=False)
+    third = api.build(cfg, udfs=False)
     # bronze partitions are exchange/date: both symbols of that day read the touched partition
     assert sorted(third.rebuilt) == [(m, f"exchange=binance/symbol={s}/date=2024-08-08")
                                      for m in ("toy_bars", "toy_trades") for s in ("BTC%2FUSDT", "ETH%2FUSDT")]
     lake = open_lake(cfg)
     assert isinstance(lake, S3Lake)
     con = duckdb.connect()
-    n = runner.connect(cfg, udfs=False).execute(
+    n = api.connect(cfg, udfs=False).execute(
         f"SELECT count(*) FROM read_parquet('{lake.url('silver/toy_trades')}/**/*.parquet')").fetchone()[0]
     con.close()
     assert n == 130  # old files already deleted (retain 0 minutes): no duplicate rows in a glob
@@ -130,7 +130,7 @@ def test_verify_write_catches_a_lost_object(tmp_path: Path, moto_server, client)
     lake = S3Lake(h.root, h.config())
     with pytest.raises(StorageError, match=r"COPY reported 5 rows written but the object does not exist"):
         lake.verify_write("gold/x/part-1.parquet", 5)
-    con = runner.connect(h.config(), udfs=False)
+    con = api.connect(h.config(), udfs=False)
     con.execute(f"COPY (SELECT range AS x FROM range(7)) TO '{lake.url('gold/x/part-2.parquet')}' (FORMAT parquet)")
     assert lake.verify_write("gold/x/part-2.parquet", 7).size > 0
     with pytest.raises(StorageError, match=r"COPY reported 8 rows but the object holds 7"):
@@ -159,12 +159,12 @@ def test_builtin_models_over_synthetic_bronze_on_s3_equal_local(tmp_path: Path, 
     pushed = sync(s3_cfg, "push", layers=["bronze"])
     assert len(pushed.copied) == len(list(local.glob("bronze/**/*.parquet"))) > 0
 
-    s3_result = runner.build(s3_cfg)
-    local_result = runner.build(local_cfg)
+    s3_result = api.build(s3_cfg)
+    local_result = api.build(local_cfg)
     assert sorted(s3_result.rebuilt) == sorted(local_result.rebuilt)
     assert s3_result.tests and [t.name for t in s3_result.tests if not t.passed] == []
     assert {n: s.rows for n, s in s3_result.stats.items()} == {n: s.rows for n, s in local_result.stats.items()}
-    tested = runner.test(s3_cfg)
+    tested = api.test(s3_cfg)
     assert tested and all(t.passed for t in tested)
 
     con_s3, con_local = open_catalog(s3_cfg), open_catalog(local_cfg)
@@ -208,7 +208,7 @@ def test_land_takes_segments_the_collector_uploaded(tmp_path: Path, moto_server,
     report = land_any(h.config())
     assert report.segments == 2 and report.rows == 50
     assert _keys(client, h.bucket, "lake/raw/ready/") == []  # retired in the bucket too
-    con = runner.connect(h.config(), udfs=False)
+    con = api.connect(h.config(), udfs=False)
     n, distinct = con.execute(f"SELECT count(*), count(DISTINCT trade_id) FROM read_parquet("
                               f"'s3://{h.bucket}/lake/bronze/trades/**/*.parquet')").fetchone()
     assert n == distinct == 50

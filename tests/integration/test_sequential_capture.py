@@ -12,7 +12,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from daedalus.build import runner
+from daedalus.build import api
 from daedalus.config import load_config
 from daedalus.devkit.capture import load_capture
 
@@ -34,7 +34,7 @@ def built(tmp_path_factory) -> tuple[list[dict], list[ref.Snap], list[ref.Trade]
     cfg = load_config(None, {"storage.root": str(root), "duckdb.temp_directory": str(root / "_tmp"),
                              "etl.features.horizons": [5, 60], "etl.features.kyle_lambda_window": 60,
                              "etl.features.spread_regime_window": 30})
-    runner.build(cfg, select=["+orderbook_seq"], run_tests=False, catalog=False)
+    api.build(cfg, select=["+orderbook_seq"], run_tests=False, catalog=False)
     con = duckdb.connect()
     gold = con.execute(f"""SELECT * EXCLUDE (ts, date), epoch_us(ts) AS ts_us FROM read_parquet('{root}/gold/orderbook_seq/**/*.parquet',
                            hive_partitioning=false) ORDER BY ts, seq""")

@@ -15,7 +15,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from daedalus.build import runner
+from daedalus.build import api
 from daedalus.collector.schemas import BREAK_EVENT_TYPES
 from daedalus.config import load_config
 from daedalus.devkit.synth import generate
@@ -54,10 +54,10 @@ def lakes(tmp_path_factory) -> tuple[Path, Path]:
     daily = tmp_path_factory.mktemp("daily")
     _lake(full)
     _lake(daily)
-    runner.build(_config(full), select=["+orderbook_seq"], run_tests=False, catalog=False)
+    api.build(_config(full), select=["+orderbook_seq"], run_tests=False, catalog=False)
     for d in DATES:
         # threads=4 here, 1 for the full build: the comparison also proves thread-count independence
-        runner.build(_config(daily, threads=4), select=["+orderbook_seq"], start=d, end=d, run_tests=False, catalog=False)
+        api.build(_config(daily, threads=4), select=["+orderbook_seq"], start=d, end=d, run_tests=False, catalog=False)
     return full, daily
 
 

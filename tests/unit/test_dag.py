@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from daedalus.build.dag import build_dag, select
+from daedalus.build.dag import build_dag
 from daedalus.build.project import Model, ModelConfig, Project
+from daedalus.build.selection import select
 from daedalus.errors import CompileError, SelectionError
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from daedalus.build.project import load_project, lookback_seconds, parse_config_kwargs
+from daedalus.build.materializations import parse_config
+from daedalus.build.project import load_project, lookback_seconds
 from daedalus.errors import CompileError
 
 TOY = Path(__file__).resolve().parents[1] / "fixtures" / "toy_project"
@@ -92,16 +93,17 @@ def test_bad_lookback(text):
 
 
 def test_config_checks():
-    cfg = parse_config_kwargs({"materialized": "partitioned", "partition_by": ["exchange", "date"],
+    """Keys and values (project.parse_config_kwargs), then the kind's own options (its materialization)."""
+    cfg = parse_config({"materialized": "partitioned", "partition_by": ["exchange", "date"],
                                "lookback": "1 day", "settings": {"threads": 1}}, "m.sql:1")
     assert cfg.partition_by == ["exchange", "date"] and cfg.settings == {"threads": 1}
     with pytest.raises(CompileError, match=r"m.sql:1: materialized='partitioned' needs partition_by"):
-        parse_config_kwargs({"materialized": "partitioned"}, "m.sql:1")
+        parse_config({"materialized": "partitioned"}, "m.sql:1")
     with pytest.raises(CompileError, match=r"partition_by must include 'date'"):
-        parse_config_kwargs({"materialized": "partitioned", "partition_by": ["exchange"]}, "m.sql:1")
+        parse_config({"materialized": "partitioned", "partition_by": ["exchange"]}, "m.sql:1")
     with pytest.raises(CompileError, match=r"m.sql:1: invalid config 'lookback'"):
-        parse_config_kwargs({"lookback": "soon"}, "m.sql:1")
+        parse_config({"lookback": "soon"}, "m.sql:1")
     with pytest.raises(CompileError, match=r"carry_state only applies"):
-        parse_config_kwargs({"carry_state": True}, "m.sql:1")
+        parse_config({"carry_state": True}, "m.sql:1")
     with pytest.raises(CompileError, match=r"unknown config key 'tag' \(allowed: materialized, partition_by"):
-        parse_config_kwargs({"tag": "x"}, "m.sql:1")
+        parse_config({"tag": "x"}, "m.sql:1")

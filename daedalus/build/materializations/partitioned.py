@@ -13,19 +13,27 @@ import datetime as dt
 import math
 from typing import TYPE_CHECKING
 
-from daedalus.build.compiler import sql_ident, ts_literal
+from daedalus.build.durations import lookback_seconds
 from daedalus.build.materializations.base import (
+    DATA_FILE,
+    BuildContext,
+    Inputs,
     Materialization,
     PartPlan,
     WriteResult,
+    copy_sql,
+    order_clause,
     partition_filter,
     partition_id,
 )
-from daedalus.build.project import lookback_seconds
+from daedalus.build.partition import PartitionCtx
+from daedalus.errors import CompileError, StorageError
+from daedalus.sqltext import read_parquet_sql, sql_ident, ts_literal
 
 if TYPE_CHECKING:
-    from daedalus.build.project import Model
-    from daedalus.build.runner import InputPart, Session
+    from daedalus.build.parts import InputPart
+    from daedalus.build.project import Model, ModelConfig
+    from daedalus.config import Config
     from daedalus.lake import FileInfo
 
 
@@ -33,16 +41,16 @@ def lookback_days(model: Model) -> int:
     return math.ceil(lookback_seconds(model.config.lookback) / 86400)
 
 
-def reads_for(session: Session, model: Model, keys: dict[str, str]) -> list[InputPart]:
+def reads_for(inputs: Inputs, model: Model, keys: dict[str, str]) -> list[InputPart]:
     """The input partitions a partition with these keys reads (lookback included)."""
     day = dt.date.fromisoformat(keys["date"])
     dates = [(day - dt.timedelta(days=i)).isoformat() for i in range(lookback_days(model), -1, -1)]
     out: list[InputPart] = []
-    for rel in session.leaf_relations(model):
-        rkeys = session.relation_keys(rel)
-        registry = session.parts(rel)
+    for rel in inputs.leaf_relations(model):
+        rkeys = inputs.relation_keys(rel)
+        registry = inputs.parts(rel)
         if "date" in rkeys:  # only the lookback's dates, through the registry's date index
-            by_date = registry.by_date()
+            by_date = registry.by_date()  # type: ignore[attr-defined]
             pool = [ip for d in dates for ip in by_date.get(d, ())]
         else:
             pool = list(registry.values())
@@ -55,57 +63,62 @@ def reads_for(session: Session, model: Model, keys: dict[str, str]) -> list[Inpu
 
 class PartitionedMaterialization(Materialization):
     name = "partitioned"
+    partitioned = True
+    options = frozenset({"partition_by", "carry_state", "slice_by"})
+
+    def check_config(self, cfg: ModelConfig, where: str) -> None:
+        if not cfg.partition_by:
+            raise CompileError(f"{where}: materialized='partitioned' needs partition_by, e.g. ['exchange','symbol','date']")
+        if "date" not in cfg.partition_by:
+            raise CompileError(f"{where}: partition_by must include 'date' (got {cfg.partition_by})")
 
     def relation_keys(self, model: Model) -> list[str]:
         return list(model.config.partition_by)
 
-    def candidates(self, session: Session, model: Model) -> list[PartPlan]:
+    def candidates(self, inputs: Inputs, model: Model) -> list[PartPlan]:
         wanted = list(model.config.partition_by)
         found: dict[str, dict[str, str]] = {}
-        for rel in session.leaf_relations(model):
-            rkeys = session.relation_keys(rel)
+        for rel in inputs.leaf_relations(model):
+            rkeys = inputs.relation_keys(rel)
             if not rkeys:
                 continue  # an unpartitioned input is read whole by every partition; it adds none
             missing = [k for k in wanted if k not in rkeys]
-            for ip in session.parts(rel).values():
+            for ip in inputs.parts(rel).values():
                 have = {k: ip.keys[k] for k in wanted if k in ip.keys}
                 combos = [have] if not missing else [
-                    {**have, **found_vals} for found_vals in session.discover(rel, ip, missing)
+                    {**have, **found_vals} for found_vals in inputs.discover(rel, ip, missing)
                 ]
                 for c in combos:
                     keys = {k: c[k] for k in wanted if k in c}
-                    if len(keys) != len(wanted) or not session.in_range(keys.get("date")):
+                    if len(keys) != len(wanted) or not inputs.in_range(keys.get("date")):
                         continue
                     found.setdefault(partition_id(keys), keys)
         plans = []
         for pid, keys in sorted(found.items(), key=lambda kv: tuple(kv[1].values())):
-            plans.append(PartPlan(model.name, pid, keys, reads_for(session, model, keys)))
+            plans.append(PartPlan(model.name, pid, keys, reads_for(inputs, model, keys)))
         return plans
+
+    def reads(self, inputs: Inputs, model: Model, part: PartPlan) -> list[InputPart]:
+        return reads_for(inputs, model, part.keys)
 
     def select_sql(self, model: Model, part: PartPlan, sql: str,
                    bounds: tuple[dt.datetime, dt.datetime] | None = None) -> str:
-        order = ""
-        if model.config.order_by:
-            order = "\nORDER BY " + ", ".join(sql_ident(c) for c in model.config.order_by)
         where = partition_filter(part.keys)
         if bounds is not None:
             col = sql_ident(model.config.slice_by or "")
             where += f" AND {col} >= {ts_literal(bounds[0])} AND {col} < {ts_literal(bounds[1])}"
-        return f"SELECT * FROM (\n{sql}\n) AS __daedalus_model\nWHERE {where}{order}"
+        return f"SELECT * FROM (\n{sql}\n) AS __daedalus_model\nWHERE {where}{order_clause(model)}"
 
-    @staticmethod
-    def slice_bounds(session: Session, model: Model, part: PartPlan) -> list[tuple[dt.datetime, dt.datetime]] | None:
-        """The time slices this partition is built in; None when it is built whole."""
-        hours = session.config.etl.slice_hours
-        ctx = session.partition_ctx(model, part)
-        if ctx is None or not model.config.slice_by or hours >= 24:
+    def slice_bounds(self, config: Config, model: Model, part: PartPlan) -> list[tuple[dt.datetime, dt.datetime]] | None:
+        hours = config.etl.slice_hours
+        if not model.config.slice_by or hours >= 24 or "date" not in part.keys:
             return None
-        return ctx.slices(hours)
+        return PartitionCtx(dict(part.keys)).slices(hours)
 
-    def write(self, session: Session, model: Model, part: PartPlan, sql: str) -> WriteResult:
-        slices = self.slice_bounds(session, model, part)
+    def write(self, ctx: BuildContext, model: Model, part: PartPlan, sql: str) -> WriteResult:
+        slices = self.slice_bounds(ctx.config, model, part)
         if slices is None:
-            return super().write(session, model, part, sql)
+            return super().write(ctx, model, part, sql)
         # One query and one file per slice, each rendered with its own bounds (and lookback before
         # them): DuckDB's memory follows the slice. File names sort in slice order, so the files
         # read in name order hold the rows in order_by order; then they become the partition's one
@@ -114,8 +127,8 @@ class PartitionedMaterialization(Materialization):
         rows = 0
         empty: list[FileInfo] = []
         for i, bounds in enumerate(slices):
-            slice_sql = session.compile_model_sql(model, part, bounds=bounds)
-            info, n = self.write_file(session, model, part, self.select_sql(model, part, slice_sql, bounds),
+            slice_sql = ctx.compile(model, part, bounds=bounds)
+            info, n = self.write_file(ctx, model, part, self.select_sql(model, part, slice_sql, bounds),
                                       f"slice-{i:03d}.parquet")
             if info is None:
                 continue
@@ -123,38 +136,32 @@ class PartitionedMaterialization(Materialization):
             rows += n
         if not files and empty:
             files.append(empty.pop(0))  # an empty partition still has one (typed) file
-        session.lake.delete([f.path for f in empty])
-        one = merge_files(session, model, part, files, rows)
+        ctx.lake.delete([f.path for f in empty])
+        one = merge_files(ctx, model, part, files, rows)
         return WriteResult([one], rows, one.size)
 
 
-def merge_files(session: Session, model: Model, part: PartPlan, files: list[FileInfo], rows: int) -> FileInfo:
+def merge_files(ctx: BuildContext, model: Model, part: PartPlan, files: list[FileInfo], rows: int) -> FileInfo:
     """The staged slice files as the partition's one staged file, rows in file order (a single file
     is renamed; several are streamed through one COPY with insertion order preserved)."""
-    from daedalus.build.compiler import read_parquet_sql
-    from daedalus.build.materializations.base import copy_sql
-    from daedalus.build.publish import DATA_FILE, staged_path
-
-    target = staged_path(session, model, part.pid, DATA_FILE)
-    lake = session.lake
+    target = ctx.staged_path(model, part.pid, DATA_FILE)
+    lake = ctx.lake
     if len(files) == 1:
         lake.rename(files[0].path, target)
         got = lake.stat(target)
         assert got is not None
         return got
-    con = session.con
+    con = ctx.con()
     old = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
     con.execute("SET preserve_insertion_order = true")  # the builds run with false
     try:
         sql = f"SELECT * FROM {read_parquet_sql([lake.url(f.path) for f in files], hive=False)}"
-        n = session.execute_copy(model, part, copy_sql(sql, lake.url(target), session.config.storage))
+        n = ctx.execute_copy(model, part, copy_sql(sql, lake.url(target), ctx.config.storage))
     finally:
         con.execute(f"SET preserve_insertion_order = {'true' if old else 'false'}")
     verify = getattr(lake, "verify_write", None)
     info = verify(target, n) if verify is not None else lake.stat(target)
     if info is None or n != rows:
-        from daedalus.errors import StorageError
-
         raise StorageError(f"{lake.url(target)}: merging {len(files)} slices wrote {n} rows, expected {rows}")
     lake.delete([f.path for f in files])
     return info

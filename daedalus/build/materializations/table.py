@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING
 
-from daedalus.build.compiler import sql_ident
-from daedalus.build.materializations.base import Materialization, PartPlan
+from daedalus.build.materializations.base import Inputs, Materialization, PartPlan, all_reads, order_clause
 
 if TYPE_CHECKING:
     from daedalus.build.project import Model
-    from daedalus.build.runner import Session
 
 
 class TableMaterialization(Materialization):
     name = "table"
 
-    def candidates(self, session: Session, model: Model) -> list[PartPlan]:
-        reads = [ip for rel in session.leaf_relations(model)
-                 for ip in sorted(session.parts(rel).values(), key=lambda ip: ip.pid)]
-        return [PartPlan(model.name, "", {}, reads)]
+    def candidates(self, inputs: Inputs, model: Model) -> list[PartPlan]:
+        return [PartPlan(model.name, "", {}, all_reads(inputs, model))]
 
-    def select_sql(self, model: Model, part: PartPlan, sql: str) -> str:
-        order = ""
-        if model.config.order_by:
-            order = "\nORDER BY " + ", ".join(sql_ident(c) for c in model.config.order_by)
-        return f"SELECT * FROM (\n{sql}\n) AS __daedalus_model{order}"
+    def select_sql(self, model: Model, part: PartPlan, sql: str,
+                   bounds: tuple[dt.datetime, dt.datetime] | None = None) -> str:
+        return f"SELECT * FROM (\n{sql}\n) AS __daedalus_model{order_clause(model)}"

@@ -3,21 +3,23 @@ its inputs become the reader's inputs; the catalog holds it as a view over all f
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING
 
-from daedalus.build.materializations.base import Materialization, PartPlan
+from daedalus.build.materializations.base import Inputs, Materialization, PartPlan
 
 if TYPE_CHECKING:
     from daedalus.build.project import Model
-    from daedalus.build.runner import Session
 
 
 class ViewMaterialization(Materialization):
     name = "view"
     writes_files = False
+    inlines = True
 
-    def candidates(self, session: Session, model: Model) -> list[PartPlan]:
+    def candidates(self, inputs: Inputs, model: Model) -> list[PartPlan]:
         return []
 
-    def select_sql(self, model: Model, part: PartPlan, sql: str) -> str:
+    def select_sql(self, model: Model, part: PartPlan, sql: str,
+                   bounds: tuple[dt.datetime, dt.datetime] | None = None) -> str:
         return sql

@@ -61,7 +61,7 @@ def flatten_profile(node: dict[str, Any], depth: int = 0) -> list[OperatorTiming
 
 def profile_model(config: Config, model: str, partition: str | None = None) -> ModelProfile:
     """Run one partition of `model` (default: its newest) under the profiler; see the module doc."""
-    from daedalus.build import runner
+    from daedalus.build import api as runner
 
     sql = runner.compile_sql(config, model, partition, udfs=True)
     header, _, query = sql.partition("\n")

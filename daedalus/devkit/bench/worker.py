@@ -60,7 +60,7 @@ def task_floor(spec: dict[str, Any]) -> dict[str, Any]:
 
 def task_build(spec: dict[str, Any]) -> dict[str, Any]:
     """spec: config_path, overrides, select, exclude, full_refresh, run_tests, catalog."""
-    from daedalus.build import runner
+    from daedalus.build import api as runner
     from daedalus.errors import DaedalusError
 
     cfg = _config(spec)

@@ -1,0 +1,90 @@
+"""The catalog's views, computed by the build (which has the compiler) as plain data; the serve side
+(daedalus/serve/catalog.py) only writes them into the catalog file.
+
+Views glob each model's folder, relative to the lake root for a local lake (the reasons are in
+daedalus/serve/catalog_paths.py); an input with no files yet is an empty typed relation, since DuckDB
+fails a glob that matches nothing. A model whose ref() inlines (a view) is rendered with the same
+globs; partitions whose data tests failed are left out (outcome.catalog_filter).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from daedalus.build.materializations import kind
+from daedalus.build.outcome import catalog_filter, failed_keys
+from daedalus.build.resolvers import CatalogResolver
+from daedalus.lake import LocalLake
+from daedalus.serve.catalog import CatalogSpec, CatalogView, write_catalog
+from daedalus.serve.catalog_paths import RELATIVE_ROOT
+from daedalus.sqltext import empty_relation_sql, sql_str
+
+if TYPE_CHECKING:
+    from daedalus.build.resolvers import Renderer
+    from daedalus.build.session import Session
+
+
+class GlobResolver(CatalogResolver):
+    """ref()/source() of inlined models in the catalog: the same globs as the other views."""
+
+    def relation(self, rel: str) -> str:
+        return glob_relation(self.r, rel)
+
+
+def _glob(r: Renderer, prefix: str, depth: int) -> str:
+    """The pattern of every partition file under `prefix`, `depth` partition folders deep."""
+    rel = prefix + "/*" * depth + "/*.parquet"
+    return rel if isinstance(r.lake, LocalLake) else r.lake.url(rel)
+
+
+def glob_relation(r: Renderer, rel: str) -> str:
+    """A catalog relation over every file of a source or model (glob), or an empty typed relation
+    while there is none."""
+    kind_, name = rel.split(":", 1)
+    if not any(ip.files for ip in r.inventory.parts(rel).values()):  # (planned, unbuilt partitions have none)
+        if kind_ == "source":
+            return empty_relation_sql(r.source_columns(name))
+        return r.empty_model_relation(r.project.models[name], None)
+    if kind_ == "source":
+        src = r.project.sources[name]
+        pattern = _glob(r, src.lake_prefix, len(src.partition_by))
+        return f"read_parquet({sql_str(pattern)}, hive_partitioning=true, union_by_name=true)"
+    model = r.project.models[name]
+    pattern = _glob(r, model.lake_prefix, len(r.inventory.relation_keys(rel)))
+    return f"read_parquet({sql_str(pattern)}, hive_partitioning=false, union_by_name=true)"
+
+
+def catalog_spec(s: Session) -> CatalogSpec:
+    """The catalog of the session's project over what its manifest holds."""
+    r = s.renderer
+    local = isinstance(s.lake, LocalLake)
+    project = s.project
+    schemas = {"bronze"} | {m.layer for m in project.models.values()} | {
+        src.source_name for src in project.sources.values()}
+    views: list[CatalogView] = []
+    for src in sorted(project.sources.values(), key=lambda x: x.name):
+        views.append(CatalogView(src.source_name, src.name, f"SELECT * FROM {glob_relation(r, f'source:{src.name}')}",
+                                 src.docs.description, _column_comments(src.docs)))
+    failed = failed_keys(s.lake, s.manifest)  # partitions whose data tests failed: left out
+    for name in s.dag.order:
+        m = project.models[name]
+        if kind(m).inlines:
+            body = s.compiler.render_model(m, GlobResolver(r), None)
+        else:
+            body = f"SELECT * FROM {glob_relation(r, f'model:{name}')}" + catalog_filter(failed.get(name, []))
+        views.append(CatalogView(m.layer, m.name, body, m.docs.description, _column_comments(m.docs)))
+    root = RELATIVE_ROOT if local else s.config.storage.root.rstrip("/")
+    return CatalogSpec(sorted(schemas), views, root, remote=not local)
+
+
+def _column_comments(docs: object) -> dict[str, str]:
+    cols = getattr(docs, "columns", {}) or {}
+    return {c.name: c.description for c in cols.values() if c.description}
+
+
+def refresh_catalog(s: Session, force: bool = False) -> float:
+    """Rewrite the catalog from the session's manifest; returns when (for Session.purge_deletions)."""
+    t = time.time()
+    write_catalog(s.config, catalog_spec(s), force=force)
+    return t

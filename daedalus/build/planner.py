@@ -1,0 +1,132 @@
+"""Which partitions a build rewrites, and why: the plan is the only thing a dry run does.
+
+A partition is stale when it is new, when its tests failed last time, when an input partition it
+reads is rebuilt in this build ("upstream rebuilt"), or (carry_state) when an earlier date of its
+series is ("earlier date rebuilt"), or when its fingerprint differs from the manifest's.
+
+The fingerprint hashes named parts (SQLMesh's snapshot fingerprint, in small): `sql` (the compiled
+SQL, which names the exact input files), `config` (the data-affecting config), `inputs` (sizes and
+mtimes of the input files) and `previous` (carry_state: the previous partition's files). The manifest
+stores each part's hash beside the fingerprint, so the reason names what changed ("sql changed",
+"config changed, inputs changed"); a partition recorded before the parts were stored only says
+"inputs changed". The combined fingerprint is the one older versions computed, so upgrading
+rebuilds nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from daedalus.build.materializations import MATERIALIZATIONS, PartPlan
+from daedalus.build.outcome import load_failed
+from daedalus.build.parts import InputPart
+from daedalus.build.publish import normalize_sql
+from daedalus.lake.manifest import files_fingerprint, fingerprint
+
+if TYPE_CHECKING:
+    from daedalus.build.project import Model
+    from daedalus.build.session import Session
+    from daedalus.lake.manifest import PartitionState
+
+PARTS = ("sql", "config", "inputs", "previous")  # the order reasons name them in
+
+
+def partition_fingerprint(s: Session, model: Model,
+                          part: PartPlan) -> tuple[str, dict[str, str], dict[str, str]]:
+    """(fingerprint, input partition id → files' fingerprint, named part → its hash)."""
+    # Empty inputs render as a marker: how their columns were learned (manifest, SQL, kwargs)
+    # must not change the fingerprint.
+    sql = normalize_sql(s.compile_model_sql(model, part, symbolic_empty=True)).replace(s.lake.root, "<root>")
+    inputs = {ip.id: files_fingerprint(ip.files) for ip in s.renderer.reads(model, part)}
+    own_inputs = dict(inputs)
+    prev = s.inventory.previous_part(model, part) if model.config.carry_state else None
+    if prev is not None:
+        inputs[f"previous:{prev.pid}"] = files_fingerprint(prev.files)
+    config = model.config.data_affecting()
+    fp = fingerprint({"sql": sql, "inputs": inputs, "config": config})
+    parts = {"sql": fingerprint(sql), "config": fingerprint(config), "inputs": fingerprint(own_inputs),
+             "previous": fingerprint({k: v for k, v in inputs.items() if k.startswith("previous:")})}
+    return fp, inputs, parts
+
+
+def changed(old: PartitionState, parts: dict[str, str]) -> str:
+    """Why a fingerprint differs, by its named parts ("inputs changed" when the manifest has none)."""
+    if not old.parts:
+        return "inputs changed"
+    names = [n for n in PARTS if old.parts.get(n) != parts.get(n)]
+    return ", ".join(f"{'previous partition' if n == 'previous' else n} changed" for n in names) or "inputs changed"
+
+
+def obsolete(s: Session, models: list[str]) -> list[tuple[str, str]]:
+    """Partitions the manifest holds that the model's current config can never produce
+    (partition_by or materialization changed): dropped by the next build, never read."""
+    out = []
+    for name in models:
+        model = s.project.models[name]
+        ms = s.manifest.models.get(name)
+        if ms is None:
+            continue
+        mat = MATERIALIZATIONS[model.materialized]
+        want = list(mat.relation_keys(model)) if mat.writes_files else None
+        for pid, ps in ms.partitions.items():
+            if want is None or list(ps.keys) != want or MATERIALIZATIONS.get(ms.materialized) is not mat:
+                out.append((name, pid))
+    return out
+
+
+def drop_obsolete(s: Session) -> list[tuple[str, str]]:
+    """Remove from the manifest the obsolete partitions the last `plan()` found (their files go
+    through pending deletions like any replaced file). Executors call this before writing."""
+    for name, pid in s.dropped:
+        s.manifest.drop_partition(name, pid)
+        ms = s.manifest.models.get(name)
+        if ms is not None:
+            ms.materialized = s.project.models[name].materialized
+    if s.dropped:
+        s.manifest.save()
+    return list(s.dropped)
+
+
+def plan(s: Session, models: list[str], full_refresh: bool = False) -> list[PartPlan]:
+    """The stale partitions of the selected models, in build order (parents first)."""
+    out: list[PartPlan] = []
+    s.dropped = obsolete(s, s.dag.sort(models))
+    for name, pid in s.dropped:
+        s.inventory.parts(f"model:{name}").pop(pid, None)
+    failed = load_failed(s.lake)  # partitions whose tests failed: rebuilt until they pass
+    for name in s.dag.sort(models):
+        model = s.project.models[name]
+        mat = MATERIALIZATIONS[model.materialized]
+        if not mat.writes_files:
+            continue
+        registry = s.inventory.parts(f"model:{name}")
+        stale_series: set[tuple] = set()
+        for part in mat.candidates(s.inventory, model):
+            state = s.manifest.partition(name, part.pid)
+            reason = ""
+            if full_refresh:
+                reason = "full refresh"
+            elif state is None:
+                reason = "new"
+            elif part.pid in failed.get(name, {}):
+                reason = "tests failed"
+            elif any(ip.planned for ip in part.reads):
+                reason = "upstream rebuilt"
+            elif model.config.carry_state and part.series() in stale_series:
+                reason = "earlier date rebuilt"
+            else:
+                fp, _, parts = partition_fingerprint(s, model, part)
+                if fp != state.fingerprint:
+                    reason = changed(state, parts)
+            if not reason:
+                continue
+            part.stale, part.reason = True, reason
+            out.append(part)
+            if model.config.carry_state:
+                stale_series.add(part.series())
+            existing = registry.get(part.pid)
+            if existing is None:
+                registry[part.pid] = InputPart(f"model:{name}", part.pid, dict(part.keys), [], planned=True)
+            else:
+                existing.planned = True
+    return out
