@@ -1,0 +1,90 @@
+"""daedalus/build/planner.py: a stale partition's reason names the fingerprint part that changed, and
+both executors record partitions alike (step.record_partition)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from toy import make_toy, trade_rows
+
+from daedalus.build import build, plan_build
+from daedalus.build.distributed import build_distributed
+
+DAYS = ("2024-01-01", "2024-01-02")
+
+
+@pytest.fixture
+def toy(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAEDALUS_NO_UDFS", "1")
+    t = make_toy(tmp_path)
+    for day in DAYS:
+        t.write_bronze("x", day, trade_rows("x", "BTC/USDT", day))
+    build(t.config(), udfs=False, run_tests=False)
+    return t
+
+
+def _reasons(toy) -> dict[tuple[str, str], str]:
+    return {(p.model, p.date or ""): p.reason for p in plan_build(toy.config(), udfs=False)}
+
+
+def _edit_bars(toy, old: str, new: str) -> None:
+    path = toy.project / "sql" / "gold" / "toy_bars.sql"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_the_manifest_records_named_parts(toy) -> None:
+    for ms in toy.manifest()["models"].values():
+        for ps in ms["partitions"].values():
+            assert set(ps["parts"]) == {"sql", "config", "inputs", "previous"}
+
+
+def test_changed_sql_is_named(toy) -> None:
+    _edit_bars(toy, "count(*) AS n_trades", "count(*) + 0 AS n_trades")
+    assert set(_reasons(toy).items()) == {(("toy_bars", d), "sql changed") for d in DAYS}
+
+
+def test_changed_data_affecting_config_is_named(toy) -> None:
+    _edit_bars(toy, "order_by=['bar_ts']", "order_by=['bar_ts'], settings={'threads': 1}")
+    assert set(_reasons(toy).items()) == {(("toy_bars", d), "config changed") for d in DAYS}
+
+
+def test_touched_input_is_named(toy) -> None:
+    toy.write_bronze("x", DAYS[1], trade_rows("x", "BTC/USDT", DAYS[1], n=5, start_id=500), "late")
+    reasons = _reasons(toy)
+    assert reasons[("toy_trades", DAYS[1])] == "inputs changed"
+    assert reasons[("toy_bars", DAYS[1])] == "upstream rebuilt"
+    assert ("toy_trades", DAYS[0]) not in reasons
+
+
+def test_a_manifest_without_parts_falls_back_to_the_generic_reason(toy) -> None:
+    path = toy.root / "_state" / "manifest.json"
+    doc = json.loads(path.read_text())
+    for ms in doc["models"].values():
+        for ps in ms["partitions"].values():
+            ps.pop("parts")
+    path.write_text(json.dumps(doc))
+    assert _reasons(toy) == {}  # the combined fingerprint is unchanged: nothing to rebuild
+    _edit_bars(toy, "count(*) AS n_trades", "count(*) + 0 AS n_trades")
+    assert set(_reasons(toy).values()) == {"inputs changed"}
+
+
+def test_both_executors_record_the_same_partitions(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("DAEDALUS_NO_UDFS", "1")
+    lakes = {}
+    for name in ("local", "tasks"):
+        t = make_toy(tmp_path / name)
+        for day in DAYS:
+            t.write_bronze("x", day, trade_rows("x", "BTC/USDT", day))
+        lakes[name] = t
+    build(lakes["local"].config(), udfs=False, run_tests=False)
+    build_distributed(lakes["tasks"].config(), executor="local", udfs=False, run_tests=False)
+
+    def recorded(t) -> dict:  # (input files differ in mtime between the lakes, so their hashes do)
+        return {name: ({pid: (p["parts"]["sql"], p["parts"]["config"], p["rows"], sorted(p["inputs"]))
+                        for pid, p in ms["partitions"].items()}, ms["columns"])
+                for name, ms in t.manifest()["models"].items()}
+
+    assert recorded(lakes["local"]) == recorded(lakes["tasks"])
