@@ -48,7 +48,7 @@ class CompactReport:
 
 def needs_compaction(files: list[FileInfo]) -> bool:
     """Anything but exactly one `data.parquet` (the layout of older versions)."""
-    from daedalus.build.publish import DATA_FILE
+    from daedalus.build.layout import DATA_FILE
 
     return len(files) != 1 or files[0].path.rsplit("/", 1)[-1] != DATA_FILE
 
@@ -57,7 +57,7 @@ def _rewrite(s: Session, model_name: str, pid: str, ps: PartitionState) -> FileI
     """Write the partition's rows into one staged file; returns it (verified) or raises, leaving none."""
     import duckdb
 
-    from daedalus.build.publish import staged_path
+    from daedalus.build.layout import staged_path
 
     model = s.project.models[model_name]
     urls = [s.lake.url(f.path) for f in ps.files]

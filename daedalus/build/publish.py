@@ -33,44 +33,15 @@ from __future__ import annotations
 
 import contextlib
 import time
-import uuid
 from typing import TYPE_CHECKING
 
-from daedalus.build.materializations.base import DATA_FILE
+from daedalus.build.layout import STAGING, STAGING_MAX_AGE_S, TRASH, new_batch
 from daedalus.lake import FileInfo
 from daedalus.lake.manifest import STAGED, unstaged
 
 if TYPE_CHECKING:
-    from daedalus.build.project import Model
     from daedalus.lake import Lake
     from daedalus.lake.manifest import Manifest, PartitionState
-
-STAGING = "_staging"
-TRASH = "_trash"
-STAGING_MAX_AGE_S = 24 * 3600  # a staging batch this old belongs to a killed build (shards run unlocked)
-
-
-def new_batch() -> str:
-    """A staging or trash batch name: creation time (for cleanup by age) + a random part."""
-    return f"{int(time.time())}-{uuid.uuid4().hex[:10]}"
-
-
-def new_staging() -> str:
-    """A staging folder (one per build, per Dask worker session, per shard)."""
-    return f"{STAGING}/{new_batch()}"
-
-
-def partition_dir(model: Model, pid: str) -> str:
-    return model.lake_prefix + (f"/{pid}" if pid else "")
-
-
-def final_path(model: Model, pid: str) -> str:
-    """The one file of a partition (or of a table)."""
-    return f"{partition_dir(model, pid)}/{DATA_FILE}"
-
-
-def staged_path(staging: str, model: Model, pid: str, name: str = DATA_FILE) -> str:
-    return f"{staging}/{partition_dir(model, pid)}/{name}"
 
 
 def normalize_sql(sql: str) -> str:

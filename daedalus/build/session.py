@@ -16,9 +16,10 @@ from daedalus.build.compiler import Compiler
 from daedalus.build.dag import Dag, build_dag
 from daedalus.build.datatests import model_tests
 from daedalus.build.inventory import Inventory
+from daedalus.build.layout import new_staging
 from daedalus.build.materializations import BuildContext, PartPlan
 from daedalus.build.project import Model, Project, load_project
-from daedalus.build.publish import new_staging, purge, retire
+from daedalus.build.publish import purge, retire
 from daedalus.build.resolvers import Renderer
 from daedalus.build.selection import date_range
 from daedalus.build.selection import select as select_models

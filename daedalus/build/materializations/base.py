@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from daedalus.build.layout import DATA_FILE, staged_path
 from daedalus.errors import CompileError
 from daedalus.paths import partition_id, path_value  # noqa: F401 (re-exported)
 from daedalus.sqltext import sql_ident, sql_str
@@ -18,9 +19,6 @@ if TYPE_CHECKING:
     from daedalus.build.project import Model, ModelConfig
     from daedalus.config import Config, StorageConfig
     from daedalus.lake import FileInfo, Lake
-
-DATA_FILE = "data.parquet"  # a partition is exactly one file with a stable name (publish.py)
-
 
 @dataclass
 class PartPlan:
@@ -72,7 +70,7 @@ class BuildContext:
     staging: str  # this build's staging folder (daedalus/build/publish.py)
 
     def staged_path(self, model: Model, pid: str, name: str = DATA_FILE) -> str:
-        return f"{self.staging}/{model.lake_prefix}{'/' + pid if pid else ''}/{name}"
+        return staged_path(self.staging, model, pid, name)
 
 
 def copy_sql(select_sql: str, url: str, storage: StorageConfig | None = None) -> str:

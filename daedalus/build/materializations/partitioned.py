@@ -14,8 +14,8 @@ import math
 from typing import TYPE_CHECKING
 
 from daedalus.build.durations import lookback_seconds
+from daedalus.build.layout import DATA_FILE
 from daedalus.build.materializations.base import (
-    DATA_FILE,
     BuildContext,
     Inputs,
     Materialization,
