@@ -252,9 +252,9 @@ def _columns(docs: Any, ms: Any) -> str:
 
 def write_docs(config: Config, output: str | Path | None = None) -> Path:
     """Write `index.html` into `output` (default `<root>/docs` for a local lake); returns its path."""
-    from daedalus.build import Session
+    from daedalus.build import open_session
 
-    s = Session(config, udfs=False)
+    s = open_session(config, udfs=False)
     try:
         page = render_docs(s)
     finally:

@@ -20,8 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daedalus.build.compiler import sql_ident, sql_str
 from daedalus.errors import BuildError, ConfigError
+from daedalus.sqltext import sql_ident, sql_str
 
 if TYPE_CHECKING:
     from daedalus.config import Config

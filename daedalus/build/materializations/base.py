@@ -15,7 +15,7 @@ from daedalus.sqltext import sql_ident, sql_str
 if TYPE_CHECKING:
     import duckdb
 
-    from daedalus.build.parts import InputPart
+    from daedalus.build.parts import InputPart, PartRegistry
     from daedalus.build.project import Model, ModelConfig
     from daedalus.config import Config, StorageConfig
     from daedalus.lake import FileInfo, Lake
@@ -50,7 +50,7 @@ class WriteResult:
 class Inputs(Protocol):
     """What a materialization may ask of the lake's partitions (daedalus/build/inventory.py)."""
 
-    def parts(self, rel: str) -> dict[str, InputPart]: ...
+    def parts(self, rel: str) -> PartRegistry: ...
     def leaf_relations(self, model: Model) -> list[str]: ...
     def relation_keys(self, rel: str) -> list[str]: ...
     def discover(self, rel: str, ip: InputPart, missing: list[str]) -> list[dict[str, str]]: ...

@@ -50,7 +50,7 @@ def reads_for(inputs: Inputs, model: Model, keys: dict[str, str]) -> list[InputP
         rkeys = inputs.relation_keys(rel)
         registry = inputs.parts(rel)
         if "date" in rkeys:  # only the lookback's dates, through the registry's date index
-            by_date = registry.by_date()  # type: ignore[attr-defined]
+            by_date = registry.by_date()
             pool = [ip for d in dates for ip in by_date.get(d, ())]
         else:
             pool = list(registry.values())
