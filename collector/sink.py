@@ -82,7 +82,8 @@ class BronzeSink:
         self.lost_on_stop = 0  # records still held when stopped on a full disk (health file, stderr)
         self.uploads = None
         if s3_root is not None:
-            from daedalus.collector.upload import S3Uploader, UploadQueue, make_s3_client
+            from daedalus.collector.upload import S3Uploader, UploadQueue
+            from daedalus.fsio import make_s3_client
 
             client = s3_client
             if client is None:

@@ -11,7 +11,9 @@ def land_command() -> None:
     Example: daedalus --root ./lake land
     """
     from daedalus.cli.app import STATE
-    from daedalus.lake.s3 import land_any  # a local lake: plain `land`; on S3: land locally, push verified
+    from daedalus.land.lander import (
+        land_any,  # a local lake: plain `land`; on S3: land locally, push verified
+    )
 
     report = land_any(STATE.lake_config(warn_empty=False))
     typer.echo(report.summary())
