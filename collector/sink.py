@@ -252,7 +252,12 @@ class BronzeSink:
             return
         self._count_flushed(source, channel, items, rejected)
         self.flushes += 1
+        self.flushed(stream, rows)
         self._offer_closed()
+
+    def flushed(self, stream: tuple[str, str], rows: list[Any]) -> None:
+        """Called after each written batch of `stream` (source, channel) with its rows; a no-op here,
+        a hook for subclasses (the collector benchmark times receive → written with it)."""
 
     async def _flush_all(self) -> None:
         # Events last: flushing data may add quarantine events rows.

@@ -23,7 +23,6 @@ KNOWN_CYCLES: set[tuple[str, ...]] = {
     ("daedalus.build.dag", "daedalus.build.selection"),
     ("daedalus.build.datatests", "daedalus.build.materializations", "daedalus.build.materializations.base", "daedalus.build.materializations.partitioned", "daedalus.build.materializations.table", "daedalus.build.materializations.view", "daedalus.build.outcome", "daedalus.build.publish", "daedalus.build.runner", "daedalus.lake.manifest", "daedalus.serve.catalog", "daedalus.serve.catalog_paths", "daedalus.serve.query"),
     ("daedalus.cli.app", "daedalus.cli.build", "daedalus.cli.collect", "daedalus.cli.ops", "daedalus.devkit.bench.commands"),
-    ("daedalus.collector.ccxt_capture", "daedalus.collector.ccxt_collector"),
 }
 # (module, private name it uses but does not define) — another module's private member.
 KNOWN_PRIVATE: set[tuple[str, str]] = {
@@ -32,10 +31,6 @@ KNOWN_PRIVATE: set[tuple[str, str]] = {
     ("daedalus.build.distributed", "_orphans"),
     ("daedalus.build.distributed", "_restore_settings"),
     ("daedalus.build.publish", "_parts"),
-    ("daedalus.collector.ccxt_capture", "_base"),
-    ("daedalus.collector.ccxt_capture", "_broken"),
-    ("daedalus.collector.ccxt_capture", "_symbol"),
-    ("daedalus.devkit.bench.collect", "_buffers"),
 }
 # Private names of the standard library or a dependency with no public spelling: os._exit after a
 # signal, sys._getframe for template line numbers, aiohttp's site._server for the bound port.
