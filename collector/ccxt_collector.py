@@ -244,6 +244,8 @@ class CcxtCollector:
 
     # ---- emission (called from the message hook, synchronously) ----
     def row_base(self, channel: str, symbol: str | None, capture_ts: int, url: str | None = None) -> dict:
+        """The envelope of a bronze row (conn_id and the next seq of the connection serving the feed);
+        notes which socket delivered it (`url`, to close that socket on a break)."""
         if url is not None:
             self._urls[f"{channel}:{symbol}"] = url  # which socket serves this feed (to close it)
         conn = self._conn.get((channel, symbol or ""))
