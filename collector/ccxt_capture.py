@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from daedalus.collector.book_log import HOUR_NS, BookLog, book_levels, update_row
 from daedalus.collector.ccxt_rows import SOURCE, MalformedFrame, book_row, ticker_row, trade_row
@@ -31,7 +31,35 @@ from daedalus.collector.connection import Record
 from daedalus.collector.venue_ccxt import CcxtVenue
 
 if TYPE_CHECKING:
-    from daedalus.collector.ccxt_collector import CcxtCollector
+    from daedalus.collector.connection import Emitter
+    from daedalus.config import IngestionConfig
+
+
+class CaptureHost(Protocol):
+    """What the hooks and the tap need from the collector that owns them (ccxt_collector.CcxtCollector):
+    declared here so this module does not import the collector that imports it."""
+
+    exchange: Any
+    venue: CcxtVenue
+    ingestion: IngestionConfig
+    emitter: Emitter
+    tap: Tap
+    collect_books: bool
+    collect_updates: bool
+    raw_messages: int
+    broken_books: set[str]  # symbols whose book a venue rule broke, until their snapshot
+
+    def row_base(self, channel: str, symbol: str | None, capture_ts: int, url: str | None = None) -> dict: ...
+
+    def unified_symbol(self, market_id: str | None) -> str | None: ...
+
+    def emit_event(self, event_type: str, *, symbol: str | None = None, channel: str | None = None,
+                   detail: str | None = None, capture_ts: int | None = None, count: int | None = None,
+                   conn: Any = None, close_code: int | None = None) -> None: ...
+
+    def break_book(self, client: Any, symbol: str, detail: str, capture_ts: int) -> None: ...
+
+    def on_server_shutdown(self, client: Any, capture_ts: int) -> None: ...
 
 _TRADE_CLASSES: dict[type, type] = {}
 _SIDE_CLASSES: dict[type, type] = {}
@@ -200,7 +228,7 @@ class Hooks:
     """What the stamped exchange calls per message, around ccxt's own handler. Nothing here knows an
     exchange's frames: control frames, sequence and checksum rules come from the venue module."""
 
-    def __init__(self, collector: CcxtCollector) -> None:
+    def __init__(self, collector: CaptureHost) -> None:
         self.c = collector
         venue = collector.venue
         base = CcxtVenue
@@ -229,10 +257,10 @@ class Hooks:
         symbol = None
         if book is not None:
             market_id, kind, gap = book
-            symbol = c._symbol(market_id)
+            symbol = c.unified_symbol(market_id)
             if kind == "snapshot":
-                c._broken.discard(symbol)
-            elif symbol in c._broken:
+                c.broken_books.discard(symbol)
+            elif symbol in c.broken_books:
                 return  # a book we dropped after a break: its updates wait for the new snapshot
             if gap is not None:
                 c.break_book(client, symbol, f"sequence break: {gap}", capture_ts)
@@ -242,7 +270,7 @@ class Hooks:
         tap.frame = self.book_update(message) if self.book_update is not None else None
         try:
             handle(client, message)
-            if book is not None and symbol not in c._broken:
+            if book is not None and symbol not in c.broken_books:
                 broken = venue.check_book(c.exchange, symbol, c.exchange.orderbooks.get(symbol), message)
                 if broken is not None:
                     c.break_book(client, symbol, broken, capture_ts)
@@ -265,7 +293,7 @@ class Tap:
     delta/snapshot rows are emitted, a checkpoint of the whole book after each (re)load, and before
     the first change at or after each UTC hour boundary a checkpoint of the book as it was then."""
 
-    def __init__(self, collector: CcxtCollector) -> None:
+    def __init__(self, collector: CaptureHost) -> None:
         self.c = collector
         self.url: str | None = None
         self.capture_ts = 0
@@ -292,14 +320,14 @@ class Tap:
         c = self.c
         symbol = trade.get("symbol")
         c.emitter.emit_nowait(Record(SOURCE, "trades", trade_row(
-            trade, c._base("trades", symbol, self._stamp(), self.url if self.in_frame else None))))
+            trade, c.row_base("trades", symbol, self._stamp(), self.url if self.in_frame else None))))
 
     def ticker_stored(self, symbol: str, ticker: Any) -> None:
         c = self.c
         if not isinstance(ticker, dict):
             return
         c.emitter.emit_nowait(Record(SOURCE, "ticker", ticker_row(
-            ticker, c._base("ticker", symbol, self._stamp(), self.url if self.in_frame else None))))
+            ticker, c.row_base("ticker", symbol, self._stamp(), self.url if self.in_frame else None))))
 
     def book_changed(self, book: Any) -> None:
         """A change is about to be applied to a clean book (further ones before the flush are not
@@ -348,14 +376,14 @@ class Tap:
         """The book is the one ccxt holds for its symbol, not one we broke, and not empty (made before
         its snapshot)."""
         symbol = book._daedalus_symbol
-        return self.c.exchange.orderbooks.get(symbol) is book and symbol not in self.c._broken \
+        return self.c.exchange.orderbooks.get(symbol) is book and symbol not in self.c.broken_books \
             and bool(book["bids"] or book["asks"])
 
     def _checkpoint(self, book: Any, timestamp_ns: Any, capture_ts: int, last_id: Any) -> None:
         if not self._held(book):
             return
         c = self.c
-        base = c._base("orderbook", book._daedalus_symbol, capture_ts, self.url if self.in_frame else None)
+        base = c.row_base("orderbook", book._daedalus_symbol, capture_ts, self.url if self.in_frame else None)
         row = update_row(base, "checkpoint", book_levels(book["bids"]), book_levels(book["asks"]), timestamp_ns,
                          None, book.get("nonce") if last_id is None else last_id, None)
         c.emitter.emit_nowait(Record(SOURCE, "book_updates", row))
@@ -380,7 +408,7 @@ class Tap:
             if log is not None and updates:
                 self._emit_updates(book, updates, capture_ts, url, frame)
             if c.collect_books:
-                row = book_row(book, c.ingestion.orderbook_levels, c._base("orderbook", symbol, capture_ts, url))
+                row = book_row(book, c.ingestion.orderbook_levels, c.row_base("orderbook", symbol, capture_ts, url))
                 c.emitter.emit_nowait(Record(SOURCE, "orderbook", row))
         self.dirty.clear()
 
@@ -400,7 +428,7 @@ class Tap:
             ts = ts_ms * 1_000_000 if ts_ms is not None else None
             when = ts if ts is not None else capture_ts
             emit(Record(SOURCE, "book_updates", update_row(
-                c._base("orderbook", symbol, capture_ts, url), kind, bids, asks, ts, first, last_id, prev)))
+                c.row_base("orderbook", symbol, capture_ts, url), kind, bids, asks, ts, first, last_id, prev)))
             loaded = loaded or kind == "snapshot"
         if loaded:  # after a (re)load: the whole book held once the load and what followed it applied
             ts_ms = book.get("timestamp")

@@ -176,7 +176,7 @@ class CcxtCollector:
         self.collect_books = "orderbook" in self.channels
         self.collect_updates = "book_updates" in self.channels
         self.tap = Tap(self)
-        self._broken: set[str] = set()  # symbols whose book a venue rule broke, until their snapshot
+        self.broken_books: set[str] = set()  # symbols whose book a venue rule broke, until their snapshot
         self._break_reported: set[str] = set()  # ... whose gap + resync events are already in bronze
         self._symbol_cache: dict[str, str] = {}
         self.exchange.daedalus_tap = self.tap
@@ -243,7 +243,9 @@ class CcxtCollector:
             await self.close()
 
     # ---- emission (called from the message hook, synchronously) ----
-    def _base(self, channel: str, symbol: str | None, capture_ts: int, url: str | None = None) -> dict:
+    def row_base(self, channel: str, symbol: str | None, capture_ts: int, url: str | None = None) -> dict:
+        """The envelope of a bronze row (conn_id and the next seq of the connection serving the feed);
+        notes which socket delivered it (`url`, to close that socket on a break)."""
         if url is not None:
             self._urls[f"{channel}:{symbol}"] = url  # which socket serves this feed (to close it)
         conn = self._conn.get((channel, symbol or ""))
@@ -260,7 +262,7 @@ class CcxtCollector:
                         capture_ts=capture_ts, count=count, close_code=close_code)
         self.emitter.emit_nowait(Record(SOURCE, "events", row))
 
-    def _symbol(self, market_id: str | None) -> str | None:
+    def unified_symbol(self, market_id: str | None) -> str | None:
         """Unified symbol of a venue market id (cached: asked once per book frame)."""
         if market_id is None:
             return None
@@ -284,7 +286,7 @@ class CcxtCollector:
                         detail=f"order-book {detail}")
         self.emit_event("resync", symbol=symbol, channel="orderbook", conn=conn, capture_ts=capture_ts,
                         detail="book dropped; reloading a snapshot")
-        self._broken.add(symbol)
+        self.broken_books.add(symbol)
         self.exchange.orderbooks.pop(symbol, None)
         self.tap.discard(symbol)
         self._break_reported.add(symbol)
@@ -413,7 +415,7 @@ class CcxtCollector:
         if feed.channel == "orderbook":
             for s in feed.symbols:
                 self.exchange.orderbooks.pop(s, None)
-                self._broken.discard(s)
+                self.broken_books.discard(s)
                 self._break_reported.discard(s)
 
 

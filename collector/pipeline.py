@@ -75,8 +75,8 @@ async def run_collect(
 
     Raises ConfigError/ExchangeError for bad configuration before anything is written.
     """
-    from daedalus.collector.quarantine import skip_pyarrow_pandas_probe
     from daedalus.collector.sink import BronzeSink
+    from daedalus.fsio import skip_pyarrow_pandas_probe
 
     skip_pyarrow_pandas_probe()  # the collector process never needs pandas: ~50 MB less RSS
 

@@ -10,7 +10,6 @@ reports them in `events` (event_type `quarantine`), so the loss is visible to ET
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from daedalus.collector.schemas import TS_NS_UTC
+from daedalus.fsio import skip_pyarrow_pandas_probe  # noqa: F401  (its old home; daedalus/build/runner.py imports it here)
 
 QUARANTINE_CHANNEL = "quarantine"
 QUARANTINE = pa.schema(
@@ -42,36 +42,6 @@ class Rejected:
 class Conversion:
     table: pa.Table
     rejected: list[Rejected] = field(default_factory=list)
-
-
-def skip_pyarrow_pandas_probe() -> None:
-    """Stop pyarrow importing pandas the first time it converts Python lists.
-
-    pyarrow probes for pandas on its first Python→Arrow conversion just to recognise pandas inputs,
-    which the collector never passes: the import costs ~50 MB of RSS and ~0.6 s with the event loop
-    blocked. With `pandas` made unimportable for that first probe pyarrow notes "no pandas" and
-    converts lists as before; anything that really needs pandas (to_pandas, from_pandas) imports it
-    again on use. A no-op where pandas is already imported.
-    """
-    if "pandas" in sys.modules:
-        return
-    blocker = _NoPandas()
-    sys.meta_path.insert(0, blocker)
-    try:
-        # Each inference path probes on its own (typed ints, untyped strings and booleans, nested
-        # lists); probing all of them once here keeps every later conversion pandas-free.
-        for values, typ in (([0], pa.int64()), (["x"], None), ([True], None), ([[0.0]], pa.list_(pa.float64()))):
-            pa.array(values, type=typ)
-    finally:
-        sys.meta_path.remove(blocker)
-
-
-class _NoPandas:
-    """Import hook for skip_pyarrow_pandas_probe: `import pandas` fails while it is installed."""
-
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
-        if name == "pandas" or name.startswith("pandas."):
-            raise ModuleNotFoundError(f"No module named '{name}'", name=name)
 
 
 def _levels_as_structs(levels: Any) -> Any:

@@ -29,8 +29,9 @@ import pyarrow.parquet as pq
 from daedalus.collector.diskfull import is_disk_full
 from daedalus.collector.ndjson_segment import ndjson_to_table, table_to_ndjson
 from daedalus.collector.schemas import SCHEMAS
-from daedalus.collector.segment import JOURNAL_SUFFIX, fsync_dir, publish, raw_dir
+from daedalus.collector.segment import JOURNAL_SUFFIX, publish, raw_dir
 from daedalus.errors import StorageError
+from daedalus.fsio import fsync_dir
 
 
 @dataclass(slots=True)

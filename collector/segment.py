@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from daedalus.errors import StorageError
+from daedalus.fsio import fsync_dir
 
 JOURNAL_SUFFIX = ".arrow"
 JOURNAL_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
@@ -37,20 +38,6 @@ def segment_name(now: dt.datetime | None = None) -> str:
     """`segment_20240808T001500123456Z_<uuid12>`: sortable by open time, unique across restarts."""
     now = now or dt.datetime.now(dt.UTC)
     return f"segment_{now:%Y%m%dT%H%M%S%fZ}_{uuid.uuid4().hex[:12]}"
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename/creation in `path` durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def publish(src: Path, dst: Path) -> None:

@@ -82,7 +82,8 @@ class BronzeSink:
         self.lost_on_stop = 0  # records still held when stopped on a full disk (health file, stderr)
         self.uploads = None
         if s3_root is not None:
-            from daedalus.collector.upload import S3Uploader, UploadQueue, make_s3_client
+            from daedalus.collector.upload import S3Uploader, UploadQueue
+            from daedalus.fsio import make_s3_client
 
             client = s3_client
             if client is None:
@@ -251,7 +252,12 @@ class BronzeSink:
             return
         self._count_flushed(source, channel, items, rejected)
         self.flushes += 1
+        self.flushed(stream, rows)
         self._offer_closed()
+
+    def flushed(self, stream: tuple[str, str], rows: list[Any]) -> None:
+        """Called after each written batch of `stream` (source, channel) with its rows; a no-op here,
+        a hook for subclasses (the collector benchmark times receive → written with it)."""
 
     async def _flush_all(self) -> None:
         # Events last: flushing data may add quarantine events rows.

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import random
 import time
 from collections import deque
@@ -20,55 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from daedalus import fsio
 from daedalus.errors import StorageError
-
-PART_SIZE = 64 * 1024 * 1024  # fixed, so the expected multipart ETag can be computed locally
-
-
-def split_s3_url(url: str) -> tuple[str, str]:
-    """`s3://bucket/prefix` → (bucket, 'prefix') (prefix without slashes at either end)."""
-    if not url.startswith("s3://"):
-        raise StorageError(f"{url}: not an s3:// URL (expected s3://bucket/prefix)")
-    bucket, _, prefix = url[5:].partition("/")
-    if not bucket:
-        raise StorageError(f"{url}: no bucket in the S3 URL (expected s3://bucket/prefix)")
-    return bucket, prefix.strip("/")
-
-
-def expected_etag(path: Path, part_size: int | None = None) -> str:
-    part_size = part_size or PART_SIZE
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        if size <= part_size:
-            return hashlib.md5(f.read()).hexdigest()
-        digests = []
-        while chunk := f.read(part_size):
-            digests.append(hashlib.md5(chunk).digest())
-    return f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}"
-
-
-def make_s3_client(
-    endpoint: str | None = None, region: str = "us-east-1", use_ssl: bool = True, url_style: str = "path"
-) -> Any:
-    """A boto3 S3 client; credentials from the environment / AWS chain, endpoint from config or
-    AWS_ENDPOINT_URL(_S3)."""
-    import boto3
-    from botocore.config import Config as BotoConfig
-
-    endpoint_url = None
-    if endpoint:
-        endpoint_url = endpoint if "://" in endpoint else f"{'https' if use_ssl else 'http'}://{endpoint}"
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint_url,
-        region_name=region,
-        config=BotoConfig(
-            s3={"addressing_style": "path" if url_style == "path" else "virtual"},
-            retries={"max_attempts": 2, "mode": "standard"},
-            connect_timeout=5,
-            read_timeout=30,
-        ),
-    )
+from daedalus.fsio import make_s3_client, split_s3_url
 
 
 @dataclass(slots=True)
@@ -128,8 +81,8 @@ class S3Uploader:
         path = Path(path)
         key = self.key_for(path)
         size = path.stat().st_size
-        etag = expected_etag(path)
-        transfer = TransferConfig(multipart_threshold=PART_SIZE + 1, multipart_chunksize=PART_SIZE)
+        etag = fsio.expected_etag(path)
+        transfer = TransferConfig(multipart_threshold=fsio.PART_SIZE + 1, multipart_chunksize=fsio.PART_SIZE)
         last_error = "unknown"
         for attempt in range(self.max_attempts):
             try:

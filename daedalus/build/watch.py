@@ -158,7 +158,7 @@ def run_cycle(config: Config, state: WatchState, stopper: Stopper, select: list[
     stale at any date (the first cycle after a start: a crash may have landed data whose dates
     never reached the checkpoint)."""
     from daedalus.build import api as runner
-    from daedalus.lake.s3 import land_any
+    from daedalus.land.lander import land_any
 
     started = time.monotonic()
     report = CycleReport(state.cycles + 1)

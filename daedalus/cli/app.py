@@ -1,19 +1,25 @@
 """The `daedalus` command line: a thin layer over the library.
 
 Each command calls one library function and turns a DaedalusError into one line and its exit code
-(`--debug` shows the traceback). Commands live in `cli_*.py` modules by area; heavy libraries
-(duckdb, numba, ccxt) are imported inside commands so `daedalus --help` starts fast.
+(`--debug` shows the traceback). This module assembles the app: the global options (a
+`GlobalOptions` in `ctx.obj`, daedalus/cli/context.py), the command modules by area
+(cli/build.py, cli/collect.py, cli/ops.py; none of them imports this one) and the commands other
+packages contribute through the `daedalus.commands` entry-point group (the devkit's `demo` and
+`bench`, see pyproject.toml). Heavy libraries (duckdb, numba, ccxt) are imported inside commands so
+`daedalus --help` starts fast.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
-from typing import Any
 
 import typer
 
+from daedalus.cli.context import GlobalOptions
+from daedalus.cli.options import ConfigPath, Debug, MemoryLimit, Root, Threads
 from daedalus.errors import DaedalusError
+
+PLUGIN_GROUP = "daedalus.commands"  # entry points: `name = "module:register"`, register(app) adds commands
 
 app = typer.Typer(
     name="daedalus",
@@ -25,60 +31,46 @@ app = typer.Typer(
 )
 
 
-@dataclass
-class Globals:
-    config_path: str | None = None
-    overrides: dict[str, Any] = field(default_factory=dict)
-    debug: bool = False
-
-    announced: bool = False
-
-    def config(self):
-        """The effective config (defaults → YAML (--config, DAEDALUS_CONFIG or the nearest
-        daedalus.yaml) → environment → CLI flags)."""
-        from daedalus.project_file import load
-
-        return load(self.config_path, self.overrides)[0]
-
-    def lake_config(self, warn_empty: bool = True):
-        """The config of a command that reads the lake: says once, on stderr, which root it uses
-        (and warns when it holds no bronze, unless `warn_empty` is False: `land` fills it)."""
-        from daedalus.project_file import announce_root, load
-
-        cfg, source = load(self.config_path, self.overrides)
-        if not self.announced:
-            self.announced = True
-            announce_root(cfg, source, warn_empty=warn_empty)
-        return cfg
-
-
-STATE = Globals()
-
-
 @app.callback()
 def _main(
-    config: str = typer.Option(None, "--config", "-c", envvar="DAEDALUS_CONFIG", help="YAML config file."),
-    root: str = typer.Option(None, "--root", help="Lake root (local path or s3://bucket/prefix)."),
-    threads: int = typer.Option(None, "--threads", help="DuckDB threads."),
-    memory_limit: str = typer.Option(None, "--memory-limit", help="DuckDB memory limit, e.g. 512MB."),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+    ctx: typer.Context,
+    config: ConfigPath = None,
+    root: Root = None,
+    threads: Threads = None,
+    memory_limit: MemoryLimit = None,
+    debug: Debug = False,
 ) -> None:
-    STATE.config_path = config
-    STATE.debug = debug
-    STATE.announced = False
-    STATE.overrides = {"storage.root": root, "duckdb.threads": threads, "duckdb.memory_limit": memory_limit}
+    options = ctx.ensure_object(GlobalOptions)  # main() hands one in, to see --debug after an error
+    options.config_path = config
+    options.debug = debug
+    options.announced = False
+    options.overrides = {"storage.root": root, "duckdb.threads": threads, "duckdb.memory_limit": memory_limit}
+
+
+def _load_plugins(target: typer.Typer) -> None:
+    """Let installed packages add commands (entry-point group `daedalus.commands`), in name order.
+
+    A plugin that fails to load costs its commands and one warning line, never the whole CLI."""
+    from importlib.metadata import entry_points
+
+    for ep in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+        try:
+            ep.load()(target)
+        except Exception as e:  # noqa: BLE001 - a broken plugin must not take `daedalus` down with it
+            print(f"warning: commands of plugin '{ep.name}' ({ep.value}) not loaded: {type(e).__name__}: {e}",
+                  file=sys.stderr)
 
 
 def _register_commands() -> None:
-    from daedalus.cli.usage import install_help_metavars
-
-    install_help_metavars()
     from daedalus.cli import build as cli_build
     from daedalus.cli import collect as cli_collect
     from daedalus.cli import ops as cli_ops
+    from daedalus.cli.usage import install_help_metavars
 
+    install_help_metavars()
     for module in (cli_build, cli_collect, cli_ops):
         module.register(app)
+    _load_plugins(app)
 
 
 _register_commands()
@@ -94,11 +86,12 @@ def main(argv: list[str] | None = None) -> None:
     from daedalus.cli.usage import one_line, usage_error_classes
 
     usage_errors = usage_error_classes()
+    options = GlobalOptions()
     argv = expand_command_line(list(sys.argv[1:] if argv is None else argv))  # `--select a b` like dbt
     try:
-        code = app(args=argv, prog_name="daedalus", standalone_mode=False)
+        code = app(args=argv, prog_name="daedalus", standalone_mode=False, obj=options)
     except DaedalusError as e:
-        if STATE.debug:
+        if options.debug:
             raise
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
@@ -111,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     except usage_errors as e:
-        if STATE.debug:
+        if options.debug:
             raise
         print(f"error: {one_line(e)}", file=sys.stderr)
         sys.exit(getattr(e, "exit_code", 2))

@@ -7,19 +7,19 @@ its result; errors are DaedalusErrors that `daedalus.cli.app.main` turns into on
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-SELECT_HELP = ("Models: name or layer.name (wildcards: gold.*), +name / name+ (with parents / children), "
-               "2+name / name+1 (N edges), tag:x, layer:gold; several: space- or comma-separated; "
-               "a&b: both.")
+from daedalus.cli.context import global_options
+from daedalus.cli.options import DryRun, End, Exclude, FailFast, FullRefresh, Select, Start, exclude_option
+
+if TYPE_CHECKING:
+    from daedalus.config import Config
 
 
-def _cfg():  # noqa: ANN202
-    from daedalus.cli.app import STATE
-
-    return STATE.lake_config()
+def _cfg(ctx: typer.Context) -> Config:
+    return global_options(ctx).lake_config()
 
 
 def _human_bytes(n: float) -> str:
@@ -74,13 +74,13 @@ def print_outcomes(result: Any) -> None:
     typer.echo(summary_line(tracker.outcomes))
 
 
-def _build(select: list[str], exclude: list[str], start: str | None, end: str | None, full_refresh: bool,
-           dry_run: bool, run_tests: bool, fail_fast: bool = False) -> None:
+def _build(cfg: Config, select: list[str], exclude: list[str], start: str | None, end: str | None,
+           full_refresh: bool, dry_run: bool, run_tests: bool, fail_fast: bool = False) -> None:
     from daedalus.build import build
     from daedalus.errors import DaedalusError
 
     try:
-        result = build(_cfg(), select=select, exclude=exclude, start=start, end=end, full_refresh=full_refresh,
+        result = build(cfg, select=select, exclude=exclude, start=start, end=end, full_refresh=full_refresh,
                        dry_run=dry_run, run_tests=run_tests, progress=sys.stderr.isatty(), fail_fast=fail_fast)
     except DaedalusError as e:
         if getattr(e, "result", None) is not None:
@@ -93,21 +93,18 @@ def _build(select: list[str], exclude: list[str], start: str | None, end: str | 
         print_outcomes(result)
 
 
-FAIL_FAST = typer.Option(False, "--fail-fast", "-x", help="Stop at the first model that fails (default: build "
-                         "every model that does not depend on it, skip those that do).")
-
-
 def build_command(
-    select: list[str] = typer.Option(None, "--select", "-s", help=SELECT_HELP),
-    exclude: list[str] = typer.Option(None, "--exclude", help="Models to leave out (same syntax as --select)."),
-    start: str = typer.Option(None, "--start", help="First date to build (YYYY-MM-DD)."),
-    end: str = typer.Option(None, "--end", help="Last date to build (YYYY-MM-DD)."),
-    full_refresh: bool = typer.Option(False, "--full-refresh", help="Rebuild every partition."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the partitions that would be rewritten."),
+    ctx: typer.Context,
+    select: Select = None,
+    exclude: Annotated[list[str] | None, exclude_option("Models to leave out (same syntax as --select).")] = None,
+    start: Start = None,
+    end: End = None,
+    full_refresh: FullRefresh = False,
+    dry_run: DryRun = False,
     executor: str = typer.Option("local", "--executor", help="local | dask (partitions as tasks on a Dask cluster)."),
     scheduler: str = typer.Option(None, "--scheduler", help="Dask scheduler address, e.g. tcp://HOST:8786."),
     shard: str = typer.Option(None, "--shard", help="i/n: build a disjoint 1/n of the partitions (e.g. 0/4)."),
-    fail_fast: bool = FAIL_FAST,
+    fail_fast: FailFast = False,
 ) -> None:
     """Build models incrementally (stale partitions only), run their data tests, refresh the catalog.
 
@@ -116,31 +113,35 @@ def build_command(
     if (executor != "local" or shard) and not dry_run:  # daedalus/build/distributed.py: Dask tasks or a shard
         from daedalus.build.distributed import build_distributed
 
-        print_summary(build_distributed(_cfg(), select=select or [], exclude=exclude or [], start=start, end=end,
+        print_summary(build_distributed(_cfg(ctx), select=select or [], exclude=exclude or [], start=start, end=end,
                                         full_refresh=full_refresh, executor=executor, scheduler=scheduler,
                                         shard=shard))
         return
-    _build(select or [], exclude or [], start, end, full_refresh, dry_run, run_tests=True, fail_fast=fail_fast)
+    _build(_cfg(ctx), select or [], exclude or [], start, end, full_refresh, dry_run, run_tests=True,
+           fail_fast=fail_fast)
 
 
 def run_command(
-    select: list[str] = typer.Option(None, "--select", "-s", help=SELECT_HELP),
-    exclude: list[str] = typer.Option(None, "--exclude", help="Models to leave out."),
-    start: str = typer.Option(None, "--start", help="First date to build (YYYY-MM-DD)."),
-    end: str = typer.Option(None, "--end", help="Last date to build (YYYY-MM-DD)."),
-    full_refresh: bool = typer.Option(False, "--full-refresh", help="Rebuild every partition."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the partitions that would be rewritten."),
-    fail_fast: bool = FAIL_FAST,
+    ctx: typer.Context,
+    select: Select = None,
+    exclude: Exclude = None,
+    start: Start = None,
+    end: End = None,
+    full_refresh: FullRefresh = False,
+    dry_run: DryRun = False,
+    fail_fast: FailFast = False,
 ) -> None:
     """Build models like `build`, without running data tests.
 
     Example: daedalus run --select layer:silver
     """
-    _build(select or [], exclude or [], start, end, full_refresh, dry_run, run_tests=False, fail_fast=fail_fast)
+    _build(_cfg(ctx), select or [], exclude or [], start, end, full_refresh, dry_run, run_tests=False,
+           fail_fast=fail_fast)
 
 
 def retry_command(
-    fail_fast: bool = FAIL_FAST,
+    ctx: typer.Context,
+    fail_fast: FailFast = False,
 ) -> None:
     """Build again the models the last build or run left ERROR or SKIP (with its --exclude, --start,
     --end; partitions whose tests failed are rebuilt and re-tested).
@@ -150,19 +151,20 @@ def retry_command(
     from daedalus.build.outcome import load_retry
     from daedalus.lake import open_lake
 
-    cfg = _cfg()
+    cfg = _cfg(ctx)
     models, args = load_retry(open_lake(cfg))
     if not models:
         typer.echo("nothing to retry: every model of the last build passed", err=True)
         return
     typer.echo(f"retrying {len(models)} model(s): {' '.join(models)}", err=True)
-    _build(models, args.get("exclude") or [], args.get("start"), args.get("end"), False, False,
+    _build(cfg, models, args.get("exclude") or [], args.get("start"), args.get("end"), False, False,
            run_tests=bool(args.get("run_tests", True)), fail_fast=fail_fast)
 
 
 def test_command(
-    select: list[str] = typer.Option(None, "--select", "-s", help=SELECT_HELP),
-    exclude: list[str] = typer.Option(None, "--exclude", help="Models to leave out."),
+    ctx: typer.Context,
+    select: Select = None,
+    exclude: Exclude = None,
 ) -> None:
     """Run the data tests of the selected models over every built partition.
 
@@ -171,7 +173,7 @@ def test_command(
     from daedalus.build import test
     from daedalus.build.datatests import raise_on_failure
 
-    results = test(_cfg(), select=select or [], exclude=exclude or [])
+    results = test(_cfg(ctx), select=select or [], exclude=exclude or [])
     for r in results:
         status = "PASS" if r.passed else ("WARN" if r.severity == "warn" else "FAIL")
         typer.echo(f"{status} {r.model} {r.name}" + (f" ({r.failures} rows)" if not r.passed else ""))
@@ -180,6 +182,7 @@ def test_command(
 
 
 def compile_command(
+    ctx: typer.Context,
     model: str = typer.Argument(..., help="Model name."),
     partition: str = typer.Option(None, "--partition", "-p",
                                   help="Partition keys, e.g. exchange=binanceus,symbol=BTC/USDT,date=2024-08-08 "
@@ -194,12 +197,13 @@ def compile_command(
     """
     from daedalus.build import compile_sql
 
-    typer.echo(compile_sql(_cfg(), model, partition, slice_no=slice_no))
+    typer.echo(compile_sql(_cfg(ctx), model, partition, slice_no=slice_no))
 
 
 def ls_command(
-    select: list[str] = typer.Option(None, "--select", "-s", help=SELECT_HELP),
-    exclude: list[str] = typer.Option(None, "--exclude", help="Models to leave out."),
+    ctx: typer.Context,
+    select: Select = None,
+    exclude: Exclude = None,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List models in build order with their materialization, partitions, tags and parents.
@@ -210,7 +214,7 @@ def ls_command(
 
     from daedalus.build import list_models
 
-    rows = list_models(_cfg(), select=select or [], exclude=exclude or [])
+    rows = list_models(_cfg(ctx), select=select or [], exclude=exclude or [])
     if as_json:
         typer.echo(json.dumps(rows, indent=1))
         return
@@ -227,6 +231,7 @@ def ls_command(
 
 
 def docs_command(
+    ctx: typer.Context,
     output: str = typer.Option(None, "--output", "-o", help="Directory for index.html (default: <root>/docs)."),
 ) -> None:
     """Write one self-contained HTML page: lineage graph, models, columns, tests, last build stats.
@@ -235,11 +240,12 @@ def docs_command(
     """
     from daedalus.serve.docs_site import write_docs
 
-    path = write_docs(_cfg(), output)
+    path = write_docs(_cfg(ctx), output)
     typer.echo(str(path))
 
 
 def query_command(
+    ctx: typer.Context,
     sql: str = typer.Argument(..., help="SQL over the catalog's views (bronze.*, silver.*, gold.*): any "
                               "read-only statement (SELECT, DESCRIBE, SUMMARIZE, SHOW, PRAGMA, EXPLAIN), "
                               "several separated by ';'."),
@@ -255,10 +261,10 @@ def query_command(
     """
     from daedalus.serve.query import run_query
 
-    run_query(_cfg(), sql, fmt, output, limit, append=append)
+    run_query(_cfg(ctx), sql, fmt, output, limit, append=append)
 
 
-def catalog_command() -> None:
+def catalog_command(ctx: typer.Context) -> None:
     """Rewrite catalog.duckdb from the project and the manifest (after moving the lake, after an
     upgrade from absolute-path catalogs, or to check it); prints its path.
 
@@ -266,17 +272,17 @@ def catalog_command() -> None:
     """
     from daedalus.build import rewrite_catalog
 
-    typer.echo(rewrite_catalog(_cfg()))
+    typer.echo(rewrite_catalog(_cfg(ctx)))
 
 
-def shell_command() -> None:
+def shell_command(ctx: typer.Context) -> None:
     """Open the DuckDB CLI on the read-only catalog (httpfs loaded when the lake is on S3).
 
     Example: daedalus shell
     """
     from daedalus.serve.catalog import exec_shell
 
-    exec_shell(_cfg())
+    exec_shell(_cfg(ctx))
 
 
 def init_command(

@@ -1,11 +1,14 @@
-"""CLI commands (see daedalus/cli/app.py)."""
+"""CLI commands of the collector: status, collect (assembled by daedalus/cli/app.py)."""
 
 from __future__ import annotations
 
 import typer
 
+from daedalus.cli.context import global_options
+
 
 def status_command(
+    ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print the raw health JSON."),
 ) -> None:
     """Show the running collector's health: per stream last message, received/written/dropped, gaps.
@@ -16,11 +19,10 @@ def status_command(
     """
     import json
 
-    from daedalus.cli.app import STATE
     from daedalus.collector.health import format_health, health_path, is_stale, read_health
     from daedalus.errors import ConfigError
 
-    cfg = STATE.config()
+    cfg = global_options(ctx).config()
     root = cfg.ingestion.local_root or cfg.storage.root
     if root.startswith("s3://") and not cfg.ingestion.health_file:
         raise ConfigError("ingestion.local_root: required to find the health file when storage.root is on S3")
@@ -44,6 +46,7 @@ def _split(value: str | None) -> list[str] | None:
 
 
 def collect_command(
+    ctx: typer.Context,
     sources: str = typer.Option(None, "--sources", help="Comma list: ccxt,coinbase (default: ingestion.sources)."),
     exchanges: str = typer.Option(None, "--exchanges", help="Comma list of ccxt.pro exchange ids, e.g. binanceus,okx."),
     symbols: str = typer.Option(None, "--symbols", help="Comma list of ccxt symbols, e.g. BTC/USDT,ETH/USDT."),
@@ -66,13 +69,13 @@ def collect_command(
     import signal
     import sys
 
-    from daedalus.cli.app import STATE
     from daedalus.collector.pipeline import run_collect
 
+    options = global_options(ctx)
     for key, value in (("sources", sources), ("exchanges", exchanges), ("symbols", symbols), ("channels", channels)):
         if value:
-            STATE.overrides[f"ingestion.{key}"] = _split(value)
-    cfg = STATE.config()
+            options.overrides[f"ingestion.{key}"] = _split(value)
+    cfg = options.config()
 
     from daedalus.cli.collect_display import show_progress
     from daedalus.collector.health import health_path
@@ -117,37 +120,7 @@ def collect_command(
     typer.echo(json.dumps(summary, indent=1, default=str))
 
 
-def demo_command(
-    seconds: float = typer.Option(60.0, "--seconds", help="How long to collect from the simulated market."),
-    root: str = typer.Option(None, "--root", help="Lake root for the demo (default: ./daedalus-demo)."),
-) -> None:
-    """Run the whole pipeline on loopback: fake exchanges, real collectors, land, build, query.
-
-    Needs no network and no credentials.
-
-    Example: daedalus demo --seconds 30 --root /tmp/demo-lake
-    """
-    from daedalus.cli.app import STATE
-    from daedalus.devkit.demo import format_demo, run_demo
-
-    lake = root or STATE.overrides.get("storage.root") or "./daedalus-demo"
-    typer.echo(f"demo: collecting {seconds:.0f}s from a simulated market on 127.0.0.1 into {lake} ...")
-    result = run_demo(lake, seconds)
-    typer.echo(format_demo(result))
-    from daedalus.project_file import PROJECT_FILE, write_for_demo
-
-    project = write_for_demo(lake)
-    if project is not None:
-        typer.echo(f"project:   {project} — `daedalus build`, `ls`, `query` ... run in {project.parent} use this lake")
-    else:
-        typer.echo(f"project:   {PROJECT_FILE} beside the lake points elsewhere and was kept; "
-                   f"use `daedalus --root {lake} ...`")
-    if result.build_error:
-        raise typer.Exit(4)
-
-
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
     app.command("status")(status_command)
     app.command("collect")(collect_command)
-    app.command("demo")(demo_command)

@@ -1,27 +1,33 @@
-"""CLI commands (see daedalus/cli/app.py)."""
+"""CLI commands of the lake: land, watch, sync, compact (assembled by daedalus/cli/app.py)."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
+from daedalus.cli.context import global_options
+from daedalus.cli.options import select_option
 
-def land_command() -> None:
+
+def land_command(ctx: typer.Context) -> None:
     """Move closed raw/ready segments into bronze hive partitions (crash-idempotent).
 
     Example: daedalus --root ./lake land
     """
-    from daedalus.cli.app import STATE
-    from daedalus.lake.s3 import land_any  # a local lake: plain `land`; on S3: land locally, push verified
+    # a local lake: plain `land`; on S3: land into the local spool, push the bronze files verified
+    from daedalus.land.lander import land_any
 
-    report = land_any(STATE.lake_config(warn_empty=False))
+    report = land_any(global_options(ctx).lake_config(warn_empty=False))
     typer.echo(report.summary())
     if report.errors:
         raise typer.Exit(5)
 
 
 def watch_command(
+    ctx: typer.Context,
     poll_interval: float = typer.Option(None, "--poll-interval", help="Seconds between cycles (watch.poll_interval_seconds)."),
-    select: list[str] = typer.Option(None, "--select", "-s", help="Models to build each cycle (default: all)."),
+    select: Annotated[list[str] | None, select_option("Models to build each cycle (default: all).")] = None,
     max_cycles: int = typer.Option(None, "--max-cycles", help="Stop after this many cycles (default: run until a signal)."),
     stop_timeout: float = typer.Option(20.0, "--stop-timeout", help="Seconds a step may take to finish after SIGINT/SIGTERM."),
 ) -> None:
@@ -30,14 +36,14 @@ def watch_command(
     Example: daedalus watch --poll-interval 30
     """
     from daedalus.build.watch import watch
-    from daedalus.cli.app import STATE
 
-    state = watch(STATE.lake_config(), poll_interval=poll_interval, max_cycles=max_cycles, select=select or None,
+    state = watch(global_options(ctx).lake_config(), poll_interval=poll_interval, max_cycles=max_cycles, select=select or None,
                   stop_timeout=stop_timeout, echo=lambda line: typer.echo(line, err=True))
     typer.echo(f"watch stopped after {state.cycles} cycles", err=True)
 
 
 def sync_command(
+    ctx: typer.Context,
     direction: str = typer.Argument(..., help="push (local → S3) or pull (S3 → local)."),
     layer: list[str] = typer.Option(None, "--layer", help="bronze | silver | gold (repeatable; default all)."),
     since: str = typer.Option(None, "--since", help="Only partitions dated on or after this day (YYYY-MM-DD)."),
@@ -50,24 +56,23 @@ def sync_command(
 
     Example: daedalus sync push --layer bronze --since 2024-08-01 --remote s3://my-bucket/lake
     """
-    from daedalus.cli.app import STATE
     from daedalus.lake.sync import sync
 
-    report = sync(STATE.config(), direction, layer or None, since, remote, local, workers, move)
+    report = sync(global_options(ctx).config(), direction, layer or None, since, remote, local, workers, move)
     typer.echo(report.summary())
 
 
 def compact_command(
-    select: list[str] = typer.Option(None, "--select", "-s", help="Models to compact (default: all)."),
+    ctx: typer.Context,
+    select: Annotated[list[str] | None, select_option("Models to compact (default: all).")] = None,
 ) -> None:
     """Rewrite partitions of older lakes (several part-*.parquet files) as one data.parquet each.
 
     Example: daedalus compact --select layer:silver
     """
     from daedalus.build.compact import compact
-    from daedalus.cli.app import STATE
 
-    report = compact(STATE.lake_config(), select=select or None)
+    report = compact(global_options(ctx).lake_config(), select=select or None)
     typer.echo(report.summary())
 
 
@@ -77,8 +82,3 @@ def register(app: typer.Typer) -> None:
     app.command("watch")(watch_command)
     app.command("sync")(sync_command)
     app.command("compact")(compact_command)
-    from daedalus.devkit.bench.commands import (
-        register as register_bench,  # bench build|scaling|incremental|all|show
-    )
-
-    register_bench(app)

@@ -1,216 +1,38 @@
 """Storage of the lake behind one small interface: list, stat, delete, atomic write, URLs for DuckDB.
 
-The runner, manifest and catalog only speak to a `Lake`, never to `os` or `boto3`, so another
-backend (S3) is one class registered in `LAKE_KINDS` by URL scheme. Paths handed to a Lake are
-relative to its root and use `/`; `url(rel)` is what DuckDB reads or writes (an absolute local
-path, or an `s3://` URL).
+The runner, manifest and catalog only speak to a `Lake`, never to `os` or `boto3`. The interface
+and the local backend live in lake/base.py, the S3 backend in lake/s3.py; this package picks one by
+the URL scheme of `storage.root` (`LAKE_KINDS`). The backends import lake/base.py only, never this
+registry, so adding one is an entry here (or `register_lake`) and no import cycle.
+
+    from daedalus.lake import open_lake
+    lake = open_lake(config)          # LocalLake or S3Lake
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from daedalus.collector.segment import fsync_dir
 from daedalus.errors import StorageError
+from daedalus.lake.base import FileInfo, Lake, LocalLake, exclusive_lock
 
 if TYPE_CHECKING:
     from daedalus.config import Config
 
-
-@dataclass(frozen=True, order=True)
-class FileInfo:
-    """One file of the lake: its path relative to the root, size in bytes, mtime (ns) or etag."""
-
-    path: str
-    size: int
-    mtime: int | str
-
-    def as_list(self) -> list:
-        return [self.path, self.size, self.mtime]
+__all__ = ["FileInfo", "LAKE_KINDS", "Lake", "LocalLake", "exclusive_lock", "open_lake", "register_lake"]
 
 
-class Lake(Protocol):
-    """What the runner needs from a storage backend."""
+def _s3_lake(root: str, config: Config | None) -> Lake:
+    from daedalus.lake.s3 import S3Lake  # boto3 and friends: only for a lake on S3
 
-    root: str
-
-    def url(self, rel: str) -> str:
-        """Where DuckDB reads or writes `rel` (absolute path or URL)."""
-
-    def list(self, prefix: str) -> list[FileInfo]:
-        """Every file under `prefix` (recursive), sorted by path; [] when the prefix does not exist."""
-
-    def stat(self, rel: str) -> FileInfo | None:
-        """The file's info, or None when it does not exist."""
-
-    def exists(self, rel: str) -> bool: ...
-
-    def read_bytes(self, rel: str) -> bytes | None:
-        """The file's content, or None when it does not exist."""
-
-    def write_atomic(self, rel: str, data: bytes) -> None:
-        """Replace `rel` with `data` so a reader sees the old or the new content, never a mix."""
-
-    def put_file(self, local_path: str | Path, rel: str) -> None:
-        """Move a finished local file into place atomically (the catalog is built locally)."""
-
-    def delete(self, rels: list[str]) -> None:
-        """Delete files; a file already gone is not an error."""
-
-    def rename(self, src: str, dst: str) -> None:
-        """Move `src` to `dst`, replacing `dst` so that a reader opening `dst` gets the old or the
-        new file, never neither (POSIX rename; on S3 a server-side copy, then a delete of `src`)."""
-
-    def prepare_dir(self, rel: str) -> None:
-        """Make sure a directory exists before DuckDB writes into it (no-op on object stores)."""
-
-    @contextlib.contextmanager
-    def lock(self, name: str) -> Iterator[None]:
-        """An exclusive lock held for the duration of a build."""
+    return S3Lake(root, config)
 
 
-class LocalLake:
-    """A lake on a local (or mounted) filesystem."""
-
-    def __init__(self, root: str | Path) -> None:
-        self.root = str(Path(root).expanduser().resolve())
-        self._root = Path(self.root)
-
-    def __repr__(self) -> str:
-        return f"LocalLake({self.root!r})"
-
-    def _path(self, rel: str) -> Path:
-        return self._root / rel
-
-    def url(self, rel: str) -> str:
-        return str(self._path(rel))
-
-    def list(self, prefix: str) -> list[FileInfo]:
-        base = self._path(prefix)
-        if not base.is_dir():
-            return []
-        out: list[FileInfo] = []
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames.sort()
-            for name in filenames:
-                if name.startswith(".") or name.endswith(".tmp"):
-                    continue  # temp files of writers still at work
-                full = os.path.join(dirpath, name)
-                try:
-                    st = os.stat(full)
-                except FileNotFoundError:
-                    continue
-                rel = os.path.relpath(full, self._root).replace(os.sep, "/")
-                out.append(FileInfo(rel, st.st_size, st.st_mtime_ns))
-        out.sort()
-        return out
-
-    def stat(self, rel: str) -> FileInfo | None:
-        try:
-            st = os.stat(self._path(rel))
-        except FileNotFoundError:
-            return None
-        return FileInfo(rel, st.st_size, st.st_mtime_ns)
-
-    def exists(self, rel: str) -> bool:
-        return self._path(rel).exists()
-
-    def read_bytes(self, rel: str) -> bytes | None:
-        try:
-            return self._path(rel).read_bytes()
-        except FileNotFoundError:
-            return None
-
-    def write_atomic(self, rel: str, data: bytes) -> None:
-        target = self._path(rel)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        _fsync_dir(target.parent)
-
-    def put_file(self, local_path: str | Path, rel: str) -> None:
-        target = self._path(rel)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(local_path, target)
-        _fsync_dir(target.parent)
-
-    def delete(self, rels: list[str]) -> None:
-        for rel in rels:
-            p = self._path(rel)
-            with contextlib.suppress(FileNotFoundError):
-                p.unlink()
-            # Drop directories left empty so `ls` of the lake stays readable.
-            parent = p.parent
-            while parent != self._root and parent.is_relative_to(self._root):
-                try:
-                    parent.rmdir()
-                except OSError:
-                    break
-                parent = parent.parent
-
-    def rename(self, src: str, dst: str) -> None:
-        target = self._path(dst)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self._path(src), target)
-        _fsync_dir(target.parent)
-
-    def prepare_dir(self, rel: str) -> None:
-        self._path(rel).mkdir(parents=True, exist_ok=True)
-
-    @contextlib.contextmanager
-    def lock(self, name: str) -> Iterator[None]:
-        with exclusive_lock(self._path(f"_state/{name}.lock"),
-                            "{path}: another build holds the lock; wait for it to finish"):
-            yield
-
-
-@contextlib.contextmanager
-def exclusive_lock(path: Path, busy: str) -> Iterator[None]:
-    """An flock on `path` (the kernel releases it if the holder dies) that records our pid. `busy` is
-    the one-line error when another process holds it; `{path}` and `{pid}` (the holder) are filled in."""
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = (f.read().strip() or "unknown").split()[0]
-            raise StorageError(busy.format(path=path, pid=holder)) from None
-        try:
-            f.seek(0)
-            f.truncate()
-            f.write(f"{os.getpid()} {time.time():.0f}\n")
-            f.flush()
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-
-def _fsync_dir(path: Path) -> None:
-    fsync_dir(path)
-
-
-# URL scheme → factory(root, config). An S3 backend registers itself here as "s3".
+# URL scheme → factory(root, config).
 LAKE_KINDS: dict[str, Callable[[str, Config | None], Lake]] = {
     "file": lambda root, config: LocalLake(root),
+    "s3": _s3_lake,
 }
 
 
@@ -224,8 +46,6 @@ def open_lake(config: Config) -> Lake:
     scheme = root.split("://", 1)[0] if "://" in root else "file"
     if scheme == "file" and root.startswith("file://"):
         root = root[len("file://") :]
-    if scheme == "s3" and "s3" not in LAKE_KINDS:
-        import daedalus.lake.s3  # noqa: F401  (registers the S3 backend)
     factory = LAKE_KINDS.get(scheme)
     if factory is None:
         raise StorageError(

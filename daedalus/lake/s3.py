@@ -1,4 +1,4 @@
-"""The lake on S3 (or any S3-compatible store): the `Lake` interface of lake.py over boto3.
+"""The lake on S3 (or any S3-compatible store): the `Lake` interface of lake/base.py over boto3.
 
 DuckDB reads and writes the Parquet files itself through httpfs (`url()` hands it `s3://` URLs);
 this class does everything around those files: list, stat, delete, the manifest and state JSON,
@@ -26,8 +26,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from daedalus import fsio
 from daedalus.errors import StorageError
-from daedalus.lake import FileInfo, register_lake
+from daedalus.fsio import etag_matches, make_s3_client, split_s3_url
+from daedalus.lake.base import FileInfo
 
 if TYPE_CHECKING:
     from daedalus.config import Config
@@ -35,21 +37,9 @@ if TYPE_CHECKING:
 _HELD_LOCKS: set[str] = set()  # tokens of the locks this process holds (to spot its own stale ones)
 
 
-def split_s3_url(url: str) -> tuple[str, str]:
-    """`s3://bucket/prefix` → ('bucket', 'prefix') without slashes at either end of the prefix."""
-    if not url.startswith("s3://"):
-        raise StorageError(f"{url}: not an s3:// URL (expected s3://bucket/prefix)")
-    bucket, _, prefix = url[5:].partition("/")
-    if not bucket:
-        raise StorageError(f"{url}: no bucket in the S3 URL (expected s3://bucket/prefix)")
-    return bucket, prefix.strip("/")
-
-
 def s3_client(config: Config | None) -> Any:
     """A boto3 client with the endpoint/region/url style of `config.s3`; credentials from the
     environment or the AWS chain (the same ones DuckDB's secret gets)."""
-    from daedalus.collector.upload import make_s3_client
-
     if config is None:
         return make_s3_client()
     s3 = config.s3
@@ -226,12 +216,10 @@ class S3Lake:
         """Upload a local file to `rel` and verify size + ETag (MD5, or multipart MD5 of our part size)."""
         from boto3.s3.transfer import TransferConfig
 
-        from daedalus.collector.upload import PART_SIZE, expected_etag
-
-        etag = expected_etag(path)
+        etag = fsio.expected_etag(path)
         try:
             self.client.upload_file(str(path), self.bucket, self.key(rel), Config=TransferConfig(
-                multipart_threshold=PART_SIZE + 1, multipart_chunksize=PART_SIZE))
+                multipart_threshold=fsio.PART_SIZE + 1, multipart_chunksize=fsio.PART_SIZE))
         except (*_boto_errors(), OSError) as e:
             raise self._fail(f"upload {path}", rel, e) from None
         info = self.stat(rel)
@@ -241,8 +229,6 @@ class S3Lake:
 
     def download(self, rel: str, target: Path, etag: str, size: int) -> None:
         """Download `rel` to a temp file beside `target`, verify it against the ETag, rename into place."""
-        from daedalus.lake.sync import etag_matches
-
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
         try:
@@ -354,78 +340,3 @@ class S3Lake:
             with contextlib.suppress(*_boto_errors()):
                 self.client.delete_object(Bucket=self.bucket, Key=self.key(rel))
 
-
-register_lake("s3", lambda root, config: S3Lake(root, config))
-
-
-def land_any(config: Config, on_step: Any = None) -> Any:
-    """`daedalus land` for any storage.root.
-
-    Segments the collector uploaded to the bucket's `raw/ready/` (`ingestion.upload_to_s3`, maybe
-    deleted locally by `delete_after_upload`) are first downloaded into the spool (verified by
-    ETag) unless the spool has them; once landed, their bucket copies are deleted as well.
-
-    With the lake on S3, raw segments spool locally (the collector writes them under
-    `ingestion.local_root`, see collector/pipeline.py): `land` lands them into bronze under that
-    local root exactly as for a local lake (claim, write, verify, retire), then every local bronze
-    file is uploaded to the same path in the bucket, verified by size + ETag, and only then removed
-    locally. Bronze file names derive from the segment, so a crash anywhere is repaired by the next
-    run (leftover local bronze files are uploaded again, overwriting the same keys): no row is
-    landed twice and none is lost.
-    """
-    from daedalus.land.landing import land, land_lock
-
-    if not config.storage.root.startswith("s3://"):
-        return land(config, on_step)
-    spool = config.ingestion.local_root
-    if not spool:
-        from daedalus.errors import ConfigError
-
-        raise ConfigError("ingestion.local_root: required when storage.root is on S3 (the local spool that "
-                          "`collect` writes raw segments to and `land` lands from)")
-    local_cfg = config.model_copy(update={"storage": config.storage.model_copy(update={"root": spool})})
-    root = Path(spool).expanduser().resolve()
-    with land_lock(root):  # pull, land and push: one lander per spool at a time
-        return _land_s3(config, local_cfg, root, on_step)
-
-
-def _land_s3(config: Config, local_cfg: Config, root: Path, on_step: Any) -> Any:
-    import re
-
-    from daedalus.land.landing import land
-
-    lake = S3Lake(config.storage.root, config)
-    uploaded = _pull_uploaded_segments(lake, root)
-    report = land(local_cfg, on_step, lock=False)
-    from daedalus.lake.sync import push_files
-
-    pending = sorted(p.relative_to(root).as_posix() for p in (root / "bronze").rglob("*.parquet")
-                     if not p.name.startswith(".")) if (root / "bronze").is_dir() else []
-    push_files(lake, root, pending, move=True)
-    # The bucket's copies of segments now landed (or quarantined) are retired too; a segment still
-    # waiting in the spool's ready/ or processing/ (an error this run) keeps its copy.
-    waiting = [root / "raw" / state / rel.split("/", 2)[2] for rel in uploaded for state in ("ready", "processing")]
-    waiting_names = {p.relative_to(root).as_posix().split("/", 2)[2] for p in waiting if p.exists()}
-    lake.delete([rel for rel in uploaded if rel.split("/", 2)[2] not in waiting_names])
-    for rel in pending:
-        m = re.match(r"bronze/([^/]+)/exchange=([^/]+)/date=([^/]+)/", rel)
-        if m:
-            report.partitions.add((m.group(1), m.group(2), m.group(3)))
-    return report
-
-
-def _pull_uploaded_segments(lake: S3Lake, spool: Path) -> list[str]:
-    """Download `raw/ready/` segments of the bucket that the spool lacks; returns every key listed.
-
-    Re-landing a segment is harmless (its bronze file names derive from the segment and are
-    overwritten with the same rows), so a crash between download, land and delete loses nothing."""
-    from daedalus.land.landing import SEGMENT_SUFFIXES
-
-    listed = [f for f in lake.list("raw/ready") if f.path.rsplit("/", 1)[-1].startswith("segment_")
-              and f.path.endswith(SEGMENT_SUFFIXES)]
-    for f in listed:
-        tail = f.path.split("/", 2)[2]  # {source}/{channel}/segment_*.parquet
-        local = [spool / "raw" / state / tail for state in ("ready", "processing", "archive", "quarantine")]
-        if not any(p.exists() for p in local):
-            lake.download(f.path, local[0], str(f.mtime), f.size)
-    return [f.path for f in listed]

@@ -2,7 +2,7 @@
 
 - parallel: a thread pool of transfers (boto3 clients are thread-safe);
 - verified: a copy counts only when its size and MD5/ETag match the source (single PUT: the MD5;
-  multipart: MD5 of the part MD5s + `-N`, with our fixed part size, see collector/upload.py);
+  multipart: MD5 of the part MD5s + `-N`, with our fixed part size, see daedalus/fsio.py);
 - resumable: before copying, the destination is listed once; a file whose copy is already there
   with the same size and ETag is skipped, so an interrupted sync re-run sends only what is missing;
 - never deletes a source before its copy is verified (`--move` deletes each source right after
@@ -16,9 +16,7 @@ Downloads go to a temp file beside the target, are verified, then renamed into p
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
-import math
 import os
 import re
 import signal
@@ -30,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from daedalus.errors import ConfigError, StorageError
+from daedalus.fsio import etag_matches, expected_etag
 
 if TYPE_CHECKING:
     from daedalus.config import Config
@@ -55,30 +54,6 @@ class SyncReport:
         return (f"{self.direction}: {len(self.copied)} copied ({self.bytes} bytes), {len(self.skipped)} already "
                 f"verified" + (f", {len(self.deleted_sources)} sources deleted" if self.deleted_sources else "")
                 + f" in {self.seconds:.2f}s")
-
-
-def file_etag(path: Path) -> str:
-    """The ETag S3 gives this file when uploaded our way (see collector/upload.py)."""
-    from daedalus.collector.upload import expected_etag
-
-    return expected_etag(path)
-
-
-def etag_matches(path: Path, etag: str, size: int) -> bool:
-    """Whether a local file is the object with this ETag and size (multipart part size inferred)."""
-    if path.stat().st_size != size:
-        return False
-    etag = etag.strip('"')
-    if "-" not in etag:
-        with open(path, "rb") as f:
-            return hashlib.file_digest(f, "md5").hexdigest() == etag
-    from daedalus.collector.upload import expected_etag
-
-    parts = int(etag.rsplit("-", 1)[1])
-    mb = 1024 * 1024
-    even = math.ceil(size / parts)
-    guesses = {8 * mb, 16 * mb, 64 * mb, even, math.ceil(even / mb) * mb}
-    return any(math.ceil(size / g) == parts and expected_etag(path, g) == etag for g in guesses if g > 0)
 
 
 def _date_ok(rel: str, since: str | None) -> bool:
@@ -154,7 +129,7 @@ def push_files(lake: S3Lake, local_root: Path, rels: list[str], workers: int = 8
         path = local_root / rel
         have = remote.get(rel)
         size = path.stat().st_size
-        if have is not None and have.size == size and str(have.mtime) == file_etag(path):
+        if have is not None and have.size == size and str(have.mtime) == expected_etag(path):
             copied = False
         else:
             lake.upload(path, rel)
@@ -261,7 +236,7 @@ def sync(config: Config, direction: str, layers: list[str] | None = None, since:
         report = pull_files(lake, local_root, rels, workers, move=move and chosen == ["bronze"])
         raw = lake.read_bytes(MANIFEST)
         if raw is not None and any(x != "bronze" for x in chosen):
-            from daedalus.lake import LocalLake
+            from daedalus.lake.base import LocalLake
 
             LocalLake(local_root).write_atomic(MANIFEST, raw)
     report.seconds = time.monotonic() - started

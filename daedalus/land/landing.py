@@ -39,9 +39,9 @@ import pyarrow.parquet as pq
 
 from daedalus.collector.encoding import parquet_options, row_group_rows
 from daedalus.collector.schemas import EVENTS, SCHEMAS, TS_NS_UTC
-from daedalus.collector.segment import fsync_dir
 from daedalus.config import Config
 from daedalus.errors import StorageError
+from daedalus.fsio import fsync_dir
 from daedalus.lake import exclusive_lock
 from daedalus.land.salvage import Loss, Salvage, ndjson_batches, parquet_batches
 

@@ -104,13 +104,13 @@ def test_legacy_partitions_become_one_file_keeping_rows_and_order(tmp_path: Path
 
 @pytest.mark.s3
 def test_compact_on_s3(tmp_path: Path, moto_server, monkeypatch) -> None:
-    from daedalus.collector.upload import make_s3_client
+    from daedalus.fsio import make_s3_client
 
     monkeypatch.setenv("DAEDALUS_NO_UDFS", "1")
     client = make_s3_client(moto_server.endpoint, use_ssl=False, url_style="path")
     h = make_lakehouse(tmp_path, moto_server, client=client)
     h.add_trades("2024-08-08", "0001", n=300)
-    from daedalus.lake.s3 import land_any
+    from daedalus.land.lander import land_any
 
     land_any(h.config())
     api.build(h.config(), udfs=False)

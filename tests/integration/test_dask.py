@@ -177,7 +177,7 @@ def test_dependencies_and_shard_groups(tmp_path: Path, monkeypatch) -> None:
 def test_dask_workers_share_a_lake_on_s3(tmp_path: Path, moto_server, monkeypatch) -> None:
     """Workers in other processes write to the bucket through httpfs; the driver merges the manifest."""
     distributed = pytest.importorskip("distributed")
-    from daedalus.collector.upload import make_s3_client
+    from daedalus.fsio import make_s3_client
 
     monkeypatch.setenv("DAEDALUS_NO_UDFS", "1")
     client = make_s3_client(moto_server.endpoint, use_ssl=False, url_style="path")

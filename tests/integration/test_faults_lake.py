@@ -22,9 +22,9 @@ from toy import trade_rows
 from daedalus.build import api
 from daedalus.build.watch import watch
 from daedalus.collector.schemas import SCHEMAS
-from daedalus.collector.upload import make_s3_client
 from daedalus.errors import StorageError
-from daedalus.lake.s3 import land_any
+from daedalus.fsio import make_s3_client
+from daedalus.land.lander import land_any
 
 UTC = dt.UTC
 

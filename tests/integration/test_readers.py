@@ -224,8 +224,8 @@ def test_an_s3_lake_held_catalog_and_glob_see_each_build(tmp_path: Path, moto_se
     and a glob of the bucket see each build, one object per partition."""
     from s3_helpers import make_lakehouse
 
-    from daedalus.collector.upload import make_s3_client
-    from daedalus.lake.s3 import land_any
+    from daedalus.fsio import make_s3_client
+    from daedalus.land.lander import land_any
 
     client = make_s3_client(moto_server.endpoint, use_ssl=False, url_style="path")
     h = make_lakehouse(tmp_path, moto_server, client=client)

@@ -10,9 +10,9 @@ import pytest
 from s3_helpers import make_lakehouse
 
 from daedalus.build import api
-from daedalus.collector.upload import make_s3_client
 from daedalus.errors import StorageError
-from daedalus.lake.s3 import land_any
+from daedalus.fsio import make_s3_client
+from daedalus.land.lander import land_any
 from daedalus.serve.catalog import catalog_path, catalog_root, open_catalog
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]

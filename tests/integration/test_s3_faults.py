@@ -21,9 +21,9 @@ import pytest
 from s3_helpers import make_lakehouse
 
 from daedalus.build import api
-from daedalus.collector.upload import make_s3_client
 from daedalus.errors import BuildError, StorageError
-from daedalus.lake.s3 import land_any
+from daedalus.fsio import make_s3_client
+from daedalus.land.lander import land_any
 
 pytestmark = pytest.mark.s3
 

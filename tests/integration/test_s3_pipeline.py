@@ -12,9 +12,10 @@ import pytest
 from s3_helpers import make_lakehouse
 
 from daedalus.build import api
-from daedalus.collector.upload import make_s3_client
+from daedalus.fsio import make_s3_client
 from daedalus.lake import open_lake
-from daedalus.lake.s3 import S3Lake, land_any
+from daedalus.lake.s3 import S3Lake
+from daedalus.land.lander import land_any
 
 pytestmark = pytest.mark.s3
 DAYS = ["2024-08-07", "2024-08-08"]

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from s3_helpers import make_lakehouse
 
-from daedalus.collector.upload import make_s3_client
 from daedalus.errors import StorageError
+from daedalus.fsio import make_s3_client
 from daedalus.lake.sync import etag_matches, sync
 
 pytestmark = pytest.mark.s3

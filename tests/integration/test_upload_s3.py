@@ -10,12 +10,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from daedalus.collector import upload as upload_mod
+from daedalus import fsio
 from daedalus.collector.queue import BoundedQueue, Record
 from daedalus.collector.sink import BronzeSink
-from daedalus.collector.upload import S3Uploader, UploadQueue, expected_etag, make_s3_client
+from daedalus.collector.upload import S3Uploader, UploadQueue
 from daedalus.config import IngestionConfig, S3Config
 from daedalus.errors import StorageError
+from daedalus.fsio import expected_etag, make_s3_client
 
 pytestmark = pytest.mark.s3
 T0 = 1_723_075_200_000_000_000
@@ -109,7 +110,7 @@ def test_changed_local_file_is_resent_and_multipart_etag_matches(tmp_path, s3, m
     assert not second.skipped and body(client, second.key) == b"b" * 1000
     assert uploader.upload(f).skipped
     # Multipart: 5 MiB parts (S3's minimum), 11 MiB file → 3 parts, ETag "<md5 of md5s>-3".
-    monkeypatch.setattr(upload_mod, "PART_SIZE", 5 * 1024 * 1024)
+    monkeypatch.setattr(fsio, "PART_SIZE", 5 * 1024 * 1024)
     big = f.with_name("segment_big.parquet")
     big.write_bytes(os.urandom(11 * 1024 * 1024))
     result = uploader.upload(big)

@@ -128,7 +128,7 @@ def test_sigterm_during_a_build_finishes_or_abandons_the_step(tmp_path: Path) ->
 def test_restart_builds_what_a_killed_watcher_landed(tmp_path: Path, monkeypatch) -> None:
     """Killed after land, before its checkpoint: the landed dates are in no state file. The first
     cycle after a start builds whatever is stale at any date, so nothing stays unbuilt."""
-    from daedalus.lake.s3 import land_any
+    from daedalus.land.lander import land_any
 
     monkeypatch.setenv("DAEDALUS_NO_UDFS", "1")
     h = make_lakehouse(tmp_path)

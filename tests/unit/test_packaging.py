@@ -37,3 +37,7 @@ def test_wheel_holds_every_source_file(tmp_path: Path) -> None:
     missing = sorted(expected - members)
     assert missing == [], f"not in the wheel (pyproject.toml packages / package-data): {missing}"
     assert "daedalus/devkit/bench/suite.py" in members and "daedalus/devkit/simulator/market.py" in members
+    # the devkit's commands (demo, bench) reach the CLI only through this entry point (daedalus/cli/app.py)
+    (entry_points,) = [m for m in members if m.endswith(".dist-info/entry_points.txt")]
+    declared = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "[daedalus.commands]" in declared and "devkit = daedalus.devkit.commands:register" in declared

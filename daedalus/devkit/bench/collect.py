@@ -125,11 +125,10 @@ def bench_collect(messages: int = 100_000, root: str | Path | None = None, queue
     latencies: list[int] = []
 
     class TimedSink(BronzeSink):
-        async def _flush(self, stream: tuple[str, str]) -> None:
-            items = self._buffers.get(stream) or []
-            await super()._flush(stream)
-            now = time.time_ns()
-            latencies.extend(now - row["capture_ts"] for _, row in items if stream[1] == "orderbook")
+        def flushed(self, stream: tuple[str, str], rows: list[Any]) -> None:
+            if stream[1] == "orderbook":
+                now = time.time_ns()
+                latencies.extend(now - row["capture_ts"] for row in rows)
 
     ctx = mp.get_context("spawn")
     port_q, go = ctx.Queue(), ctx.Event()

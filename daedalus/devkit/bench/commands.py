@@ -1,4 +1,4 @@
-"""`daedalus bench build|scaling|incremental|all|show|explain|collect` (registered by daedalus/cli/ops.py).
+"""`daedalus bench build|scaling|incremental|all|show|explain|collect` (registered by daedalus/devkit/commands.py).
 
 One `bench` group for every benchmark. Heavy imports stay inside the commands.
 """
@@ -9,14 +9,15 @@ from pathlib import Path
 
 import typer
 
+from daedalus.cli.context import global_options
+
 HOURS_HELP = "Hours per synthetic day (24 = a full symbol-day of 864,000 snapshots; e.g. 2 for a quick check)."
 
 
-def _run(sections: list[str], hours: float, json_out: Path | None, workdir: Path | None, keep: bool,
+def _run(ctx: typer.Context, sections: list[str], hours: float, json_out: Path | None, workdir: Path | None, keep: bool,
          messages: int = 50_000, days: int = 7, profiles: str = "default,pi", sizes: str = "1,2,4") -> None:
     from rich.console import Console
 
-    from daedalus.cli.app import STATE
     from daedalus.devkit.bench import run_bench
     from daedalus.devkit.bench.report import render
     from daedalus.errors import ConfigError
@@ -33,7 +34,7 @@ def _run(sections: list[str], hours: float, json_out: Path | None, workdir: Path
     if not counts or counts[0] < 1:
         raise ConfigError(f"--sizes: '{sizes}' must be positive symbol-day counts, e.g. 1,2,4")
     err = Console(stderr=True)
-    doc = run_bench(sections, hours=hours, workdir=workdir, keep=keep, overrides=STATE.overrides, json_path=json_out,
+    doc = run_bench(sections, hours=hours, workdir=workdir, keep=keep, overrides=global_options(ctx).overrides, json_path=json_out,
                     messages=messages, incremental_days=days, profiles=chosen, sizes=counts, log=lambda line: err.print(line, highlight=False))
     render(doc)
     if json_out is not None:
@@ -46,7 +47,7 @@ _WORKDIR = typer.Option(None, "--workdir", help="Where data and lakes go (defaul
 _KEEP = typer.Option(False, "--keep", help="Keep the measured lakes (and the temporary work directory) for inspection.")
 
 
-def bench_build_command(hours: float = _HOURS, json_out: Path = _JSON, workdir: Path = _WORKDIR, keep: bool = _KEEP,
+def bench_build_command(ctx: typer.Context, hours: float = _HOURS, json_out: Path = _JSON, workdir: Path = _WORKDIR, keep: bool = _KEEP,
                         updates: bool = typer.Option(False, "--updates", help=(
                             "Instead: one symbol-day with a deep book, built from its 20-level snapshots and from "
                             "its book updates + hourly checkpoints, default and Pi profile, side by side."))) -> None:
@@ -55,10 +56,10 @@ def bench_build_command(hours: float = _HOURS, json_out: Path = _JSON, workdir: 
 
     Example: daedalus bench build --hours 2 --json bench.json
     """
-    _run(["updates" if updates else "build"], hours, json_out, workdir, keep)
+    _run(ctx, ["updates" if updates else "build"], hours, json_out, workdir, keep)
 
 
-def bench_scaling_command(hours: float = _HOURS, json_out: Path = _JSON, workdir: Path = _WORKDIR,
+def bench_scaling_command(ctx: typer.Context, hours: float = _HOURS, json_out: Path = _JSON, workdir: Path = _WORKDIR,
                           keep: bool = _KEEP, profiles: str = typer.Option(
                               "default,pi", "--profiles", help="Comma list: default (config + flags), pi (config/pi.yaml)."),
                           sizes: str = typer.Option("1,2,4", "--sizes", help="Comma list of symbol-day counts.")) -> None:
@@ -67,26 +68,26 @@ def bench_scaling_command(hours: float = _HOURS, json_out: Path = _JSON, workdir
 
     Example: daedalus bench scaling --hours 6
     """
-    _run(["scaling"], hours, json_out, workdir, keep, profiles=profiles, sizes=sizes)
+    _run(ctx, ["scaling"], hours, json_out, workdir, keep, profiles=profiles, sizes=sizes)
 
 
-def bench_incremental_command(hours: float = _HOURS, days: int = typer.Option(7, "--days", help="Days in the lake."),
+def bench_incremental_command(ctx: typer.Context, hours: float = _HOURS, days: int = typer.Option(7, "--days", help="Days in the lake."),
                               json_out: Path = _JSON, workdir: Path = _WORKDIR, keep: bool = _KEEP) -> None:
     """A lake of N symbol-days; append the next hour of bronze and rebuild: its cost vs building that
     hour alone and vs the full build.
 
     Example: daedalus bench incremental --days 7 --json incr.json
     """
-    _run(["incremental"], hours, json_out, workdir, keep, days=days)
+    _run(ctx, ["incremental"], hours, json_out, workdir, keep, days=days)
 
 
-def bench_all_command(hours: float = _HOURS, json_out: Path = _JSON, workdir: Path = _WORKDIR, keep: bool = _KEEP,
+def bench_all_command(ctx: typer.Context, hours: float = _HOURS, json_out: Path = _JSON, workdir: Path = _WORKDIR, keep: bool = _KEEP,
                       messages: int = typer.Option(50_000, "--messages", help="Order-book messages for the collector.")) -> None:
     """Every section in one run (build, scaling, incremental, collector) and the table of targets.
 
     Example: daedalus bench all --json bench.json
     """
-    _run(["build", "scaling", "incremental", "collector"], hours, json_out, workdir, keep, messages=messages)
+    _run(ctx, ["build", "scaling", "incremental", "collector"], hours, json_out, workdir, keep, messages=messages)
 
 
 def bench_show_command(path: Path = typer.Argument(..., help="A JSON file written by --json.")) -> None:
@@ -107,6 +108,7 @@ def bench_show_command(path: Path = typer.Argument(..., help="A JSON file writte
 
 
 def bench_explain_command(
+    ctx: typer.Context,
     model: str = typer.Argument(..., help="Model name, e.g. orderbook_hf."),
     partition: str = typer.Option(None, "--partition", "-p", help="exchange=X,symbol=BTC/USDT,date=YYYY-MM-DD (default: newest)."),
     top: int = typer.Option(15, "--top", help="Operators to show."),
@@ -118,10 +120,9 @@ def bench_explain_command(
     from rich.console import Console
     from rich.table import Table
 
-    from daedalus.cli.app import STATE
     from daedalus.devkit.bench.explain import profile_model
 
-    prof = profile_model(STATE.config(), model, partition)
+    prof = profile_model(global_options(ctx).config(), model, partition)
     total = sum(o.seconds for o in prof.operators) or 1.0
     t = Table(title=f"{prof.partition}: {prof.seconds:.2f} s (operator times below sum over threads)", title_justify="left")
     for c in ("operator", "seconds", "share", "rows", "detail"):
