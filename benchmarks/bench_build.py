@@ -32,9 +32,17 @@ def main() -> None:
 
     if not (root / "bronze" / "orderbook").exists():
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", (
-            "from daedalus.devkit.synth import generate; import json; "
-            f"print(json.dumps(generate({str(root)!r}, hours={args.hours}).as_dict()['rows']))")], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                (
+                    "from daedalus.devkit.synth import generate; import json; "
+                    f"print(json.dumps(generate({str(root)!r}, hours={args.hours}).as_dict()['rows']))"
+                ),
+            ],
+            check=True,
+        )
         print(f"synthetic bronze generated in {time.perf_counter() - t:.1f} s under {root}")
 
     import duckdb
@@ -42,8 +50,11 @@ def main() -> None:
     from daedalus.build import build
     from daedalus.config import load_config
 
-    overrides = {"storage.root": str(root), "duckdb.temp_directory": str(root / "_tmp"),
-                 "duckdb.memory_limit": args.memory_limit}
+    overrides = {
+        "storage.root": str(root),
+        "duckdb.temp_directory": str(root / "_tmp"),
+        "duckdb.memory_limit": args.memory_limit,
+    }
     if args.threads:
         overrides["duckdb.threads"] = args.threads
     cfg = load_config(overrides=overrides)
@@ -57,16 +68,21 @@ def main() -> None:
     t = time.perf_counter()
     n, levels, _, _ = con.execute(
         "SELECT count(*), sum(len(bids) + len(asks)), max(bids[-1].price) + max(bids[-1].size), "
-        f"max(asks[-1].price) + max(asks[-1].size) FROM read_parquet('{glob}')").fetchone()
+        f"max(asks[-1].price) + max(asks[-1].size) FROM read_parquet('{glob}')"
+    ).fetchone()
     floor = time.perf_counter() - t
     # For scale: the same scan evaluating one lambda over every level of both sides.
     t = time.perf_counter()
-    con.execute("SELECT sum(list_sum(list_transform(bids, l -> l.price * l.size)) "
-                f"+ list_sum(list_transform(asks, l -> l.price * l.size))) FROM read_parquet('{glob}')").fetchone()
+    con.execute(
+        "SELECT sum(list_sum(list_transform(bids, l -> l.price * l.size)) "
+        f"+ list_sum(list_transform(asks, l -> l.price * l.size))) FROM read_parquet('{glob}')"
+    ).fetchone()
     touch = time.perf_counter() - t
     con.close()
-    print(f"floor: scan of {n:,} bronze snapshots ({levels:,} levels): {floor:.2f} s "
-          f"(one lambda over every level: {touch:.2f} s)")
+    print(
+        f"floor: scan of {n:,} bronze snapshots ({levels:,} levels): {floor:.2f} s "
+        f"(one lambda over every level: {touch:.2f} s)"
+    )
 
     t = time.perf_counter()
     result = build(cfg, full_refresh=True, catalog=False, run_tests=False)
@@ -79,8 +95,10 @@ def main() -> None:
     silver = sum(s for name, _, s in rows if name in ("orderbook", "trades", "ticker", "events"))
     print(f"SQL gold models of issue 4 ({', '.join(MY_GOLD)}): {mine:.2f} s = {mine / floor:.1f}x floor")
     print(f"silver models: {silver:.2f} s = {silver / floor:.1f}x floor; whole build {total:.2f} s")
-    print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB "
-          f"(duckdb.memory_limit {args.memory_limit})")
+    print(
+        f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB "
+        f"(duckdb.memory_limit {args.memory_limit})"
+    )
 
 
 if __name__ == "__main__":

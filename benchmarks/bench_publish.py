@@ -25,9 +25,17 @@ def main() -> None:
     ap.add_argument("--slice-hours", type=int, default=2)
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="daedalus-publish-"))
-    subprocess.run([sys.executable, "-c", (
-        "from daedalus.devkit.synth import generate; "
-        f"generate({str(root / 'lake')!r}, hours={args.hours}, snapshot_ms={args.snapshot_ms})")], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            (
+                "from daedalus.devkit.synth import generate; "
+                f"generate({str(root / 'lake')!r}, hours={args.hours}, snapshot_ms={args.snapshot_ms})"
+            ),
+        ],
+        check=True,
+    )
 
     from daedalus.build import api, execute, publish
     from daedalus.build.materializations import partitioned
@@ -53,16 +61,24 @@ def main() -> None:
 
     partitioned.merge_files = merge
     execute.publish_model = publish_model
-    cfg = load_config(overrides={"storage.root": str(root / "lake"), "duckdb.temp_directory": str(root / "tmp"),
-                                 "duckdb.threads": 1, "duckdb.memory_limit": "256MB",
-                                 "etl.slice_hours": args.slice_hours})
+    cfg = load_config(
+        overrides={
+            "storage.root": str(root / "lake"),
+            "duckdb.temp_directory": str(root / "tmp"),
+            "duckdb.threads": 1,
+            "duckdb.memory_limit": "256MB",
+            "etl.slice_hours": args.slice_hours,
+        }
+    )
     t = time.perf_counter()
     result = api.build(cfg, run_tests=False)
     total = time.perf_counter() - t
     rows = sum(s.rows for s in result.stats.values())
-    print(f"{args.hours} h synthetic day at {args.snapshot_ms} ms, slices of {args.slice_hours} h: build {total:.1f} s "
-          f"({rows} rows written), merging slices {spent['merge']:.1f} s ({spent['merge'] / total:.0%}, "
-          f"{spent['merged']} partitions), publishing {spent['publish']:.2f} s; lake {root / 'lake'}")
+    print(
+        f"{args.hours} h synthetic day at {args.snapshot_ms} ms, slices of {args.slice_hours} h: build {total:.1f} s "
+        f"({rows} rows written), merging slices {spent['merge']:.1f} s ({spent['merge'] / total:.0%}, "
+        f"{spent['merged']} partitions), publishing {spent['publish']:.2f} s; lake {root / 'lake'}"
+    )
 
 
 if __name__ == "__main__":

@@ -48,8 +48,14 @@ def _best(fn, repeat: int = 3, clock=time.perf_counter) -> float:
 def jit_startup() -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache}
-        runs = [float(subprocess.run([sys.executable, "-c", STARTUP], env=env, check=True, capture_output=True,
-                                     text=True).stdout.strip()) for _ in range(2)]
+        runs = [
+            float(
+                subprocess.run(
+                    [sys.executable, "-c", STARTUP], env=env, check=True, capture_output=True, text=True
+                ).stdout.strip()
+            )
+            for _ in range(2)
+        ]
     return runs[0], runs[1]
 
 
@@ -57,7 +63,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--root", default=str(Path(tempfile.gettempdir()) / "daedalus-bench-seq"))
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--kernels-only", action="store_true", help="skip the SQL stage and the JIT start-up runs")
+    ap.add_argument(
+        "--kernels-only", action="store_true", help="skip the SQL stage and the JIT start-up runs"
+    )
     args = ap.parse_args()
 
     from daedalus.build import api as runner
@@ -73,8 +81,14 @@ def main() -> None:
     from daedalus.udfs.series import US, SeqParams, series_from_book, series_sequential
 
     root = Path(args.root)
-    cfg = load_config(None, {"storage.root": str(root), "duckdb.temp_directory": str(root / "_tmp"),
-                             "duckdb.threads": args.threads})
+    cfg = load_config(
+        None,
+        {
+            "storage.root": str(root),
+            "duckdb.temp_directory": str(root / "_tmp"),
+            "duckdb.threads": args.threads,
+        },
+    )
     if not (root / "bronze").exists():
         t = time.perf_counter()
         generate(root, symbols=["BTC/USDT"], start="2024-01-01", days=1)
@@ -96,32 +110,74 @@ def main() -> None:
             newest[f.parent] = f
     tbl = pa.concat_tables([pq.read_table(f, columns=cols) for f in sorted(newest.values())])
     tbl = tbl.sort_by([("ts", "ascending"), ("seq", "ascending")])
-    rows = pa.StructArray.from_arrays([tbl[c].combine_chunks() for c in ("ts", "bids", "asks", "crossed", "break_before")],
-                                      names=["ts", "bids", "asks", "crossed", "break_before"])
+    rows = pa.StructArray.from_arrays(
+        [tbl[c].combine_chunks() for c in ("ts", "bids", "asks", "crossed", "break_before")],
+        names=["ts", "bids", "asks", "crossed", "break_before"],
+    )
     book = book_from_arrow(rows)
-    tarr = con.execute(f"SELECT list({{'ts': ts, 'buy': CASE WHEN side = 'buy' THEN amount ELSE 0.0 END, "
-                       f"'sell': CASE WHEN side = 'sell' THEN amount ELSE 0.0 END}} ORDER BY ts, trade_id) FROM {trades}").arrow()
+    tarr = con.execute(
+        f"SELECT list({{'ts': ts, 'buy': CASE WHEN side = 'buy' THEN amount ELSE 0.0 END, "
+        f"'sell': CASE WHEN side = 'sell' THEN amount ELSE 0.0 END}} ORDER BY ts, trade_id) FROM {trades}"
+    ).arrow()
     tarr = tarr.read_all() if hasattr(tarr, "read_all") else tarr
     flow = trades_from_arrow(tarr.column(0).combine_chunks()[0].values)
     n = book.ts.shape[0]
     p = SeqParams()
-    print(f"\n1. kernels alone — {n:,} snapshots, {flow.ts.shape[0]:,} trades, {book.bid_px.shape[0]:,} bid levels")
+    print(
+        f"\n1. kernels alone — {n:,} snapshots, {flow.ts.shape[0]:,} trades, {book.bid_px.shape[0]:,} bid levels"
+    )
     seg = segment_ids(book.ts, book.break_before, np.int64(300 * US))
     sr = series_from_book(book, p)
     out = series_sequential(sr, flow, p)
     hi = np.arange(n, dtype=np.int64)
     kernels = {
         "segment_ids": lambda: segment_ids(book.ts, book.break_before, np.int64(300 * US)),
-        "ofi_mlofi (10 levels)": lambda: ofi_mlofi(book.bid_px, book.bid_sz, book.bid_off, book.ask_px, book.ask_sz,
-                                                   book.ask_off, seg, book.crossed, np.int64(10), 0.5),
-        "window_sum (one column, 900 s)": lambda: window_sum(book.ts, seg, out["ofi"], book.ts, seg, hi, np.int64(900 * US)),
-        "window_sums (3 columns, 900 s)": lambda: window_sums(book.ts, seg, np.stack([out["ofi"], out["mlofi"], out["log_return"]]),
-                                                              book.ts, seg, hi, np.int64(900 * US)),
-        "kyle_lambda (300 s)": lambda: kyle_lambda(book.ts, seg, out["log_return"], out["ofi"], np.int64(300 * US)),
-        "spread_percentile (300 s)": lambda: spread_percentile(book.ts, seg, sr.spread / sr.mid * 1e4, np.int64(300 * US)),
+        "ofi_mlofi (10 levels)": lambda: ofi_mlofi(
+            book.bid_px,
+            book.bid_sz,
+            book.bid_off,
+            book.ask_px,
+            book.ask_sz,
+            book.ask_off,
+            seg,
+            book.crossed,
+            np.int64(10),
+            0.5,
+        ),
+        "window_sum (one column, 900 s)": lambda: window_sum(
+            book.ts, seg, out["ofi"], book.ts, seg, hi, np.int64(900 * US)
+        ),
+        "window_sums (3 columns, 900 s)": lambda: window_sums(
+            book.ts,
+            seg,
+            np.stack([out["ofi"], out["mlofi"], out["log_return"]]),
+            book.ts,
+            seg,
+            hi,
+            np.int64(900 * US),
+        ),
+        "kyle_lambda (300 s)": lambda: kyle_lambda(
+            book.ts, seg, out["log_return"], out["ofi"], np.int64(300 * US)
+        ),
+        "spread_percentile (300 s)": lambda: spread_percentile(
+            book.ts, seg, sr.spread / sr.mid * 1e4, np.int64(300 * US)
+        ),
         "ofi_pairs (row-wise UDF kernel, 10 levels)": lambda: ofi_pairs(
-            book.bid_px, book.bid_sz, book.bid_off, book.ask_px, book.ask_sz, book.ask_off,
-            book.bid_px, book.bid_sz, book.bid_off, book.ask_px, book.ask_sz, book.ask_off, np.int64(10), 0.5),
+            book.bid_px,
+            book.bid_sz,
+            book.bid_off,
+            book.ask_px,
+            book.ask_sz,
+            book.ask_off,
+            book.bid_px,
+            book.bid_sz,
+            book.bid_off,
+            book.ask_px,
+            book.ask_sz,
+            book.ask_off,
+            np.int64(10),
+            0.5,
+        ),
         "series pipeline (all columns, 5 horizons)": lambda: series_sequential(sr, flow, p),
     }
     # Kernels are single-threaded: CPU time (process_time) is their cost even on a shared machine;
@@ -134,10 +190,14 @@ def main() -> None:
 
     if args.kernels_only:
         return
-    print(f"\n2. sequential stage vs bronze scan (threads={args.threads}; wall time, same run; "
-          f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+    print(
+        f"\n2. sequential stage vs bronze scan (threads={args.threads}; wall time, same run; "
+        f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
+    )
     bronze = f"read_parquet('{root}/bronze/orderbook/**/*.parquet', hive_partitioning=true)"
-    scan = _best(lambda: con.execute(f"SELECT sum(len(bids)) + sum(len(asks)), count(*) FROM {bronze}").fetchall())
+    scan = _best(
+        lambda: con.execute(f"SELECT sum(len(bids)) + sum(len(asks)), count(*) FROM {bronze}").fetchall()
+    )
     sql = runner.compile_sql(cfg, "orderbook_seq", "exchange=binance,symbol=BTC/USDT,date=2024-01-01")
     stage = _best(lambda: con.execute(f"CREATE OR REPLACE TEMP TABLE seq_out AS {sql}"), repeat=2)
     rows = con.execute("SELECT count(*) FROM seq_out").fetchone()[0]

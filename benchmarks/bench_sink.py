@@ -26,8 +26,13 @@ T0 = 1_723_075_200_000_000_000
 
 def row(channel: str, i: int, levels: int) -> dict:
     base = {
-        "collected_at": T0 // 10**6 + i, "capture_ts": T0 + i * 1000, "exchange": "binance",
-        "symbol": "BTC/USDT", "conn_id": "c1", "seq": i, "timestamp": T0 + i * 1000,
+        "collected_at": T0 // 10**6 + i,
+        "capture_ts": T0 + i * 1000,
+        "exchange": "binance",
+        "symbol": "BTC/USDT",
+        "conn_id": "c1",
+        "seq": i,
+        "timestamp": T0 + i * 1000,
     }
     if channel == "orderbook":
         mid = 60_000.0 + (i % 100)
@@ -35,7 +40,9 @@ def row(channel: str, i: int, levels: int) -> dict:
         base["bids"] = [{"price": mid - k * 0.1, "size": 1.0 + k} for k in range(levels)]
         base["asks"] = [{"price": mid + 0.1 + k * 0.1, "size": 1.0 + k} for k in range(levels)]
     else:
-        base.update(trade_id=str(i), side="buy", price=60_000.0 + i % 100, amount=0.01, cost=600.0, info_json=None)
+        base.update(
+            trade_id=str(i), side="buy", price=60_000.0 + i % 100, amount=0.01, cost=600.0, info_json=None
+        )
     return base
 
 

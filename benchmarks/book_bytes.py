@@ -31,7 +31,9 @@ import pyarrow.parquet as pq
 
 from daedalus.collector.encoding import parquet_options
 
-CAPTURE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
+CAPTURE = (
+    Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
+)
 DAY_NS = 86_400 * 10**9
 SYMBOL = "BTC/USDT"
 
@@ -45,26 +47,44 @@ def collect_capture(capture_path: Path, root: Path) -> None:
     from daedalus.land.landing import land
 
     capture = load_capture(capture_path)
-    config = load_config(None, {"storage.root": str(root), "ingestion.exchanges": ["binance"],
-                                "ingestion.symbols": [SYMBOL], "ingestion.channels": ["orderbook", "book_updates"],
-                                "ingestion.stale_after_seconds": 120.0}, environ={})
+    config = load_config(
+        None,
+        {
+            "storage.root": str(root),
+            "ingestion.exchanges": ["binance"],
+            "ingestion.symbols": [SYMBOL],
+            "ingestion.channels": ["orderbook", "book_updates"],
+            "ingestion.stale_after_seconds": 120.0,
+        },
+        environ={},
+    )
     applied = sum(1 for d in capture.depth_updates() if d["u"] > capture.snapshot["lastUpdateId"])
 
     async def main() -> None:
         server = await FakeBinance().start()
         snap = capture.snapshot
-        server.books[capture.symbol_id] = ServerBook(dict(snap["bids"]), dict(snap["asks"]), snap["lastUpdateId"])
+        server.books[capture.symbol_id] = ServerBook(
+            dict(snap["bids"]), dict(snap["asks"]), snap["lastUpdateId"]
+        )
         stop = asyncio.Event()
         started: asyncio.Future = asyncio.get_running_loop().create_future()
-        task = asyncio.ensure_future(run_collect(config, stop, configure={"binance": lambda ex: server.configure(ex, [SYMBOL])},
-                                                 on_started=started.set_result))
+        task = asyncio.ensure_future(
+            run_collect(
+                config,
+                stop,
+                configure={"binance": lambda ex: server.configure(ex, [SYMBOL])},
+                on_started=started.set_result,
+            )
+        )
         emitter = await started
         try:
             await server.wait_subscribed([f"{capture.symbol_id.lower()}@depth@100ms"])
             while emitter.counters.get(("ccxt", "book_updates")) is None:
                 await asyncio.sleep(0.05)
             await server.replay(capture, speed=0)
-            while emitter.counters[("ccxt", "book_updates")].received < applied + 3:  # + load, its checkpoint, midnight's
+            while (
+                emitter.counters[("ccxt", "book_updates")].received < applied + 3
+            ):  # + load, its checkpoint, midnight's
                 await asyncio.sleep(0.05)
         finally:
             stop.set()
@@ -95,18 +115,42 @@ ENCODINGS: list[tuple[str, dict]] = [
     ("pyarrow defaults (snappy, dictionary)", {}),
     ("zstd 3, dictionary", {"compression": "zstd", "compression_level": 3}),
     ("zstd 3, no dictionary", {"compression": "zstd", "compression_level": 3, "use_dictionary": False}),
-    ("zstd 3, byte_stream_split doubles", {"compression": "zstd", "compression_level": 3, "use_dictionary": False,
-                                           "use_byte_stream_split": ["bids.list.element.price", "bids.list.element.size",
-                                                                     "asks.list.element.price", "asks.list.element.size"]}),
+    (
+        "zstd 3, byte_stream_split doubles",
+        {
+            "compression": "zstd",
+            "compression_level": 3,
+            "use_dictionary": False,
+            "use_byte_stream_split": [
+                "bids.list.element.price",
+                "bids.list.element.size",
+                "asks.list.element.price",
+                "asks.list.element.size",
+            ],
+        },
+    ),
     ("zstd 9, dictionary", {"compression": "zstd", "compression_level": 9}),
     ("zstd 19, dictionary", {"compression": "zstd", "compression_level": 19}),
-    ("zstd 19, byte_stream_split doubles", {"compression": "zstd", "compression_level": 19, "use_dictionary": False,
-                                            "use_byte_stream_split": ["bids.list.element.price", "bids.list.element.size",
-                                                                      "asks.list.element.price", "asks.list.element.size"]}),
+    (
+        "zstd 19, byte_stream_split doubles",
+        {
+            "compression": "zstd",
+            "compression_level": 19,
+            "use_dictionary": False,
+            "use_byte_stream_split": [
+                "bids.list.element.price",
+                "bids.list.element.size",
+                "asks.list.element.price",
+                "asks.list.element.size",
+            ],
+        },
+    ),
     ("zstd 9, no dictionary", {"compression": "zstd", "compression_level": 9, "use_dictionary": False}),
     ("zstd 19, no dictionary", {"compression": "zstd", "compression_level": 19, "use_dictionary": False}),
-    ("brotli 11, no dictionary (slow: ~5 s here)", {"compression": "brotli", "compression_level": 11,
-                                                     "use_dictionary": False}),
+    (
+        "brotli 11, no dictionary (slow: ~5 s here)",
+        {"compression": "brotli", "compression_level": 11, "use_dictionary": False},
+    ),
 ]
 
 
@@ -116,7 +160,9 @@ def _ticks(col: pa.ChunkedArray, tick: float = 0.01, lot: float = 1e-5) -> pa.Ar
     flat = col.flatten()
     price = pc.round(pc.divide(flat.field("price"), tick)).cast(pa.int64())
     size = pc.round(pc.divide(flat.field("size"), lot)).cast(pa.int64())
-    return pa.ListArray.from_arrays(col.offsets, pa.StructArray.from_arrays([price, size], names=["price", "size"]))
+    return pa.ListArray.from_arrays(
+        col.offsets, pa.StructArray.from_arrays([price, size], names=["price", "size"])
+    )
 
 
 def capture_report(root: Path) -> None:
@@ -130,44 +176,65 @@ def capture_report(root: Path) -> None:
     scale = DAY_NS / span
     options = parquet_options("book_updates")
     delta_bytes = written_bytes(deltas, **options)
-    checkpoint_bytes = max(written_bytes(checkpoints.slice(i, 1), **options) for i in range(checkpoints.num_rows))
+    checkpoint_bytes = max(
+        written_bytes(checkpoints.slice(i, 1), **options) for i in range(checkpoints.num_rows)
+    )
     levels = pc.add(pc.list_value_length(deltas.column("bids")), pc.list_value_length(deltas.column("asks")))
     book = checkpoints.slice(checkpoints.num_rows - 1, 1)
     depth = len(book.column("bids")[0]) + len(book.column("asks")[0])
     ob_day = _bytes(ob_files) * scale
     up_day = delta_bytes * scale + 24 * checkpoint_bytes
-    print(f"capture: {deltas.num_rows} delta rows over {span / 60e9:.2f} min of exchange time "
-          f"(x{scale:.1f} to a day), {pc.mean(levels).as_py():.1f} changed levels per delta on average; "
-          f"held book at the end {depth} levels")
+    print(
+        f"capture: {deltas.num_rows} delta rows over {span / 60e9:.2f} min of exchange time "
+        f"(x{scale:.1f} to a day), {pc.mean(levels).as_py():.1f} changed levels per delta on average; "
+        f"held book at the end {depth} levels"
+    )
     print(f"landed orderbook (20 levels) : {_bytes(ob_files):>10,} B  -> {ob_day / 1e6:8.2f} MB/symbol-day")
-    print(f"landed book_updates (all rows): {_bytes(up_files):>10,} B  (snapshot + checkpoints + deltas as landed)")
+    print(
+        f"landed book_updates (all rows): {_bytes(up_files):>10,} B  (snapshot + checkpoints + deltas as landed)"
+    )
     print(f"  delta rows alone           : {delta_bytes:>10,} B  -> {delta_bytes * scale / 1e6:8.2f} MB/day")
-    print(f"  one checkpoint (full book) : {checkpoint_bytes:>10,} B  -> x24 = {24 * checkpoint_bytes / 1e6:.2f} MB/day")
-    print(f"book_updates/day = {up_day / 1e6:.2f} MB vs orderbook/day = {ob_day / 1e6:.2f} MB: "
-          f"ratio {up_day / ob_day:.2f} (target <= 0.50)")
+    print(
+        f"  one checkpoint (full book) : {checkpoint_bytes:>10,} B  -> x24 = {24 * checkpoint_bytes / 1e6:.2f} MB/day"
+    )
+    print(
+        f"book_updates/day = {up_day / 1e6:.2f} MB vs orderbook/day = {ob_day / 1e6:.2f} MB: "
+        f"ratio {up_day / ob_day:.2f} (target <= 0.50)"
+    )
     print("\ndelta rows rewritten with other encodings (one file, one row group unless noted):")
     for name, opts in ENCODINGS:
         b = written_bytes(deltas, **opts)
         print(f"  {name:<45} {b:>10,} B  -> ratio {(b * scale + 24 * checkpoint_bytes) / ob_day:.2f}")
     chosen = written_bytes(deltas, **options)
-    print(f"  {'chosen (collector/encoding.py)':<45} {chosen:>10,} B  -> ratio "
-          f"{(chosen * scale + 24 * checkpoint_bytes) / ob_day:.2f}")
+    print(
+        f"  {'chosen (collector/encoding.py)':<45} {chosen:>10,} B  -> ratio "
+        f"{(chosen * scale + 24 * checkpoint_bytes) / ob_day:.2f}"
+    )
     small = sum(written_bytes(deltas.slice(i, 1000), **options) for i in range(0, deltas.num_rows, 1000))
     print(f"  {'chosen, in files of 1,000 rows':<45} {small:>10,} B")
     # for information, not the contract: the same rows with integer ticks/lots instead of doubles
-    as_ints = deltas.drop(["bids", "asks"]).append_column("bids", _ticks(deltas.column("bids"))) \
+    as_ints = (
+        deltas.drop(["bids", "asks"])
+        .append_column("bids", _ticks(deltas.column("bids")))
         .append_column("asks", _ticks(deltas.column("asks")))
+    )
     b = written_bytes(as_ints, **options)
-    print(f"  {'(schema change) int64 ticks 0.01 / lots 1e-5':<45} {b:>10,} B  -> ratio "
-          f"{(b * scale + 24 * checkpoint_bytes) / ob_day:.2f}")
+    print(
+        f"  {'(schema change) int64 ticks 0.01 / lots 1e-5':<45} {b:>10,} B  -> ratio "
+        f"{(b * scale + 24 * checkpoint_bytes) / ob_day:.2f}"
+    )
     # the same encoding would shrink today's snapshots too: the ratio at equal encoding
     obt = pa.concat_tables([pq.read_table(f) for f in ob_files])
     ob_same = written_bytes(obt, **options)
-    print(f"orderbook rows rewritten with the chosen encoding: {ob_same:,} B (as landed {_bytes(ob_files):,} B); "
-          f"ratio at equal encoding {up_day / (ob_same * scale):.2f}")
+    print(
+        f"orderbook rows rewritten with the chosen encoding: {ob_same:,} B (as landed {_bytes(ob_files):,} B); "
+        f"ratio at equal encoding {up_day / (ob_same * scale):.2f}"
+    )
     levels_total = pc.sum(levels).as_py()
-    print(f"bytes per changed level (chosen): {chosen / levels_total:.2f}; the target needs "
-          f"{(0.5 * ob_day - 24 * checkpoint_bytes) / scale / levels_total:.2f}")
+    print(
+        f"bytes per changed level (chosen): {chosen / levels_total:.2f}; the target needs "
+        f"{(0.5 * ob_day - 24 * checkpoint_bytes) / scale / levels_total:.2f}"
+    )
 
 
 def lake_report(root: Path) -> None:
@@ -186,7 +253,9 @@ def lake_report(root: Path) -> None:
         total[1] += ob
         ratio = f"{up / ob:.2f}" if ob else "-"
         print(f"{ex:<12} {date:<10} {up:>14,} {ob:>14,} {ratio:>7}")
-    print(f"{'total':<23} {total[0]:>14,} {total[1]:>14,} {total[0] / total[1] if total[1] else float('nan'):>7.2f}")
+    print(
+        f"{'total':<23} {total[0]:>14,} {total[1]:>14,} {total[0] / total[1] if total[1] else float('nan'):>7.2f}"
+    )
 
 
 def main() -> None:

@@ -35,8 +35,13 @@ def _get(doc: dict, path: tuple[str, ...]) -> float | None:
 
 def run_once(checkout: Path, hours: float, out: Path) -> dict:
     exe = checkout / ".venv" / "bin" / "daedalus"
-    subprocess.run([str(exe), "bench", "build", "--hours", str(hours), "--json", str(out)], cwd=checkout,
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [str(exe), "bench", "build", "--hours", str(hours), "--json", str(out)],
+        cwd=checkout,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return json.loads(out.read_text())
 
 
@@ -54,7 +59,9 @@ def main() -> None:
                 checkout = (args.before if side == "before" else args.after).resolve()
                 print(f"round {r + 1}/{args.rounds}: {side} ({checkout}) ...", flush=True)
                 docs[side].append(run_once(checkout, args.hours, Path(tmp) / f"{side}-{r}.json"))
-    print(f"\n{'figure':36} {'before':>10} {'after':>10} {'after/before':>13}   (median of {args.rounds} runs)")
+    print(
+        f"\n{'figure':36} {'before':>10} {'after':>10} {'after/before':>13}   (median of {args.rounds} runs)"
+    )
     models = sorted(docs["before"][0]["build"]["full_build"]["models"])
     rows = dict(FIGURES)
     rows.update({f"    {m} (s)": ("build", "full_build", "models", m, "seconds") for m in models})

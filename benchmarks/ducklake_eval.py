@@ -24,7 +24,9 @@ import duckdb
 
 def ext(name: str) -> str:
     mod = __import__(f"duckdb_extension_{name}")
-    return str(Path(mod.__file__).parent / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension")
+    return str(
+        Path(mod.__file__).parent / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
+    )
 
 
 def connect() -> duckdb.DuckDBPyConnection:
@@ -36,7 +38,9 @@ def connect() -> duckdb.DuckDBPyConnection:
 
 def make(con: duckdb.DuckDBPyConnection, meta: str, data: str, rows: int) -> None:
     con.execute(f"ATTACH 'ducklake:{meta}' AS lake (DATA_PATH '{data}')")
-    con.execute("CREATE TABLE lake.trades (exchange VARCHAR, symbol VARCHAR, date DATE, ts TIMESTAMP, price DOUBLE)")
+    con.execute(
+        "CREATE TABLE lake.trades (exchange VARCHAR, symbol VARCHAR, date DATE, ts TIMESTAMP, price DOUBLE)"
+    )
     con.execute("ALTER TABLE lake.trades SET PARTITIONED BY (exchange, symbol, date)")
     con.execute(f"""INSERT INTO lake.trades SELECT 'x', 'BTC/USDT', DATE '2024-01-01',
                     TIMESTAMP '2024-01-01' + INTERVAL (i) SECOND, 100 + i % 7 FROM range({rows}) t(i)""")
@@ -45,7 +49,9 @@ def make(con: duckdb.DuckDBPyConnection, meta: str, data: str, rows: int) -> Non
 def replace_partition(con: duckdb.DuckDBPyConnection, rows: int) -> None:
     """The rebuild of one partition as DuckLake does it: DELETE + INSERT in one transaction."""
     con.execute("BEGIN")
-    con.execute("DELETE FROM lake.trades WHERE exchange = 'x' AND symbol = 'BTC/USDT' AND date = DATE '2024-01-01'")
+    con.execute(
+        "DELETE FROM lake.trades WHERE exchange = 'x' AND symbol = 'BTC/USDT' AND date = DATE '2024-01-01'"
+    )
     con.execute(f"""INSERT INTO lake.trades SELECT 'x', 'BTC/USDT', DATE '2024-01-01',
                     TIMESTAMP '2024-01-01' + INTERVAL (i) SECOND, 200 + i % 7 FROM range({rows}) t(i)""")
     con.execute("COMMIT")
@@ -55,8 +61,11 @@ def glob_count(data: str) -> tuple[int, int]:
     files = glob.glob(f"{data}/**/*.parquet", recursive=True)
     if not files:
         return 0, 0
-    n = duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{data}/**/*.parquet', "
-                                 "hive_partitioning=false)").fetchone()[0]
+    n = (
+        duckdb.connect()
+        .execute(f"SELECT count(*) FROM read_parquet('{data}/**/*.parquet', hive_partitioning=false)")
+        .fetchone()[0]
+    )
     return len(files), n
 
 
@@ -67,8 +76,10 @@ def check_glob_readers(tmp: Path, rows: int) -> None:
     make(con, str(tmp / "g.ducklake"), data, rows)
     print(f"  after the first insert:        files, rows by glob = {glob_count(data)}")
     replace_partition(con, rows + 10)
-    print(f"  after DELETE+INSERT (commit):  files, rows by glob = {glob_count(data)}   (table: "
-          f"{con.execute('SELECT count(*) FROM lake.trades').fetchone()[0]})")
+    print(
+        f"  after DELETE+INSERT (commit):  files, rows by glob = {glob_count(data)}   (table: "
+        f"{con.execute('SELECT count(*) FROM lake.trades').fetchone()[0]})"
+    )
     con.execute("CALL ducklake_expire_snapshots('lake', older_than => now())")
     print(f"  after ducklake_expire_snapshots: files, rows by glob = {glob_count(data)}")
     con.execute("CALL ducklake_cleanup_old_files('lake', cleanup_all => true)")
@@ -117,8 +128,11 @@ def check_held_connection(tmp: Path, rows: int) -> None:
     make(con, f"sqlite:{meta}", data, rows)
     con.close()
     here = str(Path(__file__).resolve().parent)
-    reader = subprocess.Popen([sys.executable, "-c", HOLDER.format(here=here, meta=meta, data=data)],
-                              stdout=subprocess.PIPE, text=True)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", HOLDER.format(here=here, meta=meta, data=data)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(0.5)
     try:
         w = connect()
@@ -142,8 +156,12 @@ def check_move(tmp: Path, rows: int) -> None:
     lake.mkdir()
     con = connect()
     make(con, str(lake / "meta.ducklake"), str(lake / "data"), rows)
-    path = con.execute("SELECT value FROM __ducklake_metadata_lake.ducklake_metadata WHERE key = 'data_path'").fetchone()
-    rel = con.execute("SELECT DISTINCT path_is_relative FROM __ducklake_metadata_lake.ducklake_data_file").fetchall()
+    path = con.execute(
+        "SELECT value FROM __ducklake_metadata_lake.ducklake_metadata WHERE key = 'data_path'"
+    ).fetchone()
+    rel = con.execute(
+        "SELECT DISTINCT path_is_relative FROM __ducklake_metadata_lake.ducklake_data_file"
+    ).fetchall()
     print(f"  stored data_path = {path[0] if path else None!r}, data file paths relative to it: {rel}")
     con.close()
     copy = tmp / "m_copy"
@@ -155,20 +173,30 @@ def check_move(tmp: Path, rows: int) -> None:
     con = connect()
     con.execute(f"ATTACH 'ducklake:{copy}/meta.ducklake' AS lake")
     files = con.execute("SELECT DISTINCT data_file FROM ducklake_list_files('lake', 'trades')").fetchall()
-    print(f"  cp -a copy, original rebuilt since: {con.execute('SELECT count(*), sum(price) FROM lake.trades').fetchone()} (rows, sum) "
-          f"rows (its own: {rows}); it reads {[f[0][: len(str(tmp)) + 8] + '…' for f in files]}")
+    print(
+        f"  cp -a copy, original rebuilt since: {con.execute('SELECT count(*), sum(price) FROM lake.trades').fetchone()} (rows, sum) "
+        f"rows (its own: {rows}); it reads {[f[0][: len(str(tmp)) + 8] + '…' for f in files]}"
+    )
     con.close()
     moved = tmp / "m_moved"
     shutil.move(str(lake), str(moved))
-    for label, attach in (("re-attached, no DATA_PATH", f"ATTACH 'ducklake:{moved}/meta.ducklake' AS lake"),
-                          ("re-attached with the new DATA_PATH",
-                           f"ATTACH 'ducklake:{moved}/meta.ducklake' AS lake (DATA_PATH '{moved}/data')")):
+    for label, attach in (
+        ("re-attached, no DATA_PATH", f"ATTACH 'ducklake:{moved}/meta.ducklake' AS lake"),
+        (
+            "re-attached with the new DATA_PATH",
+            f"ATTACH 'ducklake:{moved}/meta.ducklake' AS lake (DATA_PATH '{moved}/data')",
+        ),
+    ):
         con = connect()
         try:
             con.execute(attach)
-            files = con.execute("SELECT DISTINCT data_file FROM ducklake_list_files('lake', 'trades')").fetchall()
-            print(f"  moved, {label}: {con.execute('SELECT count(*), sum(price) FROM lake.trades').fetchone()} (rows, sum) "
-                  f"from {[f[0][: len(str(tmp)) + 9] + '…' for f in files]}")
+            files = con.execute(
+                "SELECT DISTINCT data_file FROM ducklake_list_files('lake', 'trades')"
+            ).fetchall()
+            print(
+                f"  moved, {label}: {con.execute('SELECT count(*), sum(price) FROM lake.trades').fetchone()} (rows, sum) "
+                f"from {[f[0][: len(str(tmp)) + 9] + '…' for f in files]}"
+            )
         except Exception as e:  # noqa: BLE001
             print(f"  moved, {label}: {type(e).__name__}: {str(e).splitlines()[0][:160]}")
         con.close()
@@ -184,8 +212,10 @@ def check_footprint() -> None:
     con = connect()
     after = proc.memory_info().rss
     con.close()
-    print(f"  extension files: {size / 2**20:.1f} MB (ducklake + sqlite_scanner); RSS after LOAD: "
-          f"+{(after - before) / 2**20:.1f} MB")
+    print(
+        f"  extension files: {size / 2**20:.1f} MB (ducklake + sqlite_scanner); RSS after LOAD: "
+        f"+{(after - before) / 2**20:.1f} MB"
+    )
 
 
 def main() -> None:

@@ -33,11 +33,26 @@ def book_levels(side: Any) -> list[dict]:
     return [{"price": lvl[0], "size": lvl[1]} for lvl in side]
 
 
-def update_row(base: dict, kind: str, bids: list[dict], asks: list[dict], timestamp_ns: int | None,
-               first: int | None, last: int | None, prev: int | None) -> dict:
+def update_row(
+    base: dict,
+    kind: str,
+    bids: list[dict],
+    asks: list[dict],
+    timestamp_ns: int | None,
+    first: int | None,
+    last: int | None,
+    prev: int | None,
+) -> dict:
     row = dict(base)
-    row.update(timestamp=timestamp_ns, kind=kind, first_update_id=first, last_update_id=last,
-               prev_update_id=prev, bids=bids, asks=asks)
+    row.update(
+        timestamp=timestamp_ns,
+        kind=kind,
+        first_update_id=first,
+        last_update_id=last,
+        prev_update_id=prev,
+        bids=bids,
+        asks=asks,
+    )
     return row
 
 
@@ -98,8 +113,9 @@ class BookLog:
         """Finish the open row; `nonce` is the book's nonce once its message was applied."""
         kind = self.kind
         if kind == "delta" or (kind == "snapshot" and (self.bids or self.asks)):
-            self.done.append((kind, levels(self.bids, True), levels(self.asks, False), nonce,
-                              book.get("timestamp")))
+            self.done.append(
+                (kind, levels(self.bids, True), levels(self.asks, False), nonce, book.get("timestamp"))
+            )
         self.kind = None
         self.bids, self.asks = {}, {}
         if self.born:

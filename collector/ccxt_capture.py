@@ -21,11 +21,10 @@ Re-classing keeps the exact ccxt object (no copy, no wrapper in ccxt's way): onl
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
-from daedalus.collector.book_log import HOUR_NS, BookLog, book_levels, update_row
+from daedalus.collector.book_log import HOUR_NS, book_levels, update_row
 from daedalus.collector.ccxt_rows import SOURCE, MalformedFrame, book_row, ticker_row, trade_row
 from daedalus.collector.connection import Record
 from daedalus.collector.venue_ccxt import CcxtVenue
@@ -53,175 +52,22 @@ class CaptureHost(Protocol):
 
     def unified_symbol(self, market_id: str | None) -> str | None: ...
 
-    def emit_event(self, event_type: str, *, symbol: str | None = None, channel: str | None = None,
-                   detail: str | None = None, capture_ts: int | None = None, count: int | None = None,
-                   conn: Any = None, close_code: int | None = None) -> None: ...
+    def emit_event(
+        self,
+        event_type: str,
+        *,
+        symbol: str | None = None,
+        channel: str | None = None,
+        detail: str | None = None,
+        capture_ts: int | None = None,
+        count: int | None = None,
+        conn: Any = None,
+        close_code: int | None = None,
+    ) -> None: ...
 
     def break_book(self, client: Any, symbol: str, detail: str, capture_ts: int) -> None: ...
 
     def on_server_shutdown(self, client: Any, capture_ts: int) -> None: ...
-
-_TRADE_CLASSES: dict[type, type] = {}
-_SIDE_CLASSES: dict[type, type] = {}
-_BOOK_CLASSES: dict[type, type] = {}
-
-
-def _tapped(classes: dict[type, type], base: type, method: str, override: Any, **more: Any) -> type:
-    """The subclass of a ccxt class `base` whose `method` is `override`, made once per base class."""
-    cls = classes.get(base)
-    if cls is None:
-        cls = classes[base] = type(f"Tapped{base.__name__}", (base,), {method: override, **more})
-    return cls
-
-
-def _trade_cache_class(base: type) -> type:
-    def append(self: Any, item: Any) -> None:
-        base.append(self, item)
-        self._daedalus_tap.trade_appended(item)
-
-    return _tapped(_TRADE_CLASSES, base, "append", append)
-
-
-def _side_class(base: type) -> type:
-    def storeArray(self: Any, delta: Any) -> None:  # noqa: N802 - ccxt's name
-        book = self._daedalus_book
-        # the hot path (every level of every update): one flag test per delta; the tap hears of the
-        # book once until it flushes it, *before* the change, so an hourly checkpoint holds the book
-        # as it was at the boundary
-        if not book._daedalus_dirty:
-            book._daedalus_dirty = True
-            book._daedalus_tap.book_changed(book)
-        log = book._daedalus_log
-        if log is None:
-            base.storeArray(self, delta)
-            return
-        n = len(self)
-        base.storeArray(self, delta)
-        m = len(self)
-        if m < n:
-            log.change(book, self.side, delta[0], 0.0, False)
-        elif m > n:
-            log.change(book, self.side, delta[0], delta[1], True)
-        elif delta[1] and (len(delta) < 3 or delta[2]):  # a held level's new size (count 0 deletes)
-            log.change(book, self.side, delta[0], delta[1], False)
-        else:  # the venue removed a level the book does not hold: nothing applied, the message counts
-            log.open(book)
-
-    def limit(self: Any) -> None:
-        # ccxt trims a book to its depth; trimmed levels are deletes like the venue's own, so the
-        # stored updates replay to the book ccxt holds
-        extra = len(self) - self._depth
-        if extra <= 0 or self._daedalus_book._daedalus_log is None or hasattr(self, "_hashmap"):
-            base.limit(self)
-            return
-        for lvl in self[-extra:]:
-            self.storeArray([lvl[0], 0, 0])
-
-    return _tapped(_SIDE_CLASSES, base, "storeArray", storeArray, limit=limit)
-
-
-def _book_class(base: type) -> type:
-    def reset(self: Any, snapshot: Any = None) -> None:
-        # a reset stores every level through storeArray; it is one event (a snapshot), not N deltas
-        dirty, self._daedalus_dirty = self._daedalus_dirty, True
-        log, self._daedalus_log = self._daedalus_log, None
-        if log is not None:
-            log.close(self, self.get("nonce"))  # rows applied before the load end here
-        base.reset(self, {} if snapshot is None else snapshot)
-        self._daedalus_log = log
-        self._daedalus_dirty = dirty
-        self._daedalus_tap.book_reset(self)
-
-    return _tapped(_BOOK_CLASSES, base, "reset", reset)
-
-
-def tap_book(book: Any, symbol: str, tap: Any, updates: bool = False, full_depth: bool = False) -> None:
-    """Re-class a ccxt OrderBook and its two sides so they report to `tap`; with `updates`, keep what
-    is applied for bronze `book_updates` (collector/book_log.py). `full_depth`: the venue's feed
-    covers the whole book (Binance diffs), so ccxt's depth limit would only drop levels it still updates."""
-    book.__class__ = _book_class(type(book))
-    book._daedalus_tap = tap
-    book._daedalus_symbol = symbol
-    book._daedalus_dirty = False
-    book._daedalus_log = BookLog() if updates else None
-    book._daedalus_hour = None  # UTC hour (row time // 1 h) of the last book_updates row
-    for key in ("bids", "asks"):
-        side = book[key]
-        side.__class__ = _side_class(type(side))
-        side._daedalus_book = book
-        if full_depth:
-            side._depth = sys.maxsize
-
-
-class TapTrades(dict):
-    """`exchange.trades`: each trade cache put in reports its appends (and what it held already)."""
-
-    def __init__(self, owner: Any, *args: Any) -> None:
-        super().__init__(*args)
-        self._owner = owner
-
-    def __setitem__(self, symbol: str, cache: Any) -> None:
-        tap = self._owner.daedalus_tap
-        if tap is not None and hasattr(cache, "append") and getattr(cache, "_daedalus_tap", None) is None:
-            for item in list(cache):  # appended before the cache was stored (some exchanges do)
-                tap.trade_appended(item)
-            cache.__class__ = _trade_cache_class(type(cache))
-            cache._daedalus_tap = tap
-        super().__setitem__(symbol, cache)
-
-
-class TapBooks(dict):
-    """`exchange.orderbooks`: each book put in is tapped; a new book object is a reset."""
-
-    def __init__(self, owner: Any, *args: Any) -> None:
-        super().__init__(*args)
-        self._owner = owner
-
-    def __setitem__(self, symbol: str, book: Any) -> None:
-        super().__setitem__(symbol, book)
-        tap = self._owner.daedalus_tap
-        if tap is not None and getattr(book, "_daedalus_tap", None) is None and isinstance(book, dict) \
-                and "bids" in book:
-            c = tap.c
-            tap_book(book, symbol, tap, c.collect_updates, c.collect_updates and c.venue.full_depth_feed)
-            tap.book_reset(book)
-
-
-class TapTickers(dict):
-    """`exchange.tickers`: each ticker ccxt resolves is reported as it is stored."""
-
-    def __init__(self, owner: Any, *args: Any) -> None:
-        super().__init__(*args)
-        self._owner = owner
-
-    def __setitem__(self, symbol: str, ticker: Any) -> None:
-        super().__setitem__(symbol, ticker)
-        tap = self._owner.daedalus_tap
-        if tap is not None:
-            tap.ticker_stored(symbol, ticker)
-
-
-TAP_DICTS = {"trades": TapTrades, "orderbooks": TapBooks, "tickers": TapTickers}
-
-
-def tap_property(name: str) -> property:
-    """A property for the stamped exchange class: whatever dict ccxt assigns (in `__init__`,
-    `clean_ws_data`) is stored as the matching Tap dict."""
-    key = f"_daedalus_{name}"
-    tap_cls = TAP_DICTS[name]
-
-    def get(self: Any) -> Any:
-        return self.__dict__.get(key)
-
-    def set_(self: Any, value: Any) -> None:
-        if value is not None and not isinstance(value, tap_cls):
-            new = tap_cls(self)
-            for k, v in dict(value).items():
-                new[k] = v
-            value = new
-        self.__dict__[key] = value
-
-    return property(get, set_)
 
 
 class Hooks:
@@ -241,12 +87,16 @@ class Hooks:
         c = self.c
         c.raw_messages += 1
         if isinstance(message, MalformedFrame):
-            c.emit_event("error", detail=f"malformed JSON frame from {client.url}: {message.error}: "
-                         f"{message.data[:200]!r}", capture_ts=capture_ts)
+            c.emit_event(
+                "error",
+                detail=f"malformed JSON frame from {client.url}: {message.error}: {message.data[:200]!r}",
+                capture_ts=capture_ts,
+            )
             return
         if isinstance(message, str) and message not in c.venue.text_frames:
-            c.emit_event("error", detail=f"non-JSON frame from {client.url}: {message[:200]!r}",
-                         capture_ts=capture_ts)
+            c.emit_event(
+                "error", detail=f"non-JSON frame from {client.url}: {message[:200]!r}", capture_ts=capture_ts
+            )
             return
         venue = c.venue
         control = self.control(message) if self.control is not None else None
@@ -275,8 +125,11 @@ class Hooks:
                 if broken is not None:
                     c.break_book(client, symbol, broken, capture_ts)
         except Exception as e:  # noqa: BLE001 - one bad message must not kill ccxt's receive loop
-            c.emit_event("error", detail=f"ccxt handler failed on a frame from {client.url}: "
-                         f"{type(e).__name__}: {e}", capture_ts=capture_ts)
+            c.emit_event(
+                "error",
+                detail=f"ccxt handler failed on a frame from {client.url}: {type(e).__name__}: {e}",
+                capture_ts=capture_ts,
+            )
         finally:
             tap.end()
         if control is not None:
@@ -319,31 +172,45 @@ class Tap:
     def trade_appended(self, trade: Any) -> None:
         c = self.c
         symbol = trade.get("symbol")
-        c.emitter.emit_nowait(Record(SOURCE, "trades", trade_row(
-            trade, c.row_base("trades", symbol, self._stamp(), self.url if self.in_frame else None))))
+        c.emitter.emit_nowait(
+            Record(
+                SOURCE,
+                "trades",
+                trade_row(
+                    trade, c.row_base("trades", symbol, self._stamp(), self.url if self.in_frame else None)
+                ),
+            )
+        )
 
     def ticker_stored(self, symbol: str, ticker: Any) -> None:
         c = self.c
         if not isinstance(ticker, dict):
             return
-        c.emitter.emit_nowait(Record(SOURCE, "ticker", ticker_row(
-            ticker, c.row_base("ticker", symbol, self._stamp(), self.url if self.in_frame else None))))
+        c.emitter.emit_nowait(
+            Record(
+                SOURCE,
+                "ticker",
+                ticker_row(
+                    ticker, c.row_base("ticker", symbol, self._stamp(), self.url if self.in_frame else None)
+                ),
+            )
+        )
 
     def book_changed(self, book: Any) -> None:
         """A change is about to be applied to a clean book (further ones before the flush are not
         reported)."""
         self.dirty[id(book)] = book
-        if book._daedalus_log is not None and book._daedalus_hour is not None:
+        if book.daedalus_log is not None and book.daedalus_hour is not None:
             frame = self.frame if self.in_frame else None
             when = frame[0] * 1_000_000 if frame is not None and frame[0] is not None else self._stamp()
-            hour, book._daedalus_hour = book._daedalus_hour, when // HOUR_NS
+            hour, book.daedalus_hour = book.daedalus_hour, when // HOUR_NS
             if when // HOUR_NS != hour:
                 # the first update at/after a boundary: the book held until now, stamped at the
                 # boundary, so it lies in the partition (hour, date) it opens. The hour is the rows'
                 # time as land partitions them, which can also step back (a load without exchange
                 # time is dated by our clock, the updates after it by the exchange's): then the
                 # checkpoint is stamped with this update's time, in that earlier partition.
-                stamp = book._daedalus_hour * HOUR_NS if when // HOUR_NS > hour else when
+                stamp = book.daedalus_hour * HOUR_NS if when // HOUR_NS > hour else when
                 self._checkpoint(book, stamp, self._stamp(), None)
         if not self.in_frame and not self._scheduled:
             self._scheduled = True
@@ -351,9 +218,9 @@ class Tap:
 
     def book_reset(self, book: Any) -> None:
         self.resets += 1
-        book._daedalus_dirty = True
-        if book._daedalus_log is not None:
-            book._daedalus_log.reset(book)
+        book.daedalus_dirty = True
+        if book.daedalus_log is not None:
+            book.daedalus_log.reset(book)
         self.dirty[id(book)] = book
         if not self.in_frame and not self._scheduled:
             self._scheduled = True
@@ -366,26 +233,37 @@ class Tap:
 
     def discard(self, symbol: str) -> None:
         for key, book in list(self.dirty.items()):
-            if book._daedalus_symbol == symbol:
-                book._daedalus_dirty = False
-                if book._daedalus_log is not None:
-                    book._daedalus_log.take(book)  # applied to a book the venue's rule found broken
+            if book.daedalus_symbol == symbol:
+                book.daedalus_dirty = False
+                if book.daedalus_log is not None:
+                    book.daedalus_log.take(book)  # applied to a book the venue's rule found broken
                 del self.dirty[key]
 
     def _held(self, book: Any) -> bool:
         """The book is the one ccxt holds for its symbol, not one we broke, and not empty (made before
         its snapshot)."""
-        symbol = book._daedalus_symbol
-        return self.c.exchange.orderbooks.get(symbol) is book and symbol not in self.c.broken_books \
+        symbol = book.daedalus_symbol
+        return (
+            self.c.exchange.orderbooks.get(symbol) is book
+            and symbol not in self.c.broken_books
             and bool(book["bids"] or book["asks"])
+        )
 
     def _checkpoint(self, book: Any, timestamp_ns: Any, capture_ts: int, last_id: Any) -> None:
         if not self._held(book):
             return
         c = self.c
-        base = c.row_base("orderbook", book._daedalus_symbol, capture_ts, self.url if self.in_frame else None)
-        row = update_row(base, "checkpoint", book_levels(book["bids"]), book_levels(book["asks"]), timestamp_ns,
-                         None, book.get("nonce") if last_id is None else last_id, None)
+        base = c.row_base("orderbook", book.daedalus_symbol, capture_ts, self.url if self.in_frame else None)
+        row = update_row(
+            base,
+            "checkpoint",
+            book_levels(book["bids"]),
+            book_levels(book["asks"]),
+            timestamp_ns,
+            None,
+            book.get("nonce") if last_id is None else last_id,
+            None,
+        )
         c.emitter.emit_nowait(Record(SOURCE, "book_updates", row))
 
     def flush(self, capture_ts: int) -> None:
@@ -393,14 +271,14 @@ class Tap:
         url = self.url if self.in_frame else None
         frame = self.frame if self.in_frame else None
         for book in self.dirty.values():
-            symbol = book._daedalus_symbol
-            log = book._daedalus_log
+            symbol = book.daedalus_symbol
+            log = book.daedalus_log
             if log is not None:
                 for side in (book["bids"], book["asks"]):
                     if len(side) > side._depth:  # ccxt trims on the watch's return; here, in this message
                         side.limit()
                 updates = log.take(book)
-            book._daedalus_dirty = False
+            book.daedalus_dirty = False
             # a book ccxt dropped (a sequence break) or replaced, an empty one, or one we broke:
             # nothing to emit
             if not self._held(book):
@@ -408,13 +286,15 @@ class Tap:
             if log is not None and updates:
                 self._emit_updates(book, updates, capture_ts, url, frame)
             if c.collect_books:
-                row = book_row(book, c.ingestion.orderbook_levels, c.row_base("orderbook", symbol, capture_ts, url))
+                row = book_row(
+                    book, c.ingestion.orderbook_levels, c.row_base("orderbook", symbol, capture_ts, url)
+                )
                 c.emitter.emit_nowait(Record(SOURCE, "orderbook", row))
         self.dirty.clear()
 
     def _emit_updates(self, book: Any, updates: list, capture_ts: int, url: str | None, frame: Any) -> None:
         c = self.c
-        symbol = book._daedalus_symbol
+        symbol = book.daedalus_symbol
         emit = c.emitter.emit_nowait
         last = len(updates) - 1
         loaded = False
@@ -427,11 +307,29 @@ class Tap:
                 last_id = nonce
             ts = ts_ms * 1_000_000 if ts_ms is not None else None
             when = ts if ts is not None else capture_ts
-            emit(Record(SOURCE, "book_updates", update_row(
-                c.row_base("orderbook", symbol, capture_ts, url), kind, bids, asks, ts, first, last_id, prev)))
+            emit(
+                Record(
+                    SOURCE,
+                    "book_updates",
+                    update_row(
+                        c.row_base("orderbook", symbol, capture_ts, url),
+                        kind,
+                        bids,
+                        asks,
+                        ts,
+                        first,
+                        last_id,
+                        prev,
+                    ),
+                )
+            )
             loaded = loaded or kind == "snapshot"
         if loaded:  # after a (re)load: the whole book held once the load and what followed it applied
             ts_ms = book.get("timestamp")
-            self._checkpoint(book, ts_ms * 1_000_000 if ts_ms is not None else None, capture_ts,
-                             frame[2] if frame is not None else None)
-        book._daedalus_hour = when // HOUR_NS
+            self._checkpoint(
+                book,
+                ts_ms * 1_000_000 if ts_ms is not None else None,
+                capture_ts,
+                frame[2] if frame is not None else None,
+            )
+        book.daedalus_hour = when // HOUR_NS

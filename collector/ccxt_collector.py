@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from daedalus.collector.backoff import retry_after_from_headers
-from daedalus.collector.ccxt_capture import Hooks, Tap, tap_property
+from daedalus.collector.ccxt_capture import Hooks, Tap
 from daedalus.collector.ccxt_rows import SOURCE, MalformedFrame, book_row, ticker_row, trade_row  # noqa: F401
+from daedalus.collector.ccxt_taps import tap_property
 from daedalus.collector.connection import (
     Connection,
     Disconnected,
@@ -211,7 +212,9 @@ class CcxtCollector:
             try:
                 await ex.load_markets()
             except Exception as e:
-                raise ExchangeError(f"{self.exchange_id}: cannot load markets ({type(e).__name__}: {e})") from None
+                raise ExchangeError(
+                    f"{self.exchange_id}: cannot load markets ({type(e).__name__}: {e})"
+                ) from None
         check_symbols(ex, self.exchange_id, self.symbols)
         feeds: list[Feed] = []
         for channel, method in methods.items():
@@ -234,11 +237,21 @@ class CcxtCollector:
             backoff_max=self.ingestion.backoff_max_seconds,
         )
         try:
-            await asyncio.gather(*(
-                supervise(self._session_for(feed), source=SOURCE, exchange=self.exchange_id, name=feed.name,
-                          emitter=self.emitter, settings=settings, stop=stop, fatal=(ExchangeError,))
-                for feed in self.feeds
-            ))
+            await asyncio.gather(
+                *(
+                    supervise(
+                        self._session_for(feed),
+                        source=SOURCE,
+                        exchange=self.exchange_id,
+                        name=feed.name,
+                        emitter=self.emitter,
+                        settings=settings,
+                        stop=stop,
+                        fatal=(ExchangeError,),
+                    )
+                    for feed in self.feeds
+                )
+            )
         finally:
             await self.close()
 
@@ -254,12 +267,30 @@ class CcxtCollector:
         conn.touch(f"{channel}:{symbol}")
         return envelope(capture_ts, self.exchange_id, symbol, conn.conn_id, conn.next_seq())
 
-    def emit_event(self, event_type: str, *, symbol: str | None = None, channel: str | None = None,
-                   detail: str | None = None, capture_ts: int | None = None, count: int | None = None,
-                   conn: Connection | None = None, close_code: int | None = None) -> None:
-        row = event_row(event_type, exchange=self.exchange_id, conn_id=conn.conn_id if conn else "ccxt",
-                        seq=conn.seq if conn else 0, symbol=symbol, channel=channel, detail=detail,
-                        capture_ts=capture_ts, count=count, close_code=close_code)
+    def emit_event(
+        self,
+        event_type: str,
+        *,
+        symbol: str | None = None,
+        channel: str | None = None,
+        detail: str | None = None,
+        capture_ts: int | None = None,
+        count: int | None = None,
+        conn: Connection | None = None,
+        close_code: int | None = None,
+    ) -> None:
+        row = event_row(
+            event_type,
+            exchange=self.exchange_id,
+            conn_id=conn.conn_id if conn else "ccxt",
+            seq=conn.seq if conn else 0,
+            symbol=symbol,
+            channel=channel,
+            detail=detail,
+            capture_ts=capture_ts,
+            count=count,
+            close_code=close_code,
+        )
         self.emitter.emit_nowait(Record(SOURCE, "events", row))
 
     def unified_symbol(self, market_id: str | None) -> str | None:
@@ -282,10 +313,22 @@ class CcxtCollector:
         import ccxt
 
         conn = self._conn.get(("orderbook", symbol))
-        self.emit_event("gap", symbol=symbol, channel="orderbook", conn=conn, capture_ts=capture_ts,
-                        detail=f"order-book {detail}")
-        self.emit_event("resync", symbol=symbol, channel="orderbook", conn=conn, capture_ts=capture_ts,
-                        detail="book dropped; reloading a snapshot")
+        self.emit_event(
+            "gap",
+            symbol=symbol,
+            channel="orderbook",
+            conn=conn,
+            capture_ts=capture_ts,
+            detail=f"order-book {detail}",
+        )
+        self.emit_event(
+            "resync",
+            symbol=symbol,
+            channel="orderbook",
+            conn=conn,
+            capture_ts=capture_ts,
+            detail="book dropped; reloading a snapshot",
+        )
         self.broken_books.add(symbol)
         self.exchange.orderbooks.pop(symbol, None)
         self.tap.discard(symbol)
@@ -310,13 +353,18 @@ class CcxtCollector:
                 conn.watch(f"{feed.channel}:{s}", (feed.channel, s))
                 if feed.channel == "orderbook" and self.collect_updates:
                     conn.carries("book_updates", s)  # a connection event breaks both book series
-            self.emit_event("connect", channel=feed.channel, conn=conn,
-                            symbol=feed.symbols[0] if len(feed.symbols) == 1 else None,
-                            detail=f"{feed.name} via {feed.method}")
+            self.emit_event(
+                "connect",
+                channel=feed.channel,
+                conn=conn,
+                symbol=feed.symbols[0] if len(feed.symbols) == 1 else None,
+                detail=f"{feed.name} via {feed.method}",
+            )
             try:
                 await self._watch_loop(feed, conn)
             finally:
                 await self._close_feed(feed)
+
         return session
 
     async def _watch_loop(self, feed: Feed, conn: Connection) -> None:
@@ -352,10 +400,20 @@ class CcxtCollector:
                 if symbol in self._break_reported:
                     self._break_reported.discard(symbol)
                 else:
-                    self.emit_event("gap", symbol=symbol, channel="orderbook", conn=conn,
-                                    detail=f"order-book sequence break: {e}")
-                    self.emit_event("resync", symbol=symbol, channel="orderbook", conn=conn,
-                                    detail="re-subscribing this symbol for a fresh snapshot")
+                    self.emit_event(
+                        "gap",
+                        symbol=symbol,
+                        channel="orderbook",
+                        conn=conn,
+                        detail=f"order-book sequence break: {e}",
+                    )
+                    self.emit_event(
+                        "resync",
+                        symbol=symbol,
+                        channel="orderbook",
+                        conn=conn,
+                        detail="re-subscribing this symbol for a fresh snapshot",
+                    )
                 await self.venue.resync(self.exchange, symbol)
                 await self.emitter.flush()
                 continue
@@ -364,8 +422,13 @@ class CcxtCollector:
                 status = 429 if "429" in str(e) else 418 if "418" in str(e) else None
                 if feed.channel == "orderbook":
                     # the socket is fine; only the REST snapshot was refused. Wait as told, retry.
-                    self.emit_event("rate_limited", symbol=symbol, channel=feed.channel, conn=conn,
-                                    detail=f"REST snapshot refused ({status}); waiting {retry}s: {e}"[:500])
+                    self.emit_event(
+                        "rate_limited",
+                        symbol=symbol,
+                        channel=feed.channel,
+                        conn=conn,
+                        detail=f"REST snapshot refused ({status}); waiting {retry}s: {e}"[:500],
+                    )
                     from daedalus.collector.backoff import Backoff
 
                     delay = Backoff(1.0, 1.0).next_delay(retry_after=retry, status=status)
@@ -381,7 +444,9 @@ class CcxtCollector:
                 raise ExchangeError(f"ingestion.symbols: {e}") from None
             except ccxt.NetworkError as e:
                 code = _close_code(str(e))
-                raise Disconnected(f"{type(e).__name__}: {e}", close_code=code, channel=feed.channel) from None
+                raise Disconnected(
+                    f"{type(e).__name__}: {e}", close_code=code, channel=feed.channel
+                ) from None
 
     def _feed_url(self, feed: Feed) -> str | None:
         clients = self.exchange.clients or {}
@@ -426,6 +491,6 @@ def _close_code(text: str) -> int | None:
     marker = "closing code "
     i = text.find(marker)
     if i >= 0:
-        digits = "".join(ch for ch in text[i + len(marker):i + len(marker) + 6] if ch.isdigit())
+        digits = "".join(ch for ch in text[i + len(marker) : i + len(marker) + 6] if ch.isdigit())
         return int(digits) if digits else None
     return 1006 if "closed" in text.lower() or "reset" in text.lower() else None

@@ -48,9 +48,20 @@ def trade_row(trade: dict, base: dict) -> dict:
 
 
 _TICKER_FIELDS = {
-    "bid": "bid", "ask": "ask", "bid_volume": "bidVolume", "ask_volume": "askVolume", "last": "last",
-    "open": "open", "high": "high", "low": "low", "close": "close", "vwap": "vwap",
-    "base_volume": "baseVolume", "quote_volume": "quoteVolume", "change": "change", "percentage": "percentage",
+    "bid": "bid",
+    "ask": "ask",
+    "bid_volume": "bidVolume",
+    "ask_volume": "askVolume",
+    "last": "last",
+    "open": "open",
+    "high": "high",
+    "low": "low",
+    "close": "close",
+    "vwap": "vwap",
+    "base_volume": "baseVolume",
+    "quote_volume": "quoteVolume",
+    "change": "change",
+    "percentage": "percentage",
 }
 
 
@@ -76,5 +87,3 @@ def book_row(book: Any, levels: int, base: dict) -> dict:
     row["bids"] = [{"price": lvl[0], "size": lvl[1]} for lvl in book["bids"][:levels]]
     row["asks"] = [{"price": lvl[0], "size": lvl[1]} for lvl in book["asks"][:levels]]
     return row
-
-

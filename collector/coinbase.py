@@ -152,7 +152,9 @@ def make_jwt(key_name: str, private_key_pem: str, now: float | None = None) -> s
         from cryptography.hazmat.primitives.asymmetric import ec
         from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
     except ImportError:
-        raise ConfigError("ingestion.coinbase.use_jwt: needs the 'cryptography' package (pip install cryptography)") from None
+        raise ConfigError(
+            "ingestion.coinbase.use_jwt: needs the 'cryptography' package (pip install cryptography)"
+        ) from None
     now = int(now if now is not None else time.time())
 
     def b64(data: bytes) -> str:
@@ -174,14 +176,22 @@ def make_jwt(key_name: str, private_key_pem: str, now: float | None = None) -> s
 class CoinbaseCollector:
     """Collect Coinbase Advanced Trade channels for `products` into an Emitter."""
 
-    def __init__(self, coinbase: Any, ingestion: Any, emitter: Emitter, url: str | None = None,
-                 environ: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        coinbase: Any,
+        ingestion: Any,
+        emitter: Emitter,
+        url: str | None = None,
+        environ: dict[str, str] | None = None,
+    ) -> None:
         check_coinbase_channels(list(coinbase.channels))
         if not coinbase.products:
             raise ConfigError("ingestion.coinbase.products: at least one product id (e.g. BTC-USD)")
         for p in coinbase.products:
             if "-" not in p:
-                raise ExchangeError(f"ingestion.coinbase.products: '{p}' is not a Coinbase product id (e.g. BTC-USD)")
+                raise ExchangeError(
+                    f"ingestion.coinbase.products: '{p}' is not a Coinbase product id (e.g. BTC-USD)"
+                )
         self.products = list(coinbase.products)
         self.channels = list(coinbase.channels)
         self.url = url or coinbase.ws_url
@@ -192,7 +202,9 @@ class CoinbaseCollector:
         if coinbase.use_jwt:
             self._key, self._secret = env.get("COINBASE_API_KEY"), env.get("COINBASE_API_SECRET")
             if not self._key or not self._secret:
-                raise ConfigError("ingestion.coinbase.use_jwt: set COINBASE_API_KEY and COINBASE_API_SECRET in the environment")
+                raise ConfigError(
+                    "ingestion.coinbase.use_jwt: set COINBASE_API_KEY and COINBASE_API_SECRET in the environment"
+                )
             make_jwt(self._key, self._secret)  # fail fast on a bad key
         self.books: dict[str, L2Book] = {}
         # bronze book_updates from level2 when that channel is collected (ingestion.channels)
@@ -215,8 +227,16 @@ class CoinbaseCollector:
             backoff_initial=self.ingestion.backoff_initial_seconds,
             backoff_max=self.ingestion.backoff_max_seconds,
         )
-        await supervise(self.session, source=SOURCE, exchange=EXCHANGE, name="advanced-trade",
-                        emitter=self.emitter, settings=settings, stop=stop, fatal=(ConfigError,))
+        await supervise(
+            self.session,
+            source=SOURCE,
+            exchange=EXCHANGE,
+            name="advanced-trade",
+            emitter=self.emitter,
+            settings=settings,
+            stop=stop,
+            fatal=(ConfigError,),
+        )
 
     async def _event(self, conn: Connection, event_type: str, **kw: Any) -> None:
         row = event_row(event_type, exchange=EXCHANGE, conn_id=conn.conn_id, seq=conn.seq, **kw)
@@ -235,8 +255,9 @@ class CoinbaseCollector:
             if self.updates:
                 conn.carries("book_updates", product_to_symbol(p))
         try:
-            async with connect(self.url, max_size=2**24, ping_interval=20, ping_timeout=20,
-                               open_timeout=10, close_timeout=2) as ws:
+            async with connect(
+                self.url, max_size=2**24, ping_interval=20, ping_timeout=20, open_timeout=10, close_timeout=2
+            ) as ws:
                 await self._event(conn, "connect", detail=f"{self.url} products={','.join(self.products)}")
                 for channel in [*self.channels, COINBASE_HEARTBEAT_CHANNEL]:
                     await ws.send(json.dumps(self._subscribe_msg(channel)))
@@ -246,8 +267,10 @@ class CoinbaseCollector:
                 for p in self.products:
                     for ch in self.channels:
                         if ch != "market_trades":
-                            conn.watch(f"{ch}:{p}", (BRONZE_CHANNEL[ch], product_to_symbol(p))
-                                       if ch in BRONZE_CHANNEL else None)
+                            conn.watch(
+                                f"{ch}:{p}",
+                                (BRONZE_CHANNEL[ch], product_to_symbol(p)) if ch in BRONZE_CHANNEL else None,
+                            )
                 state = {"expected": None}
                 async for raw in ws:
                     capture_ts = time.time_ns()
@@ -256,7 +279,9 @@ class CoinbaseCollector:
             status = e.response.status_code
             retry = retry_after_from_headers(dict(e.response.headers))
             if status in (418, 429):
-                raise RateLimited(f"handshake refused with HTTP {status}", retry_after=retry, status=status) from None
+                raise RateLimited(
+                    f"handshake refused with HTTP {status}", retry_after=retry, status=status
+                ) from None
             raise Disconnected(f"handshake refused with HTTP {status}", status=status) from None
         except ConnectionClosed as e:
             code = e.rcvd.code if e.rcvd is not None else 1006
@@ -269,21 +294,32 @@ class CoinbaseCollector:
         try:
             msg = json.loads(raw)
         except ValueError as e:
-            await self._event(conn, "error", detail=f"malformed JSON frame: {e}: {str(raw)[:200]!r}", capture_ts=capture_ts)
+            await self._event(
+                conn, "error", detail=f"malformed JSON frame: {e}: {str(raw)[:200]!r}", capture_ts=capture_ts
+            )
             return
         if not isinstance(msg, dict):
-            await self._event(conn, "error", detail=f"unexpected frame: {str(raw)[:200]!r}", capture_ts=capture_ts)
+            await self._event(
+                conn, "error", detail=f"unexpected frame: {str(raw)[:200]!r}", capture_ts=capture_ts
+            )
             return
         if msg.get("type") == "error":
-            await self._event(conn, "error", detail=f"server error: {msg.get('message')}"[:500], capture_ts=capture_ts)
+            await self._event(
+                conn, "error", detail=f"server error: {msg.get('message')}"[:500], capture_ts=capture_ts
+            )
             return
         seq_num = msg.get("sequence_num")
         if isinstance(seq_num, int):
             expected = state["expected"]
             if expected is not None and seq_num > expected:
                 self.gaps += 1
-                await self._event(conn, "gap", count=seq_num - expected, capture_ts=capture_ts,
-                                  detail=f"sequence_num jumped {expected - 1} → {seq_num}: {seq_num - expected} messages lost")
+                await self._event(
+                    conn,
+                    "gap",
+                    count=seq_num - expected,
+                    capture_ts=capture_ts,
+                    detail=f"sequence_num jumped {expected - 1} → {seq_num}: {seq_num - expected} messages lost",
+                )
                 await self._resubscribe_level2(conn, ws, capture_ts)
             state["expected"] = seq_num + 1 if expected is None or seq_num >= expected else expected
         channel = msg.get("channel")
@@ -309,8 +345,14 @@ class CoinbaseCollector:
         await ws.send(json.dumps(self._subscribe_msg("level2", "unsubscribe")))
         await ws.send(json.dumps(self._subscribe_msg("level2")))
         for p in self.products:
-            await self._event(conn, "resync", symbol=product_to_symbol(p), channel="orderbook", capture_ts=capture_ts,
-                              detail="level2 re-subscribed for a fresh snapshot after a sequence gap")
+            await self._event(
+                conn,
+                "resync",
+                symbol=product_to_symbol(p),
+                channel="orderbook",
+                capture_ts=capture_ts,
+                detail="level2 re-subscribed for a fresh snapshot after a sequence gap",
+            )
 
     async def _on_l2(self, msg: dict, capture_ts: int, conn: Connection) -> None:
         ts = rfc3339_ns(msg.get("timestamp"))
@@ -333,18 +375,39 @@ class CoinbaseCollector:
                 # the boundary so it lies in the partition it opens; if the rows' time stepped back
                 # an hour, stamped with this update's time (docs/contracts.md, ccxt_capture.Tap)
                 forward, book.hour = when // HOUR_NS > book.hour, when // HOUR_NS
-                await self._book_update(conn, capture_ts, symbol, "checkpoint", *book.levels(),
-                                        book.hour * HOUR_NS if forward else when, None, self._last_seq.get(product))
+                await self._book_update(
+                    conn,
+                    capture_ts,
+                    symbol,
+                    "checkpoint",
+                    *book.levels(),
+                    book.hour * HOUR_NS if forward else when,
+                    None,
+                    self._last_seq.get(product),
+                )
             changed = book.apply(ev.get("updates", []))
             conn.touch(f"level2:{product}")
             if self.updates:
                 if snapshot:  # the load, then (the collector's rule after every load) the book held
                     bids, asks = book.levels()
-                    await self._book_update(conn, capture_ts, symbol, "snapshot", bids, asks, ts, None, seq_num)
-                    await self._book_update(conn, capture_ts, symbol, "checkpoint", bids, asks, ts, None, seq_num)
+                    await self._book_update(
+                        conn, capture_ts, symbol, "snapshot", bids, asks, ts, None, seq_num
+                    )
+                    await self._book_update(
+                        conn, capture_ts, symbol, "checkpoint", bids, asks, ts, None, seq_num
+                    )
                 elif changed[0] or changed[1]:
-                    await self._book_update(conn, capture_ts, symbol, "delta", levels(changed[0], True),
-                                            levels(changed[1], False), ts, None, seq_num)
+                    await self._book_update(
+                        conn,
+                        capture_ts,
+                        symbol,
+                        "delta",
+                        levels(changed[0], True),
+                        levels(changed[1], False),
+                        ts,
+                        None,
+                        seq_num,
+                    )
                 book.hour = when // HOUR_NS  # the rows' time as land partitions them
                 self._last_seq[product] = seq_num
             row = envelope(capture_ts, EXCHANGE, symbol, conn.conn_id, conn.next_seq())
@@ -352,12 +415,24 @@ class CoinbaseCollector:
             row.update(timestamp=ts, nonce=seq_num, bids=bids, asks=asks)
             await self.emitter.emit(Record(SOURCE, "orderbook", row))
 
-    async def _book_update(self, conn: Connection, capture_ts: int, symbol: str, kind: str, bids: list[dict],
-                           asks: list[dict], ts: int | None, first: int | None, last: int | None) -> None:
+    async def _book_update(
+        self,
+        conn: Connection,
+        capture_ts: int,
+        symbol: str,
+        kind: str,
+        bids: list[dict],
+        asks: list[dict],
+        ts: int | None,
+        first: int | None,
+        last: int | None,
+    ) -> None:
         base = envelope(capture_ts, EXCHANGE, symbol, conn.conn_id, conn.next_seq())
         # Coinbase's one id is the connection's sequence_num, shared by every channel and product: never
         # contiguous per book, so it is `last_update_id` only (monotonic); the collector checks the gaps.
-        await self.emitter.emit(Record(SOURCE, "book_updates", update_row(base, kind, bids, asks, ts, first, last, None)))
+        await self.emitter.emit(
+            Record(SOURCE, "book_updates", update_row(base, kind, bids, asks, ts, first, last, None))
+        )
 
     async def _on_trades(self, msg: dict, capture_ts: int, conn: Connection) -> None:
         for ev in msg.get("events", []):
@@ -376,9 +451,18 @@ class CoinbaseCollector:
                 # Bronze keeps Coinbase's raw `side` as received (it names the maker's order);
                 # silver.trades maps it to the aggressor (FEATURES.md "Trade side").
                 side = t.get("side")
-                row = envelope(capture_ts, EXCHANGE, product_to_symbol(product), conn.conn_id, conn.next_seq())
-                row.update(timestamp=rfc3339_ns(t.get("time")), trade_id=tid, side=side, price=price,
-                           amount=size, cost=price * size, info_json=json.dumps(t, separators=(",", ":")))
+                row = envelope(
+                    capture_ts, EXCHANGE, product_to_symbol(product), conn.conn_id, conn.next_seq()
+                )
+                row.update(
+                    timestamp=rfc3339_ns(t.get("time")),
+                    trade_id=tid,
+                    side=side,
+                    price=price,
+                    amount=size,
+                    cost=price * size,
+                    info_json=json.dumps(t, separators=(",", ":")),
+                )
                 await self.emitter.emit(Record(SOURCE, "trades", row))
 
     async def _on_ticker(self, msg: dict, capture_ts: int, conn: Connection) -> None:
@@ -392,12 +476,25 @@ class CoinbaseCollector:
                     v = t.get(key)
                     return float(v) if v not in (None, "") else None
 
-                row = envelope(capture_ts, EXCHANGE, product_to_symbol(product), conn.conn_id, conn.next_seq())
+                row = envelope(
+                    capture_ts, EXCHANGE, product_to_symbol(product), conn.conn_id, conn.next_seq()
+                )
                 row.update(
-                    timestamp=ts, bid=f("best_bid"), ask=f("best_ask"), bid_volume=f("best_bid_quantity"),
-                    ask_volume=f("best_ask_quantity"), last=f("price"), open=None, high=f("high_24_h"),
-                    low=f("low_24_h"), close=f("price"), vwap=None, base_volume=f("volume_24_h"),
-                    quote_volume=None, change=None, percentage=f("price_percent_chg_24_h"),
+                    timestamp=ts,
+                    bid=f("best_bid"),
+                    ask=f("best_ask"),
+                    bid_volume=f("best_bid_quantity"),
+                    ask_volume=f("best_ask_quantity"),
+                    last=f("price"),
+                    open=None,
+                    high=f("high_24_h"),
+                    low=f("low_24_h"),
+                    close=f("price"),
+                    vwap=None,
+                    base_volume=f("volume_24_h"),
+                    quote_volume=None,
+                    change=None,
+                    percentage=f("price_percent_chg_24_h"),
                     info_json=json.dumps(t, separators=(",", ":")),
                 )
                 await self.emitter.emit(Record(SOURCE, "ticker", row))

@@ -220,8 +220,14 @@ class Emitter:
             drops, self._local_drops = self._local_drops, {}
             for (source, channel, exchange, symbol), (count, first, last) in drops.items():
                 row = event_row(
-                    "overflow", exchange=exchange, conn_id="collector", symbol=symbol, channel=channel,
-                    count=count, interval_start=first, interval_end=last,
+                    "overflow",
+                    exchange=exchange,
+                    conn_id="collector",
+                    symbol=symbol,
+                    channel=channel,
+                    count=count,
+                    interval_start=first,
+                    interval_end=last,
                     detail=f"staging buffer full ({self.staging_limit}); {count} {channel} messages dropped",
                 )
                 # this row is the only trace of those drops: retry until the queue takes it (a
@@ -324,13 +330,20 @@ async def _watchdog(conn: Connection, stale_after: float, max_age: float) -> Rec
         if stalest is not None and stalest[1] >= stale_after:
             key, age = stalest
             channel, symbol = conn.series_of.get(key, (None, None))
-            return StaleStream(f"no data on {key} for {age:.1f}s (stale_after={stale_after}s)",
-                               symbol=symbol, channel=channel)
+            return StaleStream(
+                f"no data on {key} for {age:.1f}s (stale_after={stale_after}s)",
+                symbol=symbol,
+                channel=channel,
+            )
         if time.monotonic() - conn.started >= max_age:
-            return ProactiveReconnect(f"connection age {max_age:.0f}s reached: reconnecting before the exchange's cut")
+            return ProactiveReconnect(
+                f"connection age {max_age:.0f}s reached: reconnecting before the exchange's cut"
+            )
 
 
-def _named_series(conn: Connection, symbol: str | None, channel: str | None) -> list[tuple[str | None, str | None]]:
+def _named_series(
+    conn: Connection, symbol: str | None, channel: str | None
+) -> list[tuple[str | None, str | None]]:
     """The (symbol, channel) pairs an event of this session names: the one the reason names, or, for a
     reason of the whole connection (or of one channel of it), every series it carried (on that channel) (never a NULL symbol that silver would
     read as "every series of the exchange"). A session that failed before subscribing carried
@@ -382,9 +395,22 @@ async def supervise(
             backoff.reset()
         if reason is None or stop.is_set():
             for symbol, channel in _named_series(conn, None, None):
-                await emitter.emit(Record(source, "events", event_row(
-                    "disconnect", exchange=exchange, conn_id=conn.conn_id, seq=conn.seq, symbol=symbol,
-                    channel=channel, detail="collector stopping", close_code=1000)))
+                await emitter.emit(
+                    Record(
+                        source,
+                        "events",
+                        event_row(
+                            "disconnect",
+                            exchange=exchange,
+                            conn_id=conn.conn_id,
+                            seq=conn.seq,
+                            symbol=symbol,
+                            channel=channel,
+                            detail="collector stopping",
+                            close_code=1000,
+                        ),
+                    )
+                )
             return
         if isinstance(reason, fatal):
             raise reason
@@ -398,9 +424,22 @@ async def supervise(
             retry_after = status = None
             close_code = getattr(reason, "close_code", None)
         for sym, chan in _named_series(conn, symbol, channel):
-            await emitter.emit(Record(source, "events", event_row(
-                event_type, exchange=exchange, conn_id=conn.conn_id, seq=conn.seq, symbol=sym,
-                channel=chan, close_code=close_code, detail=f"{name}: {detail}"[:2000])))
+            await emitter.emit(
+                Record(
+                    source,
+                    "events",
+                    event_row(
+                        event_type,
+                        exchange=exchange,
+                        conn_id=conn.conn_id,
+                        seq=conn.seq,
+                        symbol=sym,
+                        channel=chan,
+                        close_code=close_code,
+                        detail=f"{name}: {detail}"[:2000],
+                    ),
+                )
+            )
         if isinstance(reason, ServerShutdown | ProactiveReconnect):
             delay = 0.0
         else:

@@ -26,7 +26,9 @@ def is_disk_full(exc: BaseException) -> bool:
     if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
         return True
     # pyarrow re-raises some write errors as OSError without errno, keeping the C library's text
-    return isinstance(exc, OSError) and ("No space left on device" in str(exc) or "Disk quota exceeded" in str(exc))
+    return isinstance(exc, OSError) and (
+        "No space left on device" in str(exc) or "Disk quota exceeded" in str(exc)
+    )
 
 
 @dataclass
@@ -67,6 +69,12 @@ class Stall:
         return out
 
     def stats(self, held_rows: int) -> dict:
-        return {"stalled": self.active, "since": self.since, "retries": self.retries, "held_rows": held_rows,
-                "next_retry_in": round(self.wait_seconds(), 3) if self.active else None,
-                "stalls": self.stalls, "last_error": self.last_error or None}
+        return {
+            "stalled": self.active,
+            "since": self.since,
+            "retries": self.retries,
+            "held_rows": held_rows,
+            "next_retry_in": round(self.wait_seconds(), 3) if self.active else None,
+            "stalls": self.stalls,
+            "last_error": self.last_error or None,
+        }

@@ -82,8 +82,11 @@ def _spread_connection_events(streams: dict[str, dict[str, Any]]) -> None:
         if channel == "-" or symbol == "-" or channel == "events":
             continue
         for w_source, w_channel, w_exchange, w_symbol, w in wide:
-            if (w_source, w_exchange) == (source, exchange) and w_channel in ("-", channel) \
-                    and w_symbol in ("-", symbol):
+            if (
+                (w_source, w_exchange) == (source, exchange)
+                and w_channel in ("-", channel)
+                and w_symbol in ("-", symbol)
+            ):
                 for key in ("reconnects_last_hour", "gaps_last_hour"):
                     entry[key] = entry.get(key, 0) + w.get(key, 0)
 
@@ -100,7 +103,11 @@ def write_health(path: str | Path, doc: dict) -> None:
 
 
 async def run_health_writer(
-    path: str | Path, queue: Any, sink: Any, stop: asyncio.Event, interval: float = 2.0,
+    path: str | Path,
+    queue: Any,
+    sink: Any,
+    stop: asyncio.Event,
+    interval: float = 2.0,
     extra: Any = None,
 ) -> None:
     """Rewrite the health file every `interval` seconds until `stop`, and once more at the end.
@@ -124,7 +131,9 @@ def read_health(path: str | Path) -> dict:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise StorageError(f"{path}: no collector health file; is `daedalus collect` running with this config?") from None
+        raise StorageError(
+            f"{path}: no collector health file; is `daedalus collect` running with this config?"
+        ) from None
     except (OSError, ValueError) as e:
         raise StorageError(f"{path}: unreadable collector health file ({e})") from None
 

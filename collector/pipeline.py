@@ -26,7 +26,9 @@ def local_root(config: Any) -> Path:
     root = config.storage.root
     if root.startswith("s3://"):
         if not config.ingestion.local_root:
-            raise ConfigError("ingestion.local_root: required when storage.root is on S3 (a local spool for raw segments)")
+            raise ConfigError(
+                "ingestion.local_root: required when storage.root is on S3 (a local spool for raw segments)"
+            )
         return Path(config.ingestion.local_root)
     return Path(config.ingestion.local_root or root)
 
@@ -50,8 +52,11 @@ def build_collectors(
 
         for ex in ing.exchanges:
             ccxt_exchange_class(ex)  # unknown exchange → ExchangeError before anything starts
-            collectors.append(CcxtCollector(ex, ing.symbols, ing.channels, ing, emitter,
-                                            configure=(configure or {}).get(ex)))
+            collectors.append(
+                CcxtCollector(
+                    ex, ing.symbols, ing.channels, ing, emitter, configure=(configure or {}).get(ex)
+                )
+            )
     if "coinbase" in ing.sources:
         from daedalus.collector.coinbase import CoinbaseCollector
 
@@ -82,8 +87,9 @@ async def run_collect(
 
     ing = config.ingestion
     root = local_root(config)
-    queue = BoundedQueue(ing.queue_maxsize, ing.backpressure_timeout_seconds,
-                         max_bytes=int(ing.queue_max_mb * 2**20))
+    queue = BoundedQueue(
+        ing.queue_maxsize, ing.backpressure_timeout_seconds, max_bytes=int(ing.queue_max_mb * 2**20)
+    )
     # staging only bridges ccxt's synchronous callback to the queue: a few seconds of messages
     emitter = Emitter(queue, staging_limit=min(ing.queue_maxsize, 10_000))
     collectors = build_collectors(config, emitter, configure, coinbase_url)
@@ -114,8 +120,9 @@ async def run_collect(
         from daedalus.collector.health import health_path, run_health_writer
 
         path = health_path(root, ing.health_file)
-        health_task = asyncio.ensure_future(run_health_writer(
-            path, queue, sink, health_stop, extra=lambda: {"collector": emitter.totals()}))
+        health_task = asyncio.ensure_future(
+            run_health_writer(path, queue, sink, health_stop, extra=lambda: {"collector": emitter.totals()})
+        )
     except ImportError:  # pragma: no cover - health.py is optional
         path = None
     if on_started is not None:
@@ -126,7 +133,9 @@ async def run_collect(
         waiters.append(asyncio.ensure_future(asyncio.sleep(duration)))
     error: BaseException | None = None
     try:
-        done, _ = await asyncio.wait([*waiters, *collector_tasks, sink_task], return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            [*waiters, *collector_tasks, sink_task], return_when=asyncio.FIRST_COMPLETED
+        )
         for t in done:
             if t in collector_tasks or t is sink_task:
                 error = t.exception() if not t.cancelled() else None
@@ -147,8 +156,14 @@ async def run_collect(
             with contextlib.suppress(Exception):
                 await health_task
     if error is None:
-        error = next((r for r in results if isinstance(r, BaseException)
-                      and not isinstance(r, asyncio.CancelledError)), None)
+        error = next(
+            (
+                r
+                for r in results
+                if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)
+            ),
+            None,
+        )
     if error is not None:
         raise error
     qstats = queue.stats()
@@ -159,6 +174,8 @@ async def run_collect(
         "health_file": str(path) if path else None,
         "collector": emitter.totals(),
         "per_stream": {f"{s}/{c}": vars(v) for (s, c), v in emitter.counters.items()},
-        "queue": {k: qstats[k] for k in ("received", "dropped", "overflow_events", "peak_bytes", "max_bytes")},
+        "queue": {
+            k: qstats[k] for k in ("received", "dropped", "overflow_events", "peak_bytes", "max_bytes")
+        },
         "written": {k: v["written"] for k, v in sstats.get("channels", {}).items()},
     }

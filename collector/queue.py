@@ -171,8 +171,9 @@ class BoundedQueue:
                 return True
 
     def _try_put(self, record: Record) -> bool:
-        if self._queue.full() or (self.max_bytes and self.bytes + record.nbytes > self.max_bytes
-                                  and not self._queue.empty()):
+        if self._queue.full() or (
+            self.max_bytes and self.bytes + record.nbytes > self.max_bytes and not self._queue.empty()
+        ):
             return False
         self._queue.put_nowait(record)
         self.bytes += record.nbytes

@@ -153,11 +153,17 @@ def _repair_parquet(root: Path, source: str, channel: str, seg: Path) -> RepairR
                 journal.unlink()
             fsync_dir(seg.parent)
             return RepairResult(
-                source, channel, seg, ready_same, rows, 0, [],
+                source,
+                channel,
+                seg,
+                ready_same,
+                rows,
+                0,
+                [],
                 f"segment {seg.name} was closed but not published; published it with {rows} rows",
                 _exchanges(pq.read_table(ready_same, columns=["exchange"]) if rows else None),
             )
-    batches, schema, torn = (_read_journal(journal) if journal.exists() else ([], None, 0))
+    batches, schema, torn = _read_journal(journal) if journal.exists() else ([], None, 0)
     schema = schema or SCHEMAS.get(channel)
     table = pa.Table.from_batches(batches, schema=schema) if batches and schema is not None else None
     ready = None
@@ -173,7 +179,9 @@ def _repair_parquet(root: Path, source: str, channel: str, seg: Path) -> RepairR
         + (f" into {ready.name}" if ready else "")
         + f"; unreadable journal tail {torn} bytes; originals kept in raw/quarantine/{source}/{channel}/"
     )
-    return RepairResult(source, channel, seg, ready, n, torn + seg_bytes, quarantined, detail, _exchanges(table))
+    return RepairResult(
+        source, channel, seg, ready, n, torn + seg_bytes, quarantined, detail, _exchanges(table)
+    )
 
 
 def _repair_ndjson(root: Path, source: str, channel: str, seg: Path) -> RepairResult:
@@ -214,7 +222,9 @@ def repair_segment(root: str | Path, source: str, channel: str, seg: Path) -> Re
     return _repair_parquet(root, source, channel, seg.with_suffix(".parquet"))
 
 
-def repair_active(root: str | Path, deferred: list[tuple[str, str, Path]] | None = None) -> list[RepairResult]:
+def repair_active(
+    root: str | Path, deferred: list[tuple[str, str, Path]] | None = None
+) -> list[RepairResult]:
     """Repair every segment under raw/active/; returns what was done (for the events rows).
 
     On a full disk a segment's repair fails cleanly (no temp file left, the original untouched):
@@ -229,7 +239,9 @@ def repair_active(root: str | Path, deferred: list[tuple[str, str, Path]] | None
         source, channel = chan_dir.parent.name, chan_dir.name
         for tmp in chan_dir.glob(".repair-*.tmp"):
             tmp.unlink()  # an interrupted earlier repair; its original is still here
-        stems = sorted({p.stem for p in chan_dir.glob("segment_*") if p.suffix in (".parquet", JOURNAL_SUFFIX)})
+        stems = sorted(
+            {p.stem for p in chan_dir.glob("segment_*") if p.suffix in (".parquet", JOURNAL_SUFFIX)}
+        )
         segs = [chan_dir / f"{stem}.parquet" for stem in stems] + sorted(chan_dir.glob("segment_*.ndjson"))
         for seg in segs:
             try:
@@ -238,8 +250,10 @@ def repair_active(root: str | Path, deferred: list[tuple[str, str, Path]] | None
                 if not is_disk_full(e):
                     raise
                 if deferred is None:
-                    raise StorageError(f"{seg}: disk full while repairing this segment ({e.strerror or e}); "
-                                       "it is untouched in raw/active/ - free space and start again") from None
+                    raise StorageError(
+                        f"{seg}: disk full while repairing this segment ({e.strerror or e}); "
+                        "it is untouched in raw/active/ - free space and start again"
+                    ) from None
                 deferred.append((source, channel, seg))
                 continue
             if result is not None:

@@ -28,8 +28,20 @@ TICKER = pa.schema(
     + [
         pa.field(name, pa.float64())
         for name in (
-            "bid", "ask", "bid_volume", "ask_volume", "last", "open", "high", "low", "close",
-            "vwap", "base_volume", "quote_volume", "change", "percentage",
+            "bid",
+            "ask",
+            "bid_volume",
+            "ask_volume",
+            "last",
+            "open",
+            "high",
+            "low",
+            "close",
+            "vwap",
+            "base_volume",
+            "quote_volume",
+            "change",
+            "percentage",
         )
     ]
     + [pa.field("info_json", pa.string())]
@@ -95,11 +107,32 @@ EVENTS = pa.schema(
 )
 
 EVENT_TYPES = (
-    "connect", "disconnect", "subscribe_ack", "resync", "gap", "stale", "overflow",
-    "truncation", "reconnect", "error", "quarantine", "segment_repair", "rate_limited", "notice",
+    "connect",
+    "disconnect",
+    "subscribe_ack",
+    "resync",
+    "gap",
+    "stale",
+    "overflow",
+    "truncation",
+    "reconnect",
+    "error",
+    "quarantine",
+    "segment_repair",
+    "rate_limited",
+    "notice",
 )
 # Events after which ETL treats the series as broken (FEATURES.md "break").
-BREAK_EVENT_TYPES = ("disconnect", "gap", "resync", "overflow", "stale", "reconnect", "segment_repair", "quarantine")
+BREAK_EVENT_TYPES = (
+    "disconnect",
+    "gap",
+    "resync",
+    "overflow",
+    "stale",
+    "reconnect",
+    "segment_repair",
+    "quarantine",
+)
 
 SCHEMAS: dict[str, pa.Schema] = {
     "ticker": TICKER,

@@ -49,7 +49,9 @@ def publish(src: Path, dst: Path) -> None:
         os.link(src, dst)  # fails with EEXIST instead of silently replacing
         os.unlink(src)
     except FileExistsError:
-        raise StorageError(f"{dst}: a segment of this name already exists; refusing to overwrite it") from None
+        raise StorageError(
+            f"{dst}: a segment of this name already exists; refusing to overwrite it"
+        ) from None
     except OSError:
         os.rename(src, dst)  # filesystems without hard links (FAT/exFAT sticks on a Pi)
     fsync_dir(dst.parent)
@@ -199,7 +201,9 @@ class StreamingParquetWriter(RotatingSegments):
         super().__init__(root, source, channel, schema, segment_max_mb, on_closed)
         self.compression = compression
         # Only zstd takes the configured level across its whole 1-22 range; gzip only up to 9.
-        if compression == "zstd" or (compression == "gzip" and compression_level is not None and compression_level <= 9):
+        if compression == "zstd" or (
+            compression == "gzip" and compression_level is not None and compression_level <= 9
+        ):
             self.compression_level = compression_level
         else:
             self.compression_level = None

@@ -38,6 +38,7 @@ from daedalus.collector.queue import BoundedQueue, Record, StreamKey, stream_key
 from daedalus.collector.repair import RepairResult, repair_active, repair_event_rows, repair_segment
 from daedalus.collector.schemas import SCHEMAS
 from daedalus.collector.segment import RotatingSegments, StreamingParquetWriter
+from daedalus.collector.sink_events import quarantine_event_rows, stall_event_row
 from daedalus.config import IngestionConfig, S3Config
 
 UPLOAD_DRAIN_SECONDS = 30.0
@@ -103,10 +104,15 @@ class BronzeSink:
         if w is None:
             schema = SCHEMAS[channel]
             if self.cfg.raw_format == "ndjson":
-                w = NdjsonSegmentWriter(self.root, source, channel, schema, self.cfg.segment_max_mb, self._on_closed)
+                w = NdjsonSegmentWriter(
+                    self.root, source, channel, schema, self.cfg.segment_max_mb, self._on_closed
+                )
             else:
                 w = StreamingParquetWriter(
-                    self.root, source, channel, schema,
+                    self.root,
+                    source,
+                    channel,
+                    schema,
                     segment_max_mb=self.cfg.segment_max_mb,
                     compression=self.cfg.parquet_compression,
                     compression_level=self.cfg.parquet_compression_level,
@@ -119,8 +125,12 @@ class BronzeSink:
         w = self._quarantine_writers.get(source)
         if w is None:
             w = StreamingParquetWriter(
-                self.root, source, QUARANTINE_CHANNEL, QUARANTINE,
-                segment_max_mb=self.cfg.segment_max_mb, on_closed=self._on_closed,
+                self.root,
+                source,
+                QUARANTINE_CHANNEL,
+                QUARANTINE,
+                segment_max_mb=self.cfg.segment_max_mb,
+                on_closed=self._on_closed,
             )
             self._quarantine_writers[source] = w
         return w
@@ -173,7 +183,11 @@ class BronzeSink:
         return None, [Rejected(r, f"unknown channel '{channel}' (allowed: {allowed})") for r in rows]
 
     def _write_sync(
-        self, channel: str, table: Any, rejected: list[Rejected], writer: RotatingSegments | None,
+        self,
+        channel: str,
+        table: Any,
+        rejected: list[Rejected],
+        writer: RotatingSegments | None,
         quarantine: StreamingParquetWriter,
     ) -> None:
         """Write one converted batch (runs in the flush thread; touches only the two writers)."""
@@ -208,27 +222,7 @@ class BronzeSink:
         for rej in rejected:
             key = key_of.get(id(rej.row), (source, channel, None, None))
             by_stream.setdefault((key[2], key[3]), []).append(rej)
-        now = time.time_ns()
-        rows = []
-        for (exchange, symbol), rejs in by_stream.items():
-            rows.append(
-                {
-                    "collected_at": now // 1_000_000,
-                    "capture_ts": now,
-                    "exchange": exchange or source,
-                    "symbol": symbol,
-                    "conn_id": "sink",
-                    "seq": self._next_seq(),
-                    "event_type": "quarantine",
-                    "channel": channel,
-                    "close_code": None,
-                    "count": len(rejs),
-                    "interval_start": None,
-                    "interval_end": None,
-                    "detail": f"{len(rejs)} {channel} records quarantined in raw/ready/{source}/quarantine/; "
-                    f"first error: {rejs[0].error}"[:2000],
-                }
-            )
+        rows = quarantine_event_rows(source, channel, by_stream, self._next_seq)
         self._sink_event(source, rows)
 
     async def _flush(self, stream: tuple[str, str]) -> None:
@@ -267,8 +261,13 @@ class BronzeSink:
             await self._flush(stream)
 
     # -- a full disk (diskfull.py) ---------------------------------------------------------------
-    def _stalled(self, stream: tuple[str, str], items: list[tuple[StreamKey, Any]], exc: OSError,
-                 writers: list[RotatingSegments]) -> None:
+    def _stalled(
+        self,
+        stream: tuple[str, str],
+        items: list[tuple[StreamKey, Any]],
+        exc: OSError,
+        writers: list[RotatingSegments],
+    ) -> None:
         """The batch goes back to the head of its buffer; the segments it touched are abandoned."""
         self._buffers[stream] = items + self._buffers.get(stream, [])
         self._buffer_rows += len(items)
@@ -295,14 +294,10 @@ class BronzeSink:
         now = time.time_ns()
         streams, self._stalled_streams = sorted(self._stalled_streams), set()
         for source, exchange in streams:  # one row per exchange whose batches were held
-            self._sink_event(source, [{
-                "collected_at": now // 1_000_000, "capture_ts": now, "exchange": exchange, "symbol": None,
-                "conn_id": "sink", "seq": self._next_seq(), "event_type": "error", "channel": None,
-                "close_code": None, "count": retries + 1, "interval_start": int(since * 1e9), "interval_end": now,
-                "detail": f"disk full: writes stalled for {seconds:.1f}s, {retries + 1} attempts; the held "
-                          f"batches are written, records the queue dropped meanwhile are in overflow events; "
-                          f"last error {held['last_error']}",
-            }])
+            row = stall_event_row(
+                exchange, since, now, retries, seconds, held["last_error"], self._next_seq()
+            )
+            self._sink_event(source, [row])
         pending, self._abandoned = self._abandoned, []
         for source, channel, path in pending:
             try:
@@ -416,8 +411,11 @@ class BronzeSink:
             # Still no room: what is held cannot be written now. Counted here and in the last health
             # file; the abandoned segments' journals are repaired on the next start.
             self.lost_on_stop = self._buffer_rows
-            print(f"daedalus collect: disk full at stop: {self._buffer_rows} buffered records could not "
-                  f"be written ({self.stall.last_error})", file=sys.stderr)
+            print(
+                f"daedalus collect: disk full at stop: {self._buffer_rows} buffered records could not "
+                f"be written ({self.stall.last_error})",
+                file=sys.stderr,
+            )
 
     async def _close_writer(self, w: RotatingSegments, close: Any) -> None:
         """Close (or rotate) a segment; on a full disk abandon it to repair.py and stall."""
@@ -437,7 +435,10 @@ class BronzeSink:
         stream `source/channel/exchange/symbol`: written, quarantined, gaps/reconnects in the last hour."""
         hour_ago = time.time() - 3600
         per_channel: dict[str, dict] = {}
-        writers = {**self._writers, **{(s, QUARANTINE_CHANNEL): q for s, q in self._quarantine_writers.items()}}
+        writers = {
+            **self._writers,
+            **{(s, QUARANTINE_CHANNEL): q for s, q in self._quarantine_writers.items()},
+        }
         for (source, channel), w in writers.items():
             open_path = w.active_path  # read once: a flush thread may close the segment meanwhile
             per_channel[f"{source}/{channel}"] = {

@@ -90,7 +90,9 @@ class S3Uploader:
                 if not skipped:
                     self.client.upload_file(str(path), self.bucket, key, Config=transfer)
                     if not self._remote_matches(key, size, etag):
-                        raise StorageError(f"s3://{self.bucket}/{key}: uploaded object does not match size/ETag")
+                        raise StorageError(
+                            f"s3://{self.bucket}/{key}: uploaded object does not match size/ETag"
+                        )
                 deleted = False
                 if self.delete_after_upload:
                     path.unlink()

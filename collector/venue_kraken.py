@@ -95,8 +95,12 @@ class Venue(CcxtVenue):
         if want is None or book is None:
             return None
         precision = (exchange.markets or {}).get(symbol, {}).get("precision") or {}
-        got = kraken_checksum(book["bids"], book["asks"], decimals(precision.get("price") or 1e-8),
-                              decimals(precision.get("amount") or 1e-8))
+        got = kraken_checksum(
+            book["bids"],
+            book["asks"],
+            decimals(precision.get("price") or 1e-8),
+            decimals(precision.get("amount") or 1e-8),
+        )
         if got != int(want):
             return f"checksum mismatch: book gives {got}, Kraken sent {want}"
         return None
@@ -111,5 +115,6 @@ class Venue(CcxtVenue):
             return
         client.subscriptions.pop(self.book_hash(exchange, symbol), None)
         exchange.orderbooks.pop(symbol, None)
-        await client.send({"method": "unsubscribe", "params": {"channel": "book", "symbol": [symbol],
-                                                              "depth": BOOK_DEPTH}})
+        await client.send(
+            {"method": "unsubscribe", "params": {"channel": "book", "symbol": [symbol], "depth": BOOK_DEPTH}}
+        )

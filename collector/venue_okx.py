@@ -86,8 +86,12 @@ class Venue(CcxtVenue):
         data = message.get("data") or []
         last = data[-1] if data and isinstance(data[-1], dict) else {}
         ts, seq, prev = last.get("ts"), last.get("seqId"), last.get("prevSeqId")
-        return (int(ts) if ts is not None else None, seq, seq,
-                prev if prev is not None and prev >= 0 else None)  # a snapshot's prevSeqId is -1
+        return (
+            int(ts) if ts is not None else None,
+            seq,
+            seq,
+            prev if prev is not None and prev >= 0 else None,
+        )  # a snapshot's prevSeqId is -1
 
     def check_book(self, exchange: Any, symbol: str, book: Any, message: Any) -> str | None:
         data = message.get("data") or []

@@ -36,7 +36,9 @@ def ccxt_exchange_class(exchange_id: str) -> type:
 def pick_method(exchange: Any, exchange_id: str, channel: str) -> str:
     """The ccxt method name (snake_case) serving `channel` on this exchange, or ExchangeError."""
     if channel not in BRONZE_DATA_CHANNELS:
-        raise ConfigError(f"ingestion.channels: unknown channel '{channel}'; allowed: {', '.join(BRONZE_DATA_CHANNELS)}")
+        raise ConfigError(
+            f"ingestion.channels: unknown channel '{channel}'; allowed: {', '.join(BRONZE_DATA_CHANNELS)}"
+        )
     venue = ccxt_venue(exchange_id)
     methods = venue.channel_methods["orderbook" if channel == "book_updates" else channel]  # one book watch
     for has_key in methods:

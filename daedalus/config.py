@@ -19,7 +19,9 @@ from daedalus.errors import ConfigError
 
 ENV_PREFIX = "DAEDALUS__"
 # DuckDB's size syntax (SET memory_limit): a number, optional space, a 1000^i or 1024^i unit
-_DUCKDB_SIZE = re.compile(r"^\s*(-1|\d+(\.\d+)?(e\d+)?\s*(b|bytes?|[kmgtp]i?b?|[kmgtp]ib))\s*$", re.IGNORECASE)
+_DUCKDB_SIZE = re.compile(
+    r"^\s*(-1|\d+(\.\d+)?(e\d+)?\s*(b|bytes?|[kmgtp]i?b?|[kmgtp]ib))\s*$", re.IGNORECASE
+)
 
 
 class _Section(BaseModel):
@@ -225,8 +227,10 @@ class DuckDBConfig(_Section):
     def _duckdb_size(cls, v: str) -> str:
         # checked here, so a bad value is blamed on its key, not on the first SET of some model
         if not _DUCKDB_SIZE.match(v):
-            raise ValueError(f"{v!r} is not a DuckDB size: a number and a unit, e.g. 512MB, 1.5GB, 2GiB "
-                             "(units: B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)")
+            raise ValueError(
+                f"{v!r} is not a DuckDB size: a number and a unit, e.g. 512MB, 1.5GB, 2GiB "
+                "(units: B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)"
+            )
         return v.strip()
 
 

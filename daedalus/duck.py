@@ -63,8 +63,12 @@ def s3_secret_sql(config: Config, name: str = "daedalus_s3") -> str:
     DuckDB's credential_chain provider asks the AWS chain (profile, instance role, ...).
     """
     s3 = config.s3
-    parts = ["TYPE s3", f"REGION {_sql_str(s3.region)}", f"URL_STYLE {_sql_str(s3.url_style)}",
-             f"USE_SSL {'true' if s3.use_ssl else 'false'}"]
+    parts = [
+        "TYPE s3",
+        f"REGION {_sql_str(s3.region)}",
+        f"URL_STYLE {_sql_str(s3.url_style)}",
+        f"USE_SSL {'true' if s3.use_ssl else 'false'}",
+    ]
     if s3.endpoint:
         parts.append(f"ENDPOINT {_sql_str(s3.endpoint)}")
     key = os.environ.get("AWS_ACCESS_KEY_ID")
@@ -109,10 +113,14 @@ def spill_error(config: Config, message: str) -> StorageError | None:
     d = config.duckdb
     where = str(Path(d.temp_directory).expanduser().resolve())
     if "max_temp_directory_size" in message:
-        return StorageError(f"duckdb.temp_directory {where}: spill limit duckdb.max_temp_directory_size "
-                            f"({d.max_temp_directory_size}) reached; raise it, or lower duckdb.threads / the "
-                            "partition size; the lake is unchanged")
+        return StorageError(
+            f"duckdb.temp_directory {where}: spill limit duckdb.max_temp_directory_size "
+            f"({d.max_temp_directory_size}) reached; raise it, or lower duckdb.threads / the "
+            "partition size; the lake is unchanged"
+        )
     if "No space left on device" in message:
-        return StorageError(f"duckdb.temp_directory {where}: disk full while spilling; free space there or point "
-                            "duckdb.temp_directory at a bigger disk; the lake is unchanged")
+        return StorageError(
+            f"duckdb.temp_directory {where}: disk full while spilling; free space there or point "
+            "duckdb.temp_directory at a bigger disk; the lake is unchanged"
+        )
     return None

@@ -123,7 +123,12 @@ def skip_pyarrow_pandas_probe() -> None:
     try:
         # Each inference path probes on its own (typed ints, untyped strings and booleans, nested
         # lists); probing all of them once here keeps every later conversion pandas-free.
-        for values, typ in (([0], pa.int64()), (["x"], None), ([True], None), ([[0.0]], pa.list_(pa.float64()))):
+        for values, typ in (
+            ([0], pa.int64()),
+            (["x"], None),
+            ([True], None),
+            ([[0.0]], pa.list_(pa.float64())),
+        ):
             pa.array(values, type=typ)
     finally:
         sys.meta_path.remove(blocker)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from urllib.parse import unquote
 
 # Hive's FileUtils.escapePathName set, plus space and control characters (unsafe in S3 keys too).
-_ESCAPE = set('"#%\'*/:=?\\{[]^<>|') | {chr(c) for c in range(0x20)} | {" ", "\x7f"}
+_ESCAPE = set("\"#%'*/:=?\\{[]^<>|") | {chr(c) for c in range(0x20)} | {" ", "\x7f"}
 
 
 def path_value(value: object) -> str:

@@ -73,9 +73,11 @@ def announce_root(cfg: Any, source: str, stream: Any = None, warn_empty: bool = 
         return  # listing a bucket costs a request; the commands themselves report an empty S3 lake
     bronze = Path(root) / "bronze"
     if not bronze.is_dir() or not any(bronze.iterdir()):
-        print(f"WARNING: no bronze data under {root} — nothing to build or query. Point --root, "
-              f"DAEDALUS_CONFIG or a {PROJECT_FILE} at your lake, or run `daedalus land` / `daedalus demo`.",
-              file=stream)
+        print(
+            f"WARNING: no bronze data under {root} — nothing to build or query. Point --root, "
+            f"DAEDALUS_CONFIG or a {PROJECT_FILE} at your lake, or run `daedalus land` / `daedalus demo`.",
+            file=stream,
+        )
 
 
 def write_for_demo(lake: str | Path) -> Path | None:
@@ -83,8 +85,10 @@ def write_for_demo(lake: str | Path) -> Path | None:
     there pointing elsewhere: then the user's file wins and None is returned."""
     lake = Path(lake).resolve()
     path = lake.parent / PROJECT_FILE
-    text = (f"# written by `daedalus demo`: commands run in this folder (or below it) use the demo lake\n"
-            f"storage:\n  root: {lake.name}\n")
+    text = (
+        f"# written by `daedalus demo`: commands run in this folder (or below it) use the demo lake\n"
+        f"storage:\n  root: {lake.name}\n"
+    )
     if path.exists():
         existing = _file_root(path)
         if existing is not None and (path.parent / existing).resolve() == lake:

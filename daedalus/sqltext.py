@@ -22,8 +22,7 @@ def sql_ident(name: str) -> str:
 def read_parquet_sql(urls: list[str], hive: bool) -> str:
     """A relation over exactly these files (never a glob of the lake)."""
     files = ", ".join(sql_str(u) for u in urls)
-    return (f"read_parquet([{files}], hive_partitioning={'true' if hive else 'false'}, "
-            f"union_by_name=true)")
+    return f"read_parquet([{files}], hive_partitioning={'true' if hive else 'false'}, union_by_name=true)"
 
 
 def empty_relation_sql(columns: list[tuple[str, str]]) -> str:

@@ -31,40 +31,80 @@ class SeqColumn:
 _UNIT_RANGE = ({"accepted_range": {"min_value": 0, "max_value": 1}},)
 
 SEQUENTIAL: tuple[SeqColumn, ...] = (
-    SeqColumn("log_return", "returns", "ln(mid_n / mid_{n−1}), dimensionless; NULL at a segment start or without a mid"),
-    SeqColumn("mid_velocity", "returns",
-              "(mid_n − mid_{n−1}) / (ts_n − ts_{n−1}), quote currency per second; NULL if Δt = 0"),
+    SeqColumn(
+        "log_return",
+        "returns",
+        "ln(mid_n / mid_{n−1}), dimensionless; NULL at a segment start or without a mid",
+    ),
+    SeqColumn(
+        "mid_velocity",
+        "returns",
+        "(mid_n − mid_{n−1}) / (ts_n − ts_{n−1}), quote currency per second; NULL if Δt = 0",
+    ),
     SeqColumn("ofi", "ofi", "Cont–Kukanov–Stoikov order-flow imbalance at level 1, base units (size)"),
-    SeqColumn("mlofi", "ofi", "Σ_{m≤ofi_levels} exp(−ofi_decay_alpha·(m−1))·e^m, base units; an absent level adds 0"),
-    SeqColumn("ofi_sum", "windows", "Σ ofi over (t − {h} s, t], base units; NULL when no ofi in the window",
-              per_horizon=True),
+    SeqColumn(
+        "mlofi", "ofi", "Σ_{m≤ofi_levels} exp(−ofi_decay_alpha·(m−1))·e^m, base units; an absent level adds 0"
+    ),
+    SeqColumn(
+        "ofi_sum",
+        "windows",
+        "Σ ofi over (t − {h} s, t], base units; NULL when no ofi in the window",
+        per_horizon=True,
+    ),
     SeqColumn("mlofi_sum", "windows", "Σ mlofi over (t − {h} s, t], base units", per_horizon=True),
-    SeqColumn("rv", "windows", "sqrt(Σ log_return²) over (t − {h} s, t], dimensionless, not annualised",
-              per_horizon=True),
-    SeqColumn("tfi", "windows",
-              "(B − S)/(B + S) of aggressor trade sizes in (t − {h} s, t], in [−1, 1]; NULL when B + S = 0. "
-              "Trade windows restart at breaks of the trades series only (trades received after the same "
-              "trades-series break events as the snapshot), not at book breaks", per_horizon=True),
-    SeqColumn("trade_volume", "windows",
-              "B + S of trades in (t − {h} s, t] (same trades as tfi_{h}s), base units; 0 without trades",
-              per_horizon=True),
-    SeqColumn("kyle_lambda", "kyle",
-              "OLS slope of log_return on signed trade size q_n (trades in (ts_{n−1}, ts_n]) over the snapshots "
-              "of the last kyle_lambda_window s of the book segment, return per base unit; an observation "
-              "needs the trades series unbroken since the previous snapshot too; NULL below 10 observations "
-              "or when Var(q) = 0"),
-    SeqColumn("kyle_lambda_r2", "kyle", "Corr(log_return, q)² of the same regression, in [0, 1]", tests=_UNIT_RANGE),
-    SeqColumn("vpin", "vpin",
-              "Σ|V_S − V_B| / Σ V over the last vpin_window_buckets buckets completed by trades with ts ≤ t "
-              "(gold.vpin_buckets), whatever day they fell on, in [0, 1]; NULL until that many buckets exist; "
-              "breaks do not restart it", tests=_UNIT_RANGE),
-    SeqColumn("spread_pctile", "spread",
-              "share of spread_bps values in (t − spread_regime_window, t) strictly below the current one, in [0, 1]",
-              tests=_UNIT_RANGE),
-    SeqColumn("spread_regime", "spread",
-              "tight (pctile ≤ spread_tight_percentile) | normal | wide (≥ spread_wide_percentile); "
-              "static mode tight | normal", sql_type="VARCHAR",
-              tests=({"accepted_values": {"values": ["tight", "normal", "wide"], "allow_null": True}},)),
+    SeqColumn(
+        "rv",
+        "windows",
+        "sqrt(Σ log_return²) over (t − {h} s, t], dimensionless, not annualised",
+        per_horizon=True,
+    ),
+    SeqColumn(
+        "tfi",
+        "windows",
+        "(B − S)/(B + S) of aggressor trade sizes in (t − {h} s, t], in [−1, 1]; NULL when B + S = 0. "
+        "Trade windows restart at breaks of the trades series only (trades received after the same "
+        "trades-series break events as the snapshot), not at book breaks",
+        per_horizon=True,
+    ),
+    SeqColumn(
+        "trade_volume",
+        "windows",
+        "B + S of trades in (t − {h} s, t] (same trades as tfi_{h}s), base units; 0 without trades",
+        per_horizon=True,
+    ),
+    SeqColumn(
+        "kyle_lambda",
+        "kyle",
+        "OLS slope of log_return on signed trade size q_n (trades in (ts_{n−1}, ts_n]) over the snapshots "
+        "of the last kyle_lambda_window s of the book segment, return per base unit; an observation "
+        "needs the trades series unbroken since the previous snapshot too; NULL below 10 observations "
+        "or when Var(q) = 0",
+    ),
+    SeqColumn(
+        "kyle_lambda_r2", "kyle", "Corr(log_return, q)² of the same regression, in [0, 1]", tests=_UNIT_RANGE
+    ),
+    SeqColumn(
+        "vpin",
+        "vpin",
+        "Σ|V_S − V_B| / Σ V over the last vpin_window_buckets buckets completed by trades with ts ≤ t "
+        "(gold.vpin_buckets), whatever day they fell on, in [0, 1]; NULL until that many buckets exist; "
+        "breaks do not restart it",
+        tests=_UNIT_RANGE,
+    ),
+    SeqColumn(
+        "spread_pctile",
+        "spread",
+        "share of spread_bps values in (t − spread_regime_window, t) strictly below the current one, in [0, 1]",
+        tests=_UNIT_RANGE,
+    ),
+    SeqColumn(
+        "spread_regime",
+        "spread",
+        "tight (pctile ≤ spread_tight_percentile) | normal | wide (≥ spread_wide_percentile); "
+        "static mode tight | normal",
+        sql_type="VARCHAR",
+        tests=({"accepted_values": {"values": ["tight", "normal", "wide"], "allow_null": True}},),
+    ),
 )
 
 ONE_D = tuple(c for c in SEQUENTIAL if not c.per_horizon)
@@ -105,4 +145,7 @@ def output_columns(horizons: tuple[int, ...] | list[int] = DEFAULT_HORIZONS) -> 
 
 def column_docs(horizons: tuple[int, ...] | list[int] = DEFAULT_HORIZONS) -> list[dict[str, Any]]:
     """yml-shaped column entries (name, description, tests) for the model docs and data tests."""
-    return [{"name": c.name, "description": c.doc, "tests": list(c.column.tests)} for c in output_columns(horizons)]
+    return [
+        {"name": c.name, "description": c.doc, "tests": list(c.column.tests)}
+        for c in output_columns(horizons)
+    ]

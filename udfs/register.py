@@ -53,14 +53,20 @@ ORDERBOOK_SEQ = "daedalus_orderbook_seq"
 OFI = "daedalus_ofi"
 VPIN_BUCKETS = "daedalus_vpin_buckets"
 
-SERIES_SQL = ("STRUCT(ts TIMESTAMPTZ, seq BIGINT, crossed BOOLEAN, break_before BOOLEAN, mid DOUBLE, "
-              "spread DOUBLE, ofi DOUBLE, mlofi DOUBLE, trade_breaks BIGINT)[]")
+SERIES_SQL = (
+    "STRUCT(ts TIMESTAMPTZ, seq BIGINT, crossed BOOLEAN, break_before BOOLEAN, mid DOUBLE, "
+    "spread DOUBLE, ofi DOUBLE, mlofi DOUBLE, trade_breaks BIGINT)[]"
+)
 OFI_RETURN_SQL = "STRUCT(ofi DOUBLE, mlofi DOUBLE)"
 FLOW_SQL = "STRUCT(ts TIMESTAMPTZ, buy DOUBLE, sell DOUBLE, breaks BIGINT)[]"
 VPIN_POINTS_SQL = "STRUCT(ts TIMESTAMPTZ, vpin DOUBLE)[]"
 VPIN_TRADES_SQL = "STRUCT(ts TIMESTAMPTZ, amount DOUBLE, is_buy BOOLEAN, price DOUBLE)[]"
 
-SEQ_KEYS = [pa.field("ts", pa.list_(TS)), pa.field("seq", pa.list_(pa.int64())), pa.field("seg_start", pa.list_(pa.bool_()))]
+SEQ_KEYS = [
+    pa.field("ts", pa.list_(TS)),
+    pa.field("seq", pa.list_(pa.int64())),
+    pa.field("seg_start", pa.list_(pa.bool_())),
+]
 
 
 def _seq_field(c: SeqColumn) -> pa.Field:
@@ -73,15 +79,22 @@ def _seq_field(c: SeqColumn) -> pa.Field:
 SEQ_FIELDS = SEQ_KEYS + [_seq_field(c) for c in SEQUENTIAL]
 SEQ_RETURN_SQL = (
     "STRUCT(ts TIMESTAMPTZ[], seq BIGINT[], seg_start BOOLEAN[], "
-    + ", ".join(f"{c.name} {c.sql_type}[]{'[]' if c.per_horizon else ''}" for c in SEQUENTIAL) + ")"
+    + ", ".join(f"{c.name} {c.sql_type}[]{'[]' if c.per_horizon else ''}" for c in SEQUENTIAL)
+    + ")"
 )
 VPIN_FIELDS = [
-    pa.field("kind", pa.list_(pa.string())), pa.field("ts", pa.list_(TS)),
-    pa.field("bucket_index", pa.list_(pa.int64())), pa.field("bucket_volume", pa.list_(F64)),
-    pa.field("buy_volume", pa.list_(F64)), pa.field("sell_volume", pa.list_(F64)),
-    pa.field("vpin", pa.list_(F64)), pa.field("state_f", pa.list_(F64)),
-    pa.field("state_i", pa.list_(pa.int64())), pa.field("recent_imbalance", pa.list_(F64)),
-    pa.field("recent_volume", pa.list_(F64)), pa.field("recent_dp", pa.list_(F64)),
+    pa.field("kind", pa.list_(pa.string())),
+    pa.field("ts", pa.list_(TS)),
+    pa.field("bucket_index", pa.list_(pa.int64())),
+    pa.field("bucket_volume", pa.list_(F64)),
+    pa.field("buy_volume", pa.list_(F64)),
+    pa.field("sell_volume", pa.list_(F64)),
+    pa.field("vpin", pa.list_(F64)),
+    pa.field("state_f", pa.list_(F64)),
+    pa.field("state_i", pa.list_(pa.int64())),
+    pa.field("recent_imbalance", pa.list_(F64)),
+    pa.field("recent_volume", pa.list_(F64)),
+    pa.field("recent_dp", pa.list_(F64)),
 ]
 VPIN_RETURN_SQL = (
     "STRUCT(kind VARCHAR[], ts TIMESTAMPTZ[], bucket_index BIGINT[], bucket_volume DOUBLE[], "
@@ -94,24 +107,22 @@ REGIMES = pa.array(["tight", "normal", "wide"])
 # ----------------------------------------------------------------------------------- Arrow → numpy
 
 
-
-
-
-
-
-
-
-
-
-
 def series_from_arrow(rows: pa.StructArray) -> Series:
     """One series' rows (already in (ts, seq) order) as numpy arrays; NULL doubles become NaN."""
+
     def col(name: str) -> np.ndarray:
         return aio.f64(pc.struct_field(rows, name))
 
-    return Series(aio.ts_us(pc.struct_field(rows, "ts")), aio.bools(pc.struct_field(rows, "crossed")),
-                  aio.bools(pc.struct_field(rows, "break_before")), col("mid"), col("spread"), col("ofi"), col("mlofi"),
-                  _counts(rows, "trade_breaks"))
+    return Series(
+        aio.ts_us(pc.struct_field(rows, "ts")),
+        aio.bools(pc.struct_field(rows, "crossed")),
+        aio.bools(pc.struct_field(rows, "break_before")),
+        col("mid"),
+        col("spread"),
+        col("ofi"),
+        col("mlofi"),
+        _counts(rows, "trade_breaks"),
+    )
 
 
 def _counts(rows: pa.StructArray, name: str) -> np.ndarray | None:
@@ -125,8 +136,17 @@ def book_from_arrow(rows: pa.StructArray) -> Book:
     """One series' book rows (already in (ts, seq) order) as flattened numpy arrays."""
     bid_px, bid_sz, bid_off = aio.levels(pc.struct_field(rows, "bids"))
     ask_px, ask_sz, ask_off = aio.levels(pc.struct_field(rows, "asks"))
-    return Book(aio.ts_us(pc.struct_field(rows, "ts")), bid_px, bid_sz, bid_off, ask_px, ask_sz, ask_off,
-                aio.bools(pc.struct_field(rows, "crossed")), aio.bools(pc.struct_field(rows, "break_before")))
+    return Book(
+        aio.ts_us(pc.struct_field(rows, "ts")),
+        bid_px,
+        bid_sz,
+        bid_off,
+        ask_px,
+        ask_sz,
+        ask_off,
+        aio.bools(pc.struct_field(rows, "crossed")),
+        aio.bools(pc.struct_field(rows, "break_before")),
+    )
 
 
 def trades_from_arrow(rows: pa.StructArray | None) -> Trades:
@@ -140,36 +160,44 @@ def trades_from_arrow(rows: pa.StructArray | None) -> Trades:
 # ----------------------------------------------------------------------------------- numpy → Arrow
 
 
-
-
-
-
-
-
-def _seq_result(results: list[dict[str, np.ndarray] | None], ts: list[np.ndarray], seq: list[np.ndarray],
-                n_horizons: int) -> pa.StructArray:
+def _seq_result(
+    results: list[dict[str, np.ndarray] | None], ts: list[np.ndarray], seq: list[np.ndarray], n_horizons: int
+) -> pa.StructArray:
     valid = [r is not None for r in results]
     live = [r for r in results if r is not None]
     lengths = [len(t) for t in ts]
     arrays: list[pa.Array] = [
         aio.list_array(pa.array(aio.concat(ts, np.int64), pa.int64()).cast(TS), lengths, valid),
         aio.list_array(pa.array(aio.concat(seq, np.int64), pa.int64()), lengths, valid),
-        aio.list_array(pa.array(aio.concat([r["seg_start"] for r in live], np.bool_), pa.bool_()), lengths, valid),
+        aio.list_array(
+            pa.array(aio.concat([r["seg_start"] for r in live], np.bool_), pa.bool_()), lengths, valid
+        ),
     ]
     inner_lengths = [n for n in lengths for _ in range(n_horizons)]
     outer = [n_horizons if v else 0 for v in valid]
     for c in SEQUENTIAL:
         if c.sql_type == "VARCHAR":  # the regime: int8 codes in the kernel, text in SQL
             codes = aio.concat([r[c.name] for r in live], np.int8)
-            text = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int8(), mask=codes < 0), REGIMES).cast(pa.string())
+            text = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int8(), mask=codes < 0), REGIMES).cast(
+                pa.string()
+            )
             arrays.append(aio.list_array(text, lengths, valid))
         elif c.per_horizon:
-            inner = aio.list_array(aio.f64_array(aio.concat([r[c.name].ravel() for r in live], np.float64)), inner_lengths,
-                          [True] * len(inner_lengths))
+            inner = aio.list_array(
+                aio.f64_array(aio.concat([r[c.name].ravel() for r in live], np.float64)),
+                inner_lengths,
+                [True] * len(inner_lengths),
+            )
             arrays.append(aio.list_array(inner, outer, valid))
         else:
-            arrays.append(aio.list_array(aio.f64_array(aio.concat([r[c.name] for r in live], np.float64)), lengths, valid))
-    return pa.StructArray.from_arrays(arrays, fields=SEQ_FIELDS, mask=pa.array([not v for v in valid], pa.bool_()))
+            arrays.append(
+                aio.list_array(
+                    aio.f64_array(aio.concat([r[c.name] for r in live], np.float64)), lengths, valid
+                )
+            )
+    return pa.StructArray.from_arrays(
+        arrays, fields=SEQ_FIELDS, mask=pa.array([not v for v in valid], pa.bool_())
+    )
 
 
 # ------------------------------------------------------------------------------------------- UDFs
@@ -186,11 +214,39 @@ def _vpin_points(row: Any) -> tuple[np.ndarray, np.ndarray] | None:
     return aio.ts_us(pc.struct_field(rows, "ts")), aio.f64(pc.struct_field(rows, "vpin"))
 
 
-def orderbook_seq_udf(book, trades, vpin_points, horizons, ofi_levels, alpha, staleness, kyle_window, spread_window,
-                      tight_pct, wide_pct, dynamic, tight_threshold) -> pa.StructArray:
+def orderbook_seq_udf(
+    book,
+    trades,
+    vpin_points,
+    horizons,
+    ofi_levels,
+    alpha,
+    staleness,
+    kyle_window,
+    spread_window,
+    tight_pct,
+    wide_pct,
+    dynamic,
+    tight_threshold,
+) -> pa.StructArray:
     """Arrow entry point of `daedalus_orderbook_seq`: one result row per series row."""
-    cols = [aio.flat(a) for a in (book, trades, horizons, ofi_levels, alpha, staleness, kyle_window,
-                               spread_window, tight_pct, wide_pct, dynamic, tight_threshold)]
+    cols = [
+        aio.flat(a)
+        for a in (
+            book,
+            trades,
+            horizons,
+            ofi_levels,
+            alpha,
+            staleness,
+            kyle_window,
+            spread_window,
+            tight_pct,
+            wide_pct,
+            dynamic,
+            tight_threshold,
+        )
+    ]
     book_a, trades_a = cols[0], cols[1]
     points_a = aio.flat(vpin_points)
     results: list[dict[str, np.ndarray] | None] = []
@@ -199,11 +255,16 @@ def orderbook_seq_udf(book, trades, vpin_points, horizons, ofi_levels, alpha, st
     n_h = 0
     for i in range(len(book_a)):
         p = SeqParams(
-            horizons=tuple(int(h) for h in _scalar(cols[2], i)), ofi_levels=int(_scalar(cols[3], i)),
-            ofi_decay_alpha=float(_scalar(cols[4], i)), max_state_staleness_seconds=float(_scalar(cols[5], i)),
-            kyle_lambda_window=int(_scalar(cols[6], i)), spread_regime_window=int(_scalar(cols[7], i)),
-            spread_tight_percentile=float(_scalar(cols[8], i)), spread_wide_percentile=float(_scalar(cols[9], i)),
-            use_dynamic_spread_regime=bool(_scalar(cols[10], i)), tight_spread_threshold=float(_scalar(cols[11], i)),
+            horizons=tuple(int(h) for h in _scalar(cols[2], i)),
+            ofi_levels=int(_scalar(cols[3], i)),
+            ofi_decay_alpha=float(_scalar(cols[4], i)),
+            max_state_staleness_seconds=float(_scalar(cols[5], i)),
+            kyle_lambda_window=int(_scalar(cols[6], i)),
+            spread_regime_window=int(_scalar(cols[7], i)),
+            spread_tight_percentile=float(_scalar(cols[8], i)),
+            spread_wide_percentile=float(_scalar(cols[9], i)),
+            use_dynamic_spread_regime=bool(_scalar(cols[10], i)),
+            tight_spread_threshold=float(_scalar(cols[11], i)),
         )
         n_h = len(p.horizons)
         if not book_a[i].is_valid:
@@ -217,7 +278,11 @@ def orderbook_seq_udf(book, trades, vpin_points, horizons, ofi_levels, alpha, st
         t = trades_from_arrow(tr_row.values if tr_row.is_valid else None)
         results.append(series_sequential(sr, t, p, _vpin_points(points_a[i])))
         ts_parts.append(sr.ts)
-        seq_parts.append(np.asarray(pc.fill_null(pc.struct_field(rows, "seq"), -1).to_numpy(zero_copy_only=False), np.int64))
+        seq_parts.append(
+            np.asarray(
+                pc.fill_null(pc.struct_field(rows, "seq"), -1).to_numpy(zero_copy_only=False), np.int64
+            )
+        )
     return _seq_result(results, ts_parts, seq_parts, n_h)
 
 
@@ -241,11 +306,36 @@ def ofi_udf(bids, asks, prev_bids, prev_asks, levels, alpha) -> pa.StructArray:
     return pa.StructArray.from_arrays([aio.f64_array(ofi), aio.f64_array(mlofi)], names=["ofi", "mlofi"])
 
 
-def vpin_buckets_udf(trades, state_f, state_i, recent_imbalance, recent_volume, recent_dp, partition_start,
-                     bucket_volume, window_buckets, bvc, sigma_bars) -> pa.StructArray:
+def vpin_buckets_udf(
+    trades,
+    state_f,
+    state_i,
+    recent_imbalance,
+    recent_volume,
+    recent_dp,
+    partition_start,
+    bucket_volume,
+    window_buckets,
+    bvc,
+    sigma_bars,
+) -> pa.StructArray:
     """Arrow entry point of `daedalus_vpin_buckets`: rows 'open', one per completed bucket, 'state'."""
-    cols = [aio.flat(a) for a in (trades, state_f, state_i, recent_imbalance, recent_volume, recent_dp,
-                               partition_start, bucket_volume, window_buckets, bvc, sigma_bars)]
+    cols = [
+        aio.flat(a)
+        for a in (
+            trades,
+            state_f,
+            state_i,
+            recent_imbalance,
+            recent_volume,
+            recent_dp,
+            partition_start,
+            bucket_volume,
+            window_buckets,
+            bvc,
+            sigma_bars,
+        )
+    ]
     out: dict[str, list] = {f.name: [] for f in VPIN_FIELDS}
     lengths: list[int] = []
     valid: list[bool] = []
@@ -265,16 +355,21 @@ def vpin_buckets_udf(trades, state_f, state_i, recent_imbalance, recent_volume, 
         price = aio.f64(pc.struct_field(rows, "price"))
         state = VpinState.from_lists(*(cols[k][i].as_py() for k in range(1, 6)))
         bv = cols[7][i].as_py()
-        params = VpinParams(bucket_volume=None if bv is None or bv <= 0 else float(bv),
-                            window_buckets=int(cols[8][i].as_py()), bvc=bool(cols[9][i].as_py()),
-                            sigma_bars=int(cols[10][i].as_py()))
+        params = VpinParams(
+            bucket_volume=None if bv is None or bv <= 0 else float(bv),
+            window_buckets=int(cols[8][i].as_py()),
+            bvc=bool(cols[9][i].as_py()),
+            sigma_bars=int(cols[10][i].as_py()),
+        )
         start = int(pc.cast(start_ts, TS).cast(pa.int64()).as_py())
         part = vpin_partition(ts, amount, is_buy, price, state, params, start)
         k = part.ts.shape[0]
         nan = np.full(1, np.nan)
         out["kind"] += ["open"] + ["bucket"] * k + ["state"]
         out["ts"].append(np.concatenate(([start], part.ts, [start])).astype(np.int64))
-        out["bucket_index"].append(np.concatenate(([part.open_index], part.index, [part.state.n_completed - 1])))
+        out["bucket_index"].append(
+            np.concatenate(([part.open_index], part.index, [part.state.n_completed - 1]))
+        )
         out["bucket_volume"].append(np.concatenate((nan, part.volume, nan)))
         out["buy_volume"].append(np.concatenate((nan, part.buy, nan)))
         out["sell_volume"].append(np.concatenate((nan, part.sell, nan)))
@@ -297,12 +392,12 @@ def vpin_buckets_udf(trades, state_f, state_i, recent_imbalance, recent_volume, 
     arrays.append(pa.array(out["state_i"], pa.list_(pa.int64())))
     for name in ("recent_imbalance", "recent_volume", "recent_dp"):
         arrays.append(pa.array(out[name], pa.list_(F64)))
-    return pa.StructArray.from_arrays(arrays, fields=VPIN_FIELDS, mask=pa.array([not v for v in valid], pa.bool_()))
+    return pa.StructArray.from_arrays(
+        arrays, fields=VPIN_FIELDS, mask=pa.array([not v for v in valid], pa.bool_())
+    )
 
 
 # ----------------------------------------------------------------------------------- registration
-
-
 
 
 def register_all(con: duckdb.DuckDBPyConnection, config: Config | None = None) -> None:
@@ -319,20 +414,57 @@ def register_all(con: duckdb.DuckDBPyConnection, config: Config | None = None) -
     register_book(con)
     if not aio.registered(con, OFI):
         con.create_function(
-            OFI, ofi_udf, [t(LEVEL_SQL), t(LEVEL_SQL), t(LEVEL_SQL), t(LEVEL_SQL), t("INTEGER"), t("DOUBLE")],
-            t(OFI_RETURN_SQL), type="arrow", null_handling="special", side_effects=False,
+            OFI,
+            ofi_udf,
+            [t(LEVEL_SQL), t(LEVEL_SQL), t(LEVEL_SQL), t(LEVEL_SQL), t("INTEGER"), t("DOUBLE")],
+            t(OFI_RETURN_SQL),
+            type="arrow",
+            null_handling="special",
+            side_effects=False,
         )
     if not aio.registered(con, ORDERBOOK_SEQ):
         con.create_function(
-            ORDERBOOK_SEQ, orderbook_seq_udf,
-            [t(SERIES_SQL), t(FLOW_SQL), t(VPIN_POINTS_SQL), t("INTEGER[]"), t("INTEGER"), t("DOUBLE"), t("DOUBLE"), t("INTEGER"),
-             t("INTEGER"), t("DOUBLE"), t("DOUBLE"), t("BOOLEAN"), t("DOUBLE")],
-            t(SEQ_RETURN_SQL), type="arrow", null_handling="special", side_effects=False,
+            ORDERBOOK_SEQ,
+            orderbook_seq_udf,
+            [
+                t(SERIES_SQL),
+                t(FLOW_SQL),
+                t(VPIN_POINTS_SQL),
+                t("INTEGER[]"),
+                t("INTEGER"),
+                t("DOUBLE"),
+                t("DOUBLE"),
+                t("INTEGER"),
+                t("INTEGER"),
+                t("DOUBLE"),
+                t("DOUBLE"),
+                t("BOOLEAN"),
+                t("DOUBLE"),
+            ],
+            t(SEQ_RETURN_SQL),
+            type="arrow",
+            null_handling="special",
+            side_effects=False,
         )
     if not aio.registered(con, VPIN_BUCKETS):
         con.create_function(
-            VPIN_BUCKETS, vpin_buckets_udf,
-            [t(VPIN_TRADES_SQL), t("DOUBLE[]"), t("BIGINT[]"), t("DOUBLE[]"), t("DOUBLE[]"), t("DOUBLE[]"),
-             t("TIMESTAMPTZ"), t("DOUBLE"), t("INTEGER"), t("BOOLEAN"), t("INTEGER")],
-            t(VPIN_RETURN_SQL), type="arrow", null_handling="special", side_effects=False,
+            VPIN_BUCKETS,
+            vpin_buckets_udf,
+            [
+                t(VPIN_TRADES_SQL),
+                t("DOUBLE[]"),
+                t("BIGINT[]"),
+                t("DOUBLE[]"),
+                t("DOUBLE[]"),
+                t("DOUBLE[]"),
+                t("TIMESTAMPTZ"),
+                t("DOUBLE"),
+                t("INTEGER"),
+                t("BOOLEAN"),
+                t("INTEGER"),
+            ],
+            t(VPIN_RETURN_SQL),
+            type="arrow",
+            null_handling="special",
+            side_effects=False,
         )

@@ -102,12 +102,30 @@ def series_from_book(book: Book, p: SeqParams) -> Series:
     """The model's per-row preparation done in numpy (for tests and benchmarks on raw books)."""
     n = book.ts.shape[0]
     no_seg = np.zeros(n, np.int64)
-    raw_ofi, raw_mlofi = ofi_mlofi(book.bid_px, book.bid_sz, book.bid_off, book.ask_px, book.ask_sz, book.ask_off,
-                                   no_seg, np.zeros(n, np.bool_), np.int64(p.ofi_levels), float(p.ofi_decay_alpha))
+    raw_ofi, raw_mlofi = ofi_mlofi(
+        book.bid_px,
+        book.bid_sz,
+        book.bid_off,
+        book.ask_px,
+        book.ask_sz,
+        book.ask_off,
+        no_seg,
+        np.zeros(n, np.bool_),
+        np.int64(p.ofi_levels),
+        float(p.ofi_decay_alpha),
+    )
     bid1 = touch(book.bid_px, book.bid_off)
     ask1 = touch(book.ask_px, book.ask_off)
-    return Series(book.ts, book.crossed, book.break_before, mid_prices(book.bid_px, book.bid_off, book.ask_px, book.ask_off),
-                  ask1 - bid1, raw_ofi, raw_mlofi, book.trade_breaks)
+    return Series(
+        book.ts,
+        book.crossed,
+        book.break_before,
+        mid_prices(book.bid_px, book.bid_off, book.ask_px, book.ask_off),
+        ask1 - bid1,
+        raw_ofi,
+        raw_mlofi,
+        book.trade_breaks,
+    )
 
 
 def orderbook_sequential(book: Book, trades: Trades | None, p: SeqParams) -> dict[str, np.ndarray]:
@@ -130,8 +148,9 @@ def _running_max(counts: np.ndarray | None, n: int) -> np.ndarray:
     return np.maximum.accumulate(counts.astype(np.int64)) if n else np.empty(0, np.int64)
 
 
-def series_sequential(sr: Series, trades: Trades | None, p: SeqParams,
-                      vpin_points: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+def series_sequential(
+    sr: Series, trades: Trades | None, p: SeqParams, vpin_points: tuple[np.ndarray, np.ndarray] | None = None
+) -> dict[str, np.ndarray]:
     """Every per-snapshot sequential column of FEATURES.md for one series (vpin when points are given).
 
     Keys: seg_start, log_return, mid_velocity, ofi, mlofi, kyle_lambda, kyle_lambda_r2, spread_pctile,
@@ -197,12 +216,26 @@ def series_sequential(sr: Series, trades: Trades | None, p: SeqParams,
         regime = spread_regime_static(spread, mid, p.tight_spread_threshold)
 
     out: dict[str, np.ndarray] = {
-        "seg_start": starts, "log_return": log_return, "mid_velocity": velocity, "ofi": ofi,
-        "mlofi": mlofi, "kyle_lambda": lam, "kyle_lambda_r2": r2, "spread_pctile": pctile,
+        "seg_start": starts,
+        "log_return": log_return,
+        "mid_velocity": velocity,
+        "ofi": ofi,
+        "mlofi": mlofi,
+        "kyle_lambda": lam,
+        "kyle_lambda_r2": r2,
+        "spread_pctile": pctile,
     }
     # FEATURES.md: the first value after a break of the book is NULL for the book-derived columns.
     # Trade windows (tfi, trade_volume) do not restart there, and VPIN restarts at no break.
-    for key in ("log_return", "mid_velocity", "ofi", "mlofi", "kyle_lambda", "kyle_lambda_r2", "spread_pctile"):
+    for key in (
+        "log_return",
+        "mid_velocity",
+        "ofi",
+        "mlofi",
+        "kyle_lambda",
+        "kyle_lambda_r2",
+        "spread_pctile",
+    ):
         out[key][starts] = np.nan
     for key in ("ofi_sum", "mlofi_sum", "rv"):
         out2d[key][:, starts] = np.nan
@@ -244,22 +277,47 @@ class VpinState:
     recent_dp: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     def floats(self) -> list[float]:
-        return [self.bucket_v, self.fill_buy, self.fill_sell, self.day_v, self.first_hour_volume,
-                self.last_close, self.day_volume]
+        return [
+            self.bucket_v,
+            self.fill_buy,
+            self.fill_sell,
+            self.day_v,
+            self.first_hour_volume,
+            self.last_close,
+            self.day_volume,
+        ]
 
     def ints(self) -> list[int]:
         return [self.series_start, int(self.first_hour_done), self.n_completed, self.day, int(self.has_close)]
 
     @classmethod
-    def from_lists(cls, f: list[float] | None, i: list[int] | None, imb: list[float] | None,
-                   vol: list[float] | None, dp: list[float] | None) -> VpinState:
+    def from_lists(
+        cls,
+        f: list[float] | None,
+        i: list[int] | None,
+        imb: list[float] | None,
+        vol: list[float] | None,
+        dp: list[float] | None,
+    ) -> VpinState:
         if f is None or i is None:
             return cls()
-        return cls(bucket_v=f[0], fill_buy=f[1], fill_sell=f[2], day_v=f[3], first_hour_volume=f[4],
-                   last_close=f[5], day_volume=f[6], series_start=int(i[0]), first_hour_done=bool(i[1]),
-                   n_completed=int(i[2]), day=int(i[3]), has_close=bool(i[4]),
-                   recent_imbalance=np.asarray(imb or [], float), recent_volume=np.asarray(vol or [], float),
-                   recent_dp=np.asarray(dp or [], float))
+        return cls(
+            bucket_v=f[0],
+            fill_buy=f[1],
+            fill_sell=f[2],
+            day_v=f[3],
+            first_hour_volume=f[4],
+            last_close=f[5],
+            day_volume=f[6],
+            series_start=int(i[0]),
+            first_hour_done=bool(i[1]),
+            n_completed=int(i[2]),
+            day=int(i[3]),
+            has_close=bool(i[4]),
+            recent_imbalance=np.asarray(imb or [], float),
+            recent_volume=np.asarray(vol or [], float),
+            recent_dp=np.asarray(dp or [], float),
+        )
 
 
 @dataclass(frozen=True)
@@ -289,13 +347,25 @@ class VpinPartition:
 def _current_vpin(imb: np.ndarray, vol: np.ndarray, n: int) -> float:
     if imb.shape[0] < n:
         return float("nan")
-    v = rolling_vpin(imb[-n:-1] if n > 1 else np.empty(0), vol[-n:-1] if n > 1 else np.empty(0),
-                     imb[-1:], vol[-1:], np.int64(n))
+    v = rolling_vpin(
+        imb[-n:-1] if n > 1 else np.empty(0),
+        vol[-n:-1] if n > 1 else np.empty(0),
+        imb[-1:],
+        vol[-1:],
+        np.int64(n),
+    )
     return float(v[0])
 
 
-def vpin_partition(ts: np.ndarray, amount: np.ndarray, is_buy: np.ndarray, price: np.ndarray,
-                   state: VpinState, p: VpinParams, partition_start: int) -> VpinPartition:
+def vpin_partition(
+    ts: np.ndarray,
+    amount: np.ndarray,
+    is_buy: np.ndarray,
+    price: np.ndarray,
+    state: VpinState,
+    p: VpinParams,
+    partition_start: int,
+) -> VpinPartition:
     """Advance one series' VPIN through the trades of one UTC day (sorted by ts, trade_id).
 
     Auto V (FEATURES.md): at the start of each day V = previous day's volume / 50; on the first day of
@@ -332,8 +402,15 @@ def vpin_partition(ts: np.ndarray, amount: np.ndarray, is_buy: np.ndarray, price
         eligible[:] = False
     if p.bvc:
         ends, vols, fracs, last_close, dp = bvc_bars(
-            ts, price, amount, eligible, np.int64(BVC_BAR_US),
-            st.last_close if st.has_close else float("nan"), st.recent_dp, np.int64(p.sigma_bars))
+            ts,
+            price,
+            amount,
+            eligible,
+            np.int64(BVC_BAR_US),
+            st.last_close if st.has_close else float("nan"),
+            st.recent_dp,
+            np.int64(p.sigma_bars),
+        )
         if ts.shape[0] > 0:
             st.last_close, st.has_close = float(last_close), True
         st.recent_dp = dp
@@ -342,7 +419,8 @@ def vpin_partition(ts: np.ndarray, amount: np.ndarray, is_buy: np.ndarray, price
         fill_ts, fill_vol, fill_frac = ts[eligible], amount[eligible], is_buy[eligible].astype(np.float64)
     if st.day_v > 0.0:
         done_ts, done_v, done_b, done_s, st.bucket_v, st.fill_buy, st.fill_sell = fill_buckets(
-            fill_ts, fill_vol, fill_frac, st.bucket_v, st.fill_buy, st.fill_sell, st.day_v)
+            fill_ts, fill_vol, fill_frac, st.bucket_v, st.fill_buy, st.fill_sell, st.day_v
+        )
     else:
         done_ts, done_v, done_b, done_s = np.empty(0, np.int64), np.empty(0), np.empty(0), np.empty(0)
     imb = np.abs(done_s - done_b)

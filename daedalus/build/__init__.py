@@ -31,9 +31,25 @@ if TYPE_CHECKING:
         test,
     )
 
-__all__ = ["BuildResult", "ModelStats", "PartPlan", "Session", "build", "compile_sql", "connect", "example_sql",
-           "last_test_results", "list_models", "load_failed", "open_session", "parse_partition", "plan_build",
-           "rewrite_catalog", "run", "test"]
+__all__ = [
+    "BuildResult",
+    "ModelStats",
+    "PartPlan",
+    "Session",
+    "build",
+    "compile_sql",
+    "connect",
+    "example_sql",
+    "last_test_results",
+    "list_models",
+    "load_failed",
+    "open_session",
+    "parse_partition",
+    "plan_build",
+    "rewrite_catalog",
+    "run",
+    "test",
+]
 
 
 def __getattr__(name: str) -> Any:

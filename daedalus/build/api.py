@@ -35,18 +35,47 @@ if TYPE_CHECKING:
     from daedalus.build.project import Project
     from daedalus.config import Config
 
-__all__ = ["BuildResult", "ModelStats", "PartPlan", "Session", "build", "compile_sql", "connect", "example_sql",
-           "last_test_results", "list_models", "load_failed", "open_session", "parse_partition", "plan_build", "rewrite_catalog", "run", "test"]
+__all__ = [
+    "BuildResult",
+    "ModelStats",
+    "PartPlan",
+    "Session",
+    "build",
+    "compile_sql",
+    "connect",
+    "example_sql",
+    "last_test_results",
+    "list_models",
+    "load_failed",
+    "open_session",
+    "parse_partition",
+    "plan_build",
+    "rewrite_catalog",
+    "run",
+    "test",
+]
 
 
-def open_session(config: Config, project: Project | None = None, udfs: bool = True,
-                 start: str | dt.date | None = None, end: str | dt.date | None = None) -> Session:
+def open_session(
+    config: Config,
+    project: Project | None = None,
+    udfs: bool = True,
+    start: str | dt.date | None = None,
+    end: str | dt.date | None = None,
+) -> Session:
     return Session(config, project=project, udfs=udfs, start=start, end=end)
 
 
-def plan_build(config: Config, select: Iterable[str] | str | None = None, exclude: Iterable[str] | str | None = None,
-               start: str | dt.date | None = None, end: str | dt.date | None = None, full_refresh: bool = False,
-               project: Project | None = None, udfs: bool = True) -> list[PartPlan]:
+def plan_build(
+    config: Config,
+    select: Iterable[str] | str | None = None,
+    exclude: Iterable[str] | str | None = None,
+    start: str | dt.date | None = None,
+    end: str | dt.date | None = None,
+    full_refresh: bool = False,
+    project: Project | None = None,
+    udfs: bool = True,
+) -> list[PartPlan]:
     """The partitions a build would rewrite (what `--dry-run` prints), in build order."""
     s = Session(config, project=project, udfs=udfs, start=start, end=end)
     try:
@@ -55,10 +84,21 @@ def plan_build(config: Config, select: Iterable[str] | str | None = None, exclud
         s.close()
 
 
-def build(config: Config, select: Iterable[str] | str | None = None, exclude: Iterable[str] | str | None = None,
-          start: str | dt.date | None = None, end: str | dt.date | None = None, full_refresh: bool = False,
-          dry_run: bool = False, run_tests: bool = True, progress: bool = False, catalog: bool = True,
-          project: Project | None = None, udfs: bool = True, fail_fast: bool = False) -> BuildResult:
+def build(
+    config: Config,
+    select: Iterable[str] | str | None = None,
+    exclude: Iterable[str] | str | None = None,
+    start: str | dt.date | None = None,
+    end: str | dt.date | None = None,
+    full_refresh: bool = False,
+    dry_run: bool = False,
+    run_tests: bool = True,
+    progress: bool = False,
+    catalog: bool = True,
+    project: Project | None = None,
+    udfs: bool = True,
+    fail_fast: bool = False,
+) -> BuildResult:
     """Build the selected models: plan stale partitions, write them, run data tests, refresh the catalog.
 
     A model that fails skips its descendants; the others still build (unless `fail_fast`). Then it
@@ -77,10 +117,16 @@ def build(config: Config, select: Iterable[str] | str | None = None, exclude: It
             s.purge_deletions()  # what a killed build left in the model folders, old trash
             planned = plan(s, s.select(select, exclude), full_refresh)
             result = BuildResult()
-            args = {"exclude": list(exclude or []) if not isinstance(exclude, str) else [exclude],
-                    "start": s.start, "end": s.end, "run_tests": run_tests}
+            args = {
+                "exclude": list(exclude or []) if not isinstance(exclude, str) else [exclude],
+                "start": s.start,
+                "end": s.end,
+                "run_tests": run_tests,
+            }
             try:
-                execute(s, planned, run_tests=run_tests, progress=progress, result=result, fail_fast=fail_fast)
+                execute(
+                    s, planned, run_tests=run_tests, progress=progress, result=result, fail_fast=fail_fast
+                )
             except BaseException as e:
                 # After a failure too, the catalog follows the manifest (it holds every partition
                 # written so far); but the build's own error is the one to report.
@@ -110,8 +156,13 @@ def run(config: Config, **kwargs: Any) -> BuildResult:
     return build(config, **kwargs)
 
 
-def test(config: Config, select: Iterable[str] | str | None = None, exclude: Iterable[str] | str | None = None,
-         project: Project | None = None, udfs: bool = True) -> list[TestResult]:
+def test(
+    config: Config,
+    select: Iterable[str] | str | None = None,
+    exclude: Iterable[str] | str | None = None,
+    project: Project | None = None,
+    udfs: bool = True,
+) -> list[TestResult]:
     """Run the data tests of the selected models over every partition the manifest holds."""
     s = Session(config, project=project, udfs=udfs)
     try:
@@ -119,8 +170,11 @@ def test(config: Config, select: Iterable[str] | str | None = None, exclude: Ite
         results: list[TestResult] = []
         for name in names:
             model = s.project.models[name]
-            files = None if not MATERIALIZATIONS[model.materialized].writes_files else [
-                f for ip in s.parts(f"model:{name}").values() for f in ip.files]
+            files = (
+                None
+                if not MATERIALIZATIONS[model.materialized].writes_files
+                else [f for ip in s.parts(f"model:{name}").values() for f in ip.files]
+            )
             results.extend(datatests.run_model_tests(s.renderer, model, files))
         results.extend(datatests.run_sql_tests(s.renderer, set(names), all_files=True))
         return results
@@ -150,7 +204,9 @@ def parse_partition(text: str | dict[str, str] | None) -> dict[str, str] | None:
         if not item.strip():
             continue
         if "=" not in item:
-            raise CompileError(f"--partition: '{item}' is not key=value (e.g. exchange=x,symbol=BTC/USDT,date=2024-01-02)")
+            raise CompileError(
+                f"--partition: '{item}' is not key=value (e.g. exchange=x,symbol=BTC/USDT,date=2024-01-02)"
+            )
         k, v = item.split("=", 1)
         out[k.strip()] = v.strip()
     return out
@@ -192,8 +248,14 @@ def example_sql(s: Session, name: str) -> tuple[str, str]:
     return model.materialized, s.compile_model_sql(model, PartPlan(name, "", {}))
 
 
-def compile_sql(config: Config, name: str, partition: str | dict[str, str] | None = None,
-                project: Project | None = None, udfs: bool = False, slice_no: int = 1) -> str:
+def compile_sql(
+    config: Config,
+    name: str,
+    partition: str | dict[str, str] | None = None,
+    project: Project | None = None,
+    udfs: bool = False,
+    slice_no: int = 1,
+) -> str:
     """The exact SQL a model runs: for a partitioned model, the query whose rows are written to one
     partition (the given one, else its newest candidate), or to its `slice_no`-th time slice when the
     model declares `slice_by`; for a view, its SQL over all files."""
@@ -209,19 +271,27 @@ def compile_sql(config: Config, name: str, partition: str | dict[str, str] | Non
         if slices is None:
             return header + "\n" + mat.select_sql(model, part, s.compile_model_sql(model, part))
         if not 1 <= slice_no <= len(slices):
-            raise CompileError(f"--slice: {slice_no} is not a slice of {model.relation} "
-                               f"(1..{len(slices)} at etl.slice_hours={config.etl.slice_hours:g})")
+            raise CompileError(
+                f"--slice: {slice_no} is not a slice of {model.relation} "
+                f"(1..{len(slices)} at etl.slice_hours={config.etl.slice_hours:g})"
+            )
         lo, hi = slices[slice_no - 1]
-        header += (f" slice {slice_no}/{len(slices)} [{lo:%H:%M}, {'24:00' if hi.day != lo.day else f'{hi:%H:%M}'})"
-                   " UTC; the build runs one such query per slice")
+        header += (
+            f" slice {slice_no}/{len(slices)} [{lo:%H:%M}, {'24:00' if hi.day != lo.day else f'{hi:%H:%M}'})"
+            " UTC; the build runs one such query per slice"
+        )
         sql = s.compile_model_sql(model, part, bounds=(lo, hi))
         return header + "\n" + mat.select_sql(model, part, sql, (lo, hi))
     finally:
         s.close()
 
 
-def list_models(config: Config, select: Iterable[str] | str | None = None,
-                exclude: Iterable[str] | str | None = None, project: Project | None = None) -> list[dict[str, Any]]:
+def list_models(
+    config: Config,
+    select: Iterable[str] | str | None = None,
+    exclude: Iterable[str] | str | None = None,
+    project: Project | None = None,
+) -> list[dict[str, Any]]:
     """The selected models in build order with what the manifest knows of them (for `ls` and docs)."""
     s = Session(config, project=project, udfs=False)
     try:
@@ -230,13 +300,23 @@ def list_models(config: Config, select: Iterable[str] | str | None = None,
             m = s.project.models[name]
             ms = s.manifest.models.get(name)
             parts = ms.partitions if ms else {}
-            out.append({
-                "name": name, "relation": m.relation, "layer": m.layer, "materialized": m.materialized,
-                "partition_by": m.config.partition_by, "tags": m.config.tags, "lookback": m.config.lookback,
-                "depends_on": [f"source:{n}" for _, n in m.sources] + list(m.refs),
-                "partitions": len(parts), "rows": sum(p.rows for p in parts.values()),
-                "bytes": sum(p.bytes for p in parts.values()), "path": str(m.path), "builtin": m.builtin,
-            })
+            out.append(
+                {
+                    "name": name,
+                    "relation": m.relation,
+                    "layer": m.layer,
+                    "materialized": m.materialized,
+                    "partition_by": m.config.partition_by,
+                    "tags": m.config.tags,
+                    "lookback": m.config.lookback,
+                    "depends_on": [f"source:{n}" for _, n in m.sources] + list(m.refs),
+                    "partitions": len(parts),
+                    "rows": sum(p.rows for p in parts.values()),
+                    "bytes": sum(p.bytes for p in parts.values()),
+                    "path": str(m.path),
+                    "builtin": m.builtin,
+                }
+            )
         return out
     finally:
         s.close()

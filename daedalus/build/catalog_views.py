@@ -60,12 +60,22 @@ def catalog_spec(s: Session) -> CatalogSpec:
     r = s.renderer
     local = isinstance(s.lake, LocalLake)
     project = s.project
-    schemas = {"bronze"} | {m.layer for m in project.models.values()} | {
-        src.source_name for src in project.sources.values()}
+    schemas = (
+        {"bronze"}
+        | {m.layer for m in project.models.values()}
+        | {src.source_name for src in project.sources.values()}
+    )
     views: list[CatalogView] = []
     for src in sorted(project.sources.values(), key=lambda x: x.name):
-        views.append(CatalogView(src.source_name, src.name, f"SELECT * FROM {glob_relation(r, f'source:{src.name}')}",
-                                 src.docs.description, _column_comments(src.docs)))
+        views.append(
+            CatalogView(
+                src.source_name,
+                src.name,
+                f"SELECT * FROM {glob_relation(r, f'source:{src.name}')}",
+                src.docs.description,
+                _column_comments(src.docs),
+            )
+        )
     failed = failed_keys(s.lake, s.manifest)  # partitions whose data tests failed: left out
     for name in s.dag.order:
         m = project.models[name]

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from daedalus.lake.manifest import PartitionState
 
 
-
 @dataclass
 class CompactReport:
     partitions: int = 0  # partitions rewritten
@@ -42,8 +41,10 @@ class CompactReport:
     seconds: float = 0.0
 
     def summary(self) -> str:
-        return (f"compacted {self.partitions} partitions: {self.files_before} files → {self.files_after} "
-                f"({self.rows} rows) in {self.seconds:.2f}s")
+        return (
+            f"compacted {self.partitions} partitions: {self.files_before} files → {self.files_after} "
+            f"({self.rows} rows) in {self.seconds:.2f}s"
+        )
 
 
 def needs_compaction(files: list[FileInfo]) -> bool:
@@ -68,23 +69,28 @@ def _rewrite(s: Session, model_name: str, pid: str, ps: PartitionState) -> FileI
         order_sql = ", ".join(sql_ident(c) for c in model.config.order_by)
         sql = f"SELECT * FROM {read_parquet_sql(urls, hive=False)} ORDER BY {order_sql}"
     else:
-        sql = (f"SELECT * EXCLUDE (filename, file_row_number) FROM read_parquet({url_list}, "
-               "hive_partitioning=false, union_by_name=true, filename=true, file_row_number=true) "
-               f"ORDER BY list_position({url_list}, filename), file_row_number")
+        sql = (
+            f"SELECT * EXCLUDE (filename, file_row_number) FROM read_parquet({url_list}, "
+            "hive_partitioning=false, union_by_name=true, filename=true, file_row_number=true) "
+            f"ORDER BY list_position({url_list}, filename), file_row_number"
+        )
     try:
         try:
             rows = int(s.con.execute(copy_sql(sql, s.lake.url(rel), s.config.storage)).fetchone()[0])
         except duckdb.Error as e:
-            raise BuildError(f"{s.lake.url(rel)}: compaction of {model.relation} {pid}: "
-                             f"{str(e).splitlines()[0]}") from None
+            raise BuildError(
+                f"{s.lake.url(rel)}: compaction of {model.relation} {pid}: {str(e).splitlines()[0]}"
+            ) from None
         verify = getattr(s.lake, "verify_write", None)
         info = verify(rel, rows) if verify is not None else s.lake.stat(rel)
         if info is None:
             raise StorageError(f"{s.lake.url(rel)}: compaction wrote {rows} rows but the file is missing")
         got = _footer_rows(s, [info])
         if got != ps.rows:
-            raise StorageError(f"{s.lake.url(rel)}: compaction wrote {got} rows, the partition has {ps.rows}; "
-                               "nothing was replaced")
+            raise StorageError(
+                f"{s.lake.url(rel)}: compaction wrote {got} rows, the partition has {ps.rows}; "
+                "nothing was replaced"
+            )
     except BaseException:
         s.lake.delete([rel])
         raise
@@ -116,9 +122,16 @@ def compact(config: Config, select: Iterable[str] | str | None = None, udfs: boo
                 for pid, ps in sorted(ms.partitions.items()):
                     if not ps.files or not needs_compaction(ps.files):
                         continue
-                    state = PartitionState(keys=dict(ps.keys), files=[_rewrite(s, name, pid, ps)],
-                                           fingerprint=ps.fingerprint, rows=ps.rows, bytes=0,
-                                           inputs=dict(ps.inputs), built_at=ps.built_at, seconds=ps.seconds)
+                    state = PartitionState(
+                        keys=dict(ps.keys),
+                        files=[_rewrite(s, name, pid, ps)],
+                        fingerprint=ps.fingerprint,
+                        rows=ps.rows,
+                        bytes=0,
+                        inputs=dict(ps.inputs),
+                        built_at=ps.built_at,
+                        seconds=ps.seconds,
+                    )
                     report.files_before += len(ps.files)
                     move_into_place(s.lake, state)  # the switch for glob readers
                     state.bytes = sum(f.size for f in state.files)

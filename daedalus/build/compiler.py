@@ -135,7 +135,9 @@ class Compiler:
 
     def _macros(self) -> list[jinja2.Template]:
         if self._macro_templates is None:
-            self._macro_templates = [self._template(f"macro:{m.path}", m.text, m.path) for m in self.project.macros]
+            self._macro_templates = [
+                self._template(f"macro:{m.path}", m.text, m.path) for m in self.project.macros
+            ]
         return self._macro_templates
 
     def template_line(self, default_path: Path) -> str:
@@ -159,8 +161,14 @@ class Compiler:
 
     # -- context ----------------------------------------------------------------------------
 
-    def _context(self, model: Model | None, path: Path, resolver: Resolver,
-                 partition: PartitionCtx | None, config_calls: list[tuple[dict[str, Any], str]] | None) -> dict[str, Any]:
+    def _context(
+        self,
+        model: Model | None,
+        path: Path,
+        resolver: Resolver,
+        partition: PartitionCtx | None,
+        config_calls: list[tuple[dict[str, Any], str]] | None,
+    ) -> dict[str, Any]:
         cfg = self.config
         ctx: dict[str, Any] = {}
 
@@ -180,15 +188,21 @@ class Compiler:
                 source_name, name = "bronze", source_name
             src = self.project.sources.get(name)
             if src is None or src.source_name != source_name:
-                known = ", ".join(f"{s.source_name}.{s.name}" for s in self.project.sources.values()) or "none"
-                raise CompileError(f"{self.template_line(path)}: unknown source '{source_name}.{name}' "
-                                   f"(declared in sources.yml: {known})")
+                known = (
+                    ", ".join(f"{s.source_name}.{s.name}" for s in self.project.sources.values()) or "none"
+                )
+                raise CompileError(
+                    f"{self.template_line(path)}: unknown source '{source_name}.{name}' "
+                    f"(declared in sources.yml: {known})"
+                )
             return resolver.source(source_name, name)
 
         def previous_partition(columns: dict[str, str] | None = None) -> str:
             if model is None:
-                raise CompileError(f"{self.template_line(path)}: previous_partition() is only available "
-                                   "in a partitioned model with carry_state=true")
+                raise CompileError(
+                    f"{self.template_line(path)}: previous_partition() is only available "
+                    "in a partitioned model with carry_state=true"
+                )
             return resolver.previous_partition(model, columns)
 
         _missing = object()
@@ -198,17 +212,24 @@ class Compiler:
                 return _dotted(cfg, name)
             except (KeyError, AttributeError):
                 if default is _missing:
-                    raise CompileError(f"{self.template_line(path)}: var('{name}'): no such config key "
-                                       "and no default given") from None
+                    raise CompileError(
+                        f"{self.template_line(path)}: var('{name}'): no such config key and no default given"
+                    ) from None
                 return default
 
         ctx.update(
-            config=config_fn, ref=ref, source=source, previous_partition=previous_partition, var=var,
+            config=config_fn,
+            ref=ref,
+            source=source,
+            previous_partition=previous_partition,
+            var=var,
             features=cfg.etl.features if cfg is not None else None,
             etl=cfg.etl if cfg is not None else None,
             partition=partition,
             this={"name": model.name, "layer": model.layer, "relation": model.relation} if model else None,
-            sql_str=sql_str, sql_ident=sql_ident, sequential_columns=output_columns,
+            sql_str=sql_str,
+            sql_ident=sql_ident,
+            sequential_columns=output_columns,
         )
         if partition is None:
             ctx.pop("partition")  # StrictUndefined: using it outside a partitioned model is an error
@@ -223,9 +244,16 @@ class Compiler:
 
     # -- rendering --------------------------------------------------------------------------
 
-    def _render(self, key: str, text: str, path: Path, model: Model | None, resolver: Resolver,
-                partition: PartitionCtx | None,
-                config_calls: list[tuple[dict[str, Any], str]] | None = None) -> str:
+    def _render(
+        self,
+        key: str,
+        text: str,
+        path: Path,
+        model: Model | None,
+        resolver: Resolver,
+        partition: PartitionCtx | None,
+        config_calls: list[tuple[dict[str, Any], str]] | None = None,
+    ) -> str:
         try:
             tpl = self._template(key, text, path)
             ctx = self._context(model, path, resolver, partition, config_calls)
@@ -254,8 +282,15 @@ class Compiler:
         """Render once with placeholders: the config header, the ref/source edges, a sqlglot check."""
         resolver = ParseResolver()
         calls: list[tuple[dict[str, Any], str]] = []
-        sql = self._render(f"model:{model.name}", model.raw_sql, model.path, model, resolver,
-                           _PlaceholderPartition({"date": PLACEHOLDER_DATE}), calls)
+        sql = self._render(
+            f"model:{model.name}",
+            model.raw_sql,
+            model.path,
+            model,
+            resolver,
+            _PlaceholderPartition({"date": PLACEHOLDER_DATE}),
+            calls,
+        )
         merged: dict[str, Any] = {}
         where = f"{model.path}:1"
         for kwargs, line in calls:
@@ -266,8 +301,10 @@ class Compiler:
         model.sources = resolver.sources
         model.uses_previous_partition = resolver.uses_previous
         if resolver.uses_previous and not model.config.carry_state:
-            raise CompileError(f"{model.path}:{_find_line(model.raw_sql, 'previous_partition')}: "
-                               "previous_partition() needs config(carry_state=true)")
+            raise CompileError(
+                f"{model.path}:{_find_line(model.raw_sql, 'previous_partition')}: "
+                "previous_partition() needs config(carry_state=true)"
+            )
         validate_sql(sql, model.path, model.raw_sql)
 
     def parse_all(self) -> None:

@@ -89,8 +89,10 @@ def _accepted_values(rel: str, a: dict[str, Any]) -> str:
     # NULL is not one of the values: an unknown input mapped to NULL must fail here, not pass as
     # "no value" (issue 17). A column where NULL means "not yet defined" says `allow_null: true`.
     null_ok = f"{c} IS NOT NULL AND " if a.get("allow_null") else ""
-    return (f"SELECT {c}, count(*) AS n_rows FROM {rel} WHERE {null_ok}"
-            f"(CAST({c} AS VARCHAR) NOT IN ({vals}) OR {c} IS NULL) GROUP BY ALL")
+    return (
+        f"SELECT {c}, count(*) AS n_rows FROM {rel} WHERE {null_ok}"
+        f"(CAST({c} AS VARCHAR) NOT IN ({vals}) OR {c} IS NULL) GROUP BY ALL"
+    )
 
 
 def _accepted_range_cond(a: dict[str, Any]) -> str:
@@ -122,12 +124,16 @@ def _monotonic(rel: str, a: dict[str, Any]) -> str:
     over = f"PARTITION BY {part} ORDER BY {order}" if part else f"ORDER BY {order}"
     # Only the columns the test reads go through the window: a window materialises every column it
     # carries, and `*` of a wide model (orderbook_hf: ~80) cost more memory than its build.
-    keep = list(dict.fromkeys([*_cols(a.get("partition_by") or []), *_cols(a.get("order_by") or []), a["column"]]))
+    keep = list(
+        dict.fromkeys([*_cols(a.get("partition_by") or []), *_cols(a.get("order_by") or []), a["column"]])
+    )
     cols = ", ".join(sql_ident(x) for x in keep)
     if not a.get("order_by"):
         cols += ", file_index, file_row_number"
-    return (f"SELECT * EXCLUDE (__prev) FROM (SELECT {cols}, lag({c}) OVER ({over}) AS __prev FROM {rel}) "
-            f"WHERE {c} {op} __prev")
+    return (
+        f"SELECT * EXCLUDE (__prev) FROM (SELECT {cols}, lag({c}) OVER ({over}) AS __prev FROM {rel}) "
+        f"WHERE {c} {op} __prev"
+    )
 
 
 KINDS: dict[str, Callable[[str, dict[str, Any]], str]] = {
@@ -162,10 +168,14 @@ def _parse(model: Model, spec: Any, column: str | None) -> DataTest:
         kind, args = next(iter(spec.items()))
         args = dict(args or {}) if not isinstance(args, list) else {"values": args}
     else:
-        raise CompileError(f"{_line(model, 'tests')}: a data test is a name or {{name: {{args}}}}, got {spec!r}")
+        raise CompileError(
+            f"{_line(model, 'tests')}: a data test is a name or {{name: {{args}}}}, got {spec!r}"
+        )
     if kind not in KINDS:
-        raise CompileError(f"{_line(model, kind)}: unknown data test '{kind}' on model '{model.name}' "
-                           f"(allowed: {', '.join(KINDS)})")
+        raise CompileError(
+            f"{_line(model, kind)}: unknown data test '{kind}' on model '{model.name}' "
+            f"(allowed: {', '.join(KINDS)})"
+        )
     args.pop("config", None)
     severity = str(args.pop("severity", "error"))
     if "column_name" in args:
@@ -217,7 +227,9 @@ def _run(r: Renderer, model_name: str, name: str, sql: str, severity: str, where
             names = [d[0] for d in cur.description]
             sample = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
     except duckdb.Error as e:
-        raise BuildError(f"{where}: data test {name} on '{model_name}' cannot run: {str(e).splitlines()[0]}") from None
+        raise BuildError(
+            f"{where}: data test {name} on '{model_name}' cannot run: {str(e).splitlines()[0]}"
+        ) from None
     return TestResult(model_name, name, n == 0, n, sample, severity, where, sql)
 
 
@@ -252,12 +264,21 @@ def _merge(results: list[TestResult]) -> TestResult:
     failed = [r for r in results if not r.passed]
     first = failed[0] if failed else results[0]
     sample = [row for r in failed for row in r.sample][:SAMPLE_ROWS]
-    return TestResult(first.model, first.name, not failed, sum(r.failures for r in results), sample,
-                      first.severity, first.where, first.sql)
+    return TestResult(
+        first.model,
+        first.name,
+        not failed,
+        sum(r.failures for r in results),
+        sample,
+        first.severity,
+        first.where,
+        first.sql,
+    )
 
 
-def _run_tests(r: Renderer, model: Model, tests: list[DataTest],
-               files: list[FileInfo] | None) -> list[TestResult]:
+def _run_tests(
+    r: Renderer, model: Model, tests: list[DataTest], files: list[FileInfo] | None
+) -> list[TestResult]:
     results = []
     by_row = [t for t in tests if t.kind in ROW_CONDITIONS]
     counts = _row_condition_counts(r, model, files, by_row)
@@ -265,8 +286,9 @@ def _run_tests(r: Renderer, model: Model, tests: list[DataTest],
         rel = _relation(r, model, files, t.kind in NEEDS_ROW_ORDER and kind(model).writes_files)
         assert rel is not None  # files is None (a view) or non-empty
         if t in by_row and counts is not None and not counts[by_row.index(t)]:
-            results.append(TestResult(model.name, t.name, True, 0, [], t.severity, t.where,
-                                      KINDS[t.kind](rel, t.args)))
+            results.append(
+                TestResult(model.name, t.name, True, 0, [], t.severity, t.where, KINDS[t.kind](rel, t.args))
+            )
             continue  # passed in the shared scan; a failing one runs alone below for its sample
         args = dict(t.args)
         if t.kind in NEEDS_ROW_ORDER and not kind(model).writes_files and not args.get("order_by"):
@@ -275,8 +297,9 @@ def _run_tests(r: Renderer, model: Model, tests: list[DataTest],
     return results
 
 
-def _row_condition_counts(r: Renderer, model: Model, files: list[FileInfo] | None,
-                          tests: list[DataTest]) -> list[int] | None:
+def _row_condition_counts(
+    r: Renderer, model: Model, files: list[FileInfo] | None, tests: list[DataTest]
+) -> list[int] | None:
     """Failures of each row-condition test from one scan (count(*) FILTER per test), instead of a
     scan per test; None when there is nothing to scan or the shared query cannot run (each test
     then runs alone and reports its own error)."""
@@ -314,8 +337,9 @@ class _TestResolver:
         raise CompileError("previous_partition() is not available in a data test")
 
 
-def run_sql_tests(r: Renderer, built: set[str] | dict[str, list[FileInfo]],
-                  all_files: bool = False) -> list[TestResult]:
+def run_sql_tests(
+    r: Renderer, built: set[str] | dict[str, list[FileInfo]], all_files: bool = False
+) -> list[TestResult]:
     """Custom SQL tests that ref() a model of `built` (every test when `all_files`). With a dict of
     the files each model just wrote, ref() reads those partitions only; with names, every file."""
     just_built = built if isinstance(built, dict) and not all_files else None
@@ -338,5 +362,7 @@ def raise_on_failure(results: list[TestResult]) -> None:
     for r in results:
         if not r.passed and r.severity != "warn":
             sample = "; ".join(_fmt_row(x) for x in r.sample[:3])
-            raise BuildError(f"{r.where}: data test {r.name} failed on model '{r.model}': "
-                             f"{r.failures} offending row(s), e.g. {sample}")
+            raise BuildError(
+                f"{r.where}: data test {r.name} failed on model '{r.model}': "
+                f"{r.failures} offending row(s), e.g. {sample}"
+            )

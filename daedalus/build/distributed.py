@@ -123,8 +123,11 @@ def dependencies(s: Session, plan: list[PartPlan]) -> dict[str, list[str]]:
     deps: dict[str, list[str]] = {}
     for p in plan:
         pid = f"{p.model}/{p.pid}"
-        d = [f"{ip.relation.split(':', 1)[1]}/{ip.pid}" for ip in p.reads
-             if ip.relation.startswith("model:") and ip.planned]
+        d = [
+            f"{ip.relation.split(':', 1)[1]}/{ip.pid}"
+            for ip in p.reads
+            if ip.relation.startswith("model:") and ip.planned
+        ]
         model = s.project.models[p.model]
         if model.config.carry_state:
             prev = last_of_series.get((p.model, p.series()))
@@ -185,15 +188,19 @@ def _tests(s: Session, merger: _Merger, result: BuildResult) -> None:
 
 def _tasks(s: Session, plan: list[PartPlan], deps: dict[str, list[str]], build_id: str) -> list[PartTask]:
     cfg = s.config.model_dump(mode="json")
-    return [PartTask(build_id, cfg, s.udfs, p.model, p.pid, dict(p.keys), deps[f"{p.model}/{p.pid}"]) for p in plan]
+    return [
+        PartTask(build_id, cfg, s.udfs, p.model, p.pid, dict(p.keys), deps[f"{p.model}/{p.pid}"])
+        for p in plan
+    ]
 
 
 def _run_dask(tasks: list[PartTask], scheduler: str, merger: _Merger) -> None:
     try:
         from distributed import Client, as_completed
     except ImportError:
-        raise ConfigError("--executor dask: the `distributed` package is not installed "
-                          "(pip install 'dask[distributed]')") from None
+        raise ConfigError(
+            "--executor dask: the `distributed` package is not installed (pip install 'dask[distributed]')"
+        ) from None
     try:
         client = Client(scheduler, timeout="10s")
     except (OSError, TimeoutError) as e:
@@ -201,16 +208,23 @@ def _run_dask(tasks: list[PartTask], scheduler: str, merger: _Merger) -> None:
     try:
         futures: dict[str, Any] = {}
         for t in tasks:  # build order: every dependency is submitted before its dependents
-            futures[t.id] = client.submit(run_partition, t, *[futures[d] for d in t.deps],
-                                          key=f"daedalus-{t.build_id}-{t.id}", pure=False, retries=0)
+            futures[t.id] = client.submit(
+                run_partition,
+                t,
+                *[futures[d] for d in t.deps],
+                key=f"daedalus-{t.build_id}-{t.id}",
+                pure=False,
+                retries=0,
+            )
         for fut in as_completed(list(futures.values())):
             try:
                 merger.add(fut.result())
             except BuildError:
                 raise
             except Exception as e:  # a worker lost, a pickling problem: one line naming the task
-                raise BuildError(f"dask task {fut.key}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")\
-                    from None
+                raise BuildError(
+                    f"dask task {fut.key}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                ) from None
     finally:
         # Workers keep their per-build session cache small: tell them this build is over.
         with contextlib.suppress(Exception):
@@ -237,11 +251,20 @@ def _forget_sessions() -> None:
     _SESSIONS.clear()
 
 
-def build_distributed(config: Config, select: Iterable[str] | str | None = None,
-                      exclude: Iterable[str] | str | None = None, start: str | None = None, end: str | None = None,
-                      full_refresh: bool = False, run_tests: bool = True, catalog: bool = True,
-                      executor: str = "local", scheduler: str | None = None, shard: str | tuple[int, int] | None = None,
-                      udfs: bool = True) -> BuildResult:
+def build_distributed(
+    config: Config,
+    select: Iterable[str] | str | None = None,
+    exclude: Iterable[str] | str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    full_refresh: bool = False,
+    run_tests: bool = True,
+    catalog: bool = True,
+    executor: str = "local",
+    scheduler: str | None = None,
+    shard: str | tuple[int, int] | None = None,
+    udfs: bool = True,
+) -> BuildResult:
     """A build whose partitions run as tasks (Dask) or a shard of one (see the module docstring)."""
     if executor not in ("local", "dask"):
         raise ConfigError(f"--executor: unknown executor {executor!r} (allowed: local, dask)")
@@ -317,8 +340,15 @@ def _unstage(s: Session, plan: list[PartPlan]) -> None:
         s.manifest.unstage(name)
 
 
-def _plan(s: Session, select: Iterable[str] | str | None, exclude: Iterable[str] | str | None, full_refresh: bool,
-          shard: tuple[int, int] | None, build_id: str, result: BuildResult) -> tuple[list[PartPlan], list[PartTask]]:
+def _plan(
+    s: Session,
+    select: Iterable[str] | str | None,
+    exclude: Iterable[str] | str | None,
+    full_refresh: bool,
+    shard: tuple[int, int] | None,
+    build_id: str,
+    result: BuildResult,
+) -> tuple[list[PartPlan], list[PartTask]]:
     planned = planner.plan(s, s.select(select, exclude), full_refresh)
     deps = dependencies(s, planned)
     if shard is not None:

@@ -61,9 +61,13 @@ class Progress:
             from rich.progress import Progress as Bar
 
             self.progress = Bar(
-                TextColumn("[bold]{task.fields[model]}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[part]}"), TimeElapsedColumn(),
-                console=Console(stderr=True), transient=False,
+                TextColumn("[bold]{task.fields[model]}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[part]}"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=False,
             )
             for name, parts in by_model.items():
                 self.tasks[name] = self.progress.add_task(name, total=len(parts), model=name, part="")
@@ -90,8 +94,15 @@ def save_stats(s: Session, stats: ModelStats, hook: KillHook) -> None:
     hook("after_manifest")
 
 
-def build_model(s: Session, name: str, parts: list[PartPlan], result: BuildResult, known: set[str],
-                hook: KillHook, bar: Progress) -> list[FileInfo]:
+def build_model(
+    s: Session,
+    name: str,
+    parts: list[PartPlan],
+    result: BuildResult,
+    known: set[str],
+    hook: KillHook,
+    bar: Progress,
+) -> list[FileInfo]:
     """Write a model's planned partitions staged, then publish them together; returns its files."""
     model = s.project.models[name]
     last_save, dirty = time.monotonic(), False
@@ -130,8 +141,14 @@ def _rss() -> int:
     return psutil.Process().memory_info().rss
 
 
-def execute(s: Session, plan: list[PartPlan], run_tests: bool = True, progress: bool = False,
-            result: BuildResult | None = None, fail_fast: bool = True) -> BuildResult:
+def execute(
+    s: Session,
+    plan: list[PartPlan],
+    run_tests: bool = True,
+    progress: bool = False,
+    result: BuildResult | None = None,
+    fail_fast: bool = True,
+) -> BuildResult:
     """Build the plan here, model by model, running each model's data tests once it is published."""
     result = result or BuildResult()
     track = result.tracker = BuildTracker(s.project, s.dag, s.lake, fail_fast)
@@ -153,10 +170,17 @@ def execute(s: Session, plan: list[PartPlan], run_tests: bool = True, progress: 
                     built_files[name] = build_model(s, name, parts, result, known, hook, bar)
                     stats = result.stats[name]
                     model = s.project.models[name]
-                    outcome = datatests.run_model_tests(s.renderer, model, built_files[name]) if run_tests else []
+                    outcome = (
+                        datatests.run_model_tests(s.renderer, model, built_files[name]) if run_tests else []
+                    )
                     result.tests.extend(outcome)
-                    track.tests_done(name, [p.pid for p in parts] if run_tests else [], outcome, stats.partitions,
-                                     stats.seconds)
+                    track.tests_done(
+                        name,
+                        [p.pid for p in parts] if run_tests else [],
+                        outcome,
+                        stats.partitions,
+                        stats.seconds,
+                    )
                 except (BuildError, CompileError) as e:
                     track.error(name, e)
             if run_tests:

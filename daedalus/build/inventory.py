@@ -29,9 +29,15 @@ if TYPE_CHECKING:
 class Inventory:
     """The partitions of sources and models over one lake and manifest (a `materializations.Inputs`)."""
 
-    def __init__(self, project: Project, lake: Lake, manifest: Manifest,
-                 con: Callable[[], duckdb.DuckDBPyConnection], start: str | None = None,
-                 end: str | None = None) -> None:
+    def __init__(
+        self,
+        project: Project,
+        lake: Lake,
+        manifest: Manifest,
+        con: Callable[[], duckdb.DuckDBPyConnection],
+        start: str | None = None,
+        end: str | None = None,
+    ) -> None:
         self.project, self.lake, self.manifest, self.con = project, lake, manifest, con
         self.start, self.end = start, end
         self.registries: dict[str, PartRegistry] = {}
@@ -71,7 +77,7 @@ class Inventory:
             for f in self.lake.list(src.lake_prefix):
                 if not f.path.endswith(".parquet"):
                     continue
-                pid = f.path[len(prefix):].rsplit("/", 1)[0] if "/" in f.path[len(prefix):] else ""
+                pid = f.path[len(prefix) :].rsplit("/", 1)[0] if "/" in f.path[len(prefix) :] else ""
                 groups.setdefault(pid, []).append(f)
             for pid, files in sorted(groups.items()):
                 keys = hive_keys(pid)
@@ -133,19 +139,23 @@ class Inventory:
             return [dict(v) for v in cached["values"]]
         hive = rel.startswith("source:")
         cols = ", ".join(
-            f"strftime(CAST(\"{k}\" AS DATE), '%Y-%m-%d')" if k == "date" else f"CAST(\"{k}\" AS VARCHAR)"
+            f"strftime(CAST(\"{k}\" AS DATE), '%Y-%m-%d')" if k == "date" else f'CAST("{k}" AS VARCHAR)'
             for k in missing
         )
         where = " AND ".join(f'"{k}" IS NOT NULL' for k in missing)
-        sql = (f"SELECT DISTINCT {cols} FROM {read_parquet_sql([self.lake.url(f.path) for f in ip.files], hive)} "
-               f"WHERE {where} ORDER BY ALL")
+        sql = (
+            f"SELECT DISTINCT {cols} FROM {read_parquet_sql([self.lake.url(f.path) for f in ip.files], hive)} "
+            f"WHERE {where} ORDER BY ALL"
+        )
         import duckdb
 
         try:
             rows = self.con().execute(sql).fetchall()
         except duckdb.Error as e:
-            raise BuildError(f"{self.lake.url(ip.files[0].path)}: cannot read partition keys {missing} "
-                             f"of {ip.id}: {str(e).splitlines()[0]}") from None
+            raise BuildError(
+                f"{self.lake.url(ip.files[0].path)}: cannot read partition keys {missing} "
+                f"of {ip.id}: {str(e).splitlines()[0]}"
+            ) from None
         values = [dict(zip(missing, (str(v) for v in row), strict=True)) for row in rows]
         self.manifest.discovery[cache_key] = {"fp": fp, "values": values}
         return values

@@ -79,7 +79,9 @@ def catalog_filter(keys: list[dict[str, str]]) -> str:
     for k in keys:
         if not k:
             return " WHERE false"
-        conds.append("(" + " AND ".join(f"CAST({sql_ident(c)} AS VARCHAR) = {sql_str(v)}" for c, v in k.items()) + ")")
+        conds.append(
+            "(" + " AND ".join(f"CAST({sql_ident(c)} AS VARCHAR) = {sql_str(v)}" for c, v in k.items()) + ")"
+        )
     return f" WHERE NOT ({' OR '.join(conds)})"
 
 
@@ -121,19 +123,22 @@ class BuildTracker:
         if self.fail_fast:
             raise e
 
-    def tests_done(self, name: str, built_pids: list[str], results: list[TestResult], partitions: int,
-                   seconds: float) -> None:
+    def tests_done(
+        self, name: str, built_pids: list[str], results: list[TestResult], partitions: int, seconds: float
+    ) -> None:
         """Record a built model's outcome from its tests; mark or clear its failed partitions."""
         m = self.project.models[name]
         if results:
-            self.tests[name] = [{"name": r.name, "passed": r.passed, "failures": r.failures,
-                                 "severity": r.severity} for r in results]
+            self.tests[name] = [
+                {"name": r.name, "passed": r.passed, "failures": r.failures, "severity": r.severity}
+                for r in results
+            ]
         prefix = m.lake_prefix.rstrip("/") + "/"
         failing = [r for r in results if not r.passed and r.severity != "warn"]
         bad: dict[str, list[str]] = {}
         for r in failing:
             for d in r.failed_dirs or [prefix]:
-                bad.setdefault(d[len(prefix):] if d.startswith(prefix) else "", []).append(r.name)
+                bad.setdefault(d[len(prefix) :] if d.startswith(prefix) else "", []).append(r.name)
         sticky = self.failed.setdefault(name, {})
         for pid in built_pids:
             sticky.pop(pid, None)
@@ -149,9 +154,14 @@ class BuildTracker:
             except BuildError as e:
                 self.error(name, e, partitions, seconds)
             return
-        self.outcomes[name] = ModelOutcome(name, m.relation, "WARN" if warned else "PASS",
-                                           f"{sum(not r.passed for r in results)} warning(s)" if warned else "",
-                                           partitions, seconds)
+        self.outcomes[name] = ModelOutcome(
+            name,
+            m.relation,
+            "WARN" if warned else "PASS",
+            f"{sum(not r.passed for r in results)} warning(s)" if warned else "",
+            partitions,
+            seconds,
+        )
 
     def save(self) -> None:
         self.lake.write_atomic(FAILED_TESTS, json.dumps(self.failed, indent=1, sort_keys=True).encode())
@@ -160,8 +170,13 @@ class BuildTracker:
         again = [n for n, o in self.outcomes.items() if o.status in ("ERROR", "SKIP")]
         tests = dict(_read_json(self.lake, LAST_BUILD).get("tests", {}))  # models not built keep theirs
         tests.update({n: {"at": time.time(), "results": r} for n, r in self.tests.items()})
-        doc = {"finished_at": time.time(), "retry": again, "args": args,
-               "outcomes": {n: o.status for n, o in self.outcomes.items()}, "tests": tests}
+        doc = {
+            "finished_at": time.time(),
+            "retry": again,
+            "args": args,
+            "outcomes": {n: o.status for n, o in self.outcomes.items()},
+            "tests": tests,
+        }
         self.lake.write_atomic(LAST_BUILD, json.dumps(doc, indent=1).encode())
 
     def raise_if_failed(self, result: Any) -> None:
@@ -180,7 +195,9 @@ def counts(outcomes: dict[str, ModelOutcome]) -> dict[str, int]:
 
 def summary_line(outcomes: dict[str, ModelOutcome]) -> str:
     c = counts(outcomes)
-    return f"Done. PASS={c['PASS']} WARN={c['WARN']} ERROR={c['ERROR']} SKIP={c['SKIP']} TOTAL={len(outcomes)}"
+    return (
+        f"Done. PASS={c['PASS']} WARN={c['WARN']} ERROR={c['ERROR']} SKIP={c['SKIP']} TOTAL={len(outcomes)}"
+    )
 
 
 def model_lines(outcomes: dict[str, ModelOutcome]) -> list[str]:
@@ -188,7 +205,9 @@ def model_lines(outcomes: dict[str, ModelOutcome]) -> list[str]:
     out = []
     n = len(outcomes)
     for i, o in enumerate(outcomes.values(), 1):
-        detail = f"{o.partitions} partition(s) in {o.seconds:.2f}s" if o.status in ("PASS", "WARN") else o.message
+        detail = (
+            f"{o.partitions} partition(s) in {o.seconds:.2f}s" if o.status in ("PASS", "WARN") else o.message
+        )
         if o.status == "WARN":
             detail += f", {o.message}"
         out.append(f"{i} of {n} {o.status:<5} {o.relation} {detail}".rstrip())
@@ -211,5 +230,15 @@ def load_retry(lake: Lake) -> tuple[list[str], dict[str, Any]]:
     return list(doc.get("retry", [])), dict(doc.get("args", {}))
 
 
-__all__ = ["BuildTracker", "ModelOutcome", "catalog_filter", "counts", "failed_keys", "load_failed",
-           "last_test_results", "load_retry", "model_lines", "summary_line"]
+__all__ = [
+    "BuildTracker",
+    "ModelOutcome",
+    "catalog_filter",
+    "counts",
+    "failed_keys",
+    "load_failed",
+    "last_test_results",
+    "load_retry",
+    "model_lines",
+    "summary_line",
+]

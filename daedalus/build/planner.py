@@ -32,12 +32,15 @@ if TYPE_CHECKING:
 PARTS = ("sql", "config", "inputs", "previous")  # the order reasons name them in
 # An input as a compiled query reads it: its exact files, or an empty marker while it has none. Which
 # files is the `inputs` part, so the `sql` part sees every input as the same token.
-INPUT = re.compile(r"read_parquet\(\[(?:'(?:[^']|'')*'(?:, )?)*\], hive_partitioning=(?:true|false), union_by_name=true\)"
-                   r"|\(/\* (?:empty (?:model|source) \w+|no previous partition) \*/\)")
+INPUT = re.compile(
+    r"read_parquet\(\[(?:'(?:[^']|'')*'(?:, )?)*\], hive_partitioning=(?:true|false), union_by_name=true\)"
+    r"|\(/\* (?:empty (?:model|source) \w+|no previous partition) \*/\)"
+)
 
 
-def partition_fingerprint(s: Session, model: Model,
-                          part: PartPlan) -> tuple[str, dict[str, str], dict[str, str]]:
+def partition_fingerprint(
+    s: Session, model: Model, part: PartPlan
+) -> tuple[str, dict[str, str], dict[str, str]]:
     """(fingerprint, input partition id → files' fingerprint, named part → its hash)."""
     # Empty inputs render as a marker: how their columns were learned (manifest, SQL, kwargs)
     # must not change the fingerprint.
@@ -49,8 +52,12 @@ def partition_fingerprint(s: Session, model: Model,
         inputs[f"previous:{prev.pid}"] = files_fingerprint(prev.files)
     config = model.config.data_affecting()
     fp = fingerprint({"sql": sql, "inputs": inputs, "config": config})
-    parts = {"sql": fingerprint(INPUT.sub("<input>", sql)), "config": fingerprint(config),
-             "inputs": fingerprint(own_inputs), "previous": fingerprint({k: v for k, v in inputs.items() if k.startswith("previous:")})}
+    parts = {
+        "sql": fingerprint(INPUT.sub("<input>", sql)),
+        "config": fingerprint(config),
+        "inputs": fingerprint(own_inputs),
+        "previous": fingerprint({k: v for k, v in inputs.items() if k.startswith("previous:")}),
+    }
     return fp, inputs, parts
 
 
@@ -59,7 +66,10 @@ def changed(old: PartitionState, parts: dict[str, str]) -> str:
     if not old.parts:
         return "inputs changed"
     names = [n for n in PARTS if old.parts.get(n) != parts.get(n)]
-    return ", ".join(f"{'previous partition' if n == 'previous' else n} changed" for n in names) or "inputs changed"
+    return (
+        ", ".join(f"{'previous partition' if n == 'previous' else n} changed" for n in names)
+        or "inputs changed"
+    )
 
 
 def obsolete(s: Session, models: list[str]) -> list[tuple[str, str]]:

@@ -65,8 +65,6 @@ class ModelConfig(BaseModel):
         }
 
 
-
-
 @dataclass
 class ColumnDoc:
     name: str
@@ -160,7 +158,9 @@ class Project:
         try:
             return self.models[name]
         except KeyError:
-            raise CompileError(f"unknown model '{name}' (known: {', '.join(sorted(self.models)) or 'none'})") from None
+            raise CompileError(
+                f"unknown model '{name}' (known: {', '.join(sorted(self.models)) or 'none'})"
+            ) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,7 +194,9 @@ def _read_project_yml(root: Path) -> dict[str, Any]:
     return {}
 
 
-def load_project(config: Any = None, project_dir: str | Path | None = None, include_builtin: bool | None = None) -> Project:
+def load_project(
+    config: Any = None, project_dir: str | Path | None = None, include_builtin: bool | None = None
+) -> Project:
     """Load the built-in project plus the user project of `config.project_dir` (or `project_dir`).
 
     `include_builtin=None` follows the user project's `project.yml` (default: include).
@@ -221,7 +223,9 @@ def load_project(config: Any = None, project_dir: str | Path | None = None, incl
     return project
 
 
-def _load_root(project: Project, sql_dir: Path, macro_dir: Path, tests_dir: Path | None, builtin: bool) -> None:
+def _load_root(
+    project: Project, sql_dir: Path, macro_dir: Path, tests_dir: Path | None, builtin: bool
+) -> None:
     if macro_dir.is_dir():
         for p in sorted(macro_dir.glob("*.sql")):
             project.macros.append(Macro(p, p.read_text()))
@@ -241,9 +245,12 @@ def _load_root(project: Project, sql_dir: Path, macro_dir: Path, tests_dir: Path
         name = p.stem
         if name in project.models:
             other = project.models[name].path
-            raise CompileError(f"{p}:1: model name '{name}' is already used by {other}; model names are unique")
-        project.models[name] = Model(name=name, layer=layer, path=p, raw_sql=p.read_text(),
-                                     root=sql_dir, builtin=builtin)
+            raise CompileError(
+                f"{p}:1: model name '{name}' is already used by {other}; model names are unique"
+            )
+        project.models[name] = Model(
+            name=name, layer=layer, path=p, raw_sql=p.read_text(), root=sql_dir, builtin=builtin
+        )
     for y in sorted(list(sql_dir.rglob("*.yml")) + list(sql_dir.rglob("*.yaml"))):
         _load_yml(project, y)
 
@@ -268,8 +275,10 @@ def _docs_from(entry: dict[str, Any], path: Path) -> Docs:
     generated = entry.get("generated_columns")
     if generated is not None:
         if generated not in GENERATED_COLUMNS:
-            raise CompileError(f"{path}:{_yml_line(path, 'generated_columns')}: unknown generated_columns "
-                               f"'{generated}' (known: {', '.join(GENERATED_COLUMNS)})")
+            raise CompileError(
+                f"{path}:{_yml_line(path, 'generated_columns')}: unknown generated_columns "
+                f"'{generated}' (known: {', '.join(GENERATED_COLUMNS)})"
+            )
         cols = list(cols) + GENERATED_COLUMNS[generated]()
     for c in cols:
         if not isinstance(c, dict) or "name" not in c:
@@ -288,7 +297,9 @@ def _load_yml(project: Project, path: Path) -> None:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        raise CompileError(f"{path}:{mark.line + 1 if mark else 1}: not valid YAML ({getattr(e, 'problem', e)})") from None
+        raise CompileError(
+            f"{path}:{mark.line + 1 if mark else 1}: not valid YAML ({getattr(e, 'problem', e)})"
+        ) from None
     if not isinstance(data, dict):
         raise CompileError(f"{path}:1: must be a mapping with 'models:' and/or 'sources:'")
     for src in data.get("sources") or []:
@@ -308,7 +319,9 @@ def _load_yml(project: Project, path: Path) -> None:
         if name not in project.models:
             # Docs for a model of another root (e.g. a user yml documenting a built-in model) are fine;
             # docs for no model at all are a typo worth one clear line.
-            raise CompileError(f"{path}:{_yml_line(path, name)}: documents model '{name}', which does not exist")
+            raise CompileError(
+                f"{path}:{_yml_line(path, name)}: documents model '{name}', which does not exist"
+            )
         project.models[name].docs = _docs_from(entry, path)
 
 

@@ -51,6 +51,7 @@ def normalize_sql(sql: str) -> str:
 
 # -- publishing ---------------------------------------------------------------------------------
 
+
 def move_into_place(lake: Lake, state: PartitionState) -> None:
     """Rename the partition's staged file over its published path; `state.files` then names it.
     The FileInfo keeps the written file's size and mtime/ETag: the same content, so fingerprints

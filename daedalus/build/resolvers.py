@@ -36,8 +36,15 @@ if TYPE_CHECKING:
 class Renderer:
     """Compiles models against an inventory of the lake's partitions."""
 
-    def __init__(self, project: Project, compiler: Compiler, lake: Lake, manifest: Manifest,
-                 inventory: Inventory, con: Callable[[], duckdb.DuckDBPyConnection]) -> None:
+    def __init__(
+        self,
+        project: Project,
+        compiler: Compiler,
+        lake: Lake,
+        manifest: Manifest,
+        inventory: Inventory,
+        con: Callable[[], duckdb.DuckDBPyConnection],
+    ) -> None:
         self.project, self.compiler, self.lake, self.manifest = project, compiler, lake, manifest
         self.inventory, self.con = inventory, con
         self.source_cols: dict[str, list[tuple[str, str]]] = {}
@@ -45,14 +52,20 @@ class Renderer:
     def reads(self, model: Model, part: PartPlan) -> list[InputPart]:
         return MATERIALIZATIONS[model.materialized].reads(self.inventory, model, part)
 
-    def partition_ctx(self, model: Model, part: PartPlan | None,
-                      bounds: tuple[dt.datetime, dt.datetime] | None = None) -> PartitionCtx | None:
+    def partition_ctx(
+        self, model: Model, part: PartPlan | None, bounds: tuple[dt.datetime, dt.datetime] | None = None
+    ) -> PartitionCtx | None:
         if part is None or not MATERIALIZATIONS[model.materialized].partitioned:
             return None
         return PartitionCtx(dict(part.keys), lookback_seconds(model.config.lookback), bounds)
 
-    def compile_model_sql(self, model: Model, part: PartPlan | None, symbolic_empty: bool = False,
-                          bounds: tuple[dt.datetime, dt.datetime] | None = None) -> str:
+    def compile_model_sql(
+        self,
+        model: Model,
+        part: PartPlan | None,
+        symbolic_empty: bool = False,
+        bounds: tuple[dt.datetime, dt.datetime] | None = None,
+    ) -> str:
         """The model's SQL for one partition, or one time slice of it (or over all files when part
         is None)."""
         if part is None:
@@ -88,13 +101,19 @@ class Renderer:
             with tempfile.TemporaryDirectory() as tmp:
                 path = os.path.join(tmp, "empty.parquet")
                 pq.write_table(SCHEMAS[name].empty_table(), path)
-                cols = [(r[0], r[1]) for r in self.con().execute(
-                    f"DESCRIBE SELECT * FROM read_parquet({sql_str(path)})").fetchall()]
+                cols = [
+                    (r[0], r[1])
+                    for r in self.con()
+                    .execute(f"DESCRIBE SELECT * FROM read_parquet({sql_str(path)})")
+                    .fetchall()
+                ]
         elif src.docs.columns and all(c.data_type for c in src.docs.columns.values()):
             cols = [(c.name, str(c.data_type)) for c in src.docs.columns.values()]
         else:
-            raise CompileError(f"source '{src.relation}' has no files and no known columns: add data_type "
-                               "to every column in sources.yml")
+            raise CompileError(
+                f"source '{src.relation}' has no files and no known columns: add data_type "
+                "to every column in sources.yml"
+            )
         have = {c for c, _ in cols}
         for k in src.partition_by:
             if k not in have:
@@ -131,9 +150,11 @@ class Renderer:
         ms = self.manifest.models.get(target.name)
         if ms and ms.columns:
             return empty_relation_sql([(c[0], c[1]) for c in ms.columns])
-        raise CompileError(f"{target.path}:1: previous_partition(): the first partition of '{target.name}' has no "
-                           "previous partition and its columns are not known yet; pass them, e.g. "
-                           "previous_partition(columns={'ts': 'TIMESTAMPTZ', 'bucket': 'BIGINT'})")
+        raise CompileError(
+            f"{target.path}:1: previous_partition(): the first partition of '{target.name}' has no "
+            "previous partition and its columns are not known yet; pass them, e.g. "
+            "previous_partition(columns={'ts': 'TIMESTAMPTZ', 'bucket': 'BIGINT'})"
+        )
 
     def inlined(self, name: str) -> Model | None:
         """The model `name` when a ref() to it inlines its SQL (a view), else None."""
@@ -144,8 +165,9 @@ class Renderer:
 class BuildResolver:
     """ref()/source() for one partition: the exact files it reads, or an empty relation."""
 
-    def __init__(self, r: Renderer, target: Model, part: PartPlan, reads: list[InputPart],
-                 symbolic_empty: bool = False) -> None:
+    def __init__(
+        self, r: Renderer, target: Model, part: PartPlan, reads: list[InputPart], symbolic_empty: bool = False
+    ) -> None:
         self.r, self.target, self.part, self.symbolic_empty = r, target, part, symbolic_empty
         self.by_rel: dict[str, list[InputPart]] = {}
         for ip in reads:

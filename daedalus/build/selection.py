@@ -78,7 +78,9 @@ def match_base(project: Project, base: str) -> set[str]:
     if not found:
         what = "no model matches that pattern" if _WILD.search(base) else "no such model, tag: or layer:"
         qualified = sorted(f"{m.layer}.{n}" for n, m in models.items())
-        raise SelectionError(f"selector '{base}' matches nothing: {what} (models: {', '.join(qualified) or 'none'})")
+        raise SelectionError(
+            f"selector '{base}' matches nothing: {what} (models: {', '.join(qualified) or 'none'})"
+        )
     return found
 
 
@@ -105,7 +107,9 @@ def match_term(project: Project, dag: Dag, term: str) -> set[str]:
             continue
         m = _TERM.match(part)
         if m is None:
-            raise SelectionError(f"selector '{part}': not a selector (e.g. name, +name, name+2, tag:x, layer:gold)")
+            raise SelectionError(
+                f"selector '{part}': not a selector (e.g. name, +name, name+2, tag:x, layer:gold)"
+            )
         base = m["base"]
         found = match_base(project, base)
         for name in list(found):
@@ -119,8 +123,12 @@ def match_term(project: Project, dag: Dag, term: str) -> set[str]:
     return out
 
 
-def select(project: Project, dag: Dag, select: Iterable[str] | str | None = None,
-           exclude: Iterable[str] | str | None = None) -> list[str]:
+def select(
+    project: Project,
+    dag: Dag,
+    select: Iterable[str] | str | None = None,
+    exclude: Iterable[str] | str | None = None,
+) -> list[str]:
     """The selected models in topological order (all of them when `select` is empty)."""
     terms = split_terms(select)
     chosen: set[str] = set(project.models) if not terms else set()
@@ -130,8 +138,10 @@ def select(project: Project, dag: Dag, select: Iterable[str] | str | None = None
     for term in excluded:
         chosen -= match_term(project, dag, term)
     if not chosen and project.models:
-        raise SelectionError(f"--select {' '.join(terms) or '(all)'} --exclude {' '.join(excluded)}: "
-                             "the exclusions leave no model")
+        raise SelectionError(
+            f"--select {' '.join(terms) or '(all)'} --exclude {' '.join(excluded)}: "
+            "the exclusions leave no model"
+        )
     return dag.sort(chosen)
 
 
@@ -142,7 +152,9 @@ def date_range(start: str | None, end: str | None) -> tuple[str | None, str | No
     return start, end
 
 
-def expand_list_options(argv: list[str], options: tuple[str, ...] = ("--select", "-s", "--exclude")) -> list[str]:
+def expand_list_options(
+    argv: list[str], options: tuple[str, ...] = ("--select", "-s", "--exclude")
+) -> list[str]:
     """`--select a b c` → `--select a --select b --select c` (click options take one value each), for
     the values up to the next option. Only used for commands without positional arguments."""
     out: list[str] = []
@@ -177,6 +189,6 @@ def expand_command_line(argv: list[str]) -> list[str]:
             i += 1
             continue
         if tok in LIST_COMMANDS:
-            return [*argv[:i + 1], *expand_list_options(argv[i + 1:])]
+            return [*argv[: i + 1], *expand_list_options(argv[i + 1 :])]
         return argv
     return argv

@@ -76,8 +76,15 @@ def iso_date(d: str | dt.date | None) -> str | None:
 class Session:
     """A loaded, parsed project over one lake: the state a plan and a build share."""
 
-    def __init__(self, config: Config, project: Project | None = None, lake: Lake | None = None,
-                 udfs: bool = True, start: str | dt.date | None = None, end: str | dt.date | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        project: Project | None = None,
+        lake: Lake | None = None,
+        udfs: bool = True,
+        start: str | dt.date | None = None,
+        end: str | dt.date | None = None,
+    ) -> None:
         self.config = config
         self.project = project if project is not None else load_project(config)
         self.compiler = Compiler(self.project, config)
@@ -96,9 +103,12 @@ class Session:
     def reload(self) -> None:
         """Read the manifest again (what the lake holds now) and forget every cached partition list."""
         self.manifest = Manifest.load(self.lake)
-        self.inventory = Inventory(self.project, self.lake, self.manifest, lambda: self.con, self.start, self.end)
-        self.renderer = Renderer(self.project, self.compiler, self.lake, self.manifest, self.inventory,
-                                 lambda: self.con)
+        self.inventory = Inventory(
+            self.project, self.lake, self.manifest, lambda: self.con, self.start, self.end
+        )
+        self.renderer = Renderer(
+            self.project, self.compiler, self.lake, self.manifest, self.inventory, lambda: self.con
+        )
 
     # -- connection --------------------------------------------------------------------------
 
@@ -116,20 +126,33 @@ class Session:
     @property
     def ctx(self) -> BuildContext:
         """What a materialization sees of this session."""
-        return BuildContext(lake=self.lake, config=self.config, inputs=self.inventory, con=lambda: self.con,
-                            execute_copy=self.execute_copy, compile=self.compile_model_sql, staging=self.staging)
+        return BuildContext(
+            lake=self.lake,
+            config=self.config,
+            inputs=self.inventory,
+            con=lambda: self.con,
+            execute_copy=self.execute_copy,
+            compile=self.compile_model_sql,
+            staging=self.staging,
+        )
 
     # -- the few questions everyone asks (delegated) ------------------------------------------
 
-    def select(self, select: Iterable[str] | str | None = None,
-               exclude: Iterable[str] | str | None = None) -> list[str]:
+    def select(
+        self, select: Iterable[str] | str | None = None, exclude: Iterable[str] | str | None = None
+    ) -> list[str]:
         return select_models(self.project, self.dag, select, exclude)
 
     def parts(self, rel: str) -> dict[str, InputPart]:
         return self.inventory.parts(rel)
 
-    def compile_model_sql(self, model: Model, part: PartPlan | None, symbolic_empty: bool = False,
-                          bounds: tuple[dt.datetime, dt.datetime] | None = None) -> str:
+    def compile_model_sql(
+        self,
+        model: Model,
+        part: PartPlan | None,
+        symbolic_empty: bool = False,
+        bounds: tuple[dt.datetime, dt.datetime] | None = None,
+    ) -> str:
         return self.renderer.compile_model_sql(model, part, symbolic_empty, bounds)
 
     def source_columns(self, name: str) -> list[tuple[str, str]]:
@@ -161,8 +184,9 @@ class Session:
                 lit = str(value) if isinstance(value, bool | int | float) else sql_str(str(value))
                 self.con.execute(f"SET {key} = {lit}")
             except Exception as e:
-                raise BuildError(f"{model.path}: settings: cannot set '{key}' = {value!r}: "
-                                 f"{str(e).splitlines()[0]}") from None
+                raise BuildError(
+                    f"{model.path}: settings: cannot set '{key}' = {value!r}: {str(e).splitlines()[0]}"
+                ) from None
         return old
 
     def restore_settings(self, old: dict[str, Any]) -> None:
@@ -175,7 +199,9 @@ class Session:
 
     def describe(self, f: FileInfo) -> list[list[str]]:
         """The columns of a written file ([name, type] pairs, as the manifest records them)."""
-        rows = self.con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_str(self.lake.url(f.path))})").fetchall()
+        rows = self.con.execute(
+            f"DESCRIBE SELECT * FROM read_parquet({sql_str(self.lake.url(f.path))})"
+        ).fetchall()
         return [[r[0], r[1]] for r in rows]
 
     def orphans(self, model: Model, part: PartPlan, known: set[str]) -> list[str]:
@@ -201,4 +227,6 @@ class Session:
     def purge_deletions(self, catalog_at: float = 0.0) -> list[str]:
         """Move replaced files out of the model folders, delete trash past the grace period (publish.py;
         no reader names a file by path any more, so `catalog_at` no longer matters)."""
-        return retire(self.lake, self.manifest) + purge(self.lake, self.config.storage.retain_replaced_minutes)
+        return retire(self.lake, self.manifest) + purge(
+            self.lake, self.config.storage.retain_replaced_minutes
+        )

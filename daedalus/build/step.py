@@ -82,17 +82,36 @@ def build_partition(s: Session, model_name: str, part: PartPlan, describe: bool 
     finally:
         s.restore_settings(old)
     columns = s.describe(written.files[0]) if describe and written.files else []
-    return PartitionResult(model.name, part.pid, dict(part.keys), list(written.files), written.rows,
-                           written.bytes, fp, inputs, parts, time.monotonic() - t0, columns)
+    return PartitionResult(
+        model.name,
+        part.pid,
+        dict(part.keys),
+        list(written.files),
+        written.rows,
+        written.bytes,
+        fp,
+        inputs,
+        parts,
+        time.monotonic() - t0,
+        columns,
+    )
 
 
 def record_partition(s: Session, r: PartitionResult, stats: dict[str, ModelStats]) -> ModelStats:
     """Record a built partition in the manifest (staged while its model is), the inventory (later
     partitions read it) and the model's statistics; returns those statistics."""
     model = s.project.models[r.model]
-    state = PartitionState(keys=dict(r.keys), files=list(r.files), fingerprint=r.fingerprint, rows=r.rows,
-                           bytes=r.bytes, inputs=dict(r.inputs), built_at=time.time(), seconds=r.seconds,
-                           parts=dict(r.parts))
+    state = PartitionState(
+        keys=dict(r.keys),
+        files=list(r.files),
+        fingerprint=r.fingerprint,
+        rows=r.rows,
+        bytes=r.bytes,
+        inputs=dict(r.inputs),
+        built_at=time.time(),
+        seconds=r.seconds,
+        parts=dict(r.parts),
+    )
     s.manifest.replace_partition(model.name, r.pid, state, model.materialized, model.layer)
     st = stats.setdefault(model.name, ModelStats(model.name, model.relation, model.materialized))
     ms = s.manifest.models[model.name]
@@ -110,4 +129,3 @@ def record_partition(s: Session, r: PartitionResult, stats: dict[str, ModelStats
     st.bytes += r.bytes
     st.seconds += r.seconds
     return st
-

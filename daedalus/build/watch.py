@@ -59,8 +59,10 @@ class CycleReport:
     def line(self) -> str:
         lat = f", ready→gold {self.latency_seconds:.2f}s" if self.latency_seconds is not None else ""
         err = f", error: {self.error}" if self.error else ""
-        return (f"cycle {self.cycle}: landed {self.segments} segments, rebuilt {self.rebuilt} partitions "
-                f"in {self.seconds:.2f}s{lat}{err}")
+        return (
+            f"cycle {self.cycle}: landed {self.segments} segments, rebuilt {self.rebuilt} partitions "
+            f"in {self.seconds:.2f}s{lat}{err}"
+        )
 
 
 @dataclass
@@ -79,17 +81,32 @@ class WatchState:
             return cls()
         try:
             d = json.loads(raw)
-            return cls(int(d["cycles"]), d.get("pending_since"), [float(x) for x in d.get("latencies", [])],
-                       dict(d.get("last_cycle", {})))
+            return cls(
+                int(d["cycles"]),
+                d.get("pending_since"),
+                [float(x) for x in d.get("latencies", [])],
+                dict(d.get("last_cycle", {})),
+            )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-            raise StorageError(f"{lake.url(STATE)}: corrupt watch state ({type(e).__name__}: {e}); fix or "
-                               "delete it (the next cycle then rebuilds from the manifest)") from None
+            raise StorageError(
+                f"{lake.url(STATE)}: corrupt watch state ({type(e).__name__}: {e}); fix or "
+                "delete it (the next cycle then rebuilds from the manifest)"
+            ) from None
 
     def save(self, lake: Lake) -> None:
         self.latencies = self.latencies[-HISTORY:]
-        lake.write_atomic(STATE, json.dumps({
-            "cycles": self.cycles, "pending_since": self.pending_since, "latencies": self.latencies,
-            "last_cycle": self.last_cycle, "saved_at": time.time()}).encode())
+        lake.write_atomic(
+            STATE,
+            json.dumps(
+                {
+                    "cycles": self.cycles,
+                    "pending_since": self.pending_since,
+                    "latencies": self.latencies,
+                    "last_cycle": self.last_cycle,
+                    "saved_at": time.time(),
+                }
+            ).encode(),
+        )
 
 
 class Stopper:
@@ -152,8 +169,14 @@ def _ready_times(config: Config) -> dict[str, float]:
     return out
 
 
-def run_cycle(config: Config, state: WatchState, stopper: Stopper, select: list[str] | None = None,
-              udfs: bool = True, catch_up: bool = False) -> CycleReport:
+def run_cycle(
+    config: Config,
+    state: WatchState,
+    stopper: Stopper,
+    select: list[str] | None = None,
+    udfs: bool = True,
+    catch_up: bool = False,
+) -> CycleReport:
     """One land → build → test cycle (see the module docstring). `catch_up` builds whatever is
     stale at any date (the first cycle after a start: a crash may have landed data whose dates
     never reached the checkpoint)."""
@@ -202,15 +225,23 @@ def watcher_lock(lake: Lake) -> Iterator[None]:
         stack.enter_context(lake.lock("watch"))
     except StorageError as e:
         detail = str(e).split(": ", 1)[-1]
-        raise StorageError(f"{lake.url('_state/watch.lock')}: another `daedalus watch` is already running on "
-                           f"this lake ({detail}); stop it first: one watcher per lake") from None
+        raise StorageError(
+            f"{lake.url('_state/watch.lock')}: another `daedalus watch` is already running on "
+            f"this lake ({detail}); stop it first: one watcher per lake"
+        ) from None
     with stack:
         yield
 
 
-def watch(config: Config, poll_interval: float | None = None, max_cycles: int | None = None,
-          select: list[str] | None = None, stop_timeout: float = 20.0, udfs: bool = True,
-          echo: Callable[[str], None] = print) -> WatchState:
+def watch(
+    config: Config,
+    poll_interval: float | None = None,
+    max_cycles: int | None = None,
+    select: list[str] | None = None,
+    stop_timeout: float = 20.0,
+    udfs: bool = True,
+    echo: Callable[[str], None] = print,
+) -> WatchState:
     """Run cycles until a signal (or `max_cycles`); returns the final state. Exit code 0 on a stop."""
     from daedalus.lake import open_lake
 

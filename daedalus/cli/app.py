@@ -57,8 +57,10 @@ def _load_plugins(target: typer.Typer) -> None:
         try:
             ep.load()(target)
         except Exception as e:  # noqa: BLE001 - a broken plugin must not take `daedalus` down with it
-            print(f"warning: commands of plugin '{ep.name}' ({ep.value}) not loaded: {type(e).__name__}: {e}",
-                  file=sys.stderr)
+            print(
+                f"warning: commands of plugin '{ep.name}' ({ep.value}) not loaded: {type(e).__name__}: {e}",
+                file=sys.stderr,
+            )
 
 
 def _register_commands() -> None:

@@ -51,12 +51,20 @@ def print_summary(result: Any) -> None:
     for col in ("model", "partitions", "rows", "files", "bytes", "seconds"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for s in result.stats.values():
-        table.add_row(s.relation, str(s.partitions), f"{s.rows:,}", str(s.files), _human_bytes(s.bytes),
-                      f"{s.seconds:.2f}")
+        table.add_row(
+            s.relation,
+            str(s.partitions),
+            f"{s.rows:,}",
+            str(s.files),
+            _human_bytes(s.bytes),
+            f"{s.seconds:.2f}",
+        )
     console.print(table)
     warned = sum(not t.passed for t in result.tests)
-    line = (f"{len(result.plan)} partition(s) rebuilt in {result.seconds:.2f} s, "
-            f"peak memory {_human_bytes(result.peak_rss)}")
+    line = (
+        f"{len(result.plan)} partition(s) rebuilt in {result.seconds:.2f} s, "
+        f"peak memory {_human_bytes(result.peak_rss)}"
+    )
     if result.tests:
         line += f", {len(result.tests)} data test(s) passed" + (f" ({warned} warning(s))" if warned else "")
     console.print(line)
@@ -74,14 +82,33 @@ def print_outcomes(result: Any) -> None:
     typer.echo(summary_line(tracker.outcomes))
 
 
-def _build(cfg: Config, select: list[str], exclude: list[str], start: str | None, end: str | None,
-           full_refresh: bool, dry_run: bool, run_tests: bool, fail_fast: bool = False) -> None:
+def _build(
+    cfg: Config,
+    select: list[str],
+    exclude: list[str],
+    start: str | None,
+    end: str | None,
+    full_refresh: bool,
+    dry_run: bool,
+    run_tests: bool,
+    fail_fast: bool = False,
+) -> None:
     from daedalus.build import build
     from daedalus.errors import DaedalusError
 
     try:
-        result = build(cfg, select=select, exclude=exclude, start=start, end=end, full_refresh=full_refresh,
-                       dry_run=dry_run, run_tests=run_tests, progress=sys.stderr.isatty(), fail_fast=fail_fast)
+        result = build(
+            cfg,
+            select=select,
+            exclude=exclude,
+            start=start,
+            end=end,
+            full_refresh=full_refresh,
+            dry_run=dry_run,
+            run_tests=run_tests,
+            progress=sys.stderr.isatty(),
+            fail_fast=fail_fast,
+        )
     except DaedalusError as e:
         if getattr(e, "result", None) is not None:
             print_outcomes(e.result)  # type: ignore[attr-defined]
@@ -96,14 +123,20 @@ def _build(cfg: Config, select: list[str], exclude: list[str], start: str | None
 def build_command(
     ctx: typer.Context,
     select: Select = None,
-    exclude: Annotated[list[str] | None, exclude_option("Models to leave out (same syntax as --select).")] = None,
+    exclude: Annotated[
+        list[str] | None, exclude_option("Models to leave out (same syntax as --select).")
+    ] = None,
     start: Start = None,
     end: End = None,
     full_refresh: FullRefresh = False,
     dry_run: DryRun = False,
-    executor: str = typer.Option("local", "--executor", help="local | dask (partitions as tasks on a Dask cluster)."),
+    executor: str = typer.Option(
+        "local", "--executor", help="local | dask (partitions as tasks on a Dask cluster)."
+    ),
     scheduler: str = typer.Option(None, "--scheduler", help="Dask scheduler address, e.g. tcp://HOST:8786."),
-    shard: str = typer.Option(None, "--shard", help="i/n: build a disjoint 1/n of the partitions (e.g. 0/4)."),
+    shard: str = typer.Option(
+        None, "--shard", help="i/n: build a disjoint 1/n of the partitions (e.g. 0/4)."
+    ),
     fail_fast: FailFast = False,
 ) -> None:
     """Build models incrementally (stale partitions only), run their data tests, refresh the catalog.
@@ -113,12 +146,31 @@ def build_command(
     if (executor != "local" or shard) and not dry_run:  # daedalus/build/distributed.py: Dask tasks or a shard
         from daedalus.build.distributed import build_distributed
 
-        print_summary(build_distributed(_cfg(ctx), select=select or [], exclude=exclude or [], start=start, end=end,
-                                        full_refresh=full_refresh, executor=executor, scheduler=scheduler,
-                                        shard=shard))
+        print_summary(
+            build_distributed(
+                _cfg(ctx),
+                select=select or [],
+                exclude=exclude or [],
+                start=start,
+                end=end,
+                full_refresh=full_refresh,
+                executor=executor,
+                scheduler=scheduler,
+                shard=shard,
+            )
+        )
         return
-    _build(_cfg(ctx), select or [], exclude or [], start, end, full_refresh, dry_run, run_tests=True,
-           fail_fast=fail_fast)
+    _build(
+        _cfg(ctx),
+        select or [],
+        exclude or [],
+        start,
+        end,
+        full_refresh,
+        dry_run,
+        run_tests=True,
+        fail_fast=fail_fast,
+    )
 
 
 def run_command(
@@ -135,8 +187,17 @@ def run_command(
 
     Example: daedalus run --select layer:silver
     """
-    _build(_cfg(ctx), select or [], exclude or [], start, end, full_refresh, dry_run, run_tests=False,
-           fail_fast=fail_fast)
+    _build(
+        _cfg(ctx),
+        select or [],
+        exclude or [],
+        start,
+        end,
+        full_refresh,
+        dry_run,
+        run_tests=False,
+        fail_fast=fail_fast,
+    )
 
 
 def retry_command(
@@ -157,8 +218,17 @@ def retry_command(
         typer.echo("nothing to retry: every model of the last build passed", err=True)
         return
     typer.echo(f"retrying {len(models)} model(s): {' '.join(models)}", err=True)
-    _build(cfg, models, args.get("exclude") or [], args.get("start"), args.get("end"), False, False,
-           run_tests=bool(args.get("run_tests", True)), fail_fast=fail_fast)
+    _build(
+        cfg,
+        models,
+        args.get("exclude") or [],
+        args.get("start"),
+        args.get("end"),
+        False,
+        False,
+        run_tests=bool(args.get("run_tests", True)),
+        fail_fast=fail_fast,
+    )
 
 
 def test_command(
@@ -177,18 +247,28 @@ def test_command(
     for r in results:
         status = "PASS" if r.passed else ("WARN" if r.severity == "warn" else "FAIL")
         typer.echo(f"{status} {r.model} {r.name}" + (f" ({r.failures} rows)" if not r.passed else ""))
-    typer.echo(f"{sum(r.passed for r in results)} passed, {sum(not r.passed for r in results)} failed", err=True)
+    typer.echo(
+        f"{sum(r.passed for r in results)} passed, {sum(not r.passed for r in results)} failed", err=True
+    )
     raise_on_failure(results)
 
 
 def compile_command(
     ctx: typer.Context,
     model: str = typer.Argument(..., help="Model name."),
-    partition: str = typer.Option(None, "--partition", "-p",
-                                  help="Partition keys, e.g. exchange=binanceus,symbol=BTC/USDT,date=2024-08-08 "
-                                       "(default: the newest partition)."),
-    slice_no: int = typer.Option(1, "--slice", help="For a model built in time slices (slice_by): which "
-                                 "slice of the day, 1-based (etl.slice_hours each)."),
+    partition: str = typer.Option(
+        None,
+        "--partition",
+        "-p",
+        help="Partition keys, e.g. exchange=binanceus,symbol=BTC/USDT,date=2024-08-08 "
+        "(default: the newest partition).",
+    ),
+    slice_no: int = typer.Option(
+        1,
+        "--slice",
+        help="For a model built in time slices (slice_by): which "
+        "slice of the day, 1-based (etl.slice_hours each).",
+    ),
 ) -> None:
     """Print the exact SQL a model runs (for a partitioned model: for one partition, or one time
     slice of it).
@@ -225,14 +305,22 @@ def ls_command(
     for col in ("model", "materialized", "partitions", "rows", "tags", "depends on"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["relation"], r["materialized"], str(r["partitions"]), f"{r['rows']:,}",
-                      ",".join(r["tags"]), ", ".join(r["depends_on"]))
+        table.add_row(
+            r["relation"],
+            r["materialized"],
+            str(r["partitions"]),
+            f"{r['rows']:,}",
+            ",".join(r["tags"]),
+            ", ".join(r["depends_on"]),
+        )
     Console(width=200).print(table)
 
 
 def docs_command(
     ctx: typer.Context,
-    output: str = typer.Option(None, "--output", "-o", help="Directory for index.html (default: <root>/docs)."),
+    output: str = typer.Option(
+        None, "--output", "-o", help="Directory for index.html (default: <root>/docs)."
+    ),
 ) -> None:
     """Write one self-contained HTML page: lineage graph, models, columns, tests, last build stats.
 
@@ -246,13 +334,21 @@ def docs_command(
 
 def query_command(
     ctx: typer.Context,
-    sql: str = typer.Argument(..., help="SQL over the catalog's views (bronze.*, silver.*, gold.*): any "
-                              "read-only statement (SELECT, DESCRIBE, SUMMARIZE, SHOW, PRAGMA, EXPLAIN), "
-                              "several separated by ';'."),
+    sql: str = typer.Argument(
+        ...,
+        help="SQL over the catalog's views (bronze.*, silver.*, gold.*): any "
+        "read-only statement (SELECT, DESCRIBE, SUMMARIZE, SHOW, PRAGMA, EXPLAIN), "
+        "several separated by ';'.",
+    ),
     fmt: str = typer.Option("table", "--format", "-f", help="table | csv | json | parquet."),
     output: str = typer.Option(None, "--output", "-o", help="Write to this file (required for parquet)."),
-    append: bool = typer.Option(False, "--append", "-a", help="Append to --output instead of replacing it "
-                                "(csv: header only into an empty file; json: one record per line)."),
+    append: bool = typer.Option(
+        False,
+        "--append",
+        "-a",
+        help="Append to --output instead of replacing it "
+        "(csv: header only into an empty file; json: one record per line).",
+    ),
     limit: int = typer.Option(1000, "--limit", help="Rows shown by --format table."),
 ) -> None:
     """Run SQL on the read-only catalog, like the DuckDB CLI (errors keep DuckDB's hints).

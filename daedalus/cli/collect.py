@@ -47,13 +47,27 @@ def _split(value: str | None) -> list[str] | None:
 
 def collect_command(
     ctx: typer.Context,
-    sources: str = typer.Option(None, "--sources", help="Comma list: ccxt,coinbase (default: ingestion.sources)."),
-    exchanges: str = typer.Option(None, "--exchanges", help="Comma list of ccxt.pro exchange ids, e.g. binanceus,okx."),
-    symbols: str = typer.Option(None, "--symbols", help="Comma list of ccxt symbols, e.g. BTC/USDT,ETH/USDT."),
-    channels: str = typer.Option(None, "--channels", help="Comma list: ticker,trades,orderbook,book_updates."),
-    seconds: float = typer.Option(None, "--seconds", help="Stop after this many seconds (default: run until Ctrl-C)."),
-    log_interval: float = typer.Option(60.0, "--log-interval", min=1.0, help="Without a terminal: seconds between "
-                                       "progress log lines (on a terminal a live table is shown)."),
+    sources: str = typer.Option(
+        None, "--sources", help="Comma list: ccxt,coinbase (default: ingestion.sources)."
+    ),
+    exchanges: str = typer.Option(
+        None, "--exchanges", help="Comma list of ccxt.pro exchange ids, e.g. binanceus,okx."
+    ),
+    symbols: str = typer.Option(
+        None, "--symbols", help="Comma list of ccxt symbols, e.g. BTC/USDT,ETH/USDT."
+    ),
+    channels: str = typer.Option(
+        None, "--channels", help="Comma list: ticker,trades,orderbook,book_updates."
+    ),
+    seconds: float = typer.Option(
+        None, "--seconds", help="Stop after this many seconds (default: run until Ctrl-C)."
+    ),
+    log_interval: float = typer.Option(
+        60.0,
+        "--log-interval",
+        min=1.0,
+        help="Without a terminal: seconds between progress log lines (on a terminal a live table is shown).",
+    ),
 ) -> None:
     """Collect live market data into raw Parquet segments (settings from `ingestion.*`).
 
@@ -72,7 +86,12 @@ def collect_command(
     from daedalus.collector.pipeline import run_collect
 
     options = global_options(ctx)
-    for key, value in (("sources", sources), ("exchanges", exchanges), ("symbols", symbols), ("channels", channels)):
+    for key, value in (
+        ("sources", sources),
+        ("exchanges", exchanges),
+        ("symbols", symbols),
+        ("channels", channels),
+    ):
         if value:
             options.overrides[f"ingestion.{key}"] = _split(value)
     cfg = options.config()
@@ -86,9 +105,14 @@ def collect_command(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        task = asyncio.ensure_future(run_collect(cfg, stop, duration=seconds, on_started=lambda _: started.set()))
-        display = asyncio.ensure_future(show_progress(health_path(local_root(cfg), cfg.ingestion.health_file),
-                                                      shown, interval=log_interval))
+        task = asyncio.ensure_future(
+            run_collect(cfg, stop, duration=seconds, on_started=lambda _: started.set())
+        )
+        display = asyncio.ensure_future(
+            show_progress(
+                health_path(local_root(cfg), cfg.ingestion.health_file), shown, interval=log_interval
+            )
+        )
         try:
             # A signal while the collectors still start (ccxt loading markets can wait for its
             # timeout): nothing is written yet, so cancel at once instead of waiting for it.

@@ -26,10 +26,16 @@ def land_command(ctx: typer.Context) -> None:
 
 def watch_command(
     ctx: typer.Context,
-    poll_interval: float = typer.Option(None, "--poll-interval", help="Seconds between cycles (watch.poll_interval_seconds)."),
+    poll_interval: float = typer.Option(
+        None, "--poll-interval", help="Seconds between cycles (watch.poll_interval_seconds)."
+    ),
     select: Annotated[list[str] | None, select_option("Models to build each cycle (default: all).")] = None,
-    max_cycles: int = typer.Option(None, "--max-cycles", help="Stop after this many cycles (default: run until a signal)."),
-    stop_timeout: float = typer.Option(20.0, "--stop-timeout", help="Seconds a step may take to finish after SIGINT/SIGTERM."),
+    max_cycles: int = typer.Option(
+        None, "--max-cycles", help="Stop after this many cycles (default: run until a signal)."
+    ),
+    stop_timeout: float = typer.Option(
+        20.0, "--stop-timeout", help="Seconds a step may take to finish after SIGINT/SIGTERM."
+    ),
 ) -> None:
     """Land, build the touched partitions and run data tests in a loop; SIGINT/SIGTERM stop it cleanly (exit 0).
 
@@ -37,20 +43,36 @@ def watch_command(
     """
     from daedalus.build.watch import watch
 
-    state = watch(global_options(ctx).lake_config(), poll_interval=poll_interval, max_cycles=max_cycles, select=select or None,
-                  stop_timeout=stop_timeout, echo=lambda line: typer.echo(line, err=True))
+    state = watch(
+        global_options(ctx).lake_config(),
+        poll_interval=poll_interval,
+        max_cycles=max_cycles,
+        select=select or None,
+        stop_timeout=stop_timeout,
+        echo=lambda line: typer.echo(line, err=True),
+    )
     typer.echo(f"watch stopped after {state.cycles} cycles", err=True)
 
 
 def sync_command(
     ctx: typer.Context,
     direction: str = typer.Argument(..., help="push (local → S3) or pull (S3 → local)."),
-    layer: list[str] = typer.Option(None, "--layer", help="bronze | silver | gold (repeatable; default all)."),
-    since: str = typer.Option(None, "--since", help="Only partitions dated on or after this day (YYYY-MM-DD)."),
-    remote: str = typer.Option(None, "--remote", help="s3://bucket/prefix (default: storage.root when on S3)."),
-    local: str = typer.Option(None, "--local", help="Local lake (default: storage.root, or ingestion.local_root)."),
+    layer: list[str] = typer.Option(
+        None, "--layer", help="bronze | silver | gold (repeatable; default all)."
+    ),
+    since: str = typer.Option(
+        None, "--since", help="Only partitions dated on or after this day (YYYY-MM-DD)."
+    ),
+    remote: str = typer.Option(
+        None, "--remote", help="s3://bucket/prefix (default: storage.root when on S3)."
+    ),
+    local: str = typer.Option(
+        None, "--local", help="Local lake (default: storage.root, or ingestion.local_root)."
+    ),
     workers: int = typer.Option(8, "--workers", help="Parallel transfers."),
-    move: bool = typer.Option(False, "--move", help="bronze only: delete each source once its copy is verified."),
+    move: bool = typer.Option(
+        False, "--move", help="bronze only: delete each source once its copy is verified."
+    ),
 ) -> None:
     """Copy lake files between a local root and S3: parallel, resumable, verified by size + ETag/MD5.
 

@@ -12,9 +12,11 @@ from typing import Annotated, Any
 
 import typer
 
-SELECT_HELP = ("Models: name or layer.name (wildcards: gold.*), +name / name+ (with parents / children), "
-               "2+name / name+1 (N edges), tag:x, layer:gold; several: space- or comma-separated; "
-               "a&b: both.")
+SELECT_HELP = (
+    "Models: name or layer.name (wildcards: gold.*), +name / name+ (with parents / children), "
+    "2+name / name+1 (N edges), tag:x, layer:gold; several: space- or comma-separated; "
+    "a&b: both."
+)
 
 
 def select_option(help: str = SELECT_HELP) -> Any:  # noqa: A002 - typer's keyword
@@ -26,7 +28,9 @@ def exclude_option(help: str = "Models to leave out.") -> Any:  # noqa: A002
 
 
 # the app's global options (daedalus/cli/app.py)
-ConfigPath = Annotated[str | None, typer.Option("--config", "-c", envvar="DAEDALUS_CONFIG", help="YAML config file.")]
+ConfigPath = Annotated[
+    str | None, typer.Option("--config", "-c", envvar="DAEDALUS_CONFIG", help="YAML config file.")
+]
 Root = Annotated[str | None, typer.Option("--root", help="Lake root (local path or s3://bucket/prefix).")]
 Threads = Annotated[int | None, typer.Option("--threads", help="DuckDB threads.")]
 MemoryLimit = Annotated[str | None, typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 512MB.")]
@@ -39,5 +43,12 @@ Start = Annotated[str | None, typer.Option("--start", help="First date to build 
 End = Annotated[str | None, typer.Option("--end", help="Last date to build (YYYY-MM-DD).")]
 FullRefresh = Annotated[bool, typer.Option("--full-refresh", help="Rebuild every partition.")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the partitions that would be rewritten.")]
-FailFast = Annotated[bool, typer.Option("--fail-fast", "-x", help="Stop at the first model that fails (default: "
-                                        "build every model that does not depend on it, skip those that do).")]
+FailFast = Annotated[
+    bool,
+    typer.Option(
+        "--fail-fast",
+        "-x",
+        help="Stop at the first model that fails (default: "
+        "build every model that does not depend on it, skip those that do).",
+    ),
+]

@@ -49,7 +49,7 @@ def _metavar(self: Any, ctx: Any) -> str | None:
     inner = label.strip("<>")
     repeat = inner.startswith("list[")
     if repeat:
-        inner = inner[len("list["):-1]
+        inner = inner[len("list[") : -1]
     name = _LABELS.get(inner) or (inner if "|" in inner else re.sub(r"\W", "", inner).upper() or "VALUE")
     return f"{name} ..." if repeat else name
 

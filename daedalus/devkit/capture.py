@@ -66,8 +66,10 @@ class _Book:
     def top(self, levels: int) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
         bids = sorted(self.bids, reverse=True)[:levels]
         asks = sorted(self.asks)[:levels]
-        return ([{"price": p, "size": self.bids[p]} for p in bids],
-                [{"price": p, "size": self.asks[p]} for p in asks])
+        return (
+            [{"price": p, "size": self.bids[p]} for p in bids],
+            [{"price": p, "size": self.asks[p]} for p in asks],
+        )
 
 
 def _utc_date(ns: int) -> str:
@@ -127,8 +129,15 @@ def load_capture(
         if not ok:
             out_of_sync = True
             dropped += 1
-            rows.add("events", recv, seq, None, event_type="gap", channel="orderbook",
-                     detail=json.dumps({"expected_U": last_u + 1, "U": d["U"], "u": d["u"]}))
+            rows.add(
+                "events",
+                recv,
+                seq,
+                None,
+                event_type="gap",
+                channel="orderbook",
+                detail=json.dumps({"expected_U": last_u + 1, "U": d["U"], "u": d["u"]}),
+            )
             return
         book.apply(d["b"], d["a"])
         last_u = d["u"]
@@ -142,8 +151,15 @@ def load_capture(
             recv = int(stamp)
             msg = json.loads(body)
             if seq == 0:
-                rows.add("events", recv, seq, None, event_type="connect", channel=None,
-                         detail=json.dumps({"source": path.name}))
+                rows.add(
+                    "events",
+                    recv,
+                    seq,
+                    None,
+                    event_type="connect",
+                    channel=None,
+                    detail=json.dumps({"source": path.name}),
+                )
             if "lastUpdateId" in msg:
                 snapshot_id = int(msg["lastUpdateId"])
                 book.load(msg["bids"], msg["asks"])
@@ -160,13 +176,30 @@ def load_capture(
                     apply_diff(recv, seq, data)
             elif stream.endswith("@trade"):
                 price, qty = float(data["p"]), float(data["q"])
-                rows.add("trades", recv, seq, data["T"] * MS_NS, trade_id=str(data["t"]),
-                         side="sell" if data["m"] else "buy", price=price, amount=qty, cost=price * qty,
-                         info_json=json.dumps(data, separators=(",", ":")))
+                rows.add(
+                    "trades",
+                    recv,
+                    seq,
+                    data["T"] * MS_NS,
+                    trade_id=str(data["t"]),
+                    side="sell" if data["m"] else "buy",
+                    price=price,
+                    amount=qty,
+                    cost=price * qty,
+                    info_json=json.dumps(data, separators=(",", ":")),
+                )
             elif stream.endswith("@bookTicker"):
-                rows.add("ticker", recv, seq, None, bid=float(data["b"]), ask=float(data["a"]),
-                         bid_volume=float(data["B"]), ask_volume=float(data["A"]),
-                         info_json=json.dumps(data, separators=(",", ":")))
+                rows.add(
+                    "ticker",
+                    recv,
+                    seq,
+                    None,
+                    bid=float(data["b"]),
+                    ask=float(data["a"]),
+                    bid_volume=float(data["B"]),
+                    ask_volume=float(data["A"]),
+                    info_json=json.dumps(data, separators=(",", ":")),
+                )
 
     files: list[str] = []
     counts: dict[str, int] = {c: 0 for c in SCHEMAS}

@@ -34,10 +34,14 @@ def demo_command(
 
     project = write_for_demo(lake)
     if project is not None:
-        typer.echo(f"project:   {project} — `daedalus build`, `ls`, `query` ... run in {project.parent} use this lake")
+        typer.echo(
+            f"project:   {project} — `daedalus build`, `ls`, `query` ... run in {project.parent} use this lake"
+        )
     else:
-        typer.echo(f"project:   {PROJECT_FILE} beside the lake points elsewhere and was kept; "
-                   f"use `daedalus --root {lake} ...`")
+        typer.echo(
+            f"project:   {PROJECT_FILE} beside the lake points elsewhere and was kept; "
+            f"use `daedalus --root {lake} ...`"
+        )
     if result.build_error:
         raise typer.Exit(4)
 

@@ -41,19 +41,22 @@ def demo_config(root: str | Path, seconds: float) -> Any:
     from daedalus.config import load_config
 
     products = [s.replace("/", "-") for s in DEMO_SYMBOLS]
-    return load_config(None, {
-        "storage.root": str(Path(root).resolve()),
-        "ingestion.sources": ["ccxt", "coinbase"],
-        "ingestion.exchanges": list(DEMO_EXCHANGES),
-        "ingestion.symbols": list(DEMO_SYMBOLS),
-        "ingestion.channels": ["ticker", "trades", "orderbook", "book_updates"],
-        "ingestion.flush_interval_seconds": min(5.0, max(0.5, seconds / 10)),
-        "ingestion.stale_after_seconds": 10.0,
-        "ingestion.coinbase": {"products": products, "channels": ["level2", "market_trades", "ticker"]},
-        # VPIN buckets sized to the simulated flow (about 15 base units a second per symbol): the
-        # default `auto` needs a first hour of trades, which a demo of a minute never has.
-        "etl.symbols": {s: {"vpin_bucket_volume": DEMO_VPIN_BUCKET_VOLUME} for s in DEMO_SYMBOLS},
-    })
+    return load_config(
+        None,
+        {
+            "storage.root": str(Path(root).resolve()),
+            "ingestion.sources": ["ccxt", "coinbase"],
+            "ingestion.exchanges": list(DEMO_EXCHANGES),
+            "ingestion.symbols": list(DEMO_SYMBOLS),
+            "ingestion.channels": ["ticker", "trades", "orderbook", "book_updates"],
+            "ingestion.flush_interval_seconds": min(5.0, max(0.5, seconds / 10)),
+            "ingestion.stale_after_seconds": 10.0,
+            "ingestion.coinbase": {"products": products, "channels": ["level2", "market_trades", "ticker"]},
+            # VPIN buckets sized to the simulated flow (about 15 base units a second per symbol): the
+            # default `auto` needs a first hour of trades, which a demo of a minute never has.
+            "etl.symbols": {s: {"vpin_bucket_volume": DEMO_VPIN_BUCKET_VOLUME} for s in DEMO_SYMBOLS},
+        },
+    )
 
 
 async def collect_demo(config: Any, seconds: float, seed: int = 7) -> dict:
@@ -95,7 +98,9 @@ async def collect_demo(config: Any, seconds: float, seed: int = 7) -> dict:
 
     feeder = asyncio.ensure_future(feed())
     try:
-        return await run_collect(config, stop, duration=seconds, configure=configure, coinbase_url=coinbase.url)
+        return await run_collect(
+            config, stop, duration=seconds, configure=configure, coinbase_url=coinbase.url
+        )
     finally:
         market_stop.set()
         await feeder
@@ -113,11 +118,14 @@ def _count_rows(config: Any) -> tuple[dict[str, int], list[str], str | None]:
     try:
         views = con.execute(
             "SELECT table_schema, table_name FROM information_schema.tables "
-            "WHERE table_schema IN ('bronze','silver','gold') ORDER BY 1, 2").fetchall()
+            "WHERE table_schema IN ('bronze','silver','gold') ORDER BY 1, 2"
+        ).fetchall()
         rows: dict[str, int] = {}
         for schema, name in views:
             try:
-                rows[f"{schema}.{name}"] = con.execute(f'SELECT count(*) FROM "{schema}"."{name}"').fetchone()[0]
+                rows[f"{schema}.{name}"] = con.execute(
+                    f'SELECT count(*) FROM "{schema}"."{name}"'
+                ).fetchone()[0]
             except Exception as e:  # noqa: BLE001 - a view that cannot be read is shown, not fatal
                 rows[f"{schema}.{name}"] = -1
                 rows[f"{schema}.{name} error: {str(e).splitlines()[0][:80]}"] = -1
@@ -127,7 +135,9 @@ def _count_rows(config: Any) -> tuple[dict[str, int], list[str], str | None]:
                 continue
             # numeric feature columns only, and no TIMESTAMPTZ fetched into Python (that needs pytz)
             described = con.execute(f'DESCRIBE "gold"."{name}"').fetchall()
-            numeric = [c for c, t, *_ in described if t in ("DOUBLE", "FLOAT", "DECIMAL") or t.startswith("DECIMAL")]
+            numeric = [
+                c for c, t, *_ in described if t in ("DOUBLE", "FLOAT", "DECIMAL") or t.startswith("DECIMAL")
+            ]
             order = "ts" if any(c == "ts" for c, *_ in described) else "ALL"
             if not numeric:
                 continue
@@ -135,7 +145,8 @@ def _count_rows(config: Any) -> tuple[dict[str, int], list[str], str | None]:
             not_null = " AND ".join(f"{q} IS NOT NULL" for q in quoted[:2])
             got = con.execute(
                 f'SELECT exchange, symbol, {", ".join(quoted)} FROM "gold"."{name}" '
-                f"WHERE {not_null} ORDER BY {order} DESC LIMIT 1").fetchone()
+                f"WHERE {not_null} ORDER BY {order} DESC LIMIT 1"
+            ).fetchone()
             if got is None:
                 continue
             values = dict(zip(["exchange", "symbol", *numeric[:5]], got, strict=True))
@@ -180,11 +191,14 @@ def _rows_by_exchange(config: Any) -> dict[str, dict[str, int]]:
     try:
         views = con.execute(
             "SELECT table_schema, table_name FROM information_schema.columns WHERE column_name = 'exchange' "
-            "AND table_schema IN ('bronze','silver','gold') ORDER BY 1, 2").fetchall()
+            "AND table_schema IN ('bronze','silver','gold') ORDER BY 1, 2"
+        ).fetchall()
         out: dict[str, dict[str, int]] = {}
         for schema, name in views:
             try:
-                got = con.execute(f'SELECT exchange, count(*) FROM "{schema}"."{name}" GROUP BY 1 ORDER BY 1').fetchall()
+                got = con.execute(
+                    f'SELECT exchange, count(*) FROM "{schema}"."{name}" GROUP BY 1 ORDER BY 1'
+                ).fetchall()
             except Exception:  # noqa: BLE001 - a view that cannot be read is shown by _count_rows
                 continue
             out[f"{schema}.{name}"] = {str(ex): n for ex, n in got}
@@ -198,7 +212,8 @@ def format_demo(r: DemoResult) -> str:
     lines = [
         f"Daedalus demo — {r.seconds:.0f}s, everything on 127.0.0.1 (fake Binance, OKX, Bybit, Kraken, Coinbase; simulated market)",
         f"collected: {c['collector']['received']} messages, {c['collector']['dropped']} dropped; "
-        + ", ".join(f"{k} {v}" for k, v in sorted(c["written"].items()) if v) + " rows written",
+        + ", ".join(f"{k} {v}" for k, v in sorted(c["written"].items()) if v)
+        + " rows written",
         f"landed:    {r.land}",
     ]
     if r.build_error:
@@ -218,6 +233,6 @@ def format_demo(r: DemoResult) -> str:
         f"lake:      {r.root}",
         f"catalog:   {r.catalog or '(not built)'}",
         f"shell:     duckdb -readonly {r.catalog}" if r.catalog else "shell:     (build first)",
-        f"           or: daedalus --root {r.root} shell   |   daedalus --root {r.root} query \"SELECT ...\"",
+        f'           or: daedalus --root {r.root} shell   |   daedalus --root {r.root} query "SELECT ..."',
     ]
     return "\n".join(lines)

@@ -73,8 +73,13 @@ class SynthSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "root": self.root, "exchange": self.exchange, "symbols": self.symbols, "dates": self.dates,
-            "rows": self.rows, "files": len(self.files), "gaps": self.gaps,
+            "root": self.root,
+            "exchange": self.exchange,
+            "symbols": self.symbols,
+            "dates": self.dates,
+            "rows": self.rows,
+            "files": len(self.files),
+            "gaps": self.gaps,
         }
 
 
@@ -108,8 +113,16 @@ def _ts(ns: np.ndarray) -> pa.Array:
 class _SymbolDay:
     """Generates and writes one symbol, one UTC day, hour by hour."""
 
-    def __init__(self, gen: _Generator, symbol: str, day: dt.date, state: _SeriesState,
-                 rng: np.random.Generator, conn_base: int, book_rng: np.random.Generator | None = None) -> None:
+    def __init__(
+        self,
+        gen: _Generator,
+        symbol: str,
+        day: dt.date,
+        state: _SeriesState,
+        rng: np.random.Generator,
+        conn_base: int,
+        book_rng: np.random.Generator | None = None,
+    ) -> None:
         self.g = gen
         self.book_rng = book_rng
         self.symbol = symbol
@@ -247,34 +260,48 @@ class _SymbolDay:
 
         name = f"synth-{_slug(self.symbol)}-{hour:02d}.parquet"
         if updates is not None:
-            self._write_updates(updates, checkpoint, ob_cap, ts, seq[:k0], conn_names[inv[:k0]] if n else [], name)
+            self._write_updates(
+                updates, checkpoint, ob_cap, ts, seq[:k0], conn_names[inv[:k0]] if n else [], name
+            )
         if n:
-            self.g.write("orderbook", self.day, name, {
-                **envelope(ob_cap, slice(0, k0)),
-                "timestamp": _ts(ts),
-                "nonce": pa.array(np.arange(n, dtype=np.int64) + (ts // MS), pa.int64()),
-                "bids": _levels_array(bid_px, bid_sz, bid_n),
-                "asks": _levels_array(ask_px, ask_sz, ask_n),
-            })
+            self.g.write(
+                "orderbook",
+                self.day,
+                name,
+                {
+                    **envelope(ob_cap, slice(0, k0)),
+                    "timestamp": _ts(ts),
+                    "nonce": pa.array(np.arange(n, dtype=np.int64) + (ts // MS), pa.int64()),
+                    "bids": _levels_array(bid_px, bid_sz, bid_n),
+                    "asks": _levels_array(ask_px, ask_sz, ask_n),
+                },
+            )
         if len(tr_ts):
-            self.g.write("trades", self.day, name, {
-                **envelope(tr_cap, slice(k0, k1)),
-                "timestamp": _ts(tr_ts),
-                "trade_id": pa.array(tr_id.astype(str), pa.string()),
-                "side": pa.array(np.where(is_buy, "buy", "sell"), pa.string()),
-                "price": pa.array(tr_px, pa.float64()),
-                "amount": pa.array(tr_amt, pa.float64()),
-                "cost": pa.array(tr_px * tr_amt, pa.float64()),
-                "info_json": pa.nulls(len(tr_ts), pa.string()),
-            })
+            self.g.write(
+                "trades",
+                self.day,
+                name,
+                {
+                    **envelope(tr_cap, slice(k0, k1)),
+                    "timestamp": _ts(tr_ts),
+                    "trade_id": pa.array(tr_id.astype(str), pa.string()),
+                    "side": pa.array(np.where(is_buy, "buy", "sell"), pa.string()),
+                    "price": pa.array(tr_px, pa.float64()),
+                    "amount": pa.array(tr_amt, pa.float64()),
+                    "cost": pa.array(tr_px * tr_amt, pa.float64()),
+                    "info_json": pa.nulls(len(tr_ts), pa.string()),
+                },
+            )
         if len(tk_ts):
             bid = bid1[ti] / 10**TICK_DECIMALS
             ask = ask1[ti] / 10**TICK_DECIMALS
             cols: dict[str, pa.Array] = {
                 **envelope(tk_cap, slice(k1, len(caps))),
                 "timestamp": _ts(tk_ts),
-                "bid": pa.array(bid), "ask": pa.array(ask),
-                "bid_volume": pa.array(bid_sz[ti, 0]), "ask_volume": pa.array(ask_sz[ti, 0]),
+                "bid": pa.array(bid),
+                "ask": pa.array(ask),
+                "bid_volume": pa.array(bid_sz[ti, 0]),
+                "ask_volume": pa.array(ask_sz[ti, 0]),
                 "last": pa.array(last, from_pandas=True),
             }
             self.g.write("ticker", self.day, name, cols)
@@ -282,12 +309,24 @@ class _SymbolDay:
     def _checkpoint(self, t0: int) -> dict[str, Any] | None:
         """The whole book at the hour boundary t0, when a connection that holds it is still up."""
         st = self.state
-        if st.book is None or self._in_gap(np.array([t0]))[0] or int(self._conn_index(np.array([t0]))[0]) + self.conn_base != st.last_conn:
+        if (
+            st.book is None
+            or self._in_gap(np.array([t0]))[0]
+            or int(self._conn_index(np.array([t0]))[0]) + self.conn_base != st.last_conn
+        ):
             return None
-        return {"book": st.book.full(), "ts": st.last_ts, "cap": t0, "seq": 2 * st.last_seq + 1,
-                "conn": f"synth-{_slug(self.symbol)}-{st.last_conn}", "id": st.update_id}
+        return {
+            "book": st.book.full(),
+            "ts": st.last_ts,
+            "cap": t0,
+            "seq": 2 * st.last_seq + 1,
+            "conn": f"synth-{_slug(self.symbol)}-{st.last_conn}",
+            "id": st.update_id,
+        }
 
-    def _book_updates(self, ts: np.ndarray, bid1: np.ndarray, ask1: np.ndarray, conn: np.ndarray) -> dict[str, Any]:
+    def _book_updates(
+        self, ts: np.ndarray, bid1: np.ndarray, ask1: np.ndarray, conn: np.ndarray
+    ) -> dict[str, Any]:
         """Drive the deep book through this chunk's instants: the changed levels (or the whole book on a
         connection's first row) per row, and the top `levels` per row for the orderbook channel."""
         g, st = self.g, self.state
@@ -307,53 +346,124 @@ class _SymbolDay:
                 levels.append(st.book.full())
             else:
                 kinds.append("delta")
-                levels.append((sorted(cb, reverse=True), [cb[t] for t in sorted(cb, reverse=True)],
-                               sorted(ca), [ca[t] for t in sorted(ca)]))
+                levels.append(
+                    (
+                        sorted(cb, reverse=True),
+                        [cb[t] for t in sorted(cb, reverse=True)],
+                        sorted(ca),
+                        [ca[t] for t in sorted(ca)],
+                    )
+                )
             st.last_conn = int(conn[i])
             bt, bq, at, aq = st.book.top(L)
             counts[0][i], counts[1][i] = len(bt), len(at)
-            tops[0][i, :len(bt)], tops[1][i, :len(bq)], tops[2][i, :len(at)], tops[3][i, :len(aq)] = bt, bq, at, aq
+            tops[0][i, : len(bt)], tops[1][i, : len(bq)], tops[2][i, : len(at)], tops[3][i, : len(aq)] = (
+                bt,
+                bq,
+                at,
+                aq,
+            )
         ids = st.update_id - n + 1 + np.arange(n, dtype=np.int64)
-        top = (tops[0] / 10**TICK_DECIMALS, tops[1], counts[0], tops[2] / 10**TICK_DECIMALS, tops[3], counts[1])
+        top = (
+            tops[0] / 10**TICK_DECIMALS,
+            tops[1],
+            counts[0],
+            tops[2] / 10**TICK_DECIMALS,
+            tops[3],
+            counts[1],
+        )
         return {"top": top, "kinds": kinds, "levels": levels, "ids": ids}
 
-    def _write_updates(self, updates: dict[str, Any], checkpoint: dict[str, Any] | None, cap: np.ndarray,
-                       ts: np.ndarray, seq: np.ndarray, conns: Any, name: str) -> None:
+    def _write_updates(
+        self,
+        updates: dict[str, Any],
+        checkpoint: dict[str, Any] | None,
+        cap: np.ndarray,
+        ts: np.ndarray,
+        seq: np.ndarray,
+        conns: Any,
+        name: str,
+    ) -> None:
         st = self.state
         n = len(ts)
         if n:
             st.last_ts, st.last_seq = int(ts[-1]), int(seq[-1])
         if checkpoint is not None:
             day = dt.datetime.fromtimestamp(checkpoint["ts"] / NS, tz=dt.UTC).date()
-            self._write_book_rows(day, name.replace(".parquet", "-checkpoint.parquet"), ["checkpoint"], [checkpoint["book"]],
-                                  np.array([checkpoint["cap"]]), np.array([checkpoint["ts"]]), np.array([checkpoint["seq"]]),
-                                  [checkpoint["conn"]], np.array([checkpoint["id"]]), first_ids=False)
+            self._write_book_rows(
+                day,
+                name.replace(".parquet", "-checkpoint.parquet"),
+                ["checkpoint"],
+                [checkpoint["book"]],
+                np.array([checkpoint["cap"]]),
+                np.array([checkpoint["ts"]]),
+                np.array([checkpoint["seq"]]),
+                [checkpoint["conn"]],
+                np.array([checkpoint["id"]]),
+                first_ids=False,
+            )
         if n:
-            self._write_book_rows(self.day, name, updates["kinds"], updates["levels"], cap, ts, 2 * seq, list(conns),
-                                  updates["ids"], first_ids=True)
+            self._write_book_rows(
+                self.day,
+                name,
+                updates["kinds"],
+                updates["levels"],
+                cap,
+                ts,
+                2 * seq,
+                list(conns),
+                updates["ids"],
+                first_ids=True,
+            )
 
-    def _write_book_rows(self, day: dt.date, name: str, kinds: list[str], levels: list, cap: np.ndarray, ts: np.ndarray,
-                         seq: np.ndarray, conns: list[str], ids: np.ndarray, first_ids: bool) -> None:
+    def _write_book_rows(
+        self,
+        day: dt.date,
+        name: str,
+        kinds: list[str],
+        levels: list,
+        cap: np.ndarray,
+        ts: np.ndarray,
+        seq: np.ndarray,
+        conns: list[str],
+        ids: np.ndarray,
+        first_ids: bool,
+    ) -> None:
         def side(k: int) -> pa.ListArray:
             lens = np.array([len(lv[k]) for lv in levels], np.int64)
             off = np.zeros(len(levels) + 1, np.int32)
             np.cumsum(lens, out=off[1:])
-            px = np.fromiter((p for lv in levels for p in lv[k]), np.float64, int(off[-1])) / 10**TICK_DECIMALS
+            px = (
+                np.fromiter((p for lv in levels for p in lv[k]), np.float64, int(off[-1])) / 10**TICK_DECIMALS
+            )
             sz = np.fromiter((q for lv in levels for q in lv[k + 1]), np.float64, int(off[-1]))
-            return pa.ListArray.from_arrays(pa.array(off, pa.int32()),
-                                            pa.StructArray.from_arrays([pa.array(px), pa.array(sz)], names=["price", "size"]))
+            return pa.ListArray.from_arrays(
+                pa.array(off, pa.int32()),
+                pa.StructArray.from_arrays([pa.array(px), pa.array(sz)], names=["price", "size"]),
+            )
 
         is_delta = np.array([k == "delta" for k in kinds])
-        self.g.write("book_updates", day, name, {
-            "collected_at": pa.array(cap // MS, pa.int64()), "capture_ts": _ts(cap),
-            "exchange": pa.array([self.g.exchange] * len(kinds), pa.string()),
-            "symbol": pa.array([self.symbol] * len(kinds), pa.string()),
-            "conn_id": pa.array(conns, pa.string()), "seq": pa.array(seq, pa.int64()), "timestamp": _ts(ts),
-            "kind": pa.array(kinds, pa.string()),
-            "first_update_id": pa.array(ids, pa.int64(), mask=~is_delta if first_ids else np.ones(len(kinds), bool)),
-            "last_update_id": pa.array(ids, pa.int64()),
-            "bids": side(0), "asks": side(2),
-        })
+        self.g.write(
+            "book_updates",
+            day,
+            name,
+            {
+                "collected_at": pa.array(cap // MS, pa.int64()),
+                "capture_ts": _ts(cap),
+                "exchange": pa.array([self.g.exchange] * len(kinds), pa.string()),
+                "symbol": pa.array([self.symbol] * len(kinds), pa.string()),
+                "conn_id": pa.array(conns, pa.string()),
+                "seq": pa.array(seq, pa.int64()),
+                "timestamp": _ts(ts),
+                "kind": pa.array(kinds, pa.string()),
+                "first_update_id": pa.array(
+                    ids, pa.int64(), mask=~is_delta if first_ids else np.ones(len(kinds), bool)
+                ),
+                "last_update_id": pa.array(ids, pa.int64()),
+                "bids": side(0),
+                "asks": side(2),
+            },
+        )
 
     def _write_events(self) -> None:
         """A disconnect at each gap start and a connect at its end (receive times)."""
@@ -366,8 +476,10 @@ class _SymbolDay:
         types = ["disconnect", "connect"] * k
         conns = []
         for i in range(k):
-            conns += [f"synth-{_slug(self.symbol)}-{self.conn_base + i}",
-                      f"synth-{_slug(self.symbol)}-{self.conn_base + i + 1}"]
+            conns += [
+                f"synth-{_slug(self.symbol)}-{self.conn_base + i}",
+                f"synth-{_slug(self.symbol)}-{self.conn_base + i + 1}",
+            ]
         n = 2 * k
         cols = {
             "collected_at": pa.array(cap // MS, pa.int64()),
@@ -382,8 +494,12 @@ class _SymbolDay:
             "count": pa.nulls(n, pa.int64()),
             "interval_start": _ts(np.repeat(self.gaps[:, 0], 2)),
             "interval_end": _ts(np.repeat(self.gaps[:, 1], 2)),
-            "detail": pa.array([json.dumps({"synthetic": True, "gap_seconds": round((e - s) / NS, 3)})
-                                for s, e in np.repeat(self.gaps, 2, axis=0)]),
+            "detail": pa.array(
+                [
+                    json.dumps({"synthetic": True, "gap_seconds": round((e - s) / NS, 3)})
+                    for s, e in np.repeat(self.gaps, 2, axis=0)
+                ]
+            ),
         }
         self.g.write("events", self.day, f"synth-{_slug(self.symbol)}-events.parquet", cols)
         for s, e in self.gaps:
@@ -395,9 +511,19 @@ def _iso(ns: int) -> str:
 
 
 class _Generator:
-    def __init__(self, root: Path, exchange: str, snapshot_ms: int, levels: int, trades_per_sec: float,
-                 gaps_per_day: int, hours: float, ticker_ms: int = 1000, book_updates: bool = False,
-                 book_depth: int = 1000) -> None:
+    def __init__(
+        self,
+        root: Path,
+        exchange: str,
+        snapshot_ms: int,
+        levels: int,
+        trades_per_sec: float,
+        gaps_per_day: int,
+        hours: float,
+        ticker_ms: int = 1000,
+        book_updates: bool = False,
+        book_depth: int = 1000,
+    ) -> None:
         self.root = root
         self.book_updates = book_updates
         self.book_depth = book_depth
@@ -416,8 +542,9 @@ class _Generator:
         schema = SCHEMAS[channel]
         n = len(next(iter(cols.values())))
         arrays = [cols[f.name] if f.name in cols else pa.nulls(n, f.type) for f in schema]
-        table = pa.Table.from_arrays([a.cast(f.type) for a, f in zip(arrays, schema, strict=True)],
-                                     schema=schema)
+        table = pa.Table.from_arrays(
+            [a.cast(f.type) for a, f in zip(arrays, schema, strict=True)], schema=schema
+        )
         d = self.root / "bronze" / channel / f"exchange={self.exchange}" / f"date={day.isoformat()}"
         d.mkdir(parents=True, exist_ok=True)
         path = d / name
@@ -453,13 +580,25 @@ def generate(
     span = 24.0 if hours is None else float(hours)
     if not 0 < span <= 24:
         raise ValueError("hours must be in (0, 24]")
-    gen = _Generator(Path(root), exchange, snapshot_ms, levels, trades_per_sec, gaps_per_day, span, ticker_ms,
-                     book_updates, book_depth)
+    gen = _Generator(
+        Path(root),
+        exchange,
+        snapshot_ms,
+        levels,
+        trades_per_sec,
+        gaps_per_day,
+        span,
+        ticker_ms,
+        book_updates,
+        book_depth,
+    )
     first = dt.date.fromisoformat(start)
     dates = [first + dt.timedelta(days=i) for i in range(days)]
     for si, symbol in enumerate(symbols):
         rng = np.random.default_rng([seed, si])
-        book_rng = np.random.default_rng([seed, si, 1])  # its own stream: the other channels stay as without it
+        book_rng = np.random.default_rng(
+            [seed, si, 1]
+        )  # its own stream: the other channels stay as without it
         state = _SeriesState(bid_ticks=_start_price_ticks(symbol))
         conn_base = 0
         for day in dates:
@@ -467,8 +606,9 @@ def generate(
             sd.run()
             # Each day starts on a fresh connection (a real collector reconnects within 24 h).
             conn_base += len(sd.gaps) + 1
-    return SynthSummary(str(root), exchange, symbols, [d.isoformat() for d in dates], gen.rows, gen.files,
-                        gen.gaps)
+    return SynthSummary(
+        str(root), exchange, symbols, [d.isoformat() for d in dates], gen.rows, gen.files, gen.gaps
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover - manual use: python -m daedalus.devkit.synth ROOT

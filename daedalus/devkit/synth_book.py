@@ -63,8 +63,14 @@ class BookSim:
     def _sizes(self, n: int) -> np.ndarray:
         return np.round(self.rng.lognormal(-1.0, 1.0, n), 5) + 0.00001
 
-    def _touch(self, side: SideBook, other: SideBook, best: int, changes: dict[int, float],
-               other_changes: dict[int, float]) -> None:
+    def _touch(
+        self,
+        side: SideBook,
+        other: SideBook,
+        best: int,
+        changes: dict[int, float],
+        other_changes: dict[int, float],
+    ) -> None:
         """Make `best` the best price of `side`: drop better levels of it and crossing levels of the other."""
         while side.keys and side.sign * side.keys[0] != best and side.keys[0] < side.sign * best:
             side.set(side.best(), 0.0, changes)  # type: ignore[arg-type]
@@ -83,7 +89,9 @@ class BookSim:
         acts = rng.random(changed)
         sides = rng.random(changed) < 0.5
         sizes = self._sizes(changed)
-        for r, act, is_bid, q in zip(ranks.tolist(), acts.tolist(), sides.tolist(), sizes.tolist(), strict=True):
+        for r, act, is_bid, q in zip(
+            ranks.tolist(), acts.tolist(), sides.tolist(), sizes.tolist(), strict=True
+        ):
             side, ch = (self.bids, cb) if is_bid else (self.asks, ca)
             if r >= len(side.keys):
                 continue

@@ -171,8 +171,9 @@ class LocalLake:
 
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
-        with exclusive_lock(self._path(f"_state/{name}.lock"),
-                            "{path}: another build holds the lock; wait for it to finish"):
+        with exclusive_lock(
+            self._path(f"_state/{name}.lock"), "{path}: another build holds the lock; wait for it to finish"
+        ):
             yield
 
 

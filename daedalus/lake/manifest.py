@@ -122,7 +122,9 @@ class ModelState:
             last_build=dict(d.get("last_build", {})),
             # Ids come from the stored keys: a lake written when `/` was spelled `-` gets today's
             # (injective) ids, its files stay where they are (daedalus/paths.py).
-            partitions=_rekeyed({pid: PartitionState.from_json(p) for pid, p in d.get("partitions", {}).items()}),
+            partitions=_rekeyed(
+                {pid: PartitionState.from_json(p) for pid, p in d.get("partitions", {}).items()}
+            ),
         )
 
 
@@ -159,10 +161,14 @@ class Manifest:
         try:
             data = json.loads(raw)
         except json.JSONDecodeError as e:
-            raise StorageError(f"{lake.url(MANIFEST)}: corrupt manifest ({e}); restore it or delete it "
-                               "and run `daedalus build --full-refresh`") from None
+            raise StorageError(
+                f"{lake.url(MANIFEST)}: corrupt manifest ({e}); restore it or delete it "
+                "and run `daedalus build --full-refresh`"
+            ) from None
         if data.get("version") != VERSION:
-            raise StorageError(f"{lake.url(MANIFEST)}: manifest version {data.get('version')} is not {VERSION}")
+            raise StorageError(
+                f"{lake.url(MANIFEST)}: manifest version {data.get('version')} is not {VERSION}"
+            )
         return cls(lake, data)
 
     def to_json(self) -> dict[str, Any]:
@@ -217,10 +223,14 @@ class Manifest:
         if model in self.models and staged:
             self.models[model].columns = columns
         now = time.time()
-        self.pending_deletions.extend({"path": f.path, "replaced_at": now} for p in staged.values() for f in p.files)
+        self.pending_deletions.extend(
+            {"path": f.path, "replaced_at": now} for p in staged.values() for f in p.files
+        )
         return bool(staged)
 
-    def replace_partition(self, model: str, pid: str, new: PartitionState, materialized: str, layer: str) -> list[str]:
+    def replace_partition(
+        self, model: str, pid: str, new: PartitionState, materialized: str, layer: str
+    ) -> list[str]:
         """Record `new` as the partition's content; the files it replaces become pending deletions.
         While `model` is staged, `new` waits for publish() instead."""
         m = self.model(model, materialized, layer)

@@ -159,11 +159,16 @@ class S3Lake:
     # -- the Lake interface ------------------------------------------------------------------
 
     def list(self, prefix: str) -> list[FileInfo]:
-        key_prefix = self.key(prefix).rstrip("/") + "/" if prefix.strip("/") else (
-            f"{self.prefix}/" if self.prefix else "")
+        key_prefix = (
+            self.key(prefix).rstrip("/") + "/"
+            if prefix.strip("/")
+            else (f"{self.prefix}/" if self.prefix else "")
+        )
         out: list[FileInfo] = []
         try:
-            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=key_prefix)
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=key_prefix
+            )
             for page in pages:
                 for obj in page.get("Contents", []):
                     rel = self.rel(obj["Key"])
@@ -218,13 +223,21 @@ class S3Lake:
 
         etag = fsio.expected_etag(path)
         try:
-            self.client.upload_file(str(path), self.bucket, self.key(rel), Config=TransferConfig(
-                multipart_threshold=fsio.PART_SIZE + 1, multipart_chunksize=fsio.PART_SIZE))
+            self.client.upload_file(
+                str(path),
+                self.bucket,
+                self.key(rel),
+                Config=TransferConfig(
+                    multipart_threshold=fsio.PART_SIZE + 1, multipart_chunksize=fsio.PART_SIZE
+                ),
+            )
         except (*_boto_errors(), OSError) as e:
             raise self._fail(f"upload {path}", rel, e) from None
         info = self.stat(rel)
         if info is None or info.size != path.stat().st_size or str(info.mtime) != etag:
-            raise StorageError(f"{self.url(rel)}: copy of {path} does not verify (size/ETag); re-run to retry")
+            raise StorageError(
+                f"{self.url(rel)}: copy of {path} does not verify (size/ETag); re-run to retry"
+            )
         return info
 
     def download(self, rel: str, target: Path, etag: str, size: int) -> None:
@@ -239,7 +252,9 @@ class S3Lake:
             raise self._fail("download", rel, e) from None
         if not etag_matches(tmp, etag, size):
             tmp.unlink()
-            raise StorageError(f"{self.url(rel)}: downloaded copy does not match the object's ETag; re-run to retry")
+            raise StorageError(
+                f"{self.url(rel)}: downloaded copy does not match the object's ETag; re-run to retry"
+            )
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, target)
@@ -249,13 +264,17 @@ class S3Lake:
             chunk = rels[i : i + 1000]
             try:
                 resp = self.client.delete_objects(
-                    Bucket=self.bucket, Delete={"Objects": [{"Key": self.key(r)} for r in chunk], "Quiet": True})
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": self.key(r)} for r in chunk], "Quiet": True},
+                )
             except _boto_errors() as e:
                 raise self._fail("delete", chunk[0], e) from None
             errors = [e for e in resp.get("Errors", []) if e.get("Code") != "NoSuchKey"]
             if errors:
-                raise StorageError(f"s3://{self.bucket}/{errors[0].get('Key')}: cannot delete: "
-                                   f"{errors[0].get('Code')}: {errors[0].get('Message')}")
+                raise StorageError(
+                    f"s3://{self.bucket}/{errors[0].get('Key')}: cannot delete: "
+                    f"{errors[0].get('Code')}: {errors[0].get('Message')}"
+                )
 
     def rename(self, src: str, dst: str) -> None:
         """A server-side copy (one PUT of `dst` as far as readers go: the old or the new object), then
@@ -275,8 +294,10 @@ class S3Lake:
         """The object DuckDB's COPY wrote at `rel` exists and its footer holds `rows` rows."""
         info = self.stat(rel)
         if info is None:
-            raise StorageError(f"{self.url(rel)}: COPY reported {rows} rows written but the object does not "
-                               "exist (the write was lost: check credentials and the endpoint)")
+            raise StorageError(
+                f"{self.url(rel)}: COPY reported {rows} rows written but the object does not "
+                "exist (the write was lost: check credentials and the endpoint)"
+            )
         try:
             found = parquet_rows(self.client, self.bucket, self.key(rel), info.size)
         except _boto_errors() as e:
@@ -311,8 +332,9 @@ class S3Lake:
     def lock(self, name: str) -> Iterator[None]:
         rel = f"_state/{name}.lock"
         token = uuid.uuid4().hex
-        body = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time(),
-                           "token": token}).encode()
+        body = json.dumps(
+            {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time(), "token": token}
+        ).encode()
         for _ in range(2):
             try:
                 self.client.put_object(Bucket=self.bucket, Key=self.key(rel), Body=body, IfNoneMatch="*")
@@ -327,8 +349,10 @@ class S3Lake:
                     self.client.delete_object(Bucket=self.bucket, Key=self.key(rel))
                 continue
             since = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(owner.get("since", 0))))
-            raise StorageError(f"{self.url(rel)}: held by pid {owner.get('pid')} on {owner.get('host')} since "
-                               f"{since} UTC; wait for it, or delete the object if that process is gone")
+            raise StorageError(
+                f"{self.url(rel)}: held by pid {owner.get('pid')} on {owner.get('host')} since "
+                f"{since} UTC; wait for it, or delete the object if that process is gone"
+            )
         else:
             raise StorageError(f"{self.url(rel)}: cannot take the lock (contended)")
         _HELD_LOCKS.add(token)
@@ -339,4 +363,3 @@ class S3Lake:
             # A release that fails (endpoint down) leaves a lock the next run of this host takes over.
             with contextlib.suppress(*_boto_errors()):
                 self.client.delete_object(Bucket=self.bucket, Key=self.key(rel))
-

@@ -51,9 +51,12 @@ class SyncReport:
     seconds: float = 0.0
 
     def summary(self) -> str:
-        return (f"{self.direction}: {len(self.copied)} copied ({self.bytes} bytes), {len(self.skipped)} already "
-                f"verified" + (f", {len(self.deleted_sources)} sources deleted" if self.deleted_sources else "")
-                + f" in {self.seconds:.2f}s")
+        return (
+            f"{self.direction}: {len(self.copied)} copied ({self.bytes} bytes), {len(self.skipped)} already "
+            f"verified"
+            + (f", {len(self.deleted_sources)} sources deleted" if self.deleted_sources else "")
+            + f" in {self.seconds:.2f}s"
+        )
 
 
 def _date_ok(rel: str, since: str | None) -> bool:
@@ -77,9 +80,15 @@ def _manifest_files(raw: bytes | None) -> set[str]:
     try:
         data = json.loads(raw)
     except json.JSONDecodeError:
-        raise StorageError(f"{MANIFEST}: corrupt manifest; cannot tell which silver/gold files are current") from None
-    return {f[0] for m in data.get("models", {}).values() for p in m.get("partitions", {}).values()
-            for f in p.get("files", [])}
+        raise StorageError(
+            f"{MANIFEST}: corrupt manifest; cannot tell which silver/gold files are current"
+        ) from None
+    return {
+        f[0]
+        for m in data.get("models", {}).values()
+        for p in m.get("partitions", {}).values()
+        for f in p.get("files", [])
+    }
 
 
 class _Killer:
@@ -110,12 +119,20 @@ def resolve_ends(config: Config, remote: str | None, local: str | None) -> tuple
     if not remote or not remote.startswith("s3://"):
         raise ConfigError("sync: no S3 side; pass --remote s3://bucket/prefix (or set storage.root to it)")
     if not local:
-        raise ConfigError("sync: no local side; set ingestion.local_root (storage.root is on S3) or pass --local")
+        raise ConfigError(
+            "sync: no local side; set ingestion.local_root (storage.root is on S3) or pass --local"
+        )
     return Path(local).expanduser().resolve(), S3Lake(remote, config)
 
 
-def push_files(lake: S3Lake, local_root: Path, rels: list[str], workers: int = 8, move: bool = False,
-               on_copied: Callable[[str], None] | None = None) -> SyncReport:
+def push_files(
+    lake: S3Lake,
+    local_root: Path,
+    rels: list[str],
+    workers: int = 8,
+    move: bool = False,
+    on_copied: Callable[[str], None] | None = None,
+) -> SyncReport:
     """Upload local files (paths relative to `local_root`) to the same paths under the lake,
     skipping verified copies; `move` deletes each local file after its copy is verified."""
     report = SyncReport("push")
@@ -147,7 +164,9 @@ def push_files(lake: S3Lake, local_root: Path, rels: list[str], workers: int = 8
     return report
 
 
-def pull_files(lake: S3Lake, local_root: Path, rels: list[str], workers: int = 8, move: bool = False) -> SyncReport:
+def pull_files(
+    lake: S3Lake, local_root: Path, rels: list[str], workers: int = 8, move: bool = False
+) -> SyncReport:
     """Download objects to the same relative paths under `local_root`, verified before the rename."""
     report = SyncReport("pull")
     remote = {f.path: f for p in sorted({r.split("/", 1)[0] for r in rels}) for f in lake.list(p)}
@@ -171,7 +190,9 @@ def pull_files(lake: S3Lake, local_root: Path, rels: list[str], workers: int = 8
     return report
 
 
-def _run_pool(one: Callable[[str], tuple[str, bool, int]], rels: list[str], workers: int, report: SyncReport) -> None:
+def _run_pool(
+    one: Callable[[str], tuple[str, bool, int]], rels: list[str], workers: int, report: SyncReport
+) -> None:
     errors: list[str] = []
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = [pool.submit(one, r) for r in rels]
@@ -197,8 +218,16 @@ def _local_files(local_root: Path, layer: str) -> list[str]:
     return sorted(out)
 
 
-def sync(config: Config, direction: str, layers: list[str] | None = None, since: str | dt.date | None = None,
-         remote: str | None = None, local: str | None = None, workers: int = 8, move: bool = False) -> SyncReport:
+def sync(
+    config: Config,
+    direction: str,
+    layers: list[str] | None = None,
+    since: str | dt.date | None = None,
+    remote: str | None = None,
+    local: str | None = None,
+    workers: int = 8,
+    move: bool = False,
+) -> SyncReport:
     """Copy the chosen layers (default all) from the local lake to S3 (`push`) or back (`pull`)."""
     import time
 
@@ -222,7 +251,9 @@ def sync(config: Config, direction: str, layers: list[str] | None = None, since:
             if layer != "bronze":
                 files = [f for f in files if f in current]  # replaced files are not part of the lake
             rels.extend(f for f in files if _date_ok(f, since_s))
-        report = push_files(lake, local_root, rels, workers, move=move and "bronze" in chosen and chosen == ["bronze"])
+        report = push_files(
+            lake, local_root, rels, workers, move=move and "bronze" in chosen and chosen == ["bronze"]
+        )
         if manifest_raw is not None and any(x != "bronze" for x in chosen):
             lake.write_atomic(MANIFEST, manifest_raw)  # last: it names only files already verified there
     else:

@@ -37,8 +37,10 @@ def land_any(config: Config, on_step: Any = None) -> LandReport:
         return land(config, on_step)
     spool = config.ingestion.local_root
     if not spool:
-        raise ConfigError("ingestion.local_root: required when storage.root is on S3 (the local spool that "
-                          "`collect` writes raw segments to and `land` lands from)")
+        raise ConfigError(
+            "ingestion.local_root: required when storage.root is on S3 (the local spool that "
+            "`collect` writes raw segments to and `land` lands from)"
+        )
     local_cfg = config.model_copy(update={"storage": config.storage.model_copy(update={"root": spool})})
     root = Path(spool).expanduser().resolve()
     with land_lock(root):  # pull, land and push: one lander per spool at a time
@@ -52,12 +54,21 @@ def _land_s3(config: Config, local_cfg: Config, root: Path, on_step: Any) -> Lan
     lake = S3Lake(config.storage.root, config)
     uploaded = _pull_uploaded_segments(lake, root)
     report = land(local_cfg, on_step, lock=False)
-    pending = sorted(p.relative_to(root).as_posix() for p in (root / "bronze").rglob("*.parquet")
-                     if not p.name.startswith(".")) if (root / "bronze").is_dir() else []
+    pending = (
+        sorted(
+            p.relative_to(root).as_posix()
+            for p in (root / "bronze").rglob("*.parquet")
+            if not p.name.startswith(".")
+        )
+        if (root / "bronze").is_dir()
+        else []
+    )
     push_files(lake, root, pending, move=True)
     # The bucket's copies of segments now landed (or quarantined) are retired too; a segment still
     # waiting in the spool's ready/ or processing/ (an error this run) keeps its copy.
-    waiting = [root / "raw" / state / rel.split("/", 2)[2] for rel in uploaded for state in ("ready", "processing")]
+    waiting = [
+        root / "raw" / state / rel.split("/", 2)[2] for rel in uploaded for state in ("ready", "processing")
+    ]
     waiting_names = {p.relative_to(root).as_posix().split("/", 2)[2] for p in waiting if p.exists()}
     lake.delete([rel for rel in uploaded if rel.split("/", 2)[2] not in waiting_names])
     for rel in pending:
@@ -72,8 +83,11 @@ def _pull_uploaded_segments(lake: S3Lake, spool: Path) -> list[str]:
 
     Re-landing a segment is harmless (its bronze file names derive from the segment and are
     overwritten with the same rows), so a crash between download, land and delete loses nothing."""
-    listed = [f for f in lake.list("raw/ready") if f.path.rsplit("/", 1)[-1].startswith("segment_")
-              and f.path.endswith(SEGMENT_SUFFIXES)]
+    listed = [
+        f
+        for f in lake.list("raw/ready")
+        if f.path.rsplit("/", 1)[-1].startswith("segment_") and f.path.endswith(SEGMENT_SUFFIXES)
+    ]
     for f in listed:
         tail = f.path.split("/", 2)[2]  # {source}/{channel}/segment_*.parquet
         local = [spool / "raw" / state / tail for state in ("ready", "processing", "archive", "quarantine")]

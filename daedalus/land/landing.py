@@ -209,8 +209,13 @@ def _no_hook(step: str, segment: str) -> None:
 
 
 def _land_segment(
-    layout: LandLayout, source: str, channel: str, seg: Path, report: LandReport,
-    on_step: Callable[[str, str], None], retirement: str,
+    layout: LandLayout,
+    source: str,
+    channel: str,
+    seg: Path,
+    report: LandReport,
+    on_step: Callable[[str, str], None],
+    retirement: str,
 ) -> None:
     file_name = f"{source}_{seg.stem}.parquet"
     writers: _PartitionWriters | None = None
@@ -225,14 +230,22 @@ def _land_segment(
             total += batch.num_rows
             exchange, dates = _partition_keys(batch)
             pairs = pa.Table.from_arrays([exchange, dates], names=["e", "d"])
-            for e, d in sorted(set(zip(pairs.column("e").to_pylist(), pairs.column("d").to_pylist(), strict=True))):
+            for e, d in sorted(
+                set(zip(pairs.column("e").to_pylist(), pairs.column("d").to_pylist(), strict=True))
+            ):
                 mask = pc.and_(pc.equal(exchange, e), pc.equal(dates, d))
                 writers.write((e, d), batch.filter(mask))
     except (pa.ArrowException, OSError, ValueError, KeyError) as e:
         if writers is not None:
             writers.abort()
-        _quarantine(layout, source, channel, seg, [Loss(None, None, None, "segment", f"{type(e).__name__}: {e}")],
-                    report)
+        _quarantine(
+            layout,
+            source,
+            channel,
+            seg,
+            [Loss(None, None, None, "segment", f"{type(e).__name__}: {e}")],
+            report,
+        )
         return
     salvage.finish()
     written = writers.commit(on_step, seg.name) if writers is not None else []
@@ -283,8 +296,9 @@ def _loss_row(source: str, channel: str, loss: Loss, detail: dict, now: int) -> 
     }
 
 
-def _quarantine(layout: LandLayout, source: str, channel: str, seg: Path, losses: list[Loss],
-                report: LandReport) -> None:
+def _quarantine(
+    layout: LandLayout, source: str, channel: str, seg: Path, losses: list[Loss], report: LandReport
+) -> None:
     """What could not be read: `quarantine` events rows (one per loss, with its series and count,
     idempotent by name), then the bad part under raw/quarantine/ — the bad NDJSON lines alone, or
     the Parquet original (its damaged row groups cannot be cut out of it)."""
@@ -330,9 +344,11 @@ def land_lock(root: str | Path) -> Iterator[None]:
     """`<root>/_state/land.lock`: one lander per root. Two at once raced for the same segments (the
     loser died on a FileNotFoundError, and took `watch` with it); now the second stops at once with
     one line naming the holder."""
-    with exclusive_lock(Path(root).expanduser() / "_state" / "land.lock",
-                        "{path}: another `daedalus land` (pid {pid}) is landing into this root; wait for it "
-                        "to finish (watch retries on its next cycle)"):
+    with exclusive_lock(
+        Path(root).expanduser() / "_state" / "land.lock",
+        "{path}: another `daedalus land` (pid {pid}) is landing into this root; wait for it "
+        "to finish (watch retries on its next cycle)",
+    ):
         yield
 
 
@@ -369,8 +385,13 @@ def land(config: Config, on_step: Callable[[str, str], None] | None = None, lock
 
 
 def _land_one(
-    layout: LandLayout, source: str, channel: str, seg: Path, report: LandReport,
-    hook: Callable[[str, str], None], retirement: str,
+    layout: LandLayout,
+    source: str,
+    channel: str,
+    seg: Path,
+    report: LandReport,
+    hook: Callable[[str, str], None],
+    retirement: str,
 ) -> None:
     try:
         _land_segment(layout, source, channel, seg, report, hook, retirement)

@@ -66,7 +66,9 @@ class Salvage:
         if hi is not None:
             self.last_capture = hi if self.last_capture is None else max(self.last_capture, hi)
         if "exchange" in names:
-            self.exchanges.update(x for x in pc.unique(batch.column(names.index("exchange"))).to_pylist() if x)
+            self.exchanges.update(
+                x for x in pc.unique(batch.column(names.index("exchange"))).to_pylist() if x
+            )
 
     def lost(self, loss: Loss) -> None:
         loss.after = self.last_capture
@@ -100,11 +102,20 @@ def _stat(pf: pq.ParquetFile, i: int, name: str) -> str | None:
 def _row_group_losses(pf: pq.ParquetFile, i: int, error: str) -> list[Loss]:
     part = f"row group {i}"
     try:  # the key columns alone often decode when another column's chunk is damaged
-        keys = pf.read_row_group(i, columns=["exchange", "symbol"]).group_by(["exchange", "symbol"]).aggregate(
-            [([], "count_all")])
-        return [Loss(e, s, n, part, error) for e, s, n in zip(
-            keys.column("exchange").to_pylist(), keys.column("symbol").to_pylist(),
-            keys.column("count_all").to_pylist(), strict=True)]
+        keys = (
+            pf.read_row_group(i, columns=["exchange", "symbol"])
+            .group_by(["exchange", "symbol"])
+            .aggregate([([], "count_all")])
+        )
+        return [
+            Loss(e, s, n, part, error)
+            for e, s, n in zip(
+                keys.column("exchange").to_pylist(),
+                keys.column("symbol").to_pylist(),
+                keys.column("count_all").to_pylist(),
+                strict=True,
+            )
+        ]
     except READ_ERRORS:
         n = pf.metadata.row_group(i).num_rows
         return [Loss(_stat(pf, i, "exchange"), _stat(pf, i, "symbol"), n, part, error)]
@@ -129,7 +140,9 @@ def parquet_batches(path: Path, salvage: Salvage) -> Iterator[pa.RecordBatch]:
 
 
 def _line_loss(line: bytes, lineno: int, error: str) -> Loss:
-    found = {k: (m.group(1).decode(errors="replace") if (m := rx.search(line)) else None) for k, rx in _KEY.items()}
+    found = {
+        k: (m.group(1).decode(errors="replace") if (m := rx.search(line)) else None) for k, rx in _KEY.items()
+    }
     return Loss(found["exchange"], found["symbol"], 1, f"line {lineno}", error, lines=[line])
 
 
@@ -160,7 +173,9 @@ def ndjson_batches(path: Path, schema: pa.Schema, salvage: Salvage) -> Iterator[
             good.append(line)
             prev = _capture(json.loads(line)) or prev
         for idx, loss in bad:
-            nxt = next((c for ln in good[idx:idx + 50] if (c := _capture(json.loads(ln))) is not None), None)
+            nxt = next(
+                (c for ln in good[idx : idx + 50] if (c := _capture(json.loads(ln))) is not None), None
+            )
             loss.before = nxt
             salvage.losses.append(loss)
         table = ndjson_to_table(good, schema) if good else None

@@ -24,6 +24,7 @@ from daedalus.sqltext import sql_ident, sql_str
 if TYPE_CHECKING:
     from daedalus.config import Config
 
+
 @dataclass
 class CatalogView:
     schema: str
@@ -57,7 +58,9 @@ def lake_state_dir(config: Config) -> Path:
     `~/.local/state/daedalus`, then `lakes/<sha256 of the root>[:16]`. Two S3 lakes used from one
     machine used to share `<temp_directory>/catalog.duckdb` and answer each other's queries."""
     base = os.environ.get("DAEDALUS_STATE_DIR") or os.path.join(
-        os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state"), "daedalus")
+        os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state"),
+        "daedalus",
+    )
     key = hashlib.sha256(config.storage.root.rstrip("/").encode()).hexdigest()[:16]
     return Path(base).expanduser().resolve() / "lakes" / key
 
@@ -111,10 +114,14 @@ def _check_root(config: Config, path: str) -> None:
     want = expected_root(config)
     if found is not None and found != want:
         if not _remote(config.storage.root):
-            raise StorageError(f"{path}: this catalog was written by an older version with absolute paths "
-                               f"(into {found}); run `daedalus catalog` to rewrite it")
-        raise StorageError(f"{path}: this catalog belongs to the lake {found}, not to storage.root {want}; "
-                           "run `daedalus build` to write this lake's catalog")
+            raise StorageError(
+                f"{path}: this catalog was written by an older version with absolute paths "
+                f"(into {found}); run `daedalus catalog` to rewrite it"
+            )
+        raise StorageError(
+            f"{path}: this catalog belongs to the lake {found}, not to storage.root {want}; "
+            "run `daedalus build` to write this lake's catalog"
+        )
 
 
 def _comment(run, kind: str, target: str, text: str) -> None:  # noqa: ANN001
@@ -154,9 +161,13 @@ def write_catalog(config: Config, spec: CatalogSpec, force: bool = False) -> str
         for v in spec.views:
             target = f"{sql_ident(v.schema)}.{sql_ident(v.name)}"
             _comment(run, "VIEW", target, v.description)
-            existing = {r[0] for r in con.execute(
-                "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
-                [v.schema, v.name]).fetchall()}
+            existing = {
+                r[0]
+                for r in con.execute(
+                    "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
+                    [v.schema, v.name],
+                ).fetchall()
+            }
             for col, text in v.columns.items():
                 if col in existing:
                     _comment(run, "COLUMN", f"{target}.{sql_ident(col)}", text)

@@ -64,8 +64,14 @@ def edge_points(src: tuple[int, int], dst: tuple[int, int]) -> list[tuple[float,
     if x2 - x1 <= GAP_X:
         return [(x1, y1), (x1 + GAP_X / 2, y1), (x1 + GAP_X / 2, y2), (x2, y2)]
     lane = dst[1] - GAP_Y / 2
-    return [(x1, y1), (x1 + GAP_X / 3, y1), (x1 + GAP_X / 3, lane), (x2 - GAP_X / 3, lane),
-            (x2 - GAP_X / 3, y2), (x2, y2)]
+    return [
+        (x1, y1),
+        (x1 + GAP_X / 3, y1),
+        (x1 + GAP_X / 3, lane),
+        (x2 - GAP_X / 3, lane),
+        (x2 - GAP_X / 3, y2),
+        (x2, y2),
+    ]
 
 
 def lineage_layout(session: Session) -> tuple[dict[str, tuple[int, int]], list[tuple[str, str]], int, int]:
@@ -89,14 +95,18 @@ def lineage_layout(session: Session) -> tuple[dict[str, tuple[int, int]], list[t
 
 def lineage_svg(session: Session, failing: set[str] | None = None) -> str:
     pos, edges, width, height = lineage_layout(session)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-             f'aria-label="lineage">',
-             '<defs><marker id="arrow" markerWidth="8" markerHeight="8" refX="8" refY="4" orient="auto">'
-             '<path d="M0,0 L8,4 L0,8 z" fill="#8a95a8"/></marker></defs>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+        f'aria-label="lineage">',
+        '<defs><marker id="arrow" markerWidth="8" markerHeight="8" refX="8" refY="4" orient="auto">'
+        '<path d="M0,0 L8,4 L0,8 z" fill="#8a95a8"/></marker></defs>',
+    ]
     for p, child in edges:
         pts = " L".join(f"{x:g},{y:g}" for x, y in edge_points(pos[p], pos[child]))
-        parts.append(f'<path class="edge" d="M{pts}" fill="none" stroke="#8a95a8" stroke-linejoin="round" '
-                     f'marker-end="url(#arrow)"/>')
+        parts.append(
+            f'<path class="edge" d="M{pts}" fill="none" stroke="#8a95a8" stroke-linejoin="round" '
+            f'marker-end="url(#arrow)"/>'
+        )
     for node, (x, y) in pos.items():
         if node.startswith("source:"):
             label, layer, href = f"bronze.{node[7:]}", "bronze", f"#source-{node[7:]}"
@@ -107,18 +117,24 @@ def lineage_svg(session: Session, failing: set[str] | None = None) -> str:
         dash = ""
         if node in (failing or set()):
             color, dash = FAILED_COLOR, ' stroke-dasharray="5,3"'
-        parts.append(f'<a href="{_e(href)}"><rect class="box" x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" '
-                     f'rx="6" fill="#fff" stroke="{color}" stroke-width="2"{dash}/>'
-                     f'<text x="{x + 8}" y="{y + 18}">{_e(label)}</text></a>')
+        parts.append(
+            f'<a href="{_e(href)}"><rect class="box" x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" '
+            f'rx="6" fill="#fff" stroke="{color}" stroke-width="2"{dash}/>'
+            f'<text x="{x + 8}" y="{y + 18}">{_e(label)}</text></a>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
 
 def legend_html() -> str:
-    items = [f"<span><span class='box' style='border-color:{c}'></span>{_e(layer)}</span>"
-             for layer, c in LAYER_COLORS.items()]
-    items.append(f"<span><span class='box' style='border-color:{FAILED_COLOR};border-style:dashed'></span>"
-                 "a data test failed in the newest build that ran it</span>")
+    items = [
+        f"<span><span class='box' style='border-color:{c}'></span>{_e(layer)}</span>"
+        for layer, c in LAYER_COLORS.items()
+    ]
+    items.append(
+        f"<span><span class='box' style='border-color:{FAILED_COLOR};border-style:dashed'></span>"
+        "a data test failed in the newest build that ran it</span>"
+    )
     items.append("<span>→ reads from (arrow points at the model that reads)</span>")
     return "<div class='legend'>" + "".join(items) + "</div>"
 
@@ -129,16 +145,31 @@ def _test_results_html(results: dict[str, Any] | None, failed_parts: dict[str, l
     rows = []
     for r in (results or {}).get("results", []):
         status = "PASS" if r["passed"] else ("WARN" if r.get("severity") == "warn" else "FAIL")
-        rows.append(f"<tr><td><code>{_e(r['name'])}</code></td><td class='{status}'>{status}</td>"
-                    f"<td>{_e(r.get('failures', 0))}</td></tr>")
+        rows.append(
+            f"<tr><td><code>{_e(r['name'])}</code></td><td class='{status}'>{status}</td>"
+            f"<td>{_e(r.get('failures', 0))}</td></tr>"
+        )
     at = (results or {}).get("at")
     when = f" (build of {dt.datetime.fromtimestamp(at, dt.UTC):%Y-%m-%d %H:%M:%S} UTC)" if at else ""
-    out = (f"<p><b>Data tests</b>{when}</p><table><tr><th>test</th><th>result</th><th>offending rows</th></tr>"
-           + "".join(rows) + "</table>") if rows else ""
+    out = (
+        (
+            f"<p><b>Data tests</b>{when}</p><table><tr><th>test</th><th>result</th><th>offending rows</th></tr>"
+            + "".join(rows)
+            + "</table>"
+        )
+        if rows
+        else ""
+    )
     if failed_parts:
-        out += ("<p class='FAIL'>Partitions whose tests failed (rebuilt by the next build, left out of the "
-                "catalog): " + ", ".join(f"<code>{_e(pid or '(table)')}</code> ({_e(', '.join(t))})"
-                                         for pid, t in sorted(failed_parts.items())) + "</p>")
+        out += (
+            "<p class='FAIL'>Partitions whose tests failed (rebuilt by the next build, left out of the "
+            "catalog): "
+            + ", ".join(
+                f"<code>{_e(pid or '(table)')}</code> ({_e(', '.join(t))})"
+                for pid, t in sorted(failed_parts.items())
+            )
+            + "</p>"
+        )
     return out
 
 
@@ -169,25 +200,37 @@ def render_docs(session: Session) -> str:
     s = session
     tested = last_test_results(s.lake)
     failed = load_failed(s.lake)
-    failing = {n for n, t in tested.items() if any(not r["passed"] and r.get("severity") != "warn"
-                                                   for r in t.get("results", []))} | {n for n, p in failed.items() if p}
+    failing = {
+        n
+        for n, t in tested.items()
+        if any(not r["passed"] and r.get("severity") != "warn" for r in t.get("results", []))
+    } | {n for n, p in failed.items() if p}
     generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    body = [f"<h1>Daedalus models</h1><p class='sub'>Generated {generated} from {_e(s.lake.root)}</p>",
-            "<nav>" + "".join(f"<a href='#model-{_e(n)}'>{_e(s.project.models[n].relation)}</a>"
-                               for n in s.dag.order) + "</nav>",
-            "<h2>Lineage</h2>", legend_html(), f"<div class='lineage'>{lineage_svg(s, failing)}</div>",
-            "<h2>Sources</h2>"]
+    body = [
+        f"<h1>Daedalus models</h1><p class='sub'>Generated {generated} from {_e(s.lake.root)}</p>",
+        "<nav>"
+        + "".join(f"<a href='#model-{_e(n)}'>{_e(s.project.models[n].relation)}</a>" for n in s.dag.order)
+        + "</nav>",
+        "<h2>Lineage</h2>",
+        legend_html(),
+        f"<div class='lineage'>{lineage_svg(s, failing)}</div>",
+        "<h2>Sources</h2>",
+    ]
     for src in sorted(s.project.sources.values(), key=lambda x: x.name):
-        body.append(f"<section class='model' id='source-{_e(src.name)}'><h3>{_e(src.relation)}</h3>"
-                    f"<p>{_e(src.docs.description)}</p><p class='kind'>hive-partitioned by "
-                    f"{_e(', '.join(src.partition_by))}</p>{_columns(src.docs, _SourceTypes(s, src.name))}</section>")
+        body.append(
+            f"<section class='model' id='source-{_e(src.name)}'><h3>{_e(src.relation)}</h3>"
+            f"<p>{_e(src.docs.description)}</p><p class='kind'>hive-partitioned by "
+            f"{_e(', '.join(src.partition_by))}</p>{_columns(src.docs, _SourceTypes(s, src.name))}</section>"
+        )
     body.append("<h2>Models</h2>")
     for name in s.dag.order:
         m = s.project.models[name]
         ms = s.manifest.models.get(name)
         tags = "".join(f"<span class='tag'>{_e(t)}</span>" for t in m.config.tags)
-        deps = ", ".join([f"<a href='#source-{_e(n)}'>bronze.{_e(n)}</a>" for _, n in m.sources] +
-                         [f"<a href='#model-{_e(r)}'>{_e(s.project.models[r].relation)}</a>" for r in m.refs])
+        deps = ", ".join(
+            [f"<a href='#source-{_e(n)}'>bronze.{_e(n)}</a>" for _, n in m.sources]
+            + [f"<a href='#model-{_e(r)}'>{_e(s.project.models[r].relation)}</a>" for r in m.refs]
+        )
         kind = m.materialized
         if m.config.partition_by:
             kind += f" by {', '.join(m.config.partition_by)}"
@@ -199,13 +242,17 @@ def render_docs(session: Session) -> str:
         if ms is not None and ms.partitions:
             parts = ms.partitions.values()
             last = max(p.built_at for p in parts)
-            stats = (f"<p class='kind'>{len(ms.partitions)} partition(s), {sum(p.rows for p in parts):,} rows, "
-                     f"{sum(len(p.files) for p in parts)} file(s), {sum(p.bytes for p in parts):,} bytes; "
-                     f"last built {dt.datetime.fromtimestamp(last, dt.UTC):%Y-%m-%d %H:%M:%S} UTC")
+            stats = (
+                f"<p class='kind'>{len(ms.partitions)} partition(s), {sum(p.rows for p in parts):,} rows, "
+                f"{sum(len(p.files) for p in parts)} file(s), {sum(p.bytes for p in parts):,} bytes; "
+                f"last built {dt.datetime.fromtimestamp(last, dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
+            )
             if ms.last_build:
                 lb = ms.last_build
-                stats += (f" (last build: {lb.get('partitions', 0)} partition(s), {lb.get('rows', 0):,} rows in "
-                          f"{float(lb.get('seconds', 0)):.2f} s)")
+                stats += (
+                    f" (last build: {lb.get('partitions', 0)} partition(s), {lb.get('rows', 0):,} rows in "
+                    f"{float(lb.get('seconds', 0)):.2f} s)"
+                )
             stats += "</p>"
         body.append(
             f"<section class='model' id='model-{_e(name)}'><h3>{_e(m.relation)} {tags}</h3>"
@@ -215,15 +262,21 @@ def render_docs(session: Session) -> str:
             + (f"<p><b>Model tests:</b><br>{_tests_html(m.docs.tests)}</p>" if m.docs.tests else "")
             + _test_results_html(tested.get(name), failed.get(name, {}))
             + _sql_html(s, name)
-            + "</section>")
-    return ("<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Daedalus models</title>"
-            f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
+            + "</section>"
+        )
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Daedalus models</title>"
+        f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>\n"
+    )
 
 
 def _sql_html(session: Session, name: str) -> str:
     what, sql = compiled_sql(session, name)
-    return (f"<details><summary>compiled SQL ({_e(what)})</summary>"
-            + (f"<pre class='sql'>{_e(sql)}</pre>" if sql else "") + "</details>")
+    return (
+        f"<details><summary>compiled SQL ({_e(what)})</summary>"
+        + (f"<pre class='sql'>{_e(sql)}</pre>" if sql else "")
+        + "</details>"
+    )
 
 
 class _SourceTypes:
@@ -244,10 +297,15 @@ def _columns(docs: Any, ms: Any) -> str:
     rows = []
     for n in names:
         c = docs.columns.get(n)
-        rows.append(f"<tr><td><code>{_e(n)}</code></td><td>{_e(types.get(n) or (c.data_type if c else ''))}</td>"
-                    f"<td>{_e(c.description if c else '')}</td><td>{_tests_html(c.tests) if c else ''}</td></tr>")
-    return ("<table><tr><th>column</th><th>type</th><th>description</th><th>tests</th></tr>"
-            + "".join(rows) + "</table>")
+        rows.append(
+            f"<tr><td><code>{_e(n)}</code></td><td>{_e(types.get(n) or (c.data_type if c else ''))}</td>"
+            f"<td>{_e(c.description if c else '')}</td><td>{_tests_html(c.tests) if c else ''}</td></tr>"
+        )
+    return (
+        "<table><tr><th>column</th><th>type</th><th>description</th><th>tests</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
 
 
 def write_docs(config: Config, output: str | Path | None = None) -> Path:

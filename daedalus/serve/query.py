@@ -75,7 +75,9 @@ def _render_table(rel: Any, limit: int, output: str | None, append: bool) -> Non
 
     names = rel.columns
     # values as DuckDB prints them (no Python conversion of TIMESTAMPTZ, DECIMAL ...)
-    rows = rel.project(", ".join(f"CAST({sql_ident(n)} AS VARCHAR)" for n in names)).limit(limit + 1).fetchall()
+    rows = (
+        rel.project(", ".join(f"CAST({sql_ident(n)} AS VARCHAR)" for n in names)).limit(limit + 1).fetchall()
+    )
     table = Table()
     for n in names:
         table.add_column(n)
@@ -96,8 +98,14 @@ def statements(con: Any, sql: str) -> list[str]:
     return [s.query for s in con.extract_statements(sql)]
 
 
-def run_query(config: Config, sql: str, fmt: str = "table", output: str | None = None, limit: int = 1000,
-              append: bool = False) -> int:
+def run_query(
+    config: Config,
+    sql: str,
+    fmt: str = "table",
+    output: str | None = None,
+    limit: int = 1000,
+    append: bool = False,
+) -> int:
     """Run every statement of `sql` on the read-only catalog; print or write each result. Returns
     how many statements returned a result."""
     import duckdb
@@ -107,7 +115,9 @@ def run_query(config: Config, sql: str, fmt: str = "table", output: str | None =
     _check(fmt, output, append)
     con = open_catalog(config)
     results = 0
-    workdir = Path(tempfile.mkdtemp(prefix="daedalus-query-", dir=Path(output).resolve().parent if output else None))
+    workdir = Path(
+        tempfile.mkdtemp(prefix="daedalus-query-", dir=Path(output).resolve().parent if output else None)
+    )
     try:
         for query in statements(con, sql):
             rel = con.sql(query)
@@ -121,7 +131,9 @@ def run_query(config: Config, sql: str, fmt: str = "table", output: str | None =
                 _render_table(rel, limit, output, again)
                 continue
             tmp = workdir / f"result-{results}.{fmt}"
-            rel.query(_VIEW, f"COPY (SELECT * FROM {_VIEW}) TO {sql_str(str(tmp))} ({_copy_options(fmt, append)})")
+            rel.query(
+                _VIEW, f"COPY (SELECT * FROM {_VIEW}) TO {sql_str(str(tmp))} ({_copy_options(fmt, append)})"
+            )
             _deliver(tmp, fmt, output, again)
     except duckdb.Error as e:
         raise BuildError(f"query: {str(e).strip()}") from None

@@ -61,8 +61,10 @@ def table_rows(t: pa.Table | None) -> list[dict]:
     for name in t.column_names:
         col = t[name]
         if pa.types.is_timestamp(col.type):
-            cols[name] = [None if v is None else pd.Timestamp(v, unit="ns", tz="UTC")
-                          for v in col.cast(pa.int64()).to_pylist()]
+            cols[name] = [
+                None if v is None else pd.Timestamp(v, unit="ns", tz="UTC")
+                for v in col.cast(pa.int64()).to_pylist()
+            ]
         else:
             cols[name] = col.to_pylist()
     return [dict(zip(cols, vals, strict=True)) for vals in zip(*cols.values(), strict=True)]

@@ -21,8 +21,14 @@ from daedalus.config import Config, load_config
 REPO = Path(__file__).resolve().parents[2]
 
 
-def write_segment(spool: Path, rows: list[dict], name: str, channel: str = "trades", source: str = "ccxt",
-                  schema: pa.Schema | None = None) -> Path:
+def write_segment(
+    spool: Path,
+    rows: list[dict],
+    name: str,
+    channel: str = "trades",
+    source: str = "ccxt",
+    schema: pa.Schema | None = None,
+) -> Path:
     """A closed raw segment in `spool/raw/ready/{source}/{channel}/segment_{name}.parquet`."""
     d = spool / "raw" / "ready" / source / channel
     d.mkdir(parents=True, exist_ok=True)
@@ -48,20 +54,43 @@ class Lakehouse:
     def config(self, **overrides) -> Config:
         return load_config(self.config_path, overrides)
 
-    def cli(self, *args: str, env: dict | None = None, timeout: float = 300,
-            input: str | None = None) -> subprocess.CompletedProcess:  # noqa: A002 - subprocess's name
-        cmd = [sys.executable, "-c", "from daedalus.cli.app import main; main()", "--config", str(self.config_path), *args]
+    def cli(
+        self, *args: str, env: dict | None = None, timeout: float = 300, input: str | None = None
+    ) -> subprocess.CompletedProcess:  # noqa: A002 - subprocess's name
+        cmd = [
+            sys.executable,
+            "-c",
+            "from daedalus.cli.app import main; main()",
+            "--config",
+            str(self.config_path),
+            *args,
+        ]
         full = {**os.environ, "DAEDALUS_NO_UDFS": "1", **(env or {})}
-        return subprocess.run(cmd, capture_output=True, text=True, env=full, timeout=timeout, cwd=self.dir,
-                              input=input)
+        return subprocess.run(
+            cmd, capture_output=True, text=True, env=full, timeout=timeout, cwd=self.dir, input=input
+        )
 
     def popen(self, *args: str, env: dict | None = None, **kw) -> subprocess.Popen:
-        cmd = [sys.executable, "-c", "from daedalus.cli.app import main; main()", "--config", str(self.config_path), *args]
+        cmd = [
+            sys.executable,
+            "-c",
+            "from daedalus.cli.app import main; main()",
+            "--config",
+            str(self.config_path),
+            *args,
+        ]
         full = {**os.environ, "DAEDALUS_NO_UDFS": "1", **(env or {})}
         return subprocess.Popen(cmd, env=full, cwd=self.dir, **kw)
 
-    def add_trades(self, day: str, name: str, n: int = 30, start_id: int = 0, exchange: str = "binance",
-                   symbol: str = "BTC/USDT") -> Path:
+    def add_trades(
+        self,
+        day: str,
+        name: str,
+        n: int = 30,
+        start_id: int = 0,
+        exchange: str = "binance",
+        symbol: str = "BTC/USDT",
+    ) -> Path:
         return write_segment(self.spool, trade_rows(exchange, symbol, day, n=n, start_id=start_id), name)
 
 
@@ -88,6 +117,7 @@ def make_lakehouse(tmp: Path, moto=None, extra: str = "", client=None) -> Lakeho
         f"storage:\n  root: {root}\n  retain_replaced_minutes: 0\n"
         + (f"ingestion:\n{local_root}" if local_root else "")
         + f"duckdb:\n  threads: 2\n  memory_limit: 1GB\n  temp_directory: {tmp / 'spill'}\n"
-        + s3 + extra
+        + s3
+        + extra
     )
     return Lakehouse(tmp, project, cfg, root, spool, bucket)

@@ -33,9 +33,17 @@ NAN, INF = math.nan, math.inf
 
 
 def write_bronze(root: Path, channel: str, rows: list[dict[str, Any]]) -> None:
-    full = [{"collected_at": int(r["timestamp"].timestamp() * 1000) + 5,
-             "capture_ts": r["timestamp"] + dt.timedelta(milliseconds=5), "exchange": "binance",
-             "conn_id": "c1", "symbol": "BTC/USDT", **r} for r in rows]
+    full = [
+        {
+            "collected_at": int(r["timestamp"].timestamp() * 1000) + 5,
+            "capture_ts": r["timestamp"] + dt.timedelta(milliseconds=5),
+            "exchange": "binance",
+            "conn_id": "c1",
+            "symbol": "BTC/USDT",
+            **r,
+        }
+        for r in rows
+    ]
     out = root / "bronze" / channel / "exchange=binance" / f"date={DAY.isoformat()}"
     out.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(full, schema=SCHEMAS[channel]), out / "seg.parquet")
@@ -46,9 +54,13 @@ def at(s: float) -> dt.datetime:
 
 
 def book(i: int, bid: float, ask: float, bid_size: float = 1.0) -> dict[str, Any]:
-    return {"seq": i, "timestamp": at(i), "nonce": i,
-            "bids": [{"price": bid, "size": bid_size}, {"price": bid - 1, "size": 2.0}],
-            "asks": [{"price": ask, "size": 1.5}, {"price": ask + 1, "size": 2.0}]}
+    return {
+        "seq": i,
+        "timestamp": at(i),
+        "nonce": i,
+        "bids": [{"price": bid, "size": bid_size}, {"price": bid - 1, "size": 2.0}],
+        "asks": [{"price": ask, "size": 1.5}, {"price": ask + 1, "size": 2.0}],
+    }
 
 
 BAD_BOOKS = {20: (1000.0, NAN), 30: (1000.0, INF), 40: (-5.0, 1001.0)}  # seq → (bid, ask)
@@ -78,18 +90,48 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Config:
     write_bronze(root, "orderbook", books)
     trades = []
     for i in range(1, 121):  # one good trade a second, alternating sides
-        trades.append({"seq": 1000 + i, "timestamp": at(i + 0.5), "trade_id": str(i),
-                       "side": "buy" if i % 2 else "sell", "price": 1000.0 + (i % 5), "amount": 0.1 * (1 + i % 3)})
+        trades.append(
+            {
+                "seq": 1000 + i,
+                "timestamp": at(i + 0.5),
+                "trade_id": str(i),
+                "side": "buy" if i % 2 else "sell",
+                "price": 1000.0 + (i % 5),
+                "amount": 0.1 * (1 + i % 3),
+            }
+        )
     for k, (price, amount, side, _reason) in BAD_TRADES.items():
-        trades.append({"seq": 2000 + k, "timestamp": at(k - 900 + 0.7), "trade_id": str(k),
-                       "side": side, "price": price, "amount": amount})
-    trades.append({"seq": 2000 + HUGE, "timestamp": at(60.7), "trade_id": str(HUGE), "side": "buy",
-                   "price": 1e12, "amount": 0.01})
+        trades.append(
+            {
+                "seq": 2000 + k,
+                "timestamp": at(k - 900 + 0.7),
+                "trade_id": str(k),
+                "side": side,
+                "price": price,
+                "amount": amount,
+            }
+        )
+    trades.append(
+        {
+            "seq": 2000 + HUGE,
+            "timestamp": at(60.7),
+            "trade_id": str(HUGE),
+            "side": "buy",
+            "price": 1e12,
+            "amount": 0.01,
+        }
+    )
     write_bronze(root, "trades", trades)
-    write_bronze(root, "ticker", [
-        {"seq": 3000 + i, "timestamp": at(i), "bid": b, "ask": a, "bid_volume": 1.0, "ask_volume": 1.0}
-        for i, (b, a) in enumerate([(999.0, 1001.0), (NAN, 1001.0), (999.0, INF), (0.0, 1001.0), (999.5, 1000.5)])
-    ])
+    write_bronze(
+        root,
+        "ticker",
+        [
+            {"seq": 3000 + i, "timestamp": at(i), "bid": b, "ask": a, "bid_volume": 1.0, "ask_volume": 1.0}
+            for i, (b, a) in enumerate(
+                [(999.0, 1001.0), (NAN, 1001.0), (999.0, INF), (0.0, 1001.0), (999.5, 1000.5)]
+            )
+        ],
+    )
     cfg = load_config(overrides={"storage.root": str(root), "duckdb.temp_directory": str(root / "_tmp")})
     result = build(cfg, catalog=False)  # raises BuildError if a data test fails
     assert result.tests and all(t.passed for t in result.tests)
@@ -104,14 +146,18 @@ def files(cfg: Config, model: str) -> list[str]:
 def query(cfg: Config, model: str, sql: str) -> list[tuple[Any, ...]]:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"CREATE VIEW m AS SELECT * FROM read_parquet({files(cfg, model)!r}, hive_partitioning=false)")
+    con.execute(
+        f"CREATE VIEW m AS SELECT * FROM read_parquet({files(cfg, model)!r}, hive_partitioning=false)"
+    )
     return con.execute(sql).fetchall()
 
 
 def test_silver_serves_only_good_rows(lake: Config) -> None:
     ids = sorted(int(r[0]) for r in query(lake, "trades", "SELECT trade_id FROM m"))
     assert ids == [*range(1, 121), HUGE]
-    assert query(lake, "trades", "SELECT count(*) FROM m WHERE side NOT IN ('buy', 'sell') OR side IS NULL") == [(0,)]
+    assert query(
+        lake, "trades", "SELECT count(*) FROM m WHERE side NOT IN ('buy', 'sell') OR side IS NULL"
+    ) == [(0,)]
     seqs = [r[0] for r in query(lake, "orderbook", "SELECT seq FROM m ORDER BY ts, seq")]
     assert seqs == [i for i in range(1, 121) if i not in BAD_BOOKS]
     assert query(lake, "orderbook", f"SELECT crossed FROM m WHERE seq = {CROSSED}") == [(True,)]
@@ -128,13 +174,28 @@ def test_rejects_are_counted_by_reason(lake: Config) -> None:
     want[("ticker", "quote_not_finite")] = 2
     want[("ticker", "quote_not_positive")] = 1
     assert got == sorted((c, r, n) for (c, r), n in want.items())
-    span = query(lake, "rejects", "SELECT first_ts, last_ts FROM m WHERE channel = 'orderbook' "
-                 "AND reason = 'level_not_finite'")
+    span = query(
+        lake,
+        "rejects",
+        "SELECT first_ts, last_ts FROM m WHERE channel = 'orderbook' AND reason = 'level_not_finite'",
+    )
     assert span == [(at(20), at(30))]
 
 
-@pytest.mark.parametrize("model", ["trades", "orderbook", "ticker", "orderbook_hf", "orderbook_seq",
-                                   "orderbook_bars", "trade_bars", "ticker_hf", "vpin_buckets"])
+@pytest.mark.parametrize(
+    "model",
+    [
+        "trades",
+        "orderbook",
+        "ticker",
+        "orderbook_hf",
+        "orderbook_seq",
+        "orderbook_bars",
+        "trade_bars",
+        "ticker_hf",
+        "vpin_buckets",
+    ],
+)
 def test_no_nan_or_inf_anywhere(lake: Config, model: str) -> None:
     types = query(lake, model, "SELECT column_name, column_type FROM (DESCRIBE m)")
     checks = []
@@ -145,8 +206,10 @@ def test_no_nan_or_inf_anywhere(lake: Config, model: str) -> None:
         elif typ in ("DOUBLE[]", "FLOAT[]"):
             checks.append(f"count(*) FILTER (WHERE list_bool_or(list_transform({c}, v -> NOT isfinite(v))))")
         elif typ.startswith("STRUCT(price DOUBLE, size DOUBLE)[]"):
-            checks.append(f"count(*) FILTER (WHERE list_bool_or(list_transform({c}, "
-                          "v -> NOT isfinite(v.price) OR NOT isfinite(v.size))))")
+            checks.append(
+                f"count(*) FILTER (WHERE list_bool_or(list_transform({c}, "
+                "v -> NOT isfinite(v.price) OR NOT isfinite(v.size))))"
+            )
     assert checks, model
     n_rows, *n_bad = query(lake, model, f"SELECT count(*), {', '.join(checks)} FROM m")[0]
     assert n_rows > 0 and not any(n_bad), (model, n_bad)

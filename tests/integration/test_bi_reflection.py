@@ -29,17 +29,34 @@ def test_every_catalog_view_reflects_and_reads_through_sqlalchemy(tmp_path) -> N
     cfg = load_config(overrides={"storage.root": str(root), "duckdb.temp_directory": str(tmp_path / "spill")})
     build(cfg)
     path = catalog_path(cfg)  # the README's recipe: read-only, paths relative to the catalog's folder
-    engine = create_engine(f"duckdb:///{path}", pool_recycle=3600,
-                           connect_args={"read_only": True, "config": reader_config(path)})
+    engine = create_engine(
+        f"duckdb:///{path}",
+        pool_recycle=3600,
+        connect_args={"read_only": True, "config": reader_config(path)},
+    )
     insp = inspect(engine)
     schemas = {s.rsplit(".", 1)[-1] for s in insp.get_schema_names()}
     assert {"bronze", "silver", "gold"} <= schemas
     with engine.connect() as con:
-        views = con.execute(text("SELECT table_schema, table_name FROM information_schema.tables "
-                                 "WHERE table_schema IN ('bronze', 'silver', 'gold')")).fetchall()
-        expected = {(s, n): [c for (c,) in con.execute(text(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = :s AND table_name = :n "
-            "ORDER BY ordinal_position"), {"s": s, "n": n}).fetchall()] for s, n in views}
+        views = con.execute(
+            text(
+                "SELECT table_schema, table_name FROM information_schema.tables "
+                "WHERE table_schema IN ('bronze', 'silver', 'gold')"
+            )
+        ).fetchall()
+        expected = {
+            (s, n): [
+                c
+                for (c,) in con.execute(
+                    text(
+                        "SELECT column_name FROM information_schema.columns WHERE table_schema = :s AND table_name = :n "
+                        "ORDER BY ordinal_position"
+                    ),
+                    {"s": s, "n": n},
+                ).fetchall()
+            ]
+            for s, n in views
+        }
     assert ("gold", "orderbook_hf") in expected and ("silver", "trades") in expected
     for schema in ("bronze", "silver", "gold"):
         assert sorted(insp.get_view_names(schema=schema)) == sorted(n for s, n in expected if s == schema)

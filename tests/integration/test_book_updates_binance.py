@@ -46,8 +46,13 @@ def independent_books(capture: Capture):
 def test_replayed_updates_equal_independent_book_at_full_depth(tmp_path: Path, capture_path: Path) -> None:
     capture = load_capture(capture_path)
     sid = capture.symbol_id
-    config = make_config(tmp_path, exchanges=["binance"], symbols=[SYMBOL],
-                         channels=["orderbook", "book_updates", "ticker"], stale_after_seconds=60.0)
+    config = make_config(
+        tmp_path,
+        exchanges=["binance"],
+        symbols=[SYMBOL],
+        channels=["orderbook", "book_updates", "ticker"],
+        stale_after_seconds=60.0,
+    )
 
     async def main() -> dict:
         server = await FakeBinance().start()
@@ -55,16 +60,21 @@ def test_replayed_updates_equal_independent_book_at_full_depth(tmp_path: Path, c
         # the REST answer is the capture's own snapshot: no diff is published before it is served
         server.books[sid] = ServerBook(dict(snap["bids"]), dict(snap["asks"]), snap["lastUpdateId"])
         try:
+
             async def scenario(emitter: Emitter) -> None:
                 await server.wait_subscribed([f"{sid.lower()}@depth@100ms"])
                 updates = lambda: emitter.counters.get(("ccxt", "book_updates"))  # noqa: E731
-                await wait_until(lambda: updates() is not None and updates().received >= 2, 30, "the snapshot")
+                await wait_until(
+                    lambda: updates() is not None and updates().received >= 2, 30, "the snapshot"
+                )
                 await server.replay(capture, speed=0)
                 applied = sum(1 for d in capture.depth_updates() if d["u"] > snap["lastUpdateId"])
                 # snapshot + its checkpoint + one delta per applied diff
                 await wait_until(lambda: updates().received >= applied + 2, 90, "every diff")
 
-            return await run_pipeline(config, scenario, configure={"binance": lambda ex: server.configure(ex, [SYMBOL])})
+            return await run_pipeline(
+                config, scenario, configure={"binance": lambda ex: server.configure(ex, [SYMBOL])}
+            )
         finally:
             await server.stop()
 
@@ -91,11 +101,14 @@ def test_replayed_updates_equal_independent_book_at_full_depth(tmp_path: Path, c
     assert got[i]["last_update_id"] == got[i - 1]["last_update_id"]
     deltas = [r for r in got if r["kind"] == "delta"]
     # one row per applied diff, the venue's ids: U/u, no pu on spot
-    want_ids = [(d["U"], d["u"]) for d in capture.depth_updates() if d["u"] > capture.snapshot["lastUpdateId"]]
+    want_ids = [
+        (d["U"], d["u"]) for d in capture.depth_updates() if d["u"] > capture.snapshot["lastUpdateId"]
+    ]
     assert [(r["first_update_id"], r["last_update_id"]) for r in deltas] == want_ids
     assert all(r["prev_update_id"] is None for r in deltas)
-    assert [r["timestamp"].value // 1_000_000 for r in deltas] == \
-        [d["E"] for d in capture.depth_updates() if d["u"] > capture.snapshot["lastUpdateId"]]
+    assert [r["timestamp"].value // 1_000_000 for r in deltas] == [
+        d["E"] for d in capture.depth_updates() if d["u"] > capture.snapshot["lastUpdateId"]
+    ]
     # changed levels only: an average diff of the capture touches tens of levels, not the book
     assert 10 < sum(len(r["bids"]) + len(r["asks"]) for r in deltas) / len(deltas) < 100
 
@@ -145,28 +158,38 @@ T0 = 1_723_165_200_000  # 2024-08-09 01:00:00.000 UTC
 def _hand_built(tmp_path: Path, steps: Any) -> list[dict]:
     """Run the collector against the fake Binance holding a 3-level book (lastUpdateId 100) and
     publish `steps(server, publish)`; returns the book_updates rows in emission order."""
-    config = make_config(tmp_path, exchanges=["binance"], symbols=[SYMBOL], channels=["book_updates"],
-                         stale_after_seconds=60.0)
+    config = make_config(
+        tmp_path, exchanges=["binance"], symbols=[SYMBOL], channels=["book_updates"], stale_after_seconds=60.0
+    )
 
     async def main() -> dict:
         server = await FakeBinance().start()
-        server.books["BTCUSDT"] = ServerBook({"100.0": "1", "99.0": "2", "98.0": "3"},
-                                             {"101.0": "1", "102.0": "2", "103.0": "3"}, 100)
+        server.books["BTCUSDT"] = ServerBook(
+            {"100.0": "1", "99.0": "2", "98.0": "3"}, {"101.0": "1", "102.0": "2", "103.0": "3"}, 100
+        )
         try:
+
             async def scenario(emitter: Emitter) -> None:
                 await server.wait_subscribed(["btcusdt@depth@100ms"])
                 received = lambda: emitter.counters[("ccxt", "book_updates")].received  # noqa: E731
-                await wait_until(lambda: ("ccxt", "book_updates") in emitter.counters and received() >= 2, 30,
-                                 "the snapshot")
+                await wait_until(
+                    lambda: ("ccxt", "book_updates") in emitter.counters and received() >= 2,
+                    30,
+                    "the snapshot",
+                )
 
                 async def publish(u: int, e_ms: int, bids: list, asks: list, expect: int) -> None:
-                    await server.publish("btcusdt@depth@100ms", {"e": "depthUpdate", "E": e_ms, "s": "BTCUSDT",
-                                                                 "U": u, "u": u, "b": bids, "a": asks})
+                    await server.publish(
+                        "btcusdt@depth@100ms",
+                        {"e": "depthUpdate", "E": e_ms, "s": "BTCUSDT", "U": u, "u": u, "b": bids, "a": asks},
+                    )
                     await wait_until(lambda: received() >= expect, 30, f"row {expect} after u={u}")
 
                 await steps(server, publish)
 
-            return await run_pipeline(config, scenario, configure={"binance": lambda ex: server.configure(ex, [SYMBOL])})
+            return await run_pipeline(
+                config, scenario, configure={"binance": lambda ex: server.configure(ex, [SYMBOL])}
+            )
         finally:
             await server.stop()
 
@@ -191,8 +214,17 @@ def test_checkpoint_at_the_first_update_past_an_hour_boundary(tmp_path: Path) ->
     # (the load has no exchange time: it is dated by the collector's clock, and the first diff, dated
     # by the exchange in 2024, steps back: a checkpoint stamped with that diff's time)
     assert [(r["kind"], r["last_update_id"]) for r in got] == [
-        ("snapshot", 100), ("checkpoint", 100), ("checkpoint", 100), ("delta", 101), ("delta", 102),
-        ("checkpoint", 102), ("delta", 103), ("delta", 104), ("checkpoint", 104), ("delta", 105)]
+        ("snapshot", 100),
+        ("checkpoint", 100),
+        ("checkpoint", 100),
+        ("delta", 101),
+        ("delta", 102),
+        ("checkpoint", 102),
+        ("delta", 103),
+        ("delta", 104),
+        ("checkpoint", 104),
+        ("delta", 105),
+    ]
     assert got[2]["timestamp"].value == (T0 - 100) * 1_000_000
     got = got[:2] + got[3:]
     hourly = got[4]
@@ -204,7 +236,11 @@ def test_checkpoint_at_the_first_update_past_an_hour_boundary(tmp_path: Path) ->
     assert got[7]["bids"] == _levels({99.5: 4.0, 99.0: 2.0}, True)
     assert got[7]["asks"] == _levels({101.0: 0.5, 102.0: 2.0, 103.0: 3.0, 104.0: 1.0}, False)
     delta = got[5]
-    assert (delta["first_update_id"], delta["bids"], delta["asks"]) == (103, [{"price": 100.0, "size": 0.0}], [])
+    assert (delta["first_update_id"], delta["bids"], delta["asks"]) == (
+        103,
+        [{"price": 100.0, "size": 0.0}],
+        [],
+    )
     # the 01:00 hour alone (from its checkpoint) rebuilds the same books as the stream from its start
     *_, (_, full_b, full_a) = book_replay(got)
     *_, (_, hour_b, hour_a) = book_replay(got[4:])
@@ -215,8 +251,18 @@ def test_gap_resyncs_with_a_snapshot_row_and_a_checkpoint(tmp_path: Path) -> Non
     async def steps(server: FakeBinance, publish: Any) -> None:
         await publish(101, T0, [["99.5", "4"]], [], 3)
         server.skip_depth("BTCUSDT")  # u=102 moves the server's book but is not sent: a gap
-        await server.publish("btcusdt@depth@100ms", {"e": "depthUpdate", "E": T0 + 1, "s": "BTCUSDT",
-                                                     "U": 102, "u": 102, "b": [["99.0", "0"]], "a": []})
+        await server.publish(
+            "btcusdt@depth@100ms",
+            {
+                "e": "depthUpdate",
+                "E": T0 + 1,
+                "s": "BTCUSDT",
+                "U": 102,
+                "u": 102,
+                "b": [["99.0", "0"]],
+                "a": [],
+            },
+        )
         # u=103 shows the gap; ccxt reloads the REST snapshot (now at 103), written with its checkpoint
         await publish(103, T0 + 2, [], [["101.5", "7"]], 5)
         await publish(104, T0 + 3, [["100.0", "3"]], [], 6)
@@ -225,8 +271,15 @@ def test_gap_resyncs_with_a_snapshot_row_and_a_checkpoint(tmp_path: Path) -> Non
     # each load is dated by the collector's clock, the diffs by the exchange's (2024): a checkpoint
     # stamped with the first diff's time follows each load
     assert [(r["kind"], r["last_update_id"]) for r in got] == [
-        ("snapshot", 100), ("checkpoint", 100), ("checkpoint", 100), ("delta", 101), ("snapshot", 103),
-        ("checkpoint", 103), ("checkpoint", 103), ("delta", 104)]
+        ("snapshot", 100),
+        ("checkpoint", 100),
+        ("checkpoint", 100),
+        ("delta", 101),
+        ("snapshot", 103),
+        ("checkpoint", 103),
+        ("checkpoint", 103),
+        ("delta", 104),
+    ]
     got = [r for i, r in enumerate(got) if i not in (2, 6)]
     reload = got[3]
     assert reload["bids"] == _levels({100.0: 1.0, 99.5: 4.0, 98.0: 3.0}, True)
@@ -234,7 +287,9 @@ def test_gap_resyncs_with_a_snapshot_row_and_a_checkpoint(tmp_path: Path) -> Non
     assert got[4]["bids"] == reload["bids"] and got[4]["asks"] == reload["asks"]
     events = [e for e in rows(tmp_path, "ccxt", "events") if e["event_type"] in ("gap", "resync")]
     assert [(e["event_type"], e["channel"], e["symbol"]) for e in events] == [
-        ("gap", "orderbook", SYMBOL), ("resync", "orderbook", SYMBOL)]
+        ("gap", "orderbook", SYMBOL),
+        ("resync", "orderbook", SYMBOL),
+    ]
     # the events lie between the last row of the broken book and the reload
     assert got[2]["capture_ts"] <= events[0]["capture_ts"] <= got[3]["capture_ts"]
     *_, (_, bids, asks) = book_replay(got)

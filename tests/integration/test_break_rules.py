@@ -49,8 +49,13 @@ def write(root: Path, channel: str, name: str, rows: list[dict[str, Any]]) -> No
     by_date: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         cap = r.get("capture_ts") or r["timestamp"] + dt.timedelta(milliseconds=10)
-        full = {"collected_at": int(cap.timestamp() * 1000), "exchange": "binance", "conn_id": "c1", **r,
-                "capture_ts": cap}
+        full = {
+            "collected_at": int(cap.timestamp() * 1000),
+            "exchange": "binance",
+            "conn_id": "c1",
+            **r,
+            "capture_ts": cap,
+        }
         by_date.setdefault(cap.date().isoformat(), []).append(full)
     for day, rs in by_date.items():
         out = root / "bronze" / channel / "exchange=binance" / f"date={day}"
@@ -58,38 +63,75 @@ def write(root: Path, channel: str, name: str, rows: list[dict[str, Any]]) -> No
         pq.write_table(pa.Table.from_pylist(rs, schema=SCHEMAS[channel]), out / f"{name}.parquet")
 
 
-def book(symbol: str, seq: int, ts: dt.datetime | None, bid: float, ask: float, size: float = 1.0,
-         capture: dt.datetime | None = None, nonce: int | None = None) -> dict[str, Any]:
-    row = {"symbol": symbol, "seq": seq, "timestamp": ts, "nonce": nonce if nonce is not None else seq,
-           "bids": lv((bid, size)), "asks": lv((ask, size))}
+def book(
+    symbol: str,
+    seq: int,
+    ts: dt.datetime | None,
+    bid: float,
+    ask: float,
+    size: float = 1.0,
+    capture: dt.datetime | None = None,
+    nonce: int | None = None,
+) -> dict[str, Any]:
+    row = {
+        "symbol": symbol,
+        "seq": seq,
+        "timestamp": ts,
+        "nonce": nonce if nonce is not None else seq,
+        "bids": lv((bid, size)),
+        "asks": lv((ask, size)),
+    }
     if capture is not None:
         row["capture_ts"] = capture
     return row
 
 
-def trade(symbol: str, seq: int, ts: dt.datetime, side: str, amount: float, tid: int,
-          capture: dt.datetime | None = None) -> dict[str, Any]:
-    row = {"symbol": symbol, "seq": seq, "timestamp": ts, "trade_id": str(tid), "side": side,
-           "price": 100.0, "amount": amount, "info_json": None}
+def trade(
+    symbol: str,
+    seq: int,
+    ts: dt.datetime,
+    side: str,
+    amount: float,
+    tid: int,
+    capture: dt.datetime | None = None,
+) -> dict[str, Any]:
+    row = {
+        "symbol": symbol,
+        "seq": seq,
+        "timestamp": ts,
+        "trade_id": str(tid),
+        "side": side,
+        "price": 100.0,
+        "amount": amount,
+        "info_json": None,
+    }
     if capture is not None:
         row["capture_ts"] = capture
     return row
 
 
-def event(symbol: str | None, channel: str | None, event_type: str, capture: dt.datetime, seq: int) -> dict[str, Any]:
-    return {"symbol": symbol, "channel": channel, "event_type": event_type, "seq": seq, "capture_ts": capture,
-            "timestamp": None}
+def event(
+    symbol: str | None, channel: str | None, event_type: str, capture: dt.datetime, seq: int
+) -> dict[str, Any]:
+    return {
+        "symbol": symbol,
+        "channel": channel,
+        "event_type": event_type,
+        "seq": seq,
+        "capture_ts": capture,
+        "timestamp": None,
+    }
 
 
 # -- the lake --------------------------------------------------------------------------------------
 
-STALE = "STALE/USDT"    # book every second 10:00:00..10:00:20, a stale ticker event at 10:00:10.5
-SKEWED = "SKEW/USDT"    # book every 100 ms, captured 7.4 s after its exchange ts; disconnect mid-way
-MIDNIGHT = "MID/USDT"   # buckets completed on D0, first trade of D1 at 00:00:02
-QUIET = "QUIET/USDT"    # buckets completed on D0, no trade at all on D1
-SPLIT = "SPLIT/USDT"    # a book break and, later, a trades break, trades every 0.5 s
-REST = "REST/USDT"      # a REST snapshot without exchange time, then updates
-REJ = "REJ/USDT"        # a refused book row and a refused trade: lost rows break their series
+STALE = "STALE/USDT"  # book every second 10:00:00..10:00:20, a stale ticker event at 10:00:10.5
+SKEWED = "SKEW/USDT"  # book every 100 ms, captured 7.4 s after its exchange ts; disconnect mid-way
+MIDNIGHT = "MID/USDT"  # buckets completed on D0, first trade of D1 at 00:00:02
+QUIET = "QUIET/USDT"  # buckets completed on D0, no trade at all on D1
+SPLIT = "SPLIT/USDT"  # a book break and, later, a trades break, trades every 0.5 s
+REST = "REST/USDT"  # a REST snapshot without exchange time, then updates
+REJ = "REJ/USDT"  # a refused book row and a refused trade: lost rows break their series
 
 
 def _lake_rows() -> dict[str, list[dict[str, Any]]]:
@@ -115,13 +157,15 @@ def _lake_rows() -> dict[str, list[dict[str, Any]]]:
     # buy 1 (1.0), sell .75 + buy .25 (.5): VPIN after bucket 3 = (1.0 + .5)/(2·1) = .75.
     for sym in (MIDNIGHT, QUIET):
         base = at(D0, 23, 59, 50)
-        for k, (side, amount) in enumerate([("buy", .6), ("sell", .4), ("buy", 1.0), ("sell", .75), ("buy", .25)]):
+        for k, (side, amount) in enumerate(
+            [("buy", 0.6), ("sell", 0.4), ("buy", 1.0), ("sell", 0.75), ("buy", 0.25)]
+        ):
             trades.append(trade(sym, next(seq), base + dt.timedelta(seconds=k), side, amount, 1000 + k))
         books.append(book(sym, next(seq), at(D0, 23, 59, 58), 100.0, 101.0))
         for s in (0.042, 1.105, 3.0):
             books.append(book(sym, next(seq), at(D1, 0, 0, s), 100.0, 101.0))
     # MIDNIGHT's first D1 trade: buy .5 at 00:00:02 completes nothing (bucket 4 holds .5 of 1).
-    trades.append(trade(MIDNIGHT, next(seq), at(D1, 0, 0, 2), "buy", .5, 2000))
+    trades.append(trade(MIDNIGHT, next(seq), at(D1, 0, 0, 2), "buy", 0.5, 2000))
 
     # SPLIT: book every second 12:00:00..12:00:30 with a moving mid; trades every 0.5 s, buy at whole
     # seconds (size 1 + (i mod 3)·0.5), sell at half seconds (size 0.25).
@@ -141,8 +185,12 @@ def _lake_rows() -> dict[str, list[dict[str, Any]]]:
     # REST: conn r1 — a REST snapshot (no exchange time) then two updates; conn r2 — a snapshot that
     # no update followed (the connection dropped).
     books.append({**book(REST, 1, None, 99.0, 100.0, capture=at(D0, 13, 0, 0), nonce=500), "conn_id": "r1"})
-    books.append({**book(REST, 2, at(D0, 13, 0, 0.25), 99.5, 100.0, capture=at(D0, 13, 0, 0.3)), "conn_id": "r1"})
-    books.append({**book(REST, 3, at(D0, 13, 0, 0.5), 99.5, 100.5, capture=at(D0, 13, 0, 0.55)), "conn_id": "r1"})
+    books.append(
+        {**book(REST, 2, at(D0, 13, 0, 0.25), 99.5, 100.0, capture=at(D0, 13, 0, 0.3)), "conn_id": "r1"}
+    )
+    books.append(
+        {**book(REST, 3, at(D0, 13, 0, 0.5), 99.5, 100.5, capture=at(D0, 13, 0, 0.55)), "conn_id": "r1"}
+    )
     books.append({**book(REST, 1, None, 98.0, 99.0, capture=at(D0, 14, 0, 0), nonce=900), "conn_id": "r2"})
     # REJ: a book row with a NaN price between good ones (12:30:00..04), and a trade with a NaN price
     # among good ones at 12:30:01.5: silver refuses both, and each is a break of its series.
@@ -164,10 +212,14 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Config:
     root = tmp_path_factory.mktemp("lake")
     for channel, rows in _lake_rows().items():
         write(root, channel, "seg-1", rows)
-    cfg = load_config(overrides={
-        "storage.root": str(root), "duckdb.temp_directory": str(root / "_tmp"),
-        "etl.features.vpin_bucket_volume": 1.0, "etl.features.vpin_window_buckets": 2,
-    })
+    cfg = load_config(
+        overrides={
+            "storage.root": str(root),
+            "duckdb.temp_directory": str(root / "_tmp"),
+            "etl.features.vpin_bucket_volume": 1.0,
+            "etl.features.vpin_window_buckets": 2,
+        }
+    )
     build(cfg, catalog=False)
     return cfg
 
@@ -176,8 +228,15 @@ def rows(cfg: Config, model: str, symbol: str) -> list[dict[str, Any]]:
     files = [open_lake(cfg).url(f.path) for f in Manifest.load(open_lake(cfg)).models[model].files()]
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    return con.execute(f"SELECT * FROM read_parquet({files!r}, hive_partitioning=false) WHERE symbol = ? "
-                       "ORDER BY ts, seq", [symbol]).to_arrow_table().to_pylist()
+    return (
+        con.execute(
+            f"SELECT * FROM read_parquet({files!r}, hive_partitioning=false) WHERE symbol = ? "
+            "ORDER BY ts, seq",
+            [symbol],
+        )
+        .to_arrow_table()
+        .to_pylist()
+    )
 
 
 def test_stale_ticker_breaks_no_book(lake: Config) -> None:
@@ -201,7 +260,9 @@ def test_vpin_carries_over_a_quiet_midnight(lake: Config, symbol: str) -> None:
     assert [r["vpin"] for r in gold] == pytest.approx([0.75, 0.75, 0.75], abs=1e-12)
 
 
-def _window(trades: list[tuple[float, str, float, int]], t: float, h: float, breaks: int) -> tuple[float, float]:
+def _window(
+    trades: list[tuple[float, str, float, int]], t: float, h: float, breaks: int
+) -> tuple[float, float]:
     buy = sum(a for ts, s, a, b in trades if t - h < ts <= t and s == "buy" and b == breaks)
     sell = sum(a for ts, s, a, b in trades if t - h < ts <= t and s == "sell" and b == breaks)
     return buy, sell
@@ -210,15 +271,24 @@ def _window(trades: list[tuple[float, str, float, int]], t: float, h: float, bre
 def test_trade_windows_follow_the_trades_series(lake: Config) -> None:
     gold = {r["ts"].second: r for r in rows(lake, "orderbook_seq", SPLIT)}
     # the trades of SPLIT as (seconds, side, size, trades breaks received before it)
-    tr = [(j / 2, "buy" if j % 2 == 0 else "sell", 1.0 + (j // 2 % 3) * 0.5 if j % 2 == 0 else 0.25,
-           1 if j / 2 + 0.01 > 19.75 else 0) for j in range(62)]
+    tr = [
+        (
+            j / 2,
+            "buy" if j % 2 == 0 else "sell",
+            1.0 + (j // 2 % 3) * 0.5 if j % 2 == 0 else 0.25,
+            1 if j / 2 + 0.01 > 19.75 else 0,
+        )
+        for j in range(62)
+    ]
     # 12:00:10 starts a book segment (resync at 9.5): its book features are NULL ...
     assert gold[10]["log_return"] is None and gold[10]["ofi_sum_5s"] is None
     # ... but its 5 s trade window holds every trade in (5, 10]: buys at 6..10, sells at 5.5..9.5
     b, s = _window(tr, 10.0, 5.0, 0)
     assert (b, s) == (1.0 + 1.5 + 2.0 + 1.0 + 1.5, 1.25)  # buys at 6, 7, 8, 9, 10 s
     assert gold[10]["trade_volume_5s"] == pytest.approx(b + s, abs=1e-12)
-    assert gold[11]["tfi_5s"] == pytest.approx((lambda bs: (bs[0] - bs[1]) / (bs[0] + bs[1]))(_window(tr, 11.0, 5.0, 0)))
+    assert gold[11]["tfi_5s"] == pytest.approx(
+        (lambda bs: (bs[0] - bs[1]) / (bs[0] + bs[1]))(_window(tr, 11.0, 5.0, 0))
+    )
     # 12:00:20 is after the trades break received at 19.75: its window restarts with the trade at 20
     assert gold[20]["trade_volume_5s"] == pytest.approx(sum(_window(tr, 20.0, 5.0, 1)), abs=1e-12)
     assert gold[20]["trade_volume_5s"] == pytest.approx(2.0, abs=1e-12)  # the buy at 20 s alone
@@ -232,7 +302,9 @@ def test_kyle_lambda_drops_the_observation_across_a_trades_break(lake: Config) -
     import math
 
     def q(i: int) -> float:  # signed flow of trades in (i − 1, i]
-        return sum((1.0 + (j // 2 % 3) * 0.5) if j % 2 == 0 else -0.25 for j in range(62) if i - 1 < j / 2 <= i)
+        return sum(
+            (1.0 + (j // 2 % 3) * 0.5) if j % 2 == 0 else -0.25 for j in range(62) if i - 1 < j / 2 <= i
+        )
 
     # observations for the row at 12:00:30: snapshots of its segment (from 10) in (0, 30], minus the
     # one whose interval holds the trades break (20)
@@ -256,15 +328,22 @@ def test_rest_snapshot_takes_the_first_update_time(lake: Config) -> None:
 def test_a_snapshot_no_update_followed_is_counted_not_dropped(lake: Config) -> None:
     files = [open_lake(lake).url(f.path) for f in Manifest.load(open_lake(lake)).models["rejects"].files()]
     con = duckdb.connect()
-    got = con.execute(f"SELECT channel, reason, \"count\" FROM read_parquet({files!r}, hive_partitioning=false) "
-                      "WHERE symbol = ?", [REST]).fetchall()
+    got = con.execute(
+        f'SELECT channel, reason, "count" FROM read_parquet({files!r}, hive_partitioning=false) '
+        "WHERE symbol = ?",
+        [REST],
+    ).fetchall()
     assert got == [("orderbook", "no_exchange_time", 1)]  # conn r2's snapshot; r1's was stamped
 
 
 def test_a_refused_row_breaks_its_series(lake: Config) -> None:
     silver = rows(lake, "orderbook", REJ)
     assert [(r["ts"].second, r["break_before"]) for r in silver] == [
-        (0, True), (1, False), (3, True), (4, False)]  # the NaN row at 2 s is gone, and 3 s follows a loss
+        (0, True),
+        (1, False),
+        (3, True),
+        (4, False),
+    ]  # the NaN row at 2 s is gone, and 3 s follows a loss
     gold = {r["ts"].second: r for r in rows(lake, "orderbook_seq", REJ)}
     # trades: 1 @0.5, 2 @1.0, NaN @1.5 (refused, a trades break), 4 @2.5, 5 @3.5
     assert gold[1]["trade_volume_5s"] == pytest.approx(3.0)

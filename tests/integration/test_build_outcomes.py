@@ -15,9 +15,13 @@ BAD_DAY, GOOD_DAY = "2024-01-01", "2024-01-02"
 
 
 def _catalog_count(toy, view: str) -> list[tuple]:
-    con = duckdb.connect(str(toy.root / "catalog.duckdb"), read_only=True, config={"file_search_path": str(toy.root)})
+    con = duckdb.connect(
+        str(toy.root / "catalog.duckdb"), read_only=True, config={"file_search_path": str(toy.root)}
+    )
     try:
-        return con.execute(f"SELECT CAST(date AS VARCHAR), count(*) FROM {view} GROUP BY ALL ORDER BY 1").fetchall()
+        return con.execute(
+            f"SELECT CAST(date AS VARCHAR), count(*) FROM {view} GROUP BY ALL ORDER BY 1"
+        ).fetchall()
     finally:
         con.close()
 
@@ -42,11 +46,17 @@ def test_failure_is_sticky_skips_downstream_and_is_left_out_of_the_catalog(faili
     assert lines[1] == "2 of 2 SKIP  gold.toy_bars upstream silver.toy_trades failed"
     assert lines[-1] == "Done. PASS=0 WARN=0 ERROR=1 SKIP=1 TOTAL=2"
     failed = json.loads((toy.root / "_state" / "failed_tests.json").read_text())
-    assert failed == {"toy_trades": {f"exchange=x/symbol=BTC%2FUSDT/date={BAD_DAY}": ["accepted_values(side)"]}}
+    assert failed == {
+        "toy_trades": {f"exchange=x/symbol=BTC%2FUSDT/date={BAD_DAY}": ["accepted_values(side)"]}
+    }
     # the failed partition is out of the catalog; the good day is in it
     assert _catalog_count(toy, "silver.toy_trades") == [(GOOD_DAY, 30)]
-    assert "toy_bars" not in json.loads((toy.root / "_state" / "manifest.json").read_text())["models"] or \
-        not json.loads((toy.root / "_state" / "manifest.json").read_text())["models"]["toy_bars"]["partitions"]
+    assert (
+        "toy_bars" not in json.loads((toy.root / "_state" / "manifest.json").read_text())["models"]
+        or not json.loads((toy.root / "_state" / "manifest.json").read_text())["models"]["toy_bars"][
+            "partitions"
+        ]
+    )
 
     # nothing changed, yet the next build is not "up to date": the failed partition is planned again
     dry = toy.cli("build", "--dry-run", env=ENV, check=False)
@@ -66,8 +76,10 @@ def test_failure_is_sticky_skips_downstream_and_is_left_out_of_the_catalog(faili
     assert retry.stdout.splitlines()[-1] == "Done. PASS=2 WARN=0 ERROR=0 SKIP=0 TOTAL=2"
     assert json.loads((toy.root / "_state" / "failed_tests.json").read_text()) == {}
     assert _catalog_count(toy, "silver.toy_trades") == [(BAD_DAY, 30), (GOOD_DAY, 30)]
-    assert toy.cli("retry", env=ENV, check=True).stderr.splitlines()[-1] == \
-        "nothing to retry: every model of the last build passed"
+    assert (
+        toy.cli("retry", env=ENV, check=True).stderr.splitlines()[-1]
+        == "nothing to retry: every model of the last build passed"
+    )
 
 
 def test_run_does_not_clear_a_failed_partition(failing):

@@ -25,18 +25,23 @@ SYMBOL = "BTC/USDT"
 def test_replay_into_bronze_equals_capture(tmp_path: Path, capture_path: Path, exchange: str) -> None:
     capture = load_capture(capture_path)
     want_trades = capture.trades()
-    config = make_config(tmp_path, exchanges=[exchange], symbols=[SYMBOL], channels=["trades", "orderbook", "ticker"])
+    config = make_config(
+        tmp_path, exchanges=[exchange], symbols=[SYMBOL], channels=["trades", "orderbook", "ticker"]
+    )
 
     async def main() -> dict:
         server = await FakeBinance().start()
         try:
+
             async def scenario(emitter: Emitter) -> None:
                 await server.wait_subscribed(["btcusdt@trade", "btcusdt@depth@100ms", "btcusdt@ticker"])
                 await server.replay(capture, speed=0)
                 trades = lambda: emitter.counters[("ccxt", "trades")].received  # noqa: E731
                 await wait_until(lambda: trades() >= len(want_trades), 60, "every trade")
 
-            return await run_pipeline(config, scenario, configure={exchange: lambda ex: server.configure(ex, [SYMBOL])})
+            return await run_pipeline(
+                config, scenario, configure={exchange: lambda ex: server.configure(ex, [SYMBOL])}
+            )
         finally:
             await server.stop()
 
@@ -134,12 +139,17 @@ def test_combined_stream_endpoint_wraps_messages() -> None:
     async def main() -> list[dict]:
         server = await FakeBinance().start()
         try:
-            async with aiohttp.ClientSession() as http, http.ws_connect(
-                f"http://127.0.0.1:{server.port}/stream?streams=btcusdt@trade/btcusdt@bookTicker"
-            ) as ws:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.ws_connect(
+                    f"http://127.0.0.1:{server.port}/stream?streams=btcusdt@trade/btcusdt@bookTicker"
+                ) as ws,
+            ):
                 await server.wait_subscribed(["btcusdt@trade", "btcusdt@bookTicker"])
                 await server.publish("btcusdt@trade", {"e": "trade", "s": "BTCUSDT", "t": 1})
-                await server.publish("ethusdt@trade", {"e": "trade", "s": "ETHUSDT", "t": 2})  # not subscribed
+                await server.publish(
+                    "ethusdt@trade", {"e": "trade", "s": "ETHUSDT", "t": 2}
+                )  # not subscribed
                 first = await ws.receive_json(timeout=30)
                 await ws.send_json({"method": "SUBSCRIBE", "params": ["ethusdt@trade"], "id": 7})
                 ack = await ws.receive_json(timeout=30)

@@ -25,21 +25,30 @@ def _received(emitter: Emitter, channel: str) -> int:
 
 
 def run_coinbase(
-    root: Path, fault: Callable[[FakeCoinbase, Emitter], Awaitable[None]],
-    before_start: Callable[[FakeCoinbase], None] | None = None, **ingestion: Any
+    root: Path,
+    fault: Callable[[FakeCoinbase, Emitter], Awaitable[None]],
+    before_start: Callable[[FakeCoinbase], None] | None = None,
+    **ingestion: Any,
 ) -> tuple[FakeCoinbase, SimulatedMarket, dict]:
     market = SimulatedMarket({"BTC/USDT": 60_000.0, "ETH/USDT": 3_000.0}, seed=3)
-    config = make_config(root, sources=["coinbase"], orderbook_levels=LEVELS,
-                         coinbase={"products": PRODUCTS, "channels": ["level2", "market_trades", "ticker"]},
-                         **ingestion)
+    config = make_config(
+        root,
+        sources=["coinbase"],
+        orderbook_levels=LEVELS,
+        coinbase={"products": PRODUCTS, "channels": ["level2", "market_trades", "ticker"]},
+        **ingestion,
+    )
 
     async def main() -> tuple[FakeCoinbase, dict]:
         server = await FakeCoinbase(market, heartbeat_interval=0.2).start()
-        await server.run_market(steps=100, interval=0)  # trades before we subscribe: the snapshot replays them
+        await server.run_market(
+            steps=100, interval=0
+        )  # trades before we subscribe: the snapshot replays them
         if before_start is not None:
             before_start(server)
         stop_market = asyncio.Event()
         try:
+
             async def scenario(emitter: Emitter) -> None:
                 await server.wait_subscribed(["level2", "market_trades", "ticker", "heartbeats"])
                 feeder = asyncio.ensure_future(server.run_market(interval=0.005, stop=stop_market))
@@ -63,8 +72,10 @@ def run_coinbase(
 
 def _top(market: SimulatedMarket, symbol: str) -> tuple[list[dict], list[dict]]:
     book = market.books[symbol]
-    return ([{"price": p, "size": q} for p, q in book.top("bid", LEVELS)],
-            [{"price": p, "size": q} for p, q in book.top("ask", LEVELS)])
+    return (
+        [{"price": p, "size": q} for p, q in book.top("bid", LEVELS)],
+        [{"price": p, "size": q} for p, q in book.top("ask", LEVELS)],
+    )
 
 
 def _check_final_books(root: Path, market: SimulatedMarket) -> None:
@@ -76,13 +87,17 @@ def _check_final_books(root: Path, market: SimulatedMarket) -> None:
         assert (last["bids"], last["asks"]) == _top(market, symbol), symbol
         # book_updates: every top-10 row equals the book replayed from the updates before it, and the
         # replay ends at the exchange's whole book, not only its top
-        ups = sorted((u for u in updates if u["symbol"] == symbol), key=lambda r: (r["capture_ts"].value, r["seq"]))
+        ups = sorted(
+            (u for u in updates if u["symbol"] == symbol), key=lambda r: (r["capture_ts"].value, r["seq"])
+        )
         assert updates_match_snapshots(ups, mine, LEVELS) == len(mine) > 1, symbol
         *_, (_, bids, asks) = book_replay(ups)
         book = market.books[symbol]
         assert (bids, asks) == (book.bids, book.asks) and len(bids) > LEVELS, symbol
         deltas = [u for u in ups if u["kind"] == "delta"]
-        assert deltas and all(u["first_update_id"] is None and u["last_update_id"] is not None for u in deltas)
+        assert deltas and all(
+            u["first_update_id"] is None and u["last_update_id"] is not None for u in deltas
+        )
         assert sum(len(u["bids"]) + len(u["asks"]) for u in deltas) / len(deltas) < 5  # changed levels only
 
 
@@ -119,8 +134,11 @@ def test_book_trades_ticker_heartbeats(tmp_path: Path) -> None:
 def test_skipped_sequence_num_is_a_gap_and_resubscribes_level2(tmp_path: Path) -> None:
     async def fault(server: FakeCoinbase, emitter: Emitter) -> None:
         server.skip_sequence(2)
-        await wait_until(lambda: sum(1 for r in server.subscribe_requests if r["type"] == "unsubscribe") == 1,
-                         10, "level2 unsubscribe")
+        await wait_until(
+            lambda: sum(1 for r in server.subscribe_requests if r["type"] == "unsubscribe") == 1,
+            10,
+            "level2 unsubscribe",
+        )
         await asyncio.sleep(0.5)
 
     server, market, _ = run_coinbase(tmp_path, fault)
@@ -135,8 +153,11 @@ def test_skipped_sequence_num_is_a_gap_and_resubscribes_level2(tmp_path: Path) -
     # each product's fresh snapshot is a bronze row (with its checkpoint) after its resync event
     updates = rows(tmp_path, "coinbase", "book_updates")
     for e in resyncs:
-        after = [u["kind"] for u in sorted(updates, key=lambda r: r["seq"])
-                 if u["symbol"] == e["symbol"] and u["capture_ts"] > e["capture_ts"]]
+        after = [
+            u["kind"]
+            for u in sorted(updates, key=lambda r: r["seq"])
+            if u["symbol"] == e["symbol"] and u["capture_ts"] > e["capture_ts"]
+        ]
         assert after[:2] == ["snapshot", "checkpoint"], e["symbol"]
     _check_final_books(tmp_path, market)  # the fresh snapshot repaired the book
 
@@ -154,7 +175,8 @@ def test_abrupt_close_reconnects(tmp_path: Path) -> None:
     # one drop of one connection, named once per series it carried (FEATURES.md "Time")
     assert len({e["conn_id"] for e in drops}) == 1
     assert sorted((e["symbol"], e["channel"]) for e in drops) == sorted(
-        (s, c) for s in ("BTC/USDT", "ETH/USDT") for c in ("book_updates", "orderbook", "ticker", "trades"))
+        (s, c) for s in ("BTC/USDT", "ETH/USDT") for c in ("book_updates", "orderbook", "ticker", "trades")
+    )
     assert [e["event_type"] for e in events].count("connect") == 2
     _check_final_books(tmp_path, market)
 

@@ -42,41 +42,72 @@ class VenueCase:
 
 def _okx_book(f: dict) -> tuple[bool, list, list]:
     d = f["data"][0]
-    return f["action"] == "snapshot", [(float(p), float(q)) for p, q, *_ in d["bids"]], \
-        [(float(p), float(q)) for p, q, *_ in d["asks"]]
+    return (
+        f["action"] == "snapshot",
+        [(float(p), float(q)) for p, q, *_ in d["bids"]],
+        [(float(p), float(q)) for p, q, *_ in d["asks"]],
+    )
 
 
 def _bybit_book(f: dict) -> tuple[bool, list, list]:
     d = f["data"]
-    return f["type"] == "snapshot", [(float(p), float(q)) for p, q in d["b"]], [(float(p), float(q)) for p, q in d["a"]]
+    return (
+        f["type"] == "snapshot",
+        [(float(p), float(q)) for p, q in d["b"]],
+        [(float(p), float(q)) for p, q in d["a"]],
+    )
 
 
 def _kraken_book(f: dict) -> tuple[bool, list, list]:
     d = f["data"][0]
-    return f["type"] == "snapshot", [(lv["price"], lv["qty"]) for lv in d["bids"]], \
-        [(lv["price"], lv["qty"]) for lv in d["asks"]]
+    return (
+        f["type"] == "snapshot",
+        [(lv["price"], lv["qty"]) for lv in d["bids"]],
+        [(lv["price"], lv["qty"]) for lv in d["asks"]],
+    )
 
 
 CASES = {
     "okx": VenueCase(
-        "okx", FakeOkx, "skip_book_updates",
-        lambda s: f"books:{s.replace('/', '-')}", lambda s: f"trades:{s.replace('/', '-')}",
-        lambda s: f"tickers:{s.replace('/', '-')}", _okx_book,
-        lambda f: [(t["tradeId"], float(t["px"]), float(t["sz"]), t["side"]) for t in f["data"]]),
+        "okx",
+        FakeOkx,
+        "skip_book_updates",
+        lambda s: f"books:{s.replace('/', '-')}",
+        lambda s: f"trades:{s.replace('/', '-')}",
+        lambda s: f"tickers:{s.replace('/', '-')}",
+        _okx_book,
+        lambda f: [(t["tradeId"], float(t["px"]), float(t["sz"]), t["side"]) for t in f["data"]],
+    ),
     "okx-checksum": VenueCase(
-        "okx", FakeOkx, "corrupt_checksum",
-        lambda s: f"books:{s.replace('/', '-')}", lambda s: f"trades:{s.replace('/', '-')}",
-        lambda s: f"tickers:{s.replace('/', '-')}", _okx_book,
-        lambda f: [(t["tradeId"], float(t["px"]), float(t["sz"]), t["side"]) for t in f["data"]]),
+        "okx",
+        FakeOkx,
+        "corrupt_checksum",
+        lambda s: f"books:{s.replace('/', '-')}",
+        lambda s: f"trades:{s.replace('/', '-')}",
+        lambda s: f"tickers:{s.replace('/', '-')}",
+        _okx_book,
+        lambda f: [(t["tradeId"], float(t["px"]), float(t["sz"]), t["side"]) for t in f["data"]],
+    ),
     "bybit": VenueCase(
-        "bybit", FakeBybit, "skip_book_updates",
-        lambda s: f"orderbook.50.{s.replace('/', '')}", lambda s: f"publicTrade.{s.replace('/', '')}",
-        lambda s: f"tickers.{s.replace('/', '')}", _bybit_book,
-        lambda f: [(t["i"], float(t["p"]), float(t["v"]), t["S"].lower()) for t in f["data"]]),
+        "bybit",
+        FakeBybit,
+        "skip_book_updates",
+        lambda s: f"orderbook.50.{s.replace('/', '')}",
+        lambda s: f"publicTrade.{s.replace('/', '')}",
+        lambda s: f"tickers.{s.replace('/', '')}",
+        _bybit_book,
+        lambda f: [(t["i"], float(t["p"]), float(t["v"]), t["S"].lower()) for t in f["data"]],
+    ),
     "kraken": VenueCase(
-        "kraken", FakeKraken, "corrupt_checksum",
-        lambda s: f"book:{s}", lambda s: f"trade:{s}", lambda s: f"ticker:{s}", _kraken_book,
-        lambda f: [(str(t["trade_id"]), t["price"], t["qty"], t["side"]) for t in f["data"]]),
+        "kraken",
+        FakeKraken,
+        "corrupt_checksum",
+        lambda s: f"book:{s}",
+        lambda s: f"trade:{s}",
+        lambda s: f"ticker:{s}",
+        _kraken_book,
+        lambda f: [(str(t["trade_id"]), t["price"], t["qty"], t["side"]) for t in f["data"]],
+    ),
 }
 
 
@@ -110,8 +141,13 @@ def rebuilt_states(frames: list[dict], parse: Any) -> list[tuple[list, list]]:
 @pytest.mark.parametrize("case", list(CASES))
 def test_venue_into_bronze(tmp_path: Path, case: str) -> None:
     vc = CASES[case]
-    config = make_config(tmp_path, exchanges=[vc.exchange], symbols=list(SYMBOLS),
-                         channels=["trades", "orderbook", "ticker", "book_updates"], orderbook_levels=LEVELS)
+    config = make_config(
+        tmp_path,
+        exchanges=[vc.exchange],
+        symbols=list(SYMBOLS),
+        channels=["trades", "orderbook", "ticker", "book_updates"],
+        orderbook_levels=LEVELS,
+    )
     market = SimulatedMarket(SYMBOLS, seed=11, step_ms=10)
     broken = "BTC/USDT"
 
@@ -119,6 +155,7 @@ def test_venue_into_bronze(tmp_path: Path, case: str) -> None:
         server = await vc.fake().start()
         server.load_market(market)
         try:
+
             async def scenario(emitter: Emitter) -> None:
                 topics = [t(s) for s in SYMBOLS for t in (vc.book_topic, vc.trade_topic, vc.ticker_topic)]
                 await server.wait_subscribed(topics, 30)
@@ -126,15 +163,27 @@ def test_venue_into_bronze(tmp_path: Path, case: str) -> None:
                 getattr(server, vc.fault)(broken)  # a sequence gap or a bad checksum on one symbol
                 await server.run_market(market, 150, interval=0.002)
                 # the resync's resubscribe brings a second snapshot of the broken symbol
-                await wait_until(lambda: sum(1 for f in server.sent[vc.book_topic(broken)]
-                                             if "__fault__" not in f and vc.book_frame(f)[0]) >= 2, 30, "resync")
+                await wait_until(
+                    lambda: (
+                        sum(
+                            1
+                            for f in server.sent[vc.book_topic(broken)]
+                            if "__fault__" not in f and vc.book_frame(f)[0]
+                        )
+                        >= 2
+                    ),
+                    30,
+                    "resync",
+                )
                 await server.run_market(market, 100, interval=0.002)
                 before = server.connections_total
                 await server.drop_connections()
                 await wait_until(lambda: server.connections_total > before, 30, "reconnect")
                 await server.wait_subscribed(topics, 30)
                 await server.run_market(market, 100, interval=0.002)
-                n_trades = sum(len(vc.trade_key(f)) for s in SYMBOLS for f in server.sent.get(vc.trade_topic(s), []))
+                n_trades = sum(
+                    len(vc.trade_key(f)) for s in SYMBOLS for f in server.sent.get(vc.trade_topic(s), [])
+                )
                 received = lambda: emitter.counters[("ccxt", "trades")].received  # noqa: E731
                 await wait_until(lambda: received() >= n_trades, 30, "every trade")
                 await asyncio.sleep(0.5)
@@ -159,8 +208,11 @@ def test_venue_into_bronze(tmp_path: Path, case: str) -> None:
     books = rows(tmp_path, "ccxt", "orderbook")
     for s in SYMBOLS:
         states = rebuilt_states(server.sent[vc.book_topic(s)], vc.book_frame)
-        got = [([(lv["price"], lv["size"]) for lv in b["bids"]], [(lv["price"], lv["size"]) for lv in b["asks"]])
-               for b in books if b["symbol"] == s]
+        got = [
+            ([(lv["price"], lv["size"]) for lv in b["bids"]], [(lv["price"], lv["size"]) for lv in b["asks"]])
+            for b in books
+            if b["symbol"] == s
+        ]
         assert len(got) == len(states) > 100, s
         assert got == states, s
         final = server.books[s]
@@ -171,7 +223,9 @@ def test_venue_into_bronze(tmp_path: Path, case: str) -> None:
     updates = rows(tmp_path, "ccxt", "book_updates")
     for s in SYMBOLS:
         mine = [u for u in updates if u["symbol"] == s]
-        sent_snapshots = sum(1 for f in server.sent[vc.book_topic(s)] if "__fault__" not in f and vc.book_frame(f)[0])
+        sent_snapshots = sum(
+            1 for f in server.sent[vc.book_topic(s)] if "__fault__" not in f and vc.book_frame(f)[0]
+        )
         kinds = [u["kind"] for u in sorted(mine, key=lambda r: (r["capture_ts"].value, r["seq"]))]
         assert kinds.count("snapshot") == sent_snapshots >= 2, s
         assert all(kinds[i + 1] == "checkpoint" for i, k in enumerate(kinds) if k == "snapshot"), s
@@ -208,8 +262,12 @@ def test_exchanges_from_config_each_get_their_venue_feeds(tmp_path: Path) -> Non
     from daedalus.collector.pipeline import build_collectors
     from daedalus.devkit.simulator.binance import FakeBinance
 
-    config = make_config(tmp_path, exchanges=["okx", "bybit", "kraken", "binance"], symbols=["BTC/USDT"],
-                         channels=["trades", "orderbook", "ticker"])
+    config = make_config(
+        tmp_path,
+        exchanges=["okx", "bybit", "kraken", "binance"],
+        symbols=["BTC/USDT"],
+        channels=["trades", "orderbook", "ticker"],
+    )
     fakes = {"okx": FakeOkx(port=1), "bybit": FakeBybit(port=1), "kraken": FakeKraken(port=1)}
     configure = {ex: (lambda e, f=f: f.configure(e, ["BTC/USDT"])) for ex, f in fakes.items()}
     configure["binance"] = lambda e: FakeBinance(port=1).configure(e, ["BTC/USDT"])
@@ -239,10 +297,29 @@ def test_unsupported_exchange_channel_pair_fails_fast_with_one_line(tmp_path: Pa
     import sys
 
     exe = Path(sys.executable).with_name("daedalus")
-    proc = subprocess.run([str(exe), "collect", "--exchanges", "bitstamp", "--channels", "ticker",
-                           "--symbols", "BTC/USD", "--sources", "ccxt", "--seconds", "5"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            str(exe),
+            "collect",
+            "--exchanges",
+            "bitstamp",
+            "--channels",
+            "ticker",
+            "--symbols",
+            "BTC/USD",
+            "--sources",
+            "ccxt",
+            "--seconds",
+            "5",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     err = proc.stderr.strip()
     assert proc.returncode != 0
-    assert err == "error: ingestion.channels: exchange 'bitstamp' has no WebSocket ticker stream " \
-                  "(ccxt.pro has none of watchTickers, watchTicker)", proc.stderr
+    assert (
+        err == "error: ingestion.channels: exchange 'bitstamp' has no WebSocket ticker stream "
+        "(ccxt.pro has none of watchTickers, watchTicker)"
+    ), proc.stderr

@@ -33,7 +33,7 @@ if __name__ == "__main__":
 def memory_max_mb() -> float:
     """MemoryMax of the collector's systemd unit in the README."""
     text = (REPO / "README.md").read_text()
-    unit = text[text.index("daedalus-collect.service"):]
+    unit = text[text.index("daedalus-collect.service") :]
     return float(re.search(r"MemoryMax=(\d+)M", unit).group(1))
 
 
@@ -42,8 +42,9 @@ def test_collector_rss_stays_under_memory_max_flat_out(tmp_path: Path, profile: 
     script = tmp_path / "run.py"
     script.write_text(RUN)
     cfg = str(REPO / profile) if profile else ""
-    proc = subprocess.run([sys.executable, str(script), cfg, "30000"], capture_output=True, text=True,
-                          timeout=900, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, str(script), cfg, "30000"], capture_output=True, text=True, timeout=900, cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads(proc.stdout.strip().splitlines()[-1])
     assert r["received"] == r["written"] + r["dropped"]

@@ -22,8 +22,13 @@ def _ordered_rows(root: str, model: str, files: list[str] | None = None) -> list
     con.execute("SET TimeZone = 'UTC'")
     src = files if files is not None else f"{root}/{model}/**/*.parquet"
     # file order + row order as written: what a reader that does not sort sees
-    return con.execute(f"SELECT * EXCLUDE (filename) FROM read_parquet({src!r}, hive_partitioning=false, "
-                       "filename=true)").to_arrow_table().to_pylist()
+    return (
+        con.execute(
+            f"SELECT * EXCLUDE (filename) FROM read_parquet({src!r}, hive_partitioning=false, filename=true)"
+        )
+        .to_arrow_table()
+        .to_pylist()
+    )
 
 
 def _manifest(h) -> dict:
@@ -35,14 +40,18 @@ def _files(h, model: str) -> dict[str, list[str]]:
 
 
 def _partition_rows(h, model: str) -> dict[str, list[dict]]:
-    return {pid: _ordered_rows(h.root, "", [str(Path(h.root) / f) for f in files])
-            for pid, files in _files(h, model).items()}
+    return {
+        pid: _ordered_rows(h.root, "", [str(Path(h.root) / f) for f in files])
+        for pid, files in _files(h, model).items()
+    }
 
 
 def test_needs_compaction() -> None:
     assert not needs_compaction([FileInfo("m/x=1/data.parquet", 10, 0)])
     assert needs_compaction([FileInfo("m/x=1/part-0.parquet", 10, 0)])  # an older version's name
-    assert needs_compaction([FileInfo("m/x=1/part-0.parquet", 10, 0), FileInfo("m/x=1/part-1.parquet", 10, 0)])
+    assert needs_compaction(
+        [FileInfo("m/x=1/part-0.parquet", 10, 0), FileInfo("m/x=1/part-1.parquet", 10, 0)]
+    )
 
 
 def _make_legacy(cfg, model: str) -> None:
@@ -60,8 +69,10 @@ def _make_legacy(cfg, model: str) -> None:
         files = []
         for i, cond in enumerate(("__n <= 50", "__n > 50")):
             rel = f"{folder}/part-{i:03d}-legacy.parquet"
-            con.execute(f"COPY (SELECT * EXCLUDE (__n) FROM {src} WHERE {cond} ORDER BY __n) TO '{lake.url(rel)}' "
-                        "(FORMAT parquet)")
+            con.execute(
+                f"COPY (SELECT * EXCLUDE (__n) FROM {src} WHERE {cond} ORDER BY __n) TO '{lake.url(rel)}' "
+                "(FORMAT parquet)"
+            )
             files.append(lake.stat(rel))
         lake.delete([old.path])
         ps.files = files
@@ -87,7 +98,9 @@ def test_legacy_partitions_become_one_file_keeping_rows_and_order(tmp_path: Path
     assert out.stdout.startswith("compacted 2 partitions: 4 files → 2")
     after = _partition_rows(h, "toy_trades")
     assert after == before["silver/toy_trades"]  # same rows, same order, partition by partition
-    assert all([f.rsplit("/", 1)[1] for f in fs] == ["data.parquet"] for fs in _files(h, "toy_trades").values())
+    assert all(
+        [f.rsplit("/", 1)[1] for f in fs] == ["data.parquet"] for fs in _files(h, "toy_trades").values()
+    )
     on_disk = {p.relative_to(h.root).as_posix() for p in Path(h.root).glob("silver/toy_trades/**/*.parquet")}
     assert on_disk == {f for fs in _files(h, "toy_trades").values() for f in fs}  # old files left the folders
     assert not on_disk & old_files

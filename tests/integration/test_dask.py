@@ -36,8 +36,13 @@ def _lake(tmp: Path, name: str):
 def _rows(root: str, model: str) -> list[dict]:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    return con.execute(f"SELECT * FROM read_parquet('{root}/{model}/**/*.parquet', hive_partitioning=false) "
-                       "ORDER BY ALL").to_arrow_table().to_pylist()
+    return (
+        con.execute(
+            f"SELECT * FROM read_parquet('{root}/{model}/**/*.parquet', hive_partitioning=false) ORDER BY ALL"
+        )
+        .to_arrow_table()
+        .to_pylist()
+    )
 
 
 def _manifest_partitions(h) -> dict[str, list[str]]:
@@ -48,8 +53,14 @@ def _manifest_partitions(h) -> dict[str, list[str]]:
 @pytest.fixture(scope="module")
 def cluster():
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address="127.0.0.1:0", env={"DAEDALUS_NO_UDFS": "1"}) as c:
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        env={"DAEDALUS_NO_UDFS": "1"},
+    ) as c:
         yield c
 
 
@@ -72,8 +83,12 @@ def test_dask_build_equals_local_build(tmp_path: Path, cluster, monkeypatch) -> 
     with distributed.Client(cluster.scheduler_address) as client:
         assert len(client.scheduler_info()["workers"]) == 2
     # incremental on Dask: nothing stale, then one new segment rebuilds its day only
-    assert build_distributed(dask.config(), executor="dask", scheduler=cluster.scheduler_address,
-                             udfs=False).rebuilt == []
+    assert (
+        build_distributed(
+            dask.config(), executor="dask", scheduler=cluster.scheduler_address, udfs=False
+        ).rebuilt
+        == []
+    )
     dask.add_trades(DAYS[1], "new", n=5, start_id=9000)
     local.add_trades(DAYS[1], "new", n=5, start_id=9000)
     for h in (dask, local):
@@ -83,7 +98,8 @@ def test_dask_build_equals_local_build(tmp_path: Path, cluster, monkeypatch) -> 
     # bronze is exchange/date: every symbol of that day; the bars of the next day read it as lookback
     syms = [x.replace("/", "%2F") for x in SYMBOLS]  # paths escape values (daedalus/paths.py)
     expected = {("toy_trades", f"exchange=binance/symbol={x}/date={DAYS[1]}") for x in syms} | {
-        ("toy_bars", f"exchange=binance/symbol={x}/date={d}") for x in syms for d in DAYS[1:]}
+        ("toy_bars", f"exchange=binance/symbol={x}/date={d}") for x in syms for d in DAYS[1:]
+    }
     assert set(again.rebuilt) == expected
     for model in ("silver/toy_trades", "gold/toy_bars"):
         assert _rows(dask.root, model) == _rows(local.root, model)
@@ -126,12 +142,31 @@ def test_shards_of_builtin_models_with_carry_state(tmp_path: Path) -> None:
     roots = {}
     for name in ("full", "sharded"):
         root = tmp_path / name
-        generate(root, symbols=["BTC/USDT", "ETH/USDT"], start="2024-03-01", days=2, snapshot_ms=20000, levels=5,
-                 trades_per_sec=0.1, gaps_per_day=1, hours=2, seed=3)
+        generate(
+            root,
+            symbols=["BTC/USDT", "ETH/USDT"],
+            start="2024-03-01",
+            days=2,
+            snapshot_ms=20000,
+            levels=5,
+            trades_per_sec=0.1,
+            gaps_per_day=1,
+            hours=2,
+            seed=3,
+        )
         roots[name] = root
-    cfgs = {n: load_config(None, {"storage.root": str(r), "duckdb.temp_directory": str(r / "_tmp"),
-                                  "duckdb.threads": 2, "etl.features.horizons": [5, 60]})
-            for n, r in roots.items()}
+    cfgs = {
+        n: load_config(
+            None,
+            {
+                "storage.root": str(r),
+                "duckdb.temp_directory": str(r / "_tmp"),
+                "duckdb.threads": 2,
+                "etl.features.horizons": [5, 60],
+            },
+        )
+        for n, r in roots.items()
+    }
     sel = ["+orderbook_seq", "+trade_bars"]
     api.build(cfgs["full"], select=sel, run_tests=False, catalog=False)
     s0 = build_distributed(cfgs["sharded"], select=sel, shard=(0, 2), run_tests=False, catalog=False)
@@ -187,8 +222,14 @@ def test_dask_workers_share_a_lake_on_s3(tmp_path: Path, moto_server, monkeypatc
         _fill(lake)
         assert lake.cli("land").returncode == 0, lake.cli("land").stderr
     env = {"DAEDALUS_NO_UDFS": "1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address="127.0.0.1:0", env=env) as c:
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        env=env,
+    ) as c:
         res = build_distributed(h.config(), executor="dask", scheduler=c.scheduler_address, udfs=False)
     assert len(res.rebuilt) == 18 and [t for t in res.tests if not t.passed] == []
     api.build(local.config(), udfs=False)

@@ -35,7 +35,13 @@ def test_demo_collects_lands_builds_and_queries(tmp_path: Path) -> None:
     # (trades, order book, ticker) besides binance and coinbase
     per = result.by_exchange
     for ex in ("binance", "okx", "bybit", "kraken", "coinbase"):
-        for model in ("bronze.orderbook", "bronze.trades", "bronze.ticker", "silver.orderbook", "silver.trades"):
+        for model in (
+            "bronze.orderbook",
+            "bronze.trades",
+            "bronze.ticker",
+            "silver.orderbook",
+            "silver.trades",
+        ):
             assert per.get(model, {}).get(ex, 0) > 0, (model, ex, per.get(model))
         assert any(m.startswith("gold.") and n.get(ex, 0) > 0 for m, n in per.items()), (ex, per)
     # VPIN shows in the demo (bucket volume sized to the simulated flow), for every demo symbol
@@ -43,15 +49,30 @@ def test_demo_collects_lands_builds_and_queries(tmp_path: Path) -> None:
 
     con = open_catalog(demo_config(tmp_path / "lake", 6))
     try:
-        vpin = con.execute("SELECT exchange, symbol, count(vpin) FROM gold.orderbook_hf GROUP BY ALL").fetchall()
+        vpin = con.execute(
+            "SELECT exchange, symbol, count(vpin) FROM gold.orderbook_hf GROUP BY ALL"
+        ).fetchall()
         # silver serves the book from book_updates: every delta of every venue applies (no id rule of
         # a venue breaks its own stream), bronze deltas = silver delta rows
-        served = dict(con.execute("SELECT exchange, count(*) FROM silver.orderbook WHERE kind = 'delta' GROUP BY 1").fetchall())
-        landed = dict(con.execute("SELECT exchange, count(*) FROM bronze.book_updates WHERE kind = 'delta' GROUP BY 1").fetchall())
-        reasons = con.execute("SELECT DISTINCT break_reason FROM silver.orderbook WHERE break_reason IS NOT NULL").fetchall()
+        served = dict(
+            con.execute(
+                "SELECT exchange, count(*) FROM silver.orderbook WHERE kind = 'delta' GROUP BY 1"
+            ).fetchall()
+        )
+        landed = dict(
+            con.execute(
+                "SELECT exchange, count(*) FROM bronze.book_updates WHERE kind = 'delta' GROUP BY 1"
+            ).fetchall()
+        )
+        reasons = con.execute(
+            "SELECT DISTINCT break_reason FROM silver.orderbook WHERE break_reason IS NOT NULL"
+        ).fetchall()
     finally:
         con.close()
-    assert served == landed and set(served) == {"binance", "okx", "bybit", "kraken", "coinbase"}, (served, landed)
+    assert served == landed and set(served) == {"binance", "okx", "bybit", "kraken", "coinbase"}, (
+        served,
+        landed,
+    )
     assert reasons == [("snapshot",)], reasons
     assert {s for _, s, n in vpin if n > 0} >= {"BTC/USDT", "ETH/USDT", "SOL/USDT"}, vpin
     assert {e for e, _, n in vpin if n > 0} >= {"binance", "okx", "bybit", "kraken", "coinbase"}, vpin
@@ -73,7 +94,9 @@ def test_demo_collects_lands_builds_and_queries(tmp_path: Path) -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "daedalus", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "daedalus", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.mark.slow  # a fresh interpreter importing ccxt

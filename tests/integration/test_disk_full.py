@@ -38,7 +38,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     mnt.mkdir()
     if os.geteuid() != 0:
         pytest.skip("needs root to mount a size-limited tmpfs")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mnt)], capture_output=True, text=True
+    )
     if r.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
     try:
@@ -66,15 +68,33 @@ def fill(disk: Path) -> Path:
 
 
 def trade(i: int) -> Record:
-    return Record("ccxt", "trades", {
-        "collected_at": (T0 + i * 1_000_000) // 1_000_000, "capture_ts": T0 + i * 1_000_000, "exchange": "binance",
-        "symbol": "BTC/USDT", "conn_id": "c1", "seq": i, "timestamp": T0 + i * 1_000_000, "trade_id": str(i),
-        "side": "buy", "price": 100.0 + i % 10, "amount": 0.5})
+    return Record(
+        "ccxt",
+        "trades",
+        {
+            "collected_at": (T0 + i * 1_000_000) // 1_000_000,
+            "capture_ts": T0 + i * 1_000_000,
+            "exchange": "binance",
+            "symbol": "BTC/USDT",
+            "conn_id": "c1",
+            "seq": i,
+            "timestamp": T0 + i * 1_000_000,
+            "trade_id": str(i),
+            "side": "buy",
+            "price": 100.0 + i % 10,
+            "amount": 0.5,
+        },
+    )
 
 
 def test_full_disk_stalls_then_resumes_and_records_every_loss(small_disk: Path) -> None:
-    ing = IngestionConfig(batch_size=50, flush_interval_seconds=0.2, queue_maxsize=300,
-                          backpressure_timeout_seconds=0.0, segment_max_mb=50)
+    ing = IngestionConfig(
+        batch_size=50,
+        flush_interval_seconds=0.2,
+        queue_maxsize=300,
+        backpressure_timeout_seconds=0.0,
+        segment_max_mb=50,
+    )
     sink = BronzeSink(small_disk, ing)
     queue = BoundedQueue(ing.queue_maxsize, ing.backpressure_timeout_seconds)
     offered = 0
@@ -120,21 +140,29 @@ def test_full_disk_stalls_then_resumes_and_records_every_loss(small_disk: Path) 
 
     report = land(Config(storage=StorageConfig(root=str(small_disk))))
     assert not report.errors and not report.quarantined
-    trades = {r["trade_id"] for f in (small_disk / "bronze" / "trades").rglob("*.parquet")
-              for r in pq.read_table(f, columns=["trade_id"]).to_pylist()}
-    events = [r for f in (small_disk / "bronze" / "events").rglob("*.parquet") for r in pq.read_table(f).to_pylist()]
+    trades = {
+        r["trade_id"]
+        for f in (small_disk / "bronze" / "trades").rglob("*.parquet")
+        for r in pq.read_table(f, columns=["trade_id"]).to_pylist()
+    }
+    events = [
+        r for f in (small_disk / "bronze" / "events").rglob("*.parquet") for r in pq.read_table(f).to_pylist()
+    ]
     overflow = sum(e["count"] for e in events if e["event_type"] == "overflow")
     assert overflow == queue.dropped
     assert len(trades) + overflow == offered == queue.received  # nothing lost unrecorded
     stall_events = [e for e in events if e["event_type"] == "error" and "disk full" in e["detail"]]
     assert [(e["exchange"], e["symbol"]) for e in stall_events] == [("binance", None)]
-    assert stall_events[0]["count"] >= 1 and stall_events[0]["interval_start"] < stall_events[0]["interval_end"]
+    assert (
+        stall_events[0]["count"] >= 1 and stall_events[0]["interval_start"] < stall_events[0]["interval_end"]
+    )
     assert any(e["event_type"] == "segment_repair" for e in events)  # the abandoned segment, from its journal
 
 
 def test_repair_on_a_full_disk_fails_cleanly_and_works_later(small_disk: Path) -> None:
     w = StreamingParquetWriter(small_disk, "ccxt", "trades", SCHEMAS["trades"])
     from daedalus.collector.quarantine import convert_rows
+
     for k in range(20):  # a segment left open by a crash: no footer, its journal complete
         w.write(convert_rows("trades", [trade(k * 100 + i).row for i in range(100)], SCHEMAS["trades"]).table)
     seg = w.abandon()

@@ -22,10 +22,27 @@ KEY_TYPES = {"exchange": pa.string(), "symbol": pa.string(), "date": pa.date32()
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory):
     root = tmp_path_factory.mktemp("engines")
-    generate(root, symbols=["BTC/USDT", "ETH/USDT"], start="2024-03-01", days=2, snapshot_ms=20000, levels=5,
-             trades_per_sec=0.1, gaps_per_day=1, hours=2, seed=5)
-    cfg = load_config(None, {"storage.root": str(root), "duckdb.temp_directory": str(root / "_tmp"),
-                             "duckdb.threads": 2, "etl.features.horizons": [5, 60]})
+    generate(
+        root,
+        symbols=["BTC/USDT", "ETH/USDT"],
+        start="2024-03-01",
+        days=2,
+        snapshot_ms=20000,
+        levels=5,
+        trades_per_sec=0.1,
+        gaps_per_day=1,
+        hours=2,
+        seed=5,
+    )
+    cfg = load_config(
+        None,
+        {
+            "storage.root": str(root),
+            "duckdb.temp_directory": str(root / "_tmp"),
+            "duckdb.threads": 2,
+            "etl.features.horizons": [5, 60],
+        },
+    )
     api.build(cfg, run_tests=False)
     return root, cfg
 
@@ -38,8 +55,14 @@ def standard(t: pa.DataType) -> bool:
         return standard(t.value_type)
     if pa.types.is_struct(t):
         return all(standard(t.field(i).type) for i in range(t.num_fields))
-    return (pa.types.is_string(t) or pa.types.is_boolean(t) or pa.types.is_float64(t) or pa.types.is_float32(t)
-            or t in (pa.int32(), pa.int64(), pa.int16(), pa.int8()) or pa.types.is_date32(t))
+    return (
+        pa.types.is_string(t)
+        or pa.types.is_boolean(t)
+        or pa.types.is_float64(t)
+        or pa.types.is_float32(t)
+        or t in (pa.int32(), pa.int64(), pa.int16(), pa.int8())
+        or pa.types.is_date32(t)
+    )
 
 
 def test_standard_type_rule() -> None:
@@ -54,8 +77,10 @@ def _models(cfg, layer: str) -> list:
     s = api.Session(cfg, udfs=False)  # parses every model's config() header
     project = s.project
     s.close()
-    return sorted((m for m in project.models.values() if m.layer == layer and m.materialized == "partitioned"),
-                  key=lambda m: m.name)
+    return sorted(
+        (m for m in project.models.values() if m.layer == layer and m.materialized == "partitioned"),
+        key=lambda m: m.name,
+    )
 
 
 @pytest.mark.parametrize("layer", ["gold", "silver"])
@@ -63,8 +88,14 @@ def test_every_model_reads_with_pyarrow_dataset(lake, layer: str) -> None:
     root, cfg = lake
     models = _models(cfg, layer)
     if layer == "gold":
-        assert {m.name for m in models} >= {"orderbook_hf", "trade_bars", "orderbook_bars", "ticker_hf",
-                                            "orderbook_seq", "vpin_buckets"}
+        assert {m.name for m in models} >= {
+            "orderbook_hf",
+            "trade_bars",
+            "orderbook_bars",
+            "ticker_hf",
+            "orderbook_seq",
+            "vpin_buckets",
+        }
     con = open_catalog(cfg)
     for m in models:
         keys = list(m.config.partition_by)
@@ -84,14 +115,18 @@ def test_every_model_reads_with_pyarrow_dataset(lake, layer: str) -> None:
         counts = table.group_by(group).aggregate([([], "count_all")]).to_pylist()
         by_arrow = {tuple(str(r[k]) for k in group): r["count_all"] for r in counts}
         sel = ", ".join(f"CAST({k} AS VARCHAR)" for k in group)
-        by_duck = {tuple(r[:-1]): r[-1] for r in con.execute(
-            f'SELECT {sel}, count(*) FROM "{layer}"."{m.name}" GROUP BY ALL').fetchall()}
+        by_duck = {
+            tuple(r[:-1]): r[-1]
+            for r in con.execute(f'SELECT {sel}, count(*) FROM "{layer}"."{m.name}" GROUP BY ALL').fetchall()
+        }
         assert by_arrow == by_duck, m.name
         # and the values: the sum of every double column
         for f in table.schema:
             if pa.types.is_float64(f.type):
                 a = pc.sum(pc.if_else(pc.is_finite(table[f.name]), table[f.name], 0.0)).as_py() or 0.0
-                d = con.execute(f'SELECT coalesce(sum(CASE WHEN isfinite("{f.name}") THEN "{f.name}" END), 0) '
-                                f'FROM "{layer}"."{m.name}"').fetchone()[0]
+                d = con.execute(
+                    f'SELECT coalesce(sum(CASE WHEN isfinite("{f.name}") THEN "{f.name}" END), 0) '
+                    f'FROM "{layer}"."{m.name}"'
+                ).fetchone()[0]
                 assert a == pytest.approx(d, rel=1e-9, abs=1e-9), f"{m.name}.{f.name}"
     con.close()

@@ -45,10 +45,14 @@ def run_binance(
         stop_market = asyncio.Event()
         feeder: asyncio.Task | None = None
         try:
+
             async def scenario(emitter: Emitter) -> None:
                 nonlocal feeder
-                wanted = [s for s in STREAMS if ("@trade" in s and "trades" in channels)
-                          or ("@depth" in s and "orderbook" in channels)]
+                wanted = [
+                    s
+                    for s in STREAMS
+                    if ("@trade" in s and "trades" in channels) or ("@depth" in s and "orderbook" in channels)
+                ]
                 await server.wait_subscribed(wanted)
                 feeder = asyncio.ensure_future(server.run_market(market, interval=interval, stop=stop_market))
                 await wait_until(lambda: _received(emitter, channels[-1]) > 20, 10, "first data")
@@ -56,8 +60,9 @@ def run_binance(
                 stop_market.set()
                 await feeder
 
-            summary = await run_pipeline(config, scenario,
-                                         configure={"binance": lambda ex: server.configure(ex, SYMBOLS)})
+            summary = await run_pipeline(
+                config, scenario, configure={"binance": lambda ex: server.configure(ex, SYMBOLS)}
+            )
             return server, summary
         finally:
             stop_market.set()
@@ -73,7 +78,9 @@ def _events(root: Path, kind: str | None = None) -> list[dict]:
 
 async def _more_data(emitter: Emitter, channel: str, n: int = 30, timeout: float = 10) -> None:
     start = _received(emitter, channel)
-    await wait_until(lambda: _received(emitter, channel) >= start + n, timeout, f"{n} more {channel} messages")
+    await wait_until(
+        lambda: _received(emitter, channel) >= start + n, timeout, f"{n} more {channel} messages"
+    )
 
 
 @pytest.mark.parametrize("code", [1006, 1001])
@@ -91,7 +98,8 @@ def test_server_close_reconnects_and_records_disconnect(tmp_path: Path, code: in
     # three connections dropped; each event names every series its connection carried
     assert len({e["conn_id"] for e in closed}) == 3, disconnects
     assert sorted((e["symbol"], e["channel"]) for e in closed) == sorted(
-        (s, c) for s in SYMBOLS for c in ("orderbook", "trades"))
+        (s, c) for s in SYMBOLS for c in ("orderbook", "trades")
+    )
     assert len(_events(tmp_path, "connect")) == 6
     trades = rows(tmp_path, "ccxt", "trades")
     conn_ids = {t["conn_id"] for t in trades}
@@ -104,7 +112,9 @@ def test_half_open_socket_goes_stale_and_reconnects(tmp_path: Path) -> None:
     async def fault(server: FakeBinance, emitter: Emitter) -> None:
         before = server.connections_total
         assert server.half_open() == 3  # sockets stay open, nothing more is sent on them
-        await wait_until(lambda: server.connections_total >= before + 3, 10, "reconnect after the stale deadline")
+        await wait_until(
+            lambda: server.connections_total >= before + 3, 10, "reconnect after the stale deadline"
+        )
         await _more_data(emitter, "orderbook")
 
     server, _ = run_binance(tmp_path, fault, stale_after_seconds=1.0)
@@ -159,8 +169,12 @@ def test_rest_429_retry_after_is_honoured(tmp_path: Path) -> None:
         await wait_until(lambda: server.depth_requests.get("BTCUSDT", 0) >= 2, 10, "the retried snapshot")
         await _more_data(emitter, "orderbook")
 
-    server, _ = run_binance(tmp_path, fault, channels=("trades", "orderbook"),
-                            before_start=lambda s: s.rate_limit_rest(1, retry_after=1))
+    server, _ = run_binance(
+        tmp_path,
+        fault,
+        channels=("trades", "orderbook"),
+        before_start=lambda s: s.rate_limit_rest(1, retry_after=1),
+    )
     limited = _events(tmp_path, "rate_limited")
     assert len(limited) == 1 and "429" in limited[0]["detail"]
     times = [t for sym, t in server.depth_request_times if sym == limited[0]["symbol"].replace("/", "")]
@@ -180,7 +194,8 @@ def test_server_shutdown_notice_reconnects(tmp_path: Path) -> None:
     assert notices  # the notice itself breaks nothing: data flows until each feed reconnects
     # each feed's reconnect names every series it carried, never a NULL symbol (FEATURES.md "Time")
     assert {(e["symbol"], e["channel"]) for e in reconnects} == {
-        (s, c) for s in SYMBOLS for c in ("orderbook", "trades")}  # run_binance's feeds
+        (s, c) for s in SYMBOLS for c in ("orderbook", "trades")
+    }  # run_binance's feeds
 
 
 def test_burst_faster_than_writer_is_accounted_exactly(tmp_path: Path) -> None:
@@ -191,8 +206,9 @@ def test_burst_faster_than_writer_is_accounted_exactly(tmp_path: Path) -> None:
         await asyncio.sleep(1.5)
 
     # a tiny queue and no backpressure wait: the flat-out market overflows it
-    server, summary = run_binance(tmp_path, fault, interval=0, queue_maxsize=20,
-                                  backpressure_timeout_seconds=0, batch_size=5000)
+    server, summary = run_binance(
+        tmp_path, fault, interval=0, queue_maxsize=20, backpressure_timeout_seconds=0, batch_size=5000
+    )
     per_stream = summary["per_stream"]
     overflow = _events(tmp_path, "overflow")
     assert sum(e["count"] for e in overflow) > 0, "the burst did not overflow the queue"
@@ -241,8 +257,12 @@ def test_sigkill_mid_segment_then_restart(tmp_path: Path) -> None:
 
     import pyarrow.parquet as pq
 
-    code = CHILD.format(testdir=str(Path(__file__).parent), root=str(tmp_path), symbols=SYMBOLS, streams=STREAMS)
-    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    code = CHILD.format(
+        testdir=str(Path(__file__).parent), root=str(tmp_path), symbols=SYMBOLS, streams=STREAMS
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "READY", child.stderr.read() if child.stderr else ""

@@ -69,7 +69,9 @@ def test_kill_9_during_land_into_s3_then_rerun_lands_each_row_once(tmp_path: Pat
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    left = len(list((h.spool / "bronze").rglob("*.parquet"))) + len(list((h.spool / "raw").rglob("segment_*")))
+    left = len(list((h.spool / "bronze").rglob("*.parquet"))) + len(
+        list((h.spool / "raw").rglob("segment_*"))
+    )
     assert left > 0, "nothing was left to repair"
     out = h.cli("land")
     assert out.returncode == 0, out.stderr
@@ -77,8 +79,10 @@ def test_kill_9_during_land_into_s3_then_rerun_lands_each_row_once(tmp_path: Pat
     assert not list((h.spool / "raw" / "ready").rglob("*.parquet"))
     assert not list((h.spool / "raw" / "processing").rglob("*.parquet"))
     con = api.connect(h.config(), udfs=False)
-    n, distinct = con.execute(f"SELECT count(*), count(DISTINCT trade_id) FROM read_parquet("
-                              f"'s3://{h.bucket}/lake/bronze/trades/**/*.parquet')").fetchone()
+    n, distinct = con.execute(
+        f"SELECT count(*), count(DISTINCT trade_id) FROM read_parquet("
+        f"'s3://{h.bucket}/lake/bronze/trades/**/*.parquet')"
+    ).fetchone()
     assert n == distinct == 600  # none lost, none twice
 
 
@@ -138,8 +142,13 @@ def test_kill_9_in_the_middle_of_a_publish(tmp_path: Path) -> None:
     import os
 
     env = {**os.environ, "DAEDALUS_NO_UDFS": "1", "KILL_MID_PUBLISH": "1"}
-    proc = subprocess.run([sys.executable, "-c", KILL_MID_PUBLISH, "--config", str(h.config_path), "build"],
-                          env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_MID_PUBLISH, "--config", str(h.config_path), "build"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == -9, proc.stderr
     root = Path(h.root)
     con = _plain()
@@ -152,8 +161,14 @@ def test_kill_9_in_the_middle_of_a_publish(tmp_path: Path) -> None:
     _assert_consistent(root)
     out = h.cli("query", "SELECT count(*) AS n FROM silver.toy_trades", "--format", "csv")
     assert out.stdout.split() == ["n", "105"]
-    on_disk = {p.relative_to(root).as_posix() for layer in ("silver", "gold") for p in (root / layer).rglob("*.parquet")}
-    named = {f[0] for m in _manifest(root)["models"].values() for p in m["partitions"].values() for f in p["files"]}
+    on_disk = {
+        p.relative_to(root).as_posix()
+        for layer in ("silver", "gold")
+        for p in (root / layer).rglob("*.parquet")
+    }
+    named = {
+        f[0] for m in _manifest(root)["models"].values() for p in m["partitions"].values() for f in p["files"]
+    }
     assert on_disk == named  # nothing but the published files in the model folders
 
 
@@ -217,10 +232,17 @@ def test_truncated_segment_is_quarantined_the_rest_lands_and_builds(tmp_path: Pa
     root = Path(h.root)
     assert (root / "raw" / "quarantine" / "ccxt" / "trades" / bad.name).exists()
     assert not good.exists()
-    n = _plain().execute(f"SELECT count(*) FROM read_parquet('{root}/silver/toy_trades/**/*.parquet')").fetchone()[0]
+    n = (
+        _plain()
+        .execute(f"SELECT count(*) FROM read_parquet('{root}/silver/toy_trades/**/*.parquet')")
+        .fetchone()[0]
+    )
     assert n == 30
-    events = _plain().execute(f"SELECT event_type, detail FROM read_parquet('{root}/bronze/events/**/*.parquet')"
-                              ).fetchall()
+    events = (
+        _plain()
+        .execute(f"SELECT event_type, detail FROM read_parquet('{root}/bronze/events/**/*.parquet')")
+        .fetchall()
+    )
     assert events[0][0] == "quarantine" and bad.name in events[0][1]
 
 
@@ -230,13 +252,20 @@ def test_schema_drift_new_column_appears_and_nothing_fails(tmp_path: Path, monke
     h = make_lakehouse(tmp_path)
     h.add_trades("2024-08-08", "0001", n=30)
     drifted = SCHEMAS["trades"].append(pa.field("is_best_match", pa.bool_()))
-    rows = [{**r, "is_best_match": i % 2 == 0} for i, r in enumerate(trade_rows("binance", "BTC/USDT", "2024-08-08",
-                                                                                    n=10, start_id=500))]
+    rows = [
+        {**r, "is_best_match": i % 2 == 0}
+        for i, r in enumerate(trade_rows("binance", "BTC/USDT", "2024-08-08", n=10, start_id=500))
+    ]
     write_segment(h.spool, rows, "0002", schema=drifted)
     state = watch(h.config(), poll_interval=0.01, max_cycles=1, udfs=False, echo=lambda _: None)
     assert state.last_cycle["error"] is None and state.last_cycle["segments"] == 2
-    out = h.cli("query", "SELECT count(*) AS n, count(is_best_match) AS with_col, sum(is_best_match::INT) AS t "
-                         "FROM bronze.trades", "--format", "csv")
+    out = h.cli(
+        "query",
+        "SELECT count(*) AS n, count(is_best_match) AS with_col, sum(is_best_match::INT) AS t "
+        "FROM bronze.trades",
+        "--format",
+        "csv",
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["n,with_col,t", "40,10,5"]  # old rows NULL, the new column by name
     out = h.cli("query", "SELECT count(*) AS n FROM silver.toy_trades", "--format", "csv")
@@ -256,17 +285,34 @@ def test_capture_ts_jumping_backwards(tmp_path: Path, monkeypatch) -> None:
             r["capture_ts"] = r["capture_ts"] - dt.timedelta(hours=1)
             r["collected_at"] -= 3_600_000
     # the first row of the day captured just after midnight, then the clock jumps to the day before
-    early = dict(rows[0], trade_id="no-exchange-time", timestamp=None, seq=999,
-                 capture_ts=dt.datetime(2024, 8, 8, 0, 10, tzinfo=UTC) - dt.timedelta(hours=1))
+    early = dict(
+        rows[0],
+        trade_id="no-exchange-time",
+        timestamp=None,
+        seq=999,
+        capture_ts=dt.datetime(2024, 8, 8, 0, 10, tzinfo=UTC) - dt.timedelta(hours=1),
+    )
     write_segment(h.spool, [*rows, early], "0001")
     state = watch(h.config(), poll_interval=0.01, max_cycles=1, udfs=False, echo=lambda _: None)
     assert state.last_cycle["error"] is None
     root = Path(h.root)
-    dates = _plain().execute(f"SELECT date::VARCHAR, count(*) FROM read_parquet('{root}/bronze/trades/**/*.parquet') "
-                             "GROUP BY 1 ORDER BY 1").fetchall()
+    dates = (
+        _plain()
+        .execute(
+            f"SELECT date::VARCHAR, count(*) FROM read_parquet('{root}/bronze/trades/**/*.parquet') "
+            "GROUP BY 1 ORDER BY 1"
+        )
+        .fetchall()
+    )
     assert dates == [("2024-08-07", 1), ("2024-08-08", 40)]
-    silver = _plain().execute(f"SELECT count(*), count(DISTINCT trade_id) FROM read_parquet("
-                              f"'{root}/silver/toy_trades/**/*.parquet')").fetchone()
+    silver = (
+        _plain()
+        .execute(
+            f"SELECT count(*), count(DISTINCT trade_id) FROM read_parquet("
+            f"'{root}/silver/toy_trades/**/*.parquet')"
+        )
+        .fetchone()
+    )
     assert silver == (40, 40)  # the row without exchange time is not a trade of silver (ts NULL)
     tests = api.test(h.config(), udfs=False)
     assert tests and all(t.passed for t in tests)

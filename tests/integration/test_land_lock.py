@@ -17,7 +17,9 @@ def test_second_land_exits_with_one_line(tmp_path: Path) -> None:
     with land_lock(h.spool):  # a real flock on the lake's land.lock, as a running lander holds it
         out = h.cli("land")
     assert out.returncode != 0
-    lines = [ln for ln in out.stderr.strip().splitlines() if not ln.startswith("lake: ")]  # the root announced
+    lines = [
+        ln for ln in out.stderr.strip().splitlines() if not ln.startswith("lake: ")
+    ]  # the root announced
     assert len(lines) == 1 and "another `daedalus land`" in lines[0] and "Traceback" not in out.stderr
     assert list((h.spool / "raw" / "ready").rglob("segment_*.parquet"))  # nothing was touched
     out = h.cli("land")  # the lock is free again

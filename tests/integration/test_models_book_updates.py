@@ -27,7 +27,9 @@ from reference.book_reference import same_float  # noqa: E402
 from reference.capture_updates import capture_rows, expected_books, write_book_updates  # noqa: E402
 
 pytestmark = pytest.mark.slow
-CAPTURE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
+CAPTURE = (
+    Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
+)
 EDGES = [0.0, 5.0, 10.0, 25.0, 50.0, 100.0]
 BANDS = ["0_5bps", "5_10bps", "10_25bps", "25_50bps", "50_100bps"]
 
@@ -46,20 +48,32 @@ def capture_lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[d
 
 
 def silver(root: Path, levels: int, select: str = "orderbook") -> tuple[Any, list[tuple]]:
-    cfg = load_config(overrides={"storage.root": str(root), "duckdb.temp_directory": str(root / "_tmp"),
-                                 "etl.features.max_levels": levels})
+    cfg = load_config(
+        overrides={
+            "storage.root": str(root),
+            "duckdb.temp_directory": str(root / "_tmp"),
+            "etl.features.max_levels": levels,
+        }
+    )
     build(cfg, select=select, full_refresh=True, catalog=False)
     lake = open_lake(cfg)
     files = [lake.url(f.path) for f in Manifest.load(lake).models["orderbook"].files()]
-    cols = ", ".join(["seq", "bids", "asks", "break_before", "break_reason", "full_book", "kind", "crossed"]
-                     + [f"{s}_depth_{b}" for b in BANDS for s in ("bid", "ask")])
-    got = duckdb.connect().execute(
-        f"SELECT {cols} FROM read_parquet({files!r}, hive_partitioning=false) ORDER BY seq").fetchall()
+    cols = ", ".join(
+        ["seq", "bids", "asks", "break_before", "break_reason", "full_book", "kind", "crossed"]
+        + [f"{s}_depth_{b}" for b in BANDS for s in ("bid", "ask")]
+    )
+    got = (
+        duckdb.connect()
+        .execute(f"SELECT {cols} FROM read_parquet({files!r}, hive_partitioning=false) ORDER BY seq")
+        .fetchall()
+    )
     return lake, got
 
 
 @pytest.mark.parametrize("levels", [20, 1000])
-def test_silver_book_after_every_update_equals_the_dict_replay(capture_lake: tuple[Path, list], levels: int) -> None:
+def test_silver_book_after_every_update_equals_the_dict_replay(
+    capture_lake: tuple[Path, list], levels: int
+) -> None:
     root, rows = capture_lake
     _, got = silver(root, levels)
     want = expected_books(rows, levels, EDGES)
@@ -87,7 +101,9 @@ def test_gold_takes_the_whole_book_bands_from_silver(capture_lake: tuple[Path, l
     m = Manifest.load(lake).models
     hf = [lake.url(f.path) for f in m["orderbook_hf"].files()]
     sv = [lake.url(f.path) for f in m["orderbook"].files()]
-    n, same, null_near = duckdb.connect().execute(f"""
+    n, same, null_near = (
+        duckdb.connect()
+        .execute(f"""
         SELECT count(*),
                count(*) FILTER (WHERE g.bid_depth_0_5bps = s.bid_depth_0_5bps AND g.ask_depth_10_25bps = s.ask_depth_10_25bps
                                 AND g.band_imbalance_5_10bps IS NOT DISTINCT FROM
@@ -95,6 +111,8 @@ def test_gold_takes_the_whole_book_bands_from_silver(capture_lake: tuple[Path, l
                count(*) FILTER (WHERE g.bid_depth_0_5bps IS NULL OR g.ask_depth_0_5bps IS NULL)
         FROM read_parquet({hf!r}, hive_partitioning=false) g
         JOIN read_parquet({sv!r}, hive_partitioning=false) s USING (exchange, symbol, ts, seq)
-    """).fetchone()
+    """)
+        .fetchone()
+    )
     # 20 stored levels reach ~2 bps: from levels alone 0–5 would be NULL on nearly every row
     assert n == len(rows) and same == n and null_near == 0

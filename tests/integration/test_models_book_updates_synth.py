@@ -18,20 +18,37 @@ from daedalus.lake import open_lake
 from daedalus.lake.manifest import Manifest
 
 pytestmark = pytest.mark.slow
-BOOK = dict(symbols=["BTC/USDT"], start="2024-01-06", snapshot_ms=2_000, levels=10, trades_per_sec=0.2,
-            ticker_ms=20_000, book_updates=True, book_depth=400)
+BOOK = dict(
+    symbols=["BTC/USDT"],
+    start="2024-01-06",
+    snapshot_ms=2_000,
+    levels=10,
+    trades_per_sec=0.2,
+    ticker_ms=20_000,
+    book_updates=True,
+    book_depth=400,
+)
 
 
 def table(cfg: Config, model: str, order: str = "exchange, symbol, ts, seq") -> pa.Table:
     lake = open_lake(cfg)
     files = [lake.url(f.path) for f in Manifest.load(lake).models[model].files()]
-    return duckdb.connect().execute(
-        f"SELECT * FROM read_parquet({files!r}, hive_partitioning=false) ORDER BY {order}").to_arrow_table()
+    return (
+        duckdb.connect()
+        .execute(f"SELECT * FROM read_parquet({files!r}, hive_partitioning=false) ORDER BY {order}")
+        .to_arrow_table()
+    )
 
 
 def config(root: Path, tmp: Path, **extra: object) -> Config:
-    return load_config(overrides={"storage.root": str(root), "duckdb.temp_directory": str(tmp / "tmp"),
-                                  "etl.features.max_levels": 10, **extra})
+    return load_config(
+        overrides={
+            "storage.root": str(root),
+            "duckdb.temp_directory": str(tmp / "tmp"),
+            "etl.features.max_levels": 10,
+            **extra,
+        }
+    )
 
 
 def link(src: Path, dst: Path, channels: set[str] | None = None, day: str | None = None) -> None:
@@ -56,12 +73,16 @@ def test_hourly_slices_equal_the_day_replayed_from_each_connection_start(tmp_pat
     sliced = table(sliced_cfg, "orderbook")
     assert sliced.num_rows == whole.num_rows > 0 and sliced.equals(whole)
     # the slices did start mid-connection: hourly checkpoints served as their anchors
-    kinds = dict(duckdb.connect().execute(
-        "SELECT kind, count(*) FROM whole GROUP BY kind").fetchall())
+    kinds = dict(duckdb.connect().execute("SELECT kind, count(*) FROM whole GROUP BY kind").fetchall())
     assert kinds["checkpoint"] >= 2 and kinds["snapshot"] == len(summary.gaps) + 1
-    breaks = duckdb.connect().execute(
-        "SELECT count(*) FILTER (WHERE break_before), count(*) FILTER (WHERE break_reason = 'snapshot'), "
-        "count(*) FILTER (WHERE full_book AND bid_depth_0_5bps IS NULL) FROM whole").fetchone()
+    breaks = (
+        duckdb.connect()
+        .execute(
+            "SELECT count(*) FILTER (WHERE break_before), count(*) FILTER (WHERE break_reason = 'snapshot'), "
+            "count(*) FILTER (WHERE full_book AND bid_depth_0_5bps IS NULL) FROM whole"
+        )
+        .fetchone()
+    )
     # every break is a connection start (its snapshot) here: checkpoints agree with the rebuilt book
     assert breaks[0] == breaks[1] == len(summary.gaps) + 1 and breaks[2] == 0
 

@@ -43,8 +43,15 @@ def write_bronze(root: Path, channel: str, exchange: str, name: str, rows: list[
     full = []
     for r in rows:
         cap = r.get("capture_ts") or (r.get("timestamp") or at(0, 0, 0)) + dt.timedelta(milliseconds=10)
-        full.append({"collected_at": int(cap.timestamp() * 1000), "capture_ts": cap, "exchange": exchange,
-                     "conn_id": "c1", **r})
+        full.append(
+            {
+                "collected_at": int(cap.timestamp() * 1000),
+                "capture_ts": cap,
+                "exchange": exchange,
+                "conn_id": "c1",
+                **r,
+            }
+        )
     out = root / "bronze" / channel / f"exchange={exchange}" / f"date={DAY.isoformat()}"
     out.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(full, schema=SCHEMAS[channel]), out / f"{name}.parquet")
@@ -71,34 +78,152 @@ BREAKS = [True, False, False, False, True, True, False, True, False]
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory: pytest.TempPathFactory) -> Config:
     root = tmp_path_factory.mktemp("lake")
-    ob = [{"symbol": "BTC/USDT", "seq": seq, "timestamp": ts, "nonce": seq * 10, "bids": b, "asks": a}
-          for ts, seq, b, a in BOOKS]
+    ob = [
+        {"symbol": "BTC/USDT", "seq": seq, "timestamp": ts, "nonce": seq * 10, "bids": b, "asks": a}
+        for ts, seq, b, a in BOOKS
+    ]
     write_bronze(root, "orderbook", "binance", "seg-1", ob)
     write_bronze(root, "orderbook", "binance", "seg-1-redelivered", ob[1:2])  # the same snapshot again
-    write_bronze(root, "events", "binance", "ev", [
-        {"symbol": "BTC/USDT", "seq": 100, "event_type": "disconnect", "close_code": 1006, "capture_ts": at(10, 0, 2)},
-        {"symbol": None, "seq": 101, "event_type": "gap", "channel": "orderbook", "capture_ts": at(10, 0, 4)},
-        {"symbol": "BTC/USDT", "seq": 102, "event_type": "connect", "capture_ts": at(10, 0, 5.5)},
-        {"symbol": "ETH/USDT", "seq": 103, "event_type": "disconnect", "capture_ts": at(10, 10, 0.05)},
-    ])
+    write_bronze(
+        root,
+        "events",
+        "binance",
+        "ev",
+        [
+            {
+                "symbol": "BTC/USDT",
+                "seq": 100,
+                "event_type": "disconnect",
+                "close_code": 1006,
+                "capture_ts": at(10, 0, 2),
+            },
+            {
+                "symbol": None,
+                "seq": 101,
+                "event_type": "gap",
+                "channel": "orderbook",
+                "capture_ts": at(10, 0, 4),
+            },
+            {"symbol": "BTC/USDT", "seq": 102, "event_type": "connect", "capture_ts": at(10, 0, 5.5)},
+            {"symbol": "ETH/USDT", "seq": 103, "event_type": "disconnect", "capture_ts": at(10, 10, 0.05)},
+        ],
+    )
     trade = {"symbol": "BTC/USDT", "info_json": None}
-    write_bronze(root, "trades", "binance", "tr", [
-        {**trade, "seq": 20, "timestamp": at(10, 0, 0.1), "trade_id": "1", "side": None, "price": 1000.0,
-         "amount": 2.0, "info_json": json.dumps({"t": 1, "m": True})},  # raw Binance: buyer is maker → sell
-        {**trade, "seq": 21, "timestamp": at(10, 0, 0.9), "trade_id": "2", "side": "buy", "price": 1001.0, "amount": 1.0},
-        {**trade, "seq": 21, "timestamp": at(10, 0, 0.9), "trade_id": "2", "side": "buy", "price": 1001.0, "amount": 1.0},
-        {**trade, "seq": 22, "timestamp": at(10, 0, 1.0), "trade_id": "3", "side": "sell", "price": 999.0, "amount": 3.0},
-        {**trade, "seq": 23, "timestamp": at(10, 0, 5.0), "trade_id": "10", "side": "buy", "price": 1002.0, "amount": 0.5},
-    ])
-    write_bronze(root, "trades", "coinbase", "tr", [
-        {"symbol": "BTC/USD", "seq": 1, "timestamp": at(11, 0, 0), "trade_id": "a", "side": "BUY", "price": 50.0, "amount": 1.0},
-        {"symbol": "BTC/USD", "seq": 2, "timestamp": at(11, 0, 1), "trade_id": "b", "side": "SELL", "price": 51.0, "amount": 1.0},
-    ])
-    write_bronze(root, "ticker", "binance", "tk", [
-        {"symbol": "BTC/USDT", "seq": 30, "timestamp": at(10, 0, 0), "bid": 999.0, "ask": 1001.0, "bid_volume": 3.0, "ask_volume": 1.0},
-        {"symbol": "BTC/USDT", "seq": 31, "timestamp": at(10, 0, 2), "bid": 1001.0, "ask": 1003.0, "bid_volume": 1.0, "ask_volume": 1.0},
-        {"symbol": "BTC/USDT", "seq": 32, "timestamp": at(10, 0, 6), "bid": 1003.0, "ask": 1005.0, "bid_volume": 0.0, "ask_volume": 0.0},
-    ])
+    write_bronze(
+        root,
+        "trades",
+        "binance",
+        "tr",
+        [
+            {
+                **trade,
+                "seq": 20,
+                "timestamp": at(10, 0, 0.1),
+                "trade_id": "1",
+                "side": None,
+                "price": 1000.0,
+                "amount": 2.0,
+                "info_json": json.dumps({"t": 1, "m": True}),
+            },  # raw Binance: buyer is maker → sell
+            {
+                **trade,
+                "seq": 21,
+                "timestamp": at(10, 0, 0.9),
+                "trade_id": "2",
+                "side": "buy",
+                "price": 1001.0,
+                "amount": 1.0,
+            },
+            {
+                **trade,
+                "seq": 21,
+                "timestamp": at(10, 0, 0.9),
+                "trade_id": "2",
+                "side": "buy",
+                "price": 1001.0,
+                "amount": 1.0,
+            },
+            {
+                **trade,
+                "seq": 22,
+                "timestamp": at(10, 0, 1.0),
+                "trade_id": "3",
+                "side": "sell",
+                "price": 999.0,
+                "amount": 3.0,
+            },
+            {
+                **trade,
+                "seq": 23,
+                "timestamp": at(10, 0, 5.0),
+                "trade_id": "10",
+                "side": "buy",
+                "price": 1002.0,
+                "amount": 0.5,
+            },
+        ],
+    )
+    write_bronze(
+        root,
+        "trades",
+        "coinbase",
+        "tr",
+        [
+            {
+                "symbol": "BTC/USD",
+                "seq": 1,
+                "timestamp": at(11, 0, 0),
+                "trade_id": "a",
+                "side": "BUY",
+                "price": 50.0,
+                "amount": 1.0,
+            },
+            {
+                "symbol": "BTC/USD",
+                "seq": 2,
+                "timestamp": at(11, 0, 1),
+                "trade_id": "b",
+                "side": "SELL",
+                "price": 51.0,
+                "amount": 1.0,
+            },
+        ],
+    )
+    write_bronze(
+        root,
+        "ticker",
+        "binance",
+        "tk",
+        [
+            {
+                "symbol": "BTC/USDT",
+                "seq": 30,
+                "timestamp": at(10, 0, 0),
+                "bid": 999.0,
+                "ask": 1001.0,
+                "bid_volume": 3.0,
+                "ask_volume": 1.0,
+            },
+            {
+                "symbol": "BTC/USDT",
+                "seq": 31,
+                "timestamp": at(10, 0, 2),
+                "bid": 1001.0,
+                "ask": 1003.0,
+                "bid_volume": 1.0,
+                "ask_volume": 1.0,
+            },
+            {
+                "symbol": "BTC/USDT",
+                "seq": 32,
+                "timestamp": at(10, 0, 6),
+                "bid": 1003.0,
+                "ask": 1005.0,
+                "bid_volume": 0.0,
+                "ask_volume": 0.0,
+            },
+        ],
+    )
     cfg = load_config(overrides={"storage.root": str(root), "duckdb.temp_directory": str(root / "_tmp")})
     result = build(cfg, catalog=False)  # raises BuildError if any data test fails
     assert all(t.passed for t in result.tests)
@@ -109,7 +234,9 @@ def rows(cfg: Config, model: str, where: str = "true", order: str = "1") -> list
     files = [open_lake(cfg).url(f.path) for f in Manifest.load(open_lake(cfg)).models[model].files()]
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    table = con.execute(f"SELECT * FROM read_parquet({files!r}, hive_partitioning=false) WHERE {where} ORDER BY {order}").to_arrow_table()
+    table = con.execute(
+        f"SELECT * FROM read_parquet({files!r}, hive_partitioning=false) WHERE {where} ORDER BY {order}"
+    ).to_arrow_table()
     return table.to_pylist()
 
 
@@ -147,18 +274,37 @@ def test_trades_side_dedup_notional(lake: Config) -> None:
 
 
 def test_trade_bars_gap_and_boundary(lake: Config) -> None:
-    got = rows(lake, "trade_bars", where="exchange = 'binance' AND bar_seconds IN (1, 5)", order="bar_seconds, bar_start")
+    got = rows(
+        lake,
+        "trade_bars",
+        where="exchange = 'binance' AND bar_seconds IN (1, 5)",
+        order="bar_seconds, bar_start",
+    )
     one = {r["bar_start"].astimezone(UTC): r for r in got if r["bar_seconds"] == 1}
     assert sorted(one) == [at(10, 0, 0), at(10, 0, 1), at(10, 0, 5)]  # no empty bars at 10:00:02-04
     b0 = one[at(10, 0, 0)]
-    assert (b0["open"], b0["high"], b0["low"], b0["close"], b0["trade_count"]) == (1000.0, 1001.0, 1000.0, 1001.0, 2)
+    assert (b0["open"], b0["high"], b0["low"], b0["close"], b0["trade_count"]) == (
+        1000.0,
+        1001.0,
+        1000.0,
+        1001.0,
+        2,
+    )
     assert (b0["buy_volume"], b0["sell_volume"], b0["volume"]) == (1.0, 2.0, 3.0)
     assert b0["vwap"] == pytest.approx(3001.0 / 3) and b0["trade_imbalance"] == pytest.approx(-1 / 3)
     assert one[at(10, 0, 1)]["open"] == 999.0  # the trade exactly at 10:00:01 opens the next bar
     five = [r for r in got if r["bar_seconds"] == 5]
-    assert [(r["bar_start"].astimezone(UTC), r["trade_count"]) for r in five] == [(at(10, 0, 0), 3), (at(10, 0, 5), 1)]
-    ref = trade_bars([TradeRow(r["ts"], int(r["trade_id"]), r["side"], r["price"], r["amount"])
-                      for r in rows(lake, "trades", where="exchange = 'binance'")], [1, 5])
+    assert [(r["bar_start"].astimezone(UTC), r["trade_count"]) for r in five] == [
+        (at(10, 0, 0), 3),
+        (at(10, 0, 5), 1),
+    ]
+    ref = trade_bars(
+        [
+            TradeRow(r["ts"], int(r["trade_id"]), r["side"], r["price"], r["amount"])
+            for r in rows(lake, "trades", where="exchange = 'binance'")
+        ],
+        [1, 5],
+    )
     for r in got:
         want = ref[(r["bar_seconds"], r["bar_start"])]
         assert all(close(r[k], v) for k, v in want.items()), (r, want)
@@ -166,15 +312,36 @@ def test_trade_bars_gap_and_boundary(lake: Config) -> None:
 
 def test_orderbook_bars_match_reference(lake: Config) -> None:
     hf = rows(lake, "orderbook_hf", order="ts, seq")
-    ref = orderbook_bars([BookRow(r["ts"], r["seq"], r["mid"], r["spread_bps"], r["imbalance_1"], r["microprice"],
-                                  r["ofi"], r["mlofi"], r["log_return"]) for r in hf], [1, 5, 60, 3600])
+    ref = orderbook_bars(
+        [
+            BookRow(
+                r["ts"],
+                r["seq"],
+                r["mid"],
+                r["spread_bps"],
+                r["imbalance_1"],
+                r["microprice"],
+                r["ofi"],
+                r["mlofi"],
+                r["log_return"],
+            )
+            for r in hf
+        ],
+        [1, 5, 60, 3600],
+    )
     got = rows(lake, "orderbook_bars", order="bar_seconds, bar_start")
     assert {(r["bar_seconds"], r["bar_start"]) for r in got} == set(ref) | {
-        (r["bar_seconds"], r["bar_start"]) for r in got if r["bar_seconds"] not in (1, 5, 60, 3600)}
+        (r["bar_seconds"], r["bar_start"]) for r in got if r["bar_seconds"] not in (1, 5, 60, 3600)
+    }
     one = [r for r in got if r["bar_seconds"] == 1]
     assert [(r["bar_start"].astimezone(UTC), r["snapshot_count"]) for r in one] == [
-        (at(10, 0, 0), 2), (at(10, 0, 1), 2), (at(10, 0, 3), 1), (at(10, 0, 5), 1), (at(10, 0, 6), 1),
-        (at(10, 10, 0), 2)]
+        (at(10, 0, 0), 2),
+        (at(10, 0, 1), 2),
+        (at(10, 0, 3), 1),
+        (at(10, 0, 5), 1),
+        (at(10, 0, 6), 1),
+        (at(10, 10, 0), 2),
+    ]
     assert one[1]["open"] == 1000.5  # the snapshot exactly at 10:00:01 (mid 1000.5) opens that bar
     assert one[1]["max_spread_bps"] == pytest.approx(1.0 / 1000.5 * 1e4)
     for r in got:
@@ -188,7 +355,7 @@ def test_ticker_hf_trailing_and_calendar(lake: Config) -> None:
     assert [r["mid"] for r in got] == [1000.0, 1002.0, 1004.0]
     assert got[0]["volume_imbalance"] == 0.5 and got[2]["volume_imbalance"] is None  # 0/0 → NULL
     last = got[2]  # (10:00:01, 10:00:06] holds 10:00:02 and 10:00:06
-    assert last["mid_mean_5s"] == 1003.0 and last["mid_std_5s"] == pytest.approx(2 ** 0.5)
+    assert last["mid_mean_5s"] == 1003.0 and last["mid_std_5s"] == pytest.approx(2**0.5)
     assert last["mid_mean_15s"] == 1002.0 and last["mid_std_15s"] == pytest.approx(2.0)
     assert got[0]["mid_std_5s"] is None  # one row: no sample std
     assert last["spread_bps_mean_5s"] == pytest.approx((2 / 1002 + 2 / 1004) / 2 * 1e4)
@@ -198,11 +365,18 @@ def test_ticker_hf_trailing_and_calendar(lake: Config) -> None:
 
 def test_band_config_changes_gold_columns(lake: Config, tmp_path: Path) -> None:
     """Changing bands_bps changes orderbook_hf's columns, with no SQL edited."""
-    cfg = load_config(overrides={"storage.root": lake.storage.root, "duckdb.temp_directory": str(tmp_path),
-                                 "etl.features.bands_bps": [0, 2.5, 20]})
+    cfg = load_config(
+        overrides={
+            "storage.root": lake.storage.root,
+            "duckdb.temp_directory": str(tmp_path),
+            "etl.features.bands_bps": [0, 2.5, 20],
+        }
+    )
     from daedalus.build import compile_sql
 
-    sql = compile_sql(cfg, "orderbook_hf", {"exchange": "binance", "symbol": "BTC/USDT", "date": DAY.isoformat()})
+    sql = compile_sql(
+        cfg, "orderbook_hf", {"exchange": "binance", "symbol": "BTC/USDT", "date": DAY.isoformat()}
+    )
     assert "bid_depth_0_2p5bps" in sql and "band_imbalance_2p5_20bps" in sql and "bid_depth_0_5bps" not in sql
 
 

@@ -22,25 +22,48 @@ from daedalus.lake.manifest import Manifest
 pytestmark = pytest.mark.slow  # three real builds over two synthetic days
 GOLD = ("orderbook_hf", "orderbook_bars", "trade_bars", "ticker_hf")
 SILVER = ("orderbook", "trades", "ticker", "events")
-KEYS = {"orderbook_bars": "exchange, symbol, bar_seconds, bar_start", "trade_bars": "exchange, symbol, bar_seconds, bar_start"}
+KEYS = {
+    "orderbook_bars": "exchange, symbol, bar_seconds, bar_start",
+    "trade_bars": "exchange, symbol, bar_seconds, bar_start",
+}
 
 
 def snapshot(cfg: Config, model: str) -> pa.Table:
     lake = open_lake(cfg)
     files = [lake.url(f.path) for f in Manifest.load(lake).models[model].files()]
-    order = KEYS.get(model, "exchange, symbol, ts, seq" if model != "trades" else "exchange, symbol, ts, trade_id")
+    order = KEYS.get(
+        model, "exchange, symbol, ts, seq" if model != "trades" else "exchange, symbol, ts, trade_id"
+    )
     if model == "events":
         order = "exchange, ts, conn_id, seq"
-    return duckdb.connect().execute(f"SELECT * FROM read_parquet({files!r}, hive_partitioning=false) ORDER BY {order}").to_arrow_table()
+    return (
+        duckdb.connect()
+        .execute(f"SELECT * FROM read_parquet({files!r}, hive_partitioning=false) ORDER BY {order}")
+        .to_arrow_table()
+    )
 
 
 def test_day_by_day_equals_full_refresh(tmp_path: Path) -> None:
     staging, root = tmp_path / "staging", tmp_path / "lake"
-    summary = generate(staging, symbols=["BTC/USDT", "ETH/USDT"], start="2024-01-06", days=2, snapshot_ms=20_000,
-                       levels=5, trades_per_sec=0.1, gaps_per_day=2, ticker_ms=20_000)
+    summary = generate(
+        staging,
+        symbols=["BTC/USDT", "ETH/USDT"],
+        start="2024-01-06",
+        days=2,
+        snapshot_ms=20_000,
+        levels=5,
+        trades_per_sec=0.1,
+        gaps_per_day=2,
+        ticker_ms=20_000,
+    )
     assert summary.rows["events"] > 0 and summary.dates == ["2024-01-06", "2024-01-07"]
-    cfg = load_config(overrides={"storage.root": str(root), "duckdb.temp_directory": str(tmp_path / "tmp"),
-                                 "etl.features.max_levels": 4})  # 5 levels landed: truncated bands too
+    cfg = load_config(
+        overrides={
+            "storage.root": str(root),
+            "duckdb.temp_directory": str(tmp_path / "tmp"),
+            "etl.features.max_levels": 4,
+        }
+    )  # 5 levels landed: truncated bands too
 
     for day in summary.dates:  # bronze arrives one day at a time, each followed by a build
         for f in staging.glob(f"bronze/*/*/date={day}/*.parquet"):

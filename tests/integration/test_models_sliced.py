@@ -34,15 +34,29 @@ def files_in_order(cfg: Config, model: str) -> list[str]:
 def rows(cfg: Config, model: str) -> pa.Table:
     """The model's rows in file-name order then file-row order: what a reader of the files sees."""
     files = files_in_order(cfg, model)
-    return duckdb.connect().execute(
-        f"SELECT * EXCLUDE (filename, file_row_number) FROM read_parquet({files!r}, hive_partitioning=false, "
-        "filename=true, file_row_number=true) "
-        f"ORDER BY list_position({files!r}, filename), file_row_number").to_arrow_table()
+    return (
+        duckdb.connect()
+        .execute(
+            f"SELECT * EXCLUDE (filename, file_row_number) FROM read_parquet({files!r}, hive_partitioning=false, "
+            "filename=true, file_row_number=true) "
+            f"ORDER BY list_position({files!r}, filename), file_row_number"
+        )
+        .to_arrow_table()
+    )
 
 
 def test_slices_equal_whole_days(tmp_path: Path) -> None:
-    summary = generate(tmp_path / "lake", symbols=["BTC/USDT"], start="2024-01-06", days=2, snapshot_ms=5_000,
-                       levels=5, trades_per_sec=0.5, gaps_per_day=3, ticker_ms=20_000)
+    summary = generate(
+        tmp_path / "lake",
+        symbols=["BTC/USDT"],
+        start="2024-01-06",
+        days=2,
+        snapshot_ms=5_000,
+        levels=5,
+        trades_per_sec=0.5,
+        gaps_per_day=3,
+        ticker_ms=20_000,
+    )
     assert summary.rows["events"] > 0
     base = {"storage.root": str(tmp_path / "lake"), "duckdb.temp_directory": str(tmp_path / "tmp")}
 
@@ -66,15 +80,31 @@ def test_slices_equal_whole_days(tmp_path: Path) -> None:
 
 
 def test_compile_prints_the_query_of_one_slice(tmp_path: Path) -> None:
-    generate(tmp_path / "lake", symbols=["BTC/USDT"], start="2024-01-06", days=1, hours=3, snapshot_ms=60_000,
-             levels=3, trades_per_sec=0.05, gaps_per_day=0, ticker_ms=60_000)
+    generate(
+        tmp_path / "lake",
+        symbols=["BTC/USDT"],
+        start="2024-01-06",
+        days=1,
+        hours=3,
+        snapshot_ms=60_000,
+        levels=3,
+        trades_per_sec=0.05,
+        gaps_per_day=0,
+        ticker_ms=60_000,
+    )
     cfg = load_config(overrides={"storage.root": str(tmp_path / "lake"), "etl.slice_hours": 1})
     sql = compile_sql(cfg, "orderbook", "exchange=binance,symbol=BTC/USDT,date=2024-01-06", slice_no=2)
     header = sql.splitlines()[0]
     assert header.endswith("slice 2/24 [01:00, 02:00) UTC; the build runs one such query per slice"), header
     # the slice's rows, and the lookback (max_state_staleness_seconds = 300) before them
-    assert "\"ts\" >= TIMESTAMPTZ '2024-01-06 01:00:00.000000+00' AND \"ts\" < TIMESTAMPTZ '2024-01-06 02:00:00.000000+00'" in sql
+    assert (
+        "\"ts\" >= TIMESTAMPTZ '2024-01-06 01:00:00.000000+00' AND \"ts\" < TIMESTAMPTZ '2024-01-06 02:00:00.000000+00'"
+        in sql
+    )
     assert "\"timestamp\" >= TIMESTAMPTZ '2024-01-06 00:55:00.000000+00'" in sql
-    whole = compile_sql(cfg.model_copy(update={"etl": cfg.etl.model_copy(update={"slice_hours": 24})}), "orderbook",
-                        "exchange=binance,symbol=BTC/USDT,date=2024-01-06")
+    whole = compile_sql(
+        cfg.model_copy(update={"etl": cfg.etl.model_copy(update={"slice_hours": 24})}),
+        "orderbook",
+        "exchange=binance,symbol=BTC/USDT,date=2024-01-06",
+    )
     assert "slice" not in whole.splitlines()[0] and "TIMESTAMPTZ '2024-01-05 23:55:00.000000+00'" in whole

@@ -16,8 +16,12 @@ def test_synth_is_deterministic_and_looks_like_a_market(tmp_path: Path) -> None:
     assert a.rows == b.rows and a.gaps == b.gaps and len(a.gaps) == 2
     con = duckdb.connect()
     for channel, schema in ((c, SCHEMAS[c]) for c in ("ticker", "trades", "orderbook", "events")):
-        ta = con.execute(f"SELECT * FROM read_parquet('{tmp_path}/a/bronze/{channel}/*/*/*.parquet', hive_partitioning=false) ORDER BY ALL").to_arrow_table()
-        tb = con.execute(f"SELECT * FROM read_parquet('{tmp_path}/b/bronze/{channel}/*/*/*.parquet', hive_partitioning=false) ORDER BY ALL").to_arrow_table()
+        ta = con.execute(
+            f"SELECT * FROM read_parquet('{tmp_path}/a/bronze/{channel}/*/*/*.parquet', hive_partitioning=false) ORDER BY ALL"
+        ).to_arrow_table()
+        tb = con.execute(
+            f"SELECT * FROM read_parquet('{tmp_path}/b/bronze/{channel}/*/*/*.parquet', hive_partitioning=false) ORDER BY ALL"
+        ).to_arrow_table()
         assert ta.equals(tb) and ta.num_rows > 0, channel
         assert ta.column_names == schema.names
     ob = f"read_parquet('{tmp_path}/a/bronze/orderbook/*/*/*.parquet')"
@@ -28,14 +32,22 @@ def test_synth_is_deterministic_and_looks_like_a_market(tmp_path: Path) -> None:
                count(*) FILTER (WHERE len(bids) < 20)
         FROM {ob}""").fetchone()
     assert bad[:3] == (0, 0, 0) and bad[3] > 0  # spreads ≥ 1 tick, tick prices, sizes > 0; some short sides
-    ids = con.execute(f"SELECT trade_id::BIGINT FROM read_parquet('{tmp_path}/a/bronze/trades/*/*/*.parquet') ORDER BY timestamp, trade_id::BIGINT").fetchall()
+    ids = con.execute(
+        f"SELECT trade_id::BIGINT FROM read_parquet('{tmp_path}/a/bronze/trades/*/*/*.parquet') ORDER BY timestamp, trade_id::BIGINT"
+    ).fetchall()
     assert [i[0] for i in ids] == sorted({i[0] for i in ids})  # strictly increasing with time
-    events = con.execute(f"SELECT event_type, count(*) FROM read_parquet('{tmp_path}/a/bronze/events/*/*/*.parquet') GROUP BY 1 ORDER BY 1").fetchall()
+    events = con.execute(
+        f"SELECT event_type, count(*) FROM read_parquet('{tmp_path}/a/bronze/events/*/*/*.parquet') GROUP BY 1 ORDER BY 1"
+    ).fetchall()
     assert events == [("connect", 2), ("disconnect", 2)]
     # nothing is recorded inside a gap, and each gap starts a new connection whose seq restarts at 0
     for _, start, end in a.gaps:
-        inside = con.execute(f"SELECT count(*) FROM {ob} WHERE timestamp >= '{start}'::TIMESTAMPTZ AND timestamp < '{end}'::TIMESTAMPTZ").fetchone()[0]
+        inside = con.execute(
+            f"SELECT count(*) FROM {ob} WHERE timestamp >= '{start}'::TIMESTAMPTZ AND timestamp < '{end}'::TIMESTAMPTZ"
+        ).fetchone()[0]
         assert inside == 0
-    conns = con.execute(f"SELECT conn_id, min(seq) FROM read_parquet('{tmp_path}/a/bronze/[otr]*/*/*/*.parquet', "
-                        "union_by_name=true) GROUP BY 1 ORDER BY 1").fetchall()
+    conns = con.execute(
+        f"SELECT conn_id, min(seq) FROM read_parquet('{tmp_path}/a/bronze/[otr]*/*/*/*.parquet', "
+        "union_by_name=true) GROUP BY 1 ORDER BY 1"
+    ).fetchall()
     assert [c[1] for c in conns] == [0, 0, 0]  # one counter per connection across orderbook, trades, ticker

@@ -28,7 +28,9 @@ def symbol_rows(root: Path, model: str) -> dict[str, int]:
 
 def test_slash_and_dash_symbols_do_not_share_a_folder(tmp_path: Path) -> None:
     toy = make_toy(tmp_path)
-    toy.write_bronze("x", DAY, trade_rows("x", "BTC/USDT", DAY, n=30) + trade_rows("x", "BTC-USDT", DAY, n=12))
+    toy.write_bronze(
+        "x", DAY, trade_rows("x", "BTC/USDT", DAY, n=30) + trade_rows("x", "BTC-USDT", DAY, n=12)
+    )
     build(toy.config(), udfs=False)
     folders = sorted(p.name for p in (toy.root / "silver" / "toy_trades" / "exchange=x").iterdir())
     assert folders == ["symbol=BTC%2FUSDT", "symbol=BTC-USDT"]
@@ -54,13 +56,17 @@ def test_a_lake_with_old_dash_paths_stays_readable_and_migrates(tmp_path: Path) 
     again = build(cfg, udfs=False)
     assert [m for m, _ in again.rebuilt] == ["toy_bars"]
     assert symbol_rows(toy.root, "toy_trades") == before
-    parts = json.loads((toy.root / "_state" / "manifest.json").read_text())["models"]["toy_trades"]["partitions"]
+    parts = json.loads((toy.root / "_state" / "manifest.json").read_text())["models"]["toy_trades"][
+        "partitions"
+    ]
     (pid,) = parts
     assert pid == f"exchange=x/symbol=BTC%2FUSDT/date={DAY}"  # re-keyed from the stored keys
     assert all("/symbol=BTC-USDT/" in f[0] for f in parts[pid]["files"])  # files stay where they are
 
     full = build(cfg, udfs=False, full_refresh=True)  # a rebuild writes the new folder
     assert full.rebuilt
-    parts = json.loads((toy.root / "_state" / "manifest.json").read_text())["models"]["toy_trades"]["partitions"]
+    parts = json.loads((toy.root / "_state" / "manifest.json").read_text())["models"]["toy_trades"][
+        "partitions"
+    ]
     assert all("/symbol=BTC%2FUSDT/" in f[0] for f in parts[pid]["files"])
     assert symbol_rows(toy.root, "toy_trades") == before

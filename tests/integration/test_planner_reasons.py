@@ -83,8 +83,15 @@ def test_both_executors_record_the_same_partitions(tmp_path, monkeypatch) -> Non
     build_distributed(lakes["tasks"].config(), executor="local", udfs=False, run_tests=False)
 
     def recorded(t) -> dict:  # (input files differ in mtime between the lakes, so their hashes do)
-        return {name: ({pid: (p["parts"]["sql"], p["parts"]["config"], p["rows"], sorted(p["inputs"]))
-                        for pid, p in ms["partitions"].items()}, ms["columns"])
-                for name, ms in t.manifest()["models"].items()}
+        return {
+            name: (
+                {
+                    pid: (p["parts"]["sql"], p["parts"]["config"], p["rows"], sorted(p["inputs"]))
+                    for pid, p in ms["partitions"].items()
+                },
+                ms["columns"],
+            )
+            for name, ms in t.manifest()["models"].items()
+        }
 
     assert recorded(lakes["local"]) == recorded(lakes["tasks"])

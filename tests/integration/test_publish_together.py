@@ -36,9 +36,13 @@ def test_a_model_failing_on_its_third_partition_publishes_none(tmp_path: Path) -
     text = sql.read_text()
     assert "sum(amount) AS volume" in text
     # version 2 doubles the volume, and cannot build 2024-01-03 (its 3rd partition)
-    sql.write_text(text.replace("sum(amount) AS volume",
-                                "2 * sum(amount) + CASE WHEN min(date) = DATE '2024-01-03' "
-                                "THEN error('boom on the 3rd partition') ELSE 0 END AS volume"))
+    sql.write_text(
+        text.replace(
+            "sum(amount) AS volume",
+            "2 * sum(amount) + CASE WHEN min(date) = DATE '2024-01-03' "
+            "THEN error('boom on the 3rd partition') ELSE 0 END AS volume",
+        )
+    )
     with pytest.raises(BuildError, match="boom on the 3rd partition"):
         build(cfg, udfs=False)
     after = toy.manifest()["models"]["toy_bars"]["partitions"]

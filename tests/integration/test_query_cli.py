@@ -20,29 +20,48 @@ def built(tmp_path_factory):
     return toy
 
 
-@pytest.mark.parametrize("sql,first_line", [
-    ("DESCRIBE silver.toy_trades", "column_name,column_type,null,key,default,extra"),
-    ("SUMMARIZE silver.toy_trades", "column_name,column_type,min,max,approx_unique,avg,std,q25,q50,q75,count,"
-                                    "null_percentage"),
-    ("SHOW ALL TABLES", "database,schema,name,column_names,column_types,temporary"),
-    ("PRAGMA version", "library_version,source_id,codename"),
-    ("EXPLAIN SELECT count(*) FROM silver.toy_trades", "explain_key,explain_value"),
-])
+@pytest.mark.parametrize(
+    "sql,first_line",
+    [
+        ("DESCRIBE silver.toy_trades", "column_name,column_type,null,key,default,extra"),
+        (
+            "SUMMARIZE silver.toy_trades",
+            "column_name,column_type,min,max,approx_unique,avg,std,q25,q50,q75,count,null_percentage",
+        ),
+        ("SHOW ALL TABLES", "database,schema,name,column_names,column_types,temporary"),
+        ("PRAGMA version", "library_version,source_id,codename"),
+        ("EXPLAIN SELECT count(*) FROM silver.toy_trades", "explain_key,explain_value"),
+    ],
+)
 def test_any_read_only_statement(built, sql, first_line):
     proc = built.cli("query", sql, "--format", "csv", env=ENV, check=True)
     assert proc.stdout.splitlines()[0] == first_line
 
 
 def test_describe_lists_the_columns(built):
-    rows = json.loads(built.cli("query", "DESCRIBE silver.toy_trades", "-f", "json", env=ENV, check=True).stdout)
-    expected = [r[0] for r in duckdb.connect(str(built.root / "catalog.duckdb"), read_only=True, config={"file_search_path": str(built.root)})
-                .execute("DESCRIBE silver.toy_trades").fetchall()]
+    rows = json.loads(
+        built.cli("query", "DESCRIBE silver.toy_trades", "-f", "json", env=ENV, check=True).stdout
+    )
+    expected = [
+        r[0]
+        for r in duckdb.connect(
+            str(built.root / "catalog.duckdb"), read_only=True, config={"file_search_path": str(built.root)}
+        )
+        .execute("DESCRIBE silver.toy_trades")
+        .fetchall()
+    ]
     assert [r["column_name"] for r in rows] == expected and "price" in expected
 
 
 def test_several_statements_print_each_result(built):
-    proc = built.cli("query", "SET threads = 1; SELECT 1 AS a; SELECT count(*) AS n FROM silver.toy_trades",
-                     "-f", "csv", env=ENV, check=True)
+    proc = built.cli(
+        "query",
+        "SET threads = 1; SELECT 1 AS a; SELECT count(*) AS n FROM silver.toy_trades",
+        "-f",
+        "csv",
+        env=ENV,
+        check=True,
+    )
     assert proc.stdout.splitlines() == ["a", "1", "n", "30"]
 
 
@@ -78,14 +97,21 @@ def test_shell_redirection_appends(built, tmp_path):
 
     out = tmp_path / "shell.csv"
     out.write_text("before\n")
-    cmd = " ".join([*built.cli_prefix(), "--config", str(built.config_path), "query",
-                    "'SELECT 7 AS x'", "-f", "csv"]).replace("-c from", "-c 'from").replace("main()", "main()'")
-    subprocess.run(f"{cmd} >> {out}", shell=True, check=True, env={**__import__('os').environ, **ENV})
+    cmd = (
+        " ".join(
+            [*built.cli_prefix(), "--config", str(built.config_path), "query", "'SELECT 7 AS x'", "-f", "csv"]
+        )
+        .replace("-c from", "-c 'from")
+        .replace("main()", "main()'")
+    )
+    subprocess.run(f"{cmd} >> {out}", shell=True, check=True, env={**__import__("os").environ, **ENV})
     assert out.read_text().splitlines() == ["before", "x", "7"]
 
 
 def test_parquet_cannot_append(built, tmp_path):
-    proc = built.cli("query", "SELECT 1", "-f", "parquet", "-o", str(tmp_path / "x.parquet"), "--append", env=ENV)
+    proc = built.cli(
+        "query", "SELECT 1", "-f", "parquet", "-o", str(tmp_path / "x.parquet"), "--append", env=ENV
+    )
     assert proc.returncode == 2 and "cannot be appended" in proc.stderr
 
 
@@ -94,12 +120,20 @@ def test_project_file_in_a_parent_folder_is_used(built, tmp_path):
     import os
     import subprocess
 
-    text = built.config_path.read_text().replace(f"root: {built.root}", f"root: {os.path.relpath(built.root, tmp_path)}")
+    text = built.config_path.read_text().replace(
+        f"root: {built.root}", f"root: {os.path.relpath(built.root, tmp_path)}"
+    )
     (tmp_path / "daedalus.yaml").write_text(text)
     (tmp_path / "deep" / "er").mkdir(parents=True)
     env = {k: v for k, v in os.environ.items() if k not in ("DAEDALUS_CONFIG", "DAEDALUS__STORAGE__ROOT")}
-    proc = subprocess.run([*built.cli_prefix(), "query", "SELECT count(*) AS n FROM silver.toy_trades", "-f", "csv"],
-                          capture_output=True, text=True, cwd=tmp_path / "deep" / "er", env={**env, **ENV}, timeout=120)
+    proc = subprocess.run(
+        [*built.cli_prefix(), "query", "SELECT count(*) AS n FROM silver.toy_trades", "-f", "csv"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path / "deep" / "er",
+        env={**env, **ENV},
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["n", "30"]
     assert f"lake: {built.root} (storage.root in {tmp_path / 'daedalus.yaml'})" in proc.stderr.splitlines()

@@ -45,10 +45,11 @@ def _poll(root: Path, stop: threading.Event, seen: dict[str, set], errors: list[
     while not stop.is_set():
         try:
             for exchange, date, n in con.execute(
-                    f"SELECT exchange, date::VARCHAR, count(*) FROM read_parquet('{glob}', hive_partitioning=true) "
-                    "GROUP BY ALL").fetchall():
+                f"SELECT exchange, date::VARCHAR, count(*) FROM read_parquet('{glob}', hive_partitioning=true) "
+                "GROUP BY ALL"
+            ).fetchall():
                 seen.setdefault(f"duckdb {exchange}/{date}", set()).add(n)
-            frame = (pl.scan_parquet(glob, hive_partitioning=True).group_by("exchange", "date").len().collect())
+            frame = pl.scan_parquet(glob, hive_partitioning=True).group_by("exchange", "date").len().collect()
             for exchange, date, n in frame.iter_rows():
                 seen.setdefault(f"polars {exchange}/{date}", set()).add(n)
         except Exception as e:  # noqa: BLE001 - any error is a failure of the contract
@@ -71,8 +72,9 @@ def test_glob_readers_see_each_partition_before_or_after_a_rebuild(tmp_path: Pat
     try:
         for i in range(1, 5):  # each build adds 10 trades to the same partitions: every count differs,
             for ex in ("x", "y"):  # and old + new (≥ 200) is none of them
-                toy.write_bronze(ex, DAY, trade_rows(ex, "BTC/USDT", DAY, n=10, start_id=1000 * i),
-                                 name=f"seg-{i + 1:04d}")
+                toy.write_bronze(
+                    ex, DAY, trade_rows(ex, "BTC/USDT", DAY, n=10, start_id=1000 * i), name=f"seg-{i + 1:04d}"
+                )
             toy.cli("build", env=ENV, check=True)
             for k, n in _versions(toy, "toy_trades").items():
                 published.setdefault(k, set()).add(n)
@@ -93,7 +95,9 @@ def test_glob_readers_see_each_partition_before_or_after_a_rebuild(tmp_path: Pat
 
 
 @pytest.mark.parametrize("retain_minutes", [0.0, 10.0])
-def test_a_held_pooled_connection_sees_each_build_and_never_errors(tmp_path: Path, retain_minutes: float) -> None:
+def test_a_held_pooled_connection_sees_each_build_and_never_errors(
+    tmp_path: Path, retain_minutes: float
+) -> None:
     pd = pytest.importorskip("pandas")
     from sqlalchemy import create_engine, text
 
@@ -102,8 +106,11 @@ def test_a_held_pooled_connection_sees_each_build_and_never_errors(tmp_path: Pat
     toy.cli("build", env=ENV, check=True)
     path = catalog_path(toy.config())
     # the README's recipe: read-only, file_search_path = the catalog's folder, the default QueuePool
-    engine = create_engine(f"duckdb:///{path}", pool_pre_ping=True,
-                           connect_args={"read_only": True, "config": reader_config(path)})
+    engine = create_engine(
+        f"duckdb:///{path}",
+        pool_pre_ping=True,
+        connect_args={"read_only": True, "config": reader_config(path)},
+    )
     held = engine.connect()
     sql = "SELECT count(*) FROM gold.toy_bars"
     days = ["2024-01-02", "2024-01-03", "2024-01-04"]
@@ -111,8 +118,9 @@ def test_a_held_pooled_connection_sees_each_build_and_never_errors(tmp_path: Pat
         assert held.execute(text(sql)).scalar() > 0
         for i, day in enumerate(days):
             # the same partition grows and a new one appears; builds run in another process (watch)
-            toy.write_bronze("x", DAY, trade_rows("x", "BTC/USDT", DAY, n=5, start_id=100 * (i + 1)),
-                             name=f"seg-more-{i}")
+            toy.write_bronze(
+                "x", DAY, trade_rows("x", "BTC/USDT", DAY, n=5, start_id=100 * (i + 1)), name=f"seg-more-{i}"
+            )
             toy.write_bronze("x", day, trade_rows("x", "BTC/USDT", day, n=30))
             toy.cli("build", env=ENV, check=True)
             want = sum(p["rows"] for p in toy.manifest()["models"]["toy_bars"]["partitions"].values())
@@ -153,7 +161,9 @@ def test_a_copied_lake_reads_its_own_files_and_a_moved_lake_works(tmp_path: Path
     assert _count(copy_cfg) == 40
     shutil.rmtree(toy.root)
     assert _count(copy_cfg) == 40
-    con = duckdb.connect(str(copy / "catalog.duckdb"), read_only=True, config=reader_config(str(copy / "catalog.duckdb")))
+    con = duckdb.connect(
+        str(copy / "catalog.duckdb"), read_only=True, config=reader_config(str(copy / "catalog.duckdb"))
+    )
     assert con.execute("SELECT count(*) FROM gold.toy_bars").fetchone()[0] > 0
     con.close()
     assert build(copy_cfg, udfs=False).rebuilt == []  # the manifest's paths are relative too
@@ -165,14 +175,29 @@ def test_a_copied_lake_reads_its_own_files_and_a_moved_lake_works(tmp_path: Path
     assert _count(moved_cfg) == 40
     cfg_file = tmp_path / "moved.yaml"
     cfg_file.write_text(toy.config_path.read_text().replace(str(toy.root), str(moved)))
-    out = subprocess.run([*toy.cli_prefix(), "--config", str(cfg_file), "catalog"],
-                                       capture_output=True, text=True, env={**os.environ, **ENV})
+    out = subprocess.run(
+        [*toy.cli_prefix(), "--config", str(cfg_file), "catalog"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **ENV},
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(moved / "catalog.duckdb")
     assert _count(moved_cfg) == 40
-    q = subprocess.run([*toy.cli_prefix(), "--config", str(cfg_file), "query",
-                                      "SELECT count(*) AS n FROM silver.toy_trades", "-f", "csv"],
-                                     capture_output=True, text=True, env={**os.environ, **ENV})
+    q = subprocess.run(
+        [
+            *toy.cli_prefix(),
+            "--config",
+            str(cfg_file),
+            "query",
+            "SELECT count(*) AS n FROM silver.toy_trades",
+            "-f",
+            "csv",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **ENV},
+    )
     assert q.stdout.split() == ["n", "40"], q.stderr
 
 
@@ -195,7 +220,9 @@ def test_glob_readers_during_daedalus_watch(tmp_path: Path) -> None:
     published = {rows()}
     stop, seen, errors = threading.Event(), {}, []
     reader = threading.Thread(target=_poll, args=(root, stop, seen, errors), daemon=True)
-    watcher = h.popen("watch", "--poll-interval", "0.2", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watcher = h.popen(
+        "watch", "--poll-interval", "0.2", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     reader.start()
     try:
         for i in range(1, 5):
@@ -259,5 +286,6 @@ def test_duckdb_caches_do_not_serve_a_replaced_file(tmp_path: Path) -> None:
     for i in range(5):
         con.execute(f"COPY (SELECT range + {1000 * i} AS a FROM range(100)) TO '{tmp}' (FORMAT parquet)")
         os.replace(tmp, path)
-        assert con.execute(f"SELECT count(*), sum(a) FROM read_parquet('{tmp_path}/*.parquet')").fetchone() == \
-            (100, 4950 + 100_000 * i)
+        assert con.execute(
+            f"SELECT count(*), sum(a) FROM read_parquet('{tmp_path}/*.parquet')"
+        ).fetchone() == (100, 4950 + 100_000 * i)

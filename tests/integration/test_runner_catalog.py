@@ -17,7 +17,7 @@ from toy import make_toy, trade_rows
 
 ENV = {"DAEDALUS_NO_UDFS": "1"}
 
-READER = r'''
+READER = r"""
 import json, os, sys, time, pathlib
 mode, catalog, stop, out = sys.argv[1:5]
 cfg = {"file_search_path": os.path.dirname(catalog)}
@@ -52,7 +52,7 @@ while True:
         break
     time.sleep(0.01)
 pathlib.Path(out).write_text(json.dumps({"seen": seen, "errors": errors[:5], "n_errors": len(errors)}))
-'''
+"""
 
 
 @pytest.mark.slow
@@ -67,7 +67,10 @@ def test_readers_never_see_a_lock_and_see_new_data(tmp_path):
     readers = {}
     for mode in ("duckdb", "sqlalchemy", "held"):
         out = tmp_path / f"{mode}.json"
-        readers[mode] = (subprocess.Popen([sys.executable, str(script), mode, str(catalog), str(stop), str(out)]), out)
+        readers[mode] = (
+            subprocess.Popen([sys.executable, str(script), mode, str(catalog), str(stop), str(out)]),
+            out,
+        )
     deadline = time.monotonic() + 120
     while not all(pathlib.Path(f"{out}.ready").exists() for _, out in readers.values()):
         assert time.monotonic() < deadline, "readers did not start"
@@ -78,8 +81,11 @@ def test_readers_never_see_a_lock_and_see_new_data(tmp_path):
         toy.write_bronze("x", day, trade_rows("x", "BTC/USDT", day, n=30 + 10 * i))
         toy.cli("build", env=ENV, check=True)
         con = duckdb.connect()  # count straight from the manifest's files
-        files = [str(toy.root / f[0]) for p in toy.manifest()["models"]["toy_bars"]["partitions"].values()
-                 for f in p["files"]]
+        files = [
+            str(toy.root / f[0])
+            for p in toy.manifest()["models"]["toy_bars"]["partitions"].values()
+            for f in p["files"]
+        ]
         counts.append(con.execute(f"SELECT count(*) FROM read_parquet({files!r})").fetchone()[0])
         con.close()
         time.sleep(0.5)
@@ -97,28 +103,45 @@ def test_readers_never_see_a_lock_and_see_new_data(tmp_path):
     # After the builds, a SQLAlchemy connection sees the final data and column comments.
     from sqlalchemy import create_engine, text
 
-    engine = create_engine(f"duckdb:///{catalog}",
-                           connect_args={"read_only": True, "config": {"file_search_path": str(toy.root)}})
+    engine = create_engine(
+        f"duckdb:///{catalog}",
+        connect_args={"read_only": True, "config": {"file_search_path": str(toy.root)}},
+    )
     with engine.connect() as con:
         assert con.execute(text("SELECT count(*) FROM gold.toy_bars")).scalar() == counts[-1]
-        comment = con.execute(text(
-            "SELECT comment FROM duckdb_columns() WHERE schema_name='gold' AND table_name='toy_bars' "
-            "AND column_name='bar_ts'")).scalar()
+        comment = con.execute(
+            text(
+                "SELECT comment FROM duckdb_columns() WHERE schema_name='gold' AND table_name='toy_bars' "
+                "AND column_name='bar_ts'"
+            )
+        ).scalar()
         assert comment == "Start of the minute."
-        views = {tuple(r) for r in con.execute(text(
-            "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal")).fetchall()}
+        views = {
+            tuple(r)
+            for r in con.execute(
+                text("SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal")
+            ).fetchall()
+        }
     engine.dispose()
-    assert {("bronze", "trades"), ("silver", "toy_trades_clean"), ("silver", "toy_trades"),
-            ("gold", "toy_bars")} <= views
+    assert {
+        ("bronze", "trades"),
+        ("silver", "toy_trades_clean"),
+        ("silver", "toy_trades"),
+        ("gold", "toy_bars"),
+    } <= views
 
 
 def test_catalog_holds_no_data_and_globs_relative_paths(tmp_path):
     toy = make_toy(tmp_path)
     toy.write_bronze("x", "2024-01-01", trade_rows("x", "BTC/USDT", "2024-01-01"))
     toy.cli("build", env=ENV, check=True)
-    con = duckdb.connect(str(toy.root / "catalog.duckdb"), read_only=True, config={"file_search_path": str(toy.root)})
+    con = duckdb.connect(
+        str(toy.root / "catalog.duckdb"), read_only=True, config={"file_search_path": str(toy.root)}
+    )
     tables = con.execute("SELECT count(*) FROM duckdb_tables() WHERE NOT internal").fetchone()[0]
-    sql = con.execute("SELECT sql FROM duckdb_views() WHERE schema_name='silver' AND view_name='toy_trades'").fetchone()[0]
+    sql = con.execute(
+        "SELECT sql FROM duckdb_views() WHERE schema_name='silver' AND view_name='toy_trades'"
+    ).fetchone()[0]
     assert con.execute("SELECT count(*) FROM silver.toy_trades").fetchone()[0] == 30
     assert con.execute("SELECT DISTINCT symbol FROM silver.toy_trades").fetchall() == [("BTC/USDT",)]
     con.close()

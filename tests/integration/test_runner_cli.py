@@ -33,20 +33,30 @@ def test_every_verb_has_help_with_an_example(built):
 def test_ls(built):
     rows = json.loads(built.cli("ls", "--json", env=ENV, check=True).stdout)
     assert [(r["relation"], r["materialized"], r["partitions"]) for r in rows] == [
-        ("silver.toy_trades_clean", "view", 0), ("silver.toy_trades", "partitioned", 2),
-        ("gold.toy_bars", "partitioned", 2)]
+        ("silver.toy_trades_clean", "view", 0),
+        ("silver.toy_trades", "partitioned", 2),
+        ("gold.toy_bars", "partitioned", 2),
+    ]
     assert rows[2]["depends_on"] == ["toy_trades"] and rows[0]["depends_on"] == ["source:trades"]
     table = built.cli("ls", "--select", "tag:bars", env=ENV, check=True).stdout
     assert "gold.toy_bars" in table and "toy_trades_clean" not in table
 
 
 def test_compile_prints_the_exact_sql_that_runs(built):
-    sql = built.cli("compile", "toy_bars", "--partition", "exchange=x,symbol=BTC/USDT,date=2024-01-02",
-                    env=ENV, check=True).stdout
+    sql = built.cli(
+        "compile",
+        "toy_bars",
+        "--partition",
+        "exchange=x,symbol=BTC/USDT,date=2024-01-02",
+        env=ENV,
+        check=True,
+    ).stdout
     assert sql.startswith("-- gold.toy_bars (partitioned) exchange=x/symbol=BTC%2FUSDT/date=2024-01-02\n")
     con = duckdb.connect()
     n = con.execute(f"SELECT count(*) FROM ({sql.split(chr(10), 1)[1]})").fetchone()[0]
-    manifest = built.manifest()["models"]["toy_bars"]["partitions"]["exchange=x/symbol=BTC%2FUSDT/date=2024-01-02"]
+    manifest = built.manifest()["models"]["toy_bars"]["partitions"][
+        "exchange=x/symbol=BTC%2FUSDT/date=2024-01-02"
+    ]
     assert n == manifest["rows"] > 0
     view = built.cli("compile", "toy_trades_clean", env=ENV, check=True).stdout
     assert "date=2024-01-01" in view and "date=2024-01-02" in view  # a view over every bronze file
@@ -63,8 +73,16 @@ def test_query_formats(built, tmp_path):
     table = built.cli("query", sql, env=ENV, check=True).stdout
     assert "BTC/USDT" in table and "40" in table
     out = tmp_path / "q.parquet"
-    built.cli("query", "SELECT * FROM silver.toy_trades", "--format", "parquet", "--output", str(out),
-              env=ENV, check=True)
+    built.cli(
+        "query",
+        "SELECT * FROM silver.toy_trades",
+        "--format",
+        "parquet",
+        "--output",
+        str(out),
+        env=ENV,
+        check=True,
+    )
     assert duckdb.sql(f"SELECT count(*) FROM '{out}'").fetchone() == (60,)
     bad = built.cli("query", "SELECT * FROM gold.nope", env=ENV)
     assert bad.returncode == 4 and "error: query: Catalog Error" in bad.stderr
@@ -82,8 +100,12 @@ def test_shell_runs_the_duckdb_cli_read_only(built):
 
     argv = shell_argv(built.config())
     assert argv[0] == duckdb_cli_path() and "-readonly" in argv and argv[-1].endswith("catalog.duckdb")
-    proc = subprocess.run([*argv[:-1], "-csv", argv[-1], "-c", "SELECT count(*) AS n FROM gold.toy_bars"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [*argv[:-1], "-csv", argv[-1], "-c", "SELECT count(*) AS n FROM gold.toy_bars"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-2:] == ["n", "40"]
     proc = subprocess.run([*argv, "-c", "CREATE TABLE t (a INT)"], capture_output=True, text=True, timeout=60)
@@ -93,9 +115,15 @@ def test_shell_runs_the_duckdb_cli_read_only(built):
 def test_shell_removes_its_init_file_on_exit(built):
     spill = Path(built.config().duckdb.temp_directory)
     before = set(spill.glob("shell_init*"))  # shell_argv() called directly by another test leaves one
-    proc = subprocess.run([*built.cli_prefix(), "--config", str(built.config_path), "shell"],
-                          input="SELECT 42 AS answer;\n.quit\n", capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **ENV}, cwd=built.dir)
+    proc = subprocess.run(
+        [*built.cli_prefix(), "--config", str(built.config_path), "shell"],
+        input="SELECT 42 AS answer;\n.quit\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **ENV},
+        cwd=built.dir,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "42" in proc.stdout
     assert set(spill.glob("shell_init*")) == before  # it held the S3 key and secret on an S3 lake
@@ -107,8 +135,16 @@ def test_docs_page(built, tmp_path):
     assert out == str(tmp_path / "site" / "index.html")
     assert page.startswith("<!doctype html>") and "<svg" in page and "<script" not in page
     assert "http" not in page.replace("http://www.w3.org/2000/svg", "")  # self-contained
-    for text in ("gold.toy_bars", "silver.toy_trades", "bronze.trades", "One-minute bars",
-                 "Start of the minute.", "accepted_values", "2 partition(s)", "lookback 1 day"):
+    for text in (
+        "gold.toy_bars",
+        "silver.toy_trades",
+        "bronze.trades",
+        "One-minute bars",
+        "Start of the minute.",
+        "accepted_values",
+        "2 partition(s)",
+        "lookback 1 day",
+    ):
         assert text in page, text
 
 
@@ -119,8 +155,13 @@ def test_init_scaffolds_a_project_beside_the_builtin_models(tmp_path):
     assert "config.yaml" in proc.stdout
     cfg = target / "config.yaml"
     assert (target / "sql" / "gold" / "my_model.sql").exists()
-    ls = subprocess.run([*toy.cli_prefix(), "--config", str(cfg), "ls", "--json"], capture_output=True, text=True,
-                        env={**__import__("os").environ, **ENV}, timeout=120)
+    ls = subprocess.run(
+        [*toy.cli_prefix(), "--config", str(cfg), "ls", "--json"],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, **ENV},
+        timeout=120,
+    )
     assert ls.returncode == 0, ls.stderr
     rows = {r["name"]: r for r in json.loads(ls.stdout)}
     assert "my_model" in rows and not rows["my_model"]["builtin"]

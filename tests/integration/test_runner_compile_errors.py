@@ -22,7 +22,11 @@ def edit(path, old: str, new: str) -> None:
 
 def one_error_line(proc) -> str:
     # the lake announcement (`lake: ...`, `WARNING: no bronze ...`) is not an error line
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith(("lake: ", "WARNING: no bronze"))]
+    lines = [
+        ln
+        for ln in proc.stderr.splitlines()
+        if ln.strip() and not ln.startswith(("lake: ", "WARNING: no bronze"))
+    ]
     assert len(lines) == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     return lines[0]
@@ -30,8 +34,11 @@ def one_error_line(proc) -> str:
 
 def test_cycle(toy):
     clean = toy.project / "sql" / "silver" / "toy_trades_clean.sql"
-    edit(clean, "FROM {{ source('bronze', 'trades') }}",
-         "FROM {{ source('bronze', 'trades') }}\nLEFT JOIN {{ ref('toy_bars') }} b ON false")
+    edit(
+        clean,
+        "FROM {{ source('bronze', 'trades') }}",
+        "FROM {{ source('bronze', 'trades') }}\nLEFT JOIN {{ ref('toy_bars') }} b ON false",
+    )
     proc = toy.cli("build", env=ENV)
     assert proc.returncode == 3
     line = one_error_line(proc)
@@ -39,8 +46,14 @@ def test_cycle(toy):
     assert "ref cycle:" in line
     assert "toy_trades_clean -> toy_bars" in line or "toy_bars -> toy_trades" in line
     # file:line of a ref() that closes the loop
-    assert any(f"{p}:" in line for p in (clean, toy.project / "sql" / "silver" / "toy_trades.sql",
-                                          toy.project / "sql" / "gold" / "toy_bars.sql"))
+    assert any(
+        f"{p}:" in line
+        for p in (
+            clean,
+            toy.project / "sql" / "silver" / "toy_trades.sql",
+            toy.project / "sql" / "gold" / "toy_bars.sql",
+        )
+    )
 
 
 def test_unknown_ref(toy):
@@ -49,8 +62,9 @@ def test_unknown_ref(toy):
     proc = toy.cli("compile", "toy_bars", env=ENV)
     assert proc.returncode == 3
     line = one_error_line(proc)
-    assert line == (f"error: {bars}:8: unknown ref 'toy_tardes' "
-                    "(models: toy_bars, toy_trades, toy_trades_clean)")
+    assert line == (
+        f"error: {bars}:8: unknown ref 'toy_tardes' (models: toy_bars, toy_trades, toy_trades_clean)"
+    )
 
 
 def test_bad_jinja(toy):
@@ -64,7 +78,11 @@ def test_bad_jinja(toy):
 
 def test_undefined_variable(toy):
     trades = toy.project / "sql" / "silver" / "toy_trades.sql"
-    edit(trades, "FROM {{ ref('toy_trades_clean') }}", "FROM {{ ref('toy_trades_clean') }} -- {{ featuers.horizons }}")
+    edit(
+        trades,
+        "FROM {{ ref('toy_trades_clean') }}",
+        "FROM {{ ref('toy_trades_clean') }} -- {{ featuers.horizons }}",
+    )
     proc = toy.cli("build", env=ENV)
     assert proc.returncode == 3
     assert one_error_line(proc) == f"error: {trades}:5: 'featuers' is undefined"
@@ -86,7 +104,8 @@ def test_bad_config_key(toy):
     assert proc.returncode == 3
     assert one_error_line(proc) == (
         f"error: {trades}:1: unknown config key 'partition_on' (allowed: materialized, partition_by, tags, "
-        "lookback, settings, carry_state, order_by, slice_by)")
+        "lookback, settings, carry_state, order_by, slice_by)"
+    )
 
 
 def test_bad_materialization(toy):
@@ -104,8 +123,9 @@ def test_unknown_source(toy):
     edit(clean, "source('bronze', 'trades')", "source('bronze', 'trade')")
     proc = toy.cli("build", env=ENV)
     assert proc.returncode == 3
-    assert one_error_line(proc) == (f"error: {clean}:13: unknown source 'bronze.trade' "
-                                    "(declared in sources.yml: bronze.trades)")
+    assert one_error_line(proc) == (
+        f"error: {clean}:13: unknown source 'bronze.trade' (declared in sources.yml: bronze.trades)"
+    )
 
 
 def test_unknown_data_test(toy):
@@ -133,7 +153,9 @@ def test_runtime_error_is_build_error(toy):
     proc = toy.cli("build", env=ENV)
     assert proc.returncode == 4
     line = one_error_line(proc)
-    assert line.startswith(f"error: {bars}: gold.toy_bars partition exchange=x/symbol=BTC%2FUSDT/date=2024-01-01: ")
+    assert line.startswith(
+        f"error: {bars}: gold.toy_bars partition exchange=x/symbol=BTC%2FUSDT/date=2024-01-01: "
+    )
     assert "amount_typo" in line
 
 

@@ -17,7 +17,9 @@ DAYS = ("2024-01-01", "2024-01-02", "2024-01-03")
 def toy(tmp_path):
     t = make_toy(tmp_path)
     for day in DAYS:
-        t.write_bronze("x", day, trade_rows("x", "BTC/USDT", day) + trade_rows("x", "ETH/USDT", day, price=10))
+        t.write_bronze(
+            "x", day, trade_rows("x", "BTC/USDT", day) + trade_rows("x", "ETH/USDT", day, price=10)
+        )
     return t
 
 
@@ -27,7 +29,9 @@ def pid(symbol: str, day: str) -> str:
 
 def rows_of(toy, model: str) -> list[tuple]:
     """Every row of a model through the catalog (the manifest's exact file lists)."""
-    con = duckdb.connect(str(toy.root / "catalog.duckdb"), read_only=True, config={"file_search_path": str(toy.root)})
+    con = duckdb.connect(
+        str(toy.root / "catalog.duckdb"), read_only=True, config={"file_search_path": str(toy.root)}
+    )
     try:
         layer = "silver" if model.startswith("toy_trades") else "gold"
         cols = [r[0] for r in con.execute(f"DESCRIBE {layer}.{model}").fetchall()]
@@ -40,7 +44,9 @@ def rows_of(toy, model: str) -> list[tuple]:
 def test_build_then_nothing_then_one_date(toy):
     cfg = toy.config()
     first = build(cfg, udfs=False)
-    expected = {(m, pid(s, d)) for m in ("toy_trades", "toy_bars") for s in ("BTC%2FUSDT", "ETH%2FUSDT") for d in DAYS}
+    expected = {
+        (m, pid(s, d)) for m in ("toy_trades", "toy_bars") for s in ("BTC%2FUSDT", "ETH%2FUSDT") for d in DAYS
+    }
     assert set(first.rebuilt) == expected
     assert all(t.passed for t in first.tests) and len(first.tests) == 8
     built_at = toy.built_at()
@@ -52,10 +58,14 @@ def test_build_then_nothing_then_one_date(toy):
 
     # A new bronze file for 2024-01-02 with BTC trades only: BTC's silver partition of that date,
     # and the gold partitions that read it (the same date, and the next one through its 1-day lookback).
-    toy.write_bronze("x", "2024-01-02", trade_rows("x", "BTC/USDT", "2024-01-02", n=6, start_id=1000), name="seg-0002")
+    toy.write_bronze(
+        "x", "2024-01-02", trade_rows("x", "BTC/USDT", "2024-01-02", n=6, start_id=1000), name="seg-0002"
+    )
     third = build(cfg, udfs=False)
     changed = {("toy_trades", pid(s, "2024-01-02")) for s in ("BTC%2FUSDT", "ETH%2FUSDT")}
-    changed |= {("toy_bars", pid(s, d)) for s in ("BTC%2FUSDT", "ETH%2FUSDT") for d in ("2024-01-02", "2024-01-03")}
+    changed |= {
+        ("toy_bars", pid(s, d)) for s in ("BTC%2FUSDT", "ETH%2FUSDT") for d in ("2024-01-02", "2024-01-03")
+    }
     # ETH's silver partition of that date reads the same bronze partition (bronze has no symbol key).
     assert set(third.rebuilt) == changed
     after = toy.built_at()
@@ -66,15 +76,20 @@ def test_build_then_nothing_then_one_date(toy):
     assert order == sorted(order, key=lambda m: m != "toy_trades")
     assert toy.manifest()["pending_deletions"] == []  # retain 0: replaced files are gone
     files = {p.name for p in (toy.root / "silver" / "toy_trades").rglob("*.parquet")}
-    manifest_files = {f[0].rsplit("/", 1)[1] for p in toy.manifest()["models"]["toy_trades"]["partitions"].values()
-                      for f in p["files"]}
+    manifest_files = {
+        f[0].rsplit("/", 1)[1]
+        for p in toy.manifest()["models"]["toy_trades"]["partitions"].values()
+        for f in p["files"]
+    }
     assert files == manifest_files
 
 
 def test_incremental_equals_full_rebuild(toy):
     cfg = toy.config()
     build(cfg, udfs=False)
-    toy.write_bronze("x", "2024-01-01", trade_rows("x", "BTC/USDT", "2024-01-01", n=8, start_id=500), name="late")
+    toy.write_bronze(
+        "x", "2024-01-01", trade_rows("x", "BTC/USDT", "2024-01-01", n=8, start_id=500), name="late"
+    )
     build(cfg, udfs=False)
     incremental = {m: rows_of(toy, m) for m in ("toy_trades", "toy_bars", "toy_trades_clean")}
     full = build(cfg, full_refresh=True, udfs=False)
@@ -87,7 +102,9 @@ def test_lookback_warms_up_across_midnight(toy):
     """The first bar of a day has a moving average over the previous day's last bars."""
     cfg = toy.config()
     build(cfg, udfs=False)
-    con = duckdb.connect(str(toy.root / "catalog.duckdb"), read_only=True, config={"file_search_path": str(toy.root)})
+    con = duckdb.connect(
+        str(toy.root / "catalog.duckdb"), read_only=True, config={"file_search_path": str(toy.root)}
+    )
     r = con.execute("""
         SELECT vwap, vwap_ma FROM gold.toy_bars
         WHERE symbol = 'BTC/USDT' AND date = DATE '2024-01-02' ORDER BY bar_ts LIMIT 1""").fetchone()
@@ -108,8 +125,13 @@ def test_start_end_limit_dates(toy):
     rest = build(cfg, udfs=False)
     days = {(m, p.rsplit("=", 1)[1]) for m, p in rest.rebuilt}
     # silver: the two dates left out; gold: those too, and 01-02, whose lookback reads silver 01-01
-    assert days == {("toy_trades", "2024-01-01"), ("toy_trades", "2024-01-03"),
-                    ("toy_bars", "2024-01-01"), ("toy_bars", "2024-01-02"), ("toy_bars", "2024-01-03")}
+    assert days == {
+        ("toy_trades", "2024-01-01"),
+        ("toy_trades", "2024-01-03"),
+        ("toy_bars", "2024-01-01"),
+        ("toy_bars", "2024-01-02"),
+        ("toy_bars", "2024-01-03"),
+    }
 
 
 def test_empty_input_compiles_to_empty_relation(toy):
@@ -137,7 +159,9 @@ def test_first_build_without_bronze_builds_nothing(tmp_path):
     toy = make_toy(tmp_path)
     result = build(toy.config(), udfs=False)
     assert result.rebuilt == []
-    con = duckdb.connect(str(toy.root / "catalog.duckdb"), read_only=True, config={"file_search_path": str(toy.root)})
+    con = duckdb.connect(
+        str(toy.root / "catalog.duckdb"), read_only=True, config={"file_search_path": str(toy.root)}
+    )
     assert con.execute("SELECT count(*) FROM gold.toy_bars").fetchone() == (0,)
     assert "vwap_ma" in [r[0] for r in con.execute("DESCRIBE gold.toy_bars").fetchall()]
     con.close()

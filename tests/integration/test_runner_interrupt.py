@@ -18,9 +18,13 @@ ENV = {"DAEDALUS_NO_UDFS": "1"}
 
 def write_inputs(toy, extra: bool) -> None:
     for day in DAYS:
-        toy.write_bronze("x", day, trade_rows("x", "BTC/USDT", day) + trade_rows("x", "ETH/USDT", day, price=10))
+        toy.write_bronze(
+            "x", day, trade_rows("x", "BTC/USDT", day) + trade_rows("x", "ETH/USDT", day, price=10)
+        )
     if extra:
-        toy.write_bronze("x", "2024-01-02", trade_rows("x", "BTC/USDT", "2024-01-02", n=6, start_id=900), "seg-0002")
+        toy.write_bronze(
+            "x", "2024-01-02", trade_rows("x", "BTC/USDT", "2024-01-02", n=6, start_id=900), "seg-0002"
+        )
 
 
 def partition_rows(toy) -> dict[tuple[str, str], list[tuple]]:
@@ -41,10 +45,14 @@ def partition_rows(toy) -> dict[tuple[str, str], list[tuple]]:
 
 
 def catalog_counts(toy) -> dict[str, int]:
-    con = duckdb.connect(str(toy.root / "catalog.duckdb"), read_only=True, config={"file_search_path": str(toy.root)})
+    con = duckdb.connect(
+        str(toy.root / "catalog.duckdb"), read_only=True, config={"file_search_path": str(toy.root)}
+    )
     try:
-        return {v: con.execute(f"SELECT count(*) FROM {v}").fetchone()[0]
-                for v in ("silver.toy_trades", "gold.toy_bars", "silver.toy_trades_clean")}
+        return {
+            v: con.execute(f"SELECT count(*) FROM {v}").fetchone()[0]
+            for v in ("silver.toy_trades", "gold.toy_bars", "silver.toy_trades_clean")
+        }
     finally:
         con.close()
 
@@ -58,7 +66,9 @@ def clean_rows(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kill_at", ["after_write:1", "after_write:3", "after_manifest:1", "after_manifest:2"])
+@pytest.mark.parametrize(
+    "kill_at", ["after_write:1", "after_write:3", "after_manifest:1", "after_manifest:2"]
+)
 def test_killed_build_leaves_partitions_readable(tmp_path, clean_rows, kill_at):
     toy = make_toy(tmp_path)
     write_inputs(toy, extra=False)
@@ -66,7 +76,9 @@ def test_killed_build_leaves_partitions_readable(tmp_path, clean_rows, kill_at):
     before = partition_rows(toy)
     before_counts = catalog_counts(toy)
 
-    toy.write_bronze("x", "2024-01-02", trade_rows("x", "BTC/USDT", "2024-01-02", n=6, start_id=900), "seg-0002")
+    toy.write_bronze(
+        "x", "2024-01-02", trade_rows("x", "BTC/USDT", "2024-01-02", n=6, start_id=900), "seg-0002"
+    )
     proc = toy.cli("build", env={**ENV, "DAEDALUS_TEST_KILL": kill_at})
     assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stderr)
 
@@ -77,29 +89,39 @@ def test_killed_build_leaves_partitions_readable(tmp_path, clean_rows, kill_at):
     if kill_at == "after_write:1":
         assert during == before  # the manifest still names the old files
     elif kill_at == "after_write:3":  # silver was saved, gold's first new file is an orphan
-        assert {k: v for k, v in during.items() if k[0] == "toy_trades"} == \
-            {k: v for k, v in clean_rows.items() if k[0] == "toy_trades"}
-        assert {k: v for k, v in during.items() if k[0] == "toy_bars"} == \
-            {k: v for k, v in before.items() if k[0] == "toy_bars"}
+        assert {k: v for k, v in during.items() if k[0] == "toy_trades"} == {
+            k: v for k, v in clean_rows.items() if k[0] == "toy_trades"
+        }
+        assert {k: v for k, v in during.items() if k[0] == "toy_bars"} == {
+            k: v for k, v in before.items() if k[0] == "toy_bars"
+        }
     elif kill_at == "after_manifest:1":  # saved while toy_trades was not yet published (issue 17)
         assert during == before
     else:  # after toy_trades was published, all of it at once; toy_bars not yet
-        assert {k: v for k, v in during.items() if k[0] == "toy_trades"} == \
-            {k: v for k, v in clean_rows.items() if k[0] == "toy_trades"}
-        assert {k: v for k, v in during.items() if k[0] == "toy_bars"} == \
-            {k: v for k, v in before.items() if k[0] == "toy_bars"}
+        assert {k: v for k, v in during.items() if k[0] == "toy_trades"} == {
+            k: v for k, v in clean_rows.items() if k[0] == "toy_trades"
+        }
+        assert {k: v for k, v in during.items() if k[0] == "toy_bars"} == {
+            k: v for k, v in before.items() if k[0] == "toy_bars"
+        }
     # The catalog still answers: the file-backed views with the published partitions (the view
     # model over bronze globs bronze, so it already sees the new bronze file).
     after_kill = catalog_counts(toy)
     assert after_kill.pop("silver.toy_trades_clean") == before_counts.pop("silver.toy_trades_clean") + 6
-    assert after_kill == {k: sum(len(r) for (m, _), r in during.items() if m == k.split(".")[1])
-                          for k in before_counts}
+    assert after_kill == {
+        k: sum(len(r) for (m, _), r in during.items() if m == k.split(".")[1]) for k in before_counts
+    }
 
     toy.cli("build", env=ENV, check=True)
     assert partition_rows(toy) == clean_rows
     on_disk = {str(p.relative_to(toy.root)) for p in toy.root.glob("s*/**/*.parquet")} | {
-        str(p.relative_to(toy.root)) for p in toy.root.glob("gold/**/*.parquet")}
-    in_manifest = {f[0] for ms in toy.manifest()["models"].values() for p in ms["partitions"].values()
-                   for f in p["files"]}
+        str(p.relative_to(toy.root)) for p in toy.root.glob("gold/**/*.parquet")
+    }
+    in_manifest = {
+        f[0]
+        for ms in toy.manifest()["models"].values()
+        for p in ms["partitions"].values()
+        for f in p["files"]
+    }
     assert on_disk == in_manifest, "orphans of the killed build must be cleaned up"
     assert "0 partition(s) rebuilt" in toy.cli("build", env=ENV, check=True).stderr

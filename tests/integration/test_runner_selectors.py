@@ -23,26 +23,29 @@ def models(plan) -> set[str]:
     return {p.model for p in plan}
 
 
-@pytest.mark.parametrize(("select", "exclude", "expected"), [
-    (None, None, {"toy_trades", "toy_bars"}),
-    (["toy_bars"], None, {"toy_bars"}),
-    (["+toy_bars"], None, {"toy_trades", "toy_bars"}),
-    (["toy_trades+"], None, {"toy_trades", "toy_bars"}),
-    (["toy_trades_clean+"], ["toy_bars"], {"toy_trades"}),
-    (["tag:bars"], None, {"toy_bars"}),
-    (["tag:toy"], ["tag:bars"], {"toy_trades"}),
-    (["layer:silver"], None, {"toy_trades"}),
-    (["layer:gold", "toy_trades"], None, {"toy_trades", "toy_bars"}),
-    (["+toy_bars&tag:bars"], None, {"toy_bars"}),  # & = intersection
-    (["+toy_bars,tag:bars"], None, {"toy_trades", "toy_bars"}),  # comma = a list (union)
-    (["silver.toy_trades"], None, {"toy_trades"}),  # the name `ls` prints
-    (["gold.*"], None, {"toy_bars"}),
-    (["toy_*"], ["*_clean", "toy_bars"], {"toy_trades"}),
-    (["1+toy_bars"], None, {"toy_trades", "toy_bars"}),
-    (["toy_trades_clean"], None, set()),  # a view writes nothing
-    (["path:gold/"], None, {"toy_bars"}),  # the model file's path contains the fragment
-    (["path:toy_"], ["path:bars"], {"toy_trades"}),
-])
+@pytest.mark.parametrize(
+    ("select", "exclude", "expected"),
+    [
+        (None, None, {"toy_trades", "toy_bars"}),
+        (["toy_bars"], None, {"toy_bars"}),
+        (["+toy_bars"], None, {"toy_trades", "toy_bars"}),
+        (["toy_trades+"], None, {"toy_trades", "toy_bars"}),
+        (["toy_trades_clean+"], ["toy_bars"], {"toy_trades"}),
+        (["tag:bars"], None, {"toy_bars"}),
+        (["tag:toy"], ["tag:bars"], {"toy_trades"}),
+        (["layer:silver"], None, {"toy_trades"}),
+        (["layer:gold", "toy_trades"], None, {"toy_trades", "toy_bars"}),
+        (["+toy_bars&tag:bars"], None, {"toy_bars"}),  # & = intersection
+        (["+toy_bars,tag:bars"], None, {"toy_trades", "toy_bars"}),  # comma = a list (union)
+        (["silver.toy_trades"], None, {"toy_trades"}),  # the name `ls` prints
+        (["gold.*"], None, {"toy_bars"}),
+        (["toy_*"], ["*_clean", "toy_bars"], {"toy_trades"}),
+        (["1+toy_bars"], None, {"toy_trades", "toy_bars"}),
+        (["toy_trades_clean"], None, set()),  # a view writes nothing
+        (["path:gold/"], None, {"toy_bars"}),  # the model file's path contains the fragment
+        (["path:toy_"], ["path:bars"], {"toy_trades"}),
+    ],
+)
 def test_selectors(toy, select, exclude, expected):
     build(toy.config(), udfs=False)
     plan = plan_build(toy.config(), select=select, exclude=exclude, full_refresh=True, udfs=False)
@@ -61,7 +64,8 @@ def test_unknown_selector_is_one_line(toy):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
         "error: selector 'toy_barz' matches nothing: no such model, tag: or layer: "
-        "(models: gold.toy_bars, silver.toy_trades, silver.toy_trades_clean)")
+        "(models: gold.toy_bars, silver.toy_trades, silver.toy_trades_clean)"
+    )
 
 
 def test_dry_run_lists_exactly_what_build_rewrites(toy):
@@ -91,15 +95,26 @@ def test_dry_run_lists_exactly_what_build_rewrites(toy):
     assert sel.stdout.splitlines() == []  # toy_trades is not selected: nothing of toy_bars 01-02 changed yet
     result = build(toy.config(), udfs=False)
     assert [f"{m} {p}" for m, p in result.rebuilt] == [line.rsplit(" (", 1)[0] for line in dry]
-    assert toy.cli("build", "--dry-run", "--full-refresh", env=ENV, check=True).stdout.count("(full refresh)") == 6
+    assert (
+        toy.cli("build", "--dry-run", "--full-refresh", env=ENV, check=True).stdout.count("(full refresh)")
+        == 6
+    )
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--select", "layer:platinum"], "error: selector 'layer:platinum' matches nothing (layers: gold, silver)"),
-    (["--select", "tag:nope"], "error: selector 'tag:nope' matches nothing (tags: bars, toy)"),
-    (["--start", "2026-12-05", "--end", "2026-12-01"],
-     "error: --start 2026-12-05 --end 2026-12-01: the range is empty (start is after end)"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--select", "layer:platinum"],
+            "error: selector 'layer:platinum' matches nothing (layers: gold, silver)",
+        ),
+        (["--select", "tag:nope"], "error: selector 'tag:nope' matches nothing (tags: bars, toy)"),
+        (
+            ["--start", "2026-12-05", "--end", "2026-12-01"],
+            "error: --start 2026-12-05 --end 2026-12-01: the range is empty (start is after end)",
+        ),
+    ],
+)
 def test_a_selection_matching_nothing_fails_on_the_command_line(toy, args, message):
     proc = toy.cli("build", *args, env=ENV)
     assert proc.returncode == 2

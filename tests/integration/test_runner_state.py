@@ -40,12 +40,16 @@ def toy(tmp_path):
     (t.project / "sql" / "gold" / "toy_cum.sql").write_text(CUM)
     (t.project / "sql" / "gold" / "toy_summary.sql").write_text(SUMMARY)
     for day in DAYS:
-        t.write_bronze("x", day, trade_rows("x", "BTC/USDT", day) + trade_rows("x", "ETH/USDT", day, price=10))
+        t.write_bronze(
+            "x", day, trade_rows("x", "BTC/USDT", day) + trade_rows("x", "ETH/USDT", day, price=10)
+        )
     return t
 
 
 def q(toy, sql: str):
-    con = duckdb.connect(str(toy.root / "catalog.duckdb"), read_only=True, config={"file_search_path": str(toy.root)})
+    con = duckdb.connect(
+        str(toy.root / "catalog.duckdb"), read_only=True, config={"file_search_path": str(toy.root)}
+    )
     try:
         return con.execute(sql).fetchall()
     finally:
@@ -101,9 +105,13 @@ def test_table_rebuilds_whole_only_when_inputs_change(toy):
     toy.write_bronze("x", "2024-01-03", trade_rows("x", "SOL/USDT", "2024-01-03", n=3), "sol")
     plan = build(cfg, udfs=False).plan
     assert [(p.model, p.pid, p.reason) for p in plan if p.model == "toy_summary"] == [
-        ("toy_summary", "", "upstream rebuilt")]
+        ("toy_summary", "", "upstream rebuilt")
+    ]
     assert q(toy, "SELECT symbol, n_trades FROM gold.toy_summary") == [
-        ("BTC/USDT", 90), ("ETH/USDT", 90), ("SOL/USDT", 3)]
+        ("BTC/USDT", 90),
+        ("ETH/USDT", 90),
+        ("SOL/USDT", 3),
+    ]
     files = list((toy.root / "gold" / "toy_summary").glob("*.parquet"))
     assert len(files) == 1  # the replaced file is gone (retain 0)
 
@@ -113,7 +121,8 @@ def test_custom_sql_test_reads_the_partitions_just_built(toy):
     cfg = toy.config()
     build(cfg, udfs=False)
     (toy.project / "tests" / "sql" / "no_sol.sql").write_text(
-        "SELECT * FROM {{ ref('toy_trades') }} WHERE symbol = 'ETH/USDT' AND date = DATE '2024-01-01'\n")
+        "SELECT * FROM {{ ref('toy_trades') }} WHERE symbol = 'ETH/USDT' AND date = DATE '2024-01-01'\n"
+    )
     toy.write_bronze("x", "2024-01-03", trade_rows("x", "SOL/USDT", "2024-01-03", n=3), "sol")
     result = build(cfg, udfs=False)  # rewrites 01-03 only: the ETH rows of 01-01 are not looked at
     assert [t.passed for t in result.tests if t.name == "no_sol"] == [True]
@@ -131,23 +140,34 @@ def test_changed_partitioning_drops_the_old_partitions(toy):
     build(cfg, udfs=False)
     before = q(toy, "SELECT count(*) FROM gold.toy_bars")[0][0]
     bars = toy.project / "sql" / "gold" / "toy_bars.sql"
-    bars.write_text(bars.read_text().replace("partition_by=['exchange', 'symbol', 'date']",
-                                             "partition_by=['exchange', 'date']"))
+    bars.write_text(
+        bars.read_text().replace(
+            "partition_by=['exchange', 'symbol', 'date']", "partition_by=['exchange', 'date']"
+        )
+    )
     dry = toy.cli("build", "--dry-run", env={"DAEDALUS_NO_UDFS": "1"}, check=True).stdout.splitlines()
-    assert "toy_bars exchange=x/symbol=BTC%2FUSDT/date=2024-01-01 (drop: partitioning or materialization changed)" in dry
+    assert (
+        "toy_bars exchange=x/symbol=BTC%2FUSDT/date=2024-01-01 (drop: partitioning or materialization changed)"
+        in dry
+    )
     assert "toy_bars exchange=x/date=2024-01-01 (new)" in dry
     result = build(cfg, udfs=False)
     assert len(result.dropped) == 6 and {p for m, p in result.rebuilt if m == "toy_bars"} == {
-        f"exchange=x/date={d}" for d in DAYS}
+        f"exchange=x/date={d}" for d in DAYS
+    }
     assert q(toy, "SELECT count(*) FROM gold.toy_bars")[0][0] == before  # no duplicates
     assert sorted(p.parent.name for p in (toy.root / "gold" / "toy_bars").rglob("*.parquet")) == [
-        f"date={d}" for d in DAYS]
+        f"date={d}" for d in DAYS
+    ]
     assert set(toy.manifest()["models"]["toy_bars"]["partitions"]) == {f"exchange=x/date={d}" for d in DAYS}
 
     # partitioned → view: its files are dropped, the catalog view computes from silver
-    bars.write_text(bars.read_text().replace("materialized='partitioned', partition_by=['exchange', 'date'], ", "")
-                    .replace("lookback='1 day', order_by=['bar_ts']", "materialized='view'")
-                    .replace("WHERE {{ in_window('ts') }}", ""))
+    bars.write_text(
+        bars.read_text()
+        .replace("materialized='partitioned', partition_by=['exchange', 'date'], ", "")
+        .replace("lookback='1 day', order_by=['bar_ts']", "materialized='view'")
+        .replace("WHERE {{ in_window('ts') }}", "")
+    )
     result = build(cfg, udfs=False)
     assert len(result.dropped) == 3 and not list((toy.root / "gold" / "toy_bars").rglob("*.parquet"))
     assert q(toy, "SELECT count(*) FROM gold.toy_bars")[0][0] == before

@@ -45,7 +45,9 @@ def test_two_s3_lakes_keep_their_own_catalogs(tmp_path: Path, moto_server) -> No
     # A catalog found at a lake's path that belongs to another root is refused, and a build —
     # with nothing to rebuild — rewrites it instead of calling it up to date.
     shutil.copy(catalog_path(l1), catalog_path(l2))
-    with pytest.raises(StorageError, match=f"belongs to the lake {l1.storage.root}, not to storage.root {l2.storage.root}"):
+    with pytest.raises(
+        StorageError, match=f"belongs to the lake {l1.storage.root}, not to storage.root {l2.storage.root}"
+    ):
         count(l2)
     again = api.build(l2, udfs=False)
     assert again.rebuilt == []

@@ -39,8 +39,12 @@ def auth_moto(tmp_path_factory):
         port = s.getsockname()[1]
     exe = Path(sys.executable).with_name("moto_server")
     env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3"}  # user, key, policy: then auth is on
-    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(exe), "-H", "127.0.0.1", "-p", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -50,15 +54,30 @@ def auth_moto(tmp_path_factory):
         except OSError:
             assert time.monotonic() < deadline and proc.poll() is None, "moto_server did not start"
             time.sleep(0.1)
-    iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1", aws_access_key_id="bootstrap",
-                       aws_secret_access_key="bootstrap")
+    iam = boto3.client(
+        "iam",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="bootstrap",
+        aws_secret_access_key="bootstrap",
+    )
     iam.create_user(UserName="daedalus")
     key = iam.create_access_key(UserName="daedalus")["AccessKey"]
-    iam.put_user_policy(UserName="daedalus", PolicyName="s3", PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+    iam.put_user_policy(
+        UserName="daedalus",
+        PolicyName="s3",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+        ),
+    )
     good = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
-    client = boto3.client("s3", endpoint_url=url, region_name="us-east-1",
-                          aws_access_key_id=good["AWS_ACCESS_KEY_ID"], aws_secret_access_key=good["AWS_SECRET_ACCESS_KEY"])
+    client = boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id=good["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=good["AWS_SECRET_ACCESS_KEY"],
+    )
     client.create_bucket(Bucket="authlake")
 
     class Server:
@@ -187,7 +206,9 @@ def _gold_via_manifest(client, bucket: str) -> tuple[int, int]:
 
 
 @pytest.mark.slow
-def test_endpoint_stopped_mid_build_then_next_build_completes(tmp_path: Path, moto_server, monkeypatch) -> None:
+def test_endpoint_stopped_mid_build_then_next_build_completes(
+    tmp_path: Path, moto_server, monkeypatch
+) -> None:
     monkeypatch.setenv("DAEDALUS_NO_UDFS", "1")
     direct = make_s3_client(moto_server.endpoint, use_ssl=False, url_style="path")
     proxy = TcpProxy(("127.0.0.1", moto_server.port))
@@ -239,16 +260,23 @@ def test_endpoint_stopped_mid_build_then_next_build_completes(tmp_path: Path, mo
     api.build(local.config(), udfs=False)
     claimed, real = _gold_via_manifest(direct, h.bucket)
     local_manifest = json.loads((Path(local.root) / "_state/manifest.json").read_text())
-    assert claimed == real == sum(p["rows"] for p in local_manifest["models"]["toy_bars"]["partitions"].values())
+    assert (
+        claimed == real == sum(p["rows"] for p in local_manifest["models"]["toy_bars"]["partitions"].values())
+    )
     con = api.connect(cfg, udfs=False)
     plain = duckdb.connect()
     plain.execute("SET TimeZone = 'UTC'")
     q = "SELECT * FROM read_parquet({}, hive_partitioning=false) ORDER BY ALL"
     for model in ("silver/toy_trades", "gold/toy_bars"):
-        s3_files = [f"s3://{h.bucket}/{o['Key']}" for o in direct.list_objects_v2(
-            Bucket=h.bucket, Prefix=f"lake/{model}/")["Contents"]]
+        s3_files = [
+            f"s3://{h.bucket}/{o['Key']}"
+            for o in direct.list_objects_v2(Bucket=h.bucket, Prefix=f"lake/{model}/")["Contents"]
+        ]
         local_files = [str(p) for p in Path(local.root).glob(f"{model}/**/*.parquet")]
         # no orphan of the interrupted build survives: a glob of the prefix equals the local build
-        assert con.execute(q.format(s3_files)).to_arrow_table().equals(
-            plain.execute(q.format(local_files)).to_arrow_table()), model
+        assert (
+            con.execute(q.format(s3_files))
+            .to_arrow_table()
+            .equals(plain.execute(q.format(local_files)).to_arrow_table())
+        ), model
     proxy.stop()

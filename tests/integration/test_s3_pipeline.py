@@ -50,8 +50,11 @@ def test_cli_pipeline_on_s3_equals_local(tmp_path: Path, moto_server, client) ->
     assert out.returncode == 0, out.stderr
     assert "landed 4 segments (120 rows" in out.stdout
     bronze = _keys(client, h.bucket, "lake/bronze/")
-    assert bronze == sorted(f"lake/bronze/trades/exchange=binance/date={d}/ccxt_segment_{i:04d}{s}.parquet"
-                            for i, d in enumerate(DAYS) for s in ("", "b"))
+    assert bronze == sorted(
+        f"lake/bronze/trades/exchange=binance/date={d}/ccxt_segment_{i:04d}{s}.parquet"
+        for i, d in enumerate(DAYS)
+        for s in ("", "b")
+    )
     assert not list((h.spool / "bronze").rglob("*.parquet"))  # pushed, verified, removed locally
     assert not list((h.spool / "raw" / "ready").rglob("*.parquet"))
 
@@ -80,13 +83,18 @@ def test_cli_pipeline_on_s3_equals_local(tmp_path: Path, moto_server, client) ->
 
     # ls, docs and the DuckDB shell on the S3 lake
     ls = h.cli("ls", "--json")
-    assert {r["name"]: r["partitions"] for r in json.loads(ls.stdout)} == {"toy_trades_clean": 0, "toy_trades": 4,
-                                                                          "toy_bars": 4}
+    assert {r["name"]: r["partitions"] for r in json.loads(ls.stdout)} == {
+        "toy_trades_clean": 0,
+        "toy_trades": 4,
+        "toy_bars": 4,
+    }
     docs = h.cli("docs", "--output", str(tmp_path / "site"))
     assert docs.returncode == 0 and (tmp_path / "site" / "index.html").exists()
     shell = h.cli("shell", input="SELECT count(*) AS n FROM gold.toy_bars WHERE symbol = 'ETH/USDT';\n")
     assert shell.returncode == 0, shell.stderr
-    eth_bars = h.cli("query", "SELECT count(*) AS n FROM gold.toy_bars WHERE symbol = 'ETH/USDT'", "--format", "csv")
+    eth_bars = h.cli(
+        "query", "SELECT count(*) AS n FROM gold.toy_bars WHERE symbol = 'ETH/USDT'", "--format", "csv"
+    )
     assert eth_bars.stdout.split()[1] in shell.stdout.split()
 
     # the catalog's views read s3:// URLs
@@ -112,13 +120,19 @@ def test_incremental_on_s3_rebuilds_only_touched_partitions(tmp_path: Path, moto
     assert report.partitions == {("trades", "binance", "2024-08-08")}
     third = api.build(cfg, udfs=False)
     # bronze partitions are exchange/date: both symbols of that day read the touched partition
-    assert sorted(third.rebuilt) == [(m, f"exchange=binance/symbol={s}/date=2024-08-08")
-                                     for m in ("toy_bars", "toy_trades") for s in ("BTC%2FUSDT", "ETH%2FUSDT")]
+    assert sorted(third.rebuilt) == [
+        (m, f"exchange=binance/symbol={s}/date=2024-08-08")
+        for m in ("toy_bars", "toy_trades")
+        for s in ("BTC%2FUSDT", "ETH%2FUSDT")
+    ]
     lake = open_lake(cfg)
     assert isinstance(lake, S3Lake)
     con = duckdb.connect()
-    n = api.connect(cfg, udfs=False).execute(
-        f"SELECT count(*) FROM read_parquet('{lake.url('silver/toy_trades')}/**/*.parquet')").fetchone()[0]
+    n = (
+        api.connect(cfg, udfs=False)
+        .execute(f"SELECT count(*) FROM read_parquet('{lake.url('silver/toy_trades')}/**/*.parquet')")
+        .fetchone()[0]
+    )
     con.close()
     assert n == 130  # old files already deleted (retain 0 minutes): no duplicate rows in a glob
 
@@ -132,7 +146,9 @@ def test_verify_write_catches_a_lost_object(tmp_path: Path, moto_server, client)
     with pytest.raises(StorageError, match=r"COPY reported 5 rows written but the object does not exist"):
         lake.verify_write("gold/x/part-1.parquet", 5)
     con = api.connect(h.config(), udfs=False)
-    con.execute(f"COPY (SELECT range AS x FROM range(7)) TO '{lake.url('gold/x/part-2.parquet')}' (FORMAT parquet)")
+    con.execute(
+        f"COPY (SELECT range AS x FROM range(7)) TO '{lake.url('gold/x/part-2.parquet')}' (FORMAT parquet)"
+    )
     assert lake.verify_write("gold/x/part-2.parquet", 7).size > 0
     with pytest.raises(StorageError, match=r"COPY reported 8 rows but the object holds 7"):
         lake.verify_write("gold/x/part-2.parquet", 8)
@@ -148,15 +164,38 @@ def test_builtin_models_over_synthetic_bronze_on_s3_equal_local(tmp_path: Path, 
     from daedalus.serve.catalog import open_catalog
 
     local = tmp_path / "local"
-    generate(local, symbols=["BTC/USDT", "ETH/USDT"], start="2024-03-01", days=2, snapshot_ms=30000, levels=5,
-             trades_per_sec=0.05, gaps_per_day=1, hours=1, seed=9)
+    generate(
+        local,
+        symbols=["BTC/USDT", "ETH/USDT"],
+        start="2024-03-01",
+        days=2,
+        snapshot_ms=30000,
+        levels=5,
+        trades_per_sec=0.05,
+        gaps_per_day=1,
+        hours=1,
+        seed=9,
+    )
     bucket = "synth-e2e"
     client.create_bucket(Bucket=bucket)
-    common = {"duckdb.threads": 2, "s3.endpoint": moto_server.endpoint,
-              "s3.url_style": "path", "s3.use_ssl": False}
-    local_cfg = load_config(None, {**common, "storage.root": str(local), "duckdb.temp_directory": str(tmp_path / "t1")})
-    s3_cfg = load_config(None, {**common, "storage.root": f"s3://{bucket}/lake", "ingestion.local_root": str(local),
-                                "duckdb.temp_directory": str(tmp_path / "t2")})
+    common = {
+        "duckdb.threads": 2,
+        "s3.endpoint": moto_server.endpoint,
+        "s3.url_style": "path",
+        "s3.use_ssl": False,
+    }
+    local_cfg = load_config(
+        None, {**common, "storage.root": str(local), "duckdb.temp_directory": str(tmp_path / "t1")}
+    )
+    s3_cfg = load_config(
+        None,
+        {
+            **common,
+            "storage.root": f"s3://{bucket}/lake",
+            "ingestion.local_root": str(local),
+            "duckdb.temp_directory": str(tmp_path / "t2"),
+        },
+    )
     pushed = sync(s3_cfg, "push", layers=["bronze"])
     assert len(pushed.copied) == len(list(local.glob("bronze/**/*.parquet"))) > 0
 
@@ -164,7 +203,9 @@ def test_builtin_models_over_synthetic_bronze_on_s3_equal_local(tmp_path: Path, 
     local_result = api.build(local_cfg)
     assert sorted(s3_result.rebuilt) == sorted(local_result.rebuilt)
     assert s3_result.tests and [t.name for t in s3_result.tests if not t.passed] == []
-    assert {n: s.rows for n, s in s3_result.stats.items()} == {n: s.rows for n, s in local_result.stats.items()}
+    assert {n: s.rows for n, s in s3_result.stats.items()} == {
+        n: s.rows for n, s in local_result.stats.items()
+    }
     tested = api.test(s3_cfg)
     assert tested and all(t.passed for t in tested)
 
@@ -210,8 +251,10 @@ def test_land_takes_segments_the_collector_uploaded(tmp_path: Path, moto_server,
     assert report.segments == 2 and report.rows == 50
     assert _keys(client, h.bucket, "lake/raw/ready/") == []  # retired in the bucket too
     con = api.connect(h.config(), udfs=False)
-    n, distinct = con.execute(f"SELECT count(*), count(DISTINCT trade_id) FROM read_parquet("
-                              f"'s3://{h.bucket}/lake/bronze/trades/**/*.parquet')").fetchone()
+    n, distinct = con.execute(
+        f"SELECT count(*), count(DISTINCT trade_id) FROM read_parquet("
+        f"'s3://{h.bucket}/lake/bronze/trades/**/*.parquet')"
+    ).fetchone()
     assert n == distinct == 50
     again = land_any(h.config())
     assert again.segments == 0

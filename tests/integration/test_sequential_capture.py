@@ -19,7 +19,9 @@ from daedalus.devkit.capture import load_capture
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the reference package
 from reference import sequential_reference as ref  # noqa: E402
 
-CAPTURE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
+CAPTURE = (
+    Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
+)
 US = 1_000_000
 
 pytestmark = pytest.mark.slow
@@ -31,9 +33,16 @@ def built(tmp_path_factory) -> tuple[list[dict], list[ref.Snap], list[ref.Trade]
         pytest.skip(f"real Binance capture not found at {CAPTURE} (../shared/data is absent)")
     root = tmp_path_factory.mktemp("capture_lake")
     load_capture(CAPTURE, root)
-    cfg = load_config(None, {"storage.root": str(root), "duckdb.temp_directory": str(root / "_tmp"),
-                             "etl.features.horizons": [5, 60], "etl.features.kyle_lambda_window": 60,
-                             "etl.features.spread_regime_window": 30})
+    cfg = load_config(
+        None,
+        {
+            "storage.root": str(root),
+            "duckdb.temp_directory": str(root / "_tmp"),
+            "etl.features.horizons": [5, 60],
+            "etl.features.kyle_lambda_window": 60,
+            "etl.features.spread_regime_window": 30,
+        },
+    )
     api.build(cfg, select=["+orderbook_seq"], run_tests=False, catalog=False)
     con = duckdb.connect()
     gold = con.execute(f"""SELECT * EXCLUDE (ts, date), epoch_us(ts) AS ts_us FROM read_parquet('{root}/gold/orderbook_seq/**/*.parquet',
@@ -56,8 +65,10 @@ def test_values_are_finite_where_defined(built) -> None:
         for k, v in r.items():
             if isinstance(v, float):
                 assert math.isfinite(v), (k, r["ts_us"])
-    some = {k: sum(r[k] is not None for r in rows) for k in ("ofi", "mlofi", "ofi_sum_60s", "tfi_5s", "kyle_lambda",
-                                                             "spread_pctile", "rv_5s")}
+    some = {
+        k: sum(r[k] is not None for r in rows)
+        for k in ("ofi", "mlofi", "ofi_sum_60s", "tfi_5s", "kyle_lambda", "spread_pctile", "rv_5s")
+    }
     assert all(v > 0.9 * len(rows) for k, v in some.items() if k != "kyle_lambda"), some
     assert some["kyle_lambda"] > 0.5 * len(rows)
 
@@ -80,7 +91,11 @@ def test_nulls_exactly_where_features_md_says(built) -> None:
         assert (r["tfi_5s"] is None) == (n_trades == 0)
         assert r["vpin"] is None  # auto V: six minutes are inside the series' first hour
         lo60 = max(s.ts - 60 * US, snaps[starts[i]].ts - 1)
-        obs = sum(1 for j in range(int(np.searchsorted(ts, lo60, "right")), i + 1) if rows[j]["log_return"] is not None)
+        obs = sum(
+            1
+            for j in range(int(np.searchsorted(ts, lo60, "right")), i + 1)
+            if rows[j]["log_return"] is not None
+        )
         if obs < 10:
             assert r["kyle_lambda"] is None
     assert rows[0]["spread_pctile"] is None and rows[0]["spread_regime"] is None
@@ -95,6 +110,12 @@ def test_ofi_sums_and_tfi_equal_reference_on_real_books(built) -> None:
     sums = ref.rolling_sum_ref(snaps, ofi, 300.0, 5)
     tfi, vol = ref.tfi_ref(snaps, trades, 300.0, 5)
     for r, s, t, v in zip(rows, sums, tfi, vol, strict=True):
-        assert (r["ofi_sum_5s"] is None) == (s is None) and (s is None or r["ofi_sum_5s"] == pytest.approx(s, abs=1e-9))
-        assert (r["tfi_5s"] is None) == (t is None) and (t is None or r["tfi_5s"] == pytest.approx(t, abs=1e-12))
-        assert (r["trade_volume_5s"] is None) == (v is None) and (v is None or r["trade_volume_5s"] == pytest.approx(v, abs=1e-9))
+        assert (r["ofi_sum_5s"] is None) == (s is None) and (
+            s is None or r["ofi_sum_5s"] == pytest.approx(s, abs=1e-9)
+        )
+        assert (r["tfi_5s"] is None) == (t is None) and (
+            t is None or r["tfi_5s"] == pytest.approx(t, abs=1e-12)
+        )
+        assert (r["trade_volume_5s"] is None) == (v is None) and (
+            v is None or r["trade_volume_5s"] == pytest.approx(v, abs=1e-9)
+        )

@@ -30,22 +30,39 @@ BUCKET_V = 3.0  # fixed for BTC/USDT (many buckets a day); ETH/USDT uses auto
 
 
 def _lake(root: Path) -> None:
-    generate(root, symbols=SYMBOLS, start=DATES[0], days=3, snapshot_ms=5000, levels=5, trades_per_sec=0.2,
-             gaps_per_day=2, seed=11)
+    generate(
+        root,
+        symbols=SYMBOLS,
+        start=DATES[0],
+        days=3,
+        snapshot_ms=5000,
+        levels=5,
+        trades_per_sec=0.2,
+        gaps_per_day=2,
+        seed=11,
+    )
 
 
 def _config(root: Path, threads: int = 1):
-    return load_config(None, {
-        "storage.root": str(root), "duckdb.temp_directory": str(root / "_tmp"), "duckdb.threads": threads,
-        "etl.symbols": {"BTC/USDT": {"vpin_bucket_volume": BUCKET_V}},
-        "etl.features.horizons": [5, 60, 900], "etl.features.vpin_window_buckets": 10,
-    })
+    return load_config(
+        None,
+        {
+            "storage.root": str(root),
+            "duckdb.temp_directory": str(root / "_tmp"),
+            "duckdb.threads": threads,
+            "etl.symbols": {"BTC/USDT": {"vpin_bucket_volume": BUCKET_V}},
+            "etl.features.horizons": [5, 60, 900],
+            "etl.features.vpin_window_buckets": 10,
+        },
+    )
 
 
 def _rows(root: Path, model: str, order: str) -> list[tuple]:
     con = duckdb.connect()
-    return con.execute(f"SELECT * EXCLUDE (ts), epoch_us(ts) AS ts_us FROM read_parquet('{root}/gold/{model}/**/*.parquet', "
-                       f"hive_partitioning=false) ORDER BY {order}").fetchall()
+    return con.execute(
+        f"SELECT * EXCLUDE (ts), epoch_us(ts) AS ts_us FROM read_parquet('{root}/gold/{model}/**/*.parquet', "
+        f"hive_partitioning=false) ORDER BY {order}"
+    ).fetchall()
 
 
 @pytest.fixture(scope="module")
@@ -57,14 +74,23 @@ def lakes(tmp_path_factory) -> tuple[Path, Path]:
     api.build(_config(full), select=["+orderbook_seq"], run_tests=False, catalog=False)
     for d in DATES:
         # threads=4 here, 1 for the full build: the comparison also proves thread-count independence
-        api.build(_config(daily, threads=4), select=["+orderbook_seq"], start=d, end=d, run_tests=False, catalog=False)
+        api.build(
+            _config(daily, threads=4),
+            select=["+orderbook_seq"],
+            start=d,
+            end=d,
+            run_tests=False,
+            catalog=False,
+        )
     return full, daily
 
 
 def test_day_by_day_equals_full_build(lakes) -> None:
     full, daily = lakes
-    for model, order in (("orderbook_seq", "exchange, symbol, ts_us, seq"),
-                         ("vpin_buckets", "exchange, symbol, ts_us, bucket_index, kind")):
+    for model, order in (
+        ("orderbook_seq", "exchange, symbol, ts_us, seq"),
+        ("vpin_buckets", "exchange, symbol, ts_us, bucket_index, kind"),
+    ):
         a = _rows(full, model, order)
         b = _rows(daily, model, order)
         assert len(a) == len(b) > 0
@@ -75,14 +101,18 @@ def test_buckets_straddle_midnight_and_vpin_is_filled(lakes) -> None:
     full, _ = lakes
     con = duckdb.connect()
     g = f"read_parquet('{full}/gold/vpin_buckets/**/*.parquet', hive_partitioning=false)"
-    states = con.execute(f"SELECT symbol, date, state_f[2] + state_f[3] FROM {g} WHERE kind = 'state' ORDER BY ALL").fetchall()
+    states = con.execute(
+        f"SELECT symbol, date, state_f[2] + state_f[3] FROM {g} WHERE kind = 'state' ORDER BY ALL"
+    ).fetchall()
     assert len(states) == 6
     assert sum(1 for s, d, fill in states if fill > 0 and str(d) != DATES[-1]) >= 2  # in progress at midnight
     seq = f"read_parquet('{full}/gold/orderbook_seq/**/*.parquet', hive_partitioning=false)"
     n, filled = con.execute(f"SELECT count(*), count(vpin) FROM {seq} WHERE symbol = 'BTC/USDT'").fetchone()
     assert filled > 0.9 * n
     # auto V: the first day of ETH/USDT has no value during its first hour
-    first = con.execute(f"SELECT epoch_us(min(ts)) FROM {seq} WHERE symbol = 'ETH/USDT' AND vpin IS NOT NULL").fetchone()[0]
+    first = con.execute(
+        f"SELECT epoch_us(min(ts)) FROM {seq} WHERE symbol = 'ETH/USDT' AND vpin IS NOT NULL"
+    ).fetchone()[0]
     assert first is not None and first >= (1709251200 + 3600) * US
 
 
@@ -95,13 +125,15 @@ def _one_pass(root: Path) -> dict[tuple[str, int, int], tuple]:
     trades = f"read_parquet('{root}/silver/trades/**/*.parquet', hive_partitioning=false)"
     events = f"read_parquet('{root}/bronze/events/**/*.parquet', hive_partitioning=true)"
     # trades-series breaks received before each row (FEATURES.md "Time"), counted over the whole series
-    breaks = ("(SELECT count(*) FROM ev WHERE ev.exchange = {x}.exchange AND coalesce(ev.symbol, {x}.symbol) = "
-              "{x}.symbol AND ev.cap < {x}.capture_ts)")
+    breaks = (
+        "(SELECT count(*) FROM ev WHERE ev.exchange = {x}.exchange AND coalesce(ev.symbol, {x}.symbol) = "
+        "{x}.symbol AND ev.cap < {x}.capture_ts)"
+    )
     rows = con.execute(f"""
         WITH ev AS (SELECT exchange, symbol, capture_ts::TIMESTAMPTZ AS cap FROM {events}
                     WHERE event_type IN {BREAK_EVENT_TYPES} AND coalesce(channel, 'trades') = 'trades'),
              p AS (SELECT exchange, symbol, ts, seq, crossed, break_before, (bids[1].price + asks[1].price) / 2 AS mid,
-                          {breaks.format(x='o')} AS trade_breaks,
+                          {breaks.format(x="o")} AS trade_breaks,
                           asks[1].price - bids[1].price AS spread,
                           daedalus_ofi(bids, asks, lag(bids) OVER w, lag(asks) OVER w, {cfg.ofi_levels}, {cfg.ofi_decay_alpha}) AS pair
                    FROM {silver} o WINDOW w AS (PARTITION BY exchange, symbol ORDER BY ts, seq)),
@@ -109,7 +141,7 @@ def _one_pass(root: Path) -> dict[tuple[str, int, int], tuple]:
                           'mid': mid, 'spread': spread, 'ofi': pair.ofi, 'mlofi': pair.mlofi, 'trade_breaks': trade_breaks}} ORDER BY ts, seq) AS s
                    FROM p GROUP BY ALL),
              t AS (SELECT exchange, symbol, list({{'ts': ts, 'buy': CASE WHEN side = 'buy' THEN amount ELSE 0.0 END,
-                          'sell': CASE WHEN side = 'sell' THEN amount ELSE 0.0 END, 'breaks': {breaks.format(x='tr')}}}
+                          'sell': CASE WHEN side = 'sell' THEN amount ELSE 0.0 END, 'breaks': {breaks.format(x="tr")}}}
                           ORDER BY ts, TRY_CAST(trade_id AS HUGEINT) NULLS LAST, trade_id) AS t FROM {trades} tr GROUP BY ALL),
              c AS (SELECT b.symbol, daedalus_orderbook_seq(b.s, t.t, NULL, {list(cfg.horizons)}::INTEGER[], {cfg.ofi_levels},
                           {cfg.ofi_decay_alpha}, {cfg.max_state_staleness_seconds}, {cfg.kyle_lambda_window},
@@ -138,7 +170,9 @@ def test_partitioned_rows_equal_one_pass_over_the_whole_series(lakes) -> None:
         SELECT count(*) FROM {seq} s
         WHERE epoch_us(ts) % {86_400 * US} < {900 * US} AND ofi_sum_900s IS NOT NULL AND date > DATE '{DATES[0]}'
           AND NOT EXISTS (SELECT 1 FROM read_parquet('{full}/silver/orderbook/**/*.parquet', hive_partitioning=false) o
-                          WHERE o.symbol = s.symbol AND o.break_before AND o.ts <= s.ts AND o.ts >= s.date::TIMESTAMPTZ)""").fetchone()[0]
+                          WHERE o.symbol = s.symbol AND o.break_before AND o.ts <= s.ts AND o.ts >= s.date::TIMESTAMPTZ)""").fetchone()[
+        0
+    ]
     assert crossing > 0
 
 
@@ -149,8 +183,15 @@ def test_vpin_buckets_equal_one_pass_over_all_trades(lakes) -> None:
                          hive_partitioning=false) WHERE symbol = 'BTC/USDT'
                          ORDER BY ts, TRY_CAST(trade_id AS HUGEINT) NULLS LAST, trade_id""").fetchall()
     ts = np.array([r[0] for r in tr], np.int64)
-    one = vpin_partition(ts, np.array([r[1] for r in tr]), np.array([r[2] for r in tr]), np.array([r[3] for r in tr]),
-                         VpinState(), VpinParams(BUCKET_V, 10), int(ts[0] // (86_400 * US)) * 86_400 * US)
+    one = vpin_partition(
+        ts,
+        np.array([r[1] for r in tr]),
+        np.array([r[2] for r in tr]),
+        np.array([r[3] for r in tr]),
+        VpinState(),
+        VpinParams(BUCKET_V, 10),
+        int(ts[0] // (86_400 * US)) * 86_400 * US,
+    )
     got = con.execute(f"""SELECT epoch_us(ts), vpin, buy_volume, sell_volume FROM read_parquet('{full}/gold/vpin_buckets/**/*.parquet',
                           hive_partitioning=false) WHERE symbol = 'BTC/USDT' AND kind = 'bucket' ORDER BY bucket_index""").fetchall()
     assert [g[0] for g in got] == one.ts.tolist()

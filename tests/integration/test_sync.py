@@ -46,7 +46,9 @@ def _local_lake(tmp: Path, moto, client, bucket: str):
 
 
 def _lake_files(root: Path, layers=("bronze", "silver", "gold")) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): _md5(p) for layer in layers for p in (root / layer).rglob("*.parquet")}
+    return {
+        p.relative_to(root).as_posix(): _md5(p) for layer in layers for p in (root / layer).rglob("*.parquet")
+    }
 
 
 @pytest.mark.slow
@@ -60,7 +62,9 @@ def test_push_verified_then_idempotent_then_pull(tmp_path: Path, moto_server, cl
     rep = sync(h.config(), "push", remote=remote)
     assert sorted(rep.copied) == sorted(files) and rep.skipped == []
     objs = _objects(client, "sync-a", "mirror/")
-    assert {k.removeprefix("mirror/"): v for k, v in objs.items() if k.endswith(".parquet")} == files  # ETag = MD5
+    assert {
+        k.removeprefix("mirror/"): v for k, v in objs.items() if k.endswith(".parquet")
+    } == files  # ETag = MD5
     assert "mirror/_state/manifest.json" in objs
 
     again = sync(h.config(), "push", remote=remote)
@@ -72,7 +76,10 @@ def test_push_verified_then_idempotent_then_pull(tmp_path: Path, moto_server, cl
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("pull: 9 copied")
     assert _lake_files(fresh) == files
-    assert json.loads((fresh / "_state/manifest.json").read_text())["models"].keys() == {"toy_trades", "toy_bars"}
+    assert json.loads((fresh / "_state/manifest.json").read_text())["models"].keys() == {
+        "toy_trades",
+        "toy_bars",
+    }
     assert not list(fresh.rglob("*.tmp"))
     pulled_again = sync(h.config(), "pull", remote=remote, local=str(fresh))
     assert pulled_again.copied == [] and len(pulled_again.skipped) == 9
@@ -82,8 +89,10 @@ def test_push_verified_then_idempotent_then_pull(tmp_path: Path, moto_server, cl
 def test_layer_and_since_filters(tmp_path: Path, moto_server, client) -> None:
     h = _local_lake(tmp_path, moto_server, client, "sync-b")
     rep = sync(h.config(), "push", layers=["gold"], since="2024-08-07", remote="s3://sync-b/x")
-    assert sorted(rep.copied) == [f"gold/toy_bars/exchange=binance/symbol=BTC%2FUSDT/date={d}/" +
-                                  Path(_one(h, d)).name for d in DAYS[1:]]
+    assert sorted(rep.copied) == [
+        f"gold/toy_bars/exchange=binance/symbol=BTC%2FUSDT/date={d}/" + Path(_one(h, d)).name
+        for d in DAYS[1:]
+    ]
     with pytest.raises(Exception, match="--layer: unknown layer 'platinum'"):
         sync(h.config(), "push", layers=["platinum"], remote="s3://sync-b/x")
 
@@ -96,8 +105,9 @@ def _one(h, day: str) -> str:
 def test_interrupted_push_resumes_without_resending(tmp_path: Path, moto_server, client) -> None:
     h = _local_lake(tmp_path, moto_server, client, "sync-c")
     files = _lake_files(Path(h.root))
-    killed = h.cli("sync", "push", "--remote", "s3://sync-c/m", "--workers", "1",
-                   env={"DAEDALUS_TEST_SYNC_KILL": "4"})
+    killed = h.cli(
+        "sync", "push", "--remote", "s3://sync-c/m", "--workers", "1", env={"DAEDALUS_TEST_SYNC_KILL": "4"}
+    )
     assert killed.returncode == -9  # SIGKILL after the 4th verified copy
     done_before = {k.removeprefix("m/") for k in _objects(client, "sync-c", "m/") if k.endswith(".parquet")}
     assert len(done_before) == 4
@@ -128,8 +138,10 @@ def test_etag_matches_single_and_multipart(tmp_path: Path) -> None:
     p.write_bytes(data)
     assert etag_matches(p, hashlib.md5(data).hexdigest(), len(data))
     part = 8 * 1024 * 1024
-    digests = [hashlib.md5(data[i:i + part]).digest() for i in range(0, len(data), part)]
+    digests = [hashlib.md5(data[i : i + part]).digest() for i in range(0, len(data), part)]
     multipart = f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}"
     assert etag_matches(p, multipart, len(data))
-    assert not etag_matches(p, multipart.replace(multipart[0], "0" if multipart[0] != "0" else "1", 1), len(data))
+    assert not etag_matches(
+        p, multipart.replace(multipart[0], "0" if multipart[0] != "0" else "1", 1), len(data)
+    )
     assert not etag_matches(p, hashlib.md5(data).hexdigest(), len(data) + 1)

@@ -25,9 +25,19 @@ T0 = 1_723_075_200_000_000_000
 def sample_row(channel: str, i: int) -> dict:
     assert channel == "trades"
     return {
-        "collected_at": T0 // 10**6 + i, "capture_ts": T0 + i, "exchange": "binance", "symbol": "BTC/USDT",
-        "conn_id": "c", "seq": i, "timestamp": T0 + i, "trade_id": str(i), "side": "buy",
-        "price": 100.0 + i, "amount": 0.5, "cost": None, "info_json": None,
+        "collected_at": T0 // 10**6 + i,
+        "capture_ts": T0 + i,
+        "exchange": "binance",
+        "symbol": "BTC/USDT",
+        "conn_id": "c",
+        "seq": i,
+        "timestamp": T0 + i,
+        "trade_id": str(i),
+        "side": "buy",
+        "price": 100.0 + i,
+        "amount": 0.5,
+        "cost": None,
+        "info_json": None,
     }
 
 
@@ -120,8 +130,14 @@ def test_changed_local_file_is_resent_and_multipart_etag_matches(tmp_path, s3, m
 
 def test_failed_uploads_stay_in_backlog_and_local_until_they_succeed(tmp_path, s3) -> None:
     _, client = s3
-    uploader = S3Uploader("s3://missing-bucket/p", tmp_path, client, delete_after_upload=True,
-                          max_attempts=2, backoff_initial=0.01)
+    uploader = S3Uploader(
+        "s3://missing-bucket/p",
+        tmp_path,
+        client,
+        delete_after_upload=True,
+        max_attempts=2,
+        backoff_initial=0.01,
+    )
     files = []
     for i in range(3):
         f = tmp_path / "raw" / "ready" / "ccxt" / "trades" / f"segment_{i}.parquet"

@@ -26,7 +26,9 @@ def _wait(pred, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> 
     deadline = time.monotonic() + timeout
     while not pred():
         if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"watcher exited early with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
+            raise AssertionError(
+                f"watcher exited early with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}"
+            )
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
 
@@ -35,7 +37,11 @@ def _gold_rows(h) -> int:
     files = list(Path(h.root).glob("gold/toy_bars/**/*.parquet"))
     if not files:
         return 0
-    return duckdb.connect().execute(f"SELECT sum(n_trades) FROM read_parquet({[str(f) for f in files]})").fetchone()[0]
+    return (
+        duckdb.connect()
+        .execute(f"SELECT sum(n_trades) FROM read_parquet({[str(f) for f in files]})")
+        .fetchone()[0]
+    )
 
 
 def test_cycles_land_build_and_report_latency(tmp_path: Path, monkeypatch) -> None:
@@ -48,7 +54,9 @@ def test_cycles_land_build_and_report_latency(tmp_path: Path, monkeypatch) -> No
     assert state.pending_since is None
     assert len(state.latencies) == 1 and 0 < state.latencies[0] < 120
     assert _gold_rows(h) == 30
-    assert lines[0].startswith("cycle 1: landed 1 segments, rebuilt 2 partitions") and "ready→gold" in lines[0]
+    assert (
+        lines[0].startswith("cycle 1: landed 1 segments, rebuilt 2 partitions") and "ready→gold" in lines[0]
+    )
     assert len(lines) == 1  # the idle second cycle prints nothing
 
     # new data for another day: only that day is rebuilt; the state survives a restart
@@ -77,7 +85,9 @@ def test_corrupt_state_is_an_error_naming_the_file(tmp_path: Path) -> None:
 def test_signal_exits_zero_promptly_and_second_watcher_refuses(tmp_path: Path, sig: int) -> None:
     h = make_lakehouse(tmp_path)
     h.add_trades("2024-08-08", "0001", n=30)
-    first = h.popen("watch", "--poll-interval", "0.2", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = h.popen(
+        "watch", "--poll-interval", "0.2", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         _wait(lambda: _state(h).get("cycles", 0) >= 2, proc=first)
         assert _gold_rows(h) == 30
@@ -85,7 +95,9 @@ def test_signal_exits_zero_promptly_and_second_watcher_refuses(tmp_path: Path, s
         assert second.returncode == 5
         assert "another `daedalus watch` is already running on this lake" in second.stderr
         assert "_state/watch.lock" in second.stderr
-        errors = [ln for ln in second.stderr.splitlines() if not ln.startswith("lake: ")]  # the root announced
+        errors = [
+            ln for ln in second.stderr.splitlines() if not ln.startswith("lake: ")
+        ]  # the root announced
         assert len(errors) == 1 and "Traceback" not in second.stderr  # one line, no traceback
         t0 = time.monotonic()
         first.send_signal(sig)
@@ -109,8 +121,16 @@ def test_sigterm_during_a_build_finishes_or_abandons_the_step(tmp_path: Path) ->
     h = make_lakehouse(tmp_path)
     for i in range(6):
         h.add_trades(f"2024-08-0{i + 1}", f"{i:04d}", n=40, start_id=i * 100)
-    proc = h.popen("watch", "--poll-interval", "0.1", "--stop-timeout", "2",
-                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = h.popen(
+        "watch",
+        "--poll-interval",
+        "0.1",
+        "--stop-timeout",
+        "2",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         # as soon as the first partition file appears the build is in progress
         _wait(lambda: any(Path(h.root).glob("silver/toy_trades/**/*.parquet")), proc=proc)

@@ -28,7 +28,9 @@ def test_rss_after_1000_cycles_equals_rss_after_10(tmp_path: Path) -> None:
         except (FileNotFoundError, json.JSONDecodeError):
             return 0
 
-    proc = h.popen("watch", "--poll-interval", "0.001", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = h.popen(
+        "watch", "--poll-interval", "0.001", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     ps = psutil.Process(proc.pid)
     rss: dict[int, int] = {}
     fed = 1

@@ -21,24 +21,43 @@ FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "toy_project"
 UTC = dt.UTC
 
 
-def trade_rows(exchange: str, symbol: str, day: str, n: int = 30, start_id: int = 0,
-               price: float = 100.0, minutes: int = 10) -> list[dict]:
+def trade_rows(
+    exchange: str,
+    symbol: str,
+    day: str,
+    n: int = 30,
+    start_id: int = 0,
+    price: float = 100.0,
+    minutes: int = 10,
+) -> list[dict]:
     """n trades spread over the first `minutes` minutes of `day` and the last minutes of the day."""
     base = dt.datetime.fromisoformat(day).replace(tzinfo=UTC)
     rows = []
     for i in range(n):
         # half early in the day, half in the last minutes (so the next day's lookback sees them)
-        offset = dt.timedelta(seconds=(i * 60 * minutes) // n) if i % 2 == 0 else \
-            dt.timedelta(days=1) - dt.timedelta(seconds=1 + (i * 60 * minutes) // n)
+        offset = (
+            dt.timedelta(seconds=(i * 60 * minutes) // n)
+            if i % 2 == 0
+            else dt.timedelta(days=1) - dt.timedelta(seconds=1 + (i * 60 * minutes) // n)
+        )
         ts = base + offset
-        rows.append({
-            "collected_at": int(ts.timestamp() * 1000) + 5,
-            "capture_ts": ts + dt.timedelta(milliseconds=5),
-            "exchange": exchange, "symbol": symbol, "conn_id": "c1", "seq": start_id + i,
-            "timestamp": ts, "trade_id": f"{symbol}-{day}-{start_id + i}", "side": "buy" if i % 3 else "sell",
-            "price": price + (i % 7), "amount": 0.5 + (i % 4), "cost": (price + (i % 7)) * (0.5 + (i % 4)),
-            "info_json": "{}",
-        })
+        rows.append(
+            {
+                "collected_at": int(ts.timestamp() * 1000) + 5,
+                "capture_ts": ts + dt.timedelta(milliseconds=5),
+                "exchange": exchange,
+                "symbol": symbol,
+                "conn_id": "c1",
+                "seq": start_id + i,
+                "timestamp": ts,
+                "trade_id": f"{symbol}-{day}-{start_id + i}",
+                "side": "buy" if i % 3 else "sell",
+                "price": price + (i % 7),
+                "amount": 0.5 + (i % 4),
+                "cost": (price + (i % 7)) * (0.5 + (i % 4)),
+                "info_json": "{}",
+            }
+        )
     return rows
 
 
@@ -65,7 +84,11 @@ class Toy:
 
     def built_at(self) -> dict[tuple[str, str], float]:
         m = self.manifest()
-        return {(name, pid): p["built_at"] for name, ms in m["models"].items() for pid, p in ms["partitions"].items()}
+        return {
+            (name, pid): p["built_at"]
+            for name, ms in m["models"].items()
+            for pid, p in ms["partitions"].items()
+        }
 
     @staticmethod
     def cli_prefix() -> list[str]:
@@ -74,9 +97,13 @@ class Toy:
     def cli(self, *args: str, env: dict | None = None, check: bool = False, timeout: float = 300):
         cmd = [*self.cli_prefix(), "--config", str(self.config_path), *args]
         full_env = {**os.environ, **(env or {})}
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout, cwd=self.dir)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env=full_env, timeout=timeout, cwd=self.dir
+        )
         if check and proc.returncode != 0:
-            raise AssertionError(f"{cmd} exited {proc.returncode}\nstdout:{proc.stdout}\nstderr:{proc.stderr}")
+            raise AssertionError(
+                f"{cmd} exited {proc.returncode}\nstdout:{proc.stdout}\nstderr:{proc.stderr}"
+            )
         return proc
 
 

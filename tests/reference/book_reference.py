@@ -23,7 +23,9 @@ class Out:
     ask_bands: list[float | None] = field(default_factory=list)
 
 
-def bands_of(side: dict[float, float], best_first: list[float], mid: float, edges: list[float]) -> list[float | None]:
+def bands_of(
+    side: dict[float, float], best_first: list[float], mid: float, edges: list[float]
+) -> list[float | None]:
     """Σ size per [lo, hi) band of d = abs(P − mid)·10000/mid, touch outwards; None where the side's
     deepest level lies before hi."""
     deepest = best_first[-1]
@@ -64,12 +66,16 @@ def replay(rows: list[dict[str, Any]], levels: int, edges: list[float], strict: 
                 bad = "no_book"
             elif last is not None and r["last"] is not None and r["last"] <= last:
                 bad = "update_id_regressed"
-            elif last is not None and ((last_is_delta and r["prev"] is not None and r["prev"] != last)
-                                       or (r["first"] is not None and r["first"] > last + 1)):
+            elif last is not None and (
+                (last_is_delta and r["prev"] is not None and r["prev"] != last)
+                or (r["first"] is not None and r["first"] > last + 1)
+            ):
                 bad = "update_id_gap"
             else:
-                for side, changes, deepest, better in ((bids, r["bids"], deep_b, lambda a, b: a >= b),
-                                                       (asks, r["asks"], deep_a, lambda a, b: a <= b)):
+                for side, changes, deepest, better in (
+                    (bids, r["bids"], deep_b, lambda a, b: a >= b),
+                    (asks, r["asks"], deep_a, lambda a, b: a <= b),
+                ):
                     for p, q in changes:
                         if q == 0:
                             if p in side:
@@ -107,7 +113,9 @@ def replay(rows: list[dict[str, Any]], levels: int, edges: list[float], strict: 
             last_is_delta = False
         bb = sorted(bids, reverse=True)
         aa = sorted(asks)
-        o = Out(True, restart, reason, [(p, bids[p]) for p in bb[:levels]], [(p, asks[p]) for p in aa[:levels]])
+        o = Out(
+            True, restart, reason, [(p, bids[p]) for p in bb[:levels]], [(p, asks[p]) for p in aa[:levels]]
+        )
         if bb and aa:
             mid = (bb[0] + aa[0]) / 2
             o.bid_bands = bands_of(bids, bb, mid, edges)

@@ -38,11 +38,26 @@ def capture_rows(path: Path, conn_id: str) -> list[dict[str, Any]]:
     snapshot_id: int | None = None
     last_u: int | None = None
 
-    def add(recv: int, ts: int | None, kind: str, first: int | None, last: int | None, bids: Any, asks: Any) -> None:
-        rows.append({"collected_at": recv // MS_NS, "capture_ts": recv, "exchange": "binance", "symbol": "BTC/USDT",
-                     "conn_id": conn_id, "seq": len(rows), "timestamp": ts, "kind": kind,
-                     "first_update_id": first, "last_update_id": last, "prev_update_id": None,
-                     "bids": _levels(bids), "asks": _levels(asks)})
+    def add(
+        recv: int, ts: int | None, kind: str, first: int | None, last: int | None, bids: Any, asks: Any
+    ) -> None:
+        rows.append(
+            {
+                "collected_at": recv // MS_NS,
+                "capture_ts": recv,
+                "exchange": "binance",
+                "symbol": "BTC/USDT",
+                "conn_id": conn_id,
+                "seq": len(rows),
+                "timestamp": ts,
+                "kind": kind,
+                "first_update_id": first,
+                "last_update_id": last,
+                "prev_update_id": None,
+                "bids": _levels(bids),
+                "asks": _levels(asks),
+            }
+        )
 
     def diff(recv: int, d: dict[str, Any]) -> None:
         nonlocal last_u
@@ -99,6 +114,13 @@ def expected_books(rows: list[dict[str, Any]], levels: int, edges: list[float]) 
                         side[lv["price"]] = lv["size"]
         bb, aa = sorted(bids, reverse=True), sorted(asks)
         mid = (bb[0] + aa[0]) / 2
-        out.append({"seq": r["seq"], "bids": [(p, bids[p]) for p in bb[:levels]], "asks": [(p, asks[p]) for p in aa[:levels]],
-                    "bid_bands": bands_of(bids, bb, mid, edges), "ask_bands": bands_of(asks, aa, mid, edges)})
+        out.append(
+            {
+                "seq": r["seq"],
+                "bids": [(p, bids[p]) for p in bb[:levels]],
+                "asks": [(p, asks[p]) for p in aa[:levels]],
+                "bid_bands": bands_of(bids, bb, mid, edges),
+                "ask_bands": bands_of(asks, aa, mid, edges),
+            }
+        )
     return out

@@ -69,8 +69,9 @@ def _band(levels: Sequence[Level], mid: float | None, lo: float, hi: float, max_
     return _sum([q for p, q in levels if lo <= _dist(p, mid) < hi])
 
 
-def structural(bids: Sequence[Level], asks: Sequence[Level], max_levels: int,
-               bands_bps: Sequence[float]) -> dict[str, Any]:
+def structural(
+    bids: Sequence[Level], asks: Sequence[Level], max_levels: int, bands_bps: Sequence[float]
+) -> dict[str, Any]:
     """Every structural and band column of gold.orderbook_hf for one snapshot (sides best first)."""
     out: dict[str, Any] = {}
     bb = bids[0] if bids else None
@@ -100,9 +101,13 @@ def structural(bids: Sequence[Level], asks: Sequence[Level], max_levels: int,
     for side, levels in (("bid", bids), ("ask", asks)):
         top = levels[:VWAP_LEVELS]
         qsum = _sum([q for _, q in top])
-        out[f"{side}_vwap_{VWAP_LEVELS}"] = _sum([p * q for p, q in top]) / qsum if top and qsum != 0 else None
+        out[f"{side}_vwap_{VWAP_LEVELS}"] = (
+            _sum([p * q for p, q in top]) / qsum if top and qsum != 0 else None
+        )
     for side, levels in (("bid", bids), ("ask", asks)):
-        for (lo, hi), name in zip(zip(bands_bps, bands_bps[1:], strict=False), band_names(bands_bps), strict=True):
+        for (lo, hi), name in zip(
+            zip(bands_bps, bands_bps[1:], strict=False), band_names(bands_bps), strict=True
+        ):
             out[f"{side}_depth_{name}"] = _band(levels, mid, lo, hi, max_levels)
     for name in band_names(bands_bps):
         out[f"band_imbalance_{name}"] = _ratio(out[f"bid_depth_{name}"], out[f"ask_depth_{name}"])
@@ -158,7 +163,9 @@ def _total(xs: list[float | None]) -> float | None:
     return _sum(vals) if vals else None
 
 
-def orderbook_bars(rows: list[BookRow], durations: Sequence[int]) -> dict[tuple[int, dt.datetime], dict[str, Any]]:
+def orderbook_bars(
+    rows: list[BookRow], durations: Sequence[int]
+) -> dict[tuple[int, dt.datetime], dict[str, Any]]:
     """{(bar_seconds, bar_start): columns}; only bars holding at least one row exist."""
     out: dict[tuple[int, dt.datetime], dict[str, Any]] = {}
     for d in durations:
@@ -179,12 +186,14 @@ def orderbook_bars(rows: list[BookRow], durations: Sequence[int]) -> dict[tuple[
                 "mean_microprice": _mean([r.microprice for r in rs]),
                 "sum_ofi": _total([r.ofi for r in rs]),
                 "sum_mlofi": _total([r.mlofi for r in rs]),
-                "realized_variance": _total([None if r.log_return is None else r.log_return ** 2 for r in rs]),
+                "realized_variance": _total([None if r.log_return is None else r.log_return**2 for r in rs]),
             }
     return out
 
 
-def trade_bars(rows: list[TradeRow], durations: Sequence[int]) -> dict[tuple[int, dt.datetime], dict[str, Any]]:
+def trade_bars(
+    rows: list[TradeRow], durations: Sequence[int]
+) -> dict[tuple[int, dt.datetime], dict[str, Any]]:
     out: dict[tuple[int, dt.datetime], dict[str, Any]] = {}
     for d in durations:
         groups: dict[dt.datetime, list[TradeRow]] = {}
@@ -195,9 +204,15 @@ def trade_bars(rows: list[TradeRow], durations: Sequence[int]) -> dict[tuple[int
             sell = _sum([r.amount for r in rs if r.side == "sell"])
             vol = _sum([r.amount for r in rs])
             out[(d, start)] = {
-                "open": rs[0].price, "high": max(r.price for r in rs), "low": min(r.price for r in rs),
-                "close": rs[-1].price, "trade_count": len(rs), "buy_volume": buy, "sell_volume": sell,
-                "volume": vol, "vwap": _sum([r.price * r.amount for r in rs]) / vol if vol else None,
+                "open": rs[0].price,
+                "high": max(r.price for r in rs),
+                "low": min(r.price for r in rs),
+                "close": rs[-1].price,
+                "trade_count": len(rs),
+                "buy_volume": buy,
+                "sell_volume": sell,
+                "volume": vol,
+                "vwap": _sum([r.price * r.amount for r in rs]) / vol if vol else None,
                 "trade_imbalance": _ratio(buy, sell),
             }
     return out

@@ -97,8 +97,11 @@ def rolling_sum_ref(snaps: list[Snap], values: list, staleness_s: float, h: int)
     starts = segment_start_index(snaps, staleness_s)
     out: list[float | None] = []
     for i, s in enumerate(snaps):
-        vals = [values[j] for j in range(starts[i], i + 1)
-                if snaps[j].ts > s.ts - h * US and values[j] is not None]
+        vals = [
+            values[j]
+            for j in range(starts[i], i + 1)
+            if snaps[j].ts > s.ts - h * US and values[j] is not None
+        ]
         out.append(None if starts[i] == i or not vals else math.fsum(vals))
     return out
 
@@ -128,15 +131,19 @@ def kyle_ref(snaps: list[Snap], trades: list[Trade], staleness_s: float, w: int)
     lr, _ = returns_ref(snaps, staleness_s)
     q: list[float | None] = [0.0] * len(snaps)
     for i in range(1, len(snaps)):
-        q[i] = math.fsum((t.size if t.is_buy else -t.size) for t in trades
-                         if snaps[i - 1].ts < t.ts <= snaps[i].ts)
+        q[i] = math.fsum(
+            (t.size if t.is_buy else -t.size) for t in trades if snaps[i - 1].ts < t.ts <= snaps[i].ts
+        )
         if snaps[i].trade_breaks != snaps[i - 1].trade_breaks:
             q[i] = None  # the trades series broke since the previous snapshot: no observation
     lam: list[float | None] = []
     r2: list[float | None] = []
     for i, s in enumerate(snaps):
-        obs = [(lr[j], q[j]) for j in range(starts[i], i + 1)
-               if snaps[j].ts > s.ts - w * US and lr[j] is not None and q[j] is not None]
+        obs = [
+            (lr[j], q[j])
+            for j in range(starts[i], i + 1)
+            if snaps[j].ts > s.ts - w * US and lr[j] is not None and q[j] is not None
+        ]
         if starts[i] == i or len(obs) < 10:
             lam.append(None)
             r2.append(None)
@@ -169,8 +176,9 @@ def spread_pctile_ref(snaps: list[Snap], staleness_s: float, w: int) -> list:
     out: list[float | None] = []
     for i, s in enumerate(snaps):
         cur = spread_bps(s)
-        win = [spread_bps(snaps[j]) for j in range(starts[i], len(snaps))
-               if s.ts - w * US < snaps[j].ts < s.ts]
+        win = [
+            spread_bps(snaps[j]) for j in range(starts[i], len(snaps)) if s.ts - w * US < snaps[j].ts < s.ts
+        ]
         win = [v for v in win if v is not None]
         if starts[i] == i or cur is None or not win:
             out.append(None)
@@ -213,7 +221,7 @@ def vpin_ref(trades: list[Trade], v: float, n: int) -> list[tuple[int, float, fl
     for k, (ts, b, s, _) in enumerate(out):
         val = None
         if k + 1 >= n:
-            val = sum(abs(ss - bb) for _, bb, ss, _ in out[k + 1 - n:k + 1]) / (n * v)
+            val = sum(abs(ss - bb) for _, bb, ss, _ in out[k + 1 - n : k + 1]) / (n * v)
         result.append((ts, b, s, val))
     return result
 
@@ -239,9 +247,18 @@ def to_book(snaps: list[Snap]):
 
     bp, bs, bo = side(lambda s: s.bids)
     ap, as_, ao = side(lambda s: s.asks)
-    return Book(np.array([s.ts for s in snaps], np.int64), bp, bs, bo, ap, as_, ao,
-                np.array([s.crossed for s in snaps], bool), np.array([s.break_before for s in snaps], bool),
-                np.array([s.trade_breaks for s in snaps], np.int64))
+    return Book(
+        np.array([s.ts for s in snaps], np.int64),
+        bp,
+        bs,
+        bo,
+        ap,
+        as_,
+        ao,
+        np.array([s.crossed for s in snaps], bool),
+        np.array([s.break_before for s in snaps], bool),
+        np.array([s.trade_breaks for s in snaps], np.int64),
+    )
 
 
 def to_trades(trades: list[Trade]):
@@ -249,7 +266,9 @@ def to_trades(trades: list[Trade]):
 
     from daedalus.udfs.series import Trades
 
-    return Trades(np.array([t.ts for t in trades], np.int64),
-                  np.array([t.size if t.is_buy else 0.0 for t in trades], float),
-                  np.array([0.0 if t.is_buy else t.size for t in trades], float),
-                  np.array([t.breaks for t in trades], np.int64))
+    return Trades(
+        np.array([t.ts for t in trades], np.int64),
+        np.array([t.size if t.is_buy else 0.0 for t in trades], float),
+        np.array([0.0 if t.is_buy else t.size for t in trades], float),
+        np.array([t.breaks for t in trades], np.int64),
+    )

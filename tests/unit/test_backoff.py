@@ -17,7 +17,10 @@ from daedalus.collector.backoff import (
 
 
 @given(
-    initial=st.floats(0.01, 10), factor=st.floats(1, 100), attempts=st.integers(0, 200), seed=st.integers(0, 2**32)
+    initial=st.floats(0.01, 10),
+    factor=st.floats(1, 100),
+    attempts=st.integers(0, 200),
+    seed=st.integers(0, 2**32),
 )
 def test_delay_is_full_jitter_under_a_capped_exponential_ceiling(initial, factor, attempts, seed) -> None:
     maximum = initial * factor

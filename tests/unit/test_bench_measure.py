@@ -114,7 +114,7 @@ def test_run_worker_failure_is_reported_not_raised() -> None:
 
 
 def test_worker_error_field_counts_as_failure() -> None:
-    run = run_worker(["-c", f"print({RESULT_MARK!r} + '{{\"error\": \"BuildError: x\"}}')"])
+    run = run_worker(["-c", f'print({RESULT_MARK!r} + \'{{"error": "BuildError: x"}}\')'])
     assert run.returncode == 0
     assert not run.ok
     assert run.error == "BuildError: x"
@@ -173,13 +173,19 @@ def test_target_check_both_directions() -> None:
 def test_model_seconds_sums_named_models_and_layers() -> None:
     from daedalus.devkit.bench.measure import WorkerRun
 
-    models = {"orderbook": {"seconds": 2.0, "layer": "silver"}, "trades": {"seconds": 0.5, "layer": "silver"},
-              "orderbook_seq": {"seconds": 3.0, "layer": "gold"}, "vpin_buckets": {"seconds": 0.25, "layer": "gold"}}
+    models = {
+        "orderbook": {"seconds": 2.0, "layer": "silver"},
+        "trades": {"seconds": 0.5, "layer": "silver"},
+        "orderbook_seq": {"seconds": 3.0, "layer": "gold"},
+        "vpin_buckets": {"seconds": 0.25, "layer": "gold"},
+    }
     run = WorkerRun(0, 10.0, 0, result={"models": models})
     assert model_seconds(run, ("orderbook_seq", "vpin_buckets")) == 3.25
     assert model_seconds(run, layer="silver") == 2.5
     assert model_seconds(run, ("nope",)) is None
-    assert model_seconds(WorkerRun(1, 1.0, 0, result={"models": models})) is None  # a failed build has no figure
+    assert (
+        model_seconds(WorkerRun(1, 1.0, 0, result={"models": models})) is None
+    )  # a failed build has no figure
 
 
 def test_link_bronze_links_the_selected_dates(tmp_path: Path) -> None:
@@ -203,8 +209,12 @@ def test_floor_worker_reads_every_level(tmp_path: Path) -> None:
     files = sorted((tmp_path / "bronze" / "orderbook").rglob("*.parquet"))
     table = pa.concat_tables([pq.read_table(f, columns=["bids", "asks"]) for f in files])
     levels = sum(pc.sum(pc.list_value_length(table[c])).as_py() for c in ("bids", "asks"))
-    spec = {"task": "floor", "root": str(tmp_path), "repeat": 2,
-            "overrides": {"storage.root": str(tmp_path), "duckdb.temp_directory": str(tmp_path / "_tmp")}}
+    spec = {
+        "task": "floor",
+        "root": str(tmp_path),
+        "repeat": 2,
+        "overrides": {"storage.root": str(tmp_path), "duckdb.temp_directory": str(tmp_path / "_tmp")},
+    }
     run = run_worker(["-m", "daedalus.devkit.bench.worker", json.dumps(spec)])
     assert run.ok, run.error
     assert run.result["snapshots"] == table.num_rows == 360  # 0.05 h at 500 ms
@@ -213,9 +223,13 @@ def test_floor_worker_reads_every_level(tmp_path: Path) -> None:
 
 
 def test_report_marks_missed_targets() -> None:
-    doc = {"meta": {"hours_per_day": 1},
-           "targets": [Target("issue 4: SQL gold models / floor", 5.5, 4, "×").as_dict(),
-                       Target("issue 5: kernels alone", 25.0, 20, "M rows/s", op=">=").as_dict()]}
+    doc = {
+        "meta": {"hours_per_day": 1},
+        "targets": [
+            Target("issue 4: SQL gold models / floor", 5.5, 4, "×").as_dict(),
+            Target("issue 5: kernels alone", 25.0, 20, "M rows/s", op=">=").as_dict(),
+        ],
+    }
     console = Console(record=True, width=200)
     render(doc, console)
     text = console.export_text()
@@ -228,15 +242,39 @@ def test_report_marks_missed_targets() -> None:
 def test_flatten_profile_lists_each_operator_with_its_own_time() -> None:
     from daedalus.devkit.bench.explain import ModelProfile, flatten_profile
 
-    tree = {"latency": 3.0, "children": [
-        {"operator_name": "ORDER_BY", "operator_timing": 0.5, "operator_cardinality": 10,
-         "extra_info": {"Order By": ["ts ASC", "seq ASC"]}, "children": [
-             {"operator_name": "WINDOW", "operator_timing": 2.0, "operator_cardinality": 10,
-              "extra_info": {"Projections": "LAG(ts)"}, "children": [
-                  {"operator_name": "READ_PARQUET ", "operator_timing": 0.25, "operator_cardinality": 10, "children": []}]}]}]}
+    tree = {
+        "latency": 3.0,
+        "children": [
+            {
+                "operator_name": "ORDER_BY",
+                "operator_timing": 0.5,
+                "operator_cardinality": 10,
+                "extra_info": {"Order By": ["ts ASC", "seq ASC"]},
+                "children": [
+                    {
+                        "operator_name": "WINDOW",
+                        "operator_timing": 2.0,
+                        "operator_cardinality": 10,
+                        "extra_info": {"Projections": "LAG(ts)"},
+                        "children": [
+                            {
+                                "operator_name": "READ_PARQUET ",
+                                "operator_timing": 0.25,
+                                "operator_cardinality": 10,
+                                "children": [],
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
     ops = flatten_profile(tree)
     assert [(o.name, o.seconds, o.rows, o.depth) for o in ops] == [
-        ("ORDER_BY", 0.5, 10, 1), ("WINDOW", 2.0, 10, 2), ("READ_PARQUET", 0.25, 10, 3)]
+        ("ORDER_BY", 0.5, 10, 1),
+        ("WINDOW", 2.0, 10, 2),
+        ("READ_PARQUET", 0.25, 10, 3),
+    ]
     assert ops[0].detail == "Order By: ts ASC, seq ASC"
     prof = ModelProfile("m", "p", 3.0, ops)
     assert [o.name for o in prof.top(2)] == ["WINDOW", "ORDER_BY"]

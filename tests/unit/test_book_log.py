@@ -49,8 +49,11 @@ def test_load_with_levels_is_a_row_of_its_own_and_an_empty_load_absorbs_its_leve
     book["nonce"] = 101
     rows = log.take(book)
     assert [r[0] for r in rows] == ["snapshot", "delta"]
-    assert rows[0][1:4] == ([{"price": 99.0, "size": 1.0}, {"price": 98.0, "size": 2.0}],
-                            [{"price": 101.0, "size": 1.0}], 100)
+    assert rows[0][1:4] == (
+        [{"price": 99.0, "size": 1.0}, {"price": 98.0, "size": 2.0}],
+        [{"price": 101.0, "size": 1.0}],
+        100,
+    )
     # OKX/Kraken: a new empty book, then the snapshot's levels (and a trim) in the same message
     log = BookLog()
     book = _book()
@@ -59,7 +62,9 @@ def test_load_with_levels_is_a_row_of_its_own_and_an_empty_load_absorbs_its_leve
         log.change(book, True, price, size, True)
     log.change(book, True, 97.0, 0.0, False)  # ccxt trimmed the book to its depth
     book["nonce"] = 7
-    assert log.take(book) == [("snapshot", [{"price": 99.0, "size": 1.0}, {"price": 98.0, "size": 2.0}], [], 7, None)]
+    assert log.take(book) == [
+        ("snapshot", [{"price": 99.0, "size": 1.0}, {"price": 98.0, "size": 2.0}], [], 7, None)
+    ]
 
 
 def test_an_empty_load_replaced_before_any_level_makes_no_row() -> None:
@@ -72,5 +77,9 @@ def test_an_empty_load_replaced_before_any_level_makes_no_row() -> None:
 
 
 def test_levels_are_best_first() -> None:
-    assert levels({1.0: 1.0, 3.0: 1.0, 2.0: 1.0}, True) == [{"price": p, "size": 1.0} for p in (3.0, 2.0, 1.0)]
-    assert levels({1.0: 1.0, 3.0: 1.0, 2.0: 1.0}, False) == [{"price": p, "size": 1.0} for p in (1.0, 2.0, 3.0)]
+    assert levels({1.0: 1.0, 3.0: 1.0, 2.0: 1.0}, True) == [
+        {"price": p, "size": 1.0} for p in (3.0, 2.0, 1.0)
+    ]
+    assert levels({1.0: 1.0, 3.0: 1.0, 2.0: 1.0}, False) == [
+        {"price": p, "size": 1.0} for p in (1.0, 2.0, 3.0)
+    ]

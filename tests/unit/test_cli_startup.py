@@ -32,15 +32,29 @@ print("PROBE " + json.dumps({"code": code, "heavy": heavy}))
 
 def run_cli(args: list[str], tmp_path: Path) -> dict:
     """Run the CLI entry point in a fresh interpreter; the modules it left in sys.modules."""
-    proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(args), json.dumps(HEAVY)], capture_output=True,
-                          text=True, timeout=120, cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(args), json.dumps(HEAVY)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("PROBE ")]
     assert lines, f"no probe output; stderr: {proc.stderr[-2000:]}"
-    return json.loads(lines[-1][len("PROBE "):])
+    return json.loads(lines[-1][len("PROBE ") :])
 
 
-@pytest.mark.parametrize("args", [["--help"], ["bench", "--help"], ["build", "--help"], ["collect", "--help"],
-                                  ["bench", "build", "--help"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["bench", "--help"],
+        ["build", "--help"],
+        ["collect", "--help"],
+        ["bench", "build", "--help"],
+    ],
+)
 def test_help_imports_no_heavy_library(args: list[str], tmp_path: Path) -> None:
     out = run_cli(args, tmp_path)
     assert out["code"] == 0

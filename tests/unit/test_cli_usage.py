@@ -73,8 +73,9 @@ def test_wrong_option_is_one_line_and_exit_2(path: list[str], capsys: pytest.Cap
 
 
 @pytest.mark.parametrize("path,cmd", LEAVES, ids=[" ".join(p) for p, _ in LEAVES])
-def test_wrong_value_is_one_line_and_exit_2(path: list[str], cmd: object,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_wrong_value_is_one_line_and_exit_2(
+    path: list[str], cmd: object, capsys: pytest.CaptureFixture[str]
+) -> None:
     argv, named = _wrong_value(path, cmd)
     code, out, err = run_main(argv, capsys)
     assert code == 2, err
@@ -83,11 +84,16 @@ def test_wrong_value_is_one_line_and_exit_2(path: list[str], cmd: object,
     assert lines[0].startswith("error: ") and named in lines[0]
 
 
-@pytest.mark.parametrize("argv,suggestion", [
-    (["biuld"], "Did you mean 'build'?"),
-    (["build", "--selct", "x"], "Possible options: --help, --select"),
-])
-def test_click_suggestions_are_kept(argv: list[str], suggestion: str, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "argv,suggestion",
+    [
+        (["biuld"], "Did you mean 'build'?"),
+        (["build", "--selct", "x"], "Possible options: --help, --select"),
+    ],
+)
+def test_click_suggestions_are_kept(
+    argv: list[str], suggestion: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = run_main(argv, capsys)
     assert (code, len(err.splitlines())) == (2, 1)
     assert suggestion in err
@@ -96,13 +102,19 @@ def test_click_suggestions_are_kept(argv: list[str], suggestion: str, capsys: py
 def test_bad_memory_limit_blames_its_key(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, _, err = run_main(["--root", str(tmp_path), "--memory-limit", "1TBX", "ls"], capsys)
     assert code == 2
-    assert len(err.splitlines()) == 1 and "'duckdb.memory_limit'" in err and "'1TBX' is not a DuckDB size" in err
+    assert (
+        len(err.splitlines()) == 1 and "'duckdb.memory_limit'" in err and "'1TBX' is not a DuckDB size" in err
+    )
 
 
 def test_env_memory_limit_blamed_on_the_key(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "daedalus", "--root", str(tmp_path), "ls"], capture_output=True,
-                          text=True, env={"DAEDALUS__DUCKDB__MEMORY_LIMIT": "lots", "PATH": "/usr/bin:/bin"},
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "daedalus", "--root", str(tmp_path), "ls"],
+        capture_output=True,
+        text=True,
+        env={"DAEDALUS__DUCKDB__MEMORY_LIMIT": "lots", "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "'duckdb.memory_limit'" in proc.stderr and "threads" not in proc.stderr
@@ -122,8 +134,12 @@ def test_status_exit_code_reaches_the_shell(tmp_path: Path) -> None:
     path = health_path(tmp_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"updated_at": time.time() - 600, "streams": {}}))
-    proc = subprocess.run([sys.executable, "-m", "daedalus", "--root", str(tmp_path), "status"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "daedalus", "--root", str(tmp_path), "status"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1, proc.stderr
     assert "NOT UPDATED" in proc.stdout
 

@@ -44,7 +44,10 @@ def test_load_order_yaml_then_env_then_flags(tmp_path):
         ("duckdb:\n  threads: many\n", "invalid value for 'duckdb.threads'"),
         ("etl:\n  features:\n    spread_tight_percentile: 1.5\n", "'etl.features.spread_tight_percentile'"),
         ("etl:\n  features:\n    bands_bps: [10, 5]\n", "'etl.features.bands_bps'"),
-        ("etl:\n  symbols:\n    BTC/USDT:\n      vpin_bucket_volume: -x\n", "'etl.symbols.BTC/USDT.vpin_bucket_volume"),
+        (
+            "etl:\n  symbols:\n    BTC/USDT:\n      vpin_bucket_volume: -x\n",
+            "'etl.symbols.BTC/USDT.vpin_bucket_volume",
+        ),
         ("[unclosed\n", "not valid YAML"),
     ],
 )
@@ -70,14 +73,18 @@ def test_per_symbol_override():
 
 def test_example_is_generated_from_the_models_and_loads():
     example = REPO / "config" / "config.example.yaml"
-    assert example.read_text() == render_example(), "regenerate: python -m daedalus.config_doc > config/config.example.yaml"
+    assert example.read_text() == render_example(), (
+        "regenerate: python -m daedalus.config_doc > config/config.example.yaml"
+    )
     assert load_config(example, environ={}) == Config()
 
 
 def test_cli_bad_config_exits_2_with_one_line(tmp_path):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("ingestion:\n  queue_maxsize: 0\n")
-    r = subprocess.run([sys.executable, "-m", "daedalus", "--config", str(cfg), "ls"], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "daedalus", "--config", str(cfg), "ls"], capture_output=True, text=True
+    )
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "ingestion.queue_maxsize" in lines[0] and str(cfg) in lines[0]

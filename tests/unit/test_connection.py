@@ -42,8 +42,19 @@ def _run(session, settings: SupervisorSettings, until: int, fatal=()) -> tuple[l
                 await asyncio.sleep(3600)
             await session(conn)
 
-        await asyncio.wait_for(supervise(counted, source="ccxt", exchange="x", name="feed", emitter=Emitter(q),
-                                         settings=settings, stop=stop, fatal=fatal), 20)
+        await asyncio.wait_for(
+            supervise(
+                counted,
+                source="ccxt",
+                exchange="x",
+                name="feed",
+                emitter=Emitter(q),
+                settings=settings,
+                stop=stop,
+                fatal=fatal,
+            ),
+            20,
+        )
 
     asyncio.run(main())
     return [r.row for r in q.items if r.channel == "events"], conns
@@ -82,7 +93,11 @@ def test_stale_names_only_its_own_series_and_a_disconnect_names_every_series_car
             await asyncio.sleep(0.05)
 
     events, _ = _run(quiet_ticker, FAST, until=2)
-    assert (events[0]["event_type"], events[0]["symbol"], events[0]["channel"]) == ("stale", "ETH/USDT", "ticker")
+    assert (events[0]["event_type"], events[0]["symbol"], events[0]["channel"]) == (
+        "stale",
+        "ETH/USDT",
+        "ticker",
+    )
 
     async def dropped(conn: Connection) -> None:
         conn.watch("orderbook:BTC/USDT", ("orderbook", "BTC/USDT"))
@@ -129,7 +144,9 @@ def test_staging_overflow_is_counted_and_reported() -> None:
         q = _ListQueue()
         em = Emitter(q, staging_limit=3)
         for i in range(5):
-            em.emit_nowait(Record("ccxt", "trades", {"exchange": "x", "symbol": "A/B", "capture_ts": 100 + i}))
+            em.emit_nowait(
+                Record("ccxt", "trades", {"exchange": "x", "symbol": "A/B", "capture_ts": 100 + i})
+            )
         await em.flush()
         return q.items, em.totals()
 

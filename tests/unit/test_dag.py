@@ -36,32 +36,35 @@ def test_topological_order():
     assert d.descendants("s_b") == {"g_c", "g_d"}
 
 
-@pytest.mark.parametrize(("sel", "exc", "expected"), [
-    (None, None, {"s_a", "s_b", "g_c", "g_d", "s_e"}),
-    (["g_c"], None, {"g_c"}),
-    (["+g_c"], None, {"s_a", "s_b", "g_c"}),
-    (["s_b+"], None, {"s_b", "g_c", "g_d"}),
-    (["+s_b+"], None, {"s_a", "s_b", "g_c", "g_d"}),
-    (["layer:gold"], None, {"g_c", "g_d"}),
-    (["tag:x"], None, {"s_b", "g_d"}),
-    (["tag:x+"], None, {"s_b", "g_c", "g_d"}),
-    (["s_a+"], ["layer:gold"], {"s_a", "s_b"}),
-    (["s_a+&layer:gold"], None, {"g_c", "g_d"}),
-    (["s_a+,layer:gold"], None, {"s_a", "s_b", "g_c", "g_d"}),  # comma: a list, like a space
-    (["s_a s_e"], None, {"s_a", "s_e"}),
-    (["s_a", "s_e,g_c"], None, {"s_a", "s_e", "g_c"}),
-    (["1+g_c"], None, {"s_b", "g_c"}),
-    (["2+g_c"], None, {"s_a", "s_b", "g_c"}),
-    (["s_b+1"], None, {"s_b", "g_c"}),
-    (["s_a+1"], None, {"s_a", "s_b", "g_d"}),
-    (["1+g_c+1"], None, {"s_b", "g_c", "g_d"}),
-    (["gold.g_c"], None, {"g_c"}),
-    (["silver.*"], None, {"s_a", "s_b", "s_e"}),
-    (["g_*"], None, {"g_c", "g_d"}),
-    (["tag:*"], None, {"s_b", "g_d"}),
-    (["layer:g*"], None, {"g_c", "g_d"}),
-    (None, ["+g_c"], {"g_d", "s_e"}),
-])
+@pytest.mark.parametrize(
+    ("sel", "exc", "expected"),
+    [
+        (None, None, {"s_a", "s_b", "g_c", "g_d", "s_e"}),
+        (["g_c"], None, {"g_c"}),
+        (["+g_c"], None, {"s_a", "s_b", "g_c"}),
+        (["s_b+"], None, {"s_b", "g_c", "g_d"}),
+        (["+s_b+"], None, {"s_a", "s_b", "g_c", "g_d"}),
+        (["layer:gold"], None, {"g_c", "g_d"}),
+        (["tag:x"], None, {"s_b", "g_d"}),
+        (["tag:x+"], None, {"s_b", "g_c", "g_d"}),
+        (["s_a+"], ["layer:gold"], {"s_a", "s_b"}),
+        (["s_a+&layer:gold"], None, {"g_c", "g_d"}),
+        (["s_a+,layer:gold"], None, {"s_a", "s_b", "g_c", "g_d"}),  # comma: a list, like a space
+        (["s_a s_e"], None, {"s_a", "s_e"}),
+        (["s_a", "s_e,g_c"], None, {"s_a", "s_e", "g_c"}),
+        (["1+g_c"], None, {"s_b", "g_c"}),
+        (["2+g_c"], None, {"s_a", "s_b", "g_c"}),
+        (["s_b+1"], None, {"s_b", "g_c"}),
+        (["s_a+1"], None, {"s_a", "s_b", "g_d"}),
+        (["1+g_c+1"], None, {"s_b", "g_c", "g_d"}),
+        (["gold.g_c"], None, {"g_c"}),
+        (["silver.*"], None, {"s_a", "s_b", "s_e"}),
+        (["g_*"], None, {"g_c", "g_d"}),
+        (["tag:*"], None, {"s_b", "g_d"}),
+        (["layer:g*"], None, {"g_c", "g_d"}),
+        (None, ["+g_c"], {"g_d", "s_e"}),
+    ],
+)
 def test_selectors(sel, exc, expected):
     p = proj(EDGES, tags={"s_b": ["x"], "g_d": ["x", "y"]})
     d = build_dag(p)
@@ -76,15 +79,26 @@ def test_unknown_selector():
         select(p, build_dag(p), ["+zz"])
 
 
-@pytest.mark.parametrize(("sel", "exc", "message"), [
-    (["layer:platinum"], None, "selector 'layer:platinum' matches nothing (layers: gold, silver)"),
-    (["tag:nope"], None, "selector 'tag:nope' matches nothing (tags: x, y)"),
-    (["silver.g_c"], None, "selector 'silver.g_c' matches nothing: no such model, tag: or layer: (models: gold.g_c,"),
-    (["zz_*"], None, "selector 'zz_*' matches nothing: no model matches that pattern"),
-    (["s_a&layer:gold"], None, "selector 's_a&layer:gold' matches nothing: its parts have no model in common"),
-    (["s_a"], ["tag:nope"], "selector 'tag:nope' matches nothing"),
-    (["s_a"], ["layer:silver"], "--select s_a --exclude layer:silver: the exclusions leave no model"),
-])
+@pytest.mark.parametrize(
+    ("sel", "exc", "message"),
+    [
+        (["layer:platinum"], None, "selector 'layer:platinum' matches nothing (layers: gold, silver)"),
+        (["tag:nope"], None, "selector 'tag:nope' matches nothing (tags: x, y)"),
+        (
+            ["silver.g_c"],
+            None,
+            "selector 'silver.g_c' matches nothing: no such model, tag: or layer: (models: gold.g_c,",
+        ),
+        (["zz_*"], None, "selector 'zz_*' matches nothing: no model matches that pattern"),
+        (
+            ["s_a&layer:gold"],
+            None,
+            "selector 's_a&layer:gold' matches nothing: its parts have no model in common",
+        ),
+        (["s_a"], ["tag:nope"], "selector 'tag:nope' matches nothing"),
+        (["s_a"], ["layer:silver"], "--select s_a --exclude layer:silver: the exclusions leave no model"),
+    ],
+)
 def test_a_selection_matching_nothing_is_an_error_naming_it(sel, exc, message):
     p = proj(EDGES, tags={"s_b": ["x"], "g_d": ["x", "y"]})
     with pytest.raises(SelectionError) as e:
@@ -95,8 +109,22 @@ def test_a_selection_matching_nothing_is_an_error_naming_it(sel, exc, message):
 def test_space_separated_select_on_the_command_line():
     from daedalus.build.selection import expand_command_line
 
-    assert expand_command_line(["--root", "x", "build", "--select", "a", "b", "--exclude", "c", "d", "--dry-run"]) == [
-        "--root", "x", "build", "--select", "a", "--select", "b", "--exclude", "c", "--exclude", "d", "--dry-run"]
+    assert expand_command_line(
+        ["--root", "x", "build", "--select", "a", "b", "--exclude", "c", "d", "--dry-run"]
+    ) == [
+        "--root",
+        "x",
+        "build",
+        "--select",
+        "a",
+        "--select",
+        "b",
+        "--exclude",
+        "c",
+        "--exclude",
+        "d",
+        "--dry-run",
+    ]
     assert expand_command_line(["ls", "--select=a", "b"]) == ["ls", "--select=a", "--select", "b"]
     assert expand_command_line(["compile", "--select", "a", "b"]) == ["compile", "--select", "a", "b"]
 
@@ -107,6 +135,10 @@ def test_cycle_is_one_line_with_file_and_line():
         build_dag(p)
     msg = str(e.value)
     assert "\n" not in msg and "ref cycle:" in msg
-    assert msg.split(": ref cycle")[0] in {"/p/sql/silver/s_a.sql:1", "/p/sql/silver/s_b.sql:1", "/p/sql/gold/g_c.sql:1"}
+    assert msg.split(": ref cycle")[0] in {
+        "/p/sql/silver/s_a.sql:1",
+        "/p/sql/silver/s_b.sql:1",
+        "/p/sql/gold/g_c.sql:1",
+    }
     loop = msg.split("ref cycle: ")[1].split(" -> ")
     assert loop[0] == loop[-1] and set(loop) == {"s_a", "s_b", "g_c"}

@@ -17,45 +17,58 @@ def count(kind: str, args: dict) -> int:
     return duckdb.sql(f"SELECT count(*) FROM ({KINDS[kind](REL, args)})").fetchone()[0]
 
 
-@pytest.mark.parametrize(("kind", "args", "n"), [
-    ("not_null", {"column": "side"}, 1),
-    ("not_null", {"column": "price"}, 0),
-    ("unique", {"column": "ts"}, 1),  # ts 1 twice (A and B... and B twice): groups with >1 rows
-    ("unique", {"columns": ["sym", "ts"]}, 1),
-    ("unique", {"columns": ["sym", "ts", "price"]}, 0),
-    ("accepted_values", {"column": "side", "values": ["buy", "sell"]}, 1),  # NULL is not a value
-    ("accepted_values", {"column": "side", "values": ["buy", "sell"], "allow_null": True}, 0),
-    ("accepted_values", {"column": "side", "values": ["buy"]}, 2),  # groups: sell and NULL
-    ("accepted_range", {"column": "price", "min_value": 5, "max_value": 11}, 0),
-    ("accepted_range", {"column": "price", "min_value": 5, "inclusive": False}, 1),
-    ("accepted_range", {"column": "price", "max_value": 10}, 1),
-    ("monotonic", {"column": "price", "partition_by": ["sym"], "order_by": ["ts"]}, 1),
-    ("monotonic", {"column": "ts", "partition_by": ["ex", "sym"], "order_by": ["ts"]}, 0),
-    ("monotonic", {"column": "ts", "partition_by": ["sym"], "order_by": ["ts"], "strict": True}, 1),
-])
+@pytest.mark.parametrize(
+    ("kind", "args", "n"),
+    [
+        ("not_null", {"column": "side"}, 1),
+        ("not_null", {"column": "price"}, 0),
+        ("unique", {"column": "ts"}, 1),  # ts 1 twice (A and B... and B twice): groups with >1 rows
+        ("unique", {"columns": ["sym", "ts"]}, 1),
+        ("unique", {"columns": ["sym", "ts", "price"]}, 0),
+        ("accepted_values", {"column": "side", "values": ["buy", "sell"]}, 1),  # NULL is not a value
+        ("accepted_values", {"column": "side", "values": ["buy", "sell"], "allow_null": True}, 0),
+        ("accepted_values", {"column": "side", "values": ["buy"]}, 2),  # groups: sell and NULL
+        ("accepted_range", {"column": "price", "min_value": 5, "max_value": 11}, 0),
+        ("accepted_range", {"column": "price", "min_value": 5, "inclusive": False}, 1),
+        ("accepted_range", {"column": "price", "max_value": 10}, 1),
+        ("monotonic", {"column": "price", "partition_by": ["sym"], "order_by": ["ts"]}, 1),
+        ("monotonic", {"column": "ts", "partition_by": ["ex", "sym"], "order_by": ["ts"]}, 0),
+        ("monotonic", {"column": "ts", "partition_by": ["sym"], "order_by": ["ts"], "strict": True}, 1),
+    ],
+)
 def test_kinds(kind, args, n):
     assert count(kind, args) == n
 
 
-@pytest.mark.parametrize(("value", "args", "n"), [
-    ("'nan'", {"min_value": 0}, 1),  # DuckDB sorts NaN above every number: `< 0` alone passes it
-    ("'inf'", {"min_value": 0}, 1),
-    ("'-inf'", {"max_value": 0}, 1),
-    ("'nan'", {"min_value": 0, "max_value": 1}, 1),
-    ("'1e12'", {"min_value": 0}, 0),
-    ("NULL", {"min_value": 0}, 0),  # NULL is not_null's business
-])
+@pytest.mark.parametrize(
+    ("value", "args", "n"),
+    [
+        ("'nan'", {"min_value": 0}, 1),  # DuckDB sorts NaN above every number: `< 0` alone passes it
+        ("'inf'", {"min_value": 0}, 1),
+        ("'-inf'", {"max_value": 0}, 1),
+        ("'nan'", {"min_value": 0, "max_value": 1}, 1),
+        ("'1e12'", {"min_value": 0}, 0),
+        ("NULL", {"min_value": 0}, 0),  # NULL is not_null's business
+    ],
+)
 def test_accepted_range_fails_on_nan_and_inf(value, args, n):
     rel = f"(SELECT {value}::DOUBLE AS price)"
-    assert duckdb.sql(f"SELECT count(*) FROM ({KINDS['accepted_range'](rel, {'column': 'price', **args})})").fetchone()[0] == n
+    assert (
+        duckdb.sql(
+            f"SELECT count(*) FROM ({KINDS['accepted_range'](rel, {'column': 'price', **args})})"
+        ).fetchone()[0]
+        == n
+    )
 
 
 def test_failure_message_names_model_test_and_rows():
     r = TestResult("trades", "not_null(side)", False, 2, [{"side": None, "ts": 1}], where="t.yml:4")
     with pytest.raises(BuildError) as e:
         raise_on_failure([r])
-    assert str(e.value) == ("t.yml:4: data test not_null(side) failed on model 'trades': 2 offending row(s), "
-                            "e.g. {side=None, ts=1}")
+    assert str(e.value) == (
+        "t.yml:4: data test not_null(side) failed on model 'trades': 2 offending row(s), "
+        "e.g. {side=None, ts=1}"
+    )
     raise_on_failure([TestResult("t", "x", False, 1, [], severity="warn")])  # a warning does not fail
     assert _fmt_row({"a": 1}) == "{a=1}"
 
@@ -63,10 +76,13 @@ def test_failure_message_names_model_test_and_rows():
 def test_shared_scan_counts_equal_each_test_alone():
     """Row-condition tests run as one scan (count(*) FILTER per test): each count must equal the
     offending rows of that test's own query."""
-    cases = [("not_null", {"column": "side"}), ("not_null", {"column": "price"}),
-             ("accepted_range", {"column": "price", "min_value": 5, "inclusive": False}),
-             ("accepted_range", {"column": "price", "max_value": 10}),
-             ("accepted_range", {"column": "price", "min_value": 5, "max_value": 11})]
+    cases = [
+        ("not_null", {"column": "side"}),
+        ("not_null", {"column": "price"}),
+        ("accepted_range", {"column": "price", "min_value": 5, "inclusive": False}),
+        ("accepted_range", {"column": "price", "max_value": 10}),
+        ("accepted_range", {"column": "price", "min_value": 5, "max_value": 11}),
+    ]
     filters = ", ".join(f"count(*) FILTER (WHERE {ROW_CONDITIONS[k](a)})" for k, a in cases)
     shared = duckdb.sql(f"SELECT {filters} FROM {REL}").fetchone()
     assert list(shared) == [count(k, a) for k, a in cases] == [1, 0, 1, 1, 0]

@@ -18,20 +18,67 @@ def test_disconnect_rows_count_as_reconnects_of_every_stream(tmp_path) -> None:
     trade.update(exchange="binance", symbol="BTC/USDT")
     sink._add(Record("ccxt", "trades", trade))
     for i in range(13):  # connection-wide: what ccxt_collector emits on a dropped socket
-        sink._add(Record("ccxt", "events", event_row("disconnect", exchange="binance", conn_id="c", seq=i,
-                                                      detail="ws: ConnectionClosed", close_code=1006)))
-    sink._add(Record("ccxt", "events", event_row("reconnect", exchange="binance", conn_id="c", seq=20,
-                                                  symbol="BTC/USDT", channel="trades", detail="serverShutdown")))
-    sink._add(Record("ccxt", "events", event_row("gap", exchange="binance", conn_id="c", seq=21,
-                                                  symbol="BTC/USDT", channel="trades", count=3)))
-    sink._add(Record("ccxt", "events", event_row("disconnect", exchange="binance", conn_id="c", seq=22,
-                                                  detail="binance: collector stopping", close_code=1000)))
+        sink._add(
+            Record(
+                "ccxt",
+                "events",
+                event_row(
+                    "disconnect",
+                    exchange="binance",
+                    conn_id="c",
+                    seq=i,
+                    detail="ws: ConnectionClosed",
+                    close_code=1006,
+                ),
+            )
+        )
+    sink._add(
+        Record(
+            "ccxt",
+            "events",
+            event_row(
+                "reconnect",
+                exchange="binance",
+                conn_id="c",
+                seq=20,
+                symbol="BTC/USDT",
+                channel="trades",
+                detail="serverShutdown",
+            ),
+        )
+    )
+    sink._add(
+        Record(
+            "ccxt",
+            "events",
+            event_row(
+                "gap", exchange="binance", conn_id="c", seq=21, symbol="BTC/USDT", channel="trades", count=3
+            ),
+        )
+    )
+    sink._add(
+        Record(
+            "ccxt",
+            "events",
+            event_row(
+                "disconnect",
+                exchange="binance",
+                conn_id="c",
+                seq=22,
+                detail="binance: collector stopping",
+                close_code=1000,
+            ),
+        )
+    )
     other = sample_row("trades", 2)
     other.update(exchange="okx", symbol="BTC/USDT")
     sink._add(Record("ccxt", "trades", other))
-    queue = {"streams": {
-        "ccxt/trades/binance/BTC/USDT": {"seconds_since_last_message": 0.1, "received": 5, "dropped": 0},
-        "ccxt/trades/okx/BTC/USDT": {"seconds_since_last_message": 0.1, "received": 5, "dropped": 0}}}
+    queue = {
+        "streams": {
+            "ccxt/trades/binance/BTC/USDT": {"seconds_since_last_message": 0.1, "received": 5, "dropped": 0},
+            "ccxt/trades/okx/BTC/USDT": {"seconds_since_last_message": 0.1, "received": 5, "dropped": 0},
+        }
+    }
     doc = build_health(queue, sink.stats())
     streams = doc["streams"]
     assert streams["ccxt/trades/binance/BTC/USDT"]["reconnects_last_hour"] == 14  # 13 wide + 1 own

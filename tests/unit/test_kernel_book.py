@@ -25,11 +25,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the
 from reference.book_reference import replay, same_float  # noqa: E402
 
 EDGES = [0.0, 5.0, 10.0, 25.0, 50.0, 100.0]
-KINDS = {"snapshot": KIND_SNAPSHOT, "delta": KIND_DELTA, "checkpoint": KIND_CHECKPOINT, "invalid": KIND_INVALID}
+KINDS = {
+    "snapshot": KIND_SNAPSHOT,
+    "delta": KIND_DELTA,
+    "checkpoint": KIND_CHECKPOINT,
+    "invalid": KIND_INVALID,
+}
 
 
-def run(rows: list[dict[str, Any]], levels: int = 20, edges: list[float] = EDGES, strict: bool = True) -> list[dict[str, Any]]:
+def run(
+    rows: list[dict[str, Any]], levels: int = 20, edges: list[float] = EDGES, strict: bool = True
+) -> list[dict[str, Any]]:
     """The kernel over `rows` (reference format), decoded into one dict per row."""
+
     def ids(key: str) -> np.ndarray:
         return np.array([NO_ID if r[key] is None else r[key] for r in rows], np.int64)
 
@@ -39,24 +47,49 @@ def run(rows: list[dict[str, Any]], levels: int = 20, edges: list[float] = EDGES
         flat = [lv for r in rows for lv in r[key]]
         return (np.array([p for p, _ in flat], np.float64), np.array([q for _, q in flat], np.float64), off)
 
-    res = rebuild_books(np.array([KINDS[r["kind"]] for r in rows], np.int8), np.array([r["seq"] for r in rows], np.int64),
-                        ids("first"), ids("last"), ids("prev"), *side("bids"), *side("asks"), np.int64(levels),
-                        np.array(edges, np.float64), strict, np.ones(len(rows), np.bool_))
+    res = rebuild_books(
+        np.array([KINDS[r["kind"]] for r in rows], np.int8),
+        np.array([r["seq"] for r in rows], np.int64),
+        ids("first"),
+        ids("last"),
+        ids("prev"),
+        *side("bids"),
+        *side("asks"),
+        np.int64(levels),
+        np.array(edges, np.float64),
+        strict,
+        np.ones(len(rows), np.bool_),
+    )
     emit, restart, reason, bpx, bsz, boff, apx, asz, aoff, bband, aband = res
     out = []
     for i in range(len(rows)):
-        out.append({
-            "emit": bool(emit[i]), "restart": bool(restart[i]), "reason": REASONS[reason[i]],
-            "bids": list(zip(bpx[boff[i]:boff[i + 1]].tolist(), bsz[boff[i]:boff[i + 1]].tolist(), strict=True)),
-            "asks": list(zip(apx[aoff[i]:aoff[i + 1]].tolist(), asz[aoff[i]:aoff[i + 1]].tolist(), strict=True)),
-            "bid_bands": [None if np.isnan(v) else float(v) for v in bband[i]],
-            "ask_bands": [None if np.isnan(v) else float(v) for v in aband[i]],
-        })
+        out.append(
+            {
+                "emit": bool(emit[i]),
+                "restart": bool(restart[i]),
+                "reason": REASONS[reason[i]],
+                "bids": list(
+                    zip(bpx[boff[i] : boff[i + 1]].tolist(), bsz[boff[i] : boff[i + 1]].tolist(), strict=True)
+                ),
+                "asks": list(
+                    zip(apx[aoff[i] : aoff[i + 1]].tolist(), asz[aoff[i] : aoff[i + 1]].tolist(), strict=True)
+                ),
+                "bid_bands": [None if np.isnan(v) else float(v) for v in bband[i]],
+                "ask_bands": [None if np.isnan(v) else float(v) for v in aband[i]],
+            }
+        )
     return out
 
 
-def row(kind: str, seq: int, bids: list, asks: list, first: int | None = None, last: int | None = None,
-        prev: int | None = None) -> dict[str, Any]:
+def row(
+    kind: str,
+    seq: int,
+    bids: list,
+    asks: list,
+    first: int | None = None,
+    last: int | None = None,
+    prev: int | None = None,
+) -> dict[str, Any]:
     return {"kind": kind, "seq": seq, "first": first, "last": last, "prev": prev, "bids": bids, "asks": asks}
 
 
@@ -64,7 +97,9 @@ SNAP = row("snapshot", 1, [(100.0, 1.0), (99.0, 2.0), (98.0, 3.0)], [(101.0, 1.5
 
 
 def test_deltas_set_insert_delete_and_emit_best_first() -> None:
-    out = run([SNAP, row("delta", 2, [(99.0, 0.0), (100.5, 4.0)], [(101.0, 7.0), (103.0, 1.0)], first=11, last=12)])
+    out = run(
+        [SNAP, row("delta", 2, [(99.0, 0.0), (100.5, 4.0)], [(101.0, 7.0), (103.0, 1.0)], first=11, last=12)]
+    )
     assert out[0]["restart"] and out[0]["reason"] == "snapshot"
     assert out[1]["emit"] and not out[1]["restart"]
     assert out[1]["bids"] == [(100.5, 4.0), (100.0, 1.0), (98.0, 3.0)]
@@ -76,9 +111,14 @@ def test_levels_are_cut_to_max_levels() -> None:
 
 
 def test_update_id_regression_breaks_until_the_next_load() -> None:
-    out = run([SNAP, row("delta", 2, [(100.0, 2.0)], [], first=9, last=10),
-               row("delta", 3, [(100.0, 3.0)], [], first=11, last=11),
-               row("checkpoint", 4, [(100.0, 5.0)], [(101.0, 1.0)], last=11)])
+    out = run(
+        [
+            SNAP,
+            row("delta", 2, [(100.0, 2.0)], [], first=9, last=10),
+            row("delta", 3, [(100.0, 3.0)], [], first=11, last=11),
+            row("checkpoint", 4, [(100.0, 5.0)], [(101.0, 1.0)], last=11),
+        ]
+    )
     assert [o["emit"] for o in out] == [True, False, False, True]
     assert out[1]["reason"] == "update_id_regressed" and out[2]["reason"] == "no_book"
     # the recovering checkpoint restarts the series and says why it had to
@@ -93,9 +133,14 @@ def test_gap_between_last_and_next_first_update_id() -> None:
 
 def test_prev_update_id_must_equal_previous_last_after_a_delta_only() -> None:
     # right after a load pu may differ (Binance futures' first event); after a delta it must chain
-    out = run([SNAP, row("delta", 2, [(100.0, 2.0)], [], first=8, last=14, prev=7),
-               row("delta", 3, [(100.0, 3.0)], [], first=15, last=16, prev=14),
-               row("delta", 4, [(100.0, 4.0)], [], first=17, last=18, prev=15)])
+    out = run(
+        [
+            SNAP,
+            row("delta", 2, [(100.0, 2.0)], [], first=8, last=14, prev=7),
+            row("delta", 3, [(100.0, 3.0)], [], first=15, last=16, prev=14),
+            row("delta", 4, [(100.0, 4.0)], [], first=17, last=18, prev=15),
+        ]
+    )
     assert [o["reason"] for o in out] == ["snapshot", "", "", "update_id_gap"]
 
 
@@ -113,19 +158,34 @@ def test_checkpoint_equal_changes_nothing_different_is_a_mismatch() -> None:
     same = run([SNAP, row("checkpoint", 2, SNAP["bids"], SNAP["asks"], last=10)])
     assert same[1]["emit"] and not same[1]["restart"] and same[1]["bids"] == same[0]["bids"]
     diff = run([SNAP, row("checkpoint", 2, [(100.0, 9.0)], SNAP["asks"], last=10)])
-    assert diff[1]["restart"] and diff[1]["reason"] == "checkpoint_mismatch" and diff[1]["bids"] == [(100.0, 9.0)]
+    assert (
+        diff[1]["restart"]
+        and diff[1]["reason"] == "checkpoint_mismatch"
+        and diff[1]["bids"] == [(100.0, 9.0)]
+    )
 
 
 def test_first_row_checkpoint_starts_the_series_and_deltas_before_a_load_are_no_book() -> None:
-    out = run([row("delta", 1, [(100.0, 1.0)], [], first=1, last=1), row("checkpoint", 2, [(100.0, 1.0)], [(101.0, 1.0)], last=5)])
+    out = run(
+        [
+            row("delta", 1, [(100.0, 1.0)], [], first=1, last=1),
+            row("checkpoint", 2, [(100.0, 1.0)], [(101.0, 1.0)], last=5),
+        ]
+    )
     assert out[0]["reason"] == "no_book" and not out[0]["emit"]
     # the book was never held on this connection: the load is a start, not a recovery
     assert out[1]["restart"] and out[1]["reason"] == "series_start"
 
 
 def test_a_refused_row_breaks_the_book() -> None:
-    out = run([SNAP, row("invalid", 2, [(100.0, float("nan"))], [], first=11, last=11),
-               row("delta", 3, [(100.0, 2.0)], [], first=12, last=12), row("snapshot", 4, SNAP["bids"], SNAP["asks"], last=20)])
+    out = run(
+        [
+            SNAP,
+            row("invalid", 2, [(100.0, float("nan"))], [], first=11, last=11),
+            row("delta", 3, [(100.0, 2.0)], [], first=12, last=12),
+            row("snapshot", 4, SNAP["bids"], SNAP["asks"], last=20),
+        ]
+    )
     assert [o["reason"] for o in out] == ["snapshot", "invalid_levels", "no_book", "snapshot"]
     assert [o["emit"] for o in out] == [True, False, False, True]
 
@@ -140,8 +200,13 @@ def test_bands_by_hand() -> None:
     # mid 100: bid 99.96 is 4 bps away (0–5), 99.85 is 15 bps (10–25), 98.9 is 110 bps (outside
     # every band, but the deepest bid shows every band up to 100); asks reach 30 bps only, so their
     # 25–50 and 50–100 bands are NULL although 100.3 lies in 25–50.
-    snap = row("snapshot", 1, [(99.96, 1.0), (99.85, 2.0), (98.9, 4.0)], [(100.04, 3.0), (100.2, 5.0), (100.3, 6.0)],
-               last=1)
+    snap = row(
+        "snapshot",
+        1,
+        [(99.96, 1.0), (99.85, 2.0), (98.9, 4.0)],
+        [(100.04, 3.0), (100.2, 5.0), (100.3, 6.0)],
+        last=1,
+    )
     out = run([snap])[0]
     assert out["bid_bands"] == [1.0, 0.0, 2.0, 0.0, 0.0]
     assert out["ask_bands"] == [3.0, 0.0, 5.0, None, None]
@@ -151,7 +216,11 @@ def test_bands_by_hand() -> None:
 
 
 def test_rows_not_wanted_are_applied_but_not_copied_out() -> None:
-    rows = [SNAP, row("delta", 2, [(99.0, 0.0)], [], first=11, last=11), row("delta", 3, [(100.0, 5.0)], [], first=12, last=12)]
+    rows = [
+        SNAP,
+        row("delta", 2, [(99.0, 0.0)], [], first=11, last=11),
+        row("delta", 3, [(100.0, 5.0)], [], first=12, last=12),
+    ]
     kinds = np.array([KIND_SNAPSHOT, KIND_DELTA, KIND_DELTA], np.int8)
     ids = np.array([10, 11, 12], np.int64)
     none = np.full(3, NO_ID, np.int64)
@@ -160,10 +229,28 @@ def test_rows_not_wanted_are_applied_but_not_copied_out() -> None:
     boff = np.array([0, 3, 4, 5], np.int64)
     apx, asz, aoff = np.array([101.0, 102.0]), np.array([1.5, 2.5]), np.array([0, 2, 2, 2], np.int64)
     emit, _, _, obp, obs, obo, _, _, _, bb, _ = rebuild_books(
-        kinds, np.array([1, 2, 3]), none, ids, none, bpx, bsz, boff, apx, asz, aoff, np.int64(20),
-        np.array(EDGES), True, np.array([False, False, True]))
+        kinds,
+        np.array([1, 2, 3]),
+        none,
+        ids,
+        none,
+        bpx,
+        bsz,
+        boff,
+        apx,
+        asz,
+        aoff,
+        np.int64(20),
+        np.array(EDGES),
+        True,
+        np.array([False, False, True]),
+    )
     assert emit.tolist() == [True, True, True] and obo.tolist() == [0, 0, 0, 2]
-    assert list(zip(obp, obs, strict=True)) == [(100.0, 5.0), (98.0, 3.0)] == [(p, q) for p, q in run(rows)[2]["bids"]]
+    assert (
+        list(zip(obp, obs, strict=True))
+        == [(100.0, 5.0), (98.0, 3.0)]
+        == [(p, q) for p, q in run(rows)[2]["bids"]]
+    )
     assert np.isnan(bb[0]).all() and not np.isnan(bb[2]).all()
 
 
@@ -190,8 +277,14 @@ def streams(draw: Any) -> list[dict[str, Any]]:
         if kind in ("delta", "invalid"):
             nb = draw(st.integers(0, 5))
             na = draw(st.integers(0, 5))
-            bids = [(draw(st.integers(80, 100).map(float)), draw(st.sampled_from([0.0, 0.0, 1.0, 2.5, 3.0]))) for _ in range(nb)]
-            asks = [(draw(st.integers(100, 120).map(float)), draw(st.sampled_from([0.0, 0.0, 1.0, 2.5, 3.0]))) for _ in range(na)]
+            bids = [
+                (draw(st.integers(80, 100).map(float)), draw(st.sampled_from([0.0, 0.0, 1.0, 2.5, 3.0])))
+                for _ in range(nb)
+            ]
+            asks = [
+                (draw(st.integers(100, 120).map(float)), draw(st.sampled_from([0.0, 0.0, 1.0, 2.5, 3.0])))
+                for _ in range(na)
+            ]
             step = draw(st.sampled_from([1, 1, 1, 1, 1, 1, 2, 0, -3]))
             first = uid + step
             last = first + draw(st.integers(0, 2))
@@ -200,16 +293,31 @@ def streams(draw: Any) -> list[dict[str, Any]]:
                 uid = last
             rows.append(row(kind, seq, bids, asks, first=first, last=last, prev=prev))
         else:
-            bids = {float(p): float(draw(st.integers(1, 4))) for p in draw(st.lists(st.integers(85, 100), max_size=8))}
-            asks = {float(p): float(draw(st.integers(1, 4))) for p in draw(st.lists(st.integers(100, 115), max_size=8))}
-            rows.append(row(kind, seq, sorted(bids.items(), reverse=True), sorted(asks.items()),
-                            last=draw(st.sampled_from([uid, None]))))
+            bids = {
+                float(p): float(draw(st.integers(1, 4)))
+                for p in draw(st.lists(st.integers(85, 100), max_size=8))
+            }
+            asks = {
+                float(p): float(draw(st.integers(1, 4)))
+                for p in draw(st.lists(st.integers(100, 115), max_size=8))
+            }
+            rows.append(
+                row(
+                    kind,
+                    seq,
+                    sorted(bids.items(), reverse=True),
+                    sorted(asks.items()),
+                    last=draw(st.sampled_from([uid, None])),
+                )
+            )
     return rows
 
 
 @settings(max_examples=400, deadline=None)
 @given(streams(), st.integers(1, 6), st.booleans())
-def test_random_streams_equal_the_dict_reference(rows: list[dict[str, Any]], levels: int, strict: bool) -> None:
+def test_random_streams_equal_the_dict_reference(
+    rows: list[dict[str, Any]], levels: int, strict: bool
+) -> None:
     edges = [0.0, 50.0, 150.0, 400.0, 1000.0, 2500.0]  # bps wide enough for prices 80..120
     got = run(rows, levels, edges, strict)
     want = replay(rows, levels, edges, strict)

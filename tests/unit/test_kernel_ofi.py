@@ -23,14 +23,22 @@ ASK_MOVES = {"up1": 105.0, "same": 104.0, "down1": 103.0}
 #  bid up   → +Qb_n = 5      bid same → 5 − 2 = 3      bid down → −Qb_{n−1} = −2
 #  ask up   → +Qa_{n−1} = 3  ask same → −7 + 3 = −4     ask down → −Qa_n = −7
 EXPECTED = {
-    ("up2", "up1"): 8.0, ("up2", "same"): 1.0, ("up2", "down1"): -2.0,
-    ("same", "up1"): 6.0, ("same", "same"): -1.0, ("same", "down1"): -4.0,
-    ("down3", "up1"): 1.0, ("down3", "same"): -6.0, ("down3", "down1"): -9.0,
+    ("up2", "up1"): 8.0,
+    ("up2", "same"): 1.0,
+    ("up2", "down1"): -2.0,
+    ("same", "up1"): 6.0,
+    ("same", "same"): -1.0,
+    ("same", "down1"): -4.0,
+    ("down3", "up1"): 1.0,
+    ("down3", "same"): -6.0,
+    ("down3", "down1"): -9.0,
 }
 
 
 def _run(snaps: list[Snap], levels: int = 10, alpha: float = 0.5) -> dict[str, np.ndarray]:
-    return orderbook_sequential(to_book(snaps), None, SeqParams(horizons=(5,), ofi_levels=levels, ofi_decay_alpha=alpha))
+    return orderbook_sequential(
+        to_book(snaps), None, SeqParams(horizons=(5,), ofi_levels=levels, ofi_decay_alpha=alpha)
+    )
 
 
 @pytest.mark.parametrize(("bid", "ask"), list(EXPECTED))
@@ -77,8 +85,13 @@ level = st.tuples(st.integers(95, 105).map(float), st.integers(1, 9).map(float))
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.lists(level, min_size=1, max_size=4), st.lists(level, min_size=1, max_size=4)),
-                min_size=2, max_size=30))
+@given(
+    st.lists(
+        st.tuples(st.lists(level, min_size=1, max_size=4), st.lists(level, min_size=1, max_size=4)),
+        min_size=2,
+        max_size=30,
+    )
+)
 def test_mlofi_with_one_level_equals_ofi(books) -> None:
     snaps = [Snap(i * 100_000, b, a) for i, (b, a) in enumerate(books)]
     out = _run(snaps, levels=1)

@@ -23,8 +23,14 @@ from reference import sequential_reference as ref  # noqa: E402
 
 STALENESS = 2.0
 HORIZONS = (1, 3)
-PARAMS = SeqParams(horizons=HORIZONS, ofi_levels=3, ofi_decay_alpha=0.7, max_state_staleness_seconds=STALENESS,
-                   kyle_lambda_window=4, spread_regime_window=2)
+PARAMS = SeqParams(
+    horizons=HORIZONS,
+    ofi_levels=3,
+    ofi_decay_alpha=0.7,
+    max_state_staleness_seconds=STALENESS,
+    kyle_lambda_window=4,
+    spread_regime_window=2,
+)
 
 level = st.tuples(st.integers(0, 4), st.integers(1, 5).map(float))
 
@@ -35,7 +41,9 @@ def series(draw):
     ts = 1_700_000_000_000_000 + draw(st.integers(0, 10**6))
     snaps: list[ref.Snap] = []
     for _ in range(n):
-        step = draw(st.sampled_from([0, 100_000, 100_000, 200_000, 250_000, 400_000, 900_000] * 3 + [2_500_000]))
+        step = draw(
+            st.sampled_from([0, 100_000, 100_000, 200_000, 250_000, 400_000, 900_000] * 3 + [2_500_000])
+        )
         ts += step
         mid_tick = draw(st.integers(98, 102))
         spread = draw(st.sampled_from([1, 1, 1, 2, 3]))
@@ -47,19 +55,31 @@ def series(draw):
         if crossed and bids and asks:
             bids[0] = (asks[0][0] + 1.0, bids[0][1])
         brk = draw(st.integers(0, 29)) == 0
-        snaps.append(ref.Snap(ts, bids, asks, crossed=bool(bids and asks and bids[0][0] >= asks[0][0]),
-                              break_before=brk))
+        snaps.append(
+            ref.Snap(
+                ts, bids, asks, crossed=bool(bids and asks and bids[0][0] >= asks[0][0]), break_before=brk
+            )
+        )
     first, last = snaps[0].ts, snaps[-1].ts
     m = draw(st.integers(0, 80))
-    times = sorted(draw(st.lists(st.sampled_from([s.ts for s in snaps]) | st.integers(first - 1_000_000, last),
-                                 min_size=m, max_size=m)))
+    times = sorted(
+        draw(
+            st.lists(
+                st.sampled_from([s.ts for s in snaps]) | st.integers(first - 1_000_000, last),
+                min_size=m,
+                max_size=m,
+            )
+        )
+    )
     # Trades-series break events, received at random instants (capture = exchange time here): each
     # snapshot and trade carries the count received strictly before it.
     cuts = draw(st.lists(st.integers(first - 1_000_000, last), max_size=3))
     for s in snaps:
         s.trade_breaks = sum(c < s.ts for c in cuts)
-    trades = [ref.Trade(t, draw(st.integers(1, 8)) * 0.25, draw(st.booleans()), breaks=sum(c < t for c in cuts))
-              for t in times]
+    trades = [
+        ref.Trade(t, draw(st.integers(1, 8)) * 0.25, draw(st.booleans()), breaks=sum(c < t for c in cuts))
+        for t in times
+    ]
     return snaps, trades
 
 

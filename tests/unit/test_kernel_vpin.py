@@ -23,8 +23,15 @@ DAY0 = 19_700 * DAY_US  # a UTC midnight
 def _run(ts, size, buy, v=10.0, n=3, state=None, start=DAY0, bvc=False, sigma_bars=50, price=None):
     ts = np.asarray(ts, np.int64)
     price = np.full(ts.shape[0], 100.0) if price is None else np.asarray(price, float)
-    return vpin_partition(ts, np.asarray(size, float), np.asarray(buy, bool), price, state or VpinState(),
-                          VpinParams(bucket_volume=v, window_buckets=n, bvc=bvc, sigma_bars=sigma_bars), start)
+    return vpin_partition(
+        ts,
+        np.asarray(size, float),
+        np.asarray(buy, bool),
+        price,
+        state or VpinState(),
+        VpinParams(bucket_volume=v, window_buckets=n, bvc=bvc, sigma_bars=sigma_bars),
+        start,
+    )
 
 
 def test_all_buy_flow_gives_one() -> None:
@@ -71,7 +78,9 @@ def test_state_carry_equals_one_pass_and_matches_reference() -> None:
     one = _run(ts, size, buy, v=37.0, n=4)
     assert whole_ts == one.ts.tolist()
     np.testing.assert_array_equal(np.array(whole_v), one.vpin)
-    expected = ref.vpin_ref([ref.Trade(int(t), float(s), bool(b)) for t, s, b in zip(ts, size, buy, strict=True)], 37.0, 4)
+    expected = ref.vpin_ref(
+        [ref.Trade(int(t), float(s), bool(b)) for t, s, b in zip(ts, size, buy, strict=True)], 37.0, 4
+    )
     assert [e[0] for e in expected] == whole_ts
     want = np.array([np.nan if e[3] is None else e[3] for e in expected])
     np.testing.assert_allclose(np.array(whole_v), want, rtol=1e-12)  # NaN (NULL) positions must agree too
@@ -84,8 +93,16 @@ def test_bvc_hand_case() -> None:
     # V_B = V·Φ(−√2) = V·erfc(1)/2.
     minute = 60 * US
     ts = [DAY0 + k * minute + 5 * US for k in range(4)]
-    part = _run(ts, [4.0, 4.0, 4.0, 10.0], [True] * 4, v=10.0, n=1, bvc=True, sigma_bars=2,
-                price=[100.0, 101.0, 103.0, 102.0])
+    part = _run(
+        ts,
+        [4.0, 4.0, 4.0, 10.0],
+        [True] * 4,
+        v=10.0,
+        n=1,
+        bvc=True,
+        sigma_bars=2,
+        price=[100.0, 101.0, 103.0, 102.0],
+    )
     assert part.ts.tolist() == [DAY0 + 4 * minute]  # the bar enters at its end
     assert part.buy[0] == pytest.approx(10.0 * math.erfc(1.0) / 2.0, rel=1e-12)
     assert part.sell[0] == pytest.approx(10.0 - 10.0 * math.erfc(1.0) / 2.0, rel=1e-12)
@@ -98,8 +115,15 @@ def _auto(ts, size, buy, days, n=2):
     rows = []
     for d in range(days):
         sel = (ts >= DAY0 + d * DAY_US) & (ts < DAY0 + (d + 1) * DAY_US)
-        part = vpin_partition(ts[sel], size[sel], buy[sel], np.full(int(sel.sum()), 100.0), state,
-                              VpinParams(bucket_volume=None, window_buckets=n), DAY0 + d * DAY_US)
+        part = vpin_partition(
+            ts[sel],
+            size[sel],
+            buy[sel],
+            np.full(int(sel.sum()), 100.0),
+            state,
+            VpinParams(bucket_volume=None, window_buckets=n),
+            DAY0 + d * DAY_US,
+        )
         rows += list(zip(part.ts.tolist(), part.vpin.tolist(), part.volume.tolist(), strict=True))
         state = part.state
     return rows
@@ -118,7 +142,7 @@ def test_auto_bucket_size_has_no_lookahead() -> None:
     day0 = [v for t, _, v in rows if t < DAY0 + DAY_US]
     assert set(day0) == {24 * hour_vol / 50}
     day1_vol = size[(ts >= DAY0) & (ts < DAY0 + DAY_US)].sum()
-    assert {v for t, _, v in rows[len(day0) + 1:]} == {day1_vol / 50}
+    assert {v for t, _, v in rows[len(day0) + 1 :]} == {day1_vol / 50}
     for cut in (first + HOUR_US // 2, first + 3 * HOUR_US, DAY0 + DAY_US + 5 * HOUR_US):
         keep = ts <= cut
         changed = size.copy()
@@ -140,14 +164,24 @@ def test_cross_check_with_ob_analytics() -> None:
     buy = rng.random(k) < 0.55
     n, v = 50, 40.0
     part = _run(ts, size, buy, v=v, n=n)
-    theirs = compute_vpin(pd.DataFrame({"timestamp": pd.to_datetime(ts, unit="us", utc=True), "price": 100.0,
-                                        "volume": size, "direction": np.where(buy, "buy", "sell")}), v, n)
+    theirs = compute_vpin(
+        pd.DataFrame(
+            {
+                "timestamp": pd.to_datetime(ts, unit="us", utc=True),
+                "price": 100.0,
+                "volume": size,
+                "direction": np.where(buy, "buy", "sell"),
+            }
+        ),
+        v,
+        n,
+    )
     assert len(theirs) == part.ts.shape[0] > n
     np.testing.assert_allclose(part.buy, theirs["buy_volume"].to_numpy(), rtol=1e-12, atol=1e-9)
     np.testing.assert_allclose(part.sell, theirs["sell_volume"].to_numpy(), rtol=1e-12, atol=1e-9)
     # theirs averages over min(n, available) buckets; ours is NULL until n exist
     assert np.isnan(part.vpin[: n - 1]).all()
-    np.testing.assert_allclose(part.vpin[n - 1:], theirs["vpin_avg"].to_numpy()[n - 1:], rtol=1e-10)
+    np.testing.assert_allclose(part.vpin[n - 1 :], theirs["vpin_avg"].to_numpy()[n - 1 :], rtol=1e-10)
 
 
 def test_snapshot_takes_last_bucket_completed_at_or_before_it() -> None:

@@ -16,8 +16,10 @@ def test_list_stat_write_delete(tmp_path):
     lake.write_atomic("bronze/t/exchange=x/date=2024-01-02/b.parquet", b"de")
     (tmp_path / "bronze/t/exchange=x/date=2024-01-02/.b.parquet.123.tmp").write_bytes(b"partial")
     files = lake.list("bronze/t")
-    assert [(f.path, f.size) for f in files] == [("bronze/t/exchange=x/date=2024-01-01/a.parquet", 3),
-                                                  ("bronze/t/exchange=x/date=2024-01-02/b.parquet", 2)]
+    assert [(f.path, f.size) for f in files] == [
+        ("bronze/t/exchange=x/date=2024-01-01/a.parquet", 3),
+        ("bronze/t/exchange=x/date=2024-01-02/b.parquet", 2),
+    ]
     assert lake.stat(files[0].path) == files[0]
     assert lake.read_bytes(files[1].path) == b"de"
     assert lake.url("x/y") == str(tmp_path.resolve() / "x/y")
@@ -36,8 +38,11 @@ def test_write_atomic_replaces(tmp_path):
 
 def test_lock_is_exclusive(tmp_path):
     lake = LocalLake(tmp_path)
-    with lake.lock("build"), pytest.raises(StorageError, match="another build holds the lock"), \
-            LocalLake(tmp_path).lock("build"):
+    with (
+        lake.lock("build"),
+        pytest.raises(StorageError, match="another build holds the lock"),
+        LocalLake(tmp_path).lock("build"),
+    ):
         pass
     with lake.lock("build"):
         pass

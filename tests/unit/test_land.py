@@ -93,10 +93,14 @@ def test_rows_land_in_exchange_and_utc_date_partitions(tmp_path) -> None:
         assert t.column("trade_id").to_pylist() == ids
         assert "date" not in t.column_names and t.schema.equals(SCHEMAS["trades"])
     assert (tmp_path / f"bronze/events/exchange=binance/date=2024-08-08/ccxt_{ev.stem}.parquet").exists()
-    assert sorted(report.files) == sorted([*expected, f"bronze/events/exchange=binance/date=2024-08-08/ccxt_{ev.stem}.parquet"])
+    assert sorted(report.files) == sorted(
+        [*expected, f"bronze/events/exchange=binance/date=2024-08-08/ccxt_{ev.stem}.parquet"]
+    )
     assert report.partitions == {
-        ("trades", "binance", "2024-08-07"), ("trades", "binance", "2024-08-08"),
-        ("trades", "okx", "2024-08-09"), ("events", "binance", "2024-08-08"),
+        ("trades", "binance", "2024-08-07"),
+        ("trades", "binance", "2024-08-08"),
+        ("trades", "okx", "2024-08-09"),
+        ("events", "binance", "2024-08-08"),
     }
     assert raw_left(tmp_path, "ready") == [] and raw_left(tmp_path, "processing") == []
     again = land(cfg(tmp_path))
@@ -109,7 +113,9 @@ class SimulatedCrash(Exception):
 
 @pytest.mark.parametrize("step", STEPS)
 @pytest.mark.parametrize("occurrence", [1, 2])
-def test_crash_after_any_step_then_rerun_lands_each_row_exactly_once(tmp_path, step: str, occurrence: int) -> None:
+def test_crash_after_any_step_then_rerun_lands_each_row_exactly_once(
+    tmp_path, step: str, occurrence: int
+) -> None:
     total = three_segments(tmp_path)
     seen = Counter()
 
@@ -141,10 +147,14 @@ def test_truncated_segment_is_quarantined_and_the_others_land(tmp_path) -> None:
     report = land(cfg(tmp_path))
     assert report.segments == 1 and report.rows == 1
     assert report.quarantined == [f"raw/quarantine/ccxt/trades/{bad.name}"]
-    assert (tmp_path / "raw" / "quarantine" / "ccxt" / "trades" / bad.name).read_bytes() == data[: len(data) // 2]
+    assert (tmp_path / "raw" / "quarantine" / "ccxt" / "trades" / bad.name).read_bytes() == data[
+        : len(data) // 2
+    ]
     assert [r["trade_id"] for r in bronze_rows(tmp_path, "trades")] == ["binance-1"]
     (event,) = bronze_rows(tmp_path, "events")
-    assert event["event_type"] == "quarantine" and event["channel"] == "trades" and event["exchange"] == "ccxt"
+    assert (
+        event["event_type"] == "quarantine" and event["channel"] == "trades" and event["exchange"] == "ccxt"
+    )
     assert bad.name in event["detail"] and "error" in event["detail"]
     today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
     assert (tmp_path / "bronze" / "events" / "exchange=ccxt" / f"date={today}").is_dir()
@@ -230,7 +240,9 @@ def test_kill_9_during_land_then_rerun(tmp_path, kill_after: int) -> None:
     import sys
 
     total = three_segments(tmp_path) + three_segments(tmp_path)
-    proc = subprocess.Popen([sys.executable, "-c", LAND_CHILD, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LAND_CHILD, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None
     for _ in range(kill_after):
         assert proc.stdout.readline()
@@ -238,7 +250,9 @@ def test_kill_9_during_land_then_rerun(tmp_path, kill_after: int) -> None:
     proc.wait(timeout=10)
     land(cfg(tmp_path))
     ids = [r["trade_id"] for r in bronze_rows(tmp_path, "trades")]
-    assert len(ids) == total == 240 and len(set(ids)) == 120  # each segment's rows once (ids repeat across the two sets)
+    assert (
+        len(ids) == total == 240 and len(set(ids)) == 120
+    )  # each segment's rows once (ids repeat across the two sets)
     assert Counter(ids) == Counter({i: 2 for i in set(ids)})
     assert raw_left(tmp_path, "ready") == [] and raw_left(tmp_path, "processing") == []
     assert not list((tmp_path / "bronze").rglob(".land-*"))

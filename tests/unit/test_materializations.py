@@ -21,19 +21,24 @@ def test_partition_id_escapes_symbols_injectively():
     assert len({path_value(v) for v in values}) == len(values)
     assert all(unescape(path_value(v)) == v for v in values)
     assert hive_keys("exchange=x/symbol=BTC%2FUSDT/date=2024-08-08") == {
-        "exchange": "x", "symbol": "BTC/USDT", "date": "2024-08-08"}
+        "exchange": "x",
+        "symbol": "BTC/USDT",
+        "date": "2024-08-08",
+    }
 
 
 def test_partition_filter_uses_raw_values_and_a_date_literal():
     keys = {"exchange": "x", "symbol": "BTC/USDT", "date": "2024-08-08"}
     assert partition_filter(keys) == (
-        "\"exchange\" = 'x' AND \"symbol\" = 'BTC/USDT' AND \"date\" = DATE '2024-08-08'")
+        "\"exchange\" = 'x' AND \"symbol\" = 'BTC/USDT' AND \"date\" = DATE '2024-08-08'"
+    )
     assert partition_filter({"exchange": "o'k", "date": "2024-01-01"}).startswith("\"exchange\" = 'o''k'")
 
 
 def test_copy_template():
     assert copy_sql("SELECT 1", "/l/p/part-1.parquet") == (
-        "COPY (\nSELECT 1\n) TO '/l/p/part-1.parquet' (FORMAT parquet, COMPRESSION zstd)")
+        "COPY (\nSELECT 1\n) TO '/l/p/part-1.parquet' (FORMAT parquet, COMPRESSION zstd)"
+    )
 
 
 def test_kinds_answer_what_callers_ask() -> None:
@@ -49,7 +54,9 @@ def test_each_kind_validates_its_own_options() -> None:
     from daedalus.build.materializations import parse_config
     from daedalus.errors import CompileError
 
-    assert parse_config({"materialized": "partitioned", "partition_by": ["date"], "slice_by": "ts"}, "m.sql:1")
+    assert parse_config(
+        {"materialized": "partitioned", "partition_by": ["date"], "slice_by": "ts"}, "m.sql:1"
+    )
     with pytest.raises(CompileError, match=r"m.sql:1: slice_by only applies to materialized='partitioned'"):
         parse_config({"materialized": "table", "slice_by": "ts"}, "m.sql:1")
     with pytest.raises(CompileError, match=r"partition_by only applies to materialized='partitioned'"):
@@ -63,7 +70,11 @@ def test_planner_names_the_parts_that_changed() -> None:
     old = PartitionState({}, [], "fp", parts={"sql": "a", "config": "b", "inputs": "c", "previous": "d"})
     assert changed(old, {"sql": "x", "config": "b", "inputs": "c", "previous": "d"}) == "sql changed"
     assert changed(old, {"sql": "a", "config": "x", "inputs": "y", "previous": "d"}) == (
-        "config changed, inputs changed")
-    assert changed(old, {"sql": "a", "config": "b", "inputs": "c", "previous": "x"}) == "previous partition changed"
+        "config changed, inputs changed"
+    )
+    assert (
+        changed(old, {"sql": "a", "config": "b", "inputs": "c", "previous": "x"})
+        == "previous partition changed"
+    )
     assert changed(PartitionState({}, [], "fp"), {"sql": "x"}) == "inputs changed"  # an older manifest
     assert PartitionState.from_json({"keys": {}, "files": []}).parts == {}

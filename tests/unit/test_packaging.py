@@ -12,8 +12,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 # source folder → the package it installs as (pyproject.toml [tool.setuptools] package-dir)
-MAPPING = {"daedalus": "daedalus", "collector": "daedalus/collector", "udfs": "daedalus/udfs",
-           "sql": "daedalus/sql", "macros": "daedalus/macros", "config": "daedalus/bundled_config"}
+MAPPING = {
+    "daedalus": "daedalus",
+    "collector": "daedalus/collector",
+    "udfs": "daedalus/udfs",
+    "sql": "daedalus/sql",
+    "macros": "daedalus/macros",
+    "config": "daedalus/bundled_config",
+}
 SHIPPED = {".py", ".sql", ".yml", ".yaml"}
 
 
@@ -28,8 +34,23 @@ def expected_members() -> set[str]:
 
 @pytest.mark.slow
 def test_wheel_holds_every_source_file(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(tmp_path),
-                    str(REPO)], check=True, capture_output=True, text=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--wheel-dir",
+            str(tmp_path),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     (wheel,) = tmp_path.glob("daedalus-*.whl")
     members = set(zipfile.ZipFile(wheel).namelist())
     expected = expected_members()

@@ -14,7 +14,9 @@ from daedalus.config import IngestionConfig
 from daedalus.devkit.simulator.binance import FakeBinance
 from daedalus.devkit.simulator.replay import load_capture
 
-CAPTURE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
+CAPTURE = (
+    Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
+)
 SYMBOL = "BTC/USDT"
 
 
@@ -29,8 +31,14 @@ class _ListQueue:
 
 def _collector() -> tuple[CcxtCollector, Emitter]:
     emitter = Emitter(_ListQueue())
-    c = CcxtCollector("binance", [SYMBOL], ["trades", "orderbook"], IngestionConfig(orderbook_levels=5), emitter,
-                      configure=lambda ex: FakeBinance(port=1).configure(ex, [SYMBOL]))
+    c = CcxtCollector(
+        "binance",
+        [SYMBOL],
+        ["trades", "orderbook"],
+        IngestionConfig(orderbook_levels=5),
+        emitter,
+        configure=lambda ex: FakeBinance(port=1).configure(ex, [SYMBOL]),
+    )
     return c, emitter
 
 
@@ -52,13 +60,26 @@ def _staged(emitter: Emitter, channel: str) -> list[dict]:
 async def test_trade_message_becomes_one_bronze_trade() -> None:
     c, emitter = _collector()
     client = c.exchange.client("ws://127.0.0.1:1/ws/0")
-    msg = {"e": "trade", "E": 1723161255343, "s": "BTCUSDT", "t": 3735683259, "p": "61837.63000000",
-           "q": "0.02000000", "T": 1723161255342, "m": True, "M": True}
+    msg = {
+        "e": "trade",
+        "E": 1723161255343,
+        "s": "BTCUSDT",
+        "t": 3735683259,
+        "p": "61837.63000000",
+        "q": "0.02000000",
+        "T": 1723161255342,
+        "m": True,
+        "M": True,
+    }
     c.exchange.handle_message(client, msg)
-    c.exchange.handle_message(client, {"stream": "btcusdt@trade", "data": {**msg, "t": 3735683260, "m": False}})
+    c.exchange.handle_message(
+        client, {"stream": "btcusdt@trade", "data": {**msg, "t": 3735683260, "m": False}}
+    )
     rows = _staged(emitter, "trades")
     assert [(r["trade_id"], r["side"], r["price"], r["amount"]) for r in rows] == [
-        ("3735683259", "sell", 61837.63, 0.02), ("3735683260", "buy", 61837.63, 0.02)]
+        ("3735683259", "sell", 61837.63, 0.02),
+        ("3735683260", "buy", 61837.63, 0.02),
+    ]
     assert rows[0]["timestamp"] == 1723161255342 * 1_000_000
     assert rows[0]["cost"] == pytest.approx(61837.63 * 0.02)
     assert rows[0]["collected_at"] == rows[0]["capture_ts"] // 1_000_000
@@ -114,18 +135,32 @@ async def test_malformed_and_non_json_frames_become_error_events() -> None:
 async def test_handler_exception_is_recorded_not_raised() -> None:
     c, emitter = _collector()
     client = c.exchange.client("ws://127.0.0.1:1/ws/0")
-    c.exchange.handle_message(client, {"e": "trade", "s": "BTCUSDT", "t": 1, "p": "x", "q": "1", "T": "bad", "m": 1})
+    c.exchange.handle_message(
+        client, {"e": "trade", "s": "BTCUSDT", "t": 1, "p": "x", "q": "1", "T": "bad", "m": 1}
+    )
     kinds = [e["event_type"] for e in _staged(emitter, "events")] + [r.channel for r in emitter._staging]
     assert "error" in kinds or len(_staged(emitter, "trades")) == 1  # either parsed or recorded, never raised
 
 
 def test_row_builders() -> None:
-    base = {"collected_at": 1, "capture_ts": 1_000_000, "exchange": "x", "symbol": "A/B", "conn_id": "c", "seq": 1}
-    t = trade_row({"id": 5, "timestamp": 2, "side": "buy", "price": 1.5, "amount": 2.0, "cost": 3.0, "info": {"a": 1}}, base)
+    base = {
+        "collected_at": 1,
+        "capture_ts": 1_000_000,
+        "exchange": "x",
+        "symbol": "A/B",
+        "conn_id": "c",
+        "seq": 1,
+    }
+    t = trade_row(
+        {"id": 5, "timestamp": 2, "side": "buy", "price": 1.5, "amount": 2.0, "cost": 3.0, "info": {"a": 1}},
+        base,
+    )
     assert (t["trade_id"], t["timestamp"], t["info_json"]) == ("5", 2_000_000, '{"a":1}')
     k = ticker_row({"timestamp": None, "bid": "1", "ask": 2, "bidVolume": None, "info": {}}, base)
     assert (k["bid"], k["ask"], k["bid_volume"], k["timestamp"]) == (1.0, 2.0, None, None)
-    b = book_row({"timestamp": 3, "nonce": 9, "bids": [[2.0, 1.0], [1.0, 1.0]], "asks": [[3.0, 1.0]]}, 1, base)
+    b = book_row(
+        {"timestamp": 3, "nonce": 9, "bids": [[2.0, 1.0], [1.0, 1.0]], "asks": [[3.0, 1.0]]}, 1, base
+    )
     assert b["bids"] == [{"price": 2.0, "size": 1.0}] and b["asks"] == [{"price": 3.0, "size": 1.0}]
     assert b["nonce"] == 9
 

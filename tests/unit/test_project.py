@@ -26,7 +26,9 @@ def test_toy_project_loads_alone(toy):
     assert sorted(p.models) == ["toy_bars", "toy_trades", "toy_trades_clean"]
     assert p.models["toy_bars"].layer == "gold" and p.models["toy_trades"].layer == "silver"
     assert p.models["toy_bars"].relation == "gold.toy_bars"
-    assert p.models["toy_trades"].docs.columns["side"].tests == [{"accepted_values": {"values": ["buy", "sell"]}}]
+    assert p.models["toy_trades"].docs.columns["side"].tests == [
+        {"accepted_values": {"values": ["buy", "sell"]}}
+    ]
     assert p.models["toy_bars"].docs.description.startswith("One-minute bars")
     assert list(p.sources) == ["trades"] and p.sources["trades"].partition_by == ["exchange", "date"]
     assert [t.name for t in p.sql_tests] == ["bars_have_trades"]
@@ -78,10 +80,20 @@ def test_unknown_project_yml_key(toy):
         load_project(project_dir=toy)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("900 seconds", 900), ("1 day", 86400), ("2 hours", 7200), ("15 minutes", 900), ("900s", 900),
-    ("1d", 86400), ("0 seconds", 0), (None, 0), ("30", 30),
-])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("900 seconds", 900),
+        ("1 day", 86400),
+        ("2 hours", 7200),
+        ("15 minutes", 900),
+        ("900s", 900),
+        ("1d", 86400),
+        ("0 seconds", 0),
+        (None, 0),
+        ("30", 30),
+    ],
+)
 def test_lookback(text, seconds):
     assert lookback_seconds(text) == seconds
 
@@ -94,8 +106,15 @@ def test_bad_lookback(text):
 
 def test_config_checks():
     """Keys and values (project.parse_config_kwargs), then the kind's own options (its materialization)."""
-    cfg = parse_config({"materialized": "partitioned", "partition_by": ["exchange", "date"],
-                               "lookback": "1 day", "settings": {"threads": 1}}, "m.sql:1")
+    cfg = parse_config(
+        {
+            "materialized": "partitioned",
+            "partition_by": ["exchange", "date"],
+            "lookback": "1 day",
+            "settings": {"threads": 1},
+        },
+        "m.sql:1",
+    )
     assert cfg.partition_by == ["exchange", "date"] and cfg.settings == {"threads": 1}
     with pytest.raises(CompileError, match=r"m.sql:1: materialized='partitioned' needs partition_by"):
         parse_config({"materialized": "partitioned"}, "m.sql:1")

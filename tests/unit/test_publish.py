@@ -12,18 +12,24 @@ from daedalus.lake import FileInfo, LocalLake
 from daedalus.lake.manifest import Manifest, PartitionState, files_fingerprint
 
 
-@pytest.mark.parametrize(("path", "want"), [
-    ("_staging/1733140000-0123456789/gold/m/x=1/data.parquet", "gold/m/x=1/data.parquet"),
-    ("gold/m/x=1/data.parquet", "gold/m/x=1/data.parquet"),
-    ("gold/_staging/x/data.parquet", "gold/_staging/x/data.parquet"),  # not a staging batch
-])
+@pytest.mark.parametrize(
+    ("path", "want"),
+    [
+        ("_staging/1733140000-0123456789/gold/m/x=1/data.parquet", "gold/m/x=1/data.parquet"),
+        ("gold/m/x=1/data.parquet", "gold/m/x=1/data.parquet"),
+        ("gold/_staging/x/data.parquet", "gold/_staging/x/data.parquet"),  # not a staging batch
+    ],
+)
 def test_unstaged(path: str, want: str) -> None:
     assert unstaged(path) == want
 
 
 def test_normalize_sql_spells_staged_urls_as_published() -> None:
     sql = "read_parquet(['/lake/_staging/1733140000-0123456789/gold/m/x=1/data.parquet', '/lake/gold/m/x=2/data.parquet'])"
-    assert normalize_sql(sql) == "read_parquet(['/lake/gold/m/x=1/data.parquet', '/lake/gold/m/x=2/data.parquet'])"
+    assert (
+        normalize_sql(sql)
+        == "read_parquet(['/lake/gold/m/x=1/data.parquet', '/lake/gold/m/x=2/data.parquet'])"
+    )
     staged = [FileInfo("_staging/1733140000-0123456789/gold/m/x=1/data.parquet", 10, 5)]
     assert files_fingerprint(staged) == files_fingerprint([FileInfo("gold/m/x=1/data.parquet", 10, 5)])
 
@@ -44,8 +50,10 @@ def test_publish_renames_over_the_partition_file_and_retires_the_rest(tmp_path: 
     assert state.files == [FileInfo("gold/m/x=1/data.parquet", 3, 7)]
     assert (tmp_path / "gold/m/x=1/data.parquet").read_bytes() == b"new"
     m = Manifest(lake)
-    m.pending_deletions = [{"path": "gold/m/x=1/part-000-legacy.parquet", "replaced_at": time.time()},
-                           {"path": "_staging/1-ab/gold/m/x=2/data.parquet", "replaced_at": time.time()}]
+    m.pending_deletions = [
+        {"path": "gold/m/x=1/part-000-legacy.parquet", "replaced_at": time.time()},
+        {"path": "_staging/1-ab/gold/m/x=2/data.parquet", "replaced_at": time.time()},
+    ]
     assert len(retire(lake, m)) == 2
     assert m.pending_deletions == []
     assert sorted(p.name for p in (tmp_path / "gold").rglob("*.parquet")) == ["data.parquet"]

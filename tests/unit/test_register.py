@@ -35,12 +35,21 @@ def _tables(con: duckdb.DuckDBPyConnection, n_series: int, rows: int, seed: int 
     ts = T0 + np.cumsum(step) - np.repeat(np.cumsum(step)[::rows] - step[::rows], rows)
     bid = 100.0 + np.round(rng.normal(0, 1, sym.size).cumsum() * 0.01, 2)
     spread = rng.choice([0.01, 0.01, 0.01, 0.02], size=sym.size)
-    con.execute("CREATE OR REPLACE TABLE raw AS SELECT * FROM (SELECT unnest($1) AS s, unnest($2) AS k, "
-                "unnest($3) AS ts_us, unnest($4) AS bid, unnest($5) AS sp, unnest($6) AS qb, unnest($7) AS qa, "
-                "unnest($8) AS brk)",
-                [sym.tolist(), k.tolist(), ts.tolist(), bid.tolist(), spread.tolist(),
-                 rng.integers(1, 9, sym.size).astype(float).tolist(), rng.integers(1, 9, sym.size).astype(float).tolist(),
-                 (rng.random(sym.size) < 0.002).tolist()])
+    con.execute(
+        "CREATE OR REPLACE TABLE raw AS SELECT * FROM (SELECT unnest($1) AS s, unnest($2) AS k, "
+        "unnest($3) AS ts_us, unnest($4) AS bid, unnest($5) AS sp, unnest($6) AS qb, unnest($7) AS qa, "
+        "unnest($8) AS brk)",
+        [
+            sym.tolist(),
+            k.tolist(),
+            ts.tolist(),
+            bid.tolist(),
+            spread.tolist(),
+            rng.integers(1, 9, sym.size).astype(float).tolist(),
+            rng.integers(1, 9, sym.size).astype(float).tolist(),
+            (rng.random(sym.size) < 0.002).tolist(),
+        ],
+    )
     con.execute("""
         CREATE OR REPLACE TABLE book AS
         SELECT 'S' || s AS symbol, make_timestamp(ts_us)::TIMESTAMPTZ AS ts, k::BIGINT AS seq,
@@ -89,7 +98,12 @@ def con() -> Iterator[duckdb.DuckDBPyConnection]:
 
 def test_registration_is_idempotent(con) -> None:
     register_all(con)
-    names = {r[0] for r in con.execute("SELECT function_name FROM duckdb_functions() WHERE function_name LIKE 'daedalus_%'").fetchall()}
+    names = {
+        r[0]
+        for r in con.execute(
+            "SELECT function_name FROM duckdb_functions() WHERE function_name LIKE 'daedalus_%'"
+        ).fetchall()
+    }
     assert {OFI, ORDERBOOK_SEQ, VPIN_BUCKETS} <= names
 
 
@@ -103,19 +117,34 @@ def test_long_series_through_duckdb_equals_direct_call_for_any_threads(con) -> N
     assert len(one) == 10_000
     assert one == four  # identical, NULLs included (no NaN ever reaches SQL)
     # the same series straight through numpy
-    rows = con.execute("SELECT epoch_us(ts), bids[1].price, bids[1].size, asks[1].price, asks[1].size, break_before "
-                       "FROM book WHERE symbol = 'S1' ORDER BY ts, seq").fetchall()
-    full = con.execute("SELECT epoch_us(ts), [b.price for b in bids], [b.size for b in bids], "
-                       "[a.price for a in asks], [a.size for a in asks], break_before FROM book WHERE symbol = 'S1' "
-                       "ORDER BY ts, seq").fetchall()
+    rows = con.execute(
+        "SELECT epoch_us(ts), bids[1].price, bids[1].size, asks[1].price, asks[1].size, break_before "
+        "FROM book WHERE symbol = 'S1' ORDER BY ts, seq"
+    ).fetchall()
+    full = con.execute(
+        "SELECT epoch_us(ts), [b.price for b in bids], [b.size for b in bids], "
+        "[a.price for a in asks], [a.size for a in asks], break_before FROM book WHERE symbol = 'S1' "
+        "ORDER BY ts, seq"
+    ).fetchall()
     bo = np.concatenate(([0], np.cumsum([len(r[1]) for r in full])))
     ao = np.concatenate(([0], np.cumsum([len(r[3]) for r in full])))
-    book = Book(np.array([r[0] for r in full], np.int64), np.concatenate([r[1] for r in full]),
-                np.concatenate([r[2] for r in full]), bo.astype(np.int64), np.concatenate([r[3] for r in full]),
-                np.concatenate([r[4] for r in full]), ao.astype(np.int64), np.zeros(len(full), bool),
-                np.array([r[5] for r in full], bool))
-    fl = con.execute("SELECT epoch_us(ts), buy, sell FROM flow WHERE symbol = 'S1' ORDER BY ts, trade_id").fetchall()
-    trades = Trades(np.array([r[0] for r in fl], np.int64), np.array([r[1] for r in fl]), np.array([r[2] for r in fl]))
+    book = Book(
+        np.array([r[0] for r in full], np.int64),
+        np.concatenate([r[1] for r in full]),
+        np.concatenate([r[2] for r in full]),
+        bo.astype(np.int64),
+        np.concatenate([r[3] for r in full]),
+        np.concatenate([r[4] for r in full]),
+        ao.astype(np.int64),
+        np.zeros(len(full), bool),
+        np.array([r[5] for r in full], bool),
+    )
+    fl = con.execute(
+        "SELECT epoch_us(ts), buy, sell FROM flow WHERE symbol = 'S1' ORDER BY ts, trade_id"
+    ).fetchall()
+    trades = Trades(
+        np.array([r[0] for r in fl], np.int64), np.array([r[1] for r in fl]), np.array([r[2] for r in fl])
+    )
     direct = orderbook_sequential(book, trades, SeqParams(horizons=(5, 60)))
     got = [r for r in one if r[0] == "S1"]
     assert len(got) == len(rows) == 5000
@@ -157,7 +186,9 @@ def test_ofi_row_wise_udf_hand_case_and_nulls(con) -> None:
 
 
 def test_null_inputs(con) -> None:
-    got = con.execute(f"SELECT {ORDERBOOK_SEQ}(NULL, NULL, NULL, [5]::INTEGER[], 10, 0.5, 300.0, 300, 300, 0.2, 0.8, true, 0.0001) IS NULL").fetchone()
+    got = con.execute(
+        f"SELECT {ORDERBOOK_SEQ}(NULL, NULL, NULL, [5]::INTEGER[], 10, 0.5, 300.0, 300, 300, 0.2, 0.8, true, 0.0001) IS NULL"
+    ).fetchone()
     assert got == (True,)
 
 
@@ -168,8 +199,11 @@ def test_vpin_udf_carries_state_like_the_kernel(con) -> None:
     ts = np.sort(T0 + rng.integers(0, 2 * day, k))
     size = rng.integers(1, 20, k).astype(float)
     buy = rng.random(k) < 0.5
-    con.execute("CREATE TABLE tr AS SELECT make_timestamp(unnest($1))::TIMESTAMPTZ AS ts, unnest($2) AS amount, "
-                "unnest($3) AS is_buy, unnest($4) AS tid", [ts.tolist(), size.tolist(), buy.tolist(), list(range(k))])
+    con.execute(
+        "CREATE TABLE tr AS SELECT make_timestamp(unnest($1))::TIMESTAMPTZ AS ts, unnest($2) AS amount, "
+        "unnest($3) AS is_buy, unnest($4) AS tid",
+        [ts.tolist(), size.tolist(), buy.tolist(), list(range(k))],
+    )
     con.execute("SET threads = 4")
     sql = f"""
       WITH d AS (SELECT list({{'ts': ts, 'amount': amount, 'is_buy': is_buy, 'price': 100.0}} ORDER BY ts, tid) AS l
@@ -180,10 +214,24 @@ def test_vpin_udf_carries_state_like_the_kernel(con) -> None:
             FROM d)"""
     # fetchall, not fetchone: a result left streaming keeps UDF tasks alive (see the fixture)
     r0 = con.execute(sql, [T0, T0 + day, None, None, None, None, None]).fetchall()[0][0]
-    r1 = con.execute(sql, [T0 + day, T0 + 2 * day, r0["state_f"], r0["state_i"], r0["recent_imbalance"],
-                           r0["recent_volume"], r0["recent_dp"]]).fetchall()[0][0]
+    r1 = con.execute(
+        sql,
+        [
+            T0 + day,
+            T0 + 2 * day,
+            r0["state_f"],
+            r0["state_i"],
+            r0["recent_imbalance"],
+            r0["recent_volume"],
+            r0["recent_dp"],
+        ],
+    ).fetchall()[0][0]
     whole = vpin_partition(ts, size, buy, np.full(k, 100.0), VpinState(), VpinParams(25.0, 7), T0)
-    got = [v for kind, v in zip(r0["kind"] + r1["kind"], r0["vpin"] + r1["vpin"], strict=True) if kind == "bucket"]
+    got = [
+        v
+        for kind, v in zip(r0["kind"] + r1["kind"], r0["vpin"] + r1["vpin"], strict=True)
+        if kind == "bucket"
+    ]
     want = [None if math.isnan(v) else v for v in whole.vpin]
     assert got == want and len(got) > 100
     assert r1["kind"][0] == "open" and r1["vpin"][0] == got[len([x for x in r0["kind"] if x == "bucket"]) - 1]

@@ -55,7 +55,9 @@ def test_rebuild_through_duckdb_two_connections() -> None:
 def test_rows_before_start_are_replayed_but_not_returned() -> None:
     con = duckdb.connect()
     register_all(con)
-    q = QUERY.replace("TIMESTAMPTZ '2024-01-01 00:00:00+00') AS x", "TIMESTAMPTZ '2024-01-01 00:05:00+00') AS x")
+    q = QUERY.replace(
+        "TIMESTAMPTZ '2024-01-01 00:00:00+00') AS x", "TIMESTAMPTZ '2024-01-01 00:05:00+00') AS x"
+    )
     rows = con.execute(q).fetchall()
     # 300 s at 0.1 s a row: rows 0…2999 are before the start; the break at 3000 (400 s gap) still shows
     assert len(rows) == 2 * 500 and rows[0][1] == 3000 and rows[0][3] and not rows[1][3]
@@ -70,4 +72,10 @@ def test_breaks_before_counts_only_served_rows() -> None:
     # row 2: n grew across the unserved row 1 (5 > 0) → break; row 3: 500 s after row 2 → break;
     # row 4: one more event → break
     assert breaks_before(emit, restart, ts, n, 300_000_000).tolist() == [True, False, True, True, True]
-    assert breaks_before(emit, restart, ts, np.zeros(5, np.int64), 300_000_000).tolist() == [True, False, False, True, False]
+    assert breaks_before(emit, restart, ts, np.zeros(5, np.int64), 300_000_000).tolist() == [
+        True,
+        False,
+        False,
+        True,
+        False,
+    ]

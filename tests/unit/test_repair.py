@@ -102,7 +102,7 @@ def test_sigkill_mid_segment_then_restart(tmp_path) -> None:
     tables = [pq.read_table(p) for p in sorted(after.values())]
     seqs = sorted(s for t in tables for s in t.column("seq").to_pylist())
     # Every flushed row is there exactly once (the child may have flushed a few more after its last print).
-    assert seqs[: flushed] == list(range(flushed))
+    assert seqs[:flushed] == list(range(flushed))
     assert seqs == list(range(len(seqs))) and len(seqs) % 100 == 0
     assert all(t.schema.equals(SCHEMAS["trades"]) for t in tables)
     # The original is kept, not deleted; active/ is clean.
@@ -244,5 +244,9 @@ def test_sigkill_of_a_running_sink_then_restart(tmp_path) -> None:
     assert not list((tmp_path / "raw" / "active").rglob("segment_*"))
     # One repair event per segment the kill left open (usually one; none if it struck between segments).
     events_dir = tmp_path / "raw" / "ready" / "ccxt" / "events"
-    events = pq.ParquetDataset(sorted(events_dir.glob("*.parquet"))).read().to_pylist() if open_segments else []
-    assert [e["exchange"] for e in events if e["event_type"] == "segment_repair"] == ["okx"] * len(open_segments)
+    events = (
+        pq.ParquetDataset(sorted(events_dir.glob("*.parquet"))).read().to_pylist() if open_segments else []
+    )
+    assert [e["exchange"] for e in events if e["event_type"] == "segment_repair"] == ["okx"] * len(
+        open_segments
+    )

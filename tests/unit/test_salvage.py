@@ -22,9 +22,21 @@ def trades(n: int) -> pa.Table:
     rows = []
     for i in range(n):  # two symbols interleaved, one trade a second
         sym = ("BTC/USDT", "ETH/USDT")[i % 2]
-        rows.append({"collected_at": (T0 + i * SEC) // 1_000_000, "capture_ts": T0 + i * SEC + 5,
-                     "exchange": "binance", "symbol": sym, "conn_id": "c1", "seq": i, "timestamp": T0 + i * SEC,
-                     "trade_id": str(i), "side": "buy", "price": 100.0 + i, "amount": 0.5})
+        rows.append(
+            {
+                "collected_at": (T0 + i * SEC) // 1_000_000,
+                "capture_ts": T0 + i * SEC + 5,
+                "exchange": "binance",
+                "symbol": sym,
+                "conn_id": "c1",
+                "seq": i,
+                "timestamp": T0 + i * SEC,
+                "trade_id": str(i),
+                "side": "buy",
+                "price": 100.0 + i,
+                "amount": 0.5,
+            }
+        )
     conv = convert_rows("trades", rows, SCHEMAS["trades"])
     assert not conv.rejected
     return conv.table
@@ -62,9 +74,13 @@ def test_parquet_keeps_its_readable_row_groups(tmp_path: Path) -> None:
     assert report.rows == 400 and report.quarantined == [f"raw/quarantine/ccxt/trades/{seg.name}"]
     events = sorted(bronze(tmp_path, "events"), key=lambda r: r["symbol"])
     assert [(e["event_type"], e["exchange"], e["symbol"], e["channel"], e["count"]) for e in events] == [
-        ("quarantine", "binance", "BTC/USDT", "trades", 50), ("quarantine", "binance", "ETH/USDT", "trades", 50)]
+        ("quarantine", "binance", "BTC/USDT", "trades", 50),
+        ("quarantine", "binance", "ETH/USDT", "trades", 50),
+    ]
     for e in events:  # on the receive clock: after row 199, before row 300
-        assert e["interval_start"].value == T0 + 199 * SEC + 5 and e["interval_end"].value == T0 + 300 * SEC + 5
+        assert (
+            e["interval_start"].value == T0 + 199 * SEC + 5 and e["interval_end"].value == T0 + 300 * SEC + 5
+        )
         assert e["capture_ts"].value == e["interval_start"].value and "row group 2" in e["detail"]
     assert (tmp_path / "bronze" / "events" / "exchange=binance" / "date=2024-08-08").is_dir()
     assert not seg.exists()
@@ -80,7 +96,12 @@ def test_ndjson_keeps_its_good_lines_and_quarantines_only_the_bad_one(tmp_path: 
     assert got == [i for i in range(1000) if i != 500] and report.rows == 999
     (e,) = bronze(tmp_path, "events")
     assert (e["event_type"], e["exchange"], e["symbol"], e["channel"], e["count"]) == (
-        "quarantine", "binance", "BTC/USDT", "trades", 1)
+        "quarantine",
+        "binance",
+        "BTC/USDT",
+        "trades",
+        1,
+    )
     assert e["interval_start"].value == T0 + 499 * SEC + 5 and e["interval_end"].value == T0 + 501 * SEC + 5
     kept = (tmp_path / "raw" / "quarantine" / "ccxt" / "trades" / seg.name).read_bytes()
     assert kept == lines[500] + b"\n"  # only the bad part is set aside

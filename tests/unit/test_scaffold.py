@@ -14,7 +14,12 @@ def test_init_writes_a_loadable_project(tmp_path):
     d = tmp_path / "p"
     written = init_project(d)
     assert {p.relative_to(d).as_posix() for p in written} >= {
-        "config.yaml", "project.yml", "sql/gold/my_model.sql", "sql/gold/my_model.yml", "macros/my_macros.sql"}
+        "config.yaml",
+        "project.yml",
+        "sql/gold/my_model.sql",
+        "sql/gold/my_model.yml",
+        "macros/my_macros.sql",
+    }
     cfg = load_config(d / "config.yaml")
     assert cfg.project_dir == str(d) and cfg.storage.root == str(d / "lake")
     project = load_project(cfg)

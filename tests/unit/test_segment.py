@@ -67,7 +67,9 @@ def ready_files(root, source: str, channel: str) -> list:
 
 @pytest.mark.parametrize("channel", list(SCHEMAS))
 def test_segment_has_exact_schema_zstd_and_one_row_group_per_flush(tmp_path, channel: str) -> None:
-    w = StreamingParquetWriter(tmp_path, "ccxt", channel, SCHEMAS[channel], compression="zstd", compression_level=5)
+    w = StreamingParquetWriter(
+        tmp_path, "ccxt", channel, SCHEMAS[channel], compression="zstd", compression_level=5
+    )
     w.write(table_of(channel, 0, 10))
     w.write(table_of(channel, 10, 7))
     assert w.active_path is not None and w.active_path.with_suffix(".arrow").exists()  # the journal
@@ -89,7 +91,11 @@ def test_orderbook_levels_roundtrip_best_first(tmp_path) -> None:
     w = StreamingParquetWriter(tmp_path, "coinbase", "orderbook", SCHEMAS["orderbook"])
     w.write(table_of("orderbook", 0, 1))
     row = pq.read_table(w.close()).to_pylist()[0]
-    assert row["bids"] == [{"price": 100.0, "size": 1.0}, {"price": 99.0, "size": 2.0}, {"price": 98.0, "size": 3.0}]
+    assert row["bids"] == [
+        {"price": 100.0, "size": 1.0},
+        {"price": 99.0, "size": 2.0},
+        {"price": 98.0, "size": 3.0},
+    ]
     assert row["asks"][0] == {"price": 101.0, "size": 2.0}
 
 
@@ -125,7 +131,9 @@ def test_rotation_on_hour_boundary(tmp_path) -> None:
     assert w.active_path is None
     files = ready_files(tmp_path, "ccxt", "trades")
     assert [pq.read_metadata(f).num_rows for f in files] == [10, 5]
-    assert files[0].name.startswith("segment_20240808T105959") and files[1].name.startswith("segment_20240808T110000")
+    assert files[0].name.startswith("segment_20240808T105959") and files[1].name.startswith(
+        "segment_20240808T110000"
+    )
 
 
 def test_segment_names_never_repeat_across_restarts(tmp_path) -> None:
@@ -164,11 +172,22 @@ def test_ndjson_segments_same_lifecycle(tmp_path) -> None:
     assert back.equals(table_of("orderbook", 0, 200))  # timestamps exact to the ns
 
 
-@pytest.mark.parametrize(("codec", "level", "expected"), [
-    ("zstd", 19, "ZSTD"), ("snappy", 3, "SNAPPY"), ("gzip", 12, "GZIP"), ("lz4", 3, "LZ4"), ("none", 3, "UNCOMPRESSED"),
-])
-def test_every_configured_codec_writes_valid_segments(tmp_path, codec: str, level: int, expected: str) -> None:
-    w = StreamingParquetWriter(tmp_path, "ccxt", "ticker", SCHEMAS["ticker"], compression=codec, compression_level=level)
+@pytest.mark.parametrize(
+    ("codec", "level", "expected"),
+    [
+        ("zstd", 19, "ZSTD"),
+        ("snappy", 3, "SNAPPY"),
+        ("gzip", 12, "GZIP"),
+        ("lz4", 3, "LZ4"),
+        ("none", 3, "UNCOMPRESSED"),
+    ],
+)
+def test_every_configured_codec_writes_valid_segments(
+    tmp_path, codec: str, level: int, expected: str
+) -> None:
+    w = StreamingParquetWriter(
+        tmp_path, "ccxt", "ticker", SCHEMAS["ticker"], compression=codec, compression_level=level
+    )
     w.write(table_of("ticker", 0, 5))
     pf = pq.ParquetFile(w.close())
     assert pf.metadata.row_group(0).column(0).compression == expected

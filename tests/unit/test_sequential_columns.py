@@ -16,8 +16,15 @@ from daedalus.udfs.series import US, SeqParams, Series, series_sequential
 def _series(n: int) -> Series:
     ts = np.arange(n, dtype=np.int64) * US
     mid = 100.0 + np.arange(n) * 0.01
-    return Series(ts=ts, crossed=np.zeros(n, bool), break_before=np.zeros(n, bool), mid=mid,
-                  spread=np.full(n, 0.01), ofi_raw=np.ones(n), mlofi_raw=np.ones(n))
+    return Series(
+        ts=ts,
+        crossed=np.zeros(n, bool),
+        break_before=np.zeros(n, bool),
+        mid=mid,
+        spread=np.full(n, 0.01),
+        ofi_raw=np.ones(n),
+        mlofi_raw=np.ones(n),
+    )
 
 
 def test_kernel_returns_every_declared_column_in_its_shape() -> None:
@@ -31,10 +38,25 @@ def test_kernel_returns_every_declared_column_in_its_shape() -> None:
 def test_output_columns_expand_horizons_in_the_models_historic_order() -> None:
     names = [c.name for c in output_columns((5, 60))]
     assert names == [
-        "log_return", "mid_velocity", "ofi", "mlofi",
-        "ofi_sum_5s", "mlofi_sum_5s", "rv_5s", "tfi_5s", "trade_volume_5s",
-        "ofi_sum_60s", "mlofi_sum_60s", "rv_60s", "tfi_60s", "trade_volume_60s",
-        "kyle_lambda", "kyle_lambda_r2", "vpin", "spread_pctile", "spread_regime",
+        "log_return",
+        "mid_velocity",
+        "ofi",
+        "mlofi",
+        "ofi_sum_5s",
+        "mlofi_sum_5s",
+        "rv_5s",
+        "tfi_5s",
+        "trade_volume_5s",
+        "ofi_sum_60s",
+        "mlofi_sum_60s",
+        "rv_60s",
+        "tfi_60s",
+        "trade_volume_60s",
+        "kyle_lambda",
+        "kyle_lambda_r2",
+        "vpin",
+        "spread_pctile",
+        "spread_regime",
     ]
     tfi60 = next(c for c in output_columns((5, 60)) if c.name == "tfi_60s")
     assert tfi60.expr == "tfi[2]" and "(t − 60 s, t]" in tfi60.doc

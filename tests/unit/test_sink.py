@@ -63,13 +63,18 @@ def test_malformed_record_is_quarantined_and_the_rest_of_its_batch_written(tmp_p
     assert stats["channels"]["ccxt/trades"]["written"] == 8
     assert stats["channels"]["ccxt/trades"]["quarantined"] == 2
     assert stats["streams"]["ccxt/trades/binance/BTC/USDT"] == {
-        "written": 8, "quarantined": 2, "gaps_last_hour": 0, "reconnects_last_hour": 0,
+        "written": 8,
+        "quarantined": 2,
+        "gaps_last_hour": 0,
+        "reconnects_last_hour": 0,
     }
     assert stats["channels"]["ccxt/trades"]["upload_backlog"] == 0
 
 
 def test_record_of_an_unknown_channel_is_quarantined(tmp_path) -> None:
-    sink = run_sink(tmp_path, [Record("ccxt", "funding", {"exchange": "binance", "rate": 0.01})], IngestionConfig())
+    sink = run_sink(
+        tmp_path, [Record("ccxt", "funding", {"exchange": "binance", "rate": 0.01})], IngestionConfig()
+    )
     (q,) = pq.ParquetDataset(ready(tmp_path, "ccxt", "quarantine")).read().to_pylist()
     assert q["channel"] == "funding" and q["error"].startswith("unknown channel 'funding'")
     assert sink.stats()["channels"]["ccxt/funding"]["quarantined"] == 1
@@ -98,7 +103,9 @@ def test_flush_interval_writes_partial_batches_while_running(tmp_path) -> None:
 
 
 def test_stop_drains_queue_and_closes_every_segment(tmp_path) -> None:
-    records = [Record("ccxt", ch, sample_row(ch, i)) for i in range(300) for ch in ("ticker", "trades", "orderbook")]
+    records = [
+        Record("ccxt", ch, sample_row(ch, i)) for i in range(300) for ch in ("ticker", "trades", "orderbook")
+    ]
     sink = run_sink(tmp_path, records, IngestionConfig(batch_size=128, flush_interval_seconds=10))
     for ch in ("ticker", "trades", "orderbook"):
         table = ds.dataset(ready(tmp_path, "ccxt", ch)).to_table()
@@ -169,15 +176,30 @@ def test_health_file_and_status_command(tmp_path) -> None:
 
 def test_build_health_merges_queue_and_sink() -> None:
     doc = build_health(
-        {"depth": 3, "maxsize": 10, "received": 7, "dropped": 2,
-         "streams": {"a/b/c/d": {"received": 7, "dropped": 2, "seconds_since_last_message": 1.5}}},
-        {"channels": {"a/b": {"bytes": 100, "segments": 2}}, "upload_backlog": 4,
-         "streams": {"a/b/c/d": {"written": 5, "quarantined": 0, "gaps_last_hour": 1, "reconnects_last_hour": 2}}},
+        {
+            "depth": 3,
+            "maxsize": 10,
+            "received": 7,
+            "dropped": 2,
+            "streams": {"a/b/c/d": {"received": 7, "dropped": 2, "seconds_since_last_message": 1.5}},
+        },
+        {
+            "channels": {"a/b": {"bytes": 100, "segments": 2}},
+            "upload_backlog": 4,
+            "streams": {
+                "a/b/c/d": {"written": 5, "quarantined": 0, "gaps_last_hour": 1, "reconnects_last_hour": 2}
+            },
+        },
     )
     assert doc["queue_depth"] == 3 and doc["bytes_written"] == 100 and doc["upload_backlog"] == 4
     assert doc["streams"]["a/b/c/d"] == {
-        "seconds_since_last_message": 1.5, "received": 7, "dropped": 2, "written": 5,
-        "quarantined": 0, "gaps_last_hour": 1, "reconnects_last_hour": 2,
+        "seconds_since_last_message": 1.5,
+        "received": 7,
+        "dropped": 2,
+        "written": 5,
+        "quarantined": 0,
+        "gaps_last_hour": 1,
+        "reconnects_last_hour": 2,
     }
     assert doc["updated_at"] <= time.time()
 

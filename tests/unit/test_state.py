@@ -12,15 +12,22 @@ from daedalus.lake.manifest import MANIFEST, Manifest, PartitionState, fingerpri
 
 
 def part(files: list[str], fp: str = "f") -> PartitionState:
-    return PartitionState(keys={"exchange": "x", "date": "2024-01-01"},
-                          files=[FileInfo(f, 10, 1) for f in files], fingerprint=fp, rows=3, bytes=10)
+    return PartitionState(
+        keys={"exchange": "x", "date": "2024-01-01"},
+        files=[FileInfo(f, 10, 1) for f in files],
+        fingerprint=fp,
+        rows=3,
+        bytes=10,
+    )
 
 
 def test_round_trip(tmp_path):
     lake = LocalLake(tmp_path)
     m = Manifest.load(lake)
     assert m.models == {}
-    m.replace_partition("t", "exchange=x/date=2024-01-01", part(["silver/t/a.parquet"]), "partitioned", "silver")
+    m.replace_partition(
+        "t", "exchange=x/date=2024-01-01", part(["silver/t/a.parquet"]), "partitioned", "silver"
+    )
     m.models["t"].columns = [["a", "BIGINT"]]
     m.save()
     again = Manifest.load(lake)

@@ -39,18 +39,25 @@ def _compiler() -> Compiler:
 def structural_sql(max_levels: int, bands: tuple[float, ...]) -> str:
     # The compiler caches templates by path: one path per distinct call.
     call = f"{{{{ orderbook_structural('book', {max_levels}, {list(bands)}) }}}}"
-    return _compiler().render_test(SqlTest("structural", Path(f"structural-{max_levels}-{bands}.sql"), call), ParseResolver())
+    return _compiler().render_test(
+        SqlTest("structural", Path(f"structural-{max_levels}-{bands}.sql"), call), ParseResolver()
+    )
 
 
-def run_books(books: list[tuple[list[tuple[float, float]], list[tuple[float, float]]]],
-              max_levels: int = 20, bands: list[float] | None = None) -> list[dict[str, Any]]:
+def run_books(
+    books: list[tuple[list[tuple[float, float]], list[tuple[float, float]]]],
+    max_levels: int = 20,
+    bands: list[float] | None = None,
+) -> list[dict[str, Any]]:
     """One output row per (bids, asks) book, in input order."""
     bands = bands or DEFAULT_BANDS
-    table = pa.table({
-        "id": pa.array(range(len(books)), pa.int64()),
-        "bids": pa.array([[{"price": p, "size": q} for p, q in b] for b, _ in books], LEVELS),
-        "asks": pa.array([[{"price": p, "size": q} for p, q in a] for _, a in books], LEVELS),
-    })
+    table = pa.table(
+        {
+            "id": pa.array(range(len(books)), pa.int64()),
+            "bids": pa.array([[{"price": p, "size": q} for p, q in b] for b, _ in books], LEVELS),
+            "asks": pa.array([[{"price": p, "size": q} for p, q in a] for _, a in books], LEVELS),
+        }
+    )
     con = duckdb.connect()
     con.register("book", table)
     cur = con.execute(f"SELECT * FROM ({structural_sql(max_levels, tuple(bands))}) ORDER BY id")
@@ -83,8 +90,21 @@ def test_one_level_book() -> None:
 
 def test_missing_side_is_null_not_zero() -> None:
     r = one([(99.0, 1.0), (98.0, 2.0)], [])
-    for col in ("best_ask", "ask_size_1", "mid", "spread", "spread_bps", "microprice", "imbalance_1",
-                "imbalance_10", "ask_depth", "depth_imbalance", "ask_vwap_5", "ask_concentration", "ask_slope"):
+    for col in (
+        "best_ask",
+        "ask_size_1",
+        "mid",
+        "spread",
+        "spread_bps",
+        "microprice",
+        "imbalance_1",
+        "imbalance_10",
+        "ask_depth",
+        "depth_imbalance",
+        "ask_vwap_5",
+        "ask_concentration",
+        "ask_slope",
+    ):
         assert r[col] is None, col
     for name in band_names(DEFAULT_BANDS):  # no mid → no distance → no band
         assert r[f"bid_depth_{name}"] is None and r[f"ask_depth_{name}"] is None
@@ -99,8 +119,17 @@ def test_missing_side_is_null_not_zero() -> None:
 def test_zero_sizes_give_null_ratios() -> None:
     r = one([(999.5, 0.0), (999.0, 0.0)], [(1000.5, 0.0)])
     assert r["mid"] == 1000.0
-    for col in ("microprice", "imbalance_1", "imbalance_5", "depth_imbalance", "bid_vwap_5", "ask_vwap_5",
-                "bid_concentration", "ask_concentration", "band_imbalance_5_10bps"):
+    for col in (
+        "microprice",
+        "imbalance_1",
+        "imbalance_5",
+        "depth_imbalance",
+        "bid_vwap_5",
+        "ask_vwap_5",
+        "bid_concentration",
+        "ask_concentration",
+        "band_imbalance_5_10bps",
+    ):
         assert r[col] is None, col
     assert (r["bid_depth"], r["ask_depth"]) == (0.0, 0.0)
     assert (r["bid_depth_5_10bps"], r["ask_depth_5_10bps"]) == (0.0, 0.0)
@@ -121,10 +150,22 @@ def test_crossed_book_keeps_structural_values() -> None:
 
 def test_band_edges_lo_inclusive_hi_exclusive() -> None:
     # mid = 1000: 999.5 and 1000.5 are exactly 5 bps away, 999.0 / 1001.0 exactly 10, 997.5 exactly 25
-    r = one([(999.5, 1.0), (999.0, 2.0), (997.5, 4.0)], [(1000.5, 3.0), (1001.0, 5.0)], bands=[0, 5, 10, 25, 50])
+    r = one(
+        [(999.5, 1.0), (999.0, 2.0), (997.5, 4.0)], [(1000.5, 3.0), (1001.0, 5.0)], bands=[0, 5, 10, 25, 50]
+    )
     assert r["mid"] == 1000.0
-    assert [r[f"bid_depth_{n}"] for n in ("0_5bps", "5_10bps", "10_25bps", "25_50bps")] == [0.0, 1.0, 2.0, 4.0]
-    assert [r[f"ask_depth_{n}"] for n in ("0_5bps", "5_10bps", "10_25bps", "25_50bps")] == [0.0, 3.0, 5.0, 0.0]
+    assert [r[f"bid_depth_{n}"] for n in ("0_5bps", "5_10bps", "10_25bps", "25_50bps")] == [
+        0.0,
+        1.0,
+        2.0,
+        4.0,
+    ]
+    assert [r[f"ask_depth_{n}"] for n in ("0_5bps", "5_10bps", "10_25bps", "25_50bps")] == [
+        0.0,
+        3.0,
+        5.0,
+        0.0,
+    ]
     assert r["band_imbalance_5_10bps"] == pytest.approx((1 - 3) / 4)
     assert r["band_imbalance_25_50bps"] == 1.0
 
@@ -138,7 +179,9 @@ def test_truncated_side_band_is_null_when_deepest_level_inside() -> None:
     assert r["band_imbalance_10_25bps"] is None
     assert r["ask_depth_5_10bps"] == 2.0 and r["ask_depth_10_25bps"] == 0.0  # 1 level < max_levels: complete
     # a deepest level exactly on the upper edge (25 bps, not < 25) leaves the band visible
-    r = one([(999.5, 1.0), (999.0, 2.0), (997.5, 3.0)], [(1000.5, 2.0)], max_levels=3, bands=[0, 5, 10, 25, 50])
+    r = one(
+        [(999.5, 1.0), (999.0, 2.0), (997.5, 3.0)], [(1000.5, 2.0)], max_levels=3, bands=[0, 5, 10, 25, 50]
+    )
     assert r["bid_depth_10_25bps"] == 2.0
     assert r["bid_depth_25_50bps"] is None
 
@@ -190,7 +233,9 @@ def books(draw: st.DrawFn, max_levels: int) -> tuple[list[tuple[float, float]], 
     return side(-1, best_bid), side(+1, best_ask)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 @given(data=st.data())
 def test_random_books_match_reference(data: st.DataObject) -> None:
     max_levels = data.draw(st.sampled_from([3, 5, 20]))

@@ -30,12 +30,15 @@ def test_break_event_types_match_the_collector_contract() -> None:
 
 
 def test_bar_start_is_left_closed_on_utc_boundaries() -> None:
-    sql = render("SELECT epoch_ms({{ bar_start('t', 5) }}), epoch_ms({{ bar_start('t', 3600) }}) "
-                 "FROM (SELECT unnest($ts)::TIMESTAMPTZ AS t)")
+    sql = render(
+        "SELECT epoch_ms({{ bar_start('t', 5) }}), epoch_ms({{ bar_start('t', 3600) }}) "
+        "FROM (SELECT unnest($ts)::TIMESTAMPTZ AS t)"
+    )
     con = duckdb.connect()
     con.execute("SET TimeZone = 'Asia/Kolkata'")  # a +05:30 session zone must not shift UTC bars
     ts = ["2024-01-01 00:00:05+00", "2024-01-01 00:00:04.999999+00", "2024-01-01 10:59:59.5+00"]
     rows = con.execute(sql, {"ts": ts}).fetchall()
+
     def ms(*args: int) -> int:
         return int(dt.datetime(*args, tzinfo=dt.UTC).timestamp() * 1000)
 

@@ -11,8 +11,12 @@ from daedalus.collector.venue_okx import okx_checksum
 
 
 def _bybit(kind: str, u: int) -> dict:
-    return {"topic": "orderbook.50.BTCUSDT", "type": kind, "ts": 1,
-            "data": {"s": "BTCUSDT", "b": [], "a": [], "u": u, "seq": 7}}
+    return {
+        "topic": "orderbook.50.BTCUSDT",
+        "type": kind,
+        "ts": 1,
+        "data": {"s": "BTCUSDT", "b": [], "a": [], "u": u, "seq": 7},
+    }
 
 
 def test_bybit_update_ids_follow_one_another_and_a_snapshot_resets() -> None:

@@ -40,9 +40,30 @@ NO_ID = np.iinfo(np.int64).min
 """The kernel's NULL for update ids."""
 
 # Reason codes: why a row restarts the series (emitted rows) or why it was not applied (the others).
-OK, SERIES_START, SNAPSHOT, CHECKPOINT_MISMATCH, NO_BOOK, UNKNOWN_LEVEL, REGRESSED, GAP, DUPLICATE, INVALID = range(10)
-REASONS = ("", "series_start", "snapshot", "checkpoint_mismatch", "no_book", "unknown_level_removed",
-           "update_id_regressed", "update_id_gap", "duplicate", "invalid_levels")
+(
+    OK,
+    SERIES_START,
+    SNAPSHOT,
+    CHECKPOINT_MISMATCH,
+    NO_BOOK,
+    UNKNOWN_LEVEL,
+    REGRESSED,
+    GAP,
+    DUPLICATE,
+    INVALID,
+) = range(10)
+REASONS = (
+    "",
+    "series_start",
+    "snapshot",
+    "checkpoint_mismatch",
+    "no_book",
+    "unknown_level_removed",
+    "update_id_regressed",
+    "update_id_gap",
+    "duplicate",
+    "invalid_levels",
+)
 
 
 @njit(cache=True)
@@ -58,8 +79,9 @@ def _grow(keys: np.ndarray, sizes: np.ndarray, need: int) -> tuple[np.ndarray, n
 
 
 @njit(cache=True)
-def _load(px: np.ndarray, sz: np.ndarray, lo: int, hi: int, sign: float,
-          keys: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, float]:
+def _load(
+    px: np.ndarray, sz: np.ndarray, lo: int, hi: int, sign: float, keys: np.ndarray, sizes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int, float]:
     """A side from a full list (any order; size 0 levels dropped): (keys, sizes, count, frontier key).
     The frontier is the deepest loaded key (the smallest); +inf when the side is empty."""
     keys, sizes = _grow(keys, sizes, hi - lo)
@@ -86,8 +108,18 @@ def _load(px: np.ndarray, sz: np.ndarray, lo: int, hi: int, sign: float,
 
 
 @njit(cache=True)
-def _apply(px: np.ndarray, sz: np.ndarray, lo: int, hi: int, sign: float, keys: np.ndarray, sizes: np.ndarray,
-           n: int, frontier: float, strict: bool) -> tuple[np.ndarray, np.ndarray, int, bool]:
+def _apply(
+    px: np.ndarray,
+    sz: np.ndarray,
+    lo: int,
+    hi: int,
+    sign: float,
+    keys: np.ndarray,
+    sizes: np.ndarray,
+    n: int,
+    frontier: float,
+    strict: bool,
+) -> tuple[np.ndarray, np.ndarray, int, bool]:
     """Apply changed levels to a side; (keys, sizes, count, ok). ok is False on an unknown delete
     inside the complete region (the side is then left as far as applied; the caller drops it)."""
     keys, sizes = _grow(keys, sizes, n + (hi - lo))
@@ -97,16 +129,16 @@ def _apply(px: np.ndarray, sz: np.ndarray, lo: int, hi: int, sign: float, keys: 
         found = i < n and keys[i] == k
         if sz[j] == 0:
             if found:
-                keys[i:n - 1] = keys[i + 1:n].copy()
-                sizes[i:n - 1] = sizes[i + 1:n].copy()
+                keys[i : n - 1] = keys[i + 1 : n].copy()
+                sizes[i : n - 1] = sizes[i + 1 : n].copy()
                 n -= 1
             elif strict and k >= frontier:
                 return keys, sizes, n, False
         elif found:
             sizes[i] = sz[j]
         else:
-            keys[i + 1:n + 1] = keys[i:n].copy()
-            sizes[i + 1:n + 1] = sizes[i:n].copy()
+            keys[i + 1 : n + 1] = keys[i:n].copy()
+            sizes[i + 1 : n + 1] = sizes[i:n].copy()
             keys[i] = k
             sizes[i] = sz[j]
             n += 1
@@ -114,8 +146,9 @@ def _apply(px: np.ndarray, sz: np.ndarray, lo: int, hi: int, sign: float, keys: 
 
 
 @njit(cache=True)
-def _same(px: np.ndarray, sz: np.ndarray, lo: int, hi: int, sign: float, keys: np.ndarray, sizes: np.ndarray,
-          n: int) -> bool:
+def _same(
+    px: np.ndarray, sz: np.ndarray, lo: int, hi: int, sign: float, keys: np.ndarray, sizes: np.ndarray, n: int
+) -> bool:
     """Does a full side list (best first, no zero sizes) hold exactly the book side?"""
     m = 0
     for j in range(lo, hi):
@@ -133,8 +166,9 @@ def _same(px: np.ndarray, sz: np.ndarray, lo: int, hi: int, sign: float, keys: n
 
 
 @njit(cache=True)
-def _bands(keys: np.ndarray, sizes: np.ndarray, n: int, sign: float, mid: float,
-           bands: np.ndarray, out: np.ndarray) -> None:
+def _bands(
+    keys: np.ndarray, sizes: np.ndarray, n: int, sign: float, mid: float, bands: np.ndarray, out: np.ndarray
+) -> None:
     """Band sums of one side into out[0 : len(bands) − 1], touch outwards; NaN where not visible."""
     nb = bands.shape[0] - 1
     top = bands[nb]
@@ -156,12 +190,34 @@ def _bands(keys: np.ndarray, sizes: np.ndarray, n: int, sign: float, mid: float,
 
 @njit(cache=True)
 def rebuild_books(
-    kind: np.ndarray, seq: np.ndarray, first_id: np.ndarray, last_id: np.ndarray, prev_id: np.ndarray,
-    bid_px: np.ndarray, bid_sz: np.ndarray, bid_off: np.ndarray,
-    ask_px: np.ndarray, ask_sz: np.ndarray, ask_off: np.ndarray,
-    max_levels: np.int64, bands: np.ndarray, strict_deletes: bool, wanted: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-           np.ndarray, np.ndarray, np.ndarray]:
+    kind: np.ndarray,
+    seq: np.ndarray,
+    first_id: np.ndarray,
+    last_id: np.ndarray,
+    prev_id: np.ndarray,
+    bid_px: np.ndarray,
+    bid_sz: np.ndarray,
+    bid_off: np.ndarray,
+    ask_px: np.ndarray,
+    ask_sz: np.ndarray,
+    ask_off: np.ndarray,
+    max_levels: np.int64,
+    bands: np.ndarray,
+    strict_deletes: bool,
+    wanted: np.ndarray,
+) -> tuple[
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+]:
     """Replay one connection's rows (seq order). Returns, per input row: emit, restart, reason, then
     the emitted books' top levels flattened (bid px/sz/offsets, ask px/sz/offsets; a row not emitted
     or not `wanted` has no levels), and the band sums (rows × bands, NaN = NULL) of bids and asks.
@@ -203,14 +259,17 @@ def rebuild_books(
                 reason[i] = NO_BOOK
             elif last != NO_ID and last_id[i] != NO_ID and last_id[i] <= last:
                 reason[i] = REGRESSED
-            elif (last != NO_ID and last_is_delta and prev_id[i] != NO_ID and prev_id[i] != last) or \
-                    (last != NO_ID and first_id[i] != NO_ID and first_id[i] > last + 1):
+            elif (last != NO_ID and last_is_delta and prev_id[i] != NO_ID and prev_id[i] != last) or (
+                last != NO_ID and first_id[i] != NO_ID and first_id[i] > last + 1
+            ):
                 reason[i] = GAP
             else:
                 bk, bs, n_b, ok_b = _apply(bid_px, bid_sz, b0, b1, 1.0, bk, bs, n_b, f_b, strict_deletes)
                 ok_a = False
                 if ok_b:
-                    ak, asz, n_a, ok_a = _apply(ask_px, ask_sz, a0, a1, -1.0, ak, asz, n_a, f_a, strict_deletes)
+                    ak, asz, n_a, ok_a = _apply(
+                        ask_px, ask_sz, a0, a1, -1.0, ak, asz, n_a, f_a, strict_deletes
+                    )
                 if not (ok_b and ok_a):
                     reason[i] = UNKNOWN_LEVEL
             if reason[i] != OK:
@@ -228,8 +287,10 @@ def rebuild_books(
             elif not have:
                 restart[i] = True
                 reason[i] = SERIES_START if i == 0 or broken == OK else broken
-            elif not (_same(bid_px, bid_sz, b0, b1, 1.0, bk, bs, n_b)
-                      and _same(ask_px, ask_sz, a0, a1, -1.0, ak, asz, n_a)):
+            elif not (
+                _same(bid_px, bid_sz, b0, b1, 1.0, bk, bs, n_b)
+                and _same(ask_px, ask_sz, a0, a1, -1.0, ak, asz, n_a)
+            ):
                 restart[i], reason[i] = True, CHECKPOINT_MISMATCH
             bk, bs, n_b, f_b = _load(bid_px, bid_sz, b0, b1, 1.0, bk, bs)
             ak, asz, n_a, f_a = _load(ask_px, ask_sz, a0, a1, -1.0, ak, asz)
@@ -259,5 +320,16 @@ def rebuild_books(
             mid = (bk[n_b - 1] + -ak[n_a - 1]) / 2
             _bands(bk, bs, n_b, 1.0, mid, bands, bid_band[i])
             _bands(ak, asz, n_a, -1.0, mid, bands, ask_band[i])
-    return (emit, restart, reason, ob_px[: ob_off[n]], ob_sz[: ob_off[n]], ob_off,
-            oa_px[: oa_off[n]], oa_sz[: oa_off[n]], oa_off, bid_band, ask_band)
+    return (
+        emit,
+        restart,
+        reason,
+        ob_px[: ob_off[n]],
+        ob_sz[: ob_off[n]],
+        ob_off,
+        oa_px[: oa_off[n]],
+        oa_sz[: oa_off[n]],
+        oa_off,
+        bid_band,
+        ask_band,
+    )

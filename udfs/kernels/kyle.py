@@ -21,7 +21,11 @@ ZERO_VARIANCE_RELATIVE = 1e-12
 
 @njit(cache=True)
 def kyle_lambda(
-    ts: np.ndarray, seg: np.ndarray, log_return: np.ndarray, flow: np.ndarray, window: np.int64,
+    ts: np.ndarray,
+    seg: np.ndarray,
+    log_return: np.ndarray,
+    flow: np.ndarray,
+    window: np.int64,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(λ, r²) per snapshot, NaN where NULL. `flow` is q_n; observations are the rows with a log_return
     and a q_n."""

@@ -29,10 +29,22 @@ def _side_term(p_now: float, q_now: float, p_prev: float, q_prev: float, bid: bo
 
 @njit(cache=True)
 def _pair(
-    bid_px: np.ndarray, bid_sz: np.ndarray, b_now: int, nb_now: int,
-    pbid_px: np.ndarray, pbid_sz: np.ndarray, b_prev: int, nb_prev: int,
-    ask_px: np.ndarray, ask_sz: np.ndarray, a_now: int, na_now: int,
-    pask_px: np.ndarray, pask_sz: np.ndarray, a_prev: int, na_prev: int,
+    bid_px: np.ndarray,
+    bid_sz: np.ndarray,
+    b_now: int,
+    nb_now: int,
+    pbid_px: np.ndarray,
+    pbid_sz: np.ndarray,
+    b_prev: int,
+    nb_prev: int,
+    ask_px: np.ndarray,
+    ask_sz: np.ndarray,
+    a_now: int,
+    na_now: int,
+    pask_px: np.ndarray,
+    pask_sz: np.ndarray,
+    a_prev: int,
+    na_prev: int,
     weights: np.ndarray,
 ) -> tuple[float, float]:
     """(e^1, Σ w_m e^m) of one book against its predecessor; levels start at the given offsets.
@@ -44,9 +56,13 @@ def _pair(
     for m in range(weights.shape[0]):
         e = 0.0
         if m < nb_now and m < nb_prev:
-            e += _side_term(bid_px[b_now + m], bid_sz[b_now + m], pbid_px[b_prev + m], pbid_sz[b_prev + m], True)
+            e += _side_term(
+                bid_px[b_now + m], bid_sz[b_now + m], pbid_px[b_prev + m], pbid_sz[b_prev + m], True
+            )
         if m < na_now and m < na_prev:
-            e += _side_term(ask_px[a_now + m], ask_sz[a_now + m], pask_px[a_prev + m], pask_sz[a_prev + m], False)
+            e += _side_term(
+                ask_px[a_now + m], ask_sz[a_now + m], pask_px[a_prev + m], pask_sz[a_prev + m], False
+            )
         if m == 0:
             first = e
         total += weights[m] * e
@@ -55,9 +71,16 @@ def _pair(
 
 @njit(cache=True)
 def ofi_mlofi(
-    bid_px: np.ndarray, bid_sz: np.ndarray, bid_off: np.ndarray,
-    ask_px: np.ndarray, ask_sz: np.ndarray, ask_off: np.ndarray,
-    seg: np.ndarray, crossed: np.ndarray, levels: np.int64, alpha: float,
+    bid_px: np.ndarray,
+    bid_sz: np.ndarray,
+    bid_off: np.ndarray,
+    ask_px: np.ndarray,
+    ask_sz: np.ndarray,
+    ask_off: np.ndarray,
+    seg: np.ndarray,
+    crossed: np.ndarray,
+    levels: np.int64,
+    alpha: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(ofi, mlofi) per snapshot of a whole series, NaN where NULL."""
     n = seg.shape[0]
@@ -68,10 +91,22 @@ def ofi_mlofi(
         if seg[i] != seg[i - 1] or crossed[i] or crossed[i - 1]:
             continue
         ofi[i], mlofi[i] = _pair(
-            bid_px, bid_sz, bid_off[i], bid_off[i + 1] - bid_off[i],
-            bid_px, bid_sz, bid_off[i - 1], bid_off[i] - bid_off[i - 1],
-            ask_px, ask_sz, ask_off[i], ask_off[i + 1] - ask_off[i],
-            ask_px, ask_sz, ask_off[i - 1], ask_off[i] - ask_off[i - 1],
+            bid_px,
+            bid_sz,
+            bid_off[i],
+            bid_off[i + 1] - bid_off[i],
+            bid_px,
+            bid_sz,
+            bid_off[i - 1],
+            bid_off[i] - bid_off[i - 1],
+            ask_px,
+            ask_sz,
+            ask_off[i],
+            ask_off[i + 1] - ask_off[i],
+            ask_px,
+            ask_sz,
+            ask_off[i - 1],
+            ask_off[i] - ask_off[i - 1],
             weights,
         )
     return ofi, mlofi
@@ -79,11 +114,20 @@ def ofi_mlofi(
 
 @njit(cache=True)
 def ofi_pairs(
-    bid_px: np.ndarray, bid_sz: np.ndarray, bid_off: np.ndarray,
-    ask_px: np.ndarray, ask_sz: np.ndarray, ask_off: np.ndarray,
-    pbid_px: np.ndarray, pbid_sz: np.ndarray, pbid_off: np.ndarray,
-    pask_px: np.ndarray, pask_sz: np.ndarray, pask_off: np.ndarray,
-    levels: np.int64, alpha: float,
+    bid_px: np.ndarray,
+    bid_sz: np.ndarray,
+    bid_off: np.ndarray,
+    ask_px: np.ndarray,
+    ask_sz: np.ndarray,
+    ask_off: np.ndarray,
+    pbid_px: np.ndarray,
+    pbid_sz: np.ndarray,
+    pbid_off: np.ndarray,
+    pask_px: np.ndarray,
+    pask_sz: np.ndarray,
+    pask_off: np.ndarray,
+    levels: np.int64,
+    alpha: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(e^1, Σ w_m e^m) of row k's book against its predecessor's book given in the same row.
 
@@ -98,10 +142,22 @@ def ofi_pairs(
     weights = np.exp(-alpha * np.arange(levels).astype(np.float64))
     for i in range(n):
         ofi[i], mlofi[i] = _pair(
-            bid_px, bid_sz, bid_off[i], bid_off[i + 1] - bid_off[i],
-            pbid_px, pbid_sz, pbid_off[i], pbid_off[i + 1] - pbid_off[i],
-            ask_px, ask_sz, ask_off[i], ask_off[i + 1] - ask_off[i],
-            pask_px, pask_sz, pask_off[i], pask_off[i + 1] - pask_off[i],
+            bid_px,
+            bid_sz,
+            bid_off[i],
+            bid_off[i + 1] - bid_off[i],
+            pbid_px,
+            pbid_sz,
+            pbid_off[i],
+            pbid_off[i + 1] - pbid_off[i],
+            ask_px,
+            ask_sz,
+            ask_off[i],
+            ask_off[i + 1] - ask_off[i],
+            pask_px,
+            pask_sz,
+            pask_off[i],
+            pask_off[i + 1] - pask_off[i],
             weights,
         )
     return ofi, mlofi

@@ -12,7 +12,9 @@ from numba import njit
 
 
 @njit(cache=True)
-def mid_prices(bid_px: np.ndarray, bid_off: np.ndarray, ask_px: np.ndarray, ask_off: np.ndarray) -> np.ndarray:
+def mid_prices(
+    bid_px: np.ndarray, bid_off: np.ndarray, ask_px: np.ndarray, ask_off: np.ndarray
+) -> np.ndarray:
     n = bid_off.shape[0] - 1
     mid = np.full(n, np.nan)
     for i in range(n):
@@ -22,7 +24,9 @@ def mid_prices(bid_px: np.ndarray, bid_off: np.ndarray, ask_px: np.ndarray, ask_
 
 
 @njit(cache=True)
-def mid_returns(mid: np.ndarray, ts: np.ndarray, seg: np.ndarray, units_per_second: float) -> tuple[np.ndarray, np.ndarray]:
+def mid_returns(
+    mid: np.ndarray, ts: np.ndarray, seg: np.ndarray, units_per_second: float
+) -> tuple[np.ndarray, np.ndarray]:
     """(log_return, mid_velocity) per snapshot, NaN where NULL."""
     n = mid.shape[0]
     lr = np.full(n, np.nan)

@@ -60,7 +60,9 @@ def _fenwick_prefix(tree: np.ndarray, pos: np.int64) -> np.int64:
 
 
 @njit(cache=True)
-def spread_percentile(ts: np.ndarray, seg: np.ndarray, spread_bps: np.ndarray, window: np.int64) -> np.ndarray:
+def spread_percentile(
+    ts: np.ndarray, seg: np.ndarray, spread_bps: np.ndarray, window: np.int64
+) -> np.ndarray:
     """spread_pctile per snapshot (NaN where NULL); window length in the unit of ts."""
     n = ts.shape[0]
     ranks = _dense_ranks(spread_bps)

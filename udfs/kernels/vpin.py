@@ -25,8 +25,13 @@ SPLIT_EPSILON = 1e-9
 
 @njit(cache=True)
 def fill_buckets(
-    ts: np.ndarray, volume: np.ndarray, buy_frac: np.ndarray,
-    bucket_v: float, fill_buy: float, fill_sell: float, new_v: float,
+    ts: np.ndarray,
+    volume: np.ndarray,
+    buy_frac: np.ndarray,
+    bucket_v: float,
+    fill_buy: float,
+    fill_sell: float,
+    new_v: float,
 ):
     """Fill buckets; returns (done_ts, done_v, done_buy, done_sell, bucket_v, fill_buy, fill_sell).
 
@@ -76,8 +81,13 @@ def fill_buckets(
 
 
 @njit(cache=True)
-def rolling_vpin(prev_imbalance: np.ndarray, prev_volume: np.ndarray, imbalance: np.ndarray,
-                 volume: np.ndarray, n: np.int64) -> np.ndarray:
+def rolling_vpin(
+    prev_imbalance: np.ndarray,
+    prev_volume: np.ndarray,
+    imbalance: np.ndarray,
+    volume: np.ndarray,
+    n: np.int64,
+) -> np.ndarray:
     """VPIN after each new bucket given the last buckets before them (oldest first); NaN until n exist.
 
     Each value is summed oldest → newest over exactly its n buckets, so it does not depend on how
@@ -108,8 +118,14 @@ def _phi(z: float) -> float:
 
 @njit(cache=True)
 def bvc_bars(
-    ts: np.ndarray, price: np.ndarray, volume: np.ndarray, eligible: np.ndarray, bar_len: np.int64,
-    last_close: float, prev_dp: np.ndarray, sigma_bars: np.int64,
+    ts: np.ndarray,
+    price: np.ndarray,
+    volume: np.ndarray,
+    eligible: np.ndarray,
+    bar_len: np.int64,
+    last_close: float,
+    prev_dp: np.ndarray,
+    sigma_bars: np.int64,
 ):
     """Bulk volume classification on time bars [k·bar_len, (k+1)·bar_len).
 
@@ -164,4 +180,4 @@ def bvc_bars(
             nh += 1
         last_close = close
     keep = min(nh, sigma_bars)
-    return ends[:nb], vols[:nb], fracs[:nb], last_close, hist[nh - keep:nh].copy()
+    return ends[:nb], vols[:nb], fracs[:nb], last_close, hist[nh - keep : nh].copy()

@@ -25,8 +25,13 @@ from numba import njit
 
 @njit(cache=True)
 def window_sums(
-    ev_ts: np.ndarray, ev_seg: np.ndarray, ev_val: np.ndarray,
-    q_ts: np.ndarray, q_seg: np.ndarray, q_hi: np.ndarray, h: np.int64,
+    ev_ts: np.ndarray,
+    ev_seg: np.ndarray,
+    ev_val: np.ndarray,
+    q_ts: np.ndarray,
+    q_seg: np.ndarray,
+    q_hi: np.ndarray,
+    h: np.int64,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(sums, counts of valid values), shape (k, queries), of the k value rows of `ev_val` (k, events)
     over events in (t − h, t] with the query's segment. One pass shares blocks and pointers; the
@@ -100,8 +105,13 @@ def window_sums(
 
 @njit(cache=True)
 def window_sum(
-    ev_ts: np.ndarray, ev_seg: np.ndarray, ev_val: np.ndarray,
-    q_ts: np.ndarray, q_seg: np.ndarray, q_hi: np.ndarray, h: np.int64,
+    ev_ts: np.ndarray,
+    ev_seg: np.ndarray,
+    ev_val: np.ndarray,
+    q_ts: np.ndarray,
+    q_seg: np.ndarray,
+    q_hi: np.ndarray,
+    h: np.int64,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(sum, count of valid values) of events in (t − h, t] with the query's segment, per query."""
     vals = np.empty((1, ev_val.shape[0]))

@@ -46,5 +46,14 @@ def kind(model: Model) -> Materialization:
     return MATERIALIZATIONS[model.materialized]
 
 
-__all__ = ["MATERIALIZATIONS", "BuildContext", "Inputs", "Materialization", "PartPlan", "WriteResult",
-           "copy_sql", "kind", "parse_config"]
+__all__ = [
+    "MATERIALIZATIONS",
+    "BuildContext",
+    "Inputs",
+    "Materialization",
+    "PartPlan",
+    "WriteResult",
+    "copy_sql",
+    "kind",
+    "parse_config",
+]

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from daedalus.config import Config, StorageConfig
     from daedalus.lake import FileInfo, Lake
 
+
 @dataclass
 class PartPlan:
     """One partition of a model: its keys and the input partitions it reads."""
@@ -92,8 +93,11 @@ def partition_filter(keys: dict[str, str]) -> str:
 
 def all_reads(inputs: Inputs, model: Model) -> list[InputPart]:
     """Every partition of every relation the model reads (sorted: the file order is in the SQL)."""
-    return [ip for rel in inputs.leaf_relations(model)
-            for ip in sorted(inputs.parts(rel).values(), key=lambda ip: ip.pid)]
+    return [
+        ip
+        for rel in inputs.leaf_relations(model)
+        for ip in sorted(inputs.parts(rel).values(), key=lambda ip: ip.pid)
+    ]
 
 
 class Materialization:
@@ -110,8 +114,10 @@ class Materialization:
         for key in ("partition_by", "carry_state", "slice_by"):
             if getattr(cfg, key) and key not in self.options:
                 kinds = ", ".join(f"'{m.name}'" for m in REGISTERED if key in m.options)
-                raise CompileError(f"{where}: {key} only applies to materialized={kinds}"
-                                   + (" (a slice is part of a day)" if key == "slice_by" else ""))
+                raise CompileError(
+                    f"{where}: {key} only applies to materialized={kinds}"
+                    + (" (a slice is part of a day)" if key == "slice_by" else "")
+                )
 
     def relation_keys(self, model: Model) -> list[str]:
         """The keys its partitions are addressed by ([] = one unpartitioned relation)."""
@@ -124,12 +130,15 @@ class Materialization:
         """The input partitions one partition reads."""
         return all_reads(inputs, model)
 
-    def select_sql(self, model: Model, part: PartPlan, sql: str,
-                   bounds: tuple[dt.datetime, dt.datetime] | None = None) -> str:
+    def select_sql(
+        self, model: Model, part: PartPlan, sql: str, bounds: tuple[dt.datetime, dt.datetime] | None = None
+    ) -> str:
         """The query whose rows are this partition (the model wrapped with the partition filter)."""
         raise NotImplementedError
 
-    def slice_bounds(self, config: Config, model: Model, part: PartPlan) -> list[tuple[dt.datetime, dt.datetime]] | None:
+    def slice_bounds(
+        self, config: Config, model: Model, part: PartPlan
+    ) -> list[tuple[dt.datetime, dt.datetime]] | None:
         """The time slices this partition is built in; None when it is built whole."""
         return None
 
@@ -140,8 +149,9 @@ class Materialization:
             return WriteResult([], 0, 0)
         return WriteResult([info], rows, info.size)
 
-    def write_file(self, ctx: BuildContext, model: Model, part: PartPlan, select: str,
-                   name: str | None = None) -> tuple[FileInfo | None, int]:
+    def write_file(
+        self, ctx: BuildContext, model: Model, part: PartPlan, select: str, name: str | None = None
+    ) -> tuple[FileInfo | None, int]:
         """One COPY of `select` into the partition's staging folder: (the file, its rows)."""
         rel = ctx.staged_path(model, part.pid, name or DATA_FILE)
         ctx.lake.prepare_dir(rel.rsplit("/", 1)[0])

@@ -56,8 +56,11 @@ def reads_for(inputs: Inputs, model: Model, keys: dict[str, str]) -> list[InputP
             pool = list(registry.values())
         match = [k for k in rkeys if k != "date" and k in keys]
         # Sorted by partition id: the file order is part of the compiled SQL and so of the fingerprint.
-        out.extend(sorted((ip for ip in pool if all(ip.keys.get(k) == keys[k] for k in match)),
-                          key=lambda ip: ip.pid))
+        out.extend(
+            sorted(
+                (ip for ip in pool if all(ip.keys.get(k) == keys[k] for k in match)), key=lambda ip: ip.pid
+            )
+        )
     return out
 
 
@@ -68,7 +71,9 @@ class PartitionedMaterialization(Materialization):
 
     def check_config(self, cfg: ModelConfig, where: str) -> None:
         if not cfg.partition_by:
-            raise CompileError(f"{where}: materialized='partitioned' needs partition_by, e.g. ['exchange','symbol','date']")
+            raise CompileError(
+                f"{where}: materialized='partitioned' needs partition_by, e.g. ['exchange','symbol','date']"
+            )
         if "date" not in cfg.partition_by:
             raise CompileError(f"{where}: partition_by must include 'date' (got {cfg.partition_by})")
 
@@ -85,9 +90,11 @@ class PartitionedMaterialization(Materialization):
             missing = [k for k in wanted if k not in rkeys]
             for ip in inputs.parts(rel).values():
                 have = {k: ip.keys[k] for k in wanted if k in ip.keys}
-                combos = [have] if not missing else [
-                    {**have, **found_vals} for found_vals in inputs.discover(rel, ip, missing)
-                ]
+                combos = (
+                    [have]
+                    if not missing
+                    else [{**have, **found_vals} for found_vals in inputs.discover(rel, ip, missing)]
+                )
                 for c in combos:
                     keys = {k: c[k] for k in wanted if k in c}
                     if len(keys) != len(wanted) or not inputs.in_range(keys.get("date")):
@@ -101,15 +108,18 @@ class PartitionedMaterialization(Materialization):
     def reads(self, inputs: Inputs, model: Model, part: PartPlan) -> list[InputPart]:
         return reads_for(inputs, model, part.keys)
 
-    def select_sql(self, model: Model, part: PartPlan, sql: str,
-                   bounds: tuple[dt.datetime, dt.datetime] | None = None) -> str:
+    def select_sql(
+        self, model: Model, part: PartPlan, sql: str, bounds: tuple[dt.datetime, dt.datetime] | None = None
+    ) -> str:
         where = partition_filter(part.keys)
         if bounds is not None:
             col = sql_ident(model.config.slice_by or "")
             where += f" AND {col} >= {ts_literal(bounds[0])} AND {col} < {ts_literal(bounds[1])}"
         return f"SELECT * FROM (\n{sql}\n) AS __daedalus_model\nWHERE {where}{order_clause(model)}"
 
-    def slice_bounds(self, config: Config, model: Model, part: PartPlan) -> list[tuple[dt.datetime, dt.datetime]] | None:
+    def slice_bounds(
+        self, config: Config, model: Model, part: PartPlan
+    ) -> list[tuple[dt.datetime, dt.datetime]] | None:
         hours = config.etl.slice_hours
         if not model.config.slice_by or hours >= 24 or "date" not in part.keys:
             return None
@@ -128,8 +138,9 @@ class PartitionedMaterialization(Materialization):
         empty: list[FileInfo] = []
         for i, bounds in enumerate(slices):
             slice_sql = ctx.compile(model, part, bounds=bounds)
-            info, n = self.write_file(ctx, model, part, self.select_sql(model, part, slice_sql, bounds),
-                                      f"slice-{i:03d}.parquet")
+            info, n = self.write_file(
+                ctx, model, part, self.select_sql(model, part, slice_sql, bounds), f"slice-{i:03d}.parquet"
+            )
             if info is None:
                 continue
             (files if n else empty).append(info)
@@ -141,7 +152,9 @@ class PartitionedMaterialization(Materialization):
         return WriteResult([one], rows, one.size)
 
 
-def merge_files(ctx: BuildContext, model: Model, part: PartPlan, files: list[FileInfo], rows: int) -> FileInfo:
+def merge_files(
+    ctx: BuildContext, model: Model, part: PartPlan, files: list[FileInfo], rows: int
+) -> FileInfo:
     """The staged slice files as the partition's one staged file, rows in file order (a single file
     is renamed; several are streamed through one COPY with insertion order preserved)."""
     target = ctx.staged_path(model, part.pid, DATA_FILE)

@@ -17,6 +17,7 @@ class TableMaterialization(Materialization):
     def candidates(self, inputs: Inputs, model: Model) -> list[PartPlan]:
         return [PartPlan(model.name, "", {}, all_reads(inputs, model))]
 
-    def select_sql(self, model: Model, part: PartPlan, sql: str,
-                   bounds: tuple[dt.datetime, dt.datetime] | None = None) -> str:
+    def select_sql(
+        self, model: Model, part: PartPlan, sql: str, bounds: tuple[dt.datetime, dt.datetime] | None = None
+    ) -> str:
         return f"SELECT * FROM (\n{sql}\n) AS __daedalus_model{order_clause(model)}"

@@ -20,6 +20,7 @@ class ViewMaterialization(Materialization):
     def candidates(self, inputs: Inputs, model: Model) -> list[PartPlan]:
         return []
 
-    def select_sql(self, model: Model, part: PartPlan, sql: str,
-                   bounds: tuple[dt.datetime, dt.datetime] | None = None) -> str:
+    def select_sql(
+        self, model: Model, part: PartPlan, sql: str, bounds: tuple[dt.datetime, dt.datetime] | None = None
+    ) -> str:
         return sql

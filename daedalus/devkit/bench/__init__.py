@@ -19,10 +19,19 @@ from typing import Any
 SECTIONS = ("build", "scaling", "incremental", "collector", "updates")
 
 
-def run_bench(sections: list[str], hours: float = 24.0, workdir: str | Path | None = None, keep: bool = False,
-              overrides: dict[str, Any] | None = None, json_path: str | Path | None = None, messages: int = 50_000,
-              incremental_days: int = 7, profiles: tuple[str, ...] = ("default", "pi"), sizes: tuple[int, ...] = (1, 2, 4),
-              log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_bench(
+    sections: list[str],
+    hours: float = 24.0,
+    workdir: str | Path | None = None,
+    keep: bool = False,
+    overrides: dict[str, Any] | None = None,
+    json_path: str | Path | None = None,
+    messages: int = 50_000,
+    incremental_days: int = 7,
+    profiles: tuple[str, ...] = ("default", "pi"),
+    sizes: tuple[int, ...] = (1, 2, 4),
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Run the named sections in one process tree, one after the other; return the result document
     (also written to `json_path` when given). Data and lakes live under `workdir` (a temporary
     directory removed afterwards unless `keep`)."""
@@ -38,8 +47,11 @@ def run_bench(sections: list[str], hours: float = 24.0, workdir: str | Path | No
         workdir = tmp
     suite = BenchSuite(workdir, hours=hours, overrides=overrides, log=log, keep_lakes=keep)
     suite.results["_started"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    suite.max_days = max([1] + [max(sizes) for s in sections if s == "scaling"] + [incremental_days for s in sections
-                                                                          if s == "incremental"])
+    suite.max_days = max(
+        [1]
+        + [max(sizes) for s in sections if s == "scaling"]
+        + [incremental_days for s in sections if s == "incremental"]
+    )
     try:
         for s in sections:
             if s == "build":

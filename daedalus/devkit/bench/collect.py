@@ -64,7 +64,10 @@ class BenchResult:
 
 # venue -> (fake server class path, its order-book topic for a symbol)
 BENCH_VENUES = {
-    "binance": ("daedalus.devkit.simulator.binance:FakeBinance", lambda s: f"{s.replace('/', '').lower()}@depth@100ms"),
+    "binance": (
+        "daedalus.devkit.simulator.binance:FakeBinance",
+        lambda s: f"{s.replace('/', '').lower()}@depth@100ms",
+    ),
     "okx": ("daedalus.devkit.simulator.okx:FakeOkx", lambda s: f"books:{s.replace('/', '-')}"),
     "bybit": ("daedalus.devkit.simulator.bybit:FakeBybit", lambda s: f"orderbook.50.{s.replace('/', '')}"),
     "kraken": ("daedalus.devkit.simulator.kraken:FakeKraken", lambda s: f"book:{s}"),
@@ -111,9 +114,15 @@ def _serve(port_q: Any, go: Any, messages: int, rate: float | None = None, venue
     asyncio.run(main())
 
 
-def bench_collect(messages: int = 100_000, root: str | Path | None = None, queue_maxsize: int | None = 2_000,
-                  rate: float | None = None, venue: str = "binance",
-                  config_path: str | Path | None = None, channels: tuple[str, ...] = ("orderbook",)) -> BenchResult:
+def bench_collect(
+    messages: int = 100_000,
+    root: str | Path | None = None,
+    queue_maxsize: int | None = 2_000,
+    rate: float | None = None,
+    venue: str = "binance",
+    config_path: str | Path | None = None,
+    channels: tuple[str, ...] = ("orderbook",),
+) -> BenchResult:
     """Run the benchmark; `rate` paces the exchange (msg/s) to measure latency below saturation;
     `venue` picks the fake exchange (binance, okx, bybit, kraken) and the real ccxt.pro client for it.
     `config_path`: a profile (e.g. config/pi.yaml) for the ingestion settings; `queue_maxsize`
@@ -122,6 +131,7 @@ def bench_collect(messages: int = 100_000, root: str | Path | None = None, queue
     from daedalus.collector.pipeline import run_collect
     from daedalus.collector.sink import BronzeSink
     from daedalus.config import load_config
+
     latencies: list[int] = []
 
     class TimedSink(BronzeSink):
@@ -139,8 +149,11 @@ def bench_collect(messages: int = 100_000, root: str | Path | None = None, queue
     try:
         port = port_q.get(timeout=60)
         overrides: dict[str, Any] = {
-            "storage.root": str(lake), "ingestion.exchanges": [venue], "ingestion.symbols": list(BENCH_SYMBOLS),
-            "ingestion.channels": list(channels), "ingestion.stale_after_seconds": 30.0,
+            "storage.root": str(lake),
+            "ingestion.exchanges": [venue],
+            "ingestion.symbols": list(BENCH_SYMBOLS),
+            "ingestion.channels": list(channels),
+            "ingestion.stale_after_seconds": 30.0,
             "ingestion.local_root": None,
         }
         if queue_maxsize is not None:
@@ -164,6 +177,7 @@ def bench_collect(messages: int = 100_000, root: str | Path | None = None, queue
                     marks["cpu0"] = _cpu()
                     go.set()
                     deadline = time.monotonic() + 600
+
                     # the end: every message of the run received AND written (sustained throughput,
                     # writer included, not just how fast the socket can be read)
                     def accounted() -> int:
@@ -178,8 +192,13 @@ def bench_collect(messages: int = 100_000, root: str | Path | None = None, queue
 
                 asyncio.ensure_future(watch())
 
-            return await run_collect(config, stop, configure={venue: lambda ex: probe.configure(ex, list(BENCH_SYMBOLS))},
-                                     on_started=started, sink_factory=TimedSink)
+            return await run_collect(
+                config,
+                stop,
+                configure={venue: lambda ex: probe.configure(ex, list(BENCH_SYMBOLS))},
+                on_started=started,
+                sink_factory=TimedSink,
+            )
 
         summary = asyncio.run(main())
     finally:
@@ -194,11 +213,19 @@ def bench_collect(messages: int = 100_000, root: str | Path | None = None, queue
     latencies.sort()
 
     def pct(p: float) -> float:
-        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] / 1e6 if latencies else float("nan")
+        return (
+            latencies[min(len(latencies) - 1, int(p * len(latencies)))] / 1e6 if latencies else float("nan")
+        )
 
     return BenchResult(
-        messages=messages, measured=int(marks.get("count", 0)), seconds=marks.get("end", 0) - marks.get("start", 0), received=received,
-        written=written, dropped=dropped, p50_ms=pct(0.50), p99_ms=pct(0.99),
+        messages=messages,
+        measured=int(marks.get("count", 0)),
+        seconds=marks.get("end", 0) - marks.get("start", 0),
+        received=received,
+        written=written,
+        dropped=dropped,
+        p50_ms=pct(0.50),
+        p99_ms=pct(0.99),
         peak_rss_mb=self_max_rss() / 2**20,
         cpu_seconds=marks.get("cpu1", 0) - marks.get("cpu0", 0),
         queue_peak_mb=summary["queue"].get("peak_bytes", 0) / 2**20,

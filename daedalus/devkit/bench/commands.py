@@ -11,11 +11,23 @@ import typer
 
 from daedalus.cli.context import global_options
 
-HOURS_HELP = "Hours per synthetic day (24 = a full symbol-day of 864,000 snapshots; e.g. 2 for a quick check)."
+HOURS_HELP = (
+    "Hours per synthetic day (24 = a full symbol-day of 864,000 snapshots; e.g. 2 for a quick check)."
+)
 
 
-def _run(ctx: typer.Context, sections: list[str], hours: float, json_out: Path | None, workdir: Path | None, keep: bool,
-         messages: int = 50_000, days: int = 7, profiles: str = "default,pi", sizes: str = "1,2,4") -> None:
+def _run(
+    ctx: typer.Context,
+    sections: list[str],
+    hours: float,
+    json_out: Path | None,
+    workdir: Path | None,
+    keep: bool,
+    messages: int = 50_000,
+    days: int = 7,
+    profiles: str = "default,pi",
+    sizes: str = "1,2,4",
+) -> None:
     from rich.console import Console
 
     from daedalus.devkit.bench import run_bench
@@ -34,8 +46,19 @@ def _run(ctx: typer.Context, sections: list[str], hours: float, json_out: Path |
     if not counts or counts[0] < 1:
         raise ConfigError(f"--sizes: '{sizes}' must be positive symbol-day counts, e.g. 1,2,4")
     err = Console(stderr=True)
-    doc = run_bench(sections, hours=hours, workdir=workdir, keep=keep, overrides=global_options(ctx).overrides, json_path=json_out,
-                    messages=messages, incremental_days=days, profiles=chosen, sizes=counts, log=lambda line: err.print(line, highlight=False))
+    doc = run_bench(
+        sections,
+        hours=hours,
+        workdir=workdir,
+        keep=keep,
+        overrides=global_options(ctx).overrides,
+        json_path=json_out,
+        messages=messages,
+        incremental_days=days,
+        profiles=chosen,
+        sizes=counts,
+        log=lambda line: err.print(line, highlight=False),
+    )
     render(doc)
     if json_out is not None:
         err.print(f"figures written to {json_out}")
@@ -44,13 +67,26 @@ def _run(ctx: typer.Context, sections: list[str], hours: float, json_out: Path |
 _JSON = typer.Option(None, "--json", help="Also write the figures as JSON to this file.")
 _HOURS = typer.Option(24.0, "--hours", help=HOURS_HELP)
 _WORKDIR = typer.Option(None, "--workdir", help="Where data and lakes go (default: a temporary directory).")
-_KEEP = typer.Option(False, "--keep", help="Keep the measured lakes (and the temporary work directory) for inspection.")
+_KEEP = typer.Option(
+    False, "--keep", help="Keep the measured lakes (and the temporary work directory) for inspection."
+)
 
 
-def bench_build_command(ctx: typer.Context, hours: float = _HOURS, json_out: Path = _JSON, workdir: Path = _WORKDIR, keep: bool = _KEEP,
-                        updates: bool = typer.Option(False, "--updates", help=(
-                            "Instead: one symbol-day with a deep book, built from its 20-level snapshots and from "
-                            "its book updates + hourly checkpoints, default and Pi profile, side by side."))) -> None:
+def bench_build_command(
+    ctx: typer.Context,
+    hours: float = _HOURS,
+    json_out: Path = _JSON,
+    workdir: Path = _WORKDIR,
+    keep: bool = _KEEP,
+    updates: bool = typer.Option(
+        False,
+        "--updates",
+        help=(
+            "Instead: one symbol-day with a deep book, built from its 20-level snapshots and from "
+            "its book updates + hourly checkpoints, default and Pi profile, side by side."
+        ),
+    ),
+) -> None:
     """One symbol-day: the bronze scan floor, the full build (per model, cold vs warm numba cache, peak
     RSS), the SQL models at memory_limit 512MB, the sequential stage and kernels, bytes, CLI start.
 
@@ -59,10 +95,17 @@ def bench_build_command(ctx: typer.Context, hours: float = _HOURS, json_out: Pat
     _run(ctx, ["updates" if updates else "build"], hours, json_out, workdir, keep)
 
 
-def bench_scaling_command(ctx: typer.Context, hours: float = _HOURS, json_out: Path = _JSON, workdir: Path = _WORKDIR,
-                          keep: bool = _KEEP, profiles: str = typer.Option(
-                              "default,pi", "--profiles", help="Comma list: default (config + flags), pi (config/pi.yaml)."),
-                          sizes: str = typer.Option("1,2,4", "--sizes", help="Comma list of symbol-day counts.")) -> None:
+def bench_scaling_command(
+    ctx: typer.Context,
+    hours: float = _HOURS,
+    json_out: Path = _JSON,
+    workdir: Path = _WORKDIR,
+    keep: bool = _KEEP,
+    profiles: str = typer.Option(
+        "default,pi", "--profiles", help="Comma list: default (config + flags), pi (config/pi.yaml)."
+    ),
+    sizes: str = typer.Option("1,2,4", "--sizes", help="Comma list of symbol-day counts."),
+) -> None:
     """The full build over 1, 2 and 4 symbol-days with the default and the Pi profile (config/pi.yaml):
     seconds and peak RSS per symbol-day.
 
@@ -71,8 +114,14 @@ def bench_scaling_command(ctx: typer.Context, hours: float = _HOURS, json_out: P
     _run(ctx, ["scaling"], hours, json_out, workdir, keep, profiles=profiles, sizes=sizes)
 
 
-def bench_incremental_command(ctx: typer.Context, hours: float = _HOURS, days: int = typer.Option(7, "--days", help="Days in the lake."),
-                              json_out: Path = _JSON, workdir: Path = _WORKDIR, keep: bool = _KEEP) -> None:
+def bench_incremental_command(
+    ctx: typer.Context,
+    hours: float = _HOURS,
+    days: int = typer.Option(7, "--days", help="Days in the lake."),
+    json_out: Path = _JSON,
+    workdir: Path = _WORKDIR,
+    keep: bool = _KEEP,
+) -> None:
     """A lake of N symbol-days; append the next hour of bronze and rebuild: its cost vs building that
     hour alone and vs the full build.
 
@@ -81,13 +130,27 @@ def bench_incremental_command(ctx: typer.Context, hours: float = _HOURS, days: i
     _run(ctx, ["incremental"], hours, json_out, workdir, keep, days=days)
 
 
-def bench_all_command(ctx: typer.Context, hours: float = _HOURS, json_out: Path = _JSON, workdir: Path = _WORKDIR, keep: bool = _KEEP,
-                      messages: int = typer.Option(50_000, "--messages", help="Order-book messages for the collector.")) -> None:
+def bench_all_command(
+    ctx: typer.Context,
+    hours: float = _HOURS,
+    json_out: Path = _JSON,
+    workdir: Path = _WORKDIR,
+    keep: bool = _KEEP,
+    messages: int = typer.Option(50_000, "--messages", help="Order-book messages for the collector."),
+) -> None:
     """Every section in one run (build, scaling, incremental, collector) and the table of targets.
 
     Example: daedalus bench all --json bench.json
     """
-    _run(ctx, ["build", "scaling", "incremental", "collector"], hours, json_out, workdir, keep, messages=messages)
+    _run(
+        ctx,
+        ["build", "scaling", "incremental", "collector"],
+        hours,
+        json_out,
+        workdir,
+        keep,
+        messages=messages,
+    )
 
 
 def bench_show_command(path: Path = typer.Argument(..., help="A JSON file written by --json.")) -> None:
@@ -110,7 +173,9 @@ def bench_show_command(path: Path = typer.Argument(..., help="A JSON file writte
 def bench_explain_command(
     ctx: typer.Context,
     model: str = typer.Argument(..., help="Model name, e.g. orderbook_hf."),
-    partition: str = typer.Option(None, "--partition", "-p", help="exchange=X,symbol=BTC/USDT,date=YYYY-MM-DD (default: newest)."),
+    partition: str = typer.Option(
+        None, "--partition", "-p", help="exchange=X,symbol=BTC/USDT,date=YYYY-MM-DD (default: newest)."
+    ),
     top: int = typer.Option(15, "--top", help="Operators to show."),
 ) -> None:
     """Run one partition of a model under DuckDB's profiler and list its operators by time.
@@ -124,20 +189,32 @@ def bench_explain_command(
 
     prof = profile_model(global_options(ctx).config(), model, partition)
     total = sum(o.seconds for o in prof.operators) or 1.0
-    t = Table(title=f"{prof.partition}: {prof.seconds:.2f} s (operator times below sum over threads)", title_justify="left")
+    t = Table(
+        title=f"{prof.partition}: {prof.seconds:.2f} s (operator times below sum over threads)",
+        title_justify="left",
+    )
     for c in ("operator", "seconds", "share", "rows", "detail"):
         t.add_column(c, justify="right" if c in ("seconds", "share", "rows") else "left")
     for o in prof.top(top):
-        t.add_row(o.name, f"{o.seconds:.2f}", f"{o.seconds / total:.0%}", "–" if o.rows is None else f"{o.rows:,}",
-                  o.detail[:110])
+        t.add_row(
+            o.name,
+            f"{o.seconds:.2f}",
+            f"{o.seconds / total:.0%}",
+            "–" if o.rows is None else f"{o.rows:,}",
+            o.detail[:110],
+        )
     Console(width=max(Console().width, 160)).print(t)
 
 
 def bench_collect_command(
     messages: int = typer.Option(100_000, "--messages", help="Order-book messages to push through."),
     queue_maxsize: int = typer.Option(2_000, "--queue-maxsize", help="Queue bound (memory vs. drops)."),
-    rate: float = typer.Option(None, "--rate", help="Pace the fake exchange at this many msg/s (default: flat out)."),
-    venue: str = typer.Option("binance", "--venue", help="Fake exchange and its real ccxt.pro client: binance, okx, bybit, kraken."),
+    rate: float = typer.Option(
+        None, "--rate", help="Pace the fake exchange at this many msg/s (default: flat out)."
+    ),
+    venue: str = typer.Option(
+        "binance", "--venue", help="Fake exchange and its real ccxt.pro client: binance, okx, bybit, kraken."
+    ),
 ) -> None:
     """Benchmark the collector: a fake exchange flat out → ccxt.pro → queue → Parquet.
 
@@ -151,7 +228,9 @@ def bench_collect_command(
     from daedalus.devkit.bench.collect import BENCH_VENUES, bench_collect
 
     if venue not in BENCH_VENUES:
-        raise typer.BadParameter(f"no fake for '{venue}' (allowed: {', '.join(BENCH_VENUES)})", param_hint="--venue")
+        raise typer.BadParameter(
+            f"no fake for '{venue}' (allowed: {', '.join(BENCH_VENUES)})", param_hint="--venue"
+        )
     typer.echo(bench_collect(messages, queue_maxsize=queue_maxsize, rate=rate, venue=venue).format())
 
 

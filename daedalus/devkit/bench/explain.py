@@ -45,15 +45,31 @@ def flatten_profile(node: dict[str, Any], depth: int = 0) -> list[OperatorTiming
     name = node.get("operator_name") or node.get("operator_type") or node.get("name") or "?"
     extra = node.get("extra_info") or {}
     detail = ""
-    for key in ("Projections", "Aggregates", "Order By", "Conditions", "Expression", "Function", "Groups", "Join Type"):
+    for key in (
+        "Projections",
+        "Aggregates",
+        "Order By",
+        "Conditions",
+        "Expression",
+        "Function",
+        "Groups",
+        "Join Type",
+    ):
         if key in extra:
             val = extra[key]
             detail = f"{key}: {', '.join(val) if isinstance(val, list) else val}"
             break
     if depth > 0 or "operator_timing" in node:
         card = node.get("operator_cardinality")
-        out.append(OperatorTiming(str(name).strip(), float(node.get("operator_timing") or 0.0),
-                                  int(card) if card is not None else None, depth, detail))
+        out.append(
+            OperatorTiming(
+                str(name).strip(),
+                float(node.get("operator_timing") or 0.0),
+                int(card) if card is not None else None,
+                depth,
+                detail,
+            )
+        )
     for child in node.get("children") or []:
         out.extend(flatten_profile(child, depth + 1))
     return out

@@ -64,8 +64,14 @@ class PeakRSS:
     `dir_every` samples because walking a directory costs more than reading RSS.
     """
 
-    def __init__(self, pid: int | None = None, interval: float = 0.02, include_root: bool = True,
-                 watch_dir: str | Path | None = None, dir_every: int = 10) -> None:
+    def __init__(
+        self,
+        pid: int | None = None,
+        interval: float = 0.02,
+        include_root: bool = True,
+        watch_dir: str | Path | None = None,
+        dir_every: int = 10,
+    ) -> None:
         self.proc = psutil.Process(pid if pid is not None else os.getpid())
         self.interval = interval
         self.include_root = include_root
@@ -109,7 +115,9 @@ class PeakRSS:
     def __enter__(self) -> PeakRSS:
         return self.start()
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 
@@ -125,7 +133,9 @@ class Timer:
         self.start = self.clock()
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.seconds = self.clock() - self.start
 
 
@@ -191,7 +201,7 @@ def parse_result(stdout: str) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for line in stdout.splitlines():
         if line.startswith(RESULT_MARK):
-            found = json.loads(line[len(RESULT_MARK):])
+            found = json.loads(line[len(RESULT_MARK) :])
     return found
 
 
@@ -201,16 +211,22 @@ def emit_result(doc: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def run_worker(args: list[str], env: dict[str, str] | None = None, timeout: float | None = None,
-               watch_dir: str | Path | None = None, interval: float = 0.05) -> WorkerRun:
+def run_worker(
+    args: list[str],
+    env: dict[str, str] | None = None,
+    timeout: float | None = None,
+    watch_dir: str | Path | None = None,
+    interval: float = 0.05,
+) -> WorkerRun:
     """Run `python <args>` in a fresh process, sampling the peak RSS of its process tree.
 
     The figure is max(sampled tree peak, the worker's own ru_maxrss if it reports `max_rss`).
     """
     full_env = {**os.environ, **(env or {})}
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=full_env)
+    proc = subprocess.Popen(
+        [sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env
+    )
     sampler = PeakRSS(proc.pid, interval=interval, watch_dir=watch_dir)
     with contextlib.suppress(psutil.NoSuchProcess):  # exited before the first sample
         sampler.start()
@@ -225,8 +241,14 @@ def run_worker(args: list[str], env: dict[str, str] | None = None, timeout: floa
     wall = time.perf_counter() - t0
     result = parse_result(out)
     peak = max(sampler.peak, int(result.get("max_rss", 0) or 0))
-    return WorkerRun(proc.returncode if proc.returncode is not None else -1, wall, peak, sampler.peak_dir_bytes,
-                     result, err[-4000:])
+    return WorkerRun(
+        proc.returncode if proc.returncode is not None else -1,
+        wall,
+        peak,
+        sampler.peak_dir_bytes,
+        result,
+        err[-4000:],
+    )
 
 
 def write_json(path: str | Path, doc: dict[str, Any]) -> None:

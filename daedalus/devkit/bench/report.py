@@ -41,48 +41,124 @@ def build_table(sec: dict[str, Any], hours: float) -> Table:
     t = Table(title=f"build — one symbol-day ({hours:g} h of 100 ms snapshots)", title_justify="left")
     for c in ("figure", "value", "× floor", "peak RSS", "detail"):
         t.add_column(c, justify="left" if c in ("figure", "detail") else "right")
-    t.add_row("floor: DuckDB reads every bronze order-book list", _s(floor), "1.0×", _mb(fl.get("peak_rss")),
-              f"{fl.get('snapshots') or 0:,} snapshots, {fl.get('levels') or 0:,} levels; median of all passes "
-              f"{_s(fl.get('seconds'))}" if not fl.get("error") else f"[red]{fl['error']}[/red]")
+    t.add_row(
+        "floor: DuckDB reads every bronze order-book list",
+        _s(floor),
+        "1.0×",
+        _mb(fl.get("peak_rss")),
+        f"{fl.get('snapshots') or 0:,} snapshots, {fl.get('levels') or 0:,} levels; median of all passes "
+        f"{_s(fl.get('seconds'))}"
+        if not fl.get("error")
+        else f"[red]{fl['error']}[/red]",
+    )
     full = sec.get("full_build") or {}
-    t.add_row("full build, warm (silver + gold + tests + catalog)", _s(full.get("seconds")), _x(full.get("seconds"), floor),
-              _mb(full.get("peak_rss")), _status(full) + (f", {full.get('tests')} data tests" if full.get("ok") else ""))
+    t.add_row(
+        "full build, warm (silver + gold + tests + catalog)",
+        _s(full.get("seconds")),
+        _x(full.get("seconds"), floor),
+        _mb(full.get("peak_rss")),
+        _status(full) + (f", {full.get('tests')} data tests" if full.get("ok") else ""),
+    )
     for name, m in sorted((full.get("models") or {}).items(), key=lambda kv: -kv[1]["seconds"]):
-        t.add_row(f"  {m['layer']}.{name}", _s(m["seconds"]), _x(m["seconds"], floor), "",
-                  f"{m['rows']:,} rows, {m['bytes'] / MB:,.1f} MB")
+        t.add_row(
+            f"  {m['layer']}.{name}",
+            _s(m["seconds"]),
+            _x(m["seconds"], floor),
+            "",
+            f"{m['rows']:,} rows, {m['bytes'] / MB:,.1f} MB",
+        )
     if full.get("overhead_seconds") is not None:
-        t.add_row("  data tests, planning, catalog", _s(full["overhead_seconds"]), _x(full["overhead_seconds"], floor), "", "")
+        t.add_row(
+            "  data tests, planning, catalog",
+            _s(full["overhead_seconds"]),
+            _x(full["overhead_seconds"], floor),
+            "",
+            "",
+        )
     cold = sec.get("cold_build") or {}
-    t.add_row("full build, cold (empty numba cache)", _s(cold.get("seconds")), _x(cold.get("seconds"), floor),
-              _mb(cold.get("peak_rss")), _status(cold))
+    t.add_row(
+        "full build, cold (empty numba cache)",
+        _s(cold.get("seconds")),
+        _x(cold.get("seconds"), floor),
+        _mb(cold.get("peak_rss")),
+        _status(cold),
+    )
     sql = sec.get("sql_models_512MB") or {}
-    t.add_row("issue 4: models at memory_limit 512MB (own processes)", "", "", _mb(sql.get("peak_rss")),
-              _status(sql) + f"; floor next to it {_s(floor_sql)}")
-    t.add_row("  silver models", _s(sql.get("silver_seconds")), _x(sql.get("silver_seconds"), floor_sql),
-              _mb(sql.get("silver_peak_rss")), "")
-    t.add_row("  SQL gold models (orderbook_hf, bars, ticker_hf)", _s(sql.get("gold_seconds")),
-              _x(sql.get("gold_seconds"), floor_sql), _mb(sql.get("gold_peak_rss")), "")
+    t.add_row(
+        "issue 4: models at memory_limit 512MB (own processes)",
+        "",
+        "",
+        _mb(sql.get("peak_rss")),
+        _status(sql) + f"; floor next to it {_s(floor_sql)}",
+    )
+    t.add_row(
+        "  silver models",
+        _s(sql.get("silver_seconds")),
+        _x(sql.get("silver_seconds"), floor_sql),
+        _mb(sql.get("silver_peak_rss")),
+        "",
+    )
+    t.add_row(
+        "  SQL gold models (orderbook_hf, bars, ticker_hf)",
+        _s(sql.get("gold_seconds")),
+        _x(sql.get("gold_seconds"), floor_sql),
+        _mb(sql.get("gold_peak_rss")),
+        "",
+    )
     seq = sec.get("sequential") or {}
-    t.add_row("issue 5: sequential stage (orderbook_seq + vpin_buckets)", _s(seq.get("stage_seconds")),
-              _x(seq.get("stage_seconds"), floor), "", "from the warm full build")
+    t.add_row(
+        "issue 5: sequential stage (orderbook_seq + vpin_buckets)",
+        _s(seq.get("stage_seconds")),
+        _x(seq.get("stage_seconds"), floor),
+        "",
+        "from the warm full build",
+    )
     k = seq.get("kernels") or {}
     rps = k.get("rows_per_second")
-    t.add_row("issue 5: kernels alone, whole per-series pipeline", _s(k.get("seconds")), "", "",
-              f"{rps / 1e6:.1f} M rows/s over {k.get('rows', 0):,} rows" if rps else f"[red]{seq.get('kernels_error')}[/red]")
+    t.add_row(
+        "issue 5: kernels alone, whole per-series pipeline",
+        _s(k.get("seconds")),
+        "",
+        "",
+        f"{rps / 1e6:.1f} M rows/s over {k.get('rows', 0):,} rows"
+        if rps
+        else f"[red]{seq.get('kernels_error')}[/red]",
+    )
     for name, f in sorted((k.get("per_kernel") or {}).items(), key=lambda kv: kv[1]["rows_per_second"]):
-        t.add_row(f"  kernel {name}", _s(f["seconds"]), "", "",
-                  f"{f['rows_per_second'] / 1e6:,.1f} M rows/s per call ({int(f['calls'])} calls)")
+        t.add_row(
+            f"  kernel {name}",
+            _s(f["seconds"]),
+            "",
+            "",
+            f"{f['rows_per_second'] / 1e6:,.1f} M rows/s per call ({int(f['calls'])} calls)",
+        )
     st = sec.get("start") or {}
-    t.add_row("numba start: cold cache → first result", _s(st.get("jit_cold_seconds")), "", "", "fresh process, empty NUMBA_CACHE_DIR")
-    t.add_row("numba start: warm cache → first result", _s(st.get("jit_warm_seconds")), "", "",
-              f"import {st['import_seconds']:.2f} s" if st.get("import_seconds") is not None else "")
+    t.add_row(
+        "numba start: cold cache → first result",
+        _s(st.get("jit_cold_seconds")),
+        "",
+        "",
+        "fresh process, empty NUMBA_CACHE_DIR",
+    )
+    t.add_row(
+        "numba start: warm cache → first result",
+        _s(st.get("jit_warm_seconds")),
+        "",
+        "",
+        f"import {st['import_seconds']:.2f} s" if st.get("import_seconds") is not None else "",
+    )
     cli = sec.get("cli") or {}
     t.add_row("CLI start: daedalus --help", _s(cli.get("help_seconds")), "", "", cli.get("help_error", ""))
     t.add_row("CLI start: daedalus ls", _s(cli.get("ls_seconds")), "", "", cli.get("ls_error", ""))
     b = sec.get("bytes") or {}
     if b:
-        t.add_row("bytes: bronze / silver / gold", "", "", "",
-                  f"{_mb(b.get('bronze'))} / {_mb(b.get('silver'))} / {_mb(b.get('gold'))}")
+        t.add_row(
+            "bytes: bronze / silver / gold",
+            "",
+            "",
+            "",
+            f"{_mb(b.get('bronze'))} / {_mb(b.get('silver'))} / {_mb(b.get('gold'))}",
+        )
     return t
 
 
@@ -92,21 +168,43 @@ def scaling_table(sec: dict[str, Any]) -> Table:
         t.add_column(c, justify="right" if c not in ("profile", "status") else "left")
     for profile in ("default", "pi"):
         for n, fig in sorted((sec.get(profile) or {}).items(), key=lambda kv: int(kv[0])):
-            t.add_row(profile, n, _s(fig.get("seconds")), _s(fig.get("seconds_per_symbol_day")), _mb(fig.get("peak_rss")),
-                      _mb(fig.get("peak_spill_bytes")), _status(fig))
+            t.add_row(
+                profile,
+                n,
+                _s(fig.get("seconds")),
+                _s(fig.get("seconds_per_symbol_day")),
+                _mb(fig.get("peak_rss")),
+                _mb(fig.get("peak_spill_bytes")),
+                _status(fig),
+            )
     return t
 
 
 def incremental_table(sec: dict[str, Any]) -> Table:
-    t = Table(title=f"incremental — {sec.get('days')}-symbol-day lake, append {sec.get('append_hours'):g} h of bronze",
-              title_justify="left")
+    t = Table(
+        title=f"incremental — {sec.get('days')}-symbol-day lake, append {sec.get('append_hours'):g} h of bronze",
+        title_justify="left",
+    )
     for c in ("build", "seconds", "partitions", "peak RSS", "status"):
         t.add_column(c, justify="left" if c in ("build", "status") else "right")
-    for key, label in (("full", f"full build of {sec.get('days')} days"), ("append", "rebuild after the append"),
-                       ("alone", "that hour alone, fresh lake")):
+    for key, label in (
+        ("full", f"full build of {sec.get('days')} days"),
+        ("append", "rebuild after the append"),
+        ("alone", "that hour alone, fresh lake"),
+    ):
         fig = sec.get(key) or {}
-        parts = sum(m.get("partitions", 0) for m in (fig.get("models") or {}).values()) if fig.get("models") else None
-        t.add_row(label, _s(fig.get("seconds")), "–" if parts is None else str(parts), _mb(fig.get("peak_rss")), _status(fig))
+        parts = (
+            sum(m.get("partitions", 0) for m in (fig.get("models") or {}).values())
+            if fig.get("models")
+            else None
+        )
+        t.add_row(
+            label,
+            _s(fig.get("seconds")),
+            "–" if parts is None else str(parts),
+            _mb(fig.get("peak_rss")),
+            _status(fig),
+        )
     a, f = sec.get("append_vs_alone"), sec.get("append_vs_full")
     t.add_row("append / hour alone", "–" if a is None else f"{a:.2f}×", "", "", "")
     t.add_row("append / full build", "–" if f is None else f"{f:.3f}×", "", "", "")
@@ -123,11 +221,15 @@ def collector_table(sec: dict[str, Any]) -> Table:
     t.add_row("order-book messages / s received", f"{sec.get('rate', 0):,.0f}")
     if sec.get("written_rate") is not None:
         t.add_row("order-book messages / s written", f"{sec['written_rate']:,.0f}")
-    t.add_row("received = written + dropped (unaccounted)",
-              f"{sec.get('received')} = {sec.get('written')} + {sec.get('dropped')} ({sec.get('unaccounted')})")
+    t.add_row(
+        "received = written + dropped (unaccounted)",
+        f"{sec.get('received')} = {sec.get('written')} + {sec.get('dropped')} ({sec.get('unaccounted')})",
+    )
     t.add_row("receive → written p50 / p99", f"{sec.get('p50_ms', 0):.1f} / {sec.get('p99_ms', 0):.1f} ms")
-    t.add_row("peak RSS (collector process / process tree)",
-              f"{sec.get('collector_peak_rss_mb', 0):.0f} MB / {_mb(sec.get('peak_rss'))}")
+    t.add_row(
+        "peak RSS (collector process / process tree)",
+        f"{sec.get('collector_peak_rss_mb', 0):.0f} MB / {_mb(sec.get('peak_rss'))}",
+    )
     return t
 
 
@@ -139,27 +241,39 @@ def targets_table(targets: list[dict[str, Any]]) -> Table:
         v = tg.get("value")
         unit = tg.get("unit", "")
         value = "–" if v is None else (f"{v:,.2f} {unit}" if abs(v) < 1000 else f"{v:,.0f} {unit}")
-        mark = {True: "[green]met[/green]", False: "[red]missed[/red]", None: "[yellow]n/a[/yellow]"}[tg.get("ok")]
+        mark = {True: "[green]met[/green]", False: "[red]missed[/red]", None: "[yellow]n/a[/yellow]"}[
+            tg.get("ok")
+        ]
         name = tg["name"] + (f" ({tg['note']})" if tg.get("note") else "")
         t.add_row(name, value, f"{tg['op']} {tg['limit']:g} {unit}", mark)
     return t
 
 
 def updates_table(sec: dict[str, Any], hours: float) -> Table:
-    t = Table(title=f"updates — one symbol-day ({hours:g} h), the same deep book from either order-book channel",
-              title_justify="left")
+    t = Table(
+        title=f"updates — one symbol-day ({hours:g} h), the same deep book from either order-book channel",
+        title_justify="left",
+    )
     for c in ("built from", "profile", "seconds", "peak RSS", "silver.orderbook", "status"):
         t.add_column(c, justify="left" if c in ("built from", "profile", "status") else "right")
     for source in ("snapshots", "updates"):
         for profile in ("default", "pi"):
             fig = sec.get(f"{source}_{profile}") or {}
             ob = (fig.get("models") or {}).get("orderbook") or {}
-            t.add_row(source, profile, _s(fig.get("seconds")), _mb(fig.get("peak_rss")),
-                      _s(ob.get("seconds")) if ob else "–", _status(fig))
+            t.add_row(
+                source,
+                profile,
+                _s(fig.get("seconds")),
+                _mb(fig.get("peak_rss")),
+                _s(ob.get("seconds")) if ob else "–",
+                _status(fig),
+            )
     b = sec.get("bytes") or {}
     ratio = sec.get("updates_vs_snapshots")
-    t.caption = (f"updates / snapshots (default): {'–' if ratio is None else f'{ratio:.2f}×'}; bronze bytes: "
-                 f"orderbook {_mb(b.get('orderbook'))}, book_updates {_mb(b.get('book_updates'))}")
+    t.caption = (
+        f"updates / snapshots (default): {'–' if ratio is None else f'{ratio:.2f}×'}; bronze bytes: "
+        f"orderbook {_mb(b.get('orderbook'))}, book_updates {_mb(b.get('book_updates'))}"
+    )
     return t
 
 

@@ -64,8 +64,15 @@ class Target:
         return self.value <= self.limit if self.op == "<=" else self.value >= self.limit
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "value": self.value, "limit": self.limit, "op": self.op, "unit": self.unit,
-                "ok": self.ok, "note": self.note}
+        return {
+            "name": self.name,
+            "value": self.value,
+            "limit": self.limit,
+            "op": self.op,
+            "unit": self.unit,
+            "ok": self.ok,
+            "note": self.note,
+        }
 
 
 def pi_config_path() -> Path:
@@ -95,17 +102,30 @@ def link_bronze(src: Path, dst: Path, dates: list[str] | None = None, channel: s
     return total
 
 
-def model_seconds(run: WorkerRun, names: tuple[str, ...] | None = None, layer: str | None = None) -> float | None:
+def model_seconds(
+    run: WorkerRun, names: tuple[str, ...] | None = None, layer: str | None = None
+) -> float | None:
     models = run.result.get("models") or {}
     if not run.ok or not models:
         return None
-    picked = [m for n, m in models.items() if (names is None or n in names) and (layer is None or m["layer"] == layer)]
+    picked = [
+        m
+        for n, m in models.items()
+        if (names is None or n in names) and (layer is None or m["layer"] == layer)
+    ]
     return sum(m["seconds"] for m in picked) if picked else None
 
 
 class BenchSuite:
-    def __init__(self, workdir: str | Path, hours: float = 24.0, overrides: dict[str, Any] | None = None,
-                 log: Callable[[str], None] = print, timeout: float = 3600.0, keep_lakes: bool = False) -> None:
+    def __init__(
+        self,
+        workdir: str | Path,
+        hours: float = 24.0,
+        overrides: dict[str, Any] | None = None,
+        log: Callable[[str], None] = print,
+        timeout: float = 3600.0,
+        keep_lakes: bool = False,
+    ) -> None:
         self.workdir = Path(workdir)
         self.keep_lakes = keep_lakes
         self.hours = float(hours)
@@ -136,11 +156,14 @@ class BenchSuite:
         self.log(f"generating {days} symbol-day(s) of bronze ({self.hours:g} h each) ...")
         t = time.perf_counter()
         summary = generate(root, symbols=[SYMBOL], start=START, days=days, hours=self.hours)
-        self.results.setdefault("data", {}).update({
-            "generate_seconds_per_symbol_day": (time.perf_counter() - t) / days,
-            "snapshots_per_symbol_day": summary.rows["orderbook"] // days,
-            "trades_per_symbol_day": summary.rows["trades"] // days, "hours_per_day": self.hours,
-        })
+        self.results.setdefault("data", {}).update(
+            {
+                "generate_seconds_per_symbol_day": (time.perf_counter() - t) / days,
+                "snapshots_per_symbol_day": summary.rows["orderbook"] // days,
+                "trades_per_symbol_day": summary.rows["trades"] // days,
+                "hours_per_day": self.hours,
+            }
+        )
         self._data, self._data_days = root, days
         return root
 
@@ -175,29 +198,44 @@ class BenchSuite:
     # -- workers -----------------------------------------------------------------------------
 
     def overrides(self, root: Path, profile: str, **extra: Any) -> dict[str, Any]:
-        o: dict[str, Any] = {"storage.root": str(root), "duckdb.temp_directory": str(root.parent / f"{root.name}-tmp"),
-                             "storage.retain_replaced_minutes": 0}
+        o: dict[str, Any] = {
+            "storage.root": str(root),
+            "duckdb.temp_directory": str(root.parent / f"{root.name}-tmp"),
+            "storage.retain_replaced_minutes": 0,
+        }
         if profile == "default":
             o.update(self.base)
         o.update(extra)
         return o
 
-    def worker(self, key: str, spec: dict[str, Any], env: dict[str, str] | None = None,
-               watch_dir: Path | None = None) -> WorkerRun:
+    def worker(
+        self, key: str, spec: dict[str, Any], env: dict[str, str] | None = None, watch_dir: Path | None = None
+    ) -> WorkerRun:
         self.log(f"  {key} ...")
-        run = run_worker(["-m", "daedalus.devkit.bench.worker", json.dumps(spec)], env=env, timeout=self.timeout,
-                         watch_dir=watch_dir)
+        run = run_worker(
+            ["-m", "daedalus.devkit.bench.worker", json.dumps(spec)],
+            env=env,
+            timeout=self.timeout,
+            watch_dir=watch_dir,
+        )
         if not run.ok:
             self.log(f"  {key}: FAILED: {run.error}")
         self._runs[key] = run
         return run
 
-    def build(self, key: str, root: Path, profile: str = "default", env: dict[str, str] | None = None,
-              **spec: Any) -> WorkerRun:
+    def build(
+        self, key: str, root: Path, profile: str = "default", env: dict[str, str] | None = None, **spec: Any
+    ) -> WorkerRun:
         extra = spec.pop("overrides", {})
         o = self.overrides(root, profile, **extra)
-        full = {"task": "build", "overrides": o, "config_path": str(pi_config_path()) if profile == "pi" else None,
-                "run_tests": True, "catalog": True, **spec}
+        full = {
+            "task": "build",
+            "overrides": o,
+            "config_path": str(pi_config_path()) if profile == "pi" else None,
+            "run_tests": True,
+            "catalog": True,
+            **spec,
+        }
         return self.worker(key, full, env=env, watch_dir=Path(o["duckdb.temp_directory"]))
 
     def warm_up(self) -> None:
@@ -228,10 +266,19 @@ class BenchSuite:
         models = r.get("models") or {}
         model_total = sum(m["seconds"] for m in models.values()) if models else None
         out: dict[str, Any] = {
-            "ok": run.ok, "error": run.error, "seconds": r.get("seconds"), "wall_seconds": run.wall_seconds,
-            "peak_rss": run.peak_rss, "peak_spill_bytes": run.peak_dir_bytes, "models_seconds": model_total,
-            "overhead_seconds": None if model_total is None or r.get("seconds") is None else r["seconds"] - model_total,
-            "tests": r.get("tests"), "failed_tests": r.get("failed_tests"), "models": models,
+            "ok": run.ok,
+            "error": run.error,
+            "seconds": r.get("seconds"),
+            "wall_seconds": run.wall_seconds,
+            "peak_rss": run.peak_rss,
+            "peak_spill_bytes": run.peak_dir_bytes,
+            "models_seconds": model_total,
+            "overhead_seconds": None
+            if model_total is None or r.get("seconds") is None
+            else r["seconds"] - model_total,
+            "tests": r.get("tests"),
+            "failed_tests": r.get("failed_tests"),
+            "models": models,
         }
         if run.ok and r.get("seconds") is not None:
             out["seconds_per_symbol_day"] = r["seconds"] / symbol_days
@@ -250,12 +297,25 @@ class BenchSuite:
         def floor_pass(tag: str) -> list[float]:
             """The floor right before/after a build: a noisy shared machine drifts between scenarios,
             so each ratio divides by the floor measured next to its own build."""
-            f = self.worker(f"floor-{tag}", {"task": "floor", "root": str(floor_lake), "repeat": 2,
-                                             "overrides": self.overrides(floor_lake, "default")})
+            f = self.worker(
+                f"floor-{tag}",
+                {
+                    "task": "floor",
+                    "root": str(floor_lake),
+                    "repeat": 2,
+                    "overrides": self.overrides(floor_lake, "default"),
+                },
+            )
             times = [float(x) for x in f.result.get("seconds", [])] if f.ok else []
             floors.append(times)
-            floor_info.update({"snapshots": f.result.get("snapshots"), "levels": f.result.get("levels"),
-                               "error": f.error, "peak_rss": max(f.peak_rss, floor_info.get("peak_rss", 0))})
+            floor_info.update(
+                {
+                    "snapshots": f.result.get("snapshots"),
+                    "levels": f.result.get("levels"),
+                    "error": f.error,
+                    "peak_rss": max(f.peak_rss, floor_info.get("peak_rss", 0)),
+                }
+            )
             return times
 
         floor_pass("start")
@@ -269,8 +329,11 @@ class BenchSuite:
         around_warm = before_warm + floor_pass("after-warm")
         sec["full_build"] = self.build_figures(warm)
         sec["cold_build"] = self.build_figures(cold)
-        sec["bytes"] = {"bronze": dir_bytes(data / "bronze"), "silver": dir_bytes(warm_lake / "silver"),
-                        "gold": dir_bytes(warm_lake / "gold")}
+        sec["bytes"] = {
+            "bronze": dir_bytes(data / "bronze"),
+            "silver": dir_bytes(warm_lake / "silver"),
+            "gold": dir_bytes(warm_lake / "gold"),
+        }
 
         # Issue 4: its SQL models at memory_limit 512MB, each step in its own process so the peak RSS
         # is theirs: silver, then (not measured: issue 5's) the sequential models that
@@ -278,50 +341,114 @@ class BenchSuite:
         i4_lake = self.lake("sql512", 1)
         env = self.numba_env("build", fresh=False)
         limit = {"duckdb.memory_limit": "512MB"}
-        i4_silver = self.build("sql-512MB-silver", i4_lake, select=["layer:silver"], run_tests=False, catalog=False,
-                               overrides=limit, env=env)
-        self.build("sql-512MB-sequential", i4_lake, select=list(SEQUENTIAL_MODELS), run_tests=False, catalog=False,
-                   env=env)
-        i4 = self.build("sql-512MB-gold", i4_lake, select=list(SQL_GOLD_MODELS), run_tests=False, catalog=False,
-                        overrides=limit, env=env)
+        i4_silver = self.build(
+            "sql-512MB-silver",
+            i4_lake,
+            select=["layer:silver"],
+            run_tests=False,
+            catalog=False,
+            overrides=limit,
+            env=env,
+        )
+        self.build(
+            "sql-512MB-sequential",
+            i4_lake,
+            select=list(SEQUENTIAL_MODELS),
+            run_tests=False,
+            catalog=False,
+            env=env,
+        )
+        i4 = self.build(
+            "sql-512MB-gold",
+            i4_lake,
+            select=list(SQL_GOLD_MODELS),
+            run_tests=False,
+            catalog=False,
+            overrides=limit,
+            env=env,
+        )
         self.drop(i4_lake)
         around_i4 = floors[-1] + floor_pass("after-sql")
         self.drop(floor_lake)
         floor = median(around_warm) if around_warm else None
         floor_i4 = median(around_i4) if around_i4 else None
-        sec["floor"] = {"seconds": median([x for f in floors for x in f]) if any(floors) else None,
-                        "next_to_full_build": floor, "next_to_sql_build": floor_i4, "passes": floors, **floor_info}
+        sec["floor"] = {
+            "seconds": median([x for f in floors for x in f]) if any(floors) else None,
+            "next_to_full_build": floor,
+            "next_to_sql_build": floor_i4,
+            "passes": floors,
+            **floor_info,
+        }
         gold_sql = model_seconds(i4, SQL_GOLD_MODELS)
         i4_peak = max(i4.peak_rss, i4_silver.peak_rss) if i4.ok and i4_silver.ok else None
         sec["sql_models_512MB"] = {
-            "ok": i4.ok and i4_silver.ok, "error": i4_silver.error or i4.error, "gold_seconds": gold_sql,
-            "silver_seconds": model_seconds(i4_silver, layer="silver"), "peak_rss": i4_peak,
-            "gold_peak_rss": i4.peak_rss, "silver_peak_rss": i4_silver.peak_rss,
-            "gold": self.build_figures(i4), "silver": self.build_figures(i4_silver)}
+            "ok": i4.ok and i4_silver.ok,
+            "error": i4_silver.error or i4.error,
+            "gold_seconds": gold_sql,
+            "silver_seconds": model_seconds(i4_silver, layer="silver"),
+            "peak_rss": i4_peak,
+            "gold_peak_rss": i4.peak_rss,
+            "silver_peak_rss": i4_silver.peak_rss,
+            "gold": self.build_figures(i4),
+            "silver": self.build_figures(i4_silver),
+        }
 
         seq = model_seconds(warm, SEQUENTIAL_MODELS)
-        k = self.worker("kernels", {"task": "kernels", "root": str(warm_lake), "repeat": 3},
-                        env=self.numba_env("build", fresh=False)) if warm.ok else None
-        sec["sequential"] = {"stage_seconds": seq, "kernels": k.result if k is not None else None,
-                             "kernels_error": k.error if k is not None else "full build failed"}
+        k = (
+            self.worker(
+                "kernels",
+                {"task": "kernels", "root": str(warm_lake), "repeat": 3},
+                env=self.numba_env("build", fresh=False),
+            )
+            if warm.ok
+            else None
+        )
+        sec["sequential"] = {
+            "stage_seconds": seq,
+            "kernels": k.result if k is not None else None,
+            "kernels_error": k.error if k is not None else "full build failed",
+        }
         jit_cold = self.worker("jit-cold", {"task": "jit"}, env=self.numba_env("jit", fresh=True))
         jit_warm = self.worker("jit-warm", {"task": "jit"}, env=self.numba_env("jit", fresh=False))
-        sec["start"] = {"jit_cold_seconds": jit_cold.result.get("seconds"), "jit_warm_seconds": jit_warm.result.get("seconds"),
-                        "import_seconds": jit_warm.result.get("import_seconds"),
-                        "build_cold_seconds": cold.result.get("seconds"), "build_warm_seconds": warm.result.get("seconds")}
+        sec["start"] = {
+            "jit_cold_seconds": jit_cold.result.get("seconds"),
+            "jit_warm_seconds": jit_warm.result.get("seconds"),
+            "import_seconds": jit_warm.result.get("import_seconds"),
+            "build_cold_seconds": cold.result.get("seconds"),
+            "build_warm_seconds": warm.result.get("seconds"),
+        }
         sec["cli"] = self.cli_start(warm_lake)
 
         full = warm.result.get("seconds") if warm.ok else None
         per_kernel = (k.result.get("per_kernel") or {}) if k is not None and k.ok else {}
-        slowest = min(((name, f["rows_per_second"]) for name, f in per_kernel.items()), key=lambda x: x[1], default=None)
+        slowest = min(
+            ((name, f["rows_per_second"]) for name, f in per_kernel.items()), key=lambda x: x[1], default=None
+        )
         self.targets += [
             Target("issue 7: full build (silver+gold+tests) / floor", ratio(full, floor), 6, "×"),
-            Target("issue 4: SQL gold models / floor", ratio(gold_sql, floor_i4), 4, "×",
-                   note="orderbook_hf, orderbook_bars, trade_bars, ticker_hf"),
+            Target(
+                "issue 4: SQL gold models / floor",
+                ratio(gold_sql, floor_i4),
+                4,
+                "×",
+                note="orderbook_hf, orderbook_bars, trade_bars, ticker_hf",
+            ),
             Target("issue 4: peak RSS, silver + SQL gold at memory_limit 512MB", _mb(i4_peak), 1024, "MB"),
-            Target("issue 5: sequential stage / floor", ratio(seq, floor), 1.5, "×", note="orderbook_seq + vpin_buckets"),
-            Target("issue 5: kernels alone, slowest kernel", slowest[1] / 1e6 if slowest else None, 20, "M rows/s", op=">=",
-                   note=slowest[0] if slowest else ""),
+            Target(
+                "issue 5: sequential stage / floor",
+                ratio(seq, floor),
+                1.5,
+                "×",
+                note="orderbook_seq + vpin_buckets",
+            ),
+            Target(
+                "issue 5: kernels alone, slowest kernel",
+                slowest[1] / 1e6 if slowest else None,
+                20,
+                "M rows/s",
+                op=">=",
+                note=slowest[0] if slowest else "",
+            ),
             Target("issue 7: `daedalus --help` start", sec["cli"].get("help_seconds"), 1, "s"),
             Target("issue 7: `daedalus ls` start", sec["cli"].get("ls_seconds"), 1, "s"),
         ]
@@ -335,16 +462,24 @@ class BenchSuite:
             times = []
             for _ in range(repeat):
                 t = time.perf_counter()
-                p = subprocess.run([sys.executable, "-m", "daedalus", *args], capture_output=True, text=True,
-                                   env={**os.environ, "DAEDALUS_CONFIG": ""})
+                p = subprocess.run(
+                    [sys.executable, "-m", "daedalus", *args],
+                    capture_output=True,
+                    text=True,
+                    env={**os.environ, "DAEDALUS_CONFIG": ""},
+                )
                 times.append(time.perf_counter() - t)
                 if p.returncode != 0:
                     out[f"{key}_error"] = (p.stderr.strip().splitlines() or ["exit " + str(p.returncode)])[-1]
             out[f"{key}_seconds"] = median(times)
         return out
 
-    def scaling_section(self, sizes: tuple[int, ...] = (1, 2, 4), profiles: tuple[str, ...] = ("default", "pi")) -> dict[str, Any]:
-        self.log("[scaling] " + ", ".join(f"{n}" for n in sizes) + f" symbol-days, profiles: {', '.join(profiles)}")
+    def scaling_section(
+        self, sizes: tuple[int, ...] = (1, 2, 4), profiles: tuple[str, ...] = ("default", "pi")
+    ) -> dict[str, Any]:
+        self.log(
+            "[scaling] " + ", ".join(f"{n}" for n in sizes) + f" symbol-days, profiles: {', '.join(profiles)}"
+        )
         self.data(max(sizes))
         self.warm_up()
         sec: dict[str, Any] = {p: {} for p in profiles}
@@ -354,7 +489,12 @@ class BenchSuite:
                     run = self._runs["build-warm"]  # the build section's warm build is this very scenario
                 else:
                     lake = self.lake(f"scale-{profile}-{n}", n)
-                    run = self.build(f"scale-{profile}-{n}", lake, profile=profile, env=self.numba_env("build", fresh=False))
+                    run = self.build(
+                        f"scale-{profile}-{n}",
+                        lake,
+                        profile=profile,
+                        env=self.numba_env("build", fresh=False),
+                    )
                     self.drop(lake)
                 sec[profile][str(n)] = self.build_figures(run, n)
         self.results["scaling"] = sec
@@ -363,15 +503,34 @@ class BenchSuite:
         pi = sec["pi"]
         one = pi.get(str(min(sizes)), {})
         biggest = pi.get(str(max(sizes)), {})
-        growth = ratio(biggest.get("peak_rss") if biggest.get("ok") else None, one.get("peak_rss") if one.get("ok") else None)
-        self.targets.append(Target(f"issue 7: Pi profile peak RSS, {min(sizes)} symbol-day(s)",
-                                   _mb(one.get("peak_rss")) if one.get("ok") else None, 600, "MB"))
+        growth = ratio(
+            biggest.get("peak_rss") if biggest.get("ok") else None,
+            one.get("peak_rss") if one.get("ok") else None,
+        )
+        self.targets.append(
+            Target(
+                f"issue 7: Pi profile peak RSS, {min(sizes)} symbol-day(s)",
+                _mb(one.get("peak_rss")) if one.get("ok") else None,
+                600,
+                "MB",
+            )
+        )
         if len(sizes) > 1:
             self.targets += [
-                Target(f"issue 7: Pi profile, {max(sizes)} symbol-days complete",
-                       1.0 if biggest.get("ok") else (0.0 if biggest else None), 1, "", op=">=",
-                       note=biggest.get("error") or ""),
-                Target(f"issue 7: Pi peak RSS {max(sizes)} / {min(sizes)} symbol-days (memory flat)", growth, 1.25, "×"),
+                Target(
+                    f"issue 7: Pi profile, {max(sizes)} symbol-days complete",
+                    1.0 if biggest.get("ok") else (0.0 if biggest else None),
+                    1,
+                    "",
+                    op=">=",
+                    note=biggest.get("error") or "",
+                ),
+                Target(
+                    f"issue 7: Pi peak RSS {max(sizes)} / {min(sizes)} symbol-days (memory flat)",
+                    growth,
+                    1.25,
+                    "×",
+                ),
             ]
         self.results["scaling"] = sec
         return sec
@@ -393,14 +552,25 @@ class BenchSuite:
         alone = self.build("hour-alone", alone_lake, env=env)
         self.drop(lake)
         self.drop(alone_lake)
-        sec = {"days": days, "append_hours": self.append_hours, "full": self.build_figures(full, days),
-               "append": self.build_figures(inc), "alone": self.build_figures(alone),
-               "append_partitions": inc.result.get("partitions")}
+        sec = {
+            "days": days,
+            "append_hours": self.append_hours,
+            "full": self.build_figures(full, days),
+            "append": self.build_figures(inc),
+            "alone": self.build_figures(alone),
+            "append_partitions": inc.result.get("partitions"),
+        }
         t_inc = inc.result.get("seconds") if inc.ok else None
         sec["append_vs_alone"] = ratio(t_inc, alone.result.get("seconds") if alone.ok else None)
         sec["append_vs_full"] = ratio(t_inc, full.result.get("seconds") if full.ok else None)
-        self.targets.append(Target(f"issue 7: append {self.append_hours:g} h to {days}-day lake / that hour alone",
-                                   sec["append_vs_alone"], 2, "×"))
+        self.targets.append(
+            Target(
+                f"issue 7: append {self.append_hours:g} h to {days}-day lake / that hour alone",
+                sec["append_vs_alone"],
+                2,
+                "×",
+            )
+        )
         self.results["incremental"] = sec
         return sec
 
@@ -412,10 +582,15 @@ class BenchSuite:
         if not (root / "bronze").exists():
             self.log(f"generating 1 symbol-day with book updates ({self.hours:g} h) ...")
             t = time.perf_counter()
-            summary = generate(root, symbols=[SYMBOL], start=START, days=1, hours=self.hours, book_updates=True)
-            self.results.setdefault("data", {}).update({
-                "updates_generate_seconds": time.perf_counter() - t,
-                "book_updates_per_symbol_day": summary.rows["book_updates"]})
+            summary = generate(
+                root, symbols=[SYMBOL], start=START, days=1, hours=self.hours, book_updates=True
+            )
+            self.results.setdefault("data", {}).update(
+                {
+                    "updates_generate_seconds": time.perf_counter() - t,
+                    "book_updates_per_symbol_day": summary.rows["book_updates"],
+                }
+            )
         return root
 
     def updates_section(self) -> dict[str, Any]:
@@ -425,7 +600,9 @@ class BenchSuite:
         self.warm_up()
         env = self.numba_env("build", fresh=False)
         common = {"trades", "ticker", "events"}
-        sec: dict[str, Any] = {"bytes": {c: dir_bytes(data / "bronze" / c) for c in ("orderbook", "book_updates")}}
+        sec: dict[str, Any] = {
+            "bytes": {c: dir_bytes(data / "bronze" / c) for c in ("orderbook", "book_updates")}
+        }
         for source, channel in (("snapshots", "orderbook"), ("updates", "book_updates")):
             for profile in ("default", "pi"):
                 lake = self.workdir / "lakes" / f"{source}-{profile}"
@@ -441,9 +618,18 @@ class BenchSuite:
         sec["updates_vs_snapshots"] = ratio(t_upd, t_snap)
         pi = sec["updates_pi"]
         self.targets += [
-            Target("issue 13: full build from updates / from snapshots (same run)", sec["updates_vs_snapshots"], 1, "×"),
-            Target("issue 13: Pi profile peak RSS, one symbol-day from updates",
-                   _mb(pi.get("peak_rss")) if pi.get("ok") else None, 600, "MB"),
+            Target(
+                "issue 13: full build from updates / from snapshots (same run)",
+                sec["updates_vs_snapshots"],
+                1,
+                "×",
+            ),
+            Target(
+                "issue 13: Pi profile peak RSS, one symbol-day from updates",
+                _mb(pi.get("peak_rss")) if pi.get("ok") else None,
+                600,
+                "MB",
+            ),
         ]
         self.results["updates"] = sec
         return sec
@@ -458,10 +644,28 @@ class BenchSuite:
         seconds = run.result.get("seconds") or 0
         sec["written_rate"] = run.result.get("written", 0) / seconds if run.ok and seconds > 0 else None
         self.targets += [
-            Target("issue 7: collector order-book msgs/s written (one core)", sec["written_rate"], 5000, "msg/s", op=">=",
-                   note=f"received {run.result.get('rate', 0):,.0f}/s, dropped {run.result.get('dropped')}" if run.ok else ""),
-            Target("issue 7: collector peak RSS", run.result.get("collector_peak_rss_mb") if run.ok else None, 250, "MB"),
-            Target("issue 7: collector unaccounted loss", run.result.get("unaccounted") if run.ok else None, 0, "msgs"),
+            Target(
+                "issue 7: collector order-book msgs/s written (one core)",
+                sec["written_rate"],
+                5000,
+                "msg/s",
+                op=">=",
+                note=f"received {run.result.get('rate', 0):,.0f}/s, dropped {run.result.get('dropped')}"
+                if run.ok
+                else "",
+            ),
+            Target(
+                "issue 7: collector peak RSS",
+                run.result.get("collector_peak_rss_mb") if run.ok else None,
+                250,
+                "MB",
+            ),
+            Target(
+                "issue 7: collector unaccounted loss",
+                run.result.get("unaccounted") if run.ok else None,
+                0,
+                "msgs",
+            ),
         ]
         self.results["collector"] = sec
         return sec
@@ -470,9 +674,16 @@ class BenchSuite:
         import duckdb
 
         return {
-            "meta": {"started": self.results.get("_started"), "hours_per_day": self.hours, "symbol": SYMBOL,
-                     "cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
-                     "duckdb": duckdb.__version__, "profile_overrides": self.base},
+            "meta": {
+                "started": self.results.get("_started"),
+                "hours_per_day": self.hours,
+                "symbol": SYMBOL,
+                "cpus": os.cpu_count(),
+                "machine": platform.machine(),
+                "python": platform.python_version(),
+                "duckdb": duckdb.__version__,
+                "profile_overrides": self.base,
+            },
             **{k: v for k, v in self.results.items() if not k.startswith("_")},
             "targets": [t.as_dict() for t in self.targets],
         }

@@ -67,18 +67,34 @@ def task_build(spec: dict[str, Any]) -> dict[str, Any]:
     t = time.perf_counter()
     out: dict[str, Any] = {}
     try:
-        result = runner.build(cfg, select=spec.get("select"), exclude=spec.get("exclude"),
-                              full_refresh=bool(spec.get("full_refresh")), run_tests=bool(spec.get("run_tests", True)),
-                              catalog=bool(spec.get("catalog", True)))
+        result = runner.build(
+            cfg,
+            select=spec.get("select"),
+            exclude=spec.get("exclude"),
+            full_refresh=bool(spec.get("full_refresh")),
+            run_tests=bool(spec.get("run_tests", True)),
+            catalog=bool(spec.get("catalog", True)),
+        )
     except DaedalusError as e:
         out["error"] = str(e).splitlines()[0]
         return {**out, "seconds": time.perf_counter() - t}
     seconds = time.perf_counter() - t
-    models = {name: {"seconds": s.seconds, "rows": s.rows, "bytes": s.bytes, "partitions": s.partitions,
-                     "layer": s.relation.split(".")[0]} for name, s in result.stats.items()}
+    models = {
+        name: {
+            "seconds": s.seconds,
+            "rows": s.rows,
+            "bytes": s.bytes,
+            "partitions": s.partitions,
+            "layer": s.relation.split(".")[0],
+        }
+        for name, s in result.stats.items()
+    }
     return {
-        "seconds": seconds, "build_seconds": result.seconds, "models": models,
-        "partitions": len(result.plan), "tests": len(result.tests),
+        "seconds": seconds,
+        "build_seconds": result.seconds,
+        "models": models,
+        "partitions": len(result.plan),
+        "tests": len(result.tests),
         "failed_tests": sum(1 for r in result.tests if not getattr(r, "passed", True)),
     }
 
@@ -107,11 +123,18 @@ def task_kernels(spec: dict[str, Any]) -> dict[str, Any]:
     tbl = tbl.sort_by([("ts", "ascending"), ("seq", "ascending")])
     rows = pa.StructArray.from_arrays([tbl[c].combine_chunks() for c in cols], names=cols)
     book = book_from_arrow(rows)
-    tr = pa.concat_tables([pq.read_table(f, columns=["ts", "trade_id", "side", "amount"]) for f in trade_files]) \
-        if trade_files else None
+    tr = (
+        pa.concat_tables(
+            [pq.read_table(f, columns=["ts", "trade_id", "side", "amount"]) for f in trade_files]
+        )
+        if trade_files
+        else None
+    )
     if tr is not None and tr.num_rows:
         tr = tr.sort_by([("ts", "ascending")])
-        ts = np.asarray(pc.cast(tr["ts"].combine_chunks(), pa.timestamp("us", tz="UTC")).cast(pa.int64()), np.int64)
+        ts = np.asarray(
+            pc.cast(tr["ts"].combine_chunks(), pa.timestamp("us", tz="UTC")).cast(pa.int64()), np.int64
+        )
         amount = np.asarray(tr["amount"].combine_chunks().to_numpy(zero_copy_only=False), np.float64)
         is_buy = np.asarray(pc.equal(tr["side"].combine_chunks(), "buy").to_numpy(zero_copy_only=False), bool)
         trades = Trades(ts, np.where(is_buy, amount, 0.0), np.where(is_buy, 0.0, amount))
@@ -126,9 +149,14 @@ def task_kernels(spec: dict[str, Any]) -> dict[str, Any]:
         orderbook_sequential(book, trades, params)
         times.append(time.perf_counter() - t)
     best = min(times)
-    return {"rows": n, "trades": 0 if trades is None else int(trades.ts.shape[0]), "seconds": best,
-            "rows_per_second": n / best if best > 0 else None, "levels": int(book.bid_px.shape[0] + book.ask_px.shape[0]),
-            "per_kernel": _per_kernel(lambda: orderbook_sequential(book, trades, params), n)}
+    return {
+        "rows": n,
+        "trades": 0 if trades is None else int(trades.ts.shape[0]),
+        "seconds": best,
+        "rows_per_second": n / best if best > 0 else None,
+        "levels": int(book.bid_px.shape[0] + book.ask_px.shape[0]),
+        "per_kernel": _per_kernel(lambda: orderbook_sequential(book, trades, params), n),
+    }
 
 
 def _per_kernel(call: Any, n: int) -> dict[str, dict[str, float]]:
@@ -162,8 +190,17 @@ def task_jit(spec: dict[str, Any]) -> dict[str, Any]:
     t_import = time.perf_counter() - t0
     n = 64
     off = np.arange(n + 1, dtype=np.int64)
-    book = Book(np.arange(n, dtype=np.int64) * 100_000, 100.0 - np.arange(n) % 3 * 0.01, np.ones(n), off,
-                np.full(n, 100.02), np.ones(n), off.copy(), np.zeros(n, bool), np.zeros(n, bool))
+    book = Book(
+        np.arange(n, dtype=np.int64) * 100_000,
+        100.0 - np.arange(n) % 3 * 0.01,
+        np.ones(n),
+        off,
+        np.full(n, 100.02),
+        np.ones(n),
+        off.copy(),
+        np.zeros(n, bool),
+        np.zeros(n, bool),
+    )
     trades = Trades(np.arange(0, n, 4, dtype=np.int64) * 100_000 + 1, np.ones(n // 4), np.zeros(n // 4))
     orderbook_sequential(book, trades, SeqParams())
     return {"seconds": time.perf_counter() - t0, "import_seconds": t_import}
@@ -175,12 +212,28 @@ def task_collect(spec: dict[str, Any]) -> dict[str, Any]:
 
     r = bench_collect(int(spec.get("messages", 50_000)))
     unaccounted = r.received - r.written - r.dropped
-    return {"messages": r.messages, "measured": r.measured, "seconds": r.seconds, "rate": r.rate,
-            "received": r.received, "written": r.written, "dropped": r.dropped, "unaccounted": unaccounted,
-            "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "collector_peak_rss_mb": r.peak_rss_mb}
+    return {
+        "messages": r.messages,
+        "measured": r.measured,
+        "seconds": r.seconds,
+        "rate": r.rate,
+        "received": r.received,
+        "written": r.written,
+        "dropped": r.dropped,
+        "unaccounted": unaccounted,
+        "p50_ms": r.p50_ms,
+        "p99_ms": r.p99_ms,
+        "collector_peak_rss_mb": r.peak_rss_mb,
+    }
 
 
-TASKS = {"floor": task_floor, "build": task_build, "kernels": task_kernels, "jit": task_jit, "collect": task_collect}
+TASKS = {
+    "floor": task_floor,
+    "build": task_build,
+    "kernels": task_kernels,
+    "jit": task_jit,
+    "collect": task_collect,
+}
 
 
 def main(argv: list[str]) -> int:

@@ -31,6 +31,7 @@ try:
     def _dumps(obj: Any) -> str:
         return orjson.dumps(obj).decode()
 except ImportError:  # pragma: no cover
+
     def _dumps(obj: Any) -> str:
         return json.dumps(obj, separators=(",", ":"))
 
@@ -66,7 +67,11 @@ class ServerBook:
     def snapshot(self, limit: int) -> dict:
         bids = sorted(self.bids.items(), key=lambda kv: -float(kv[0]))[:limit]
         asks = sorted(self.asks.items(), key=lambda kv: float(kv[0]))[:limit]
-        return {"lastUpdateId": self.last_update_id, "bids": [list(b) for b in bids], "asks": [list(a) for a in asks]}
+        return {
+            "lastUpdateId": self.last_update_id,
+            "bids": [list(b) for b in bids],
+            "asks": [list(a) for a in asks],
+        }
 
 
 def binance_id(symbol: str) -> str:
@@ -79,15 +84,39 @@ def spot_market(symbol: str) -> dict:
     base, quote = symbol.split("/")
     mid = base + quote
     return {
-        "id": mid, "lowercaseId": mid.lower(), "symbol": symbol, "base": base, "quote": quote,
-        "settle": None, "baseId": base, "quoteId": quote, "settleId": None,
-        "type": "spot", "spot": True, "margin": False, "swap": False, "future": False, "option": False,
-        "active": True, "contract": False, "linear": None, "inverse": None, "contractSize": None,
-        "taker": 0.001, "maker": 0.001, "expiry": None, "expiryDatetime": None, "strike": None,
+        "id": mid,
+        "lowercaseId": mid.lower(),
+        "symbol": symbol,
+        "base": base,
+        "quote": quote,
+        "settle": None,
+        "baseId": base,
+        "quoteId": quote,
+        "settleId": None,
+        "type": "spot",
+        "spot": True,
+        "margin": False,
+        "swap": False,
+        "future": False,
+        "option": False,
+        "active": True,
+        "contract": False,
+        "linear": None,
+        "inverse": None,
+        "contractSize": None,
+        "taker": 0.001,
+        "maker": 0.001,
+        "expiry": None,
+        "expiryDatetime": None,
+        "strike": None,
         "optionType": None,
         "precision": {"amount": 1e-8, "price": 1e-8, "cost": None, "base": 1e-8, "quote": 1e-8},
-        "limits": {"amount": {"min": None, "max": None}, "price": {"min": None, "max": None},
-                   "cost": {"min": None, "max": None}, "leverage": {"min": None, "max": None}},
+        "limits": {
+            "amount": {"min": None, "max": None},
+            "price": {"min": None, "max": None},
+            "cost": {"min": None, "max": None},
+            "leverage": {"min": None, "max": None},
+        },
         "info": {"symbol": mid, "status": "TRADING"},
     }
 
@@ -193,8 +222,12 @@ class FakeBinance:
         if remaining > 0:
             self._rest_429 = (remaining - 1, retry_after)
             return web.json_response(
-                {"code": -1003, "msg": "Too many requests; current limit is 6000 request weight per 1 MINUTE."},
-                status=429, headers={"Retry-After": str(int(retry_after))},
+                {
+                    "code": -1003,
+                    "msg": "Too many requests; current limit is 6000 request weight per 1 MINUTE.",
+                },
+                status=429,
+                headers={"Retry-After": str(int(retry_after))},
             )
         book = self.books.get(symbol)
         if book is None:
@@ -287,12 +320,34 @@ class FakeBinance:
             return
         st["emitted"] = st["E"]
         bt, last = st["bt"], st["last"]
-        await self.publish(f"{sid.lower()}@ticker", {
-            "e": "24hrTicker", "E": st["E"], "s": sid, "p": "0", "P": "0", "w": last["p"], "x": last["p"],
-            "c": last["p"], "Q": last["q"], "b": bt["b"], "B": bt["B"], "a": bt["a"], "A": bt["A"],
-            "o": last["p"], "h": last["p"], "l": last["p"], "v": "0", "q": "0",
-            "O": st["E"] - 86_400_000, "C": st["E"], "F": 0, "L": last["t"], "n": st["n"],
-        })
+        await self.publish(
+            f"{sid.lower()}@ticker",
+            {
+                "e": "24hrTicker",
+                "E": st["E"],
+                "s": sid,
+                "p": "0",
+                "P": "0",
+                "w": last["p"],
+                "x": last["p"],
+                "c": last["p"],
+                "Q": last["q"],
+                "b": bt["b"],
+                "B": bt["B"],
+                "a": bt["a"],
+                "A": bt["A"],
+                "o": last["p"],
+                "h": last["p"],
+                "l": last["p"],
+                "v": "0",
+                "q": "0",
+                "O": st["E"] - 86_400_000,
+                "C": st["E"],
+                "F": 0,
+                "L": last["t"],
+                "n": st["n"],
+            },
+        )
 
     def load_market(self, market: SimulatedMarket) -> None:
         """Initialise the server books from a simulated market (call before `run_market`)."""
@@ -304,7 +359,10 @@ class FakeBinance:
             )
 
     async def run_market(
-        self, market: SimulatedMarket, steps: int | None = None, interval: float = 0.01,
+        self,
+        market: SimulatedMarket,
+        steps: int | None = None,
+        interval: float = 0.01,
         stop: asyncio.Event | None = None,
     ) -> int:
         """Publish the simulated market: one `step` per `interval` seconds (0 = flat out)."""
@@ -326,18 +384,43 @@ class FakeBinance:
         sid = binance_id(ev.symbol)
         low = sid.lower()
         if isinstance(ev, Trade):
-            await self.publish(f"{low}@trade", {
-                "e": "trade", "E": ev.ts_ms, "s": sid, "t": ev.trade_id, "p": _fmt(ev.price),
-                "q": _fmt(ev.qty), "T": ev.ts_ms, "m": ev.buyer_is_maker, "M": True,
-            })
+            await self.publish(
+                f"{low}@trade",
+                {
+                    "e": "trade",
+                    "E": ev.ts_ms,
+                    "s": sid,
+                    "t": ev.trade_id,
+                    "p": _fmt(ev.price),
+                    "q": _fmt(ev.qty),
+                    "T": ev.ts_ms,
+                    "m": ev.buyer_is_maker,
+                    "M": True,
+                },
+            )
             return
-        await self.publish(f"{low}@depth@100ms", {
-            "e": "depthUpdate", "E": ev.ts_ms, "s": sid, "U": ev.first_id, "u": ev.last_id,
-            "b": [[_fmt(p), _fmt(q)] for p, q in ev.bids], "a": [[_fmt(p), _fmt(q)] for p, q in ev.asks],
-        })
+        await self.publish(
+            f"{low}@depth@100ms",
+            {
+                "e": "depthUpdate",
+                "E": ev.ts_ms,
+                "s": sid,
+                "U": ev.first_id,
+                "u": ev.last_id,
+                "b": [[_fmt(p), _fmt(q)] for p, q in ev.bids],
+                "a": [[_fmt(p), _fmt(q)] for p, q in ev.asks],
+            },
+        )
         book = market.books[ev.symbol]
         bb, ba = book.best_bid(), book.best_ask()
-        bt = {"u": ev.last_id, "s": sid, "b": _fmt(bb), "B": _fmt(book.bids[bb]), "a": _fmt(ba), "A": _fmt(book.asks[ba])}
+        bt = {
+            "u": ev.last_id,
+            "s": sid,
+            "b": _fmt(bb),
+            "B": _fmt(book.bids[bb]),
+            "a": _fmt(ba),
+            "A": _fmt(book.asks[ba]),
+        }
         await self.publish(f"{low}@bookTicker", bt)
         last = market.last_trade.get(ev.symbol)
         if last is not None:

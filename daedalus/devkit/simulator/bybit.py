@@ -48,7 +48,9 @@ class FakeBybit(FakeVenue):
             return
         op, rid = req.get("op"), req.get("req_id", "")
         if op == "ping":
-            await self.send(peer, {"success": True, "ret_msg": "pong", "conn_id": "fake", "req_id": rid, "op": "ping"})
+            await self.send(
+                peer, {"success": True, "ret_msg": "pong", "conn_id": "fake", "req_id": rid, "op": "ping"}
+            )
             return
         topics = list(req.get("args") or [])
         await self.send(peer, {"success": True, "ret_msg": "", "conn_id": "fake", "req_id": rid, "op": op})
@@ -64,10 +66,19 @@ class FakeBybit(FakeVenue):
         symbol = self._symbols[topic.rsplit(".", 1)[1]]
         book = self.books[symbol]
         self.cross_seq += 1
-        frame = {"topic": topic, "type": "snapshot", "ts": self._ts.get(symbol, 0), "data": {
-            "s": bybit_id(symbol), "b": [[num(p), num(q)] for p, q in book.top("bid")],
-            "a": [[num(p), num(q)] for p, q in book.top("ask")],
-            "u": self.update_id.setdefault(symbol, 1000), "seq": self.cross_seq}, "cts": self._ts.get(symbol, 0)}
+        frame = {
+            "topic": topic,
+            "type": "snapshot",
+            "ts": self._ts.get(symbol, 0),
+            "data": {
+                "s": bybit_id(symbol),
+                "b": [[num(p), num(q)] for p, q in book.top("bid")],
+                "a": [[num(p), num(q)] for p, q in book.top("ask")],
+                "u": self.update_id.setdefault(symbol, 1000),
+                "seq": self.cross_seq,
+            },
+            "cts": self._ts.get(symbol, 0),
+        }
         await self.send(peer, frame)
         if self.record:
             self.sent.setdefault(topic, []).append(frame)
@@ -78,10 +89,26 @@ class FakeBybit(FakeVenue):
         sid = bybit_id(ev.symbol)
         self._ts[ev.symbol] = ev.ts_ms
         if isinstance(ev, Trade):
-            await self.publish(f"publicTrade.{sid}", {"topic": f"publicTrade.{sid}", "type": "snapshot",
-                                                      "ts": ev.ts_ms, "data": [{
-                "T": ev.ts_ms, "s": sid, "S": "Sell" if ev.buyer_is_maker else "Buy", "v": num(ev.qty),
-                "p": num(ev.price), "L": "ZeroPlusTick", "i": f"2290000000{ev.trade_id}", "BT": False}]})
+            await self.publish(
+                f"publicTrade.{sid}",
+                {
+                    "topic": f"publicTrade.{sid}",
+                    "type": "snapshot",
+                    "ts": ev.ts_ms,
+                    "data": [
+                        {
+                            "T": ev.ts_ms,
+                            "s": sid,
+                            "S": "Sell" if ev.buyer_is_maker else "Buy",
+                            "v": num(ev.qty),
+                            "p": num(ev.price),
+                            "L": "ZeroPlusTick",
+                            "i": f"2290000000{ev.trade_id}",
+                            "BT": False,
+                        }
+                    ],
+                },
+            )
             return True
         book = self.books[ev.symbol]
         bids, asks = book.apply(ev)
@@ -93,19 +120,47 @@ class FakeBybit(FakeVenue):
                 self._skip[ev.symbol] -= 1
                 self.mark(topic, "skip")
             else:
-                await self.publish(topic, {"topic": topic, "type": "delta", "ts": ev.ts_ms, "data": {
-                    "s": sid, "b": [[num(p), num(q)] for p, q in bids], "a": [[num(p), num(q)] for p, q in asks],
-                    "u": self.update_id[ev.symbol], "seq": self.cross_seq}, "cts": ev.ts_ms})
+                await self.publish(
+                    topic,
+                    {
+                        "topic": topic,
+                        "type": "delta",
+                        "ts": ev.ts_ms,
+                        "data": {
+                            "s": sid,
+                            "b": [[num(p), num(q)] for p, q in bids],
+                            "a": [[num(p), num(q)] for p, q in asks],
+                            "u": self.update_id[ev.symbol],
+                            "seq": self.cross_seq,
+                        },
+                        "cts": ev.ts_ms,
+                    },
+                )
         if ev.ts_ms - self._last_ticker.get(ev.symbol, 0) >= self.ticker_interval_ms:
             self._last_ticker[ev.symbol] = ev.ts_ms
             last = market.last_trade.get(ev.symbol)
             px = last.price if last is not None else (book.top("bid", 1)[0][0] + book.top("ask", 1)[0][0]) / 2
             # spot tickers carry no bid/ask on Bybit v5 (linear ones do)
-            await self.publish(f"tickers.{sid}", {"topic": f"tickers.{sid}", "ts": ev.ts_ms, "type": "snapshot",
-                                                  "cs": self.cross_seq, "data": {
-                "symbol": sid, "lastPrice": num(px), "highPrice24h": num(px), "lowPrice24h": num(px),
-                "prevPrice24h": num(px), "volume24h": "0", "turnover24h": "0", "price24hPcnt": "0",
-                "usdIndexPrice": num(px)}})
+            await self.publish(
+                f"tickers.{sid}",
+                {
+                    "topic": f"tickers.{sid}",
+                    "ts": ev.ts_ms,
+                    "type": "snapshot",
+                    "cs": self.cross_seq,
+                    "data": {
+                        "symbol": sid,
+                        "lastPrice": num(px),
+                        "highPrice24h": num(px),
+                        "lowPrice24h": num(px),
+                        "prevPrice24h": num(px),
+                        "volume24h": "0",
+                        "turnover24h": "0",
+                        "price24hPcnt": "0",
+                        "usdIndexPrice": num(px),
+                    },
+                },
+            )
         return bool(bids or asks)
 
     def skip_book_updates(self, symbol: str, count: int = 1) -> None:

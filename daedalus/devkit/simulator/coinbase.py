@@ -45,8 +45,9 @@ class _Peer:
 
 
 class FakeCoinbase:
-    def __init__(self, market: SimulatedMarket, host: str = "127.0.0.1", port: int = 0,
-                 heartbeat_interval: float = 1.0) -> None:
+    def __init__(
+        self, market: SimulatedMarket, host: str = "127.0.0.1", port: int = 0, heartbeat_interval: float = 1.0
+    ) -> None:
         self.market = market
         self.host, self.port = host, port
         self.heartbeat_interval = heartbeat_interval
@@ -94,7 +95,13 @@ class FakeCoinbase:
         if peer.skip_next:
             peer.seq += peer.skip_next  # those messages are "lost": their numbers are used up
             peer.skip_next = 0
-        msg = {"channel": channel, "client_id": "", "timestamp": ts or _iso(), "sequence_num": peer.seq, "events": events}
+        msg = {
+            "channel": channel,
+            "client_id": "",
+            "timestamp": ts or _iso(),
+            "sequence_num": peer.seq,
+            "events": events,
+        }
         peer.seq += 1
         self.sent[channel] = self.sent.get(channel, 0) + 1
         with contextlib.suppress(ConnectionError, RuntimeError):
@@ -105,7 +112,9 @@ class FakeCoinbase:
         if self._reject[0] > 0:
             count, status, retry_after = self._reject
             self._reject = (count - 1, status, retry_after)
-            return web.Response(status=status, text="rate limited", headers={"Retry-After": str(int(retry_after))})
+            return web.Response(
+                status=status, text="rate limited", headers={"Retry-After": str(int(retry_after))}
+            )
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         peer = _Peer(ws, request)
@@ -130,7 +139,12 @@ class FakeCoinbase:
         self.subscribe_requests.append(req)
         kind, channel, products = req.get("type"), req.get("channel"), req.get("product_ids") or []
         known = {product_id(s) for s in self.market.symbols}
-        if kind not in ("subscribe", "unsubscribe") or channel not in ("level2", "market_trades", "ticker", "heartbeats"):
+        if kind not in ("subscribe", "unsubscribe") or channel not in (
+            "level2",
+            "market_trades",
+            "ticker",
+            "heartbeats",
+        ):
             await peer.ws.send_str(json.dumps({"type": "error", "message": f"unknown channel {channel}"}))
             return
         bad = [p for p in products if p not in known]
@@ -153,16 +167,22 @@ class FakeCoinbase:
             symbol = p.replace("-", "/")
             book = self.market.books[symbol]
             if channel == "level2":
-                updates = [{"side": "bid", "event_time": _iso(0), "price_level": f"{px}", "new_quantity": f"{q}"}
-                           for px, q in book.bids.items()]
-                updates += [{"side": "offer", "event_time": _iso(0), "price_level": f"{px}", "new_quantity": f"{q}"}
-                            for px, q in book.asks.items()]
+                updates = [
+                    {"side": "bid", "event_time": _iso(0), "price_level": f"{px}", "new_quantity": f"{q}"}
+                    for px, q in book.bids.items()
+                ]
+                updates += [
+                    {"side": "offer", "event_time": _iso(0), "price_level": f"{px}", "new_quantity": f"{q}"}
+                    for px, q in book.asks.items()
+                ]
                 await self._send(peer, "l2_data", [{"type": "snapshot", "product_id": p, "updates": updates}])
             elif channel == "market_trades":
                 trades = [self._trade_json(t) for t in reversed(self.recent_trades.get(symbol, deque()))]
                 await self._send(peer, "market_trades", [{"type": "snapshot", "trades": trades}])
             elif channel == "ticker":
-                await self._send(peer, "ticker", [{"type": "snapshot", "tickers": [self._ticker_json(symbol)]}])
+                await self._send(
+                    peer, "ticker", [{"type": "snapshot", "tickers": [self._ticker_json(symbol)]}]
+                )
 
     async def wait_subscribed(self, channels: list[str], timeout: float = 10.0) -> None:
         def ready() -> bool:
@@ -173,18 +193,35 @@ class FakeCoinbase:
 
     def _trade_json(self, t: Trade) -> dict:
         # the maker's side: buyer_is_maker → the maker bought
-        return {"trade_id": str(t.trade_id), "product_id": product_id(t.symbol), "price": f"{t.price}",
-                "size": f"{t.qty}", "side": "BUY" if t.buyer_is_maker else "SELL", "time": _iso(t.ts_ms)}
+        return {
+            "trade_id": str(t.trade_id),
+            "product_id": product_id(t.symbol),
+            "price": f"{t.price}",
+            "size": f"{t.qty}",
+            "side": "BUY" if t.buyer_is_maker else "SELL",
+            "time": _iso(t.ts_ms),
+        }
 
     def _ticker_json(self, symbol: str) -> dict:
         book = self.market.books[symbol]
         bb, ba = book.best_bid(), book.best_ask()
         last = self.market.last_trade.get(symbol)
         price = last.price if last else (bb + ba) / 2
-        return {"type": "ticker", "product_id": product_id(symbol), "price": f"{price}", "volume_24_h": "1000",
-                "low_24_h": f"{price * 0.98}", "high_24_h": f"{price * 1.02}", "low_52_w": "1", "high_52_w": "1e9",
-                "price_percent_chg_24_h": "0.5", "best_bid": f"{bb}", "best_bid_quantity": f"{book.bids[bb]}",
-                "best_ask": f"{ba}", "best_ask_quantity": f"{book.asks[ba]}"}
+        return {
+            "type": "ticker",
+            "product_id": product_id(symbol),
+            "price": f"{price}",
+            "volume_24_h": "1000",
+            "low_24_h": f"{price * 0.98}",
+            "high_24_h": f"{price * 1.02}",
+            "low_52_w": "1",
+            "high_52_w": "1e9",
+            "price_percent_chg_24_h": "0.5",
+            "best_bid": f"{bb}",
+            "best_bid_quantity": f"{book.bids[bb]}",
+            "best_ask": f"{ba}",
+            "best_ask_quantity": f"{book.asks[ba]}",
+        }
 
     async def publish(self, ev: BookDiff | Trade) -> None:
         p = product_id(ev.symbol)
@@ -193,22 +230,37 @@ class FakeCoinbase:
             self.trade_log.append(ev)
             for peer in list(self.peers):
                 if p in peer.channels.get("market_trades", ()):
-                    await self._send(peer, "market_trades", [{"type": "update", "trades": [self._trade_json(ev)]}],
-                                     _iso(ev.ts_ms))
+                    await self._send(
+                        peer,
+                        "market_trades",
+                        [{"type": "update", "trades": [self._trade_json(ev)]}],
+                        _iso(ev.ts_ms),
+                    )
             return
-        updates = [{"side": "bid", "event_time": _iso(ev.ts_ms), "price_level": f"{px}", "new_quantity": f"{q}"}
-                   for px, q in ev.bids]
-        updates += [{"side": "offer", "event_time": _iso(ev.ts_ms), "price_level": f"{px}", "new_quantity": f"{q}"}
-                    for px, q in ev.asks]
+        updates = [
+            {"side": "bid", "event_time": _iso(ev.ts_ms), "price_level": f"{px}", "new_quantity": f"{q}"}
+            for px, q in ev.bids
+        ]
+        updates += [
+            {"side": "offer", "event_time": _iso(ev.ts_ms), "price_level": f"{px}", "new_quantity": f"{q}"}
+            for px, q in ev.asks
+        ]
         for peer in list(self.peers):
             if p in peer.channels.get("level2", ()):
-                await self._send(peer, "l2_data", [{"type": "update", "product_id": p, "updates": updates}], _iso(ev.ts_ms))
+                await self._send(
+                    peer, "l2_data", [{"type": "update", "product_id": p, "updates": updates}], _iso(ev.ts_ms)
+                )
             if p in peer.channels.get("ticker", ()):
-                await self._send(peer, "ticker", [{"type": "update", "tickers": [self._ticker_json(ev.symbol)]}],
-                                 _iso(ev.ts_ms))
+                await self._send(
+                    peer,
+                    "ticker",
+                    [{"type": "update", "tickers": [self._ticker_json(ev.symbol)]}],
+                    _iso(ev.ts_ms),
+                )
 
-    async def run_market(self, steps: int | None = None, interval: float = 0.01,
-                         stop: asyncio.Event | None = None) -> int:
+    async def run_market(
+        self, steps: int | None = None, interval: float = 0.01, stop: asyncio.Event | None = None
+    ) -> int:
         sent = n = 0
         while (steps is None or n < steps) and not (stop is not None and stop.is_set()):
             for ev in self.market.step():
@@ -228,7 +280,9 @@ class FakeCoinbase:
             counter += 1
             for peer in list(self.peers):
                 if peer.channels.get("heartbeats"):
-                    await self._send(peer, "heartbeats", [{"current_time": _iso(), "heartbeat_counter": str(counter)}])
+                    await self._send(
+                        peer, "heartbeats", [{"current_time": _iso(), "heartbeat_counter": str(counter)}]
+                    )
 
     # ---- faults ----
     def skip_sequence(self, count: int = 1) -> None:

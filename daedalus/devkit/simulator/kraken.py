@@ -53,8 +53,9 @@ class FakeKraken(FakeVenue):
 
     def configure(self, exchange: Any, symbols: Iterable[str], market: SimulatedMarket | None = None) -> None:
         exchange.urls["api"]["ws"]["publicV2"] = f"ws://{self.host}:{self.port}/v2"
-        exchange.set_markets([market_structure(s, s.replace("/", ""), tick_of(s, market), {"wsId": s})
-                              for s in symbols])
+        exchange.set_markets(
+            [market_structure(s, s.replace("/", ""), tick_of(s, market), {"wsId": s}) for s in symbols]
+        )
 
     def load_market(self, market: SimulatedMarket) -> None:
         super().load_market(market)
@@ -84,8 +85,17 @@ class FakeKraken(FakeVenue):
             result = {"channel": channel, "symbol": symbol, "snapshot": True}
             if channel == "book":
                 result["depth"] = params.get("depth", 10)
-            await self.send(peer, {"method": method, "result": result, "success": True, "req_id": rid,
-                                   "time_in": _iso(0), "time_out": _iso(0)})
+            await self.send(
+                peer,
+                {
+                    "method": method,
+                    "result": result,
+                    "success": True,
+                    "req_id": rid,
+                    "time_in": _iso(0),
+                    "time_out": _iso(0),
+                },
+            )
             if method == "subscribe":
                 if channel == "book":
                     await self._snapshot(peer, symbol)
@@ -98,9 +108,18 @@ class FakeKraken(FakeVenue):
 
     async def _snapshot(self, peer: Peer, symbol: str) -> None:
         book = self.books[symbol]
-        frame = {"channel": "book", "type": "snapshot", "data": [{
-            "symbol": symbol, "bids": [self._level(symbol, p, q) for p, q in book.top("bid")],
-            "asks": [self._level(symbol, p, q) for p, q in book.top("ask")], "checksum": self.checksum(symbol)}]}
+        frame = {
+            "channel": "book",
+            "type": "snapshot",
+            "data": [
+                {
+                    "symbol": symbol,
+                    "bids": [self._level(symbol, p, q) for p, q in book.top("bid")],
+                    "asks": [self._level(symbol, p, q) for p, q in book.top("ask")],
+                    "checksum": self.checksum(symbol),
+                }
+            ],
+        }
         await self.send(peer, frame)
         if self.record:
             self.sent.setdefault(f"book:{symbol}", []).append(frame)
@@ -111,10 +130,24 @@ class FakeKraken(FakeVenue):
         symbol = ev.symbol
         self._ts[symbol] = ev.ts_ms
         if isinstance(ev, Trade):
-            await self.publish(f"trade:{symbol}", {"channel": "trade", "type": "update", "data": [{
-                "symbol": symbol, "side": "sell" if ev.buyer_is_maker else "buy",
-                "price": round(ev.price, self._dp[symbol]), "qty": round(ev.qty, QTY_DP), "ord_type": "market",
-                "trade_id": ev.trade_id, "timestamp": _iso(ev.ts_ms)}]})
+            await self.publish(
+                f"trade:{symbol}",
+                {
+                    "channel": "trade",
+                    "type": "update",
+                    "data": [
+                        {
+                            "symbol": symbol,
+                            "side": "sell" if ev.buyer_is_maker else "buy",
+                            "price": round(ev.price, self._dp[symbol]),
+                            "qty": round(ev.qty, QTY_DP),
+                            "ord_type": "market",
+                            "trade_id": ev.trade_id,
+                            "timestamp": _iso(ev.ts_ms),
+                        }
+                    ],
+                },
+            )
             return True
         book = self.books[symbol]
         bids, asks = book.apply(ev)
@@ -124,18 +157,50 @@ class FakeKraken(FakeVenue):
                 self._corrupt[symbol] -= 1
                 checksum ^= 0x5A5A
                 self.mark(f"book:{symbol}", "corrupt")
-            await self.publish(f"book:{symbol}", {"channel": "book", "type": "update", "data": [{
-                "symbol": symbol, "bids": [self._level(symbol, p, q) for p, q in bids],
-                "asks": [self._level(symbol, p, q) for p, q in asks], "checksum": checksum,
-                "timestamp": _iso(ev.ts_ms)}]})
+            await self.publish(
+                f"book:{symbol}",
+                {
+                    "channel": "book",
+                    "type": "update",
+                    "data": [
+                        {
+                            "symbol": symbol,
+                            "bids": [self._level(symbol, p, q) for p, q in bids],
+                            "asks": [self._level(symbol, p, q) for p, q in asks],
+                            "checksum": checksum,
+                            "timestamp": _iso(ev.ts_ms),
+                        }
+                    ],
+                },
+            )
         if ev.ts_ms - self._last_ticker.get(symbol, 0) >= self.ticker_interval_ms:
             self._last_ticker[symbol] = ev.ts_ms
             (bp, bq), (ap, aq) = book.top("bid", 1)[0], book.top("ask", 1)[0]
             last = market.last_trade.get(symbol)
             px = last.price if last is not None else (bp + ap) / 2
-            await self.publish(f"ticker:{symbol}", {"channel": "ticker", "type": "update", "data": [{
-                "symbol": symbol, "bid": bp, "bid_qty": bq, "ask": ap, "ask_qty": aq, "last": px,
-                "volume": 0.0, "vwap": px, "low": px, "high": px, "change": 0.0, "change_pct": 0.0}]})
+            await self.publish(
+                f"ticker:{symbol}",
+                {
+                    "channel": "ticker",
+                    "type": "update",
+                    "data": [
+                        {
+                            "symbol": symbol,
+                            "bid": bp,
+                            "bid_qty": bq,
+                            "ask": ap,
+                            "ask_qty": aq,
+                            "last": px,
+                            "volume": 0.0,
+                            "vwap": px,
+                            "low": px,
+                            "high": px,
+                            "change": 0.0,
+                            "change_pct": 0.0,
+                        }
+                    ],
+                },
+            )
         return bool(bids or asks)
 
     def corrupt_checksum(self, symbol: str, count: int = 1) -> None:

@@ -114,7 +114,9 @@ class SimulatedMarket:
             spread_ticks = round((book.best_ask() - book.best_bid()) / book.tick)
             # inside the spread when it is wide, otherwise at or behind the top
             offset = -1 if spread_ticks > 1 and self.rng.random() < 0.3 else self.rng.randint(0, 8)
-            price = _round(best - offset * book.tick if side == "bid" else best + offset * book.tick, book.tick)
+            price = _round(
+                best - offset * book.tick if side == "bid" else best + offset * book.tick, book.tick
+            )
             qty = round(levels.get(price, 0.0) + self._size(), 6)
             levels[price] = qty
             (changed_bids if side == "bid" else changed_asks)[price] = qty
@@ -135,8 +137,12 @@ class SimulatedMarket:
         first = book.update_id + 1
         book.update_id += 1 + len(trades)
         diff = BookDiff(
-            book.symbol, self.now_ms, first, book.update_id,
-            sorted(changed_bids.items(), reverse=True), sorted(changed_asks.items()),
+            book.symbol,
+            self.now_ms,
+            first,
+            book.update_id,
+            sorted(changed_bids.items(), reverse=True),
+            sorted(changed_asks.items()),
         )
         return [*trades, diff]
 
@@ -159,7 +165,9 @@ class SimulatedMarket:
                 levels[price] = left
             changed[price] = left
             self.trade_id += 1
-            trade = Trade(book.symbol, self.now_ms, self.trade_id, price, round(take, 6), buyer_is_maker=not buy)
+            trade = Trade(
+                book.symbol, self.now_ms, self.trade_id, price, round(take, 6), buyer_is_maker=not buy
+            )
             trades.append(trade)
             self.last_trade[book.symbol] = trade
         return trades

@@ -40,8 +40,14 @@ class FakeOkx(FakeVenue):
 
     def configure(self, exchange: Any, symbols: Iterable[str], market: SimulatedMarket | None = None) -> None:
         exchange.urls["api"]["ws"] = f"ws://{self.host}:{self.port}/ws/v5"
-        exchange.set_markets([market_structure(s, okx_id(s), tick_of(s, market), {"info": {
-            "instId": okx_id(s), "instType": "SPOT"}}) for s in symbols])
+        exchange.set_markets(
+            [
+                market_structure(
+                    s, okx_id(s), tick_of(s, market), {"info": {"instId": okx_id(s), "instType": "SPOT"}}
+                )
+                for s in symbols
+            ]
+        )
 
     # ---- requests ----
     async def on_request(self, peer: Peer, req: Any) -> None:
@@ -67,11 +73,20 @@ class FakeOkx(FakeVenue):
         symbol = inst_id.replace("-", "/")
         book = self.books[symbol]
         bids, asks = book.top("bid"), book.top("ask")
-        frame = {"arg": {"channel": BOOKS, "instId": inst_id}, "action": "snapshot", "data": [{
-            "asks": [[num(p), num(q), "0", "1"] for p, q in asks],
-            "bids": [[num(p), num(q), "0", "1"] for p, q in bids],
-            "ts": str(self._ts.get(symbol, 0)), "checksum": okx_checksum(_str(bids), _str(asks)),
-            "prevSeqId": -1, "seqId": self.seq.setdefault(symbol, 1000)}]}
+        frame = {
+            "arg": {"channel": BOOKS, "instId": inst_id},
+            "action": "snapshot",
+            "data": [
+                {
+                    "asks": [[num(p), num(q), "0", "1"] for p, q in asks],
+                    "bids": [[num(p), num(q), "0", "1"] for p, q in bids],
+                    "ts": str(self._ts.get(symbol, 0)),
+                    "checksum": okx_checksum(_str(bids), _str(asks)),
+                    "prevSeqId": -1,
+                    "seqId": self.seq.setdefault(symbol, 1000),
+                }
+            ],
+        }
         await self.send(peer, frame)
         if self.record:
             self.sent.setdefault(f"{BOOKS}:{inst_id}", []).append(frame)
@@ -83,9 +98,23 @@ class FakeOkx(FakeVenue):
         inst = okx_id(ev.symbol)
         self._ts[ev.symbol] = ev.ts_ms
         if isinstance(ev, Trade):
-            await self.publish(f"trades:{inst}", {"arg": {"channel": "trades", "instId": inst}, "data": [{
-                "instId": inst, "tradeId": str(ev.trade_id), "px": num(ev.price), "sz": num(ev.qty),
-                "side": "sell" if ev.buyer_is_maker else "buy", "ts": str(ev.ts_ms), "count": "1"}]})
+            await self.publish(
+                f"trades:{inst}",
+                {
+                    "arg": {"channel": "trades", "instId": inst},
+                    "data": [
+                        {
+                            "instId": inst,
+                            "tradeId": str(ev.trade_id),
+                            "px": num(ev.price),
+                            "sz": num(ev.qty),
+                            "side": "sell" if ev.buyer_is_maker else "buy",
+                            "ts": str(ev.ts_ms),
+                            "count": "1",
+                        }
+                    ],
+                },
+            )
             return True
         book = self.books[ev.symbol]
         bids, asks = book.apply(ev)
@@ -103,11 +132,23 @@ class FakeOkx(FakeVenue):
                 self._corrupt[ev.symbol] -= 1
                 checksum += 1
                 self.mark(f"{BOOKS}:{inst}", "corrupt")
-            await self.publish(f"{BOOKS}:{inst}", {"arg": {"channel": BOOKS, "instId": inst}, "action": "update",
-                                                   "data": [{
-                "asks": [[num(p), num(q), "0", "1"] for p, q in asks],
-                "bids": [[num(p), num(q), "0", "1"] for p, q in bids],
-                "ts": str(ev.ts_ms), "checksum": checksum, "prevSeqId": prev, "seqId": prev + 1}]})
+            await self.publish(
+                f"{BOOKS}:{inst}",
+                {
+                    "arg": {"channel": BOOKS, "instId": inst},
+                    "action": "update",
+                    "data": [
+                        {
+                            "asks": [[num(p), num(q), "0", "1"] for p, q in asks],
+                            "bids": [[num(p), num(q), "0", "1"] for p, q in bids],
+                            "ts": str(ev.ts_ms),
+                            "checksum": checksum,
+                            "prevSeqId": prev,
+                            "seqId": prev + 1,
+                        }
+                    ],
+                },
+            )
         if ev.ts_ms - self._last_ticker.get(ev.symbol, 0) >= self.ticker_interval_ms:
             self._last_ticker[ev.symbol] = ev.ts_ms
             await self._ticker(ev.symbol, market, ev.ts_ms)
@@ -119,11 +160,32 @@ class FakeOkx(FakeVenue):
         last = market.last_trade.get(symbol)
         px = last.price if last is not None else (bp + ap) / 2
         inst = okx_id(symbol)
-        await self.publish(f"tickers:{inst}", {"arg": {"channel": "tickers", "instId": inst}, "data": [{
-            "instType": "SPOT", "instId": inst, "last": num(px), "lastSz": num(last.qty if last else 0),
-            "askPx": num(ap), "askSz": num(aq), "bidPx": num(bp), "bidSz": num(bq), "open24h": num(px),
-            "high24h": num(px), "low24h": num(px), "volCcy24h": "0", "vol24h": "0", "sodUtc0": num(px),
-            "sodUtc8": num(px), "ts": str(ts_ms)}]})
+        await self.publish(
+            f"tickers:{inst}",
+            {
+                "arg": {"channel": "tickers", "instId": inst},
+                "data": [
+                    {
+                        "instType": "SPOT",
+                        "instId": inst,
+                        "last": num(px),
+                        "lastSz": num(last.qty if last else 0),
+                        "askPx": num(ap),
+                        "askSz": num(aq),
+                        "bidPx": num(bp),
+                        "bidSz": num(bq),
+                        "open24h": num(px),
+                        "high24h": num(px),
+                        "low24h": num(px),
+                        "volCcy24h": "0",
+                        "vol24h": "0",
+                        "sodUtc0": num(px),
+                        "sodUtc8": num(px),
+                        "ts": str(ts_ms),
+                    }
+                ],
+            },
+        )
 
     # ---- faults ----
     def skip_book_updates(self, symbol: str, count: int = 1) -> None:

@@ -25,6 +25,7 @@ try:
     def dumps(obj: Any) -> str:
         return orjson.dumps(obj).decode()
 except ImportError:  # pragma: no cover
+
     def dumps(obj: Any) -> str:
         return json.dumps(obj, separators=(",", ":"))
 
@@ -235,15 +236,39 @@ def market_structure(symbol: str, market_id: str, tick: float, extra: dict | Non
     """A ccxt market for a spot symbol, enough for `exchange.set_markets` (no REST market load)."""
     base, quote = symbol.split("/")
     m = {
-        "id": market_id, "lowercaseId": market_id.lower(), "symbol": symbol, "base": base, "quote": quote,
-        "settle": None, "baseId": base, "quoteId": quote, "settleId": None,
-        "type": "spot", "spot": True, "margin": False, "swap": False, "future": False, "option": False,
-        "active": True, "contract": False, "linear": None, "inverse": None, "contractSize": None,
-        "taker": 0.001, "maker": 0.001, "expiry": None, "expiryDatetime": None, "strike": None,
+        "id": market_id,
+        "lowercaseId": market_id.lower(),
+        "symbol": symbol,
+        "base": base,
+        "quote": quote,
+        "settle": None,
+        "baseId": base,
+        "quoteId": quote,
+        "settleId": None,
+        "type": "spot",
+        "spot": True,
+        "margin": False,
+        "swap": False,
+        "future": False,
+        "option": False,
+        "active": True,
+        "contract": False,
+        "linear": None,
+        "inverse": None,
+        "contractSize": None,
+        "taker": 0.001,
+        "maker": 0.001,
+        "expiry": None,
+        "expiryDatetime": None,
+        "strike": None,
         "optionType": None,
         "precision": {"amount": 1e-8, "price": tick, "cost": None, "base": 1e-8, "quote": 1e-8},
-        "limits": {"amount": {"min": None, "max": None}, "price": {"min": None, "max": None},
-                   "cost": {"min": None, "max": None}, "leverage": {"min": None, "max": None}},
+        "limits": {
+            "amount": {"min": None, "max": None},
+            "price": {"min": None, "max": None},
+            "cost": {"min": None, "max": None},
+            "leverage": {"min": None, "max": None},
+        },
         "info": {"symbol": market_id},
     }
     m.update(extra or {})
