@@ -68,7 +68,7 @@ def main() -> None:
     )
     args = ap.parse_args()
 
-    from daedalus.build import api as runner
+    from daedalus.build import api
     from daedalus.config import load_config
     from daedalus.devkit.synth import generate
     from daedalus.duck import connect
@@ -94,7 +94,7 @@ def main() -> None:
         generate(root, symbols=["BTC/USDT"], start="2024-01-01", days=1)
         print(f"synth symbol-day written in {time.perf_counter() - t:.1f} s")
     t = time.perf_counter()
-    runner.build(cfg, select=["+trades", "+orderbook", "+vpin_buckets"], run_tests=False, catalog=False)
+    api.build(cfg, select=["+trades", "+orderbook", "+vpin_buckets"], run_tests=False, catalog=False)
     print(f"silver (+ vpin_buckets) ready in {time.perf_counter() - t:.1f} s")
 
     con = connect(cfg)
@@ -198,7 +198,7 @@ def main() -> None:
     scan = _best(
         lambda: con.execute(f"SELECT sum(len(bids)) + sum(len(asks)), count(*) FROM {bronze}").fetchall()
     )
-    sql = runner.compile_sql(cfg, "orderbook_seq", "exchange=binance,symbol=BTC/USDT,date=2024-01-01")
+    sql = api.compile_sql(cfg, "orderbook_seq", "exchange=binance,symbol=BTC/USDT,date=2024-01-01")
     stage = _best(lambda: con.execute(f"CREATE OR REPLACE TEMP TABLE seq_out AS {sql}"), repeat=2)
     rows = con.execute("SELECT count(*) FROM seq_out").fetchone()[0]
     print(f"   DuckDB scan of bronze order-book lists      {scan:8.2f} s")

@@ -17,7 +17,6 @@ from typing import Any
 import pyarrow as pa
 
 from daedalus.collector.schemas import TS_NS_UTC
-from daedalus.fsio import skip_pyarrow_pandas_probe  # noqa: F401  (its old home; daedalus/build/runner.py imports it here)
 
 QUARANTINE_CHANNEL = "quarantine"
 QUARANTINE = pa.schema(

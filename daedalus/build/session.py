@@ -44,7 +44,7 @@ def connect(config: Config, udfs: bool = True) -> duckdb.DuckDBPyConnection:
     import importlib.util
 
     from daedalus import duck
-    from daedalus.collector.quarantine import skip_pyarrow_pandas_probe
+    from daedalus.fsio import skip_pyarrow_pandas_probe
 
     skip_pyarrow_pandas_probe()  # a build never needs pandas: ~50 MB of RSS less (the Pi budget)
     if os.environ.get(NO_UDFS_ENV, "") not in ("", "0"):

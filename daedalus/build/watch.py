@@ -180,7 +180,7 @@ def run_cycle(
     """One land → build → test cycle (see the module docstring). `catch_up` builds whatever is
     stale at any date (the first cycle after a start: a crash may have landed data whose dates
     never reached the checkpoint)."""
-    from daedalus.build import api as runner
+    from daedalus.build import api
     from daedalus.land.lander import land_any
 
     started = time.monotonic()
@@ -199,7 +199,7 @@ def run_cycle(
         try:
             with stopper.step():
                 start = None if catch_up else state.pending_since
-                result = runner.build(config, select=select or None, start=start, udfs=udfs)
+                result = api.build(config, select=select or None, start=start, udfs=udfs)
             report.rebuilt = len(result.rebuilt)
             state.pending_since = None
             if landed.segments and ready:

@@ -97,6 +97,28 @@ def test_product_never_imports_the_devkit() -> None:
         )
 
 
+# The flow, upstream first: what a stage may not import (a later stage, or the CLI that drives them).
+LATER_STAGES = {
+    "daedalus.lake": ("daedalus.land", "daedalus.build", "daedalus.serve", "daedalus.cli"),
+    "daedalus.land": ("daedalus.build", "daedalus.serve", "daedalus.cli"),
+    "daedalus.build": ("daedalus.cli",),
+    "daedalus.serve": ("daedalus.land", "daedalus.cli"),
+}
+
+
+def test_stages_import_only_upstream() -> None:
+    graph = _edges()
+    bad = {
+        (mod, d)
+        for mod, deps in graph.items()
+        for stage, later in LATER_STAGES.items()
+        if mod == stage or mod.startswith(stage + ".")
+        for d in deps
+        if d.startswith(later)
+    }
+    assert not bad, f"a stage imports a later one: {sorted(bad)}"
+
+
 def test_serve_uses_only_the_build_package() -> None:
     graph = _edges()
     bad = {

@@ -1,7 +1,7 @@
 """Where a model's time goes: run one partition of it under DuckDB's profiler, operators by time.
 
 `daedalus bench explain orderbook --partition exchange=binance,symbol=BTC/USDT,date=2024-01-01`
-compiles the model exactly as a build would (runner.compile_sql), writes its rows to a throw-away
+compiles the model exactly as a build would (api.compile_sql), writes its rows to a throw-away
 Parquet file (the same COPY a build runs) with `enable_profiling='json'`, and lists the operators
 of the plan by their own time (EXPLAIN ANALYZE's figures, flattened so the costly ones come first).
 """
@@ -77,11 +77,11 @@ def flatten_profile(node: dict[str, Any], depth: int = 0) -> list[OperatorTiming
 
 def profile_model(config: Config, model: str, partition: str | None = None) -> ModelProfile:
     """Run one partition of `model` (default: its newest) under the profiler; see the module doc."""
-    from daedalus.build import api as runner
+    from daedalus.build import api
 
-    sql = runner.compile_sql(config, model, partition, udfs=True)
+    sql = api.compile_sql(config, model, partition, udfs=True)
     header, _, query = sql.partition("\n")
-    con = runner.connect(config)
+    con = api.connect(config)
     with tempfile.TemporaryDirectory(prefix="daedalus-explain-") as tmp:
         prof = Path(tmp) / "profile.json"
         con.execute("PRAGMA enable_profiling = 'json'")

@@ -60,14 +60,14 @@ def task_floor(spec: dict[str, Any]) -> dict[str, Any]:
 
 def task_build(spec: dict[str, Any]) -> dict[str, Any]:
     """spec: config_path, overrides, select, exclude, full_refresh, run_tests, catalog."""
-    from daedalus.build import api as runner
+    from daedalus.build import api
     from daedalus.errors import DaedalusError
 
     cfg = _config(spec)
     t = time.perf_counter()
     out: dict[str, Any] = {}
     try:
-        result = runner.build(
+        result = api.build(
             cfg,
             select=spec.get("select"),
             exclude=spec.get("exclude"),
