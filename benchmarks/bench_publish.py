@@ -75,7 +75,8 @@ def main() -> None:
     total = time.perf_counter() - t
     rows = sum(s.rows for s in result.stats.values())
     print(
-        f"{args.hours} h synthetic day at {args.snapshot_ms} ms, slices of {args.slice_hours} h: build {total:.1f} s "
+        f"{args.hours} h synthetic day at {args.snapshot_ms} ms, slices of {args.slice_hours} h: "
+        f"build {total:.1f} s "
         f"({rows} rows written), merging slices {spent['merge']:.1f} s ({spent['merge'] / total:.0%}, "
         f"{spent['merged']} partitions), publishing {spent['publish']:.2f} s; lake {root / 'lake'}"
     )

@@ -29,8 +29,10 @@ t = time.perf_counter()
 import numpy as np
 from daedalus.udfs.series import Book, SeqParams, orderbook_sequential
 n = 50
-book = Book(np.arange(n, dtype=np.int64) * 100_000, np.full(n, 100.0), np.ones(n), np.arange(n + 1, dtype=np.int64),
-            np.full(n, 100.01), np.ones(n), np.arange(n + 1, dtype=np.int64), np.zeros(n, bool), np.zeros(n, bool))
+book = Book(np.arange(n, dtype=np.int64) * 100_000, np.full(n, 100.0), np.ones(n), \
+np.arange(n + 1, dtype=np.int64),
+            np.full(n, 100.01), np.ones(n), np.arange(n + 1, dtype=np.int64), \
+np.zeros(n, bool), np.zeros(n, bool))
 orderbook_sequential(book, None, SeqParams())
 print(time.perf_counter() - t)
 """
@@ -124,7 +126,8 @@ def main() -> None:
     n = book.ts.shape[0]
     p = SeqParams()
     print(
-        f"\n1. kernels alone — {n:,} snapshots, {flow.ts.shape[0]:,} trades, {book.bid_px.shape[0]:,} bid levels"
+        f"\n1. kernels alone — {n:,} snapshots, {flow.ts.shape[0]:,} trades, "
+        f"{book.bid_px.shape[0]:,} bid levels"
     )
     seg = segment_ids(book.ts, book.break_before, np.int64(300 * US))
     sr = series_from_book(book, p)

@@ -1,6 +1,7 @@
 """Throughput of BoundedQueue + BronzeSink alone (no exchange): rows/s from put() to closed segments.
 
-    python benchmarks/bench_sink.py [--rows 200000] [--channel orderbook|trades] [--levels 20] [--queue-maxsize N]
+    python benchmarks/bench_sink.py [--rows 200000] [--channel orderbook|trades] [--levels 20]
+        [--queue-maxsize N]
 
 Prints rows/s, peak RSS and the exact accounting (received = written + dropped-in-events).
 Not a test: figures depend on the machine.

@@ -191,11 +191,13 @@ def capture_report(root: Path) -> None:
     )
     print(f"landed orderbook (20 levels) : {_bytes(ob_files):>10,} B  -> {ob_day / 1e6:8.2f} MB/symbol-day")
     print(
-        f"landed book_updates (all rows): {_bytes(up_files):>10,} B  (snapshot + checkpoints + deltas as landed)"
+        f"landed book_updates (all rows): {_bytes(up_files):>10,} B  "
+        "(snapshot + checkpoints + deltas as landed)"
     )
     print(f"  delta rows alone           : {delta_bytes:>10,} B  -> {delta_bytes * scale / 1e6:8.2f} MB/day")
     print(
-        f"  one checkpoint (full book) : {checkpoint_bytes:>10,} B  -> x24 = {24 * checkpoint_bytes / 1e6:.2f} MB/day"
+        f"  one checkpoint (full book) : {checkpoint_bytes:>10,} B  "
+        f"-> x24 = {24 * checkpoint_bytes / 1e6:.2f} MB/day"
     )
     print(
         f"book_updates/day = {up_day / 1e6:.2f} MB vs orderbook/day = {ob_day / 1e6:.2f} MB: "
@@ -227,7 +229,8 @@ def capture_report(root: Path) -> None:
     obt = pa.concat_tables([pq.read_table(f) for f in ob_files])
     ob_same = written_bytes(obt, **options)
     print(
-        f"orderbook rows rewritten with the chosen encoding: {ob_same:,} B (as landed {_bytes(ob_files):,} B); "
+        f"orderbook rows rewritten with the chosen encoding: {ob_same:,} B "
+        f"(as landed {_bytes(ob_files):,} B); "
         f"ratio at equal encoding {up_day / (ob_same * scale):.2f}"
     )
     levels_total = pc.sum(levels).as_py()
@@ -254,7 +257,8 @@ def lake_report(root: Path) -> None:
         ratio = f"{up / ob:.2f}" if ob else "-"
         print(f"{ex:<12} {date:<10} {up:>14,} {ob:>14,} {ratio:>7}")
     print(
-        f"{'total':<23} {total[0]:>14,} {total[1]:>14,} {total[0] / total[1] if total[1] else float('nan'):>7.2f}"
+        f"{'total':<23} {total[0]:>14,} {total[1]:>14,} "
+        f"{total[0] / total[1] if total[1] else float('nan'):>7.2f}"
     )
 
 

@@ -174,7 +174,8 @@ def check_move(tmp: Path, rows: int) -> None:
     con.execute(f"ATTACH 'ducklake:{copy}/meta.ducklake' AS lake")
     files = con.execute("SELECT DISTINCT data_file FROM ducklake_list_files('lake', 'trades')").fetchall()
     print(
-        f"  cp -a copy, original rebuilt since: {con.execute('SELECT count(*), sum(price) FROM lake.trades').fetchone()} (rows, sum) "
+        "  cp -a copy, original rebuilt since: "
+        f"{con.execute('SELECT count(*), sum(price) FROM lake.trades').fetchone()} (rows, sum) "
         f"rows (its own: {rows}); it reads {[f[0][: len(str(tmp)) + 8] + '…' for f in files]}"
     )
     con.close()
@@ -194,7 +195,8 @@ def check_move(tmp: Path, rows: int) -> None:
                 "SELECT DISTINCT data_file FROM ducklake_list_files('lake', 'trades')"
             ).fetchall()
             print(
-                f"  moved, {label}: {con.execute('SELECT count(*), sum(price) FROM lake.trades').fetchone()} (rows, sum) "
+                f"  moved, {label}: "
+                f"{con.execute('SELECT count(*), sum(price) FROM lake.trades').fetchone()} (rows, sum) "
                 f"from {[f[0][: len(str(tmp)) + 9] + '…' for f in files]}"
             )
         except Exception as e:  # noqa: BLE001

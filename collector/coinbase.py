@@ -203,7 +203,8 @@ class CoinbaseCollector:
             self._key, self._secret = env.get("COINBASE_API_KEY"), env.get("COINBASE_API_SECRET")
             if not self._key or not self._secret:
                 raise ConfigError(
-                    "ingestion.coinbase.use_jwt: set COINBASE_API_KEY and COINBASE_API_SECRET in the environment"
+                    "ingestion.coinbase.use_jwt: set COINBASE_API_KEY and COINBASE_API_SECRET "
+                    "in the environment"
                 )
             make_jwt(self._key, self._secret)  # fail fast on a bad key
         self.books: dict[str, L2Book] = {}
@@ -318,7 +319,9 @@ class CoinbaseCollector:
                     "gap",
                     count=seq_num - expected,
                     capture_ts=capture_ts,
-                    detail=f"sequence_num jumped {expected - 1} → {seq_num}: {seq_num - expected} messages lost",
+                    detail=(
+                        f"sequence_num jumped {expected - 1} → {seq_num}: {seq_num - expected} messages lost"
+                    ),
                 )
                 await self._resubscribe_level2(conn, ws, capture_ts)
             state["expected"] = seq_num + 1 if expected is None or seq_num >= expected else expected

@@ -345,9 +345,9 @@ def _named_series(
     conn: Connection, symbol: str | None, channel: str | None
 ) -> list[tuple[str | None, str | None]]:
     """The (symbol, channel) pairs an event of this session names: the one the reason names, or, for a
-    reason of the whole connection (or of one channel of it), every series it carried (on that channel) (never a NULL symbol that silver would
-    read as "every series of the exchange"). A session that failed before subscribing carried
-    nothing: its event keeps symbol and channel NULL."""
+    reason of the whole connection (or of one channel of it), every series it carried (on that channel)
+    (never a NULL symbol that silver would read as "every series of the exchange"). A session that
+    failed before subscribing carried nothing: its event keeps symbol and channel NULL."""
     if symbol is not None:
         return [(symbol, channel)]
     pairs = [(s, c) for c, s in conn.carried if channel is None or c == channel]

@@ -157,7 +157,10 @@ def format_health(doc: dict, now: float | None = None) -> str:
     ]
     if doc.get("upload_error"):
         lines.append(f"last upload error: {doc['upload_error']}")
-    header = f"{'stream':<44} {'last msg':>9} {'received':>9} {'written':>9} {'dropped':>8} {'quar':>5} {'gaps/h':>6} {'reconn/h':>8}"
+    header = (
+        f"{'stream':<44} {'last msg':>9} {'received':>9} {'written':>9} {'dropped':>8} "
+        f"{'quar':>5} {'gaps/h':>6} {'reconn/h':>8}"
+    )
     lines.append(header)
     for name, s in doc.get("streams", {}).items():
         last = s.get("seconds_since_last_message")

@@ -104,7 +104,8 @@ class S3Uploader:
                     delay = min(self.backoff_max, self.backoff_initial * 2**attempt)
                     time.sleep(random.uniform(0, delay))  # full jitter
         raise StorageError(
-            f"s3://{self.bucket}/{key}: upload of {path.name} failed after {self.max_attempts} attempts ({last_error})"
+            f"s3://{self.bucket}/{key}: upload of {path.name} "
+            f"failed after {self.max_attempts} attempts ({last_error})"
         )
 
 

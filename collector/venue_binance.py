@@ -7,10 +7,10 @@ Sample diff on `btcusdt@depth@100ms`::
 
 Bronze `book_updates` ids: first/last = `U`/`u`, prev = `pu` (USD-M futures only). The diff stream
 updates every level of the book, so the book is kept at full depth (not trimmed to the 1000-level
-REST snapshot). Rules: ccxt raises InvalidNonce when a diff's `U` is past the last applied `u` + 1 and re-fetches the
-REST snapshot on the next watch. Quirks: the server closes every connection at 24 h and announces
-maintenance with `{"e": "serverShutdown"}`; `watchTickers` defaults to miniTicker (no bid/ask), so the
-full 24hrTicker stream is asked for.
+REST snapshot). Rules: ccxt raises InvalidNonce when a diff's `U` is past the last applied `u` + 1 and
+re-fetches the REST snapshot on the next watch. Quirks: the server closes every connection at 24 h
+and announces maintenance with `{"e": "serverShutdown"}`; `watchTickers` defaults to miniTicker
+(no bid/ask), so the full 24hrTicker stream is asked for.
 """
 
 from __future__ import annotations

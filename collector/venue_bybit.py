@@ -4,7 +4,8 @@
 Sample `orderbook.50.BTCUSDT` delta (the first frame after a subscribe is `"type": "snapshot"`)::
 
     {"topic": "orderbook.50.BTCUSDT", "type": "delta", "ts": 1704067200123,
-     "data": {"s": "BTCUSDT", "b": [["42000.1", "0.5"]], "a": [["42000.5", "0"]], "u": 177400, "seq": 7961638724},
+     "data": {"s": "BTCUSDT", "b": [["42000.1", "0.5"]], "a": [["42000.5", "0"]],
+              "u": 177400, "seq": 7961638724},
      "cts": 1704067200120}
 
 Bronze `book_updates` ids: first = last = `u`, no prev.

@@ -1,9 +1,10 @@
 """ccxt.pro venues: one small module per exchange whose frames or rules need saying (cryptofeed's habit).
 
-A venue module (collector/venue_<exchange id>.py) defines a `Venue` subclass of `CcxtVenue` (channel methods and params, book depth,
-ccxt options, connection limits, its sequence/checksum rule, its control frames, its quirks) and a
-sample message in its docstring. Any other ccxt.pro exchange gets the defaults: ccxt's own parsing
-and ccxt's own sequence checks, generic capture (collector/ccxt_capture.py), nothing extra.
+A venue module (collector/venue_<exchange id>.py) defines a `Venue` subclass of `CcxtVenue` (channel
+methods and params, book depth, ccxt options, connection limits, its sequence/checksum rule, its
+control frames, its quirks) and a sample message in its docstring. Any other ccxt.pro exchange gets
+the defaults: ccxt's own parsing and ccxt's own sequence checks, generic capture
+(collector/ccxt_capture.py), nothing extra.
 """
 
 from __future__ import annotations

@@ -29,7 +29,8 @@ def httpfs_extension_path() -> Path:
         found = sorted(base.glob("*/httpfs.duckdb_extension"))
         raise StorageError(
             f"httpfs extension for duckdb {duckdb.__version__} not found under {base} "
-            f"(found: {[str(f.parent.name) for f in found]}); install duckdb-extension-httpfs=={duckdb.__version__}"
+            f"(found: {[str(f.parent.name) for f in found]}); "
+            f"install duckdb-extension-httpfs=={duckdb.__version__}"
         )
     return path
 

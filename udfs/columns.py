@@ -94,7 +94,10 @@ SEQUENTIAL: tuple[SeqColumn, ...] = (
     SeqColumn(
         "spread_pctile",
         "spread",
-        "share of spread_bps values in (t − spread_regime_window, t) strictly below the current one, in [0, 1]",
+        (
+            "share of spread_bps values in (t − spread_regime_window, t) "
+            "strictly below the current one, in [0, 1]"
+        ),
         tests=_UNIT_RANGE,
     ),
     SeqColumn(

@@ -1,15 +1,15 @@
 """DuckDB registration of the full-depth book rebuild (udfs/kernels/book.py): one connection per row.
 
-`daedalus_book_rebuild(rows, max_levels, bands, staleness_s, strict_deletes, start)`: `rows` is one connection's bronze
-`book_updates` rows, `list(struct_pack(seq, ts, capture_ts, kind, first_update_id, last_update_id,
-prev_update_id, bids, asks, n_breaks) ORDER BY seq)`, as silver.orderbook hands them over; the result
-holds, per served input row with ts ≥ `start` (the slice; earlier rows only warm the book up) and
-in the same order, the pass-through keys, whether the row is served
+`daedalus_book_rebuild(rows, max_levels, bands, staleness_s, strict_deletes, start)`: `rows` is one
+connection's bronze `book_updates` rows, `list(struct_pack(seq, ts, capture_ts, kind, first_update_id,
+last_update_id, prev_update_id, bids, asks, n_breaks) ORDER BY seq)`, as silver.orderbook hands them
+over; the result holds, per served input row with ts ≥ `start` (the slice; earlier rows only warm the
+book up) and in the same order, the pass-through keys, whether the row is served
 (`emit`), whether the book restarts there (`restart`) and why (`reason`, '' when nothing happened),
 `break_before` (FEATURES.md "Time": a restart, a break event received since the previous served row —
 `n_breaks` grew —, more than `staleness_s` of exchange time since it, or no previous served row), the
-top `max_levels` levels and the whole-book band sums (NULL where not visible). The list's ORDER BY fixes the replay order, never
-DuckDB's vector scheduling, so no state crosses calls.
+top `max_levels` levels and the whole-book band sums (NULL where not visible). The list's ORDER BY
+fixes the replay order, never DuckDB's vector scheduling, so no state crosses calls.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ ROWS_SQL = (
     f"last_update_id BIGINT, prev_update_id BIGINT, bids {LEVEL_SQL}, asks {LEVEL_SQL}, n_breaks BIGINT)[]"
 )
 RETURN_SQL = (
-    f"STRUCT(seq BIGINT[], ts TIMESTAMPTZ[], capture_ts TIMESTAMPTZ[], kind VARCHAR[], last_update_id BIGINT[], "
-    f"emit BOOLEAN[], restart BOOLEAN[], break_before BOOLEAN[], reason VARCHAR[], bids {LEVEL_SQL}[], asks {LEVEL_SQL}[], "
+    f"STRUCT(seq BIGINT[], ts TIMESTAMPTZ[], capture_ts TIMESTAMPTZ[], kind VARCHAR[], "
+    f"last_update_id BIGINT[], emit BOOLEAN[], restart BOOLEAN[], break_before BOOLEAN[], reason VARCHAR[], "
+    f"bids {LEVEL_SQL}[], asks {LEVEL_SQL}[], "
     f"bid_bands DOUBLE[][], ask_bands DOUBLE[][])"
 )
 KIND_CODES = {"snapshot": 0, "delta": 1, "checkpoint": 2, "invalid": 3}
@@ -59,7 +60,8 @@ def _kinds(rows: pa.StructArray) -> np.ndarray:
     if (codes < 0).any():
         bad = kind.filter(pa.array(codes < 0)).to_pylist()[:3]
         raise ValueError(
-            f"{BOOK_REBUILD}: unknown book_updates kind {bad}; allowed: snapshot, delta, checkpoint (invalid from silver)"
+            f"{BOOK_REBUILD}: unknown book_updates kind {bad}; "
+            "allowed: snapshot, delta, checkpoint (invalid from silver)"
         )
     return codes
 

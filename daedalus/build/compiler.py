@@ -1,9 +1,10 @@
 """Jinja → SQL. Renders models with the context of docs/contracts.md and checks them with sqlglot.
 
 Every model renders with: all macros of `macros/*.sql` as globals, `features` (etl.features),
-`etl`, `sequential_columns(horizons)` (udfs/columns.py), `var('dotted.path', default)`, `config(...)`, `ref()`, `source()`, `previous_partition()` and,
-for a partitioned model, `partition` (`start`/`end`/`lookback_start` TIMESTAMPTZ literals, `date` a
-DATE literal, `date_iso`, and the raw key values, e.g. `partition.exchange`).
+`etl`, `sequential_columns(horizons)` (udfs/columns.py), `var('dotted.path', default)`, `config(...)`,
+`ref()`, `source()`, `previous_partition()` and, for a partitioned model, `partition`
+(`start`/`end`/`lookback_start` TIMESTAMPTZ literals, `date` a DATE literal, `date_iso`, and the raw
+key values, e.g. `partition.exchange`).
 
 What `ref()`/`source()` return depends on a *resolver*: the parse pass returns placeholders and
 records the edges; the runner's resolver returns `read_parquet([...exact files...])` or an empty

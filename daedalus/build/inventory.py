@@ -144,7 +144,8 @@ class Inventory:
         )
         where = " AND ".join(f'"{k}" IS NOT NULL' for k in missing)
         sql = (
-            f"SELECT DISTINCT {cols} FROM {read_parquet_sql([self.lake.url(f.path) for f in ip.files], hive)} "
+            f"SELECT DISTINCT {cols} "
+            f"FROM {read_parquet_sql([self.lake.url(f.path) for f in ip.files], hive)} "
             f"WHERE {where} ORDER BY ALL"
         )
         import duckdb

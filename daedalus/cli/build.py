@@ -1,7 +1,8 @@
 """CLI commands of the model runner: build, run, test, compile, ls, docs, query, shell, init.
 
-Each command calls one library function (the public API of daedalus.build, serve.catalog, serve.docs_site, scaffold) and prints
-its result; errors are DaedalusErrors that `daedalus.cli.app.main` turns into one line and an exit code.
+Each command calls one library function (the public API of daedalus.build, serve.catalog,
+serve.docs_site, scaffold) and prints its result; errors are DaedalusErrors that
+`daedalus.cli.app.main` turns into one line and an exit code.
 """
 
 from __future__ import annotations

@@ -37,7 +37,8 @@ def watch_command(
         20.0, "--stop-timeout", help="Seconds a step may take to finish after SIGINT/SIGTERM."
     ),
 ) -> None:
-    """Land, build the touched partitions and run data tests in a loop; SIGINT/SIGTERM stop it cleanly (exit 0).
+    """
+    Land, build the touched partitions and run data tests in a loop; SIGINT/SIGTERM stop it cleanly (exit 0).
 
     Example: daedalus watch --poll-interval 30
     """

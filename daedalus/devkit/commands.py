@@ -35,7 +35,8 @@ def demo_command(
     project = write_for_demo(lake)
     if project is not None:
         typer.echo(
-            f"project:   {project} — `daedalus build`, `ls`, `query` ... run in {project.parent} use this lake"
+            f"project:   {project} — `daedalus build`, `ls`, `query` ... "
+            f"run in {project.parent} use this lake"
         )
     else:
         typer.echo(

@@ -210,7 +210,10 @@ def _rows_by_exchange(config: Any) -> dict[str, dict[str, int]]:
 def format_demo(r: DemoResult) -> str:
     c = r.collect
     lines = [
-        f"Daedalus demo — {r.seconds:.0f}s, everything on 127.0.0.1 (fake Binance, OKX, Bybit, Kraken, Coinbase; simulated market)",
+        (
+            f"Daedalus demo — {r.seconds:.0f}s, everything on 127.0.0.1 "
+            "(fake Binance, OKX, Bybit, Kraken, Coinbase; simulated market)"
+        ),
         f"collected: {c['collector']['received']} messages, {c['collector']['dropped']} dropped; "
         + ", ".join(f"{k} {v}" for k, v in sorted(c["written"].items()) if v)
         + " rows written",

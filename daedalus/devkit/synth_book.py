@@ -5,7 +5,8 @@ of the price out at the 1,000th level, so the default bands up to 100 bps lie in
 Every update follows the touch the snapshot generator walks (the best bid/ask of that instant) and
 changes 10–40 more levels, most of them near the touch (ranks drawn from an exponential): a new size
 (70 %), a delete (15 %) or a new level inside a gap (15 %); levels beyond the initial span from the
-touch go and new ones fill gaps at random ranks, so depth and span stay about constant. What an update changed is its `delta` row (absolute sizes, 0 = delete).
+touch go and new ones fill gaps at random ranks, so depth and span stay about constant. What an
+update changed is its `delta` row (absolute sizes, 0 = delete).
 
 Prices are integer ticks; bids are kept as negated ticks so both sides are ascending best-first lists.
 """
@@ -120,7 +121,8 @@ class BookSim:
         return cb, ca
 
     def top(self, n: int) -> tuple[list[int], list[float], list[int], list[float]]:
-        """Best-first ticks and sizes of the top n levels per side (bid ticks, bid sizes, ask ticks, ask sizes)."""
+        """Best-first ticks and sizes of the top n levels per side
+        (bid ticks, bid sizes, ask ticks, ask sizes)."""
         bk = self.bids.keys[:n]
         ak = self.asks.keys[:n]
         return ([-k for k in bk], [self.bids.size[k] for k in bk], list(ak), [self.asks.size[k] for k in ak])

@@ -16,7 +16,8 @@ NULL (docs/contracts.md). Bronze files do not hold a `date` column; they keep ev
 segment — a segment with an extra column (schema drift) lands as is and readers use union_by_name.
 A damaged segment lands what is readable (row groups / lines, daedalus/land/salvage.py); each loss is a
 `quarantine` events row naming its exchange, symbol, channel, row count and receive-time hole, and the
-bad part goes to `raw/quarantine/`; the others go on. Segments are streamed batch by batch, so memory stays flat whatever their size.
+bad part goes to `raw/quarantine/`; the others go on. Segments are streamed batch by batch, so memory
+stays flat whatever their size.
 
 Only pyarrow, only local paths for now: every path is made by `LandLayout`, the one place an S3
 backend will have to change.

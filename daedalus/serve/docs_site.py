@@ -19,17 +19,21 @@ if TYPE_CHECKING:
     from daedalus.config import Config
 
 CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;color:#1d2433;padding:0 1rem}
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;\
+max-width:1100px;color:#1d2433;padding:0 1rem}
 h1{margin-bottom:.2rem} .sub{color:#5b6478;margin-top:0}
 section.model{border:1px solid #d8dde8;border-radius:8px;padding:1rem 1.2rem;margin:1rem 0}
-table{border-collapse:collapse;width:100%;font-size:.92rem} th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #eceff5;vertical-align:top}
+table{border-collapse:collapse;width:100%;font-size:.92rem} \
+th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #eceff5;vertical-align:top}
 th{background:#f5f7fb} code{background:#f2f4f8;padding:0 .25rem;border-radius:3px}
-.tag{display:inline-block;background:#e8eefc;color:#2a4fb0;border-radius:10px;padding:0 .5rem;margin-right:.3rem;font-size:.8rem}
+.tag{display:inline-block;background:#e8eefc;color:#2a4fb0;border-radius:10px;\
+padding:0 .5rem;margin-right:.3rem;font-size:.8rem}
 .kind{color:#5b6478;font-size:.9rem} svg text{font-size:12px;font-family:inherit}
 nav{display:flex;flex-wrap:wrap;gap:.3rem .9rem}
 .lineage{overflow-x:auto;border:1px solid #eceff5;border-radius:8px;padding:.5rem}
 .legend{display:flex;flex-wrap:wrap;gap:.4rem 1.2rem;font-size:.85rem;color:#5b6478;margin:.4rem 0}
-.legend span.box{display:inline-block;width:14px;height:10px;border:2px solid;border-radius:3px;margin-right:.3rem;vertical-align:middle}
+.legend span.box{display:inline-block;width:14px;height:10px;border:2px solid;border-radius:3px;\
+margin-right:.3rem;vertical-align:middle}
 .PASS{color:#1a7f37;font-weight:600} .FAIL{color:#c62828;font-weight:600} .WARN{color:#b26a00;font-weight:600}
 pre.sql{background:#f5f7fb;padding:.6rem;border-radius:6px;overflow-x:auto;font-size:.82rem}
 """
@@ -153,9 +157,8 @@ def _test_results_html(results: dict[str, Any] | None, failed_parts: dict[str, l
     when = f" (build of {dt.datetime.fromtimestamp(at, dt.UTC):%Y-%m-%d %H:%M:%S} UTC)" if at else ""
     out = (
         (
-            f"<p><b>Data tests</b>{when}</p><table><tr><th>test</th><th>result</th><th>offending rows</th></tr>"
-            + "".join(rows)
-            + "</table>"
+            f"<p><b>Data tests</b>{when}</p>"
+            "<table><tr><th>test</th><th>result</th><th>offending rows</th></tr>" + "".join(rows) + "</table>"
         )
         if rows
         else ""

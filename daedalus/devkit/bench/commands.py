@@ -1,4 +1,5 @@
-"""`daedalus bench build|scaling|incremental|all|show|explain|collect` (registered by daedalus/devkit/commands.py).
+"""`daedalus bench build|scaling|incremental|all|show|explain|collect`
+(registered by daedalus/devkit/commands.py).
 
 One `bench` group for every benchmark. Heavy imports stay inside the commands.
 """

@@ -182,7 +182,9 @@ def scaling_table(sec: dict[str, Any]) -> Table:
 
 def incremental_table(sec: dict[str, Any]) -> Table:
     t = Table(
-        title=f"incremental — {sec.get('days')}-symbol-day lake, append {sec.get('append_hours'):g} h of bronze",
+        title=(
+            f"incremental — {sec.get('days')}-symbol-day lake, append {sec.get('append_hours'):g} h of bronze"
+        ),
         title_justify="left",
     )
     for c in ("build", "seconds", "partitions", "peak RSS", "status"):

@@ -1,4 +1,5 @@
-"""One measured task of `daedalus bench`, run in a fresh process: `python -m daedalus.devkit.bench.worker SPEC_JSON`.
+"""One measured task of `daedalus bench`, run in a fresh process:
+`python -m daedalus.devkit.bench.worker SPEC_JSON`.
 
 A fresh process per task keeps each scenario's peak RSS its own (numba, Arrow buffers and DuckDB's
 buffer pool of an earlier scenario are not in it) and makes the numba cold/warm start a real

@@ -455,7 +455,8 @@ class FakeBinance:
         self._skip_depth[symbol_id] = self._skip_depth.get(symbol_id, 0) + count
 
     async def send_raw(self, text: str, stream_prefix: str | None = None) -> None:
-        """Send a raw (e.g. malformed) frame to every unmuted connection (optionally only those with a stream)."""
+        """Send a raw (e.g. malformed) frame to every unmuted connection
+        (optionally only those with a stream)."""
         for peer in list(self.peers):
             if peer.muted or (stream_prefix and not any(s.startswith(stream_prefix) for s in peer.streams)):
                 continue
