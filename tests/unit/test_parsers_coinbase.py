@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daedalus.collector.coinbase import CoinbaseCollector, L2Book, make_jwt, product_to_symbol, rfc3339_ns
+from daedalus.collector.coinbase import CoinbaseCollector, L2Book, product_to_symbol, rfc3339_ns
+from daedalus.collector.coinbase_auth import make_jwt
 from daedalus.collector.connection import Connection, Emitter
 from daedalus.config import CoinbaseConfig, IngestionConfig
 from daedalus.errors import ConfigError, ExchangeError
