@@ -36,6 +36,7 @@ def run_bench(
     (also written to `json_path` when given). Data and lakes live under `workdir` (a temporary
     directory removed afterwards unless `keep`)."""
     from daedalus.devkit.bench.measure import write_json
+    from daedalus.devkit.bench.sections import build_section, updates_section
     from daedalus.devkit.bench.suite import BenchSuite
 
     unknown = [s for s in sections if s not in SECTIONS]
@@ -55,7 +56,7 @@ def run_bench(
     try:
         for s in sections:
             if s == "build":
-                suite.build_section()
+                build_section(suite)
             elif s == "scaling":
                 suite.scaling_section(sizes=sizes, profiles=profiles)
             elif s == "incremental":
@@ -63,7 +64,7 @@ def run_bench(
             elif s == "collector":
                 suite.collector_section(messages)
             elif s == "updates":
-                suite.updates_section()
+                updates_section(suite)
             if json_path is not None:  # after every section: a long run killed late keeps what it measured
                 write_json(json_path, suite.document())
         return suite.document()

@@ -37,7 +37,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from daedalus.devkit.bench.measure import WorkerRun, dir_bytes, median, ratio, run_worker
+from daedalus.devkit.bench.measure import WorkerRun, median, ratio, run_worker
 
 SYMBOL = "BTC/USDT"
 START = "2024-01-01"
@@ -140,7 +140,7 @@ class BenchSuite:
         self._data: Path | None = None
         self._data_days = 0
         self._runs: dict[str, WorkerRun] = {}
-        self._warm = False
+        self.warmed = False
 
     # -- data and lakes ----------------------------------------------------------------------
 
@@ -241,7 +241,7 @@ class BenchSuite:
     def warm_up(self) -> None:
         """Fill the numba cache with a tiny build first, so no measured build pays the JIT compile
         (the build section's cold build does this for the rest of a run)."""
-        if self._warm:
+        if self.warmed:
             return
         from daedalus.devkit.synth import generate
 
@@ -251,7 +251,7 @@ class BenchSuite:
         generate(root, symbols=[SYMBOL], start=START, days=1, hours=0.1, book_updates=True, book_depth=100)
         self.build("numba warm-up", root, env=self.numba_env("build", fresh=False))
         self.drop(root)
-        self._warm = True
+        self.warmed = True
 
     def numba_env(self, name: str, fresh: bool) -> dict[str, str]:
         cache = self.workdir / "numba" / name
@@ -285,175 +285,6 @@ class BenchSuite:
         return out
 
     # -- sections ----------------------------------------------------------------------------
-
-    def build_section(self) -> dict[str, Any]:
-        self.log("[build] one symbol-day")
-        data = self.data(1)
-        sec: dict[str, Any] = {}
-        floor_lake = self.lake("floor", 1)
-        floors: list[list[float]] = []
-        floor_info: dict[str, Any] = {}
-
-        def floor_pass(tag: str) -> list[float]:
-            """The floor right before/after a build: a noisy shared machine drifts between scenarios,
-            so each ratio divides by the floor measured next to its own build."""
-            f = self.worker(
-                f"floor-{tag}",
-                {
-                    "task": "floor",
-                    "root": str(floor_lake),
-                    "repeat": 2,
-                    "overrides": self.overrides(floor_lake, "default"),
-                },
-            )
-            times = [float(x) for x in f.result.get("seconds", [])] if f.ok else []
-            floors.append(times)
-            floor_info.update(
-                {
-                    "snapshots": f.result.get("snapshots"),
-                    "levels": f.result.get("levels"),
-                    "error": f.error,
-                    "peak_rss": max(f.peak_rss, floor_info.get("peak_rss", 0)),
-                }
-            )
-            return times
-
-        floor_pass("start")
-        cold_lake = self.lake("cold", 1)
-        cold = self.build("build-cold", cold_lake, env=self.numba_env("build", fresh=True))
-        self._warm = cold.ok
-        self.drop(cold_lake)
-        before_warm = floor_pass("before-warm")
-        warm_lake = self.lake("warm", 1)
-        warm = self.build("build-warm", warm_lake, env=self.numba_env("build", fresh=False))
-        around_warm = before_warm + floor_pass("after-warm")
-        sec["full_build"] = self.build_figures(warm)
-        sec["cold_build"] = self.build_figures(cold)
-        sec["bytes"] = {
-            "bronze": dir_bytes(data / "bronze"),
-            "silver": dir_bytes(warm_lake / "silver"),
-            "gold": dir_bytes(warm_lake / "gold"),
-        }
-
-        # Issue 4: its SQL models at memory_limit 512MB, each step in its own process so the peak RSS
-        # is theirs: silver, then (not measured: issue 5's) the sequential models that
-        # orderbook_hf joins, then the SQL gold models.
-        i4_lake = self.lake("sql512", 1)
-        env = self.numba_env("build", fresh=False)
-        limit = {"duckdb.memory_limit": "512MB"}
-        i4_silver = self.build(
-            "sql-512MB-silver",
-            i4_lake,
-            select=["layer:silver"],
-            run_tests=False,
-            catalog=False,
-            overrides=limit,
-            env=env,
-        )
-        self.build(
-            "sql-512MB-sequential",
-            i4_lake,
-            select=list(SEQUENTIAL_MODELS),
-            run_tests=False,
-            catalog=False,
-            env=env,
-        )
-        i4 = self.build(
-            "sql-512MB-gold",
-            i4_lake,
-            select=list(SQL_GOLD_MODELS),
-            run_tests=False,
-            catalog=False,
-            overrides=limit,
-            env=env,
-        )
-        self.drop(i4_lake)
-        around_i4 = floors[-1] + floor_pass("after-sql")
-        self.drop(floor_lake)
-        floor = median(around_warm) if around_warm else None
-        floor_i4 = median(around_i4) if around_i4 else None
-        sec["floor"] = {
-            "seconds": median([x for f in floors for x in f]) if any(floors) else None,
-            "next_to_full_build": floor,
-            "next_to_sql_build": floor_i4,
-            "passes": floors,
-            **floor_info,
-        }
-        gold_sql = model_seconds(i4, SQL_GOLD_MODELS)
-        i4_peak = max(i4.peak_rss, i4_silver.peak_rss) if i4.ok and i4_silver.ok else None
-        sec["sql_models_512MB"] = {
-            "ok": i4.ok and i4_silver.ok,
-            "error": i4_silver.error or i4.error,
-            "gold_seconds": gold_sql,
-            "silver_seconds": model_seconds(i4_silver, layer="silver"),
-            "peak_rss": i4_peak,
-            "gold_peak_rss": i4.peak_rss,
-            "silver_peak_rss": i4_silver.peak_rss,
-            "gold": self.build_figures(i4),
-            "silver": self.build_figures(i4_silver),
-        }
-
-        seq = model_seconds(warm, SEQUENTIAL_MODELS)
-        k = (
-            self.worker(
-                "kernels",
-                {"task": "kernels", "root": str(warm_lake), "repeat": 3},
-                env=self.numba_env("build", fresh=False),
-            )
-            if warm.ok
-            else None
-        )
-        sec["sequential"] = {
-            "stage_seconds": seq,
-            "kernels": k.result if k is not None else None,
-            "kernels_error": k.error if k is not None else "full build failed",
-        }
-        jit_cold = self.worker("jit-cold", {"task": "jit"}, env=self.numba_env("jit", fresh=True))
-        jit_warm = self.worker("jit-warm", {"task": "jit"}, env=self.numba_env("jit", fresh=False))
-        sec["start"] = {
-            "jit_cold_seconds": jit_cold.result.get("seconds"),
-            "jit_warm_seconds": jit_warm.result.get("seconds"),
-            "import_seconds": jit_warm.result.get("import_seconds"),
-            "build_cold_seconds": cold.result.get("seconds"),
-            "build_warm_seconds": warm.result.get("seconds"),
-        }
-        sec["cli"] = self.cli_start(warm_lake)
-
-        full = warm.result.get("seconds") if warm.ok else None
-        per_kernel = (k.result.get("per_kernel") or {}) if k is not None and k.ok else {}
-        slowest = min(
-            ((name, f["rows_per_second"]) for name, f in per_kernel.items()), key=lambda x: x[1], default=None
-        )
-        self.targets += [
-            Target("issue 7: full build (silver+gold+tests) / floor", ratio(full, floor), 6, "×"),
-            Target(
-                "issue 4: SQL gold models / floor",
-                ratio(gold_sql, floor_i4),
-                4,
-                "×",
-                note="orderbook_hf, orderbook_bars, trade_bars, ticker_hf",
-            ),
-            Target("issue 4: peak RSS, silver + SQL gold at memory_limit 512MB", _mb(i4_peak), 1024, "MB"),
-            Target(
-                "issue 5: sequential stage / floor",
-                ratio(seq, floor),
-                1.5,
-                "×",
-                note="orderbook_seq + vpin_buckets",
-            ),
-            Target(
-                "issue 5: kernels alone, slowest kernel",
-                slowest[1] / 1e6 if slowest else None,
-                20,
-                "M rows/s",
-                op=">=",
-                note=slowest[0] if slowest else "",
-            ),
-            Target("issue 7: `daedalus --help` start", sec["cli"].get("help_seconds"), 1, "s"),
-            Target("issue 7: `daedalus ls` start", sec["cli"].get("ls_seconds"), 1, "s"),
-        ]
-        self.results["build"] = sec
-        return sec
 
     def cli_start(self, lake: Path, repeat: int = 3) -> dict[str, Any]:
         """Wall time of `daedalus --help` and `daedalus ls` in fresh processes (median of `repeat`)."""
@@ -510,7 +341,7 @@ class BenchSuite:
         self.targets.append(
             Target(
                 f"issue 7: Pi profile peak RSS, {min(sizes)} symbol-day(s)",
-                _mb(one.get("peak_rss")) if one.get("ok") else None,
+                mb(one.get("peak_rss")) if one.get("ok") else None,
                 600,
                 "MB",
             )
@@ -574,66 +405,6 @@ class BenchSuite:
         self.results["incremental"] = sec
         return sec
 
-    def updates_data(self) -> Path:
-        """One symbol-day whose bronze holds both order-book channels of the same deep book."""
-        from daedalus.devkit.synth import generate
-
-        root = self.workdir / "data" / "bronze-updates"
-        if not (root / "bronze").exists():
-            self.log(f"generating 1 symbol-day with book updates ({self.hours:g} h) ...")
-            t = time.perf_counter()
-            summary = generate(
-                root, symbols=[SYMBOL], start=START, days=1, hours=self.hours, book_updates=True
-            )
-            self.results.setdefault("data", {}).update(
-                {
-                    "updates_generate_seconds": time.perf_counter() - t,
-                    "book_updates_per_symbol_day": summary.rows["book_updates"],
-                }
-            )
-        return root
-
-    def updates_section(self) -> dict[str, Any]:
-        """Full build of one symbol-day from snapshots vs from book updates, measured in one run."""
-        self.log("[updates] one symbol-day: from 20-level snapshots vs from book updates + checkpoints")
-        data = self.updates_data()
-        self.warm_up()
-        env = self.numba_env("build", fresh=False)
-        common = {"trades", "ticker", "events"}
-        sec: dict[str, Any] = {
-            "bytes": {c: dir_bytes(data / "bronze" / c) for c in ("orderbook", "book_updates")}
-        }
-        for source, channel in (("snapshots", "orderbook"), ("updates", "book_updates")):
-            for profile in ("default", "pi"):
-                lake = self.workdir / "lakes" / f"{source}-{profile}"
-                shutil.rmtree(lake, ignore_errors=True)
-                lake.mkdir(parents=True)
-                for c in common | {channel}:
-                    link_bronze(data, lake, channel=c)
-                run = self.build(f"from-{source}-{profile}", lake, profile=profile, env=env)
-                sec[f"{source}_{profile}"] = self.build_figures(run)
-                self.drop(lake)
-        t_snap = sec["snapshots_default"].get("seconds") if sec["snapshots_default"]["ok"] else None
-        t_upd = sec["updates_default"].get("seconds") if sec["updates_default"]["ok"] else None
-        sec["updates_vs_snapshots"] = ratio(t_upd, t_snap)
-        pi = sec["updates_pi"]
-        self.targets += [
-            Target(
-                "issue 13: full build from updates / from snapshots (same run)",
-                sec["updates_vs_snapshots"],
-                1,
-                "×",
-            ),
-            Target(
-                "issue 13: Pi profile peak RSS, one symbol-day from updates",
-                _mb(pi.get("peak_rss")) if pi.get("ok") else None,
-                600,
-                "MB",
-            ),
-        ]
-        self.results["updates"] = sec
-        return sec
-
     def collector_section(self, messages: int = 50_000) -> dict[str, Any]:
         self.log(f"[collector] {messages} order-book messages through the fake Binance")
         run = self.worker("collect", {"task": "collect", "messages": messages})
@@ -689,5 +460,5 @@ class BenchSuite:
         }
 
 
-def _mb(n: int | float | None) -> float | None:
+def mb(n: int | float | None) -> float | None:
     return None if n is None else n / (1024 * 1024)
