@@ -224,3 +224,21 @@ MAX_LINES = 500  # STYLE.md: split a module before ~500 lines
 def test_modules_stay_small() -> None:
     big = {mod: n for mod, path in MODULES.items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
     assert not big, f"modules over {MAX_LINES} lines (split them): {big}"
+
+
+def test_build_package_exports_exactly_its_api() -> None:
+    """daedalus/build/__init__.py names the API twice (for type checkers and for the lazy loader):
+    both lists must be api.py's, and every name must resolve."""
+    import daedalus.build as package
+    from daedalus.build import api
+
+    assert package.__all__ == api.__all__
+    init = ast.parse((REPO / "daedalus" / "build" / "__init__.py").read_text())
+    typed = {
+        a.name
+        for n in ast.walk(init)
+        if isinstance(n, ast.ImportFrom) and n.module == "daedalus.build.api"
+        for a in n.names
+    }
+    assert typed == set(api.__all__)
+    assert all(getattr(package, name) is getattr(api, name) for name in api.__all__)

@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from daedalus.devkit.simulator.market import BookDiff, SimulatedMarket, Trade
+from daedalus.devkit.simulator.wsfake import market_structure
 
 try:
     import orjson
@@ -81,44 +82,8 @@ def binance_id(symbol: str) -> str:
 
 def spot_market(symbol: str) -> dict:
     """A ccxt market structure for a spot symbol, enough for `exchange.set_markets` (no REST load)."""
-    base, quote = symbol.split("/")
-    mid = base + quote
-    return {
-        "id": mid,
-        "lowercaseId": mid.lower(),
-        "symbol": symbol,
-        "base": base,
-        "quote": quote,
-        "settle": None,
-        "baseId": base,
-        "quoteId": quote,
-        "settleId": None,
-        "type": "spot",
-        "spot": True,
-        "margin": False,
-        "swap": False,
-        "future": False,
-        "option": False,
-        "active": True,
-        "contract": False,
-        "linear": None,
-        "inverse": None,
-        "contractSize": None,
-        "taker": 0.001,
-        "maker": 0.001,
-        "expiry": None,
-        "expiryDatetime": None,
-        "strike": None,
-        "optionType": None,
-        "precision": {"amount": 1e-8, "price": 1e-8, "cost": None, "base": 1e-8, "quote": 1e-8},
-        "limits": {
-            "amount": {"min": None, "max": None},
-            "price": {"min": None, "max": None},
-            "cost": {"min": None, "max": None},
-            "leverage": {"min": None, "max": None},
-        },
-        "info": {"symbol": mid, "status": "TRADING"},
-    }
+    mid = binance_id(symbol)
+    return market_structure(symbol, mid, 1e-8, extra={"info": {"symbol": mid, "status": "TRADING"}})
 
 
 class FakeBinance:
