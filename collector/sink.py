@@ -230,20 +230,23 @@ class BronzeSink:
         if not items:
             return
         self._buffers[stream] = []
-        self._buffer_rows -= len(items)
         source, channel = stream
         # Writers are created here, on the loop, so stats() never sees a dict change size mid-read.
         writer = self._writer(source, channel) if channel in SCHEMAS else None
         quarantine = self._quarantine_writer(source)
         rows = [r for _, r in items]
         table, rejected = self._convert(channel, rows)
+        # The batch counts as held (`_buffer_rows`) until it is written: stats() and the health file
+        # may run while the write is in flight, and a stalled batch goes back to the buffer.
         try:
             await asyncio.to_thread(self._write_sync, channel, table, rejected, writer, quarantine)
         except OSError as e:
             if not is_disk_full(e):
+                self._buffer_rows -= len(items)
                 raise
             self._stalled(stream, items, e, [w for w in (writer, quarantine) if w is not None])
             return
+        self._buffer_rows -= len(items)
         self._count_flushed(source, channel, items, rejected)
         self.flushes += 1
         self.flushed(stream, rows)
@@ -269,8 +272,7 @@ class BronzeSink:
         writers: list[RotatingSegments],
     ) -> None:
         """The batch goes back to the head of its buffer; the segments it touched are abandoned."""
-        self._buffers[stream] = items + self._buffers.get(stream, [])
-        self._buffer_rows += len(items)
+        self._buffers[stream] = items + self._buffers.get(stream, [])  # still counted in _buffer_rows
         self._stalled_streams.update((stream[0], k[2] or stream[0]) for k, _ in items)
         for w in writers:
             path = w.abandon()

@@ -102,6 +102,42 @@ def test_flush_interval_writes_partial_batches_while_running(tmp_path) -> None:
     assert pq.read_table(seg).equals(table_of("ticker", 0, 5))
 
 
+def test_a_batch_being_written_still_counts_as_buffered(tmp_path) -> None:
+    """stats() (the health file) may run while a flush's write is in flight in the worker thread: the
+    batch is held until written, so it counts (a retry after a full disk once showed 0 held rows)."""
+    import threading
+
+    class SlowSink(BronzeSink):
+        def __init__(self, *a, **kw) -> None:
+            super().__init__(*a, **kw)
+            self.writing, self.release = threading.Event(), threading.Event()
+
+        def _write_sync(self, *a, **kw) -> None:
+            self.writing.set()
+            self.release.wait(10)
+            super()._write_sync(*a, **kw)
+
+    async def scenario() -> tuple[int, int]:
+        q = BoundedQueue(1000, 1.0)
+        sink = SlowSink(tmp_path, IngestionConfig(batch_size=7, flush_interval_seconds=10))
+        stop = asyncio.Event()
+        task = asyncio.create_task(sink.run(q, stop))
+        for i in range(7):
+            await q.put(Record("coinbase", "ticker", sample_row("ticker", i)))
+        while not sink.writing.is_set():
+            await asyncio.sleep(0.01)
+        during = sink.stats()["buffered"]
+        sink.release.set()
+        while sink.flushes == 0:
+            await asyncio.sleep(0.01)
+        after = sink.stats()["buffered"]
+        stop.set()
+        await task
+        return during, after
+
+    assert asyncio.run(scenario()) == (7, 0)
+
+
 def test_stop_drains_queue_and_closes_every_segment(tmp_path) -> None:
     records = [
         Record("ccxt", ch, sample_row(ch, i)) for i in range(300) for ch in ("ticker", "trades", "orderbook")
