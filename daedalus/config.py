@@ -256,6 +256,12 @@ class WatchConfig(_Section):
     """`daedalus watch`: seconds between cycles."""
 
 
+class StatusConfig(_Section):
+    max_age_seconds: float = Field(3600.0, gt=0)
+    """`daedalus coverage` exits 10 when a series' newest silver row is older than this (seconds);
+    `--max-age` overrides it."""
+
+
 class Config(_Section):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     """Where the lake lives."""
@@ -271,6 +277,8 @@ class Config(_Section):
     """`daedalus compact`."""
     watch: WatchConfig = Field(default_factory=WatchConfig)
     """`daedalus watch`."""
+    status: StatusConfig = Field(default_factory=StatusConfig)
+    """`daedalus coverage` and the health page of `daedalus docs`."""
     project_dir: str | None = None
     """A user project (from `daedalus init`) whose models sit beside the built-in ones."""
 

@@ -23,7 +23,7 @@ from daedalus.build.catalog_views import refresh_catalog
 from daedalus.build.execute import execute
 from daedalus.build.materializations import MATERIALIZATIONS, PartPlan
 from daedalus.build.materializations.base import partition_id
-from daedalus.build.outcome import last_test_results, load_failed
+from daedalus.build.outcome import build_history, last_test_results, load_failed
 from daedalus.build.planner import plan
 from daedalus.build.session import Session, connect
 from daedalus.build.step import BuildResult, ModelStats
@@ -41,6 +41,7 @@ __all__ = [
     "PartPlan",
     "Session",
     "build",
+    "build_history",
     "compile_sql",
     "connect",
     "example_sql",
