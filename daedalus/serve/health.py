@@ -91,14 +91,35 @@ class Health:
             if c.status in HOLE
         ]
 
+    def incidents(self) -> list[dict[str, Any]]:
+        """The holes grouped as a person counts them: one per (exchange, symbol, hour, status, events),
+        naming the channels it shows in (a connection-wide disconnect is one incident, three cells)."""
+        groups: dict[tuple, dict[str, Any]] = {}
+        for hole in self.holes():
+            key = (hole["exchange"], hole["symbol"], hole["hour"], hole["status"], tuple(hole["events"]))
+            g = groups.setdefault(key, {**{k: v for k, v in hole.items() if k != "channel"}, "channels": []})
+            g["channels"].append(hole["channel"])
+        return list(groups.values())
+
     def stale(self) -> list[str]:
         return [s.key for s in self.series if s.stale]
 
     def as_json(self) -> dict[str, Any]:
         doc = asdict(self)
         doc["holes"] = self.holes()
+        doc["incidents"] = self.incidents()
         doc["stale"] = self.stale()
         return doc
+
+
+def ago(seconds: float | None) -> str:
+    """42.0 → '42 s ago'; 7200 → '2.0 h ago'."""
+    if seconds is None:
+        return "no row yet"
+    for unit, n in (("d", 86400), ("h", 3600), ("min", 60)):
+        if abs(seconds) >= n:
+            return f"{seconds / n:.1f} {unit} ago"
+    return f"{seconds:.0f} s ago"
 
 
 def _iso(t: dt.datetime) -> str:
@@ -191,8 +212,9 @@ def _rejects(con: Any, views: set[str], t0: dt.datetime, t1: dt.datetime) -> dic
     if "silver.rejects" not in views:
         return {}
     q = (
-        "SELECT exchange, symbol, channel, date_trunc('hour', first_ts) AS h, sum(\"count\") FROM silver.rejects "
-        "WHERE date BETWEEN ?::DATE AND ?::DATE AND first_ts >= ? AND first_ts < ? GROUP BY ALL"
+        "SELECT exchange, symbol, channel, date_trunc('hour', first_ts) AS h, sum(\"count\") "
+        "FROM silver.rejects WHERE date BETWEEN ?::DATE AND ?::DATE AND first_ts >= ? AND first_ts < ? "
+        "GROUP BY ALL"
     )
     return {
         (ex, s, c, h): int(n) for ex, s, c, h, n in con.execute(q, [t0.date(), t1.date(), t0, t1]).fetchall()
