@@ -276,15 +276,16 @@ def _builds(config: Config) -> dict[str, Any]:
     manifest = Manifest.load(lake)
     last = manifest.last_build
     history = build_history(lake)
-    models = sorted({*last.get("models", {}), *(m for h in history for m in h.get("seconds", {}))})
+    models = sorted({*last.get("models", {}), *(m for h in history for m in h.get("status", {}))})
     return {
         "finished_at": last.get("finished_at"),
         "seconds": last.get("seconds"),
         "models": {
             m: {
-                "last_seconds": (last.get("models", {}).get(m) or {}).get("seconds"),
+                # each model's own last build (a later build that had nothing to do for it keeps it)
+                "last_seconds": (ms.last_build.get("seconds") if (ms := manifest.models.get(m)) else None),
                 "history": [h.get("seconds", {}).get(m) for h in history],
-                "status": (history[-1].get("status", {}).get(m) if history else None),
+                "status": next((h["status"][m] for h in reversed(history) if m in h.get("status", {})), None),
             }
             for m in models
         },

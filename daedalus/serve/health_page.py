@@ -16,10 +16,11 @@ from typing import Any
 
 from daedalus.serve.health import Health, Series, ago
 
+# Used nowhere else on the page, so a screenshot's pixels of one colour are that status' cells.
 STATUS_COLORS = {
     "ok": "#2e9d4f",
-    "break": "#e8833a",
-    "lost": "#c62828",
+    "break": "#f08a24",
+    "lost": "#d7263d",
     "rejected": "#8e44ad",
     "empty": "#f1c40f",
     "none": "#e3e6ec",
@@ -41,7 +42,7 @@ h1{margin:.2rem 0} .sub{color:#5b6478;margin:.2rem 0 1rem}
 section{border:1px solid #d8dde8;border-radius:8px;padding:.8rem 1rem;margin:1rem 0}
 .series{margin:.6rem 0 .9rem} .series .name{font-weight:600} .age{color:#5b6478;font-size:.9rem}
 .stale{color:#c62828;font-weight:700} .fresh{color:#1a7f37}
-.strip{overflow-x:auto;-webkit-overflow-scrolling:touch} .strip svg{display:block;max-width:none}
+.strip{overflow-x:auto} .strip svg{display:block;max-width:none} .strip text.lbl{font-size:13px}
 .legend{display:flex;flex-wrap:wrap;gap:.3rem 1rem;font-size:.85rem;color:#5b6478}
 .legend i{display:inline-block;width:12px;height:12px;border-radius:2px;margin-right:.3rem;\
 vertical-align:-1px}
@@ -53,7 +54,9 @@ code{background:#f2f4f8;padding:0 .2rem;border-radius:3px}
 .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:.8rem}
 .chart svg{width:100%;height:auto;display:block} svg text{font-size:10px;font-family:inherit;fill:#5b6478}
 .summary{display:flex;flex-wrap:wrap;gap:.5rem 1.5rem;font-size:1rem}
-@media (max-width:600px){body{padding:0 .4rem} section{padding:.6rem} th,td{padding:.2rem .3rem}}
+td.when{white-space:nowrap} td code.detail{word-break:break-all;font-size:.8rem}
+@media (max-width:600px){body{padding:0 .4rem} section{padding:.6rem} th,td{padding:.2rem .3rem}
+.strip svg{width:100%;height:auto} .strip text.lbl{font-size:20px}}
 """
 
 
@@ -79,7 +82,7 @@ def _cell_title(s: Series, c: Any) -> str:
 def strip_svg(s: Series, hours: list[str]) -> str:
     n = len(hours)
     cell = max(8, min(28, 672 // max(n, 1)))
-    width, height = n * cell, STRIP_H + 13
+    width, height = n * cell, STRIP_H + 16
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(s.key)} by hour">'
@@ -94,7 +97,7 @@ def strip_svg(s: Series, hours: list[str]) -> str:
     for i, h in enumerate(hours):
         if i % 6 == 0:
             label = h[5:10] if h[11:13] == "00" else _hhmm(h)
-            out.append(f'<text x="{i * cell + 1}" y="{STRIP_H + 11}">{_e(label)}</text>')
+            out.append(f'<text class="lbl" x="{i * cell + 1}" y="{STRIP_H + 13}">{_e(label)}</text>')
     out.append("</svg>")
     return "".join(out)
 
@@ -132,20 +135,20 @@ def events_html(h: Health) -> str:
     for e in h.events:
         kind = "loss" if e["loss"] else ("break, healed" if e["healed"] else "break")
         span = f"{e['seconds']:.1f} s" if e["seconds"] is not None else ""
-        marks = "<br>".join(_e(k) for k in e["series"]) or "<i>no series of this window</i>"
+        marks = ", ".join(_e(k.split(" ")[-1]) for k in e["series"]) or "<i>no series of this window</i>"
         rows.append(
             f"<tr id='ev-{e['id']}' data-event-type='{_e(e['event_type'])}' data-hour='{_e(e['hour'])}'>"
-            f"<td>{_e(e['ts'][:19].replace('T', ' '))}</td><td>{_e(e['exchange'])}</td>"
+            f"<td class='when'>{_e(e['ts'][:19].replace('T', ' '))}</td><td>{_e(e['exchange'])}</td>"
             f"<td>{_e(e['symbol'] or 'all')}</td><td>{_e(e['channel'] or 'all')}</td>"
             f"<td><b>{_e(e['event_type'])}</b> ({kind})</td>"
             f"<td>{_e(e['count'] if e['count'] is not None else '')}</td>"
             f"<td>{span}</td><td><code>{_e(e['conn_id'])}</code></td><td>{marks}</td>"
-            f"<td><code>{_e(e['detail'])}</code></td></tr>"
+            f"<td><code class='detail'>{_e(e['detail'])}</code></td></tr>"
         )
     return (
         "<div class='tablewrap'><table><tr><th>received (UTC)</th><th>exchange</th><th>symbol</th>"
         "<th>channel</th><th>event</th><th>rows</th><th>interval</th><th>connection</th>"
-        "<th>series it marks</th><th>detail</th></tr>" + "".join(rows) + "</table></div>"
+        "<th>channels it marks</th><th>detail</th></tr>" + "".join(rows) + "</table></div>"
     )
 
 
@@ -239,7 +242,7 @@ def _panel(
 
 def chart_svg(d: dict[str, list[Any]], days: int, w: int = 320, ph: int = 56) -> str:
     span = days * 86400.0
-    panels = [("mid", "#2a4fb0"), ("spread", "#b26a00"), ("vpin", "#8e44ad")]
+    panels = [("mid", "#2a4fb0"), ("spread", "#b26a00"), ("vpin", "#5b2c6f")]
     body = "".join(
         _panel(d["t"], d[name], span, i * ph, name, color, w, ph) for i, (name, color) in enumerate(panels)
     )
