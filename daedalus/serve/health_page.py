@@ -54,7 +54,8 @@ code{background:#f2f4f8;padding:0 .2rem;border-radius:3px}
 .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:.8rem}
 .chart svg{width:100%;height:auto;display:block} svg text{font-size:10px;font-family:inherit;fill:#5b6478}
 .summary{display:flex;flex-wrap:wrap;gap:.5rem 1.5rem;font-size:1rem}
-td.when{white-space:nowrap} td code.detail{word-break:break-all;font-size:.8rem}
+td.when{white-space:nowrap}
+td code.detail{display:inline-block;min-width:18rem;word-break:break-all;font-size:.8rem}
 @media (max-width:600px){body{padding:0 .4rem} section{padding:.6rem} th,td{padding:.2rem .3rem}
 .strip svg{width:100%;height:auto} .strip text.lbl{font-size:20px}}
 """
