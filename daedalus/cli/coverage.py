@@ -103,14 +103,15 @@ def coverage_command(
 ) -> None:
     """Per series an hour strip of the lake's rows, breaks, losses and rejects, and its freshness.
 
-    Exits 10 when a series is stale (newest row older than --max-age), for cron or a systemd timer.
+    Exits 10 when a series is stale (newest row older than --max-age), for cron or a systemd timer;
+    5 when the lake has no catalog yet (nothing built).
 
     Example: daedalus coverage --days 2 --max-age 2h || notify-send 'lake is stale'
     """
     import json
 
     from daedalus.build.durations import lookback_seconds
-    from daedalus.errors import ConfigError
+    from daedalus.errors import ConfigError, StorageError
     from daedalus.serve.health import gather
 
     seconds = None
@@ -122,6 +123,8 @@ def coverage_command(
         if seconds <= 0:
             raise ConfigError(f"--max-age: '{max_age}' must be more than 0")
     h = gather(global_options(ctx).lake_config(), start, days, seconds)
+    if h.note and not h.series:  # no catalog: nothing to judge, and a timer must hear of it
+        raise StorageError(h.note)
     if as_json:
         typer.echo(json.dumps(h.as_json(), indent=1, default=str))
     else:

@@ -309,3 +309,57 @@ def test_page_in_chromium_shows_the_holes_and_no_console_message(lake):
     assert (cells_of("break"), cells_of("lost"), cells_of("ok")) == (6, 1, ok)
     assert cells_of("rejected") == cells_of("empty") == 0
     print(f"screenshots: {shot} {phone}")
+
+
+def test_rejects_silent_hours_and_freshness(tmp_path):
+    """A bad quote is `rejected` in its hour, an hour whose trades file is missing is `empty` (no
+    event says why: the worst kind of hole), and freshness is measured against the clock given."""
+    import duckdb
+    import pyarrow as pa
+
+    from daedalus.serve.health import gather
+
+    root = tmp_path / "lake"
+    generate(root, symbols=["BTC/USDT"], hours=4, snapshot_ms=5000, trades_per_sec=0.5, gaps_per_day=0)
+    day = root / "bronze" / "ticker" / "exchange=binance" / "date=2024-01-01"
+    ticker = pq.read_table(day / "synth-BTC-USDT-02.parquet")
+    bid = ticker.column("bid").to_pylist()
+    bid[7] = float("nan")
+    pq.write_table(
+        ticker.set_column(ticker.schema.get_field_index("bid"), "bid", pa.array(bid)),
+        day / "synth-BTC-USDT-02.parquet",
+    )
+    (
+        root / "bronze" / "trades" / "exchange=binance" / "date=2024-01-01" / "synth-BTC-USDT-01.parquet"
+    ).unlink()
+    config = load_config(None, {"storage.root": str(root), "duckdb.threads": 1})
+    api.build(config, select="silver.trades silver.ticker silver.events silver.rejects")
+
+    newest = {
+        ch: duckdb.sql(
+            f"SELECT epoch(max(ts)) FROM read_parquet('{root}/silver/{ch}/**/*.parquet')"
+        ).fetchone()[0]
+        for ch in ("ticker", "trades")
+    }
+    h = gather(config, now=max(newest.values()) + 30, max_age_seconds=60)
+    strips = {s.channel: "".join(c.status[0] for c in s.cells[:5]) for s in h.series}
+    assert strips == {"ticker": "ooron", "trades": "oeoon"}  # ok, rejected, empty, none
+    ticker_series = next(s for s in h.series if s.channel == "ticker")
+    assert ticker_series.cells[2].rejected == 1
+    assert {s.channel: s.age_seconds for s in h.series} == pytest.approx(
+        {ch: max(newest.values()) + 30 - t for ch, t in newest.items()}, abs=1e-3
+    )
+    assert h.stale() == []
+    for t in newest.values():  # 60.5 s after a series' newest row: it is stale, and any older one
+        stale = gather(config, now=t + 60.5, max_age_seconds=60).stale()
+        assert stale == [f"binance BTC/USDT {c}" for c, u in sorted(newest.items()) if u < t + 0.5]
+    assert [i["status"] for i in h.incidents()] == ["rejected", "empty"]
+
+    empty = load_config(None, {"storage.root": str(tmp_path / "nothing")})
+    out = subprocess.run(
+        [sys.executable, "-m", "daedalus", "--root", empty.storage.root, "coverage"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 5 and "no catalog yet" in out.stderr
