@@ -49,6 +49,11 @@ def chromium() -> str:
     pytest.skip(message)
 
 
+@pytest.fixture
+def browser() -> str:
+    return chromium()  # before the lake is built: a skip outside CI costs nothing
+
+
 def run_chromium(*args: str) -> subprocess.CompletedProcess:
     # no sandbox: CI runs as root in a container; the resolver maps every host to nothing so the page
     # cannot reach beyond this machine even if it tried.
@@ -185,6 +190,11 @@ def test_coverage_json_shows_exactly_the_three_holes(lake):
             if (s["symbol"], s["channel"], c["hour"], c["status"]) in holes:
                 continue
             assert c["status"] == ("ok" if i < 6 else "none"), (s["symbol"], s["channel"], c)
+    # two builds recorded: the second rebuilt what the landed segment touched (trades), not ticker
+    models = doc["builds"]["models"]
+    assert [type(x).__name__ for x in models["trades"]["history"]] == ["float", "float"]
+    assert [x is None for x in models["ticker"]["history"]] == [False, True]
+    assert models["ticker"]["status"] == "PASS" and models["ticker"]["last_seconds"] > 0
     fresh = cli(lake["cfg"], "coverage", "--max-age", "100000 days")
     assert fresh.returncode == 0, fresh.stderr
     assert "3 hole(s), 3 event(s), 0 stale series" in fresh.stdout
@@ -250,7 +260,7 @@ def components(mask: np.ndarray) -> list[int]:
     return sizes
 
 
-def test_page_in_chromium_shows_the_holes_and_no_console_message(lake):
+def test_page_in_chromium_shows_the_holes_and_no_console_message(browser, lake):
     from PIL import Image  # with the dev extra (matplotlib's dependency)
 
     site = lake["tmp"] / "site"
