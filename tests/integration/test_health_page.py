@@ -49,7 +49,7 @@ def chromium() -> str:
     pytest.skip(message)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser() -> str:
     return chromium()  # before the lake is built: a skip outside CI costs nothing
 
