@@ -169,9 +169,14 @@ def _last_rows(con: Any, views: set[str]) -> dict[tuple, dt.datetime]:
     out = {}
     for c in CHANNELS:
         if f"silver.{c}" in views:
-            for ex, sym, last in con.execute(
-                f"SELECT exchange, symbol, max(ts) FROM silver.{c} GROUP BY ALL"
-            ).fetchall():
+            # the newest row lies in the series' newest date: read ts there only (the file statistics
+            # skip the other dates' row groups), not the whole history of a lake running for weeks
+            q = (
+                f"SELECT exchange, symbol, max(ts) FROM silver.{c} WHERE (exchange, symbol, date) IN "
+                f"(SELECT (exchange, symbol, max(date)) FROM silver.{c} GROUP BY exchange, symbol) "
+                "GROUP BY ALL"
+            )
+            for ex, sym, last in con.execute(q).fetchall():
                 out[(ex, sym, c)] = last
     return out
 
