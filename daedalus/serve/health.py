@@ -99,7 +99,7 @@ class Health:
             key = (hole["exchange"], hole["symbol"], hole["hour"], hole["status"], tuple(hole["events"]))
             g = groups.setdefault(key, {**{k: v for k, v in hole.items() if k != "channel"}, "channels": []})
             g["channels"].append(hole["channel"])
-        return list(groups.values())
+        return sorted(groups.values(), key=lambda g: (g["hour"], g["exchange"], g["symbol"]))
 
     def stale(self) -> list[str]:
         return [s.key for s in self.series if s.stale]
