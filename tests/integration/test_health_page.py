@@ -363,7 +363,10 @@ def test_rejects_silent_hours_and_freshness(tmp_path):
     for t in newest.values():  # 60.5 s after a series' newest row: it is stale, and any older one
         stale = gather(config, now=t + 60.5, max_age_seconds=60).stale()
         assert stale == [f"binance BTC/USDT {c}" for c, u in sorted(newest.items()) if u < t + 0.5]
-    assert [i["status"] for i in h.incidents()] == ["rejected", "empty"]
+    assert [(i["hour"][11:13], i["status"], i["channels"]) for i in h.incidents()] == [
+        ("01", "empty", ["trades"]),
+        ("02", "rejected", ["ticker"]),
+    ]
 
     empty = load_config(None, {"storage.root": str(tmp_path / "nothing")})
     out = subprocess.run(
