@@ -103,8 +103,7 @@ def coverage_command(
 ) -> None:
     """Per series an hour strip of the lake's rows, breaks, losses and rejects, and its freshness.
 
-    Exits 10 when a series is stale (newest row older than --max-age), for cron or a systemd timer;
-    5 when the lake has no catalog yet (nothing built).
+    Exits 10 when a series is stale (newest row older than --max-age), 5 when nothing is built yet.
 
     Example: daedalus coverage --days 2 --max-age 2h || notify-send 'lake is stale'
     """

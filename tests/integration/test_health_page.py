@@ -208,6 +208,13 @@ def test_coverage_json_shows_exactly_the_three_holes(lake):
     assert strip == "".join(expect)
     bad = cli(lake["cfg"], "coverage", "--max-age", "soon")
     assert bad.returncode == 2 and "error: --max-age: 'soon'" in bad.stderr
+    bad = cli(lake["cfg"], "coverage", "--start", "2024-13-01")
+    assert bad.returncode == 2 and "error: --start: '2024-13-01' is not a date" in bad.stderr
+    # two days from the day before: 48 hours, the same holes 24 cells later
+    two = json.loads(cli(lake["cfg"], "coverage", "--json", "--start", "2023-12-31", "--days", "2").stdout)
+    assert len(two["hours"]) == 48 and two["hours"][24] == "2024-01-01T00:00:00Z"
+    assert {(h["symbol"], h["channel"], h["hour"], h["status"]) for h in two["holes"]} == expected_holes(lake)
+    assert all(c["status"] == "none" for s in two["series"] for c in s["cells"][:24])
 
 
 class Cells(HTMLParser):
