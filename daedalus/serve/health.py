@@ -3,7 +3,8 @@
 
 A series is (exchange, symbol, channel) of silver.trades / silver.orderbook / silver.ticker. Over the
 selected UTC days it gets one cell per hour:
-- `rows`: silver rows of the series with exchange time in the hour;
+- `rows`: silver rows of the series with exchange time in the hour; `bronze` the bronze rows (what
+  silver did not serve: rejects, duplicates, book rows after a failed update);
 - `breaks`: silver.events with is_break naming the series (NULL symbol/channel: every one of the
   exchange; `book_updates` names the orderbook series), placed by receive time; `healed` the ones
   whose interval end is known (the collector saw the series come back);
@@ -37,6 +38,7 @@ HOLE = ("lost", "break", "rejected", "empty")
 class Cell:
     hour: str  # ISO start of the hour, UTC
     rows: int = 0
+    bronze: int = 0  # bronze rows of the hour: rows + rejected + duplicates (+ book rows not served)
     breaks: int = 0
     healed: int = 0
     losses: int = 0  # loss events (quarantine, overflow)
@@ -151,16 +153,23 @@ def _window(con: Any, views: set[str], start: dt.date | None, days: int) -> tupl
     return t0, t0 + dt.timedelta(days=days)
 
 
-def _rows_per_hour(con: Any, views: set[str], t0: dt.datetime, t1: dt.datetime) -> dict[tuple, int]:
+def _rows_per_hour(
+    con: Any, views: set[str], t0: dt.datetime, t1: dt.datetime, layer: str = "silver"
+) -> dict[tuple, int]:
+    """(exchange, symbol, channel, hour) → rows with exchange time in the hour. Bronze: a row without
+    exchange time counts at its receive time; its `date` folder is the receive date, so a day of slack."""
     out: dict[tuple, int] = {}
+    ts = "ts" if layer == "silver" else 'coalesce("timestamp", capture_ts)'
+    first = t0.date() if layer == "silver" else t0.date() - dt.timedelta(days=1)
     for c in CHANNELS:
-        if f"silver.{c}" not in views:
+        if f"{layer}.{c}" not in views:
             continue
         q = (
-            f"SELECT exchange, symbol, date_trunc('hour', ts) AS h, count(*) FROM silver.{c} "
-            "WHERE date BETWEEN ?::DATE AND ?::DATE AND ts >= ? AND ts < ? GROUP BY ALL"
+            f"SELECT exchange, symbol, date_trunc('hour', {ts}) AS h, count(*) FROM {layer}.{c} "
+            f"WHERE date BETWEEN ?::DATE AND ?::DATE AND {ts} >= ? AND {ts} < ? AND symbol IS NOT NULL "
+            "GROUP BY ALL"
         )
-        for ex, sym, h, n in con.execute(q, [t0.date(), t1.date(), t0, t1]).fetchall():
+        for ex, sym, h, n in con.execute(q, [first, t1.date(), t0, t1]).fetchall():
             out[(ex, sym, c, h)] = int(n)
     return out
 
@@ -345,6 +354,7 @@ def gather(
         hours = [t0 + dt.timedelta(hours=h) for h in range(24 * days)]
         health.hours = [_iso(h) for h in hours]
         rows = _rows_per_hour(con, views, t0, t1)
+        bronze = _rows_per_hour(con, views, t0, t1, "bronze")
         last = _last_rows(con, views)
         events = _events(con, views, t0, t1)
         rejects = _rejects(con, views, t0, t1)
@@ -354,7 +364,10 @@ def gather(
     keys = sorted({k[:3] for k in rows} | {k[:3] for k in last} | {k[:3] for k in rejects})
     index = {h: i for i, h in enumerate(hours)}
     for ex, sym, ch in keys:
-        cells = [Cell(hour=_iso(h), rows=rows.get((ex, sym, ch, h), 0)) for h in hours]
+        cells = [
+            Cell(hour=_iso(h), rows=rows.get((ex, sym, ch, h), 0), bronze=bronze.get((ex, sym, ch, h), 0))
+            for h in hours
+        ]
         for (rex, rsym, rch, h), n in rejects.items():
             if (rex, rsym, rch) == (ex, sym, ch) and h in index:
                 cells[index[h]].rejected += n

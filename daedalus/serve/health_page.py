@@ -70,7 +70,7 @@ def _hhmm(iso: str) -> str:
 
 
 def _cell_title(s: Series, c: Any) -> str:
-    parts = [f"{c.hour[:13].replace('T', ' ')}h UTC", f"{c.rows:,} rows"]
+    parts = [f"{c.hour[:13].replace('T', ' ')}h UTC", f"{c.rows:,} rows (bronze {c.bronze:,})"]
     if c.breaks:
         parts.append(f"{c.breaks} break(s)" + (f", {c.healed} healed" if c.healed else ""))
     if c.losses:

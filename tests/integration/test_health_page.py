@@ -184,6 +184,19 @@ def test_coverage_json_shows_exactly_the_three_holes(lake):
     assert (loss["symbol"], loss["channel"], loss["count"]) == ("BTC/USDT", "trades", LOST_ROWS)
     lost_cells = [c for s in doc["series"] for c in s["cells"] if c["status"] == "lost"]
     assert [(c["lost"], c["losses"], c["events"]) for c in lost_cells] == [(LOST_ROWS, 1, [loss["id"]])]
+    # a clean lake otherwise: silver serves every bronze row, and the landed half of the segment counts
+    assert all(c["rows"] == c["bronze"] for s in doc["series"] for c in s["cells"])
+    q = int(lake["q_hour"].hour)
+    btc = next(s for s in doc["series"] if (s["symbol"], s["channel"]) == ("BTC/USDT", "trades"))
+    synth = (
+        lake["root"]
+        / "bronze"
+        / "trades"
+        / "exchange=binance"
+        / "date=2024-01-01"
+        / f"synth-BTC-USDT-{q:02d}.parquet"
+    )
+    assert btc["cells"][q]["rows"] == pq.ParquetFile(synth).metadata.num_rows + 400
     # everything else: rows in the six generated hours, nothing after them
     for s in doc["series"]:
         for i, c in enumerate(s["cells"]):
@@ -363,6 +376,7 @@ def test_rejects_silent_hours_and_freshness(tmp_path):
     assert strips == {"ticker": "ooron", "trades": "oeoon"}  # ok, rejected, empty, none
     ticker_series = next(s for s in h.series if s.channel == "ticker")
     assert ticker_series.cells[2].rejected == 1
+    assert [c.bronze - c.rows for c in ticker_series.cells[:4]] == [0, 0, 1, 0]  # the rejected quote
     assert {s.channel: s.age_seconds for s in h.series} == pytest.approx(
         {ch: max(newest.values()) + 30 - t for ch, t in newest.items()}, abs=1e-3
     )
