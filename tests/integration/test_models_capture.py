@@ -21,14 +21,12 @@ from daedalus.lake.manifest import Manifest
 
 pytestmark = pytest.mark.slow  # a real build of every model over six minutes of market data
 CAPTURE = (
-    Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
+    Path(__file__).resolve().parents[1] / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
 )
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, Any]:
-    if not CAPTURE.exists():
-        pytest.skip(f"real Binance capture not found at {CAPTURE} (../shared/data is absent)")
     root = tmp_path_factory.mktemp("capture-lake")
     summary = load_capture(CAPTURE, root)
     assert summary.applied_diffs > 3000 and not summary.out_of_sync
