@@ -1,4 +1,4 @@
-"""silver.orderbook rebuilt from bronze `book_updates` of the real Binance capture (../shared/data).
+"""silver.orderbook rebuilt from bronze `book_updates` of the real Binance capture (tests/data).
 
 The capture's REST snapshot + applied diffs are written as update bronze (tests/reference/
 capture_updates.py) beside what daedalus.devkit.capture writes today (20-level snapshots, trades, ticker,

@@ -1,4 +1,4 @@
-"""Silver and gold built from the real Binance capture (../shared/data), loaded into bronze directly.
+"""Silver and gold built from the real Binance capture (tests/data), loaded into bronze directly.
 
 The capture's book is rebuilt by daedalus.devkit.capture with Binance's documented diff-depth procedure;
 every data test of the models must pass on it, the book must never be crossed, and the rebuilt best

@@ -1,4 +1,4 @@
-"""The real Binance capture (../shared/data) through silver and gold.orderbook_seq: values finite
+"""The real Binance capture (tests/data) through silver and gold.orderbook_seq: values finite
 where defined, NULL exactly where FEATURES.md says, and OFI / rolling sums / TFI equal to the
 brute-force reference on real books."""
 
