@@ -58,6 +58,9 @@ BRONZE_CHANNEL = {v: k for k, v in COINBASE_CHANNELS.items()}
 SOURCE = "coinbase"
 EXCHANGE = "coinbase"
 TRADE_DEDUPE_WINDOW = 20_000
+# level2's sync rule (docs/contracts.md "Sync rules"): sequence_num grows, connection-wide
+# (https://docs.cdp.coinbase.com/advanced-trade/docs/ws-overview#sequence-numbers)
+SYNC_RULE = "increasing"
 
 
 def product_to_symbol(product_id: str) -> str:
@@ -405,7 +408,9 @@ class CoinbaseCollector:
         # Coinbase's one id is the connection's sequence_num, shared by every channel and product: never
         # contiguous per book, so it is `last_update_id` only (monotonic); the collector checks the gaps.
         await self.emitter.emit(
-            Record(SOURCE, "book_updates", update_row(base, kind, bids, asks, ts, first, last, None))
+            Record(
+                SOURCE, "book_updates", update_row(base, kind, bids, asks, ts, first, last, None, SYNC_RULE)
+            )
         )
 
     async def _on_trades(self, msg: dict, capture_ts: int, conn: Connection) -> None:
