@@ -21,7 +21,6 @@ from typing import Any, ClassVar
 
 from daedalus.collector.venue_ccxt import CcxtVenue
 
-
 _SPOT_DOC = (
     "https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams"
     "#how-to-manage-a-local-order-book-correctly"
