@@ -184,6 +184,8 @@ class CoinbaseCollector:
         self.books: dict[str, L2Book] = {}
         # bronze book_updates from level2 when that channel is collected (ingestion.channels)
         self.updates = "level2" in self.channels and "book_updates" in ingestion.channels
+        # top-N `orderbook` rows too when configured, or when they are the only book channel
+        self.snapshots = "level2" in self.channels and ("orderbook" in ingestion.channels or not self.updates)
         self._last_seq: dict[str, int | None] = {}  # product -> sequence_num of its last applied event
         self._seen: dict[str, tuple[deque[str], set[str]]] = {}
         self.gaps = 0
@@ -387,6 +389,8 @@ class CoinbaseCollector:
                     )
                 book.hour = when // HOUR_NS  # the rows' time as land partitions them
                 self._last_seq[product] = seq_num
+            if not self.snapshots:
+                continue
             row = envelope(capture_ts, EXCHANGE, symbol, conn.conn_id, conn.next_seq())
             bids, asks = book.top(self.ingestion.orderbook_levels)
             row.update(timestamp=ts, nonce=seq_num, bids=bids, asks=asks)

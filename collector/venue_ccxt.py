@@ -43,6 +43,9 @@ class CcxtVenue:
     text_frames: ClassVar[tuple[str, ...]] = ()
     # the venue drops every connection at this age (Binance: 24 h); the collector reconnects before
     max_connection_hours: ClassVar[float | None] = None
+    # the venue streams book deltas (ccxt keeps its book from them): `book_updates` serves the book.
+    # False: every message is a whole book, so the top-N `orderbook` channel is collected instead
+    book_deltas: ClassVar[bool] = True
     # the book feed updates every level of the venue's book (Binance's diff stream), so ccxt's depth
     # limit is not applied: trimming would drop levels the feed still updates
     full_depth_feed: ClassVar[bool] = False
@@ -54,6 +57,14 @@ class CcxtVenue:
 
     def __init__(self) -> None:
         self.last_seq: dict[str, int] = {}  # per market id, for venues whose rule we check ourselves
+
+    def book_channels(self, channels: list[str]) -> tuple[bool, bool]:
+        """(collect `orderbook`, collect `book_updates`) for the configured channels: one book channel
+        by default, `orderbook` where the venue streams no deltas or where it is configured."""
+        books, updates = "orderbook" in channels, "book_updates" in channels
+        if updates and not self.book_deltas:
+            return True, False
+        return books, updates
 
     def sync_rule(self, market: Any) -> str | None:
         """The declared sync rule for a ccxt market (its type from ccxt's spot / linear / inverse)."""
