@@ -9,6 +9,7 @@ after every diff, a book rebuilt here from the capture by the futures rule.
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,15 @@ from daedalus.devkit.simulator.binance_futures import FakeBinanceFutures
 from daedalus.devkit.simulator.market import SimulatedMarket
 from daedalus.devkit.simulator.replay import Capture, load_capture
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the reference package
+from reference.book_reference import same_float  # noqa: E402
+from reference.futures_capture import reference_books  # noqa: E402
+
 pytestmark = pytest.mark.network
 COINM = DATA / "binance-coinm-btcusdperp-20240808.jsonl.gz"
 HOUR_NS = 3_600_000_000_000
+EDGES = [0.0, 5.0, 10.0, 25.0, 50.0, 100.0]
+BANDS = ["0_5bps", "5_10bps", "10_25bps", "25_50bps", "50_100bps"]
 
 
 def futures_books(capture: Capture, load_last: int):
@@ -150,6 +157,70 @@ def test_coinm_capture_into_bronze_by_the_futures_rule(tmp_path: Path, exchange:
     assert [t["trade_id"] for t in trades] == [str(t["t"]) for t in capture.trades()]
     events = rows(tmp_path, "ccxt", "events")
     assert not [e for e in events if e["event_type"] in ("gap", "resync", "error")]
+
+    # land and build: silver serves one row per applied diff plus the snapshot (checkpoints seed
+    # only), each equal to the futures-rule book (top 20 levels, every band); nothing unserved
+    _land_and_build_match_the_futures_rule(tmp_path, capture, exchange, symbol)
+
+
+def _land_and_build_match_the_futures_rule(root: Path, capture: Capture, exchange: str, symbol: str) -> None:
+    import duckdb
+
+    from daedalus.build import build
+    from daedalus.config import load_config
+    from daedalus.lake import open_lake
+    from daedalus.lake.manifest import Manifest
+    from daedalus.land.landing import land
+
+    cfg = load_config(
+        None,
+        {
+            "storage.root": str(root),
+            "duckdb.temp_directory": str(root / "_tmp"),
+            "etl.features.max_levels": 20,
+        },
+        environ={},
+    )
+    assert not land(cfg).errors
+    result = build(
+        cfg, select="orderbook orderbook_unserved rejects trades", full_refresh=True, catalog=False
+    )
+    assert result.tests and all(t.passed for t in result.tests), [
+        t.name for t in result.tests if not t.passed
+    ]
+    lake = open_lake(cfg)
+
+    def model(name: str, cols: str, order: str) -> list[tuple]:
+        files = [lake.url(f.path) for f in Manifest.load(lake).models[name].files()]
+        if not files:
+            return []
+        return (
+            duckdb.connect()
+            .execute(
+                f"SELECT {cols} FROM read_parquet({files!r}, hive_partitioning=false, union_by_name=true) ORDER BY {order}"
+            )
+            .fetchall()
+        )
+
+    cols = ", ".join(
+        ["exchange", "symbol", "kind", "nonce", "bids", "asks", "break_before"]
+        + [f"{s}_depth_{b}" for b in BANDS for s in ("bid", "ask")]
+    )
+    got = model("orderbook", cols, "seq")
+    want, _ = reference_books(COINM, 20, EDGES)
+    assert len(got) == len(want) > 20_000
+    assert {(g[0], g[1]) for g in got} == {(exchange, symbol)}
+    for i, (g, w) in enumerate(zip(got, want, strict=True)):
+        assert g[3] == w["last_update_id"], i
+        assert [(lv["price"], lv["size"]) for lv in g[4]] == w["bids"], i
+        assert [(lv["price"], lv["size"]) for lv in g[5]] == w["asks"], i
+        assert g[6] == (i == 0), i  # no break after the first row
+        for b in range(len(BANDS)):
+            assert same_float(g[7 + 2 * b], w["bid_bands"][b]), (i, BANDS[b])
+            assert same_float(g[8 + 2 * b], w["ask_bands"][b]), (i, BANDS[b])
+    assert model("orderbook_unserved", "count(*)", "1") in ([], [(0,)])
+    trade_ids = [r[0] for r in model("trades", "trade_id", "ts, trade_id")]
+    assert sorted(trade_ids) == sorted(str(t["t"]) for t in capture.trades())
 
 
 @pytest.mark.slow
