@@ -6,8 +6,8 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 
-from daedalus.udfs.register import register_all
 from daedalus.udfs.kernels.book import CHECKPOINT_MISMATCH, OK, REASONS, place_breaks
+from daedalus.udfs.register import register_all
 
 QUERY = """
 WITH r AS (
