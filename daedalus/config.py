@@ -62,10 +62,12 @@ class IngestionConfig(_Section):
     symbols: list[str] = Field(default_factory=lambda: ["BTC/USDT"])
     """Symbols in ccxt form (BTC/USDT)."""
     channels: list[Literal["ticker", "trades", "orderbook", "book_updates"]] = Field(
-        default_factory=lambda: ["ticker", "trades", "orderbook", "book_updates"]
+        default_factory=lambda: ["ticker", "trades", "book_updates"]
     )
-    """Channels to collect: `orderbook` = top-`orderbook_levels` snapshots after every update,
-    `book_updates` = every applied book update at full depth, with snapshots and hourly checkpoints."""
+    """Channels to collect: `book_updates` = every applied book update at full depth, with snapshots
+    and hourly checkpoints (silver rebuilds the book from it); `orderbook` = top-`orderbook_levels`
+    snapshots after every update, collected when named here, and instead of `book_updates` on a venue
+    that streams no deltas (collector/venue_ccxt.py `book_deltas`)."""
     raw_format: Literal["parquet", "ndjson"] = "parquet"
     """Raw segment format: parquet (typed, recommended) or ndjson (legacy)."""
     batch_size: int = Field(1000, ge=1)
