@@ -130,8 +130,9 @@ class FeatureConfig(_Section):
     diffs aggregate 100 ms and delete unseen levels as a matter of course."""
     max_unserved_book_share: float = Field(0.005, ge=0, le=1)
     """Largest share of a series-day's book_updates messages that may go unserved (lost: a gap, a
-    regression, refused levels, no book; stale and duplicate messages are not lost) before the build's
-    data test sql/tests/book_unserved_share.sql fails, naming the series and the count."""
+    regression, refused levels, no book; stale or duplicate messages and a REST load without exchange
+    time lose no update) before the build's data test sql/tests/book_unserved_share.sql fails, naming
+    the series and the count."""
     horizons: list[int] = Field(default_factory=lambda: [5, 15, 60, 300, 900])
     """Trailing windows (seconds) of rolling features."""
     bar_durations: list[int] = Field(default_factory=lambda: [1, 5, 30, 60, 300, 900, 3600])

@@ -1,9 +1,10 @@
 -- A series-day whose lost book messages (not served for a gap, a regression, refused levels, an
--- unknown delete or no book; stale and duplicate messages are not lost) exceed
+-- unknown delete or no book; stale and duplicate messages, and a trailing REST load without exchange
+-- time, lose nothing) exceed
 -- etl.features.max_unserved_book_share of its bronze book_updates messages: a silent loss must
 -- never pass a build. A row here names the series, the day and the count.
 WITH unserved AS (
-    SELECT exchange, symbol, date, count(*) FILTER (WHERE reason NOT IN ('stale', 'duplicate')) AS lost,
+    SELECT exchange, symbol, date, count(*) FILTER (WHERE reason NOT IN ('stale', 'duplicate', 'no_exchange_time')) AS lost,
         count(*) AS unserved
     FROM {{ ref('orderbook_unserved') }}
     GROUP BY ALL

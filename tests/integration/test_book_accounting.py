@@ -213,3 +213,18 @@ def test_same_frames_on_a_new_connection_are_served_once_and_counted(tmp_path: P
     assert served == [("c1", 400)]
     unserved = model(tmp_path, "orderbook_unserved", "conn_id, reason, count(*)", "conn_id", group=True)
     assert unserved == [("c2", "duplicate", 400)]
+
+
+def test_a_rest_load_no_stamped_row_followed_is_counted_at_its_receive_time(tmp_path: Path) -> None:
+    rows = _stream("c1", T0 + 3_600_000)[:50]
+    # a reload over REST (no exchange time) that the connection's end cut off: no row follows it
+    rows.append(
+        {**_row("c1", 50, "snapshot", T0 + 3_700_000, 70, [(100.0, 1.0)], [(101.0, 1.0)]), "timestamp": None}
+    )
+    write_rows(rows, tmp_path, "2024-01-01")
+    result = build(config(tmp_path), select=SELECT, full_refresh=True, catalog=False)
+    assert all(t.passed for t in result.tests)  # accounted for: 50 served + 1 counted
+    assert model(tmp_path, "orderbook_unserved", "seq, reason, kind", "seq") == [
+        (50, "no_exchange_time", "snapshot")
+    ]
+    assert model(tmp_path, "orderbook", "count(*)", "1") == [(50,)]
