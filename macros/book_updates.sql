@@ -60,15 +60,25 @@ upd_pick AS (
       AND (k.seq >= a.anchor_seq OR (a.anchor_seq IS NULL AND k.ts >= {{ partition.start }}))
     GROUP BY ALL
 ),
-upd_repeated AS (
-    -- Messages seen on more than one connection (rare; narrow keys only); the first received copy
-    -- is served, the later ones are held.
-    SELECT exchange, symbol, ts0, seq, kind, first_update_id, last_update_id, prev_update_id,
-        arg_min(conn_id, capture_ts) AS first_conn
+upd_shared_keys AS (
+    -- (ts, seq) keys on more than one connection: rare, so the identity check below runs on few rows
+    SELECT exchange, symbol, ts0, seq
     FROM upd_keys
     WHERE kind IN ('snapshot', 'delta')
     GROUP BY ALL
-    HAVING count(DISTINCT conn_id) > 1
+    HAVING min(conn_id) <> max(conn_id)
+),
+upd_repeated AS (
+    -- The same message on more than one connection: the first received copy is served, the later
+    -- ones are held.
+    SELECT k.exchange, k.symbol, k.ts0, k.seq, k.kind, k.first_update_id, k.last_update_id, k.prev_update_id,
+        arg_min(k.conn_id, k.capture_ts) AS first_conn
+    FROM upd_keys k
+    SEMI JOIN upd_shared_keys d ON d.exchange = k.exchange AND d.symbol = k.symbol AND d.seq = k.seq
+        AND d.ts0 IS NOT DISTINCT FROM k.ts0
+    WHERE k.kind IN ('snapshot', 'delta')
+    GROUP BY ALL
+    HAVING min(k.conn_id) <> max(k.conn_id)
 ),
 {{ series_break_counts('upd_pick', ['orderbook', 'book_updates'], 'upd_breaks') }},
 upd_rows AS (

@@ -228,3 +228,31 @@ def test_a_rest_load_no_stamped_row_followed_is_counted_at_its_receive_time(tmp_
         (50, "no_exchange_time", "snapshot")
     ]
     assert model(tmp_path, "orderbook", "count(*)", "1") == [(50,)]
+
+
+def test_a_checkpoint_is_never_served_and_its_mismatch_breaks_the_next_served_row(tmp_path: Path) -> None:
+    rows = _stream("c1", T0 + 3_600_000)[:100]
+    # the collector's checkpoint disagrees with the book the rows rebuild (a size the rows never set)
+    cp = _row(
+        "c1", 100, "checkpoint", T0 + 3_600_000 + 9_900, 109, [(100.0, 42.0), (99.0, 2.0)], [(101.0, 1.0)]
+    )
+    tail = [
+        _row(
+            "c1",
+            101 + i,
+            "delta",
+            T0 + 3_600_000 + 10_000 + 100 * i,
+            110 + i,
+            [(99.0, float(i + 3))],
+            [],
+            first=110 + i,
+        )
+        for i in range(20)
+    ]
+    write_rows([*rows, cp, *tail], tmp_path, "2024-01-01")
+    result = build(config(tmp_path), select=SELECT, full_refresh=True, catalog=False)
+    assert all(t.passed for t in result.tests)
+    got = model(tmp_path, "orderbook", "seq, kind, break_before, break_reason, bids[1].size", "seq")
+    assert len(got) == 120 and 100 not in {g[0] for g in got}  # every message, no checkpoint
+    assert [g[0] for g in got if g[2]] == [0, 101]
+    assert got[100][:4] == (101, "delta", True, "checkpoint_mismatch") and got[100][4] == 42.0
