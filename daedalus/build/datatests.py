@@ -353,7 +353,9 @@ def run_sql_tests(
         # only when all of them were just built: one stale side would fail it for nothing
         if not all_files and not (resolver.refs and set(resolver.refs) <= names):
             continue
-        results.append(_run(r, ",".join(resolver.refs) or "-", test.name, sql, "error", f"{test.path}:1"))
+        results.append(
+            _run(r, ",".join(dict.fromkeys(resolver.refs)) or "-", test.name, sql, "error", f"{test.path}:1")
+        )
     return results
 
 
