@@ -14,11 +14,12 @@
 
 {#- CTEs ending in `upd_rows`: each connection's rows from its last load (snapshot or checkpoint)
     with exchange time before the slice (searched `anchor_seconds` back: hourly checkpoints) up to
-    the slice end, for the connections with a row in the slice, with `n_breaks` (break events
+    the slice end, for the connections with a row in the slice (one default for both models: they
+    must replay the same rows), with `n_breaks` (break events
     received before each row), `invalid` (silver refuses the levels, macros/quality.sql) and `hold`
     (the same message — same exchange time, seq, kind and ids — came first on another connection: a
     new connection receiving the same frames again; applied on its connection, served once). -#}
-{% macro book_update_rows(anchor_seconds) -%}
+{% macro book_update_rows(anchor_seconds=7200) -%}
 {%- set win %}
       coalesce(u."timestamp", u.capture_ts) >= {{ partition.start }} - INTERVAL {{ anchor_seconds + 60 }} SECONDS
       AND coalesce(u."timestamp", u.capture_ts) < {{ partition.end }} + INTERVAL 60 SECONDS

@@ -11,7 +11,7 @@
 
   Updates (udfs/kernels/book.py, rows: macros/book_updates.sql): each connection's rows replay in
   seq order, by the row's sync rule, from its last snapshot or checkpoint with exchange time before
-  the slice (hourly checkpoints: found within `anchor_seconds`), so a slice or a day rebuilds from its
+  the slice (hourly checkpoints: found within `anchor_seconds`, macros/book_updates.sql), so a slice or a day rebuilds from its
   own rows plus that one load and equals a build from the connection's start. Bands are summed over
   the whole rebuilt book. A delta that cannot apply breaks the book until the next load: its rows are
   not served (silver.orderbook_unserved counts them, with why) and the next served row carries
@@ -25,9 +25,8 @@
   etl.slice_hours): the final sort carries the lists, and a slice of them fits a small memory_limit
   where a whole day does not.
 -#}
-{%- set anchor_seconds = 7200 %}
 {%- set bands = features.bands_bps %}
-WITH {{ book_update_rows(anchor_seconds) }},
+WITH {{ book_update_rows() }},
 upd_rebuilt AS (
     SELECT exchange, symbol, conn_id, {{ book_rebuild_call(false) }} AS r
     FROM upd_rows

@@ -10,8 +10,7 @@
   and delta rows (sql/tests/book_messages_accounted.sql). silver.rejects counts them per reason.
   The levels are only handed to the kernel where they decide what is served (strict deletes).
 -#}
-{%- set anchor_seconds = 7200 %}
-WITH {{ book_update_rows(anchor_seconds) }},
+WITH {{ book_update_rows() }},
 upd_lean AS (
     SELECT * REPLACE (
         {%- if features.strict_book_deletes %}
