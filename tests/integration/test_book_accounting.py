@@ -256,3 +256,34 @@ def test_a_checkpoint_is_never_served_and_its_mismatch_breaks_the_next_served_ro
     assert len(got) == 120 and 100 not in {g[0] for g in got}  # every message, no checkpoint
     assert [g[0] for g in got if g[2]] == [0, 101]
     assert got[100][:4] == (101, "delta", True, "checkpoint_mismatch") and got[100][4] == 42.0
+
+
+def test_a_lake_written_before_sync_rule_infers_the_rule_from_the_ids(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from daedalus.collector.schemas import BOOK_UPDATES
+
+    # futures-style ids: U skips, pu chains (the spot rule would break at row 2)
+    rows = [_row("c1", 0, "snapshot", T0 + 3_600_000, 10, [(100.0, 1.0)], [(101.0, 1.0)])]
+    u = 10
+    for i in range(1, 50):
+        rows.append(
+            {
+                **_row(
+                    "c1", i, "delta", T0 + 3_600_000 + 100 * i, u + 7, [(100.0, float(i))], [], first=u + 3
+                ),
+                "prev_update_id": u,
+            }
+        )
+        u += 7
+    old = pa.schema([f for f in BOOK_UPDATES if f.name != "sync_rule"])
+    out = tmp_path / "bronze" / "book_updates" / "exchange=binance" / "date=2024-01-01"
+    out.mkdir(parents=True)
+    pq.write_table(
+        pa.Table.from_pylist([{k: v for k, v in r.items() if k != "sync_rule"} for r in rows], schema=old),
+        out / "c1.parquet",
+    )
+    result = build(config(tmp_path), select=SELECT, full_refresh=True, catalog=False)
+    assert all(t.passed for t in result.tests)
+    assert model(tmp_path, "orderbook", "count(*), max(bids[1].size)", "1", group=False) == [(50, 49.0)]
