@@ -287,3 +287,45 @@ def test_a_lake_written_before_sync_rule_infers_the_rule_from_the_ids(tmp_path: 
     result = build(config(tmp_path), select=SELECT, full_refresh=True, catalog=False)
     assert all(t.passed for t in result.tests)
     assert model(tmp_path, "orderbook", "count(*), max(bids[1].size)", "1", group=False) == [(50, 49.0)]
+
+
+def test_hourly_slices_equal_the_day_when_a_checkpoint_ends_a_broken_stretch(tmp_path: Path) -> None:
+    # 00:10 snapshot, a delta every 10 s; a refused delta at 00:30 breaks the rebuilt book; the
+    # collector's 01:00 checkpoint (its own book, which never broke) recovers it: the first served
+    # row after it breaks, with the failure's reason, in the day build and in the 01:00 slice alike
+    t0 = T0 + 600_000
+    book = {100.0: 1.0, 99.0: 2.0}
+    rows = [_row("c1", 0, "snapshot", t0, 10, sorted(book.items(), reverse=True), [(101.0, 1.0)])]
+    seq, u, t = 1, 10, t0
+    while t < T0 + 2 * 3_600_000:
+        t += 10_000
+        if t >= T0 + 3_600_000 and rows[-1]["timestamp"] < (T0 + 3_600_000) * 1_000_000:
+            # stamped at the boundary, as the collector stamps its hourly checkpoint (docs/contracts.md)
+            cp = _row(
+                "c1", seq, "checkpoint", T0 + 3_600_000, u, sorted(book.items(), reverse=True), [(101.0, 1.0)]
+            )
+            rows.append(cp)
+            seq += 1
+        book[99.0] = float(seq % 7 + 1)
+        u += 1
+        r = _row("c1", seq, "delta", t, u, [(99.0, book[99.0])], [], first=u)
+        if t == t0 + 20 * 60_000:
+            r["bids"] = [{"price": 99.0, "size": float("inf")}]
+        rows.append(r)
+        seq += 1
+    write_rows(rows, tmp_path, "2024-01-01")
+    cols = "seq, break_before, break_reason, bids"
+    extra = {"etl.features.max_unserved_book_share": 1.0}
+    build(
+        config(tmp_path, **{**extra, "etl.slice_hours": 24}), select=SELECT, full_refresh=True, catalog=False
+    )
+    day = model(tmp_path, "orderbook", cols, "seq")
+    day_unserved = model(tmp_path, "orderbook_unserved", "seq, reason", "seq")
+    build(
+        config(tmp_path, **{**extra, "etl.slice_hours": 1}), select=SELECT, full_refresh=True, catalog=False
+    )
+    assert model(tmp_path, "orderbook", cols, "seq") == day
+    assert model(tmp_path, "orderbook_unserved", "seq, reason", "seq") == day_unserved
+    first_after = next(g for g in day if g[0] > cp["seq"])
+    assert first_after[1:3] == (True, "invalid_levels")
+    assert [r[1] for r in day_unserved] == ["invalid_levels"] + ["no_book"] * (len(day_unserved) - 1)
