@@ -23,9 +23,12 @@ unstamped AS (
     SELECT u.exchange, u.symbol, u.conn_id, u.seq, u.capture_ts::TIMESTAMPTZ AS capture_ts,
         (SELECT arg_min(n."timestamp", n.seq)::TIMESTAMPTZ FROM {{ source('bronze', 'book_updates') }} n
          WHERE n.exchange = u.exchange AND n.symbol = u.symbol AND n.conn_id = u.conn_id AND n.seq > u.seq
-           AND n."timestamp" IS NOT NULL) AS fill_ts
-    FROM {{ source('bronze', 'book_updates') }} u
+           AND n."timestamp"::TIMESTAMPTZ >= d0::TIMESTAMPTZ - INTERVAL 1 DAY
+           AND n."timestamp"::TIMESTAMPTZ < d1::TIMESTAMPTZ + INTERVAL 2 DAY) AS fill_ts
+    FROM {{ source('bronze', 'book_updates') }} u, span
     WHERE u."timestamp" IS NULL AND u.symbol IS NOT NULL AND u.kind IN ('snapshot', 'delta')
+      AND u.capture_ts::TIMESTAMPTZ >= d0::TIMESTAMPTZ - INTERVAL 1 DAY
+      AND u.capture_ts::TIMESTAMPTZ < d1::TIMESTAMPTZ + INTERVAL 2 DAY
 ),
 unstamped_check AS (
     SELECT e.exchange, e.symbol, e.conn_id, {{ utc_date('coalesce(e.fill_ts, e.capture_ts)') }} AS date,
