@@ -3,12 +3,37 @@ restarts, break events (n_breaks) and staleness, by hand; more than 2,048 output
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 import duckdb
 import numpy as np
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from daedalus.udfs.kernels.book import CHECKPOINT_MISMATCH, OK, REASONS, place_breaks
 from daedalus.udfs.register import register_all
+from daedalus.udfs.register_book import LEVEL, rebuild_connection
 
+BASE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+ROWS_TYPE = pa.struct(
+    [
+        ("seq", pa.int64()),
+        ("ts", pa.timestamp("us", tz="UTC")),
+        ("capture_ts", pa.timestamp("us", tz="UTC")),
+        ("kind", pa.string()),
+        ("first_update_id", pa.int64()),
+        ("last_update_id", pa.int64()),
+        ("prev_update_id", pa.int64()),
+        ("bids", pa.list_(LEVEL)),
+        ("asks", pa.list_(LEVEL)),
+        ("n_breaks", pa.int64()),
+        ("sync_rule", pa.string()),
+        ("invalid", pa.bool_()),
+        ("hold", pa.bool_()),
+    ]
+)
 QUERY = """
 WITH r AS (
     SELECT conn, list({'seq': i, 'ts': TIMESTAMPTZ '2024-01-01 00:00:00+00' + to_seconds(t), 'capture_ts':
@@ -114,3 +139,65 @@ def test_unserved_mode_returns_the_messages_not_served_with_their_reason() -> No
         (5, "delta", "invalid_levels", False),
         (6, "delta", "no_book", False),
     ]
+
+
+@st.composite
+def chains(draw: Any) -> list[dict[str, Any]]:
+    """One connection: loads, and diff chains of a random rule with random gaps, regressions,
+    stale diffs, refused levels, repeated seqs and held (cross-connection) copies."""
+    rule = draw(st.sampled_from([None, "contiguous", "prev_chain", "increasing", "none"]))
+    rows, uid, seq = [], 100, 0
+    for i in range(draw(st.integers(1, 60))):
+        seq += draw(st.sampled_from([1, 1, 1, 1, 0]))
+        kind = draw(st.sampled_from(["delta"] * 10 + ["snapshot", "checkpoint"]))
+        step = draw(st.sampled_from([1, 1, 1, 1, 3, 0, -5]))
+        first = uid + step
+        last = first + draw(st.integers(0, 3))
+        rows.append(
+            {
+                "seq": seq,
+                "ts": BASE + dt.timedelta(seconds=i),
+                "capture_ts": BASE + dt.timedelta(seconds=i),
+                "kind": kind,
+                "first_update_id": first if kind == "delta" else None,
+                "last_update_id": last if kind == "delta" else uid,
+                "prev_update_id": draw(st.sampled_from([uid, uid, uid - 1, None]))
+                if kind == "delta"
+                else None,
+                "bids": [{"price": 100.0 - draw(st.integers(0, 3)), "size": float(draw(st.integers(0, 2)))}],
+                "asks": [{"price": 101.0 + draw(st.integers(0, 3)), "size": float(draw(st.integers(0, 2)))}],
+                "n_breaks": 0,
+                "sync_rule": rule,
+                "invalid": draw(st.integers(0, 19)) == 0,
+                "hold": draw(st.integers(0, 9)) == 0,
+            }
+        )
+        if kind == "delta" and step > 0:
+            uid = last
+    return rows
+
+
+@settings(max_examples=200, deadline=None)
+@given(chains(), st.integers(0, 30))
+def test_served_plus_unserved_is_every_message_from_the_slice_start(
+    rows: list[dict[str, Any]], start: int
+) -> None:
+    arr = pa.array(rows, ROWS_TYPE)
+    start_us = int((BASE + dt.timedelta(seconds=start)).timestamp() * 1_000_000)
+    edges = np.array([0.0, 5.0, 10.0])
+    served = rebuild_connection(arr, 5, edges, 300.0, False, start_us)
+    unserved = rebuild_connection(arr, 5, edges, 300.0, False, start_us, unserved=True)
+    messages = [
+        (r["seq"], r["kind"])
+        for r in rows
+        if r["kind"] != "checkpoint" and r["ts"] >= BASE + dt.timedelta(seconds=start)
+    ]
+    got = sorted(zip(served["seq"].to_pylist(), served["kind"].to_pylist(), strict=True)) + sorted(
+        zip(unserved["seq"].to_pylist(), unserved["kind"].to_pylist(), strict=True)
+    )
+    assert sorted(got) == sorted(messages)
+    assert "checkpoint" not in served["kind"].to_pylist()
+    assert all(unserved["reason"].to_pylist())  # every message not served has its reason
+    assert not any(
+        served["reason"].to_pylist()[i] for i, b in enumerate(served["break_before"].to_pylist()) if not b
+    )
