@@ -224,11 +224,12 @@ def _land_and_build_match_the_futures_rule(root: Path, capture: Capture, exchang
 
 
 @pytest.mark.slow
-def test_usdm_fake_as_binanceusdm_follows_the_futures_rule(tmp_path: Path) -> None:
+@pytest.mark.parametrize("exchange", ["binanceusdm", "binance"])
+def test_usdm_fake_follows_the_futures_rule(tmp_path: Path, exchange: str) -> None:
     symbol = "BTC/USDT:USDT"
     config = make_config(
         tmp_path,
-        exchanges=["binanceusdm"],
+        exchanges=[exchange],
         symbols=[symbol],
         channels=["trades", "book_updates"],
         stale_after_seconds=60.0,
@@ -249,7 +250,7 @@ def test_usdm_fake_as_binanceusdm_follows_the_futures_rule(tmp_path: Path) -> No
                 await wait_until(lambda: updates().received >= sent + 2, 30, "every diff")
 
             await run_pipeline(
-                config, scenario, configure={"binanceusdm": lambda ex: server.configure(ex, [symbol])}
+                config, scenario, configure={exchange: lambda ex: server.configure(ex, [symbol])}
             )
             return server
         finally:
