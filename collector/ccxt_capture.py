@@ -219,9 +219,15 @@ class Tap:
             if frame is not None and frame[0] is not None:
                 self._hour_checkpoint(book, frame[0] * 1_000_000, None)
             else:
+                # (kept when the row may open another hour: no time yet, a minute from a boundary by
+                # the book's last time, or our clock in another hour, as in a replay of another day)
                 ts_ms = book.get("timestamp")
-                probe = (ts_ms + 60_000) * 1_000_000 if ts_ms is not None else self._stamp()
-                if probe // HOUR_NS != book.daedalus_hour or self._stamp() // HOUR_NS != book.daedalus_hour:
+                hour = book.daedalus_hour
+                if (
+                    ts_ms is None
+                    or (ts_ms + 60_000) * 1_000_000 // HOUR_NS != hour
+                    or self._stamp() // HOUR_NS != hour
+                ):
                     book.daedalus_before = (
                         book_levels(book["bids"]),
                         book_levels(book["asks"]),

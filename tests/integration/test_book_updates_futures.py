@@ -224,11 +224,12 @@ def _land_and_build_match_the_futures_rule(root: Path, capture: Capture, exchang
 
 
 @pytest.mark.slow
-def test_usdm_fake_as_binanceusdm_follows_the_futures_rule(tmp_path: Path) -> None:
+@pytest.mark.parametrize("exchange", ["binanceusdm", "binance"])
+def test_usdm_fake_follows_the_futures_rule(tmp_path: Path, exchange: str) -> None:
     symbol = "BTC/USDT:USDT"
     config = make_config(
         tmp_path,
-        exchanges=["binanceusdm"],
+        exchanges=[exchange],
         symbols=[symbol],
         channels=["trades", "book_updates"],
         stale_after_seconds=60.0,
@@ -249,7 +250,7 @@ def test_usdm_fake_as_binanceusdm_follows_the_futures_rule(tmp_path: Path) -> No
                 await wait_until(lambda: updates().received >= sent + 2, 30, "every diff")
 
             await run_pipeline(
-                config, scenario, configure={"binanceusdm": lambda ex: server.configure(ex, [symbol])}
+                config, scenario, configure={exchange: lambda ex: server.configure(ex, [symbol])}
             )
             return server
         finally:
@@ -270,3 +271,58 @@ def test_usdm_fake_as_binanceusdm_follows_the_futures_rule(tmp_path: Path) -> No
     assert asks == {float(p): float(q) for p, q in book.asks.items()}
     events = rows(tmp_path, "ccxt", "events")
     assert not [e for e in events if e["event_type"] in ("gap", "resync", "error")]
+
+
+@pytest.mark.slow
+def test_load_row_keeps_its_own_ids_while_stale_diffs_arrive(tmp_path: Path) -> None:
+    """ccxt applies the REST load outside any frame while diffs older than it keep arriving (ccxt
+    drops them). The load's rows carry the load's ids: last_update_id = lastUpdateId, no first/prev
+    (on the old capture they took a dropped diff's U/u/pu whenever its frame was handled before the
+    load's flush: every run here)."""
+    symbol = "BTC/USDT:USDT"
+    config = make_config(
+        tmp_path,
+        exchanges=["binanceusdm"],
+        symbols=[symbol],
+        channels=["book_updates"],
+        stale_after_seconds=60.0,
+    )
+    load_id = 100_000
+    t0 = 1_723_165_200_000
+    # a deep book: ccxt takes a few ms to load it while the stale frames queue up behind
+    bids = {f"{60000 - i * 0.5:.1f}": "1.5" for i in range(1000)}
+    asks = {f"{60001 + i * 0.5:.1f}": "2.5" for i in range(1000)}
+
+    async def main() -> None:
+        server = await FakeBinanceFutures("linear").start()
+        server.books["BTCUSDT"] = server.new_book(
+            {"lastUpdateId": load_id, "bids": list(bids.items()), "asks": list(asks.items())}
+        )
+        try:
+
+            async def scenario(emitter: Emitter) -> None:
+                await server.wait_subscribed(["btcusdt@depth@100ms"])
+                key = ("ccxt", "book_updates")
+                received = lambda: emitter.counters[key].received if key in emitter.counters else 0  # noqa: E731
+                u = 1
+                while received() < 2 and u < load_id - 10:  # stale diffs until the load is in
+                    diff = {"e": "depthUpdate", "E": t0, "T": t0, "s": "BTCUSDT", "U": u, "u": u, "pu": u - 1}
+                    await server.publish("btcusdt@depth@100ms", {**diff, "b": [["1.0", "0"]], "a": []})
+                    u += 1
+                    if u % 3 == 0:
+                        await asyncio.sleep(0)
+                assert u > 10, "the load came before any stale diff: nothing tested"
+                await asyncio.sleep(0.3)
+
+            await run_pipeline(
+                config, scenario, configure={"binanceusdm": lambda ex: server.configure(ex, [symbol])}
+            )
+        finally:
+            await server.stop()
+
+    asyncio.run(main())
+    got = _in_order(tmp_path, "book_updates")
+    ids = [(r["kind"], r["first_update_id"], r["last_update_id"], r["prev_update_id"]) for r in got]
+    assert ids[:2] == [("snapshot", None, load_id, None), ("checkpoint", None, load_id, None)], ids[:3]
+    assert len(got[0]["bids"]) == len(got[0]["asks"]) == 1000
+    assert [r["kind"] for r in got] == ["snapshot", "checkpoint"]  # every stale diff dropped, no row
