@@ -31,9 +31,7 @@ import pyarrow.parquet as pq
 
 from daedalus.collector.encoding import parquet_options
 
-CAPTURE = (
-    Path(__file__).resolve().parents[1] / "tests" / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
-)
+CAPTURE = Path(__file__).resolve().parents[1] / "tests" / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
 DAY_NS = 86_400 * 10**9
 SYMBOL = "BTC/USDT"
 

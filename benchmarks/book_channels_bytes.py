@@ -3,8 +3,8 @@ against the new default (ticker, trades, book_updates: one book channel; issue 2
 
 Both shared real captures are replayed through the real collector (ccxt.pro against the fake Binance
 servers) once per channel set and landed:
-- ../shared/data/binance-spot-btcusdt-20240808.jsonl.gz as `binance` BTC/USDT,
-- ../shared/data/binance-coinm-btcusdperp-20240808.jsonl.gz as `binancecoinm` BTC/USD:BTC.
+- tests/data/binance-spot-btcusdt-20240808.jsonl.gz as `binance` BTC/USDT,
+- tests/data/binance-coinm-btcusdperp-20240808.jsonl.gz as `binancecoinm` BTC/USD:BTC.
 Landed bytes are extrapolated to a day by the span of exchange time the delta rows cover:
   channel/day = landed bytes × (24 h / span), except book_updates, whose load and checkpoints are not
   per-message: delta rows' bytes × (24 h / span) + 24 × one checkpoint's bytes (the day's hourly
@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from daedalus.collector.encoding import parquet_options
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 CAPTURES = {
     "binance spot BTC/USDT": (DATA / "binance-spot-btcusdt-20240808.jsonl.gz", "binance", "BTC/USDT"),
     "binance COIN-M BTC/USD:BTC": (

@@ -1,6 +1,6 @@
 """Books kept by each market's sync rule, and every book message accounted for (issue 28).
 
-- The real Binance COIN-M capture (../shared/data), parsed straight into bronze `book_updates` rows
+- The real Binance COIN-M capture (tests/data), parsed straight into bronze `book_updates` rows
   with sync_rule `prev_chain`: silver.orderbook holds one row per applied diff (plus the snapshot),
   each equal (top 20 levels, every band) to an independent dict book kept by Binance's futures rule
   (tests/reference/futures_capture.py); no break after the first row; unserved = the stale diffs
@@ -32,13 +32,7 @@ from reference.book_reference import same_float  # noqa: E402
 from reference.futures_capture import capture_rows, reference_books, write_rows  # noqa: E402
 
 pytestmark = pytest.mark.slow
-CAPTURE = (
-    Path(__file__).resolve().parents[2]
-    / ".."
-    / "shared"
-    / "data"
-    / "binance-coinm-btcusdperp-20240808.jsonl.gz"
-)
+CAPTURE = Path(__file__).resolve().parents[1] / "data" / "binance-coinm-btcusdperp-20240808.jsonl.gz"
 EDGES = [0.0, 5.0, 10.0, 25.0, 50.0, 100.0]
 BANDS = ["0_5bps", "5_10bps", "10_25bps", "25_50bps", "50_100bps"]
 SELECT = "orderbook orderbook_unserved rejects"
@@ -82,8 +76,6 @@ def model(root: Path, name: str, cols: str, order: str, group: bool = False) -> 
 
 @pytest.fixture(scope="module")
 def coinm_rows() -> list[dict[str, Any]]:
-    if not CAPTURE.exists():
-        pytest.skip(f"real COIN-M capture not found at {CAPTURE} (../shared/data is absent)")
     return capture_rows(CAPTURE, "binancecoinm", "BTC/USD:BTC", "coinm-1")
 
 

@@ -27,9 +27,7 @@ from reference.book_reference import same_float  # noqa: E402
 from reference.capture_updates import capture_rows, expected_books, write_book_updates  # noqa: E402
 
 pytestmark = pytest.mark.slow
-CAPTURE = (
-    Path(__file__).resolve().parents[1] / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
-)
+CAPTURE = Path(__file__).resolve().parents[1] / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
 EDGES = [0.0, 5.0, 10.0, 25.0, 50.0, 100.0]
 BANDS = ["0_5bps", "5_10bps", "10_25bps", "25_50bps", "50_100bps"]
 

@@ -20,9 +20,7 @@ from daedalus.lake import open_lake
 from daedalus.lake.manifest import Manifest
 
 pytestmark = pytest.mark.slow  # a real build of every model over six minutes of market data
-CAPTURE = (
-    Path(__file__).resolve().parents[1] / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
-)
+CAPTURE = Path(__file__).resolve().parents[1] / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,7 @@ from daedalus.devkit.capture import load_capture
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the reference package
 from reference import sequential_reference as ref  # noqa: E402
 
-CAPTURE = (
-    Path(__file__).resolve().parents[1] / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
-)
+CAPTURE = Path(__file__).resolve().parents[1] / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
 US = 1_000_000
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Bronze `book_updates` straight from the real Binance COIN-M capture (../shared/data), and an
+"""Bronze `book_updates` straight from the real Binance COIN-M capture (tests/data), and an
 independent plain-dict book kept by Binance's futures rule, written from its documentation (Binance
 derivatives API, "How to manage a local order book correctly"), not from the kernel:
 

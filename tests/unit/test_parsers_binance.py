@@ -14,9 +14,7 @@ from daedalus.config import IngestionConfig
 from daedalus.devkit.simulator.binance import FakeBinance
 from daedalus.devkit.simulator.replay import load_capture
 
-CAPTURE = (
-    Path(__file__).resolve().parents[1] / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
-)
+CAPTURE = Path(__file__).resolve().parents[1] / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
 SYMBOL = "BTC/USDT"
 
 

@@ -10,7 +10,7 @@ The wire is the spot fake's (daedalus/devkit/simulator/binance.py) with the futu
   (https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/
   How-to-manage-a-local-order-book-correctly): `pu` = the previous diff's `u`, while `U` is *not*
   the previous `u` + 1 (the synthetic ids leave holes, as the real streams do on ~95% of diffs).
-- `replay(capture)` replays a real futures capture (shared/data/binance-coinm-btcusdperp-20240808);
+- `replay(capture)` replays a real futures capture (tests/data/binance-coinm-btcusdperp-20240808);
   its `@depth@0ms` diffs go out on the stream the client subscribed.
 """
 
