@@ -37,7 +37,7 @@ def run_once(checkout: Path, hours: float, out: Path) -> dict:
     exe = checkout / ".venv" / "bin" / "daedalus"
     subprocess.run(
         [str(exe), "bench", "build", "--hours", str(hours), "--json", str(out)],
-        cwd=checkout,
+        cwd=tempfile.gettempdir(),  # not the checkout: its daedalus/ folder would shadow the install
         check=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
