@@ -118,6 +118,16 @@ def test_baseline_round_trip_and_comparison(tmp_path: Path) -> None:
     assert not any(r.regressed for r in compare(base, _doc(11.9, 1.0, 599.0)))
 
 
+def test_tiny_figures_are_shown_but_never_named(tmp_path: Path) -> None:
+    """A model taking half the floor, doubled by noise, is not a regression; a big one is."""
+    path = tmp_path / "baseline.json"
+    save_baseline(path, _doc(1.0, 1.0, 500.0))  # silver.orderbook: 0.5x floor
+    rows = {r.name: r for r in compare(load_baseline(path), _doc(2.0, 1.0, 500.0))}
+    assert rows["build: silver.orderbook"].ratio == 2.0
+    assert not rows["build: silver.orderbook"].regressed
+    assert rows["build: full build, warm"].regressed
+
+
 def test_baseline_keeps_the_other_sections_figures(tmp_path: Path) -> None:
     path = tmp_path / "baseline.json"
     save_baseline(path, _doc(10.0, 1.0, 500.0))

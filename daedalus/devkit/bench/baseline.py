@@ -21,6 +21,9 @@ from daedalus.errors import ConfigError
 
 SLOWER = 1.2
 """A figure above SLOWER × its baseline is a regression."""
+SMALLEST = {"× floor": 1.0, "MB": 1.0}
+"""Below these a baseline figure is shown but never named: a model taking a fraction of the floor, or
+writing a few kB, moves by more than 1.2x with the machine's noise alone."""
 MB = 1024 * 1024
 
 
@@ -129,7 +132,7 @@ class Row:
     @property
     def regressed(self) -> bool:
         r = self.ratio
-        return r is not None and r > SLOWER
+        return r is not None and r > SLOWER and self.baseline >= SMALLEST.get(self.unit, 0.0)
 
 
 def compare(baseline: dict[str, Any], doc: dict[str, Any]) -> list[Row]:

@@ -195,21 +195,35 @@ def bench_all_command(
     )
 
 
-def bench_show_command(path: Path = typer.Argument(..., help="A JSON file written by --json.")) -> None:
+def bench_show_command(
+    path: Path = typer.Argument(..., help="A JSON file written by --json."),
+    compare_to: Path = typer.Option(
+        None, "--compare", help="Also print its figures against this baseline (exit 4 past 1.2x)."
+    ),
+) -> None:
     """Print the tables of a saved benchmark run.
 
-    Example: daedalus bench show bench.json
+    Example: daedalus bench show bench.json --compare benchmarks/baseline.json
     """
     import json
 
-    from daedalus.devkit.bench.report import render
-    from daedalus.errors import ConfigError
+    from rich.console import Console
+
+    from daedalus.devkit.bench.baseline import compare, load_baseline, problems
+    from daedalus.devkit.bench.report import compare_table, render
+    from daedalus.errors import BuildError, ConfigError
 
     try:
         doc = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise ConfigError(f"{path}: not a readable bench JSON file ({e})") from None
     render(doc)
+    rows = compare(load_baseline(compare_to), doc) if compare_to is not None else None
+    if rows is not None:
+        Console(width=max(Console().width, 132)).print(compare_table(rows, str(compare_to)))
+    found = problems(doc, rows)
+    if found:
+        raise BuildError("; ".join(found))
 
 
 def bench_explain_command(
