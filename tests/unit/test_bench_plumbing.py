@@ -163,3 +163,16 @@ def test_the_stored_baseline_is_a_baseline() -> None:
     base = load_baseline(Path(__file__).parents[2] / "benchmarks" / "baseline.json")
     assert base["figures"]["build: full build, warm"]["unit"] == "× floor"
     assert base["figures"]["build: full build, warm"]["value"] > 1
+
+
+def test_collector_bench_channels_default_to_the_collectors() -> None:
+    from daedalus.config import IngestionConfig
+    from daedalus.devkit.bench.collect import collect_channels
+
+    assert collect_channels(None) == tuple(IngestionConfig().channels)
+    assert "book_updates" in collect_channels(None)  # not orderbook alone (issue 23)
+    assert collect_channels(["orderbook", "trades"]) == ("orderbook", "trades")
+    with pytest.raises(ValueError, match="orderbook among them"):
+        collect_channels(["trades"])
+    with pytest.raises(ValueError, match="each one of"):
+        collect_channels(["orderbook", "level2"])

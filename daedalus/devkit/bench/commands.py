@@ -293,22 +293,16 @@ def bench_collect_command(
         raise typer.BadParameter(
             f"no fake for '{venue}' (allowed: {', '.join(BENCH_VENUES)})", param_hint="--venue"
         )
-    from typing import get_args
+    from daedalus.devkit.bench.collect import collect_channels
 
-    from daedalus.config import IngestionConfig
-
-    allowed = get_args(get_args(IngestionConfig.model_fields["channels"].annotation)[0])
-    if channels is None:
-        chosen = tuple(IngestionConfig().channels)
-    else:
-        chosen = tuple(c.strip() for c in channels.split(",") if c.strip())
-    bad = [c for c in chosen if c not in allowed]
-    if bad or "orderbook" not in chosen:
-        raise typer.BadParameter(
-            f"'{channels}': channels from {', '.join(allowed)}, orderbook among them", param_hint="--channels"
+    try:
+        chosen = collect_channels(
+            None if channels is None else [c.strip() for c in channels.split(",") if c.strip()]
         )
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--channels") from None
     result = bench_collect(messages, queue_maxsize=queue_maxsize, rate=rate, venue=venue, channels=chosen)
-    typer.echo(f"channels: {', '.join(chosen)}")
+    typer.echo(f"channels: {', '.join(result.channels)}")
     typer.echo(result.format())
 
 

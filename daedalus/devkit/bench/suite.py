@@ -414,7 +414,18 @@ class BenchSuite:
         # dropped on a full queue is accounted (an events row), but it is not collected.
         seconds = run.result.get("seconds") or 0
         sec["written_rate"] = run.result.get("written", 0) / seconds if run.ok and seconds > 0 else None
+        cpu = run.result.get("cpu_seconds") or 0
+        per_cpu = run.result.get("measured", 0) / cpu if run.ok and cpu > 0 else None
+        sec["per_cpu_second"] = per_cpu
         self.targets += [
+            Target(
+                "issue 23: collector book msgs per CPU-second, default channels",
+                per_cpu,
+                10_000,
+                "msg/s",
+                op=">=",
+                note=", ".join(run.result.get("channels") or []),
+            ),
             Target(
                 "issue 7: collector order-book msgs/s written (one core)",
                 sec["written_rate"],

@@ -213,7 +213,7 @@ def task_collect(spec: dict[str, Any]) -> dict[str, Any]:
     """spec: messages. The collector engineer's benchmark (daedalus.devkit.bench.collect.bench_collect)."""
     from daedalus.devkit.bench.collect import bench_collect
 
-    r = bench_collect(int(spec.get("messages", 50_000)))
+    r = bench_collect(int(spec.get("messages", 50_000)), channels=spec.get("channels"))
     unaccounted = r.received - r.written - r.dropped
     return {
         "messages": r.messages,
@@ -227,6 +227,8 @@ def task_collect(spec: dict[str, Any]) -> dict[str, Any]:
         "p50_ms": r.p50_ms,
         "p99_ms": r.p99_ms,
         "collector_peak_rss_mb": r.peak_rss_mb,
+        "cpu_seconds": r.cpu_seconds,
+        "channels": list(r.channels),
     }
 
 
