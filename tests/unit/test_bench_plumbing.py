@@ -176,3 +176,33 @@ def test_collector_bench_channels_default_to_the_collectors() -> None:
         collect_channels(["trades"])
     with pytest.raises(ValueError, match="each one of"):
         collect_channels(["orderbook", "level2"])
+
+
+def test_bench_build_refuses_a_bad_baseline_before_measuring(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    bad = tmp_path / "baseline.json"
+    bad.write_text("[]")
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-P",
+            "-m",
+            "daedalus",
+            "bench",
+            "build",
+            "--hours",
+            "0.01",
+            "--compare",
+            str(bad),
+            "--workdir",
+            str(tmp_path / "work"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2, out.stderr
+    assert "not a bench baseline" in out.stderr
+    assert not (tmp_path / "work" / "data").exists()  # nothing generated: it stopped first
