@@ -37,6 +37,7 @@ class BenchResult:
     cpu_seconds: float = 0.0  # this process's user+sys CPU time over the run (the collector's core)
     queue_peak_mb: float = 0.0  # the queue's peak estimated bytes (bounded by ingestion.queue_max_mb)
     queue_max_mb: float = 0.0
+    channels: tuple[str, ...] = ("orderbook",)
 
     @property
     def rate(self) -> float:
@@ -116,6 +117,24 @@ def _serve(port_q: Any, go: Any, messages: int, rate: float | None = None, venue
     asyncio.run(main())
 
 
+def collect_channels(channels: tuple[str, ...] | list[str] | None) -> tuple[str, ...]:
+    """The channels of a collector benchmark, checked (None = the collector's default); orderbook must
+    be one of them: the messages are counted on it."""
+    from typing import get_args
+
+    from daedalus.config import IngestionConfig
+
+    allowed = get_args(get_args(IngestionConfig.model_fields["channels"].annotation)[0])
+    chosen = tuple(IngestionConfig().channels) if channels is None else tuple(channels)
+    bad = [c for c in chosen if c not in allowed]
+    if bad or "orderbook" not in chosen:
+        raise ValueError(
+            f"channels {', '.join(chosen) or '(none)'}: each one of {', '.join(allowed)}, "
+            "orderbook among them"
+        )
+    return chosen
+
+
 def bench_collect(
     messages: int = 100_000,
     root: str | Path | None = None,
@@ -123,17 +142,21 @@ def bench_collect(
     rate: float | None = None,
     venue: str = "binance",
     config_path: str | Path | None = None,
-    channels: tuple[str, ...] = ("orderbook",),
+    channels: tuple[str, ...] | None = None,
 ) -> BenchResult:
     """Run the benchmark; `rate` paces the exchange (msg/s) to measure latency below saturation;
     `venue` picks the fake exchange (binance, okx, bybit, kraken) and the real ccxt.pro client for it.
     `config_path`: a profile (e.g. config/pi.yaml) for the ingestion settings; `queue_maxsize`
-    None keeps the profile's queue bounds. `channels`: the book channels collected (the messages are
-    counted on `orderbook`, which must be among them; add `book_updates` to measure its cost)."""
+    None keeps the profile's queue bounds. `channels`: the channels collected, None = the profile's
+    `ingestion.channels` (the collector's default without a profile); the messages are counted on
+    `orderbook`, which must be among them."""
     from daedalus.collector.pipeline import run_collect
     from daedalus.collector.sink import BronzeSink
     from daedalus.config import load_config
 
+    if channels is None:  # the profile's (or the default) ingestion.channels
+        channels = collect_channels(load_config(config_path, {}, environ={}).ingestion.channels)
+    channels = collect_channels(channels)
     latencies: list[int] = []
 
     class TimedSink(BronzeSink):
@@ -232,6 +255,7 @@ def bench_collect(
         cpu_seconds=marks.get("cpu1", 0) - marks.get("cpu0", 0),
         queue_peak_mb=summary["queue"].get("peak_bytes", 0) / 2**20,
         queue_max_mb=summary["queue"].get("max_bytes", 0) / 2**20,
+        channels=channels,
     )
 
 

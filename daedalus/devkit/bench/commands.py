@@ -28,12 +28,15 @@ def _run(
     days: int = 7,
     profiles: str = "default,pi",
     sizes: str = "1,2,4",
+    compare_to: Path | None = None,
+    save_baseline_to: Path | None = None,
 ) -> None:
     from rich.console import Console
 
     from daedalus.devkit.bench import run_bench
-    from daedalus.devkit.bench.report import render
-    from daedalus.errors import ConfigError
+    from daedalus.devkit.bench.baseline import compare, load_baseline, problems, save_baseline
+    from daedalus.devkit.bench.report import compare_table, render
+    from daedalus.errors import BuildError, ConfigError
 
     if not 0 < hours <= 24:
         raise ConfigError(f"--hours: {hours} is not in (0, 24]")
@@ -46,6 +49,7 @@ def _run(
         counts = ()
     if not counts or counts[0] < 1:
         raise ConfigError(f"--sizes: '{sizes}' must be positive symbol-day counts, e.g. 1,2,4")
+    baseline = load_baseline(compare_to) if compare_to is not None else None  # bad file: fail before the run
     err = Console(stderr=True)
     doc = run_bench(
         sections,
@@ -63,6 +67,18 @@ def _run(
     render(doc)
     if json_out is not None:
         err.print(f"figures written to {json_out}")
+    rows = compare(baseline, doc) if baseline is not None else None
+    if rows is not None:
+        Console(width=max(Console().width, 132)).print(compare_table(rows, str(compare_to)))
+    found = problems(doc, rows)
+    if save_baseline_to is not None:
+        if doc.get("failures"):
+            found.append(f"baseline not written to {save_baseline_to}: workers failed")
+        else:
+            save_baseline(save_baseline_to, doc)
+            err.print(f"baseline written to {save_baseline_to}")
+    if found:
+        raise BuildError("; ".join(found))
 
 
 _JSON = typer.Option(None, "--json", help="Also write the figures as JSON to this file.")
@@ -87,13 +103,38 @@ def bench_build_command(
             "its book updates + hourly checkpoints, default and Pi profile, side by side."
         ),
     ),
+    compare_to: Path = typer.Option(
+        None,
+        "--compare",
+        help=(
+            "Print each figure against this baseline (times as multiples of the same run's floor, "
+            "memory in MB); a figure more than 1.2x the baseline is named and the command exits 4."
+        ),
+    ),
+    save_baseline_to: Path = typer.Option(
+        None,
+        "--save-baseline",
+        help="Write this run's figures as a baseline (kept: the other section's figures already in it).",
+    ),
 ) -> None:
     """One symbol-day: the bronze scan floor, the full build (per model, cold vs warm numba cache, peak
     RSS), the SQL models at memory_limit 512MB, the sequential stage and kernels, bytes, CLI start.
 
-    Example: daedalus bench build --hours 2 --json bench.json
+    Exits non-zero when a worker failed (its error line printed) or, with --compare, when a figure is
+    more than 1.2x its baseline.
+
+    Example: daedalus bench build --hours 2 --compare benchmarks/baseline.json
     """
-    _run(ctx, ["updates" if updates else "build"], hours, json_out, workdir, keep)
+    _run(
+        ctx,
+        ["updates" if updates else "build"],
+        hours,
+        json_out,
+        workdir,
+        keep,
+        compare_to=compare_to,
+        save_baseline_to=save_baseline_to,
+    )
 
 
 def bench_scaling_command(
@@ -154,21 +195,35 @@ def bench_all_command(
     )
 
 
-def bench_show_command(path: Path = typer.Argument(..., help="A JSON file written by --json.")) -> None:
+def bench_show_command(
+    path: Path = typer.Argument(..., help="A JSON file written by --json."),
+    compare_to: Path = typer.Option(
+        None, "--compare", help="Also print its figures against this baseline (exit 4 past 1.2x)."
+    ),
+) -> None:
     """Print the tables of a saved benchmark run.
 
-    Example: daedalus bench show bench.json
+    Example: daedalus bench show bench.json --compare benchmarks/baseline.json
     """
     import json
 
-    from daedalus.devkit.bench.report import render
-    from daedalus.errors import ConfigError
+    from rich.console import Console
+
+    from daedalus.devkit.bench.baseline import compare, load_baseline, problems
+    from daedalus.devkit.bench.report import compare_table, render
+    from daedalus.errors import BuildError, ConfigError
 
     try:
         doc = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise ConfigError(f"{path}: not a readable bench JSON file ({e})") from None
     render(doc)
+    rows = compare(load_baseline(compare_to), doc) if compare_to is not None else None
+    if rows is not None:
+        Console(width=max(Console().width, 132)).print(compare_table(rows, str(compare_to)))
+    found = problems(doc, rows)
+    if found:
+        raise BuildError("; ".join(found))
 
 
 def bench_explain_command(
@@ -216,6 +271,12 @@ def bench_collect_command(
     venue: str = typer.Option(
         "binance", "--venue", help="Fake exchange and its real ccxt.pro client: binance, okx, bybit, kraken."
     ),
+    channels: str = typer.Option(
+        None,
+        "--channels",
+        help="Comma list of channels collected (default: the collector's default channels); "
+        "messages are counted on orderbook, which must be among them.",
+    ),
 ) -> None:
     """Benchmark the collector: a fake exchange flat out → ccxt.pro → queue → Parquet.
 
@@ -232,7 +293,17 @@ def bench_collect_command(
         raise typer.BadParameter(
             f"no fake for '{venue}' (allowed: {', '.join(BENCH_VENUES)})", param_hint="--venue"
         )
-    typer.echo(bench_collect(messages, queue_maxsize=queue_maxsize, rate=rate, venue=venue).format())
+    from daedalus.devkit.bench.collect import collect_channels
+
+    try:
+        chosen = collect_channels(
+            None if channels is None else [c.strip() for c in channels.split(",") if c.strip()]
+        )
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--channels") from None
+    result = bench_collect(messages, queue_maxsize=queue_maxsize, rate=rate, venue=venue, channels=chosen)
+    typer.echo(f"channels: {', '.join(result.channels)}")
+    typer.echo(result.format())
 
 
 def register(app: typer.Typer) -> None:

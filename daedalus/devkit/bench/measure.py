@@ -211,6 +211,12 @@ def emit_result(doc: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def python_flags() -> list[str]:
+    """Interpreter flags of every process the bench starts: `-P` keeps the working directory off
+    sys.path (a `daedalus/` folder there would shadow the installed package)."""
+    return ["-P"]
+
+
 def run_worker(
     args: list[str],
     env: dict[str, str] | None = None,
@@ -218,14 +224,21 @@ def run_worker(
     watch_dir: str | Path | None = None,
     interval: float = 0.05,
 ) -> WorkerRun:
-    """Run `python <args>` in a fresh process, sampling the peak RSS of its process tree.
+    """Run `python -P <args>` in a fresh process, sampling the peak RSS of its process tree.
 
-    The figure is max(sampled tree peak, the worker's own ru_maxrss if it reports `max_rss`).
+    `-P`: the working directory is not put on sys.path, so `-m daedalus...` imports the installed
+    package even when run from a folder holding a `daedalus/` directory (a checkout's parent, a
+    scratch copy), which would otherwise shadow it. The figure is max(sampled tree peak, the worker's
+    own ru_maxrss if it reports `max_rss`).
     """
     full_env = {**os.environ, **(env or {})}
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env
+        [sys.executable, *python_flags(), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=full_env,
     )
     sampler = PeakRSS(proc.pid, interval=interval, watch_dir=watch_dir)
     with contextlib.suppress(psutil.NoSuchProcess):  # exited before the first sample

@@ -256,7 +256,8 @@ def updates_table(sec: dict[str, Any], hours: float) -> Table:
         title=f"updates — one symbol-day ({hours:g} h), the same deep book from either order-book channel",
         title_justify="left",
     )
-    for c in ("built from", "profile", "seconds", "peak RSS", "silver.orderbook", "status"):
+    floors = sec.get("floor") or {}
+    for c in ("built from", "profile", "seconds", "× floor", "peak RSS", "silver.orderbook", "status"):
         t.add_column(c, justify="left" if c in ("built from", "profile", "status") else "right")
     for source in ("snapshots", "updates"):
         for profile in ("default", "pi"):
@@ -266,6 +267,7 @@ def updates_table(sec: dict[str, Any], hours: float) -> Table:
                 source,
                 profile,
                 _s(fig.get("seconds")),
+                _x(fig.get("seconds"), (floors.get(source) or {}).get("seconds")),
                 _mb(fig.get("peak_rss")),
                 _s(ob.get("seconds")) if ob else "–",
                 _status(fig),
@@ -274,7 +276,8 @@ def updates_table(sec: dict[str, Any], hours: float) -> Table:
     ratio = sec.get("updates_vs_snapshots")
     t.caption = (
         f"updates / snapshots (default): {'–' if ratio is None else f'{ratio:.2f}×'}; bronze bytes: "
-        f"orderbook {_mb(b.get('orderbook'))}, book_updates {_mb(b.get('book_updates'))}"
+        f"orderbook {_mb(b.get('orderbook'))}, book_updates {_mb(b.get('book_updates'))}; floors "
+        + ", ".join(f"{k} {_s((floors.get(k) or {}).get('seconds'))}" for k in ("snapshots", "updates"))
     )
     return t
 
@@ -294,3 +297,23 @@ def render(doc: dict[str, Any], console: Console | None = None) -> None:
         console.print(updates_table(doc["updates"], hours))
     if doc.get("targets"):
         console.print(targets_table(doc["targets"]))
+    for key, error in (doc.get("failures") or {}).items():
+        console.print(f"[red]worker {key} failed: {error}[/red]", highlight=False)
+
+
+def compare_table(rows: list[Any], baseline_path: str) -> Table:
+    """A run's figures beside a stored baseline (daedalus.devkit.bench.baseline.compare's rows)."""
+    t = Table(title=f"against the baseline {baseline_path}", title_justify="left")
+    for c in ("figure", "baseline", "now", "now / baseline", ""):
+        t.add_column(c, justify="left" if c == "figure" else "right")
+    for r in rows:
+        fmt = (lambda v: f"{v:,.1f}") if r.unit == "MB" else (lambda v: f"{v:,.2f}")
+        mark = "[red]slower/bigger[/red]" if r.regressed else ("[red]missing[/red]" if r.now is None else "")
+        t.add_row(
+            f"{r.name} ({r.unit})",
+            fmt(r.baseline),
+            "–" if r.now is None else fmt(r.now),
+            "–" if r.ratio is None else f"{r.ratio:.2f}×",
+            mark,
+        )
+    return t

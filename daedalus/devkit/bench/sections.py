@@ -169,6 +169,13 @@ def build_section(suite: BenchSuite) -> dict[str, Any]:
     )
     suite.targets += [
         Target("issue 7: full build (silver+gold+tests) / floor", ratio(full, floor), 6, "×"),
+        Target("issue 23: full build / floor", ratio(full, floor), 15, "×"),
+        Target(
+            "issue 23: full build peak RSS, default profile",
+            mb(warm.peak_rss) if warm.ok else None,
+            600,
+            "MB",
+        ),
         Target(
             "issue 4: SQL gold models / floor",
             ratio(gold_sql, floor_i4),
@@ -227,7 +234,27 @@ def updates_section(suite: BenchSuite) -> dict[str, Any]:
     sec: dict[str, Any] = {
         "bytes": {c: dir_bytes(data / "bronze" / c) for c in ("orderbook", "book_updates")}
     }
+    floors: dict[str, Any] = {}
+    sec["floor"] = floors
     for source, channel in (("snapshots", "orderbook"), ("updates", "book_updates")):
+        # the floor of this source (DuckDB reading every book list of its channel), measured in this
+        # run so its builds are compared as multiples of it (benchmarks/baseline.json)
+        f = suite.worker(
+            f"floor-{source}",
+            {
+                "task": "floor",
+                "root": str(data),
+                "channel": channel,
+                "repeat": 3,
+                "overrides": suite.overrides(data, "default"),
+            },
+        )
+        floors[source] = {
+            "seconds": median(f.result.get("seconds") or []) if f.ok else None,
+            "peak_rss": f.peak_rss,
+            "levels": f.result.get("levels"),
+            "error": f.error,
+        }
         for profile in ("default", "pi"):
             lake = suite.workdir / "lakes" / f"{source}-{profile}"
             shutil.rmtree(lake, ignore_errors=True)
@@ -237,6 +264,34 @@ def updates_section(suite: BenchSuite) -> dict[str, Any]:
             run = suite.build(f"from-{source}-{profile}", lake, profile=profile, env=env)
             sec[f"{source}_{profile}"] = suite.build_figures(run)
             suite.drop(lake)
+    for source in ("snapshots", "updates"):
+        fl = floors[source].get("seconds")
+        fig = sec[f"{source}_default"]
+        suite.targets.append(
+            Target(
+                f"issue 23: full build from {source} / its floor",
+                ratio(fig.get("seconds"), fl) if fig.get("ok") else None,
+                15,
+                "×",
+            )
+        )
+        suite.targets.append(
+            Target(
+                f"issue 23: peak RSS from {source}, default profile",
+                mb(fig.get("peak_rss")) if fig.get("ok") else None,
+                600,
+                "MB",
+            )
+        )
+        pi_fig = sec[f"{source}_pi"]
+        suite.targets.append(
+            Target(
+                f"issue 23: peak RSS from {source}, Pi profile",
+                mb(pi_fig.get("peak_rss")) if pi_fig.get("ok") else None,
+                450,
+                "MB",
+            )
+        )
     t_snap = sec["snapshots_default"].get("seconds") if sec["snapshots_default"]["ok"] else None
     t_upd = sec["updates_default"].get("seconds") if sec["updates_default"]["ok"] else None
     sec["updates_vs_snapshots"] = ratio(t_upd, t_snap)

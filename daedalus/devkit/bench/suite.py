@@ -37,7 +37,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from daedalus.devkit.bench.measure import WorkerRun, median, ratio, run_worker
+from daedalus.devkit.bench.measure import WorkerRun, median, python_flags, ratio, run_worker
 
 SYMBOL = "BTC/USDT"
 START = "2024-01-01"
@@ -294,7 +294,7 @@ class BenchSuite:
             for _ in range(repeat):
                 t = time.perf_counter()
                 p = subprocess.run(
-                    [sys.executable, "-m", "daedalus", *args],
+                    [sys.executable, *python_flags(), "-m", "daedalus", *args],
                     capture_output=True,
                     text=True,
                     env={**os.environ, "DAEDALUS_CONFIG": ""},
@@ -414,7 +414,18 @@ class BenchSuite:
         # dropped on a full queue is accounted (an events row), but it is not collected.
         seconds = run.result.get("seconds") or 0
         sec["written_rate"] = run.result.get("written", 0) / seconds if run.ok and seconds > 0 else None
+        cpu = run.result.get("cpu_seconds") or 0
+        per_cpu = run.result.get("measured", 0) / cpu if run.ok and cpu > 0 else None
+        sec["per_cpu_second"] = per_cpu
         self.targets += [
+            Target(
+                "issue 23: collector book msgs per CPU-second, default channels",
+                per_cpu,
+                10_000,
+                "msg/s",
+                op=">=",
+                note=", ".join(run.result.get("channels") or []),
+            ),
             Target(
                 "issue 7: collector order-book msgs/s written (one core)",
                 sec["written_rate"],
@@ -441,6 +452,13 @@ class BenchSuite:
         self.results["collector"] = sec
         return sec
 
+    def failures(self) -> dict[str, str]:
+        """Every failed worker (and CLI start) of the run: scenario -> its error line."""
+        out = {key: run.error or "failed" for key, run in self._runs.items() if not run.ok}
+        cli = (self.results.get("build") or {}).get("cli") or {}
+        out.update({f"cli {k.removesuffix('_error')}": v for k, v in cli.items() if k.endswith("_error")})
+        return out
+
     def document(self) -> dict[str, Any]:
         import duckdb
 
@@ -457,6 +475,7 @@ class BenchSuite:
             },
             **{k: v for k, v in self.results.items() if not k.startswith("_")},
             "targets": [t.as_dict() for t in self.targets],
+            "failures": self.failures(),
         }
 
 

@@ -38,15 +38,17 @@ def _config(spec: dict[str, Any]):
 
 
 def task_floor(spec: dict[str, Any]) -> dict[str, Any]:
-    """spec: root, overrides (duckdb limits), repeat. One untimed warm-up pass, then `repeat` timed ones."""
+    """spec: root, overrides (duckdb limits), repeat, channel (orderbook, or book_updates: its lists of
+    changed levels). One untimed warm-up pass, then `repeat` timed ones."""
     import glob
 
     from daedalus import duck
 
     cfg = _config(spec)
-    files = sorted(glob.glob(f"{spec['root']}/bronze/orderbook/**/*.parquet", recursive=True))
+    channel = spec.get("channel", "orderbook")
+    files = sorted(glob.glob(f"{spec['root']}/bronze/{channel}/**/*.parquet", recursive=True))
     if not files:
-        return {"error": f"no bronze order-book files under {spec['root']}"}
+        return {"error": f"no bronze {channel} files under {spec['root']}"}
     con = duck.connect(cfg, udfs=False)
     sql = FLOOR_SQL.format(files="[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]")
     con.execute(sql).fetchall()  # page cache and DuckDB's metadata cache warm, as for the build after it
@@ -211,7 +213,7 @@ def task_collect(spec: dict[str, Any]) -> dict[str, Any]:
     """spec: messages. The collector engineer's benchmark (daedalus.devkit.bench.collect.bench_collect)."""
     from daedalus.devkit.bench.collect import bench_collect
 
-    r = bench_collect(int(spec.get("messages", 50_000)))
+    r = bench_collect(int(spec.get("messages", 50_000)), channels=spec.get("channels"))
     unaccounted = r.received - r.written - r.dropped
     return {
         "messages": r.messages,
@@ -225,6 +227,8 @@ def task_collect(spec: dict[str, Any]) -> dict[str, Any]:
         "p50_ms": r.p50_ms,
         "p99_ms": r.p99_ms,
         "collector_peak_rss_mb": r.peak_rss_mb,
+        "cpu_seconds": r.cpu_seconds,
+        "channels": list(r.channels),
     }
 
 

@@ -1,0 +1,162 @@
+"""A stored baseline of `daedalus bench build` and the comparison of a run against it.
+
+Times are kept as multiples of the floor measured in the same run (DuckDB reading every bronze book
+list), so a baseline taken on one machine says something on another; memory and bytes are kept in MB
+(they do not depend on the machine's speed). Every figure is lower-is-better: a figure more than
+`SLOWER` times its baseline is named as a regression.
+
+    doc = run_bench(["build"], hours=2)
+    save_baseline("benchmarks/baseline.json", doc)
+    rows = compare(baseline_figures(load_baseline(path)), figures(doc))
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from daedalus.errors import ConfigError
+
+SLOWER = 1.2
+"""A figure above SLOWER × its baseline is a regression."""
+SMALLEST = {"× floor": 1.0, "MB": 1.0}
+"""Below these a baseline figure is shown but never named: a model taking a fraction of the floor, or
+writing a few kB, moves by more than 1.2x with the machine's noise alone."""
+MB = 1024 * 1024
+
+
+def _x(seconds: Any, floor: Any) -> float | None:
+    if seconds is None or not floor:
+        return None
+    return float(seconds) / float(floor)
+
+
+def _mb(n: Any) -> float | None:
+    return None if not n else float(n) / MB
+
+
+def _build_figures(sec: dict[str, Any]) -> dict[str, tuple[float | None, str]]:
+    fl = sec.get("floor") or {}
+    floor = fl.get("next_to_full_build") or fl.get("seconds")
+    floor_sql = fl.get("next_to_sql_build") or floor
+    full = sec.get("full_build") or {}
+    cold = sec.get("cold_build") or {}
+    sql = sec.get("sql_models_512MB") or {}
+    out: dict[str, tuple[float | None, str]] = {
+        "build: full build, warm": (_x(full.get("seconds") if full.get("ok") else None, floor), "× floor"),
+        "build: full build, warm, peak RSS": (_mb(full.get("peak_rss") if full.get("ok") else None), "MB"),
+        "build: full build, cold": (_x(cold.get("seconds") if cold.get("ok") else None, floor), "× floor"),
+        "build: silver at 512MB": (_x(sql.get("silver_seconds"), floor_sql), "× floor"),
+        "build: SQL gold at 512MB": (_x(sql.get("gold_seconds"), floor_sql), "× floor"),
+        "build: silver + SQL gold at 512MB, peak RSS": (_mb(sql.get("peak_rss")), "MB"),
+    }
+    for name, m in sorted((full.get("models") or {}).items()):
+        out[f"build: {m['layer']}.{name}"] = (_x(m["seconds"], floor), "× floor")
+        out[f"build: {m['layer']}.{name} bytes"] = (_mb(m.get("bytes")), "MB")
+    return out
+
+
+def _updates_figures(sec: dict[str, Any]) -> dict[str, tuple[float | None, str]]:
+    out: dict[str, tuple[float | None, str]] = {}
+    floors = sec.get("floor") or {}
+    for source in ("snapshots", "updates"):
+        floor = (floors.get(source) or {}).get("seconds")
+        for profile in ("default", "pi"):
+            fig = sec.get(f"{source}_{profile}") or {}
+            ok = fig.get("ok")
+            out[f"updates: from {source}, {profile}"] = (
+                _x(fig.get("seconds") if ok else None, floor),
+                "× floor",
+            )
+            out[f"updates: from {source}, {profile}, peak RSS"] = (
+                _mb(fig.get("peak_rss") if ok else None),
+                "MB",
+            )
+    return out
+
+
+def figures(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The comparable figures of a bench document: name -> {value, unit} (missing ones left out)."""
+    found: dict[str, tuple[float | None, str]] = {}
+    if "build" in doc:
+        found.update(_build_figures(doc["build"]))
+    if "updates" in doc:
+        found.update(_updates_figures(doc["updates"]))
+    return {k: {"value": v, "unit": u} for k, (v, u) in found.items() if v is not None}
+
+
+def save_baseline(path: str | Path, doc: dict[str, Any]) -> dict[str, Any]:
+    """Write the run's figures to `path`, keeping the figures of sections this run did not measure
+    (so `bench build` and `bench build --updates` can fill one baseline)."""
+    p = Path(path)
+    old = load_baseline(p) if p.exists() else {"figures": {}}
+    meta = {**(doc.get("meta") or {}), "failures": doc.get("failures") or {}}
+    section_meta = {s: meta for s in ("build", "updates") if s in doc}
+    base = {
+        "note": "daedalus bench build --save-baseline: times in multiples of the floor of the same run",
+        "meta": {**(old.get("meta") or {}), **section_meta},
+        "figures": {**old.get("figures", {}), **figures(doc)},
+    }
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(base, indent=2, sort_keys=True) + "\n")
+    return base
+
+
+def load_baseline(path: str | Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path}: not a readable bench baseline ({e})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("figures"), dict):
+        raise ConfigError(
+            f"{path}: not a bench baseline (no 'figures' object; write one with --save-baseline)"
+        )
+    return doc
+
+
+@dataclass
+class Row:
+    name: str
+    unit: str
+    baseline: float
+    now: float | None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.now is None or self.baseline <= 0:
+            return None
+        return self.now / self.baseline
+
+    @property
+    def regressed(self) -> bool:
+        r = self.ratio
+        return r is not None and r > SLOWER and self.baseline >= SMALLEST.get(self.unit, 0.0)
+
+
+def compare(baseline: dict[str, Any], doc: dict[str, Any]) -> list[Row]:
+    """One row per baseline figure of the sections this run measured (now None when it failed)."""
+    now = figures(doc)
+    sections = {s for s in ("build", "updates") if s in doc}
+    rows = []
+    for name, fig in sorted(baseline["figures"].items()):
+        if name.split(":", 1)[0] not in sections:
+            continue
+        cur = now.get(name)
+        rows.append(Row(name, fig["unit"], float(fig["value"]), None if cur is None else cur["value"]))
+    return rows
+
+
+def problems(doc: dict[str, Any], rows: list[Row] | None = None) -> list[str]:
+    """What makes a bench command fail: a failed worker (the first one's error line), a figure more
+    than SLOWER times its baseline (by name)."""
+    found = []
+    failures = doc.get("failures") or {}
+    if failures:
+        key, error = next(iter(failures.items()))
+        found.append(f"{len(failures)} bench worker(s) failed, first {key}: {error}")
+    worse = [r.name for r in rows or [] if r.regressed]
+    if worse:
+        found.append(f"{len(worse)} figure(s) more than {SLOWER:g}x the baseline: {', '.join(worse)}")
+    return found
