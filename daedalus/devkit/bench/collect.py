@@ -118,8 +118,8 @@ def _serve(port_q: Any, go: Any, messages: int, rate: float | None = None, venue
 
 
 def collect_channels(channels: tuple[str, ...] | list[str] | None) -> tuple[str, ...]:
-    """The channels of a collector benchmark, checked (None = the collector's default); orderbook must
-    be one of them: the messages are counted on it."""
+    """The channels of a collector benchmark, checked (None = the collector's default); a book channel
+    must be one of them: the messages are counted on it (`book_channel`)."""
     from typing import get_args
 
     from daedalus.config import IngestionConfig
@@ -127,12 +127,18 @@ def collect_channels(channels: tuple[str, ...] | list[str] | None) -> tuple[str,
     allowed = get_args(get_args(IngestionConfig.model_fields["channels"].annotation)[0])
     chosen = tuple(IngestionConfig().channels) if channels is None else tuple(channels)
     bad = [c for c in chosen if c not in allowed]
-    if bad or "orderbook" not in chosen:
+    if bad or not ({"orderbook", "book_updates"} & set(chosen)):
         raise ValueError(
             f"channels {', '.join(chosen) or '(none)'}: each one of {', '.join(allowed)}, "
-            "orderbook among them"
+            "orderbook or book_updates among them"
         )
     return chosen
+
+
+def book_channel(channels: tuple[str, ...]) -> tuple[str, int]:
+    """The channel the book messages are counted on, and the rows each symbol's first load makes
+    there (an orderbook row; or a book_updates snapshot and the checkpoint after it)."""
+    return ("orderbook", 1) if "orderbook" in channels else ("book_updates", 2)
 
 
 def bench_collect(
@@ -149,7 +155,7 @@ def bench_collect(
     `config_path`: a profile (e.g. config/pi.yaml) for the ingestion settings; `queue_maxsize`
     None keeps the profile's queue bounds. `channels`: the channels collected, None = the profile's
     `ingestion.channels` (the collector's default without a profile); the messages are counted on
-    `orderbook`, which must be among them."""
+    `orderbook` if collected, else on `book_updates` (one delta row per message)."""
     from daedalus.collector.pipeline import run_collect
     from daedalus.collector.sink import BronzeSink
     from daedalus.config import load_config
@@ -157,11 +163,12 @@ def bench_collect(
     if channels is None:  # the profile's (or the default) ingestion.channels
         channels = collect_channels(load_config(config_path, {}, environ={}).ingestion.channels)
     channels = collect_channels(channels)
+    book, load_rows = book_channel(channels)
     latencies: list[int] = []
 
     class TimedSink(BronzeSink):
         def flushed(self, stream: tuple[str, str], rows: list[Any]) -> None:
-            if stream[1] == "orderbook":
+            if stream[1] == book:
                 now = time.time_ns()
                 latencies.extend(now - row["capture_ts"] for row in rows)
 
@@ -193,10 +200,10 @@ def bench_collect(
             def started(emitter: Any) -> None:
                 async def watch() -> None:
                     def got() -> int:
-                        c = emitter.counters.get(("ccxt", "orderbook"))
+                        c = emitter.counters.get(("ccxt", book))
                         return c.received if c else 0
 
-                    while got() < len(BENCH_SYMBOLS):  # the three snapshots (REST or WebSocket)
+                    while got() < load_rows * len(BENCH_SYMBOLS):  # the three loads (REST or WebSocket)
                         await asyncio.sleep(0.01)
                     marks["start"], marks["base"] = time.monotonic(), got()
                     marks["cpu0"] = _cpu()
@@ -206,7 +213,7 @@ def bench_collect(
                     # the end: every message of the run received AND written (sustained throughput,
                     # writer included, not just how fast the socket can be read)
                     def accounted() -> int:
-                        c = emitter.counters.get(("ccxt", "orderbook"))
+                        c = emitter.counters.get(("ccxt", book))
                         return len(latencies) + (c.dropped if c else 0)
 
                     while accounted() < marks["base"] + messages and time.monotonic() < deadline:
@@ -231,10 +238,10 @@ def bench_collect(
         child.join(5)
         if tmp is not None:
             tmp.cleanup()
-    stream = summary["per_stream"].get("ccxt/orderbook", {})
+    stream = summary["per_stream"].get(f"ccxt/{book}", {})
     received = stream.get("received", 0)
     dropped = stream.get("dropped", 0)
-    written = summary["written"].get("ccxt/orderbook", 0)
+    written = summary["written"].get(f"ccxt/{book}", 0)
     latencies.sort()
 
     def pct(p: float) -> float:
