@@ -113,10 +113,11 @@ def build(
         with s.lake.lock("build"):
             # What the lake holds now: a build that finished after this session loaded must not be
             # overwritten by a stale manifest.
+            notes = guard_bronze(s.config)  # a damaged bronze file is repaired, not fatal to every build
             s.reload()
             s.purge_deletions()  # what a killed build left in the model folders, old trash
             planned = plan(s, s.select(select, exclude), full_refresh)
-            result = BuildResult()
+            result = BuildResult(notes=notes)
             args = {
                 "exclude": list(exclude or []) if not isinstance(exclude, str) else [exclude],
                 "start": s.start,
@@ -148,6 +149,15 @@ def build(
             return result
     finally:
         s.close()
+
+
+def guard_bronze(config: Config) -> list[str]:
+    """Repair damaged bronze files of a local lake before anything reads them (land/bronze_guard.py)."""
+    if config.storage.root.startswith("s3://"):
+        return []
+    from daedalus.land.bronze_guard import check_bronze
+
+    return check_bronze(config.storage.root).messages
 
 
 def run(config: Config, **kwargs: Any) -> BuildResult:

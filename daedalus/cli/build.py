@@ -112,8 +112,12 @@ def _build(
         )
     except DaedalusError as e:
         if getattr(e, "result", None) is not None:
+            for note in e.result.notes:  # type: ignore[attr-defined]
+                print(f"warning: {note}", file=sys.stderr)
             print_outcomes(e.result)  # type: ignore[attr-defined]
         raise
+    for note in result.notes:
+        print(f"warning: {note}", file=sys.stderr)
     if dry_run:
         print_plan(result.plan, result.dropped)
     else:
