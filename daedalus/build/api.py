@@ -23,7 +23,7 @@ from daedalus.build.catalog_views import refresh_catalog
 from daedalus.build.execute import execute
 from daedalus.build.materializations import MATERIALIZATIONS, PartPlan
 from daedalus.build.materializations.base import partition_id
-from daedalus.build.outcome import last_test_results, load_failed
+from daedalus.build.outcome import last_test_results, load_failed, record_tested
 from daedalus.build.planner import plan
 from daedalus.build.session import Session, connect
 from daedalus.build.step import BuildResult, ModelStats
@@ -178,15 +178,23 @@ def test(
     try:
         names = s.select(select, exclude)
         results: list[TestResult] = []
+        tested: dict[str, list[TestResult]] = {}  # models with files: their sticky failure record
         for name in names:
             model = s.project.models[name]
-            files = (
-                None
-                if not MATERIALIZATIONS[model.materialized].writes_files
-                else [f for ip in s.parts(f"model:{name}").values() for f in ip.files]
-            )
-            results.extend(datatests.run_model_tests(s.renderer, model, files))
+            writes = MATERIALIZATIONS[model.materialized].writes_files
+            files = None if not writes else [f for ip in s.parts(f"model:{name}").values() for f in ip.files]
+            got = datatests.run_model_tests(s.renderer, model, files)
+            if writes and files:
+                tested[name] = got
+            results.extend(got)
         results.extend(datatests.run_sql_tests(s.renderer, set(names), all_files=True))
+        # Failures are remembered like a build's: the next build rebuilds those partitions, and the
+        # catalog stops serving their rows now rather than after that build (docs/contracts.md).
+        if record_tested(s.lake, s.project, tested, dry=True):  # the lock only when there is news
+            with s.lake.lock("build"):
+                if record_tested(s.lake, s.project, tested) and catalog_current(s.config):
+                    s.reload()
+                    refresh_catalog(s)
         return results
     finally:
         s.close()
