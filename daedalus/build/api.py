@@ -27,7 +27,7 @@ from daedalus.build.outcome import last_test_results, load_failed, record_tested
 from daedalus.build.planner import plan
 from daedalus.build.session import Session, connect
 from daedalus.build.step import BuildResult, ModelStats
-from daedalus.errors import CompileError
+from daedalus.errors import ConfigError
 from daedalus.serve.catalog import catalog_current
 
 if TYPE_CHECKING:
@@ -222,7 +222,7 @@ def parse_partition(text: str | dict[str, str] | None) -> dict[str, str] | None:
         if not item.strip():
             continue
         if "=" not in item:
-            raise CompileError(
+            raise ConfigError(
                 f"--partition: '{item}' is not key=value (e.g. exchange=x,symbol=BTC/USDT,date=2024-01-02)"
             )
         k, v = item.split("=", 1)
@@ -246,7 +246,7 @@ def _part_for(s: Session, name: str, keys: dict[str, str] | None) -> PartPlan | 
         keys = {k: ("__none__" if k != "date" else dt.date.today().isoformat()) for k in wanted}
     missing = [k for k in wanted if k not in keys]
     if missing:
-        raise CompileError(f"--partition: missing keys {missing} of {wanted}")
+        raise ConfigError(f"--partition: missing keys {missing} of {wanted}")
     keys = {k: keys[k] for k in wanted}
     return PartPlan(model.name, partition_id(keys), keys)
 
@@ -289,7 +289,7 @@ def compile_sql(
         if slices is None:
             return header + "\n" + mat.select_sql(model, part, s.compile_model_sql(model, part))
         if not 1 <= slice_no <= len(slices):
-            raise CompileError(
+            raise ConfigError(
                 f"--slice: {slice_no} is not a slice of {model.relation} "
                 f"(1..{len(slices)} at etl.slice_hours={config.etl.slice_hours:g})"
             )

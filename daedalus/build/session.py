@@ -23,7 +23,7 @@ from daedalus.build.publish import purge, retire
 from daedalus.build.resolvers import Renderer
 from daedalus.build.selection import date_range
 from daedalus.build.selection import select as select_models
-from daedalus.errors import BuildError, CompileError
+from daedalus.errors import BuildError, ConfigError
 from daedalus.lake import FileInfo, Lake, open_lake
 from daedalus.lake.manifest import Manifest
 from daedalus.sqltext import sql_str
@@ -70,7 +70,7 @@ def iso_date(d: str | dt.date | None) -> str | None:
     try:
         return dt.date.fromisoformat(str(d)).isoformat()
     except ValueError:
-        raise CompileError(f"--start/--end: '{d}' is not a date (YYYY-MM-DD)") from None
+        raise ConfigError(f"--start/--end: '{d}' is not a date (YYYY-MM-DD)") from None
 
 
 class Session:

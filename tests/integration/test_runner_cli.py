@@ -61,7 +61,7 @@ def test_compile_prints_the_exact_sql_that_runs(built):
     view = built.cli("compile", "toy_trades_clean", env=ENV, check=True).stdout
     assert "date=2024-01-01" in view and "date=2024-01-02" in view  # a view over every bronze file
     bad = built.cli("compile", "toy_bars", "--partition", "exchange=x", env=ENV)
-    assert bad.returncode == 3 and "missing keys ['symbol', 'date']" in bad.stderr
+    assert bad.returncode == 2 and "missing keys ['symbol', 'date']" in bad.stderr  # usage, README's table
 
 
 def test_query_formats(built, tmp_path):
@@ -85,7 +85,7 @@ def test_query_formats(built, tmp_path):
     )
     assert duckdb.sql(f"SELECT count(*) FROM '{out}'").fetchone() == (60,)
     bad = built.cli("query", "SELECT * FROM gold.nope", env=ENV)
-    assert bad.returncode == 4 and "error: query: Catalog Error" in bad.stderr
+    assert bad.returncode == 2 and "error: query: Catalog Error" in bad.stderr
     assert built.cli("query", sql, "--format", "xml", env=ENV).returncode == 2
 
 
@@ -171,3 +171,30 @@ def test_init_scaffolds_a_project_beside_the_builtin_models(tmp_path):
     assert rows["my_model"]["depends_on"] == ["orderbook_hf"]
     again = toy.cli("init", str(target), env=ENV)
     assert again.returncode == 2 and "folder is not empty" in again.stderr
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["compile", "nosuch"], "unknown model 'nosuch'"),
+        (["build", "--start", "2024-13-45"], "'2024-13-45' is not a date"),
+        (["ls", "--partition-missing-option"], "No such option"),
+    ],
+)
+def test_usage_mistakes_exit_2_as_the_readme_says(built, args, message):
+    """Issue 24: these exited 3 (the compile code); README: 2 usage/config/selection."""
+    proc = built.cli(*args, env=ENV)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_missing_project_dir_is_a_config_error(built, tmp_path):
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"project_dir: {tmp_path / 'nosuch'}\nstorage:\n  root: {built.root}\n")
+    proc = subprocess.run(
+        [*built.cli_prefix(), "--config", str(cfg), "ls"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **ENV},
+    )
+    assert proc.returncode == 2 and "nosuch: not a directory" in proc.stderr, proc.stderr
