@@ -93,7 +93,7 @@ def build(
     full_refresh: bool = False,
     dry_run: bool = False,
     run_tests: bool = True,
-    progress: bool = False,
+    progress: bool | str = False,  # True: a bar; "lines": a line per model (no terminal)
     catalog: bool = True,
     project: Project | None = None,
     udfs: bool = True,

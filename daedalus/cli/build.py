@@ -107,7 +107,7 @@ def _build(
             full_refresh=full_refresh,
             dry_run=dry_run,
             run_tests=run_tests,
-            progress=sys.stderr.isatty(),
+            progress=True if sys.stderr.isatty() else "lines",  # a log gets a line per model as it ends
             fail_fast=fail_fast,
         )
     except DaedalusError as e:

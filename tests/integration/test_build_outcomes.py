@@ -137,3 +137,27 @@ def test_daedalus_test_remembers_failures_for_the_next_build_and_the_catalog(tmp
     assert json.loads((toy.root / "_state" / "failed_tests.json").read_text()) == {}
     assert _catalog_count(toy, "silver.toy_trades") == [(BAD_DAY, 30), (GOOD_DAY, 30)]
     assert toy.cli("test", env=ENV).returncode == 0
+
+
+def test_progress_reaches_a_log_file_as_it_happens_even_if_killed(tmp_path):
+    """Issue 24: `build > f` showed nothing until the build ended; a killed build left no trace."""
+    import os
+    import subprocess
+
+    toy = make_toy(tmp_path)
+    for day in (BAD_DAY, GOOD_DAY):
+        toy.write_bronze("x", day, trade_rows("x", "BTC/USDT", day))
+    log = tmp_path / "build.log"
+    with log.open("w") as f:  # not a terminal: a file, as `daedalus build > build.log 2>&1`
+        proc = subprocess.run(
+            [*toy.cli_prefix(), "--config", str(toy.config_path), "build"],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **ENV, "DAEDALUS_TEST_KILL": "after_write:3"},  # SIGKILL in model 2
+            cwd=toy.dir,
+            timeout=300,
+        )
+    assert proc.returncode == -9
+    text = log.read_text()
+    assert "building 4 partition(s) of 2 model(s)" in text
+    assert "built toy_trades: 2 partition(s)" in text and "built toy_bars" not in text
