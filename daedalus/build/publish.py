@@ -119,3 +119,35 @@ def purge(lake: Lake, retain_minutes: float, now: float | None = None) -> list[s
     if due:
         lake.delete(due)
     return due
+
+
+def prune_staging(lake: Lake, own: str | None = None, now: float | None = None) -> int:
+    """Remove the empty folders a build leaves under `_staging/` (publishing renames the files out of
+    them; 4 builds left 780 folders, issue 24): all of this session's batch `own`, and those of
+    batches of builds long dead (STAGING_MAX_AGE_S, as `purge`; an unlocked shard may be writing
+    into a younger one).
+    Local lakes only (object stores have no folders). Returns how many folders went."""
+    import os
+    from pathlib import Path
+
+    base = lake.url(STAGING)
+    if "://" in base or not os.path.isdir(base):
+        return 0
+    now = time.time() if now is None else now
+    removed = 0
+    for batch in Path(base).iterdir():
+        try:
+            born = int(batch.name.split("-", 1)[0])
+        except ValueError:
+            continue
+        if f"{STAGING}/{batch.name}" != own and now - born < STAGING_MAX_AGE_S:
+            continue
+        for folder, _dirs, _files in os.walk(batch, topdown=False):
+            try:
+                os.rmdir(folder)  # only if empty: files a build still publishes stay
+                removed += 1
+            except OSError:
+                continue
+    with contextlib.suppress(OSError):
+        os.rmdir(base)
+    return removed
