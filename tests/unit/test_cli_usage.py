@@ -180,3 +180,13 @@ def test_init_creates_the_lake_its_config_names(capsys: pytest.CaptureFixture[st
         cli.main(["init", str(tmp_path / "proj")])
     capsys.readouterr()
     assert (tmp_path / "proj" / "lake").is_dir()
+
+
+@pytest.mark.parametrize("seconds", ["-1", "0", "nan", "inf"])
+def test_demo_seconds_must_be_finite_and_positive(
+    seconds: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Issue 24: `demo --seconds nan` ran 104 s; -1 and 0 were accepted."""
+    code, _out, err = run_main(["demo", "--seconds", seconds, "--root", str(tmp_path / "lake")], capsys)
+    assert code == 2 and "is not a finite positive number of seconds" in err
+    assert not (tmp_path / "lake").exists()
