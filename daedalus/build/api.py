@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -207,6 +208,8 @@ def rewrite_catalog(config: Config) -> str:
     s = Session(config)
     try:
         with s.lake.lock("build"):
+            for note in guard_bronze(config):  # a damaged bronze file would fail its source's view
+                print(f"warning: {note}", file=sys.stderr)
             refresh_catalog(s, force=True)
             return catalog_path(config)
     finally:

@@ -198,3 +198,15 @@ def test_missing_project_dir_is_a_config_error(built, tmp_path):
         env={**os.environ, **ENV},
     )
     assert proc.returncode == 2 and "nosuch: not a directory" in proc.stderr, proc.stderr
+
+
+def test_docs_output_mistakes_are_one_line(built, tmp_path):
+    """Issue 24: `docs -o /proc/x` and `docs -o <existing file>` ended in tracebacks."""
+    existing = tmp_path / "notes.txt"
+    existing.write_text("mine")
+    bad = built.cli("docs", "-o", str(existing), env=ENV)
+    assert bad.returncode == 2 and "is a file; give a folder" in bad.stderr and "Traceback" not in bad.stderr
+    assert existing.read_text() == "mine"
+    proc = built.cli("docs", "-o", "/proc/x", env=ENV)
+    assert proc.returncode == 2 and "cannot write the docs page there" in proc.stderr
+    assert "Traceback" not in proc.stderr
