@@ -183,18 +183,29 @@ def run_soak(
     seed: int = 1,
     cycle_seconds: float = 6.0,
     echo: Callable[[str], None] = print,
+    faults: list[str] | None = None,
+    cycles: int | None = None,
 ) -> SoakReport:
+    """Cycles until `seconds` have passed (or exactly `cycles`); the first is fault-free, the others
+    take `faults` in turn (default: every kind, in an order shuffled by `seed`)."""
     from daedalus.devkit.demo import collect_demo, demo_config
 
     root = Path(root).resolve()
     config = demo_config(root, cycle_seconds)
     rng = random.Random(seed)
-    order = list(FAULTS)
-    rng.shuffle(order)
+    order = list(faults or FAULTS)
+    if faults is None:
+        rng.shuffle(order)
     report = SoakReport()
     started = time.monotonic()
     gold_before = 0
-    while report.cycles == 0 or time.monotonic() - started < seconds:
+
+    def more() -> bool:
+        if cycles is not None:
+            return report.cycles < cycles
+        return report.cycles == 0 or time.monotonic() - started < seconds
+
+    while more():
         report.cycles += 1
         asyncio.run(collect_demo(config, cycle_seconds, seed=rng.randrange(1 << 30)))
         kind = "none" if report.cycles == 1 else order[(report.cycles - 2) % len(order)]
