@@ -28,7 +28,7 @@ from daedalus.build.outcome import last_test_results, load_failed, record_tested
 from daedalus.build.planner import plan
 from daedalus.build.session import Session, connect
 from daedalus.build.step import BuildResult, ModelStats
-from daedalus.errors import ConfigError
+from daedalus.errors import BuildError, ConfigError
 from daedalus.serve.catalog import catalog_current
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def build(
     full_refresh: bool = False,
     dry_run: bool = False,
     run_tests: bool = True,
-    progress: bool | str = False,  # True: a bar; "lines": a line per model (no terminal)
+    progress: bool | str = False,
     catalog: bool = True,
     project: Project | None = None,
     udfs: bool = True,
@@ -105,7 +105,50 @@ def build(
     A model that fails skips its descendants; the others still build (unless `fail_fast`). Then it
     raises CompileError (exit 3) for a model that does not compile and BuildError (exit 4) for a
     model that fails to run or a failing data test; the error's `.result` holds the per-model outcomes.
+    A failure that names a damaged bronze file (a page the footer check cannot see) repairs that file
+    (land/bronze_guard.py) and builds again, up to 5 times.
     """
+    args = dict(select=select, exclude=exclude, start=start, end=end, full_refresh=full_refresh)
+    args |= dict(dry_run=dry_run, run_tests=run_tests, progress=progress, catalog=catalog)
+    args |= dict(project=project, udfs=udfs, fail_fast=fail_fast)
+    notes: list[str] = []
+    for _ in range(5):
+        try:
+            result = _build_once(config, **args)  # type: ignore[arg-type]
+        except BuildError as e:
+            repaired = _repair_named(config, str(e))
+            if not repaired:
+                raise
+            notes += repaired
+            continue
+        result.notes[:0] = notes
+        return result
+    return _build_once(config, **args)  # type: ignore[arg-type]
+
+
+def _repair_named(config: Config, text: str) -> list[str]:
+    if config.storage.root.startswith("s3://") or ".parquet" not in text:
+        return []
+    from daedalus.land.bronze_guard import repair_named
+
+    return repair_named(config.storage.root, text).messages
+
+
+def _build_once(
+    config: Config,
+    select: Iterable[str] | str | None = None,
+    exclude: Iterable[str] | str | None = None,
+    start: str | dt.date | None = None,
+    end: str | dt.date | None = None,
+    full_refresh: bool = False,
+    dry_run: bool = False,
+    run_tests: bool = True,
+    progress: bool | str = False,  # True: a bar; "lines": a line per model (no terminal)
+    catalog: bool = True,
+    project: Project | None = None,
+    udfs: bool = True,
+    fail_fast: bool = False,
+) -> BuildResult:
     s = Session(config, project=project, udfs=udfs, start=start, end=end)
     try:
         if dry_run:

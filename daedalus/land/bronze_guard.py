@@ -10,7 +10,9 @@ Before a build reads bronze, every bronze file not yet seen (or changed since) h
 3. the original is moved whole to `<root>/quarantine/<its bronze path>`, then the temp file takes its
    name. A crash between the two leaves the temp file: the next check renames it into place.
 Checked files are remembered in `_state/bronze_checked.json` (path -> size, mtime), so a build reads
-each footer once.
+each footer once. Damage a footer does not show (a page that does not decompress) surfaces when a
+build reads the file: `repair_named` then decodes the bronze files the error names, repairs the
+damaged ones the same way, and the build runs again.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,11 +139,35 @@ def _repair(root: Path, path: Path, report: GuardReport) -> None:
     fsync_dir(path.parent)
     report.repaired.append(rel)
     report.rows_kept += kept
-    lost = ", ".join(
-        loss.error.rsplit("; ", 1)[-1] if loss.count is None else f"{loss.count} rows lost"
-        for loss in salvage.losses[:1]
-    )
+    counts = [loss.count for loss in salvage.losses]
+    unknown = [loss for loss in salvage.losses if loss.count is None]
+    lost = f"{sum(c or 0 for c in counts)} rows lost" if not unknown else unknown[0].error.rsplit("; ", 1)[-1]
     report.messages.append(
         f"{rel}: damaged bronze file repaired ({kept} readable rows kept, {lost}; original moved to "
         f"{layout.rel(dst)}; a `quarantine` event breaks {exchange} {channel} there)"
     )
+
+
+def _decodes(path: Path) -> bool:
+    try:
+        pf = pq.ParquetFile(path)
+        for i in range(pf.num_row_groups):
+            pf.read_row_group(i)
+    except READ_ERRORS:
+        return False
+    return True
+
+
+def repair_named(root: str | Path, text: str) -> GuardReport:
+    """Repair the damaged bronze files a reader's error text names (DuckDB names the file it failed on)."""
+    root = Path(root).expanduser().resolve()
+    report = GuardReport()
+    for name in sorted(set(re.findall(r"[^\s\"'`]+\.parquet", text))):
+        path = Path(name) if Path(name).is_absolute() else root / name
+        try:
+            rel = path.resolve().relative_to(root)
+        except (ValueError, OSError):
+            continue
+        if rel.parts[:1] == ("bronze",) and path.is_file() and not _decodes(path):
+            _repair(root, path.resolve(), report)
+    return report

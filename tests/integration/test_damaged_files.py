@@ -95,3 +95,27 @@ def test_bronze_file_cut_in_half_is_repaired_and_every_build_goes_on(tmp_path: P
     again = h.cli("build")
     assert again.returncode == 0 and "up to date" in again.stderr, again.stdout + again.stderr
     assert not list((h.spool / "bronze").rglob(".guard-*"))
+
+
+def test_bronze_file_with_a_bad_page_is_repaired_when_a_build_meets_it(tmp_path: Path) -> None:
+    """The footer is fine, one column chunk does not decompress: the footer check cannot see it, the
+    build's read names the file; that file is repaired (its other row groups kept) and the build goes on."""
+    h = make_lakehouse(tmp_path)
+    _segment(h.spool, "0001")
+    assert h.cli("land").returncode == 0
+    (bronze_file,) = (h.spool / "bronze" / "trades").rglob("*.parquet")
+    meta = pq.ParquetFile(bronze_file).metadata
+    col = meta.row_group(3).column(meta.schema.to_arrow_schema().names.index("price"))
+    start = col.dictionary_page_offset or col.data_page_offset
+    data = bytearray(bronze_file.read_bytes())
+    for k in range(start + 20, start + col.total_compressed_size - 4):
+        data[k] = (k * 31 + 7) % 256
+    bronze_file.write_bytes(bytes(data))
+
+    out = h.cli("build")
+    assert out.returncode == 0, out.stderr
+    assert "damaged bronze file repaired (110 readable rows kept, 10 rows lost" in out.stderr
+    assert _silver_rows(h.spool) == 110
+    events = _events(h.spool)
+    assert {e["exchange"] for e in events} == {"kraken"}
+    assert sum(e["count"] for e in events) == 10  # exact: the footer counts the lost row group
