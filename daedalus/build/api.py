@@ -26,6 +26,7 @@ from daedalus.build.materializations import MATERIALIZATIONS, PartPlan
 from daedalus.build.materializations.base import partition_id
 from daedalus.build.outcome import last_test_results, load_failed, record_tested
 from daedalus.build.planner import plan
+from daedalus.build.publish import claim_staging
 from daedalus.build.session import Session, connect
 from daedalus.build.step import BuildResult, ModelStats
 from daedalus.errors import BuildError, ConfigError
@@ -158,6 +159,7 @@ def _build_once(
             # What the lake holds now: a build that finished after this session loaded must not be
             # overwritten by a stale manifest.
             notes = guard_bronze(s.config)  # a damaged bronze file is repaired, not fatal to every build
+            claim_staging(s.lake, s.staging)  # a killed build's batch is then known as junk
             s.reload()
             s.purge_deletions()  # what a killed build left in the model folders, old trash
             planned = plan(s, s.select(select, exclude), full_refresh)

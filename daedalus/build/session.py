@@ -124,7 +124,7 @@ class Session:
             self.connection.close()
             self.connection = None
         with contextlib.suppress(OSError):
-            prune_staging(self.lake, own=self.staging)  # no empty folder tree left per build
+            prune_staging(self.lake, own=self.staging, release=True)  # no empty folder tree left
 
     @property
     def ctx(self) -> BuildContext:

@@ -203,3 +203,14 @@ def test_builds_leave_no_empty_staging_folders(toy, monkeypatch):
         f"{young.parent.parent.name}/silver",
         f"{young.parent.parent.name}/silver/y",
     ]
+
+
+def test_a_killed_builds_staging_folders_go_with_the_next_build(toy):
+    """Found by `bench soak`: a build killed by SIGKILL left its (young) staging tree for a day."""
+    env = {"DAEDALUS_NO_UDFS": "1", "DAEDALUS_TEST_KILL": "after_write:2"}
+    killed = toy.cli("build", env=env)
+    assert killed.returncode == -9
+    staging = toy.root / "_staging"
+    assert any(p.is_dir() for p in staging.rglob("*"))  # what the killed build left
+    toy.cli("build", env={"DAEDALUS_NO_UDFS": "1"}, check=True)
+    assert not staging.exists() or not [p for p in staging.rglob("*") if p.is_dir() and not any(p.iterdir())]
