@@ -1,6 +1,6 @@
 """Bronze bytes of full-depth `book_updates` against today's 20-level `orderbook` snapshots (issue 13).
 
-Default: the shared real capture (../shared/data/binance-spot-btcusdt-20240808.jsonl.gz, 5.8 minutes
+Default: the shared real capture (tests/data/binance-spot-btcusdt-20240808.jsonl.gz, 5.8 minutes
 of Binance spot BTCUSDT) is replayed through the real collector (ccxt.pro against the fake Binance
 server) with both channels on, landed, and the landed bytes are extrapolated to a symbol-day:
   orderbook/day    = landed orderbook bytes × (24 h / span)
@@ -31,9 +31,7 @@ import pyarrow.parquet as pq
 
 from daedalus.collector.encoding import parquet_options
 
-CAPTURE = (
-    Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
-)
+CAPTURE = Path(__file__).resolve().parents[1] / "tests" / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
 DAY_NS = 86_400 * 10**9
 SYMBOL = "BTC/USDT"
 

@@ -42,6 +42,7 @@ def update_row(
     first: int | None,
     last: int | None,
     prev: int | None,
+    sync_rule: str | None = None,
 ) -> dict:
     row = dict(base)
     row.update(
@@ -52,6 +53,7 @@ def update_row(
         prev_update_id=prev,
         bids=bids,
         asks=asks,
+        sync_rule=sync_rule,
     )
     return row
 
@@ -59,7 +61,7 @@ def update_row(
 class BookLog:
     """Changes applied to one book since the last flush, cut into (kind, bids, asks, nonce, ts) rows."""
 
-    __slots__ = ("done", "kind", "nonce", "bids", "asks", "born")
+    __slots__ = ("done", "kind", "nonce", "bids", "asks", "born", "trimming")
 
     def __init__(self) -> None:
         self.done: list[tuple[str, list[dict], list[dict], Any, Any]] = []
@@ -68,6 +70,9 @@ class BookLog:
         self.bids: dict[float, float] = {}
         self.asks: dict[float, float] = {}
         self.born: set[tuple[bool, float]] = set()  # levels the open delta row inserted
+        # ccxt is trimming the book to its depth: the deletes belong to the row open (ccxt's trim is no
+        # venue message; Binance sets the nonce after the levels, so a trim sees the next nonce)
+        self.trimming = False
 
     def open(self, book: Any) -> None:
         """A message is being applied: the row it makes (a delta, possibly with no level: the message
@@ -80,7 +85,7 @@ class BookLog:
     def change(self, book: Any, bid: bool, price: float, size: float, inserted: bool) -> None:
         """One level the book applied: `size` its new size (0 = removed), `inserted` if it was new."""
         nonce = book.get("nonce")
-        if self.kind is None or nonce != self.nonce:
+        if self.kind is None or (nonce != self.nonce and not self.trimming):
             self.close(book, nonce)
             self.kind, self.nonce = "delta", nonce
         side = self.bids if bid else self.asks
@@ -108,6 +113,20 @@ class BookLog:
         self.asks = {lvl[0]: lvl[1] for lvl in book["asks"]}
         if self.bids or self.asks:
             self.close(book, self.nonce)
+
+    def trim_load(self, bid: bool, prices: list[float]) -> bool:
+        """ccxt trimmed a load just finished (no row open since): the load's row holds the levels
+        kept. False when the last row is no load (the caller then applies the trim unlogged)."""
+        if self.kind is not None or not self.done or self.done[-1][0] != "snapshot":
+            return False
+        gone = set(prices)
+        kind, bids, asks, nonce, ts = self.done[-1]
+        if bid:
+            bids = [lvl for lvl in bids if lvl["price"] not in gone]
+        else:
+            asks = [lvl for lvl in asks if lvl["price"] not in gone]
+        self.done[-1] = (kind, bids, asks, nonce, ts)
+        return True
 
     def close(self, book: Any, nonce: Any) -> None:
         """Finish the open row; `nonce` is the book's nonce once its message was applied."""

@@ -116,6 +116,8 @@ class Hooks:
                 c.break_book(client, symbol, f"sequence break: {gap}", capture_ts)
                 return
         tap = c.tap
+        if tap.dirty:  # changes ccxt made outside a frame (a REST load) are no part of this frame's rows
+            tap.flush(time.time_ns())
         tap.url, tap.capture_ts, tap.in_frame = client.url, capture_ts, True  # tap.begin, inlined
         tap.frame = self.book_update(message) if self.book_update is not None else None
         try:
@@ -156,6 +158,7 @@ class Tap:
         self.dirty: dict[int, Any] = {}
         self._scheduled = False
         self.resets = 0
+        self._rules: dict[str, str | None] = {}  # symbol -> the venue's sync rule for its market
 
     def begin(self, url: str, capture_ts: int) -> None:
         self.url, self.capture_ts, self.in_frame = url, capture_ts, True
@@ -196,28 +199,59 @@ class Tap:
             )
         )
 
+    def sync_rule(self, symbol: str) -> str | None:
+        rules = self._rules
+        if symbol not in rules:
+            c = self.c
+            rules[symbol] = c.venue.sync_rule((c.exchange.markets or {}).get(symbol))
+        return rules[symbol]
+
     def book_changed(self, book: Any) -> None:
         """A change is about to be applied to a clean book (further ones before the flush are not
         reported)."""
         self.dirty[id(book)] = book
+        book.daedalus_before = None
         if book.daedalus_log is not None and book.daedalus_hour is not None:
+            # One clock: a row's hour is its time as land partitions it (row_time). A frame whose
+            # venue module gives its exchange time dates its row now; otherwise the row's time is
+            # known only once ccxt applied it, so near an hour boundary the book is kept as it is.
             frame = self.frame if self.in_frame else None
-            when = frame[0] * 1_000_000 if frame is not None and frame[0] is not None else self._stamp()
-            hour, book.daedalus_hour = book.daedalus_hour, when // HOUR_NS
-            if when // HOUR_NS != hour:
-                # the first update at/after a boundary: the book held until now, stamped at the
-                # boundary, so it lies in the partition (hour, date) it opens. The hour is the rows'
-                # time as land partitions them, which can also step back (a load without exchange
-                # time is dated by our clock, the updates after it by the exchange's): then the
-                # checkpoint is stamped with this update's time, in that earlier partition.
-                stamp = book.daedalus_hour * HOUR_NS if when // HOUR_NS > hour else when
-                self._checkpoint(book, stamp, self._stamp(), None)
+            if frame is not None and frame[0] is not None:
+                self._hour_checkpoint(book, frame[0] * 1_000_000, None)
+            else:
+                # (kept when the row may open another hour: no time yet, a minute from a boundary by
+                # the book's last time, or our clock in another hour, as in a replay of another day)
+                ts_ms = book.get("timestamp")
+                hour = book.daedalus_hour
+                if (
+                    ts_ms is None
+                    or (ts_ms + 60_000) * 1_000_000 // HOUR_NS != hour
+                    or self._stamp() // HOUR_NS != hour
+                ):
+                    book.daedalus_before = (
+                        book_levels(book["bids"]),
+                        book_levels(book["asks"]),
+                        book.get("nonce"),
+                    )
         if not self.in_frame and not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._flush_outside)
 
+    def _hour_checkpoint(self, book: Any, when: int, before: Any) -> None:
+        """Before the first row at/after a UTC hour boundary (`when`: its time), the book held until
+        then, stamped at the boundary, so it lies in the partition (hour, date) it opens. The hour can
+        also step back (a load without exchange time is dated by our clock, the updates after it by
+        the exchange's): then the checkpoint is stamped with this row's time, in that earlier one."""
+        hour = book.daedalus_hour
+        if when // HOUR_NS == hour:
+            return
+        book.daedalus_hour = when // HOUR_NS
+        stamp = book.daedalus_hour * HOUR_NS if when // HOUR_NS > hour else when
+        self._checkpoint(book, stamp, self._stamp(), None, before)
+
     def book_reset(self, book: Any) -> None:
         self.resets += 1
+        book.daedalus_hour = None  # the load's checkpoint (at the flush) dates the book again
         book.daedalus_dirty = True
         if book.daedalus_log is not None:
             book.daedalus_log.reset(book)
@@ -249,20 +283,29 @@ class Tap:
             and bool(book["bids"] or book["asks"])
         )
 
-    def _checkpoint(self, book: Any, timestamp_ns: Any, capture_ts: int, last_id: Any) -> None:
+    def _checkpoint(
+        self, book: Any, timestamp_ns: Any, capture_ts: int, last_id: Any, before: Any = None
+    ) -> None:
+        """A checkpoint row of the book held (or of `before`: (bids, asks, nonce) kept earlier)."""
         if not self._held(book):
             return
         c = self.c
-        base = c.row_base("orderbook", book.daedalus_symbol, capture_ts, self.url if self.in_frame else None)
+        symbol = book.daedalus_symbol
+        base = c.row_base("orderbook", symbol, capture_ts, self.url if self.in_frame else None)
+        if before is not None:
+            bids, asks, nonce = before
+        else:
+            bids, asks, nonce = book_levels(book["bids"]), book_levels(book["asks"]), book.get("nonce")
         row = update_row(
             base,
             "checkpoint",
-            book_levels(book["bids"]),
-            book_levels(book["asks"]),
+            bids,
+            asks,
             timestamp_ns,
             None,
-            book.get("nonce") if last_id is None else last_id,
+            nonce if last_id is None else last_id,
             None,
+            self.sync_rule(symbol),
         )
         c.emitter.emit_nowait(Record(SOURCE, "book_updates", row))
 
@@ -296,17 +339,24 @@ class Tap:
         c = self.c
         symbol = book.daedalus_symbol
         emit = c.emitter.emit_nowait
+        rule = self.sync_rule(symbol)
         last = len(updates) - 1
         loaded = False
         when = capture_ts
+        before, book.daedalus_before = book.daedalus_before, None
         for i, (kind, bids, asks, nonce, ts_ms) in enumerate(updates):
-            # the frame's ids name its (one) message, the last row; rows a task applied outside a
-            # frame (Binance's buffered diffs after its REST snapshot) have only ccxt's nonce
+            # the frame's ids and exchange time name its (one) message, the last row; rows a task
+            # applied outside a frame (Binance's buffered diffs after its REST snapshot) have only
+            # ccxt's nonce and time
             first, last_id, prev = frame[1:] if frame is not None and i == last else (None, None, None)
             if last_id is None:
                 last_id = nonce
+            if frame is not None and i == last and frame[0] is not None:
+                ts_ms = frame[0]
             ts = ts_ms * 1_000_000 if ts_ms is not None else None
-            when = ts if ts is not None else capture_ts
+            when = ts if ts is not None else capture_ts  # the row's time as land partitions it
+            if i == 0 and before is not None and kind == "delta":  # the row's hour was not known before
+                self._hour_checkpoint(book, when, before)
             emit(
                 Record(
                     SOURCE,
@@ -320,6 +370,7 @@ class Tap:
                         first,
                         last_id,
                         prev,
+                        rule,
                     ),
                 )
             )

@@ -174,8 +174,7 @@ class CcxtCollector:
         if configure is not None:
             configure(self.exchange)  # tests and demo point urls at the fake server and set markets
         # the book watch serves both book channels: top-N snapshots and the applied updates
-        self.collect_books = "orderbook" in self.channels
-        self.collect_updates = "book_updates" in self.channels
+        self.collect_books, self.collect_updates = self.venue.book_channels(self.channels)
         self.tap = Tap(self)
         self.broken_books: set[str] = set()  # symbols whose book a venue rule broke, until their snapshot
         self._break_reported: set[str] = set()  # ... whose gap + resync events are already in bronze

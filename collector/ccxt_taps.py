@@ -59,14 +59,24 @@ def _side_class(base: type) -> type:
             log.open(book)
 
     def limit(self: Any) -> None:
-        # ccxt trims a book to its depth; trimmed levels are deletes like the venue's own, so the
-        # stored updates replay to the book ccxt holds
+        # ccxt trims a book to its depth; trimmed levels are deletes in the row of the message being
+        # applied (never a row of their own: ccxt's book work is no venue message), so the stored
+        # updates replay to the book ccxt holds. A trim of a load shortens the load's row.
         extra = len(self) - self._depth
-        if extra <= 0 or self.daedalus_book.daedalus_log is None or hasattr(self, "_hashmap"):
+        log = self.daedalus_book.daedalus_log
+        if extra <= 0 or log is None or hasattr(self, "_hashmap"):
             base.limit(self)
             return
-        for lvl in self[-extra:]:
-            self.storeArray([lvl[0], 0, 0])
+        if log.kind is None:
+            log.trim_load(self.side, [lvl[0] for lvl in self[-extra:]])
+            base.limit(self)
+            return
+        log.trimming = True
+        try:
+            for lvl in self[-extra:]:
+                self.storeArray([lvl[0], 0, 0])
+        finally:
+            log.trimming = False
 
     return _tapped(_SIDE_CLASSES, base, "storeArray", storeArray, limit=limit)
 
@@ -96,6 +106,7 @@ def tap_book(book: Any, symbol: str, tap: Any, updates: bool = False, full_depth
     book.daedalus_dirty = False
     book.daedalus_log = BookLog() if updates else None
     book.daedalus_hour = None  # UTC hour (row time // 1 h) of the last book_updates row
+    book.daedalus_before = None  # (bids, asks, nonce) before a change whose row's hour is not yet known
     for key in ("bids", "asks"):
         side = book[key]
         side.__class__ = _side_class(type(side))

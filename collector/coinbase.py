@@ -58,6 +58,9 @@ BRONZE_CHANNEL = {v: k for k, v in COINBASE_CHANNELS.items()}
 SOURCE = "coinbase"
 EXCHANGE = "coinbase"
 TRADE_DEDUPE_WINDOW = 20_000
+# level2's sync rule (docs/contracts.md "Sync rules"): sequence_num grows, connection-wide
+# (https://docs.cdp.coinbase.com/advanced-trade/docs/ws-overview#sequence-numbers)
+SYNC_RULE = "increasing"
 
 
 def product_to_symbol(product_id: str) -> str:
@@ -181,6 +184,8 @@ class CoinbaseCollector:
         self.books: dict[str, L2Book] = {}
         # bronze book_updates from level2 when that channel is collected (ingestion.channels)
         self.updates = "level2" in self.channels and "book_updates" in ingestion.channels
+        # top-N `orderbook` rows too when configured, or when they are the only book channel
+        self.snapshots = "level2" in self.channels and ("orderbook" in ingestion.channels or not self.updates)
         self._last_seq: dict[str, int | None] = {}  # product -> sequence_num of its last applied event
         self._seen: dict[str, tuple[deque[str], set[str]]] = {}
         self.gaps = 0
@@ -384,6 +389,8 @@ class CoinbaseCollector:
                     )
                 book.hour = when // HOUR_NS  # the rows' time as land partitions them
                 self._last_seq[product] = seq_num
+            if not self.snapshots:
+                continue
             row = envelope(capture_ts, EXCHANGE, symbol, conn.conn_id, conn.next_seq())
             bids, asks = book.top(self.ingestion.orderbook_levels)
             row.update(timestamp=ts, nonce=seq_num, bids=bids, asks=asks)
@@ -405,7 +412,9 @@ class CoinbaseCollector:
         # Coinbase's one id is the connection's sequence_num, shared by every channel and product: never
         # contiguous per book, so it is `last_update_id` only (monotonic); the collector checks the gaps.
         await self.emitter.emit(
-            Record(SOURCE, "book_updates", update_row(base, kind, bids, asks, ts, first, last, None))
+            Record(
+                SOURCE, "book_updates", update_row(base, kind, bids, asks, ts, first, last, None, SYNC_RULE)
+            )
         )
 
     async def _on_trades(self, msg: dict, capture_ts: int, conn: Connection) -> None:

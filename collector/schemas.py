@@ -76,7 +76,9 @@ ORDERBOOK = pa.schema(
 # hour boundary or after a resync: replaces the book, changes nothing), or `delta` (changed levels
 # only, absolute size, size 0 = delete). `first_update_id`/`last_update_id` are the venue's update
 # ids (Binance U/u, OKX seqId, Coinbase sequence_num), `prev_update_id` the id the venue says must
-# precede (Binance futures pu, OKX prevSeqId); NULL where the venue gives none.
+# precede (Binance futures pu, OKX prevSeqId); NULL where the venue gives none. `sync_rule` is the
+# rule the venue documents for the market's book (collector/venue_ccxt.py SYNC_RULES), NULL where none
+# is declared; files written before it have no such column (readers use union_by_name).
 BOOK_UPDATES = pa.schema(
     ENVELOPE
     + [
@@ -87,6 +89,7 @@ BOOK_UPDATES = pa.schema(
         pa.field("prev_update_id", pa.int64()),
         pa.field("bids", LEVELS),
         pa.field("asks", LEVELS),
+        pa.field("sync_rule", pa.string()),
     ]
 )
 BOOK_UPDATE_KINDS = ("snapshot", "delta", "checkpoint")

@@ -1,14 +1,16 @@
-"""Binance spot (and binance.us): ccxt syncs the book itself (REST snapshot + `U`/`u` diffs).
+"""Binance spot, binance.us, USD-M and COIN-M futures (ccxt ids binance, binanceus, binanceusdm,
+binancecoinm): ccxt syncs the book itself (REST snapshot + `U`/`u` diffs).
 
 Sample diff on `btcusdt@depth@100ms`::
 
     {"e": "depthUpdate", "E": 1723161600123, "s": "BTCUSDT", "U": 157, "u": 160,
      "b": [["60000.10", "0.5"]], "a": [["60000.20", "0"]]}
 
-Bronze `book_updates` ids: first/last = `U`/`u`, prev = `pu` (USD-M futures only). The diff stream
+Bronze `book_updates` ids: first/last = `U`/`u`, prev = `pu` (futures only). The diff stream
 updates every level of the book, so the book is kept at full depth (not trimmed to the 1000-level
-REST snapshot). Rules: ccxt raises InvalidNonce when a diff's `U` is past the last applied `u` + 1 and
-re-fetches the REST snapshot on the next watch. Quirks: the server closes every connection at 24 h
+REST snapshot). Rules (`sync_rules`): spot `contiguous` (`U` = previous `u` + 1), futures `prev_chain`
+(`pu` = previous `u`); ccxt checks both, raises InvalidNonce on a break and re-fetches the REST
+snapshot on the next watch. Quirks: the server closes every connection at 24 h
 and announces maintenance with `{"e": "serverShutdown"}`; `watchTickers` defaults to miniTicker
 (no bid/ask), so the full 24hrTicker stream is asked for.
 """
@@ -19,8 +21,28 @@ from typing import Any, ClassVar
 
 from daedalus.collector.venue_ccxt import CcxtVenue
 
+_SPOT_DOC = (
+    "https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams"
+    "#how-to-manage-a-local-order-book-correctly"
+)
+_FUTURES_DOC = (
+    "https://developers.binance.com/docs/derivatives/{}/websocket-market-streams/"
+    "How-to-manage-a-local-order-book-correctly"
+)
+
 
 class Venue(CcxtVenue):
+    # spot (and binance.us): U = previous u + 1; USD-M / COIN-M futures: pu = previous u
+    sync_rules: ClassVar[dict[str, str]] = {
+        "spot": "contiguous",
+        "linear": "prev_chain",
+        "inverse": "prev_chain",
+    }
+    sync_rule_docs: ClassVar[dict[str, str]] = {
+        "spot": _SPOT_DOC,
+        "linear": _FUTURES_DOC.format("usds-margined-futures"),
+        "inverse": _FUTURES_DOC.format("coin-margined-futures"),
+    }
     channel_params: ClassVar[dict[str, dict[str, Any]]] = {"ticker": {"name": "ticker"}}
     options: ClassVar[dict[str, Any]] = {"watchOrderBookLimit": 1000}
     max_connection_hours: ClassVar[float | None] = 24.0

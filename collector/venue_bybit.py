@@ -26,6 +26,11 @@ BOOK_DEPTH = 50
 
 
 class Venue(CcxtVenue):
+    # `u` grows by one per delta of a topic; a snapshot resets it
+    sync_rules: ClassVar[dict[str, str]] = dict.fromkeys(("spot", "linear", "inverse"), "increasing")
+    sync_rule_docs: ClassVar[dict[str, str]] = dict.fromkeys(
+        ("spot", "linear", "inverse"), "https://bybit-exchange.github.io/docs/v5/websocket/public/orderbook"
+    )
     book_limit: ClassVar[int | None] = BOOK_DEPTH
 
     def control(self, message: Any) -> tuple[str, str] | None:

@@ -12,8 +12,15 @@ from __future__ import annotations
 import importlib
 from typing import Any, ClassVar
 
-# exchange id -> venue module (collector/venue_<name>.py); other ids get the defaults
+# exchange id -> venue module (collector/venue_<name>.py); ccxt's other ids of a family (binanceusdm,
+# binancecoinm, myokx, bybiteu, ...) subclass the family's class and reach its module (`module_name`);
+# other ids get the defaults
 _MODULES = {"binance": "binance", "binanceus": "binance", "okx": "okx", "bybit": "bybit", "kraken": "kraken"}
+
+# Book sync rules (docs/contracts.md "Sync rules"; the build applies the one bronze names per row):
+# contiguous = each diff's first id is the previous last id + 1; prev_chain = each diff names the
+# previous last id; increasing = the last id grows; none = no ids (a checksum guards the book).
+SYNC_RULES = ("contiguous", "prev_chain", "increasing", "none")
 
 
 class CcxtVenue:
@@ -36,12 +43,33 @@ class CcxtVenue:
     text_frames: ClassVar[tuple[str, ...]] = ()
     # the venue drops every connection at this age (Binance: 24 h); the collector reconnects before
     max_connection_hours: ClassVar[float | None] = None
+    # the venue streams book deltas (ccxt keeps its book from them): `book_updates` serves the book.
+    # False: every message is a whole book, so the top-N `orderbook` channel is collected instead
+    book_deltas: ClassVar[bool] = True
     # the book feed updates every level of the venue's book (Binance's diff stream), so ccxt's depth
     # limit is not applied: trimming would drop levels the feed still updates
     full_depth_feed: ClassVar[bool] = False
 
+    # the sync rule the venue documents for its book feed, per market type (spot / linear / inverse),
+    # and the page it comes from; a type not named has no declared rule (bronze `sync_rule` NULL)
+    sync_rules: ClassVar[dict[str, str]] = {}
+    sync_rule_docs: ClassVar[dict[str, str]] = {}
+
     def __init__(self) -> None:
         self.last_seq: dict[str, int] = {}  # per market id, for venues whose rule we check ourselves
+
+    def book_channels(self, channels: list[str]) -> tuple[bool, bool]:
+        """(collect `orderbook`, collect `book_updates`) for the configured channels: one book channel
+        by default, `orderbook` where the venue streams no deltas or where it is configured."""
+        books, updates = "orderbook" in channels, "book_updates" in channels
+        if updates and not self.book_deltas:
+            return True, False
+        return books, updates
+
+    def sync_rule(self, market: Any) -> str | None:
+        """The declared sync rule for a ccxt market (its type from ccxt's spot / linear / inverse)."""
+        kind = market_type(market)
+        return self.sync_rules.get(kind) if kind is not None else None
 
     def control(self, message: Any) -> tuple[str, str] | None:
         """A control frame: ("subscribe_ack" | "error" | "shutdown", detail), else None."""
@@ -70,9 +98,40 @@ class CcxtVenue:
         Default: nothing (ccxt reloads by itself, e.g. Binance's REST snapshot)."""
 
 
+def market_type(market: Any) -> str | None:
+    """ "spot" | "linear" | "inverse" from a ccxt market (margin markets trade the spot book)."""
+    if not isinstance(market, dict):
+        return None
+    if market.get("spot") or market.get("type") in ("spot", "margin"):
+        return "spot"
+    if market.get("linear"):
+        return "linear"
+    if market.get("inverse"):
+        return "inverse"
+    return None
+
+
+def module_name(exchange_id: str) -> str | None:
+    """The venue module of an exchange id: its own, or its ccxt family's (a ccxt.pro class that
+    subclasses a known exchange's class speaks that exchange's protocol: binanceusdm is a binance)."""
+    name = _MODULES.get(exchange_id)
+    if name is not None:
+        return name
+    try:
+        import ccxt.pro as ccxtpro
+
+        cls = getattr(ccxtpro, exchange_id, None) if exchange_id in ccxtpro.exchanges else None
+    except ImportError:  # pragma: no cover - ccxt is a dependency
+        return None
+    for base in cls.__mro__[1:] if isinstance(cls, type) else ():
+        if base.__name__ in _MODULES and base.__module__.startswith("ccxt.pro."):
+            return _MODULES[base.__name__]
+    return None
+
+
 def venue_for(exchange_id: str) -> CcxtVenue:
     """A fresh venue object (it holds per-collector sequence state)."""
-    name = _MODULES.get(exchange_id)
+    name = module_name(exchange_id)
     if name is None:
         return CcxtVenue()
     return importlib.import_module(f"daedalus.collector.venue_{name}").Venue()

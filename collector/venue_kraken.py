@@ -64,6 +64,9 @@ def kraken_checksum(bids: list, asks: list, price_dp: int, qty_dp: int) -> int:
 
 
 class Venue(CcxtVenue):
+    # no update ids: the CRC32 checksum checked after every frame guards the book
+    sync_rules: ClassVar[dict[str, str]] = {"spot": "none"}
+    sync_rule_docs: ClassVar[dict[str, str]] = {"spot": "https://docs.kraken.com/api/docs/websocket-v2/book"}
     book_limit: ClassVar[int | None] = BOOK_DEPTH
     # ccxt throttles WebSocket sends with Kraken's REST rate limit (one per second): four feeds then
     # take 4 s to subscribe and a resync waits its turn. Kraken's WS takes subscribes far faster.

@@ -59,6 +59,12 @@ def _remember(x: Any) -> str:
 
 
 class Venue(CcxtVenue):
+    # each update's prevSeqId is the previous message's seqId (right after the snapshot too)
+    sync_rules: ClassVar[dict[str, str]] = dict.fromkeys(("spot", "linear", "inverse"), "prev_chain")
+    sync_rule_docs: ClassVar[dict[str, str]] = dict.fromkeys(
+        ("spot", "linear", "inverse"),
+        "https://www.okx.com/docs-v5/en/#order-book-trading-market-data-ws-order-book-channel",
+    )
     text_frames: ClassVar[tuple[str, ...]] = ("pong",)
 
     def control(self, message: Any) -> tuple[str, str] | None:
@@ -73,7 +79,9 @@ class Venue(CcxtVenue):
         return None
 
     def book_frame(self, message: Any) -> tuple[str, str, str | None] | None:
-        if not isinstance(message, dict):
+        # a (un)subscribe ack names the channel too, but is no book message: ccxt must see it (after a
+        # checksum break it completes ccxt's unsubscribe, which then subscribes again)
+        if not isinstance(message, dict) or "event" in message:
             return None
         arg = message.get("arg")
         if not isinstance(arg, dict) or not str(arg.get("channel", "")).startswith("books"):
@@ -81,7 +89,7 @@ class Venue(CcxtVenue):
         return (arg.get("instId"), "snapshot" if message.get("action") == "snapshot" else "update", None)
 
     def book_update(self, message: Any) -> tuple[Any, Any, Any, Any] | None:
-        if not isinstance(message, dict) or "arg" not in message or "action" not in message:
+        if not isinstance(message, dict) or "action" not in message or "event" in message:
             return None
         data = message.get("data") or []
         last = data[-1] if data and isinstance(data[-1], dict) else {}

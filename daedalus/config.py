@@ -66,10 +66,12 @@ class IngestionConfig(_Section):
     symbols: list[str] = Field(default_factory=lambda: ["BTC/USDT"])
     """Symbols in ccxt form (BTC/USDT)."""
     channels: list[Literal["ticker", "trades", "orderbook", "book_updates"]] = Field(
-        default_factory=lambda: ["ticker", "trades", "orderbook", "book_updates"]
+        default_factory=lambda: ["ticker", "trades", "book_updates"]
     )
-    """Channels to collect: `orderbook` = top-`orderbook_levels` snapshots after every update,
-    `book_updates` = every applied book update at full depth, with snapshots and hourly checkpoints."""
+    """Channels to collect: `book_updates` = every applied book update at full depth, with snapshots
+    and hourly checkpoints (silver rebuilds the book from it); `orderbook` = top-`orderbook_levels`
+    snapshots after every update, collected when named here, and instead of `book_updates` on a venue
+    that streams no deltas (collector/venue_ccxt.py `book_deltas`)."""
     raw_format: Literal["parquet", "ndjson"] = "parquet"
     """Raw segment format: parquet (typed, recommended) or ndjson (legacy)."""
     batch_size: int = Field(1000, ge=1)
@@ -130,6 +132,11 @@ class FeatureConfig(_Section):
     """Exchanges whose book updates never delete a level the book does not hold: there such a delete
     (inside the depth of the last load) breaks a book rebuilt from book_updates. Not Binance: its
     diffs aggregate 100 ms and delete unseen levels as a matter of course."""
+    max_unserved_book_share: float = Field(0.005, ge=0, le=1)
+    """Largest share of a series-day's book_updates messages that may go unserved (lost: a gap, a
+    regression, refused levels, no book; stale or duplicate messages and a REST load without exchange
+    time lose no update) before the build's data test sql/tests/book_unserved_share.sql fails, naming
+    the series and the count."""
     horizons: list[int] = Field(default_factory=lambda: [5, 15, 60, 300, 900])
     """Trailing windows (seconds) of rolling features."""
     bar_durations: list[int] = Field(default_factory=lambda: [1, 5, 30, 60, 300, 900, 3600])
@@ -260,6 +267,12 @@ class WatchConfig(_Section):
     """`daedalus watch`: seconds between cycles."""
 
 
+class StatusConfig(_Section):
+    max_age_seconds: float = Field(3600.0, gt=0)
+    """`daedalus coverage` exits 10 when a series' newest silver row is older than this (seconds);
+    `--max-age` overrides it."""
+
+
 class Config(_Section):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     """Where the lake lives."""
@@ -275,6 +288,8 @@ class Config(_Section):
     """`daedalus compact`."""
     watch: WatchConfig = Field(default_factory=WatchConfig)
     """`daedalus watch`."""
+    status: StatusConfig = Field(default_factory=StatusConfig)
+    """`daedalus coverage` and the health page of `daedalus docs`."""
     project_dir: str | None = None
     """A user project (from `daedalus init`) whose models sit beside the built-in ones."""
 

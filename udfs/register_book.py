@@ -1,15 +1,20 @@
 """DuckDB registration of the full-depth book rebuild (udfs/kernels/book.py): one connection per row.
 
-`daedalus_book_rebuild(rows, max_levels, bands, staleness_s, strict_deletes, start)`: `rows` is one
-connection's bronze `book_updates` rows, `list(struct_pack(seq, ts, capture_ts, kind, first_update_id,
-last_update_id, prev_update_id, bids, asks, n_breaks) ORDER BY seq)`, as silver.orderbook hands them
-over; the result holds, per served input row with ts ≥ `start` (the slice; earlier rows only warm the
-book up) and in the same order, the pass-through keys, whether the row is served
-(`emit`), whether the book restarts there (`restart`) and why (`reason`, '' when nothing happened),
-`break_before` (FEATURES.md "Time": a restart, a break event received since the previous served row —
-`n_breaks` grew —, more than `staleness_s` of exchange time since it, or no previous served row), the
-top `max_levels` levels and the whole-book band sums (NULL where not visible). The list's ORDER BY
-fixes the replay order, never DuckDB's vector scheduling, so no state crosses calls.
+`daedalus_book_rebuild(rows, max_levels, bands, staleness_s, strict_deletes, start, unserved)`: `rows`
+is one connection's bronze `book_updates` rows, `list(struct_pack(seq, ts, capture_ts, kind,
+first_update_id, last_update_id, prev_update_id, bids, asks, n_breaks, sync_rule, invalid, hold) ORDER
+BY seq)`, as silver.orderbook hands them over (`invalid`: silver refuses the row's levels; `hold`: the
+same message came on another connection first; `sync_rule` NULL: inferred for the connection from its
+ids, docs/contracts.md). The result holds, per served input row with ts ≥ `start` (the slice; earlier
+rows only warm the book up) and in the same order, the pass-through keys, whether the row is served
+(`emit`), whether the book restarts there (`restart`), `break_before` (FEATURES.md "Time": a restart,
+a break event received since the previous row that loaded or changed the book — `n_breaks` grew —,
+more than `staleness_s` of exchange time since it, or none; what a checkpoint causes moves to the next
+served row) and its reason (`reason`, '' when nothing happened), the top `max_levels` levels and the
+whole-book band sums (NULL where not visible). With `unserved` true it holds instead the book messages
+(snapshot / delta rows, ts ≥ `start`) NOT served, each with why (`reason`; no levels): what
+silver.orderbook_unserved counts. The list's ORDER BY fixes the replay order, never DuckDB's vector
+scheduling, so no state crosses calls.
 """
 
 from __future__ import annotations
@@ -22,7 +27,21 @@ import pyarrow.compute as pc
 
 from daedalus.udfs import arrow_io as aio
 from daedalus.udfs.arrow_io import LEVEL_SQL
-from daedalus.udfs.kernels.book import NO_ID, REASONS, rebuild_books
+from daedalus.udfs.kernels.book import (
+    KIND_CHECKPOINT,
+    KIND_DELTA,
+    KIND_INVALID,
+    KIND_INVALID_CHECKPOINT,
+    NO_ID,
+    REASONS,
+    RULE_CONTIGUOUS,
+    RULE_INCREASING,
+    RULE_NONE,
+    RULE_PREV_CHAIN,
+    RULES,
+    place_breaks,
+    rebuild_books,
+)
 
 if TYPE_CHECKING:
     import duckdb
@@ -30,7 +49,8 @@ if TYPE_CHECKING:
 BOOK_REBUILD = "daedalus_book_rebuild"
 ROWS_SQL = (
     f"STRUCT(seq BIGINT, ts TIMESTAMPTZ, capture_ts TIMESTAMPTZ, kind VARCHAR, first_update_id BIGINT, "
-    f"last_update_id BIGINT, prev_update_id BIGINT, bids {LEVEL_SQL}, asks {LEVEL_SQL}, n_breaks BIGINT)[]"
+    f"last_update_id BIGINT, prev_update_id BIGINT, bids {LEVEL_SQL}, asks {LEVEL_SQL}, n_breaks BIGINT, "
+    f"sync_rule VARCHAR, invalid BOOLEAN, hold BOOLEAN)[]"
 )
 RETURN_SQL = (
     f"STRUCT(seq BIGINT[], ts TIMESTAMPTZ[], capture_ts TIMESTAMPTZ[], kind VARCHAR[], "
@@ -50,7 +70,14 @@ def _ids(rows: pa.StructArray, name: str) -> np.ndarray:
     )
 
 
+def _flags(rows: pa.StructArray, name: str) -> np.ndarray:
+    if rows.type.get_field_index(name) < 0:
+        return np.zeros(len(rows), bool)
+    return np.asarray(pc.fill_null(pc.struct_field(rows, name), False).to_numpy(zero_copy_only=False), bool)
+
+
 def _kinds(rows: pa.StructArray) -> np.ndarray:
+    """Kernel kind codes; a row silver refuses (`invalid`) breaks the book (a refused checkpoint too)."""
     kind = pc.struct_field(rows, "kind")
     codes = np.full(len(kind), -1, np.int8)
     for name, code in KIND_CODES.items():
@@ -63,27 +90,50 @@ def _kinds(rows: pa.StructArray) -> np.ndarray:
             f"{BOOK_REBUILD}: unknown book_updates kind {bad}; "
             "allowed: snapshot, delta, checkpoint (invalid from silver)"
         )
+    invalid = _flags(rows, "invalid")
+    codes[invalid & (codes == KIND_CHECKPOINT)] = KIND_INVALID_CHECKPOINT
+    codes[invalid & (codes != KIND_INVALID_CHECKPOINT)] = KIND_INVALID
     return codes
+
+
+RULE_CODES = {name: code for code, name in enumerate(RULES)}
+
+
+def infer_rule(prev_id: np.ndarray, first_id: np.ndarray, last_id: np.ndarray, kinds: np.ndarray) -> int:
+    """The rule of a connection whose rows do not name one (a lake written before `sync_rule`), from
+    the ids its deltas carry (docs/contracts.md)."""
+    delta = kinds == KIND_DELTA
+    if (prev_id[delta] != NO_ID).any():
+        return RULE_PREV_CHAIN
+    if (first_id[delta] != NO_ID).any():
+        return RULE_CONTIGUOUS
+    if (last_id[delta] != NO_ID).any():
+        return RULE_INCREASING
+    return RULE_NONE
+
+
+def _rules(
+    rows: pa.StructArray, prev_id: np.ndarray, first_id: np.ndarray, last_id: np.ndarray, kinds: np.ndarray
+) -> np.ndarray:
+    if rows.type.get_field_index("sync_rule") < 0:
+        return np.full(len(rows), infer_rule(prev_id, first_id, last_id, kinds), np.int8)
+    names = pc.struct_field(rows, "sync_rule")
+    out = np.full(len(names), -1, np.int8)
+    for name, code in RULE_CODES.items():
+        out[np.asarray(pc.fill_null(pc.equal(names, name), False).to_numpy(zero_copy_only=False), bool)] = (
+            code
+        )
+    named = np.asarray(names.is_valid().to_numpy(zero_copy_only=False), bool)
+    if (named & (out < 0)).any():
+        bad = names.filter(pa.array(named & (out < 0))).to_pylist()[:3]
+        raise ValueError(f"{BOOK_REBUILD}: unknown sync_rule {bad}; allowed: {', '.join(RULES)}")
+    if (~named).any():
+        out[~named] = infer_rule(prev_id, first_id, last_id, kinds)
+    return out
 
 
 def _lists(values: pa.Array, offsets: np.ndarray) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32), pa.int32()), values)
-
-
-def breaks_before(
-    emit: np.ndarray, restart: np.ndarray, ts_us: np.ndarray, n_breaks: np.ndarray, staleness_us: int
-) -> np.ndarray:
-    """break_before of the served rows (False elsewhere): the series rule on served rows only."""
-    out = np.zeros(emit.shape[0], np.bool_)
-    idx = np.flatnonzero(emit)
-    if idx.shape[0]:
-        flag = restart[idx].copy()
-        flag[0] = True
-        flag[1:] |= (n_breaks[idx[1:]] > n_breaks[idx[:-1]]) | (
-            ts_us[idx[1:]] - ts_us[idx[:-1]] > staleness_us
-        )
-        out[idx] = flag
-    return out
 
 
 def rebuild_connection(
@@ -93,19 +143,24 @@ def rebuild_connection(
     staleness_s: float,
     strict_deletes: bool,
     start_us: int,
+    unserved: bool = False,
 ) -> dict[str, pa.Array]:
     """One connection's rows (seq order) through the kernel: a column per output field, one row per
-    served row with ts ≥ start_us (the earlier rows only warm the book up and place breaks)."""
+    served row with ts ≥ start_us (the earlier rows only warm the book up and place breaks); with
+    `unserved`, one row per book message with ts ≥ start_us that is not served, with its reason."""
     bpx, bsz, boff = aio.levels(pc.struct_field(rows, "bids"))
     apx, asz, aoff = aio.levels(pc.struct_field(rows, "asks"))
     ts = aio.ts_us(pc.struct_field(rows, "ts"))
-    wanted = ts >= start_us
-    emit, restart, reason, obp, obs, obo, oap, oas, oao, bb, ab = rebuild_books(
-        _kinds(rows),
+    wanted = (ts >= start_us) & (not unserved)
+    kinds = _kinds(rows)
+    first, last, prev = (_ids(rows, k) for k in ("first_update_id", "last_update_id", "prev_update_id"))
+    anchored = bool(len(ts) and ts[0] < start_us)
+    emit, restart, reason, applied, account, obp, obs, obo, oap, oas, oao, bb, ab = rebuild_books(
+        kinds,
         _ids(rows, "seq"),
-        _ids(rows, "first_update_id"),
-        _ids(rows, "last_update_id"),
-        _ids(rows, "prev_update_id"),
+        first,
+        last,
+        prev,
         bpx,
         bsz,
         boff,
@@ -116,15 +171,36 @@ def rebuild_connection(
         bands,
         strict_deletes,
         wanted,
+        _rules(rows, prev, first, last, kinds),
+        _flags(rows, "hold"),
+        anchored,
     )
     del bpx, bsz, boff, apx, asz, aoff
+    nb = bands.shape[0] - 1
+    if unserved:
+        message = (kinds != KIND_CHECKPOINT) & (kinds != KIND_INVALID_CHECKPOINT)
+        keep = np.flatnonzero(message & ~emit & (ts >= start_us))
+        out = {k: pc.struct_field(rows, k).take(pa.array(keep)) for k in PASS}
+        empty = np.zeros(keep.shape[0] + 1, np.int64)
+        out.update(
+            emit=pa.array(np.zeros(keep.shape[0], bool)),
+            restart=pa.array(np.zeros(keep.shape[0], bool)),
+            break_before=pa.array(np.zeros(keep.shape[0], bool)),
+            reason=_reasons(account[keep]),
+            bids=_lists(pa.array([], LEVEL), empty),
+            asks=_lists(pa.array([], LEVEL), empty),
+            bid_bands=_lists(pa.array([], pa.float64()), empty),
+            ask_bands=_lists(pa.array([], pa.float64()), empty),
+        )
+        return out
     n_breaks = np.asarray(
         pc.fill_null(pc.struct_field(rows, "n_breaks"), 0).to_numpy(zero_copy_only=False), np.int64
     )
-    bb_flags = breaks_before(emit, restart, ts, n_breaks, int(staleness_s * 1_000_000))
+    bb_flags, why = place_breaks(
+        emit, applied, restart, reason, ts, n_breaks, np.int64(int(staleness_s * 1_000_000)), anchored
+    )
     keep = np.flatnonzero(emit & wanted)
     mask = pa.array(emit & wanted)
-    nb = bands.shape[0] - 1
     band_off = np.arange(keep.shape[0] + 1, dtype=np.int64) * nb
     # rows not kept hold no levels, so the kept rows' offsets (and the end) address the values as they are
     b_off, a_off = np.append(obo[keep], obo[-1]), np.append(oao[keep], oao[-1])
@@ -133,9 +209,7 @@ def rebuild_connection(
         emit=pa.array(emit[keep]),
         restart=pa.array(restart[keep]),
         break_before=pa.array(bb_flags[keep]),
-        reason=pa.DictionaryArray.from_arrays(pa.array(reason[keep], pa.int8()), pa.array(REASONS)).cast(
-            pa.string()
-        ),
+        reason=_reasons(why[keep]),
         bids=_lists(pa.StructArray.from_arrays([pa.array(obp), pa.array(obs)], fields=list(LEVEL)), b_off),
         asks=_lists(pa.StructArray.from_arrays([pa.array(oap), pa.array(oas)], fields=list(LEVEL)), a_off),
         bid_bands=_lists(aio.f64_array(bb[keep].ravel()), band_off),
@@ -144,13 +218,17 @@ def rebuild_connection(
     return out
 
 
-def book_rebuild_udf(rows, max_levels, bands, staleness, strict_deletes, start) -> pa.StructArray:
+def _reasons(codes: np.ndarray) -> pa.Array:
+    return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int8()), pa.array(REASONS)).cast(pa.string())
+
+
+def book_rebuild_udf(rows, max_levels, bands, staleness, strict_deletes, start, unserved) -> pa.StructArray:
     """Arrow entry point of `daedalus_book_rebuild`: one result row (lists) per connection row."""
     # The previous call's result was freed once DuckDB copied it: hand those pages back to the OS
     # (pyarrow's pool keeps them mapped otherwise, and every later model of the build starts higher).
     pa.default_memory_pool().release_unused()
-    rows_a, lv_a, bands_a, stale_a, strict_a, start_a = (
-        aio.flat(a) for a in (rows, max_levels, bands, staleness, strict_deletes, start)
+    rows_a, lv_a, bands_a, stale_a, strict_a, start_a, unserved_a = (
+        aio.flat(a) for a in (rows, max_levels, bands, staleness, strict_deletes, start, unserved)
     )
     start_us = aio.ts_us(start_a)
     names = [*PASS, "emit", "restart", "break_before", "reason", "bids", "asks", "bid_bands", "ask_bands"]
@@ -169,6 +247,7 @@ def book_rebuild_udf(rows, max_levels, bands, staleness, strict_deletes, start) 
             float(stale_a[i].as_py()),
             bool(strict_a[i].as_py()),
             int(start_us[i]),
+            bool(unserved_a[i].as_py()),
         )
         for k in names:
             parts[k].append(cols[k])
@@ -216,7 +295,7 @@ def register_book(con: duckdb.DuckDBPyConnection) -> None:
     con.create_function(
         BOOK_REBUILD,
         book_rebuild_udf,
-        [t(ROWS_SQL), t("INTEGER"), t("DOUBLE[]"), t("DOUBLE"), t("BOOLEAN"), t("TIMESTAMPTZ")],
+        [t(ROWS_SQL), t("INTEGER"), t("DOUBLE[]"), t("DOUBLE"), t("BOOLEAN"), t("TIMESTAMPTZ"), t("BOOLEAN")],
         t(RETURN_SQL),
         type="arrow",
         null_handling="special",

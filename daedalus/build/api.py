@@ -24,7 +24,7 @@ from daedalus.build.catalog_views import refresh_catalog
 from daedalus.build.execute import execute
 from daedalus.build.materializations import MATERIALIZATIONS, PartPlan
 from daedalus.build.materializations.base import partition_id
-from daedalus.build.outcome import last_test_results, load_failed, record_tested
+from daedalus.build.outcome import build_history, last_test_results, load_failed, record_tested
 from daedalus.build.planner import plan
 from daedalus.build.publish import claim_staging
 from daedalus.build.session import Session, connect
@@ -43,6 +43,7 @@ __all__ = [
     "PartPlan",
     "Session",
     "build",
+    "build_history",
     "compile_sql",
     "connect",
     "example_sql",

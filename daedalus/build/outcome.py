@@ -11,7 +11,8 @@
   a partition it finds failing is rebuilt by the next build and leaves the catalog at once; one it
   finds passing again is cleared.
 - `_state/last_build.json` keeps the models that ended ERROR or SKIP and the build's arguments, for
-  `daedalus retry`.
+  `daedalus retry`, and the seconds per model of the last `HISTORY` builds (the health page's
+  sparklines, daedalus/serve/health.py).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 FAILED_TESTS = "_state/failed_tests.json"
 LAST_BUILD = "_state/last_build.json"
 STATUSES = ("PASS", "WARN", "ERROR", "SKIP")
+HISTORY = 30  # builds whose per-model durations last_build.json keeps
 
 
 @dataclass
@@ -200,14 +202,25 @@ class BuildTracker:
 
     def record_last_build(self, args: dict[str, Any]) -> None:
         again = [n for n, o in self.outcomes.items() if o.status in ("ERROR", "SKIP")]
-        tests = dict(_read_json(self.lake, LAST_BUILD).get("tests", {}))  # models not built keep theirs
+        before = _read_json(self.lake, LAST_BUILD)
+        tests = dict(before.get("tests", {}))  # models not built keep theirs
         tests.update({n: {"at": time.time(), "results": r} for n, r in self.tests.items()})
+        now = time.time()
+        entry = {
+            "finished_at": now,
+            "seconds": {
+                n: round(o.seconds, 4) for n, o in self.outcomes.items() if o.status in ("PASS", "WARN")
+            },
+            "status": {n: o.status for n, o in self.outcomes.items()},
+        }
+        history = [h for h in before.get("history", []) if isinstance(h, dict)][-(HISTORY - 1) :] + [entry]
         doc = {
-            "finished_at": time.time(),
+            "finished_at": now,
             "retry": again,
             "args": args,
             "outcomes": {n: o.status for n, o in self.outcomes.items()},
             "tests": tests,
+            "history": history,
         }
         self.lake.write_atomic(LAST_BUILD, json.dumps(doc, indent=1).encode())
 
@@ -252,6 +265,11 @@ def last_test_results(lake: Lake) -> dict[str, dict[str, Any]]:
     return dict(_read_json(lake, LAST_BUILD).get("tests", {}))
 
 
+def build_history(lake: Lake) -> list[dict[str, Any]]:
+    """The last builds, oldest first: [{"finished_at", "seconds": {model: s}, "status": {model: PASS...}}]."""
+    return [h for h in _read_json(lake, LAST_BUILD).get("history", []) if isinstance(h, dict)]
+
+
 def load_retry(lake: Lake) -> tuple[list[str], dict[str, Any]]:
     """The models the last build left ERROR or SKIP, and that build's arguments."""
     from daedalus.errors import ConfigError
@@ -265,6 +283,7 @@ def load_retry(lake: Lake) -> tuple[list[str], dict[str, Any]]:
 __all__ = [
     "BuildTracker",
     "ModelOutcome",
+    "build_history",
     "catalog_filter",
     "counts",
     "failed_keys",

@@ -5,12 +5,13 @@ reads is rebuilt in this build ("upstream rebuilt"), or (carry_state) when an ea
 series is ("earlier date rebuilt"), or when its fingerprint differs from the manifest's.
 
 The fingerprint hashes named parts (SQLMesh's snapshot fingerprint, in small): `sql` (the compiled
-SQL, which names the exact input files), `config` (the data-affecting config), `inputs` (sizes and
+SQL as tokens, `sqltext.canonical_sql`: layout and comments change no partition; it names the exact
+input files), `config` (the data-affecting config), `inputs` (sizes and
 mtimes of the input files) and `previous` (carry_state: the previous partition's files). The manifest
 stores each part's hash beside the fingerprint, so the reason names what changed ("sql changed",
 "config changed, inputs changed"); a partition recorded before the parts were stored only says
-"inputs changed". The combined fingerprint is the one older versions computed, so upgrading
-rebuilds nothing.
+"inputs changed". A partition recorded before the sql part was canonical (no `sql_form` in its
+parts) is checked against the fingerprint older versions computed, so upgrading rebuilds nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from daedalus.build.outcome import load_failed
 from daedalus.build.parts import InputPart
 from daedalus.build.publish import normalize_sql
 from daedalus.lake.manifest import files_fingerprint, fingerprint
+from daedalus.sqltext import canonical_sql
 
 if TYPE_CHECKING:
     from daedalus.build.project import Model
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from daedalus.lake.manifest import PartitionState
 
 PARTS = ("sql", "config", "inputs", "previous")  # the order reasons name them in
+SQL_FORM = "tokens"  # parts["sql_form"]: the sql part hashes canonical_sql, not the rendered text
 # An input as a compiled query reads it: its exact files, or an empty marker while it has none. Which
 # files is the `inputs` part, so the `sql` part sees every input as the same token.
 INPUT = re.compile(
@@ -39,9 +42,10 @@ INPUT = re.compile(
 
 
 def partition_fingerprint(
-    s: Session, model: Model, part: PartPlan
+    s: Session, model: Model, part: PartPlan, legacy: bool = False
 ) -> tuple[str, dict[str, str], dict[str, str]]:
-    """(fingerprint, input partition id → files' fingerprint, named part → its hash)."""
+    """(fingerprint, input partition id → files' fingerprint, named part → its hash). `legacy`: the
+    fingerprint as versions before canonical SQL computed it (over the rendered text)."""
     # Empty inputs render as a marker: how their columns were learned (manifest, SQL, kwargs)
     # must not change the fingerprint.
     sql = normalize_sql(s.compile_model_sql(model, part, symbolic_empty=True)).replace(s.lake.root, "<root>")
@@ -51,14 +55,28 @@ def partition_fingerprint(
     if prev is not None:
         inputs[f"previous:{prev.pid}"] = files_fingerprint(prev.files)
     config = model.config.data_affecting()
-    fp = fingerprint({"sql": sql, "inputs": inputs, "config": config})
+    text = sql if legacy else canonical_sql(sql)
+    fp = fingerprint({"sql": text, "inputs": inputs, "config": config})
     parts = {
-        "sql": fingerprint(INPUT.sub("<input>", sql)),
+        "sql": fingerprint(INPUT.sub("<input>", sql) if legacy else canonical_sql(INPUT.sub("<input>", sql))),
         "config": fingerprint(config),
         "inputs": fingerprint(own_inputs),
         "previous": fingerprint({k: v for k, v in inputs.items() if k.startswith("previous:")}),
     }
+    if not legacy:
+        parts["sql_form"] = SQL_FORM
     return fp, inputs, parts
+
+
+def fresh(s: Session, model: Model, part: PartPlan, state: PartitionState) -> tuple[bool, dict[str, str]]:
+    """Does the partition match its recorded fingerprint? (and the current named parts)"""
+    fp, _, parts = partition_fingerprint(s, model, part)
+    if fp == state.fingerprint:
+        return True, parts
+    if state.parts.get("sql_form") != SQL_FORM:  # recorded over the rendered text: compare alike
+        old_fp, _, old_parts = partition_fingerprint(s, model, part, legacy=True)
+        return old_fp == state.fingerprint, old_parts
+    return False, parts
 
 
 def changed(old: PartitionState, parts: dict[str, str]) -> str:
@@ -130,8 +148,8 @@ def plan(s: Session, models: list[str], full_refresh: bool = False) -> list[Part
             elif model.config.carry_state and part.series() in stale_series:
                 reason = "earlier date rebuilt"
             else:
-                fp, _, parts = partition_fingerprint(s, model, part)
-                if fp != state.fingerprint:
+                same, parts = fresh(s, model, part, state)
+                if not same:
                     reason = changed(state, parts)
             if not reason:
                 continue

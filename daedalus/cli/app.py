@@ -66,11 +66,12 @@ def _load_plugins(target: typer.Typer) -> None:
 def _register_commands() -> None:
     from daedalus.cli import build as cli_build
     from daedalus.cli import collect as cli_collect
+    from daedalus.cli import coverage as cli_coverage
     from daedalus.cli import ops as cli_ops
     from daedalus.cli.usage import install_help_metavars
 
     install_help_metavars()
-    for module in (cli_build, cli_collect, cli_ops):
+    for module in (cli_build, cli_collect, cli_ops, cli_coverage):
         module.register(app)
     _load_plugins(app)
 

@@ -324,16 +324,22 @@ def ls_command(
 def docs_command(
     ctx: typer.Context,
     output: str = typer.Option(
-        None, "--output", "-o", help="Directory for index.html (default: <root>/docs)."
+        None, "--output", "-o", help="Directory for index.html and health.html (default: <root>/docs)."
     ),
+    start: str = typer.Option(
+        None, "--start", help="health.html: first UTC day (YYYY-MM-DD; default: ends on the newest)."
+    ),
+    days: int = typer.Option(1, "--days", help="health.html: how many UTC days, one cell per hour."),
 ) -> None:
-    """Write one self-contained HTML page: lineage graph, models, columns, tests, last build stats.
+    """Write self-contained HTML pages: index.html (lineage graph, models, columns, tests, last build
+    stats) and health.html (per series an hour strip of rows, breaks, losses and rejects; freshness;
+    build durations; data tests; mid, spread and VPIN per symbol).
 
-    Example: daedalus docs --output site/
+    Example: daedalus docs --output site/ --days 2
     """
     from daedalus.serve.docs_site import write_docs
 
-    path = write_docs(_cfg(ctx), output)
+    path = write_docs(_cfg(ctx), output, start, days)
     typer.echo(str(path))
 
 

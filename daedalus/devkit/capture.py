@@ -1,6 +1,6 @@
 """Load a recorded Binance spot stream (`<recv ns> <json>` per line, gzip) directly into bronze.
 
-The capture in `../shared/data` holds the combined `depth@100ms`, `trade` and `bookTicker` streams
+The capture in `tests/data` holds the combined `depth@100ms`, `trade` and `bookTicker` streams
 plus one REST depth snapshot. The order book is rebuilt with Binance's documented procedure
 ("How to manage a local order book correctly", Binance spot WebSocket streams docs):
 buffer diffs; on the snapshot drop every diff with u ≤ lastUpdateId; the first applied diff must have

@@ -1,4 +1,5 @@
-"""`daedalus docs`: one self-contained HTML page (no scripts, no external assets).
+"""`daedalus docs`: self-contained HTML pages (no scripts, no external assets): index.html, the models,
+below, and health.html, the lake's coverage (daedalus/serve/health_page.py).
 
 Lineage as an inline SVG (sources → models, one column per DAG depth; an edge that skips columns
 runs along the free lanes between boxes, never behind one) with a legend, then per model: layer,
@@ -213,7 +214,8 @@ def render_docs(session: Session) -> str:
     } | {n for n, p in failed.items() if p}
     generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     body = [
-        f"<h1>Daedalus models</h1><p class='sub'>Generated {generated} from {_e(s.lake.root)}</p>",
+        f"<h1>Daedalus models</h1><p class='sub'>Generated {generated} from {_e(s.lake.root)} · "
+        "<a href='health.html'>lake health</a></p>",
         "<nav>"
         + "".join(f"<a href='#model-{_e(n)}'>{_e(s.project.models[n].relation)}</a>" for n in s.dag.order)
         + "</nav>",
@@ -314,9 +316,14 @@ def _columns(docs: Any, ms: Any) -> str:
     )
 
 
-def write_docs(config: Config, output: str | Path | None = None) -> Path:
-    """Write `index.html` into `output` (default `<root>/docs` for a local lake); returns its path."""
+def write_docs(
+    config: Config, output: str | Path | None = None, start: str | None = None, days: int = 1
+) -> Path:
+    """Write `index.html` and `health.html` (daedalus/serve/health_page.py, over `days` UTC days from
+    `start`) into `output` (default `<root>/docs` for a local lake); returns the index's path."""
     from daedalus.build import open_session
+    from daedalus.serve.health import gather
+    from daedalus.serve.health_page import render_health
 
     s = open_session(config, udfs=False)
     try:
@@ -337,6 +344,7 @@ def write_docs(config: Config, output: str | Path | None = None) -> Path:
         tmp = out / ".index.html.tmp"
         tmp.write_text(page)
         os.replace(tmp, path)  # a reader of the old page never sees half of the new one
+        (out / "health.html").write_text(render_health(gather(config, start, days), config.storage.root))
     except OSError as e:
         raise ConfigError(f"--output {out}: cannot write the docs page there ({e.strerror or e})") from None
     return path

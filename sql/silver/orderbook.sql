@@ -1,18 +1,20 @@
 {{ config(materialized='partitioned', partition_by=['exchange', 'symbol', 'date'], tags=['orderbook', 'silver'],
           lookback=seconds_interval(features.max_state_staleness_seconds), order_by=['exchange', 'symbol', 'ts', 'seq'], slice_by='ts') }}
 {#-
-  One typed row per book the collector held: after every bronze `book_updates` row (full depth,
-  rebuilt by the numba kernel behind daedalus_book_rebuild) or, for series without updates (lakes
-  written before them), per bronze `orderbook` snapshot.
+  One typed row per book message the exchange sent and the book accepted (FEATURES.md "Books — what
+  silver serves"): after every accepted bronze `book_updates` snapshot or delta (full depth, rebuilt
+  by the numba kernel behind daedalus_book_rebuild; checkpoints only seed and validate the rebuild)
+  or, for series without updates (lakes written before them), per bronze `orderbook` snapshot.
 
   Both channels for one connection: its `book_updates` win and its `orderbook` rows are not read
   (they are the same books cut to a depth); a connection with only snapshots builds as before.
 
-  Updates (udfs/kernels/book.py): each connection's rows replay in seq order from its last snapshot
-  or checkpoint with exchange time before the slice (hourly checkpoints: found within
-  `anchor_seconds`), so a slice or a day rebuilds from its own rows plus that one load and equals a
-  build from the connection's start. Bands are summed over the whole rebuilt book. A delta that cannot
-  apply breaks the book until the next load: its rows are not served and the recovering load carries
+  Updates (udfs/kernels/book.py, rows: macros/book_updates.sql): each connection's rows replay in
+  seq order, by the row's sync rule, from its last snapshot or checkpoint with exchange time before
+  the slice (hourly checkpoints: found within `anchor_seconds`, macros/book_updates.sql), so a slice or a day rebuilds from its
+  own rows plus that one load and equals a build from the connection's start. Bands are summed over
+  the whole rebuilt book. A delta that cannot apply breaks the book until the next load: its rows are
+  not served (silver.orderbook_unserved counts them, with why) and the next served row carries
   `break_before` and the reason (`break_reason`).
 
   Snapshots: the lookback (max_state_staleness_seconds) is exactly what `break_before` needs: a
@@ -23,76 +25,16 @@
   etl.slice_hours): the final sort carries the lists, and a slice of them fits a small memory_limit
   where a whole day does not.
 -#}
-{%- set anchor_seconds = 7200 %}
 {%- set bands = features.bands_bps %}
-{%- macro upd_window(t) %}
-      coalesce({{ t }}."timestamp", {{ t }}.capture_ts) >= {{ partition.start }} - INTERVAL {{ anchor_seconds + 60 }} SECONDS
-      AND coalesce({{ t }}."timestamp", {{ t }}.capture_ts) < {{ partition.end }} + INTERVAL 60 SECONDS
-{%- endmacro %}
-WITH upd_keys AS (
-    SELECT exchange, symbol, conn_id, seq, kind, "timestamp"::TIMESTAMPTZ AS ts0, capture_ts::TIMESTAMPTZ AS capture_ts
-    FROM {{ source('bronze', 'book_updates') }} u
-    WHERE symbol IS NOT NULL AND {{ upd_window('u') }}
-),
-upd_stamped AS (
-    -- A load without exchange time (Binance's REST snapshot) takes the time of the next stamped row
-    -- of its connection, as snapshots below do.
-    SELECT exchange, symbol, conn_id, seq, kind, capture_ts,
-        coalesce(ts0, first_value(ts0 IGNORE NULLS) OVER (PARTITION BY exchange, symbol, conn_id ORDER BY seq
-                 ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)) AS ts
-    FROM upd_keys
-),
-upd_anchor AS (
-    SELECT exchange, symbol, conn_id, max(seq) AS anchor_seq
-    FROM upd_stamped
-    WHERE kind IN ('snapshot', 'checkpoint') AND ts < {{ partition.start }}
-    GROUP BY ALL
-),
-upd_live AS (
-    -- Connections with a row in the slice: the others would only be replayed up to where they
-    -- ended and serve nothing (a connection that closed after its last checkpoint before the slice).
-    SELECT DISTINCT exchange, symbol, conn_id
-    FROM upd_stamped
-    WHERE ts >= {{ partition.start }} AND ts < {{ partition.end }}
-),
-upd_pick AS (
-    -- From the anchor on (or the slice's own rows for a connection without one), up to the slice end.
-    SELECT k.exchange, k.symbol, k.conn_id, k.seq, min(k.ts) AS ts, min(k.capture_ts) AS capture_ts
-    FROM upd_stamped k
-    SEMI JOIN upd_live l ON l.exchange = k.exchange AND l.symbol = k.symbol AND l.conn_id = k.conn_id
-    LEFT JOIN upd_anchor a ON a.exchange = k.exchange AND a.symbol = k.symbol AND a.conn_id = k.conn_id
-    WHERE k.ts < {{ partition.end }}
-      AND (k.seq >= a.anchor_seq OR (a.anchor_seq IS NULL AND k.ts >= {{ partition.start }}))
-    GROUP BY ALL
-),
-{{ series_break_counts('upd_pick', ['orderbook', 'book_updates'], 'upd_breaks') }},
-upd_rows AS (
-    SELECT b.exchange, b.symbol, b.conn_id, b.seq, p.ts, p.capture_ts, p.n_breaks,
-        -- a row silver refuses is a lost update: the kernel breaks the book there (macros/quality.sql)
-        CASE WHEN {{ book_reject_reason() }} IS NULL THEN b.kind ELSE 'invalid' END AS kind,
-        b.first_update_id, b.last_update_id, b.prev_update_id, b.bids, b.asks
-    FROM {{ source('bronze', 'book_updates') }} b
-    JOIN upd_breaks p ON p.exchange = b.exchange AND p.symbol = b.symbol AND p.conn_id = b.conn_id AND p.seq = b.seq
-    WHERE b.symbol IS NOT NULL AND {{ upd_window('b') }}
-),
+WITH {{ book_update_rows() }},
 upd_rebuilt AS (
-    SELECT exchange, symbol, conn_id,
-        daedalus_book_rebuild(
-            list({'seq': seq, 'ts': ts, 'capture_ts': capture_ts, 'kind': kind, 'first_update_id': first_update_id,
-                  'last_update_id': last_update_id, 'prev_update_id': prev_update_id, 'bids': bids, 'asks': asks,
-                  'n_breaks': n_breaks} ORDER BY seq, capture_ts),
-            {{ features.max_levels }}, {{ bands | list }}::DOUBLE[], {{ features.max_state_staleness_seconds }}::DOUBLE,
-            {%- if features.strict_book_deletes %}
-            exchange IN ('{{ features.strict_book_deletes | join("', '") }}')
-            {%- else %} false{% endif %},
-            {{ partition.start }}
-        ) AS r
+    SELECT exchange, symbol, conn_id, {{ book_rebuild_call(false) }} AS r
     FROM upd_rows
     GROUP BY exchange, symbol, conn_id
 ),
 upd_out AS (
     SELECT exchange, symbol, conn_id, unnest(r.seq) AS seq, unnest(r.ts) AS ts, unnest(r.capture_ts) AS capture_ts,
-        unnest(r.kind) AS kind, unnest(r.last_update_id) AS nonce, unnest(r.emit) AS emit,
+        unnest(r.kind) AS kind, unnest(r.last_update_id) AS nonce,
         unnest(r.break_before) AS break_before, unnest(r.reason) AS reason,
         unnest(r.bids) AS bids, unnest(r.asks) AS asks, unnest(r.bid_bands) AS bid_bands, unnest(r.ask_bands) AS ask_bands
     FROM upd_rebuilt
@@ -108,7 +50,7 @@ from_updates AS (
         ask_bands[{{ loop.index }}] AS ask_depth_{{ band_name(bands, loop.index0) }}{{ ',' if not loop.last }}
         {%- endfor %}
     FROM upd_out
-    WHERE emit AND ts >= {{ partition.start }}
+    WHERE ts >= {{ partition.start }}
 ),
 upd_conns AS (
     SELECT DISTINCT exchange, symbol, conn_id FROM upd_keys

@@ -36,6 +36,12 @@ WITH bad AS (
           WHERE n.exchange = u.exchange AND n.symbol = u.symbol AND n.conn_id = u.conn_id AND n.seq > u.seq
             AND n."timestamp" IS NOT NULL)
     UNION ALL
+    -- book_updates messages silver.orderbook does not serve (one row each in silver.orderbook_unserved,
+    -- with the kernel's reason: update_id_gap, stale, no_book, ...)
+    SELECT exchange, symbol, 'book_updates', reason, ts, capture_ts
+    FROM {{ ref('orderbook_unserved') }}
+    WHERE ts >= {{ partition.lookback_start }} AND ts < {{ partition.end }}
+    UNION ALL
     SELECT exchange, symbol, 'ticker', {{ ticker_reject_reason() }},
            coalesce("timestamp", capture_ts)::TIMESTAMPTZ, capture_ts::TIMESTAMPTZ
     FROM {{ source('bronze', 'ticker') }}

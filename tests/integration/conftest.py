@@ -12,6 +12,4 @@ from fake_exchange import CAPTURE
 
 @pytest.fixture
 def capture_path() -> Path:
-    if not CAPTURE.exists():
-        pytest.skip(f"real Binance capture not found at {CAPTURE} (../shared/data is absent)")
     return CAPTURE

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 from daedalus.config import Config, load_config
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 CAPTURE = DATA / "binance-spot-btcusdt-20240808.jsonl.gz"
 
 

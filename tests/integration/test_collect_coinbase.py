@@ -36,7 +36,7 @@ def run_coinbase(
         sources=["coinbase"],
         orderbook_levels=LEVELS,
         coinbase={"products": PRODUCTS, "channels": ["level2", "market_trades", "ticker"]},
-        **ingestion,
+        **({"channels": ["ticker", "trades", "orderbook", "book_updates"]} | ingestion),
     )
 
     async def main() -> tuple[FakeCoinbase, dict]:
@@ -192,3 +192,20 @@ def test_handshake_429_retry_after_is_honoured(tmp_path: Path) -> None:
     assert all(e["symbol"] is not None for e in limited)
     assert server.handshakes[1] - server.handshakes[0] >= 1.0  # waited Retry-After, not the 0.05 s backoff
     _check_final_books(tmp_path, market)
+
+
+def test_default_channels_collect_one_book_channel(tmp_path: Path) -> None:
+    """The default `ingestion.channels` (ticker, trades, book_updates): level2 lands as book_updates
+    only, with the venue's sync rule; no top-N orderbook rows beside it."""
+    from daedalus.config import IngestionConfig
+
+    default = IngestionConfig().channels
+    assert default == ["ticker", "trades", "book_updates"]
+
+    async def fault(server: FakeCoinbase, emitter: Emitter) -> None:
+        await asyncio.sleep(0.5)
+
+    run_coinbase(tmp_path, fault, channels=default)
+    assert rows(tmp_path, "coinbase", "orderbook") == []
+    updates = rows(tmp_path, "coinbase", "book_updates")
+    assert len(updates) > 50 and {u["sync_rule"] for u in updates} == {"increasing"}

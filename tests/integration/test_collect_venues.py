@@ -147,6 +147,7 @@ def test_venue_into_bronze(tmp_path: Path, case: str) -> None:
         symbols=list(SYMBOLS),
         channels=["trades", "orderbook", "ticker", "book_updates"],
         orderbook_levels=LEVELS,
+        stale_after_seconds=60.0,  # the default: a resync must not need a stale reconnect
     )
     market = SimulatedMarket(SYMBOLS, seed=11, step_ms=10)
     broken = "BTC/USDT"

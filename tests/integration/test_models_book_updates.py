@@ -1,4 +1,4 @@
-"""silver.orderbook rebuilt from bronze `book_updates` of the real Binance capture (../shared/data).
+"""silver.orderbook rebuilt from bronze `book_updates` of the real Binance capture (tests/data).
 
 The capture's REST snapshot + applied diffs are written as update bronze (tests/reference/
 capture_updates.py) beside what daedalus.devkit.capture writes today (20-level snapshots, trades, ticker,
@@ -27,17 +27,13 @@ from reference.book_reference import same_float  # noqa: E402
 from reference.capture_updates import capture_rows, expected_books, write_book_updates  # noqa: E402
 
 pytestmark = pytest.mark.slow
-CAPTURE = (
-    Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
-)
+CAPTURE = Path(__file__).resolve().parents[1] / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
 EDGES = [0.0, 5.0, 10.0, 25.0, 50.0, 100.0]
 BANDS = ["0_5bps", "5_10bps", "10_25bps", "25_50bps", "50_100bps"]
 
 
 @pytest.fixture(scope="module")
 def capture_lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
-    if not CAPTURE.exists():
-        pytest.skip(f"real Binance capture not found at {CAPTURE} (../shared/data is absent)")
     root = tmp_path_factory.mktemp("updates-lake")
     summary = load_capture(CAPTURE, root)
     conn_id = Path(summary.files[0]).stem

@@ -72,9 +72,20 @@ def test_hourly_slices_equal_the_day_replayed_from_each_connection_start(tmp_pat
     build(sliced_cfg, select="orderbook", catalog=False, full_refresh=True)
     sliced = table(sliced_cfg, "orderbook")
     assert sliced.num_rows == whole.num_rows > 0 and sliced.equals(whole)
-    # the slices did start mid-connection: hourly checkpoints served as their anchors
+    # the slices did start mid-connection: hourly checkpoints served as their anchors, and are
+    # never served themselves (issue 28: they are the collector's storage rows, no market event)
     kinds = dict(duckdb.connect().execute("SELECT kind, count(*) FROM whole GROUP BY kind").fetchall())
-    assert kinds["checkpoint"] >= 2 and kinds["snapshot"] == len(summary.gaps) + 1
+    assert set(kinds) == {"snapshot", "delta"} and kinds["snapshot"] == len(summary.gaps) + 1
+    bronze = str(tmp_path / "lake" / "bronze" / "book_updates" / "**" / "*.parquet")
+    n_checkpoints, n_messages = (
+        duckdb.connect()
+        .execute(
+            "SELECT count(*) FILTER (WHERE kind = 'checkpoint'), count(*) FILTER (WHERE kind <> 'checkpoint') "
+            f"FROM read_parquet('{bronze}')"
+        )
+        .fetchone()
+    )
+    assert n_checkpoints >= 2 and n_messages == whole.num_rows  # every message served
     breaks = (
         duckdb.connect()
         .execute(

@@ -1,4 +1,4 @@
-"""Silver and gold built from the real Binance capture (../shared/data), loaded into bronze directly.
+"""Silver and gold built from the real Binance capture (tests/data), loaded into bronze directly.
 
 The capture's book is rebuilt by daedalus.devkit.capture with Binance's documented diff-depth procedure;
 every data test of the models must pass on it, the book must never be crossed, and the rebuilt best
@@ -20,15 +20,11 @@ from daedalus.lake import open_lake
 from daedalus.lake.manifest import Manifest
 
 pytestmark = pytest.mark.slow  # a real build of every model over six minutes of market data
-CAPTURE = (
-    Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
-)
+CAPTURE = Path(__file__).resolve().parents[1] / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, Any]:
-    if not CAPTURE.exists():
-        pytest.skip(f"real Binance capture not found at {CAPTURE} (../shared/data is absent)")
     root = tmp_path_factory.mktemp("capture-lake")
     summary = load_capture(CAPTURE, root)
     assert summary.applied_diffs > 3000 and not summary.out_of_sync

@@ -38,7 +38,38 @@ def _edit_bars(toy, old: str, new: str) -> None:
 def test_the_manifest_records_named_parts(toy) -> None:
     for ms in toy.manifest()["models"].values():
         for ps in ms["partitions"].values():
-            assert set(ps["parts"]) == {"sql", "config", "inputs", "previous"}
+            assert set(ps["parts"]) == {"sql", "config", "inputs", "previous", "sql_form"}
+
+
+def test_comments_and_layout_rebuild_nothing(toy) -> None:
+    _edit_bars(toy, "count(*) AS n_trades", "count( * )   AS n_trades -- trades in the bar\n  /* why */")
+    assert _reasons(toy) == {}
+    _edit_bars(toy, "-- trades in the bar", "-- the trades in the bar, counted")
+    assert _reasons(toy) == {}
+    _edit_bars(toy, "count( * )", "count( * ) + 0")  # a real change still is one
+    assert set(_reasons(toy).items()) == {(("toy_bars", d), "sql changed") for d in DAYS}
+
+
+def test_a_partition_recorded_over_the_rendered_text_is_not_rebuilt_on_upgrade(tmp_path, monkeypatch) -> None:
+    """Manifests written before the sql part was canonical hash the rendered text: compared alike."""
+    import daedalus.build.planner as planner
+
+    monkeypatch.setenv("DAEDALUS_NO_UDFS", "1")
+    t = make_toy(tmp_path)
+    for day in DAYS:
+        t.write_bronze("x", day, trade_rows("x", "BTC/USDT", day))
+    with monkeypatch.context() as m:  # the older version: fingerprints over the text as rendered
+        m.setattr(planner, "canonical_sql", lambda sql: sql)
+        build(t.config(), udfs=False, run_tests=False)
+    path = t.root / "_state" / "manifest.json"
+    doc = json.loads(path.read_text())
+    for ms in doc["models"].values():
+        for ps in ms["partitions"].values():
+            assert ps["parts"].pop("sql_form") == "tokens"
+    path.write_text(json.dumps(doc))
+    assert _reasons(t) == {}
+    _edit_bars(t, "count(*) AS n_trades", "count(*) + 0 AS n_trades")
+    assert set(_reasons(t).items()) == {(("toy_bars", d), "sql changed") for d in DAYS}
 
 
 def test_changed_sql_is_named(toy) -> None:

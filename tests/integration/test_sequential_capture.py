@@ -1,4 +1,4 @@
-"""The real Binance capture (../shared/data) through silver and gold.orderbook_seq: values finite
+"""The real Binance capture (tests/data) through silver and gold.orderbook_seq: values finite
 where defined, NULL exactly where FEATURES.md says, and OFI / rolling sums / TFI equal to the
 brute-force reference on real books."""
 
@@ -19,9 +19,7 @@ from daedalus.devkit.capture import load_capture
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the reference package
 from reference import sequential_reference as ref  # noqa: E402
 
-CAPTURE = (
-    Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
-)
+CAPTURE = Path(__file__).resolve().parents[1] / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
 US = 1_000_000
 
 pytestmark = pytest.mark.slow
@@ -29,8 +27,6 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> tuple[list[dict], list[ref.Snap], list[ref.Trade]]:
-    if not CAPTURE.exists():
-        pytest.skip(f"real Binance capture not found at {CAPTURE} (../shared/data is absent)")
     root = tmp_path_factory.mktemp("capture_lake")
     load_capture(CAPTURE, root)
     cfg = load_config(

@@ -1,8 +1,10 @@
 """A plain-Python order book replay (dicts, no numba) stating the rebuild rules of udfs/kernels/book.py
 independently, for the property tests and the real-capture test.
 
-Rows are dicts: kind ('snapshot' | 'delta' | 'checkpoint'), seq, first/last/prev (update ids or None),
-bids/asks ([(price, size), ...]). `replay` returns one Out per row.
+Rows are dicts: kind ('snapshot' | 'delta' | 'checkpoint' | 'invalid'), seq, first/last/prev (update
+ids or None), bids/asks ([(price, size), ...]), optionally rule ('contiguous' | 'prev_chain' |
+'increasing' | 'none'; default: inferred from the ids of the rows' deltas, docs/contracts.md).
+`replay` returns one Out per row; `emit` = served (a checkpoint loads the book but is never served).
 """
 
 from __future__ import annotations
@@ -42,14 +44,58 @@ def bands_of(
     return [None if d_front < edges[b + 1] else sums[b] for b in range(len(sums))]
 
 
+def inferred_rule(rows: list[dict[str, Any]]) -> str:
+    deltas = [r for r in rows if r["kind"] == "delta"]
+    for key, rule in (("prev", "prev_chain"), ("first", "contiguous"), ("last", "increasing")):
+        if any(r[key] is not None for r in deltas):
+            return rule
+    return "none"
+
+
+def id_verdict(rule: str, r: dict[str, Any], last: int | None, fresh: bool) -> str:
+    """'' (apply), 'stale', 'update_id_regressed' or 'update_id_gap' for a delta after a book whose last
+    id is `last`; `fresh`: no diff applied since the load. The venues' words:
+    - contiguous (Binance spot): drop any event with u <= lastUpdateId; the first one has
+      U <= lastUpdateId + 1 <= u; then each U is the previous u + 1;
+    - prev_chain (Binance futures): drop u < lastUpdateId; the first has U <= lastUpdateId <= u (or,
+      OKX, prevSeqId = the snapshot's seqId); then pu (prevSeqId) is the previous u (seqId);
+    - increasing (Bybit, Coinbase): u above the previous; none (Kraken): nothing to check.
+    A row with only u (ccxt applied it outside a frame) passes when u increases."""
+    u, first, pu = r["last"], r["first"], r["prev"]
+    if last is None or rule == "none":
+        return ""
+    if rule == "increasing":
+        return "update_id_regressed" if u is not None and u <= last else ""
+    if rule == "contiguous":
+        if u is not None and u <= last:
+            return "stale" if fresh else "update_id_regressed"
+        if first is None:
+            return ""
+        if fresh:
+            return "" if first <= last + 1 else "update_id_gap"
+        return "" if first == last + 1 else "update_id_gap"
+    if u is not None and u < last:
+        return "stale" if fresh else "update_id_regressed"
+    if fresh:
+        if pu is not None and pu == last:
+            return ""
+        if first is not None:
+            return "" if first <= last else "update_id_gap"
+        return "update_id_gap" if pu is not None else ""
+    if pu is not None:
+        return "" if pu == last else "update_id_gap"
+    return "update_id_regressed" if u is not None and u == last else ""
+
+
 def replay(rows: list[dict[str, Any]], levels: int, edges: list[float], strict: bool = True) -> list[Out]:
+    default_rule = inferred_rule(rows)
     out: list[Out] = []
     bids: dict[float, float] | None = None
     asks: dict[float, float] = {}
     deep_b: float | None = None
     deep_a: float | None = None
     last: int | None = None
-    last_is_delta = False
+    fresh = False
     broken = ""
     prev_seq: Any = object()
     for i, r in enumerate(rows):
@@ -64,13 +110,8 @@ def replay(rows: list[dict[str, Any]], levels: int, edges: list[float], strict: 
                 bad = "invalid_levels"
             elif bids is None:
                 bad = "no_book"
-            elif last is not None and r["last"] is not None and r["last"] <= last:
-                bad = "update_id_regressed"
-            elif last is not None and (
-                (last_is_delta and r["prev"] is not None and r["prev"] != last)
-                or (r["first"] is not None and r["first"] > last + 1)
-            ):
-                bad = "update_id_gap"
+            elif verdict := id_verdict(r.get("rule") or default_rule, r, last, fresh):
+                bad = verdict
             else:
                 for side, changes, deepest, better in (
                     (bids, r["bids"], deep_b, lambda a, b: a >= b),
@@ -87,6 +128,9 @@ def replay(rows: list[dict[str, Any]], levels: int, edges: list[float], strict: 
                             side[p] = q
                     if bad:
                         break
+            if bad == "stale":  # skipped; the book goes on
+                out.append(Out(False, False, bad))
+                continue
             if bad:
                 if bids is not None:
                     broken = bad
@@ -95,7 +139,7 @@ def replay(rows: list[dict[str, Any]], levels: int, edges: list[float], strict: 
                 continue
             if r["last"] is not None:
                 last = r["last"]
-            last_is_delta = True
+            fresh = False
         else:
             new_b = {p: q for p, q in r["bids"] if q > 0}
             new_a = {p: q for p, q in r["asks"] if q > 0}
@@ -110,11 +154,15 @@ def replay(rows: list[dict[str, Any]], levels: int, edges: list[float], strict: 
             deep_a = max(asks) if asks else None
             broken = ""
             last = r["last"]
-            last_is_delta = False
+            fresh = True
         bb = sorted(bids, reverse=True)
         aa = sorted(asks)
         o = Out(
-            True, restart, reason, [(p, bids[p]) for p in bb[:levels]], [(p, asks[p]) for p in aa[:levels]]
+            r["kind"] != "checkpoint",
+            restart,
+            reason,
+            [(p, bids[p]) for p in bb[:levels]],
+            [(p, asks[p]) for p in aa[:levels]],
         )
         if bb and aa:
             mid = (bb[0] + aa[0]) / 2

@@ -83,3 +83,33 @@ def test_levels_are_best_first() -> None:
     assert levels({1.0: 1.0, 3.0: 1.0, 2.0: 1.0}, False) == [
         {"price": p, "size": 1.0} for p in (1.0, 2.0, 3.0)
     ]
+
+
+def test_a_trim_after_the_nonce_moved_joins_the_message_row() -> None:
+    """ccxt's depth trim is no venue message: Binance sets the nonce after the levels, so a trim sees
+    the next nonce; its deletes belong to the message's row (once a second row with the same id)."""
+    log = BookLog()
+    book = _book(nonce=10, bids=[(100.0, 1.0), (90.0, 1.0)])
+    log.change(book, True, 99.0, 2.0, True)  # the message's level
+    book["nonce"] = 11
+    log.trimming = True
+    log.change(book, True, 90.0, 0.0, False)  # the deepest level trimmed
+    log.trimming = False
+    assert log.take(book) == [
+        ("delta", [{"price": 99.0, "size": 2.0}, {"price": 90.0, "size": 0.0}], [], 11, None)
+    ]
+    # a trim of a load just finished shortens the load's row
+    log = BookLog()
+    book = _book(nonce=20, bids=[(100.0, 1.0), (99.0, 1.0), (98.0, 1.0)], asks=[(101.0, 1.0)])
+    log.reset(book)
+    assert log.trim_load(True, [98.0])
+    assert log.take(book) == [
+        (
+            "snapshot",
+            [{"price": 100.0, "size": 1.0}, {"price": 99.0, "size": 1.0}],
+            [{"price": 101.0, "size": 1.0}],
+            20,
+            None,
+        )
+    ]
+    assert not log.trim_load(True, [99.0])  # no load left to trim: the caller trims unlogged

@@ -147,3 +147,16 @@ def test_cli_bad_config_exits_2_with_one_line(tmp_path):
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "ingestion.queue_maxsize" in lines[0] and str(cfg) in lines[0]
+
+
+def test_max_unserved_book_share_is_a_share():
+    import pytest
+    from pydantic import ValidationError
+
+    from daedalus.config import FeatureConfig
+
+    assert FeatureConfig().max_unserved_book_share == 0.005
+    assert FeatureConfig(max_unserved_book_share=0).max_unserved_book_share == 0
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValidationError, match="max_unserved_book_share"):
+            FeatureConfig(max_unserved_book_share=bad)

@@ -14,9 +14,7 @@ from daedalus.config import IngestionConfig
 from daedalus.devkit.simulator.binance import FakeBinance
 from daedalus.devkit.simulator.replay import load_capture
 
-CAPTURE = (
-    Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
-)
+CAPTURE = Path(__file__).resolve().parents[1] / "data" / "binance-spot-btcusdt-20240808.jsonl.gz"
 SYMBOL = "BTC/USDT"
 
 
@@ -88,8 +86,6 @@ async def test_trade_message_becomes_one_bronze_trade() -> None:
 
 @_in_loop
 async def test_capture_replayed_through_the_hook_matches_book_ticker() -> None:
-    if not CAPTURE.exists():
-        pytest.skip(f"real Binance capture not found at {CAPTURE}")
     cap = load_capture(CAPTURE, limit=6000)
     c, emitter = _collector()
     ex = c.exchange

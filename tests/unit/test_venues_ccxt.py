@@ -50,3 +50,46 @@ def test_kraken_checksum_uses_the_pair_precision_without_dots_and_leading_zeros(
 def test_an_exchange_without_a_module_gets_the_defaults() -> None:
     v = venue_for("gateio")
     assert type(v) is CcxtVenue and v.book_limit is None and v.book_frame({"x": 1}) is None
+
+
+def test_ccxt_family_ids_reach_the_family_module_and_its_sync_rule_per_market_type() -> None:
+    """binanceusdm / binancecoinm (ccxt subclasses of binance) are Binance; the rule follows the
+    market's type as ccxt gives it: spot contiguous, linear and inverse futures prev_chain."""
+    spot = {"type": "spot", "spot": True}
+    linear = {"type": "swap", "spot": False, "linear": True, "inverse": False}
+    inverse = {"type": "swap", "spot": False, "linear": False, "inverse": True}
+    for ex in ("binance", "binanceus", "binanceusdm", "binancecoinm"):
+        v = venue_for(ex)
+        assert type(v).__module__ == "daedalus.collector.venue_binance", ex
+        assert (v.sync_rule(spot), v.sync_rule(linear), v.sync_rule(inverse)) == (
+            "contiguous",
+            "prev_chain",
+            "prev_chain",
+        )
+        assert v.full_depth_feed and "derivatives" in v.sync_rule_docs["inverse"]
+    assert type(venue_for("myokx")).__module__ == "daedalus.collector.venue_okx"
+    assert type(venue_for("bybiteu")).__module__ == "daedalus.collector.venue_bybit"
+    assert venue_for("okx").sync_rule(linear) == "prev_chain"
+    assert venue_for("bybit").sync_rule(spot) == "increasing"
+    assert venue_for("kraken").sync_rule(spot) == "none"
+    assert venue_for("krakenfutures").sync_rule(linear) is None  # another protocol: the defaults
+    assert CcxtVenue().sync_rule(spot) is None and CcxtVenue().sync_rule(None) is None
+
+
+def test_one_book_channel_by_default_and_orderbook_where_no_deltas_stream() -> None:
+    default = ["ticker", "trades", "book_updates"]
+    assert venue_for("binance").book_channels(default) == (False, True)
+    assert venue_for("binance").book_channels([*default, "orderbook"]) == (True, True)
+
+    class WholeBooks(CcxtVenue):
+        book_deltas = False
+
+    assert WholeBooks().book_channels(default) == (True, False)
+
+
+def test_okx_subscribe_acks_are_no_book_frames() -> None:
+    """After a checksum break ccxt unsubscribes; the ack must reach it (it then subscribes again)."""
+    v = venue_for("okx")
+    ack = {"event": "unsubscribe", "arg": {"channel": "books", "instId": "BTC-USDT"}, "connId": "a4d3ae55"}
+    assert v.book_frame(ack) is None and v.book_update(ack) is None
+    assert v.control(ack) == ("subscribe_ack", "unsubscribe books:BTC-USDT")

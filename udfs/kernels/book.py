@@ -1,28 +1,37 @@
-"""Full-depth order-book rebuild from bronze `book_updates` (FEATURES.md "Per snapshot", bands).
+"""Full-depth order-book rebuild from bronze `book_updates` (FEATURES.md "Books — what silver serves").
 
 One call replays the rows of ONE connection of one series, in `seq` order:
-- `snapshot` (a (re)load at venue depth) and `checkpoint` (the whole book the collector held) replace
-  the book; a snapshot always restarts the series (a reload is a resync), a checkpoint restarts it only
-  when the book before it was broken, absent (first row handed to the kernel), or different from it;
-- `delta` rows set absolute sizes of the changed levels (size 0 deletes).
+- `snapshot` (a venue (re)load) and `checkpoint` (the whole book the collector held: its own storage
+  row) replace the book; a snapshot always restarts the series (a reload is a resync), a checkpoint
+  restarts it only when the book before it was broken, absent, or different from it;
+- `delta` rows set absolute sizes of the changed levels (size 0 deletes), if the row's sync rule
+  (`rule`, docs/contracts.md "Sync rules") accepts its ids:
+  - CONTIGUOUS (Binance spot/US): first diff after a load: first ≤ load_last + 1 ≤ last; then
+    first == previous last + 1;
+  - PREV_CHAIN (Binance futures `pu`, OKX prevSeqId): first diff after a load: prev == load_last, or
+    first ≤ load_last ≤ last; then prev == previous last (OKX's no-change update, prev == last, too);
+  - INCREASING (Bybit, Coinbase): last > previous last;
+  - NONE (Kraken): no ids to check.
+  Under CONTIGUOUS / PREV_CHAIN a diff entirely older than the load (before the first applied one) is
+  STALE: skipped and counted, the book goes on. A row with only `last` (ccxt applied it outside a
+  frame) is accepted when last increases.
 
-A delta that cannot apply breaks the book until the next snapshot/checkpoint, never silently:
-`last_update_id` ≤ the previous one (REGRESSED); `prev_update_id` ≠ the previous `last_update_id`
-(Binance futures pu, OKX prevSeqId), or `first_update_id` > previous `last_update_id` + 1 (GAP);
-with `strict_deletes`, a delete of a level the book does not hold inside its complete region
-(UNKNOWN_LEVEL). The complete region of a side is from the touch to the deepest level of the last
-load: beyond it the book only holds what deltas inserted. Strictness is per venue: Binance's diffs
-aggregate 100 ms of changes and delete levels the local book never saw as a matter of course
-(documented as normal; 9,348 such deletes inside the REST depth in the shared 6-minute capture), so
-there an unknown delete changes nothing. Rows after the failure are NO_BOOK; the recovering load carries
-the failure's reason. A row whose seq repeats the previous one (a re-delivered segment) is skipped.
+Served (`emit`) are the accepted venue messages only: snapshots and applied deltas, never a checkpoint
+and never a row marked `hold` (the same message already received on another connection: applied, not
+served). A delta that cannot apply breaks the book until the next load, never silently:
+REGRESSED, GAP, INVALID (silver refuses its levels), UNKNOWN_LEVEL (with `strict_deletes`, a delete of
+a level the book does not hold inside the depth of the last load; Binance deletes unseen levels as a
+matter of course, so it is not strict), then NO_BOOK for the rows after it. A row whose seq repeats
+the previous one (a re-delivered segment) is DUPLICATE. Every row that is not served and not a
+checkpoint has its reason: `account` holds it (silver.rejects counts it).
+
+`place_breaks` then moves what a checkpoint (or held row) causes — a restart, a break event, a
+staleness gap — onto the next served row, so `break_before` / `break_reason` stay on served rows.
 
 After every applied row: the top `max_levels` levels per side (best first), and per band
 [lo, hi) of `bands` the summed size of levels with d = abs(P − mid)·10000/mid in the band, over the
 WHOLE book, summed from the touch outwards; NaN (NULL) when there is no mid or the side's deepest
-held level lies at d < hi (FEATURES.md's visibility rule with the whole book as what is kept: the
-band may continue beyond what the book holds). Beyond the depth of the last load the book holds the
-levels updates inserted since, which is what the venue's own diff replay holds too.
+held level lies at d < hi (FEATURES.md's visibility rule with the whole book as what is kept).
 
 Sides are kept as sorted arrays with the best level LAST (bids by price, asks by −price), so the
 inserts and deletes near the touch that dominate real streams shift only a few elements.
@@ -33,9 +42,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-KIND_SNAPSHOT, KIND_DELTA, KIND_CHECKPOINT, KIND_INVALID = 0, 1, 2, 3
-"""KIND_INVALID: a row silver refuses (a non-finite or non-positive level, macros/quality.sql); it is
-a lost update, so it breaks the book like any delta that cannot apply."""
+KIND_SNAPSHOT, KIND_DELTA, KIND_CHECKPOINT, KIND_INVALID, KIND_INVALID_CHECKPOINT = 0, 1, 2, 3, 4
+"""KIND_INVALID: a message silver refuses (a non-finite or non-positive level, macros/quality.sql); it
+is a lost update, so it breaks the book like any delta that cannot apply. KIND_INVALID_CHECKPOINT: a
+refused checkpoint: it breaks the book too, but it is no message (not accounted)."""
+RULE_CONTIGUOUS, RULE_PREV_CHAIN, RULE_INCREASING, RULE_NONE = 0, 1, 2, 3
+RULES = ("contiguous", "prev_chain", "increasing", "none")
 NO_ID = np.iinfo(np.int64).min
 """The kernel's NULL for update ids."""
 
@@ -51,7 +63,8 @@ NO_ID = np.iinfo(np.int64).min
     GAP,
     DUPLICATE,
     INVALID,
-) = range(10)
+    STALE,
+) = range(11)
 REASONS = (
     "",
     "series_start",
@@ -63,6 +76,7 @@ REASONS = (
     "update_id_gap",
     "duplicate",
     "invalid_levels",
+    "stale",
 )
 
 
@@ -189,6 +203,38 @@ def _bands(
 
 
 @njit(cache=True)
+def _sync(rule: int, f: int, u: int, p: int, last: int, after_load: bool) -> int:
+    """OK, STALE, REGRESSED or GAP for a delta with ids (first f, last u, prev p; NO_ID = absent)
+    after a book whose last id is `last` (`after_load`: no delta applied since the load)."""
+    if last == NO_ID or rule == RULE_NONE:
+        return OK
+    if rule == RULE_INCREASING:
+        return REGRESSED if u != NO_ID and u <= last else OK
+    if rule == RULE_CONTIGUOUS:
+        if after_load:
+            if u != NO_ID and u <= last:
+                return STALE
+            return GAP if f != NO_ID and f > last + 1 else OK
+        if u != NO_ID and u <= last:
+            return REGRESSED
+        return GAP if f != NO_ID and f != last + 1 else OK
+    # RULE_PREV_CHAIN
+    if after_load:
+        if u != NO_ID and u < last:
+            return STALE
+        if p != NO_ID and p == last:
+            return OK  # OKX: the first update's prevSeqId is the snapshot's seqId
+        if f != NO_ID:
+            return OK if f <= last else GAP  # Binance futures: U <= lastUpdateId <= u
+        return GAP if p != NO_ID else OK
+    if u != NO_ID and u < last:
+        return REGRESSED
+    if p != NO_ID:
+        return OK if p == last else GAP
+    return REGRESSED if u != NO_ID and u == last else OK
+
+
+@njit(cache=True)
 def rebuild_books(
     kind: np.ndarray,
     seq: np.ndarray,
@@ -205,6 +251,9 @@ def rebuild_books(
     bands: np.ndarray,
     strict_deletes: bool,
     wanted: np.ndarray,
+    rule: np.ndarray,
+    hold: np.ndarray,
+    anchored: bool,
 ) -> tuple[
     np.ndarray,
     np.ndarray,
@@ -217,16 +266,23 @@ def rebuild_books(
     np.ndarray,
     np.ndarray,
     np.ndarray,
+    np.ndarray,
+    np.ndarray,
 ]:
-    """Replay one connection's rows (seq order). Returns, per input row: emit, restart, reason, then
-    the emitted books' top levels flattened (bid px/sz/offsets, ask px/sz/offsets; a row not emitted
-    or not `wanted` has no levels), and the band sums (rows × bands, NaN = NULL) of bids and asks.
-    `wanted` marks the rows whose books are asked for: the warm-up rows a slice replays from its
-    anchor are applied and checked, but their levels are never copied out."""
+    """Replay one connection's rows (seq order). Returns, per input row: emit (served), restart,
+    reason (the restart's on loads and served rows; why not, on the others), applied (the row loaded
+    or changed the book), account (why a message is not served: DUPLICATE for a held row, OK when
+    served and for checkpoints), then the served books' top levels flattened (bid px/sz/offsets, ask
+    px/sz/offsets; a row not served or not `wanted` has no levels), and the band sums (rows × bands,
+    NaN = NULL) of bids and asks. `wanted` marks the rows whose books are asked for: the warm-up rows
+    a slice replays from its anchor are applied and checked, but their levels are never copied out.
+    `anchored`: the first row is a slice's anchor (a load before the slice), not a series start."""
     n = kind.shape[0]
     emit = np.zeros(n, np.bool_)
+    applied = np.zeros(n, np.bool_)
     restart = np.zeros(n, np.bool_)
     reason = np.zeros(n, np.int8)
+    account = np.zeros(n, np.int8)
     nb = bands.shape[0] - 1
     bid_band = np.full((n, nb), np.nan)
     ask_band = np.full((n, nb), np.nan)
@@ -243,50 +299,50 @@ def rebuild_books(
     have = False  # a book is held
     broken = OK  # why the book was lost (reason carried to the recovering load), OK when never lost
     last = NO_ID
-    last_is_delta = False
+    after_load = False
     prev_seq = NO_ID
     for i in range(n):
         b0, b1, a0, a1 = bid_off[i], bid_off[i + 1], ask_off[i], ask_off[i + 1]
+        ob_off[i + 1], oa_off[i + 1] = ob_off[i], oa_off[i]
         if i > 0 and seq[i] == prev_seq:
-            reason[i] = DUPLICATE
-            ob_off[i + 1], oa_off[i + 1] = ob_off[i], oa_off[i]
+            reason[i] = account[i] = DUPLICATE
             continue
         prev_seq = seq[i]
-        if kind[i] == KIND_DELTA or kind[i] == KIND_INVALID:
-            if kind[i] == KIND_INVALID:
+        k = kind[i]
+        if k != KIND_SNAPSHOT and k != KIND_CHECKPOINT:
+            if k != KIND_DELTA:
                 reason[i] = INVALID
             elif not have:
                 reason[i] = NO_BOOK
-            elif last != NO_ID and last_id[i] != NO_ID and last_id[i] <= last:
-                reason[i] = REGRESSED
-            elif (last != NO_ID and last_is_delta and prev_id[i] != NO_ID and prev_id[i] != last) or (
-                last != NO_ID and first_id[i] != NO_ID and first_id[i] > last + 1
-            ):
-                reason[i] = GAP
             else:
-                bk, bs, n_b, ok_b = _apply(bid_px, bid_sz, b0, b1, 1.0, bk, bs, n_b, f_b, strict_deletes)
-                ok_a = False
-                if ok_b:
-                    ak, asz, n_a, ok_a = _apply(
-                        ask_px, ask_sz, a0, a1, -1.0, ak, asz, n_a, f_a, strict_deletes
-                    )
-                if not (ok_b and ok_a):
-                    reason[i] = UNKNOWN_LEVEL
+                reason[i] = _sync(rule[i], first_id[i], last_id[i], prev_id[i], last, after_load)
+                if reason[i] == OK:
+                    bk, bs, n_b, ok_b = _apply(bid_px, bid_sz, b0, b1, 1.0, bk, bs, n_b, f_b, strict_deletes)
+                    ok_a = False
+                    if ok_b:
+                        ak, asz, n_a, ok_a = _apply(
+                            ask_px, ask_sz, a0, a1, -1.0, ak, asz, n_a, f_a, strict_deletes
+                        )
+                    if not (ok_b and ok_a):
+                        reason[i] = UNKNOWN_LEVEL
             if reason[i] != OK:
-                if have:
-                    broken = reason[i]
-                have = False
-                ob_off[i + 1], oa_off[i + 1] = ob_off[i], oa_off[i]
+                if k != KIND_INVALID_CHECKPOINT:
+                    account[i] = reason[i]
+                if reason[i] != STALE:  # a stale diff is skipped: the book goes on
+                    if have:
+                        broken = reason[i]
+                    have = False
                 continue
             if last_id[i] != NO_ID:
                 last = last_id[i]
-            last_is_delta = True
+            after_load = False
         else:
-            if kind[i] == KIND_SNAPSHOT:
+            if k == KIND_SNAPSHOT:
                 restart[i], reason[i] = True, SNAPSHOT
             elif not have:
-                restart[i] = True
-                reason[i] = SERIES_START if i == 0 or broken == OK else broken
+                if not (i == 0 and anchored):
+                    restart[i] = True
+                    reason[i] = SERIES_START if i == 0 or broken == OK else broken
             elif not (
                 _same(bid_px, bid_sz, b0, b1, 1.0, bk, bs, n_b)
                 and _same(ask_px, ask_sz, a0, a1, -1.0, ak, asz, n_a)
@@ -296,10 +352,15 @@ def rebuild_books(
             ak, asz, n_a, f_a = _load(ask_px, ask_sz, a0, a1, -1.0, ak, asz)
             have, broken = True, OK
             last = last_id[i]
-            last_is_delta = False
+            after_load = True
+        applied[i] = True
+        if k == KIND_CHECKPOINT:
+            continue
+        if hold[i]:
+            account[i] = DUPLICATE
+            continue
         emit[i] = True
         if not wanted[i]:
-            ob_off[i + 1], oa_off[i + 1] = ob_off[i], oa_off[i]
             continue
         # top levels, best first
         kb, ka = min(n_b, max_levels), min(n_a, max_levels)
@@ -324,6 +385,8 @@ def rebuild_books(
         emit,
         restart,
         reason,
+        applied,
+        account,
         ob_px[: ob_off[n]],
         ob_sz[: ob_off[n]],
         ob_off,
@@ -333,3 +396,45 @@ def rebuild_books(
         bid_band,
         ask_band,
     )
+
+
+@njit(cache=True)
+def place_breaks(
+    emit: np.ndarray,
+    applied: np.ndarray,
+    restart: np.ndarray,
+    reason: np.ndarray,
+    ts_us: np.ndarray,
+    n_breaks: np.ndarray,
+    staleness_us: np.int64,
+    anchored: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """break_before and break reason of the served rows (False / OK elsewhere). Over the rows that
+    loaded or changed the book, a row breaks on a restart, a break event since the previous such row
+    (`n_breaks` grew), more than `staleness_us` of exchange time since it, or when it is the first
+    (unless it is a slice's anchor, `anchored`); a break on a row that is not served (a checkpoint, a
+    held row) moves to the next served row, with the first restart's reason unless that row restarts
+    itself."""
+    n = emit.shape[0]
+    out = np.zeros(n, np.bool_)
+    why = np.zeros(n, np.int8)
+    prev = -1
+    pending = False
+    pending_why = OK
+    for i in range(n):
+        if not applied[i]:
+            continue
+        if prev < 0:
+            flag = restart[i] or not (anchored and i == 0)
+        else:
+            flag = restart[i] or n_breaks[i] > n_breaks[prev] or ts_us[i] - ts_us[prev] > staleness_us
+        if flag:
+            pending = True
+            if restart[i] and pending_why == OK:
+                pending_why = reason[i]
+        if emit[i]:
+            out[i] = pending
+            why[i] = reason[i] if restart[i] else pending_why
+            pending, pending_why = False, OK
+        prev = i
+    return out, why

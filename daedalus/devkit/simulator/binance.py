@@ -107,17 +107,21 @@ class FakeBinance:
     # ---- lifecycle ----
     async def start(self) -> FakeBinance:
         app = web.Application()
-        app.router.add_get("/ws", self._ws)
-        app.router.add_get("/ws/{index}", self._ws)
-        app.router.add_get("/stream", self._ws)
-        app.router.add_get("/api/v3/depth", self._depth)
+        app.router.add_get("/ws", self.ws_handler)
+        app.router.add_get("/ws/{index}", self.ws_handler)
+        app.router.add_get("/stream", self.ws_handler)
+        app.router.add_get("/api/v3/depth", self.depth_handler)
         app.router.add_get("/api/v3/ping", self._ping)
+        self.add_routes(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return self
+
+    def add_routes(self, app: web.Application) -> None:
+        """More routes (the futures fakes' paths, daedalus/devkit/simulator/binance_futures.py)."""
 
     async def stop(self) -> None:
         for peer in list(self.peers):
@@ -144,7 +148,7 @@ class FakeBinance:
         exchange.set_markets([spot_market(s) for s in symbols])
 
     # ---- handlers ----
-    async def _ws(self, request: web.Request) -> web.WebSocketResponse:
+    async def ws_handler(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         combined = request.path.startswith("/stream")
@@ -179,7 +183,7 @@ class FakeBinance:
                 self.peers.remove(peer)
         return ws
 
-    async def _depth(self, request: web.Request) -> web.Response:
+    async def depth_handler(self, request: web.Request) -> web.Response:
         symbol = request.query.get("symbol", "")
         self.depth_requests[symbol] = self.depth_requests.get(symbol, 0) + 1
         self.depth_request_times.append((symbol, asyncio.get_running_loop().time()))
@@ -253,8 +257,7 @@ class FakeBinance:
         from daedalus.devkit.simulator.replay import paced
 
         sid = capture.symbol_id
-        snap = capture.snapshot
-        self.books[sid] = ServerBook(dict(snap["bids"]), dict(snap["asks"]), snap["lastUpdateId"])
+        self.books[sid] = self.new_book(capture.snapshot)
         sent = 0
         pending = 0.0
         for delay, stream, payload in paced(capture, speed):
@@ -267,10 +270,14 @@ class FakeBinance:
             await self.publish(stream, payload)
             sent += 1
             if with_ticker:
-                await self._maybe_ticker(sid, stream, payload)
+                await self.maybe_ticker(sid, stream, payload)
         return sent
 
-    async def _maybe_ticker(self, sid: str, stream: str, payload: dict) -> None:
+    def new_book(self, snap: dict) -> ServerBook:
+        """The server book starting at a REST depth snapshot (a capture's)."""
+        return ServerBook(dict(snap["bids"]), dict(snap["asks"]), snap["lastUpdateId"])
+
+    async def maybe_ticker(self, sid: str, stream: str, payload: dict) -> None:
         """Synthesize a 24hrTicker (once per exchange second) from the book ticker and trades."""
         st = self._ticker_state.setdefault(sid, {"E": 0, "last": None, "bt": None, "emitted": 0, "n": 0})
         if stream.endswith("@trade"):
@@ -389,7 +396,7 @@ class FakeBinance:
         await self.publish(f"{low}@bookTicker", bt)
         last = market.last_trade.get(ev.symbol)
         if last is not None:
-            await self._maybe_ticker(sid, f"{low}@bookTicker", bt)
+            await self.maybe_ticker(sid, f"{low}@bookTicker", bt)
             st = self._ticker_state[sid]
             if st["last"] is None or st["last"]["t"] != last.trade_id:
                 st["last"] = {"p": _fmt(last.price), "q": _fmt(last.qty), "t": last.trade_id, "E": last.ts_ms}

@@ -53,7 +53,9 @@ class FakeBybit(FakeVenue):
             )
             return
         topics = list(req.get("args") or [])
-        await self.send(peer, {"success": True, "ret_msg": "", "conn_id": "fake", "req_id": rid, "op": op})
+        # the spot socket's ack names the op in ret_msg (https://bybit-exchange.github.io/docs/v5/ws/connect,
+        # "Understanding the subscription response"); contract sockets send ""
+        await self.send(peer, {"success": True, "ret_msg": op, "conn_id": "fake", "req_id": rid, "op": op})
         if op == "subscribe":
             for topic in topics:
                 if topic.startswith("orderbook."):

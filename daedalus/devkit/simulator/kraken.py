@@ -82,7 +82,9 @@ class FakeKraken(FakeVenue):
         channel = params.get("channel")
         for symbol in params.get("symbol") or []:
             topic = f"{channel}:{symbol}"
-            result = {"channel": channel, "symbol": symbol, "snapshot": True}
+            result = {"channel": channel, "symbol": symbol}
+            if method == "subscribe":  # an unsubscribe ack names channel, symbol (and a book's depth)
+                result["snapshot"] = True
             if channel == "book":
                 result["depth"] = params.get("depth", 10)
             await self.send(

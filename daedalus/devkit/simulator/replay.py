@@ -1,4 +1,4 @@
-"""The real Binance capture (shared/data/binance-spot-btcusdt-20240808.jsonl.gz), loaded for replay.
+"""The real Binance capture (tests/data/binance-spot-btcusdt-20240808.jsonl.gz), loaded for replay.
 
 Each line is `<local receive ns> <JSON>`: combined-stream messages (`{"stream":..., "data":...}`) in
 arrival order, plus one REST depth snapshot (`{"lastUpdateId":..., "bids":..., "asks":...}`) that the

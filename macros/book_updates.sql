@@ -1,0 +1,115 @@
+{#-
+  The rows of bronze `book_updates` one slice of silver.orderbook replays, shared by silver.orderbook
+  (served books) and silver.orderbook_unserved (the book messages not served, with why): both call
+  the same kernel on the same rows, so served + counted = the bronze messages (docs/contracts.md
+  "Order books from book_updates").
+-#}
+
+{#- Bronze book_updates with `sync_rule` also where no file has it yet (lakes written before it:
+    NULL, the rebuild infers the rule from the ids). -#}
+{% macro book_updates_source() -%}
+(SELECT * FROM {{ source('bronze', 'book_updates') }}
+ UNION ALL BY NAME SELECT NULL::VARCHAR AS sync_rule WHERE false)
+{%- endmacro %}
+
+{#- CTEs ending in `upd_rows`: each connection's rows from its last load (snapshot or checkpoint)
+    with exchange time before the slice (searched `anchor_seconds` back: hourly checkpoints) up to
+    the slice end, for the connections with a row in the slice (one default for both models: they
+    must replay the same rows), with `n_breaks` (break events
+    received before each row), `invalid` (silver refuses the levels, macros/quality.sql) and `hold`
+    (the same message — same exchange time, seq, kind and ids — came first on another connection: a
+    new connection receiving the same frames again; applied on its connection, served once). -#}
+{% macro book_update_rows(anchor_seconds=7200) -%}
+{%- set win %}
+      coalesce(u."timestamp", u.capture_ts) >= {{ partition.start }} - INTERVAL {{ anchor_seconds + 60 }} SECONDS
+      AND coalesce(u."timestamp", u.capture_ts) < {{ partition.end }} + INTERVAL 60 SECONDS
+{%- endset %}
+upd_keys AS (
+    SELECT exchange, symbol, conn_id, seq, kind, "timestamp"::TIMESTAMPTZ AS ts0, capture_ts::TIMESTAMPTZ AS capture_ts,
+        first_update_id, last_update_id, prev_update_id
+    FROM {{ source('bronze', 'book_updates') }} u
+    WHERE symbol IS NOT NULL AND {{ win }}
+),
+upd_stamped AS (
+    -- A load without exchange time (Binance's REST snapshot) takes the time of the next stamped row
+    -- of its connection, as snapshots below do.
+    SELECT exchange, symbol, conn_id, seq, kind, capture_ts,
+        coalesce(ts0, first_value(ts0 IGNORE NULLS) OVER (PARTITION BY exchange, symbol, conn_id ORDER BY seq
+                 ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)) AS ts
+    FROM upd_keys
+),
+upd_anchor AS (
+    SELECT exchange, symbol, conn_id, max(seq) AS anchor_seq
+    FROM upd_stamped
+    WHERE kind IN ('snapshot', 'checkpoint') AND ts < {{ partition.start }}
+    GROUP BY ALL
+),
+upd_live AS (
+    -- Connections with a row in the slice: the others would only be replayed up to where they
+    -- ended and serve nothing (a connection that closed after its last checkpoint before the slice).
+    SELECT DISTINCT exchange, symbol, conn_id
+    FROM upd_stamped
+    WHERE ts >= {{ partition.start }} AND ts < {{ partition.end }}
+),
+upd_pick AS (
+    -- From the anchor on (or the slice's own rows for a connection without one), up to the slice end.
+    SELECT k.exchange, k.symbol, k.conn_id, k.seq, min(k.ts) AS ts, min(k.capture_ts) AS capture_ts
+    FROM upd_stamped k
+    SEMI JOIN upd_live l ON l.exchange = k.exchange AND l.symbol = k.symbol AND l.conn_id = k.conn_id
+    LEFT JOIN upd_anchor a ON a.exchange = k.exchange AND a.symbol = k.symbol AND a.conn_id = k.conn_id
+    WHERE k.ts < {{ partition.end }}
+      AND (k.seq >= a.anchor_seq OR (a.anchor_seq IS NULL AND k.ts >= {{ partition.start }}))
+    GROUP BY ALL
+),
+upd_shared_keys AS (
+    -- (ts, seq) keys on more than one connection: rare, so the identity check below runs on few rows
+    SELECT exchange, symbol, ts0, seq
+    FROM upd_keys
+    WHERE kind IN ('snapshot', 'delta')
+    GROUP BY ALL
+    HAVING min(conn_id) <> max(conn_id)
+),
+upd_repeated AS (
+    -- The same message on more than one connection: the first received copy is served, the later
+    -- ones are held.
+    SELECT k.exchange, k.symbol, k.ts0, k.seq, k.kind, k.first_update_id, k.last_update_id, k.prev_update_id,
+        arg_min(k.conn_id, k.capture_ts) AS first_conn
+    FROM upd_keys k
+    SEMI JOIN upd_shared_keys d ON d.exchange = k.exchange AND d.symbol = k.symbol AND d.seq = k.seq
+        AND d.ts0 IS NOT DISTINCT FROM k.ts0
+    WHERE k.kind IN ('snapshot', 'delta')
+    GROUP BY ALL
+    HAVING min(k.conn_id) <> max(k.conn_id)
+),
+{{ series_break_counts('upd_pick', ['orderbook', 'book_updates'], 'upd_breaks') }},
+upd_rows AS (
+    SELECT b.exchange, b.symbol, b.conn_id, b.seq, p.ts, p.capture_ts, p.n_breaks, b.kind,
+        {{ book_reject_reason() }} IS NOT NULL AS invalid,
+        coalesce(r.first_conn <> b.conn_id, false) AS hold,
+        b.sync_rule, b.first_update_id, b.last_update_id, b.prev_update_id, b.bids, b.asks
+    FROM {{ book_updates_source() }} b
+    JOIN upd_breaks p ON p.exchange = b.exchange AND p.symbol = b.symbol AND p.conn_id = b.conn_id AND p.seq = b.seq
+    LEFT JOIN upd_repeated r ON r.exchange = b.exchange AND r.symbol = b.symbol AND r.seq = b.seq
+        AND r.kind = b.kind AND r.ts0 IS NOT DISTINCT FROM b."timestamp"::TIMESTAMPTZ
+        AND r.first_update_id IS NOT DISTINCT FROM b.first_update_id
+        AND r.last_update_id IS NOT DISTINCT FROM b.last_update_id
+        AND r.prev_update_id IS NOT DISTINCT FROM b.prev_update_id
+    WHERE b.symbol IS NOT NULL AND {{ win | replace('u.', 'b.') }}
+)
+{%- endmacro %}
+
+{#- One call of the rebuild per connection over `upd_rows` (udfs/register_book.py); `unserved`: the
+    book messages not served, with their reason, instead of the served books. -#}
+{% macro book_rebuild_call(unserved) -%}
+daedalus_book_rebuild(
+    list({'seq': seq, 'ts': ts, 'capture_ts': capture_ts, 'kind': kind, 'first_update_id': first_update_id,
+          'last_update_id': last_update_id, 'prev_update_id': prev_update_id, 'bids': bids, 'asks': asks,
+          'n_breaks': n_breaks, 'sync_rule': sync_rule, 'invalid': invalid, 'hold': hold} ORDER BY seq, capture_ts),
+    {{ features.max_levels }}, {{ features.bands_bps | list }}::DOUBLE[], {{ features.max_state_staleness_seconds }}::DOUBLE,
+    {%- if features.strict_book_deletes %}
+    exchange IN ('{{ features.strict_book_deletes | join("', '") }}')
+    {%- else %} false{% endif %},
+    {{ partition.start }},
+    {{ 'true' if unserved else 'false' }}
+)
+{%- endmacro %}

@@ -1,0 +1,48 @@
+{{ config(materialized='partitioned', partition_by=['exchange', 'symbol', 'date'], tags=['orderbook', 'silver'],
+          lookback=seconds_interval(features.max_state_staleness_seconds), order_by=['exchange', 'symbol', 'conn_id', 'seq'], slice_by='ts') }}
+{#-
+  Every bronze `book_updates` book message (snapshot or delta) that silver.orderbook does not serve,
+  one row each, with why (`reason`): update_id_gap, update_id_regressed, no_book, invalid_levels,
+  unknown_level_removed, duplicate (a re-delivered segment, or the same message on a second
+  connection), stale (a diff older than the load: skipped, not a break), no_exchange_time (a REST
+  load no stamped row followed). The same rows through the same kernel as silver.orderbook
+  (macros/book_updates.sql), so per connection: silver.orderbook rows + these rows = bronze snapshot
+  and delta rows (sql/tests/book_messages_accounted.sql). silver.rejects counts them per reason.
+  The levels are only handed to the kernel where they decide what is served (strict deletes).
+-#}
+WITH {{ book_update_rows() }},
+upd_lean AS (
+    SELECT * REPLACE (
+        {%- if features.strict_book_deletes %}
+        CASE WHEN exchange IN ('{{ features.strict_book_deletes | join("', '") }}') THEN bids ELSE [] END AS bids,
+        CASE WHEN exchange IN ('{{ features.strict_book_deletes | join("', '") }}') THEN asks ELSE [] END AS asks
+        {%- else %}
+        []::STRUCT(price DOUBLE, size DOUBLE)[] AS bids, []::STRUCT(price DOUBLE, size DOUBLE)[] AS asks
+        {%- endif %}
+    )
+    FROM upd_rows
+),
+rebuilt AS (
+    SELECT exchange, symbol, conn_id, {{ book_rebuild_call(true) }} AS r
+    FROM upd_lean
+    GROUP BY exchange, symbol, conn_id
+),
+unserved AS (
+    SELECT exchange, symbol, conn_id, unnest(r.seq) AS seq, unnest(r.ts) AS ts, unnest(r.capture_ts) AS capture_ts,
+        unnest(r.kind) AS kind, unnest(r.last_update_id) AS last_update_id, unnest(r.reason) AS reason
+    FROM rebuilt
+),
+unstamped AS (
+    SELECT exchange, symbol, conn_id, seq, NULL::TIMESTAMPTZ AS ts, capture_ts, kind, last_update_id,
+        'no_exchange_time' AS reason
+    FROM upd_stamped s
+    JOIN upd_keys k USING (exchange, symbol, conn_id, seq, kind, capture_ts)
+    WHERE s.ts IS NULL AND s.kind IN ('snapshot', 'delta')
+      AND s.capture_ts >= {{ partition.start }} AND s.capture_ts < {{ partition.end }}
+)
+SELECT exchange, symbol, {{ utc_date('ts') }} AS date, conn_id, seq, ts, capture_ts, kind, last_update_id, reason
+FROM unserved
+WHERE ts >= {{ partition.start }} AND ts < {{ partition.end }}
+UNION ALL
+SELECT exchange, symbol, {{ utc_date('capture_ts') }}, conn_id, seq, capture_ts, capture_ts, kind, last_update_id, reason
+FROM unstamped
