@@ -349,8 +349,16 @@ def _row_group(
         if at >= len(pages) or tries >= _MAX_TRIES:
             return None
         flat = leaves[col][2] == 0
+        # leaves of one repeated struct (bids.price, bids.size) share their levels, so their value
+        # counts are equal: a split that disagrees is wrong, whatever decodes
+        sibling = (
+            col > 0 and not flat and leaves[col][0].rsplit(".", 1)[0] == leaves[col - 1][0].rsplit(".", 1)[0]
+        )
+        prev = sum(p.values for p in pages[chunks[-1][0] : chunks[-1][1]] if p.kind != 2) if sibling else None
         for end in _chunk_ends(pages, at, flat, rows):
             got = sum(p.values for p in pages[at:end] if p.kind != 2)
+            if prev is not None and got != prev:
+                continue
             found = walk(
                 col + 1, end, rows if rows is not None else (got if flat else None), [*chunks, (at, end)]
             )
