@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -22,6 +22,10 @@ ENV_PREFIX = "DAEDALUS__"
 _DUCKDB_SIZE = re.compile(
     r"^\s*(-1|\d+(\.\d+)?(e\d+)?\s*(b|bytes?|[kmgtp]i?b?|[kmgtp]ib))\s*$", re.IGNORECASE
 )
+
+
+# A VPIN bucket volume: 0 or less made every VPIN NULL, and `.nan` reached the SQL (issue 24).
+BucketVolume = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 class _Section(BaseModel):
@@ -157,8 +161,8 @@ class FeatureConfig(_Section):
     """Trailing window (seconds) of the Kyle lambda regression."""
     enable_vpin: bool = True
     """Compute VPIN."""
-    vpin_bucket_volume: float | Literal["auto"] = "auto"
-    """Bucket volume V in base units, or auto (previous day volume / 50; per symbol)."""
+    vpin_bucket_volume: BucketVolume | Literal["auto"] = "auto"
+    """Bucket volume V in base units (finite, > 0), or auto (previous day volume / 50; per symbol)."""
     vpin_window_buckets: int = Field(50, ge=1)
     """Buckets n in the VPIN average."""
     vpin_classification: Literal["aggressor", "bvc"] = "aggressor"
@@ -190,7 +194,7 @@ class FeatureConfig(_Section):
 class SymbolOverride(_Section):
     """Per-symbol feature options (FEATURES.md: vpin_bucket_volume is set per symbol)."""
 
-    vpin_bucket_volume: float | Literal["auto"] | None = None
+    vpin_bucket_volume: BucketVolume | Literal["auto"] | None = None
     """Overrides etl.features.vpin_bucket_volume for this symbol."""
     tight_spread_threshold: float | None = Field(None, ge=0)
     """Overrides etl.features.tight_spread_threshold for this symbol."""
@@ -326,11 +330,26 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
 
 def _describe(err: ValidationError, origin: str) -> str:
     first = err.errors()[0]
-    path = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    # union branches name themselves in the location (`constrained-float`, `literal['auto']`): not keys
+    branch = re.compile(r"[a-z]+(-[a-z]+)+|literal\[.*\]|function-[a-z-]+\[.*\]")
+    keys = [str(p) for p in first["loc"] if not branch.fullmatch(str(p))]
+    path = ".".join(keys) or "(top level)"
     kind = first["type"]
     if kind == "extra_forbidden":
         return f"{origin}: unknown key '{path}'"
     return f"{origin}: invalid value for '{path}': {first['msg']}"
+
+
+def _root_beside_file(doc: dict[str, Any], path: Path) -> dict[str, Any]:
+    """A relative local `storage.root` in a file is relative to that file (as for an auto-discovered
+    daedalus.yaml), not to the working folder of whoever loads it; --root and the environment keep
+    theirs (the working folder)."""
+    storage = doc.get("storage")
+    root = storage.get("root") if isinstance(storage, dict) else None
+    if isinstance(root, str) and root and "://" not in root and not Path(root).expanduser().is_absolute():
+        storage = {**storage, "root": str((path.resolve().parent / root).resolve())}
+        return {**doc, "storage": storage}
+    return doc
 
 
 def load_config(
@@ -339,6 +358,8 @@ def load_config(
     environ: dict[str, str] | None = None,
 ) -> Config:
     """Load config: defaults → YAML file → DAEDALUS__* environment → `overrides` (dotted keys from CLI flags).
+
+    A relative local `storage.root` in the file is resolved against the file's folder.
 
     Raises ConfigError (exit code 2) naming the key path and the file on any unknown key, wrong type
     or out-of-range value.
@@ -349,16 +370,20 @@ def load_config(
         p = Path(path)
         origin = str(p)
         try:
-            loaded = yaml.safe_load(p.read_text()) or {}
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
         except FileNotFoundError:
             raise ConfigError(f"{p}: config file not found") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{p}: not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8") from None
+        except OSError as e:
+            raise ConfigError(f"{p}: cannot read the config file ({e.strerror or e})") from None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f"{p}:{mark.line + 1}" if mark else str(p)
             raise ConfigError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: the top level must be a mapping of sections")
-        data = loaded
+        data = _root_beside_file(loaded, p)
     env = _env_overrides(dict(os.environ if environ is None else environ))
     if env:
         origin = f"{origin} + environment"

@@ -49,3 +49,7 @@ class ExchangeError(DaedalusError):
 
 class SelectionError(ConfigError):
     """A `--select` / `--exclude` / `--start`/`--end` selection that matches nothing (exit code 2)."""
+
+
+class QueryError(ConfigError):
+    """SQL given to `daedalus query` that DuckDB refuses or that would write (exit code 2: usage)."""

@@ -35,8 +35,8 @@ def find_project_file(start: str | Path | None = None) -> Path | None:
 
 def _file_root(path: Path) -> str | None:
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, ValueError, yaml.YAMLError):  # ValueError: not UTF-8
         return None  # load_config reports it with file and line
     storage = doc.get("storage") if isinstance(doc, dict) else None
     root = storage.get("root") if isinstance(storage, dict) else None
@@ -80,20 +80,24 @@ def announce_root(cfg: Any, source: str, stream: Any = None, warn_empty: bool = 
         )
 
 
-def write_for_demo(lake: str | Path) -> Path | None:
-    """Write `daedalus.yaml` beside the demo lake (root relative to it), unless one already exists
-    there pointing elsewhere: then the user's file wins and None is returned."""
+DEMO_HEADER = "# written by `daedalus demo`: commands run in this folder (or below it) use the demo lake\n"
+
+
+def write_for_demo(lake: str | Path, settings: dict[str, Any] | None = None) -> Path | None:
+    """Write `daedalus.yaml` beside the demo lake (root relative to it) with every other setting the
+    demo built with (`settings`, nested), so a `build` after the demo rebuilds nothing; unless a file
+    there was not written by the demo: then the user's file wins and None is returned."""
     lake = Path(lake).resolve()
     path = lake.parent / PROJECT_FILE
-    text = (
-        f"# written by `daedalus demo`: commands run in this folder (or below it) use the demo lake\n"
-        f"storage:\n  root: {lake.name}\n"
-    )
+    doc = {**(settings or {}), "storage": {**(settings or {}).get("storage", {}), "root": lake.name}}
+    text = DEMO_HEADER + yaml.safe_dump(doc, sort_keys=False)
     if path.exists():
         existing = _file_root(path)
-        if existing is not None and (path.parent / existing).resolve() == lake:
-            return path
-        return None
+        ours = path.read_text(errors="replace").startswith(DEMO_HEADER)
+        if existing is None or (path.parent / existing).resolve() != lake:
+            return None
+        if not ours:
+            return path  # the user's own file names this lake: theirs to keep
     try:
         path.write_text(text)
     except OSError as e:

@@ -20,6 +20,8 @@ END
 {#- Why a bronze trade is not served, or NULL when it is good. -#}
 {% macro trade_reject_reason() -%}
 CASE
+    WHEN symbol IS NULL THEN 'symbol_null'
+    WHEN "timestamp" IS NULL THEN 'timestamp_null'
     WHEN price IS NULL OR NOT isfinite(price) THEN 'price_not_finite'
     WHEN price <= 0 THEN 'price_not_positive'
     WHEN amount IS NULL OR NOT isfinite(amount) THEN 'amount_not_finite'
@@ -42,12 +44,17 @@ CASE
 END
 {%- endmacro %}
 
-{#- Why a bronze ticker row is not served, or NULL when it is good (NULL quotes are allowed: some
-    feeds omit them). -#}
+{#- Why a bronze ticker row is not served, or NULL when it is good (NULL quotes and values are allowed:
+    some feeds omit them; NaN or inf in any of them is not). -#}
 {% macro ticker_reject_reason() -%}
 CASE
+    WHEN symbol IS NULL THEN 'symbol_null'
     WHEN NOT isfinite(bid) OR NOT isfinite(ask) OR NOT isfinite(bid_volume) OR NOT isfinite(ask_volume)
         THEN 'quote_not_finite'
     WHEN bid <= 0 OR ask <= 0 OR bid_volume < 0 OR ask_volume < 0 THEN 'quote_not_positive'
+    WHEN NOT isfinite("last") OR NOT isfinite("open") OR NOT isfinite(high) OR NOT isfinite(low)
+        OR NOT isfinite("close") OR NOT isfinite(vwap) OR NOT isfinite(base_volume)
+        OR NOT isfinite(quote_volume) OR NOT isfinite(change) OR NOT isfinite(percentage)
+        THEN 'value_not_finite'
 END
 {%- endmacro %}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -23,11 +24,12 @@ from daedalus.build.catalog_views import refresh_catalog
 from daedalus.build.execute import execute
 from daedalus.build.materializations import MATERIALIZATIONS, PartPlan
 from daedalus.build.materializations.base import partition_id
-from daedalus.build.outcome import build_history, last_test_results, load_failed
+from daedalus.build.outcome import build_history, last_test_results, load_failed, record_tested
 from daedalus.build.planner import plan
+from daedalus.build.publish import claim_staging
 from daedalus.build.session import Session, connect
 from daedalus.build.step import BuildResult, ModelStats
-from daedalus.errors import CompileError
+from daedalus.errors import BuildError, ConfigError
 from daedalus.serve.catalog import catalog_current
 
 if TYPE_CHECKING:
@@ -94,7 +96,7 @@ def build(
     full_refresh: bool = False,
     dry_run: bool = False,
     run_tests: bool = True,
-    progress: bool = False,
+    progress: bool | str = False,
     catalog: bool = True,
     project: Project | None = None,
     udfs: bool = True,
@@ -105,7 +107,50 @@ def build(
     A model that fails skips its descendants; the others still build (unless `fail_fast`). Then it
     raises CompileError (exit 3) for a model that does not compile and BuildError (exit 4) for a
     model that fails to run or a failing data test; the error's `.result` holds the per-model outcomes.
+    A failure that names a damaged bronze file (a page the footer check cannot see) repairs that file
+    (land/bronze_guard.py) and builds again, up to 5 times.
     """
+    args = dict(select=select, exclude=exclude, start=start, end=end, full_refresh=full_refresh)
+    args |= dict(dry_run=dry_run, run_tests=run_tests, progress=progress, catalog=catalog)
+    args |= dict(project=project, udfs=udfs, fail_fast=fail_fast)
+    notes: list[str] = []
+    for _ in range(5):
+        try:
+            result = _build_once(config, **args)  # type: ignore[arg-type]
+        except BuildError as e:
+            repaired = _repair_named(config, str(e))
+            if not repaired:
+                raise
+            notes += repaired
+            continue
+        result.notes[:0] = notes
+        return result
+    return _build_once(config, **args)  # type: ignore[arg-type]
+
+
+def _repair_named(config: Config, text: str) -> list[str]:
+    if config.storage.root.startswith("s3://") or ".parquet" not in text:
+        return []
+    from daedalus.land.bronze_guard import repair_named
+
+    return repair_named(config.storage.root, text).messages
+
+
+def _build_once(
+    config: Config,
+    select: Iterable[str] | str | None = None,
+    exclude: Iterable[str] | str | None = None,
+    start: str | dt.date | None = None,
+    end: str | dt.date | None = None,
+    full_refresh: bool = False,
+    dry_run: bool = False,
+    run_tests: bool = True,
+    progress: bool | str = False,  # True: a bar; "lines": a line per model (no terminal)
+    catalog: bool = True,
+    project: Project | None = None,
+    udfs: bool = True,
+    fail_fast: bool = False,
+) -> BuildResult:
     s = Session(config, project=project, udfs=udfs, start=start, end=end)
     try:
         if dry_run:
@@ -114,10 +159,12 @@ def build(
         with s.lake.lock("build"):
             # What the lake holds now: a build that finished after this session loaded must not be
             # overwritten by a stale manifest.
+            notes = guard_bronze(s.config)  # a damaged bronze file is repaired, not fatal to every build
+            claim_staging(s.lake, s.staging)  # a killed build's batch is then known as junk
             s.reload()
             s.purge_deletions()  # what a killed build left in the model folders, old trash
             planned = plan(s, s.select(select, exclude), full_refresh)
-            result = BuildResult()
+            result = BuildResult(notes=notes)
             args = {
                 "exclude": list(exclude or []) if not isinstance(exclude, str) else [exclude],
                 "start": s.start,
@@ -151,6 +198,15 @@ def build(
         s.close()
 
 
+def guard_bronze(config: Config) -> list[str]:
+    """Repair damaged bronze files of a local lake before anything reads them (land/bronze_guard.py)."""
+    if config.storage.root.startswith("s3://"):
+        return []
+    from daedalus.land.bronze_guard import check_bronze
+
+    return check_bronze(config.storage.root).messages
+
+
 def run(config: Config, **kwargs: Any) -> BuildResult:
     """`build` without data tests."""
     kwargs["run_tests"] = False
@@ -169,15 +225,23 @@ def test(
     try:
         names = s.select(select, exclude)
         results: list[TestResult] = []
+        tested: dict[str, list[TestResult]] = {}  # models with files: their sticky failure record
         for name in names:
             model = s.project.models[name]
-            files = (
-                None
-                if not MATERIALIZATIONS[model.materialized].writes_files
-                else [f for ip in s.parts(f"model:{name}").values() for f in ip.files]
-            )
-            results.extend(datatests.run_model_tests(s.renderer, model, files))
+            writes = MATERIALIZATIONS[model.materialized].writes_files
+            files = None if not writes else [f for ip in s.parts(f"model:{name}").values() for f in ip.files]
+            got = datatests.run_model_tests(s.renderer, model, files)
+            if writes and files:
+                tested[name] = got
+            results.extend(got)
         results.extend(datatests.run_sql_tests(s.renderer, set(names), all_files=True))
+        # Failures are remembered like a build's: the next build rebuilds those partitions, and the
+        # catalog stops serving their rows now rather than after that build (docs/contracts.md).
+        if record_tested(s.lake, s.project, tested, dry=True):  # the lock only when there is news
+            with s.lake.lock("build"):
+                if record_tested(s.lake, s.project, tested) and catalog_current(s.config):
+                    s.reload()
+                    refresh_catalog(s)
         return results
     finally:
         s.close()
@@ -190,6 +254,8 @@ def rewrite_catalog(config: Config) -> str:
     s = Session(config)
     try:
         with s.lake.lock("build"):
+            for note in guard_bronze(config):  # a damaged bronze file would fail its source's view
+                print(f"warning: {note}", file=sys.stderr)
             refresh_catalog(s, force=True)
             return catalog_path(config)
     finally:
@@ -205,7 +271,7 @@ def parse_partition(text: str | dict[str, str] | None) -> dict[str, str] | None:
         if not item.strip():
             continue
         if "=" not in item:
-            raise CompileError(
+            raise ConfigError(
                 f"--partition: '{item}' is not key=value (e.g. exchange=x,symbol=BTC/USDT,date=2024-01-02)"
             )
         k, v = item.split("=", 1)
@@ -229,7 +295,7 @@ def _part_for(s: Session, name: str, keys: dict[str, str] | None) -> PartPlan | 
         keys = {k: ("__none__" if k != "date" else dt.date.today().isoformat()) for k in wanted}
     missing = [k for k in wanted if k not in keys]
     if missing:
-        raise CompileError(f"--partition: missing keys {missing} of {wanted}")
+        raise ConfigError(f"--partition: missing keys {missing} of {wanted}")
     keys = {k: keys[k] for k in wanted}
     return PartPlan(model.name, partition_id(keys), keys)
 
@@ -272,7 +338,7 @@ def compile_sql(
         if slices is None:
             return header + "\n" + mat.select_sql(model, part, s.compile_model_sql(model, part))
         if not 1 <= slice_no <= len(slices):
-            raise CompileError(
+            raise ConfigError(
                 f"--slice: {slice_no} is not a slice of {model.relation} "
                 f"(1..{len(slices)} at etl.slice_hours={config.etl.slice_hours:g})"
             )

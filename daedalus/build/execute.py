@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -49,12 +50,21 @@ class KillHook:
 
 
 class Progress:
-    """A rich progress bar per model (partitions done / planned); silent when disabled."""
+    """A rich progress bar per model (partitions done / planned) on a terminal; `"lines"`: one
+    flushed stderr line per model as it finishes (a log file, systemd, `| tee`: progress arrives as
+    it happens and a killed build leaves a trace); silent when disabled."""
 
-    def __init__(self, enabled: bool, by_model: dict[str, list[PartPlan]]) -> None:
-        self.enabled = enabled and bool(by_model)
+    def __init__(self, enabled: bool | str, by_model: dict[str, list[PartPlan]]) -> None:
+        self.lines = enabled == "lines" and bool(by_model)
+        self.enabled = enabled is True and bool(by_model)
         self.tasks: dict[str, Any] = {}
+        self.totals = {name: len(parts) for name, parts in by_model.items()}
+        self.done: dict[str, int] = {}
+        self.started = time.monotonic()
         self.progress = None
+        if self.lines:
+            n = sum(self.totals.values())
+            print(f"building {n} partition(s) of {len(by_model)} model(s)", file=sys.stderr, flush=True)
         if self.enabled:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
@@ -84,6 +94,15 @@ class Progress:
     def advance(self, name: str, part: PartPlan) -> None:
         if self.progress is not None:
             self.progress.update(self.tasks[name], advance=1, part=part.pid)
+        if self.lines:
+            self.done[name] = self.done.get(name, 0) + 1
+            if self.done[name] == self.totals.get(name):
+                print(
+                    f"built {name}: {self.done[name]} partition(s), {time.monotonic() - self.started:.1f}s "
+                    "into the build",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
 
 def save_stats(s: Session, stats: ModelStats, hook: KillHook) -> None:
@@ -145,7 +164,7 @@ def execute(
     s: Session,
     plan: list[PartPlan],
     run_tests: bool = True,
-    progress: bool = False,
+    progress: bool | str = False,
     result: BuildResult | None = None,
     fail_fast: bool = True,
 ) -> BuildResult:

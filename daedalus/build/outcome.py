@@ -7,7 +7,9 @@
 - A partition whose error-severity tests failed is recorded in `_state/failed_tests.json`
   (`{model: {partition id: [test names]}}`). Every later build plans it again (reason
   `tests failed`) and re-runs its tests, until they pass; meanwhile the catalog's view of that model
-  leaves its rows out (`catalog_filter`).
+  leaves its rows out (`catalog_filter`). `daedalus test` keeps the same record (`record_tested`):
+  a partition it finds failing is rebuilt by the next build and leaves the catalog at once; one it
+  finds passing again is cleared.
 - `_state/last_build.json` keeps the models that ended ERROR or SKIP and the build's arguments, for
   `daedalus retry`, and the seconds per model of the last `HISTORY` builds (the health page's
   sparklines, daedalus/serve/health.py).
@@ -69,6 +71,40 @@ def failed_keys(lake: Lake, manifest: Any) -> dict[str, list[dict[str, str]]]:
             if state is not None:
                 out.setdefault(model, []).append(dict(state.keys))
     return out
+
+
+def failing_pids(prefix: str, results: list[TestResult]) -> dict[str, list[str]]:
+    """partition id → names of the error-severity tests that failed on it (a model's lake prefix)."""
+    prefix = prefix.rstrip("/") + "/"
+    bad: dict[str, list[str]] = {}
+    for r in results:
+        if r.passed or r.severity == "warn":
+            continue
+        for d in r.failed_dirs or [prefix]:
+            bad.setdefault(d[len(prefix) :] if d.startswith(prefix) else "", []).append(r.name)
+    return bad
+
+
+def record_tested(
+    lake: Lake, project: Project, tested: dict[str, list[TestResult]], dry: bool = False
+) -> bool:
+    """`daedalus test` ran these models' tests over every partition: their sticky record becomes
+    exactly what failed now (so the next build rebuilds it and the catalog leaves it out). True when
+    the record changed."""
+    failed = load_failed(lake)
+    before = json.dumps(failed, sort_keys=True)
+    for name, results in tested.items():
+        bad = failing_pids(project.models[name].lake_prefix, results)
+        if bad:
+            failed[name] = bad
+        else:
+            failed.pop(name, None)
+    if json.dumps(failed, sort_keys=True) == before:
+        return False
+    if dry:
+        return True
+    lake.write_atomic(FAILED_TESTS, json.dumps(failed, indent=1, sort_keys=True).encode())
+    return True
 
 
 def catalog_filter(keys: list[dict[str, str]]) -> str:
@@ -135,12 +171,8 @@ class BuildTracker:
                 {"name": r.name, "passed": r.passed, "failures": r.failures, "severity": r.severity}
                 for r in results
             ]
-        prefix = m.lake_prefix.rstrip("/") + "/"
         failing = [r for r in results if not r.passed and r.severity != "warn"]
-        bad: dict[str, list[str]] = {}
-        for r in failing:
-            for d in r.failed_dirs or [prefix]:
-                bad.setdefault(d[len(prefix) :] if d.startswith(prefix) else "", []).append(r.name)
+        bad = failing_pids(m.lake_prefix, results)
         sticky = self.failed.setdefault(name, {})
         for pid in built_pids:
             sticky.pop(pid, None)

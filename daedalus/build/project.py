@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from daedalus.build.durations import lookback_seconds
-from daedalus.errors import CompileError
+from daedalus.errors import CompileError, ConfigError, SelectionError
 from daedalus.udfs.columns import column_docs
 
 MATERIALIZATIONS = ("view", "table", "partitioned")
@@ -158,7 +158,7 @@ class Project:
         try:
             return self.models[name]
         except KeyError:
-            raise CompileError(
+            raise SelectionError(  # a name given on the command line: usage (exit 2), not a compile error
                 f"unknown model '{name}' (known: {', '.join(sorted(self.models)) or 'none'})"
             ) from None
 
@@ -207,7 +207,7 @@ def load_project(
     if user_dir is not None:
         ur = Path(user_dir).expanduser().resolve()
         if not ur.is_dir():
-            raise CompileError(f"project_dir {ur}: not a directory")
+            raise ConfigError(f"project_dir {ur}: not a directory; fix project_dir in the config")
         meta = _read_project_yml(ur)
         want_builtin = bool(meta.get("include_builtin", True))
         roots.append((ur / "sql", ur / "macros", ur / "tests" / "sql", False))

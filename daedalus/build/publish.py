@@ -119,3 +119,78 @@ def purge(lake: Lake, retain_minutes: float, now: float | None = None) -> list[s
     if due:
         lake.delete(due)
     return due
+
+
+OWNER = ".owner"  # `<host> <pid>` of the build writing into a staging batch (local lakes)
+
+
+def claim_staging(lake: Lake, staging: str) -> None:
+    """Mark a local staging batch with its owner, so a later build can tell a killed build's batch
+    from a running one's whatever its age (prune_staging)."""
+    import os
+    import socket
+    from pathlib import Path
+
+    base = lake.url(staging)
+    if "://" in base:
+        return
+    Path(base).mkdir(parents=True, exist_ok=True)
+    Path(base, OWNER).write_text(f"{socket.gethostname()} {os.getpid()}\n")
+
+
+def _owner_dead(batch: object) -> bool:
+    """True when the batch's owner ran on this host and its process is gone."""
+    import os
+    import socket
+    from pathlib import Path
+
+    try:
+        host, pid = Path(str(batch), OWNER).read_text().split()
+    except (OSError, ValueError):
+        return False
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def prune_staging(lake: Lake, own: str | None = None, now: float | None = None, release: bool = False) -> int:
+    """Remove the empty folders a build leaves under `_staging/` (publishing renames the files out of
+    them; 4 builds left 780 folders, issue 24): all of this session's batch `own`, those of a batch
+    whose owner (claim_staging) died on this host (a killed build), and those of batches older than
+    STAGING_MAX_AGE_S (as `purge`; an unlocked shard elsewhere may be writing into a younger one).
+    `release`: this session is over, its own claim goes too. Local lakes only (object stores have
+    no folders). Returns how many folders went."""
+    import os
+    from pathlib import Path
+
+    base = lake.url(STAGING)
+    if "://" in base or not os.path.isdir(base):
+        return 0
+    now = time.time() if now is None else now
+    removed = 0
+    for batch in Path(base).iterdir():
+        try:
+            born = int(batch.name.split("-", 1)[0])
+        except ValueError:
+            continue
+        mine = f"{STAGING}/{batch.name}" == own
+        if not mine and now - born < STAGING_MAX_AGE_S and not _owner_dead(batch):
+            continue
+        if release or not mine:
+            with contextlib.suppress(OSError):
+                (batch / OWNER).unlink()
+        for folder, _dirs, _files in os.walk(batch, topdown=False):
+            try:
+                os.rmdir(folder)  # only if empty: files a build still publishes stay
+                removed += 1
+            except OSError:
+                continue
+    with contextlib.suppress(OSError):
+        os.rmdir(base)
+    return removed

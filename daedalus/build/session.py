@@ -7,6 +7,7 @@ materialization may touch its `ctx` (materializations/base.py: lake, config, cop
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 from collections.abc import Iterable
@@ -19,11 +20,11 @@ from daedalus.build.inventory import Inventory
 from daedalus.build.layout import new_staging
 from daedalus.build.materializations import BuildContext, PartPlan
 from daedalus.build.project import Model, Project, load_project
-from daedalus.build.publish import purge, retire
+from daedalus.build.publish import prune_staging, purge, retire
 from daedalus.build.resolvers import Renderer
 from daedalus.build.selection import date_range
 from daedalus.build.selection import select as select_models
-from daedalus.errors import BuildError, CompileError
+from daedalus.errors import BuildError, ConfigError
 from daedalus.lake import FileInfo, Lake, open_lake
 from daedalus.lake.manifest import Manifest
 from daedalus.sqltext import sql_str
@@ -70,7 +71,7 @@ def iso_date(d: str | dt.date | None) -> str | None:
     try:
         return dt.date.fromisoformat(str(d)).isoformat()
     except ValueError:
-        raise CompileError(f"--start/--end: '{d}' is not a date (YYYY-MM-DD)") from None
+        raise ConfigError(f"--start/--end: '{d}' is not a date (YYYY-MM-DD)") from None
 
 
 class Session:
@@ -122,6 +123,8 @@ class Session:
         if self.connection is not None:
             self.connection.close()
             self.connection = None
+        with contextlib.suppress(OSError):
+            prune_staging(self.lake, own=self.staging, release=True)  # no empty folder tree left
 
     @property
     def ctx(self) -> BuildContext:
@@ -227,6 +230,7 @@ class Session:
     def purge_deletions(self, catalog_at: float = 0.0) -> list[str]:
         """Move replaced files out of the model folders, delete trash past the grace period (publish.py;
         no reader names a file by path any more, so `catalog_at` no longer matters)."""
+        prune_staging(self.lake, own=self.staging)  # and stale empty batches of killed builds
         return retire(self.lake, self.manifest) + purge(
             self.lake, self.config.storage.retain_replaced_minutes
         )

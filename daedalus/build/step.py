@@ -47,6 +47,7 @@ class BuildResult:
     dry_run: bool = False
     dropped: list[tuple[str, str]] = field(default_factory=list)  # obsolete partitions removed
     tracker: BuildTracker | None = None  # per-model PASS/WARN/ERROR/SKIP
+    notes: list[str] = field(default_factory=list)  # e.g. damaged bronze files repaired first
 
     @property
     def rebuilt(self) -> list[tuple[str, str]]:

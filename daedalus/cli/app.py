@@ -89,6 +89,9 @@ def main(argv: list[str] | None = None) -> None:
     from daedalus.cli.usage import one_line, usage_error_classes
 
     usage_errors = usage_error_classes()
+    for stream in (sys.stdout, sys.stderr):  # `build > f`, systemd, `| tee`: lines as they happen
+        if not stream.isatty() and hasattr(stream, "reconfigure"):
+            stream.reconfigure(line_buffering=True)
     options = GlobalOptions()
     argv = expand_command_line(list(sys.argv[1:] if argv is None else argv))  # `--select a b` like dbt
     try:

@@ -107,13 +107,17 @@ def _build(
             full_refresh=full_refresh,
             dry_run=dry_run,
             run_tests=run_tests,
-            progress=sys.stderr.isatty(),
+            progress=True if sys.stderr.isatty() else "lines",  # a log gets a line per model as it ends
             fail_fast=fail_fast,
         )
     except DaedalusError as e:
         if getattr(e, "result", None) is not None:
+            for note in e.result.notes:  # type: ignore[attr-defined]
+                print(f"warning: {note}", file=sys.stderr)
             print_outcomes(e.result)  # type: ignore[attr-defined]
         raise
+    for note in result.notes:
+        print(f"warning: {note}", file=sys.stderr)
     if dry_run:
         print_plan(result.plan, result.dropped)
     else:

@@ -37,10 +37,27 @@ class GlobalOptions:
         from daedalus.project_file import announce_root, load
 
         cfg, source = load(self.config_path, self.overrides)
+        _require_root(cfg.storage.root, source)
         if not self.announced:
             self.announced = True
             announce_root(cfg, source, warn_empty=warn_empty)
         return cfg
+
+
+def _require_root(root: str, source: str) -> None:
+    """A local root that does not exist is a typo, not a new lake: `build` used to create
+    `catalog.duckdb` and `_state/` there and exit 0 (issue 24). `collect`, `demo` and `init` create
+    a lake; every other command needs one."""
+    from pathlib import Path
+
+    from daedalus.errors import ConfigError
+
+    if "://" in root or Path(root).expanduser().is_dir():
+        return
+    raise ConfigError(
+        f"storage.root {root} ({source}): no such folder, so no lake; fix --root / storage.root, "
+        "or create a lake with `daedalus collect`, `daedalus demo` or `daedalus init`"
+    )
 
 
 def global_options(ctx: typer.Context) -> GlobalOptions:

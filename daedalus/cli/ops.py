@@ -18,8 +18,17 @@ def land_command(ctx: typer.Context) -> None:
     # a local lake: plain `land`; on S3: land into the local spool, push the bronze files verified
     from daedalus.land.lander import land_any
 
-    report = land_any(global_options(ctx).lake_config(warn_empty=False))
+    cfg = global_options(ctx).lake_config(warn_empty=False)
+    report = land_any(cfg)
     typer.echo(report.summary())
+    if not report.segments and not report.quarantined and not report.errors:
+        spool = cfg.ingestion.local_root or cfg.storage.root
+        typer.echo(
+            f"nothing to land: no closed segment under {spool}/raw/ready/ — `daedalus collect` writes "
+            "them there (a segment closes at segment_max_mb or on a clean stop); is --root the "
+            "collector's lake?",
+            err=True,
+        )
     if report.errors:
         raise typer.Exit(5)
 

@@ -77,4 +77,5 @@ def init_project(directory: str | Path, force: bool = False) -> list[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         written.append(path)
+    (d / "lake").mkdir(exist_ok=True)  # the config's storage.root: commands refuse a root that is not there
     return written

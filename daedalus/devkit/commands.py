@@ -24,15 +24,16 @@ def demo_command(
 
     Example: daedalus demo --seconds 30 --root /tmp/demo-lake
     """
-    from daedalus.devkit.demo import format_demo, run_demo
+    from daedalus.devkit.demo import demo_build_settings, demo_config, format_demo, run_demo
 
     lake = root or global_options(ctx).overrides.get("storage.root") or "./daedalus-demo"
+    demo_config(lake, seconds)  # checks --seconds before anything starts
     typer.echo(f"demo: collecting {seconds:.0f}s from a simulated market on 127.0.0.1 into {lake} ...")
     result = run_demo(lake, seconds)
     typer.echo(format_demo(result))
     from daedalus.project_file import PROJECT_FILE, write_for_demo
 
-    project = write_for_demo(lake)
+    project = write_for_demo(lake, demo_build_settings())
     if project is not None:
         typer.echo(
             f"project:   {project} — `daedalus build`, `ls`, `query` ... "

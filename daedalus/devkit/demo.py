@@ -36,10 +36,22 @@ class DemoResult:
     seconds: float = 0.0
 
 
+def demo_build_settings() -> dict[str, Any]:
+    """The settings the demo builds with besides the root, nested as in a YAML file: `daedalus.yaml`
+    beside the demo lake carries them, so `build` after the demo finds everything up to date.
+    VPIN buckets are sized to the simulated flow (about 15 base units a second per symbol): the
+    default `auto` needs a first hour of trades, which a demo of a minute never has."""
+    return {"etl": {"symbols": {s: {"vpin_bucket_volume": DEMO_VPIN_BUCKET_VOLUME} for s in DEMO_SYMBOLS}}}
+
+
 def demo_config(root: str | Path, seconds: float) -> Any:
     """The demo's config: both sources, every channel, the demo symbols, quick flushes."""
     from daedalus.config import load_config
 
+    if not (seconds > 0 and seconds != float("inf")):  # NaN fails both: a demo of nan s ran 104 s
+        from daedalus.errors import ConfigError
+
+        raise ConfigError(f"--seconds: {seconds} is not a finite positive number of seconds (e.g. 30)")
     products = [s.replace("/", "-") for s in DEMO_SYMBOLS]
     return load_config(
         None,
@@ -52,9 +64,7 @@ def demo_config(root: str | Path, seconds: float) -> Any:
             "ingestion.flush_interval_seconds": min(5.0, max(0.5, seconds / 10)),
             "ingestion.stale_after_seconds": 10.0,
             "ingestion.coinbase": {"products": products, "channels": ["level2", "market_trades", "ticker"]},
-            # VPIN buckets sized to the simulated flow (about 15 base units a second per symbol): the
-            # default `auto` needs a first hour of trades, which a demo of a minute never has.
-            "etl.symbols": {s: {"vpin_bucket_volume": DEMO_VPIN_BUCKET_VOLUME} for s in DEMO_SYMBOLS},
+            "etl.symbols": demo_build_settings()["etl"]["symbols"],
         },
     )
 
@@ -207,6 +217,18 @@ def _rows_by_exchange(config: Any) -> dict[str, dict[str, int]]:
         con.close()
 
 
+def shell_hint(root: str, catalog: str) -> str:
+    """A DuckDB CLI command that opens the catalog from any folder: the venv's `duckdb` (a system one
+    may be another version) and the lake root as `file_search_path` (the views' paths are relative)."""
+    import shlex
+
+    from daedalus.serve.catalog import duckdb_cli_path
+
+    setting = f"SET file_search_path = '{root}'"
+    quoted = f'"{setting}"' if not set("\"$`\\'!") & set(root) else shlex.quote(setting)
+    return f"{shlex.quote(duckdb_cli_path())} -readonly -cmd {quoted} {shlex.quote(catalog)}"
+
+
 def format_demo(r: DemoResult) -> str:
     c = r.collect
     lines = [
@@ -235,7 +257,7 @@ def format_demo(r: DemoResult) -> str:
     lines += [
         f"lake:      {r.root}",
         f"catalog:   {r.catalog or '(not built)'}",
-        f"shell:     duckdb -readonly {r.catalog}" if r.catalog else "shell:     (build first)",
+        f"shell:     {shell_hint(r.root, r.catalog)}" if r.catalog else "shell:     (build first)",
         f'           or: daedalus --root {r.root} shell   |   daedalus --root {r.root} query "SELECT ..."',
     ]
     return "\n".join(lines)

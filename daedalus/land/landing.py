@@ -129,7 +129,7 @@ def _safe_part(value: str) -> str:
 def _batches(path: Path, channel: str, salvage: Salvage) -> Iterator[pa.RecordBatch]:
     if path.suffix == ".ndjson":
         return ndjson_batches(path, SCHEMAS[channel], salvage)
-    return parquet_batches(path, salvage)
+    return parquet_batches(path, salvage, SCHEMAS.get(channel))
 
 
 def _partition_keys(batch: pa.RecordBatch) -> tuple[pa.Array, pa.Array]:
@@ -297,15 +297,18 @@ def _loss_row(source: str, channel: str, loss: Loss, detail: dict, now: int) -> 
     }
 
 
-def _quarantine(
-    layout: LandLayout, source: str, channel: str, seg: Path, losses: list[Loss], report: LandReport
+def write_loss_events(
+    layout: LandLayout,
+    source: str,
+    channel: str,
+    name: str,
+    losses: list[Loss],
+    detail: dict,
+    report: LandReport,
 ) -> None:
-    """What could not be read: `quarantine` events rows (one per loss, with its series and count,
-    idempotent by name), then the bad part under raw/quarantine/ — the bad NDJSON lines alone, or
-    the Parquet original (its damaged row groups cannot be cut out of it)."""
+    """One `quarantine` events row per loss, in `bronze/events/exchange=X/date=D/quarantine_{name}.parquet`
+    (idempotent by name: a re-run replaces its own rows)."""
     now = time.time_ns()
-    dst = layout.raw("quarantine", source, channel) / seg.name
-    detail = {"segment": layout.rel(seg), "moved_to": layout.rel(dst)}
     rows = [_loss_row(source, channel, loss, detail, now) for loss in losses]
     by_part: dict[tuple[str, str], list[dict]] = {}
     for row in rows:
@@ -314,7 +317,7 @@ def _quarantine(
     for (exchange, date), part_rows in sorted(by_part.items()):
         part = layout.partition("events", exchange, date)
         part.mkdir(parents=True, exist_ok=True)
-        final = part / f"quarantine_{source}_{seg.stem}.parquet"
+        final = part / f"quarantine_{name}.parquet"
         tmp = part / f".land-{final.name}.tmp"
         for i, row in enumerate(part_rows):
             row["seq"] = i
@@ -323,6 +326,17 @@ def _quarantine(
         fsync_dir(part)
         report.files.append(layout.rel(final))
         report.partitions.add(("events", exchange, date))
+
+
+def _quarantine(
+    layout: LandLayout, source: str, channel: str, seg: Path, losses: list[Loss], report: LandReport
+) -> None:
+    """What could not be read: `quarantine` events rows (one per loss, with its series and count,
+    idempotent by name), then the bad part under raw/quarantine/ — the bad NDJSON lines alone, or
+    the Parquet original (its damaged row groups cannot be cut out of it)."""
+    dst = layout.raw("quarantine", source, channel) / seg.name
+    detail = {"segment": layout.rel(seg), "moved_to": layout.rel(dst)}
+    write_loss_events(layout, source, channel, f"{source}_{seg.stem}", losses, detail, report)
     bad_lines = [ln for loss in losses for ln in loss.lines]
     if bad_lines and len(bad_lines) == len(losses):  # NDJSON: keep only the bad lines
         dst.parent.mkdir(parents=True, exist_ok=True)

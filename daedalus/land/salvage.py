@@ -9,7 +9,9 @@ NDJSON line hid the 975 around it, and the event named neither exchange, symbol 
   exchange and symbol are read from its text when they are there.
 Each loss is placed on the receive clock between the last readable row before it and the first
 after it (`after`, `before`), which is where ETL must break the series it names.
-Only a segment whose Parquet footer is unreadable is lost whole (count unknown).
+- Parquet without a footer (a file cut short): its complete row groups are found by walking the page
+  headers (footerless.py); the rest is one loss of unknown count (a lower bound is in its error) for
+  every exchange the readable rows name.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -26,6 +28,7 @@ import pyarrow.parquet as pq
 
 from daedalus.collector.ndjson_segment import ndjson_to_table
 from daedalus.collector.schemas import TS_NS_UTC
+from daedalus.land.footerless import recover
 
 READ_ERRORS = (pa.ArrowException, OSError, ValueError, KeyError, TypeError, OverflowError)
 _KEY = {k: re.compile(rb'"' + k.encode() + rb'"\s*:\s*"([^"\\]{1,200})"') for k in ("exchange", "symbol")}
@@ -76,11 +79,17 @@ class Salvage:
         self._open.append(loss)
 
     def finish(self) -> None:
-        """Losses of unknown exchange take the segment's exchange when it held only one."""
-        if len(self.exchanges) == 1:
-            (only,) = self.exchanges
-            for loss in self.losses:
-                loss.exchange = loss.exchange or only
+        """A loss of unknown exchange is a loss of every exchange the segment's readable rows name
+        (one row each, symbol unknown: a break of each of their series), not of the source."""
+        out: list[Loss] = []
+        for loss in self.losses:
+            if loss.exchange is None and len(self.exchanges) == 1:
+                out.append(replace(loss, exchange=next(iter(self.exchanges))))
+            elif loss.exchange is None and self.exchanges and not loss.lines:  # count: not whose
+                out.extend(replace(loss, exchange=x, count=None) for x in sorted(self.exchanges))
+            else:
+                out.append(loss)
+        self.losses = out
 
 
 def _err(e: BaseException) -> str:
@@ -121,11 +130,13 @@ def _row_group_losses(pf: pq.ParquetFile, i: int, error: str) -> list[Loss]:
         return [Loss(_stat(pf, i, "exchange"), _stat(pf, i, "symbol"), n, part, error)]
 
 
-def parquet_batches(path: Path, salvage: Salvage) -> Iterator[pa.RecordBatch]:
+def parquet_batches(
+    path: Path, salvage: Salvage, schema: pa.Schema | None = None
+) -> Iterator[pa.RecordBatch]:
     try:
         pf = pq.ParquetFile(path)
     except READ_ERRORS as e:
-        salvage.lost(Loss(None, None, None, "footer", _err(e)))
+        yield from footerless_batches(path.read_bytes(), salvage, schema, _err(e))
         return
     for i in range(pf.num_row_groups):
         try:  # one whole row group before any of it is written: a group lands entirely or not at all
@@ -137,6 +148,32 @@ def parquet_batches(path: Path, salvage: Salvage) -> Iterator[pa.RecordBatch]:
         for batch in table.to_batches():
             salvage.good(batch)
             yield batch
+
+
+def footerless_batches(
+    data: bytes, salvage: Salvage, schema: pa.Schema | None, error: str
+) -> Iterator[pa.RecordBatch]:
+    """A file cut short: its complete row groups (daedalus/land/footerless.py), then one loss for the
+    rest, whose row count died with the footer (only a lower bound is known)."""
+    found = recover(data, schema) if schema is not None else None
+    for table in found.tables if found else []:
+        for batch in table.to_batches():
+            salvage.good(batch)
+            yield batch
+    kept = sum(t.num_rows for t in found.tables) if found else 0
+    least = found.rows_lost_at_least if found else 0
+    part = f"after row {kept} (footer lost; {kept} rows in complete row groups kept)"
+    if found is not None and found.partial_keys is not None:  # the cut row group: its series are known
+        keys = found.partial_keys.group_by(["exchange", "symbol"]).aggregate([([], "count_all")])
+        for e, s, n in zip(
+            *(keys.column(c).to_pylist() for c in ("exchange", "symbol", "count_all")), strict=True
+        ):
+            salvage.lost(Loss(e, s, n, f"row group after row {kept} (cut)", f"{error}; {n} rows lost"))
+        part = f"after the cut row group (footer lost; {kept} rows in complete row groups kept)"
+        least = 0
+    salvage.lost(
+        Loss(None, None, None, part, f"{error}; at least {least} rows lost (count died with the footer)")
+    )
 
 
 def _line_loss(line: bytes, lineno: int, error: str) -> Loss:

@@ -22,6 +22,8 @@ from daedalus.errors import BuildError
 from daedalus.sqltext import sql_ident, sql_str
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from daedalus.config import Config
 
 
@@ -257,41 +259,70 @@ def shell_init_sql(config: Config) -> str:
     return "\n".join(lines) + "\n"
 
 
-def shell_argv(config: Config) -> list[str]:
-    """The command line `daedalus shell` runs (an init file sets UTC and, on S3, httpfs + secret)."""
+def shell_argv(config: Config, init: str) -> list[str]:
+    """The command line `daedalus shell` runs; `init` is the path of its init SQL (shell_init_sql)."""
     from daedalus.errors import StorageError
 
     path = catalog_path(config)
     if not os.path.exists(path):
         raise StorageError(f"{path}: no catalog yet; run `daedalus build` first")
     _check_root(config, path)
-    init_dir = Path(config.duckdb.temp_directory).expanduser().resolve()
-    init_dir.mkdir(parents=True, exist_ok=True)
-    # One file per shell, created 0600 before anything is written (it may hold the S3 secret from
-    # the environment); run_shell removes it when the shell exits.
-    init = init_dir / f"shell_init-{os.getpid()}-{uuid.uuid4().hex[:8]}.sql"
-    fd = os.open(init, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(shell_init_sql(config))
-    exe = duckdb_cli_path()
-    return [exe, "-readonly", "-init", str(init), path]
+    return [duckdb_cli_path(), "-readonly", "-init", init, path]
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """preexec_fn: the CLI gets SIGKILL when `daedalus shell` dies, however it dies (SIGTERM, SIGHUP,
+    kill -9): a shell holding S3 credentials must not outlive its owner."""
+
+    def setup() -> None:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL (Linux)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return setup
+
+
+def _remove_stale_init_files(config: Config) -> None:
+    """Init files of older versions (`shell_init-<pid>-*.sql`, possibly holding the S3 secret) whose
+    shell is gone: a kill -9 left them behind."""
+    folder = Path(config.duckdb.temp_directory).expanduser()
+    for f in folder.glob("shell_init-*-*.sql") if folder.is_dir() else []:
+        pid = f.name.split("-")[1]
+        alive = pid.isdigit() and Path(f"/proc/{pid}").exists()
+        if not alive:
+            f.unlink(missing_ok=True)
 
 
 def run_shell(config: Config, extra: list[str] | None = None, **kw: object) -> int:
-    """Run the DuckDB CLI on the catalog and remove its init file when it exits, however it exits
-    (it used to be exec'd and left the S3 key and secret behind). Returns the CLI's exit code."""
+    """Run the DuckDB CLI on the catalog. Its init SQL (UTC, file_search_path and, on S3, httpfs and
+    the secret with key id, secret and token) goes through a pipe, never a file, so nothing of it is
+    on disk after any end (the file it used to be outlived SIGTERM, SIGHUP and kill -9); the CLI
+    dies with this process. Returns the CLI's exit code."""
     import signal
     import subprocess
 
-    argv = shell_argv(config)
-    init = Path(argv[argv.index("-init") + 1])
+    _remove_stale_init_files(config)
+    read_end, write_end = os.pipe()
+    try:
+        argv = shell_argv(config, f"/dev/fd/{read_end}")
+        os.write(write_end, shell_init_sql(config).encode())  # a few hundred bytes: fits the pipe
+    finally:
+        os.close(write_end)
     sys.stdout.flush()
     old = signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the CLI, not to us
     try:
-        return subprocess.call([*argv[:-1], *(extra or []), argv[-1]], **kw)  # type: ignore[arg-type]
+        return subprocess.call(  # type: ignore[call-overload]
+            [*argv[:-1], *(extra or []), argv[-1]],
+            pass_fds=(read_end,),
+            preexec_fn=_die_with_parent(os.getpid()),
+            **kw,
+        )
     finally:
         signal.signal(signal.SIGINT, old)
-        init.unlink(missing_ok=True)
+        os.close(read_end)
 
 
 def exec_shell(config: Config) -> None:

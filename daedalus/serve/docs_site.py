@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from daedalus.errors import ConfigError
 
 if TYPE_CHECKING:
     from daedalus.build import Session
@@ -331,8 +334,17 @@ def write_docs(
         root = config.storage.root
         output = Path(root).expanduser() / "docs" if "://" not in root else Path("docs")
     out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():  # never overwrite a file the user named by mistake
+        raise ConfigError(
+            f"--output {out}: is a file; give a folder (the page is written as index.html in it)"
+        )
     path = out / "index.html"
-    path.write_text(page)
-    (out / "health.html").write_text(render_health(gather(config, start, days), config.storage.root))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / ".index.html.tmp"
+        tmp.write_text(page)
+        os.replace(tmp, path)  # a reader of the old page never sees half of the new one
+        (out / "health.html").write_text(render_health(gather(config, start, days), config.storage.root))
+    except OSError as e:
+        raise ConfigError(f"--output {out}: cannot write the docs page there ({e.strerror or e})") from None
     return path

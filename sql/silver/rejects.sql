@@ -10,11 +10,13 @@
   Partitioned like silver.events (exchange, date): a day without a reject still writes one empty file.
 -#}
 WITH bad AS (
+    -- a trade without exchange time (reason timestamp_null) is dated by its receive time, as in bronze
     SELECT exchange, symbol, 'trades' AS channel, {{ trade_reject_reason() }} AS reason,
-           "timestamp"::TIMESTAMPTZ AS ts, capture_ts::TIMESTAMPTZ AS capture_ts
+           coalesce("timestamp", capture_ts)::TIMESTAMPTZ AS ts, capture_ts::TIMESTAMPTZ AS capture_ts
     FROM {{ source('bronze', 'trades') }}
-    WHERE "timestamp" >= {{ partition.lookback_start }} AND "timestamp" < {{ partition.end }}
-      AND symbol IS NOT NULL AND {{ trade_reject_reason() }} IS NOT NULL
+    WHERE coalesce("timestamp", capture_ts) >= {{ partition.lookback_start }}
+      AND coalesce("timestamp", capture_ts) < {{ partition.end }}
+      AND {{ trade_reject_reason() }} IS NOT NULL
     UNION ALL
     SELECT exchange, symbol, 'orderbook', {{ book_reject_reason() }},
            "timestamp"::TIMESTAMPTZ, capture_ts::TIMESTAMPTZ
@@ -45,7 +47,15 @@ WITH bad AS (
     FROM {{ source('bronze', 'ticker') }}
     WHERE coalesce("timestamp", capture_ts) >= {{ partition.lookback_start }}
       AND coalesce("timestamp", capture_ts) < {{ partition.end }}
-      AND symbol IS NOT NULL AND {{ ticker_reject_reason() }} IS NOT NULL
+      AND {{ ticker_reject_reason() }} IS NOT NULL
+    UNION ALL
+    -- a book snapshot without a symbol belongs to no series: counted, never served
+    SELECT exchange, NULL, 'orderbook', 'symbol_null',
+           coalesce("timestamp", capture_ts)::TIMESTAMPTZ, capture_ts::TIMESTAMPTZ
+    FROM {{ source('bronze', 'orderbook') }}
+    WHERE symbol IS NULL
+      AND coalesce("timestamp", capture_ts) >= {{ partition.lookback_start }}
+      AND coalesce("timestamp", capture_ts) < {{ partition.end }}
 )
 SELECT
     exchange,

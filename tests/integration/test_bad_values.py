@@ -35,8 +35,8 @@ NAN, INF = math.nan, math.inf
 def write_bronze(root: Path, channel: str, rows: list[dict[str, Any]]) -> None:
     full = [
         {
-            "collected_at": int(r["timestamp"].timestamp() * 1000) + 5,
-            "capture_ts": r["timestamp"] + dt.timedelta(milliseconds=5),
+            "collected_at": int((r["timestamp"] or r["received"]).timestamp() * 1000) + 5,
+            "capture_ts": (r["timestamp"] or r["received"]) + dt.timedelta(milliseconds=5),
             "exchange": "binance",
             "conn_id": "c1",
             "symbol": "BTC/USDT",
@@ -75,6 +75,7 @@ BAD_TRADES = {  # trade id → (price, amount, side, reason)
     907: (1000.0, 1.0, "BOGUS", "unknown_side"),
 }
 HUGE = 908  # price 1e12: finite and positive, so served
+NULL_SYMBOL, NULL_TIME = 909, 910  # a trade without symbol, one without exchange time: counted
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +88,7 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Config:
         if i == CROSSED:
             bid, ask = mid + 1.0, mid - 1.0
         books.append(book(i, bid, ask))
+    books.append({**book(121, 999.0, 1001.0), "symbol": None})  # issue 24: counted, not vanished
     write_bronze(root, "orderbook", books)
     trades = []
     for i in range(1, 121):  # one good trade a second, alternating sides
@@ -121,6 +123,18 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Config:
             "amount": 0.01,
         }
     )
+    for k, extra in ((NULL_SYMBOL, {"symbol": None}), (NULL_TIME, {"timestamp": None, "received": at(61)})):
+        trades.append(
+            {
+                "seq": 2000 + k,
+                "timestamp": at(62),
+                "trade_id": str(k),
+                "side": "buy",
+                "price": 1000.0,
+                "amount": 0.5,
+                **extra,
+            }
+        )
     write_bronze(root, "trades", trades)
     write_bronze(
         root,
@@ -130,6 +144,10 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Config:
             for i, (b, a) in enumerate(
                 [(999.0, 1001.0), (NAN, 1001.0), (999.0, INF), (0.0, 1001.0), (999.5, 1000.5)]
             )
+        ]
+        + [  # issue 24: a NaN `last` and a NULL symbol are counted, not served nor vanished
+            {"seq": 3005, "timestamp": at(5), "bid": 999.0, "ask": 1001.0, "last": NAN},
+            {"seq": 3006, "timestamp": at(6), "bid": 999.0, "ask": 1001.0, "symbol": None},
         ],
     )
     cfg = load_config(overrides={"storage.root": str(root), "duckdb.temp_directory": str(root / "_tmp")})
@@ -173,6 +191,9 @@ def test_rejects_are_counted_by_reason(lake: Config) -> None:
     want[("orderbook", "level_not_positive")] = 1
     want[("ticker", "quote_not_finite")] = 2
     want[("ticker", "quote_not_positive")] = 1
+    want[("trades", "symbol_null")] = want[("trades", "timestamp_null")] = 1
+    want[("ticker", "value_not_finite")] = want[("ticker", "symbol_null")] = 1
+    want[("orderbook", "symbol_null")] = 1
     assert got == sorted((c, r, n) for (c, r), n in want.items())
     span = query(
         lake,

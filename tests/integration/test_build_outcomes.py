@@ -107,3 +107,57 @@ def test_independent_models_still_build_unless_fail_fast(failing):
     assert ff.returncode == 4
     assert ff.stdout.splitlines() == [ff.stdout.splitlines()[0], "Done. PASS=0 WARN=0 ERROR=1 SKIP=0 TOTAL=1"]
     assert "ERROR gold.toy_zz" in ff.stdout
+
+
+def test_daedalus_test_remembers_failures_for_the_next_build_and_the_catalog(tmp_path):
+    """Issue 24: `test` failed (exit 4) but forgot it: the next build was "up to date" and the
+    catalog kept serving the failing rows."""
+    toy = make_toy(tmp_path)
+    for day in (BAD_DAY, GOOD_DAY):
+        toy.write_bronze("x", day, trade_rows("x", "BTC/USDT", day))
+    assert toy.cli("build", env=ENV).returncode == 0
+    pid = f"exchange=x/symbol=BTC%2FUSDT/date={BAD_DAY}"
+    (path,) = (toy.root / "silver" / "toy_trades" / pid).glob("*.parquet")
+    con = duckdb.connect()
+    con.execute(  # damage the published rows behind the build's back
+        f"COPY (SELECT * REPLACE (CASE WHEN trade_id LIKE '%-3' THEN 'sideways' ELSE side END AS side) "
+        f"FROM read_parquet('{path}')) TO '{path}.new' (FORMAT parquet)"
+    )
+    path.with_name(path.name + ".new").replace(path)
+
+    out = toy.cli("test", env=ENV)
+    assert out.returncode == 4, out.stdout + out.stderr
+    failed = json.loads((toy.root / "_state" / "failed_tests.json").read_text())
+    assert failed == {"toy_trades": {pid: ["accepted_values(side)"]}}
+    assert _catalog_count(toy, "silver.toy_trades") == [(GOOD_DAY, 30)]  # no longer served
+
+    again = toy.cli("build", env=ENV)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "up to date" not in again.stderr
+    assert json.loads((toy.root / "_state" / "failed_tests.json").read_text()) == {}
+    assert _catalog_count(toy, "silver.toy_trades") == [(BAD_DAY, 30), (GOOD_DAY, 30)]
+    assert toy.cli("test", env=ENV).returncode == 0
+
+
+def test_progress_reaches_a_log_file_as_it_happens_even_if_killed(tmp_path):
+    """Issue 24: `build > f` showed nothing until the build ended; a killed build left no trace."""
+    import os
+    import subprocess
+
+    toy = make_toy(tmp_path)
+    for day in (BAD_DAY, GOOD_DAY):
+        toy.write_bronze("x", day, trade_rows("x", "BTC/USDT", day))
+    log = tmp_path / "build.log"
+    with log.open("w") as f:  # not a terminal: a file, as `daedalus build > build.log 2>&1`
+        proc = subprocess.run(
+            [*toy.cli_prefix(), "--config", str(toy.config_path), "build"],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **ENV, "DAEDALUS_TEST_KILL": "after_write:3"},  # SIGKILL in model 2
+            cwd=toy.dir,
+            timeout=300,
+        )
+    assert proc.returncode == -9
+    text = log.read_text()
+    assert "building 4 partition(s) of 2 model(s)" in text
+    assert "built toy_trades: 2 partition(s)" in text and "built toy_bars" not in text

@@ -111,3 +111,46 @@ def test_collect_unknown_exchange_fails_fast_with_one_line(tmp_path: Path) -> No
 def test_commands_have_help_with_an_example(command: list[str]) -> None:
     r = _cli(*command, "--help")
     assert r.returncode == 0 and "Example: daedalus" in r.stdout
+
+
+@pytest.mark.slow
+def test_the_demos_next_steps_work(tmp_path: Path) -> None:
+    """Issue 24: `build` right after `demo` rebuilt 60 partitions (the demo's daedalus.yaml lacked
+    vpin_bucket_volume), and the printed `duckdb -readonly <catalog>` failed outside the lake."""
+    demo = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from daedalus.cli.app import main; main()",
+            "demo",
+            "--seconds",
+            "6",
+            "--root",
+            "lake",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert demo.returncode == 0, demo.stderr
+    again = subprocess.run(
+        [sys.executable, "-c", "from daedalus.cli.app import main; main()", "build"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert again.returncode == 0, again.stderr
+    assert "0 partition(s) rebuilt" in again.stderr and "everything is up to date" in again.stderr
+    (hint,) = [ln.split("shell:", 1)[1].strip() for ln in demo.stdout.splitlines() if ln.startswith("shell:")]
+    shell = subprocess.run(  # the printed command, as a user pastes it, from another folder
+        f'{hint} -csv -c "SELECT count(*) AS n FROM silver.trades"',
+        shell=True,
+        capture_output=True,
+        text=True,
+        cwd="/",
+        timeout=120,
+    )
+    assert shell.returncode == 0, shell.stderr
+    assert shell.stdout.split()[0] == "n" and int(shell.stdout.split()[1]) > 0

@@ -237,7 +237,7 @@ def test_truncated_segment_is_quarantined_the_rest_lands_and_builds(tmp_path: Pa
         .execute(f"SELECT count(*) FROM read_parquet('{root}/silver/toy_trades/**/*.parquet')")
         .fetchone()[0]
     )
-    assert n == 30
+    assert n == 60  # its one row group lies before the cut (the footer is most of a small file): kept
     events = (
         _plain()
         .execute(f"SELECT event_type, detail FROM read_parquet('{root}/bronze/events/**/*.parquet')")

@@ -389,6 +389,7 @@ def test_rejects_silent_hours_and_freshness(tmp_path):
         ("02", "rejected", ["ticker"]),
     ]
 
+    (tmp_path / "nothing").mkdir()  # a root that does not exist is refused earlier (exit 2, issue 24)
     empty = load_config(None, {"storage.root": str(tmp_path / "nothing")})
     out = subprocess.run(
         [sys.executable, "-m", "daedalus", "--root", empty.storage.root, "coverage"],

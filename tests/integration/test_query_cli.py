@@ -67,14 +67,62 @@ def test_several_statements_print_each_result(built):
 
 def test_error_keeps_duckdbs_hint(built):
     proc = built.cli("query", "SELECT * FROM silver.toy_trade", env=ENV)
-    assert proc.returncode == 4
+    assert proc.returncode == 2  # a usage error (README's exit codes), not a build's 4
     assert "Catalog Error: Table with name toy_trade does not exist!" in proc.stderr
     assert 'Did you mean "silver.toy_trades"?' in proc.stderr or 'Did you mean "toy_trades"' in proc.stderr
 
 
 def test_writing_is_refused_read_only(built):
     proc = built.cli("query", "CREATE TABLE gold.x AS SELECT 1", env=ENV)
-    assert proc.returncode == 4 and "read-only" in proc.stderr
+    assert proc.returncode == 2 and "is refused: `daedalus query` only reads" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "COPY (SELECT 1 AS a) TO '{target}'",
+        "SELECT 1; COPY (SELECT 1 AS a) TO '{target}'",
+        "EXPLAIN ANALYZE COPY (SELECT 1 AS a) TO '{target}'",
+        "ATTACH '{target}' AS other",
+        "INSTALL httpfs",
+        "LOAD httpfs",
+        "EXPORT DATABASE '{folder}/export'",
+        "SET profiling_output = '{target}'",
+    ],
+)
+def test_query_never_writes(built, sql):
+    """Issue 24: `COPY ... TO` wrote into the model folders (a glob reader then failed)."""
+    folder = built.root / "silver" / "toy_trades"
+    target = folder / "exchange=x" / "evil.csv"
+    before = sorted(p for p in built.root.rglob("*") if "_state" not in p.parts)
+    proc = built.cli("query", sql.format(target=target, folder=folder), env=ENV)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    err = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(err) == 1 and "is refused: `daedalus query` only reads" in err[0]
+    assert proc.stdout == ""  # refused before anything ran, the SELECT before it included
+    assert sorted(p for p in built.root.rglob("*") if "_state" not in p.parts) == before
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["", "-f", "csv"], "query: no SQL given"),
+        (["SELECT 1", "--limit", "-1"], "--limit: -1 is negative"),
+        (["SELECT 1", "-f", "csv", "-o", "/missing/dir/x.csv"], "the folder /missing/dir does not exist"),
+    ],
+)
+def test_bad_query_arguments_are_one_line_exit_2(built, args, message):
+    proc = built.cli("query", *args, env=ENV)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_json_writes_nan_and_inf_as_null(built):
+    proc = built.cli(
+        "query", "SELECT 'nan'::DOUBLE AS a, 'inf'::DOUBLE AS b, 1.5 AS c", "-f", "json", env=ENV
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [{"a": None, "b": None, "c": 1.5}]
 
 
 def test_append_to_csv_and_json(built, tmp_path):

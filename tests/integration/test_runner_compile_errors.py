@@ -21,11 +21,12 @@ def edit(path, old: str, new: str) -> None:
 
 
 def one_error_line(proc) -> str:
-    # the lake announcement (`lake: ...`, `WARNING: no bronze ...`) is not an error line
+    # the lake announcement (`lake: ...`, `WARNING: no bronze ...`) and the progress lines a build
+    # logs without a terminal (`building ...`, `built ...`) are not error lines
     lines = [
         ln
         for ln in proc.stderr.splitlines()
-        if ln.strip() and not ln.startswith(("lake: ", "WARNING: no bronze"))
+        if ln.strip() and not ln.startswith(("lake: ", "WARNING: no bronze", "building ", "built "))
     ]
     assert len(lines) == 1, proc.stderr
     assert "Traceback" not in proc.stderr

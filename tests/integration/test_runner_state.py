@@ -180,3 +180,37 @@ def test_a_new_partition_sorting_first_causes_no_spurious_rebuild(toy):
     toy.write_bronze("x", "2024-01-03", trade_rows("x", "AAA/USDT", "2024-01-03", n=3), "aaa")
     assert {m for m, _ in build(cfg, udfs=False).rebuilt} >= {"toy_trades", "toy_summary"}
     assert build(cfg, udfs=False).rebuilt == []
+
+
+def test_builds_leave_no_empty_staging_folders(toy, monkeypatch):
+    """Issue 24: each build left an empty folder tree under _staging/<build-id>/ (780 after 4 builds)."""
+    import time
+
+    from daedalus.build.layout import STAGING_MAX_AGE_S
+
+    monkeypatch.setenv("DAEDALUS_NO_UDFS", "1")
+    staging = toy.root / "_staging"
+    stale = staging / f"{int(time.time() - STAGING_MAX_AGE_S - 60)}-deadbeef00" / "silver" / "x"
+    stale.mkdir(parents=True)  # what a build killed long ago left
+    young = staging / f"{int(time.time())}-0123456789" / "silver" / "y"
+    young.mkdir(parents=True)  # a shard building right now: not ours to touch
+    cfg = toy.config()
+    build(cfg, udfs=False)
+    build(cfg, full_refresh=True, udfs=False)
+    left = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*"))
+    assert left == [
+        young.parent.parent.name,
+        f"{young.parent.parent.name}/silver",
+        f"{young.parent.parent.name}/silver/y",
+    ]
+
+
+def test_a_killed_builds_staging_folders_go_with_the_next_build(toy):
+    """Found by `bench soak`: a build killed by SIGKILL left its (young) staging tree for a day."""
+    env = {"DAEDALUS_NO_UDFS": "1", "DAEDALUS_TEST_KILL": "after_write:2"}
+    killed = toy.cli("build", env=env)
+    assert killed.returncode == -9
+    staging = toy.root / "_staging"
+    assert any(p.is_dir() for p in staging.rglob("*"))  # what the killed build left
+    toy.cli("build", env={"DAEDALUS_NO_UDFS": "1"}, check=True)
+    assert not staging.exists() or not [p for p in staging.rglob("*") if p.is_dir() and not any(p.iterdir())]

@@ -63,6 +63,7 @@ def test_help_imports_no_heavy_library(args: list[str], tmp_path: Path) -> None:
 
 @pytest.mark.slow  # the project parse of `ls` takes seconds on a loaded machine
 def test_ls_imports_no_engine_kernels_or_exchange_client(tmp_path: Path) -> None:
+    (tmp_path / "lake").mkdir()  # a root that does not exist is refused before anything (issue 24)
     out = run_cli(["--root", str(tmp_path / "lake"), "ls"], tmp_path)
     assert out["code"] == 0
     # `ls` reads the project and the manifest: it needs neither DuckDB, numba nor ccxt.
@@ -71,5 +72,6 @@ def test_ls_imports_no_engine_kernels_or_exchange_client(tmp_path: Path) -> None
 
 def test_probe_sees_an_import_when_a_command_makes_one(tmp_path: Path) -> None:
     """The probe itself works: `query` runs SQL, so DuckDB must show up in sys.modules."""
+    (tmp_path / "lake").mkdir()
     out = run_cli(["--root", str(tmp_path / "lake"), "query", "SELECT 42"], tmp_path)
     assert "duckdb" in out["heavy"]

@@ -150,3 +150,43 @@ def test_every_command_has_help_with_an_example(path: list[str], capsys: pytest.
     assert code == 0
     assert "Example: daedalus" in out
     assert "<bool>" not in out and "<list[" not in out
+
+
+@pytest.mark.parametrize("verb", ["build", "run", "test", "land", "ls", "catalog"])
+def test_a_typo_root_makes_no_lake(verb: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Issue 24: `--root /typo build` exited 0 and created catalog.duckdb and _state/ there."""
+    typo = tmp_path / "typo"
+    code, out, err = run_main(["--root", str(typo), verb], capsys)
+    assert code == 2, (out, err)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and f"storage.root {typo} (--root): no such folder, so no lake" in lines[0]
+    assert not typo.exists()
+
+
+def test_land_on_an_empty_root_says_so_with_a_hint(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--root", str(tmp_path), "land"])
+    captured = capsys.readouterr()
+    assert exc.value.code in (0, None)
+    assert "landed 0 segments" in captured.out
+    assert f"nothing to land: no closed segment under {tmp_path}/raw/ready/" in captured.err
+    assert "daedalus collect" in captured.err
+
+
+def test_init_creates_the_lake_its_config_names(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["init", str(tmp_path / "proj")])
+    capsys.readouterr()
+    assert (tmp_path / "proj" / "lake").is_dir()
+
+
+@pytest.mark.parametrize("seconds", ["-1", "0", "nan", "inf"])
+def test_demo_seconds_must_be_finite_and_positive(
+    seconds: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Issue 24: `demo --seconds nan` ran 104 s; -1 and 0 were accepted."""
+    code, _out, err = run_main(["demo", "--seconds", seconds, "--root", str(tmp_path / "lake")], capsys)
+    assert code == 2 and "is not a finite positive number of seconds" in err
+    assert not (tmp_path / "lake").exists()

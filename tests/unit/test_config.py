@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -76,7 +77,65 @@ def test_example_is_generated_from_the_models_and_loads():
     assert example.read_text() == render_example(), (
         "regenerate: python -m daedalus.config_doc > config/config.example.yaml"
     )
-    assert load_config(example, environ={}) == Config()
+    cfg = load_config(example, environ={})
+    assert cfg.storage.root == str((example.parent / Config().storage.root).resolve())  # beside the file
+    cfg.storage.root = Config().storage.root
+    assert cfg == Config()
+
+
+def test_a_relative_root_in_a_file_is_relative_to_the_file(tmp_path, monkeypatch):
+    """Issue 24: load_config(path) resolved it against the working folder, daedalus.yaml against the file."""
+    (tmp_path / "proj").mkdir()
+    cfg = tmp_path / "proj" / "config.yaml"
+    cfg.write_text("storage:\n  root: lake\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_config(cfg, environ={}).storage.root == str(tmp_path / "proj" / "lake")
+    assert load_config("proj/config.yaml", environ={}).storage.root == str(tmp_path / "proj" / "lake")
+    flag = load_config(cfg, {"storage.root": "other"}, environ={})
+    assert flag.storage.root == "other"  # --root stays relative to the working folder
+    cfg.write_text("storage:\n  root: s3://bucket/lake\n")
+    assert load_config(cfg, environ={}).storage.root == "s3://bucket/lake"
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        (
+            "etl:\n  features:\n    vpin_bucket_volume: -5\n",
+            "'etl.features.vpin_bucket_volume': Input should be greater than 0",
+        ),
+        (
+            "etl:\n  features:\n    vpin_bucket_volume: 0\n",
+            "'etl.features.vpin_bucket_volume': Input should be greater than 0",
+        ),
+        (
+            "etl:\n  features:\n    vpin_bucket_volume: .nan\n",
+            "'etl.features.vpin_bucket_volume': Input should be a finite number",
+        ),
+        (
+            "etl:\n  symbols:\n    BTC/USDT: {vpin_bucket_volume: .inf}\n",
+            "'etl.symbols.BTC/USDT.vpin_bucket_volume': Input should be a finite",
+        ),
+    ],
+)
+def test_vpin_bucket_volume_must_be_finite_and_positive(tmp_path, text, message):
+    """Issue 24: -5 or 0 built with every VPIN NULL; `.nan` was pasted into the SQL (Binder Error)."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(cfg, environ={})
+
+
+def test_a_config_that_is_not_utf8_is_one_line(tmp_path):
+    cfg = tmp_path / "latin1.yaml"
+    cfg.write_bytes("storage:\n  root: caf\xe9\n".encode("latin-1"))
+    r = subprocess.run(
+        [sys.executable, "-m", "daedalus", "--config", str(cfg), "ls"], capture_output=True, text=True
+    )
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"error: {cfg}: not UTF-8 text (byte 20: invalid continuation byte); save it as UTF-8"
+    ]
 
 
 def test_cli_bad_config_exits_2_with_one_line(tmp_path):

@@ -306,6 +306,29 @@ def bench_collect_command(
     typer.echo(result.format())
 
 
+def bench_soak_command(
+    seconds: float = typer.Option(180.0, "--seconds", help="How long to run cycles (the last one finishes)."),
+    seed: int = typer.Option(1, "--seed", help="Seed of the fault order and the simulated markets."),
+    cycle_seconds: float = typer.Option(6.0, "--cycle-seconds", help="Collection time per cycle."),
+    root: str = typer.Option("./daedalus-soak", "--root", help="Lake root for the soak (must not exist)."),
+) -> None:
+    """Collect from every fake venue, inject a fault per cycle, land and build, check invariants.
+
+    Example: daedalus bench soak --seconds 180 --seed 7 --root /tmp/soak-lake
+    """
+    from pathlib import Path
+
+    from daedalus.devkit.soak import run_soak
+    from daedalus.errors import ConfigError
+
+    if Path(root).exists():
+        raise ConfigError(f"--root {root}: exists; the soak needs a fresh folder (it injects faults there)")
+    report = run_soak(root, seconds, seed=seed, cycle_seconds=cycle_seconds, echo=typer.echo)
+    typer.echo(report.summary())
+    if report.failures:
+        raise typer.Exit(4)
+
+
 def register(app: typer.Typer) -> None:
     """The one `bench` group: the build benchmarks and the collector's."""
     group = typer.Typer(name="bench", help="Benchmarks.", no_args_is_help=True)
@@ -317,3 +340,4 @@ def register(app: typer.Typer) -> None:
     group.command("all")(bench_all_command)
     group.command("show")(bench_show_command)
     group.command("explain")(bench_explain_command)
+    group.command("soak")(bench_soak_command)
