@@ -48,6 +48,16 @@ class Venue(CcxtVenue):
     max_connection_hours: ClassVar[float | None] = 24.0
 
     full_depth_feed: ClassVar[bool] = True
+    # GET /api/v3/historicalTrades?fromId= pages by the same contiguous ids as the `@trade` stream
+    # (aggTrades, ccxt's default, numbers aggregates instead); limit max 1000
+    trade_history: ClassVar[str | None] = "id"
+    trade_page_limit: ClassVar[int] = 1000
+
+    def trade_history_params(self, from_id: int | None) -> dict[str, Any]:
+        params: dict[str, Any] = {"fetchTradesMethod": "publicGetHistoricalTrades"}
+        if from_id is not None:
+            params["fromId"] = from_id
+        return params
 
     def book_update(self, message: Any) -> tuple[Any, Any, Any, Any] | None:
         # raw streams (what ccxt subscribes): the diff itself; `pu` only on USD-M futures

@@ -55,6 +55,16 @@ class CcxtVenue:
     sync_rules: ClassVar[dict[str, str]] = {}
     sync_rule_docs: ClassVar[dict[str, str]] = {}
 
+    # REST trade history (collector/heal.py, docs/contracts.md "Healing trade gaps"): 'id' = pages by
+    # trade id and ids are contiguous (a gap can be closed exactly), 'time' = pages by time only,
+    # 'last_n' = only the most recent `trade_page_limit` trades, None = no usable history
+    trade_history: ClassVar[str | None] = None
+    trade_page_limit: ClassVar[int] = 100
+
+    def trade_history_params(self, from_id: int | None) -> dict[str, Any]:
+        """Params for ccxt's `fetch_trades` asking for trades from id `from_id` on ('id' venues)."""
+        return {}
+
     def __init__(self) -> None:
         self.last_seq: dict[str, int] = {}  # per market id, for venues whose rule we check ourselves
 

@@ -1,0 +1,155 @@
+"""REST trade history for the fakes: the same trades they stream, served with each venue's paging rules.
+
+Every trade a fake publishes (to a subscriber or to no one: the market runs on while a client is
+disconnected) is appended to its `TradeTape`; the REST routes read the tape. Paging and limits as
+documented (checked against ccxt's `fetch_trades` for each venue):
+
+- Binance `GET /api/v3/historicalTrades?symbol&limit&fromId` (limit default 500, max 1000; trades
+  with id >= fromId, oldest first; no fromId = the most recent `limit`) and `GET /api/v3/trades`
+  (the most recent `limit`, max 1000). Answers 429 with `Retry-After` when rate limited, 418 once
+  banned (https://developers.binance.com/docs/binance-spot-api-docs/rest-api/limits).
+- Bybit `GET /v5/market/recent-trade?category&symbol&limit`: only the most recent trades (spot limit
+  1..60, default 60), newest first, no paging (https://bybit-exchange.github.io/docs/v5/market/recent-trade).
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from daedalus.devkit.simulator.market import Trade
+
+
+@dataclass
+class TradeTape:
+    """Every trade published, per venue market id, in id order."""
+
+    trades: dict[str, list[Trade]] = field(default_factory=dict)
+    requests: list[tuple[str, dict]] = field(default_factory=list)  # (path, query) per REST call
+    _refuse: list[tuple[int, float]] = field(default_factory=list)  # (status, retry_after) per next call
+
+    def add(self, market_id: str, trade: Trade) -> None:
+        self.trades.setdefault(market_id, []).append(trade)
+
+    def refuse(self, count: int, status: int = 429, retry_after: float = 1.0) -> None:
+        """Answer the next `count` history requests with `status` (429 or 418) and Retry-After."""
+        self._refuse += [(status, retry_after)] * count
+
+    def refused(self, request: web.Request) -> tuple[int, float] | None:
+        self.requests.append((request.path, dict(request.query)))
+        return self._refuse.pop(0) if self._refuse else None
+
+    def from_id(self, market_id: str, first_id: int, limit: int) -> list[Trade]:
+        tape = self.trades.get(market_id, [])
+        i = bisect.bisect_left([t.trade_id for t in tape], first_id)
+        return tape[i : i + limit]
+
+    def last(self, market_id: str, limit: int) -> list[Trade]:
+        tape = self.trades.get(market_id, [])
+        return tape[-limit:] if limit > 0 else []
+
+
+def _limit(request: web.Request, default: int, maximum: int) -> int | None:
+    try:
+        n = int(request.query.get("limit", default))
+    except ValueError:
+        return None
+    return n if 1 <= n <= maximum else None
+
+
+# ---- Binance ----
+
+
+def binance_routes(app: web.Application, tape: TradeTape, prefix: str = "/api/v3") -> None:
+    def trade_json(t: Trade) -> dict:
+        return {
+            "id": t.trade_id,
+            "price": f"{t.price:.8f}",
+            "qty": f"{t.qty:.8f}",
+            "quoteQty": f"{t.price * t.qty:.8f}",
+            "time": t.ts_ms,
+            "isBuyerMaker": t.buyer_is_maker,
+            "isBestMatch": True,
+        }
+
+    def refusal(status: int, retry_after: float) -> web.Response:
+        msg = "Way too many requests; IP banned." if status == 418 else "Too many requests."
+        return web.json_response(
+            {"code": -1003, "msg": msg}, status=status, headers={"Retry-After": str(int(retry_after))}
+        )
+
+    async def historical(request: web.Request) -> web.Response:
+        if (refused := tape.refused(request)) is not None:
+            return refusal(*refused)
+        limit = _limit(request, 500, 1000)
+        if limit is None:
+            return web.json_response(
+                {"code": -1100, "msg": "Illegal characters found in parameter 'limit'"}, status=400
+            )
+        sid = request.query.get("symbol", "")
+        if "fromId" in request.query:
+            page = tape.from_id(sid, int(request.query["fromId"]), limit)
+        else:
+            page = tape.last(sid, limit)
+        return web.json_response([trade_json(t) for t in page])
+
+    async def recent(request: web.Request) -> web.Response:
+        if (refused := tape.refused(request)) is not None:
+            return refusal(*refused)
+        limit = _limit(request, 500, 1000)
+        if limit is None:
+            return web.json_response(
+                {"code": -1100, "msg": "Illegal characters found in parameter 'limit'"}, status=400
+            )
+        return web.json_response([trade_json(t) for t in tape.last(request.query.get("symbol", ""), limit)])
+
+    app.router.add_get(f"{prefix}/historicalTrades", historical)
+    app.router.add_get(f"{prefix}/trades", recent)
+
+
+# ---- Bybit ----
+
+BYBIT_ID_PREFIX = "2290000000"  # the fake's execId: this prefix + the simulated trade id
+
+
+def bybit_routes(app: web.Application, tape: TradeTape) -> None:
+    async def recent(request: web.Request) -> web.Response:
+        if (refused := tape.refused(request)) is not None:
+            # Bybit answers an IP over its limit with HTTP 403 and retCode 10006 in-body otherwise
+            return web.json_response(
+                {"retCode": 10006, "retMsg": "Too many visits!", "result": {}, "time": 0},
+                status=refused[0] if refused[0] != 418 else 403,
+                headers={"X-Bapi-Limit-Reset-Timestamp": "0", "Retry-After": str(int(refused[1]))},
+            )
+        spot = request.query.get("category") == "spot"
+        limit = _limit(request, 60 if spot else 500, 60 if spot else 1000)
+        if limit is None:
+            return web.json_response(
+                {"retCode": 10001, "retMsg": "params error: limit", "result": {}, "time": 0}
+            )
+        sid = request.query.get("symbol", "")
+        page = list(reversed(tape.last(sid, limit)))  # newest first
+        items = [
+            {
+                "execId": f"{BYBIT_ID_PREFIX}{t.trade_id}",
+                "symbol": sid,
+                "price": f"{t.price:.8f}",
+                "size": f"{t.qty:.8f}",
+                "side": "Sell" if t.buyer_is_maker else "Buy",
+                "time": str(t.ts_ms),
+                "isBlockTrade": False,
+            }
+            for t in page
+        ]
+        return web.json_response(
+            {
+                "retCode": 0,
+                "retMsg": "OK",
+                "result": {"category": request.query.get("category"), "list": items},
+                "time": 0,
+            }
+        )
+
+    app.router.add_get("/v5/market/recent-trade", recent)
