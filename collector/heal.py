@@ -149,7 +149,7 @@ class TradeHealer:
     ) -> Outcome:
         span = f"trades after id {before.trade_id} to before id {after.trade_id}"
         a, b = before.number, after.number
-        mode = self.venue.trade_history
+        mode = self.venue.trade_history_plan(self.c.exchange)[0]
         missing = None
         if a is not None and b is not None and mode in ("id", "last_n"):
             between = {int(t) for t in fetched if t.isdigit() and a < int(t) < b}
@@ -172,15 +172,15 @@ class TradeHealer:
 
     async def _fetch_gap(self, symbol: str, before: Edge, after: Edge, deadline: float, out: dict) -> None:
         v = self.venue
-        mode, limit = v.trade_history, v.trade_page_limit
+        mode, limit = v.trade_history_plan(self.c.exchange)
         if mode == "last_n":
-            for t in await self._fetch(symbol, None, limit, {}, deadline):
+            for t in await self._fetch(symbol, None, limit, v.trade_history_params(mode, None), deadline):
                 out[str(t["id"])] = t
             return
         if mode == "id" and before.number is not None and after.number is not None:
             cursor = before.number + 1
             while cursor < after.number and time.monotonic() < deadline:
-                page = await self._fetch(symbol, None, limit, v.trade_history_params(cursor), deadline)
+                page = await self._fetch(symbol, None, limit, v.trade_history_params(mode, cursor), deadline)
                 ids = [int(t["id"]) for t in page if str(t.get("id", "")).isdigit()]
                 for t in page:
                     out[str(t["id"])] = t
@@ -191,7 +191,7 @@ class TradeHealer:
         # by time: from the last trade before the gap until past the first trade after it
         since = before.ts_ms
         while since is not None and time.monotonic() < deadline:
-            page = await self._fetch(symbol, since, limit, {}, deadline)
+            page = await self._fetch(symbol, since, limit, v.trade_history_params(mode, None), deadline)
             for t in page:
                 out[str(t.get("id"))] = t
             newest = max((_ts(t) for t in page), default=None)

@@ -49,11 +49,17 @@ class Venue(CcxtVenue):
 
     full_depth_feed: ClassVar[bool] = True
     # GET /api/v3/historicalTrades?fromId= pages by the same contiguous ids as the `@trade` stream
-    # (aggTrades, ccxt's default, numbers aggregates instead); limit max 1000
+    # (aggTrades, ccxt's default, numbers aggregates instead), limit max 1000, and needs an API key
+    # (ccxt refuses it without one); without a key, GET /api/v3/trades: the most recent 1000 only
     trade_history: ClassVar[str | None] = "id"
     trade_page_limit: ClassVar[int] = 1000
 
-    def trade_history_params(self, from_id: int | None) -> dict[str, Any]:
+    def trade_history_plan(self, exchange: Any) -> tuple[str | None, int]:
+        return ("id" if getattr(exchange, "apiKey", None) else "last_n"), 1000
+
+    def trade_history_params(self, mode: str, from_id: int | None) -> dict[str, Any]:
+        if mode != "id":
+            return {"fetchTradesMethod": "publicGetTrades"}
         params: dict[str, Any] = {"fetchTradesMethod": "publicGetHistoricalTrades"}
         if from_id is not None:
             params["fromId"] = from_id

@@ -61,8 +61,12 @@ class CcxtVenue:
     trade_history: ClassVar[str | None] = None
     trade_page_limit: ClassVar[int] = 100
 
-    def trade_history_params(self, from_id: int | None) -> dict[str, Any]:
-        """Params for ccxt's `fetch_trades` asking for trades from id `from_id` on ('id' venues)."""
+    def trade_history_plan(self, exchange: Any) -> tuple[str | None, int]:
+        """(mode, page limit) for this exchange object (a venue may need credentials for paging)."""
+        return self.trade_history, self.trade_page_limit
+
+    def trade_history_params(self, mode: str, from_id: int | None) -> dict[str, Any]:
+        """Params for ccxt's `fetch_trades` in `mode` ('id': the trades from id `from_id` on)."""
         return {}
 
     def __init__(self) -> None:

@@ -83,6 +83,8 @@ def binance_routes(app: web.Application, tape: TradeTape, prefix: str = "/api/v3
     async def historical(request: web.Request) -> web.Response:
         if (refused := tape.refused(request)) is not None:
             return refusal(*refused)
+        if not request.headers.get("X-MBX-APIKEY"):  # historicalTrades wants a key (MARKET_DATA)
+            return web.json_response({"code": -2014, "msg": "API-key format invalid."}, status=401)
         limit = _limit(request, 500, 1000)
         if limit is None:
             return web.json_response(
