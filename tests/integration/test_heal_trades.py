@@ -11,7 +11,9 @@ from fake_exchange import make_config, rows, run_pipeline, wait_until
 
 from daedalus.collector.connection import Emitter
 from daedalus.devkit.simulator.binance import FakeBinance, binance_id
+from daedalus.devkit.simulator.bybit import FakeBybit
 from daedalus.devkit.simulator.market import SimulatedMarket
+from daedalus.devkit.simulator.trade_history import BYBIT_ID_PREFIX
 
 pytestmark = pytest.mark.network
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
@@ -103,3 +105,60 @@ def test_heal_waits_out_429_retry_after(tmp_path: Path) -> None:
     for symbol in SYMBOLS:
         tape = [t.trade_id for t in server.tape.trades[binance_id(symbol)]]
         assert sorted(int(t["trade_id"]) for t in trades if t["symbol"] == symbol) == tape
+
+
+def test_binance_without_api_key_heals_from_the_last_1000(tmp_path: Path) -> None:
+    server = run_binance_trades(tmp_path, disconnect=True, api_key=None)
+    trades = rows(tmp_path, "ccxt", "trades")
+    for symbol in SYMBOLS:
+        tape = [t.trade_id for t in server.tape.trades[binance_id(symbol)]]
+        assert sorted(int(t["trade_id"]) for t in trades if t["symbol"] == symbol) == tape
+    paths = {path for path, _ in server.tape.requests}
+    assert paths == {"/api/v3/trades"}  # no key: never the keyed historicalTrades
+
+
+def test_bybit_gap_longer_than_last_n_stays_a_break_with_rows_missing_counted(tmp_path: Path) -> None:
+    symbols = ["BTC/USDT"]
+    market = SimulatedMarket({"BTC/USDT": 60_000.0}, seed=3)
+    config = make_config(tmp_path, exchanges=["bybit"], symbols=symbols, channels=["trades"])
+
+    async def main() -> FakeBybit:
+        server = await FakeBybit().start()
+        server.load_market(market)
+        tape = server.tape.trades
+
+        async def scenario(emitter: Emitter) -> None:
+            await server.wait_subscribed(["publicTrade.BTCUSDT"])
+            feeder = asyncio.ensure_future(server.run_market(market, steps=1500, interval=0.002))
+            await wait_until(lambda: _trades_received(emitter) > 20, 10, "first trades")
+            for peer in server.peers:
+                peer.muted = True  # quiet socket, market trading on: more than 60 trades go by
+            mark = len(tape["BTCUSDT"])
+            await wait_until(lambda: len(tape["BTCUSDT"]) > mark + 150, 20, "a long gap")
+            before = server.connections_total
+            await server.drop_connections()
+            await wait_until(lambda: server.connections_total > before, 10, "reconnect")
+            await feeder
+            await asyncio.sleep(1.0)
+
+        try:
+            await run_pipeline(
+                config, scenario, configure={"bybit": lambda ex: server.configure(ex, symbols)}
+            )
+        finally:
+            await server.stop()
+        return server
+
+    server = asyncio.run(main())
+    trades = rows(tmp_path, "ccxt", "trades")
+    events = rows(tmp_path, "ccxt", "events")
+    tape_ids = [f"{BYBIT_ID_PREFIX}{t.trade_id}" for t in server.tape.trades["BTCUSDT"]]
+    got = [t["trade_id"] for t in trades]
+    assert len(got) == len(set(got))  # no duplicate
+    assert set(got) <= set(tape_ids)
+    lost = len(set(tape_ids) - set(got))
+    fills = [e for e in events if e["event_type"] == "backfill"]
+    assert len(fills) == 1
+    assert fills[0]["detail"].startswith(f"partial: {lost} rows missing"), fills[0]["detail"]
+    assert lost > 0 and fills[0]["count"] == sum(t["source"] == "rest" for t in trades) > 0
+    assert all(q.get("limit") == "60" and q.get("category") == "spot" for _, q in server.tape.requests)

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from daedalus.devkit.simulator.market import BookDiff, SimulatedMarket, Trade
-from daedalus.devkit.simulator.trade_history import TradeTape, bybit_routes
+from daedalus.devkit.simulator.trade_history import BYBIT_ID_PREFIX, TradeTape, bybit_routes
 from daedalus.devkit.simulator.wsfake import FakeVenue, Peer, market_structure, num, tick_of
 
 
@@ -112,7 +112,7 @@ class FakeBybit(FakeVenue):
                             "v": num(ev.qty),
                             "p": num(ev.price),
                             "L": "ZeroPlusTick",
-                            "i": f"2290000000{ev.trade_id}",
+                            "i": f"{BYBIT_ID_PREFIX}{ev.trade_id}",
                             "BT": False,
                         }
                     ],
