@@ -151,7 +151,7 @@ class TradeHealer:
         a, b = before.number, after.number
         mode = self.venue.trade_history_plan(self.c.exchange)[0]
         missing = None
-        if a is not None and b is not None and mode in ("id", "last_n"):
+        if a is not None and b is not None:  # the venues with numeric ids number them contiguously
             between = {int(t) for t in fetched if t.isdigit() and a < int(t) < b}
             missing = (b - a - 1) - len(between)
             complete = missing == 0
@@ -178,6 +178,9 @@ class TradeHealer:
                 out[str(t["id"])] = t
             return
         if mode == "id" and before.number is not None and after.number is not None:
+            if v.trade_id_paging == "backward":
+                await self._pages_back(symbol, before.number, after.number, limit, deadline, out)
+                return
             cursor = before.number + 1
             while cursor < after.number and time.monotonic() < deadline:
                 page = await self._fetch(symbol, None, limit, v.trade_history_params(mode, cursor), deadline)
@@ -188,16 +191,34 @@ class TradeHealer:
                     return  # the venue has nothing newer: what is left stays missing
                 cursor = max(ids) + 1
             return
-        # by time: from the last trade before the gap until past the first trade after it
-        since = before.ts_ms
+        # by time: from the last trade before the gap until past the first trade after it (pages
+        # overlap by a millisecond: trades of one millisecond may straddle a page boundary)
+        since, newest_before = before.ts_ms, None
         while since is not None and time.monotonic() < deadline:
-            page = await self._fetch(symbol, since, limit, v.trade_history_params(mode, None), deadline)
+            page = await self._fetch(
+                symbol, since, limit, v.trade_history_params(mode, None, since), deadline
+            )
             for t in page:
                 out[str(t.get("id"))] = t
             newest = max((_ts(t) for t in page), default=None)
-            if newest is None or newest <= since or newest >= (after.ts_ms or 0):
+            if newest is None or newest == newest_before or newest >= (after.ts_ms or 0):
                 return
-            since = newest
+            since, newest_before = newest - 1, newest
+
+    async def _pages_back(
+        self, symbol: str, first: int, last: int, limit: int, deadline: float, out: dict
+    ) -> None:
+        """Page from id `last` back to id `first` (venues whose cursor returns older trades)."""
+        cursor = last
+        while cursor > first + 1 and time.monotonic() < deadline:
+            params = self.venue.trade_history_params("id", cursor)
+            page = await self._fetch(symbol, None, limit, params, deadline)
+            ids = [int(t["id"]) for t in page if str(t.get("id", "")).isdigit()]
+            for t in page:
+                out[str(t["id"])] = t
+            if not ids or min(ids) >= cursor:
+                return  # nothing older: the venue's history ends here
+            cursor = min(ids)
 
     async def _fetch(self, symbol: str, since: int | None, limit: int, params: dict, deadline: float) -> list:
         """One page through ccxt (its rate limiter applies); a 429/418 waits as told, within the bound."""

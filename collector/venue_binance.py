@@ -57,7 +57,9 @@ class Venue(CcxtVenue):
     def trade_history_plan(self, exchange: Any) -> tuple[str | None, int]:
         return ("id" if getattr(exchange, "apiKey", None) else "last_n"), 1000
 
-    def trade_history_params(self, mode: str, from_id: int | None) -> dict[str, Any]:
+    def trade_history_params(
+        self, mode: str, from_id: int | None, since_ms: int | None = None
+    ) -> dict[str, Any]:
         if mode != "id":
             return {"fetchTradesMethod": "publicGetTrades"}
         params: dict[str, Any] = {"fetchTradesMethod": "publicGetHistoricalTrades"}

@@ -60,13 +60,19 @@ class CcxtVenue:
     # 'last_n' = only the most recent `trade_page_limit` trades, None = no usable history
     trade_history: ClassVar[str | None] = None
     trade_page_limit: ClassVar[int] = 100
+    # 'forward': a page holds the trades from an id on (Binance fromId); 'backward': those older
+    # than an id (OKX after)
+    trade_id_paging: ClassVar[str] = "forward"
 
     def trade_history_plan(self, exchange: Any) -> tuple[str | None, int]:
         """(mode, page limit) for this exchange object (a venue may need credentials for paging)."""
         return self.trade_history, self.trade_page_limit
 
-    def trade_history_params(self, mode: str, from_id: int | None) -> dict[str, Any]:
-        """Params for ccxt's `fetch_trades` in `mode` ('id': the trades from id `from_id` on)."""
+    def trade_history_params(
+        self, mode: str, from_id: int | None, since_ms: int | None = None
+    ) -> dict[str, Any]:
+        """Params for ccxt's `fetch_trades` in `mode` ('id': the page at id `from_id`; 'time': the
+        trades after `since_ms`)."""
         return {}
 
     def __init__(self) -> None:

@@ -14,7 +14,9 @@ from fake_exchange import make_config, rows, run_pipeline, wait_until
 from daedalus.collector.connection import Emitter
 from daedalus.devkit.simulator.binance import FakeBinance, binance_id
 from daedalus.devkit.simulator.bybit import FakeBybit
+from daedalus.devkit.simulator.kraken import FakeKraken
 from daedalus.devkit.simulator.market import SimulatedMarket
+from daedalus.devkit.simulator.okx import FakeOkx
 from daedalus.devkit.simulator.trade_history import BYBIT_ID_PREFIX
 
 pytestmark = pytest.mark.network
@@ -119,41 +121,77 @@ def test_binance_without_api_key_heals_from_the_last_1000(tmp_path: Path) -> Non
     assert paths == {"/api/v3/trades"}  # no key: never the keyed historicalTrades
 
 
-def test_bybit_gap_longer_than_last_n_stays_a_break_with_rows_missing_counted(tmp_path: Path) -> None:
+VENUE_FAKES = {
+    "bybit": (FakeBybit, "publicTrade.BTCUSDT"),
+    "okx": (FakeOkx, "trades:BTC-USDT"),
+    "kraken": (FakeKraken, "trade:BTC/USDT"),
+}
+
+
+def run_venue_gap(root: Path, exchange: str, gap_trades: int) -> tuple[Any, list[dict], list[dict]]:
+    """One symbol of a ccxt.pro venue through the real pipeline; its trades socket goes quiet while
+    `gap_trades` trades go by, then is reset."""
+    fake_cls, topic = VENUE_FAKES[exchange]
     symbols = ["BTC/USDT"]
     market = SimulatedMarket({"BTC/USDT": 60_000.0}, seed=3)
-    config = make_config(tmp_path, exchanges=["bybit"], symbols=symbols, channels=["trades"])
+    config = make_config(root, exchanges=[exchange], symbols=symbols, channels=["trades"])
 
-    async def main() -> FakeBybit:
-        server = await FakeBybit().start()
+    async def main() -> Any:
+        server = await fake_cls().start()
         server.load_market(market)
         tape = server.tape.trades
 
+        def published() -> int:
+            return sum(len(v) for v in tape.values())
+
         async def scenario(emitter: Emitter) -> None:
-            await server.wait_subscribed(["publicTrade.BTCUSDT"])
+            await server.wait_subscribed([topic])
             feeder = asyncio.ensure_future(server.run_market(market, steps=1500, interval=0.002))
             await wait_until(lambda: _trades_received(emitter) > 20, 10, "first trades")
             for peer in server.peers:
-                peer.muted = True  # quiet socket, market trading on: more than 60 trades go by
-            mark = len(tape["BTCUSDT"])
-            await wait_until(lambda: len(tape["BTCUSDT"]) > mark + 150, 20, "a long gap")
+                peer.muted = True  # quiet socket, market trading on
+            mark = published()
+            await wait_until(lambda: published() > mark + gap_trades, 20, "the gap")
             before = server.connections_total
             await server.drop_connections()
             await wait_until(lambda: server.connections_total > before, 10, "reconnect")
             await feeder
             await asyncio.sleep(1.0)
 
+        def configure(ex: Any) -> None:
+            server.configure(ex, symbols, market)
+            ex.rateLimit = 1
+
         try:
-            await run_pipeline(
-                config, scenario, configure={"bybit": lambda ex: server.configure(ex, symbols)}
-            )
+            await run_pipeline(config, scenario, configure={exchange: configure})
         finally:
             await server.stop()
         return server
 
     server = asyncio.run(main())
-    trades = rows(tmp_path, "ccxt", "trades")
-    events = rows(tmp_path, "ccxt", "events")
+    return server, rows(root, "ccxt", "trades"), rows(root, "ccxt", "events")
+
+
+@pytest.mark.parametrize("exchange", ["okx", "kraken"])
+def test_venue_gap_is_healed_completely(tmp_path: Path, exchange: str) -> None:
+    server, trades, events = run_venue_gap(tmp_path, exchange, gap_trades=250)
+    (tape,) = server.tape.trades.values()
+    got = sorted(int(str(t["trade_id"])) for t in trades)
+    assert got == [t.trade_id for t in tape]  # 0 missing, 0 duplicated
+    fills = [e for e in events if e["event_type"] == "backfill"]
+    assert len(fills) == 1 and fills[0]["detail"].startswith("complete"), fills
+    assert fills[0]["count"] == sum(t["source"] == "rest" for t in trades) > 200
+    if exchange == "okx":  # paged back by tradeId, 100 a page
+        pages = [q for _, q in server.tape.requests]
+        assert len(pages) >= 3 and all(
+            q["type"] == "1" and "after" in q and q.get("limit") == "100" for q in pages
+        )
+    else:  # paged forward by the since cursor
+        assert all("since" in q for _, q in server.tape.requests)
+
+
+def test_bybit_gap_longer_than_last_n_stays_a_break_with_rows_missing_counted(tmp_path: Path) -> None:
+    server, trades, events = run_venue_gap(tmp_path, "bybit", gap_trades=150)
     tape_ids = [f"{BYBIT_ID_PREFIX}{t.trade_id}" for t in server.tape.trades["BTCUSDT"]]
     got = [t["trade_id"] for t in trades]
     assert len(got) == len(set(got))  # no duplicate

@@ -155,3 +155,93 @@ def bybit_routes(app: web.Application, tape: TradeTape) -> None:
         )
 
     app.router.add_get("/v5/market/recent-trade", recent)
+
+
+# ---- OKX ----
+
+
+def okx_routes(app: web.Application, tape: TradeTape) -> None:
+    """GET /api/v5/market/history-trades?instId&type&after&before&limit
+    (https://www.okx.com/docs-v5/en/#public-data-rest-api-get-trades-history): newest first, limit
+    max 100 (default 100); type 1 pages by tradeId (default), 2 by ts; `after` = records older than
+    it, `before` = newer than it (tradeId only). Over the limit (20 requests / 2 s): HTTP 429 with
+    code 50011."""
+
+    async def history(request: web.Request) -> web.Response:
+        if (refused := tape.refused(request)) is not None:
+            return web.json_response(
+                {
+                    "code": "50011",
+                    "msg": "Rate limit reached. Please refer to API documentation.",
+                    "data": [],
+                },
+                status=429,
+                headers={"Retry-After": str(int(refused[1]))},
+            )
+        q = request.query
+        limit = _limit(request, 100, 100)
+        if limit is None:
+            return web.json_response({"code": "51000", "msg": "Parameter limit error", "data": []})
+        by_ts = q.get("type") == "2"
+        key = (lambda t: t.ts_ms) if by_ts else (lambda t: t.trade_id)
+        tape_of = tape.trades.get(q.get("instId", ""), [])
+        page = tape_of
+        if "after" in q:
+            page = [t for t in page if key(t) < int(q["after"])]
+        if "before" in q and not by_ts:
+            page = [t for t in page if t.trade_id > int(q["before"])]
+        page = list(reversed(page))[:limit]  # newest first
+        data = [
+            {
+                "instId": t.symbol.replace("/", "-"),
+                "tradeId": str(t.trade_id),
+                "px": f"{t.price:.8f}",
+                "sz": f"{t.qty:.8f}",
+                "side": "sell" if t.buyer_is_maker else "buy",
+                "ts": str(t.ts_ms),
+                "source": "0",
+            }
+            for t in page
+        ]
+        return web.json_response({"code": "0", "msg": "", "data": data})
+
+    app.router.add_get("/api/v5/market/history-trades", history)
+
+
+# ---- Kraken ----
+
+
+def kraken_routes(app: web.Application, tape: TradeTape, price_dp: dict[str, int]) -> None:
+    """GET /0/public/Trades?pair&since&count (https://docs.kraken.com/api/docs/rest-api/get-recent-trades):
+    trades after `since` (seconds, or a nanosecond cursor as returned in `last`), oldest first, count
+    max 1000 (default 1000); each trade [price, volume, time, b|s, m|l, misc, trade_id]. Over the
+    limit Kraken answers HTTP 200 with error `EGeneral:Too many requests`."""
+
+    async def trades(request: web.Request) -> web.Response:
+        if tape.refused(request) is not None:
+            return web.json_response({"error": ["EGeneral:Too many requests"]})
+        q = request.query
+        limit = _limit(request, 1000, 1000) if "count" in q else 1000
+        if limit is None:
+            return web.json_response({"error": ["EGeneral:Invalid arguments:count"]})
+        pair = q.get("pair", "")
+        since = int(q.get("since", "0") or 0)
+        since_ns = since * 1_000_000_000 if since < 10**12 else since
+        page = [t for t in tape.trades.get(pair, []) if t.ts_ms * 1_000_000 > since_ns][:limit]
+        dp = price_dp.get(pair, 1)
+        rows = [
+            [
+                f"{t.price:.{dp}f}",
+                f"{t.qty:.8f}",
+                t.ts_ms / 1000,
+                "s" if t.buyer_is_maker else "b",
+                "m",
+                "",
+                t.trade_id,
+            ]
+            for t in page
+        ]
+        last = str(page[-1].ts_ms * 1_000_000) if page else str(since_ns)
+        return web.json_response({"error": [], "result": {pair: rows, "last": last}})
+
+    app.router.add_get("/0/public/Trades", trades)
