@@ -8,6 +8,8 @@ documented (checked against ccxt's `fetch_trades` for each venue):
   with id >= fromId, oldest first; no fromId = the most recent `limit`) and `GET /api/v3/trades`
   (the most recent `limit`, max 1000). Answers 429 with `Retry-After` when rate limited, 418 once
   banned (https://developers.binance.com/docs/binance-spot-api-docs/rest-api/limits).
+- OKX `GET /api/v5/market/history-trades`, Kraken `GET /0/public/Trades`, Coinbase Advanced Trade
+  `GET /api/v3/brokerage/market/products/{id}/ticker`: see their functions below.
 - Bybit `GET /v5/market/recent-trade?category&symbol&limit`: only the most recent trades (spot limit
   1..60, default 60), newest first, no paging (https://bybit-exchange.github.io/docs/v5/market/recent-trade).
 """
@@ -15,6 +17,7 @@ documented (checked against ccxt's `fetch_trades` for each venue):
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -51,9 +54,9 @@ class TradeTape:
         return tape[-limit:] if limit > 0 else []
 
 
-def _limit(request: web.Request, default: int, maximum: int) -> int | None:
+def _limit(request: web.Request, default: int, maximum: int, key: str = "limit") -> int | None:
     try:
-        n = int(request.query.get("limit", default))
+        n = int(request.query.get(key, default))
     except ValueError:
         return None
     return n if 1 <= n <= maximum else None
@@ -221,7 +224,7 @@ def kraken_routes(app: web.Application, tape: TradeTape, price_dp: dict[str, int
         if tape.refused(request) is not None:
             return web.json_response({"error": ["EGeneral:Too many requests"]})
         q = request.query
-        limit = _limit(request, 1000, 1000) if "count" in q else 1000
+        limit = _limit(request, 1000, 1000, key="count")
         if limit is None:
             return web.json_response({"error": ["EGeneral:Invalid arguments:count"]})
         pair = q.get("pair", "")
@@ -245,3 +248,36 @@ def kraken_routes(app: web.Application, tape: TradeTape, price_dp: dict[str, int
         return web.json_response({"error": [], "result": {pair: rows, "last": last}})
 
     app.router.add_get("/0/public/Trades", trades)
+
+
+# ---- Coinbase Advanced Trade ----
+
+
+def coinbase_routes(app: web.Application, tape: TradeTape, trade_json: Callable[[Trade], dict]) -> None:
+    """GET /api/v3/brokerage/market/products/{product_id}/ticker?limit&start&end (Get Public Market
+    Trades, what ccxt's coinbase `fetch_trades` calls): the most recent `limit` trades (max 1000)
+    with start <= time < end (UNIX seconds), newest first; no cursor, so older trades are reached by
+    moving `end`. Over the public limit: HTTP 429."""
+
+    async def ticker(request: web.Request) -> web.Response:
+        if (refused := tape.refused(request)) is not None:
+            return web.json_response(
+                {"error": "RATE_LIMIT_EXCEEDED", "message": "Too many requests"},
+                status=429,
+                headers={"Retry-After": str(int(refused[1]))},
+            )
+        limit = _limit(request, 100, 1000)
+        if limit is None:
+            return web.json_response({"error": "INVALID_ARGUMENT", "message": "limit"}, status=400)
+        q = request.query
+        start_ms = int(q["start"]) * 1000 if "start" in q else None
+        end_ms = int(q["end"]) * 1000 if "end" in q else None
+        page = [
+            t
+            for t in tape.trades.get(request.match_info["product_id"], [])
+            if (start_ms is None or t.ts_ms >= start_ms) and (end_ms is None or t.ts_ms < end_ms)
+        ]
+        page = list(reversed(page))[:limit]
+        return web.json_response({"trades": [trade_json(t) for t in page], "best_bid": "", "best_ask": ""})
+
+    app.router.add_get("/api/v3/brokerage/market/products/{product_id}/ticker", ticker)
