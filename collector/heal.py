@@ -221,27 +221,43 @@ class TradeHealer:
             cursor = min(ids)
 
     async def _fetch(self, symbol: str, since: int | None, limit: int, params: dict, deadline: float) -> list:
-        """One page through ccxt (its rate limiter applies); a 429/418 waits as told, within the bound."""
-        import ccxt
+        def waiting(status: int, delay: float) -> None:
+            self.c.emit_event(
+                "rate_limited",
+                symbol=symbol,
+                channel="trades",
+                detail=f"REST trade history refused ({status}); waiting {delay:.1f}s",
+            )
 
-        ex = self.c.exchange
-        backoff = Backoff(1.0, 60.0)
-        while True:
-            try:
-                return list(await ex.fetch_trades(symbol, since, limit, dict(params)))
-            except (ccxt.DDoSProtection, ccxt.RateLimitExceeded) as e:
-                retry = retry_after_from_headers(getattr(ex, "last_response_headers", None))
-                status = 418 if "418" in str(e) else 429
-                delay = backoff.next_delay(retry_after=retry, status=status)
-                if time.monotonic() + delay > deadline:
-                    raise
-                self.c.emit_event(
-                    "rate_limited",
-                    symbol=symbol,
-                    channel="trades",
-                    detail=f"REST trade history refused ({status}); waiting {delay:.1f}s"[:500],
-                )
-                await asyncio.sleep(delay)
+        return await fetch_page(self.c.exchange, symbol, since, limit, params, deadline, waiting)
+
+
+async def fetch_page(
+    ex: Any,
+    symbol: str,
+    since: int | None,
+    limit: int,
+    params: dict,
+    deadline: float,
+    on_wait: Any = None,
+) -> list:
+    """One page of ccxt's `fetch_trades` (its rate limiter applies); a 429/418 waits as the venue
+    says (Retry-After), within `deadline` (monotonic), else raises."""
+    import ccxt
+
+    backoff = Backoff(1.0, 60.0)
+    while True:
+        try:
+            return list(await ex.fetch_trades(symbol, since, limit, dict(params)))
+        except (ccxt.DDoSProtection, ccxt.RateLimitExceeded) as e:
+            retry = retry_after_from_headers(getattr(ex, "last_response_headers", None))
+            status = 418 if "418" in str(e) else 429
+            delay = backoff.next_delay(retry_after=retry, status=status)
+            if time.monotonic() + delay > deadline:
+                raise
+            if on_wait is not None:
+                on_wait(status, delay)
+            await asyncio.sleep(delay)
 
 
 def _ts(trade: Any) -> int:

@@ -67,6 +67,12 @@ class Venue(CcxtVenue):
             params["fromId"] = from_id
         return params
 
+    async def first_trade_id_at(self, exchange: Any, symbol: str, since_ms: int) -> int | None:
+        # aggTrades by startTime (ccxt's default fetch_trades: an hour from `since`) names the first
+        # trade id of each aggregate (`f`)
+        page = await exchange.fetch_trades(symbol, since_ms, 1, {"fetchTradesMethod": "publicGetAggTrades"})
+        return int(page[0]["info"]["f"]) if page else None
+
     def book_update(self, message: Any) -> tuple[Any, Any, Any, Any] | None:
         # raw streams (what ccxt subscribes): the diff itself; `pu` only on USD-M futures
         if isinstance(message, dict) and message.get("e") == "depthUpdate":

@@ -75,6 +75,10 @@ class CcxtVenue:
         trades after `since_ms`)."""
         return {}
 
+    async def first_trade_id_at(self, exchange: Any, symbol: str, since_ms: int) -> int | None:
+        """The id of the first trade at or after `since_ms` ('id' venues, for `daedalus backfill`)."""
+        return None
+
     def __init__(self) -> None:
         self.last_seq: dict[str, int] = {}  # per market id, for venues whose rule we check ourselves
 

@@ -110,7 +110,42 @@ def binance_routes(app: web.Application, tape: TradeTape, prefix: str = "/api/v3
             )
         return web.json_response([trade_json(t) for t in tape.last(request.query.get("symbol", ""), limit)])
 
+    async def aggregated(request: web.Request) -> web.Response:
+        # each simulated trade is its own aggregate (no two share price, side and time): a = f = l = id
+        if (refused := tape.refused(request)) is not None:
+            return refusal(*refused)
+        limit = _limit(request, 500, 1000)
+        if limit is None:
+            return web.json_response(
+                {"code": -1100, "msg": "Illegal characters found in parameter 'limit'"}, status=400
+            )
+        q = request.query
+        page = tape.trades.get(q.get("symbol", ""), [])
+        if "fromId" in q:
+            page = [t for t in page if t.trade_id >= int(q["fromId"])]
+        if "startTime" in q:
+            page = [t for t in page if t.ts_ms >= int(q["startTime"])]
+        if "endTime" in q:
+            page = [t for t in page if t.ts_ms <= int(q["endTime"])]
+        if not {"fromId", "startTime", "endTime"} & set(q):
+            page = page[-limit:]
+        agg = [
+            {
+                "a": t.trade_id,
+                "p": f"{t.price:.8f}",
+                "q": f"{t.qty:.8f}",
+                "f": t.trade_id,
+                "l": t.trade_id,
+                "T": t.ts_ms,
+                "m": t.buyer_is_maker,
+                "M": True,
+            }
+            for t in page[:limit]
+        ]
+        return web.json_response(agg)
+
     app.router.add_get(f"{prefix}/historicalTrades", historical)
+    app.router.add_get(f"{prefix}/aggTrades", aggregated)
     app.router.add_get(f"{prefix}/trades", recent)
 
 
