@@ -4,9 +4,9 @@ Each command calls one library function and turns a DaedalusError into one line 
 (`--debug` shows the traceback). This module assembles the app: the global options (a
 `GlobalOptions` in `ctx.obj`, daedalus/cli/context.py), the command modules by area
 (cli/build.py, cli/collect.py, cli/ops.py, cli/backfill.py; none of them imports this one) and
-the commands other packages contribute through the `daedalus.commands` entry-point group (the devkit's `demo` and
-`bench`, see pyproject.toml). Heavy libraries (duckdb, numba, ccxt) are imported inside commands so
-`daedalus --help` starts fast.
+the commands other packages contribute through the `daedalus.commands` entry-point group (the
+devkit's `demo` and `bench`, see pyproject.toml). Heavy libraries (duckdb, numba, ccxt) are
+imported inside commands so `daedalus --help` starts fast.
 """
 
 from __future__ import annotations
