@@ -62,14 +62,11 @@ class TradeHealer:
         self._seen_set: dict[str, set[str]] = {}
         self.tasks: set[asyncio.Task] = set()
         self.outcomes: list[Outcome] = []
-
-    @property
-    def enabled(self) -> bool:
-        return self.venue.trade_history is not None and self.heal_seconds > 0
+        self.enabled = self.venue.trade_history is not None and self.heal_seconds > 0
 
     # ---- called from the capture hook (synchronously) ----
     def saw(self, symbol: str | None, trade: Any, capture_ts: int) -> None:
-        if symbol is None:
+        if symbol is None or not self.enabled:
             return
         tid = None if trade.get("id") is None else str(trade["id"])
         edge = Edge(tid, trade.get("timestamp"), capture_ts)

@@ -112,3 +112,39 @@ def test_backfill_killed_twice_and_resumed_equals_an_uninterrupted_run(
     assert {
         f.parent.name for f in (whole / "bronze" / "trades").glob("exchange=binance/date=*/*.parquet")
     } == {"date=2024-08-08"}
+
+
+def test_backfill_by_time_pages_kraken_without_loss_or_duplicate(tmp_path: Path) -> None:
+    """Kraken pages by a time cursor; many trades share a millisecond, and a page of 1000 may end
+    inside one: the next page starts at that millisecond again and drops what was written."""
+    from daedalus.collector.backfill import run_backfill
+    from daedalus.devkit.simulator.kraken import FakeKraken
+
+    market = SimulatedMarket({"BTC/USDT": 60_000.0}, seed=4, start_ms=DAY_MS, step_ms=0)
+
+    async def main() -> tuple[FakeKraken, object]:
+        server = await FakeKraken().start()
+        try:
+            server.load_market(market)
+            for _ in range(3000):  # every trade in the same few milliseconds
+                for ev in market.step():
+                    if isinstance(ev, Trade):
+                        server.tape.add("BTCUSDT", ev)
+                        server._pair_dp["BTCUSDT"] = 1
+                market.now_ms += 1 if market.rng.random() < 0.01 else 0
+
+            def configure(ex: object) -> None:
+                server.configure(ex, ["BTC/USDT"], market)
+                ex.rateLimit = 1  # type: ignore[attr-defined]
+
+            prog = await run_backfill(
+                tmp_path, "kraken", "BTC/USDT", DAY_MS, DAY_MS + 86_400_000, configure=configure
+            )
+            return server, prog
+        finally:
+            await server.stop()
+
+    server, prog = asyncio.run(main())
+    tape = server.tape.trades["BTCUSDT"]
+    assert len(tape) > 1500 and prog.pages >= 2
+    assert sorted(int(r[0]) for r in _rows(tmp_path)) == [t.trade_id for t in tape]
