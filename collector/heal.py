@@ -111,7 +111,17 @@ class TradeHealer:
         except Exception as e:  # noqa: BLE001 - a failed heal is a partial one, never a dead collector
             error = f"{type(e).__name__}: {e}"[:300]
         seen = self._seen_set.get(symbol, set())
-        new = [t for tid, t in sorted(fetched.items(), key=lambda kv: _order(kv[1])) if tid not in seen]
+        # only the gap: a page may run past its end, into trades the new socket is delivering now
+        a, b = before.number, after.number
+        lo, hi = before.ts_ms or 0, after.ts_ms or 0
+
+        def in_gap(tid: str, t: Any) -> bool:
+            if a is not None and b is not None and tid.isdigit():
+                return a < int(tid) < b
+            return lo <= _ts(t) <= hi
+
+        ordered = sorted(fetched.items(), key=lambda kv: _order(kv[1]))
+        new = [t for tid, t in ordered if tid not in seen and in_gap(tid, t)]
         seq = 0
         for trade in new:
             while self.c.emitter.staged > self.c.emitter.staging_limit // 4:
@@ -188,19 +198,20 @@ class TradeHealer:
                     return  # the venue has nothing newer: what is left stays missing
                 cursor = max(ids) + 1
             return
-        # by time: from the last trade before the gap until past the first trade after it (pages
-        # overlap by a millisecond: trades of one millisecond may straddle a page boundary)
+        # by time: from the last trade before the gap until past the first trade after it. The cursor
+        # is exclusive (Kraken: trades after `since`): ask from a millisecond before, or the trades
+        # sharing a millisecond with the gap's edge or a page's end are skipped; repeats drop by id
         since, newest_before = before.ts_ms, None
         while since is not None and time.monotonic() < deadline:
             page = await self._fetch(
-                symbol, since, limit, v.trade_history_params(mode, None, since), deadline
+                symbol, since, limit, v.trade_history_params(mode, None, since - 1), deadline
             )
             for t in page:
                 out[str(t.get("id"))] = t
             newest = max((_ts(t) for t in page), default=None)
             if newest is None or newest == newest_before or newest >= (after.ts_ms or 0):
                 return
-            since, newest_before = newest - 1, newest
+            since, newest_before = newest, newest
 
     async def _pages_back(
         self, symbol: str, first: int, last: int, limit: int, deadline: float, out: dict
