@@ -93,21 +93,24 @@ async def run_backfill(
         raise ExchangeError(f"backfill: --end ({end_ms}) must be after --start ({start_ms})")
     venue = ccxt_venue(exchange_id)
     ex = ccxt_exchange_class(exchange_id)({"enableRateLimit": True})
+    # a read-only key where the venue pages its history only with one (Binance historicalTrades)
+    ex.apiKey = os.environ.get(f"{exchange_id.upper()}_API_KEY") or ex.apiKey
     try:
         if configure is not None:
             configure(ex)
+        mode, limit = venue.trade_history_plan(ex)
+        if mode not in ("id", "time") or (mode == "id" and venue.trade_id_paging != "forward"):
+            raise ExchangeError(
+                f"backfill: {exchange_id} serves no trade history paged forward from a time "
+                f"(trade_history={mode!r}{'; set BINANCE_API_KEY' if exchange_id == 'binance' else ''}); "
+                "see docs/contracts.md 'Healing trade gaps'"
+            )
         if not ex.markets:
             try:
                 await ex.load_markets()
             except Exception as e:  # noqa: BLE001
                 raise ExchangeError(f"{exchange_id}: cannot load markets ({type(e).__name__}: {e})") from None
         check_symbols(ex, exchange_id, [symbol])
-        mode, limit = venue.trade_history_plan(ex)
-        if mode not in ("id", "time") or (mode == "id" and venue.trade_id_paging != "forward"):
-            raise ExchangeError(
-                f"backfill: {exchange_id} serves no trade history paged forward from a time "
-                f"(trade_history={mode!r}); see docs/contracts.md 'Healing trade gaps'"
-            )
         state_path = state_file(root, exchange_id, symbol, start_ms, end_ms)
         state = json.loads(state_path.read_text()) if state_path.exists() else {}
         prog = Progress(

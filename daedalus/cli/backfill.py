@@ -33,11 +33,15 @@ def backfill_command(
     symbol: str = typer.Option(..., "--symbol", help="ccxt symbol, e.g. BTC/USDT."),
     start: str = typer.Option(..., "--start", help="First trade time, ISO (UTC unless an offset is given)."),
     end: str = typer.Option(..., "--end", help="End time (exclusive), ISO."),
+    page_timeout: float = typer.Option(
+        600.0, "--page-timeout", help="Seconds one page may wait on the venue's 429/418 before giving up."
+    ),
 ) -> None:
     """Fetch a venue's trade history over REST into raw segments (then `daedalus land`), marked source='rest'.
 
     Resumable after kill -9 (a cursor in _state/backfill/ moves only after each page is durable) and
     idempotent (a finished range writes nothing again); waits as the venue says on 429/418.
+    Binance pages its history by id only with an API key: set BINANCE_API_KEY (read-only is enough).
 
     Example: daedalus backfill --exchange binance --symbol BTC/USDT --start 2024-08-08 --end 2024-08-09
     """
