@@ -77,6 +77,11 @@ class TradeHealer:
             if len(ids) > _SEEN_IDS:
                 ids_set.discard(ids.popleft())
         before = self.open_gaps.pop(symbol, None)
+        if before is not None and not _newer(edge, before):
+            # a venue that replays recent trades on subscribe (Kraken's snapshot): the gap closes at
+            # the first trade newer than the last one before it
+            self.open_gaps[symbol] = before
+            return
         self.last[symbol] = edge
         if before is not None:
             task = asyncio.ensure_future(self._heal(symbol, before, edge))
@@ -266,6 +271,12 @@ async def fetch_page(
             if on_wait is not None:
                 on_wait(status, delay)
             await asyncio.sleep(delay)
+
+
+def _newer(edge: Edge, than: Edge) -> bool:
+    if edge.number is not None and than.number is not None:
+        return edge.number > than.number
+    return (edge.ts_ms or 0) > (than.ts_ms or 0)
 
 
 def _ts(trade: Any) -> int:
