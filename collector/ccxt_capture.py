@@ -175,15 +175,15 @@ class Tap:
     def trade_appended(self, trade: Any) -> None:
         c = self.c
         symbol = trade.get("symbol")
+        stamp = self._stamp()
         c.emitter.emit_nowait(
             Record(
                 SOURCE,
                 "trades",
-                trade_row(
-                    trade, c.row_base("trades", symbol, self._stamp(), self.url if self.in_frame else None)
-                ),
+                trade_row(trade, c.row_base("trades", symbol, stamp, self.url if self.in_frame else None)),
             )
         )
+        c.healer.saw(symbol, trade, stamp)
 
     def ticker_stored(self, symbol: str, ticker: Any) -> None:
         c = self.c

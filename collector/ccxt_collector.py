@@ -39,6 +39,7 @@ from daedalus.collector.connection import (
     event_row,
     supervise,
 )
+from daedalus.collector.heal import TradeHealer
 from daedalus.collector.venues import ccxt_exchange_class, ccxt_venue, check_symbols, pick_method
 from daedalus.errors import ExchangeError
 
@@ -187,6 +188,7 @@ class CcxtCollector:
         self._conn: dict[tuple[str, str], Connection] = {}
         self._shutdown_clients: set[str] = set()
         self._urls: dict[str, str] = {}  # "channel:symbol" -> url of the socket that delivered it
+        self.healer = TradeHealer(self, getattr(ingestion, "heal_seconds", 0.0))
 
     # ---- setup ----
     async def prepare(self) -> None:
@@ -252,6 +254,7 @@ class CcxtCollector:
                 )
             )
         finally:
+            await self.healer.finish(10.0)
             await self.close()
 
     # ---- emission (called from the message hook, synchronously) ----
@@ -362,6 +365,7 @@ class CcxtCollector:
             try:
                 await self._watch_loop(feed, conn)
             finally:
+                self.healer.broke(feed.symbols if feed.channel == "trades" else [])  # heal when back
                 await self._close_feed(feed)
 
         return session

@@ -57,6 +57,9 @@ TRADES = pa.schema(
         pa.field("amount", pa.float64()),
         pa.field("cost", pa.float64()),
         pa.field("info_json", pa.string()),
+        # where the row came from: NULL = the live socket, 'rest' = the venue's REST history (a healed
+        # gap, collector/heal.py, or `daedalus backfill`); files written before it have no such column
+        pa.field("source", pa.string()),
     ]
 )
 
@@ -94,6 +97,10 @@ BOOK_UPDATES = pa.schema(
 )
 BOOK_UPDATE_KINDS = ("snapshot", "delta", "checkpoint")
 
+# `backfill`: trades fetched over REST for a break of a trades series (collector/heal.py): `count` =
+# rows written, interval_start/interval_end = receive times of the socket's last trade before and
+# first trade after the gap, `detail` starts with "complete" (the gap is closed: the build no longer
+# counts break events of that series inside the interval) or "partial" (with the rows missing if known).
 # One row per connect, disconnect (with close code), subscribe ack, resync, sequence gap, stale
 # stream, queue overflow (with the count dropped), snapshot truncation, quarantined record.
 EVENTS = pa.schema(
@@ -124,6 +131,7 @@ EVENT_TYPES = (
     "segment_repair",
     "rate_limited",
     "notice",
+    "backfill",
 )
 # Events after which ETL treats the series as broken (FEATURES.md "break").
 BREAK_EVENT_TYPES = (

@@ -48,6 +48,30 @@ class Venue(CcxtVenue):
     max_connection_hours: ClassVar[float | None] = 24.0
 
     full_depth_feed: ClassVar[bool] = True
+    # GET /api/v3/historicalTrades?fromId= pages by the same contiguous ids as the `@trade` stream
+    # (aggTrades, ccxt's default, numbers aggregates instead), limit max 1000, and needs an API key
+    # (ccxt refuses it without one); without a key, GET /api/v3/trades: the most recent 1000 only
+    trade_history: ClassVar[str | None] = "id"
+    trade_page_limit: ClassVar[int] = 1000
+
+    def trade_history_plan(self, exchange: Any) -> tuple[str | None, int]:
+        return ("id" if getattr(exchange, "apiKey", None) else "last_n"), 1000
+
+    def trade_history_params(
+        self, mode: str, from_id: int | None, since_ms: int | None = None
+    ) -> dict[str, Any]:
+        if mode != "id":
+            return {"fetchTradesMethod": "publicGetTrades"}
+        params: dict[str, Any] = {"fetchTradesMethod": "publicGetHistoricalTrades"}
+        if from_id is not None:
+            params["fromId"] = from_id
+        return params
+
+    async def first_trade_id_at(self, exchange: Any, symbol: str, since_ms: int) -> int | None:
+        # aggTrades by startTime (ccxt's default fetch_trades: an hour from `since`) names the first
+        # trade id of each aggregate (`f`)
+        page = await exchange.fetch_trades(symbol, since_ms, 1, {"fetchTradesMethod": "publicGetAggTrades"})
+        return int(page[0]["info"]["f"]) if page else None
 
     def book_update(self, message: Any) -> tuple[Any, Any, Any, Any] | None:
         # raw streams (what ccxt subscribes): the diff itself; `pu` only on USD-M futures

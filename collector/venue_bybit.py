@@ -26,6 +26,9 @@ BOOK_DEPTH = 50
 
 
 class Venue(CcxtVenue):
+    # GET /v5/market/recent-trade serves only the most recent trades (spot: at most 60), no paging
+    trade_history: ClassVar[str | None] = "last_n"
+    trade_page_limit: ClassVar[int] = 60
     # `u` grows by one per delta of a topic; a snapshot resets it
     sync_rules: ClassVar[dict[str, str]] = dict.fromkeys(("spot", "linear", "inverse"), "increasing")
     sync_rule_docs: ClassVar[dict[str, str]] = dict.fromkeys(

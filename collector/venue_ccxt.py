@@ -55,6 +55,30 @@ class CcxtVenue:
     sync_rules: ClassVar[dict[str, str]] = {}
     sync_rule_docs: ClassVar[dict[str, str]] = {}
 
+    # REST trade history (collector/heal.py, docs/contracts.md "Healing trade gaps"): 'id' = pages by
+    # trade id and ids are contiguous (a gap can be closed exactly), 'time' = pages by time only,
+    # 'last_n' = only the most recent `trade_page_limit` trades, None = no usable history
+    trade_history: ClassVar[str | None] = None
+    trade_page_limit: ClassVar[int] = 100
+    # 'forward': a page holds the trades from an id on (Binance fromId); 'backward': those older
+    # than an id (OKX after)
+    trade_id_paging: ClassVar[str] = "forward"
+
+    def trade_history_plan(self, exchange: Any) -> tuple[str | None, int]:
+        """(mode, page limit) for this exchange object (a venue may need credentials for paging)."""
+        return self.trade_history, self.trade_page_limit
+
+    def trade_history_params(
+        self, mode: str, from_id: int | None, since_ms: int | None = None
+    ) -> dict[str, Any]:
+        """Params for ccxt's `fetch_trades` in `mode` ('id': the page at id `from_id`; 'time': the
+        trades after `since_ms`)."""
+        return {}
+
+    async def first_trade_id_at(self, exchange: Any, symbol: str, since_ms: int) -> int | None:
+        """The id of the first trade at or after `since_ms` ('id' venues, for `daedalus backfill`)."""
+        return None
+
     def __init__(self) -> None:
         self.last_seq: dict[str, int] = {}  # per market id, for venues whose rule we check ourselves
 

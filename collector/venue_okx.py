@@ -59,6 +59,20 @@ def _remember(x: Any) -> str:
 
 
 class Venue(CcxtVenue):
+    # GET /api/v5/market/history-trades, type 1: pages back by tradeId (`after` = older than), newest
+    # first, 100 a page; spot tradeIds number one instrument's trades contiguously
+    trade_history: ClassVar[str | None] = "id"
+    trade_page_limit: ClassVar[int] = 100
+    trade_id_paging: ClassVar[str] = "backward"
+
+    def trade_history_params(
+        self, mode: str, from_id: int | None, since_ms: int | None = None
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"method": "publicGetMarketHistoryTrades", "type": "1"}
+        if from_id is not None:
+            params["after"] = str(from_id)
+        return params
+
     # each update's prevSeqId is the previous message's seqId (right after the snapshot too)
     sync_rules: ClassVar[dict[str, str]] = dict.fromkeys(("spot", "linear", "inverse"), "prev_chain")
     sync_rule_docs: ClassVar[dict[str, str]] = dict.fromkeys(

@@ -104,6 +104,8 @@ class IngestionConfig(_Section):
     """ccxt.pro trade cache per symbol (`tradesLimit`). Bronze rows are taken from each message as
     it arrives, not from this cache, so it only has to outlast one watch call; it is bounded because
     it holds whole trade dicts (about 1.5 KB each) for as long as the process runs."""
+    heal_seconds: float = Field(120.0, ge=0)
+    """Time bound of healing one trades gap from the venue's REST history (0 = do not heal)."""
     local_root: str | None = None
     """Where the collector writes raw segments when storage.root is on S3 (a local spool)."""
     upload_to_s3: bool = False

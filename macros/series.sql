@@ -37,8 +37,19 @@ to_timestamp((epoch_us({{ ts }}) // {{ (seconds * 1000000) | int }}) * {{ second
 {% macro series_break_counts(rows, channel, name, rejected=none) -%}
 {{ name }}_events AS (
     SELECT exchange, symbol, capture_ts::TIMESTAMPTZ AS cap
-    FROM {{ source('bronze', 'events') }}
+    FROM {{ source('bronze', 'events') }} brk
     WHERE event_type IN {{ break_event_types() }}
+      {%- if channel == 'trades' %}
+      -- a trades break inside a gap that a REST backfill closed completely is no break (collector/heal.py)
+      AND NOT EXISTS (
+          SELECT 1 FROM {{ source('bronze', 'events') }} fill
+          WHERE fill.event_type = 'backfill' AND fill.detail LIKE 'complete%'
+            AND fill.exchange = brk.exchange AND fill.symbol = brk.symbol AND brk.channel = 'trades'
+            AND brk.capture_ts BETWEEN fill.interval_start AND fill.interval_end
+            -- written after the gap closed: at most heal_seconds after the break (+ reconnect backoff)
+            AND fill.capture_ts >= {{ partition.lookback_start }} - INTERVAL 60 SECONDS
+            AND fill.capture_ts < {{ partition.end }} + INTERVAL 1 HOUR)
+      {%- endif %}
       {%- if channel is string %}
       AND (channel = '{{ channel }}' OR channel IS NULL)
       {%- else %}

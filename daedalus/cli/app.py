@@ -3,10 +3,10 @@
 Each command calls one library function and turns a DaedalusError into one line and its exit code
 (`--debug` shows the traceback). This module assembles the app: the global options (a
 `GlobalOptions` in `ctx.obj`, daedalus/cli/context.py), the command modules by area
-(cli/build.py, cli/collect.py, cli/ops.py; none of them imports this one) and the commands other
-packages contribute through the `daedalus.commands` entry-point group (the devkit's `demo` and
-`bench`, see pyproject.toml). Heavy libraries (duckdb, numba, ccxt) are imported inside commands so
-`daedalus --help` starts fast.
+(cli/build.py, cli/collect.py, cli/ops.py, cli/backfill.py; none of them imports this one) and
+the commands other packages contribute through the `daedalus.commands` entry-point group (the
+devkit's `demo` and `bench`, see pyproject.toml). Heavy libraries (duckdb, numba, ccxt) are
+imported inside commands so `daedalus --help` starts fast.
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ def _load_plugins(target: typer.Typer) -> None:
 
 
 def _register_commands() -> None:
+    from daedalus.cli import backfill as cli_backfill
     from daedalus.cli import build as cli_build
     from daedalus.cli import collect as cli_collect
     from daedalus.cli import coverage as cli_coverage
@@ -71,7 +72,7 @@ def _register_commands() -> None:
     from daedalus.cli.usage import install_help_metavars
 
     install_help_metavars()
-    for module in (cli_build, cli_collect, cli_ops, cli_coverage):
+    for module in (cli_build, cli_collect, cli_ops, cli_coverage, cli_backfill):
         module.register(app)
     _load_plugins(app)
 

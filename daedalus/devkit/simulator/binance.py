@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from daedalus.devkit.simulator.market import BookDiff, SimulatedMarket, Trade
+from daedalus.devkit.simulator.trade_history import TradeTape, binance_routes
 from daedalus.devkit.simulator.wsfake import market_structure
 
 try:
@@ -103,6 +104,7 @@ class FakeBinance:
         self._subscribed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self._ticker_state: dict[str, dict] = {}
+        self.tape = TradeTape()  # every trade published, served by the REST history routes
 
     # ---- lifecycle ----
     async def start(self) -> FakeBinance:
@@ -112,6 +114,7 @@ class FakeBinance:
         app.router.add_get("/stream", self.ws_handler)
         app.router.add_get("/api/v3/depth", self.depth_handler)
         app.router.add_get("/api/v3/ping", self._ping)
+        binance_routes(app, self.tape)
         self.add_routes(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -356,6 +359,7 @@ class FakeBinance:
         sid = binance_id(ev.symbol)
         low = sid.lower()
         if isinstance(ev, Trade):
+            self.tape.add(sid, ev)
             await self.publish(
                 f"{low}@trade",
                 {

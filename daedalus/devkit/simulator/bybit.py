@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from daedalus.devkit.simulator.market import BookDiff, SimulatedMarket, Trade
+from daedalus.devkit.simulator.trade_history import BYBIT_ID_PREFIX, TradeTape, bybit_routes
 from daedalus.devkit.simulator.wsfake import FakeVenue, Peer, market_structure, num, tick_of
 
 
@@ -34,10 +35,15 @@ class FakeBybit(FakeVenue):
         self._last_ticker: dict[str, int] = {}
         self._ts: dict[str, int] = {}
         self._symbols: dict[str, str] = {}  # BTCUSDT -> BTC/USDT
+        self.tape = TradeTape()  # every trade published, served by /v5/market/recent-trade
 
     def configure(self, exchange: Any, symbols: Iterable[str], market: SimulatedMarket | None = None) -> None:
         exchange.urls["api"]["ws"]["public"]["spot"] = f"ws://{self.host}:{self.port}/v5/public/spot"
+        exchange.urls["api"]["public"] = f"http://{self.host}:{self.port}"
         exchange.set_markets([market_structure(s, bybit_id(s), tick_of(s, market)) for s in symbols])
+
+    def add_routes(self, app: Any) -> None:
+        bybit_routes(app, self.tape)
 
     def load_market(self, market: SimulatedMarket) -> None:
         super().load_market(market)
@@ -91,6 +97,7 @@ class FakeBybit(FakeVenue):
         sid = bybit_id(ev.symbol)
         self._ts[ev.symbol] = ev.ts_ms
         if isinstance(ev, Trade):
+            self.tape.add(sid, ev)
             await self.publish(
                 f"publicTrade.{sid}",
                 {
@@ -105,7 +112,7 @@ class FakeBybit(FakeVenue):
                             "v": num(ev.qty),
                             "p": num(ev.price),
                             "L": "ZeroPlusTick",
-                            "i": f"2290000000{ev.trade_id}",
+                            "i": f"{BYBIT_ID_PREFIX}{ev.trade_id}",
                             "BT": False,
                         }
                     ],

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from aiohttp import WSMsgType, web
 
 from daedalus.devkit.simulator.market import BookDiff, SimulatedMarket, Trade
+from daedalus.devkit.simulator.trade_history import TradeTape, coinbase_routes
 
 
 def product_id(symbol: str) -> str:
@@ -56,6 +57,7 @@ class FakeCoinbase:
         self.subscribe_requests: list[dict] = []
         self.recent_trades: dict[str, deque[Trade]] = {}
         self.trade_log: list[Trade] = []  # every trade the market made while this server ran
+        self.tape = TradeTape()  # the same, per product id, served by the REST market trades route
         self._runner: web.AppRunner | None = None
         self._hb_task: asyncio.Task | None = None
         self._subscribed = asyncio.Condition()
@@ -70,6 +72,7 @@ class FakeCoinbase:
     async def start(self) -> FakeCoinbase:
         app = web.Application()
         app.router.add_get("/", self._ws)
+        coinbase_routes(app, self.tape, self._trade_json)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -228,6 +231,7 @@ class FakeCoinbase:
         if isinstance(ev, Trade):
             self.recent_trades.setdefault(ev.symbol, deque(maxlen=50)).appendleft(ev)
             self.trade_log.append(ev)
+            self.tape.add(p, ev)
             for peer in list(self.peers):
                 if p in peer.channels.get("market_trades", ()):
                     await self._send(

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from daedalus.devkit.simulator.market import BookDiff, SimulatedMarket, Trade
+from daedalus.devkit.simulator.trade_history import TradeTape, kraken_routes
 from daedalus.devkit.simulator.wsfake import FakeVenue, Peer, market_structure, tick_of
 
 QTY_DP = 8
@@ -50,9 +51,15 @@ class FakeKraken(FakeVenue):
         self._last_ticker: dict[str, int] = {}
         self._ts: dict[str, int] = {}
         self._dp: dict[str, int] = {}  # price decimals per symbol
+        self.tape = TradeTape()  # every trade published (by pair id), served by /0/public/Trades
+        self._pair_dp: dict[str, int] = {}
+
+    def add_routes(self, app: Any) -> None:
+        kraken_routes(app, self.tape, self._pair_dp)
 
     def configure(self, exchange: Any, symbols: Iterable[str], market: SimulatedMarket | None = None) -> None:
         exchange.urls["api"]["ws"]["publicV2"] = f"ws://{self.host}:{self.port}/v2"
+        exchange.urls["api"]["public"] = f"http://{self.host}:{self.port}"
         exchange.set_markets(
             [market_structure(s, s.replace("/", ""), tick_of(s, market), {"wsId": s}) for s in symbols]
         )
@@ -132,6 +139,8 @@ class FakeKraken(FakeVenue):
         symbol = ev.symbol
         self._ts[symbol] = ev.ts_ms
         if isinstance(ev, Trade):
+            self.tape.add(symbol.replace("/", ""), ev)
+            self._pair_dp[symbol.replace("/", "")] = self._dp[symbol]
             await self.publish(
                 f"trade:{symbol}",
                 {

@@ -75,7 +75,10 @@ class SimulatedMarket:
         self.books: dict[str, SimBook] = {}
         # Ids grow with the simulated clock (1,000 per ms, far above the simulated trade rate), so two
         # runs into one lake never reuse an id: silver deduplicates trades on (exchange, symbol, id).
-        self.trade_id = start_ms * 1_000
+        # Per symbol and contiguous, as a venue numbers one market's trades (Binance, OKX): a gap in
+        # them is exactly the trades missing (collector/heal.py); symbol k starts k·10^8 higher, so
+        # the ids of one run stay unique across its symbols too.
+        self.trade_ids: dict[str, int] = {}
         self.last_trade: dict[str, Trade] = {}
         for symbol, mid in (symbols or DEFAULT_SYMBOLS).items():
             tick = _tick_for(mid)
@@ -84,6 +87,7 @@ class SimulatedMarket:
                 book.bids[_round(mid - i * tick, tick)] = self._size()
                 book.asks[_round(mid + i * tick, tick)] = self._size()
             self.books[symbol] = book
+            self.trade_ids[symbol] = start_ms * 1_000 + len(self.trade_ids) * 100_000_000
 
     @property
     def symbols(self) -> list[str]:
@@ -164,10 +168,8 @@ class SimulatedMarket:
             else:
                 levels[price] = left
             changed[price] = left
-            self.trade_id += 1
-            trade = Trade(
-                book.symbol, self.now_ms, self.trade_id, price, round(take, 6), buyer_is_maker=not buy
-            )
+            trade_id = self.trade_ids[book.symbol] = self.trade_ids[book.symbol] + 1
+            trade = Trade(book.symbol, self.now_ms, trade_id, price, round(take, 6), buyer_is_maker=not buy)
             trades.append(trade)
             self.last_trade[book.symbol] = trade
         return trades

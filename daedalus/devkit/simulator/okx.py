@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from daedalus.devkit.simulator.market import BookDiff, SimulatedMarket, Trade
+from daedalus.devkit.simulator.trade_history import TradeTape, okx_routes
 from daedalus.devkit.simulator.wsfake import FakeVenue, Peer, market_structure, num, tick_of
 
 BOOKS = "books"
@@ -37,9 +38,14 @@ class FakeOkx(FakeVenue):
         self._corrupt: dict[str, int] = {}
         self._last_ticker: dict[str, int] = {}
         self._ts: dict[str, int] = {}
+        self.tape = TradeTape()  # every trade published, served by /api/v5/market/history-trades
+
+    def add_routes(self, app: Any) -> None:
+        okx_routes(app, self.tape)
 
     def configure(self, exchange: Any, symbols: Iterable[str], market: SimulatedMarket | None = None) -> None:
         exchange.urls["api"]["ws"] = f"ws://{self.host}:{self.port}/ws/v5"
+        exchange.urls["api"]["rest"] = f"http://{self.host}:{self.port}"
         exchange.set_markets(
             [
                 market_structure(
@@ -98,6 +104,7 @@ class FakeOkx(FakeVenue):
         inst = okx_id(ev.symbol)
         self._ts[ev.symbol] = ev.ts_ms
         if isinstance(ev, Trade):
+            self.tape.add(inst, ev)
             await self.publish(
                 f"trades:{inst}",
                 {

@@ -124,12 +124,16 @@ class FakeVenue:
         app = web.Application()
         for path in self.paths:
             app.router.add_get(path, self._ws)
+        self.add_routes(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return self
+
+    def add_routes(self, app: web.Application) -> None:
+        """REST routes of a venue (its trade history: daedalus/devkit/simulator/trade_history.py)."""
 
     async def stop(self) -> None:
         for peer in list(self.peers):

@@ -1,0 +1,288 @@
+"""Heal a break of a trades series from the venue's REST history (ccxt `fetch_trades`).
+
+When a trades feed's session ends (disconnect, stale stream), the last trade the socket delivered
+per symbol is kept; the first trade of the next session closes the gap, and a task of its own fetches
+the trades in between: by trade id where the venue's ids are contiguous (`trade_history` 'id'), by
+time otherwise ('time'), or the most recent page where that is all the venue serves ('last_n'). What
+the socket already delivered is dropped by trade id; the rest go to bronze `trades` with
+`source = 'rest'`, and one `backfill` event says the range, the rows written and whether the gap is
+closed ("complete") or not ("partial", with the rows missing when the ids tell). The task respects
+ccxt's rate limiter and the venue's 429/418 Retry-After, stops at `ingestion.heal_seconds`, and
+stages its rows only while the live feed's staging deque is mostly empty: it never delays the feed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from daedalus.collector.backoff import Backoff, retry_after_from_headers
+from daedalus.collector.ccxt_rows import SOURCE, trade_row
+from daedalus.collector.connection import Record, envelope, event_row, new_conn_id
+
+_SEEN_IDS = 20_000  # socket trade ids remembered per symbol (to drop REST rows it delivered)
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A trade the socket delivered at one side of a gap."""
+
+    trade_id: str | None
+    ts_ms: int | None
+    capture_ts: int
+
+    @property
+    def number(self) -> int | None:
+        try:
+            return int(self.trade_id) if self.trade_id is not None else None
+        except ValueError:
+            return None
+
+
+@dataclass
+class Outcome:
+    rows: int
+    complete: bool
+    missing: int | None
+    detail: str
+
+
+class TradeHealer:
+    def __init__(self, collector: Any, heal_seconds: float) -> None:
+        self.c = collector
+        self.venue = collector.venue
+        self.heal_seconds = heal_seconds
+        self.last: dict[str, Edge] = {}
+        self.open_gaps: dict[str, Edge] = {}  # symbol -> last socket trade before an unhealed break
+        self.seen: dict[str, deque[str]] = {}
+        self._seen_set: dict[str, set[str]] = {}
+        self.tasks: set[asyncio.Task] = set()
+        self.outcomes: list[Outcome] = []
+        self.enabled = self.venue.trade_history is not None and self.heal_seconds > 0
+
+    # ---- called from the capture hook (synchronously) ----
+    def saw(self, symbol: str | None, trade: Any, capture_ts: int) -> None:
+        if symbol is None or not self.enabled:
+            return
+        tid = None if trade.get("id") is None else str(trade["id"])
+        edge = Edge(tid, trade.get("timestamp"), capture_ts)
+        if tid is not None:
+            ids, ids_set = self.seen.setdefault(symbol, deque()), self._seen_set.setdefault(symbol, set())
+            ids.append(tid)
+            ids_set.add(tid)
+            if len(ids) > _SEEN_IDS:
+                ids_set.discard(ids.popleft())
+        before = self.open_gaps.pop(symbol, None)
+        if before is not None and not _newer(edge, before):
+            # a venue that replays recent trades on subscribe (Kraken's snapshot): the gap closes at
+            # the first trade newer than the last one before it
+            self.open_gaps[symbol] = before
+            return
+        self.last[symbol] = edge
+        if before is not None:
+            task = asyncio.ensure_future(self._heal(symbol, before, edge))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    # ---- called when a trades session ends ----
+    def broke(self, symbols: list[str]) -> None:
+        if not self.enabled:
+            return
+        for s in symbols:
+            if s in self.last and s not in self.open_gaps:
+                self.open_gaps[s] = self.last[s]
+
+    async def finish(self, timeout: float) -> None:
+        """At shutdown: let running heals finish for at most `timeout` seconds, then cancel them."""
+        if self.tasks:
+            await asyncio.wait(set(self.tasks), timeout=min(timeout, self.heal_seconds))
+        for task in list(self.tasks):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    # ---- the heal task ----
+    async def _heal(self, symbol: str, before: Edge, after: Edge) -> None:
+        deadline = time.monotonic() + self.heal_seconds
+        conn_id = new_conn_id("rest", f"trades:{symbol}")
+        fetched: dict[str, Any] = {}
+        error = None
+        try:
+            await self._fetch_gap(symbol, before, after, deadline, fetched)
+        except Exception as e:  # noqa: BLE001 - a failed heal is a partial one, never a dead collector
+            error = f"{type(e).__name__}: {e}"[:300]
+        seen = self._seen_set.get(symbol, set())
+        # only the gap: a page may run past its end, into trades the new socket is delivering now
+        a, b = before.number, after.number
+        lo, hi = before.ts_ms or 0, after.ts_ms or 0
+
+        def in_gap(tid: str, t: Any) -> bool:
+            if a is not None and b is not None and tid.isdigit():
+                return a < int(tid) < b
+            return lo <= _ts(t) <= hi
+
+        ordered = sorted(fetched.items(), key=lambda kv: _order(kv[1]))
+        new = [t for tid, t in ordered if tid not in seen and in_gap(tid, t)]
+        seq = 0
+        for trade in new:
+            while self.c.emitter.staged > self.c.emitter.staging_limit // 4:
+                await asyncio.sleep(0.01)  # the live feed first
+            seq += 1
+            row = trade_row(trade, envelope(time.time_ns(), self.c.exchange_id, symbol, conn_id, seq))
+            row["source"] = "rest"
+            self.c.emitter.emit_nowait(Record(SOURCE, "trades", row))
+        outcome = self._judge(before, after, fetched, len(new), error, time.monotonic() > deadline)
+        self.outcomes.append(outcome)
+        self.c.emitter.emit_nowait(
+            Record(
+                SOURCE,
+                "events",
+                event_row(
+                    "backfill",
+                    exchange=self.c.exchange_id,
+                    conn_id=conn_id,
+                    seq=seq,
+                    symbol=symbol,
+                    channel="trades",
+                    count=len(new),
+                    interval_start=before.capture_ts,
+                    interval_end=after.capture_ts,
+                    detail=outcome.detail,
+                ),
+            )
+        )
+
+    def _judge(
+        self, before: Edge, after: Edge, fetched: dict, rows: int, error: str | None, timed_out: bool
+    ) -> Outcome:
+        span = f"trades after id {before.trade_id} to before id {after.trade_id}"
+        a, b = before.number, after.number
+        mode = self.venue.trade_history_plan(self.c.exchange)[0]
+        missing = None
+        if a is not None and b is not None:  # the venues with numeric ids number them contiguously
+            between = {int(t) for t in fetched if t.isdigit() and a < int(t) < b}
+            missing = (b - a - 1) - len(between)
+            complete = missing == 0
+        elif mode == "time":
+            # time coverage: the pages reached the trade after the gap
+            complete = (
+                error is None
+                and not timed_out
+                and any(_ts(t) >= (after.ts_ms or 0) for t in fetched.values())
+            )
+        else:
+            complete = False
+        why = f"; {error}" if error else ("; time bound reached" if timed_out else "")
+        if complete:
+            return Outcome(rows, True, 0, f"complete: {span} over REST ({mode}), {rows} rows{why}")
+        lost = f"{missing} rows missing" if missing is not None else "rows missing unknown"
+        return Outcome(rows, False, missing, f"partial: {lost}; {span} over REST ({mode}), {rows} rows{why}")
+
+    async def _fetch_gap(self, symbol: str, before: Edge, after: Edge, deadline: float, out: dict) -> None:
+        v = self.venue
+        mode, limit = v.trade_history_plan(self.c.exchange)
+        if mode == "last_n":
+            for t in await self._fetch(symbol, None, limit, v.trade_history_params(mode, None), deadline):
+                out[str(t["id"])] = t
+            return
+        if mode == "id" and before.number is not None and after.number is not None:
+            if v.trade_id_paging == "backward":
+                await self._pages_back(symbol, before.number, after.number, limit, deadline, out)
+                return
+            cursor = before.number + 1
+            while cursor < after.number and time.monotonic() < deadline:
+                page = await self._fetch(symbol, None, limit, v.trade_history_params(mode, cursor), deadline)
+                ids = [int(t["id"]) for t in page if str(t.get("id", "")).isdigit()]
+                for t in page:
+                    out[str(t["id"])] = t
+                if not ids or max(ids) < cursor:
+                    return  # the venue has nothing newer: what is left stays missing
+                cursor = max(ids) + 1
+            return
+        # by time: from the last trade before the gap until past the first trade after it. The cursor
+        # is exclusive (Kraken: trades after `since`): ask from a millisecond before, or the trades
+        # sharing a millisecond with the gap's edge or a page's end are skipped; repeats drop by id
+        since, newest_before = before.ts_ms, None
+        while since is not None and time.monotonic() < deadline:
+            page = await self._fetch(
+                symbol, since, limit, v.trade_history_params(mode, None, since - 1), deadline
+            )
+            for t in page:
+                out[str(t.get("id"))] = t
+            newest = max((_ts(t) for t in page), default=None)
+            if newest is None or newest == newest_before or newest >= (after.ts_ms or 0):
+                return
+            since, newest_before = newest, newest
+
+    async def _pages_back(
+        self, symbol: str, first: int, last: int, limit: int, deadline: float, out: dict
+    ) -> None:
+        """Page from id `last` back to id `first` (venues whose cursor returns older trades)."""
+        cursor = last
+        while cursor > first + 1 and time.monotonic() < deadline:
+            params = self.venue.trade_history_params("id", cursor)
+            page = await self._fetch(symbol, None, limit, params, deadline)
+            ids = [int(t["id"]) for t in page if str(t.get("id", "")).isdigit()]
+            for t in page:
+                out[str(t["id"])] = t
+            if not ids or min(ids) >= cursor:
+                return  # nothing older: the venue's history ends here
+            cursor = min(ids)
+
+    async def _fetch(self, symbol: str, since: int | None, limit: int, params: dict, deadline: float) -> list:
+        def waiting(status: int, delay: float) -> None:
+            self.c.emit_event(
+                "rate_limited",
+                symbol=symbol,
+                channel="trades",
+                detail=f"REST trade history refused ({status}); waiting {delay:.1f}s",
+            )
+
+        return await fetch_page(self.c.exchange, symbol, since, limit, params, deadline, waiting)
+
+
+async def fetch_page(
+    ex: Any,
+    symbol: str,
+    since: int | None,
+    limit: int,
+    params: dict,
+    deadline: float,
+    on_wait: Any = None,
+) -> list:
+    """One page of ccxt's `fetch_trades` (its rate limiter applies); a 429/418 waits as the venue
+    says (Retry-After), within `deadline` (monotonic), else raises."""
+    import ccxt
+
+    backoff = Backoff(1.0, 60.0)
+    while True:
+        try:
+            return list(await ex.fetch_trades(symbol, since, limit, dict(params)))
+        except (ccxt.DDoSProtection, ccxt.RateLimitExceeded) as e:
+            retry = retry_after_from_headers(getattr(ex, "last_response_headers", None))
+            status = 418 if "418" in str(e) else 429
+            delay = backoff.next_delay(retry_after=retry, status=status)
+            if time.monotonic() + delay > deadline:
+                raise
+            if on_wait is not None:
+                on_wait(status, delay)
+            await asyncio.sleep(delay)
+
+
+def _newer(edge: Edge, than: Edge) -> bool:
+    if edge.number is not None and than.number is not None:
+        return edge.number > than.number
+    return (edge.ts_ms or 0) > (than.ts_ms or 0)
+
+
+def _ts(trade: Any) -> int:
+    return int(trade.get("timestamp") or 0)
+
+
+def _order(trade: Any) -> tuple:
+    tid = str(trade.get("id"))
+    return (_ts(trade), int(tid) if tid.isdigit() else 0, tid)

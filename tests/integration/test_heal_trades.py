@@ -1,0 +1,299 @@
+"""Healing a trades gap over REST: a disconnect mid-run, the fake's tape, and what bronze holds."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from fake_exchange import make_config, rows, run_pipeline, wait_until
+
+from daedalus.collector.connection import Emitter
+from daedalus.devkit.simulator.binance import FakeBinance, binance_id
+from daedalus.devkit.simulator.bybit import FakeBybit
+from daedalus.devkit.simulator.kraken import FakeKraken
+from daedalus.devkit.simulator.market import SimulatedMarket
+from daedalus.devkit.simulator.okx import FakeOkx
+from daedalus.devkit.simulator.trade_history import BYBIT_ID_PREFIX
+
+pytestmark = pytest.mark.network
+SYMBOLS = ["BTC/USDT", "ETH/USDT"]
+
+
+def _trades_received(emitter: Emitter) -> int:
+    c = emitter.counters.get(("ccxt", "trades"))
+    return 0 if c is None else c.received
+
+
+def run_binance_trades(
+    root: Path,
+    disconnect: bool,
+    refuse: tuple[int, int] | None = None,
+    api_key: str | None = "k",
+    **ingestion: Any,
+):
+    """Trades of a simulated market through the real pipeline; with `disconnect`, every socket is reset
+    mid-run and the market goes on while the collector backs off (`refuse`: the next history requests
+    are answered (count, status) with Retry-After 1)."""
+    market = SimulatedMarket({"BTC/USDT": 60_000.0, "ETH/USDT": 3_000.0}, seed=5)
+    config = make_config(root, exchanges=["binance"], symbols=SYMBOLS, channels=["trades"], **ingestion)
+
+    async def main() -> FakeBinance:
+        server = await FakeBinance().start()
+        server.load_market(market)
+        if refuse:
+            server.tape.refuse(refuse[0], status=refuse[1], retry_after=1)
+        stop_market = asyncio.Event()
+
+        async def scenario(emitter: Emitter) -> None:
+            await server.wait_subscribed(["btcusdt@trade", "ethusdt@trade"])
+            feeder = asyncio.ensure_future(
+                server.run_market(market, steps=600, interval=0.005, stop=stop_market)
+            )
+            await wait_until(lambda: _trades_received(emitter) > 20, 10, "first trades")
+            if disconnect:
+                before = server.connections_total
+                server.half_open()  # the socket goes quiet while the market trades on: a gap for sure
+                await asyncio.sleep(0.3)
+                assert await server.drop_connections(1006) == 1
+                await wait_until(lambda: server.connections_total > before, 10, "reconnect")
+            await feeder
+            await asyncio.sleep(2.5 if refuse else 1.0)  # the heal's REST calls (and the wait they are told)
+
+        def configure(ex: Any) -> None:
+            server.configure(ex, SYMBOLS)
+            ex.apiKey = api_key  # historicalTrades (paging by id) needs one; without, the last 1000
+            ex.rateLimit = 1  # ccxt weighs historicalTrades at 200 requests: 10 s apart at 50 ms
+
+        try:
+            await run_pipeline(config, scenario, configure={"binance": configure})
+        finally:
+            stop_market.set()
+            await server.stop()
+        return server
+
+    return asyncio.run(main())
+
+
+def test_disconnect_gap_is_healed_from_rest_history(tmp_path: Path) -> None:
+    server = run_binance_trades(tmp_path, disconnect=True)
+    trades = rows(tmp_path, "ccxt", "trades")
+    events = rows(tmp_path, "ccxt", "events")
+    for symbol in SYMBOLS:
+        tape = [t.trade_id for t in server.tape.trades[binance_id(symbol)]]
+        got = [int(t["trade_id"]) for t in trades if t["symbol"] == symbol]
+        assert sorted(got) == tape  # 0 missing, 0 duplicated
+        rest = [t for t in trades if t["symbol"] == symbol and t["source"] == "rest"]
+        assert rest, "the disconnect left no gap to heal"
+        assert all(t["side"] in ("buy", "sell") and t["price"] > 0 for t in rest)
+        fills = [e for e in events if e["event_type"] == "backfill" and e["symbol"] == symbol]
+        assert len(fills) == 1
+        assert fills[0]["detail"].startswith("complete"), fills[0]["detail"]
+        assert fills[0]["count"] == len(rest)
+        assert fills[0]["interval_start"] < fills[0]["interval_end"]
+        breaks = [e for e in events if e["event_type"] == "disconnect" and e["symbol"] == symbol]
+        # the break lies inside the healed interval (what the build reads to drop it)
+        assert any(fills[0]["interval_start"] <= b["capture_ts"] <= fills[0]["interval_end"] for b in breaks)
+    assert any(path.endswith("historicalTrades") and "fromId" in q for path, q in server.tape.requests)
+
+
+def test_heal_waits_out_429_retry_after(tmp_path: Path) -> None:
+    server = run_binance_trades(tmp_path, disconnect=True, refuse=(1, 429))
+    trades = rows(tmp_path, "ccxt", "trades")
+    events = rows(tmp_path, "ccxt", "events")
+    limited = [e for e in events if e["event_type"] == "rate_limited" and e["channel"] == "trades"]
+    assert len(limited) == 1 and "429" in limited[0]["detail"]
+    for symbol in SYMBOLS:
+        tape = [t.trade_id for t in server.tape.trades[binance_id(symbol)]]
+        assert sorted(int(t["trade_id"]) for t in trades if t["symbol"] == symbol) == tape
+
+
+def test_binance_without_api_key_heals_from_the_last_1000(tmp_path: Path) -> None:
+    server = run_binance_trades(tmp_path, disconnect=True, api_key=None)
+    trades = rows(tmp_path, "ccxt", "trades")
+    for symbol in SYMBOLS:
+        tape = [t.trade_id for t in server.tape.trades[binance_id(symbol)]]
+        assert sorted(int(t["trade_id"]) for t in trades if t["symbol"] == symbol) == tape
+    paths = {path for path, _ in server.tape.requests}
+    assert paths == {"/api/v3/trades"}  # no key: never the keyed historicalTrades
+
+
+VENUE_FAKES = {
+    "bybit": (FakeBybit, "publicTrade.BTCUSDT"),
+    "okx": (FakeOkx, "trades:BTC-USDT"),
+    "kraken": (FakeKraken, "trade:BTC/USDT"),
+}
+
+
+def run_venue_gap(root: Path, exchange: str, gap_trades: int) -> tuple[Any, list[dict], list[dict]]:
+    """One symbol of a ccxt.pro venue through the real pipeline; its trades socket goes quiet while
+    `gap_trades` trades go by, then is reset."""
+    fake_cls, topic = VENUE_FAKES[exchange]
+    symbols = ["BTC/USDT"]
+    market = SimulatedMarket({"BTC/USDT": 60_000.0}, seed=3)
+    config = make_config(root, exchanges=[exchange], symbols=symbols, channels=["trades"])
+
+    async def main() -> Any:
+        server = await fake_cls().start()
+        server.load_market(market)
+        tape = server.tape.trades
+
+        def published() -> int:
+            return sum(len(v) for v in tape.values())
+
+        async def scenario(emitter: Emitter) -> None:
+            await server.wait_subscribed([topic])
+            feeder = asyncio.ensure_future(server.run_market(market, steps=1500, interval=0.002))
+            await wait_until(lambda: _trades_received(emitter) > 20, 10, "first trades")
+            for peer in server.peers:
+                peer.muted = True  # quiet socket, market trading on
+            mark = published()
+            await wait_until(lambda: published() > mark + gap_trades, 20, "the gap")
+            before = server.connections_total
+            await server.drop_connections()
+            await wait_until(lambda: server.connections_total > before, 10, "reconnect")
+            await feeder
+            await asyncio.sleep(1.0)
+
+        def configure(ex: Any) -> None:
+            server.configure(ex, symbols, market)
+            ex.rateLimit = 1
+
+        try:
+            await run_pipeline(config, scenario, configure={exchange: configure})
+        finally:
+            await server.stop()
+        return server
+
+    server = asyncio.run(main())
+    return server, rows(root, "ccxt", "trades"), rows(root, "ccxt", "events")
+
+
+@pytest.mark.parametrize("exchange", ["okx", "kraken"])
+def test_venue_gap_is_healed_completely(tmp_path: Path, exchange: str) -> None:
+    server, trades, events = run_venue_gap(tmp_path, exchange, gap_trades=250)
+    (tape,) = server.tape.trades.values()
+    got = sorted(int(str(t["trade_id"])) for t in trades)
+    assert got == [t.trade_id for t in tape]  # 0 missing, 0 duplicated
+    fills = [e for e in events if e["event_type"] == "backfill"]
+    assert len(fills) == 1 and fills[0]["detail"].startswith("complete"), fills
+    assert fills[0]["count"] == sum(t["source"] == "rest" for t in trades) > 200
+    if exchange == "okx":  # paged back by tradeId, 100 a page
+        pages = [q for _, q in server.tape.requests]
+        assert len(pages) >= 3 and all(
+            q["type"] == "1" and "after" in q and q.get("limit") == "100" for q in pages
+        )
+    else:  # paged forward by the since cursor
+        assert all("since" in q for _, q in server.tape.requests)
+
+
+def test_bybit_gap_longer_than_last_n_stays_a_break_with_rows_missing_counted(tmp_path: Path) -> None:
+    server, trades, events = run_venue_gap(tmp_path, "bybit", gap_trades=150)
+    tape_ids = [f"{BYBIT_ID_PREFIX}{t.trade_id}" for t in server.tape.trades["BTCUSDT"]]
+    got = [t["trade_id"] for t in trades]
+    assert len(got) == len(set(got))  # no duplicate
+    assert set(got) <= set(tape_ids)
+    lost = len(set(tape_ids) - set(got))
+    fills = [e for e in events if e["event_type"] == "backfill"]
+    assert len(fills) == 1
+    assert fills[0]["detail"].startswith(f"partial: {lost} rows missing"), fills[0]["detail"]
+    assert lost > 0 and fills[0]["count"] == sum(t["source"] == "rest" for t in trades) > 0
+    assert all(q.get("limit") == "60" and q.get("category") == "spot" for _, q in server.tape.requests)
+
+
+def _run_books_and_trades(root: Path, disconnect: bool, start_ms: int) -> FakeBinance:
+    """Trades and order books of one seeded market; with `disconnect`, the trades socket alone goes
+    quiet for a while (the market trading on) and is then reset. The exchange clock starts at
+    `start_ms`, near the receive clock: the build reads the events of the rows' span only."""
+    market = SimulatedMarket({"BTC/USDT": 60_000.0, "ETH/USDT": 3_000.0}, seed=8, start_ms=start_ms)
+    config = make_config(root, exchanges=["binance"], symbols=SYMBOLS, channels=["trades", "orderbook"])
+
+    async def main() -> FakeBinance:
+        server = await FakeBinance().start()
+        server.load_market(market)
+        streams = [f"{s}@{k}" for s in ("btcusdt", "ethusdt") for k in ("trade", "depth@100ms")]
+
+        async def scenario(emitter: Emitter) -> None:
+            await server.wait_subscribed(streams)
+            feeder = asyncio.ensure_future(server.run_market(market, steps=800, interval=0.005))
+            await wait_until(lambda: _trades_received(emitter) > 40, 10, "first trades")
+            if disconnect:
+                trade_peers = [p for p in server.peers if any(s.endswith("@trade") for s in p.streams)]
+                for p in trade_peers:
+                    p.muted = True
+                await asyncio.sleep(0.4)
+                before = server.connections_total
+                for p in trade_peers:
+                    p.request.transport.abort()
+                await wait_until(lambda: server.connections_total > before, 10, "reconnect")
+            await feeder
+            await asyncio.sleep(1.0)
+
+        def configure(ex: Any) -> None:
+            server.configure(ex, SYMBOLS)
+            ex.apiKey = "k"
+            ex.rateLimit = 1
+
+        try:
+            await run_pipeline(config, scenario, configure={"binance": configure})
+        finally:
+            await server.stop()
+        return server
+
+    return asyncio.run(main())
+
+
+def _build(root: Path) -> duckdb.DuckDBPyConnection:
+    from daedalus.build import api
+    from daedalus.config import load_config
+    from daedalus.land.lander import land_any
+
+    cfg = load_config(
+        None,
+        {
+            "storage.root": str(root),
+            "duckdb.temp_directory": str(root / "_tmp"),
+            "etl.features.horizons": [1, 5],
+        },
+    )
+    land_any(cfg)
+    api.build(cfg, select=["+orderbook_seq"], run_tests=False, catalog=False)
+    return duckdb.connect()
+
+
+@pytest.mark.slow
+def test_demo_with_a_disconnect_heals_silver_and_trade_windows(tmp_path: Path) -> None:
+    healed_root, plain_root = tmp_path / "healed", tmp_path / "plain"
+    start_ms = int(time.time() * 1000)
+    server = _run_books_and_trades(healed_root, disconnect=True, start_ms=start_ms)
+    _run_books_and_trades(plain_root, disconnect=False, start_ms=start_ms)
+    con = _build(healed_root)
+    _build(plain_root)
+    for symbol in SYMBOLS:
+        tape = [t.trade_id for t in server.tape.trades[binance_id(symbol)]]
+        silver = con.execute(
+            f"SELECT trade_id FROM read_parquet('{healed_root}/silver/trades/**/*.parquet', hive_partitioning=false) "
+            "WHERE symbol = ?",
+            [symbol],
+        ).fetchall()
+        assert sorted(int(r[0]) for r in silver) == tape  # 0 missing, 0 duplicated
+    bronze_rest = con.execute(
+        f"SELECT count(*) FROM read_parquet('{healed_root}/bronze/trades/**/*.parquet', union_by_name=true) "
+        "WHERE source = 'rest'"
+    ).fetchone()[0]
+    assert bronze_rest > 0  # the disconnect did leave a gap, closed from REST
+
+    def windows(root: Path) -> dict:
+        got = con.execute(
+            f"SELECT symbol, epoch_us(ts), trade_volume_1s, trade_volume_5s, tfi_1s, tfi_5s "
+            f"FROM read_parquet('{root}/gold/orderbook_seq/**/*.parquet', hive_partitioning=false)"
+        ).fetchall()
+        return {(r[0], r[1]): tuple(None if v is None else round(v, 9) for v in r[2:]) for r in got}
+
+    healed, plain = windows(healed_root), windows(plain_root)
+    common = healed.keys() & plain.keys()
+    assert len(common) > 0.9 * len(plain) and len(common) > 100
+    assert {k: healed[k] for k in common} == {k: plain[k] for k in common}
