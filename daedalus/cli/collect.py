@@ -9,27 +9,61 @@ from daedalus.cli.context import global_options
 
 def status_command(
     ctx: typer.Context,
-    as_json: bool = typer.Option(False, "--json", help="Print the raw health JSON."),
+    as_json: bool = typer.Option(
+        False, "--json", help='Print {"collector": health file, "lake": coverage} as JSON.'
+    ),
+    days: int = typer.Option(1, "--days", help="UTC days of lake coverage, one character per hour."),
+    max_age: str = typer.Option(
+        None,
+        "--max-age",
+        help="A series is stale when its newest row is older than this: '2h', '90 minutes', or seconds "
+        "(default: status.max_age_seconds).",
+    ),
 ) -> None:
-    """Show the running collector's health: per stream last message, received/written/dropped, gaps.
+    """Show the collector's health (per stream last message, received/written/dropped, gaps) and the
+    lake's coverage (per series an hour strip of rows, breaks, losses, rejects; freshness).
 
-    Exits 1 when the health file has not been updated for 30 s (collector stopped).
+    Either part is left out when it is not there (no health file: no collector writes here; no
+    catalog: nothing built yet), and it is an error when both are missing. Exits 1 when the health
+    file has not been updated for 30 s (collector stopped), else 10 when a series is stale.
 
-    Example: daedalus status
+    Example: daedalus status --max-age 2h || notify-send 'daedalus needs a look'
     """
     import json
 
+    from daedalus.cli.coverage import STALE_EXIT, max_age_option, print_coverage
     from daedalus.collector.health import format_health, health_path, is_stale, read_health
-    from daedalus.errors import ConfigError
+    from daedalus.errors import ConfigError, StorageError
+    from daedalus.serve.health import gather
 
+    seconds = max_age_option(max_age)
     cfg = global_options(ctx).config()
     root = cfg.ingestion.local_root or cfg.storage.root
     if root.startswith("s3://") and not cfg.ingestion.health_file:
         raise ConfigError("ingestion.local_root: required to find the health file when storage.root is on S3")
-    doc = read_health(health_path(root, cfg.ingestion.health_file))
-    typer.echo(json.dumps(doc, indent=1) if as_json else format_health(doc))
-    if is_stale(doc):
+    doc: dict | None = None
+    try:
+        doc = read_health(health_path(root, cfg.ingestion.health_file))
+    except StorageError as e:
+        missing = e
+    lake = gather(cfg, None, days, seconds)
+    if doc is None and not lake.series:
+        raise missing
+    if as_json:
+        out = {"collector": doc, "lake": lake.as_json() if lake.series else None}
+        typer.echo(json.dumps(out, indent=1, default=str))
+    else:
+        if doc is not None:
+            typer.echo(format_health(doc))
+        else:
+            typer.echo(f"collector: {missing}")
+        if lake.series:
+            typer.echo("")
+            print_coverage(lake)
+    if doc is not None and is_stale(doc):
         raise typer.Exit(1)  # monitoring can alert on `daedalus status || ...`
+    if lake.series and lake.stale():
+        raise typer.Exit(STALE_EXIT)
 
 
 def collector_allocator() -> None:

@@ -4,7 +4,7 @@ One strip per series (exchange, symbol, channel), one character per UTC hour, co
 terminal supports colour and plain letters otherwise, then the holes with the events behind them.
 `--json` prints the whole gathering. Exit code 10 (`STALE_EXIT`) when a series' newest row is older
 than `status.max_age_seconds` (or `--max-age`), so a cron job or systemd timer can alert on it.
-(`daedalus status` is the running collector's health file; this is what the lake holds.)
+`daedalus status` prints the running collector's health file and then these same strips.
 """
 
 from __future__ import annotations
@@ -109,32 +109,44 @@ def coverage_command(
     """
     import json
 
-    from daedalus.build.durations import lookback_seconds
-    from daedalus.errors import ConfigError, StorageError
+    from daedalus.errors import StorageError
     from daedalus.serve.health import gather
 
-    seconds = None
-    if max_age is not None:
-        try:
-            seconds = lookback_seconds(max_age)
-        except ValueError as e:
-            raise ConfigError(f"--max-age: {str(e).replace('lookback ', '')}") from None
-        if seconds <= 0:
-            raise ConfigError(f"--max-age: '{max_age}' must be more than 0")
-    h = gather(global_options(ctx).lake_config(), start, days, seconds)
+    h = gather(global_options(ctx).lake_config(), start, days, max_age_option(max_age))
     if h.note and not h.series:  # no catalog: nothing to judge, and a timer must hear of it
         raise StorageError(h.note)
     if as_json:
         typer.echo(json.dumps(h.as_json(), indent=1, default=str))
     else:
-        from rich.console import Console
-        from rich.text import Text
-
-        console = Console(highlight=False, soft_wrap=True)
-        for _, pieces in coverage_lines(h):
-            console.print(Text.assemble(*pieces))
+        print_coverage(h)
     if h.stale():
         raise typer.Exit(STALE_EXIT)
+
+
+def max_age_option(max_age: str | None) -> float | None:
+    """`--max-age` ('2h', '90 minutes', seconds) in seconds; None = status.max_age_seconds."""
+    from daedalus.build.durations import lookback_seconds
+    from daedalus.errors import ConfigError
+
+    if max_age is None:
+        return None
+    try:
+        seconds = lookback_seconds(max_age)
+    except ValueError as e:
+        raise ConfigError(f"--max-age: {str(e).replace('lookback ', '')}") from None
+    if seconds <= 0:
+        raise ConfigError(f"--max-age: '{max_age}' must be more than 0")
+    return seconds
+
+
+def print_coverage(h: Health) -> None:
+    """The strips on stdout: rich colours on a terminal, plain letters otherwise."""
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(highlight=False, soft_wrap=True)
+    for _, pieces in coverage_lines(h):
+        console.print(Text.assemble(*pieces))
 
 
 def register(app: typer.Typer) -> None:

@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -228,6 +229,30 @@ def test_coverage_json_shows_exactly_the_three_holes(lake):
     assert len(two["hours"]) == 48 and two["hours"][24] == "2024-01-01T00:00:00Z"
     assert {(h["symbol"], h["channel"], h["hour"], h["status"]) for h in two["holes"]} == expected_holes(lake)
     assert all(c["status"] == "none" for s in two["series"] for c in s["cells"][:24])
+
+
+def test_status_shows_the_same_holes_beside_the_collector(lake):
+    """`daedalus status`: no collector writes here (no health file), so it is the lake's part alone,
+    the same three holes as `coverage`, exit 10 while stale; with a health file both parts show."""
+    out = cli(lake["cfg"], "status", "--json")
+    assert out.returncode == 10, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["collector"] is None
+    holes = {(h["symbol"], h["channel"], h["hour"], h["status"]) for h in doc["lake"]["holes"]}
+    assert holes == expected_holes(lake)
+    fresh = cli(lake["cfg"], "status", "--max-age", "100000 days")
+    assert fresh.returncode == 0, fresh.stderr
+    assert "collector:" in fresh.stdout and "no collector health file" in fresh.stdout
+    assert "3 hole(s), 3 event(s), 0 stale series" in fresh.stdout
+    from daedalus.collector.health import health_path
+
+    health = health_path(str(lake["root"]))
+    health.parent.mkdir(parents=True, exist_ok=True)
+    health.write_text(json.dumps({"updated_at": time.time() - 600, "streams": {}}))
+    both = cli(lake["cfg"], "status", "--max-age", "100000 days")
+    assert both.returncode == 1, both.stderr  # the collector stopped: that comes first
+    assert "NOT UPDATED" in both.stdout and "3 hole(s)" in both.stdout
+    health.unlink()
 
 
 class Cells(HTMLParser):
