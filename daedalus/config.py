@@ -124,7 +124,7 @@ class ChannelConfig(_Section):
 
 
 class FeatureConfig(_Section):
-    """Feature options of shared/FEATURES.md. Keys marked per-symbol may be overridden in etl.symbols."""
+    """Feature options of docs/features.md. Keys marked per-symbol may be overridden in etl.symbols."""
 
     max_levels: int = Field(20, ge=1, le=1000)
     """Levels per side kept in silver and used by gold features."""
@@ -194,7 +194,7 @@ class FeatureConfig(_Section):
 
 
 class SymbolOverride(_Section):
-    """Per-symbol feature options (FEATURES.md: vpin_bucket_volume is set per symbol)."""
+    """Per-symbol feature options (docs/features.md: vpin_bucket_volume is set per symbol)."""
 
     vpin_bucket_volume: BucketVolume | Literal["auto"] | None = None
     """Overrides etl.features.vpin_bucket_volume for this symbol."""
@@ -208,7 +208,7 @@ class EtlConfig(_Section):
     )
     """Per-channel switches."""
     features: FeatureConfig = Field(default_factory=FeatureConfig)
-    """Feature options (shared/FEATURES.md)."""
+    """Feature options (docs/features.md)."""
     symbols: dict[str, SymbolOverride] = Field(default_factory=dict)
     """Per-symbol overrides keyed by ccxt symbol, e.g. {"BTC/USDT": {vpin_bucket_volume: 25}}."""
     slice_hours: float = Field(6.0, gt=0, le=24)

@@ -11,7 +11,7 @@ shorter than `levels`. Trades hit the touch of the current book with an aggresso
 increasing ids. At each of `gaps_per_day` gaps the connection drops: no snapshots, trades or ticker
 rows for the stretch, a `disconnect` row in `events` at its start and a `connect` row at its end,
 and a new `conn_id` (whose `seq` restarts) afterwards. Some gaps last longer than the default
-staleness limit (300 s), so both kinds of break of FEATURES.md occur.
+staleness limit (300 s), so both kinds of break of docs/features.md occur.
 
 With `book_updates=True` the book is a deep one (daedalus/devkit/synth_book.py, `book_depth` levels a side)
 that evolves by 10–40 changed levels per snapshot instant, and bronze also gets `book_updates` the way

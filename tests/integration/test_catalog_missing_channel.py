@@ -33,5 +33,5 @@ def test_no_trades_builds_and_catalog_needs_no_udf(tmp_path: Path) -> None:
     ).fetchone()
     assert n_buckets == 0
     assert rows == 720  # 0.1 h at 500 ms
-    assert (tfi, vpin) == (0, 0)  # FEATURES.md: TFI NULL when B + S = 0; VPIN NULL until n buckets
+    assert (tfi, vpin) == (0, 0)  # docs/features.md: TFI NULL when B + S = 0; VPIN NULL until n buckets
     assert vol == 0  # no trade volume in any window

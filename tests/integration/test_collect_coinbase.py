@@ -172,7 +172,7 @@ def test_abrupt_close_reconnects(tmp_path: Path) -> None:
     server, market, _ = run_coinbase(tmp_path, fault)
     events = rows(tmp_path, "coinbase", "events")
     drops = [e for e in events if e["event_type"] == "disconnect" and e["close_code"] == 1006]
-    # one drop of one connection, named once per series it carried (FEATURES.md "Time")
+    # one drop of one connection, named once per series it carried (docs/features.md "Time")
     assert len({e["conn_id"] for e in drops}) == 1
     assert sorted((e["symbol"], e["channel"]) for e in drops) == sorted(
         (s, c) for s in ("BTC/USDT", "ETH/USDT") for c in ("book_updates", "orderbook", "ticker", "trades")

@@ -192,7 +192,7 @@ def test_server_shutdown_notice_reconnects(tmp_path: Path) -> None:
     notices = [e for e in _events(tmp_path, "notice") if "serverShutdown" in e["detail"]]
     reconnects = [e for e in _events(tmp_path, "reconnect") if "serverShutdown" in e["detail"]]
     assert notices  # the notice itself breaks nothing: data flows until each feed reconnects
-    # each feed's reconnect names every series it carried, never a NULL symbol (FEATURES.md "Time")
+    # each feed's reconnect names every series it carried, never a NULL symbol (docs/features.md "Time")
     assert {(e["symbol"], e["channel"]) for e in reconnects} == {
         (s, c) for s in SYMBOLS for c in ("orderbook", "trades")
     }  # run_binance's feeds

@@ -1,5 +1,5 @@
 """The real Binance capture (tests/data) through silver and gold.orderbook_seq: values finite
-where defined, NULL exactly where FEATURES.md says, and OFI / rolling sums / TFI equal to the
+where defined, NULL exactly where docs/features.md says, and OFI / rolling sums / TFI equal to the
 brute-force reference on real books."""
 
 from __future__ import annotations

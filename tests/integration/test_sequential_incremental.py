@@ -124,7 +124,7 @@ def _one_pass(root: Path) -> dict[tuple[str, int, int], tuple]:
     silver = f"read_parquet('{root}/silver/orderbook/**/*.parquet', hive_partitioning=false)"
     trades = f"read_parquet('{root}/silver/trades/**/*.parquet', hive_partitioning=false)"
     events = f"read_parquet('{root}/bronze/events/**/*.parquet', hive_partitioning=true)"
-    # trades-series breaks received before each row (FEATURES.md "Time"), counted over the whole series
+    # trades-series breaks received before each row (docs/features.md "Time"), counted over the whole series
     breaks = (
         "(SELECT count(*) FROM ev WHERE ev.exchange = {x}.exchange AND coalesce(ev.symbol, {x}.symbol) = "
         "{x}.symbol AND ev.cap < {x}.capture_ts)"

@@ -1,4 +1,4 @@
-"""Plain-Python reference of shared/FEATURES.md "Per snapshot" and "Bars", written from the page.
+"""Plain-Python reference of docs/features.md "Per snapshot" and "Bars", written from the page.
 
 Loops and sums in level order, no numpy, no SQL: the property tests hold the DuckDB macros to this.
 NULL is None. NULL rules as documented in macros/orderbook.sql (a feature that needs a missing

@@ -1,4 +1,4 @@
-"""Brute-force references for the sequential kernels, written straight from FEATURES.md "Sequential".
+"""Brute-force references for the sequential kernels, written straight from docs/features.md "Sequential".
 
 Plain Python over lists, O(n²) where a window is involved, no shared code with udfs/: each function
 recomputes its definition from scratch for every row, so a kernel bug cannot hide in a helper both
@@ -21,7 +21,7 @@ class Snap:
     crossed: bool = False
     break_before: bool = False
     trade_breaks: int = 0
-    """Trades-series break events received before this snapshot (FEATURES.md "Time", one clock)."""
+    """Trades-series break events received before this snapshot (docs/features.md "Time", one clock)."""
 
 
 @dataclass

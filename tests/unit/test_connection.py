@@ -83,7 +83,7 @@ def test_stale_subscription_forces_a_reconnect() -> None:
 
 
 def test_stale_names_only_its_own_series_and_a_disconnect_names_every_series_carried() -> None:
-    # FEATURES.md "Time": an event breaks only the series it names. A quiet ticker beside a live book
+    # docs/features.md "Time": an event breaks only the series it names. A quiet ticker beside a live book
     # must name (ETH/USDT, ticker), never a NULL symbol that silver reads as "every series".
     async def quiet_ticker(conn: Connection) -> None:
         conn.watch("ticker:ETH/USDT", ("ticker", "ETH/USDT"))

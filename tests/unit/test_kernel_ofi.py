@@ -19,7 +19,7 @@ from reference.sequential_reference import Snap, to_book  # noqa: E402
 # to a size of 5 (bid) and 7 (ask).
 BID_MOVES = {"up2": 102.0, "same": 100.0, "down3": 97.0}
 ASK_MOVES = {"up1": 105.0, "same": 104.0, "down1": 103.0}
-# Hand values of e = bid part + ask part (FEATURES.md "ofi"):
+# Hand values of e = bid part + ask part (docs/features.md "ofi"):
 #  bid up   → +Qb_n = 5      bid same → 5 − 2 = 3      bid down → −Qb_{n−1} = −2
 #  ask up   → +Qa_{n−1} = 3  ask same → −7 + 3 = −4     ask down → −Qa_n = −7
 EXPECTED = {

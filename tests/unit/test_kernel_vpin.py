@@ -186,7 +186,7 @@ def test_cross_check_with_ob_analytics() -> None:
 
 def test_snapshot_takes_last_bucket_completed_at_or_before_it() -> None:
     # points: carried-in value at 0, then two buckets completed by one trade at 5 (the later one wins),
-    # a point at 9 whose value is NULL. FEATURES.md: VPIN does not restart at breaks, so no segment input.
+    # a point at 9 whose value is NULL. docs/features.md: VPIN does not restart at breaks, so no segment input.
     pts_ts = np.array([0, 5, 5, 9], np.int64)
     pts_v = np.array([0.4, 0.5, 0.6, np.nan])
     ts = np.array([0, 4, 5, 6, 9, 10], np.int64)

@@ -1,4 +1,4 @@
-"""The layers of DESIGN.md, read from the source with `ast` (no imports run).
+"""The layers of docs/design.md, read from the source with `ast` (no imports run).
 
 - collector/ depends on nothing of the build side: only itself, `daedalus.errors`, `daedalus.config`
   and `daedalus.fsio` (a stdlib-only leaf of IO helpers that the lake and land share with it).
@@ -218,7 +218,7 @@ def test_no_private_member_reached_across_modules() -> None:
     assert _private_reach_ins() == set()
 
 
-MAX_LINES = 500  # STYLE.md: split a module before ~500 lines
+MAX_LINES = 500  # docs/design.md "Conventions": split a module before ~500 lines
 
 
 def test_modules_stay_small() -> None:

@@ -1,4 +1,4 @@
-"""Structural and band-depth features of gold.orderbook_hf (FEATURES.md "Per snapshot").
+"""Structural and band-depth features of gold.orderbook_hf (docs/features.md "Per snapshot").
 
 The macro `orderbook_structural` is rendered through the runner's compiler (the same Jinja context a
 model gets) and run by DuckDB over hand-made books. Fixtures are hand-computed; a hypothesis test
