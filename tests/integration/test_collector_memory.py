@@ -1,4 +1,4 @@
-"""The collector's memory stays under the README's systemd `MemoryMax` under a flat-out load, with
+"""The collector's memory stays under docs/deploy-pi.md's systemd `MemoryMax` under a flat-out load, with
 the default and the Pi profile (issue 17): the queue is bounded in bytes (ingestion.queue_max_mb),
 not only in records (50,000 full-depth books used to take ~600 MB).
 
@@ -31,8 +31,8 @@ if __name__ == "__main__":
 
 
 def memory_max_mb() -> float:
-    """MemoryMax of the collector's systemd unit in the README."""
-    text = (REPO / "README.md").read_text()
+    """MemoryMax of the collector's systemd unit in docs/deploy-pi.md."""
+    text = (REPO / "docs" / "deploy-pi.md").read_text()
     unit = text[text.index("daedalus-collect.service") :]
     return float(re.search(r"MemoryMax=(\d+)M", unit).group(1))
 
