@@ -343,14 +343,17 @@ def _describe(err: ValidationError, origin: str) -> str:
 
 
 def _root_beside_file(doc: dict[str, Any], path: Path) -> dict[str, Any]:
-    """A relative local `storage.root` in a file is relative to that file (as for an auto-discovered
-    daedalus.yaml), not to the working folder of whoever loads it; --root and the environment keep
-    theirs (the working folder)."""
+    """A relative local `storage.root` and a relative `project_dir` in a file are relative to that file
+    (as for an auto-discovered daedalus.yaml), not to the working folder of whoever loads it; --root
+    and the environment keep theirs (the working folder)."""
+    here = path.resolve().parent
     storage = doc.get("storage")
     root = storage.get("root") if isinstance(storage, dict) else None
     if isinstance(root, str) and root and "://" not in root and not Path(root).expanduser().is_absolute():
-        storage = {**storage, "root": str((path.resolve().parent / root).resolve())}
-        return {**doc, "storage": storage}
+        doc = {**doc, "storage": {**storage, "root": str((here / root).resolve())}}
+    project_dir = doc.get("project_dir")
+    if isinstance(project_dir, str) and project_dir and not Path(project_dir).expanduser().is_absolute():
+        doc = {**doc, "project_dir": str((here / project_dir).resolve())}
     return doc
 
 
@@ -361,7 +364,7 @@ def load_config(
 ) -> Config:
     """Load config: defaults → YAML file → DAEDALUS__* environment → `overrides` (dotted keys from CLI flags).
 
-    A relative local `storage.root` in the file is resolved against the file's folder.
+    A relative local `storage.root` or `project_dir` in the file is resolved against the file's folder.
 
     Raises ConfigError (exit code 2) naming the key path and the file on any unknown key, wrong type
     or out-of-range value.

@@ -396,9 +396,11 @@ def init_command(
     directory: str = typer.Argument(..., help="Folder for the new project."),
     force: bool = typer.Option(False, "--force", help="Write into a folder that is not empty."),
 ) -> None:
-    """Scaffold a user project (config.yaml, an example gold model and its YAML) beside the built-in models.
+    """Scaffold a user project (daedalus.yaml, an example gold model and its YAML) beside the built-in models.
 
-    Example: daedalus init my_project && daedalus --config my_project/config.yaml build
+    Commands run inside the folder find its daedalus.yaml (paths in it are relative to the file).
+
+    Example: daedalus init my_project && cd my_project && daedalus build
     """
     from daedalus.cli.scaffold import init_project
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from daedalus.errors import ConfigError
+from daedalus.project_file import PROJECT_FILE
 
 MODEL = """\
 {{ config(materialized='partitioned', partition_by=['exchange', 'symbol', 'date'], tags=['mine'],
@@ -42,11 +43,14 @@ name: {name}
 include_builtin: true
 """
 
+# Relative paths are relative to this file, and commands run in this folder or below find it as they
+# find any daedalus.yaml, so the project moves or is cloned elsewhere unchanged.
 CONFIG = """\
-# Daedalus config for this project (every key: config/config.example.yaml of the package).
-project_dir: {project}
+# Daedalus project file: commands run in this folder (or below it) use it. Every key:
+# config/config.example.yaml of the package. Relative paths are relative to this file.
+project_dir: .
 storage:
-  root: {root}
+  root: lake
 """
 
 MACRO = """\
@@ -63,7 +67,7 @@ def init_project(directory: str | Path, force: bool = False) -> list[Path]:
     if d.exists() and any(d.iterdir()) and not force:
         raise ConfigError(f"{d}: folder is not empty (use --force to write into it)")
     files = {
-        d / "config.yaml": CONFIG.format(project=d, root=d / "lake"),
+        d / PROJECT_FILE: CONFIG,
         d / "project.yml": PROJECT.format(name=d.name),
         d / "sql" / "gold" / "my_model.sql": MODEL,
         d / "sql" / "gold" / "my_model.yml": YML,

@@ -33,7 +33,7 @@ SIDECAR = ".catalog.json"  # beside the catalog: fingerprint of its statements +
 
 
 def reader_config(catalog_file: str) -> dict[str, str]:
-    """The DuckDB config every reader of a catalog passes (the README's BI recipe uses the same): the
+    """The DuckDB config every reader of a catalog passes (docs/operations.md's BI recipe uses the same): the
     relative paths resolve against the catalog's folder. One process must open a file with one config
     (DuckDB refuses a second connection with another), so Daedalus uses this one for S3 catalogs too,
     where it is harmless."""

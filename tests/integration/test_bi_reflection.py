@@ -28,7 +28,7 @@ def test_every_catalog_view_reflects_and_reads_through_sqlalchemy(tmp_path) -> N
         write(root, channel, "seg-1", rows)
     cfg = load_config(overrides={"storage.root": str(root), "duckdb.temp_directory": str(tmp_path / "spill")})
     build(cfg)
-    path = catalog_path(cfg)  # the README's recipe: read-only, paths relative to the catalog's folder
+    path = catalog_path(cfg)  # docs/operations.md's recipe: read-only, paths relative to the catalog's folder
     engine = create_engine(
         f"duckdb:///{path}",
         pool_recycle=3600,

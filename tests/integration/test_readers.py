@@ -105,7 +105,7 @@ def test_a_held_pooled_connection_sees_each_build_and_never_errors(
     toy.write_bronze("x", DAY, trade_rows("x", "BTC/USDT", DAY, n=40))
     toy.cli("build", env=ENV, check=True)
     path = catalog_path(toy.config())
-    # the README's recipe: read-only, file_search_path = the catalog's folder, the default QueuePool
+    # docs/operations.md's recipe: read-only, file_search_path = the catalog's folder, the default QueuePool
     engine = create_engine(
         f"duckdb:///{path}",
         pool_pre_ping=True,

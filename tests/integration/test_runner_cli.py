@@ -154,15 +154,16 @@ def test_init_scaffolds_a_project_beside_the_builtin_models(tmp_path):
     toy = make_toy(tmp_path)
     target = tmp_path / "mine"
     proc = toy.cli("init", str(target), env=ENV, check=True)
-    assert "config.yaml" in proc.stdout
-    cfg = target / "config.yaml"
+    assert "daedalus.yaml" in proc.stdout
     assert (target / "sql" / "gold" / "my_model.sql").exists()
-    ls = subprocess.run(
-        [*toy.cli_prefix(), "--config", str(cfg), "ls", "--json"],
+    env = {k: v for k, v in __import__("os").environ.items() if k != "DAEDALUS_CONFIG"}
+    ls = subprocess.run(  # no --config: the project's daedalus.yaml is found from a subfolder
+        [*toy.cli_prefix(), "ls", "--json"],
         capture_output=True,
         text=True,
-        env={**__import__("os").environ, **ENV},
+        env={**env, **ENV},
         timeout=120,
+        cwd=target / "sql",
     )
     assert ls.returncode == 0, ls.stderr
     rows = {r["name"]: r for r in json.loads(ls.stdout)}
