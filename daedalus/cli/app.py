@@ -2,10 +2,10 @@
 
 Each command calls one library function and turns a DaedalusError into one line and its exit code
 (`--debug` shows the traceback). This module assembles the app: the global options (a
-`GlobalOptions` in `ctx.obj`, daedalus/cli/context.py), the command modules by area
-(cli/build.py, cli/collect.py, cli/ops.py, cli/backfill.py; none of them imports this one) and
-the commands other packages contribute through the `daedalus.commands` entry-point group (the
-devkit's `demo` and `bench`, see pyproject.toml). Heavy libraries (duckdb, numba, ccxt) are
+`GlobalOptions` in `ctx.obj`, daedalus/cli/context.py), the command modules by area (cli/build.py,
+cli/serve.py, cli/collect.py, cli/ops.py, cli/coverage.py, cli/backfill.py; none of them imports
+this one) and the commands other packages contribute through the `daedalus.commands` entry-point
+group (the devkit's `demo` and `bench`, see pyproject.toml). Heavy libraries (duckdb, numba, ccxt) are
 imported inside commands so `daedalus --help` starts fast.
 """
 
@@ -69,10 +69,11 @@ def _register_commands() -> None:
     from daedalus.cli import collect as cli_collect
     from daedalus.cli import coverage as cli_coverage
     from daedalus.cli import ops as cli_ops
+    from daedalus.cli import serve as cli_serve
     from daedalus.cli.usage import install_help_metavars
 
     install_help_metavars()
-    for module in (cli_build, cli_collect, cli_ops, cli_coverage, cli_backfill):
+    for module in (cli_build, cli_serve, cli_collect, cli_ops, cli_coverage, cli_backfill):
         module.register(app)
     _load_plugins(app)
 
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     DaedalusError → one line, its exit code; a usage error → one line (click's suggestion kept), 2;
     `typer.Exit(n)` → n (typer returns it in non-standalone mode instead of raising).
     """
-    from daedalus.build.selection import expand_command_line
+    from daedalus.cli.argv import expand_command_line
     from daedalus.cli.usage import one_line, usage_error_classes
 
     usage_errors = usage_error_classes()

@@ -1,7 +1,7 @@
-"""CLI commands of the model runner: build, run, test, compile, ls, docs, query, shell, init.
+"""CLI commands of the build: build, run, retry, test, compile, ls, init (serving: cli/serve.py).
 
-Each command calls one library function (the public API of daedalus.build, serve.catalog,
-serve.docs_site, scaffold) and prints its result; errors are DaedalusErrors that
+Each command calls one library function (the public API of daedalus.build, scaffold) and prints its
+result; errors are DaedalusErrors that
 `daedalus.cli.app.main` turns into one line and an exit code.
 """
 
@@ -135,13 +135,15 @@ def build_command(
     end: End = None,
     full_refresh: FullRefresh = False,
     dry_run: DryRun = False,
-    executor: str = typer.Option(
-        "local", "--executor", help="local | dask (partitions as tasks on a Dask cluster)."
-    ),
-    scheduler: str = typer.Option(None, "--scheduler", help="Dask scheduler address, e.g. tcp://HOST:8786."),
-    shard: str = typer.Option(
-        None, "--shard", help="i/n: build a disjoint 1/n of the partitions (e.g. 0/4)."
-    ),
+    executor: Annotated[
+        str, typer.Option("--executor", help="local | dask (partitions as tasks on a Dask cluster).")
+    ] = "local",
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="Dask scheduler address, e.g. tcp://HOST:8786.")
+    ] = None,
+    shard: Annotated[
+        str | None, typer.Option("--shard", help="i/n: build a disjoint 1/n of the partitions (e.g. 0/4).")
+    ] = None,
     fail_fast: FailFast = False,
 ) -> None:
     """Build models incrementally (stale partitions only), run their data tests, refresh the catalog.
@@ -260,20 +262,24 @@ def test_command(
 
 def compile_command(
     ctx: typer.Context,
-    model: str = typer.Argument(..., help="Model name."),
-    partition: str = typer.Option(
-        None,
-        "--partition",
-        "-p",
-        help="Partition keys, e.g. exchange=binanceus,symbol=BTC/USDT,date=2024-08-08 "
-        "(default: the newest partition).",
-    ),
-    slice_no: int = typer.Option(
-        1,
-        "--slice",
-        help="For a model built in time slices (slice_by): which "
-        "slice of the day, 1-based (etl.slice_hours each).",
-    ),
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    partition: Annotated[
+        str | None,
+        typer.Option(
+            "--partition",
+            "-p",
+            help="Partition keys, e.g. exchange=binanceus,symbol=BTC/USDT,date=2024-08-08 "
+            "(default: the newest partition).",
+        ),
+    ] = None,
+    slice_no: Annotated[
+        int,
+        typer.Option(
+            "--slice",
+            help="For a model built in time slices (slice_by): which "
+            "slice of the day, 1-based (etl.slice_hours each).",
+        ),
+    ] = 1,
 ) -> None:
     """Print the exact SQL a model runs (for a partitioned model: for one partition, or one time
     slice of it).
@@ -289,7 +295,7 @@ def ls_command(
     ctx: typer.Context,
     select: Select = None,
     exclude: Exclude = None,
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List models in build order with their materialization, partitions, tags and parents.
 
@@ -321,80 +327,9 @@ def ls_command(
     Console(width=200).print(table)
 
 
-def docs_command(
-    ctx: typer.Context,
-    output: str = typer.Option(
-        None, "--output", "-o", help="Directory for index.html and health.html (default: <root>/docs)."
-    ),
-    start: str = typer.Option(
-        None, "--start", help="health.html: first UTC day (YYYY-MM-DD; default: ends on the newest)."
-    ),
-    days: int = typer.Option(1, "--days", help="health.html: how many UTC days, one cell per hour."),
-) -> None:
-    """Write self-contained HTML pages: index.html (lineage graph, models, columns, tests, last build
-    stats) and health.html (per series an hour strip of rows, breaks, losses and rejects; freshness;
-    build durations; data tests; mid, spread and VPIN per symbol).
-
-    Example: daedalus docs --output site/ --days 2
-    """
-    from daedalus.serve.docs_site import write_docs
-
-    path = write_docs(_cfg(ctx), output, start, days)
-    typer.echo(str(path))
-
-
-def query_command(
-    ctx: typer.Context,
-    sql: str = typer.Argument(
-        ...,
-        help="SQL over the catalog's views (bronze.*, silver.*, gold.*): any "
-        "read-only statement (SELECT, DESCRIBE, SUMMARIZE, SHOW, PRAGMA, EXPLAIN), "
-        "several separated by ';'.",
-    ),
-    fmt: str = typer.Option("table", "--format", "-f", help="table | csv | json | parquet."),
-    output: str = typer.Option(None, "--output", "-o", help="Write to this file (required for parquet)."),
-    append: bool = typer.Option(
-        False,
-        "--append",
-        "-a",
-        help="Append to --output instead of replacing it "
-        "(csv: header only into an empty file; json: one record per line).",
-    ),
-    limit: int = typer.Option(1000, "--limit", help="Rows shown by --format table."),
-) -> None:
-    """Run SQL on the read-only catalog, like the DuckDB CLI (errors keep DuckDB's hints).
-
-    Example: daedalus query "DESCRIBE gold.trade_bars; SELECT count(*) FROM silver.trades" --format csv
-    """
-    from daedalus.serve.query import run_query
-
-    run_query(_cfg(ctx), sql, fmt, output, limit, append=append)
-
-
-def catalog_command(ctx: typer.Context) -> None:
-    """Rewrite catalog.duckdb from the project and the manifest (after moving the lake, after an
-    upgrade from absolute-path catalogs, or to check it); prints its path.
-
-    Example: daedalus catalog
-    """
-    from daedalus.build import rewrite_catalog
-
-    typer.echo(rewrite_catalog(_cfg(ctx)))
-
-
-def shell_command(ctx: typer.Context) -> None:
-    """Open the DuckDB CLI on the read-only catalog (httpfs loaded when the lake is on S3).
-
-    Example: daedalus shell
-    """
-    from daedalus.serve.catalog import exec_shell
-
-    exec_shell(_cfg(ctx))
-
-
 def init_command(
-    directory: str = typer.Argument(..., help="Folder for the new project."),
-    force: bool = typer.Option(False, "--force", help="Write into a folder that is not empty."),
+    directory: Annotated[str, typer.Argument(help="Folder for the new project.")],
+    force: Annotated[bool, typer.Option("--force", help="Write into a folder that is not empty.")] = False,
 ) -> None:
     """Scaffold a user project (daedalus.yaml, an example gold model and its YAML) beside the built-in models.
 
@@ -416,8 +351,4 @@ def register(app: typer.Typer) -> None:
     app.command("test")(test_command)
     app.command("compile")(compile_command)
     app.command("ls")(ls_command)
-    app.command("docs")(docs_command)
-    app.command("query")(query_command)
-    app.command("shell")(shell_command)
-    app.command("catalog")(catalog_command)
     app.command("init")(init_command)

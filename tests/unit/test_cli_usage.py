@@ -13,6 +13,7 @@ import pytest
 import typer
 
 from daedalus.cli import app as cli
+from daedalus.cli.argv import expand_command_line
 
 
 def _leaf_commands() -> list[tuple[list[str], object]]:
@@ -190,3 +191,24 @@ def test_demo_seconds_must_be_finite_and_positive(
     code, _out, err = run_main(["demo", "--seconds", seconds, "--root", str(tmp_path / "lake")], capsys)
     assert code == 2 and "is not a finite positive number of seconds" in err
     assert not (tmp_path / "lake").exists()
+
+
+def test_space_separated_select_on_the_command_line():
+    assert expand_command_line(
+        ["--root", "x", "build", "--select", "a", "b", "--exclude", "c", "d", "--dry-run"]
+    ) == [
+        "--root",
+        "x",
+        "build",
+        "--select",
+        "a",
+        "--select",
+        "b",
+        "--exclude",
+        "c",
+        "--exclude",
+        "d",
+        "--dry-run",
+    ]
+    assert expand_command_line(["ls", "--select=a", "b"]) == ["ls", "--select=a", "--select", "b"]
+    assert expand_command_line(["compile", "--select", "a", "b"]) == ["compile", "--select", "a", "b"]

@@ -106,29 +106,6 @@ def test_a_selection_matching_nothing_is_an_error_naming_it(sel, exc, message):
     assert str(e.value).startswith(message) and e.value.exit_code == 2
 
 
-def test_space_separated_select_on_the_command_line():
-    from daedalus.build.selection import expand_command_line
-
-    assert expand_command_line(
-        ["--root", "x", "build", "--select", "a", "b", "--exclude", "c", "d", "--dry-run"]
-    ) == [
-        "--root",
-        "x",
-        "build",
-        "--select",
-        "a",
-        "--select",
-        "b",
-        "--exclude",
-        "c",
-        "--exclude",
-        "d",
-        "--dry-run",
-    ]
-    assert expand_command_line(["ls", "--select=a", "b"]) == ["ls", "--select=a", "--select", "b"]
-    assert expand_command_line(["compile", "--select", "a", "b"]) == ["compile", "--select", "a", "b"]
-
-
 def test_cycle_is_one_line_with_file_and_line():
     p = proj({"s_a": ["g_c"], "s_b": ["s_a"], "g_c": ["s_b"]})
     with pytest.raises(CompileError) as e:
