@@ -7,7 +7,7 @@ Every model renders with: all macros of `macros/*.sql` as globals, `features` (e
 key values, e.g. `partition.exchange`).
 
 What `ref()`/`source()` return depends on a *resolver*: the parse pass returns placeholders and
-records the edges; the runner's resolver returns `read_parquet([...exact files...])` or an empty
+records the edges; the build's resolver returns `read_parquet([...exact files...])` or an empty
 relation of the right columns.
 
 Errors are one line, `file:line: message`, raised as CompileError (exit code 3).
@@ -29,16 +29,10 @@ from typing import Any, Protocol
 import jinja2
 
 from daedalus.build.materializations import parse_config
-from daedalus.build.partition import PartitionCtx  # noqa: F401, E402 (re-exported)
-from daedalus.build.project import Model, ModelConfig, Project, SqlTest, lookback_seconds
+from daedalus.build.partition import PartitionCtx
+from daedalus.build.project import Model, Project, SqlTest
 from daedalus.errors import CompileError, DaedalusError
-from daedalus.sqltext import (  # noqa: F401 (re-exported: the compiler's own vocabulary)
-    empty_relation_sql,
-    read_parquet_sql,
-    sql_ident,
-    sql_str,
-    ts_literal,
-)
+from daedalus.sqltext import read_parquet_sql, sql_ident, sql_str
 from daedalus.udfs.columns import output_columns
 
 PLACEHOLDER_DATE = "2000-01-01"
@@ -385,7 +379,3 @@ def validate_sql(sql: str, path: Path, raw: str) -> None:
                     src_line = i
                     break
     raise CompileError(f"{path}:{src_line}: SQL parse error: {message}")
-
-
-def lookback_for(config: ModelConfig) -> float:
-    return lookback_seconds(config.lookback)

@@ -1,6 +1,6 @@
 """Builds past one process: partitions as tasks on a Dask distributed cluster, or a shard of them.
 
-The runner plans (stale partitions, in build order) exactly as for a local build. Each planned
+The build plans (stale partitions, in build order) exactly as for a local build. Each planned
 partition becomes one task that compiles and writes that partition (`run_partition`); a task depends
 on the tasks of the planned partitions it reads (an upstream model's partition, and for
 `carry_state` models the previous date of its series), and receives their results — the files they

@@ -32,10 +32,5 @@ def partition_dir(model: Model, pid: str) -> str:
     return model.lake_prefix + (f"/{pid}" if pid else "")
 
 
-def final_path(model: Model, pid: str) -> str:
-    """The one file of a partition (or of a table)."""
-    return f"{partition_dir(model, pid)}/{DATA_FILE}"
-
-
 def staged_path(staging: str, model: Model, pid: str, name: str = DATA_FILE) -> str:
     return f"{staging}/{partition_dir(model, pid)}/{name}"

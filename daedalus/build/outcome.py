@@ -135,10 +135,6 @@ class BuildTracker:
         self.errors: list[str] = []
         self.tests: dict[str, list[dict[str, Any]]] = {}  # model → this build's test verdicts
 
-    # -- planning ----------------------------------------------------------------------------
-    def failed_pids(self, model: str) -> set[str]:
-        return set(self.failed.get(model, {}))
-
     # -- execution ---------------------------------------------------------------------------
     def skipped(self, name: str) -> bool:
         """True (and the model recorded SKIP) when a model it depends on failed in this build."""

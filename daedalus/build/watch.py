@@ -3,7 +3,7 @@
 One cycle:
 1. note the ready segments and when each became ready (file mtime: the collector's close);
 2. land them (local lake: `land`; S3 lake: land in the local spool, push verified);
-3. build the selected models from the earliest touched date on (the runner's fingerprints pick
+3. build the selected models from the earliest touched date on (the build's fingerprints pick
    exactly the stale partitions: those reading a touched bronze partition, and their children),
    with data tests; a failure is reported and the cycle's dates stay pending in the checkpoint;
 4. save `_state/watch.json` (atomic) with the cycle count and the ready→gold latency: from the

@@ -11,7 +11,7 @@ MODEL = """\
 {{ config(materialized='partitioned', partition_by=['exchange', 'symbol', 'date'], tags=['mine'],
           lookback='300 seconds') }}
 -- An example model of your own: one row per minute with the mean mid price of the built-in
--- orderbook_hf model. `ref()` reads exactly the partitions this one needs; the runner keeps only
+-- orderbook_hf model. `ref()` reads exactly the partitions this one needs; the build keeps only
 -- the rows of the partition being built.
 SELECT exchange, symbol, date,
        time_bucket(INTERVAL '1 minute', ts) AS minute,

@@ -1,7 +1,7 @@
 """Bad values in bronze are neither served nor lost unrecorded (issue 17, case 2).
 
 Bronze holds NaN, inf, 1e12, 0 and −5 prices, a NaN and a 0 size, a trade side `BOGUS`, a book with a
-NaN level, a book with an inf ask and a crossed book. The real runner builds every model: silver keeps
+NaN level, a book with an inf ask and a crossed book. A real build builds every model: silver keeps
 the good rows only (1e12 is a finite positive price: it is served, the data tests do not judge
 plausibility), silver.rejects counts the others by reason, and no DOUBLE column of any silver or gold
 model holds NaN or ±inf.

@@ -1,4 +1,4 @@
-"""docs/features.md "Time" on data shaped like the real captures that broke it, built by the real runner.
+"""docs/features.md "Time" on data shaped like the real captures that broke it, built by the real build.
 
 Each case is one symbol of one hand-made lake, checked against values computed by hand:
 - a quiet ticker feed beside a live book: `stale` on ticker breaks neither the book nor its features;

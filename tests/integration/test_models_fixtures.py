@@ -1,4 +1,4 @@
-"""Silver and gold models built by the real runner from hand-made bronze, checked by hand.
+"""Silver and gold models built by the real build from hand-made bronze, checked by hand.
 
 Covers: a snapshot landed twice appears once, `crossed`, `break_before` from a symbol event, an
 exchange-wide event and a time gap (and not from another symbol's event or a non-break event),

@@ -1,4 +1,4 @@
-"""The toy project of the runner tests: a copy in a tmp dir, its config, and a bronze writer."""
+"""The toy project of the build tests: a copy in a tmp dir, its config, and a bronze writer."""
 
 from __future__ import annotations
 

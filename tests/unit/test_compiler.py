@@ -6,16 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from daedalus.build.compiler import (
-    Compiler,
-    ParseResolver,
-    PartitionCtx,
-    empty_relation_sql,
-    read_parquet_sql,
-)
+from daedalus.build.compiler import Compiler, ParseResolver
+from daedalus.build.partition import PartitionCtx
 from daedalus.build.project import Macro, Model, Project, Source
 from daedalus.config import Config
 from daedalus.errors import CompileError
+from daedalus.sqltext import empty_relation_sql, read_parquet_sql
 
 
 def project(tmp_path: Path, models: dict[str, str], macros: dict[str, str] | None = None) -> Project:

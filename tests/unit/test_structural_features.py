@@ -1,6 +1,6 @@
 """Structural and band-depth features of gold.orderbook_hf (docs/features.md "Per snapshot").
 
-The macro `orderbook_structural` is rendered through the runner's compiler (the same Jinja context a
+The macro `orderbook_structural` is rendered through the build's compiler (the same Jinja context a
 model gets) and run by DuckDB over hand-made books. Fixtures are hand-computed; a hypothesis test
 holds random books to the plain-Python reference in tests/reference/features_reference.py.
 """

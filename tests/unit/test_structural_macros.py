@@ -1,4 +1,4 @@
-"""Small macros shared by the silver and gold models, rendered through the runner's compiler."""
+"""Small macros shared by the silver and gold models, rendered through the build's compiler."""
 
 from __future__ import annotations
 

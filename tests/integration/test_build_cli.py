@@ -1,4 +1,4 @@
-"""The runner's CLI verbs end to end: ls, compile, docs, query formats, shell, init, help texts."""
+"""The build and serve commands end to end: ls, compile, docs, query formats, shell, init, help texts."""
 
 from __future__ import annotations
 

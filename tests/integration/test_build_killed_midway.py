@@ -1,6 +1,6 @@
 """Acceptance: a build killed between writing new files and deleting the old ones leaves every
 partition readable (old or new rows, never a mix), and the next build gives the same rows as a
-clean build. The runner SIGKILLs itself at a chosen point through DAEDALUS_TEST_KILL."""
+clean build. The build SIGKILLs itself at a chosen point through DAEDALUS_TEST_KILL."""
 
 from __future__ import annotations
 
