@@ -96,9 +96,9 @@ def connect(
 
     con = duckdb.connect(database, read_only=read_only)
     configure(con, config)
-    if config.storage.root.startswith("s3://"):
-        load_httpfs(con)
-        con.execute(s3_secret_sql(config))
+    from daedalus.lake import open_lake
+
+    open_lake(config).configure_connection(con)  # the backend's hook: S3 loads httpfs + its secret
     if udfs:
         from daedalus.udfs.register import register_all
 
