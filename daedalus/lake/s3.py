@@ -296,7 +296,7 @@ class S3Lake:
     def connection_sql(self) -> list[str]:
         """LOAD httpfs (the wheel's file, no download) and the S3 secret (config.s3 + environment)."""
         from daedalus.config import Config
-        from daedalus.duck import httpfs_extension_path, s3_secret_sql
+        from daedalus.lake.s3_duckdb import httpfs_extension_path, s3_secret_sql
         from daedalus.sqltext import sql_str
 
         config = self.config if self.config is not None else Config()
