@@ -24,6 +24,10 @@ def apply_exchange_options(exchange: Any, exchange_id: str, user: Any) -> None:
     """`ingestion.exchange_options.<id>` over what the venue set: sandbox first (it swaps the urls),
     then the user's urls and options, so an explicit url wins over the testnet's."""
     if user.sandbox:
+        if not exchange.urls.get("test"):  # ccxt itself fails here with a TypeError
+            raise ConfigError(
+                f"ingestion.exchange_options.{exchange_id}.sandbox: ccxt knows no testnet of {exchange_id}"
+            )
         try:
             exchange.set_sandbox_mode(True)
         except Exception as e:  # ccxt.NotSupported: the exchange has no testnet urls
