@@ -78,7 +78,9 @@ class IngestionConfig(_Section):
     exchanges: list[str] = Field(default_factory=lambda: ["binanceus"])
     """ccxt exchange ids for the ccxt source."""
     exchange_options: dict[str, ExchangeOptions] = Field(default_factory=dict)
-    """Per exchange id of `exchanges`: sandbox, urls, options and constructor params for ccxt."""
+    """Per id of `exchanges`, handed to the ccxt exchange after the venue's own options: `sandbox`
+    (testnet), `urls` and `options` (merged key by key), `params` (constructor keys), e.g.
+    {binance: {sandbox: true, options: {defaultType: future}, params: {timeout: 20000}}}."""
     symbols: list[str] = Field(default_factory=lambda: ["BTC/USDT"])
     """Symbols in ccxt form (BTC/USDT)."""
     channels: list[Literal["ticker", "trades", "orderbook", "book_updates"]] = Field(
