@@ -80,15 +80,12 @@ def test_collect_from_the_fake_through_configured_urls(tmp_path: Path, capture_p
 
     async def main() -> dict:
         server = await FakeBinance().start()
-        ws, rest = server.ws_url, server.rest_url
         config = make_config(
             tmp_path,
             exchanges=["binance"],
             symbols=[SYMBOL],
             channels=["trades"],
-            exchange_options={
-                "binance": {"urls": {"api": {"ws": {"spot": ws, "margin": ws}, "public": rest, "v3": rest}}}
-            },
+            exchange_options={"binance": server.exchange_options()},
         )
         try:
 
