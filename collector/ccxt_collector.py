@@ -39,6 +39,7 @@ from daedalus.collector.connection import (
     event_row,
     supervise,
 )
+from daedalus.collector.exchange_options import constructor_params, set_exchange_options
 from daedalus.collector.heal import TradeHealer
 from daedalus.collector.venues import ccxt_exchange_class, ccxt_venue, check_symbols, pick_method
 from daedalus.errors import ExchangeError
@@ -163,15 +164,8 @@ class CcxtCollector:
         self.emitter = emitter
         self.venue = ccxt_venue(exchange_id)
         cls = stamped_exchange_class(exchange_id)
-        self.exchange = cls({"enableRateLimit": True, "newUpdates": True})
-        # the trade cache: we never read it (each append is emitted), it only has to exist
-        self.exchange.options["tradesLimit"] = ingestion.trade_cache_size
-        self.exchange.options.update(self.venue.options)
-        # ccxt retries a failed REST snapshot at once, up to 3 times, ignoring Retry-After; against a
-        # 429 that is how an IP earns a 418 ban. One try: the failure reaches us and we wait as told.
-        book_opts = dict(self.exchange.options.get("watchOrderBook") or {})
-        book_opts["maxRetries"] = 1
-        self.exchange.options["watchOrderBook"] = book_opts
+        self.exchange = cls(constructor_params(ingestion, exchange_id))
+        set_exchange_options(self.exchange, exchange_id, self.venue.options, ingestion)
         if configure is not None:
             configure(self.exchange)  # tests and demo point urls at the fake server and set markets
         # the book watch serves both book channels: top-N snapshots and the applied updates

@@ -19,18 +19,12 @@ from typing import Any
 from daedalus.collector.connection import Emitter
 from daedalus.collector.queue import BoundedQueue
 from daedalus.errors import ConfigError
+from daedalus.fsio import raw_segments_root, root_scheme
 
 
 def local_root(config: Any) -> Path:
-    """Where raw segments are written: storage.root, or ingestion.local_root when the lake is on S3."""
-    root = config.storage.root
-    if root.startswith("s3://"):
-        if not config.ingestion.local_root:
-            raise ConfigError(
-                "ingestion.local_root: required when storage.root is on S3 (a local spool for raw segments)"
-            )
-        return Path(config.ingestion.local_root)
-    return Path(config.ingestion.local_root or root)
+    """Where raw segments are written (daedalus.fsio.raw_segments_root decides, for `land` too)."""
+    return raw_segments_root(config.storage.root, config.ingestion.local_root)
 
 
 def build_collectors(
@@ -104,7 +98,8 @@ async def run_collect(
             if close is not None:
                 await close()
         raise
-    s3_root = config.storage.root if (ing.upload_to_s3 and config.storage.root.startswith("s3://")) else None
+    on_s3 = root_scheme(config.storage.root) == "s3"  # the uploader speaks S3 only
+    s3_root = config.storage.root if (ing.upload_to_s3 and on_s3) else None
     make_sink = sink_factory or BronzeSink  # the benchmark passes a subclass that times flushes
     sink = make_sink(root, ing, s3_root=s3_root, s3=config.s3) if s3_root else make_sink(root, ing)
 

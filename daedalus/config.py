@@ -58,11 +58,29 @@ class CoinbaseConfig(_Section):
     """Sign subscriptions with a JWT; keys from COINBASE_API_KEY / COINBASE_API_SECRET."""
 
 
+class ExchangeOptions(_Section):
+    """What `ingestion.exchange_options.<exchange id>` hands to that ccxt exchange, after the venue's
+    own options (so the user's win): a testnet, a proxy, another market type."""
+
+    sandbox: bool = False
+    """ccxt's set_sandbox_mode(True): the exchange's testnet urls (an error when it has none)."""
+    urls: dict[str, Any] = Field(default_factory=dict)
+    """Merged into the exchange's `urls` key by key (e.g. {api: {ws: {spot: wss://...}}})."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Merged into the exchange's `options` key by key (e.g. {defaultType: future})."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    """Other constructor keys of the ccxt exchange (e.g. timeout, httpsProxy, wsProxy, headers)."""
+
+
 class IngestionConfig(_Section):
     sources: list[Literal["ccxt", "coinbase"]] = Field(default_factory=lambda: ["ccxt"])
     """Collectors to run: ccxt (ccxt.pro, 100+ exchanges) and/or coinbase (native Advanced Trade)."""
     exchanges: list[str] = Field(default_factory=lambda: ["binanceus"])
     """ccxt exchange ids for the ccxt source."""
+    exchange_options: dict[str, ExchangeOptions] = Field(default_factory=dict)
+    """Per id of `exchanges`, handed to the ccxt exchange after the venue's own options: `sandbox`
+    (testnet), `urls` and `options` (merged key by key), `params` (constructor keys), e.g.
+    {binance: {sandbox: true, options: {defaultType: future}, params: {timeout: 20000}}}."""
     symbols: list[str] = Field(default_factory=lambda: ["BTC/USDT"])
     """Symbols in ccxt form (BTC/USDT)."""
     channels: list[Literal["ticker", "trades", "orderbook", "book_updates"]] = Field(
@@ -116,6 +134,17 @@ class IngestionConfig(_Section):
     """Where `collect` writes its health JSON (default: <root>/_state/collector_health.json)."""
     coinbase: CoinbaseConfig = Field(default_factory=CoinbaseConfig)
     """Native Coinbase Advanced Trade collector."""
+
+    @field_validator("exchange_options")
+    @classmethod
+    def _options_of_collected_exchanges(cls, value: dict[str, ExchangeOptions], info: Any) -> dict:
+        exchanges = info.data.get("exchanges") or []  # validated before (declared above)
+        unknown = sorted(set(value) - set(exchanges))
+        if unknown:
+            raise ValueError(
+                f"'{unknown[0]}' is not in ingestion.exchanges ({', '.join(exchanges) or 'none'})"
+            )
+        return value
 
 
 class ChannelConfig(_Section):

@@ -1,12 +1,9 @@
-"""DuckDB connections: every connection takes its limits from config and can reach S3 with no download.
-
-httpfs comes from the `duckdb-extension-httpfs` wheel; its path is resolved here, in one place,
-because a bare `LOAD httpfs` looks under ~/.duckdb/extensions and fails offline.
-"""
+"""DuckDB connections: every connection takes its limits from config, then the lake's backend
+prepares it (`Lake.configure_connection`: S3 loads httpfs from the wheel and its secret, see
+daedalus/lake/s3_duckdb.py)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,23 +13,6 @@ if TYPE_CHECKING:
     import duckdb
 
     from daedalus.config import Config
-
-
-def httpfs_extension_path() -> Path:
-    """The httpfs extension file shipped by the wheel of the same version as duckdb."""
-    import duckdb
-    import duckdb_extension_httpfs
-
-    base = Path(duckdb_extension_httpfs.__file__).parent / "extensions"
-    path = base / f"v{duckdb.__version__}" / "httpfs.duckdb_extension"
-    if not path.exists():
-        found = sorted(base.glob("*/httpfs.duckdb_extension"))
-        raise StorageError(
-            f"httpfs extension for duckdb {duckdb.__version__} not found under {base} "
-            f"(found: {[str(f.parent.name) for f in found]}); "
-            f"install duckdb-extension-httpfs=={duckdb.__version__}"
-        )
-    return path
 
 
 def _sql_str(value: str) -> str:
@@ -53,52 +33,21 @@ def configure(con: duckdb.DuckDBPyConnection, config: Config) -> None:
     con.execute("SET preserve_insertion_order = false")
 
 
-def load_httpfs(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(f"LOAD {_sql_str(str(httpfs_extension_path()))}")
-
-
-def s3_secret_sql(config: Config, name: str = "daedalus_s3") -> str:
-    """CREATE SECRET for S3 from config + environment. Keys never come from YAML.
-
-    With AWS_ACCESS_KEY_ID set, an explicit CONFIG secret is built from the environment; otherwise
-    DuckDB's credential_chain provider asks the AWS chain (profile, instance role, ...).
-    """
-    s3 = config.s3
-    parts = [
-        "TYPE s3",
-        f"REGION {_sql_str(s3.region)}",
-        f"URL_STYLE {_sql_str(s3.url_style)}",
-        f"USE_SSL {'true' if s3.use_ssl else 'false'}",
-    ]
-    if s3.endpoint:
-        parts.append(f"ENDPOINT {_sql_str(s3.endpoint)}")
-    key = os.environ.get("AWS_ACCESS_KEY_ID")
-    if key:
-        parts.append(f"KEY_ID {_sql_str(key)}")
-        parts.append(f"SECRET {_sql_str(os.environ.get('AWS_SECRET_ACCESS_KEY', ''))}")
-        token = os.environ.get("AWS_SESSION_TOKEN")
-        if token:
-            parts.append(f"SESSION_TOKEN {_sql_str(token)}")
-    else:
-        parts.append("PROVIDER credential_chain")
-    return f"CREATE OR REPLACE SECRET {name} (" + ", ".join(parts) + ")"
-
-
 def connect(
     config: Config,
     database: str = ":memory:",
     read_only: bool = False,
     udfs: bool = True,
 ) -> duckdb.DuckDBPyConnection:
-    """A configured connection: limits from config, httpfs + S3 secret when the lake is on S3,
+    """A configured connection: limits from config, the lake backend's hook (S3: httpfs + secret),
     and the Daedalus UDFs registered (imports numba; pass udfs=False where they are not needed)."""
     import duckdb
 
     con = duckdb.connect(database, read_only=read_only)
     configure(con, config)
-    if config.storage.root.startswith("s3://"):
-        load_httpfs(con)
-        con.execute(s3_secret_sql(config))
+    from daedalus.lake import open_lake
+
+    open_lake(config).configure_connection(con)  # the backend's hook: S3 loads httpfs + its secret
     if udfs:
         from daedalus.udfs.register import register_all
 

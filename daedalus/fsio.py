@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from daedalus.errors import StorageError
+from daedalus.errors import ConfigError, StorageError
 
 # --- local files ---------------------------------------------------------------------------------
 
@@ -34,6 +34,39 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+# --- lake roots ----------------------------------------------------------------------------------
+# The one rule for "is this lake on this machine" and "where do raw segments live": the collector
+# (which may not import daedalus.lake) and the Lake backends (lake/base.py, lake/s3.py) both ask here.
+
+
+def root_scheme(root: str) -> str:
+    """'file' for a local path or a file:// URL, else the URL scheme of `root` ('s3', ...)."""
+    return root.split("://", 1)[0] if "://" in root else "file"
+
+
+def is_local_root(root: str) -> bool:
+    """True when the lake root is a local (or mounted) directory the collector can write into."""
+    return root_scheme(root) == "file"
+
+
+def local_path(root: str) -> Path:
+    """A local root (path or file:// URL) as a Path, `~` expanded."""
+    return Path(root.removeprefix("file://")).expanduser()
+
+
+def raw_segments_root(storage_root: str, local_root: str | None) -> Path:
+    """Where raw segments are written, landed from and looked at: the lake root when it is local,
+    else `ingestion.local_root` (a local spool; required, one ConfigError line when it is missing)."""
+    if is_local_root(storage_root):
+        return local_path(storage_root)
+    if not local_root:
+        raise ConfigError(
+            f"ingestion.local_root: required when storage.root is not local ({storage_root}): the local "
+            "spool where `collect` writes raw segments and `land` lands them from"
+        )
+    return Path(local_root).expanduser()
+
+
 # --- S3 objects ----------------------------------------------------------------------------------
 
 PART_SIZE = 64 * 1024 * 1024  # fixed, so the expected multipart ETag can be computed locally
@@ -41,7 +74,7 @@ PART_SIZE = 64 * 1024 * 1024  # fixed, so the expected multipart ETag can be com
 
 def split_s3_url(url: str) -> tuple[str, str]:
     """`s3://bucket/prefix` → ('bucket', 'prefix') without slashes at either end of the prefix."""
-    if not url.startswith("s3://"):
+    if root_scheme(url) != "s3":
         raise StorageError(f"{url}: not an s3:// URL (expected s3://bucket/prefix)")
     bucket, _, prefix = url[5:].partition("/")
     if not bucket:

@@ -30,6 +30,7 @@ from daedalus.build.publish import claim_staging
 from daedalus.build.session import Session, connect
 from daedalus.build.step import BuildResult, ModelStats
 from daedalus.errors import BuildError, ConfigError
+from daedalus.fsio import is_local_root
 from daedalus.serve.catalog import catalog_current
 
 if TYPE_CHECKING:
@@ -129,7 +130,7 @@ def build(
 
 
 def _repair_named(config: Config, text: str) -> list[str]:
-    if config.storage.root.startswith("s3://") or ".parquet" not in text:
+    if not is_local_root(config.storage.root) or ".parquet" not in text:
         return []
     from daedalus.land.bronze_guard import repair_named
 
@@ -200,8 +201,8 @@ def _build_once(
 
 def guard_bronze(config: Config) -> list[str]:
     """Repair damaged bronze files of a local lake before anything reads them (land/bronze_guard.py)."""
-    if config.storage.root.startswith("s3://"):
-        return []
+    if not is_local_root(config.storage.root):
+        return []  # bronze_guard repairs files on this machine only
     from daedalus.land.bronze_guard import check_bronze
 
     return check_bronze(config.storage.root).messages

@@ -81,8 +81,7 @@ def _rewrite(s: Session, model_name: str, pid: str, ps: PartitionState) -> FileI
             raise BuildError(
                 f"{s.lake.url(rel)}: compaction of {model.relation} {pid}: {str(e).splitlines()[0]}"
             ) from None
-        verify = getattr(s.lake, "verify_write", None)
-        info = verify(rel, rows) if verify is not None else s.lake.stat(rel)
+        info = s.lake.verify_write(rel, rows)
         if info is None:
             raise StorageError(f"{s.lake.url(rel)}: compaction wrote {rows} rows but the file is missing")
         got = _footer_rows(s, [info])

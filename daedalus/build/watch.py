@@ -29,7 +29,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from daedalus.errors import DaedalusError, StorageError
@@ -156,13 +155,15 @@ class Stopper:
 
 def _ready_times(config: Config) -> dict[str, float]:
     """Segment name → when it became ready (mtime), for the segments now in raw/ready/."""
+    from daedalus.fsio import is_local_root, raw_segments_root
     from daedalus.land.landing import SEGMENT_SUFFIXES, LandLayout
 
-    root = config.ingestion.local_root if config.storage.root.startswith("s3://") else config.storage.root
-    if not root:
-        return {}
+    if not is_local_root(config.storage.root) and not config.ingestion.local_root:
+        return {}  # no local spool: nothing to time
     out: dict[str, float] = {}
-    for _, _, seg in LandLayout(Path(root).expanduser()).segments("ready"):
+    for _, _, seg in LandLayout(raw_segments_root(config.storage.root, config.ingestion.local_root)).segments(
+        "ready"
+    ):
         if seg.suffix in SEGMENT_SUFFIXES:
             with contextlib.suppress(FileNotFoundError):
                 out[seg.name] = seg.stat().st_mtime

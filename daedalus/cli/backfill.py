@@ -51,12 +51,10 @@ def backfill_command(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from daedalus.collector.backfill import run_backfill
-    from daedalus.errors import ConfigError
+    from daedalus.collector.pipeline import local_root
 
     cfg = global_options(ctx).config()
-    root = cfg.ingestion.local_root or cfg.storage.root
-    if root.startswith("s3://"):
-        raise ConfigError("ingestion.local_root: required for backfill when storage.root is on S3")
+    root = local_root(cfg)  # raw segments, where `land` finds them (a local spool for a remote lake)
     start_ms, end_ms = _ms(start, "--start"), _ms(end, "--end")
     bar = Progress(
         TextColumn(f"{exchange} {symbol}"),

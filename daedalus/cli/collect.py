@@ -33,14 +33,15 @@ def status_command(
 
     from daedalus.cli.coverage import STALE_EXIT, max_age_option, print_coverage
     from daedalus.collector.health import format_health, health_path, is_stale, read_health
-    from daedalus.errors import ConfigError, StorageError
+    from daedalus.errors import StorageError
     from daedalus.serve.health import gather
 
     seconds = max_age_option(max_age)
     cfg = global_options(ctx).config()
-    root = cfg.ingestion.local_root or cfg.storage.root
-    if root.startswith("s3://") and not cfg.ingestion.health_file:
-        raise ConfigError("ingestion.local_root: required to find the health file when storage.root is on S3")
+    from daedalus.collector.pipeline import local_root
+
+    # the collector's root (raw segments, default health file); an explicit health_file needs none
+    root = "" if cfg.ingestion.health_file else local_root(cfg)
     doc: dict | None = None
     try:
         doc = read_health(health_path(root, cfg.ingestion.health_file))

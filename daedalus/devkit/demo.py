@@ -72,7 +72,7 @@ def demo_config(root: str | Path, seconds: float) -> Any:
 async def collect_demo(config: Any, seconds: float, seed: int = 7) -> dict:
     """Run the fake exchanges on one simulated market and the real collectors for `seconds`."""
     from daedalus.collector.pipeline import run_collect
-    from daedalus.devkit.simulator.binance import FakeBinance
+    from daedalus.devkit.simulator.binance import FakeBinance, spot_market
     from daedalus.devkit.simulator.bybit import FakeBybit
     from daedalus.devkit.simulator.coinbase import FakeCoinbase
     from daedalus.devkit.simulator.kraken import FakeKraken
@@ -89,7 +89,13 @@ async def collect_demo(config: Any, seconds: float, seed: int = 7) -> dict:
         fake.record = False  # the demo runs for minutes if asked: keep no copy of what was sent
         await fake.start()
         fake.load_market(market)
-    configure = {"binance": lambda ex: binance.configure(ex, list(DEMO_SYMBOLS))}
+    # binance's endpoints come from config, as a user's testnet would; only its markets from a hook
+    config = config.model_copy(deep=True)
+    config.ingestion.exchange_options = {
+        **config.ingestion.exchange_options,
+        "binance": binance.exchange_options(),
+    }
+    configure = {"binance": lambda ex: ex.set_markets([spot_market(s) for s in DEMO_SYMBOLS])}
     for name, fake in venues.items():
         configure[name] = lambda ex, fake=fake: fake.configure(ex, list(DEMO_SYMBOLS), market)
     stop = asyncio.Event()

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from daedalus.errors import StorageError
+from daedalus.fsio import root_scheme
 from daedalus.lake.base import FileInfo, Lake, LocalLake, exclusive_lock
 
 if TYPE_CHECKING:
@@ -43,9 +44,9 @@ def register_lake(scheme: str, factory: Callable[[str, Config | None], Lake]) ->
 def open_lake(config: Config) -> Lake:
     """The Lake for `storage.root`: a local path, or a URL whose scheme has a registered backend."""
     root = config.storage.root
-    scheme = root.split("://", 1)[0] if "://" in root else "file"
-    if scheme == "file" and root.startswith("file://"):
-        root = root[len("file://") :]
+    scheme = root_scheme(root)  # the same rule the collector uses (daedalus/fsio.py)
+    if scheme == "file":
+        root = root.removeprefix("file://")
     factory = LAKE_KINDS.get(scheme)
     if factory is None:
         raise StorageError(

@@ -14,10 +14,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from daedalus.errors import StorageError
-from daedalus.fsio import fsync_dir
+from daedalus.fsio import fsync_dir, raw_segments_root
 
 
 @dataclass(frozen=True, order=True)
@@ -70,6 +70,20 @@ class Lake(Protocol):
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
         """An exclusive lock held for the duration of a build."""
+
+    def verify_write(self, rel: str, rows: int) -> FileInfo | None:
+        """The file DuckDB's COPY just wrote at `rel` (reporting `rows` rows), checked as far as the
+        backend must (object stores: it exists and its footer holds `rows`); None when it is missing."""
+
+    def configure_connection(self, con: Any) -> None:
+        """Prepare a DuckDB connection to read and write `url(...)` (S3: httpfs + the secret), like
+        dbt-duckdb's plugins; every connection that reads the lake passes through here."""
+
+    def connection_sql(self) -> list[str]:
+        """The statements of configure_connection, for the duckdb shell's init file."""
+
+    def raw_segments_root(self, local_root: str | None) -> Path:
+        """Where the collector writes raw segments and `land` finds them (daedalus.fsio decides)."""
 
 
 class LocalLake:
@@ -168,6 +182,18 @@ class LocalLake:
 
     def prepare_dir(self, rel: str) -> None:
         self._path(rel).mkdir(parents=True, exist_ok=True)
+
+    def verify_write(self, rel: str, rows: int) -> FileInfo | None:
+        return self.stat(rel)  # a local COPY's row count is DuckDB's own; the file is there or not
+
+    def configure_connection(self, con: Any) -> None:
+        return None  # DuckDB reads local files as they are
+
+    def connection_sql(self) -> list[str]:
+        return []
+
+    def raw_segments_root(self, local_root: str | None) -> Path:
+        return raw_segments_root(self.root, local_root)
 
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:

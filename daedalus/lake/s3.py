@@ -288,6 +288,24 @@ class S3Lake:
     def prepare_dir(self, rel: str) -> None:
         return None  # object stores have no directories
 
+    def raw_segments_root(self, local_root: str | None) -> Path:
+        return fsio.raw_segments_root(self.root, local_root)  # the local spool: segments never go to S3 first
+
+    # -- DuckDB connections ------------------------------------------------------------------
+
+    def connection_sql(self) -> list[str]:
+        """LOAD httpfs (the wheel's file, no download) and the S3 secret (config.s3 + environment)."""
+        from daedalus.config import Config
+        from daedalus.lake.s3_duckdb import httpfs_extension_path, s3_secret_sql
+        from daedalus.sqltext import sql_str
+
+        config = self.config if self.config is not None else Config()
+        return [f"LOAD {sql_str(str(httpfs_extension_path()))}", s3_secret_sql(config)]
+
+    def configure_connection(self, con: Any) -> None:
+        for statement in self.connection_sql():
+            con.execute(statement)
+
     # -- verification of DuckDB's writes -----------------------------------------------------
 
     def verify_write(self, rel: str, rows: int) -> FileInfo:

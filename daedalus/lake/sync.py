@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from daedalus.errors import ConfigError, StorageError
-from daedalus.fsio import etag_matches, expected_etag
+from daedalus.fsio import etag_matches, expected_etag, is_local_root, raw_segments_root, root_scheme
 
 if TYPE_CHECKING:
     from daedalus.config import Config
@@ -113,9 +113,10 @@ def resolve_ends(config: Config, remote: str | None, local: str | None) -> tuple
     from daedalus.lake.s3 import S3Lake
 
     root = config.storage.root
-    on_s3 = root.startswith("s3://")
+    on_s3 = root_scheme(root) == "s3"
     remote = remote or (root if on_s3 else None)
-    local = local or (config.ingestion.local_root if on_s3 else root)
+    if not local and (is_local_root(root) or config.ingestion.local_root):
+        local = str(raw_segments_root(root, config.ingestion.local_root))  # the spool `collect` fills
     if not remote or not remote.startswith("s3://"):
         raise ConfigError("sync: no S3 side; pass --remote s3://bucket/prefix (or set storage.root to it)")
     if not local:

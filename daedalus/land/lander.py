@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daedalus.errors import ConfigError
+from daedalus.fsio import is_local_root, raw_segments_root
 from daedalus.land.landing import SEGMENT_SUFFIXES, LandReport, land, land_lock
 
 if TYPE_CHECKING:
@@ -33,16 +33,10 @@ def land_any(config: Config, on_step: Any = None) -> LandReport:
     run (leftover local bronze files are uploaded again, overwriting the same keys): no row is
     landed twice and none is lost.
     """
-    if not config.storage.root.startswith("s3://"):
+    if is_local_root(config.storage.root):
         return land(config, on_step)
-    spool = config.ingestion.local_root
-    if not spool:
-        raise ConfigError(
-            "ingestion.local_root: required when storage.root is on S3 (the local spool that "
-            "`collect` writes raw segments to and `land` lands from)"
-        )
-    local_cfg = config.model_copy(update={"storage": config.storage.model_copy(update={"root": spool})})
-    root = Path(spool).expanduser().resolve()
+    root = raw_segments_root(config.storage.root, config.ingestion.local_root).resolve()
+    local_cfg = config.model_copy(update={"storage": config.storage.model_copy(update={"root": str(root)})})
     with land_lock(root):  # pull, land and push: one lander per spool at a time
         return _land_s3(config, local_cfg, root, on_step)
 

@@ -42,7 +42,7 @@ from daedalus.collector.encoding import parquet_options, row_group_rows
 from daedalus.collector.schemas import EVENTS, SCHEMAS, TS_NS_UTC
 from daedalus.config import Config
 from daedalus.errors import StorageError
-from daedalus.fsio import fsync_dir
+from daedalus.fsio import fsync_dir, is_local_root, local_path
 from daedalus.lake import exclusive_lock
 from daedalus.land.salvage import Loss, Salvage, ndjson_batches, parquet_batches
 
@@ -106,12 +106,12 @@ class LandLayout:
 
 def _local_root(config: Config) -> Path:
     root = config.storage.root
-    if root.startswith("s3://"):
+    if not is_local_root(root):
         raise StorageError(
             f"storage.root: landing into an s3:// lake ({root}) is not supported by this version of "
             "`land`; land into a local root and `daedalus sync push`"
         )
-    return Path(root).expanduser()
+    return local_path(root)
 
 
 def _move(src: Path, dst: Path) -> None:

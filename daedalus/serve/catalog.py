@@ -152,10 +152,9 @@ def write_catalog(config: Config, spec: CatalogSpec, force: bool = False) -> str
 
     try:
         if spec.remote:
-            from daedalus.duck import load_httpfs, s3_secret_sql
+            from daedalus.lake import open_lake
 
-            load_httpfs(con)
-            con.execute(s3_secret_sql(config))
+            open_lake(config).configure_connection(con)
         for schema in spec.schemas:
             run(f"CREATE SCHEMA IF NOT EXISTS {sql_ident(schema)}")
         for v in spec.views:
@@ -221,11 +220,9 @@ def open_catalog(config: Config):  # noqa: ANN201
 
     con = duckdb.connect(path, read_only=True, config=reader_config(path))
     con.execute("SET TimeZone = 'UTC'")
-    if config.storage.root.startswith("s3://"):
-        from daedalus.duck import load_httpfs, s3_secret_sql
+    from daedalus.lake import open_lake
 
-        load_httpfs(con)
-        con.execute(s3_secret_sql(config))
+    open_lake(config).configure_connection(con)  # S3: httpfs + the secret; local: nothing
     return con
 
 
@@ -251,11 +248,9 @@ def shell_init_sql(config: Config) -> str:
 
     search = reader_config(catalog_path(config))["file_search_path"]
     lines = ["SET TimeZone = 'UTC';", f"SET file_search_path = {sql_str(search)};"]
-    if config.storage.root.startswith("s3://"):
-        from daedalus.duck import httpfs_extension_path, s3_secret_sql
+    from daedalus.lake import open_lake
 
-        lines.append(f"LOAD {sql_str(str(httpfs_extension_path()))};")
-        lines.append(s3_secret_sql(config) + ";")
+    lines += [statement + ";" for statement in open_lake(config).connection_sql()]
     return "\n".join(lines) + "\n"
 
 

@@ -156,8 +156,7 @@ class Materialization:
         rel = ctx.staged_path(model, part.pid, name or DATA_FILE)
         ctx.lake.prepare_dir(rel.rsplit("/", 1)[0])
         rows = ctx.execute_copy(model, part, copy_sql(select, ctx.lake.url(rel), ctx.config.storage))
-        verify = getattr(ctx.lake, "verify_write", None)  # object stores: list + footer rows = COPY's
-        return (verify(rel, rows) if verify is not None else ctx.lake.stat(rel)), rows
+        return ctx.lake.verify_write(rel, rows), rows  # object stores: list + footer rows = COPY's
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name}

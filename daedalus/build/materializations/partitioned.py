@@ -172,8 +172,7 @@ def merge_files(
         n = ctx.execute_copy(model, part, copy_sql(sql, lake.url(target), ctx.config.storage))
     finally:
         con.execute(f"SET preserve_insertion_order = {'true' if old else 'false'}")
-    verify = getattr(lake, "verify_write", None)
-    info = verify(target, n) if verify is not None else lake.stat(target)
+    info = lake.verify_write(target, n)
     if info is None or n != rows:
         raise StorageError(f"{lake.url(target)}: merging {len(files)} slices wrote {n} rows, expected {rows}")
     lake.delete([f.path for f in files])

@@ -141,6 +141,14 @@ class FakeBinance:
     def rest_url(self) -> str:
         return f"http://{self.host}:{self.port}/api/v3"
 
+    def exchange_options(self) -> dict[str, Any]:
+        """`ingestion.exchange_options.binance` that points ccxt.pro's binance at this server (the
+        markets, which this server does not serve, still come from `configure` or set_markets)."""
+        ws, rest = self.ws_url, self.rest_url
+        return {
+            "urls": {"api": {"ws": {"spot": ws, "margin": ws}, "public": rest, "private": rest, "v3": rest}}
+        }
+
     def configure(self, exchange: Any, symbols: Iterable[str]) -> None:
         """Point a ccxt.pro binance client at this server and give it markets (no REST market load)."""
         api = exchange.urls["api"]
