@@ -78,14 +78,16 @@ stamp_fill AS (
 ),
 raw AS MATERIALIZED (
     -- Read once: every later step (keys, the one join) scans this copy, not the Parquet lists again.
-    SELECT exchange, symbol, "timestamp"::TIMESTAMPTZ AS ts, seq, nonce, capture_ts::TIMESTAMPTZ AS capture_ts,
-        conn_id, bids, asks
+    SELECT o.exchange, o.symbol, o."timestamp"::TIMESTAMPTZ AS ts, o.seq, o.nonce, o.capture_ts::TIMESTAMPTZ AS capture_ts,
+        o.conn_id, o.bids, o.asks
     FROM {{ source('bronze', 'orderbook') }} o
-    WHERE "timestamp" >= {{ partition.lookback_start }} AND "timestamp" < {{ partition.end }}
-      AND symbol IS NOT NULL
-      AND {{ book_reject_reason() }} IS NULL  -- counted by silver.rejects (macros/quality.sql)
-      AND NOT EXISTS (SELECT 1 FROM upd_conns u
-                      WHERE u.exchange = o.exchange AND u.symbol = o.symbol AND u.conn_id = o.conn_id)
+    LEFT JOIN upd_conns u ON u.exchange = o.exchange AND u.symbol = o.symbol AND u.conn_id = o.conn_id
+    WHERE o."timestamp" >= {{ partition.lookback_start }} AND o."timestamp" < {{ partition.end }}
+      AND o.symbol IS NOT NULL
+      -- Not a connection with updates, and good levels (rejects: silver.rejects, macros/quality.sql).
+      -- One CASE over both sides, so the level check is not pushed below the join: rows of a
+      -- connection with updates (all of them on an updates lake) are never checked.
+      AND CASE WHEN u.conn_id IS NULL THEN {{ book_reject_reason() }} IS NULL ELSE false END
     UNION ALL
     SELECT b.exchange, b.symbol, f.fill_ts AS ts, b.seq, b.nonce, b.capture_ts::TIMESTAMPTZ AS capture_ts,
         b.conn_id, b.bids, b.asks
