@@ -8,9 +8,7 @@ series is fixed by the list's ORDER BY, never by how DuckDB schedules vectors, w
 the result identical for any `threads`.
 
 - `daedalus_ofi(bids, asks, prev_bids, prev_asks, levels, alpha)` → STRUCT(ofi, mlofi): row-wise,
-  stateless; the model joins each snapshot to its predecessor on its (ts, seq) rank within the
-  series (row_number() − 1; a lag() over the level lists sorted every list through the window), so
-  vectors may arrive in any order. NULL when the predecessor is NULL.
+  stateless (each row carries its predecessor's books); NULL when the predecessor is NULL.
 - `daedalus_orderbook_seq(series, trades, vpin_points, horizons, ofi_levels, ofi_decay_alpha, staleness_s,
   kyle_window_s, spread_window_s, tight_pct, wide_pct, dynamic, tight_threshold)` → one struct of
   lists: ts, seq, seg_start, then one field per column declared in udfs/columns.py;
