@@ -8,12 +8,12 @@ series is fixed by the list's ORDER BY, never by how DuckDB schedules vectors, w
 the result identical for any `threads`.
 
 - `daedalus_ofi(bids, asks, prev_bids, prev_asks, levels, alpha)` → STRUCT(ofi, mlofi): row-wise,
-  stateless; the model joins each snapshot to its predecessor on its (ts, seq) rank within the
-  series (row_number() − 1; a lag() over the level lists sorted every list through the window), so
-  vectors may arrive in any order. NULL when the predecessor is NULL.
+  stateless (each row carries its predecessor's books); NULL when the predecessor is NULL.
 - `daedalus_orderbook_seq(series, trades, vpin_points, horizons, ofi_levels, ofi_decay_alpha, staleness_s,
   kyle_window_s, spread_window_s, tight_pct, wide_pct, dynamic, tight_threshold)` → one struct of
-  lists: ts, seq, seg_start, then one field per column declared in udfs/columns.py
+  lists: ts, seq, seg_start, then one field per column declared in udfs/columns.py;
+  `daedalus_orderbook_seq_books`: the same with each row's first ofi_levels `bids`/`asks` in place of
+  `ofi`/`mlofi`, paired against the previous row of the series inside the call
 - `daedalus_vpin_buckets(trades, state_f, state_i, recent_imbalance, recent_volume, recent_dp,
   partition_start, bucket_volume, window_buckets, bvc, sigma_bars)` (bucket_volume NULL = auto)
 
@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 from daedalus.udfs import arrow_io as aio
 from daedalus.udfs.arrow_io import F64, LEVEL_SQL, TS
 from daedalus.udfs.columns import SEQUENTIAL, SeqColumn
-from daedalus.udfs.kernels.ofi import ofi_pairs
+from daedalus.udfs.kernels.ofi import ofi_mlofi, ofi_pairs
 from daedalus.udfs.series import (
     Book,
     SeqParams,
@@ -50,12 +50,19 @@ if TYPE_CHECKING:
     from daedalus.config import Config
 
 ORDERBOOK_SEQ = "daedalus_orderbook_seq"
+ORDERBOOK_SEQ_BOOKS = "daedalus_orderbook_seq_books"
 OFI = "daedalus_ofi"
 VPIN_BUCKETS = "daedalus_vpin_buckets"
 
 SERIES_SQL = (
     "STRUCT(ts TIMESTAMPTZ, seq BIGINT, crossed BOOLEAN, break_before BOOLEAN, mid DOUBLE, "
     "spread DOUBLE, ofi DOUBLE, mlofi DOUBLE, trade_breaks BIGINT)[]"
+)
+# The same series with each snapshot's first ofi_levels levels instead of ofi/mlofi: OFI is paired
+# inside the call (row n against row n−1 of the series), no predecessor join in SQL.
+SERIES_BOOKS_SQL = (
+    "STRUCT(ts TIMESTAMPTZ, seq BIGINT, crossed BOOLEAN, break_before BOOLEAN, mid DOUBLE, "
+    f"spread DOUBLE, bids {LEVEL_SQL}, asks {LEVEL_SQL}, trade_breaks BIGINT)[]"
 )
 OFI_RETURN_SQL = "STRUCT(ofi DOUBLE, mlofi DOUBLE)"
 FLOW_SQL = "STRUCT(ts TIMESTAMPTZ, buy DOUBLE, sell DOUBLE, breaks BIGINT)[]"
@@ -107,11 +114,27 @@ REGIMES = pa.array(["tight", "normal", "wide"])
 # ----------------------------------------------------------------------------------- Arrow → numpy
 
 
-def series_from_arrow(rows: pa.StructArray) -> Series:
-    """One series' rows (already in (ts, seq) order) as numpy arrays; NULL doubles become NaN."""
+def series_from_arrow(rows: pa.StructArray, ofi_levels: int = 0, alpha: float = 0.0) -> Series:
+    """One series' rows (already in (ts, seq) order) as numpy arrays; NULL doubles become NaN.
+
+    Rows with `bids`/`asks` instead of `ofi`/`mlofi`: each row's pair against the row before it in
+    the series (the first: NaN), by the same rule as the row-wise `daedalus_ofi` (kernels/ofi.py)."""
 
     def col(name: str) -> np.ndarray:
         return aio.f64(pc.struct_field(rows, name))
+
+    if rows.type.get_field_index("ofi") < 0:
+        n = len(rows)
+        ofi, mlofi = ofi_mlofi(
+            *aio.levels(pc.struct_field(rows, "bids")),
+            *aio.levels(pc.struct_field(rows, "asks")),
+            np.zeros(n, np.int64),
+            np.zeros(n, np.bool_),
+            np.int64(ofi_levels),
+            float(alpha),
+        )
+    else:
+        ofi, mlofi = col("ofi"), col("mlofi")
 
     return Series(
         aio.ts_us(pc.struct_field(rows, "ts")),
@@ -119,8 +142,8 @@ def series_from_arrow(rows: pa.StructArray) -> Series:
         aio.bools(pc.struct_field(rows, "break_before")),
         col("mid"),
         col("spread"),
-        col("ofi"),
-        col("mlofi"),
+        ofi,
+        mlofi,
         _counts(rows, "trade_breaks"),
     )
 
@@ -273,7 +296,7 @@ def orderbook_seq_udf(
             seq_parts.append(np.empty(0, np.int64))
             continue
         rows = book_a[i].values
-        sr = series_from_arrow(rows)
+        sr = series_from_arrow(rows, p.ofi_levels, p.ofi_decay_alpha)
         tr_row = trades_a[i]
         t = trades_from_arrow(tr_row.values if tr_row.is_valid else None)
         results.append(series_sequential(sr, t, p, _vpin_points(points_a[i])))
@@ -422,12 +445,14 @@ def register_all(con: duckdb.DuckDBPyConnection, config: Config | None = None) -
             null_handling="special",
             side_effects=False,
         )
-    if not aio.registered(con, ORDERBOOK_SEQ):
+    for name, series_sql in ((ORDERBOOK_SEQ, SERIES_SQL), (ORDERBOOK_SEQ_BOOKS, SERIES_BOOKS_SQL)):
+        if aio.registered(con, name):
+            continue
         con.create_function(
-            ORDERBOOK_SEQ,
+            name,
             orderbook_seq_udf,
             [
-                t(SERIES_SQL),
+                t(series_sql),
                 t(FLOW_SQL),
                 t(VPIN_POINTS_SQL),
                 t("INTEGER[]"),

@@ -5,9 +5,9 @@
   Order-correctness: each (exchange, symbol) becomes ONE row holding its whole ordered series,
   list(... ORDER BY ts, seq), the UDF is called once per series and returns lists in the same order,
   and UNNEST restores one row per snapshot. No kernel ever sees a partial or reordered series, so
-  the result is the same for any `threads`. The one per-row kernel (daedalus_ofi) is stateless: each
-  row carries its predecessor's book (joined on the (ts, seq) rank: lag() without a wide window).
-  Only scalars go into the list (not the books), so a symbol-day of 864,000 snapshots fits the default memory_limit.
+  the result is the same for any `threads`. OFI/MLOFI pair each row with the row before it in that
+  list, inside the same call (daedalus_orderbook_seq_books): only the first ofi_levels levels go into
+  the list, never the whole books, and no predecessor join or window moves any list.
 
   Partition boundaries: the lookback is the longest window (horizons, kyle_lambda_window,
   spread_regime_window) plus max_state_staleness_seconds. The extra staleness span guarantees that
@@ -28,19 +28,17 @@ WITH src AS NOT MATERIALIZED (
     WHERE ts >= {{ partition.lookback_start }} AND ts < {{ partition.end }}
 ),
 ranked AS (
-    -- The (ts, seq) rank of each snapshot in its series, from the narrow keys only: a lag() window
-    -- over the level lists sorted every list through the window (≈ 9 s of a symbol-day, most of this
-    -- model); a window over two keys costs a fraction of the scan. Keys are unique per series
-    -- (silver dedups them), so `rn − 1` is exactly lag()'s predecessor.
-    SELECT exchange, symbol, ts, seq, capture_ts, row_number() OVER (PARTITION BY exchange, symbol ORDER BY ts, seq) AS rn
+    -- the narrow keys the break counts are placed on
+    SELECT exchange, symbol, ts, seq, capture_ts
     FROM src
 ),
 -- Trades-series breaks counted on the receive clock for snapshots and trades alike (FEATURES.md
 -- "Time"): a snapshot's trade windows hold only trades with its count.
 {{ series_break_counts('ranked', 'trades', 'snapshot_trade_breaks', rejected='trades') }},
-levels AS NOT MATERIALIZED (
-    -- Only the MLOFI levels are read.
-    SELECT s.exchange, s.symbol, s.ts, s.seq, s.crossed, s.break_before, r.rn, r.n_breaks AS trade_breaks,
+book AS (
+    -- Per row, no order needed: mid and spread of the touch, and the MLOFI levels, which the series
+    -- call pairs with the previous row of the series (OFI/MLOFI: no predecessor join here).
+    SELECT s.exchange, s.symbol, s.ts, s.seq, s.crossed, s.break_before, r.n_breaks AS trade_breaks,
         (s.bids[1].price + s.asks[1].price) / 2 AS mid,
         s.asks[1].price - s.bids[1].price AS spread,
         list_slice(s.bids, 1, {{ f.ofi_levels }}) AS bids,
@@ -49,15 +47,6 @@ levels AS NOT MATERIALIZED (
     -- NOT DISTINCT: a venue without sequence numbers has seq NULL (still one row per key in silver)
     JOIN snapshot_trade_breaks r ON r.exchange = s.exchange AND r.symbol = s.symbol AND r.ts = s.ts
         AND r.seq IS NOT DISTINCT FROM s.seq
-),
-book AS (
-    -- Per row, no order needed: mid and spread of the touch, and OFI/MLOFI of the snapshot against
-    -- its predecessor (the row ranked just before; none for the first row, as lag() gives NULL), so
-    -- the row-wise kernel daedalus_ofi sees both books in one row. A hash join streams and spills.
-    SELECT b.exchange, b.symbol, b.ts, b.seq, b.crossed, b.break_before, b.trade_breaks, b.mid, b.spread,
-        daedalus_ofi(b.bids, b.asks, p.bids, p.asks, {{ f.ofi_levels }}, {{ f.ofi_decay_alpha }}::DOUBLE) AS pair
-    FROM levels b
-    LEFT JOIN levels p ON p.exchange = b.exchange AND p.symbol = b.symbol AND p.rn = b.rn - 1
 ),
 trade_rows AS (
     SELECT exchange, symbol, ts, trade_id, side, amount, capture_ts
@@ -74,7 +63,7 @@ flow AS (
 book_series AS (
     SELECT exchange, symbol,
         list({'ts': ts, 'seq': seq, 'crossed': crossed, 'break_before': break_before, 'mid': mid, 'spread': spread,
-              'ofi': pair.ofi, 'mlofi': pair.mlofi, 'trade_breaks': trade_breaks} ORDER BY ts, seq) AS snapshots
+              'bids': bids, 'asks': asks, 'trade_breaks': trade_breaks} ORDER BY ts, seq) AS snapshots
     FROM book
     GROUP BY exchange, symbol
 ),
@@ -101,7 +90,7 @@ vpin_series AS (
 {%- endif %}
 computed AS (
     SELECT b.exchange, b.symbol,
-        daedalus_orderbook_seq(
+        daedalus_orderbook_seq_books(
             b.snapshots, t.trades, {{ 'v.points' if f.enable_vpin else 'NULL' }},
             {{ f.horizons | list }}::INTEGER[],
             {{ f.ofi_levels }}, {{ f.ofi_decay_alpha }}::DOUBLE, {{ f.max_state_staleness_seconds }}::DOUBLE,

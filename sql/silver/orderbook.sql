@@ -76,15 +76,18 @@ stamp_fill AS (
           AND capture_ts < {{ partition.end }} + INTERVAL 120 SECONDS
     ) n ON n.exchange = u.exchange AND n.symbol = u.symbol AND n.conn_id = u.conn_id AND u.seq < n.seq
 ),
-raw AS NOT MATERIALIZED (
-    SELECT exchange, symbol, "timestamp"::TIMESTAMPTZ AS ts, seq, nonce, capture_ts::TIMESTAMPTZ AS capture_ts,
-        conn_id, bids, asks
+raw AS MATERIALIZED (
+    -- Read once: every later step (keys, the one join) scans this copy, not the Parquet lists again.
+    SELECT o.exchange, o.symbol, o."timestamp"::TIMESTAMPTZ AS ts, o.seq, o.nonce, o.capture_ts::TIMESTAMPTZ AS capture_ts,
+        o.conn_id, o.bids, o.asks
     FROM {{ source('bronze', 'orderbook') }} o
-    WHERE "timestamp" >= {{ partition.lookback_start }} AND "timestamp" < {{ partition.end }}
-      AND symbol IS NOT NULL
-      AND {{ book_reject_reason() }} IS NULL  -- counted by silver.rejects (macros/quality.sql)
-      AND NOT EXISTS (SELECT 1 FROM upd_conns u
-                      WHERE u.exchange = o.exchange AND u.symbol = o.symbol AND u.conn_id = o.conn_id)
+    LEFT JOIN upd_conns u ON u.exchange = o.exchange AND u.symbol = o.symbol AND u.conn_id = o.conn_id
+    WHERE o."timestamp" >= {{ partition.lookback_start }} AND o."timestamp" < {{ partition.end }}
+      AND o.symbol IS NOT NULL
+      -- Not a connection with updates, and good levels (rejects: silver.rejects, macros/quality.sql).
+      -- One CASE over both sides, so the level check is not pushed below the join: rows of a
+      -- connection with updates (all of them on an updates lake) are never checked.
+      AND CASE WHEN u.conn_id IS NULL THEN {{ book_reject_reason() }} IS NULL ELSE false END
     UNION ALL
     SELECT b.exchange, b.symbol, f.fill_ts AS ts, b.seq, b.nonce, b.capture_ts::TIMESTAMPTZ AS capture_ts,
         b.conn_id, b.bids, b.asks
@@ -98,16 +101,30 @@ raw AS NOT MATERIALIZED (
       AND NOT EXISTS (SELECT 1 FROM upd_conns u
                       WHERE u.exchange = b.exchange AND u.symbol = b.symbol AND u.conn_id = b.conn_id)
 ),
+copies_by AS (
+    -- Narrow: how many copies of each key arrived on which connection at which receive time.
+    SELECT exchange, symbol, ts, seq, conn_id, capture_ts, count(*) AS n
+    FROM raw
+    GROUP BY ALL
+),
 keys AS (
     -- The same snapshot landed twice (a re-delivered segment) has the same exchange time and seq.
-    -- capture_ts is the receive clock that events are placed on (its first copy).
-    SELECT exchange, symbol, ts, seq, count(*) AS copies, min(capture_ts) AS capture_ts
-    FROM raw
-    GROUP BY exchange, symbol, ts, seq
+    -- capture_ts is the receive clock that events are placed on (its first copy). The winner (first
+    -- received copy, then lowest conn_id) is picked here on the narrow keys, so the wide rows only
+    -- pass one join; `tied`: the winner's (conn_id, capture_ts) arrived more than once.
+    SELECT exchange, symbol, ts, seq, copies, capture_ts, win_conn, win_capture, tied
+    FROM (
+        SELECT exchange, symbol, ts, seq, conn_id AS win_conn, capture_ts AS win_capture, n > 1 AS tied,
+            sum(n) OVER k AS copies, min(capture_ts) OVER k AS capture_ts,
+            row_number() OVER (k ORDER BY capture_ts, conn_id) AS rk
+        FROM copies_by
+        WINDOW k AS (PARTITION BY exchange, symbol, ts, seq)
+    )
+    WHERE rk = 1
 ),
 {{ series_break_counts('keys', 'orderbook', 'breaks_so_far', rejected='orderbook') }},
 flags AS (
-    SELECT exchange, symbol, ts, seq, copies,
+    SELECT exchange, symbol, ts, seq, win_conn, win_capture, tied,
         coalesce(
             n_breaks > lag(n_breaks) OVER series
             OR epoch_us(ts) - epoch_us(lag(ts) OVER series) > {{ (features.max_state_staleness_seconds * 1000000) | int }},
@@ -116,18 +133,19 @@ flags AS (
     FROM breaks_so_far
     WINDOW series AS (PARTITION BY exchange, symbol ORDER BY ts, seq)
 ),
-joined AS NOT MATERIALIZED (
-    -- Inlined in both branches below: materialising it would copy every list once more.
-    SELECT r.*, f.copies, f.break_before
+deduplicated AS (
+    SELECT r.*, f.break_before
     FROM raw r
     JOIN flags f ON f.exchange = r.exchange AND f.symbol = r.symbol AND f.ts = r.ts AND f.seq = r.seq
-),
-deduplicated AS (
-    SELECT * FROM joined WHERE copies = 1
+        AND f.win_conn IS NOT DISTINCT FROM r.conn_id AND f.win_capture IS NOT DISTINCT FROM r.capture_ts
+    WHERE NOT f.tied
     UNION ALL
-    -- only the (rare) keys landed more than once go through a window: keep the first received copy
-    SELECT * FROM joined WHERE copies > 1
-    QUALIFY row_number() OVER (PARTITION BY exchange, symbol, ts, seq ORDER BY capture_ts, conn_id) = 1
+    -- the (rare) winner received twice on one connection at one instant: keep one of them
+    SELECT r.*, f.break_before
+    FROM raw r
+    JOIN (SELECT * FROM flags WHERE tied) f ON f.exchange = r.exchange AND f.symbol = r.symbol AND f.ts = r.ts
+        AND f.seq = r.seq AND f.win_conn IS NOT DISTINCT FROM r.conn_id AND f.win_capture IS NOT DISTINCT FROM r.capture_ts
+    QUALIFY row_number() OVER (PARTITION BY r.exchange, r.symbol, r.ts, r.seq) = 1
 )
 SELECT
     exchange,
