@@ -432,7 +432,7 @@ class CoinbaseCollector:
                 conn.touch(f"market_trades:{product}")
                 price, size = float(t["price"]), float(t["size"])
                 # Bronze keeps Coinbase's raw `side` as received (it names the maker's order);
-                # silver.trades maps it to the aggressor (FEATURES.md "Trade side").
+                # silver.trades maps it to the aggressor (docs/features.md "Trade side").
                 side = t.get("side")
                 row = envelope(
                     capture_ts, EXCHANGE, product_to_symbol(product), conn.conn_id, conn.next_seq()

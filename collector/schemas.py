@@ -1,4 +1,4 @@
-"""Bronze contracts (shared/DESIGN.md "Bronze contracts"): one Arrow schema per channel.
+"""Bronze contracts (docs/design.md "Bronze contracts"): one Arrow schema per channel.
 
 Every row carries the envelope: `collected_at` (int64 ms receive time), `capture_ts` (ns, UTC, taken
 when the socket read returned, before any queue), `exchange`, `symbol`, `conn_id`, `seq` (per
@@ -133,7 +133,7 @@ EVENT_TYPES = (
     "notice",
     "backfill",
 )
-# Events after which ETL treats the series as broken (FEATURES.md "break").
+# Events after which ETL treats the series as broken (docs/features.md "break").
 BREAK_EVENT_TYPES = (
     "disconnect",
     "gap",

@@ -1,5 +1,5 @@
 {#-
-  Time bars of FEATURES.md "Bars": left-closed [start, start + d), labelled by start = floor(ts/d)·d
+  Time bars of docs/features.md "Bars": left-closed [start, start + d), labelled by start = floor(ts/d)·d
   (UTC), empty bars never written (a bar exists only where a row fell). Every bar of every duration
   is rolled up from one-second base bars (durations are whole seconds), so the rows are aggregated
   once and the seven durations cost seven small GROUP BYs over at most 86,400 base bars a day.

@@ -1,5 +1,5 @@
 {#-
-  Per-snapshot order-book features of FEATURES.md "Per snapshot" over `bids`/`asks` columns
+  Per-snapshot order-book features of docs/features.md "Per snapshot" over `bids`/`asks` columns
   (list<struct<price, size>>, best first), computed row by row inside the scan pipeline — no UNNEST.
 
   Why this shape (issue 4 speed target): a DuckDB list lambda costs ~10 ns per element, so each side
@@ -7,7 +7,7 @@
   (list_sum, list_inner_product, list_extract) or plain scalar arithmetic over the first ten levels
   unrolled into columns (prefix sums for imbalance_k, vwap, slope), plus one mask lambda per band.
 
-  NULL rules (FEATURES.md: "missing levels are absent, never zero-filled"):
+  NULL rules (docs/features.md: "missing levels are absent, never zero-filled"):
   - a side with no levels makes every feature that needs it NULL: mid, spread, microprice, every
     imbalance_k and depth_imbalance (both sides needed), and that side's depth, vwap, slope,
     concentration and bands (no mid → no distances);
@@ -42,7 +42,7 @@ CASE WHEN ({{ a }}) + ({{ b }}) <> 0 THEN (({{ a }}) - ({{ b }})) / (({{ a }}) +
 {#-
   The whole per-snapshot feature set over `relation`, which must have `bids` and `asks` (already
   trimmed to max_levels). Every other column of `relation` is passed through; the lists are dropped.
-  The ten-level constants (imbalance depths 1/3/5/10, vwap over 5, slope over 10) are FEATURES.md's.
+  The ten-level constants (imbalance depths 1/3/5/10, vwap over 5, slope over 10) are docs/features.md's.
   `full_bands`: `relation` also has `full_book` and `book_{bid,ask}_depth_<band>` (silver's band
   depths over the whole rebuilt book); rows with full_book take those instead of the stored levels'.
 -#}

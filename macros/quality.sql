@@ -5,7 +5,7 @@
   number, so `price > 0` alone lets NaN and +inf through: every check starts with isfinite().
 -#}
 
-{#- The aggressor side of a bronze trade ('buy' | 'sell'), NULL when it cannot be told (FEATURES.md
+{#- The aggressor side of a bronze trade ('buy' | 'sell'), NULL when it cannot be told (docs/features.md
     "Trade side"; the reasons are in sql/silver/trades.sql). -#}
 {% macro trade_side() -%}
 CASE
@@ -32,7 +32,7 @@ END
 
 {#- Why a bronze order-book snapshot is not served, or NULL when it is good: one non-finite or
     non-positive price, or a non-finite or negative size, on any level makes the whole book untrusted
-    (a crossed book with finite levels is served, flagged `crossed`, per FEATURES.md). -#}
+    (a crossed book with finite levels is served, flagged `crossed`, per docs/features.md). -#}
 {% macro book_reject_reason() -%}
 CASE
     WHEN coalesce(list_bool_or(list_transform(coalesce(bids, []) || coalesce(asks, []),

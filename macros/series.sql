@@ -25,7 +25,7 @@ to_timestamp((epoch_us({{ ts }}) // {{ (seconds * 1000000) | int }}) * {{ second
 {{ (seconds | round(0, 'ceil')) | int }} seconds
 {%- endmacro %}
 
-{#- Break placement on one clock (FEATURES.md "Time"): CTEs ending in `name`, the rows of `rows` (with
+{#- Break placement on one clock (docs/features.md "Time"): CTEs ending in `name`, the rows of `rows` (with
     exchange, symbol, capture_ts) plus `n_breaks`, the number of break events of series (exchange,
     symbol, `channel`; a list of channels names one series spelled several ways) received strictly before the row's capture_ts. A row is after a break when
     n_breaks grew since the previous row of its series. An event names its series by symbol and

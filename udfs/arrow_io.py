@@ -1,7 +1,7 @@
 """Arrow ↔ numpy for the UDF wrappers (register.py, register_book.py): one home for the conversions.
 
 NULL doubles become NaN on the way in; NaN and ±inf become NULL on the way out (a feature is a
-finite number or NULL, FEATURES.md).
+finite number or NULL, docs/features.md).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def levels(side: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def f64_array(values: np.ndarray) -> pa.Array:
-    # NaN and ±inf alike become NULL: a feature is a finite number or NULL (FEATURES.md), whatever
+    # NaN and ±inf alike become NULL: a feature is a finite number or NULL (docs/features.md), whatever
     # the kernel met (e.g. a variance of 0 in a ratio, an overflow of a sum of squares).
     return pa.array(values, F64, mask=~np.isfinite(values))
 

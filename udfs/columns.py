@@ -1,4 +1,4 @@
-"""The sequential columns of gold.orderbook_seq, each declared once (FEATURES.md "Sequential").
+"""The sequential columns of gold.orderbook_seq, each declared once (docs/features.md "Sequential").
 
 From this one list come: the Arrow result of `daedalus_orderbook_seq` (register.py), the UNNEST and
 SELECT lists of sql/gold/orderbook_seq.sql (the compiler exposes `sequential_columns()`), and the

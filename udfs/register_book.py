@@ -7,7 +7,7 @@ BY seq)`, as silver.orderbook hands them over (`invalid`: silver refuses the row
 same message came on another connection first; `sync_rule` NULL: inferred for the connection from its
 ids, docs/contracts.md). The result holds, per served input row with ts ≥ `start` (the slice; earlier
 rows only warm the book up) and in the same order, the pass-through keys, whether the row is served
-(`emit`), whether the book restarts there (`restart`), `break_before` (FEATURES.md "Time": a restart,
+(`emit`), whether the book restarts there (`restart`), `break_before` (docs/features.md "Time": a restart,
 a break event received since the previous row that loaded or changed the book — `n_breaks` grew —,
 more than `staleness_s` of exchange time since it, or none; what a checkpoint causes moves to the next
 served row) and its reason (`reason`, '' when nothing happened), the top `max_levels` levels and the

@@ -1,7 +1,7 @@
 """One whole ordered series through the sequential kernels: numpy in, numpy out.
 
 `register.py` turns Arrow lists into these numpy arrays and back; this module decides which kernel
-sees what, applies the break rule (FEATURES.md "Time") uniformly, and keeps the VPIN state that
+sees what, applies the break rule (docs/features.md "Time") uniformly, and keeps the VPIN state that
 crosses partition boundaries. Times are integer microseconds since the epoch (DuckDB's TIMESTAMPTZ
 resolution). NaN marks NULL inside; the Arrow layer turns it into a real NULL.
 """
@@ -28,7 +28,7 @@ US = 1_000_000
 DAY_US = 86_400 * US
 HOUR_US = 3_600 * US
 BVC_BAR_US = 60 * US
-BUCKETS_PER_DAY = 50  # FEATURES.md: auto V = previous day's volume / 50
+BUCKETS_PER_DAY = 50  # docs/features.md: auto V = previous day's volume / 50
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ def _running_max(counts: np.ndarray | None, n: int) -> np.ndarray:
 def series_sequential(
     sr: Series, trades: Trades | None, p: SeqParams, vpin_points: tuple[np.ndarray, np.ndarray] | None = None
 ) -> dict[str, np.ndarray]:
-    """Every per-snapshot sequential column of FEATURES.md for one series (vpin when points are given).
+    """Every per-snapshot sequential column of docs/features.md for one series (vpin when points are given).
 
     Keys: seg_start, log_return, mid_velocity, ofi, mlofi, kyle_lambda, kyle_lambda_r2, spread_pctile,
     spread_regime (int8 codes) and per horizon 2-D arrays ofi_sum, mlofi_sum, rv, tfi, trade_volume
@@ -170,7 +170,7 @@ def series_sequential(
     mid = sr.mid
     log_return, velocity = mid_returns(mid, ts, seg, float(US))
 
-    # Trades-series segments (FEATURES.md "Time"): trade windows restart only at breaks of the trades
+    # Trades-series segments (docs/features.md "Time"): trade windows restart only at breaks of the trades
     # series, placed on the receive clock for trades and snapshots alike. Running maxima keep both
     # non-decreasing in time order, which window_sums needs, if a capture clock ever stepped back.
     hi = np.arange(n, dtype=np.int64)
@@ -225,7 +225,7 @@ def series_sequential(
         "kyle_lambda_r2": r2,
         "spread_pctile": pctile,
     }
-    # FEATURES.md: the first value after a break of the book is NULL for the book-derived columns.
+    # docs/features.md: the first value after a break of the book is NULL for the book-derived columns.
     # Trade windows (tfi, trade_volume) do not restart there, and VPIN restarts at no break.
     for key in (
         "log_return",
@@ -368,7 +368,7 @@ def vpin_partition(
 ) -> VpinPartition:
     """Advance one series' VPIN through the trades of one UTC day (sorted by ts, trade_id).
 
-    Auto V (FEATURES.md): at the start of each day V = previous day's volume / 50; on the first day of
+    Auto V (docs/features.md): at the start of each day V = previous day's volume / 50; on the first day of
     a series V = 24 × (volume of the first hour after the first trade) / 50 and the first hour's trades
     open no bucket (so no value before the hour ends depends on later trades). With no volume the day
     before, V stays what it was.

@@ -1,6 +1,6 @@
 """Storage of the lake behind one small interface: list, stat, delete, atomic write, URLs for DuckDB.
 
-The runner, manifest and catalog only speak to a `Lake`, never to `os` or `boto3`. The interface
+The build, manifest and catalog only speak to a `Lake`, never to `os` or `boto3`. The interface
 and the local backend live in lake/base.py, the S3 backend in lake/s3.py; this package picks one by
 the URL scheme of `storage.root` (`LAKE_KINDS`). The backends import lake/base.py only, never this
 registry, so adding one is an entry here (or `register_lake`) and no import cycle.

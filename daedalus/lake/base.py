@@ -33,7 +33,7 @@ class FileInfo:
 
 
 class Lake(Protocol):
-    """What the runner needs from a storage backend."""
+    """What the build needs from a storage backend."""
 
     root: str
 

@@ -1,7 +1,7 @@
 {{ config(materialized='partitioned', partition_by=['exchange', 'symbol', 'date'], tags=['orderbook', 'gold'],
           lookback='0 seconds', order_by=['exchange', 'symbol', 'ts', 'seq'], slice_by='ts') }}
 {#-
-  One row per silver snapshot: the structural and band-depth features of FEATURES.md "Per snapshot"
+  One row per silver snapshot: the structural and band-depth features of docs/features.md "Per snapshot"
   (macros/orderbook.sql; bands from features.bands_bps, truncation from features.max_levels; a row
   silver rebuilt from book updates (full_book) brings band depths over the whole book instead), joined
   with the sequential columns that the UDF kernels compute in orderbook_seq on the same key.

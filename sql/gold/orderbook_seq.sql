@@ -1,5 +1,5 @@
 {#-
-  The sequential columns of FEATURES.md "Sequential", one row per silver.orderbook snapshot, computed
+  The sequential columns of docs/features.md "Sequential", one row per silver.orderbook snapshot, computed
   by the numba kernels behind daedalus_orderbook_seq (udfs/register.py).
 
   Order-correctness: each (exchange, symbol) becomes ONE row holding its whole ordered series,
@@ -32,7 +32,7 @@ ranked AS (
     SELECT exchange, symbol, ts, seq, capture_ts
     FROM src
 ),
--- Trades-series breaks counted on the receive clock for snapshots and trades alike (FEATURES.md
+-- Trades-series breaks counted on the receive clock for snapshots and trades alike (docs/features.md
 -- "Time"): a snapshot's trade windows hold only trades with its count.
 {{ series_break_counts('ranked', 'trades', 'snapshot_trade_breaks', rejected='trades') }},
 book AS (
@@ -81,7 +81,7 @@ vpin_series AS (
     -- VPIN points up to the slice's end: the value carried in at each midnight ('open') and one per
     -- completed bucket, in (ts, bucket_index) order; the kernel takes the last point with ts ≤ t.
     -- The previous day's points are read too: a day with no trades yet (no partition of its own, or
-    -- none built) still carries the last value in (FEATURES.md "vpin": whatever day those trades fell on).
+    -- none built) still carries the last value in (docs/features.md "vpin": whatever day those trades fell on).
     SELECT exchange, symbol, list({'ts': ts, 'vpin': vpin} ORDER BY ts, bucket_index, kind DESC) AS points
     FROM {{ ref('vpin_buckets') }}
     WHERE kind IN ('open', 'bucket') AND ts < {{ partition.end }}

@@ -2,7 +2,7 @@
           lookback=seconds_interval(features.horizons | max),
           settings={'threads': 1}, order_by=['exchange', 'symbol', 'ts', 'seq']) }}
 {#-
-  Ticker features of FEATURES.md "Ticker": mid, spread, spread_bps, volume_imbalance, UTC calendar
+  Ticker features of docs/features.md "Ticker": mid, spread, spread_bps, volume_imbalance, UTC calendar
   columns, and trailing mean/std of mid and mean of spread_bps over (t − h, t] for h in horizons.
 
   Trailing windows as RANGE frames (one sort for all horizons). Five ASOF joins of running sums were

@@ -1,5 +1,5 @@
 {#-
-  VPIN volume buckets (FEATURES.md "vpin"), one row per bucket completed on this UTC day, plus
+  VPIN volume buckets (docs/features.md "vpin"), one row per bucket completed on this UTC day, plus
   - kind='open':  at the partition start, the VPIN carried in from earlier days (so a snapshot
                   before the day's first completed bucket still finds its value in this partition);
   - kind='state': the series' bucket state at the end of the day (bucket in progress, V, the last

@@ -1,7 +1,7 @@
 {{ config(materialized='partitioned', partition_by=['exchange', 'symbol', 'date'], tags=['orderbook', 'silver'],
           lookback=seconds_interval(features.max_state_staleness_seconds), order_by=['exchange', 'symbol', 'ts', 'seq'], slice_by='ts') }}
 {#-
-  One typed row per book message the exchange sent and the book accepted (FEATURES.md "Books — what
+  One typed row per book message the exchange sent and the book accepted (docs/features.md "Books — what
   silver serves"): after every accepted bronze `book_updates` snapshot or delta (full depth, rebuilt
   by the numba kernel behind daedalus_book_rebuild; checkpoints only seed and validate the rebuild)
   or, for series without updates (lakes written before them), per bronze `orderbook` snapshot.

@@ -25,7 +25,7 @@ WITH bad AS (
       AND symbol IS NOT NULL AND {{ book_reject_reason() }} IS NOT NULL
     UNION ALL
     -- A REST snapshot without exchange time that no update followed on its connection: silver.orderbook
-    -- stamps such a snapshot with the time of the next row (FEATURES.md "Time"); without one it has no
+    -- stamps such a snapshot with the time of the next row (docs/features.md "Time"); without one it has no
     -- place in exchange time, so it is counted here at its receive time.
     SELECT u.exchange, u.symbol, 'orderbook', 'no_exchange_time', u.capture_ts::TIMESTAMPTZ, u.capture_ts::TIMESTAMPTZ
     FROM {{ source('bronze', 'orderbook') }} u

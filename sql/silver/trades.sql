@@ -3,7 +3,7 @@
 {#-
   One row per trade, deduplicated by (exchange, symbol, trade_id), with the aggressor side.
 
-  Side (FEATURES.md "Trade side: the aggressor"):
+  Side (docs/features.md "Trade side: the aggressor"):
   - ccxt rows carry ccxt's `side`, which is the taker side: kept as is (lower case).
   - Binance raw rows (bronze side NULL, raw message in info_json): `m` = buyer is maker, so m = true
     is a sell-aggressor trade.
@@ -40,7 +40,7 @@ SELECT
     {{ utc_date('ts') }} AS date,
     ts,
     trade_id,
-    -- Numeric ids order numerically (trades order by (ts, trade_id) in FEATURES.md).
+    -- Numeric ids order numerically (trades order by (ts, trade_id) in docs/features.md).
     TRY_CAST(trade_id AS BIGINT) AS trade_seq,
     side,
     price,

@@ -1,4 +1,4 @@
-"""Full-depth order-book rebuild from bronze `book_updates` (FEATURES.md "Books — what silver serves").
+"""Full-depth order-book rebuild from bronze `book_updates` (docs/features.md "Books — what silver serves").
 
 One call replays the rows of ONE connection of one series, in `seq` order:
 - `snapshot` (a venue (re)load) and `checkpoint` (the whole book the collector held: its own storage
@@ -31,7 +31,7 @@ staleness gap — onto the next served row, so `break_before` / `break_reason` s
 After every applied row: the top `max_levels` levels per side (best first), and per band
 [lo, hi) of `bands` the summed size of levels with d = abs(P − mid)·10000/mid in the band, over the
 WHOLE book, summed from the touch outwards; NaN (NULL) when there is no mid or the side's deepest
-held level lies at d < hi (FEATURES.md's visibility rule with the whole book as what is kept).
+held level lies at d < hi (docs/features.md's visibility rule with the whole book as what is kept).
 
 Sides are kept as sorted arrays with the best level LAST (bids by price, asks by −price), so the
 inserts and deletes near the touch that dominate real streams shift only a few elements.

@@ -1,4 +1,4 @@
-"""Kyle's λ over a trailing time window (FEATURES.md "Sequential": `kyle_lambda`, `kyle_lambda_r2`).
+"""Kyle's λ over a trailing time window (docs/features.md "Sequential": `kyle_lambda`, `kyle_lambda_r2`).
 
 Observation n: r_n = log_return_n, q_n = buy − sell aggressor size of trades with ts in (ts_{n−1}, ts_n].
 Over the observations of snapshots in (t − w, t] of the current segment (w = `kyle_lambda_window`),

@@ -1,4 +1,4 @@
-"""Order-flow imbalance at the touch and across levels (FEATURES.md "Sequential": `ofi`, `mlofi`).
+"""Order-flow imbalance at the touch and across levels (docs/features.md "Sequential": `ofi`, `mlofi`).
 
 Cont–Kukanov–Stoikov, applied to level m of consecutive snapshots n−1, n of one segment:
 

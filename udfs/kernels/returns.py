@@ -1,4 +1,4 @@
-"""Mid-price changes (FEATURES.md "Sequential": `log_return`, `mid_velocity`).
+"""Mid-price changes (docs/features.md "Sequential": `log_return`, `mid_velocity`).
 
 log_return_n = ln(mid_n / mid_{n−1}); mid_velocity_n = (mid_n − mid_{n−1}) / (ts_n − ts_{n−1}) in price
 per second (NULL if Δt = 0). mid = (Pb^1 + Pa^1)/2, NaN when a side is empty. Both are NULL (NaN) at

@@ -1,4 +1,4 @@
-"""Series segmentation: where sequential state restarts (FEATURES.md "Time": the break rule).
+"""Series segmentation: where sequential state restarts (docs/features.md "Time": the break rule).
 
 A snapshot starts a new segment when it is the first row of the series handed to the kernel, when
 silver flags `break_before` (a bronze `events` row: disconnect, gap, resync, overflow ...), or when

@@ -1,4 +1,4 @@
-"""Spread regime (FEATURES.md "Sequential": `spread_pctile`, `spread_regime`).
+"""Spread regime (docs/features.md "Sequential": `spread_pctile`, `spread_regime`).
 
 spread_pctile_t = share of `spread_bps` values of rows with ts in (t − w, t) — open at t, so the
 current row and any row sharing its timestamp are excluded — of the current segment that are

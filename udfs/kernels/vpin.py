@@ -1,4 +1,4 @@
-"""VPIN by volume buckets (FEATURES.md "Sequential": `vpin`).
+"""VPIN by volume buckets (docs/features.md "Sequential": `vpin`).
 
 Trades (or, in `bvc` mode, 1-minute bars) fill buckets of V base units in (ts, trade_id) order; a
 trade larger than the room left is split exactly, the excess carrying into the next bucket(s). Each

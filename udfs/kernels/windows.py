@@ -1,6 +1,6 @@
 """Trailing window sums over (t − h, t] within one segment, exact to the bit across builds.
 
-FEATURES.md "Sequential": `ofi_sum_{h}s`, `mlofi_sum_{h}s`, `rv_{h}s`, `tfi_{h}s`, `trade_volume_{h}s`
+docs/features.md "Sequential": `ofi_sum_{h}s`, `mlofi_sum_{h}s`, `rv_{h}s`, `tfi_{h}s`, `trade_volume_{h}s`
 and the sums behind `kyle_lambda`.
 
 Why not a running sum (add the new row, subtract the row leaving)? Its rounding depends on every row
