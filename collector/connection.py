@@ -270,7 +270,8 @@ class Connection:
     started: float = field(default_factory=time.monotonic)
     carried: dict[tuple[str, str], None] = field(default_factory=dict)
     """The (bronze channel, symbol) series this connection carries, in subscription order: an event
-    of the whole connection names each of them (docs/features.md "Time": an event breaks only what it names)."""
+    of the whole connection names each of them (docs/features.md "Time": an event breaks only what it
+    names)."""
     series_of: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Stale-deadline key -> the series whose data resets it."""
 
