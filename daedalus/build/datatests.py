@@ -222,8 +222,11 @@ def _run(r: Renderer, model_name: str, name: str, sql: str, severity: str, where
         n = int(cur.fetchone()[0])
         sample: list[dict[str, Any]] = []
         if n:
-            # Values as DuckDB prints them: fetching TIMESTAMPTZ into Python would need pytz.
-            cur = r.con().execute(f"SELECT CAST(COLUMNS(*) AS VARCHAR) FROM ({sql}) LIMIT {SAMPLE_ROWS}")
+            # Values as DuckDB prints them: fetching TIMESTAMPTZ into Python would need pytz. Sorted,
+            # so the same failure names the same first rows on every run (a parallel scan does not).
+            cur = r.con().execute(
+                f"SELECT CAST(COLUMNS(*) AS VARCHAR) FROM ({sql}) ORDER BY ALL LIMIT {SAMPLE_ROWS}"
+            )
             names = [d[0] for d in cur.description]
             sample = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
     except duckdb.Error as e:
