@@ -9,9 +9,9 @@ the result identical for any `threads`.
 
 - `daedalus_ofi(bids, asks, prev_bids, prev_asks, levels, alpha)` → STRUCT(ofi, mlofi): row-wise,
   stateless (each row carries its predecessor's books); NULL when the predecessor is NULL.
-- `daedalus_orderbook_seq(series, trades, vpin_points, horizons, ofi_levels, ofi_decay_alpha, staleness_s,
-  kyle_window_s, spread_window_s, tight_pct, wide_pct, dynamic, tight_threshold)` → one struct of
-  lists: ts, seq, seg_start, then one field per column declared in udfs/columns.py;
+- `daedalus_orderbook_seq(series, trades, vpin_points, params)` → one struct of lists: ts, seq,
+  seg_start, then one field per column declared in udfs/columns.py. `params` is one struct with a
+  field per `SequentialParams` key (daedalus/config.py; udfs/columns.py `params_sql` renders it);
   `daedalus_orderbook_seq_books`: the same with each row's first ofi_levels `bids`/`asks` in place of
   `ofi`/`mlofi`, paired against the previous row of the series inside the call
 - `daedalus_vpin_buckets(trades, state_f, state_i, recent_imbalance, recent_volume, recent_dp,
@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 
 from daedalus.udfs import arrow_io as aio
 from daedalus.udfs.arrow_io import F64, LEVEL_SQL, TS
-from daedalus.udfs.columns import SEQUENTIAL, SeqColumn
+from daedalus.udfs.columns import PARAMS_SQL, SEQUENTIAL, SeqColumn
 from daedalus.udfs.kernels.ofi import ofi_mlofi, ofi_pairs
 from daedalus.udfs.series import (
     Book,
@@ -226,10 +226,6 @@ def _seq_result(
 # ------------------------------------------------------------------------------------------- UDFs
 
 
-def _scalar(arr: pa.Array, i: int) -> Any:
-    return arr[i].as_py()
-
-
 def _vpin_points(row: Any) -> tuple[np.ndarray, np.ndarray] | None:
     if not row.is_valid:
         return None
@@ -237,58 +233,15 @@ def _vpin_points(row: Any) -> tuple[np.ndarray, np.ndarray] | None:
     return aio.ts_us(pc.struct_field(rows, "ts")), aio.f64(pc.struct_field(rows, "vpin"))
 
 
-def orderbook_seq_udf(
-    book,
-    trades,
-    vpin_points,
-    horizons,
-    ofi_levels,
-    alpha,
-    staleness,
-    kyle_window,
-    spread_window,
-    tight_pct,
-    wide_pct,
-    dynamic,
-    tight_threshold,
-) -> pa.StructArray:
+def orderbook_seq_udf(book, trades, vpin_points, params) -> pa.StructArray:
     """Arrow entry point of `daedalus_orderbook_seq`: one result row per series row."""
-    cols = [
-        aio.flat(a)
-        for a in (
-            book,
-            trades,
-            horizons,
-            ofi_levels,
-            alpha,
-            staleness,
-            kyle_window,
-            spread_window,
-            tight_pct,
-            wide_pct,
-            dynamic,
-            tight_threshold,
-        )
-    ]
-    book_a, trades_a = cols[0], cols[1]
-    points_a = aio.flat(vpin_points)
+    book_a, trades_a, points_a, params_a = (aio.flat(a) for a in (book, trades, vpin_points, params))
     results: list[dict[str, np.ndarray] | None] = []
     ts_parts: list[np.ndarray] = []
     seq_parts: list[np.ndarray] = []
     n_h = 0
     for i in range(len(book_a)):
-        p = SeqParams(
-            horizons=tuple(int(h) for h in _scalar(cols[2], i)),
-            ofi_levels=int(_scalar(cols[3], i)),
-            ofi_decay_alpha=float(_scalar(cols[4], i)),
-            max_state_staleness_seconds=float(_scalar(cols[5], i)),
-            kyle_lambda_window=int(_scalar(cols[6], i)),
-            spread_regime_window=int(_scalar(cols[7], i)),
-            spread_tight_percentile=float(_scalar(cols[8], i)),
-            spread_wide_percentile=float(_scalar(cols[9], i)),
-            use_dynamic_spread_regime=bool(_scalar(cols[10], i)),
-            tight_spread_threshold=float(_scalar(cols[11], i)),
-        )
+        p = SeqParams(**params_a[i].as_py())
         n_h = len(p.horizons)
         if not book_a[i].is_valid:
             results.append(None)
@@ -451,21 +404,7 @@ def register_all(con: duckdb.DuckDBPyConnection, config: Config | None = None) -
         con.create_function(
             name,
             orderbook_seq_udf,
-            [
-                t(series_sql),
-                t(FLOW_SQL),
-                t(VPIN_POINTS_SQL),
-                t("INTEGER[]"),
-                t("INTEGER"),
-                t("DOUBLE"),
-                t("DOUBLE"),
-                t("INTEGER"),
-                t("INTEGER"),
-                t("DOUBLE"),
-                t("DOUBLE"),
-                t("BOOLEAN"),
-                t("DOUBLE"),
-            ],
+            [t(series_sql), t(FLOW_SQL), t(VPIN_POINTS_SQL), t(PARAMS_SQL)],
             t(SEQ_RETURN_SQL),
             type="arrow",
             null_handling="special",
