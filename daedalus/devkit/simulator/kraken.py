@@ -57,9 +57,12 @@ class FakeKraken(FakeVenue):
     def add_routes(self, app: Any) -> None:
         kraken_routes(app, self.tape, self._pair_dp)
 
-    def configure(self, exchange: Any, symbols: Iterable[str], market: SimulatedMarket | None = None) -> None:
-        exchange.urls["api"]["ws"]["publicV2"] = f"ws://{self.host}:{self.port}/v2"
-        exchange.urls["api"]["public"] = f"http://{self.host}:{self.port}"
+    def exchange_options(self) -> dict[str, Any]:
+        return {"urls": {"api": {"ws": {"publicV2": f"{self.ws_base}/v2"}, "public": self.base_url}}}
+
+    def set_markets(
+        self, exchange: Any, symbols: Iterable[str], market: SimulatedMarket | None = None
+    ) -> None:
         exchange.set_markets(
             [market_structure(s, s.replace("/", ""), tick_of(s, market), {"wsId": s}) for s in symbols]
         )
