@@ -14,10 +14,10 @@ mlofi_sum_5s, …, then ofi_sum_15s, …), which is the model's column order sin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
-from daedalus.config import SequentialParams
+from daedalus.config import EtlConfig, SequentialParams
 
 DEFAULT_HORIZONS = (5, 15, 60, 300, 900)  # features.horizons default, for the generated docs
 
@@ -206,6 +206,8 @@ PARAMS_SQL = (
 
 
 def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
@@ -217,3 +219,38 @@ def params_sql(p: SequentialParams) -> str:
     """`p` as a SQL struct literal of type PARAMS_SQL (what a model passes to the sequential UDF)."""
     fields = ", ".join(f"'{k}': {_literal(getattr(p, k))}" for k in SequentialParams.model_fields)
     return f"{{{fields}}}::{PARAMS_SQL}"
+
+
+@dataclass(frozen=True)
+class VpinParams:
+    """The VPIN kernel's parameters (gold.vpin_buckets), from the etl.features vpin_* keys."""
+
+    bucket_volume: float | None = None
+    """Base units per bucket; None = auto."""
+    window_buckets: int = 50
+    bvc: bool = False
+    sigma_bars: int = 50
+
+    @classmethod
+    def from_config(cls, etl: EtlConfig, symbol: str | None = None) -> VpinParams:
+        volume = etl.feature("vpin_bucket_volume", symbol)
+        f = etl.features
+        return cls(
+            None if volume == "auto" else float(volume),
+            f.vpin_window_buckets,
+            f.vpin_classification == "bvc",
+            f.vpin_bvc_sigma_bars,
+        )
+
+
+_VPIN_SQL_TYPES = {"float | None": "DOUBLE", "int": "INTEGER", "bool": "BOOLEAN"}
+# The one struct argument `params` of `daedalus_vpin_buckets` (bucket_volume NULL = auto).
+VPIN_PARAMS_SQL = (
+    "STRUCT(" + ", ".join(f"{f.name} {_VPIN_SQL_TYPES[str(f.type)]}" for f in fields(VpinParams)) + ")"
+)
+
+
+def vpin_params_sql(p: VpinParams) -> str:
+    """`p` as a SQL struct literal of type VPIN_PARAMS_SQL."""
+    values = ", ".join(f"'{f.name}': {_literal(getattr(p, f.name))}" for f in fields(VpinParams))
+    return f"{{{values}}}::{VPIN_PARAMS_SQL}"

@@ -15,7 +15,8 @@ the result identical for any `threads`.
   `daedalus_orderbook_seq_books`: the same with each row's first ofi_levels `bids`/`asks` in place of
   `ofi`/`mlofi`, paired against the previous row of the series inside the call
 - `daedalus_vpin_buckets(trades, state_f, state_i, recent_imbalance, recent_volume, recent_dp,
-  partition_start, bucket_volume, window_buckets, bvc, sigma_bars)` (bucket_volume NULL = auto)
+  partition_start, params)`: `params` one struct of `VpinParams` (udfs/columns.py; bucket_volume
+  NULL = auto)
 
 Both use null_handling='special': a series without trades, or a first partition without carried
 state, passes NULL and the wrapper treats it as empty; a NULL book gives a NULL result.
@@ -31,14 +32,13 @@ import pyarrow.compute as pc
 
 from daedalus.udfs import arrow_io as aio
 from daedalus.udfs.arrow_io import F64, LEVEL_SQL, TS
-from daedalus.udfs.columns import PARAMS_SQL, SEQUENTIAL, SeqColumn
+from daedalus.udfs.columns import PARAMS_SQL, SEQUENTIAL, VPIN_PARAMS_SQL, SeqColumn, VpinParams
 from daedalus.udfs.kernels.ofi import ofi_mlofi, ofi_pairs
 from daedalus.udfs.series import (
     Book,
     SeqParams,
     Series,
     Trades,
-    VpinParams,
     VpinState,
     series_sequential,
     vpin_partition,
@@ -283,17 +283,7 @@ def ofi_udf(bids, asks, prev_bids, prev_asks, levels, alpha) -> pa.StructArray:
 
 
 def vpin_buckets_udf(
-    trades,
-    state_f,
-    state_i,
-    recent_imbalance,
-    recent_volume,
-    recent_dp,
-    partition_start,
-    bucket_volume,
-    window_buckets,
-    bvc,
-    sigma_bars,
+    trades, state_f, state_i, recent_imbalance, recent_volume, recent_dp, partition_start, params
 ) -> pa.StructArray:
     """Arrow entry point of `daedalus_vpin_buckets`: rows 'open', one per completed bucket, 'state'."""
     cols = [
@@ -306,10 +296,7 @@ def vpin_buckets_udf(
             recent_volume,
             recent_dp,
             partition_start,
-            bucket_volume,
-            window_buckets,
-            bvc,
-            sigma_bars,
+            params,
         )
     ]
     out: dict[str, list] = {f.name: [] for f in VPIN_FIELDS}
@@ -330,13 +317,9 @@ def vpin_buckets_udf(
         is_buy = aio.bools(pc.struct_field(rows, "is_buy"))
         price = aio.f64(pc.struct_field(rows, "price"))
         state = VpinState.from_lists(*(cols[k][i].as_py() for k in range(1, 6)))
-        bv = cols[7][i].as_py()
-        params = VpinParams(
-            bucket_volume=None if bv is None or bv <= 0 else float(bv),
-            window_buckets=int(cols[8][i].as_py()),
-            bvc=bool(cols[9][i].as_py()),
-            sigma_bars=int(cols[10][i].as_py()),
-        )
+        given = cols[7][i].as_py()
+        bv = given["bucket_volume"]
+        params = VpinParams(**{**given, "bucket_volume": None if bv is None or bv <= 0 else float(bv)})
         start = int(pc.cast(start_ts, TS).cast(pa.int64()).as_py())
         part = vpin_partition(ts, amount, is_buy, price, state, params, start)
         k = part.ts.shape[0]
@@ -422,10 +405,7 @@ def register_all(con: duckdb.DuckDBPyConnection, config: Config | None = None) -
                 t("DOUBLE[]"),
                 t("DOUBLE[]"),
                 t("TIMESTAMPTZ"),
-                t("DOUBLE"),
-                t("INTEGER"),
-                t("BOOLEAN"),
-                t("INTEGER"),
+                t(VPIN_PARAMS_SQL),
             ],
             t(VPIN_RETURN_SQL),
             type="arrow",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from daedalus.config import SequentialParams
-from daedalus.udfs.columns import SEQUENTIAL
+from daedalus.udfs.columns import SEQUENTIAL, VpinParams
 from daedalus.udfs.kernels.kyle import kyle_lambda
 from daedalus.udfs.kernels.ofi import ofi_mlofi
 from daedalus.udfs.kernels.returns import mid_prices, mid_returns, touch
@@ -302,15 +302,6 @@ class VpinState:
             recent_volume=np.asarray(vol or [], float),
             recent_dp=np.asarray(dp or [], float),
         )
-
-
-@dataclass(frozen=True)
-class VpinParams:
-    bucket_volume: float | None = None
-    """Base units per bucket; None = auto."""
-    window_buckets: int = 50
-    bvc: bool = False
-    sigma_bars: int = 50
 
 
 @dataclass

@@ -11,7 +11,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from daedalus.udfs.columns import params_sql
+from daedalus.udfs.columns import params_sql, vpin_params_sql
 from daedalus.udfs.register import OFI, ORDERBOOK_SEQ, VPIN_BUCKETS, register_all
 from daedalus.udfs.series import (
     US,
@@ -210,7 +210,7 @@ def test_vpin_udf_carries_state_like_the_kernel(con) -> None:
                  FROM tr WHERE ts >= make_timestamp($1)::TIMESTAMPTZ AND ts < make_timestamp($2)::TIMESTAMPTZ)
       SELECT {{'kind': r.kind, 'vpin': r.vpin, 'state_f': r.state_f, 'state_i': r.state_i,
                'recent_imbalance': r.recent_imbalance, 'recent_volume': r.recent_volume, 'recent_dp': r.recent_dp}}
-      FROM (SELECT {VPIN_BUCKETS}(l, $3, $4, $5, $6, $7, make_timestamp($1)::TIMESTAMPTZ, 25.0, 7, false, 50) AS r
+      FROM (SELECT {VPIN_BUCKETS}(l, $3, $4, $5, $6, $7, make_timestamp($1)::TIMESTAMPTZ, {vpin_params_sql(VpinParams(25.0, 7))}) AS r
             FROM d)"""
     # fetchall, not fetchone: a result left streaming keeps UDF tasks alive (see the fixture)
     r0 = con.execute(sql, [T0, T0 + day, None, None, None, None, None]).fetchall()[0][0]

@@ -143,3 +143,20 @@ def test_a_symbols_override_reaches_its_params_struct() -> None:
     assert etl.sequential_params("ETH/USDT").tight_spread_threshold == 0.002
     assert etl.sequential_params("BTC/USDT").tight_spread_threshold == etl.features.tight_spread_threshold
     assert etl.sequential_params().horizons == etl.features.horizons
+
+
+def test_vpin_params_come_from_the_vpin_keys_as_one_struct() -> None:
+    import duckdb
+
+    from daedalus.config import EtlConfig
+    from daedalus.udfs.columns import VpinParams, vpin_params_sql
+
+    etl = EtlConfig(
+        features={"vpin_window_buckets": 7, "vpin_classification": "bvc", "vpin_bvc_sigma_bars": 9},
+        symbols={"ETH/USDT": {"vpin_bucket_volume": 25}},
+    )
+    assert VpinParams.from_config(etl) == VpinParams(None, 7, True, 9)  # auto: NULL in SQL
+    eth = VpinParams.from_config(etl, "ETH/USDT")
+    assert eth == VpinParams(25.0, 7, True, 9)
+    for p in (VpinParams.from_config(etl), eth):
+        assert VpinParams(**duckdb.sql(f"SELECT {vpin_params_sql(p)}").fetchone()[0]) == p
