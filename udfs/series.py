@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from daedalus.config import SequentialParams
+from daedalus.udfs.columns import SEQUENTIAL, VpinParams
 from daedalus.udfs.kernels.kyle import kyle_lambda
 from daedalus.udfs.kernels.ofi import ofi_mlofi
 from daedalus.udfs.kernels.returns import mid_prices, mid_returns, touch
@@ -31,18 +33,8 @@ BVC_BAR_US = 60 * US
 BUCKETS_PER_DAY = 50  # docs/features.md: auto V = previous day's volume / 50
 
 
-@dataclass(frozen=True)
-class SeqParams:
-    horizons: tuple[int, ...] = (5, 15, 60, 300, 900)
-    ofi_levels: int = 10
-    ofi_decay_alpha: float = 0.5
-    max_state_staleness_seconds: float = 300.0
-    kyle_lambda_window: int = 300
-    spread_regime_window: int = 300
-    spread_tight_percentile: float = 0.2
-    spread_wide_percentile: float = 0.8
-    use_dynamic_spread_regime: bool = True
-    tight_spread_threshold: float = 0.0001
+# The kernels' parameters: declared once, as config keys of etl.features (daedalus/config.py).
+SeqParams = SequentialParams
 
 
 @dataclass
@@ -210,10 +202,8 @@ def series_sequential(
         spread_bps = spread / mid * 1e4
     if p.use_dynamic_spread_regime:
         pctile = spread_percentile(ts, seg, spread_bps, np.int64(p.spread_regime_window * US))
-        regime = spread_regime_dynamic(pctile, p.spread_tight_percentile, p.spread_wide_percentile)
     else:
         pctile = np.full(n, np.nan)
-        regime = spread_regime_static(spread, mid, p.tight_spread_threshold)
 
     out: dict[str, np.ndarray] = {
         "seg_start": starts,
@@ -225,25 +215,19 @@ def series_sequential(
         "kyle_lambda_r2": r2,
         "spread_pctile": pctile,
     }
-    # docs/features.md: the first value after a break of the book is NULL for the book-derived columns.
-    # Trade windows (tfi, trade_volume) do not restart there, and VPIN restarts at no break.
-    for key in (
-        "log_return",
-        "mid_velocity",
-        "ofi",
-        "mlofi",
-        "kyle_lambda",
-        "kyle_lambda_r2",
-        "spread_pctile",
-    ):
-        out[key][starts] = np.nan
-    for key in ("ofi_sum", "mlofi_sum", "rv"):
-        out2d[key][:, starts] = np.nan
-    if p.use_dynamic_spread_regime:
-        regime = regime.copy()
-        regime[starts] = -1
-    out["spread_regime"] = regime
     out.update(out2d)
+    # docs/features.md "Time": the first value after a break of the book is NULL for the columns
+    # declared `null_at_break` (udfs/columns.py); a 2-D column holds one row per horizon.
+    for c in SEQUENTIAL:
+        if c.null_at_break:
+            out[c.name][..., starts] = np.nan
+    # The regime follows the percentile, NULLs included; the static one needs no history.
+    if p.use_dynamic_spread_regime:
+        out["spread_regime"] = spread_regime_dynamic(
+            out["spread_pctile"], p.spread_tight_percentile, p.spread_wide_percentile
+        )
+    else:
+        out["spread_regime"] = spread_regime_static(spread, mid, p.tight_spread_threshold)
     if vpin_points is not None:
         out["vpin"] = vpin_as_of(ts, vpin_points[0], vpin_points[1])
     else:
@@ -318,15 +302,6 @@ class VpinState:
             recent_volume=np.asarray(vol or [], float),
             recent_dp=np.asarray(dp or [], float),
         )
-
-
-@dataclass(frozen=True)
-class VpinParams:
-    bucket_volume: float | None = None
-    """Base units per bucket; None = auto."""
-    window_buckets: int = 50
-    bvc: bool = False
-    sigma_bars: int = 50
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -29,13 +29,18 @@ def _ms(value: str, option: str) -> int:
 
 def backfill_command(
     ctx: typer.Context,
-    exchange: str = typer.Option(..., "--exchange", help="ccxt exchange id, e.g. binance, kraken."),
-    symbol: str = typer.Option(..., "--symbol", help="ccxt symbol, e.g. BTC/USDT."),
-    start: str = typer.Option(..., "--start", help="First trade time, ISO (UTC unless an offset is given)."),
-    end: str = typer.Option(..., "--end", help="End time (exclusive), ISO."),
-    page_timeout: float = typer.Option(
-        600.0, "--page-timeout", help="Seconds one page may wait on the venue's 429/418 before giving up."
-    ),
+    exchange: Annotated[str, typer.Option("--exchange", help="ccxt exchange id, e.g. binance, kraken.")],
+    symbol: Annotated[str, typer.Option("--symbol", help="ccxt symbol, e.g. BTC/USDT.")],
+    start: Annotated[
+        str, typer.Option("--start", help="First trade time, ISO (UTC unless an offset is given).")
+    ],
+    end: Annotated[str, typer.Option("--end", help="End time (exclusive), ISO.")],
+    page_timeout: Annotated[
+        float,
+        typer.Option(
+            "--page-timeout", help="Seconds one page may wait on the venue's 429/418 before giving up."
+        ),
+    ] = 600.0,
 ) -> None:
     """Fetch a venue's trade history over REST into raw segments (then `daedalus land`), marked source='rest'.
 

@@ -56,10 +56,14 @@ class FakeKraken(FakeVenue):
         self._dp: dict[str, int] = {}  # price decimals per symbol
         self.tape = TradeTape()  # every trade published (by pair id), served by /0/public/Trades
         self._pair_dp: dict[str, int] = {}
+        self._ticks: dict[str, float] = {}  # price tick per symbol given to configure()
         self.recorded_snapshots: dict[str, dict] = {}
 
     def add_routes(self, app: Any) -> None:
         kraken_routes(app, self.tape, self._pair_dp)
+
+    def exchange_options(self) -> dict[str, Any]:
+        return {"urls": {"api": {"ws": {"publicV2": f"{self.ws_base}/v2"}, "public": self.base_url}}}
 
     def configure(
         self,
@@ -69,9 +73,13 @@ class FakeKraken(FakeVenue):
         ticks: dict[str, float] | None = None,
     ) -> None:
         """`ticks`: price tick per symbol where no simulated market gives it (recorded frames)."""
-        exchange.urls["api"]["ws"]["publicV2"] = f"ws://{self.host}:{self.port}/v2"
-        exchange.urls["api"]["public"] = f"http://{self.host}:{self.port}"
-        tick = lambda s: (ticks or {}).get(s) or tick_of(s, market)  # noqa: E731
+        self._ticks = dict(ticks or {})
+        super().configure(exchange, symbols, market)
+
+    def set_markets(
+        self, exchange: Any, symbols: Iterable[str], market: SimulatedMarket | None = None
+    ) -> None:
+        tick = lambda s: self._ticks.get(s) or tick_of(s, market)  # noqa: E731
         exchange.set_markets([market_structure(s, s.replace("/", ""), tick(s), {"wsId": s}) for s in symbols])
 
     def load_market(self, market: SimulatedMarket) -> None:
