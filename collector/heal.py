@@ -152,6 +152,10 @@ class TradeHealer:
                     interval_start=before.capture_ts,
                     interval_end=after.capture_ts,
                     detail=outcome.detail,
+                    # stamped at the gap's end, not when the heal finished: the event then lands in
+                    # the date partition of the break it heals (a heal that ends past midnight would
+                    # otherwise sit in the next day's events, which that day's build never reads)
+                    capture_ts=after.capture_ts,
                 ),
             )
         )
