@@ -29,7 +29,9 @@ def _ms(value: str, option: str) -> int:
 
 def backfill_command(
     ctx: typer.Context,
-    exchange: str = typer.Option(..., "--exchange", help="ccxt exchange id, e.g. binance, kraken."),
+    exchange: str = typer.Option(
+        ..., "--exchange", help="ccxt exchange id: binance, okx, kraken, coinbase, bybit (last 60 only)."
+    ),
     symbol: str = typer.Option(..., "--symbol", help="ccxt symbol, e.g. BTC/USDT."),
     start: str = typer.Option(..., "--start", help="First trade time, ISO (UTC unless an offset is given)."),
     end: str = typer.Option(..., "--end", help="End time (exclusive), ISO."),
@@ -42,6 +44,8 @@ def backfill_command(
     Resumable after kill -9 (a cursor in _state/backfill/ moves only after each page is durable) and
     idempotent (a finished range writes nothing again); waits as the venue says on 429/418.
     Binance pages its history by id only with an API key: set BINANCE_API_KEY (read-only is enough).
+    Bybit serves only its last 60 trades: the older part of a range is reported unavailable (exit 6),
+    after what it serves is written. Per-venue table: docs/exchanges.md "Healing and backfill".
 
     Example: daedalus backfill --exchange binance --symbol BTC/USDT --start 2024-08-08 --end 2024-08-09
     """
@@ -68,7 +72,7 @@ def backfill_command(
     task = bar.add_task("backfill", total=end_ms - start_ms, rows=0, pages=0)
 
     def show(p: Any) -> None:
-        done = (end_ms - start_ms) if p.done else p.at_ms - start_ms
+        done = (end_ms - start_ms) if p.done else p.covered_ms
         bar.update(task, completed=done, rows=p.rows, pages=p.pages)
 
     with bar:
@@ -86,6 +90,11 @@ def backfill_command(
     typer.echo(
         f"backfill {exchange} {symbol}: {prog.rows} rows in {prog.pages} pages; run `daedalus land` next"
     )
+    if prog.unavailable:
+        from daedalus.errors import ExchangeError
+
+        # what the venue serves is written; the rest of the range cannot be had from it
+        raise ExchangeError(f"backfill {exchange} {symbol}: incomplete: {prog.unavailable}")
 
 
 def register(app: typer.Typer) -> None:

@@ -25,8 +25,8 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
             ConfigError.exit_code,
         ),
         (
-            ["--exchange", "bybit", "--start", "2024-08-08", "--end", "2024-08-09"],
-            "bybit serves no trade history",
+            ["--exchange", "gate", "--start", "2024-08-08", "--end", "2024-08-09"],
+            "gate serves no trade history",
             ExchangeError.exit_code,
         ),
         (
