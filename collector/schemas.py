@@ -99,8 +99,9 @@ BOOK_UPDATE_KINDS = ("snapshot", "delta", "checkpoint")
 
 # `backfill`: trades fetched over REST for a break of a trades series (collector/heal.py): `count` =
 # rows written, interval_start/interval_end = receive times of the socket's last trade before and
-# first trade after the gap (its capture_ts = interval_end: it lands in the break's date partition), `detail` starts with "complete" (the gap is closed: the build no longer
-# counts break events of that series inside the interval) or "partial" (with the rows missing if known).
+# first trade after the gap (its capture_ts = interval_end: it lands in the break's date partition),
+# `detail` starts with "complete" (the gap is closed: the build no longer counts break events of that
+# series inside the interval) or "partial" (with the rows missing if known).
 # One row per connect, disconnect (with close code), subscribe ack, resync, sequence gap, stale
 # stream, queue overflow (with the count dropped), snapshot truncation, quarantined record.
 EVENTS = pa.schema(
