@@ -36,7 +36,7 @@ from typing import Any
 from daedalus.collector.ccxt_rows import SOURCE, trade_row
 from daedalus.collector.connection import envelope
 from daedalus.collector.heal import fetch_page
-from daedalus.collector.schemas import TRADES
+from daedalus.collector.schemas import SCHEMAS
 from daedalus.collector.venues import ccxt_exchange_class, ccxt_venue, check_symbols
 from daedalus.errors import ExchangeError
 from daedalus.fsio import fsync_dir
@@ -67,7 +67,7 @@ def state_file(root: Path, exchange: str, symbol: str, start_ms: int, end_ms: in
     return root / "_state" / "backfill" / exchange / f"{safe}_{start_ms}_{end_ms}.json"
 
 
-def _write_json_durably(path: Path, doc: dict) -> None:
+def write_json_durably(path: Path, doc: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w") as f:
@@ -78,18 +78,20 @@ def _write_json_durably(path: Path, doc: dict) -> None:
     fsync_dir(path.parent)
 
 
-def _write_segment(root: Path, exchange: str, symbol: str, rows: list[dict]) -> Path:
+def write_segment(
+    root: Path, exchange: str, symbol: str, rows: list[dict], channel: str = "trades", key: str = ""
+) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     first = rows[0]
-    key = f"{exchange}|{symbol}|{first['trade_id']}|{first['timestamp']}".encode()
+    key = f"{exchange}|{symbol}|{key or first['trade_id']}|{first['timestamp']}"
     when = dt.datetime.fromtimestamp(first["timestamp"] / 1e9, tz=dt.UTC)
-    name = f"segment_{when:%Y%m%dT%H%M%S%fZ}_bf{hashlib.sha256(key).hexdigest()[:12]}.parquet"
-    out = root / "raw" / "ready" / SOURCE / "trades"
+    name = f"segment_{when:%Y%m%dT%H%M%S%fZ}_bf{hashlib.sha256(key.encode()).hexdigest()[:12]}.parquet"
+    out = root / "raw" / "ready" / SOURCE / channel
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f".{name}.tmp"
-    pq.write_table(pa.Table.from_pylist(rows, schema=TRADES), tmp)
+    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMAS[channel]), tmp)
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, out / name)  # the same page again replaces itself: no duplicate rows
@@ -314,13 +316,13 @@ async def run_backfill(
                     row = trade_row(t, envelope(now, exchange_id, symbol, conn_id, seq))
                     row["source"] = "rest"
                     rows.append(row)
-                _write_segment(root, exchange_id, symbol, rows)
+                write_segment(root, exchange_id, symbol, rows)
                 prog.rows += len(rows)
             prog.pages += 1
             prog.at_ms, prog.done, prog.unavailable = pager.at_ms, pager.done, pager.unavailable
             # the page's segment is durable before the cursor moves past it
             doc = {**pager.state, "at_ms": prog.at_ms, "rows": prog.rows, "pages": prog.pages}
-            _write_json_durably(state_path, {**doc, "done": prog.done, "unavailable": prog.unavailable})
+            write_json_durably(state_path, {**doc, "done": prog.done, "unavailable": prog.unavailable})
             if on_progress:
                 on_progress(prog)
         return prog

@@ -260,12 +260,17 @@ async def fetch_page(
 ) -> list:
     """One page of ccxt's `fetch_trades` (its rate limiter applies); a 429/418 waits as the venue
     says (Retry-After), within `deadline` (monotonic), else raises."""
+    return await polite(ex, lambda: ex.fetch_trades(symbol, since, limit, dict(params)), deadline, on_wait)
+
+
+async def polite(ex: Any, call: Any, deadline: float, on_wait: Any = None) -> list:
+    """`await call()` (a ccxt REST method), waiting out 429/418 as the venue says within `deadline`."""
     import ccxt
 
     backoff = Backoff(1.0, 60.0)
     while True:
         try:
-            return list(await ex.fetch_trades(symbol, since, limit, dict(params)))
+            return list(await call())
         except (ccxt.DDoSProtection, ccxt.RateLimitExceeded) as e:
             retry = retry_after_from_headers(getattr(ex, "last_response_headers", None))
             status = 418 if "418" in str(e) else 429

@@ -38,6 +38,12 @@ def backfill_command(
     page_timeout: float = typer.Option(
         600.0, "--page-timeout", help="Seconds one page may wait on the venue's 429/418 before giving up."
     ),
+    ohlcv: str | None = typer.Option(
+        None,
+        "--ohlcv",
+        help="Fetch candles of this ccxt timeframe (e.g. 1m) into the bronze `ohlcv` channel instead of "
+        "trades: for a venue with no trade history that far back (Bybit).",
+    ),
 ) -> None:
     """Fetch a venue's trade history over REST into raw segments (then `daedalus land`), marked source='rest'.
 
@@ -75,20 +81,22 @@ def backfill_command(
         done = (end_ms - start_ms) if p.done else p.covered_ms
         bar.update(task, completed=done, rows=p.rows, pages=p.pages)
 
+    kw: dict[str, Any] = {
+        "configure": CONFIGURE.get(exchange),
+        "on_progress": show,
+        "page_deadline_s": page_timeout,
+    }
     with bar:
-        prog = asyncio.run(
-            run_backfill(
-                Path(root),
-                exchange,
-                symbol,
-                start_ms,
-                end_ms,
-                configure=CONFIGURE.get(exchange),
-                on_progress=show,
-            )
-        )
+        if ohlcv is not None:
+            from daedalus.collector.backfill_ohlcv import run_ohlcv_backfill
+
+            job = run_ohlcv_backfill(Path(root), exchange, symbol, ohlcv, start_ms, end_ms, **kw)
+        else:
+            job = run_backfill(Path(root), exchange, symbol, start_ms, end_ms, **kw)
+        prog = asyncio.run(job)
+    what = f"{ohlcv} bars" if ohlcv is not None else "rows"
     typer.echo(
-        f"backfill {exchange} {symbol}: {prog.rows} rows in {prog.pages} pages; run `daedalus land` next"
+        f"backfill {exchange} {symbol}: {prog.rows} {what} in {prog.pages} pages; run `daedalus land` next"
     )
     if prog.unavailable:
         from daedalus.errors import ExchangeError

@@ -311,3 +311,70 @@ def test_backfill_cli_bybit_says_what_is_unavailable_in_one_line(
     assert "60 rows in 1 pages" in out
     assert len(err.strip().splitlines()) == 1 and "incomplete: trades from 2024-08-08T00:00:00.000Z" in err
     assert len(_rows(tmp_path)) == 60
+
+
+def test_backfill_ohlcv_where_trades_are_not_served_bybit_klines(tmp_path: Path) -> None:
+    """Bybit serves only its last 60 trades, but its klines go back: `--ohlcv 1m` writes the bars
+    of the range (1000 a page) into the `ohlcv` channel; stopped after a page and resumed, the same
+    bars; landed into bronze/ohlcv."""
+    from daedalus.collector.backfill_ohlcv import run_ohlcv_backfill
+    from daedalus.devkit.simulator.bybit import FakeBybit
+
+    start, end = DAY_MS + 30_000, DAY_MS + 20 * 3_600_000  # the first bar opens at 00:01
+    market = SimulatedMarket({"BTC/USDT": 60_000.0}, seed=9, start_ms=DAY_MS - 600_000, step_ms=10_000)
+    tape = _tape(market, end + 600_000)
+
+    async def main() -> FakeBybit:
+        server = await FakeBybit().start()
+        try:
+            for t in tape:
+                server.tape.add("BTCUSDT", t)
+
+            def configure(ex: object) -> None:
+                server.configure(ex, ["BTC/USDT"])
+                ex.rateLimit = 1  # type: ignore[attr-defined]
+
+            def crash_at_1(p: object) -> None:
+                if p.pages == 1:  # type: ignore[attr-defined]
+                    raise _Crash
+
+            args = ("bybit", "BTC/USDT", "1m", start, end)
+            with pytest.raises(_Crash):
+                await run_ohlcv_backfill(tmp_path / "a", *args, configure=configure, on_progress=crash_at_1)
+            await run_ohlcv_backfill(tmp_path / "a", *args, configure=configure)
+            whole = await run_ohlcv_backfill(tmp_path / "b", *args, configure=configure)
+            assert whole.pages >= 2 and whole.done
+            return server
+        finally:
+            await server.stop()
+
+    server = asyncio.run(main())
+    want: dict[int, list[float]] = {}  # an independent aggregation of the tape into 1-minute bars
+    for t in tape:
+        m = t.ts_ms // 60_000 * 60_000
+        if DAY_MS + 60_000 <= m < end:
+            b = want.setdefault(m, [t.price, t.price, t.price, t.price, 0.0])
+            b[1], b[2], b[3], b[4] = max(b[1], t.price), min(b[2], t.price), t.price, b[4] + t.qty
+
+    def bars(root: Path) -> list[tuple]:
+        files = sorted((root / "raw" / "ready" / "ccxt" / "ohlcv").glob("segment_*.parquet"))
+        t = pa.concat_tables([pq.read_table(f) for f in files])
+        t = t.set_column(t.schema.get_field_index("timestamp"), "timestamp", t["timestamp"].cast(pa.int64()))
+        cols = ["timestamp", "timeframe", "open", "high", "low", "close", "volume", "source", "symbol"]
+        return sorted(zip(*(t.column(c).to_pylist() for c in cols), strict=True))
+
+    got = bars(tmp_path / "a")
+    assert got == bars(tmp_path / "b")  # resumed = uninterrupted, each bar once
+    rows = {r[0] // 1_000_000: list(r[2:7]) for r in got}
+    assert sorted(rows) == sorted(want) and len(want) > 1000
+    for m, b in want.items():
+        assert rows[m] == pytest.approx(b, rel=1e-9, abs=1e-8)
+    assert {(r[1], r[7], r[8]) for r in got} == {("1m", "rest", "BTC/USDT")}
+    assert all(p == "/v5/market/kline" and q["interval"] == "1" for p, q in server.tape.requests)
+
+    from daedalus.config import load_config
+    from daedalus.land.lander import land_any
+
+    land_any(load_config(None, {"storage.root": str(tmp_path / "b")}, environ={}))
+    landed = sorted((tmp_path / "b" / "bronze" / "ohlcv").glob("exchange=bybit/date=*/*.parquet"))
+    assert sum(pq.read_metadata(f).num_rows for f in landed) == len(want)
