@@ -8,7 +8,9 @@ the socket already delivered is dropped by trade id; the rest go to bronze `trad
 `source = 'rest'`, and one `backfill` event says the range, the rows written and whether the gap is
 closed ("complete") or not ("partial", with the rows missing when the ids tell). The task respects
 ccxt's rate limiter and the venue's 429/418 Retry-After, stops at `ingestion.heal_seconds`, and
-stages its rows only while the live feed's staging deque is mostly empty: it never delays the feed.
+stages its rows only while the live feed's staging deque and the queue are mostly empty: it never
+delays the feed. Trades an overflow dropped (the emitter's `drop_listeners`) are healed the same way
+once no trade has been dropped for a second: the range they span is fetched like a gap's.
 """
 
 from __future__ import annotations
@@ -63,6 +65,12 @@ class TradeHealer:
         self.tasks: set[asyncio.Task] = set()
         self.outcomes: list[Outcome] = []
         self.enabled = self.venue.trade_history is not None and self.heal_seconds > 0
+        # trades the socket delivered but an overflow dropped (staging deque or queue full), per
+        # symbol: (trade id, exchange ms, receive ns); healed once the pressure is over
+        self.dropped: dict[str, list[tuple[str | None, int | None, int]]] = {}
+        self._last_drop = 0.0
+        if self.enabled:
+            collector.emitter.drop_listeners.append(self.lost)
 
     # ---- called from the capture hook (synchronously) ----
     def saw(self, symbol: str | None, trade: Any, capture_ts: int) -> None:
@@ -87,6 +95,48 @@ class TradeHealer:
             task = asyncio.ensure_future(self._heal(symbol, before, edge))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
+
+    # ---- called by the emitter for every record an overflow drops ----
+    def lost(self, record: Any) -> None:
+        row = record.row
+        if record.channel != "trades" or record.source != SOURCE or row.get("source") == "rest":
+            return  # not a socket trade of ours (a healed row dropped again is not chased again)
+        symbol = row.get("symbol")
+        if symbol is None or row.get("exchange") != self.c.exchange_id:
+            return
+        tid = row.get("trade_id")
+        ts = row.get("timestamp")
+        self.dropped.setdefault(symbol, []).append(
+            (tid, None if ts is None else ts // 1_000_000, row["capture_ts"])
+        )
+        self._last_drop = time.monotonic()
+        if len(self.dropped[symbol]) == 1:
+            task = asyncio.ensure_future(self._heal_dropped(symbol))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _heal_dropped(self, symbol: str) -> None:
+        """Once no trade has been dropped for a second (the overflow is over and reported) and there
+        is room, fetch the range the dropped trades span like a gap's."""
+        deadline = time.monotonic() + self.heal_seconds
+        while time.monotonic() < deadline and time.monotonic() - self._last_drop < 1.0:
+            await asyncio.sleep(0.1)
+        await self._room()
+        lost = self.dropped.pop(symbol, [])
+        if not lost:
+            return
+        seen = self._seen_set.get(symbol, set())
+        for tid, _, _ in lost:
+            seen.discard(tid)  # the socket delivered it, but it was never written: fetch it
+        nums = [int(t) for t, _, _ in lost if t is not None and t.isdigit()]
+        times = [ms for _, ms, _ in lost if ms is not None]
+        first = min(cap for _, _, cap in lost)
+        lo, hi = (min(nums) - 1, max(nums) + 1) if len(nums) == len(lost) else (None, None)
+        # the edges just outside the dropped range; the interval runs from the first drop to now,
+        # after the overflow events were written, so it covers them (what the build reads)
+        before = Edge(None if lo is None else str(lo), min(times, default=None), first)
+        after = Edge(None if hi is None else str(hi), max(times, default=None), time.time_ns())
+        await self._heal(symbol, before, after)
 
     # ---- called when a trades session ends ----
     def broke(self, symbols: list[str]) -> None:
@@ -129,14 +179,14 @@ class TradeHealer:
         new = [t for tid, t in ordered if tid not in seen and in_gap(tid, t)]
         seq = 0
         for trade in new:
-            while self.c.emitter.staged > self.c.emitter.staging_limit // 4:
-                await asyncio.sleep(0.01)  # the live feed first
+            await self._room()
             seq += 1
             row = trade_row(trade, envelope(time.time_ns(), self.c.exchange_id, symbol, conn_id, seq))
             row["source"] = "rest"
             self.c.emitter.emit_nowait(Record(SOURCE, "trades", row))
         outcome = self._judge(before, after, fetched, len(new), error, time.monotonic() > deadline)
         self.outcomes.append(outcome)
+        await self._room()
         self.c.emitter.emit_nowait(
             Record(
                 SOURCE,
@@ -159,6 +209,14 @@ class TradeHealer:
                 ),
             )
         )
+
+    async def _room(self) -> None:
+        """The live feed first: stage a healed row only while the staging deque is under a quarter
+        full and the queue under half (a row the queue refused would be lost again)."""
+        emitter = self.c.emitter
+        queue = emitter.queue
+        while emitter.staged > emitter.staging_limit // 4 or queue.qsize() > queue.maxsize // 2:
+            await asyncio.sleep(0.01)
 
     def _judge(
         self, before: Edge, after: Edge, fetched: dict, rows: int, error: str | None, timed_out: bool

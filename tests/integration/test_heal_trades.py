@@ -127,6 +127,67 @@ def test_binance_without_api_key_heals_from_the_last_1000(tmp_path: Path) -> Non
     assert paths == {"/api/v3/trades"}  # no key: never the keyed historicalTrades
 
 
+def test_trades_an_overflow_dropped_are_fetched_again(tmp_path: Path) -> None:
+    """A burst faster than the writer overflows a tiny queue: the trades it dropped (the socket had
+    delivered them) are fetched over REST once the burst is over; bronze holds the whole tape and a
+    complete `backfill` event covers each trades `overflow` event (what the build reads)."""
+    market = SimulatedMarket({"BTC/USDT": 60_000.0, "ETH/USDT": 3_000.0}, seed=6)
+    config = make_config(
+        tmp_path,
+        exchanges=["binance"],
+        symbols=SYMBOLS,
+        channels=["trades"],
+        queue_maxsize=100,
+        backpressure_timeout_seconds=0,
+        batch_size=5000,
+    )
+
+    async def main() -> FakeBinance:
+        server = await FakeBinance().start()
+        server.load_market(market)
+
+        async def scenario(emitter: Emitter) -> None:
+            await server.wait_subscribed(["btcusdt@trade", "ethusdt@trade"])
+            await server.run_market(market, steps=1500, interval=0)  # flat out
+
+            def written() -> int:  # socket trades the queue took + healed ones
+                c = emitter.counters.get(("ccxt", "trades"))
+                return 0 if c is None else c.accepted
+
+            tape = sum(len(v) for v in server.tape.trades.values())
+            # a quiet second, then the heal's REST pages, staged a few at a time
+            await wait_until(lambda: written() >= tape, 30, "the dropped trades fetched again")
+            await asyncio.sleep(0.5)
+
+        def configure(ex: Any) -> None:
+            server.configure(ex, SYMBOLS)
+            ex.apiKey = "k"
+            ex.rateLimit = 1
+
+        try:
+            await run_pipeline(config, scenario, configure={"binance": configure})
+        finally:
+            await server.stop()
+        return server
+
+    server = asyncio.run(main())
+    trades = rows(tmp_path, "ccxt", "trades")
+    events = rows(tmp_path, "ccxt", "events")
+    overflow = [e for e in events if e["event_type"] == "overflow" and e["channel"] == "trades"]
+    assert sum(e["count"] for e in overflow) > 0, "the burst did not overflow"
+    fills = [e for e in events if e["event_type"] == "backfill"]
+    assert fills and all(f["detail"].startswith("complete") for f in fills), fills
+    for symbol in SYMBOLS:
+        tape = [t.trade_id for t in server.tape.trades[binance_id(symbol)]]
+        assert sorted(int(t["trade_id"]) for t in trades if t["symbol"] == symbol) == tape
+    for e in overflow:
+        assert any(
+            f["symbol"] == e["symbol"] and f["interval_start"] <= e["capture_ts"] <= f["interval_end"]
+            for f in fills
+        ), e
+    assert sum(t["source"] == "rest" for t in trades) == sum(f["count"] for f in fills)
+
+
 VENUE_FAKES = {
     "bybit": (FakeBybit, "publicTrade.BTCUSDT"),
     "okx": (FakeOkx, "trades:BTC-USDT"),
