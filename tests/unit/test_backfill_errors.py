@@ -40,6 +40,11 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
             ExchangeError.exit_code,
         ),
         (
+            ["--exchange", "bybit", "--ohlcv", "7q", "--start", "2024-08-08", "--end", "2024-08-09"],
+            "--ohlcv '7q' is not a bybit timeframe",
+            ExchangeError.exit_code,
+        ),
+        (
             ["--exchange", "kraken", "--start", "2024-08-09", "--end", "2024-08-08"],
             "--end",
             ExchangeError.exit_code,
