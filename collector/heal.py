@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from daedalus.collector.backoff import Backoff, retry_after_from_headers
@@ -46,6 +46,33 @@ class Edge:
 
 
 @dataclass
+class Dropped:
+    """The trades of one symbol an overflow dropped, in constant memory: the range they span and the
+    most recent ids (to take back from the delivered set, which is as bounded)."""
+
+    first_capture: int
+    lo_id: int | None = None
+    hi_id: int | None = None
+    lo_ms: int | None = None
+    hi_ms: int | None = None
+    all_numbered: bool = True
+    ids: deque[str] = field(default_factory=lambda: deque(maxlen=_SEEN_IDS))
+
+    def add(self, tid: str | None, ms: int | None) -> None:
+        if tid is not None:
+            self.ids.append(tid)
+        if tid is not None and tid.isdigit():
+            n = int(tid)
+            self.lo_id = n if self.lo_id is None else min(self.lo_id, n)
+            self.hi_id = n if self.hi_id is None else max(self.hi_id, n)
+        else:
+            self.all_numbered = False
+        if ms is not None:
+            self.lo_ms = ms if self.lo_ms is None else min(self.lo_ms, ms)
+            self.hi_ms = ms if self.hi_ms is None else max(self.hi_ms, ms)
+
+
+@dataclass
 class Outcome:
     rows: int
     complete: bool
@@ -66,8 +93,8 @@ class TradeHealer:
         self.outcomes: list[Outcome] = []
         self.enabled = self.venue.trade_history is not None and self.heal_seconds > 0
         # trades the socket delivered but an overflow dropped (staging deque or queue full), per
-        # symbol: (trade id, exchange ms, receive ns); healed once the pressure is over
-        self.dropped: dict[str, list[tuple[str | None, int | None, int]]] = {}
+        # symbol; healed once the pressure is over
+        self.dropped: dict[str, Dropped] = {}
         self._last_drop = 0.0
         if self.enabled:
             collector.emitter.drop_listeners.append(self.lost)
@@ -104,16 +131,15 @@ class TradeHealer:
         symbol = row.get("symbol")
         if symbol is None or row.get("exchange") != self.c.exchange_id:
             return
-        tid = row.get("trade_id")
-        ts = row.get("timestamp")
-        self.dropped.setdefault(symbol, []).append(
-            (tid, None if ts is None else ts // 1_000_000, row["capture_ts"])
-        )
-        self._last_drop = time.monotonic()
-        if len(self.dropped[symbol]) == 1:
+        drops = self.dropped.get(symbol)
+        if drops is None:
+            drops = self.dropped[symbol] = Dropped(row["capture_ts"])
             task = asyncio.ensure_future(self._heal_dropped(symbol))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
+        ts = row.get("timestamp")
+        drops.add(row.get("trade_id"), None if ts is None else ts // 1_000_000)
+        self._last_drop = time.monotonic()
 
     async def _heal_dropped(self, symbol: str) -> None:
         """Once no trade has been dropped for a second (the overflow is over and reported) and there
@@ -122,20 +148,17 @@ class TradeHealer:
         while time.monotonic() < deadline and time.monotonic() - self._last_drop < 1.0:
             await asyncio.sleep(0.1)
         await self._room()
-        lost = self.dropped.pop(symbol, [])
-        if not lost:
-            return
+        d = self.dropped.pop(symbol)
         seen = self._seen_set.get(symbol, set())
-        for tid, _, _ in lost:
+        for tid in d.ids:
             seen.discard(tid)  # the socket delivered it, but it was never written: fetch it
-        nums = [int(t) for t, _, _ in lost if t is not None and t.isdigit()]
-        times = [ms for _, ms, _ in lost if ms is not None]
-        first = min(cap for _, _, cap in lost)
-        lo, hi = (min(nums) - 1, max(nums) + 1) if len(nums) == len(lost) else (None, None)
+        lo = hi = None
+        if d.all_numbered and d.lo_id is not None and d.hi_id is not None:
+            lo, hi = str(d.lo_id - 1), str(d.hi_id + 1)
         # the edges just outside the dropped range; the interval runs from the first drop to now,
         # after the overflow events were written, so it covers them (what the build reads)
-        before = Edge(None if lo is None else str(lo), min(times, default=None), first)
-        after = Edge(None if hi is None else str(hi), max(times, default=None), time.time_ns())
+        before = Edge(lo, d.lo_ms, d.first_capture)
+        after = Edge(hi, d.hi_ms, time.time_ns())
         await self._heal(symbol, before, after)
 
     # ---- called when a trades session ends ----
