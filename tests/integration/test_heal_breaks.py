@@ -1,10 +1,11 @@
 """A healed trades break is no break (docs/contracts.md "Breaks"): the build reads `backfill` events.
 
-Two symbols shaped like test_break_rules' SPLIT (book every second 12:00:00..30, trades every 0.5 s,
+Three symbols shaped like test_break_rules' SPLIT (book every second 12:00:00..30, trades every 0.5 s,
 a trades disconnect received at 12:00:19.75), with no book break: HEALED has a `backfill` event that
-closed the gap (detail "complete"), PARTIAL one that did not; OVERFLOWED's break is a queue `overflow`
-of its trades (collector/heal.py fetches those too) that a complete backfill covers. HEALED also has the trades around the
-gap twice, once from the socket and once from REST (`source = 'rest'`): silver keeps each trade once.
+closed the gap (detail "complete"), PARTIAL one that did not; OVERFLOWED's break is a queue
+`overflow` of its trades (collector/heal.py fetches those too) that a complete backfill covers.
+HEALED also has the trades around the gap twice, once from the socket and once from REST
+(`source = 'rest'`): silver keeps each trade once.
 """
 
 from __future__ import annotations
