@@ -378,3 +378,10 @@ def test_backfill_ohlcv_where_trades_are_not_served_bybit_klines(tmp_path: Path)
     land_any(load_config(None, {"storage.root": str(tmp_path / "b")}, environ={}))
     landed = sorted((tmp_path / "b" / "bronze" / "ohlcv").glob("exchange=bybit/date=*/*.parquet"))
     assert sum(pq.read_metadata(f).num_rows for f in landed) == len(want)
+    # readable through the catalog like every bronze channel
+    cli = [sys.executable, "-m", "daedalus", "--root", str(tmp_path / "b")]
+    subprocess.run([*cli, "catalog"], check=True, capture_output=True)
+    sql = "SELECT count(*), min(timeframe) FROM bronze.ohlcv"
+    out = subprocess.run([*cli, "query", "-f", "csv", sql], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == f"{len(want)},1m"
