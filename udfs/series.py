@@ -355,7 +355,7 @@ def vpin_partition(
     p: VpinParams,
     partition_start: int,
 ) -> VpinPartition:
-    """Advance one series' VPIN through the trades of one UTC day (sorted by ts, trade_id).
+    """Advance one series' VPIN through the trades of one UTC day (sorted by ts, trade_seq, trade_id).
 
     Auto V (docs/features.md): at the start of each day V = previous day's volume / 50; on the first day of
     a series V = 24 × (volume of the first hour after the first trade) / 50 and the first hour's trades
