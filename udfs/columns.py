@@ -31,8 +31,9 @@ class SeqColumn:
     per_horizon: bool = False
     tests: tuple[Any, ...] = ()
     null_at_break: bool = False
-    """The first value after a break of the book series is NULL (docs/features.md "Time"): the
-    book-derived columns. Trade windows and VPIN do not restart there."""
+    """The first value after a break of the book series is NULL (docs/features.md "Time"; a crossed
+    row is a break before and after it): the book-derived columns. Trade windows and VPIN do not
+    restart there."""
 
 
 _UNIT_RANGE = ({"accepted_range": {"min_value": 0, "max_value": 1}},)
@@ -158,7 +159,9 @@ class OutputColumn:
     def doc(self) -> str:
         doc = self.column.doc.format(h=self.horizon) if self.horizon is not None else self.column.doc
         return doc + (
-            "; NULL on the first row after a break of the book" if self.column.null_at_break else ""
+            "; NULL on the first row after a break of the book, and on a crossed row and the row after it"
+            if self.column.null_at_break
+            else ""
         )
 
 

@@ -140,6 +140,20 @@ def _running_max(counts: np.ndarray | None, n: int) -> np.ndarray:
     return np.maximum.accumulate(counts.astype(np.int64)) if n else np.empty(0, np.int64)
 
 
+def book_breaks(break_before: np.ndarray, crossed: np.ndarray) -> np.ndarray:
+    """Where the book series breaks for the sequential kernels: `break_before`, plus a crossed row.
+
+    docs/features.md `crossed`: "for the sequential features the row is a break". A break sits
+    between rows, so a crossed row stands in for one: the series breaks before it (its book-derived
+    sequential values are NULL, nothing before it reaches it) and after it (the next row starts afresh,
+    so no window or return holds the crossed book). A crossed row is thus a segment of its own, and
+    its structural columns are untouched (they are not computed here).
+    """
+    out = break_before | crossed
+    out[1:] |= crossed[:-1]
+    return out
+
+
 def series_sequential(
     sr: Series, trades: Trades | None, p: SeqParams, vpin_points: tuple[np.ndarray, np.ndarray] | None = None
 ) -> dict[str, np.ndarray]:
@@ -152,13 +166,13 @@ def series_sequential(
     tr = trades if trades is not None else _empty_trades()
     ts = sr.ts
     n = ts.shape[0]
-    seg = segment_ids(ts, sr.break_before, np.int64(round(p.max_state_staleness_seconds * US)))
+    seg = segment_ids(
+        ts, book_breaks(sr.break_before, sr.crossed), np.int64(round(p.max_state_staleness_seconds * US))
+    )
     starts = segment_starts(seg)
-    # OFI/MLOFI: NULL at a segment start and wherever either book of the pair is crossed.
-    crossed_pair = sr.crossed.copy()
-    crossed_pair[1:] |= sr.crossed[:-1]
-    ofi = np.where(starts | crossed_pair, np.nan, sr.ofi_raw)
-    mlofi = np.where(starts | crossed_pair, np.nan, sr.mlofi_raw)
+    # OFI/MLOFI: NULL at a segment start (a crossed book of the pair is one, see book_breaks).
+    ofi = np.where(starts, np.nan, sr.ofi_raw)
+    mlofi = np.where(starts, np.nan, sr.mlofi_raw)
     mid = sr.mid
     log_return, velocity = mid_returns(mid, ts, seg, float(US))
 
@@ -341,7 +355,7 @@ def vpin_partition(
     p: VpinParams,
     partition_start: int,
 ) -> VpinPartition:
-    """Advance one series' VPIN through the trades of one UTC day (sorted by ts, trade_id).
+    """Advance one series' VPIN through the trades of one UTC day (sorted by ts, trade_seq, trade_id).
 
     Auto V (docs/features.md): at the start of each day V = previous day's volume / 50; on the first day of
     a series V = 24 × (volume of the first hour after the first trade) / 50 and the first hour's trades
