@@ -26,6 +26,7 @@ from typing import Any
 from daedalus.collector.backoff import retry_after_from_headers
 from daedalus.collector.ccxt_capture import Hooks, Tap
 from daedalus.collector.ccxt_rows import SOURCE, MalformedFrame, book_row, ticker_row, trade_row  # noqa: F401
+from daedalus.collector.ccxt_shortcuts import iso8601
 from daedalus.collector.ccxt_taps import tap_property
 from daedalus.collector.connection import (
     Connection,
@@ -116,6 +117,7 @@ def stamped_exchange_class(exchange_id: str) -> type:
         trades = tap_property("trades")
         orderbooks = tap_property("orderbooks")
         tickers = tap_property("tickers")
+        iso8601 = staticmethod(iso8601)  # ccxt's, the text up to the second cached
 
         def handle_message(self, client: Any, message: Any) -> None:
             capture_ts = time.time_ns()
