@@ -257,12 +257,13 @@ class CcxtCollector:
     def row_base(self, channel: str, symbol: str | None, capture_ts: int, url: str | None = None) -> dict:
         """The envelope of a bronze row (conn_id and the next seq of the connection serving the feed);
         notes which socket delivered it (`url`, to close that socket on a break)."""
+        feed = f"{channel}:{symbol}"
         if url is not None:
-            self._urls[f"{channel}:{symbol}"] = url  # which socket serves this feed (to close it)
+            self._urls[feed] = url  # which socket serves this feed (to close it)
         conn = self._conn.get((channel, symbol or ""))
         if conn is None:
             return envelope(capture_ts, self.exchange_id, symbol, "unattached", 0)
-        conn.touch(f"{channel}:{symbol}")
+        conn.touch(feed)
         return envelope(capture_ts, self.exchange_id, symbol, conn.conn_id, conn.next_seq())
 
     def emit_event(
