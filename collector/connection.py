@@ -176,7 +176,7 @@ class Emitter:
 
     def emit_nowait(self, record: Record) -> None:
         """Stage a record from synchronous code (the ccxt message hook)."""
-        c = self._count(record)
+        c = self.counters.get((record.source, record.channel)) or self._count(record)
         c.received += 1
         c.last_capture_ts = record.row.get("capture_ts")
         if len(self._staging) >= self.staging_limit and record.channel != "events":
