@@ -8,7 +8,7 @@ also computes the unserved rows and files them here under a digest of exactly th
 unserved call of the same rows finds them and skips its kernel pass. A miss (the model built alone, in
 another process, or after the memo dropped the entry) replays as before: same rows, same result.
 
-Bounded: at most MAX_ROWS unserved rows are held (entries are taken once, oldest dropped first).
+Bounded: at most MAX_ROWS unserved rows in MAX_ENTRIES entries (each taken once, oldest dropped first).
 """
 
 from __future__ import annotations
@@ -20,8 +20,12 @@ from collections import OrderedDict
 import numpy as np
 import pyarrow as pa
 
-MAX_ROWS = 2_000_000
-"""Unserved rows kept at most (a few bytes of keys each): a slice rarely has more than a few hundred."""
+MAX_ROWS = 200_000
+"""Unserved rows kept at most (~100 bytes each): a slice rarely has more than a few hundred."""
+MAX_ENTRIES = 4_096
+"""Connection slices kept at most (an entry costs a few kB even without rows): past it, the oldest
+are dropped and their unserved call replays (a build of many series and days, or the unserved model
+not selected)."""
 
 _lock = threading.Lock()
 _entries: OrderedDict[bytes, dict[str, pa.Array]] = OrderedDict()
@@ -56,7 +60,7 @@ def put(key: bytes, cols: dict[str, pa.Array]) -> None:
             _held -= _rows(old)
         _entries[key] = cols
         _held += n
-        while _held > MAX_ROWS or len(_entries) > 100_000:
+        while _held > MAX_ROWS or len(_entries) > MAX_ENTRIES:
             _, dropped = _entries.popitem(last=False)
             _held -= _rows(dropped)
 
