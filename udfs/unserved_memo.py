@@ -30,6 +30,7 @@ not selected)."""
 _lock = threading.Lock()
 _entries: OrderedDict[bytes, dict[str, pa.Array]] = OrderedDict()
 _held = 0
+_hits = 0
 
 
 def digest(arrays: list[np.ndarray], scalars: tuple[int, ...]) -> bytes:
@@ -67,17 +68,28 @@ def put(key: bytes, cols: dict[str, pa.Array]) -> None:
 
 def take(key: bytes) -> dict[str, pa.Array] | None:
     """The unserved rows filed under `key`, removed from the memo; None when not there."""
-    global _held
+    global _held, _hits
     with _lock:
         cols = _entries.pop(key, None)
         if cols is not None:
             _held -= _rows(cols)
+            _hits += 1
         return cols
+
+
+def hits() -> int:
+    """How many unserved calls this process answered from the memo (so far)."""
+    return _hits
 
 
 def held() -> int:
     """How many unserved rows the memo holds (entries not taken yet)."""
     return _held
+
+
+def pending() -> int:
+    """How many connection slices are filed and not taken yet."""
+    return len(_entries)
 
 
 def clear() -> None:
