@@ -33,8 +33,10 @@ to_timestamp((epoch_us({{ ts }}) // {{ (seconds * 1000000) | int }}) * {{ second
     Events are read a minute beyond the rows' span on both sides: the receive clock of a row may lead or
     trail its exchange `ts`, which is what selects the rows. `rejected`: a bronze channel whose rows
     silver refuses (macros/quality.sql, counted in silver.rejects) count as break events of their
-    series at their receive time: a refused row is a lost row. -#}
-{% macro series_break_counts(rows, channel, name, rejected=none) -%}
+    series at their receive time: a refused row is a lost row. `rejected_rows` instead: a relation of
+    the model holding those refused rows (exchange, symbol, capture_ts of the rows with exchange time
+    in [lookback_start, end)), so bronze is not read twice. -#}
+{% macro series_break_counts(rows, channel, name, rejected=none, rejected_rows=none) -%}
 {{ name }}_events AS (
     SELECT exchange, symbol, capture_ts::TIMESTAMPTZ AS cap
     FROM {{ source('bronze', 'events') }} brk
@@ -57,7 +59,11 @@ to_timestamp((epoch_us({{ ts }}) // {{ (seconds * 1000000) | int }}) * {{ second
       {%- endif %}
       AND capture_ts >= {{ partition.lookback_start }} - INTERVAL 60 SECONDS
       AND capture_ts < {{ partition.end }} + INTERVAL 60 SECONDS
-    {%- if rejected %}
+    {%- if rejected_rows %}
+    UNION ALL
+    -- the refused rows, already read by the model (exchange, symbol, capture_ts; same window as below)
+    SELECT exchange, symbol, capture_ts::TIMESTAMPTZ FROM {{ rejected_rows }}
+    {%- elif rejected %}
     UNION ALL
     -- a bronze row silver refuses (silver.rejects) is a lost row of its series: a break like any loss
     SELECT exchange, symbol, capture_ts::TIMESTAMPTZ

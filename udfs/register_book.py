@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from daedalus.udfs import arrow_io as aio
+from daedalus.udfs import unserved_memo
 from daedalus.udfs.arrow_io import LEVEL_SQL
 from daedalus.udfs.kernels.book import (
     KIND_CHECKPOINT,
@@ -76,8 +77,9 @@ def _flags(rows: pa.StructArray, name: str) -> np.ndarray:
     return np.asarray(pc.fill_null(pc.struct_field(rows, name), False).to_numpy(zero_copy_only=False), bool)
 
 
-def _kinds(rows: pa.StructArray) -> np.ndarray:
-    """Kernel kind codes; a row silver refuses (`invalid`) breaks the book (a refused checkpoint too)."""
+def _kinds(rows: pa.StructArray) -> tuple[np.ndarray, np.ndarray]:
+    """Kernel kind codes (a row silver refuses, `invalid`, breaks the book, a refused checkpoint too)
+    and the codes of the kind names as they are."""
     kind = pc.struct_field(rows, "kind")
     codes = np.full(len(kind), -1, np.int8)
     for name, code in KIND_CODES.items():
@@ -90,10 +92,11 @@ def _kinds(rows: pa.StructArray) -> np.ndarray:
             f"{BOOK_REBUILD}: unknown book_updates kind {bad}; "
             "allowed: snapshot, delta, checkpoint (invalid from silver)"
         )
+    raw = codes.copy()
     invalid = _flags(rows, "invalid")
     codes[invalid & (codes == KIND_CHECKPOINT)] = KIND_INVALID_CHECKPOINT
     codes[invalid & (codes != KIND_INVALID_CHECKPOINT)] = KIND_INVALID
-    return codes
+    return codes, raw
 
 
 RULE_CODES = {name: code for code, name in enumerate(RULES)}
@@ -147,13 +150,25 @@ def rebuild_connection(
 ) -> dict[str, pa.Array]:
     """One connection's rows (seq order) through the kernel: a column per output field, one row per
     served row with ts ≥ start_us (the earlier rows only warm the book up and place breaks); with
-    `unserved`, one row per book message with ts ≥ start_us that is not served, with its reason."""
-    bpx, bsz, boff = aio.levels(pc.struct_field(rows, "bids"))
-    apx, asz, aoff = aio.levels(pc.struct_field(rows, "asks"))
+    `unserved`, one row per book message with ts ≥ start_us that is not served, with its reason.
+    The served pass also files its unserved rows (udfs/unserved_memo.py), so the unserved call of the
+    same rows returns them without a second kernel pass."""
     ts = aio.ts_us(pc.struct_field(rows, "ts"))
-    wanted = (ts >= start_us) & (not unserved)
-    kinds = _kinds(rows)
+    kinds, raw_kinds = _kinds(rows)
     first, last, prev = (_ids(rows, k) for k in ("first_update_id", "last_update_id", "prev_update_id"))
+    rules, hold = _rules(rows, prev, first, last, kinds), _flags(rows, "hold")
+    sides = (pc.struct_field(rows, "bids"), pc.struct_field(rows, "asks"))
+    key = _memo_key(
+        rows, ts, raw_kinds, kinds, first, last, prev, rules, hold, strict_deletes, start_us, sides
+    )
+    if unserved:
+        found = unserved_memo.take(key)
+        if found is not None:
+            return found
+    bpx, bsz, boff = aio.levels(sides[0])
+    apx, asz, aoff = aio.levels(sides[1])
+    del sides
+    wanted = (ts >= start_us) & (not unserved)
     anchored = bool(len(ts) and ts[0] < start_us)
     emit, restart, reason, applied, account, obp, obs, obo, oap, oas, oao, bb, ab = rebuild_books(
         kinds,
@@ -171,28 +186,16 @@ def rebuild_connection(
         bands,
         strict_deletes,
         wanted,
-        _rules(rows, prev, first, last, kinds),
-        _flags(rows, "hold"),
+        rules,
+        hold,
         anchored,
     )
     del bpx, bsz, boff, apx, asz, aoff
-    nb = bands.shape[0] - 1
+    not_served = _unserved_rows(rows, kinds, emit, account, ts, start_us)
     if unserved:
-        message = (kinds != KIND_CHECKPOINT) & (kinds != KIND_INVALID_CHECKPOINT)
-        keep = np.flatnonzero(message & ~emit & (ts >= start_us))
-        out = {k: pc.struct_field(rows, k).take(pa.array(keep)) for k in PASS}
-        empty = np.zeros(keep.shape[0] + 1, np.int64)
-        out.update(
-            emit=pa.array(np.zeros(keep.shape[0], bool)),
-            restart=pa.array(np.zeros(keep.shape[0], bool)),
-            break_before=pa.array(np.zeros(keep.shape[0], bool)),
-            reason=_reasons(account[keep]),
-            bids=_lists(pa.array([], LEVEL), empty),
-            asks=_lists(pa.array([], LEVEL), empty),
-            bid_bands=_lists(pa.array([], pa.float64()), empty),
-            ask_bands=_lists(pa.array([], pa.float64()), empty),
-        )
-        return out
+        return not_served
+    unserved_memo.put(key, not_served)
+    nb = bands.shape[0] - 1
     n_breaks = np.asarray(
         pc.fill_null(pc.struct_field(rows, "n_breaks"), 0).to_numpy(zero_copy_only=False), np.int64
     )
@@ -214,6 +217,60 @@ def rebuild_connection(
         asks=_lists(pa.StructArray.from_arrays([pa.array(oap), pa.array(oas)], fields=list(LEVEL)), a_off),
         bid_bands=_lists(aio.f64_array(bb[keep].ravel()), band_off),
         ask_bands=_lists(aio.f64_array(ab[keep].ravel()), band_off),
+    )
+    return out
+
+
+def _memo_key(
+    rows, ts, raw_kinds, kinds, first, last, prev, rules, hold, strict_deletes, start_us, sides
+) -> bytes:
+    """What decides the unserved rows and their values: keys, ids (and which are NULL), kinds, flags,
+    the slice start, and the levels only where deletes are strict (otherwise they never decide)."""
+    nulls = [
+        np.asarray(pc.is_null(pc.struct_field(rows, k)).to_numpy(zero_copy_only=False), bool)
+        for k in ("ts", "last_update_id")
+    ]
+    arrays = [
+        _ids(rows, "seq"),
+        ts,
+        aio.ts_us(pc.struct_field(rows, "capture_ts")),
+        raw_kinds,
+        kinds,
+        first,
+        last,
+        prev,
+        rules,
+        hold,
+        *nulls,
+    ]
+    if strict_deletes:
+        for side in sides:
+            arrays.extend(aio.levels(side))
+    return unserved_memo.digest(arrays, (int(start_us), int(bool(strict_deletes))))
+
+
+def _unserved_rows(
+    rows: pa.StructArray,
+    kinds: np.ndarray,
+    emit: np.ndarray,
+    account: np.ndarray,
+    ts: np.ndarray,
+    start_us: int,
+) -> dict[str, pa.Array]:
+    """The book messages (no checkpoints) with ts ≥ start_us the kernel did not serve, with why."""
+    message = (kinds != KIND_CHECKPOINT) & (kinds != KIND_INVALID_CHECKPOINT)
+    keep = np.flatnonzero(message & ~emit & (ts >= start_us))
+    out = {k: pc.struct_field(rows, k).take(pa.array(keep)) for k in PASS}
+    empty = np.zeros(keep.shape[0] + 1, np.int64)
+    out.update(
+        emit=pa.array(np.zeros(keep.shape[0], bool)),
+        restart=pa.array(np.zeros(keep.shape[0], bool)),
+        break_before=pa.array(np.zeros(keep.shape[0], bool)),
+        reason=_reasons(account[keep]),
+        bids=_lists(pa.array([], LEVEL), empty),
+        asks=_lists(pa.array([], LEVEL), empty),
+        bid_bands=_lists(pa.array([], pa.float64()), empty),
+        ask_bands=_lists(pa.array([], pa.float64()), empty),
     )
     return out
 

@@ -76,18 +76,32 @@ stamp_fill AS (
           AND capture_ts < {{ partition.end }} + INTERVAL 120 SECONDS
     ) n ON n.exchange = u.exchange AND n.symbol = u.symbol AND n.conn_id = u.conn_id AND u.seq < n.seq
 ),
-raw AS MATERIALIZED (
-    -- Read once: every later step (keys, the one join) scans this copy, not the Parquet lists again.
-    SELECT o.exchange, o.symbol, o."timestamp"::TIMESTAMPTZ AS ts, o.seq, o.nonce, o.capture_ts::TIMESTAMPTZ AS capture_ts,
-        o.conn_id, o.bids, o.asks
-    FROM {{ source('bronze', 'orderbook') }} o
-    LEFT JOIN upd_conns u ON u.exchange = o.exchange AND u.symbol = o.symbol AND u.conn_id = o.conn_id
-    WHERE o."timestamp" >= {{ partition.lookback_start }} AND o."timestamp" < {{ partition.end }}
-      AND o.symbol IS NOT NULL
-      -- Not a connection with updates, and good levels (rejects: silver.rejects, macros/quality.sql).
-      -- One CASE over both sides, so the level check is not pushed below the join: rows of a
-      -- connection with updates (all of them on an updates lake) are never checked.
-      AND CASE WHEN u.conn_id IS NULL THEN {{ book_reject_reason() }} IS NULL ELSE false END
+scanned AS MATERIALIZED (
+    -- Bronze read once: every later step (keys, the one join, the rejected rows' break counts) scans
+    -- this copy, not the Parquet lists again. The level check runs once per row; the lists are kept
+    -- only for rows served from snapshots: good levels, not a connection with updates (all of them
+    -- on an updates lake), whose refused rows still count as breaks of the series.
+    SELECT exchange, symbol, ts, seq, nonce, capture_ts, conn_id, rejected, own,
+        CASE WHEN own AND NOT rejected THEN bids END AS bids,
+        CASE WHEN own AND NOT rejected THEN asks END AS asks
+    FROM (
+        SELECT o.exchange, o.symbol, o."timestamp"::TIMESTAMPTZ AS ts, o.seq, o.nonce,
+            o.capture_ts::TIMESTAMPTZ AS capture_ts, o.conn_id, o.bids, o.asks, u.conn_id IS NULL AS own,
+            -- rejects: silver.rejects, macros/quality.sql
+            {{ book_reject_reason() }} IS NOT NULL AS rejected
+        FROM {{ source('bronze', 'orderbook') }} o
+        LEFT JOIN upd_conns u ON u.exchange = o.exchange AND u.symbol = o.symbol AND u.conn_id = o.conn_id
+        WHERE o."timestamp" >= {{ partition.lookback_start }} AND o."timestamp" < {{ partition.end }}
+          AND o.symbol IS NOT NULL
+    )
+),
+book_rejected AS (
+    SELECT exchange, symbol, capture_ts FROM scanned WHERE rejected
+),
+raw AS (
+    SELECT exchange, symbol, ts, seq, nonce, capture_ts, conn_id, bids, asks
+    FROM scanned
+    WHERE own AND NOT rejected
     UNION ALL
     SELECT b.exchange, b.symbol, f.fill_ts AS ts, b.seq, b.nonce, b.capture_ts::TIMESTAMPTZ AS capture_ts,
         b.conn_id, b.bids, b.asks
@@ -122,7 +136,7 @@ keys AS (
     )
     WHERE rk = 1
 ),
-{{ series_break_counts('keys', 'orderbook', 'breaks_so_far', rejected='orderbook') }},
+{{ series_break_counts('keys', 'orderbook', 'breaks_so_far', rejected_rows='book_rejected') }},
 flags AS (
     SELECT exchange, symbol, ts, seq, win_conn, win_capture, tied,
         coalesce(

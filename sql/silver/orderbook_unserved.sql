@@ -9,6 +9,8 @@
   (macros/book_updates.sql), so per connection: silver.orderbook rows + these rows = bronze snapshot
   and delta rows (sql/tests/book_messages_accounted.sql). silver.rejects counts them per reason.
   The levels are only handed to the kernel where they decide what is served (strict deletes).
+  Built after silver.orderbook in one build, its kernel calls find the rows that model's pass already
+  replayed (udfs/unserved_memo.py) and do not replay them again; built alone, they replay.
 -#}
 WITH {{ book_update_rows() }},
 upd_lean AS (

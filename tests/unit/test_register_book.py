@@ -12,6 +12,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from daedalus.udfs import unserved_memo
 from daedalus.udfs.kernels.book import CHECKPOINT_MISMATCH, OK, REASONS, place_breaks
 from daedalus.udfs.register import register_all
 from daedalus.udfs.register_book import LEVEL, rebuild_connection
@@ -201,3 +202,30 @@ def test_served_plus_unserved_is_every_message_from_the_slice_start(
     assert not any(
         served["reason"].to_pylist()[i] for i, b in enumerate(served["break_before"].to_pylist()) if not b
     )
+
+
+@settings(max_examples=150, deadline=None)
+@given(chains(), st.integers(0, 30), st.booleans())
+def test_unserved_from_the_served_pass_equal_a_replay_of_their_own(
+    rows: list[dict[str, Any]], start: int, strict: bool
+) -> None:
+    """silver.orderbook_unserved hands the kernel the rows without levels (unless deletes are strict):
+    what the served pass filed for it equals the unserved call's own replay, value for value."""
+    start_us = int((BASE + dt.timedelta(seconds=start)).timestamp() * 1_000_000)
+    edges = np.array([0.0, 5.0, 10.0])
+    lean = rows if strict else [{**r, "bids": [], "asks": []} for r in rows]
+    unserved_memo.clear()
+    replayed = rebuild_connection(pa.array(lean, ROWS_TYPE), 5, edges, 300.0, strict, start_us, unserved=True)
+    assert unserved_memo.held() == 0  # an unserved call files nothing
+    rebuild_connection(pa.array(rows, ROWS_TYPE), 5, edges, 300.0, strict, start_us)
+    assert unserved_memo.held() == len(replayed["seq"])
+    if len(replayed["seq"]):
+        # a different slice start, or other ids, is another key: not served from the memo
+        other = [{**r, "last_update_id": (r["last_update_id"] or 0) + 1} for r in lean]
+        rebuild_connection(pa.array(other, ROWS_TYPE), 5, edges, 300.0, strict, start_us, unserved=True)
+        assert unserved_memo.held() == len(replayed["seq"])
+    from_memo = rebuild_connection(
+        pa.array(lean, ROWS_TYPE), 5, edges, 300.0, strict, start_us, unserved=True
+    )
+    assert unserved_memo.held() == 0  # taken once
+    assert {k: v.to_pylist() for k, v in from_memo.items()} == {k: v.to_pylist() for k, v in replayed.items()}

@@ -1,0 +1,99 @@
+"""The unserved book messages silver.orderbook's rebuild already found, kept for silver.orderbook_unserved.
+
+silver.orderbook and silver.orderbook_unserved replay the same connection rows through the same kernel
+(macros/book_updates.sql): which messages are served, and why the others are not, depends only on the
+rows' keys, ids, kinds, flags and the slice start (and on the levels where deletes are strict); the
+levels themselves only shape the served books. So the served pass (register_book.rebuild_connection)
+also computes the unserved rows and files them here under a digest of exactly those inputs; the
+unserved call of the same rows finds them and skips its kernel pass. A miss (the model built alone, in
+another process, or after the memo dropped the entry) replays as before: same rows, same result.
+
+Bounded: at most MAX_ROWS unserved rows in MAX_ENTRIES entries (each taken once, oldest dropped first).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+
+import numpy as np
+import pyarrow as pa
+
+MAX_ROWS = 200_000
+"""Unserved rows kept at most (~100 bytes each): a slice rarely has more than a few hundred."""
+MAX_ENTRIES = 4_096
+"""Connection slices kept at most (an entry costs a few kB even without rows): past it, the oldest
+are dropped and their unserved call replays (a build of many series and days, or the unserved model
+not selected)."""
+
+_lock = threading.Lock()
+_entries: OrderedDict[bytes, dict[str, pa.Array]] = OrderedDict()
+_held = 0
+_hits = 0
+
+
+def digest(arrays: list[np.ndarray], scalars: tuple[int, ...]) -> bytes:
+    """A digest of the inputs that decide which rows are unserved and what the unserved rows hold."""
+    h = hashlib.blake2b(digest_size=20)
+    h.update(np.asarray(scalars, np.int64).tobytes())
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(np.int64(a.shape[0]).tobytes())
+        h.update(str(a.dtype).encode())
+        h.update(memoryview(a).cast("B"))
+    return h.digest()
+
+
+def _rows(cols: dict[str, pa.Array]) -> int:
+    return len(next(iter(cols.values()))) if cols else 0
+
+
+def put(key: bytes, cols: dict[str, pa.Array]) -> None:
+    """Keep the unserved rows of one connection's rows (replacing the same key's)."""
+    global _held
+    n = _rows(cols)
+    if n > MAX_ROWS:
+        return
+    with _lock:
+        old = _entries.pop(key, None)
+        if old is not None:
+            _held -= _rows(old)
+        _entries[key] = cols
+        _held += n
+        while _held > MAX_ROWS or len(_entries) > MAX_ENTRIES:
+            _, dropped = _entries.popitem(last=False)
+            _held -= _rows(dropped)
+
+
+def take(key: bytes) -> dict[str, pa.Array] | None:
+    """The unserved rows filed under `key`, removed from the memo; None when not there."""
+    global _held, _hits
+    with _lock:
+        cols = _entries.pop(key, None)
+        if cols is not None:
+            _held -= _rows(cols)
+            _hits += 1
+        return cols
+
+
+def hits() -> int:
+    """How many unserved calls this process answered from the memo (so far)."""
+    return _hits
+
+
+def held() -> int:
+    """How many unserved rows the memo holds (entries not taken yet)."""
+    return _held
+
+
+def pending() -> int:
+    """How many connection slices are filed and not taken yet."""
+    return len(_entries)
+
+
+def clear() -> None:
+    global _held
+    with _lock:
+        _entries.clear()
+        _held = 0
