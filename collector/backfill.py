@@ -265,6 +265,17 @@ def _pager_kind(exchange_id: str, venue: Any, ex: Any) -> tuple[str, int]:
     )
 
 
+def open_exchange(exchange_id: str, start_ms: int, end_ms: int) -> Any:
+    """The ccxt exchange a backfill pages with, once the range is checked: ccxt's rate limiter on, and a
+    read-only key from <ID>_API_KEY where the venue pages its history only with one (Binance
+    historicalTrades)."""
+    if end_ms <= start_ms:
+        raise ExchangeError(f"backfill: --end ({end_ms}) must be after --start ({start_ms})")
+    ex = ccxt_exchange_class(exchange_id)({"enableRateLimit": True})
+    ex.apiKey = os.environ.get(f"{exchange_id.upper()}_API_KEY") or ex.apiKey
+    return ex
+
+
 async def run_backfill(
     root: Path,
     exchange_id: str,
@@ -277,12 +288,8 @@ async def run_backfill(
     page_deadline_s: float = 600.0,
 ) -> Progress:
     """Fetch trades with start_ms <= time < end_ms into raw segments; resumable and idempotent."""
-    if end_ms <= start_ms:
-        raise ExchangeError(f"backfill: --end ({end_ms}) must be after --start ({start_ms})")
+    ex = open_exchange(exchange_id, start_ms, end_ms)
     venue = ccxt_venue(exchange_id)
-    ex = ccxt_exchange_class(exchange_id)({"enableRateLimit": True})
-    # a read-only key where the venue pages its history only with one (Binance historicalTrades)
-    ex.apiKey = os.environ.get(f"{exchange_id.upper()}_API_KEY") or ex.apiKey
     try:
         if configure is not None:
             configure(ex)

@@ -11,16 +11,15 @@ kill -9, idempotent, as the trades backfill (collector/backfill.py).
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from daedalus.collector.backfill import Progress, state_file, write_json_durably, write_segment
+from daedalus.collector.backfill import Progress, open_exchange, state_file, write_json_durably, write_segment
 from daedalus.collector.connection import envelope
 from daedalus.collector.heal import polite
-from daedalus.collector.venues import ccxt_exchange_class, check_symbols
+from daedalus.collector.venues import check_symbols
 from daedalus.errors import ExchangeError
 
 # bars a page may hold (each venue's documented maximum; 100 elsewhere)
@@ -40,10 +39,7 @@ async def run_ohlcv_backfill(
     page_deadline_s: float = 600.0,
 ) -> Progress:
     """Fetch the bars opening at start_ms <= time < end_ms into raw `ohlcv` segments."""
-    if end_ms <= start_ms:
-        raise ExchangeError(f"backfill: --end ({end_ms}) must be after --start ({start_ms})")
-    ex = ccxt_exchange_class(exchange_id)({"enableRateLimit": True})
-    ex.apiKey = os.environ.get(f"{exchange_id.upper()}_API_KEY") or ex.apiKey
+    ex = open_exchange(exchange_id, start_ms, end_ms)
     try:
         if configure is not None:
             configure(ex)
