@@ -18,7 +18,18 @@ EXPECTED_EVENTS: dict[str, tuple[str, ...] | None] = {
     "rest_error": ("gap",),
     "rest_timeout": ("gap",),
     "clock_step": None,
+    "disk_full": ("error",),  # the stall, once writing resumes (collector/sink_events.py)
 }
+# faults after which the venue's book breaks: its next served book starts with `break_before`
+BOOK_BREAKS = (
+    "disconnect",
+    "dropped_frames",
+    "checksum",
+    "stale_feed",
+    "rest_429",
+    "rest_error",
+    "rest_timeout",
+)
 # seconds from the fault to the venue's next served book: reconnects back off, a stale feed is only
 # found after stale_after_seconds, a failed REST snapshot is retried after a pause
 RECOVERY_BOUND_SECONDS = {
@@ -30,6 +41,7 @@ RECOVERY_BOUND_SECONDS = {
     "rest_error": 12.0,
     "rest_timeout": 15.0,
     "clock_step": 5.0,
+    "disk_full": 8.0,
 }
 PRICE_TOLERANCE = 1e-9
 
@@ -133,14 +145,16 @@ def fault_evidence(con: Any, fault: dict) -> tuple[list[str], float | None]:
     by_symbol = fault["kind"] in ("dropped_frames", "checksum") and venue != "coinbase"
     sym = "AND symbol = ?" if by_symbol else ""
     args = [venue, at] + ([fault["symbol"]] if by_symbol else [])
+    # a full disk stalls every exchange's writes: its events may name any of them
+    which = "exchange = ?" if fault["venue"] != "all" else "? IS NOT NULL"
     events = [
         r[0]
         for r in con.execute(
-            f"SELECT DISTINCT event_type FROM silver.events WHERE exchange = ? AND ts >= ? {sym}", args
+            f"SELECT DISTINCT event_type FROM silver.events WHERE {which} AND ts >= ? {sym}", args
         ).fetchall()
     ]
     # after a loss, the first book served again starts with a break (a fresh snapshot)
-    broken = "AND break_before" if EXPECTED_EVENTS[fault["kind"]] else ""
+    broken = "AND break_before" if fault["kind"] in BOOK_BREAKS else ""
     first = con.execute(
         f"SELECT epoch(min(capture_ts)) - epoch(?::TIMESTAMPTZ) FROM silver.orderbook "
         f"WHERE exchange = ? AND capture_ts > ? {sym} {broken}",

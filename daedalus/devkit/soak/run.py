@@ -94,6 +94,32 @@ def _resources() -> tuple[int, float]:
     return p.num_fds(), p.memory_info().rss / 2**20
 
 
+RAW_TMPFS_SIZE = "128m"  # raw/ holds one cycle of segments (a few MB): land empties it every cycle
+
+
+def mount_small_disk(root: Path) -> Path | None:
+    """A size-limited tmpfs on `root/raw` for the disk_full fault (raw/ is one filesystem: the collector
+    renames active → ready inside it, `land` only reads it). Needs root (CAP_SYS_ADMIN); None when
+    the machine refuses."""
+    raw = root / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return None
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={RAW_TMPFS_SIZE}", "tmpfs", str(raw)], capture_output=True
+    )
+    return raw if r.returncode == 0 else None
+
+
+def unmount_small_disk(raw: Path) -> None:
+    """Keep what raw/ holds (open segments, journals) on the real disk, then unmount."""
+    keep = raw.parent / ".soak-raw-copy"
+    shutil.copytree(raw, keep, dirs_exist_ok=True)
+    subprocess.run(["umount", "-l", str(raw)], check=False, capture_output=True)
+    shutil.copytree(keep, raw, dirs_exist_ok=True)
+    shutil.rmtree(keep, ignore_errors=True)
+
+
 def _deck(rng: random.Random, kinds: tuple[str, ...]) -> Callable[[], str]:
     """Draw kinds at random from a seeded deck, reshuffled when empty (every kind comes up)."""
     deck: list[str] = []
@@ -160,15 +186,38 @@ def run_soak(
 ) -> SoakReport:
     """Cycles until `seconds` have passed (or exactly `cycles`, or until `simulated_hours` of venue
     clock); the first is fault-free. `faults` (default: every kind) feed the two seeded decks."""
+    root = Path(root).resolve()
+    rng = random.Random(seed)
+    kinds = tuple(faults or FAULTS)
+    small_disk = mount_small_disk(root) if "disk_full" in kinds else None
+    if small_disk is None and "disk_full" in kinds:
+        kinds = tuple(k for k in kinds if k != "disk_full")
+        echo("disk_full: left out (mounting a small tmpfs on raw/ needs root; the machine refused)")
+    try:
+        return _cycles(root, seconds, seed, cycle_seconds, echo, kinds, cycles, speed, simulated_hours, rng)
+    finally:
+        if small_disk is not None:
+            unmount_small_disk(small_disk)
+
+
+def _cycles(
+    root: Path,
+    seconds: float,
+    seed: int,
+    cycle_seconds: float,
+    echo: Callable[[str], None],
+    kinds: tuple[str, ...],
+    cycles: int | None,
+    speed: float,
+    simulated_hours: float | None,
+    rng: random.Random,
+) -> SoakReport:
     from daedalus.devkit.soak.venues import soak_collect_config
 
-    root = Path(root).resolve()
     work = root.parent / f"{root.name}-soak-work"  # the collection children's reports (not in the lake)
     work.mkdir(parents=True, exist_ok=True)
     config = soak_collect_config(root, cycle_seconds)
     temp_dirs = [Path(config.duckdb.temp_directory).expanduser()]
-    rng = random.Random(seed)
-    kinds = tuple(faults or FAULTS)
     venue_deck = _deck(rng, tuple(k for k in kinds if k in VENUE_FAULTS + PROCESS_FAULTS) or ("none",))
     lake_deck = _deck(rng, tuple(k for k in kinds if k in LAKE_FAULTS) or ("none",))
     report = SoakReport(speed=speed)

@@ -9,13 +9,16 @@ Venue faults: disconnect (the server aborts its sockets), dropped_frames (sequen
 Binance U/u, OKX seqId, Bybit u, Coinbase sequence_num), checksum (OKX, Kraken CRC32 wrong),
 stale_feed (the server keeps the sockets and sends nothing), rest_429 / rest_error / rest_timeout
 (Binance's REST depth answers 429 + Retry-After, 500, or slower than the client's timeout, right
-after a dropped diff makes the client ask for one), clock_step (the venues' clock jumps 90 s ahead).
-`speed` runs the simulated clock faster than the wall clock (each step advances speed × 20 ms).
+after a dropped diff makes the client ask for one), clock_step (the venues' clock jumps 90 s ahead),
+disk_full (the filesystem of raw/ full for 3 s: the soak mounts a small tmpfs there when it may).
+`speed` runs the simulated clock faster than the wall clock: exchange time = start + speed × wall time
+elapsed (each step at least 20 ms × speed later than the one before).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -38,6 +41,7 @@ VENUE_FAULTS = (
     "rest_error",
     "rest_timeout",
     "clock_step",
+    "disk_full",
 )
 # which fake venues each fault can hit (the others have no such wire feature)
 FAULT_VENUES = {
@@ -49,7 +53,9 @@ FAULT_VENUES = {
     "rest_error": ("binance",),
     "rest_timeout": ("binance",),
     "clock_step": ("all",),
+    "disk_full": ("all",),
 }
+DISK_FULL_SECONDS = 3.0  # how long the raw folder's filesystem stays full
 STALE_AFTER_SECONDS = 3.0  # the soak's ingestion.stale_after_seconds: a stale feed is found quickly
 REST_TIMEOUT_MS = 2_000  # ccxt's timeout for Binance here: a slow answer is a timeout, not a wait
 CLOCK_STEP_MS = 90_000
@@ -106,7 +112,26 @@ def true_books(fakes: dict[str, Any], market: Any) -> dict[str, dict[str, dict[s
     return out
 
 
-async def inject(kind: str, venue: str, symbol: str, fakes: dict[str, Any], market: Any) -> None:
+def fill_disk(folder: Path, seconds: float) -> None:
+    """Fill the filesystem of `folder` (the soak mounts a tmpfs on raw/ when it can) and free it
+    `seconds` later: the collector's writes fail with ENOSPC meanwhile."""
+    filler = folder / ".soak-disk-filler"
+    st = os.statvfs(folder)
+    with open(filler, "wb") as f:
+        with contextlib.suppress(OSError):  # what it got stays allocated
+            os.posix_fallocate(f.fileno(), 0, st.f_bavail * st.f_frsize)
+        try:  # the last blocks (fallocate leaves a margin on some filesystems)
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    asyncio.get_running_loop().call_later(seconds, lambda: filler.unlink(missing_ok=True))
+
+
+async def inject(
+    kind: str, venue: str, symbol: str, fakes: dict[str, Any], clock: dict[str, int], raw_dir: Path
+) -> None:
     fake = fakes.get(venue)
     if kind == "disconnect":
         await fake.drop_connections()
@@ -129,7 +154,9 @@ async def inject(kind: str, venue: str, symbol: str, fakes: dict[str, Any], mark
             fake.rest_faults += ["error" if kind == "rest_error" else "timeout"]
         fake.skip_depth(binance_id(symbol), 1)  # the client resyncs: it needs a REST snapshot now
     elif kind == "clock_step":
-        market.now_ms += CLOCK_STEP_MS
+        clock["offset_ms"] += CLOCK_STEP_MS
+    elif kind == "disk_full":
+        fill_disk(raw_dir, DISK_FULL_SECONDS)
     else:
         raise ValueError(f"unknown venue fault {kind}")
 
@@ -189,12 +216,19 @@ async def collect_cycle(
     stop, market_stop = asyncio.Event(), asyncio.Event()
     fault_at = float("inf")  # set once the collectors are subscribed
 
+    # the venues' clock: `speed` × the wall clock since the start, whatever the step rate (a loaded
+    # machine steps slower), plus the clock steps injected
+    clock = {"offset_ms": 0}
+    wall0 = time.monotonic()
+
     async def feed() -> None:
         while not market_stop.is_set():
+            target = start_ms + int((time.monotonic() - wall0) * speed * 1000) + clock["offset_ms"]
+            market.now_ms = max(market.now_ms, target - market.step_ms)
             if report["fault"] and "at_ms" not in report["fault"] and time.monotonic() >= fault_at:
                 f = report["fault"]
                 f["at_ms"] = int(time.time() * 1000)
-                await inject(f["kind"], f["venue"], f["symbol"], fakes, market)
+                await inject(f["kind"], f["venue"], f["symbol"], fakes, clock, root / "raw")
             for ev in market.step():
                 await binance.publish_market_event(ev, market)
                 for fake in venues.values():
