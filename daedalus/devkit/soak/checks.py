@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 TEMP_MARKS = (".land-", ".guard-", ".catalog-", ".tmp")
-SOURCE_NAMES = ("ccxt", "coinbase")  # raw sources: an event naming one of them names no series
+# raw sources that are no exchange: an event naming one names no series (the `coinbase` source's
+# one exchange has its name, so an event naming coinbase is right either way)
+SOURCE_NAMES = ("ccxt",)
 # the events a venue fault must leave for the venue it hit (None: it loses nothing)
 EXPECTED_EVENTS: dict[str, tuple[str, ...] | None] = {
     "disconnect": ("disconnect", "reconnect"),
