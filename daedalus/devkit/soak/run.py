@@ -82,6 +82,12 @@ def _run(root: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int
     return proc.returncode, err
 
 
+def _why(err: str) -> str:
+    """The first `error:` line of a child's stderr (else its end), short."""
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("error:")]
+    return (lines[0] if lines else err.strip()[-300:])[:400]
+
+
 def _cut(path: Path) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
@@ -254,10 +260,10 @@ def _cycles(
             watch.communicate(timeout=60)
         cut = _lake_fault_before_land(root, lake_fault, rng)
         rc, err = _run(root, "land")
-        report.check("land recovers (exit 0)", rc == 0, err.strip()[-300:])
+        report.check("land recovers (exit 0)", rc == 0, _why(err))
         cut = _lake_fault_before_build(root, lake_fault, rng) or cut
         rc, err = _run(root, "build")
-        report.check("build recovers (exit 0)", rc == 0, err.strip()[-300:])
+        report.check("build recovers (exit 0)", rc == 0, _why(err))
         events = checks.quarantine_events(root)
         if cut:
             report.check("loss counted in events", len(events) > events_before, f"{len(events)} events")
@@ -362,7 +368,7 @@ def _compare_with_clean_rebuild(root: Path, config: Any, report: SoakReport) -> 
     shutil.copytree(root / "bronze", clean / "bronze")
     try:
         rc, err = _run(clean, "build")
-        report.check("clean rebuild builds", rc == 0, err.strip()[-300:])
+        report.check("clean rebuild builds", rc == 0, _why(err))
         ours, theirs = checks.models(config), checks.models(demo_config(clean, 6.0))
         diff = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
         report.check("lake equals a clean rebuild", not diff, ", ".join(diff))
