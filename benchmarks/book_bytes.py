@@ -36,11 +36,13 @@ DAY_NS = 86_400 * 10**9
 SYMBOL = "BTC/USDT"
 
 
-def collect_capture(capture_path: Path, root: Path) -> None:
-    """Replay the capture through the real collector (orderbook + book_updates) and land it."""
+def collect(capture_path: Path, exchange: str, symbol: str, channels: list[str], root: Path) -> None:
+    """Replay a Binance capture (spot, or COIN-M for a `:` symbol) through the real collector with
+    `channels` and land it (benchmarks/book_channels_bytes.py uses it too)."""
     from daedalus.collector.pipeline import run_collect
     from daedalus.config import load_config
-    from daedalus.devkit.simulator.binance import FakeBinance, ServerBook
+    from daedalus.devkit.simulator.binance import FakeBinance
+    from daedalus.devkit.simulator.binance_futures import FakeBinanceFutures
     from daedalus.devkit.simulator.replay import load_capture
     from daedalus.land.landing import land
 
@@ -49,28 +51,31 @@ def collect_capture(capture_path: Path, root: Path) -> None:
         None,
         {
             "storage.root": str(root),
-            "ingestion.exchanges": ["binance"],
-            "ingestion.symbols": [SYMBOL],
-            "ingestion.channels": ["orderbook", "book_updates"],
+            "ingestion.exchanges": [exchange],
+            "ingestion.symbols": [symbol],
+            "ingestion.channels": channels,
             "ingestion.stale_after_seconds": 120.0,
         },
         environ={},
     )
-    applied = sum(1 for d in capture.depth_updates() if d["u"] > capture.snapshot["lastUpdateId"])
+    snap = capture.snapshot
+    futures = ":" in symbol
+    applied = sum(
+        1
+        for d in capture.depth_updates()
+        if (d["u"] >= snap["lastUpdateId"] if futures else d["u"] > snap["lastUpdateId"])
+    )
 
     async def main() -> None:
-        server = await FakeBinance().start()
-        snap = capture.snapshot
-        server.books[capture.symbol_id] = ServerBook(
-            dict(snap["bids"]), dict(snap["asks"]), snap["lastUpdateId"]
-        )
+        server = await (FakeBinanceFutures("inverse") if futures else FakeBinance()).start()
+        server.books[capture.symbol_id] = server.new_book(snap)
         stop = asyncio.Event()
         started: asyncio.Future = asyncio.get_running_loop().create_future()
         task = asyncio.ensure_future(
             run_collect(
                 config,
                 stop,
-                configure={"binance": lambda ex: server.configure(ex, [SYMBOL])},
+                configure={exchange: lambda ex: server.configure(ex, [symbol])},
                 on_started=started.set_result,
             )
         )
@@ -80,10 +85,10 @@ def collect_capture(capture_path: Path, root: Path) -> None:
             while emitter.counters.get(("ccxt", "book_updates")) is None:
                 await asyncio.sleep(0.05)
             await server.replay(capture, speed=0)
-            while (
-                emitter.counters[("ccxt", "book_updates")].received < applied + 3
-            ):  # + load, its checkpoint, midnight's
+            # + the load, its checkpoint, midnight's
+            while emitter.counters[("ccxt", "book_updates")].received < applied + 3:
                 await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)  # the other channels' last rows
         finally:
             stop.set()
             await task
@@ -93,6 +98,11 @@ def collect_capture(capture_path: Path, root: Path) -> None:
     report = land(config)
     if report.errors:
         raise SystemExit(f"land failed: {report.errors}")
+
+
+def collect_capture(capture_path: Path, root: Path) -> None:
+    """Replay the spot capture with orderbook + book_updates on, and land it."""
+    collect(capture_path, "binance", SYMBOL, ["orderbook", "book_updates"], root)
 
 
 def _files(root: Path, channel: str) -> list[Path]:
@@ -109,6 +119,7 @@ def written_bytes(table: pa.Table, **options: object) -> int:
     return buf.tell()
 
 
+LEVEL_DOUBLES = [f"{side}.list.element.{f}" for side in ("bids", "asks") for f in ("price", "size")]
 ENCODINGS: list[tuple[str, dict]] = [
     ("pyarrow defaults (snappy, dictionary)", {}),
     ("zstd 3, dictionary", {"compression": "zstd", "compression_level": 3}),
@@ -119,12 +130,7 @@ ENCODINGS: list[tuple[str, dict]] = [
             "compression": "zstd",
             "compression_level": 3,
             "use_dictionary": False,
-            "use_byte_stream_split": [
-                "bids.list.element.price",
-                "bids.list.element.size",
-                "asks.list.element.price",
-                "asks.list.element.size",
-            ],
+            "use_byte_stream_split": LEVEL_DOUBLES,
         },
     ),
     ("zstd 9, dictionary", {"compression": "zstd", "compression_level": 9}),
@@ -135,12 +141,7 @@ ENCODINGS: list[tuple[str, dict]] = [
             "compression": "zstd",
             "compression_level": 19,
             "use_dictionary": False,
-            "use_byte_stream_split": [
-                "bids.list.element.price",
-                "bids.list.element.size",
-                "asks.list.element.price",
-                "asks.list.element.size",
-            ],
+            "use_byte_stream_split": LEVEL_DOUBLES,
         },
     ),
     ("zstd 9, no dictionary", {"compression": "zstd", "compression_level": 9, "use_dictionary": False}),
@@ -163,25 +164,39 @@ def _ticks(col: pa.ChunkedArray, tick: float = 0.01, lot: float = 1e-5) -> pa.Ar
     )
 
 
+class UpdatesDay:
+    """Landed book_updates split into delta rows and checkpoints, with the factor that scales the
+    span of exchange time the deltas cover to a day and the largest checkpoint's bytes."""
+
+    def __init__(self, files: list[Path], options: dict) -> None:
+        updates = pa.concat_tables([pq.read_table(f) for f in files])
+        kind = updates.column("kind")
+        self.deltas = updates.filter(pc.equal(kind, "delta"))
+        self.checkpoints = updates.filter(pc.equal(kind, "checkpoint"))
+        ts = self.deltas.column("timestamp").cast(pa.int64())
+        self.span = pc.max(ts).as_py() - pc.min(ts).as_py()
+        self.scale = DAY_NS / self.span
+        self.checkpoint_bytes = max(
+            written_bytes(self.checkpoints.slice(i, 1), **options) for i in range(self.checkpoints.num_rows)
+        )
+        self.delta_bytes = written_bytes(self.deltas, **options)
+
+    def per_day(self) -> float:
+        """book_updates bytes per day: the deltas scaled, plus the day's 24 hourly checkpoints."""
+        return self.delta_bytes * self.scale + 24 * self.checkpoint_bytes
+
+
 def capture_report(root: Path) -> None:
     ob_files, up_files = _files(root, "orderbook"), _files(root, "book_updates")
-    updates = pa.concat_tables([pq.read_table(f) for f in up_files])
-    kind = updates.column("kind")
-    deltas = updates.filter(pc.equal(kind, "delta"))
-    checkpoints = updates.filter(pc.equal(kind, "checkpoint"))
-    ts = deltas.column("timestamp").cast(pa.int64())
-    span = pc.max(ts).as_py() - pc.min(ts).as_py()
-    scale = DAY_NS / span
     options = parquet_options("book_updates")
-    delta_bytes = written_bytes(deltas, **options)
-    checkpoint_bytes = max(
-        written_bytes(checkpoints.slice(i, 1), **options) for i in range(checkpoints.num_rows)
-    )
+    day = UpdatesDay(up_files, options)
+    deltas, checkpoints, span, scale = day.deltas, day.checkpoints, day.span, day.scale
+    delta_bytes, checkpoint_bytes = day.delta_bytes, day.checkpoint_bytes
     levels = pc.add(pc.list_value_length(deltas.column("bids")), pc.list_value_length(deltas.column("asks")))
     book = checkpoints.slice(checkpoints.num_rows - 1, 1)
     depth = len(book.column("bids")[0]) + len(book.column("asks")[0])
     ob_day = _bytes(ob_files) * scale
-    up_day = delta_bytes * scale + 24 * checkpoint_bytes
+    up_day = day.per_day()
     print(
         f"capture: {deltas.num_rows} delta rows over {span / 60e9:.2f} min of exchange time "
         f"(x{scale:.1f} to a day), {pc.mean(levels).as_py():.1f} changed levels per delta on average; "

@@ -15,14 +15,10 @@ Landed bytes are extrapolated to a day by the span of exchange time the delta ro
 
 from __future__ import annotations
 
-import asyncio
-import io
 import tempfile
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
+from book_bytes import UpdatesDay, collect  # the replay and the day extrapolation, one copy
 
 from daedalus.collector.encoding import parquet_options
 
@@ -36,88 +32,15 @@ CAPTURES = {
     ),
 }
 OLD_DEFAULT = ["ticker", "trades", "orderbook", "book_updates"]
-DAY_NS = 86_400 * 10**9
-
-
-def collect(capture_path: Path, exchange: str, symbol: str, channels: list[str], root: Path) -> None:
-    """Replay the capture through the real collector with `channels` and land it."""
-    from daedalus.collector.pipeline import run_collect
-    from daedalus.config import load_config
-    from daedalus.devkit.simulator.binance import FakeBinance
-    from daedalus.devkit.simulator.binance_futures import FakeBinanceFutures
-    from daedalus.devkit.simulator.replay import load_capture
-    from daedalus.land.landing import land
-
-    capture = load_capture(capture_path)
-    config = load_config(
-        None,
-        {
-            "storage.root": str(root),
-            "ingestion.exchanges": [exchange],
-            "ingestion.symbols": [symbol],
-            "ingestion.channels": channels,
-            "ingestion.stale_after_seconds": 120.0,
-        },
-        environ={},
-    )
-    snap = capture.snapshot
-    futures = ":" in symbol
-    applied = sum(
-        1
-        for d in capture.depth_updates()
-        if (d["u"] >= snap["lastUpdateId"] if futures else d["u"] > snap["lastUpdateId"])
-    )
-
-    async def main() -> None:
-        server = await (FakeBinanceFutures("inverse") if futures else FakeBinance()).start()
-        server.books[capture.symbol_id] = server.new_book(snap)
-        stop = asyncio.Event()
-        started: asyncio.Future = asyncio.get_running_loop().create_future()
-        task = asyncio.ensure_future(
-            run_collect(
-                config,
-                stop,
-                configure={exchange: lambda ex: server.configure(ex, [symbol])},
-                on_started=started.set_result,
-            )
-        )
-        emitter = await started
-        try:
-            await server.wait_subscribed([f"{capture.symbol_id.lower()}@depth@100ms"])
-            while emitter.counters.get(("ccxt", "book_updates")) is None:
-                await asyncio.sleep(0.05)
-            await server.replay(capture, speed=0)
-            while emitter.counters[("ccxt", "book_updates")].received < applied + 3:  # + load, checkpoints
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(0.5)
-        finally:
-            stop.set()
-            await task
-            await server.stop()
-
-    asyncio.run(main())
-    report = land(config)
-    if report.errors:
-        raise SystemExit(f"land failed: {report.errors}")
-
-
-def _written(table: pa.Table) -> int:
-    buf = io.BytesIO()
-    pq.write_table(table, buf, **parquet_options("book_updates"))
-    return buf.tell()
 
 
 def per_day(root: Path) -> dict[str, float]:
     """Bytes per symbol-day of each landed bronze channel (events left out: a handful of rows)."""
     files = {c: sorted((root / "bronze" / c).glob("exchange=*/date=*/*.parquet")) for c in OLD_DEFAULT}
-    updates = pa.concat_tables([pq.read_table(f) for f in files["book_updates"]])
-    deltas = updates.filter(pc.equal(updates.column("kind"), "delta"))
-    checkpoints = updates.filter(pc.equal(updates.column("kind"), "checkpoint"))
-    ts = deltas.column("timestamp").cast(pa.int64())
-    scale = DAY_NS / (pc.max(ts).as_py() - pc.min(ts).as_py())
-    checkpoint = max(_written(checkpoints.slice(i, 1)) for i in range(checkpoints.num_rows))
-    out = {c: sum(f.stat().st_size for f in fs) * scale for c, fs in files.items() if c != "book_updates"}
-    out["book_updates"] = _written(deltas) * scale + 24 * checkpoint
+    updates = UpdatesDay(files["book_updates"], parquet_options("book_updates"))
+    out = {c: sum(f.stat().st_size for f in fs) for c, fs in files.items() if c != "book_updates"}
+    out = {c: b * updates.scale for c, b in out.items()}
+    out["book_updates"] = updates.per_day()
     return out
 
 

@@ -25,6 +25,8 @@ HOUR_NS = 3_600_000_000_000
 
 def levels(side: dict[float, float], bids: bool) -> list[dict]:
     """{price: size} as the schema's structs, best first (sorted: neighbours compress better)."""
+    if len(side) < 2:  # most deltas change a level or two per side: no sort
+        return [{"price": p, "size": s} for p, s in side.items()]
     return [{"price": p, "size": s} for p, s in sorted(side.items(), reverse=bids)]
 
 
@@ -44,18 +46,17 @@ def update_row(
     prev: int | None,
     sync_rule: str | None = None,
 ) -> dict:
-    row = dict(base)
-    row.update(
-        timestamp=timestamp_ns,
-        kind=kind,
-        first_update_id=first,
-        last_update_id=last,
-        prev_update_id=prev,
-        bids=bids,
-        asks=asks,
-        sync_rule=sync_rule,
-    )
-    return row
+    return {
+        **base,
+        "timestamp": timestamp_ns,
+        "kind": kind,
+        "first_update_id": first,
+        "last_update_id": last,
+        "prev_update_id": prev,
+        "bids": bids,
+        "asks": asks,
+        "sync_rule": sync_rule,
+    }
 
 
 class BookLog:

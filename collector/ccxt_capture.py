@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from daedalus.collector.book_log import HOUR_NS, book_levels, update_row
 from daedalus.collector.ccxt_rows import SOURCE, MalformedFrame, book_row, ticker_row, trade_row
+from daedalus.collector.ccxt_shortcuts import direct_dispatch
 from daedalus.collector.connection import Record
 from daedalus.collector.venue_ccxt import CcxtVenue
 
@@ -82,6 +83,7 @@ class Hooks:
         self.control = venue.control if type(venue).control is not base.control else None
         self.book_frame = venue.book_frame if type(venue).book_frame is not base.book_frame else None
         self.book_update = venue.book_update if type(venue).book_update is not base.book_update else None
+        self.direct = direct_dispatch(venue, type(collector.exchange))  # ccxt's handler, named by the venue
 
     def on_frame(self, client: Any, message: Any, capture_ts: int, handle: Any) -> None:
         c = self.c
@@ -120,6 +122,8 @@ class Hooks:
             tap.flush(time.time_ns())
         tap.url, tap.capture_ts, tap.in_frame = client.url, capture_ts, True  # tap.begin, inlined
         tap.frame = self.book_update(message) if self.book_update is not None else None
+        if self.direct is not None:
+            handle = self.direct(c.exchange, message) or handle
         try:
             handle(client, message)
             if book is not None and symbol not in c.broken_books:

@@ -26,6 +26,7 @@ from typing import Any
 from daedalus.collector.backoff import retry_after_from_headers
 from daedalus.collector.ccxt_capture import Hooks, Tap
 from daedalus.collector.ccxt_rows import SOURCE, MalformedFrame, book_row, ticker_row, trade_row  # noqa: F401
+from daedalus.collector.ccxt_shortcuts import iso8601
 from daedalus.collector.ccxt_taps import tap_property
 from daedalus.collector.connection import (
     Connection,
@@ -116,6 +117,7 @@ def stamped_exchange_class(exchange_id: str) -> type:
         trades = tap_property("trades")
         orderbooks = tap_property("orderbooks")
         tickers = tap_property("tickers")
+        iso8601 = staticmethod(iso8601)  # ccxt's, the text up to the second cached
 
         def handle_message(self, client: Any, message: Any) -> None:
             capture_ts = time.time_ns()
@@ -255,12 +257,13 @@ class CcxtCollector:
     def row_base(self, channel: str, symbol: str | None, capture_ts: int, url: str | None = None) -> dict:
         """The envelope of a bronze row (conn_id and the next seq of the connection serving the feed);
         notes which socket delivered it (`url`, to close that socket on a break)."""
+        feed = f"{channel}:{symbol}"
         if url is not None:
-            self._urls[f"{channel}:{symbol}"] = url  # which socket serves this feed (to close it)
+            self._urls[feed] = url  # which socket serves this feed (to close it)
         conn = self._conn.get((channel, symbol or ""))
         if conn is None:
             return envelope(capture_ts, self.exchange_id, symbol, "unattached", 0)
-        conn.touch(f"{channel}:{symbol}")
+        conn.touch(feed)
         return envelope(capture_ts, self.exchange_id, symbol, conn.conn_id, conn.next_seq())
 
     def emit_event(

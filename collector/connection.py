@@ -159,6 +159,8 @@ class Emitter:
         # (source, channel, exchange, symbol) -> [count, first_ns, last_ns]
         self._local_drops: dict[tuple[str, str, str, str | None], list[int]] = {}
         self.latencies_ns: list[int] | None = None  # set to a list to sample receive→queued latency
+        # called with each record dropped (staging or queue full): the trade healer refetches them
+        self.drop_listeners: list[Any] = []
 
     @property
     def staged(self) -> int:
@@ -174,11 +176,12 @@ class Emitter:
 
     def emit_nowait(self, record: Record) -> None:
         """Stage a record from synchronous code (the ccxt message hook)."""
-        c = self._count(record)
+        c = self.counters.get((record.source, record.channel)) or self._count(record)
         c.received += 1
         c.last_capture_ts = record.row.get("capture_ts")
         if len(self._staging) >= self.staging_limit and record.channel != "events":
             c.dropped += 1
+            self._tell_dropped(record)
             row = record.row
             key = (record.source, record.channel, row.get("exchange", ""), row.get("symbol"))
             ts = row.get("capture_ts") or time.time_ns()
@@ -204,7 +207,12 @@ class Emitter:
             c.accepted += 1
         else:
             c.dropped += 1
+            self._tell_dropped(record)
         return ok
+
+    def _tell_dropped(self, record: Record) -> None:
+        for listener in self.drop_listeners:
+            listener(record)
 
     async def flush(self) -> None:
         """Drain the staging deque into the queue (with the queue's backpressure)."""
@@ -216,6 +224,7 @@ class Emitter:
                 c.accepted += 1
             else:
                 c.dropped += 1
+                self._tell_dropped(record)
         if self._local_drops:
             drops, self._local_drops = self._local_drops, {}
             for (source, channel, exchange, symbol), (count, first, last) in drops.items():

@@ -8,7 +8,9 @@ the socket already delivered is dropped by trade id; the rest go to bronze `trad
 `source = 'rest'`, and one `backfill` event says the range, the rows written and whether the gap is
 closed ("complete") or not ("partial", with the rows missing when the ids tell). The task respects
 ccxt's rate limiter and the venue's 429/418 Retry-After, stops at `ingestion.heal_seconds`, and
-stages its rows only while the live feed's staging deque is mostly empty: it never delays the feed.
+stages its rows only while the live feed's staging deque and the queue are mostly empty: it never
+delays the feed. Trades an overflow dropped (the emitter's `drop_listeners`) are healed the same way
+once no trade has been dropped for a second: the range they span is fetched like a gap's.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from daedalus.collector.backoff import Backoff, retry_after_from_headers
@@ -44,6 +46,33 @@ class Edge:
 
 
 @dataclass
+class Dropped:
+    """The trades of one symbol an overflow dropped, in constant memory: the range they span and the
+    most recent ids (to take back from the delivered set, which is as bounded)."""
+
+    first_capture: int
+    lo_id: int | None = None
+    hi_id: int | None = None
+    lo_ms: int | None = None
+    hi_ms: int | None = None
+    all_numbered: bool = True
+    ids: deque[str] = field(default_factory=lambda: deque(maxlen=_SEEN_IDS))
+
+    def add(self, tid: str | None, ms: int | None) -> None:
+        if tid is not None:
+            self.ids.append(tid)
+        if tid is not None and tid.isdigit():
+            n = int(tid)
+            self.lo_id = n if self.lo_id is None else min(self.lo_id, n)
+            self.hi_id = n if self.hi_id is None else max(self.hi_id, n)
+        else:
+            self.all_numbered = False
+        if ms is not None:
+            self.lo_ms = ms if self.lo_ms is None else min(self.lo_ms, ms)
+            self.hi_ms = ms if self.hi_ms is None else max(self.hi_ms, ms)
+
+
+@dataclass
 class Outcome:
     rows: int
     complete: bool
@@ -63,6 +92,12 @@ class TradeHealer:
         self.tasks: set[asyncio.Task] = set()
         self.outcomes: list[Outcome] = []
         self.enabled = self.venue.trade_history is not None and self.heal_seconds > 0
+        # trades the socket delivered but an overflow dropped (staging deque or queue full), per
+        # symbol; healed once the pressure is over
+        self.dropped: dict[str, Dropped] = {}
+        self._last_drop = 0.0
+        if self.enabled:
+            collector.emitter.drop_listeners.append(self.lost)
 
     # ---- called from the capture hook (synchronously) ----
     def saw(self, symbol: str | None, trade: Any, capture_ts: int) -> None:
@@ -87,6 +122,44 @@ class TradeHealer:
             task = asyncio.ensure_future(self._heal(symbol, before, edge))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
+
+    # ---- called by the emitter for every record an overflow drops ----
+    def lost(self, record: Any) -> None:
+        row = record.row
+        if record.channel != "trades" or record.source != SOURCE or row.get("source") == "rest":
+            return  # not a socket trade of ours (a healed row dropped again is not chased again)
+        symbol = row.get("symbol")
+        if symbol is None or row.get("exchange") != self.c.exchange_id:
+            return
+        drops = self.dropped.get(symbol)
+        if drops is None:
+            drops = self.dropped[symbol] = Dropped(row["capture_ts"])
+            task = asyncio.ensure_future(self._heal_dropped(symbol))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        ts = row.get("timestamp")
+        drops.add(row.get("trade_id"), None if ts is None else ts // 1_000_000)
+        self._last_drop = time.monotonic()
+
+    async def _heal_dropped(self, symbol: str) -> None:
+        """Once no trade has been dropped for a second (the overflow is over and reported) and there
+        is room, fetch the range the dropped trades span like a gap's."""
+        deadline = time.monotonic() + self.heal_seconds
+        while time.monotonic() < deadline and time.monotonic() - self._last_drop < 1.0:
+            await asyncio.sleep(0.1)
+        await self._room()
+        d = self.dropped.pop(symbol)
+        seen = self._seen_set.get(symbol, set())
+        for tid in d.ids:
+            seen.discard(tid)  # the socket delivered it, but it was never written: fetch it
+        lo = hi = None
+        if d.all_numbered and d.lo_id is not None and d.hi_id is not None:
+            lo, hi = str(d.lo_id - 1), str(d.hi_id + 1)
+        # the edges just outside the dropped range; the interval runs from the first drop to now,
+        # after the overflow events were written, so it covers them (what the build reads)
+        before = Edge(lo, d.lo_ms, d.first_capture)
+        after = Edge(hi, d.hi_ms, time.time_ns())
+        await self._heal(symbol, before, after)
 
     # ---- called when a trades session ends ----
     def broke(self, symbols: list[str]) -> None:
@@ -129,14 +202,14 @@ class TradeHealer:
         new = [t for tid, t in ordered if tid not in seen and in_gap(tid, t)]
         seq = 0
         for trade in new:
-            while self.c.emitter.staged > self.c.emitter.staging_limit // 4:
-                await asyncio.sleep(0.01)  # the live feed first
+            await self._room()
             seq += 1
             row = trade_row(trade, envelope(time.time_ns(), self.c.exchange_id, symbol, conn_id, seq))
             row["source"] = "rest"
             self.c.emitter.emit_nowait(Record(SOURCE, "trades", row))
         outcome = self._judge(before, after, fetched, len(new), error, time.monotonic() > deadline)
         self.outcomes.append(outcome)
+        await self._room()
         self.c.emitter.emit_nowait(
             Record(
                 SOURCE,
@@ -152,9 +225,21 @@ class TradeHealer:
                     interval_start=before.capture_ts,
                     interval_end=after.capture_ts,
                     detail=outcome.detail,
+                    # stamped at the gap's end, not when the heal finished: the event then lands in
+                    # the date partition of the break it heals (a heal that ends past midnight would
+                    # otherwise sit in the next day's events, which that day's build never reads)
+                    capture_ts=after.capture_ts,
                 ),
             )
         )
+
+    async def _room(self) -> None:
+        """The live feed first: stage a healed row only while the staging deque is under a quarter
+        full and the queue under half (a row the queue refused would be lost again)."""
+        emitter = self.c.emitter
+        queue = emitter.queue
+        while emitter.staged > emitter.staging_limit // 4 or queue.qsize() > queue.maxsize // 2:
+            await asyncio.sleep(0.01)
 
     def _judge(
         self, before: Edge, after: Edge, fetched: dict, rows: int, error: str | None, timed_out: bool
@@ -256,12 +341,17 @@ async def fetch_page(
 ) -> list:
     """One page of ccxt's `fetch_trades` (its rate limiter applies); a 429/418 waits as the venue
     says (Retry-After), within `deadline` (monotonic), else raises."""
+    return await polite(ex, lambda: ex.fetch_trades(symbol, since, limit, dict(params)), deadline, on_wait)
+
+
+async def polite(ex: Any, call: Any, deadline: float, on_wait: Any = None) -> list:
+    """`await call()` (a ccxt REST method), waiting out 429/418 as the venue says within `deadline`."""
     import ccxt
 
     backoff = Backoff(1.0, 60.0)
     while True:
         try:
-            return list(await ex.fetch_trades(symbol, since, limit, dict(params)))
+            return list(await call())
         except (ccxt.DDoSProtection, ccxt.RateLimitExceeded) as e:
             retry = retry_after_from_headers(getattr(ex, "last_response_headers", None))
             status = 418 if "418" in str(e) else 429

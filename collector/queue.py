@@ -34,29 +34,46 @@ class Record:
     channel: str  # 'ticker' | 'trades' | 'orderbook' | 'events'
     row: dict  # bronze columns of collector/schemas.py (capture_ts as int ns since epoch or datetime)
     nbytes: int = 0  # approx_bytes(row), set by BoundedQueue.put while the record is queued
+    key: StreamKey | None = None  # stream_key(self), set by BoundedQueue.put (the sink reuses it)
 
 
 def _nested_bytes(value: object) -> int:
     """Python size of a book level ({price, size} dict or [price, size] list) or similar small item."""
-    n = sys.getsizeof(value)
+    getsizeof = sys.getsizeof
+    n = getsizeof(value)
     if isinstance(value, dict):
-        n += sum(sys.getsizeof(v) for v in value.values())
-    elif isinstance(value, list | tuple):
-        n += sum(sys.getsizeof(v) for v in value)
+        value = value.values()
+    elif not isinstance(value, list | tuple):
+        return n
+    for v in value:  # a plain loop: two items, a generator would cost more than the sum
+        n += getsizeof(v)
     return n
+
+
+# Values counted as a flat 32 bytes; exact types, so the hot loop below tests them with one set lookup
+_SCALARS = frozenset({int, float, bool, type(None)})
 
 
 def approx_bytes(row: object) -> int:
     """The memory a queued row holds, estimated from its shape (a list's first item stands for all its
-    items: book levels are alike): cheap enough for every record, within ~20 % for books and trades."""
+    items: book levels are alike): cheap enough for every record, within ~20 % for books and trades.
+    (Runs once per record: exact-type tests first, the general isinstance path for anything else.)"""
     if not isinstance(row, dict):
         return sys.getsizeof(row) + 64
-    n = sys.getsizeof(row)
+    getsizeof = sys.getsizeof
+    n = getsizeof(row)
     for v in row.values():
-        if isinstance(v, str | bytes):
-            n += sys.getsizeof(v)
+        t = type(v)
+        if t in _SCALARS:
+            n += 32
+        elif t is str:
+            n += getsizeof(v)
+        elif t is list:
+            n += getsizeof(v) + (len(v) * _nested_bytes(v[0]) if v else 0)
+        elif isinstance(v, str | bytes):
+            n += getsizeof(v)
         elif isinstance(v, list | tuple):
-            n += sys.getsizeof(v) + (len(v) * _nested_bytes(v[0]) if v else 0)
+            n += getsizeof(v) + (len(v) * _nested_bytes(v[0]) if v else 0)
         elif isinstance(v, dict):
             n += _nested_bytes(v)
         else:
@@ -142,7 +159,7 @@ class BoundedQueue:
         (source, channel, exchange, symbol) and return False. Drops are reported as an `overflow`
         events Record (count, interval_start/end of the drops, which stream) as soon as room frees up
         — never lost, never silent."""
-        key = stream_key(record)
+        key = record.key = stream_key(record)
         counters = self._streams.get(key)
         if counters is None:
             counters = self._streams[key] = _StreamCounters()

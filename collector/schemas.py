@@ -97,10 +97,29 @@ BOOK_UPDATES = pa.schema(
 )
 BOOK_UPDATE_KINDS = ("snapshot", "delta", "checkpoint")
 
+# Candles fetched over REST by `daedalus backfill --ohlcv` (collector/backfill.py) where a venue serves
+# no trade history that far back (Bybit: its last 60 trades): one row per bar, `timestamp` = the bar's
+# open time, `timeframe` as ccxt names it ("1m", "1h", ...), `volume` in base units (ccxt's); the
+# envelope's `seq` = the bar's open time in ms, `source` = 'rest'.
+OHLCV = pa.schema(
+    ENVELOPE
+    + [
+        pa.field("timestamp", TS_NS_UTC, nullable=False),
+        pa.field("timeframe", pa.string(), nullable=False),
+        pa.field("open", pa.float64()),
+        pa.field("high", pa.float64()),
+        pa.field("low", pa.float64()),
+        pa.field("close", pa.float64()),
+        pa.field("volume", pa.float64()),
+        pa.field("source", pa.string()),
+    ]
+)
+
 # `backfill`: trades fetched over REST for a break of a trades series (collector/heal.py): `count` =
 # rows written, interval_start/interval_end = receive times of the socket's last trade before and
-# first trade after the gap, `detail` starts with "complete" (the gap is closed: the build no longer
-# counts break events of that series inside the interval) or "partial" (with the rows missing if known).
+# first trade after the gap (its capture_ts = interval_end: it lands in the break's date partition),
+# `detail` starts with "complete" (the gap is closed: the build no longer counts break events of that
+# series inside the interval) or "partial" (with the rows missing if known).
 # One row per connect, disconnect (with close code), subscribe ack, resync, sequence gap, stale
 # stream, queue overflow (with the count dropped), snapshot truncation, quarantined record.
 EVENTS = pa.schema(
@@ -151,5 +170,6 @@ SCHEMAS: dict[str, pa.Schema] = {
     "orderbook": ORDERBOOK,
     "book_updates": BOOK_UPDATES,
     "events": EVENTS,
+    "ohlcv": OHLCV,
 }
 CHANNELS = tuple(SCHEMAS)

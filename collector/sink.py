@@ -144,7 +144,7 @@ class BronzeSink:
 
     def _add(self, record: Record) -> bool:
         """Buffer one record; True when its stream's buffer reached batch_size."""
-        key = stream_key(record)
+        key = record.key or stream_key(record)
         buf = self._buffers.setdefault((record.source, record.channel), [])
         buf.append((key, record.row))
         self._buffer_rows += 1

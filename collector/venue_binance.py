@@ -31,6 +31,10 @@ _FUTURES_DOC = (
 )
 
 
+# keys ccxt's binance.handle_message looks at before it dispatches on the event type `e`
+_WRAPPERS = frozenset(("stream", "event", "data", "status", "error", "id"))
+
+
 class Venue(CcxtVenue):
     # spot (and binance.us): U = previous u + 1; USD-M / COIN-M futures: pu = previous u
     sync_rules: ClassVar[dict[str, str]] = {
@@ -77,6 +81,20 @@ class Venue(CcxtVenue):
         # raw streams (what ccxt subscribes): the diff itself; `pu` only on USD-M futures
         if isinstance(message, dict) and message.get("e") == "depthUpdate":
             return (message.get("E"), message.get("U"), message.get("u"), message.get("pu"))
+        return None
+
+    direct_dispatch_of: ClassVar[str | None] = "ccxt.pro.binance.binance"
+
+    def direct_handler(self, exchange: Any, message: Any) -> Any:
+        # ccxt's binance.handle_message unwraps `stream`/`event`/`data`, checks `status`/`error`/`id`
+        # and then hands a plain "depthUpdate" frame to handle_order_book as it is: a raw-stream diff
+        # carries none of those keys
+        if (
+            type(message) is dict
+            and message.get("e") == "depthUpdate"
+            and message.keys().isdisjoint(_WRAPPERS)
+        ):
+            return exchange.handle_order_book
         return None
 
     def control(self, message: Any) -> tuple[str, str] | None:

@@ -109,6 +109,15 @@ class CcxtVenue:
         where the venue gives none; bronze `book_updates` keeps them. Called on every frame."""
         return None
 
+    # "module.Class" of the ccxt.pro class whose handle_message `direct_handler` stands in for
+    # (collector/ccxt_shortcuts.py); None = every frame goes through ccxt's handle_message
+    direct_dispatch_of: ClassVar[str | None] = None
+
+    def direct_handler(self, exchange: Any, message: Any) -> Any:
+        """The ccxt handler (a bound method taking (client, message)) that ccxt's handle_message would
+        call for this frame, unchanged, when the venue can tell it cheaply; else None."""
+        return None
+
     def check_book(self, exchange: Any, symbol: str, book: Any, message: Any) -> str | None:
         """After ccxt applied a book frame: the checksum-break detail, or None."""
         return None

@@ -152,26 +152,16 @@ class ChannelConfig(_Section):
     """Build this channel's models."""
 
 
-class FeatureConfig(_Section):
-    """Feature options of docs/features.md. Keys marked per-symbol may be overridden in etl.symbols."""
+class SequentialParams(_Section):
+    """The parameters of the sequential kernels (docs/features.md "Sequential"), each declared once.
 
-    max_levels: int = Field(20, ge=1, le=1000)
-    """Levels per side kept in silver and used by gold features."""
-    bands_bps: list[float] = Field(default_factory=lambda: [0, 5, 10, 25, 50, 100])
-    """Edges of the depth bands in bps from mid; consecutive edges make one band [lo, hi)."""
-    strict_book_deletes: list[str] = Field(default_factory=list)
-    """Exchanges whose book updates never delete a level the book does not hold: there such a delete
-    (inside the depth of the last load) breaks a book rebuilt from book_updates. Not Binance: its
-    diffs aggregate 100 ms and delete unseen levels as a matter of course."""
-    max_unserved_book_share: float = Field(0.005, ge=0, le=1)
-    """Largest share of a series-day's book_updates messages that may go unserved (lost: a gap, a
-    regression, refused levels, no book; stale or duplicate messages and a REST load without exchange
-    time lose no update) before the build's data test sql/tests/book_unserved_share.sql fails, naming
-    the series and the count."""
+    `etl.features` holds them (FeatureConfig inherits them); gold.orderbook_seq hands them to
+    `daedalus_orderbook_seq` as one struct (`sequential_params()` in a model, udfs/columns.py
+    `params_sql`), and the kernels read them as this model (udfs/series.py `SeqParams`). A new
+    parameter is one field here plus its use in `series.series_sequential`."""
+
     horizons: list[int] = Field(default_factory=lambda: [5, 15, 60, 300, 900])
     """Trailing windows (seconds) of rolling features."""
-    bar_durations: list[int] = Field(default_factory=lambda: [1, 5, 30, 60, 300, 900, 3600])
-    """Bar lengths (seconds) of gold bars."""
     max_state_staleness_seconds: float = Field(300.0, gt=0)
     """A time gap between snapshots above this is a break in the series."""
     ofi_levels: int = Field(10, ge=1, le=1000)
@@ -190,6 +180,43 @@ class FeatureConfig(_Section):
     """Static regime: spread/mid at or below this is tight (per symbol)."""
     kyle_lambda_window: int = Field(300, ge=1)
     """Trailing window (seconds) of the Kyle lambda regression."""
+
+    @field_validator("horizons")
+    @classmethod
+    def _horizons(cls, v: list[int]) -> list[int]:
+        return _positive_unique(v)
+
+    @model_validator(mode="after")
+    def _percentiles_ordered(self) -> SequentialParams:
+        if self.spread_tight_percentile > self.spread_wide_percentile:
+            raise ValueError("spread_tight_percentile must not exceed spread_wide_percentile")
+        return self
+
+
+def _positive_unique(v: list[int]) -> list[int]:
+    if not v or any(x <= 0 for x in v) or len(set(v)) != len(v):
+        raise ValueError("must be a non-empty list of distinct positive seconds")
+    return sorted(v)
+
+
+class FeatureConfig(SequentialParams):
+    """Feature options of docs/features.md. Keys marked per-symbol may be overridden in etl.symbols."""
+
+    max_levels: int = Field(20, ge=1, le=1000)
+    """Levels per side kept in silver and used by gold features."""
+    bands_bps: list[float] = Field(default_factory=lambda: [0, 5, 10, 25, 50, 100])
+    """Edges of the depth bands in bps from mid; consecutive edges make one band [lo, hi)."""
+    strict_book_deletes: list[str] = Field(default_factory=list)
+    """Exchanges whose book updates never delete a level the book does not hold: there such a delete
+    (inside the depth of the last load) breaks a book rebuilt from book_updates. Not Binance: its
+    diffs aggregate 100 ms and delete unseen levels as a matter of course."""
+    max_unserved_book_share: float = Field(0.005, ge=0, le=1)
+    """Largest share of a series-day's book_updates messages that may go unserved (lost: a gap, a
+    regression, refused levels, no book; stale or duplicate messages and a REST load without exchange
+    time lose no update) before the build's data test sql/tests/book_unserved_share.sql fails, naming
+    the series and the count."""
+    bar_durations: list[int] = Field(default_factory=lambda: [1, 5, 30, 60, 300, 900, 3600])
+    """Bar lengths (seconds) of gold bars."""
     enable_vpin: bool = True
     """Compute VPIN."""
     vpin_bucket_volume: BucketVolume | Literal["auto"] = "auto"
@@ -208,18 +235,10 @@ class FeatureConfig(_Section):
             raise ValueError("must be at least two increasing, non-negative edges, e.g. [0, 5, 10]")
         return v
 
-    @field_validator("horizons", "bar_durations")
+    @field_validator("bar_durations")
     @classmethod
-    def _positive_unique(cls, v: list[int]) -> list[int]:
-        if not v or any(x <= 0 for x in v) or len(set(v)) != len(v):
-            raise ValueError("must be a non-empty list of distinct positive seconds")
-        return sorted(v)
-
-    @model_validator(mode="after")
-    def _percentiles_ordered(self) -> FeatureConfig:
-        if self.spread_tight_percentile > self.spread_wide_percentile:
-            raise ValueError("spread_tight_percentile must not exceed spread_wide_percentile")
-        return self
+    def _bar_durations(cls, v: list[int]) -> list[int]:
+        return _positive_unique(v)
 
 
 class SymbolOverride(_Section):
@@ -252,6 +271,10 @@ class EtlConfig(_Section):
             if value is not None:
                 return value
         return getattr(self.features, key)
+
+    def sequential_params(self, symbol: str | None = None) -> SequentialParams:
+        """The sequential kernels' parameters for `symbol` (its overrides applied)."""
+        return SequentialParams(**{k: self.feature(k, symbol) for k in SequentialParams.model_fields})
 
 
 class DuckDBConfig(_Section):

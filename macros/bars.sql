@@ -7,21 +7,26 @@
   `base_relation` must have exchange, symbol, b (base bar start) and the per-base-bar partials the
   caller names in `rollups`: a list of (output column, SQL over the base relation) pairs.
   A bar never spans two UTC dates when d divides a day (every default does); otherwise it is cut at
-  midnight, because a partition only ever reads its own date.
+  midnight, because a partition only ever reads its own date, and the piece after midnight is
+  labelled by that midnight.
 -#}
 {% macro bars_rollup(base_relation, durations, rollups) -%}
 {%- for d in durations %}
+{#- the piece of a bar cut at midnight is labelled by that midnight, so its label and `date` are those
+    of the partition it is written to, and the two pieces keep distinct keys -#}
+{%- set start = bar_start('b', d) if 86400 % (d | int) == 0
+    else 'greatest(' ~ bar_start('b', d) ~ ', ' ~ bar_start('b', 86400) ~ ')' %}
 SELECT
     exchange,
     symbol,
-    {{ utc_date(bar_start('b', d)) }} AS date,
-    {{ bar_start('b', d) }} AS bar_start,
+    {{ utc_date(start) }} AS date,
+    {{ start }} AS bar_start,
     {{ d | int }}::INTEGER AS bar_seconds,
     {%- for name, expr in rollups %}
     {{ expr }} AS {{ name }}{{ ',' if not loop.last }}
     {%- endfor %}
 FROM {{ base_relation }}
-GROUP BY exchange, symbol, {{ utc_date('b') }}, {{ bar_start('b', d) }}
+GROUP BY exchange, symbol, {{ start }}
 {{ 'UNION ALL' if not loop.last }}
 {%- endfor %}
 {%- endmacro %}

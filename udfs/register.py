@@ -9,13 +9,14 @@ the result identical for any `threads`.
 
 - `daedalus_ofi(bids, asks, prev_bids, prev_asks, levels, alpha)` → STRUCT(ofi, mlofi): row-wise,
   stateless (each row carries its predecessor's books); NULL when the predecessor is NULL.
-- `daedalus_orderbook_seq(series, trades, vpin_points, horizons, ofi_levels, ofi_decay_alpha, staleness_s,
-  kyle_window_s, spread_window_s, tight_pct, wide_pct, dynamic, tight_threshold)` → one struct of
-  lists: ts, seq, seg_start, then one field per column declared in udfs/columns.py;
+- `daedalus_orderbook_seq(series, trades, vpin_points, params)` → one struct of lists: ts, seq,
+  seg_start, then one field per column declared in udfs/columns.py. `params` is one struct with a
+  field per `SequentialParams` key (daedalus/config.py; udfs/columns.py `params_sql` renders it);
   `daedalus_orderbook_seq_books`: the same with each row's first ofi_levels `bids`/`asks` in place of
   `ofi`/`mlofi`, paired against the previous row of the series inside the call
 - `daedalus_vpin_buckets(trades, state_f, state_i, recent_imbalance, recent_volume, recent_dp,
-  partition_start, bucket_volume, window_buckets, bvc, sigma_bars)` (bucket_volume NULL = auto)
+  partition_start, params)`: `params` one struct of `VpinParams` (udfs/columns.py; bucket_volume
+  NULL = auto)
 
 Both use null_handling='special': a series without trades, or a first partition without carried
 state, passes NULL and the wrapper treats it as empty; a NULL book gives a NULL result.
@@ -31,14 +32,13 @@ import pyarrow.compute as pc
 
 from daedalus.udfs import arrow_io as aio
 from daedalus.udfs.arrow_io import F64, LEVEL_SQL, TS
-from daedalus.udfs.columns import SEQUENTIAL, SeqColumn
+from daedalus.udfs.columns import PARAMS_SQL, SEQUENTIAL, VPIN_PARAMS_SQL, SeqColumn, VpinParams
 from daedalus.udfs.kernels.ofi import ofi_mlofi, ofi_pairs
 from daedalus.udfs.series import (
     Book,
     SeqParams,
     Series,
     Trades,
-    VpinParams,
     VpinState,
     series_sequential,
     vpin_partition,
@@ -226,10 +226,6 @@ def _seq_result(
 # ------------------------------------------------------------------------------------------- UDFs
 
 
-def _scalar(arr: pa.Array, i: int) -> Any:
-    return arr[i].as_py()
-
-
 def _vpin_points(row: Any) -> tuple[np.ndarray, np.ndarray] | None:
     if not row.is_valid:
         return None
@@ -237,58 +233,15 @@ def _vpin_points(row: Any) -> tuple[np.ndarray, np.ndarray] | None:
     return aio.ts_us(pc.struct_field(rows, "ts")), aio.f64(pc.struct_field(rows, "vpin"))
 
 
-def orderbook_seq_udf(
-    book,
-    trades,
-    vpin_points,
-    horizons,
-    ofi_levels,
-    alpha,
-    staleness,
-    kyle_window,
-    spread_window,
-    tight_pct,
-    wide_pct,
-    dynamic,
-    tight_threshold,
-) -> pa.StructArray:
+def orderbook_seq_udf(book, trades, vpin_points, params) -> pa.StructArray:
     """Arrow entry point of `daedalus_orderbook_seq`: one result row per series row."""
-    cols = [
-        aio.flat(a)
-        for a in (
-            book,
-            trades,
-            horizons,
-            ofi_levels,
-            alpha,
-            staleness,
-            kyle_window,
-            spread_window,
-            tight_pct,
-            wide_pct,
-            dynamic,
-            tight_threshold,
-        )
-    ]
-    book_a, trades_a = cols[0], cols[1]
-    points_a = aio.flat(vpin_points)
+    book_a, trades_a, points_a, params_a = (aio.flat(a) for a in (book, trades, vpin_points, params))
     results: list[dict[str, np.ndarray] | None] = []
     ts_parts: list[np.ndarray] = []
     seq_parts: list[np.ndarray] = []
     n_h = 0
     for i in range(len(book_a)):
-        p = SeqParams(
-            horizons=tuple(int(h) for h in _scalar(cols[2], i)),
-            ofi_levels=int(_scalar(cols[3], i)),
-            ofi_decay_alpha=float(_scalar(cols[4], i)),
-            max_state_staleness_seconds=float(_scalar(cols[5], i)),
-            kyle_lambda_window=int(_scalar(cols[6], i)),
-            spread_regime_window=int(_scalar(cols[7], i)),
-            spread_tight_percentile=float(_scalar(cols[8], i)),
-            spread_wide_percentile=float(_scalar(cols[9], i)),
-            use_dynamic_spread_regime=bool(_scalar(cols[10], i)),
-            tight_spread_threshold=float(_scalar(cols[11], i)),
-        )
+        p = SeqParams(**params_a[i].as_py())
         n_h = len(p.horizons)
         if not book_a[i].is_valid:
             results.append(None)
@@ -330,17 +283,7 @@ def ofi_udf(bids, asks, prev_bids, prev_asks, levels, alpha) -> pa.StructArray:
 
 
 def vpin_buckets_udf(
-    trades,
-    state_f,
-    state_i,
-    recent_imbalance,
-    recent_volume,
-    recent_dp,
-    partition_start,
-    bucket_volume,
-    window_buckets,
-    bvc,
-    sigma_bars,
+    trades, state_f, state_i, recent_imbalance, recent_volume, recent_dp, partition_start, params
 ) -> pa.StructArray:
     """Arrow entry point of `daedalus_vpin_buckets`: rows 'open', one per completed bucket, 'state'."""
     cols = [
@@ -353,10 +296,7 @@ def vpin_buckets_udf(
             recent_volume,
             recent_dp,
             partition_start,
-            bucket_volume,
-            window_buckets,
-            bvc,
-            sigma_bars,
+            params,
         )
     ]
     out: dict[str, list] = {f.name: [] for f in VPIN_FIELDS}
@@ -377,13 +317,9 @@ def vpin_buckets_udf(
         is_buy = aio.bools(pc.struct_field(rows, "is_buy"))
         price = aio.f64(pc.struct_field(rows, "price"))
         state = VpinState.from_lists(*(cols[k][i].as_py() for k in range(1, 6)))
-        bv = cols[7][i].as_py()
-        params = VpinParams(
-            bucket_volume=None if bv is None or bv <= 0 else float(bv),
-            window_buckets=int(cols[8][i].as_py()),
-            bvc=bool(cols[9][i].as_py()),
-            sigma_bars=int(cols[10][i].as_py()),
-        )
+        given = cols[7][i].as_py()
+        bv = given["bucket_volume"]
+        params = VpinParams(**{**given, "bucket_volume": None if bv is None or bv <= 0 else float(bv)})
         start = int(pc.cast(start_ts, TS).cast(pa.int64()).as_py())
         part = vpin_partition(ts, amount, is_buy, price, state, params, start)
         k = part.ts.shape[0]
@@ -451,21 +387,7 @@ def register_all(con: duckdb.DuckDBPyConnection, config: Config | None = None) -
         con.create_function(
             name,
             orderbook_seq_udf,
-            [
-                t(series_sql),
-                t(FLOW_SQL),
-                t(VPIN_POINTS_SQL),
-                t("INTEGER[]"),
-                t("INTEGER"),
-                t("DOUBLE"),
-                t("DOUBLE"),
-                t("INTEGER"),
-                t("INTEGER"),
-                t("DOUBLE"),
-                t("DOUBLE"),
-                t("BOOLEAN"),
-                t("DOUBLE"),
-            ],
+            [t(series_sql), t(FLOW_SQL), t(VPIN_POINTS_SQL), t(PARAMS_SQL)],
             t(SEQ_RETURN_SQL),
             type="arrow",
             null_handling="special",
@@ -483,10 +405,7 @@ def register_all(con: duckdb.DuckDBPyConnection, config: Config | None = None) -
                 t("DOUBLE[]"),
                 t("DOUBLE[]"),
                 t("TIMESTAMPTZ"),
-                t("DOUBLE"),
-                t("INTEGER"),
-                t("BOOLEAN"),
-                t("INTEGER"),
+                t(VPIN_PARAMS_SQL),
             ],
             t(VPIN_RETURN_SQL),
             type="arrow",

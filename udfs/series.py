@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from daedalus.config import SequentialParams
+from daedalus.udfs.columns import SEQUENTIAL, VpinParams
 from daedalus.udfs.kernels.kyle import kyle_lambda
 from daedalus.udfs.kernels.ofi import ofi_mlofi
 from daedalus.udfs.kernels.returns import mid_prices, mid_returns, touch
@@ -31,18 +33,8 @@ BVC_BAR_US = 60 * US
 BUCKETS_PER_DAY = 50  # docs/features.md: auto V = previous day's volume / 50
 
 
-@dataclass(frozen=True)
-class SeqParams:
-    horizons: tuple[int, ...] = (5, 15, 60, 300, 900)
-    ofi_levels: int = 10
-    ofi_decay_alpha: float = 0.5
-    max_state_staleness_seconds: float = 300.0
-    kyle_lambda_window: int = 300
-    spread_regime_window: int = 300
-    spread_tight_percentile: float = 0.2
-    spread_wide_percentile: float = 0.8
-    use_dynamic_spread_regime: bool = True
-    tight_spread_threshold: float = 0.0001
+# The kernels' parameters: declared once, as config keys of etl.features (daedalus/config.py).
+SeqParams = SequentialParams
 
 
 @dataclass
@@ -148,6 +140,20 @@ def _running_max(counts: np.ndarray | None, n: int) -> np.ndarray:
     return np.maximum.accumulate(counts.astype(np.int64)) if n else np.empty(0, np.int64)
 
 
+def book_breaks(break_before: np.ndarray, crossed: np.ndarray) -> np.ndarray:
+    """Where the book series breaks for the sequential kernels: `break_before`, plus a crossed row.
+
+    docs/features.md `crossed`: "for the sequential features the row is a break". A break sits
+    between rows, so a crossed row stands in for one: the series breaks before it (its book-derived
+    sequential values are NULL, nothing before it reaches it) and after it (the next row starts afresh,
+    so no window or return holds the crossed book). A crossed row is thus a segment of its own, and
+    its structural columns are untouched (they are not computed here).
+    """
+    out = break_before | crossed
+    out[1:] |= crossed[:-1]
+    return out
+
+
 def series_sequential(
     sr: Series, trades: Trades | None, p: SeqParams, vpin_points: tuple[np.ndarray, np.ndarray] | None = None
 ) -> dict[str, np.ndarray]:
@@ -160,13 +166,13 @@ def series_sequential(
     tr = trades if trades is not None else _empty_trades()
     ts = sr.ts
     n = ts.shape[0]
-    seg = segment_ids(ts, sr.break_before, np.int64(round(p.max_state_staleness_seconds * US)))
+    seg = segment_ids(
+        ts, book_breaks(sr.break_before, sr.crossed), np.int64(round(p.max_state_staleness_seconds * US))
+    )
     starts = segment_starts(seg)
-    # OFI/MLOFI: NULL at a segment start and wherever either book of the pair is crossed.
-    crossed_pair = sr.crossed.copy()
-    crossed_pair[1:] |= sr.crossed[:-1]
-    ofi = np.where(starts | crossed_pair, np.nan, sr.ofi_raw)
-    mlofi = np.where(starts | crossed_pair, np.nan, sr.mlofi_raw)
+    # OFI/MLOFI: NULL at a segment start (a crossed book of the pair is one, see book_breaks).
+    ofi = np.where(starts, np.nan, sr.ofi_raw)
+    mlofi = np.where(starts, np.nan, sr.mlofi_raw)
     mid = sr.mid
     log_return, velocity = mid_returns(mid, ts, seg, float(US))
 
@@ -210,10 +216,8 @@ def series_sequential(
         spread_bps = spread / mid * 1e4
     if p.use_dynamic_spread_regime:
         pctile = spread_percentile(ts, seg, spread_bps, np.int64(p.spread_regime_window * US))
-        regime = spread_regime_dynamic(pctile, p.spread_tight_percentile, p.spread_wide_percentile)
     else:
         pctile = np.full(n, np.nan)
-        regime = spread_regime_static(spread, mid, p.tight_spread_threshold)
 
     out: dict[str, np.ndarray] = {
         "seg_start": starts,
@@ -225,25 +229,19 @@ def series_sequential(
         "kyle_lambda_r2": r2,
         "spread_pctile": pctile,
     }
-    # docs/features.md: the first value after a break of the book is NULL for the book-derived columns.
-    # Trade windows (tfi, trade_volume) do not restart there, and VPIN restarts at no break.
-    for key in (
-        "log_return",
-        "mid_velocity",
-        "ofi",
-        "mlofi",
-        "kyle_lambda",
-        "kyle_lambda_r2",
-        "spread_pctile",
-    ):
-        out[key][starts] = np.nan
-    for key in ("ofi_sum", "mlofi_sum", "rv"):
-        out2d[key][:, starts] = np.nan
-    if p.use_dynamic_spread_regime:
-        regime = regime.copy()
-        regime[starts] = -1
-    out["spread_regime"] = regime
     out.update(out2d)
+    # docs/features.md "Time": the first value after a break of the book is NULL for the columns
+    # declared `null_at_break` (udfs/columns.py); a 2-D column holds one row per horizon.
+    for c in SEQUENTIAL:
+        if c.null_at_break:
+            out[c.name][..., starts] = np.nan
+    # The regime follows the percentile, NULLs included; the static one needs no history.
+    if p.use_dynamic_spread_regime:
+        out["spread_regime"] = spread_regime_dynamic(
+            out["spread_pctile"], p.spread_tight_percentile, p.spread_wide_percentile
+        )
+    else:
+        out["spread_regime"] = spread_regime_static(spread, mid, p.tight_spread_threshold)
     if vpin_points is not None:
         out["vpin"] = vpin_as_of(ts, vpin_points[0], vpin_points[1])
     else:
@@ -320,15 +318,6 @@ class VpinState:
         )
 
 
-@dataclass(frozen=True)
-class VpinParams:
-    bucket_volume: float | None = None
-    """Base units per bucket; None = auto."""
-    window_buckets: int = 50
-    bvc: bool = False
-    sigma_bars: int = 50
-
-
 @dataclass
 class VpinPartition:
     """Buckets completed in one partition; `open_vpin` is the value carried in from before it."""
@@ -366,7 +355,7 @@ def vpin_partition(
     p: VpinParams,
     partition_start: int,
 ) -> VpinPartition:
-    """Advance one series' VPIN through the trades of one UTC day (sorted by ts, trade_id).
+    """Advance one series' VPIN through the trades of one UTC day (sorted by ts, trade_seq, trade_id).
 
     Auto V (docs/features.md): at the start of each day V = previous day's volume / 50; on the first day of
     a series V = 24 × (volume of the first hour after the first trade) / 50 and the first hour's trades

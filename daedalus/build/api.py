@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from daedalus.build import datatests
-from daedalus.build.catalog_views import refresh_catalog
+from daedalus.build.catalog_views import refresh_catalog, refresh_stale_docs
 from daedalus.build.execute import execute
 from daedalus.build.materializations import MATERIALIZATIONS, PartPlan
 from daedalus.build.materializations.base import partition_id
@@ -191,6 +191,8 @@ def _build_once(
             if catalog and (planned or result.dropped or not catalog_current(s.config)):
                 with contextlib.suppress(*((Exception,) if failed else ())):  # the build's error wins
                     s.purge_deletions(refresh_catalog(s))
+            elif catalog and not failed:
+                result.docs_refreshed = refresh_stale_docs(s)  # docs only: nothing to rebuild
             if result.tracker is not None:
                 result.tracker.record_last_build(args)
                 result.tracker.raise_if_failed(result)

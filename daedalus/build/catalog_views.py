@@ -9,6 +9,7 @@ globs; partitions whose data tests failed are left out (outcome.catalog_filter).
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,7 @@ from daedalus.build.materializations import kind
 from daedalus.build.outcome import catalog_filter, failed_keys
 from daedalus.build.resolvers import CatalogResolver
 from daedalus.lake import LocalLake
-from daedalus.serve.catalog import CatalogSpec, CatalogView, write_catalog
+from daedalus.serve.catalog import CatalogSpec, CatalogView, catalog_holds, catalog_path, write_catalog
 from daedalus.serve.catalog_paths import RELATIVE_ROOT, pattern_sql
 from daedalus.sqltext import empty_relation_sql, sql_str
 
@@ -101,3 +102,24 @@ def refresh_catalog(s: Session, force: bool = False) -> float:
     t = time.time()
     write_catalog(s.config, catalog_spec(s), force=force)
     return t
+
+
+def refresh_stale_docs(s: Session) -> bool:
+    """After a build that wrote nothing: rewrite the catalog when what it would hold changed without
+    a partition changing (a model's or column's description, a comment in a view's SQL): the
+    docs-only change of docs/contracts.md. True when it did."""
+    spec = catalog_spec(s)
+    if catalog_holds(s.config, spec):
+        return False
+    path = catalog_path(s.config)
+    before = _identity(path)
+    write_catalog(s.config, spec)  # the same statements keep the live file (an older sidecar)
+    return _identity(path) != before
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns

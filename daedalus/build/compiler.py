@@ -1,8 +1,9 @@
 """Jinja → SQL. Renders models with the context of docs/contracts.md and checks them with sqlglot.
 
 Every model renders with: all macros of `macros/*.sql` as globals, `features` (etl.features),
-`etl`, `sequential_columns(horizons)` (udfs/columns.py), `var('dotted.path', default)`, `config(...)`,
-`ref()`, `source()`, `previous_partition()` and, for a partitioned model, `partition`
+`etl`, `sequential_columns(horizons)`, `sequential_params(symbol)`, `vpin_params(symbol)` (udfs/columns.py),
+`var('dotted.path', default)`, `config(...)`, `ref()`, `source()`, `previous_partition()` and, for a
+partitioned model, `partition`
 (`start`/`end`/`lookback_start` TIMESTAMPTZ literals, `date` a DATE literal, `date_iso`, and the raw
 key values, e.g. `partition.exchange`).
 
@@ -33,7 +34,7 @@ from daedalus.build.partition import PartitionCtx
 from daedalus.build.project import Model, Project, SqlTest
 from daedalus.errors import CompileError, DaedalusError
 from daedalus.sqltext import read_parquet_sql, sql_ident, sql_str
-from daedalus.udfs.columns import output_columns
+from daedalus.udfs.columns import VpinParams, output_columns, params_sql, vpin_params_sql
 
 PLACEHOLDER_DATE = "2000-01-01"
 
@@ -225,6 +226,9 @@ class Compiler:
             sql_str=sql_str,
             sql_ident=sql_ident,
             sequential_columns=output_columns,
+            # the sequential kernels' parameters for a symbol, as the UDF's one struct argument
+            sequential_params=lambda symbol=None: params_sql(cfg.etl.sequential_params(symbol)),
+            vpin_params=lambda symbol=None: vpin_params_sql(VpinParams.from_config(cfg.etl, symbol)),
         )
         if partition is None:
             ctx.pop("partition")  # StrictUndefined: using it outside a partitioned model is an error

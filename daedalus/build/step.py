@@ -48,6 +48,7 @@ class BuildResult:
     dropped: list[tuple[str, str]] = field(default_factory=list)  # obsolete partitions removed
     tracker: BuildTracker | None = None  # per-model PASS/WARN/ERROR/SKIP
     notes: list[str] = field(default_factory=list)  # e.g. damaged bronze files repaired first
+    docs_refreshed: bool = False  # nothing rebuilt, but the catalog's docs (comments) changed
 
     @property
     def rebuilt(self) -> list[tuple[str, str]]:

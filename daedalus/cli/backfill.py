@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -29,19 +29,39 @@ def _ms(value: str, option: str) -> int:
 
 def backfill_command(
     ctx: typer.Context,
-    exchange: str = typer.Option(..., "--exchange", help="ccxt exchange id, e.g. binance, kraken."),
-    symbol: str = typer.Option(..., "--symbol", help="ccxt symbol, e.g. BTC/USDT."),
-    start: str = typer.Option(..., "--start", help="First trade time, ISO (UTC unless an offset is given)."),
-    end: str = typer.Option(..., "--end", help="End time (exclusive), ISO."),
-    page_timeout: float = typer.Option(
-        600.0, "--page-timeout", help="Seconds one page may wait on the venue's 429/418 before giving up."
-    ),
+    exchange: Annotated[
+        str,
+        typer.Option(
+            "--exchange", help="ccxt exchange id: binance, okx, kraken, coinbase, bybit (last 60 only)."
+        ),
+    ],
+    symbol: Annotated[str, typer.Option("--symbol", help="ccxt symbol, e.g. BTC/USDT.")],
+    start: Annotated[
+        str, typer.Option("--start", help="First trade time, ISO (UTC unless an offset is given).")
+    ],
+    end: Annotated[str, typer.Option("--end", help="End time (exclusive), ISO.")],
+    page_timeout: Annotated[
+        float,
+        typer.Option(
+            "--page-timeout", help="Seconds one page may wait on the venue's 429/418 before giving up."
+        ),
+    ] = 600.0,
+    ohlcv: Annotated[
+        str | None,
+        typer.Option(
+            "--ohlcv",
+            help="Fetch candles of this ccxt timeframe (e.g. 1m) into the bronze `ohlcv` channel instead of "
+            "trades: for a venue with no trade history that far back (Bybit).",
+        ),
+    ] = None,
 ) -> None:
     """Fetch a venue's trade history over REST into raw segments (then `daedalus land`), marked source='rest'.
 
     Resumable after kill -9 (a cursor in _state/backfill/ moves only after each page is durable) and
     idempotent (a finished range writes nothing again); waits as the venue says on 429/418.
     Binance pages its history by id only with an API key: set BINANCE_API_KEY (read-only is enough).
+    Bybit serves only its last 60 trades: the older part of a range is reported unavailable (exit 6),
+    after what it serves is written. Per-venue table: docs/exchanges.md "Healing and backfill".
 
     Example: daedalus backfill --exchange binance --symbol BTC/USDT --start 2024-08-08 --end 2024-08-09
     """
@@ -68,24 +88,31 @@ def backfill_command(
     task = bar.add_task("backfill", total=end_ms - start_ms, rows=0, pages=0)
 
     def show(p: Any) -> None:
-        done = (end_ms - start_ms) if p.done else p.at_ms - start_ms
+        done = (end_ms - start_ms) if p.done else p.covered_ms
         bar.update(task, completed=done, rows=p.rows, pages=p.pages)
 
+    kw: dict[str, Any] = {
+        "configure": CONFIGURE.get(exchange),
+        "on_progress": show,
+        "page_deadline_s": page_timeout,
+    }
     with bar:
-        prog = asyncio.run(
-            run_backfill(
-                Path(root),
-                exchange,
-                symbol,
-                start_ms,
-                end_ms,
-                configure=CONFIGURE.get(exchange),
-                on_progress=show,
-            )
-        )
+        if ohlcv is not None:
+            from daedalus.collector.backfill_ohlcv import run_ohlcv_backfill
+
+            job = run_ohlcv_backfill(Path(root), exchange, symbol, ohlcv, start_ms, end_ms, **kw)
+        else:
+            job = run_backfill(Path(root), exchange, symbol, start_ms, end_ms, **kw)
+        prog = asyncio.run(job)
+    what = f"{ohlcv} bars" if ohlcv is not None else "rows"
     typer.echo(
-        f"backfill {exchange} {symbol}: {prog.rows} rows in {prog.pages} pages; run `daedalus land` next"
+        f"backfill {exchange} {symbol}: {prog.rows} {what} in {prog.pages} pages; run `daedalus land` next"
     )
+    if prog.unavailable:
+        from daedalus.errors import ExchangeError
+
+        # what the venue serves is written; the rest of the range cannot be had from it
+        raise ExchangeError(f"backfill {exchange} {symbol}: incomplete: {prog.unavailable}")
 
 
 def register(app: typer.Typer) -> None:

@@ -46,7 +46,13 @@ def print_summary(result: Any) -> None:
 
     console = Console(stderr=True)
     if not result.stats:
-        console.print(f"0 partition(s) rebuilt in {result.seconds:.2f} s: everything is up to date")
+        if getattr(result, "docs_refreshed", False):
+            console.print(
+                f"0 partition(s) rebuilt in {result.seconds:.2f} s: a docs-only change, nothing to rebuild "
+                "(the catalog's comments refreshed)"
+            )
+        else:
+            console.print(f"0 partition(s) rebuilt in {result.seconds:.2f} s: everything is up to date")
         return
     table = Table(title="build summary")
     for col in ("model", "partitions", "rows", "files", "bytes", "seconds"):

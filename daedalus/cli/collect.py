@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from daedalus.cli.context import global_options
+from daedalus.cli.options import Days, MaxAge
 
 
 def status_command(
     ctx: typer.Context,
-    as_json: bool = typer.Option(
-        False, "--json", help='Print {"collector": health file, "lake": coverage} as JSON.'
-    ),
-    days: int = typer.Option(1, "--days", help="UTC days of lake coverage, one character per hour."),
-    max_age: str = typer.Option(
-        None,
-        "--max-age",
-        help="A series is stale when its newest row is older than this: '2h', '90 minutes', or seconds "
-        "(default: status.max_age_seconds).",
-    ),
+    as_json: Annotated[
+        bool, typer.Option("--json", help='Print {"collector": health file, "lake": coverage} as JSON.')
+    ] = False,
+    days: Days = 1,
+    max_age: MaxAge = None,
 ) -> None:
     """Show the collector's health (per stream last message, received/written/dropped, gaps) and the
     lake's coverage (per series an hour strip of rows, breaks, losses, rejects; freshness).
@@ -82,27 +80,32 @@ def _split(value: str | None) -> list[str] | None:
 
 def collect_command(
     ctx: typer.Context,
-    sources: str = typer.Option(
-        None, "--sources", help="Comma list: ccxt,coinbase (default: ingestion.sources)."
-    ),
-    exchanges: str = typer.Option(
-        None, "--exchanges", help="Comma list of ccxt.pro exchange ids, e.g. binanceus,okx."
-    ),
-    symbols: str = typer.Option(
-        None, "--symbols", help="Comma list of ccxt symbols, e.g. BTC/USDT,ETH/USDT."
-    ),
-    channels: str = typer.Option(
-        None, "--channels", help="Comma list: ticker,trades,orderbook,book_updates."
-    ),
-    seconds: float = typer.Option(
-        None, "--seconds", help="Stop after this many seconds (default: run until Ctrl-C)."
-    ),
-    log_interval: float = typer.Option(
-        60.0,
-        "--log-interval",
-        min=1.0,
-        help="Without a terminal: seconds between progress log lines (on a terminal a live table is shown).",
-    ),
+    sources: Annotated[
+        str | None, typer.Option("--sources", help="Comma list: ccxt,coinbase (default: ingestion.sources).")
+    ] = None,
+    exchanges: Annotated[
+        str | None,
+        typer.Option("--exchanges", help="Comma list of ccxt.pro exchange ids, e.g. binanceus,okx."),
+    ] = None,
+    symbols: Annotated[
+        str | None, typer.Option("--symbols", help="Comma list of ccxt symbols, e.g. BTC/USDT,ETH/USDT.")
+    ] = None,
+    channels: Annotated[
+        str | None, typer.Option("--channels", help="Comma list: ticker,trades,orderbook,book_updates.")
+    ] = None,
+    seconds: Annotated[
+        float | None,
+        typer.Option("--seconds", help="Stop after this many seconds (default: run until Ctrl-C)."),
+    ] = None,
+    log_interval: Annotated[
+        float,
+        typer.Option(
+            "--log-interval",
+            min=1.0,
+            help="Without a terminal: seconds between progress log lines "
+            "(on a terminal a live table is shown).",
+        ),
+    ] = 60.0,
 ) -> None:
     """Collect live market data into raw Parquet segments (settings from `ingestion.*`).
 

@@ -9,11 +9,12 @@ than `status.max_age_seconds` (or `--max-age`), so a cron job or systemd timer c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from daedalus.cli.context import global_options
+from daedalus.cli.options import Days, MaxAge
 
 if TYPE_CHECKING:
     from daedalus.serve.health import Health
@@ -89,17 +90,12 @@ def coverage_lines(h: Health) -> list[tuple[str, list[tuple[str, str]]]]:
 
 def coverage_command(
     ctx: typer.Context,
-    start: str = typer.Option(
-        None, "--start", help="First UTC day (YYYY-MM-DD; default: ends on the newest)."
-    ),
-    days: int = typer.Option(1, "--days", help="How many UTC days, one character per hour."),
-    max_age: str = typer.Option(
-        None,
-        "--max-age",
-        help="Stale when the newest row of a series is older than this: '2h', '90 minutes', or seconds "
-        "(default: status.max_age_seconds).",
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print everything gathered as JSON."),
+    start: Annotated[
+        str | None, typer.Option("--start", help="First UTC day (YYYY-MM-DD; default: ends on the newest).")
+    ] = None,
+    days: Days = 1,
+    max_age: MaxAge = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print everything gathered as JSON.")] = False,
 ) -> None:
     """Per series an hour strip of the lake's rows, breaks, losses and rejects, and its freshness.
 

@@ -35,16 +35,18 @@ def land_command(ctx: typer.Context) -> None:
 
 def watch_command(
     ctx: typer.Context,
-    poll_interval: float = typer.Option(
-        None, "--poll-interval", help="Seconds between cycles (watch.poll_interval_seconds)."
-    ),
+    poll_interval: Annotated[
+        float | None,
+        typer.Option("--poll-interval", help="Seconds between cycles (watch.poll_interval_seconds)."),
+    ] = None,
     select: Annotated[list[str] | None, select_option("Models to build each cycle (default: all).")] = None,
-    max_cycles: int = typer.Option(
-        None, "--max-cycles", help="Stop after this many cycles (default: run until a signal)."
-    ),
-    stop_timeout: float = typer.Option(
-        20.0, "--stop-timeout", help="Seconds a step may take to finish after SIGINT/SIGTERM."
-    ),
+    max_cycles: Annotated[
+        int | None,
+        typer.Option("--max-cycles", help="Stop after this many cycles (default: run until a signal)."),
+    ] = None,
+    stop_timeout: Annotated[
+        float, typer.Option("--stop-timeout", help="Seconds a step may take to finish after SIGINT/SIGTERM.")
+    ] = 20.0,
 ) -> None:
     """
     Land, build the touched partitions and run data tests in a loop; SIGINT/SIGTERM stop it cleanly (exit 0).
@@ -66,23 +68,24 @@ def watch_command(
 
 def sync_command(
     ctx: typer.Context,
-    direction: str = typer.Argument(..., help="push (local → S3) or pull (S3 → local)."),
-    layer: list[str] = typer.Option(
-        None, "--layer", help="bronze | silver | gold (repeatable; default all)."
-    ),
-    since: str = typer.Option(
-        None, "--since", help="Only partitions dated on or after this day (YYYY-MM-DD)."
-    ),
-    remote: str = typer.Option(
-        None, "--remote", help="s3://bucket/prefix (default: storage.root when on S3)."
-    ),
-    local: str = typer.Option(
-        None, "--local", help="Local lake (default: storage.root, or ingestion.local_root)."
-    ),
-    workers: int = typer.Option(8, "--workers", help="Parallel transfers."),
-    move: bool = typer.Option(
-        False, "--move", help="bronze only: delete each source once its copy is verified."
-    ),
+    direction: Annotated[str, typer.Argument(help="push (local → S3) or pull (S3 → local).")],
+    layer: Annotated[
+        list[str] | None, typer.Option("--layer", help="bronze | silver | gold (repeatable; default all).")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only partitions dated on or after this day (YYYY-MM-DD).")
+    ] = None,
+    remote: Annotated[
+        str | None, typer.Option("--remote", help="s3://bucket/prefix (default: storage.root when on S3).")
+    ] = None,
+    local: Annotated[
+        str | None,
+        typer.Option("--local", help="Local lake (default: storage.root, or ingestion.local_root)."),
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", help="Parallel transfers.")] = 8,
+    move: Annotated[
+        bool, typer.Option("--move", help="bronze only: delete each source once its copy is verified.")
+    ] = False,
 ) -> None:
     """Copy lake files between a local root and S3: parallel, resumable, verified by size + ETag/MD5.
 

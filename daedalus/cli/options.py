@@ -52,3 +52,14 @@ FailFast = Annotated[
         "build every model that does not depend on it, skip those that do).",
     ),
 ]
+
+# the lake's coverage (status, coverage)
+Days = Annotated[int, typer.Option("--days", help="UTC days of lake coverage, one character per hour.")]
+MaxAge = Annotated[
+    str | None,
+    typer.Option(
+        "--max-age",
+        help="A series is stale when its newest row is older than this: '2h', '90 minutes', or seconds "
+        "(default: status.max_age_seconds).",
+    ),
+]

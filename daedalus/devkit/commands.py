@@ -8,6 +8,8 @@ imports stay inside the commands (`daedalus --help` loads this module).
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from daedalus.cli.context import global_options
@@ -15,8 +17,12 @@ from daedalus.cli.context import global_options
 
 def demo_command(
     ctx: typer.Context,
-    seconds: float = typer.Option(60.0, "--seconds", help="How long to collect from the simulated market."),
-    root: str = typer.Option(None, "--root", help="Lake root for the demo (default: ./daedalus-demo)."),
+    seconds: Annotated[
+        float, typer.Option("--seconds", help="How long to collect from the simulated market.")
+    ] = 60.0,
+    root: Annotated[
+        str | None, typer.Option("--root", help="Lake root for the demo (default: ./daedalus-demo).")
+    ] = None,
 ) -> None:
     """Run the whole pipeline on loopback: fake exchanges, real collectors, land, build, query.
 

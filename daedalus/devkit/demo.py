@@ -89,15 +89,17 @@ async def collect_demo(config: Any, seconds: float, seed: int = 7) -> dict:
         fake.record = False  # the demo runs for minutes if asked: keep no copy of what was sent
         await fake.start()
         fake.load_market(market)
-    # binance's endpoints come from config, as a user's testnet would; only its markets from a hook
+    # every venue's endpoints come from config, as a user's testnet would; only the markets (which
+    # the fakes do not serve) from a hook
     config = config.model_copy(deep=True)
     config.ingestion.exchange_options = {
         **config.ingestion.exchange_options,
         "binance": binance.exchange_options(),
+        **{name: fake.exchange_options() for name, fake in venues.items()},
     }
     configure = {"binance": lambda ex: ex.set_markets([spot_market(s) for s in DEMO_SYMBOLS])}
     for name, fake in venues.items():
-        configure[name] = lambda ex, fake=fake: fake.configure(ex, list(DEMO_SYMBOLS), market)
+        configure[name] = lambda ex, fake=fake: fake.set_markets(ex, list(DEMO_SYMBOLS), market)
     stop = asyncio.Event()
     market_stop = asyncio.Event()
 

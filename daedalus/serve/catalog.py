@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import sys
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,6 +47,11 @@ class CatalogSpec:
     views: list[CatalogView]
     root: str  # what `_daedalus.lake` records: '.' for a local lake, else its URL
     remote: bool  # views read remote URLs (httpfs and the S3 secret are needed to bind them)
+
+    def fingerprint(self) -> str:
+        """Of everything the file would hold, docs included: an equal one needs no new catalog."""
+        doc = [self.schemas, [asdict(v) for v in self.views], self.root]
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
 
 
 CATALOG = CATALOG_NAME
@@ -191,12 +197,21 @@ def write_catalog(config: Config, spec: CatalogSpec, force: bool = False) -> str
         # Same views: keep the live file, so processes holding it (one DuckDB instance per file
         # and process) and processes opening it meanwhile read the same catalog.
         os.unlink(tmp)
+        cp.record(final, fp, spec.fingerprint())
         return final
     # Same directory as the final file, so the rename is atomic. For an S3 lake the catalog stays
     # local (its views read s3:// URLs); publishing a copy to the bucket is the S3 backend's job.
     os.replace(tmp, final)
-    cp.record(final, fp)
+    cp.record(final, fp, spec.fingerprint())
     return final
+
+
+def catalog_holds(config: Config, spec: CatalogSpec) -> bool:
+    """True when the live catalog was written from an equal spec (views and docs), so writing it again
+    would change nothing; cheap: no catalog is opened or written."""
+    from daedalus.serve import catalog_paths as cp
+
+    return cp.spec_recorded(catalog_path(config), spec.fingerprint())
 
 
 def _create_view(run, schema: str, name: str, sql: str) -> None:  # noqa: ANN001

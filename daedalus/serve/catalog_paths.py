@@ -83,18 +83,30 @@ def _stat(path: str) -> list[int] | None:
 def unchanged(catalog_file: str, fp: str) -> bool:
     """True when the catalog at `catalog_file` is the one written with these statements (and no other
     file was put in its place since)."""
+    side = _sidecar(catalog_file)
+    return side.get("fingerprint") == fp and side.get("file") == _stat(catalog_file)
+
+
+def _sidecar(catalog_file: str) -> dict:
     try:
         with open(os.path.join(os.path.dirname(catalog_file), SIDECAR)) as f:
             side = json.load(f)
     except (OSError, ValueError):
-        return False
-    return side.get("fingerprint") == fp and side.get("file") == _stat(catalog_file)
+        return {}
+    return side if isinstance(side, dict) else {}
 
 
-def record(catalog_file: str, fp: str) -> None:
+def spec_recorded(catalog_file: str, spec_fp: str) -> bool:
+    """True when the catalog at `catalog_file` was written from a spec of this fingerprint (its views
+    and their docs, serve/catalog.py `CatalogSpec.fingerprint`) and is still that file."""
+    side = _sidecar(catalog_file)
+    return side.get("spec") == spec_fp and side.get("file") == _stat(catalog_file)
+
+
+def record(catalog_file: str, fp: str, spec_fp: str | None = None) -> None:
     """Write the sidecar of a catalog just renamed into place (atomically)."""
     side = os.path.join(os.path.dirname(catalog_file), SIDECAR)
     tmp = f"{side}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
-        json.dump({"fingerprint": fp, "file": _stat(catalog_file)}, f)
+        json.dump({"fingerprint": fp, "file": _stat(catalog_file), "spec": spec_fp}, f)
     os.replace(tmp, side)

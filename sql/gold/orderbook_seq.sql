@@ -92,12 +92,7 @@ computed AS (
     SELECT b.exchange, b.symbol,
         daedalus_orderbook_seq_books(
             b.snapshots, t.trades, {{ 'v.points' if f.enable_vpin else 'NULL' }},
-            {{ f.horizons | list }}::INTEGER[],
-            {{ f.ofi_levels }}, {{ f.ofi_decay_alpha }}::DOUBLE, {{ f.max_state_staleness_seconds }}::DOUBLE,
-            {{ f.kyle_lambda_window }}, {{ f.spread_regime_window }},
-            {{ f.spread_tight_percentile }}::DOUBLE, {{ f.spread_wide_percentile }}::DOUBLE,
-            {{ 'true' if f.use_dynamic_spread_regime else 'false' }},
-            {{ etl.feature('tight_spread_threshold', partition.symbol) }}::DOUBLE
+            {{ sequential_params(partition.symbol) }}
         ) AS r
     FROM book_series b
     LEFT JOIN flow_series t ON t.exchange = b.exchange AND t.symbol = b.symbol

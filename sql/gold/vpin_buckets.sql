@@ -8,8 +8,6 @@
   carry_state=true builds a series' days in date order, so day-by-day equals one full build.
   A bucket's ts is the ts of the trade that completed it (bvc: the end of the 1-minute bar).
 -#}
-{%- set f = features -%}
-{%- set bucket_volume = etl.feature('vpin_bucket_volume', partition.symbol) -%}
 {{ config(materialized='partitioned', partition_by=['exchange', 'symbol', 'date'], tags=['trades', 'gold', 'sequential'],
           carry_state=true, order_by=['exchange', 'symbol', 'ts', 'bucket_index', 'kind']) }}
 WITH flow AS (
@@ -37,11 +35,7 @@ computed AS (
     SELECT s.exchange, s.symbol,
         daedalus_vpin_buckets(
             s.trades, c.state_f, c.state_i, c.recent_imbalance, c.recent_volume, c.recent_dp,
-            {{ partition.start }},
-            {{ 'NULL' if bucket_volume == 'auto' else bucket_volume }}::DOUBLE,
-            {{ f.vpin_window_buckets }},
-            {{ 'true' if f.vpin_classification == 'bvc' else 'false' }},
-            {{ f.vpin_bvc_sigma_bars }}
+            {{ partition.start }}, {{ vpin_params(partition.symbol) }}
         ) AS r
     FROM series s
     LEFT JOIN carried c ON c.exchange = s.exchange AND c.symbol = s.symbol

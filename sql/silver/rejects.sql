@@ -49,6 +49,14 @@ WITH bad AS (
       AND coalesce("timestamp", capture_ts) < {{ partition.end }}
       AND {{ ticker_reject_reason() }} IS NOT NULL
     UNION ALL
+    -- a book_updates message without a symbol belongs to no book: counted, never served
+    SELECT exchange, NULL, 'book_updates', 'symbol_null',
+           coalesce("timestamp", capture_ts)::TIMESTAMPTZ, capture_ts::TIMESTAMPTZ
+    FROM {{ source('bronze', 'book_updates') }}
+    WHERE symbol IS NULL AND kind IN ('snapshot', 'delta')
+      AND coalesce("timestamp", capture_ts) >= {{ partition.lookback_start }}
+      AND coalesce("timestamp", capture_ts) < {{ partition.end }}
+    UNION ALL
     -- a book snapshot without a symbol belongs to no series: counted, never served
     SELECT exchange, NULL, 'orderbook', 'symbol_null',
            coalesce("timestamp", capture_ts)::TIMESTAMPTZ, capture_ts::TIMESTAMPTZ

@@ -194,6 +194,17 @@ def test_nan_delta_without_reload_is_counted_and_fails_the_share(tmp_path: Path)
     assert ("invalid_levels", 1) in counted and ("no_book", 199) in counted
 
 
+def test_a_message_without_symbol_is_counted(tmp_path: Path) -> None:
+    rows = _stream("c1", T0 + 3_600_000)[:50]
+    rows.append({**_row("c1", 50, "delta", T0 + 3_700_000, 60, [(100.0, 3.0)], [], first=60), "symbol": None})
+    write_rows(rows, tmp_path, "2024-01-01")
+    result = build(config(tmp_path), select=SELECT, full_refresh=True, catalog=False)
+    assert all(t.passed for t in result.tests)
+    assert model(tmp_path, "orderbook", "count(*)", "1") == [(50,)]
+    counted = model(tmp_path, "rejects", "channel, symbol, reason, count", "reason")
+    assert counted == [("book_updates", None, "symbol_null", 1)]
+
+
 def test_same_frames_on_a_new_connection_are_served_once_and_counted(tmp_path: Path) -> None:
     first = _stream("c1", T0 + 3_600_000)
     again = [{**r, "conn_id": "c2", "capture_ts": r["capture_ts"] + 60_000_000_000} for r in first]

@@ -96,7 +96,8 @@ def test_book_reloads_within_2s_and_other_feeds_never_disconnect(tmp_path: Path,
                 await wait_until(lambda: received() >= n_trades, 30, "every trade")
                 await asyncio.sleep(0.3)
 
-            cfg = {exchange: lambda ex: server.configure(ex, list(SYMBOLS), market)}
+            config.ingestion.exchange_options = {exchange: server.exchange_options()}  # the endpoints
+            cfg = {exchange: lambda ex: server.set_markets(ex, list(SYMBOLS), market)}
             await run_pipeline(config, scenario, configure=cfg)
             return server
         finally:

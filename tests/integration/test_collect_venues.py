@@ -189,7 +189,9 @@ def test_venue_into_bronze(tmp_path: Path, case: str) -> None:
                 await wait_until(lambda: received() >= n_trades, 30, "every trade")
                 await asyncio.sleep(0.5)
 
-            cfg = {vc.exchange: lambda ex: server.configure(ex, list(SYMBOLS), market)}
+            # the endpoints from ingestion.exchange_options, as a user's testnet; the markets from a hook
+            config.ingestion.exchange_options = {vc.exchange: server.exchange_options()}
+            cfg = {vc.exchange: lambda ex: server.set_markets(ex, list(SYMBOLS), market)}
             return await run_pipeline(config, scenario, configure=cfg), server
         finally:
             await server.stop()

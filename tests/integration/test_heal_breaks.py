@@ -1,9 +1,11 @@
 """A healed trades break is no break (docs/contracts.md "Breaks"): the build reads `backfill` events.
 
-Two symbols shaped like test_break_rules' SPLIT (book every second 12:00:00..30, trades every 0.5 s,
+Three symbols shaped like test_break_rules' SPLIT (book every second 12:00:00..30, trades every 0.5 s,
 a trades disconnect received at 12:00:19.75), with no book break: HEALED has a `backfill` event that
-closed the gap (detail "complete"), PARTIAL one that did not. HEALED also has the trades around the
-gap twice, once from the socket and once from REST (`source = 'rest'`): silver keeps each trade once.
+closed the gap (detail "complete"), PARTIAL one that did not; OVERFLOWED's break is a queue
+`overflow` of its trades (collector/heal.py fetches those too) that a complete backfill covers.
+HEALED also has the trades around the gap twice, once from the socket and once from REST
+(`source = 'rest'`): silver keeps each trade once.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ pytestmark = pytest.mark.slow
 
 HEALED = "HEAL/USDT"
 PARTIAL = "PART/USDT"
+OVERFLOWED = "OVFL/USDT"  # an `overflow` of its trades (not a disconnect) that a complete backfill healed
 N_TRADES = 62
 
 
@@ -33,7 +36,7 @@ def _size(j: int) -> float:
 def _lake_rows() -> dict[str, list[dict[str, Any]]]:
     seq = itertools.count(1)
     books, trades, events = [], [], []
-    for symbol in (HEALED, PARTIAL):
+    for symbol in (HEALED, PARTIAL, OVERFLOWED):
         for i in range(31):
             books.append(book(symbol, next(seq), at(D0, 12, 0, i), 100.0 + (i * 7 % 5), 101.0 + (i * 7 % 5)))
         for j in range(N_TRADES):
@@ -47,14 +50,15 @@ def _lake_rows() -> dict[str, list[dict[str, Any]]]:
                     5000 + j,
                 )
             )
-        events.append(event(symbol, "trades", "disconnect", at(D0, 12, 0, 19.75), next(seq)))
+        kind = "overflow" if symbol == OVERFLOWED else "disconnect"
+        events.append(event(symbol, "trades", kind, at(D0, 12, 0, 19.75), next(seq)))
         fill = event(symbol, "trades", "backfill", at(D0, 12, 0, 21.0), next(seq))
         fill["interval_start"], fill["interval_end"] = at(D0, 12, 0, 19.5), at(D0, 12, 0, 20.5)
-        fill["count"] = 2 if symbol == HEALED else 1
+        fill["count"] = 1 if symbol == PARTIAL else 2
         fill["detail"] = (
-            "complete: trades after id 5038 to before id 5041"
-            if symbol == HEALED
-            else "partial: 1 rows missing"
+            "partial: 1 rows missing"
+            if symbol == PARTIAL
+            else "complete: trades after id 5038 to before id 5041"
         )
         events.append(fill)
     # the REST copies of HEALED's trades at 19.5 and 20.0 (received at 21 s): silver keeps one of each
@@ -88,8 +92,9 @@ def _trades(breaks_after: float | None) -> list[tuple[float, str, float, int]]:
     ]
 
 
-def test_a_completely_healed_break_does_not_restart_trade_windows(lake: Config) -> None:
-    gold = {r["ts"].second: r for r in rows(lake, "orderbook_seq", HEALED)}
+@pytest.mark.parametrize("symbol", [HEALED, OVERFLOWED])
+def test_a_completely_healed_break_does_not_restart_trade_windows(lake: Config, symbol: str) -> None:
+    gold = {r["ts"].second: r for r in rows(lake, "orderbook_seq", symbol)}
     whole = _trades(None)
     for second in (20, 21, 22, 24):
         assert gold[second]["trade_volume_5s"] == pytest.approx(

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from fake_exchange import make_config, rows, run_pipeline, wait_until
 
@@ -18,6 +21,9 @@ from daedalus.devkit.simulator.kraken import FakeKraken
 from daedalus.devkit.simulator.market import SimulatedMarket
 from daedalus.devkit.simulator.okx import FakeOkx
 from daedalus.devkit.simulator.trade_history import BYBIT_ID_PREFIX
+
+if TYPE_CHECKING:
+    from daedalus.build.step import BuildResult
 
 pytestmark = pytest.mark.network
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
@@ -93,7 +99,7 @@ def test_disconnect_gap_is_healed_from_rest_history(tmp_path: Path) -> None:
         assert len(fills) == 1
         assert fills[0]["detail"].startswith("complete"), fills[0]["detail"]
         assert fills[0]["count"] == len(rest)
-        assert fills[0]["interval_start"] < fills[0]["interval_end"]
+        assert fills[0]["interval_start"] < fills[0]["interval_end"] == fills[0]["capture_ts"]
         breaks = [e for e in events if e["event_type"] == "disconnect" and e["symbol"] == symbol]
         # the break lies inside the healed interval (what the build reads to drop it)
         assert any(fills[0]["interval_start"] <= b["capture_ts"] <= fills[0]["interval_end"] for b in breaks)
@@ -119,6 +125,67 @@ def test_binance_without_api_key_heals_from_the_last_1000(tmp_path: Path) -> Non
         assert sorted(int(t["trade_id"]) for t in trades if t["symbol"] == symbol) == tape
     paths = {path for path, _ in server.tape.requests}
     assert paths == {"/api/v3/trades"}  # no key: never the keyed historicalTrades
+
+
+def test_trades_an_overflow_dropped_are_fetched_again(tmp_path: Path) -> None:
+    """A burst faster than the writer overflows a tiny queue: the trades it dropped (the socket had
+    delivered them) are fetched over REST once the burst is over; bronze holds the whole tape and a
+    complete `backfill` event covers each trades `overflow` event (what the build reads)."""
+    market = SimulatedMarket({"BTC/USDT": 60_000.0, "ETH/USDT": 3_000.0}, seed=6)
+    config = make_config(
+        tmp_path,
+        exchanges=["binance"],
+        symbols=SYMBOLS,
+        channels=["trades"],
+        queue_maxsize=100,
+        backpressure_timeout_seconds=0,
+        batch_size=5000,
+    )
+
+    async def main() -> FakeBinance:
+        server = await FakeBinance().start()
+        server.load_market(market)
+
+        async def scenario(emitter: Emitter) -> None:
+            await server.wait_subscribed(["btcusdt@trade", "ethusdt@trade"])
+            await server.run_market(market, steps=1500, interval=0)  # flat out
+
+            def written() -> int:  # socket trades the queue took + healed ones
+                c = emitter.counters.get(("ccxt", "trades"))
+                return 0 if c is None else c.accepted
+
+            tape = sum(len(v) for v in server.tape.trades.values())
+            # a quiet second, then the heal's REST pages, staged a few at a time
+            await wait_until(lambda: written() >= tape, 30, "the dropped trades fetched again")
+            await asyncio.sleep(0.5)
+
+        def configure(ex: Any) -> None:
+            server.configure(ex, SYMBOLS)
+            ex.apiKey = "k"
+            ex.rateLimit = 1
+
+        try:
+            await run_pipeline(config, scenario, configure={"binance": configure})
+        finally:
+            await server.stop()
+        return server
+
+    server = asyncio.run(main())
+    trades = rows(tmp_path, "ccxt", "trades")
+    events = rows(tmp_path, "ccxt", "events")
+    overflow = [e for e in events if e["event_type"] == "overflow" and e["channel"] == "trades"]
+    assert sum(e["count"] for e in overflow) > 0, "the burst did not overflow"
+    fills = [e for e in events if e["event_type"] == "backfill"]
+    assert fills and all(f["detail"].startswith("complete") for f in fills), fills
+    for symbol in SYMBOLS:
+        tape = [t.trade_id for t in server.tape.trades[binance_id(symbol)]]
+        assert sorted(int(t["trade_id"]) for t in trades if t["symbol"] == symbol) == tape
+    for e in overflow:
+        assert any(
+            f["symbol"] == e["symbol"] and f["interval_start"] <= e["capture_ts"] <= f["interval_end"]
+            for f in fills
+        ), e
+    assert sum(t["source"] == "rest" for t in trades) == sum(f["count"] for f in fills)
 
 
 VENUE_FAKES = {
@@ -246,7 +313,7 @@ def _run_books_and_trades(root: Path, disconnect: bool, start_ms: int) -> FakeBi
     return asyncio.run(main())
 
 
-def _build(root: Path) -> duckdb.DuckDBPyConnection:
+def _build(root: Path) -> BuildResult:
     from daedalus.build import api
     from daedalus.config import load_config
     from daedalus.land.lander import land_any
@@ -260,40 +327,116 @@ def _build(root: Path) -> duckdb.DuckDBPyConnection:
         },
     )
     land_any(cfg)
-    api.build(cfg, select=["+orderbook_seq"], run_tests=False, catalog=False)
-    return duckdb.connect()
+    return api.build(cfg, select=["+orderbook_seq"], run_tests=False, catalog=False)
 
 
-@pytest.mark.slow
-def test_demo_with_a_disconnect_heals_silver_and_trade_windows(tmp_path: Path) -> None:
-    healed_root, plain_root = tmp_path / "healed", tmp_path / "plain"
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[FakeBinance, Path, Path]:
+    """The same seeded market collected twice, raw segments not landed: with a trades disconnect
+    (healed from REST) and without one."""
+    healed_root, plain_root = tmp_path_factory.mktemp("healed"), tmp_path_factory.mktemp("plain")
     start_ms = int(time.time() * 1000)
     server = _run_books_and_trades(healed_root, disconnect=True, start_ms=start_ms)
     _run_books_and_trades(plain_root, disconnect=False, start_ms=start_ms)
-    con = _build(healed_root)
+    return server, healed_root, plain_root
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src / "raw", dst / "raw")
+    return dst
+
+
+def _silver_trade_ids(con: duckdb.DuckDBPyConnection, root: Path, symbol: str) -> list[int]:
+    got = con.execute(
+        f"SELECT trade_id FROM read_parquet('{root}/silver/trades/**/*.parquet', hive_partitioning=false) "
+        "WHERE symbol = ?",
+        [symbol],
+    ).fetchall()
+    return sorted(int(r[0]) for r in got)
+
+
+def _windows(con: duckdb.DuckDBPyConnection, root: Path) -> dict:
+    got = con.execute(
+        f"SELECT symbol, epoch_us(ts), trade_volume_1s, trade_volume_5s, tfi_1s, tfi_5s "
+        f"FROM read_parquet('{root}/gold/orderbook_seq/**/*.parquet', hive_partitioning=false)"
+    ).fetchall()
+    return {(r[0], r[1]): tuple(None if v is None else round(v, 9) for v in r[2:]) for r in got}
+
+
+def _same_windows(healed: dict, plain: dict) -> bool:
+    common = healed.keys() & plain.keys()
+    assert len(common) > 0.9 * len(plain) and len(common) > 100
+    return {k: healed[k] for k in common} == {k: plain[k] for k in common}
+
+
+@pytest.mark.slow
+def test_demo_with_a_disconnect_heals_silver_and_trade_windows(
+    runs: tuple[FakeBinance, Path, Path], tmp_path: Path
+) -> None:
+    server, healed_src, plain_src = runs
+    healed_root, plain_root = _copy(healed_src, tmp_path / "healed"), _copy(plain_src, tmp_path / "plain")
+    _build(healed_root)
     _build(plain_root)
+    con = duckdb.connect()
     for symbol in SYMBOLS:
         tape = [t.trade_id for t in server.tape.trades[binance_id(symbol)]]
-        silver = con.execute(
-            f"SELECT trade_id FROM read_parquet('{healed_root}/silver/trades/**/*.parquet', hive_partitioning=false) "
-            "WHERE symbol = ?",
-            [symbol],
-        ).fetchall()
-        assert sorted(int(r[0]) for r in silver) == tape  # 0 missing, 0 duplicated
+        assert _silver_trade_ids(con, healed_root, symbol) == tape  # 0 missing, 0 duplicated
     bronze_rest = con.execute(
         f"SELECT count(*) FROM read_parquet('{healed_root}/bronze/trades/**/*.parquet', union_by_name=true) "
         "WHERE source = 'rest'"
     ).fetchone()[0]
     assert bronze_rest > 0  # the disconnect did leave a gap, closed from REST
+    assert _same_windows(_windows(con, healed_root), _windows(con, plain_root))
 
-    def windows(root: Path) -> dict:
-        got = con.execute(
-            f"SELECT symbol, epoch_us(ts), trade_volume_1s, trade_volume_5s, tfi_1s, tfi_5s "
-            f"FROM read_parquet('{root}/gold/orderbook_seq/**/*.parquet', hive_partitioning=false)"
-        ).fetchall()
-        return {(r[0], r[1]): tuple(None if v is None else round(v, 9) for v in r[2:]) for r in got}
 
-    healed, plain = windows(healed_root), windows(plain_root)
-    common = healed.keys() & plain.keys()
-    assert len(common) > 0.9 * len(plain) and len(common) > 100
-    assert {k: healed[k] for k in common} == {k: plain[k] for k in common}
+def _hold_back_the_heal(root: Path, held: Path) -> int:
+    """Move the heal's output (REST trades, `backfill` events) out of the raw segments into segments
+    under `held`: what a heal that finishes after a build writes in a later segment."""
+    moved = 0
+    for channel, column, value in (("trades", "source", "rest"), ("events", "event_type", "backfill")):
+        for f in sorted((root / "raw" / "ready" / "ccxt" / channel).glob("segment_*.parquet")):
+            t = pq.read_table(f)
+            late = pc.fill_null(pc.equal(t[column], value), False)
+            n = pc.sum(late).as_py() or 0
+            if not n:
+                continue
+            out = held / "raw" / "ready" / "ccxt" / channel
+            out.mkdir(parents=True, exist_ok=True)
+            pq.write_table(t.filter(late), out / f"{f.stem}_heal.parquet")
+            pq.write_table(t.filter(pc.invert(late)), f)
+            moved += n
+    return moved
+
+
+@pytest.mark.slow
+def test_a_heal_landing_after_a_build_rebuilds_the_affected_partitions(
+    runs: tuple[FakeBinance, Path, Path], tmp_path: Path
+) -> None:
+    server, healed_src, plain_src = runs
+    root, plain_root = _copy(healed_src, tmp_path / "late"), _copy(plain_src, tmp_path / "plain")
+    held = tmp_path / "held"
+    assert _hold_back_the_heal(root, held) > 0
+    first = _build(root)
+    _build(plain_root)
+    con = duckdb.connect()
+    plain = _windows(con, plain_root)
+    for symbol in SYMBOLS:  # the gap is open: trades missing, windows restart after the break
+        tape = [t.trade_id for t in server.tape.trades[binance_id(symbol)]]
+        assert len(_silver_trade_ids(con, root, symbol)) < len(tape)
+    assert not _same_windows(_windows(con, root), plain)
+
+    # the heal lands: its REST trades and its `backfill` event, in segments of their own
+    for f in (held / "raw" / "ready").rglob("segment_*.parquet"):
+        dest = root / f.relative_to(held)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(f, dest)
+    second = _build(root)
+    rebuilt = {(m, pid) for m, pid in second.rebuilt}
+    assert {m for m, _ in rebuilt} >= {"trades", "orderbook_seq"}
+    assert rebuilt <= set(first.rebuilt)  # only partitions that existed (nothing new appeared)
+    reasons = {p.model: p.reason for p in second.plan}
+    assert "inputs changed" in reasons["trades"], reasons
+    for symbol in SYMBOLS:
+        tape = [t.trade_id for t in server.tape.trades[binance_id(symbol)]]
+        assert _silver_trade_ids(con, root, symbol) == tape  # 0 missing, 0 duplicated
+    assert _same_windows(_windows(con, root), plain)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -254,6 +255,12 @@ def test_gold_orderbook_hf_one_row_per_snapshot(lake: Config) -> None:
     assert len(got) == len(BOOKS)
     crossed = got[3]
     assert crossed["crossed"] and crossed["spread"] == -0.5 and crossed["mid"] == 1000.75
+    # structural columns as usual; for the sequential ones the crossed row is a break (docs/features.md)
+    assert crossed["microprice"] == pytest.approx((1001.0 * 1.0 + 1000.5 * 1.0) / 2.0)
+    assert crossed["imbalance_1"] == 0.0 and crossed["spread_bps"] == pytest.approx(-0.5 / 1000.75 * 1e4)
+    assert got[2]["log_return"] == pytest.approx(math.log(1000.5 / 1000.0))  # the row before: unbroken
+    for name in ("log_return", "mid_velocity", "ofi", "mlofi", "rv_5s", "ofi_sum_5s", "spread_pctile"):
+        assert crossed[name] is None, name
     first = got[0]
     assert first["mid"] == 1000.0 and first["microprice"] == pytest.approx((999.5 * 2 + 1000.5 * 1) / 3)
     assert first["imbalance_3"] == pytest.approx((3 - 3) / 6)

@@ -126,3 +126,36 @@ def test_both_executors_record_the_same_partitions(tmp_path, monkeypatch) -> Non
         }
 
     assert recorded(lakes["local"]) == recorded(lakes["tasks"])
+
+
+def _volume_comment(toy) -> str | None:
+    from daedalus.serve.catalog import open_catalog
+
+    con = open_catalog(toy.config())
+    try:
+        row = con.execute(
+            "SELECT comment FROM duckdb_columns() WHERE table_name = 'toy_bars' AND column_name = 'volume'"
+        ).fetchone()
+    finally:
+        con.close()
+    return row[0] if row else None
+
+
+def test_a_docs_only_change_is_reported_rebuilds_nothing_and_refreshes_the_comments(toy) -> None:
+    assert _volume_comment(toy) == "Base volume traded in the minute."
+    built = toy.built_at()
+    yml = toy.project / "sql" / "gold" / "toy.yml"
+    yml.write_text(
+        yml.read_text().replace("Base volume traded in the minute.", "Base units traded per minute.")
+    )
+    _edit_bars(toy, "count(*) AS n_trades", "count(*) AS n_trades /* a comment as well */")
+    assert _reasons(toy) == {}
+    proc = toy.cli("run", env={"DAEDALUS_NO_UDFS": "1"}, check=True)
+    assert "a docs-only change, nothing to rebuild" in proc.stderr, proc.stderr
+    assert toy.built_at() == built  # not one partition rewritten
+    assert _volume_comment(toy) == "Base units traded per minute."
+    # once refreshed, the next build has nothing to say but that everything is up to date
+    again = build(toy.config(), udfs=False, run_tests=False)
+    assert again.plan == [] and not again.docs_refreshed
+    proc = toy.cli("run", env={"DAEDALUS_NO_UDFS": "1"}, check=True)
+    assert "everything is up to date" in proc.stderr, proc.stderr

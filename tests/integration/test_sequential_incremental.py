@@ -19,6 +19,7 @@ from daedalus.build import api
 from daedalus.collector.schemas import BREAK_EVENT_TYPES
 from daedalus.config import load_config
 from daedalus.devkit.synth import generate
+from daedalus.udfs.columns import params_sql
 from daedalus.udfs.register import register_all
 from daedalus.udfs.series import US, VpinParams, VpinState, vpin_partition
 
@@ -143,9 +144,7 @@ def _one_pass(root: Path) -> dict[tuple[str, int, int], tuple]:
              t AS (SELECT exchange, symbol, list({{'ts': ts, 'buy': CASE WHEN side = 'buy' THEN amount ELSE 0.0 END,
                           'sell': CASE WHEN side = 'sell' THEN amount ELSE 0.0 END, 'breaks': {breaks.format(x="tr")}}}
                           ORDER BY ts, TRY_CAST(trade_id AS HUGEINT) NULLS LAST, trade_id) AS t FROM {trades} tr GROUP BY ALL),
-             c AS (SELECT b.symbol, daedalus_orderbook_seq(b.s, t.t, NULL, {list(cfg.horizons)}::INTEGER[], {cfg.ofi_levels},
-                          {cfg.ofi_decay_alpha}, {cfg.max_state_staleness_seconds}, {cfg.kyle_lambda_window},
-                          {cfg.spread_regime_window}, 0.2, 0.8, true, 0.0001) AS r
+             c AS (SELECT b.symbol, daedalus_orderbook_seq(b.s, t.t, NULL, {params_sql(cfg)}) AS r
                    FROM b LEFT JOIN t USING (exchange, symbol))
         SELECT symbol, epoch_us(unnest(r.ts)), unnest(r.seq), unnest(r.ofi), unnest(r.mlofi), unnest(r.ofi_sum[3]),
                unnest(r.rv[2]), unnest(r.tfi[3]), unnest(r.trade_volume[1]), unnest(r.kyle_lambda),

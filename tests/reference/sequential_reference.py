@@ -35,11 +35,18 @@ class Trade:
 
 
 def segment_start_index(snaps: list[Snap], staleness_s: float) -> list[int]:
-    """For each row, the index of the first row of its segment."""
+    """For each row, the index of the first row of its segment. A crossed row is a break for the
+    sequential features (docs/features.md `crossed`): the series breaks before and after it."""
     out: list[int] = []
     start = 0
     for i, s in enumerate(snaps):
-        if i == 0 or s.break_before or s.ts - snaps[i - 1].ts > staleness_s * US:
+        if (
+            i == 0
+            or s.break_before
+            or s.crossed
+            or snaps[i - 1].crossed
+            or s.ts - snaps[i - 1].ts > staleness_s * US
+        ):
             start = i
         out.append(start)
     return out
@@ -51,7 +58,7 @@ def ofi_ref(snaps: list[Snap], staleness_s: float, levels: int, alpha: float) ->
     mlofi: list[float | None] = [None] * len(snaps)
     for i in range(1, len(snaps)):
         a, b = snaps[i - 1], snaps[i]
-        if starts[i] == i or a.crossed or b.crossed:
+        if starts[i] == i:  # a crossed book of the pair starts a segment
             continue
         if not (a.bids and a.asks and b.bids and b.asks):
             continue

@@ -25,8 +25,8 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
             ConfigError.exit_code,
         ),
         (
-            ["--exchange", "bybit", "--start", "2024-08-08", "--end", "2024-08-09"],
-            "bybit serves no trade history",
+            ["--exchange", "gate", "--start", "2024-08-08", "--end", "2024-08-09"],
+            "gate serves no trade history",
             ExchangeError.exit_code,
         ),
         (
@@ -37,6 +37,11 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
         (
             ["--exchange", "nosuchx", "--start", "2024-08-08", "--end", "2024-08-09"],
             "unknown ccxt.pro exchange",
+            ExchangeError.exit_code,
+        ),
+        (
+            ["--exchange", "bybit", "--ohlcv", "7q", "--start", "2024-08-08", "--end", "2024-08-09"],
+            "--ohlcv '7q' is not a bybit timeframe",
             ExchangeError.exit_code,
         ),
         (

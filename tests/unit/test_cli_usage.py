@@ -212,3 +212,28 @@ def test_space_separated_select_on_the_command_line():
     ]
     assert expand_command_line(["ls", "--select=a", "b"]) == ["ls", "--select=a", "--select", "b"]
     assert expand_command_line(["compile", "--select", "a", "b"]) == ["compile", "--select", "a", "b"]
+
+
+def test_one_option_style_in_the_cli_package() -> None:
+    """Options are `Annotated[type, typer.Option(...)] = default` everywhere in daedalus/cli (not
+    `x: type = typer.Option(default, ...)`), and flags shared by commands are one alias."""
+    import ast
+
+    cli_dir = Path(cli.__file__).parent
+    old_style = []
+    for path in sorted(cli_dir.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef):
+                defaults = node.args.defaults + [d for d in node.args.kw_defaults if d is not None]
+                for d in defaults:
+                    if isinstance(d, ast.Call) and getattr(d.func, "attr", "") in ("Option", "Argument"):
+                        old_style.append(f"{path.name}:{d.lineno}")
+    assert old_style == []
+    params = {
+        tuple(p): {o.name: o for o in cmd.params}  # type: ignore[attr-defined]
+        for p, cmd in LEAVES
+        if p in (["status"], ["coverage"])
+    }
+    for flag in ("days", "max_age"):
+        status, coverage = params[("status",)][flag], params[("coverage",)][flag]
+        assert status.help == coverage.help and status.default == coverage.default, flag

@@ -11,6 +11,7 @@ import duckdb
 import numpy as np
 import pytest
 
+from daedalus.udfs.columns import params_sql, vpin_params_sql
 from daedalus.udfs.register import OFI, ORDERBOOK_SEQ, VPIN_BUCKETS, register_all
 from daedalus.udfs.series import (
     US,
@@ -74,8 +75,7 @@ WITH p AS (SELECT symbol, ts, seq, crossed, break_before, (bids[1].price + asks[
                                  'spread': spread, 'ofi': pair.ofi, 'mlofi': pair.mlofi, 'trade_breaks': 0}} ORDER BY ts, seq) AS snaps
            FROM p GROUP BY symbol),
      t AS (SELECT symbol, list({{'ts': ts, 'buy': buy, 'sell': sell, 'breaks': 0}} ORDER BY ts, trade_id) AS trades FROM flow GROUP BY symbol),
-     c AS (SELECT b.symbol, {ORDERBOOK_SEQ}(b.snaps, t.trades, NULL, [5, 60]::INTEGER[], 10, 0.5, 300.0, 300, 300,
-                                             0.2, 0.8, true, 0.0001) AS r
+     c AS (SELECT b.symbol, {ORDERBOOK_SEQ}(b.snaps, t.trades, NULL, {params_sql(SeqParams(horizons=[5, 60]))}) AS r
            FROM b LEFT JOIN t USING (symbol))
 SELECT symbol, epoch_us(unnest(r.ts)) AS ts, unnest(r.seq) AS seq, unnest(r.ofi) AS ofi, unnest(r.mlofi) AS mlofi,
        unnest(r.log_return) AS lr, unnest(r.ofi_sum[2]) AS ofi_60, unnest(r.rv[1]) AS rv_5,
@@ -187,7 +187,7 @@ def test_ofi_row_wise_udf_hand_case_and_nulls(con) -> None:
 
 def test_null_inputs(con) -> None:
     got = con.execute(
-        f"SELECT {ORDERBOOK_SEQ}(NULL, NULL, NULL, [5]::INTEGER[], 10, 0.5, 300.0, 300, 300, 0.2, 0.8, true, 0.0001) IS NULL"
+        f"SELECT {ORDERBOOK_SEQ}(NULL, NULL, NULL, {params_sql(SeqParams(horizons=[5]))}) IS NULL"
     ).fetchone()
     assert got == (True,)
 
@@ -210,7 +210,7 @@ def test_vpin_udf_carries_state_like_the_kernel(con) -> None:
                  FROM tr WHERE ts >= make_timestamp($1)::TIMESTAMPTZ AND ts < make_timestamp($2)::TIMESTAMPTZ)
       SELECT {{'kind': r.kind, 'vpin': r.vpin, 'state_f': r.state_f, 'state_i': r.state_i,
                'recent_imbalance': r.recent_imbalance, 'recent_volume': r.recent_volume, 'recent_dp': r.recent_dp}}
-      FROM (SELECT {VPIN_BUCKETS}(l, $3, $4, $5, $6, $7, make_timestamp($1)::TIMESTAMPTZ, 25.0, 7, false, 50) AS r
+      FROM (SELECT {VPIN_BUCKETS}(l, $3, $4, $5, $6, $7, make_timestamp($1)::TIMESTAMPTZ, {vpin_params_sql(VpinParams(25.0, 7))}) AS r
             FROM d)"""
     # fetchall, not fetchone: a result left streaming keeps UDF tasks alive (see the fixture)
     r0 = con.execute(sql, [T0, T0 + day, None, None, None, None, None]).fetchall()[0][0]

@@ -159,21 +159,13 @@ class FakeBinanceFutures(FakeBinance):
         first, last = futures_ids(ev.first_id, ev.last_id)
         prev = self.last_u.get(sid, futures_ids(ev.first_id - 1, ev.first_id - 1)[1])
         self.last_u[sid] = last
-        await self.publish(
-            f"{low}@depth@100ms",
-            {
-                "e": "depthUpdate",
-                "E": ev.ts_ms,
-                "T": ev.ts_ms,
-                "s": sid,
-                "ps": sid.split("_")[0],
-                "U": first,
-                "u": last,
-                "pu": prev,
-                "b": [[fmt(p), fmt(q)] for p, q in ev.bids],
-                "a": [[fmt(p), fmt(q)] for p, q in ev.asks],
-            },
-        )
+        diff = {"e": "depthUpdate", "E": ev.ts_ms, "T": ev.ts_ms, "s": sid}
+        if self.kind == "inverse":  # `ps` (the pair) is COIN-M's only: the real USD-M diff has none
+            diff["ps"] = sid.split("_")[0]
+        diff.update(U=first, u=last, pu=prev)
+        diff["b"] = [[fmt(p), fmt(q)] for p, q in ev.bids]
+        diff["a"] = [[fmt(p), fmt(q)] for p, q in ev.asks]
+        await self.publish(f"{low}@depth@100ms", diff)
 
 
 def futures_ids(first_id: int, last_id: int) -> tuple[int, int]:

@@ -37,9 +37,13 @@ class FakeBybit(FakeVenue):
         self._symbols: dict[str, str] = {}  # BTCUSDT -> BTC/USDT
         self.tape = TradeTape()  # every trade published, served by /v5/market/recent-trade
 
-    def configure(self, exchange: Any, symbols: Iterable[str], market: SimulatedMarket | None = None) -> None:
-        exchange.urls["api"]["ws"]["public"]["spot"] = f"ws://{self.host}:{self.port}/v5/public/spot"
-        exchange.urls["api"]["public"] = f"http://{self.host}:{self.port}"
+    def exchange_options(self) -> dict[str, Any]:
+        ws = {"public": {"spot": f"{self.ws_base}/v5/public/spot"}}
+        return {"urls": {"api": {"ws": ws, "public": self.base_url}}}
+
+    def set_markets(
+        self, exchange: Any, symbols: Iterable[str], market: SimulatedMarket | None = None
+    ) -> None:
         exchange.set_markets([market_structure(s, bybit_id(s), tick_of(s, market)) for s in symbols])
 
     def add_routes(self, app: Any) -> None:

@@ -5,7 +5,10 @@
   "symbol": ["BTC/USD"], "depth": 25}, "req_id": 1}` and gets `{"method": "subscribe", "result":
   {"channel": "book", "symbol": "BTC/USD", ...}, "success": true, "req_id": 1}` per symbol; a book
   subscribe is answered with a `"type": "snapshot"` frame, then updates within the subscribed depth;
-  numbers are JSON numbers; `{"method": "ping"}` gets a pong; unsubscribe works.
+  numbers are JSON numbers; `{"method": "ping"}` gets a pong; unsubscribe works. A snapshot carries
+  the book's `timestamp` as an update does (Kraken's documented snapshot example has one).
+`recorded_snapshots[symbol]` (a real or documented snapshot frame) is sent on subscribe instead of the
+simulated book's; `publish` then sends recorded updates as they are.
 Faults: `corrupt_checksum` (the next update carries a wrong checksum), `drop_connections`.
 """
 
@@ -53,21 +56,37 @@ class FakeKraken(FakeVenue):
         self._dp: dict[str, int] = {}  # price decimals per symbol
         self.tape = TradeTape()  # every trade published (by pair id), served by /0/public/Trades
         self._pair_dp: dict[str, int] = {}
+        self._ticks: dict[str, float] = {}  # price tick per symbol given to configure()
+        self.recorded_snapshots: dict[str, dict] = {}
 
     def add_routes(self, app: Any) -> None:
         kraken_routes(app, self.tape, self._pair_dp)
 
-    def configure(self, exchange: Any, symbols: Iterable[str], market: SimulatedMarket | None = None) -> None:
-        exchange.urls["api"]["ws"]["publicV2"] = f"ws://{self.host}:{self.port}/v2"
-        exchange.urls["api"]["public"] = f"http://{self.host}:{self.port}"
-        exchange.set_markets(
-            [market_structure(s, s.replace("/", ""), tick_of(s, market), {"wsId": s}) for s in symbols]
-        )
+    def exchange_options(self) -> dict[str, Any]:
+        return {"urls": {"api": {"ws": {"publicV2": f"{self.ws_base}/v2"}, "public": self.base_url}}}
+
+    def configure(
+        self,
+        exchange: Any,
+        symbols: Iterable[str],
+        market: SimulatedMarket | None = None,
+        ticks: dict[str, float] | None = None,
+    ) -> None:
+        """`ticks`: price tick per symbol where no simulated market gives it (recorded frames)."""
+        self._ticks = dict(ticks or {})
+        super().configure(exchange, symbols, market)
+
+    def set_markets(
+        self, exchange: Any, symbols: Iterable[str], market: SimulatedMarket | None = None
+    ) -> None:
+        tick = lambda s: self._ticks.get(s) or tick_of(s, market)  # noqa: E731
+        exchange.set_markets([market_structure(s, s.replace("/", ""), tick(s), {"wsId": s}) for s in symbols])
 
     def load_market(self, market: SimulatedMarket) -> None:
         super().load_market(market)
         for s, b in market.books.items():
             self._dp[s] = len(f"{b.tick:.10f}".rstrip("0").split(".")[1])
+            self._ts.setdefault(s, market.now_ms)
 
     def checksum(self, symbol: str) -> int:
         """Kraken's rule: top 10 asks then top 10 bids; price and qty in the pair's precision with "."
@@ -116,19 +135,18 @@ class FakeKraken(FakeVenue):
         return {"price": round(p, self._dp[symbol]), "qty": round(q, QTY_DP)}
 
     async def _snapshot(self, peer: Peer, symbol: str) -> None:
-        book = self.books[symbol]
-        frame = {
-            "channel": "book",
-            "type": "snapshot",
-            "data": [
-                {
-                    "symbol": symbol,
-                    "bids": [self._level(symbol, p, q) for p, q in book.top("bid")],
-                    "asks": [self._level(symbol, p, q) for p, q in book.top("ask")],
-                    "checksum": self.checksum(symbol),
-                }
-            ],
-        }
+        frame = self.recorded_snapshots.get(symbol)
+        if frame is None:
+            book = self.books[symbol]
+            data = {
+                "symbol": symbol,
+                "bids": [self._level(symbol, p, q) for p, q in book.top("bid")],
+                "asks": [self._level(symbol, p, q) for p, q in book.top("ask")],
+                "checksum": self.checksum(symbol),
+            }
+            if symbol in self._ts:
+                data["timestamp"] = _iso(self._ts[symbol])
+            frame = {"channel": "book", "type": "snapshot", "data": [data]}
         await self.send(peer, frame)
         if self.record:
             self.sent.setdefault(f"book:{symbol}", []).append(frame)

@@ -43,9 +43,12 @@ class FakeOkx(FakeVenue):
     def add_routes(self, app: Any) -> None:
         okx_routes(app, self.tape)
 
-    def configure(self, exchange: Any, symbols: Iterable[str], market: SimulatedMarket | None = None) -> None:
-        exchange.urls["api"]["ws"] = f"ws://{self.host}:{self.port}/ws/v5"
-        exchange.urls["api"]["rest"] = f"http://{self.host}:{self.port}"
+    def exchange_options(self) -> dict[str, Any]:
+        return {"urls": {"api": {"ws": f"{self.ws_base}/ws/v5", "rest": self.base_url}}}
+
+    def set_markets(
+        self, exchange: Any, symbols: Iterable[str], market: SimulatedMarket | None = None
+    ) -> None:
         exchange.set_markets(
             [
                 market_structure(

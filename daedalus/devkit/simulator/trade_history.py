@@ -11,7 +11,8 @@ documented (checked against ccxt's `fetch_trades` for each venue):
 - OKX `GET /api/v5/market/history-trades`, Kraken `GET /0/public/Trades`, Coinbase Advanced Trade
   `GET /api/v3/brokerage/market/products/{id}/ticker`: see their functions below.
 - Bybit `GET /v5/market/recent-trade?category&symbol&limit`: only the most recent trades (spot limit
-  1..60, default 60), newest first, no paging (https://bybit-exchange.github.io/docs/v5/market/recent-trade).
+  1..60, default 60), newest first, no paging (https://bybit-exchange.github.io/docs/v5/market/recent-trade);
+  and its candles, `GET /v5/market/kline`, made from the same tape.
 """
 
 from __future__ import annotations
@@ -48,6 +49,22 @@ class TradeTape:
         tape = self.trades.get(market_id, [])
         i = bisect.bisect_left([t.trade_id for t in tape], first_id)
         return tape[i : i + limit]
+
+    def bars(
+        self, market_id: str, step_ms: int
+    ) -> list[tuple[int, float, float, float, float, float, float]]:
+        """(open time, open, high, low, close, volume, turnover) per `step_ms` bar with trades."""
+        out: dict[int, list] = {}
+        for t in self.trades.get(market_id, []):
+            start = t.ts_ms // step_ms * step_ms
+            bar = out.get(start)
+            if bar is None:
+                out[start] = [start, t.price, t.price, t.price, t.price, t.qty, t.price * t.qty]
+            else:
+                bar[2], bar[3], bar[4] = max(bar[2], t.price), min(bar[3], t.price), t.price
+                bar[5] += t.qty
+                bar[6] += t.price * t.qty
+        return [tuple(b) for b in out.values()]  # type: ignore[misc]
 
     def last(self, market_id: str, limit: int) -> list[Trade]:
         tape = self.trades.get(market_id, [])
@@ -192,7 +209,39 @@ def bybit_routes(app: web.Application, tape: TradeTape) -> None:
             }
         )
 
+    async def kline(request: web.Request) -> web.Response:
+        """GET /v5/market/kline?category&symbol&interval&start&end&limit
+        (https://bybit-exchange.github.io/docs/v5/market/kline): bars from the tape, newest first,
+        limit 1..1000 (default 200), each [startTime, open, high, low, close, volume, turnover] as
+        strings; bars with start <= startTime <= end."""
+        if (refused := tape.refused(request)) is not None:
+            return web.json_response(
+                {"retCode": 10006, "retMsg": "Too many visits!", "result": {}, "time": 0},
+                status=refused[0] if refused[0] != 418 else 403,
+                headers={"Retry-After": str(int(refused[1]))},
+            )
+        q = request.query
+        limit = _limit(request, 200, 1000)
+        step = BYBIT_INTERVALS_MS.get(q.get("interval", ""))
+        if limit is None or step is None:
+            return web.json_response({"retCode": 10001, "retMsg": "params error", "result": {}, "time": 0})
+        start, end = int(q.get("start", 0)), int(q.get("end", 2**62))
+        bars = [b for b in tape.bars(q.get("symbol", ""), step) if start <= b[0] <= end]
+        rows = [[str(b[0]), *(f"{x:.8f}" for x in b[1:])] for b in reversed(bars)][:limit]
+        return web.json_response(
+            {
+                "retCode": 0,
+                "retMsg": "OK",
+                "result": {"category": q.get("category"), "symbol": q.get("symbol"), "list": rows},
+                "time": 0,
+            }
+        )
+
     app.router.add_get("/v5/market/recent-trade", recent)
+    app.router.add_get("/v5/market/kline", kline)
+
+
+BYBIT_INTERVALS_MS = {"1": 60_000, "5": 300_000, "15": 900_000, "60": 3_600_000, "D": 86_400_000}
 
 
 # ---- OKX ----

@@ -146,6 +146,33 @@ class FakeVenue:
         for symbol, book in market.books.items():
             self.books[symbol] = DepthBook(book.bids, book.asks, self.depth)
 
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws_base(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    def exchange_options(self) -> dict[str, Any]:
+        """`ingestion.exchange_options.<id>` that points the ccxt.pro exchange at this server (urls),
+        as a user's testnet would: no Python hook needed for the endpoints."""
+        raise NotImplementedError
+
+    def set_markets(
+        self, exchange: Any, symbols: Iterable[str], market: SimulatedMarket | None = None
+    ) -> None:
+        """Give the ccxt exchange its markets (this server serves no market list): the one hook left."""
+        raise NotImplementedError
+
+    def configure(self, exchange: Any, symbols: Iterable[str], market: SimulatedMarket | None = None) -> None:
+        """Both at once on an exchange object (the urls through the same code as the config key)."""
+        from daedalus.collector.exchange_options import apply_exchange_options
+        from daedalus.config import ExchangeOptions
+
+        apply_exchange_options(exchange, exchange.id, ExchangeOptions(**self.exchange_options()))
+        self.set_markets(exchange, symbols, market)
+
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)

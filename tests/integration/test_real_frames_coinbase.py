@@ -1,0 +1,176 @@
+"""Coinbase Advanced Trade: our fake's frames against Coinbase's documented example messages
+(https://docs.cdp.coinbase.com/advanced-trade/docs/ws-channels: `l2_data`, `market_trades`, `ticker`,
+`heartbeats`), field by field: envelope keys, event keys, level/trade/ticker keys, values as strings,
+`side` spelled `bid`/`offer`. No licensed recorded Advanced Trade stream was found (cryptofeed's
+Coinbase sample data is the retired Pro feed), so the documented examples are the reference; the
+native client's parsers take the same documented examples in tests/unit/test_parsers_coinbase.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from daedalus.devkit.simulator.coinbase import FakeCoinbase, _Peer
+from daedalus.devkit.simulator.market import SimulatedMarket
+
+DOC_L2 = {
+    "channel": "l2_data",
+    "client_id": "",
+    "timestamp": "2023-02-09T20:32:50.714964855Z",
+    "sequence_num": 0,
+    "events": [
+        {
+            "type": "snapshot",
+            "product_id": "BTC-USD",
+            "updates": [
+                {
+                    "side": "bid",
+                    "event_time": "1970-01-01T00:00:00Z",
+                    "price_level": "21921.73",
+                    "new_quantity": "0.06317902",
+                },
+                {
+                    "side": "bid",
+                    "event_time": "1970-01-01T00:00:00Z",
+                    "price_level": "21921.3",
+                    "new_quantity": "0.02",
+                },
+            ],
+        }
+    ],
+}
+DOC_TRADES = {
+    "channel": "market_trades",
+    "client_id": "",
+    "timestamp": "2023-02-09T20:19:35.39625135Z",
+    "sequence_num": 0,
+    "events": [
+        {
+            "type": "snapshot",
+            "trades": [
+                {
+                    "trade_id": "000000000",
+                    "product_id": "ETH-USD",
+                    "price": "1260.01",
+                    "size": "0.3",
+                    "side": "BUY",
+                    "time": "2019-08-14T20:42:27.265Z",
+                }
+            ],
+        }
+    ],
+}
+DOC_TICKER = {
+    "channel": "ticker",
+    "client_id": "",
+    "timestamp": "2023-02-09T20:30:37.167359596Z",
+    "sequence_num": 0,
+    "events": [
+        {
+            "type": "snapshot",
+            "tickers": [
+                {
+                    "type": "ticker",
+                    "product_id": "BTC-USD",
+                    "price": "21932.98",
+                    "volume_24_h": "16038.28770938",
+                    "low_24_h": "21835.29",
+                    "high_24_h": "23011.18",
+                    "low_52_w": "15460",
+                    "high_52_w": "48240",
+                    "price_percent_chg_24_h": "-4.15775596190603",
+                    "best_bid": "21931.98",
+                    "best_bid_quantity": "8000.21000000",
+                    "best_ask": "21933.98",
+                    "best_ask_quantity": "8038.07770938",
+                }
+            ],
+        }
+    ],
+}
+DOC_HEARTBEAT = {
+    "channel": "heartbeats",
+    "client_id": "",
+    "timestamp": "2023-06-23T20:31:26.122969572Z",
+    "sequence_num": 0,
+    "events": [
+        {
+            "current_time": "2023-06-23 20:31:56.121961769 +0000 UTC m=+91717.525857105",
+            "heartbeat_counter": "3049",
+        }
+    ],
+}
+
+
+class _RecordingWS:
+    closed = False
+
+    def __init__(self) -> None:
+        self.frames: list[dict] = []
+
+    async def send_str(self, text: str) -> None:
+        self.frames.append(json.loads(text))
+
+
+def _fake_frames() -> list[dict]:
+    market = SimulatedMarket({"BTC/USD": 60_000.0}, seed=4)
+    server = FakeCoinbase(market, heartbeat_interval=0.01)
+    ws = _RecordingWS()
+    peer = _Peer(ws, None)  # type: ignore[arg-type]
+    channels = ("level2", "market_trades", "ticker", "heartbeats")
+    peer.channels = {c: {"BTC-USD"} for c in channels}
+    server.peers.append(peer)
+
+    async def run() -> None:
+        for ch in ("level2", "market_trades", "ticker"):
+            await server._snapshots(peer, ch, ["BTC-USD"])
+        for _ in range(40):
+            for ev in market.step():
+                await server.publish(ev)
+        hb = asyncio.ensure_future(server._heartbeats())
+        await asyncio.sleep(0.05)
+        hb.cancel()
+
+    asyncio.run(run())
+    return ws.frames
+
+
+def _shape(frame: dict) -> tuple[Any, ...]:
+    event = frame["events"][0]
+    inner: set[str] = set()
+    for key in ("updates", "trades", "tickers"):
+        for item in event.get(key, []):
+            inner |= set(item)
+    return (frozenset(frame), frozenset(event), frozenset(inner))
+
+
+def test_fake_frames_have_the_documented_fields() -> None:
+    frames = _fake_frames()
+    by_channel: dict[str, list[dict]] = {}
+    for f in frames:
+        by_channel.setdefault(f["channel"], []).append(f)
+    for doc in (DOC_L2, DOC_TRADES, DOC_TICKER, DOC_HEARTBEAT):
+        got = by_channel.get(doc["channel"])
+        assert got, f"the fake sent no {doc['channel']}"
+        want = _shape(doc)
+        for f in got:
+            if f["events"][0].get("trades") == []:
+                continue  # an empty market_trades snapshot (no trade yet) has no trade to compare
+            assert _shape(f) == want, (doc["channel"], _shape(f), want)
+    # snapshot first, then updates, per channel with data; `sequence_num` one counter over all
+    for ch in ("l2_data", "market_trades", "ticker"):
+        types = [f["events"][0]["type"] for f in by_channel[ch]]
+        assert types[0] == "snapshot" and set(types[1:]) == {"update"}, (ch, types[:3])
+    assert [f["sequence_num"] for f in frames] == list(range(len(frames)))
+    # every documented value is a string; sides as documented
+    for f in by_channel["l2_data"]:
+        for u in f["events"][0]["updates"]:
+            assert u["side"] in ("bid", "offer") and all(isinstance(v, str) for v in u.values())
+    for f in by_channel["market_trades"]:
+        for t in f["events"][0]["trades"]:
+            assert t["side"] in ("BUY", "SELL") and all(isinstance(v, str) for v in t.values())
+    for f in by_channel["ticker"]:
+        assert all(isinstance(v, str) for v in f["events"][0]["tickers"][0].values())
+    assert all(isinstance(f["events"][0]["heartbeat_counter"], str) for f in by_channel["heartbeats"])
