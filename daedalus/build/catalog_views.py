@@ -18,7 +18,7 @@ from daedalus.build.outcome import catalog_filter, failed_keys
 from daedalus.build.resolvers import CatalogResolver
 from daedalus.lake import LocalLake
 from daedalus.serve.catalog import CatalogSpec, CatalogView, catalog_holds, catalog_path, write_catalog
-from daedalus.serve.catalog_paths import RELATIVE_ROOT
+from daedalus.serve.catalog_paths import RELATIVE_ROOT, pattern_sql
 from daedalus.sqltext import empty_relation_sql, sql_str
 
 if TYPE_CHECKING:
@@ -34,9 +34,12 @@ class GlobResolver(CatalogResolver):
 
 
 def _glob(r: Renderer, prefix: str, depth: int) -> str:
-    """The pattern of every partition file under `prefix`, `depth` partition folders deep."""
+    """The SQL of the pattern of every partition file under `prefix`, `depth` partition folders deep
+    (local: relative to wherever the lake is when read, catalog_paths.pattern_sql)."""
     rel = prefix + "/*" * depth + "/*.parquet"
-    return rel if isinstance(r.lake, LocalLake) else r.lake.url(rel)
+    if isinstance(r.lake, LocalLake):
+        return pattern_sql(rel)
+    return sql_str(r.lake.url(rel))
 
 
 def glob_relation(r: Renderer, rel: str) -> str:
@@ -50,10 +53,10 @@ def glob_relation(r: Renderer, rel: str) -> str:
     if kind_ == "source":
         src = r.project.sources[name]
         pattern = _glob(r, src.lake_prefix, len(src.partition_by))
-        return f"read_parquet({sql_str(pattern)}, hive_partitioning=true, union_by_name=true)"
+        return f"read_parquet({pattern}, hive_partitioning=true, union_by_name=true)"
     model = r.project.models[name]
     pattern = _glob(r, model.lake_prefix, len(r.inventory.relation_keys(rel)))
-    return f"read_parquet({sql_str(pattern)}, hive_partitioning=false, union_by_name=true)"
+    return f"read_parquet({pattern}, hive_partitioning=false, union_by_name=true)"
 
 
 def catalog_spec(s: Session) -> CatalogSpec:

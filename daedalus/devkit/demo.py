@@ -227,14 +227,13 @@ def _rows_by_exchange(config: Any) -> dict[str, dict[str, int]]:
 
 def shell_hint(root: str, catalog: str) -> str:
     """A DuckDB CLI command that opens the catalog from any folder: the venv's `duckdb` (a system one
-    may be another version) and the lake root as `file_search_path` (the views' paths are relative)."""
+    may be another version); the views find the lake's files from the catalog's folder by themselves
+    (daedalus/serve/catalog_paths.py)."""
     import shlex
 
     from daedalus.serve.catalog import duckdb_cli_path
 
-    setting = f"SET file_search_path = '{root}'"
-    quoted = f'"{setting}"' if not set("\"$`\\'!") & set(root) else shlex.quote(setting)
-    return f"{shlex.quote(duckdb_cli_path())} -readonly -cmd {quoted} {shlex.quote(catalog)}"
+    return f"{shlex.quote(duckdb_cli_path())} -readonly {shlex.quote(catalog)}"
 
 
 def format_demo(r: DemoResult) -> str:

@@ -4,7 +4,8 @@ It is built in a temporary file and renamed into place (only when its statements
 process holding the old catalog open `READ_ONLY` (a shell, a BI tool through duckdb-engine) keeps its
 inode and never meets a lock: the builder never opens the live file. Views glob the model folders
 with paths relative to the lake root, which readers resolve with `file_search_path` = the catalog's
-folder (daedalus/serve/catalog_paths.py; S3 lakes: `s3://` URLs). Column comments come from the YAML docs.
+folder, and a plain `duckdb` on the file from any folder resolves against the file's folder
+(daedalus/serve/catalog_paths.py; S3 lakes: `s3://` URLs). Column comments come from the YAML docs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from daedalus.errors import BuildError
+from daedalus.serve.catalog_paths import CATALOG_NAME
 from daedalus.sqltext import sql_ident, sql_str
 
 if TYPE_CHECKING:
@@ -52,7 +54,7 @@ class CatalogSpec:
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
 
 
-CATALOG = "catalog.duckdb"
+CATALOG = CATALOG_NAME
 ROOT_TABLE = "_daedalus.lake"  # a view: the root the catalog was written for (one row)
 
 

@@ -16,6 +16,12 @@ Two choices, both for readers that hold the catalog for hours and for lakes that
   the original lake silently. A relative catalog opened without the setting fails loudly ("No files
   found that match the pattern gold/…") instead. An S3 lake's catalog is local and its views read
   absolute `s3://` URLs; it records its root and Daedalus refuses one of another lake.
+- **A plain `duckdb` on the catalog works from any folder** (issue 24): a local view's pattern is an
+  expression DuckDB folds when it binds the view (`pattern_sql`). With `file_search_path` set (every
+  Daedalus reader, the BI recipe) it is the relative path; without, the folder of the database file
+  itself, which DuckDB's default `temp_directory` (`<the path opened>.tmp`) gives; otherwise (the
+  catalog ATTACHed, a `temp_directory` of one's own) the view fails with a message naming the fix.
+  A moved or copied lake still reads its own files in every case.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     pass
 
+CATALOG_NAME = "catalog.duckdb"  # the catalog's file name, in the lake root
 RELATIVE_ROOT = "."  # what `_daedalus.lake` holds for a catalog whose paths are relative to its folder
 SIDECAR = ".catalog.json"  # beside the catalog: fingerprint of its statements + the file it describes
 
@@ -38,6 +45,27 @@ def reader_config(catalog_file: str) -> dict[str, str]:
     (DuckDB refuses a second connection with another), so Daedalus uses this one for S3 catalogs too,
     where it is harmless."""
     return {"file_search_path": os.path.dirname(os.path.abspath(catalog_file))}
+
+
+def pattern_sql(rel: str) -> str:
+    """The SQL of a view's file pattern `rel` (relative to the lake root) that every reader resolves:
+    relative to `file_search_path` when one is set, else to the folder of the catalog file DuckDB
+    opened (its default temp_directory is that path + ".tmp"), else an error naming the fix. No
+    absolute path goes into the catalog: a copy must never read (or name) the original."""
+    from daedalus.sqltext import sql_str
+
+    tmp_suffix = CATALOG_NAME + ".tmp"
+    fix = (
+        "this Daedalus catalog reads its files relative to the lake root, which DuckDB cannot tell "
+        f"here: run SET file_search_path = '/path/to/lake' (the folder of {CATALOG_NAME}) first, "
+        f"or open the file itself: duckdb -readonly /path/to/lake/{CATALOG_NAME}"
+    )
+    return (
+        f"CASE WHEN current_setting('file_search_path') <> '' THEN {sql_str(rel)} "
+        f"WHEN suffix(current_setting('temp_directory'), {sql_str(tmp_suffix)}) "
+        f"THEN left(current_setting('temp_directory'), -{len(tmp_suffix)}) || {sql_str(rel)} "
+        f"ELSE error({sql_str(fix)}) END"
+    )
 
 
 def fingerprint(statements: list[str]) -> str:

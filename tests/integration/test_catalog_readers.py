@@ -146,7 +146,8 @@ def test_catalog_holds_no_data_and_globs_relative_paths(tmp_path):
     assert con.execute("SELECT DISTINCT symbol FROM silver.toy_trades").fetchall() == [("BTC/USDT",)]
     con.close()
     assert tables == 0
-    assert "read_parquet('silver/toy_trades/*/*/*/*.parquet'" in sql and str(toy.root) not in sql
+    # relative to file_search_path when set, else to the catalog file's folder (catalog_paths.pattern_sql)
+    assert "THEN ('silver/toy_trades/*/*/*/*.parquet')" in sql and str(toy.root) not in sql
     assert "hive_partitioning = CAST('f' AS BOOLEAN)" in sql
     assert [p.name for p in (toy.root / "silver" / "toy_trades").rglob("*.parquet")] == ["data.parquet"]
     assert not list(toy.root.glob(".catalog-*"))

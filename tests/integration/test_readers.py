@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -289,3 +290,55 @@ def test_duckdb_caches_do_not_serve_a_replaced_file(tmp_path: Path) -> None:
         assert con.execute(
             f"SELECT count(*), sum(a) FROM read_parquet('{tmp_path}/*.parquet')"
         ).fetchone() == (100, 4950 + 100_000 * i)
+
+
+PLAIN_DUCKDB = r"""
+import sys, duckdb
+mode, catalog = sys.argv[1:3]
+if mode == "open":  # `duckdb -readonly <catalog>`, no setting: what a user types from any folder
+    con = duckdb.connect(catalog, read_only=True)
+    print(con.execute("SELECT count(*) FROM gold.toy_bars").fetchone()[0],
+          con.execute("SELECT count(*) FROM silver.toy_trades").fetchone()[0])
+else:  # ATTACHed to an in-memory database: DuckDB does not say where the catalog file is
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{catalog}' AS lake (READ_ONLY)")
+    try:
+        print(con.execute("SELECT count(*) FROM lake.silver.toy_trades").fetchone()[0])
+    except duckdb.Error as e:
+        print(str(e).splitlines()[0])
+    con.execute(f"SET file_search_path = '{sys.argv[3]}'")
+    print(con.execute("SELECT count(*) FROM lake.silver.toy_trades").fetchone()[0])
+"""
+
+
+def test_plain_duckdb_reads_the_catalog_from_any_folder(tmp_path: Path) -> None:
+    """Issue 24: `cd /elsewhere && duckdb -readonly /lake/catalog.duckdb` failed with DuckDB's "No files
+    found" (relative view paths). Without `file_search_path` it now reads from any working folder, by
+    an absolute or a relative path, also a `cp -a` copy after the original is gone; where DuckDB cannot
+    tell the file's folder (ATTACH), the error names the fix, which then works."""
+    toy = make_toy(tmp_path)
+    toy.write_bronze("x", DAY, trade_rows("x", "BTC/USDT", DAY, n=40))
+    toy.cli("build", env=ENV, check=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    def plain(cwd: Path, *args: str) -> list[str]:
+        out = subprocess.run(
+            [sys.executable, "-c", PLAIN_DUCKDB, *args], capture_output=True, text=True, cwd=cwd
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip().splitlines()
+
+    catalog = toy.root / "catalog.duckdb"
+    bars, trades = plain(elsewhere, "open", str(catalog))[0].split()
+    assert int(bars) > 0 and int(trades) == 40
+    assert plain(tmp_path, "open", "lake/catalog.duckdb") == [f"{bars} 40"]  # relative to the cwd
+    assert plain(toy.root, "open", "catalog.duckdb") == [f"{bars} 40"]  # from the lake itself
+    copy = tmp_path / "copy"
+    assert subprocess.run(["cp", "-a", str(toy.root), str(copy)]).returncode == 0
+    shutil.rmtree(toy.root)
+    assert plain(elsewhere, "open", str(copy / "catalog.duckdb")) == [f"{bars} 40"]
+    message, after_fix = plain(elsewhere, "attach", str(copy / "catalog.duckdb"), str(copy))
+    assert "SET file_search_path = '" in message and "No files found" not in message, message
+    assert str(toy.root) not in message  # a copy never names (or reads) the original
+    assert after_fix == "40"

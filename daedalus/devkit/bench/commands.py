@@ -308,14 +308,21 @@ def bench_collect_command(
 
 def bench_soak_command(
     seconds: float = typer.Option(180.0, "--seconds", help="How long to run cycles (the last one finishes)."),
-    seed: int = typer.Option(1, "--seed", help="Seed of the fault order and the simulated markets."),
-    cycle_seconds: float = typer.Option(6.0, "--cycle-seconds", help="Collection time per cycle."),
+    seed: int = typer.Option(1, "--seed", help="Seed of the faults and the simulated markets."),
+    cycle_seconds: float = typer.Option(8.0, "--cycle-seconds", help="Collection time per cycle."),
+    speed: float = typer.Option(
+        1.0, "--speed", help="Simulated seconds per wall-clock second of the venues' clock."
+    ),
+    simulated_hours: float = typer.Option(
+        None, "--simulated-hours", help="Run until the venues' clock has advanced this much (not --seconds)."
+    ),
     root: str = typer.Option("./daedalus-soak", "--root", help="Lake root for the soak (must not exist)."),
 ) -> None:
-    """Collect from every fake venue, inject a fault per cycle, land and build, check invariants.
+    """Collect from every fake venue, inject faults at random from a seed, land and build, check invariants.
 
     Example: daedalus bench soak --seconds 180 --seed 7 --root /tmp/soak-lake
     """
+    import math
     from pathlib import Path
 
     from daedalus.devkit.soak import run_soak
@@ -323,7 +330,20 @@ def bench_soak_command(
 
     if Path(root).exists():
         raise ConfigError(f"--root {root}: exists; the soak needs a fresh folder (it injects faults there)")
-    report = run_soak(root, seconds, seed=seed, cycle_seconds=cycle_seconds, echo=typer.echo)
+    for name, value in (("--speed", speed), ("--cycle-seconds", cycle_seconds)):
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"{name}: {value} is not a finite positive number")
+    if simulated_hours is not None and not (math.isfinite(simulated_hours) and simulated_hours > 0):
+        raise ConfigError(f"--simulated-hours: {simulated_hours} is not a finite positive number")
+    report = run_soak(
+        root,
+        seconds,
+        seed=seed,
+        cycle_seconds=cycle_seconds,
+        echo=typer.echo,
+        speed=speed,
+        simulated_hours=simulated_hours,
+    )
     typer.echo(report.summary())
     if report.failures:
         raise typer.Exit(4)
