@@ -211,11 +211,19 @@ def test_default_channels_collect_one_book_channel(tmp_path: Path) -> None:
     assert len(updates) > 50 and {u["sync_rule"] for u in updates} == {"increasing"}
 
 
-def test_disconnect_gap_is_healed_from_rest_market_trades(tmp_path: Path) -> None:
+@pytest.mark.parametrize("page_limit", [1000, 100])
+def test_disconnect_gap_is_healed_from_rest_market_trades(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, page_limit: int
+) -> None:
     """A drop and a refused reconnect leave a hole longer than the 50 trades the resubscription
     replays: the healer fetches it from the REST market trades (time windows), and bronze trades,
     socket + REST, are the fake's tape: 0 missing, 0 duplicated, one `backfill` event `complete` per
-    product."""
+    product. With 100 trades a page (the fake makes up to ~60 a second) the gap takes several
+    windows, each moved down to the second of its page's oldest trade, whose trades come again and
+    are kept once."""
+    from daedalus.collector import coinbase_heal
+
+    monkeypatch.setattr(coinbase_heal, "PAGE_LIMIT", page_limit)  # the venue's page size, smaller
 
     async def fault(server: FakeCoinbase, emitter: Emitter) -> None:
         server.reject_handshakes(1, 429, 2.0)  # the outage lasts the Retry-After: ~2 s of trades
@@ -245,4 +253,7 @@ def test_disconnect_gap_is_healed_from_rest_market_trades(tmp_path: Path) -> Non
         assert t["side"] == ("BUY" if src.buyer_is_maker else "SELL")
         assert (t["price"], t["amount"]) == (src.price, src.qty)
         assert t["timestamp"].value == src.ts_ms * 1_000_000
-    assert any(p.endswith("/ticker") for p, _ in server.tape.requests)  # it came over REST
+    pages = [q for p, q in server.tape.requests if p.endswith("/ticker")]  # it came over REST
+    assert {q["limit"] for q in pages} == {str(page_limit)}
+    if page_limit < 1000:  # > 50 rows a product in pages of 100, each repeating its oldest second
+        assert len(pages) >= 3
