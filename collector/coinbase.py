@@ -5,6 +5,7 @@ Channels: `level2` (book kept from `snapshot` + `update` events, top-N snapshots
 of the whole book: docs/contracts.md "book_updates"),
 `market_trades` (deduplicated by trade_id: the first event of a subscription replays recent trades),
 `ticker`, and `heartbeats` (keeps quiet products' connections open; not data).
+A trades gap (a session's end) is healed from the REST market trades (collector/coinbase_heal.py).
 
 Every message of a connection carries `sequence_num`, one counter across all channels. A skip means
 messages were lost: an events `gap` row, and `level2` is re-subscribed for a fresh snapshot (a book

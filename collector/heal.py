@@ -3,7 +3,8 @@
 When a trades feed's session ends (disconnect, stale stream), the last trade the socket delivered
 per symbol is kept; the first trade of the next session closes the gap, and a task of its own fetches
 the trades in between: by trade id where the venue's ids are contiguous (`trade_history` 'id'), by
-time otherwise ('time'), or the most recent page where that is all the venue serves ('last_n'). What
+time otherwise ('time'), by time windows moved down in whole seconds (Coinbase, 'window'), or the
+most recent page where that is all the venue serves ('last_n'). What
 the socket already delivered is dropped by trade id; the rest go to bronze `trades` with
 `source = 'rest'`, and one `backfill` event says the range, the rows written and whether the gap is
 closed ("complete") or not ("partial", with the rows missing when the ids tell). The task respects
