@@ -66,9 +66,9 @@ class CoinbaseRest:
 
         self.emitter = emitter
         self.exchange = ccxt_exchange_class(EXCHANGE)({"enableRateLimit": True})
-        if ws_url != default_ws_url:
-            # another endpoint than Coinbase's (a proxy, the fake) serves REST on the same host
-            parts = urlsplit(ws_url)
+        parts = urlsplit(ws_url)
+        if ws_url != default_ws_url and not (parts.hostname or "").endswith("coinbase.com"):
+            # an endpoint not Coinbase's (a proxy, the fake) serves REST on the same host
             scheme = "https" if parts.scheme == "wss" else "http"
             self.exchange.urls["api"]["rest"] = f"{scheme}://{parts.netloc}"
         # the configured products are the markets: no market load (a dozen REST calls) for a heal
