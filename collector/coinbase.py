@@ -5,6 +5,7 @@ Channels: `level2` (book kept from `snapshot` + `update` events, top-N snapshots
 of the whole book: docs/contracts.md "book_updates"),
 `market_trades` (deduplicated by trade_id: the first event of a subscription replays recent trades),
 `ticker`, and `heartbeats` (keeps quiet products' connections open; not data).
+A trades gap (a session's end) is healed from the REST market trades (collector/coinbase_heal.py).
 
 Every message of a connection carries `sequence_num`, one counter across all channels. A skip means
 messages were lost: an events `gap` row, and `level2` is re-subscribed for a fresh snapshot (a book
@@ -38,6 +39,7 @@ from typing import Any
 from daedalus.collector.backoff import retry_after_from_headers
 from daedalus.collector.book_log import HOUR_NS, levels, update_row
 from daedalus.collector.coinbase_auth import make_jwt
+from daedalus.collector.coinbase_heal import make_healer, trade_columns
 from daedalus.collector.connection import (
     Connection,
     Disconnected,
@@ -190,6 +192,12 @@ class CoinbaseCollector:
         self._seen: dict[str, tuple[deque[str], set[str]]] = {}
         self.gaps = 0
         self.resubscribes = 0
+        # a trades gap (disconnect, stale feed, overflow) is fetched over REST (collector/heal.py)
+        self.healer = self.rest = None
+        if "market_trades" in self.channels and ingestion.heal_seconds > 0:
+            self.healer, self.rest = make_healer(
+                self.products, emitter, self.url, coinbase.ws_url, ingestion.heal_seconds
+            )
 
     def _subscribe_msg(self, channel: str, kind: str = "subscribe") -> dict:
         msg: dict[str, Any] = {"type": kind, "product_ids": self.products, "channel": channel}
@@ -204,16 +212,21 @@ class CoinbaseCollector:
             backoff_initial=self.ingestion.backoff_initial_seconds,
             backoff_max=self.ingestion.backoff_max_seconds,
         )
-        await supervise(
-            self.session,
-            source=SOURCE,
-            exchange=EXCHANGE,
-            name="advanced-trade",
-            emitter=self.emitter,
-            settings=settings,
-            stop=stop,
-            fatal=(ConfigError,),
-        )
+        try:
+            await supervise(
+                self.session,
+                source=SOURCE,
+                exchange=EXCHANGE,
+                name="advanced-trade",
+                emitter=self.emitter,
+                settings=settings,
+                stop=stop,
+                fatal=(ConfigError,),
+            )
+        finally:
+            if self.healer is not None and self.rest is not None:
+                await self.healer.finish(10.0)
+                await self.rest.close()
 
     async def _event(self, conn: Connection, event_type: str, **kw: Any) -> None:
         row = event_row(event_type, exchange=EXCHANGE, conn_id=conn.conn_id, seq=conn.seq, **kw)
@@ -265,6 +278,9 @@ class CoinbaseCollector:
             raise Disconnected(f"connection closed ({code})", close_code=code) from None
         except OSError as e:
             raise Disconnected(f"{type(e).__name__}: {e}") from None
+        finally:  # the trades series break here: the first trade of the next session closes the gap
+            if self.healer is not None:
+                self.healer.broke([product_to_symbol(p) for p in self.products])
 
     async def handle(self, raw: str | bytes, capture_ts: int, conn: Connection, ws: Any, state: dict) -> None:
         """One frame: sequence check, then dispatch by channel."""
@@ -430,22 +446,15 @@ class CoinbaseCollector:
                 if len(order) > TRADE_DEDUPE_WINDOW:
                     seen.discard(order.popleft())
                 conn.touch(f"market_trades:{product}")
-                price, size = float(t["price"]), float(t["size"])
+                symbol, ts = product_to_symbol(product), rfc3339_ns(t.get("time"))
                 # Bronze keeps Coinbase's raw `side` as received (it names the maker's order);
                 # silver.trades maps it to the aggressor (docs/features.md "Trade side").
-                side = t.get("side")
-                row = envelope(
-                    capture_ts, EXCHANGE, product_to_symbol(product), conn.conn_id, conn.next_seq()
-                )
-                row.update(
-                    timestamp=rfc3339_ns(t.get("time")),
-                    trade_id=tid,
-                    side=side,
-                    price=price,
-                    amount=size,
-                    cost=price * size,
-                    info_json=json.dumps(t, separators=(",", ":")),
-                )
+                row = envelope(capture_ts, EXCHANGE, symbol, conn.conn_id, conn.next_seq())
+                row.update(trade_columns(t, ts))
+                if self.healer is not None:
+                    self.healer.saw(
+                        symbol, {"id": tid, "timestamp": None if ts is None else ts // 10**6}, capture_ts
+                    )
                 await self.emitter.emit(Record(SOURCE, "trades", row))
 
     async def _on_ticker(self, msg: dict, capture_ts: int, conn: Connection) -> None:

@@ -3,7 +3,8 @@
 When a trades feed's session ends (disconnect, stale stream), the last trade the socket delivered
 per symbol is kept; the first trade of the next session closes the gap, and a task of its own fetches
 the trades in between: by trade id where the venue's ids are contiguous (`trade_history` 'id'), by
-time otherwise ('time'), or the most recent page where that is all the venue serves ('last_n'). What
+time otherwise ('time'), by time windows moved down in whole seconds (Coinbase, 'window'), or the
+most recent page where that is all the venue serves ('last_n'). What
 the socket already delivered is dropped by trade id; the rest go to bronze `trades` with
 `source = 'rest'`, and one `backfill` event says the range, the rows written and whether the gap is
 closed ("complete") or not ("partial", with the rows missing when the ids tell). The task respects
@@ -19,6 +20,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,8 +83,19 @@ class Outcome:
 
 
 class TradeHealer:
-    def __init__(self, collector: Any, heal_seconds: float) -> None:
+    """`collector` gives `venue`, `exchange` (a ccxt client for REST), `exchange_id`, `emitter` and
+    `emit_event`; a native collector passes its own `source` and `make_row` (bronze row of a ccxt
+    trade), so healed rows sit beside its socket rows in the same shape."""
+
+    def __init__(
+        self,
+        collector: Any,
+        heal_seconds: float,
+        source: str = SOURCE,
+        make_row: Callable[[Any, dict], dict] = trade_row,
+    ) -> None:
         self.c = collector
+        self.source, self.make_row = source, make_row
         self.venue = collector.venue
         self.heal_seconds = heal_seconds
         self.last: dict[str, Edge] = {}
@@ -126,7 +139,7 @@ class TradeHealer:
     # ---- called by the emitter for every record an overflow drops ----
     def lost(self, record: Any) -> None:
         row = record.row
-        if record.channel != "trades" or record.source != SOURCE or row.get("source") == "rest":
+        if record.channel != "trades" or record.source != self.source or row.get("source") == "rest":
             return  # not a socket trade of ours (a healed row dropped again is not chased again)
         symbol = row.get("symbol")
         if symbol is None or row.get("exchange") != self.c.exchange_id:
@@ -183,9 +196,9 @@ class TradeHealer:
         deadline = time.monotonic() + self.heal_seconds
         conn_id = new_conn_id("rest", f"trades:{symbol}")
         fetched: dict[str, Any] = {}
-        error = None
+        error, covered = None, False
         try:
-            await self._fetch_gap(symbol, before, after, deadline, fetched)
+            covered = await self._fetch_gap(symbol, before, after, deadline, fetched)
         except Exception as e:  # noqa: BLE001 - a failed heal is a partial one, never a dead collector
             error = f"{type(e).__name__}: {e}"[:300]
         seen = self._seen_set.get(symbol, set())
@@ -204,15 +217,16 @@ class TradeHealer:
         for trade in new:
             await self._room()
             seq += 1
-            row = trade_row(trade, envelope(time.time_ns(), self.c.exchange_id, symbol, conn_id, seq))
+            row = self.make_row(trade, envelope(time.time_ns(), self.c.exchange_id, symbol, conn_id, seq))
             row["source"] = "rest"
-            self.c.emitter.emit_nowait(Record(SOURCE, "trades", row))
-        outcome = self._judge(before, after, fetched, len(new), error, time.monotonic() > deadline)
+            self.c.emitter.emit_nowait(Record(self.source, "trades", row))
+        timed_out = time.monotonic() > deadline
+        outcome = self._judge(before, after, fetched, len(new), error, timed_out, covered)
         self.outcomes.append(outcome)
         await self._room()
         self.c.emitter.emit_nowait(
             Record(
-                SOURCE,
+                self.source,
                 "events",
                 event_row(
                     "backfill",
@@ -242,7 +256,14 @@ class TradeHealer:
             await asyncio.sleep(0.01)
 
     def _judge(
-        self, before: Edge, after: Edge, fetched: dict, rows: int, error: str | None, timed_out: bool
+        self,
+        before: Edge,
+        after: Edge,
+        fetched: dict,
+        rows: int,
+        error: str | None,
+        timed_out: bool,
+        covered: bool = False,
     ) -> Outcome:
         span = f"trades after id {before.trade_id} to before id {after.trade_id}"
         a, b = before.number, after.number
@@ -259,6 +280,8 @@ class TradeHealer:
                 and not timed_out
                 and any(_ts(t) >= (after.ts_ms or 0) for t in fetched.values())
             )
+        elif mode == "window":  # every window down to the gap's first second was served whole
+            complete = error is None and not timed_out and covered
         else:
             complete = False
         why = f"; {error}" if error else ("; time bound reached" if timed_out else "")
@@ -267,17 +290,20 @@ class TradeHealer:
         lost = f"{missing} rows missing" if missing is not None else "rows missing unknown"
         return Outcome(rows, False, missing, f"partial: {lost}; {span} over REST ({mode}), {rows} rows{why}")
 
-    async def _fetch_gap(self, symbol: str, before: Edge, after: Edge, deadline: float, out: dict) -> None:
+    async def _fetch_gap(self, symbol: str, before: Edge, after: Edge, deadline: float, out: dict) -> bool:
+        """Fetch the gap's trades into `out` (by id); True where a time-window pager covered it."""
         v = self.venue
         mode, limit = v.trade_history_plan(self.c.exchange)
+        if mode == "window":
+            return await self._windows_back(symbol, before, after, limit, deadline, out)
         if mode == "last_n":
             for t in await self._fetch(symbol, None, limit, v.trade_history_params(mode, None), deadline):
                 out[str(t["id"])] = t
-            return
+            return False
         if mode == "id" and before.number is not None and after.number is not None:
             if v.trade_id_paging == "backward":
                 await self._pages_back(symbol, before.number, after.number, limit, deadline, out)
-                return
+                return False
             cursor = before.number + 1
             while cursor < after.number and time.monotonic() < deadline:
                 page = await self._fetch(symbol, None, limit, v.trade_history_params(mode, cursor), deadline)
@@ -285,9 +311,9 @@ class TradeHealer:
                 for t in page:
                     out[str(t["id"])] = t
                 if not ids or max(ids) < cursor:
-                    return  # the venue has nothing newer: what is left stays missing
+                    return False  # the venue has nothing newer: what is left stays missing
                 cursor = max(ids) + 1
-            return
+            return False
         # by time: from the last trade before the gap until past the first trade after it. The cursor
         # is exclusive (Kraken: trades after `since`): ask from a millisecond before, or the trades
         # sharing a millisecond with the gap's edge or a page's end are skipped; repeats drop by id
@@ -300,8 +326,31 @@ class TradeHealer:
                 out[str(t.get("id"))] = t
             newest = max((_ts(t) for t in page), default=None)
             if newest is None or newest == newest_before or newest >= (after.ts_ms or 0):
-                return
+                return False
             since, newest_before = newest, newest
+        return False
+
+    async def _windows_back(
+        self, symbol: str, before: Edge, after: Edge, limit: int, deadline: float, out: dict
+    ) -> bool:
+        """Coinbase market trades: the newest `limit` trades with start <= time < end, in whole
+        seconds, no cursor (collector/backfill.py's window pager). From the second after the gap's
+        last trade down to the second of its first: a full page moves `end` down to its oldest
+        trade's second, asked again whole (its trades repeat, dropped by id). True when every window
+        came back less than full: the gap's time is covered."""
+        start_s = (before.ts_ms or 0) // 1000
+        end_s = (after.ts_ms or 0) // 1000 + 1
+        while end_s > start_s and time.monotonic() < deadline:
+            page = await self._fetch(symbol, start_s * 1000, limit, {"until": end_s * 1000}, deadline)
+            for t in page:
+                out[str(t.get("id"))] = t
+            if len(page) < limit:
+                return True
+            nxt = min(_ts(t) for t in page) // 1000 + 1
+            if nxt >= end_s:
+                return False  # more than `limit` trades in one second: the window cannot go older
+            end_s = nxt
+        return False
 
     async def _pages_back(
         self, symbol: str, first: int, last: int, limit: int, deadline: float, out: dict

@@ -209,3 +209,51 @@ def test_default_channels_collect_one_book_channel(tmp_path: Path) -> None:
     assert rows(tmp_path, "coinbase", "orderbook") == []
     updates = rows(tmp_path, "coinbase", "book_updates")
     assert len(updates) > 50 and {u["sync_rule"] for u in updates} == {"increasing"}
+
+
+@pytest.mark.parametrize("page_limit", [1000, 100])
+def test_disconnect_gap_is_healed_from_rest_market_trades(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, page_limit: int
+) -> None:
+    """A drop and a refused reconnect leave a hole longer than the 50 trades the resubscription
+    replays: the healer fetches it from the REST market trades (time windows), and bronze trades,
+    socket + REST, are the fake's tape: 0 missing, 0 duplicated, one `backfill` event `complete` per
+    product. With 100 trades a page (the fake makes up to ~60 a second) the gap takes several
+    windows, each moved down to the second of its page's oldest trade, whose trades come again and
+    are kept once."""
+    from daedalus.collector import coinbase_heal
+
+    monkeypatch.setattr(coinbase_heal, "PAGE_LIMIT", page_limit)  # the venue's page size, smaller
+
+    async def fault(server: FakeCoinbase, emitter: Emitter) -> None:
+        server.reject_handshakes(1, 429, 2.0)  # the outage lasts the Retry-After: ~2 s of trades
+        await server.drop_connections(1006)
+        await wait_until(lambda: server.connections_total == 2 and len(server.peers) == 1, 15, "reconnect")
+        n = _received(emitter, "trades")
+        await wait_until(lambda: _received(emitter, "trades") > n + 20, 10, "trades after reconnect")
+
+    server, market, _ = run_coinbase(tmp_path, fault)
+    trades = rows(tmp_path, "coinbase", "trades")
+    ids = [t["trade_id"] for t in trades]
+    assert len(ids) == len(set(ids))  # nothing written twice (socket replay, REST pages)
+    published = {str(t.trade_id): t for t in server.trade_log}
+    healed = [t for t in trades if t["source"] == "rest"]
+    backfills = [e for e in rows(tmp_path, "coinbase", "events") if e["event_type"] == "backfill"]
+    assert sorted(e["symbol"] for e in backfills) == ["BTC/USDT", "ETH/USDT"]
+    for symbol in ("BTC/USDT", "ETH/USDT"):
+        mine = sorted(int(t["trade_id"]) for t in trades if t["symbol"] == symbol)
+        want = sorted(int(i) for i, t in published.items() if t.symbol == symbol and min(mine) <= int(i))
+        assert mine == want  # every trade from the first the subscription replayed, once
+        assert mine == list(range(mine[0], mine[-1] + 1))  # the fake numbers a product's trades 1 by 1
+        rest = [t for t in healed if t["symbol"] == symbol]
+        (event,) = [e for e in backfills if e["symbol"] == symbol]
+        assert event["detail"].startswith("complete") and event["count"] == len(rest) > 50, event
+    for t in healed:  # the native row shape: raw maker side, the trade's own time
+        src = published[t["trade_id"]]
+        assert t["side"] == ("BUY" if src.buyer_is_maker else "SELL")
+        assert (t["price"], t["amount"]) == (src.price, src.qty)
+        assert t["timestamp"].value == src.ts_ms * 1_000_000
+    pages = [q for p, q in server.tape.requests if p.endswith("/ticker")]  # it came over REST
+    assert {q["limit"] for q in pages} == {str(page_limit)}
+    if page_limit < 1000:  # > 50 rows a product in pages of 100, each repeating its oldest second
+        assert len(pages) >= 3
