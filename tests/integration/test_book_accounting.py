@@ -362,7 +362,11 @@ def _skewed_connection(conn: str, capture0_ms: int, skew_ms: int, follower: bool
     reason="skewed clocks: bronze dates a REST snapshot by its receive time and its follower by exchange "
     "time, so no partition reads both (see the diagnosis in the commit)",
 )
-@pytest.mark.parametrize("skew_ms", [SKEW_MS, -SKEW_MS], ids=["exchange_ahead", "receive_ahead"])
+@pytest.mark.parametrize(
+    "skew_ms",
+    [SKEW_MS, 3_600_000, -SKEW_MS],
+    ids=["exchange_10h_ahead", "exchange_1h_ahead", "receive_10h_ahead"],
+)
 def test_a_rest_load_is_served_once_by_its_fill_time_whatever_the_clock_skew(
     tmp_path: Path, skew_ms: int
 ) -> None:
