@@ -12,30 +12,72 @@
  UNION ALL BY NAME SELECT NULL::VARCHAR AS sync_rule WHERE false)
 {%- endmacro %}
 
+{#- Bronze rows of `rel` without exchange time (Binance's REST load) received in [lo, hi), each with
+    `fill_ts`: the exchange time of the next stamped row of its connection by seq, searched by the
+    receive clock (received within 1 h after it: the follower is the next message on the connection),
+    never by an exchange-time window, so every slice that reads the row gives it the same fate. The
+    fill only counts on the row's own receive date (UTC): bronze dates the row by `capture_ts` and its
+    follower by exchange time, so only then does one date folder hold both and every partition that
+    reads the row see the same follower (a collector clock off across midnight would otherwise serve
+    it in one partition and count it in another). NULL: served nowhere, counted `no_exchange_time`
+    at its receive time. Unstamped rows are few (one per load): only key columns, the stamped ones
+    read only to look up their follower. -#}
+{% macro unstamped_fills(rel, lo, hi, extra=[]) -%}
+(SELECT * REPLACE (CASE WHEN {{ utc_date('fill_ts') }} = {{ utc_date('capture_ts') }} THEN fill_ts END AS fill_ts)
+ FROM (
+ SELECT u.exchange, u.symbol, u.conn_id, u.seq, u.capture_ts{% for c in extra %}, u.{{ c }}{% endfor %},
+    arg_min(n.ts, n.seq) AS fill_ts
+ FROM (
+     SELECT exchange, symbol, conn_id, seq, capture_ts::TIMESTAMPTZ AS capture_ts{% for c in extra %}, {{ c }}{% endfor %}
+     FROM {{ rel }}
+     WHERE "timestamp" IS NULL AND symbol IS NOT NULL AND capture_ts >= {{ lo }} AND capture_ts < {{ hi }}
+ ) u
+ LEFT JOIN (
+     SELECT exchange, symbol, conn_id, seq, "timestamp"::TIMESTAMPTZ AS ts, capture_ts::TIMESTAMPTZ AS capture_ts
+     FROM {{ rel }}
+     WHERE "timestamp" IS NOT NULL AND symbol IS NOT NULL
+       AND capture_ts >= {{ lo }} AND capture_ts < {{ hi }} + INTERVAL 1 HOUR
+ ) n ON n.exchange = u.exchange AND n.symbol = u.symbol AND n.conn_id = u.conn_id AND n.seq > u.seq
+     AND n.capture_ts >= u.capture_ts AND n.capture_ts <= u.capture_ts + INTERVAL 1 HOUR
+ GROUP BY ALL))
+{%- endmacro %}
+
+{#- The UTC day start of a TIMESTAMPTZ expression (a day bound of the unstamped rows' receive time). -#}
+{% macro utc_day_start(ts) -%}
+timezone('UTC', {{ utc_date(ts) }}::TIMESTAMP)
+{%- endmacro %}
+
 {#- CTEs ending in `upd_rows`: each connection's rows from its last load (snapshot or checkpoint)
     with exchange time before the slice (searched `anchor_seconds` back: hourly checkpoints) up to
     the slice end, for the connections with a row in the slice (one default for both models: they
     must replay the same rows), with `n_breaks` (break events
     received before each row), `invalid` (silver refuses the levels, macros/quality.sql) and `hold`
     (the same message — same exchange time, seq, kind and ids — came first on another connection: a
-    new connection receiving the same frames again; applied on its connection, served once). -#}
+    new connection receiving the same frames again; applied on its connection, served once).
+    A row without exchange time takes its fill (`upd_fills`, `unstamped_fills`): read where the fill
+    lies in the window; without a fill it is replayed nowhere (silver.orderbook_unserved counts it). -#}
 {% macro book_update_rows(anchor_seconds=7200) -%}
-{%- set win %}
-      coalesce(u."timestamp", u.capture_ts) >= {{ partition.start }} - INTERVAL {{ anchor_seconds + 60 }} SECONDS
-      AND coalesce(u."timestamp", u.capture_ts) < {{ partition.end }} + INTERVAL 60 SECONDS
-{%- endset %}
+{%- set win_lo %}{{ partition.start }} - INTERVAL {{ anchor_seconds + 60 }} SECONDS{% endset %}
+{%- set win_hi %}{{ partition.end }} + INTERVAL 60 SECONDS{% endset %}
+{%- set day_lo %}{{ utc_day_start(win_lo) }}{% endset %}
+{%- set day_hi %}{{ utc_day_start(win_hi) }} + INTERVAL 1 DAY{% endset %}
+upd_fills AS (
+    -- a fill lies on the row's receive date: a fill in the window means a receive time in these days
+    SELECT * FROM {{ unstamped_fills(source('bronze', 'book_updates'), day_lo, day_hi,
+                                     ['kind', 'first_update_id', 'last_update_id', 'prev_update_id']) }}
+),
 upd_keys AS (
-    SELECT exchange, symbol, conn_id, seq, kind, "timestamp"::TIMESTAMPTZ AS ts0, capture_ts::TIMESTAMPTZ AS capture_ts,
-        first_update_id, last_update_id, prev_update_id
+    SELECT exchange, symbol, conn_id, seq, kind, "timestamp"::TIMESTAMPTZ AS ts0, NULL::TIMESTAMPTZ AS fill_ts,
+        capture_ts::TIMESTAMPTZ AS capture_ts, first_update_id, last_update_id, prev_update_id
     FROM {{ source('bronze', 'book_updates') }} u
-    WHERE symbol IS NOT NULL AND {{ win }}
+    WHERE symbol IS NOT NULL AND u."timestamp" >= {{ win_lo }} AND u."timestamp" < {{ win_hi }}
+    UNION ALL
+    SELECT exchange, symbol, conn_id, seq, kind, NULL, fill_ts, capture_ts, first_update_id, last_update_id, prev_update_id
+    FROM upd_fills
+    WHERE fill_ts >= {{ win_lo }} AND fill_ts < {{ win_hi }}
 ),
 upd_stamped AS (
-    -- A load without exchange time (Binance's REST snapshot) takes the time of the next stamped row
-    -- of its connection, as snapshots below do.
-    SELECT exchange, symbol, conn_id, seq, kind, capture_ts,
-        coalesce(ts0, first_value(ts0 IGNORE NULLS) OVER (PARTITION BY exchange, symbol, conn_id ORDER BY seq
-                 ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)) AS ts
+    SELECT exchange, symbol, conn_id, seq, kind, capture_ts, coalesce(ts0, fill_ts) AS ts
     FROM upd_keys
 ),
 upd_anchor AS (
@@ -94,7 +136,9 @@ upd_rows AS (
         AND r.first_update_id IS NOT DISTINCT FROM b.first_update_id
         AND r.last_update_id IS NOT DISTINCT FROM b.last_update_id
         AND r.prev_update_id IS NOT DISTINCT FROM b.prev_update_id
-    WHERE b.symbol IS NOT NULL AND {{ win | replace('u.', 'b.') }}
+    WHERE b.symbol IS NOT NULL
+      AND ((b."timestamp" >= {{ win_lo }} AND b."timestamp" < {{ win_hi }})
+           OR (b."timestamp" IS NULL AND b.capture_ts >= {{ day_lo }} AND b.capture_ts < {{ day_hi }}))
 )
 {%- endmacro %}
 

@@ -5,7 +5,7 @@
   one row each, with why (`reason`): update_id_gap, update_id_regressed, no_book, invalid_levels,
   unknown_level_removed, duplicate (a re-delivered segment, or the same message on a second
   connection), stale (a diff older than the load: skipped, not a break), no_exchange_time (a REST
-  load no stamped row followed). The same rows through the same kernel as silver.orderbook
+  load no stamped row followed on its receive date, macros/book_updates.sql `unstamped_fills`). The same rows through the same kernel as silver.orderbook
   (macros/book_updates.sql), so per connection: silver.orderbook rows + these rows = bronze snapshot
   and delta rows (sql/tests/book_messages_accounted.sql). silver.rejects counts them per reason.
   The levels are only handed to the kernel where they decide what is served (strict deletes).
@@ -35,12 +35,12 @@ unserved AS (
     FROM rebuilt
 ),
 unstamped AS (
+    -- a load without exchange time no stamped row followed on its receive date: counted at that time
     SELECT exchange, symbol, conn_id, seq, NULL::TIMESTAMPTZ AS ts, capture_ts, kind, last_update_id,
         'no_exchange_time' AS reason
-    FROM upd_stamped s
-    JOIN upd_keys k USING (exchange, symbol, conn_id, seq, kind, capture_ts)
-    WHERE s.ts IS NULL AND s.kind IN ('snapshot', 'delta')
-      AND s.capture_ts >= {{ partition.start }} AND s.capture_ts < {{ partition.end }}
+    FROM upd_fills
+    WHERE fill_ts IS NULL AND kind IN ('snapshot', 'delta')
+      AND capture_ts >= {{ partition.start }} AND capture_ts < {{ partition.end }}
 )
 SELECT exchange, symbol, {{ utc_date('ts') }} AS date, conn_id, seq, ts, capture_ts, kind, last_update_id, reason
 FROM unserved

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from pathlib import Path
 from typing import Any
@@ -334,58 +335,75 @@ def test_hourly_slices_equal_the_day_when_a_checkpoint_ends_a_broken_stretch(tmp
     assert [r[1] for r in day_unserved] == ["invalid_levels"] + ["no_book"] * (len(day_unserved) - 1)
 
 
-SKEW_MS = 10 * 3_600_000  # a collector host whose clock is off by 10 h (no RTC, before NTP sync)
-
-
 def _skewed_connection(conn: str, capture0_ms: int, skew_ms: int, follower: bool = True) -> list[dict]:
-    """A REST snapshot (no exchange time) received at capture0_ms, then (if `follower`) 399 diffs
-    whose exchange time runs `skew_ms` ahead of their receive time."""
+    """As the collector writes a Binance connection: a REST snapshot (no exchange time) received at
+    capture0_ms, the checkpoint after the load (stamped with the first update's time,
+    docs/contracts.md), then 399 diffs; exchange time runs `skew_ms` ahead of receive time."""
     snap = {
         **_row(conn, 0, "snapshot", capture0_ms, 10, [(100.0, 1.0), (99.0, 2.0)], [(101.0, 1.0)]),
         "timestamp": None,
     }
-    rows = [snap]
-    if follower:
-        for r in _stream(conn, capture0_ms)[1:]:
-            rows.append(
-                {
-                    **r,
-                    "capture_ts": r["capture_ts"] + 50_000_000,
-                    "timestamp": r["timestamp"] + skew_ms * 1_000_000,
-                }
-            )
+    if not follower:
+        return [snap]
+    ns = 1_000_000
+    cp = {**snap, "seq": 1, "kind": "checkpoint", "timestamp": (capture0_ms + 100 + skew_ms) * ns}
+    cp["capture_ts"] += 100 * ns
+    rows = [snap, cp]
+    for r in _stream(conn, capture0_ms)[1:]:
+        rows.append(
+            {
+                **r,
+                "seq": r["seq"] + 1,
+                "capture_ts": r["capture_ts"] + 50 * ns,
+                "timestamp": r["timestamp"] + skew_ms * ns,
+            }
+        )
     return rows
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="skewed clocks: bronze dates a REST snapshot by its receive time and its follower by exchange "
-    "time, so no partition reads both (see the diagnosis in the commit)",
-)
+H_MS = 3_600_000
+
+
 @pytest.mark.parametrize(
-    "skew_ms",
-    [SKEW_MS, 3_600_000, -SKEW_MS],
-    ids=["exchange_10h_ahead", "exchange_1h_ahead", "receive_10h_ahead"],
+    ("capture0", "skew_ms"),
+    [
+        (T0 + 2 * H_MS, 10 * H_MS),  # a collector clock 10 h behind (no RTC, before NTP sync)
+        (T0 + 20 * H_MS, -10 * H_MS),  # 10 h ahead
+        (T0 + 23 * H_MS + 1_800_000, H_MS),  # the soak's venue clock ahead across midnight
+        (T0 + 23 * H_MS + 1_800_000, 10 * H_MS),
+        (T0 + 24 * H_MS + 1_800_000, -10 * H_MS),
+    ],
+    ids=[
+        "exchange_ahead",
+        "receive_ahead",
+        "exchange_1h_ahead_over_midnight",
+        "exchange_ahead_over_midnight",
+        "receive_ahead_over_midnight",
+    ],
 )
-def test_a_rest_load_is_served_once_by_its_fill_time_whatever_the_clock_skew(
-    tmp_path: Path, skew_ms: int
+def test_a_rest_load_has_one_fate_whatever_the_clock_skew(
+    tmp_path: Path, capture0: int, skew_ms: int
 ) -> None:
-    midnight = T0 + DAY_NS // 1_000_000  # 2024-01-02 00:00 UTC, ms
-    # exchange ahead: received 23:30 on Jan 1, its follower stamped 09:30 on Jan 2;
-    # receive ahead: received 00:30 on Jan 2, its follower stamped 14:30 on Jan 1
-    capture0 = midnight - 1_800_000 if skew_ms > 0 else midnight + 1_800_000
-    fill_ms = capture0 + 100 + skew_ms
+    # the load takes the exchange time of its follower (the checkpoint after it) where that lies on
+    # its receive date: served once, there; else (bronze dates them in different folders) counted
+    # `no_exchange_time` once, at its receive time; the diffs are served from the checkpoint either way
     rows = _skewed_connection("c1", capture0, skew_ms)
-    # a second connection whose REST load no stamped row followed: counted, once
-    lonely = _skewed_connection("c2", capture0 + 60_000, skew_ms, follower=False)
+    lonely = _skewed_connection("c2", capture0 + 60_000, skew_ms, follower=False)  # nothing followed it
     write_by_date(rows, tmp_path)
     write_by_date(lonely, tmp_path)
     result = build(config(tmp_path), select=SELECT, full_refresh=True, catalog=False)
     assert all(t.passed for t in result.tests), [t.name for t in result.tests if not t.passed]
-    fill_day = "2024-01-02" if skew_ms > 0 else "2024-01-01"
+    day = lambda ms: dt.datetime.fromtimestamp(ms / 1000, dt.UTC).date().isoformat()  # noqa: E731
+    fill_ms = capture0 + 100 + skew_ms
+    same_day = day(fill_ms) == day(capture0)
     served = model(tmp_path, "orderbook", "conn_id, seq, date::VARCHAR, epoch_ms(ts)", "conn_id, seq")
-    assert [s for s in served if s[1] == 0] == [("c1", 0, fill_day, fill_ms)]
-    assert len(served) == 400 and {s[0] for s in served} == {"c1"}
+    assert [s for s in served if s[1] == 0] == ([("c1", 0, day(fill_ms), fill_ms)] if same_day else [])
+    assert [s[1] for s in served if s[1] > 0] == list(range(2, 401))  # every diff, no checkpoint
+    assert {s[0] for s in served} == {"c1"}
     unserved = model(tmp_path, "orderbook_unserved", "conn_id, seq, reason, date::VARCHAR", "conn_id, seq")
-    capture_day = "2024-01-01" if skew_ms > 0 else "2024-01-02"
-    assert unserved == [("c2", 0, "no_exchange_time", capture_day)]
+    want = [("c2", 0, "no_exchange_time", day(capture0 + 60_000))]
+    if not same_day:
+        want.insert(0, ("c1", 0, "no_exchange_time", day(capture0)))
+    assert unserved == want
+    counted = model(tmp_path, "rejects", "channel, reason, sum(count)::INT", "1, 2", group=True)
+    assert counted == [("book_updates", "no_exchange_time", len(want))]
