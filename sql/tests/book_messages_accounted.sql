@@ -2,9 +2,9 @@
 -- by silver.orderbook or counted, with its reason, in silver.orderbook_unserved: per connection and
 -- day, served + counted = bronze messages (docs/contracts.md "Order books from book_updates").
 -- A row here names a connection (and day) where they differ.
--- A load without exchange time (a REST snapshot) is dated by the next stamped row of its connection
--- when a slice reads the two together, else counted `no_exchange_time` at its receive time: such a
--- row is checked on its own, to appear exactly once in either model when either day was built.
+-- A load without exchange time (a REST snapshot) is served at its fill (the next stamped row of its
+-- connection, on its receive date), else counted `no_exchange_time` at its receive time: such a row
+-- is checked on its own, to appear exactly once in either model when either day was built.
 WITH built AS (
     SELECT DISTINCT exchange, symbol, date FROM {{ ref('orderbook') }} WHERE kind IS NOT NULL
     UNION
@@ -20,15 +20,11 @@ counted AS (
     SELECT exchange, symbol, conn_id, seq, date FROM {{ ref('orderbook_unserved') }}
 ),
 unstamped AS (
-    SELECT u.exchange, u.symbol, u.conn_id, u.seq, u.capture_ts::TIMESTAMPTZ AS capture_ts,
-        (SELECT arg_min(n."timestamp", n.seq)::TIMESTAMPTZ FROM {{ source('bronze', 'book_updates') }} n
-         WHERE n.exchange = u.exchange AND n.symbol = u.symbol AND n.conn_id = u.conn_id AND n.seq > u.seq
-           AND n."timestamp"::TIMESTAMPTZ >= d0::TIMESTAMPTZ - INTERVAL 1 DAY
-           AND n."timestamp"::TIMESTAMPTZ < d1::TIMESTAMPTZ + INTERVAL 2 DAY) AS fill_ts
-    FROM {{ source('bronze', 'book_updates') }} u, span
-    WHERE u."timestamp" IS NULL AND u.symbol IS NOT NULL AND u.kind IN ('snapshot', 'delta')
-      AND u.capture_ts::TIMESTAMPTZ >= d0::TIMESTAMPTZ - INTERVAL 1 DAY
-      AND u.capture_ts::TIMESTAMPTZ < d1::TIMESTAMPTZ + INTERVAL 2 DAY
+    -- the models' rule (macros/book_updates.sql `unstamped_fills`), over every bronze file
+    SELECT u.exchange, u.symbol, u.conn_id, u.seq, u.capture_ts, u.fill_ts
+    FROM {{ unstamped_fills(source('bronze', 'book_updates'), "(SELECT d0 FROM span)::TIMESTAMPTZ - INTERVAL 1 DAY",
+                            "(SELECT d1 FROM span)::TIMESTAMPTZ + INTERVAL 2 DAY", ['kind']) }} u
+    WHERE u.kind IN ('snapshot', 'delta')
 ),
 unstamped_check AS (
     SELECT e.exchange, e.symbol, e.conn_id, {{ utc_date('coalesce(e.fill_ts, e.capture_ts)') }} AS date,
