@@ -55,26 +55,15 @@ from_updates AS (
 upd_conns AS (
     SELECT DISTINCT exchange, symbol, conn_id FROM upd_keys
 ),
-unstamped AS (
-    -- A snapshot loaded over REST (Binance's lastUpdateId book) has no exchange time: it takes the
-    -- time of the first update applied to it, the next row of its series on its connection. The ts
-    -- filter below selects stamped rows, so these are picked by receive time instead.
-    SELECT exchange, symbol, conn_id, seq
-    FROM {{ source('bronze', 'orderbook') }}
-    WHERE "timestamp" IS NULL AND symbol IS NOT NULL
-      AND capture_ts >= {{ partition.lookback_start }} - INTERVAL 60 SECONDS
-      AND capture_ts < {{ partition.end }} + INTERVAL 60 SECONDS
-),
 stamp_fill AS (
-    SELECT u.exchange, u.symbol, u.conn_id, u.seq, n.ts AS fill_ts
-    FROM unstamped u
-    ASOF JOIN (
-        SELECT exchange, symbol, conn_id, seq, "timestamp"::TIMESTAMPTZ AS ts
-        FROM {{ source('bronze', 'orderbook') }}
-        WHERE "timestamp" IS NOT NULL AND symbol IS NOT NULL
-          AND capture_ts >= {{ partition.lookback_start }} - INTERVAL 60 SECONDS
-          AND capture_ts < {{ partition.end }} + INTERVAL 120 SECONDS
-    ) n ON n.exchange = u.exchange AND n.symbol = u.symbol AND n.conn_id = u.conn_id AND u.seq < n.seq
+    -- A snapshot loaded over REST (Binance's lastUpdateId book) has no exchange time: it takes the
+    -- time of the next stamped row of its series on its connection, by the rule of book_updates
+    -- (macros/book_updates.sql `unstamped_fills`: searched by receive clock, on its receive date),
+    -- so it is picked by receive time here, its fill deciding the slice.
+    SELECT exchange, symbol, conn_id, seq, fill_ts
+    FROM {{ unstamped_fills(source('bronze', 'orderbook'), utc_day_start(partition.lookback_start),
+                            utc_day_start(partition.end) ~ ' + INTERVAL 1 DAY') }}
+    WHERE fill_ts IS NOT NULL
 ),
 scanned AS MATERIALIZED (
     -- Bronze read once: every later step (keys, the one join, the rejected rows' break counts) scans
@@ -108,8 +97,8 @@ raw AS (
     FROM {{ source('bronze', 'orderbook') }} b
     JOIN stamp_fill f ON f.exchange = b.exchange AND f.symbol = b.symbol AND f.conn_id = b.conn_id AND f.seq = b.seq
     WHERE b."timestamp" IS NULL
-      AND b.capture_ts >= {{ partition.lookback_start }} - INTERVAL 60 SECONDS
-      AND b.capture_ts < {{ partition.end }} + INTERVAL 60 SECONDS
+      AND b.capture_ts >= {{ utc_day_start(partition.lookback_start) }}
+      AND b.capture_ts < {{ utc_day_start(partition.end) }} + INTERVAL 1 DAY
       AND f.fill_ts >= {{ partition.lookback_start }} AND f.fill_ts < {{ partition.end }}
       AND {{ book_reject_reason() }} IS NULL
       AND NOT EXISTS (SELECT 1 FROM upd_conns u

@@ -24,17 +24,12 @@ WITH bad AS (
     WHERE "timestamp" >= {{ partition.lookback_start }} AND "timestamp" < {{ partition.end }}
       AND symbol IS NOT NULL AND {{ book_reject_reason() }} IS NOT NULL
     UNION ALL
-    -- A REST snapshot without exchange time that no update followed on its connection: silver.orderbook
-    -- stamps such a snapshot with the time of the next row (docs/features.md "Time"); without one it has no
-    -- place in exchange time, so it is counted here at its receive time.
-    SELECT u.exchange, u.symbol, 'orderbook', 'no_exchange_time', u.capture_ts::TIMESTAMPTZ, u.capture_ts::TIMESTAMPTZ
-    FROM {{ source('bronze', 'orderbook') }} u
-    WHERE u."timestamp" IS NULL AND u.symbol IS NOT NULL
-      AND u.capture_ts >= {{ partition.lookback_start }} AND u.capture_ts < {{ partition.end }}
-      AND NOT EXISTS (
-          SELECT 1 FROM {{ source('bronze', 'orderbook') }} n
-          WHERE n.exchange = u.exchange AND n.symbol = u.symbol AND n.conn_id = u.conn_id AND n.seq > u.seq
-            AND n."timestamp" IS NOT NULL)
+    -- A REST snapshot without exchange time that no stamped row followed on its receive date
+    -- (macros/book_updates.sql `unstamped_fills`, the rule silver.orderbook stamps such a snapshot by,
+    -- docs/features.md "Time"): it has no place in exchange time, so it is counted here at its receive time.
+    SELECT exchange, symbol, 'orderbook', 'no_exchange_time', capture_ts, capture_ts
+    FROM {{ unstamped_fills(source('bronze', 'orderbook'), partition.lookback_start, partition.end) }}
+    WHERE fill_ts IS NULL
     UNION ALL
     -- book_updates messages silver.orderbook does not serve (one row each in silver.orderbook_unserved,
     -- with the kernel's reason: update_id_gap, stale, no_book, ...)
