@@ -276,6 +276,16 @@ def open_exchange(exchange_id: str, start_ms: int, end_ms: int) -> Any:
     return ex
 
 
+async def load_markets_for(ex: Any, exchange_id: str, symbol: str) -> None:
+    """Load the venue's markets unless a test or caller set them, then check the symbol is one."""
+    if not ex.markets:
+        try:
+            await ex.load_markets()
+        except Exception as e:  # noqa: BLE001
+            raise ExchangeError(f"{exchange_id}: cannot load markets ({type(e).__name__}: {e})") from None
+    check_symbols(ex, exchange_id, [symbol])
+
+
 async def run_backfill(
     root: Path,
     exchange_id: str,
@@ -294,12 +304,7 @@ async def run_backfill(
         if configure is not None:
             configure(ex)
         kind, limit = _pager_kind(exchange_id, venue, ex)
-        if not ex.markets:
-            try:
-                await ex.load_markets()
-            except Exception as e:  # noqa: BLE001
-                raise ExchangeError(f"{exchange_id}: cannot load markets ({type(e).__name__}: {e})") from None
-        check_symbols(ex, exchange_id, [symbol])
+        await load_markets_for(ex, exchange_id, symbol)
         state_path = state_file(root, exchange_id, symbol, start_ms, end_ms)
         state = json.loads(state_path.read_text()) if state_path.exists() else {}
         pager = PAGERS[kind](ex, venue, symbol, (start_ms, end_ms), limit, state)

@@ -16,10 +16,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from daedalus.collector.backfill import Progress, open_exchange, state_file, write_json_durably, write_segment
+from daedalus.collector.backfill import (
+    Progress,
+    load_markets_for,
+    open_exchange,
+    state_file,
+    write_json_durably,
+    write_segment,
+)
 from daedalus.collector.connection import envelope
 from daedalus.collector.heal import polite
-from daedalus.collector.venues import check_symbols
 from daedalus.errors import ExchangeError
 
 # bars a page may hold (each venue's documented maximum; 100 elsewhere)
@@ -50,12 +56,7 @@ async def run_ohlcv_backfill(
             raise ExchangeError(f"backfill: --ohlcv '{timeframe}' is not a {exchange_id} timeframe ({known})")
         step = ex.parse_timeframe(timeframe) * 1000
         limit = PAGE_BARS.get(exchange_id, 100)
-        if not ex.markets:
-            try:
-                await ex.load_markets()
-            except Exception as e:  # noqa: BLE001
-                raise ExchangeError(f"{exchange_id}: cannot load markets ({type(e).__name__}: {e})") from None
-        check_symbols(ex, exchange_id, [symbol])
+        await load_markets_for(ex, exchange_id, symbol)
         path = state_file(root, exchange_id, f"{symbol}_{timeframe}_ohlcv", start_ms, end_ms)
         state = json.loads(path.read_text()) if path.exists() else {}
         since = state.get("since_ms", -(-start_ms // step) * step)  # the first bar opening at or after start

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from daedalus.collector.connection import Record, event_row
+from daedalus.collector.exchange_options import spot_market
 from daedalus.collector.heal import TradeHealer
 
 EXCHANGE = "coinbase"
@@ -91,28 +92,7 @@ def make_healer(products: list[str], emitter: Any, ws_url: str, default_ws_url: 
 
 def _market(product: str) -> dict:
     base, quote = product.split("-", 1)
-    limits = {"min": None, "max": None}
-    return {
-        "id": product,
-        "symbol": f"{base}/{quote}",
-        "base": base,
-        "quote": quote,
-        "baseId": base,
-        "quoteId": quote,
-        "settle": None,
-        "settleId": None,
-        "type": "spot",
-        "spot": True,
-        "margin": False,
-        "swap": False,
-        "future": False,
-        "option": False,
-        "active": True,
-        "contract": False,
-        "linear": None,
-        "inverse": None,
-        "contractSize": None,
-        "precision": {"amount": None, "price": None},
-        "limits": {"amount": limits, "price": limits, "cost": limits, "leverage": limits},
-        "info": {"product_id": product},
-    }
+    market = spot_market(f"{base}/{quote}", product)
+    market["precision"] = {"amount": None, "price": None}
+    market["info"] = {"product_id": product}
+    return market

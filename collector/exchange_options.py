@@ -56,3 +56,32 @@ def set_exchange_options(exchange: Any, exchange_id: str, venue_options: dict, i
     user = (getattr(ingestion, "exchange_options", None) or {}).get(exchange_id)
     if user is not None:
         apply_exchange_options(exchange, exchange_id, user)
+
+
+def spot_market(symbol: str, market_id: str) -> dict[str, Any]:
+    """The fields every ccxt spot market carries, for `exchange.set_markets` without a REST market
+    load; callers add their venue's own (precision, info, fees). Limits are all unbounded."""
+    base, quote = symbol.split("/", 1)
+    unbounded = {"min": None, "max": None}
+    return {
+        "id": market_id,
+        "symbol": symbol,
+        "base": base,
+        "quote": quote,
+        "baseId": base,
+        "quoteId": quote,
+        "settle": None,
+        "settleId": None,
+        "type": "spot",
+        "spot": True,
+        "margin": False,
+        "swap": False,
+        "future": False,
+        "option": False,
+        "active": True,
+        "contract": False,
+        "linear": None,
+        "inverse": None,
+        "contractSize": None,
+        "limits": {k: dict(unbounded) for k in ("amount", "price", "cost", "leverage")},
+    }

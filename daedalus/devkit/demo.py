@@ -78,6 +78,7 @@ async def collect_demo(config: Any, seconds: float, seed: int = 7) -> dict:
     from daedalus.devkit.simulator.kraken import FakeKraken
     from daedalus.devkit.simulator.market import SimulatedMarket
     from daedalus.devkit.simulator.okx import FakeOkx
+    from daedalus.devkit.simulator.wsfake import publish_step
 
     # start the simulated clock at "now" so bronze dates and capture times agree
     market = SimulatedMarket(DEMO_SYMBOLS, seed=seed, start_ms=int(time.time() * 1000), step_ms=STEP_MS)
@@ -107,11 +108,7 @@ async def collect_demo(config: Any, seconds: float, seed: int = 7) -> dict:
         # one step every STEP_MS ≈ 150 book updates/s across three symbols on each exchange; the
         # simulated clock advances as fast as the wall clock
         while not market_stop.is_set():
-            for ev in market.step():
-                await binance.publish_market_event(ev, market)
-                for fake in venues.values():
-                    await fake.publish_market_event(ev, market)
-                await coinbase.publish(ev)
+            await publish_step(market, binance, venues.values(), coinbase)
             await asyncio.sleep(STEP_MS / 1000)
 
     feeder = asyncio.ensure_future(feed())
@@ -203,26 +200,21 @@ def run_demo(root: str | Path, seconds: float = 60.0) -> DemoResult:
 
 
 def _rows_by_exchange(config: Any) -> dict[str, dict[str, int]]:
-    from daedalus.serve.catalog import open_catalog
+    from daedalus.serve.catalog import each_view
 
-    con = open_catalog(config)
-    try:
-        views = con.execute(
-            "SELECT table_schema, table_name FROM information_schema.columns WHERE column_name = 'exchange' "
-            "AND table_schema IN ('bronze','silver','gold') ORDER BY 1, 2"
-        ).fetchall()
-        out: dict[str, dict[str, int]] = {}
-        for schema, name in views:
-            try:
-                got = con.execute(
-                    f'SELECT exchange, count(*) FROM "{schema}"."{name}" GROUP BY 1 ORDER BY 1'
-                ).fetchall()
-            except Exception:  # noqa: BLE001 - a view that cannot be read is shown by _count_rows
-                continue
-            out[f"{schema}.{name}"] = {str(ex): n for ex, n in got}
-        return out
-    finally:
-        con.close()
+    def rows_by_exchange(con: Any, schema: str, name: str) -> dict[str, int] | None:
+        try:
+            sql = f'SELECT exchange, count(*) FROM "{schema}"."{name}" GROUP BY 1 ORDER BY 1'
+            got = con.execute(sql).fetchall()
+        except Exception:  # noqa: BLE001 - a view that cannot be read is shown by _count_rows
+            return None
+        return {str(ex): n for ex, n in got}
+
+    views = (
+        "SELECT table_schema, table_name FROM information_schema.columns WHERE column_name = 'exchange' "
+        "AND table_schema IN ('bronze','silver','gold') ORDER BY 1, 2"
+    )
+    return each_view(config, views, rows_by_exchange)
 
 
 def shell_hint(root: str, catalog: str) -> str:

@@ -18,7 +18,7 @@ import sys
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from daedalus.errors import BuildError
 from daedalus.serve.catalog_paths import CATALOG_NAME
@@ -244,6 +244,21 @@ def open_catalog(config: Config):  # noqa: ANN201
 
 
 FORMATS = ("table", "csv", "json", "parquet")
+
+
+def each_view(config: Config, views_sql: str, read: Callable[[Any, str, str], Any]) -> dict[str, Any]:
+    """`read(con, schema, name)` of every view that `views_sql` lists (schema, name rows) in the
+    catalog, by "schema.name"; a view it reads as None is left out."""
+    con = open_catalog(config)
+    try:
+        out = {}
+        for schema, name in con.execute(views_sql).fetchall():
+            got = read(con, schema, name)
+            if got is not None:
+                out[f"{schema}.{name}"] = got
+        return out
+    finally:
+        con.close()
 
 
 def duckdb_cli_path() -> str:

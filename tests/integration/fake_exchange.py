@@ -143,3 +143,44 @@ def updates_match_snapshots(update_rows: list[dict], book_rows: list[dict], leve
         assert [(lv["price"], lv["size"]) for lv in r["asks"]] == top(asks, levels, False), r["seq"]
         checked += 1
     return checked
+
+
+def record_sent(server: Any) -> list[dict]:
+    """Make a fake venue (daedalus.devkit.simulator.wsfake.FakeVenue) keep every frame it would send,
+    to one peer or to a topic's subscribers, in the list returned: its frames without a socket."""
+    sent: list[dict] = []
+
+    async def send(peer: object, payload: dict) -> None:
+        sent.append(payload)
+
+    async def publish(topic: str, payload: dict) -> None:
+        sent.append(payload)
+
+    server.send = send
+    server.publish = publish
+    return sent
+
+
+def venue_frames(
+    make_venue: Callable[[], Any],
+    market: Any,
+    topic: str,
+    steps: int = 0,
+    until: Callable[[list], bool] | None = None,
+) -> list[dict]:
+    """What a fake venue made by `make_venue` sends, no socket: its snapshot of `topic`, then the
+    frames of `market`'s steps, at least `steps` of them and on until `until(sent)` holds."""
+
+    async def run() -> list[dict]:
+        server = make_venue()
+        server.load_market(market)
+        sent = record_sent(server)
+        await server._snapshot(None, topic)
+        done = 0
+        while done < steps or (until is not None and not until(sent)):
+            for ev in market.step():
+                await server.publish_market_event(ev, market)
+            done += 1
+        return sent
+
+    return asyncio.run(run())

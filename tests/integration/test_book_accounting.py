@@ -18,15 +18,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
+from capture_replay import model_rows
 
 from daedalus.build import build
 from daedalus.build.datatests import raise_on_failure
 from daedalus.config import load_config
 from daedalus.errors import BuildError
-from daedalus.lake import open_lake
-from daedalus.lake.manifest import Manifest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the reference package
 from reference.book_reference import same_float  # noqa: E402
@@ -64,15 +62,7 @@ def write_by_date(rows: list[dict[str, Any]], root: Path) -> None:
 
 
 def model(root: Path, name: str, cols: str, order: str, group: bool = False) -> list[tuple]:
-    lake = open_lake(config(root))
-    files = [lake.url(f.path) for f in Manifest.load(lake).models[name].files()]
-    if not files:
-        return []
-    q = (
-        f"SELECT {cols} FROM read_parquet({files!r}, hive_partitioning=false, union_by_name=true) "
-        f"{'GROUP BY ALL ' if group else ''}ORDER BY {order}"
-    )
-    return duckdb.connect().execute(q).fetchall()
+    return model_rows(config(root), name, cols, order, group=group)
 
 
 @pytest.fixture(scope="module")

@@ -16,19 +16,14 @@ import asyncio
 import sys
 from pathlib import Path
 
-import duckdb
 import pytest
-from fake_exchange import make_config, rows, run_pipeline, wait_until
+from capture_replay import land_and_build, model_rows, replay_once_loaded
+from fake_exchange import make_config, rows, run_pipeline
 from test_book_updates_binance import SYMBOL, independent_books
 
-from daedalus.build import build
 from daedalus.collector.connection import Emitter
-from daedalus.config import load_config
 from daedalus.devkit.simulator.binance import FakeBinance, ServerBook
 from daedalus.devkit.simulator.replay import load_capture
-from daedalus.lake import open_lake
-from daedalus.lake.manifest import Manifest
-from daedalus.land.landing import land
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the reference package
 from reference.book_reference import bands_of, same_float  # noqa: E402
@@ -55,11 +50,8 @@ def test_spot_capture_through_the_collector_serves_one_row_per_applied_diff(
         try:
 
             async def scenario(emitter: Emitter) -> None:
-                await server.wait_subscribed([f"{sid.lower()}@depth@100ms"])
-                updates = lambda: emitter.counters.get(("ccxt", "book_updates"))  # noqa: E731
-                await wait_until(lambda: updates() is not None and updates().received >= 2, 30, "the load")
-                await server.replay(capture, speed=0)
-                await wait_until(lambda: updates().received >= applied + 2, 90, "every diff")
+                streams = [f"{sid.lower()}@depth@100ms"]
+                await replay_once_loaded(server, emitter, capture, streams, applied, diffs_within_s=90)
                 await asyncio.sleep(0.3)
 
             await run_pipeline(
@@ -73,30 +65,14 @@ def test_spot_capture_through_the_collector_serves_one_row_per_applied_diff(
     n_checkpoints = sum(1 for r in bronze if r["kind"] == "checkpoint")
     assert n_checkpoints >= 2 and len(bronze) == applied + 1 + n_checkpoints
 
-    cfg = load_config(
-        None,
-        {
-            "storage.root": str(tmp_path),
-            "duckdb.temp_directory": str(tmp_path / "_tmp"),
-            "etl.features.max_levels": 20,
-        },
-        environ={},
-    )
-    assert not land(cfg).errors
-    result = build(cfg, select="orderbook orderbook_unserved rejects", full_refresh=True, catalog=False)
+    cfg, result = land_and_build(tmp_path, "orderbook orderbook_unserved rejects")
     assert {"book_messages_accounted", "book_unserved_share"} <= {t.name for t in result.tests}
     assert all(t.passed for t in result.tests), [t.name for t in result.tests if not t.passed]
-    lake = open_lake(cfg)
-    files = [lake.url(f.path) for f in Manifest.load(lake).models["orderbook"].files()]
     cols = ", ".join(
         ["exchange", "kind", "nonce", "bids", "asks", "break_before"]
         + [f"{s}_depth_{b}" for b in BANDS for s in ("bid", "ask")]
     )
-    got = (
-        duckdb.connect()
-        .execute(f"SELECT {cols} FROM read_parquet({files!r}, hive_partitioning=false) ORDER BY ts, seq")
-        .fetchall()
-    )
+    got = model_rows(cfg, "orderbook", cols, "ts, seq")
     # one row per applied diff: the checkpoints are not served (before issue 28 they added
     # n_checkpoints rows repeating the book)
     assert len(got) == applied and {g[0] for g in got} == {exchange}
@@ -113,12 +89,5 @@ def test_spot_capture_through_the_collector_serves_one_row_per_applied_diff(
         want_b, want_a = bands_of(bids, bb, mid, EDGES), bands_of(asks, aa, mid, EDGES)
         for b in range(len(BANDS)):
             assert same_float(g[6 + 2 * b], want_b[b]) and same_float(g[7 + 2 * b], want_a[b]), (i, BANDS[b])
-    unserved = [lake.url(f.path) for f in Manifest.load(lake).models["orderbook_unserved"].files()]
-    got_unserved = (
-        duckdb.connect()
-        .execute(
-            f"SELECT kind, last_update_id, reason FROM read_parquet({unserved!r}, hive_partitioning=false)"
-        )
-        .fetchall()
-    )
+    got_unserved = model_rows(cfg, "orderbook_unserved", "kind, last_update_id, reason", "1")
     assert got_unserved == [("snapshot", snap["lastUpdateId"], "no_exchange_time")]

@@ -15,6 +15,13 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from capture_replay import (
+    assert_reference_books,
+    futures_config,
+    land_and_build,
+    model_rows,
+    replay_futures_capture,
+)
 from fake_exchange import DATA, book_replay, make_config, rows, run_pipeline, wait_until
 
 from daedalus.collector.connection import Emitter
@@ -23,7 +30,6 @@ from daedalus.devkit.simulator.market import SimulatedMarket
 from daedalus.devkit.simulator.replay import Capture, load_capture
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the reference package
-from reference.book_reference import same_float  # noqa: E402
 from reference.futures_capture import reference_books  # noqa: E402
 
 pytestmark = pytest.mark.network
@@ -71,39 +77,9 @@ def test_coinm_capture_into_bronze_by_the_futures_rule(tmp_path: Path, exchange:
     if not COINM.exists():
         pytest.skip(f"real COIN-M capture not found at {COINM}")
     capture = load_capture(COINM)
-    sid, symbol = capture.symbol_id, "BTC/USD:BTC"
+    symbol = "BTC/USD:BTC"
     snap = capture.snapshot
-    config = make_config(
-        tmp_path,
-        exchanges=[exchange],
-        symbols=[symbol],
-        channels=["trades", "book_updates"],
-        stale_after_seconds=60.0,
-    )
-
-    async def main() -> FakeBinanceFutures:
-        server = await FakeBinanceFutures("inverse").start()
-        server.books[sid] = server.new_book(snap)  # the REST answer is the capture's own snapshot
-        try:
-
-            async def scenario(emitter: Emitter) -> None:
-                await server.wait_subscribed([f"{sid.lower()}@depth@100ms", f"{sid.lower()}@trade"])
-                updates = lambda: emitter.counters.get(("ccxt", "book_updates"))  # noqa: E731
-                await wait_until(lambda: updates() is not None and updates().received >= 2, 30, "the load")
-                await server.replay(capture, speed=0, with_ticker=False)
-                applied = sum(1 for d in capture.depth_updates() if d["u"] >= snap["lastUpdateId"])
-                await wait_until(lambda: updates().received >= applied + 2, 120, "every diff")
-                trades = lambda: emitter.counters[("ccxt", "trades")].received  # noqa: E731
-                await wait_until(lambda: trades() >= len(capture.trades()), 30, "every trade")
-                await asyncio.sleep(0.3)
-
-            cfg = {exchange: lambda ex: server.configure(ex, [symbol])}
-            await run_pipeline(config, scenario, configure=cfg)
-            return server
-        finally:
-            await server.stop()
-
-    server = asyncio.run(main())
+    server = replay_futures_capture(tmp_path, exchange, symbol, capture, "inverse")
     assert server.served == [snap["lastUpdateId"]]
     got = _in_order(tmp_path, "book_updates")
     assert {r["symbol"] for r in got} == {symbol} and len({r["conn_id"] for r in got}) == 1
@@ -164,62 +140,21 @@ def test_coinm_capture_into_bronze_by_the_futures_rule(tmp_path: Path, exchange:
 
 
 def _land_and_build_match_the_futures_rule(root: Path, capture: Capture, exchange: str, symbol: str) -> None:
-    import duckdb
-
-    from daedalus.build import build
-    from daedalus.config import load_config
-    from daedalus.lake import open_lake
-    from daedalus.lake.manifest import Manifest
-    from daedalus.land.landing import land
-
-    cfg = load_config(
-        None,
-        {
-            "storage.root": str(root),
-            "duckdb.temp_directory": str(root / "_tmp"),
-            "etl.features.max_levels": 20,
-        },
-        environ={},
-    )
-    assert not land(cfg).errors
-    result = build(
-        cfg, select="orderbook orderbook_unserved rejects trades", full_refresh=True, catalog=False
-    )
+    cfg, result = land_and_build(root, "orderbook orderbook_unserved rejects trades")
     assert result.tests and all(t.passed for t in result.tests), [
         t.name for t in result.tests if not t.passed
     ]
-    lake = open_lake(cfg)
-
-    def model(name: str, cols: str, order: str) -> list[tuple]:
-        files = [lake.url(f.path) for f in Manifest.load(lake).models[name].files()]
-        if not files:
-            return []
-        return (
-            duckdb.connect()
-            .execute(
-                f"SELECT {cols} FROM read_parquet({files!r}, hive_partitioning=false, union_by_name=true) ORDER BY {order}"
-            )
-            .fetchall()
-        )
-
     cols = ", ".join(
         ["exchange", "symbol", "kind", "nonce", "bids", "asks", "break_before"]
         + [f"{s}_depth_{b}" for b in BANDS for s in ("bid", "ask")]
     )
-    got = model("orderbook", cols, "seq")
+    got = model_rows(cfg, "orderbook", cols, "seq")
     want, _ = reference_books(COINM, 20, EDGES)
-    assert len(got) == len(want) > 20_000
+    assert len(got) > 20_000
     assert {(g[0], g[1]) for g in got} == {(exchange, symbol)}
-    for i, (g, w) in enumerate(zip(got, want, strict=True)):
-        assert g[3] == w["last_update_id"], i
-        assert [(lv["price"], lv["size"]) for lv in g[4]] == w["bids"], i
-        assert [(lv["price"], lv["size"]) for lv in g[5]] == w["asks"], i
-        assert g[6] == (i == 0), i  # no break after the first row
-        for b in range(len(BANDS)):
-            assert same_float(g[7 + 2 * b], w["bid_bands"][b]), (i, BANDS[b])
-            assert same_float(g[8 + 2 * b], w["ask_bands"][b]), (i, BANDS[b])
-    assert model("orderbook_unserved", "count(*)", "1") in ([], [(0,)])
-    trade_ids = [r[0] for r in model("trades", "trade_id", "ts, trade_id")]
+    assert_reference_books(got, want, at=3)  # no break after the first row
+    assert model_rows(cfg, "orderbook_unserved", "count(*)", "1") in ([], [(0,)])
+    trade_ids = [r[0] for r in model_rows(cfg, "trades", "trade_id", "ts, trade_id")]
     assert sorted(trade_ids) == sorted(str(t["t"]) for t in capture.trades())
 
 
@@ -227,13 +162,7 @@ def _land_and_build_match_the_futures_rule(root: Path, capture: Capture, exchang
 @pytest.mark.parametrize("exchange", ["binanceusdm", "binance"])
 def test_usdm_fake_follows_the_futures_rule(tmp_path: Path, exchange: str) -> None:
     symbol = "BTC/USDT:USDT"
-    config = make_config(
-        tmp_path,
-        exchanges=[exchange],
-        symbols=[symbol],
-        channels=["trades", "book_updates"],
-        stale_after_seconds=60.0,
-    )
+    config = futures_config(tmp_path, exchange, symbol)
     market = SimulatedMarket({"BTC/USDT": 60_000.0}, seed=3, step_ms=10)
 
     async def main() -> Any:

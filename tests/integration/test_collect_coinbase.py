@@ -162,12 +162,21 @@ def test_skipped_sequence_num_is_a_gap_and_resubscribes_level2(tmp_path: Path) -
     _check_final_books(tmp_path, market)  # the fresh snapshot repaired the book
 
 
+async def _drop_and_reconnect(
+    server: FakeCoinbase, emitter: Emitter, channel: str, reconnect_s: float
+) -> None:
+    """Drop the one connection abruptly (1006), then wait for the reconnect and 20 more `channel` rows."""
+    await server.drop_connections(1006)
+    await wait_until(
+        lambda: server.connections_total == 2 and len(server.peers) == 1, reconnect_s, "reconnect"
+    )
+    n = _received(emitter, channel)
+    await wait_until(lambda: _received(emitter, channel) > n + 20, 10, f"{channel} after reconnect")
+
+
 def test_abrupt_close_reconnects(tmp_path: Path) -> None:
     async def fault(server: FakeCoinbase, emitter: Emitter) -> None:
-        await server.drop_connections(1006)
-        await wait_until(lambda: server.connections_total == 2 and len(server.peers) == 1, 10, "reconnect")
-        n = _received(emitter, "orderbook")
-        await wait_until(lambda: _received(emitter, "orderbook") > n + 20, 10, "data after reconnect")
+        await _drop_and_reconnect(server, emitter, "orderbook", reconnect_s=10)
 
     server, market, _ = run_coinbase(tmp_path, fault)
     events = rows(tmp_path, "coinbase", "events")
@@ -227,10 +236,7 @@ def test_disconnect_gap_is_healed_from_rest_market_trades(
 
     async def fault(server: FakeCoinbase, emitter: Emitter) -> None:
         server.reject_handshakes(1, 429, 2.0)  # the outage lasts the Retry-After: ~2 s of trades
-        await server.drop_connections(1006)
-        await wait_until(lambda: server.connections_total == 2 and len(server.peers) == 1, 15, "reconnect")
-        n = _received(emitter, "trades")
-        await wait_until(lambda: _received(emitter, "trades") > n + 20, 10, "trades after reconnect")
+        await _drop_and_reconnect(server, emitter, "trades", reconnect_s=15)
 
     server, market, _ = run_coinbase(tmp_path, fault)
     trades = rows(tmp_path, "coinbase", "trades")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,38 @@ def _trades_received(emitter: Emitter) -> int:
     return 0 if c is None else c.received
 
 
+def _run_on_fake_binance(
+    config: Any,
+    market: SimulatedMarket,
+    scenario: Callable[[FakeBinance, Emitter], Awaitable[None]],
+    api_key: str | None = "k",
+    prepare: Callable[[FakeBinance], None] | None = None,
+) -> FakeBinance:
+    """The real pipeline against a fake Binance serving `market`, while `scenario(server, emitter)`
+    drives it; the returned server holds the tape the market traded."""
+
+    async def main() -> FakeBinance:
+        server = await FakeBinance().start()
+        server.load_market(market)
+        if prepare is not None:
+            prepare(server)
+
+        def configure(ex: Any) -> None:
+            server.configure(ex, SYMBOLS)
+            ex.apiKey = api_key  # historicalTrades (paging by id) needs one; without, the last 1000
+            ex.rateLimit = 1  # ccxt weighs historicalTrades at 200 requests: 10 s apart at 50 ms
+
+        try:
+            await run_pipeline(
+                config, lambda emitter: scenario(server, emitter), configure={"binance": configure}
+            )
+        finally:
+            await server.stop()
+        return server
+
+    return asyncio.run(main())
+
+
 def run_binance_trades(
     root: Path,
     disconnect: bool,
@@ -47,18 +80,12 @@ def run_binance_trades(
     market = SimulatedMarket({"BTC/USDT": 60_000.0, "ETH/USDT": 3_000.0}, seed=5)
     config = make_config(root, exchanges=["binance"], symbols=SYMBOLS, channels=["trades"], **ingestion)
 
-    async def main() -> FakeBinance:
-        server = await FakeBinance().start()
-        server.load_market(market)
-        if refuse:
-            server.tape.refuse(refuse[0], status=refuse[1], retry_after=1)
-        stop_market = asyncio.Event()
+    stop_market = asyncio.Event()
 
-        async def scenario(emitter: Emitter) -> None:
-            await server.wait_subscribed(["btcusdt@trade", "ethusdt@trade"])
-            feeder = asyncio.ensure_future(
-                server.run_market(market, steps=600, interval=0.005, stop=stop_market)
-            )
+    async def scenario(server: FakeBinance, emitter: Emitter) -> None:
+        await server.wait_subscribed(["btcusdt@trade", "ethusdt@trade"])
+        feeder = asyncio.ensure_future(server.run_market(market, steps=600, interval=0.005, stop=stop_market))
+        try:
             await wait_until(lambda: _trades_received(emitter) > 20, 10, "first trades")
             if disconnect:
                 before = server.connections_total
@@ -68,20 +95,14 @@ def run_binance_trades(
                 await wait_until(lambda: server.connections_total > before, 10, "reconnect")
             await feeder
             await asyncio.sleep(2.5 if refuse else 1.0)  # the heal's REST calls (and the wait they are told)
-
-        def configure(ex: Any) -> None:
-            server.configure(ex, SYMBOLS)
-            ex.apiKey = api_key  # historicalTrades (paging by id) needs one; without, the last 1000
-            ex.rateLimit = 1  # ccxt weighs historicalTrades at 200 requests: 10 s apart at 50 ms
-
-        try:
-            await run_pipeline(config, scenario, configure={"binance": configure})
         finally:
             stop_market.set()
-            await server.stop()
-        return server
 
-    return asyncio.run(main())
+    def refuse_history(server: FakeBinance) -> None:
+        if refuse:
+            server.tape.refuse(refuse[0], status=refuse[1], retry_after=1)
+
+    return _run_on_fake_binance(config, market, scenario, api_key=api_key, prepare=refuse_history)
 
 
 def test_disconnect_gap_is_healed_from_rest_history(tmp_path: Path) -> None:
@@ -142,35 +163,20 @@ def test_trades_an_overflow_dropped_are_fetched_again(tmp_path: Path) -> None:
         batch_size=5000,
     )
 
-    async def main() -> FakeBinance:
-        server = await FakeBinance().start()
-        server.load_market(market)
+    async def scenario(server: FakeBinance, emitter: Emitter) -> None:
+        await server.wait_subscribed(["btcusdt@trade", "ethusdt@trade"])
+        await server.run_market(market, steps=1500, interval=0)  # flat out
 
-        async def scenario(emitter: Emitter) -> None:
-            await server.wait_subscribed(["btcusdt@trade", "ethusdt@trade"])
-            await server.run_market(market, steps=1500, interval=0)  # flat out
+        def written() -> int:  # socket trades the queue took + healed ones
+            c = emitter.counters.get(("ccxt", "trades"))
+            return 0 if c is None else c.accepted
 
-            def written() -> int:  # socket trades the queue took + healed ones
-                c = emitter.counters.get(("ccxt", "trades"))
-                return 0 if c is None else c.accepted
+        tape = sum(len(v) for v in server.tape.trades.values())
+        # a quiet second, then the heal's REST pages, staged a few at a time
+        await wait_until(lambda: written() >= tape, 30, "the dropped trades fetched again")
+        await asyncio.sleep(0.5)
 
-            tape = sum(len(v) for v in server.tape.trades.values())
-            # a quiet second, then the heal's REST pages, staged a few at a time
-            await wait_until(lambda: written() >= tape, 30, "the dropped trades fetched again")
-            await asyncio.sleep(0.5)
-
-        def configure(ex: Any) -> None:
-            server.configure(ex, SYMBOLS)
-            ex.apiKey = "k"
-            ex.rateLimit = 1
-
-        try:
-            await run_pipeline(config, scenario, configure={"binance": configure})
-        finally:
-            await server.stop()
-        return server
-
-    server = asyncio.run(main())
+    server = _run_on_fake_binance(config, market, scenario)
     trades = rows(tmp_path, "ccxt", "trades")
     events = rows(tmp_path, "ccxt", "events")
     overflow = [e for e in events if e["event_type"] == "overflow" and e["channel"] == "trades"]
@@ -278,39 +284,25 @@ def _run_books_and_trades(root: Path, disconnect: bool, start_ms: int) -> FakeBi
     market = SimulatedMarket({"BTC/USDT": 60_000.0, "ETH/USDT": 3_000.0}, seed=8, start_ms=start_ms)
     config = make_config(root, exchanges=["binance"], symbols=SYMBOLS, channels=["trades", "orderbook"])
 
-    async def main() -> FakeBinance:
-        server = await FakeBinance().start()
-        server.load_market(market)
-        streams = [f"{s}@{k}" for s in ("btcusdt", "ethusdt") for k in ("trade", "depth@100ms")]
+    streams = [f"{s}@{k}" for s in ("btcusdt", "ethusdt") for k in ("trade", "depth@100ms")]
 
-        async def scenario(emitter: Emitter) -> None:
-            await server.wait_subscribed(streams)
-            feeder = asyncio.ensure_future(server.run_market(market, steps=800, interval=0.005))
-            await wait_until(lambda: _trades_received(emitter) > 40, 10, "first trades")
-            if disconnect:
-                trade_peers = [p for p in server.peers if any(s.endswith("@trade") for s in p.streams)]
-                for p in trade_peers:
-                    p.muted = True
-                await asyncio.sleep(0.4)
-                before = server.connections_total
-                for p in trade_peers:
-                    p.request.transport.abort()
-                await wait_until(lambda: server.connections_total > before, 10, "reconnect")
-            await feeder
-            await asyncio.sleep(1.0)
+    async def scenario(server: FakeBinance, emitter: Emitter) -> None:
+        await server.wait_subscribed(streams)
+        feeder = asyncio.ensure_future(server.run_market(market, steps=800, interval=0.005))
+        await wait_until(lambda: _trades_received(emitter) > 40, 10, "first trades")
+        if disconnect:
+            trade_peers = [p for p in server.peers if any(s.endswith("@trade") for s in p.streams)]
+            for p in trade_peers:
+                p.muted = True
+            await asyncio.sleep(0.4)
+            before = server.connections_total
+            for p in trade_peers:
+                p.request.transport.abort()
+            await wait_until(lambda: server.connections_total > before, 10, "reconnect")
+        await feeder
+        await asyncio.sleep(1.0)
 
-        def configure(ex: Any) -> None:
-            server.configure(ex, SYMBOLS)
-            ex.apiKey = "k"
-            ex.rateLimit = 1
-
-        try:
-            await run_pipeline(config, scenario, configure={"binance": configure})
-        finally:
-            await server.stop()
-        return server
-
-    return asyncio.run(main())
+    return _run_on_fake_binance(config, market, scenario)
 
 
 def _build(root: Path) -> BuildResult:

@@ -16,14 +16,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from fake_exchange import DATA, book_replay, make_config, rows, run_pipeline, wait_until
+from capture_replay import assert_reference_books, land_and_build, model_rows, replay_futures_capture
+from fake_exchange import DATA, book_replay, rows
 
-from daedalus.collector.connection import Emitter
 from daedalus.devkit.simulator.binance_futures import FakeBinanceFutures
 from daedalus.devkit.simulator.replay import load_capture
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the reference package
-from reference.book_reference import same_float  # noqa: E402
 from reference.futures_capture import reference_books  # noqa: E402
 
 pytestmark = pytest.mark.network
@@ -85,39 +84,10 @@ def test_fake_usdm_diff_has_the_real_fields() -> None:
 @pytest.mark.parametrize("exchange", ["binanceusdm", "binance"])
 def test_real_usdm_frames_into_bronze_and_silver(tmp_path: Path, exchange: str) -> None:
     capture = load_capture(USDM)
-    sid, snap = capture.symbol_id, capture.snapshot
-    config = make_config(
-        tmp_path,
-        exchanges=[exchange],
-        symbols=[SYMBOL],
-        channels=["trades", "book_updates"],
-        stale_after_seconds=60.0,
-    )
+    snap = capture.snapshot
     applied = [d for d in capture.depth_updates() if d["u"] >= snap["lastUpdateId"]]
-
-    async def main() -> None:
-        server = await FakeBinanceFutures("linear").start()
-        server.books[sid] = server.new_book(snap)  # the REST answer is the capture's own snapshot
-        try:
-
-            async def scenario(emitter: Emitter) -> None:
-                await server.wait_subscribed([f"{sid.lower()}@depth@100ms", f"{sid.lower()}@trade"])
-                updates = lambda: emitter.counters.get(("ccxt", "book_updates"))  # noqa: E731
-                await wait_until(lambda: updates() is not None and updates().received >= 2, 30, "the load")
-                await server.replay(capture, speed=0, with_ticker=False)
-                await wait_until(lambda: updates().received >= len(applied) + 2, 120, "every diff")
-                trades = lambda: emitter.counters[("ccxt", "trades")].received  # noqa: E731
-                await wait_until(lambda: trades() >= len(capture.trades()), 30, "every trade")
-                await asyncio.sleep(0.3)
-
-            await run_pipeline(
-                config, scenario, configure={exchange: lambda ex: server.configure(ex, [SYMBOL])}
-            )
-        finally:
-            await server.stop()
-        assert server.served == [snap["lastUpdateId"]]
-
-    asyncio.run(main())
+    server = replay_futures_capture(tmp_path, exchange, SYMBOL, capture, "linear")
+    assert server.served == [snap["lastUpdateId"]]
     got = sorted(rows(tmp_path, "ccxt", "book_updates"), key=lambda r: (r["capture_ts"].value, r["seq"]))
     assert {r["sync_rule"] for r in got} == {"prev_chain"}
     assert (got[0]["kind"], got[0]["last_update_id"]) == ("snapshot", snap["lastUpdateId"])
@@ -150,49 +120,19 @@ def test_real_usdm_frames_into_bronze_and_silver(tmp_path: Path, exchange: str) 
 
 
 def _silver_serves_every_applied_diff(root: Path, exchange: str, n_applied: int) -> None:
-    import duckdb
-
-    from daedalus.build import build
-    from daedalus.config import load_config
-    from daedalus.lake import open_lake
-    from daedalus.lake.manifest import Manifest
-    from daedalus.land.landing import land
-
-    cfg = load_config(
-        None,
-        {
-            "storage.root": str(root),
-            "duckdb.temp_directory": str(root / "_tmp"),
-            "etl.features.max_levels": 20,
-        },
-        environ={},
-    )
-    assert not land(cfg).errors
-    result = build(cfg, select="orderbook orderbook_unserved", full_refresh=True, catalog=False)
+    cfg, result = land_and_build(root, "orderbook orderbook_unserved")
     assert result.tests and all(t.passed for t in result.tests), [
         t.name for t in result.tests if not t.passed
     ]
-    lake = open_lake(cfg)
-
-    def model(name: str, cols: str, order: str) -> list[tuple]:
-        files = [lake.url(f.path) for f in Manifest.load(lake).models[name].files()]
-        if not files:
-            return []
-        sql = f"SELECT {cols} FROM read_parquet({files!r}, hive_partitioning=false, union_by_name=true) ORDER BY {order}"
-        return duckdb.connect().execute(sql).fetchall()
-
     bands = [f"{s}_depth_{b}" for b in BANDS for s in ("bid", "ask")]
-    got = model(
-        "orderbook", ", ".join(["exchange", "symbol", "nonce", "bids", "asks", "break_before", *bands]), "seq"
+    got = model_rows(
+        cfg,
+        "orderbook",
+        ", ".join(["exchange", "symbol", "nonce", "bids", "asks", "break_before", *bands]),
+        "seq",
     )
     want, _ = reference_books(USDM, 20, EDGES)
-    assert len(got) == len(want) == n_applied + 1  # the snapshot and every applied diff
-    for i, (g, w) in enumerate(zip(got, want, strict=True)):
-        assert (g[0], g[1], g[2]) == (exchange, SYMBOL, w["last_update_id"]), i
-        assert [(lv["price"], lv["size"]) for lv in g[3]] == w["bids"], i
-        assert [(lv["price"], lv["size"]) for lv in g[4]] == w["asks"], i
-        assert g[5] == (i == 0), i
-        for b in range(len(BANDS)):
-            assert same_float(g[6 + 2 * b], w["bid_bands"][b]), (i, BANDS[b])
-            assert same_float(g[7 + 2 * b], w["ask_bands"][b]), (i, BANDS[b])
-    assert model("orderbook_unserved", "count(*)", "1") in ([], [(0,)])
+    assert len(got) == n_applied + 1  # the snapshot and every applied diff
+    assert {(g[0], g[1]) for g in got} == {(exchange, SYMBOL)}
+    assert_reference_books(got, want, at=2)
+    assert model_rows(cfg, "orderbook_unserved", "count(*)", "1") in ([], [(0,)])

@@ -11,7 +11,7 @@ the documented id sequence (snapshot, then u + 1 per delta) and refuse a skipped
 
 from __future__ import annotations
 
-import asyncio
+from fake_exchange import venue_frames
 
 from daedalus.collector.venue_bybit import Venue
 from daedalus.devkit.simulator.bybit import FakeBybit
@@ -40,26 +40,8 @@ def _delta(u: int, asks: list[list[str]], ts: int) -> dict:
 
 def _fake_frames() -> list[dict]:
     market = SimulatedMarket({"BTC/USDT": 60_000.0}, seed=2)
-    sent: list[dict] = []
 
-    async def run() -> None:
-        server = FakeBybit()
-        server.load_market(market)
-
-        async def send(peer: object, payload: dict) -> None:
-            sent.append(payload)
-
-        async def publish(topic: str, payload: dict) -> None:
-            sent.append(payload)
-
-        server.send = send  # type: ignore[method-assign]
-        server.publish = publish  # type: ignore[method-assign]
-        await server._snapshot(None, "orderbook.50.BTCUSDT")  # type: ignore[arg-type]
-        for _ in range(30):
-            for ev in market.step():
-                await server.publish_market_event(ev, market)
-
-    asyncio.run(run())
+    sent = venue_frames(FakeBybit, market, "orderbook.50.BTCUSDT", steps=30)
     return [f for f in sent if str(f.get("topic", "")).startswith("orderbook.")]
 
 

@@ -16,7 +16,8 @@ import json
 from pathlib import Path
 
 import pytest
-from fake_exchange import DATA, book_replay, make_config, rows, run_pipeline, wait_until
+from capture_replay import land_and_build, model_rows
+from fake_exchange import DATA, book_replay, make_config, rows, run_pipeline, venue_frames, wait_until
 
 from daedalus.collector.connection import Emitter
 from daedalus.collector.venue_kraken import decimals, iso_ms, kraken_checksum
@@ -62,26 +63,10 @@ def test_fake_frames_have_the_documented_fields() -> None:
 
     market = SimulatedMarket({"BTC/USD": 60_000.0}, seed=1)
 
-    async def frames() -> list[dict]:
-        server = FakeKraken()
-        server.load_market(market)
-        got: list[dict] = []
+    def has_update(sent: list[dict]) -> bool:
+        return any(f.get("type") == "update" and f["channel"] == "book" for f in sent)
 
-        async def send(peer: object, payload: dict) -> None:
-            got.append(payload)
-
-        async def publish(topic: str, payload: dict) -> None:
-            got.append(payload)
-
-        server.send = send  # type: ignore[method-assign]
-        server.publish = publish  # type: ignore[method-assign]
-        await server._snapshot(None, "BTC/USD")  # type: ignore[arg-type]
-        while len([f for f in got if f.get("type") == "update" and f["channel"] == "book"]) < 1:
-            for ev in market.step():
-                await server.publish_market_event(ev, market)
-        return got
-
-    got = asyncio.run(frames())
+    got = venue_frames(FakeKraken, market, "BTC/USD", until=has_update)
     snap = next(f for f in got if f.get("type") == "snapshot")
     update = next(f for f in got if f.get("type") == "update" and f["channel"] == "book")
     for fake, real in ((snap, SNAP), (update, UPDATE)):
@@ -168,35 +153,8 @@ def test_documented_frames_through_ccxt_into_bronze_and_silver(tmp_path: Path) -
 
 
 def _silver_holds_the_documented_books(root: Path, want: list[tuple[dict, dict]]) -> None:
-    import duckdb
-
-    from daedalus.build import build
-    from daedalus.config import load_config
-    from daedalus.lake import open_lake
-    from daedalus.lake.manifest import Manifest
-    from daedalus.land.landing import land
-
-    cfg = load_config(
-        None,
-        {
-            "storage.root": str(root),
-            "duckdb.temp_directory": str(root / "_tmp"),
-            "etl.features.max_levels": 20,
-        },
-        environ={},
-    )
-    assert not land(cfg).errors
-    build(cfg, select="orderbook orderbook_unserved", full_refresh=True, catalog=False)
-    lake = open_lake(cfg)
-    files = [lake.url(f.path) for f in Manifest.load(lake).models["orderbook"].files()]
-    got = (
-        duckdb.connect()
-        .execute(
-            f"SELECT kind, bids, asks, break_before FROM read_parquet({files!r}, hive_partitioning=false, "
-            "union_by_name=true) WHERE symbol = 'MATIC/USD' ORDER BY seq"
-        )
-        .fetchall()
-    )
+    cfg, _ = land_and_build(root, "orderbook orderbook_unserved")
+    got = model_rows(cfg, "orderbook", "kind, bids, asks, break_before", "seq", where="symbol = 'MATIC/USD'")
     assert [g[0] for g in got[:3]] == ["snapshot", "delta", "delta"]
     for (kind, bids, asks, _), (wb, wa) in zip(got[:3], want, strict=True):
         assert [(lv["price"], lv["size"]) for lv in bids] == sorted(wb.items(), reverse=True), kind

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -15,6 +17,9 @@ from daedalus.collector.coinbase_auth import make_jwt
 from daedalus.collector.connection import Connection, Emitter
 from daedalus.config import CoinbaseConfig, IngestionConfig
 from daedalus.errors import ConfigError, ExchangeError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the reference package
+from reference.coinbase_docs import DOC_HEARTBEAT, DOC_L2  # noqa: E402
 
 
 class _ListQueue:
@@ -40,22 +45,11 @@ def _msg(channel: str, seq: int, events: list[dict], ts: str = "2023-02-09T20:32
     )
 
 
+# the documented l2_data snapshot (two bids), with two offers added
 SNAPSHOT = {
-    "type": "snapshot",
-    "product_id": "BTC-USD",
+    **DOC_L2["events"][0],
     "updates": [
-        {
-            "side": "bid",
-            "event_time": "1970-01-01T00:00:00Z",
-            "price_level": "21921.73",
-            "new_quantity": "0.06317902",
-        },
-        {
-            "side": "bid",
-            "event_time": "1970-01-01T00:00:00Z",
-            "price_level": "21921.3",
-            "new_quantity": "0.02",
-        },
+        *DOC_L2["events"][0]["updates"],
         {
             "side": "offer",
             "event_time": "1970-01-01T00:00:00Z",
@@ -198,12 +192,7 @@ def test_ticker_and_heartbeats() -> None:
             }
         ],
     }
-    hb = [
-        {
-            "current_time": "2023-06-23 20:31:56.121961769 +0000 UTC m=+91717.525857105",
-            "heartbeat_counter": "3049",
-        }
-    ]
+    hb = DOC_HEARTBEAT["events"]
     _, conn = _feed(c, [_msg("ticker", 0, [tick]), _msg("heartbeats", 1, hb)])
     rows = [r.row for r in out]
     assert len(rows) == 1 and rows[0]["bid"] == 21932.97 and rows[0]["ask_volume"] == 0.1

@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from daedalus.collector.exchange_options import spot_market
 from daedalus.devkit.simulator.market import BookDiff, SimulatedMarket, Trade
 
 try:
@@ -265,43 +266,20 @@ class FakeVenue:
 
 def market_structure(symbol: str, market_id: str, tick: float, extra: dict | None = None) -> dict:
     """A ccxt market for a spot symbol, enough for `exchange.set_markets` (no REST market load)."""
-    base, quote = symbol.split("/")
-    m = {
-        "id": market_id,
-        "lowercaseId": market_id.lower(),
-        "symbol": symbol,
-        "base": base,
-        "quote": quote,
-        "settle": None,
-        "baseId": base,
-        "quoteId": quote,
-        "settleId": None,
-        "type": "spot",
-        "spot": True,
-        "margin": False,
-        "swap": False,
-        "future": False,
-        "option": False,
-        "active": True,
-        "contract": False,
-        "linear": None,
-        "inverse": None,
-        "contractSize": None,
-        "taker": 0.001,
-        "maker": 0.001,
-        "expiry": None,
-        "expiryDatetime": None,
-        "strike": None,
-        "optionType": None,
-        "precision": {"amount": 1e-8, "price": tick, "cost": None, "base": 1e-8, "quote": 1e-8},
-        "limits": {
-            "amount": {"min": None, "max": None},
-            "price": {"min": None, "max": None},
-            "cost": {"min": None, "max": None},
-            "leverage": {"min": None, "max": None},
-        },
-        "info": {"symbol": market_id},
-    }
+    m = spot_market(symbol, market_id)
+    m.update(
+        {
+            "lowercaseId": market_id.lower(),
+            "taker": 0.001,
+            "maker": 0.001,
+            "expiry": None,
+            "expiryDatetime": None,
+            "strike": None,
+            "optionType": None,
+            "precision": {"amount": 1e-8, "price": tick, "cost": None, "base": 1e-8, "quote": 1e-8},
+            "info": {"symbol": market_id},
+        }
+    )
     m.update(extra or {})
     return m
 
@@ -310,3 +288,13 @@ def tick_of(symbol: str, market: SimulatedMarket | None) -> float:
     if market is not None and symbol in market.books:
         return market.books[symbol].tick
     return 0.01
+
+
+async def publish_step(market: SimulatedMarket, binance: Any, venues: Iterable[Any], coinbase: Any) -> None:
+    """One step of the simulated market, served by every fake at once: Binance, the `FakeVenue`s and
+    Coinbase (`daedalus demo` and the soak feed the same market this way)."""
+    for ev in market.step():
+        await binance.publish_market_event(ev, market)
+        for fake in venues:
+            await fake.publish_market_event(ev, market)
+        await coinbase.publish(ev)

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from daedalus.devkit.soak.venues import VENUE_FAULTS
+
 TEMP_MARKS = (".land-", ".guard-", ".catalog-", ".tmp")
 # raw sources that are no exchange: an event naming one names no series (the `coinbase` source's
 # one exchange has its name, so an event naming coinbase is right either way)
@@ -22,16 +24,9 @@ EXPECTED_EVENTS: dict[str, tuple[str, ...] | None] = {
     "clock_step": None,
     "disk_full": ("error",),  # the stall, once writing resumes (collector/sink_events.py)
 }
-# faults after which the venue's book breaks: its next served book starts with `break_before`
-BOOK_BREAKS = (
-    "disconnect",
-    "dropped_frames",
-    "checksum",
-    "stale_feed",
-    "rest_429",
-    "rest_error",
-    "rest_timeout",
-)
+# faults after which the venue's book breaks: its next served book starts with `break_before` (all
+# venue faults but a clock step and a full disk, which cut no feed)
+BOOK_BREAKS = tuple(k for k in VENUE_FAULTS if k not in ("clock_step", "disk_full"))
 # seconds from the fault to the venue's next served book: reconnects back off, a stale feed is only
 # found after stale_after_seconds, a failed REST snapshot is retried after a pause
 RECOVERY_BOUND_SECONDS = {
@@ -93,21 +88,17 @@ def leftovers(root: Path, temp_dirs: list[Path]) -> list[str]:
 
 def models(config: Any) -> dict[str, tuple[int, int]]:
     """Rows and a content hash of every silver and gold view of the catalog."""
-    from daedalus.serve.catalog import open_catalog
+    from daedalus.serve.catalog import each_view
 
-    con = open_catalog(config)
-    try:
-        views = con.execute(
-            "SELECT table_schema, table_name FROM information_schema.tables "
-            "WHERE table_schema IN ('silver', 'gold') ORDER BY 1, 2"
-        ).fetchall()
-        out = {}
-        for schema, name in views:
-            n, h = con.execute(f'SELECT count(*), bit_xor(hash(x)) FROM "{schema}"."{name}" x').fetchone()
-            out[f"{schema}.{name}"] = (n, h or 0)
-        return out
-    finally:
-        con.close()
+    def rows_and_hash(con: Any, schema: str, name: str) -> tuple[int, int]:
+        n, h = con.execute(f'SELECT count(*), bit_xor(hash(x)) FROM "{schema}"."{name}" x').fetchone()
+        return (n, h or 0)
+
+    views = (
+        "SELECT table_schema, table_name FROM information_schema.tables "
+        "WHERE table_schema IN ('silver', 'gold') ORDER BY 1, 2"
+    )
+    return each_view(config, views, rows_and_hash)
 
 
 def _ts(ms: int) -> datetime:

@@ -31,6 +31,7 @@ from aiohttp import web
 
 from daedalus.devkit.simulator.binance import FakeBinance, binance_id
 from daedalus.devkit.simulator.coinbase import FakeCoinbase
+from daedalus.devkit.simulator.wsfake import publish_step
 
 VENUE_FAULTS = (
     "disconnect",
@@ -229,11 +230,7 @@ async def collect_cycle(
                 f = report["fault"]
                 f["at_ms"] = int(time.time() * 1000)
                 await inject(f["kind"], f["venue"], f["symbol"], fakes, clock, root / "raw")
-            for ev in market.step():
-                await binance.publish_market_event(ev, market)
-                for fake in venues.values():
-                    await fake.publish_market_event(ev, market)
-                await coinbase.publish(ev)
+            await publish_step(market, binance, venues.values(), coinbase)
             await asyncio.sleep(STEP_MS / 1000)
 
     collector = asyncio.ensure_future(
