@@ -50,7 +50,19 @@ def sample_row(channel: str, i: int) -> dict:
             bids=[{"price": 100.0 - i, "size": 0.0}],
             asks=[{"price": 101.0 + i, "size": 2.0}],
         )
+    elif channel == "ohlcv":
+        row.update(
+            timestamp=T0 + i * 60_000_000_000,
+            timeframe="1m",
+            open=100.0 + i,
+            high=101.0 + i,
+            low=99.0 + i,
+            close=100.5 + i,
+            volume=2.0,
+            source="rest",
+        )
     else:
+        assert channel == "events", channel  # a new channel needs its sample row here
         row.update(event_type="connect", channel="orderbook", detail=f"connect {i}")
     return row
 
