@@ -317,6 +317,16 @@ def bench_soak_command(
         None, "--simulated-hours", help="Run until the venues' clock has advanced this much (not --seconds)."
     ),
     root: str = typer.Option("./daedalus-soak", "--root", help="Lake root for the soak (must not exist)."),
+    s3: bool = typer.Option(
+        False,
+        "--s3",
+        help="The lake on a moto_server the soak starts (adds the s3_outage fault; needs moto).",
+    ),
+    faults: str = typer.Option(
+        None,
+        "--faults",
+        help="Comma-separated fault kinds to draw from (default: every kind), e.g. s3_outage.",
+    ),
 ) -> None:
     """Collect from every fake venue, inject faults at random from a seed, land and build, check invariants.
 
@@ -335,9 +345,19 @@ def bench_soak_command(
             raise ConfigError(f"{name}: {value} is not a finite positive number")
     if simulated_hours is not None and not (math.isfinite(simulated_hours) and simulated_hours > 0):
         raise ConfigError(f"--simulated-hours: {simulated_hours} is not a finite positive number")
+    from daedalus.devkit.soak import FAULTS
+
+    kinds = [k.strip() for k in faults.split(",") if k.strip()] if faults is not None else None
+    unknown = sorted(set(kinds or ()) - set(FAULTS))
+    if kinds is not None and (unknown or not kinds):
+        raise ConfigError(
+            f"--faults: unknown kind {', '.join(unknown) or '(none given)'}; known: {', '.join(FAULTS)}"
+        )
     report = run_soak(
         root,
         seconds,
+        faults=kinds,
+        s3=s3,
         seed=seed,
         cycle_seconds=cycle_seconds,
         echo=typer.echo,

@@ -44,7 +44,11 @@ from daedalus.devkit.soak.venues import BOOK_LEVELS, VENUE_FAULTS
 
 LAKE_FAULTS = ("truncate_raw", "truncate_bronze", "kill_land", "kill_build", "kill_watch", "junk_staging")
 PROCESS_FAULTS = ("kill_collector",)
-FAULTS = VENUE_FAULTS + PROCESS_FAULTS + LAKE_FAULTS
+S3_FAULTS = ("s3_outage",)  # only with an S3 lake (`s3=True`, soak/s3.py)
+LOCAL_ONLY_FAULTS = ("truncate_bronze", "junk_staging")  # bronze repair and staging folders: local lakes
+FAULTS = VENUE_FAULTS + PROCESS_FAULTS + LAKE_FAULTS + S3_FAULTS
+S3_RECOVERY_BOUND_SECONDS = 180.0  # from the endpoint's return to a build ending with exit 0
+_LAKE_SETTINGS: dict[Path, dict] = {}  # root → config keys beyond the demo's (the S3 lake's)
 
 
 def _config_file(root: Path) -> Path:
@@ -54,7 +58,7 @@ def _config_file(root: Path) -> Path:
     from daedalus.devkit.demo import demo_build_settings
 
     path = root.parent / f"{root.name}-soak.yaml"
-    doc = {**demo_build_settings(), "storage": {"root": str(root)}}
+    doc = {**demo_build_settings(), "storage": {"root": str(root)}, **_LAKE_SETTINGS.get(root, {})}
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
 
@@ -189,21 +193,43 @@ def run_soak(
     cycles: int | None = None,
     speed: float = 1.0,
     simulated_hours: float | None = None,
+    s3: bool = False,
 ) -> SoakReport:
     """Cycles until `seconds` have passed (or exactly `cycles`, or until `simulated_hours` of venue
-    clock); the first is fault-free. `faults` (default: every kind) feed the two seeded decks."""
+    clock); the first is fault-free. `faults` (default: every kind) feed the two seeded decks. `s3`
+    (or an `s3_outage` in `faults`): the lake on moto_server behind a proxy (soak/s3.py)."""
     root = Path(root).resolve()
     rng = random.Random(seed)
     kinds = tuple(faults or FAULTS)
+    s3 = s3 or (faults is not None and "s3_outage" in faults)
+    lake_s3 = None
+    if s3:
+        from daedalus.devkit.soak.s3 import SoakS3, moto_command
+
+        command = moto_command()
+        if command is None:
+            echo("s3: left out, the lake stays local (moto is not installed: pip install 'moto[server]')")
+        else:
+            lake_s3 = SoakS3(command)
+            _LAKE_SETTINGS[root] = lake_s3.settings(root)
+            kinds = tuple(k for k in kinds if k not in LOCAL_ONLY_FAULTS) or ("none",)
+    if lake_s3 is None:
+        kinds = tuple(k for k in kinds if k not in S3_FAULTS) or ("none",)
     small_disk = mount_small_disk(root) if "disk_full" in kinds else None
     if small_disk is None and "disk_full" in kinds:
         kinds = tuple(k for k in kinds if k != "disk_full")
         echo("disk_full: left out (mounting a small tmpfs on raw/ needs root; the machine refused)")
     try:
-        return _cycles(root, seconds, seed, cycle_seconds, echo, kinds, cycles, speed, simulated_hours, rng)
+        return _cycles(
+            root, seconds, seed, cycle_seconds, echo, kinds, cycles, speed, simulated_hours, rng, lake_s3
+        )
     finally:
         if small_disk is not None:
             unmount_small_disk(small_disk)
+        if lake_s3 is not None:
+            lake_s3.close()
+            _LAKE_SETTINGS.pop(root, None)
+            _config_file(root).unlink(missing_ok=True)
 
 
 def _cycles(
@@ -217,15 +243,24 @@ def _cycles(
     speed: float,
     simulated_hours: float | None,
     rng: random.Random,
+    lake_s3: Any = None,
 ) -> SoakReport:
+    from daedalus.config import load_config
     from daedalus.devkit.soak.venues import soak_collect_config
 
     work = root.parent / f"{root.name}-soak-work"  # the collection children's reports (not in the lake)
     work.mkdir(parents=True, exist_ok=True)
-    config = soak_collect_config(root, cycle_seconds)
+    config = soak_collect_config(root, cycle_seconds)  # the collectors' (they write raw/ under root)
+    lake = load_config(_config_file(root)) if lake_s3 else config  # the catalog's: the S3 lake
+    mirror = work / "bronze-mirror"
+
+    def bronze_at() -> Path:
+        """Where bronze is read by the checks: the lake, or a local mirror of the bucket's bronze."""
+        return lake_s3.mirror_bronze(mirror) if lake_s3 else root
+
     temp_dirs = [Path(config.duckdb.temp_directory).expanduser()]
     venue_deck = _deck(rng, tuple(k for k in kinds if k in VENUE_FAULTS + PROCESS_FAULTS) or ("none",))
-    lake_deck = _deck(rng, tuple(k for k in kinds if k in LAKE_FAULTS) or ("none",))
+    lake_deck = _deck(rng, tuple(k for k in kinds if k in LAKE_FAULTS + S3_FAULTS) or ("none",))
     report = SoakReport(speed=speed)
     started = time.monotonic()
     sim_ms = int(time.time() * 1000)
@@ -247,7 +282,7 @@ def _cycles(
         for k in (venue_fault, lake_fault):
             if k != "none":
                 report.faults[k] += 1
-        events_before = len(checks.quarantine_events(root))
+        events_before = len(checks.quarantine_events(bronze_at()))
         watch = _cli(root, "watch", "--poll-interval", "1") if lake_fault == "kill_watch" else None
         cycle_start_ms = int(time.time() * 1000)
         got = _collect(
@@ -262,21 +297,30 @@ def _cycles(
         rc, err = _run(root, "land")
         report.check("land recovers (exit 0)", rc == 0, _why(err))
         cut = _lake_fault_before_build(root, lake_fault, rng) or cut
+        outage = _s3_outage(root, lake_s3, lake, rng, report) if lake_fault == "s3_outage" else None
         rc, err = _run(root, "build")
         report.check("build recovers (exit 0)", rc == 0, _why(err))
-        events = checks.quarantine_events(root)
+        if outage is not None:
+            took = time.monotonic() - outage["reopened"]
+            report.check(
+                "build after an S3 outage exits 0 within bound",
+                rc == 0 and took <= S3_RECOVERY_BOUND_SECONDS,
+                f"exit {rc} after {took:.0f} s",
+            )
+            report.recovery_s.setdefault("s3_outage", []).append(took)
+        events = checks.quarantine_events(bronze_at())
         if cut:
             report.check("loss counted in events", len(events) > events_before, f"{len(events)} events")
         report.check(
             "losses name exchanges", not [e for e in events if e[0] in checks.SOURCE_NAMES], str(events)
         )
         if got is not None:
-            _venue_checks(config, got, cycle_start_ms, report)
+            _venue_checks(lake, got, cycle_start_ms, report)
             report.collector_rss_mb.append(got["peak_rss_mb"])
-        report.check("each bronze row once", checks.bronze_duplicates(root) == 0)
+        report.check("each bronze row once", checks.bronze_duplicates(bronze_at()) == 0)
         left = checks.leftovers(root, temp_dirs)
         report.check("no temp file, init file or empty staging folder", not left, ", ".join(left[:5]))
-        gold = sum(n for name, (n, _) in checks.models(config).items() if name.startswith("gold."))
+        gold = sum(n for name, (n, _) in checks.models(lake).items() if name.startswith("gold."))
         if not cut and got is not None:  # a killed collector's segments land after the next one starts
             report.check("gold grows", gold > gold_before, f"{gold_before} → {gold}")
         gold_before = gold
@@ -294,7 +338,7 @@ def _cycles(
     if len(report.collector_rss_mb) > 2:
         c = report.collector_rss_mb
         report.check("collector peak RSS flat", max(c[1:]) <= c[1] * 1.5 + 50, f"{c}")
-    _compare_with_clean_rebuild(root, config, report)
+    _compare_with_clean_rebuild(bronze_at(), lake, report)
     shutil.rmtree(work, ignore_errors=True)
     report.seconds = time.monotonic() - started
     return report
@@ -359,8 +403,41 @@ def _lake_fault_before_build(root: Path, kind: str, rng: random.Random) -> bool:
     return False
 
 
+def _s3_outage(root: Path, lake_s3: Any, lake: Any, rng: random.Random, report: SoakReport) -> dict:
+    """The S3 endpoint unreachable during a build and at the start of another (soak/s3.py): each
+    build that fails says so in one `error:` line with the storage exit code, and nothing written
+    before is lost (every bronze object kept, every catalog view readable)."""
+    from daedalus.devkit.soak.s3 import outage
+
+    def wait(proc: subprocess.Popen) -> tuple[int, str]:
+        _, err = proc.communicate(timeout=900)
+        return proc.returncode, err
+
+    got = outage(lake_s3, lambda: _cli(root, "build"), wait, rng)
+    for name, (rc, err) in (("cut_build", got["cut_build"]), ("build_in_outage", got["build_in_outage"])):
+        lines = [ln for ln in err.strip().splitlines() if not ln.startswith(("lake: ", "build: ", "  "))]
+        one_line = len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err
+        if name == "cut_build" and rc == 0:
+            continue  # it finished before the cut
+        report.check(
+            "build in an S3 outage exits 5 with one error line",
+            rc == 5 and one_line,
+            f"{name}: exit {rc}: {err[-600:]}",
+        )
+    lost = [k for k, e in got["bronze_before"].items() if got["bronze_after"].get(k) != e]
+    report.check("S3 outage loses nothing written", not lost, ", ".join(lost[:3]))
+    try:
+        checks.models(lake)  # every view of the catalog reads what its manifest names
+        readable = ""
+    except Exception as e:  # noqa: BLE001 - what the check reports
+        readable = f"{type(e).__name__}: {str(e)[:300]}"
+    report.check("catalog readable after an S3 outage", not readable, readable)
+    return got
+
+
 def _compare_with_clean_rebuild(root: Path, config: Any, report: SoakReport) -> None:
-    """The lake as the faults left it equals a build from scratch of a copy of its bronze."""
+    """The lake as the faults left it equals a build from scratch of a copy of its bronze (`root`:
+    where that bronze is; the S3 lake's local mirror)."""
     from daedalus.devkit.demo import demo_config
 
     clean = root.parent / f"{root.name}-clean-rebuild"
