@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from daedalus.collector.clockwatch import exchanges_of, watch_clock
 from daedalus.collector.connection import Emitter
 from daedalus.collector.queue import BoundedQueue
 from daedalus.errors import ConfigError
@@ -137,6 +138,8 @@ async def _run_prepared(
     sink_task = asyncio.ensure_future(sink.run(queue, sink_stop))
     pump_task = asyncio.ensure_future(emitter.pump(collect_stop))
     collector_tasks = [asyncio.ensure_future(c.run(collect_stop)) for c in collectors]
+    # a step of the host's clock shifts every capture_ts after it: recorded in events (clockwatch.py)
+    clock_task = asyncio.ensure_future(watch_clock(emitter, exchanges_of(collectors), collect_stop))
     health_task = None
     try:
         from daedalus.collector.health import health_path, run_health_writer
@@ -168,6 +171,8 @@ async def _run_prepared(
             w.cancel()
         collect_stop.set()
         results = await asyncio.gather(*collector_tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await clock_task
         await pump_task
         await emitter.flush()
         sink_stop.set()

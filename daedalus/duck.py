@@ -74,3 +74,33 @@ def spill_error(config: Config, message: str) -> StorageError | None:
             "duckdb.temp_directory at a bigger disk; the lake is unchanged"
         )
     return None
+
+
+# DuckDB httpfs's first lines when the storage endpoint cannot be reached (refused, reset, timed out):
+# not a fault of the model or its data, and nothing the failed step wrote is named by the manifest
+_UNREACHABLE = (
+    "Could not connect to server",
+    "Could not establish connection",
+    "Connection refused",
+    "Connection reset",
+    "Unable to connect",
+    "Failed to connect",
+    "Timeout was reached",
+    "Server returned nothing",
+)
+
+
+def storage_error(config: Config | None, message: str, where: str) -> StorageError | None:
+    """A DuckDB error that is the storage's (a full spill directory when `config` is given, an
+    unreachable S3 endpoint) as one StorageError line (exit 5), else None. `where` names what was
+    being read or written."""
+    spill = spill_error(config, message) if config is not None else None
+    if spill is not None:
+        return spill
+    first = message.splitlines()[0] if message else ""
+    if any(m in message for m in _UNREACHABLE):
+        return StorageError(
+            f"{where}: storage unreachable ({first}); nothing half-written is published, "
+            "run the build again once the endpoint answers"
+        )
+    return None

@@ -78,6 +78,13 @@ def _rewrite(s: Session, model_name: str, pid: str, ps: PartitionState) -> FileI
         try:
             rows = int(s.con.execute(copy_sql(sql, s.lake.url(rel), s.config.storage)).fetchone()[0])
         except duckdb.Error as e:
+            from daedalus.duck import storage_error
+
+            storage = storage_error(
+                s.config, str(e), f"{s.lake.url(rel)}: compaction of {model.relation} {pid}"
+            )
+            if storage is not None:
+                raise storage from None
             raise BuildError(
                 f"{s.lake.url(rel)}: compaction of {model.relation} {pid}: {str(e).splitlines()[0]}"
             ) from None

@@ -230,6 +230,11 @@ def _run(r: Renderer, model_name: str, name: str, sql: str, severity: str, where
             names = [d[0] for d in cur.description]
             sample = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
     except duckdb.Error as e:
+        from daedalus.duck import storage_error
+
+        storage = storage_error(None, str(e), f"{where}: data test {name} on '{model_name}'")
+        if storage is not None:
+            raise storage from None
         raise BuildError(
             f"{where}: data test {name} on '{model_name}' cannot run: {str(e).splitlines()[0]}"
         ) from None

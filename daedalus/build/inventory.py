@@ -153,6 +153,11 @@ class Inventory:
         try:
             rows = self.con().execute(sql).fetchall()
         except duckdb.Error as e:
+            from daedalus.duck import storage_error
+
+            storage = storage_error(None, str(e), f"{self.lake.url(ip.files[0].path)}: {ip.id}")
+            if storage is not None:
+                raise storage from None
             raise BuildError(
                 f"{self.lake.url(ip.files[0].path)}: cannot read partition keys {missing} "
                 f"of {ip.id}: {str(e).splitlines()[0]}"

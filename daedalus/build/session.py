@@ -170,11 +170,11 @@ class Session:
             row = self.con.execute(sql).fetchone()
         except duckdb.Error as e:
             where = f" partition {part.pid}" if part.pid else ""
-            from daedalus.duck import spill_error  # the spill directory full: name it and the key
+            from daedalus.duck import storage_error  # a full spill directory, an unreachable endpoint
 
-            spill = spill_error(self.config, str(e))
-            if spill is not None:
-                raise spill from None
+            storage = storage_error(self.config, str(e), f"{model.path}: {model.relation}{where}")
+            if storage is not None:
+                raise storage from None
             raise BuildError(f"{model.path}: {model.relation}{where}: {str(e).splitlines()[0]}") from None
         return int(row[0]) if row else 0
 

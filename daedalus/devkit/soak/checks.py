@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from daedalus.devkit.soak.venues import VENUE_FAULTS
+from daedalus.devkit.soak.venues import HOST_CLOCK_STEP_S, VENUE_FAULTS
 
 TEMP_MARKS = (".land-", ".guard-", ".catalog-", ".tmp")
 # raw sources that are no exchange: an event naming one names no series (the `coinbase` source's
@@ -23,10 +23,11 @@ EXPECTED_EVENTS: dict[str, tuple[str, ...] | None] = {
     "rest_timeout": ("gap",),
     "clock_step": None,
     "disk_full": ("error",),  # the stall, once writing resumes (collector/sink_events.py)
+    "host_clock_step": None,
 }
 # faults after which the venue's book breaks: its next served book starts with `break_before` (all
 # venue faults but a clock step and a full disk, which cut no feed)
-BOOK_BREAKS = tuple(k for k in VENUE_FAULTS if k not in ("clock_step", "disk_full"))
+BOOK_BREAKS = tuple(k for k in VENUE_FAULTS if k not in ("clock_step", "disk_full", "host_clock_step"))
 # seconds from the fault to the venue's next served book: reconnects back off, a stale feed is only
 # found after stale_after_seconds, a failed REST snapshot is retried after a pause
 RECOVERY_BOUND_SECONDS = {
@@ -39,6 +40,8 @@ RECOVERY_BOUND_SECONDS = {
     "rest_timeout": 15.0,
     "clock_step": 5.0,
     "disk_full": 8.0,
+    # measured on the receive clock, which jumped ahead by the step (soak/venues.py HOST_CLOCK_STEP_S)
+    "host_clock_step": 5.0 + HOST_CLOCK_STEP_S,
 }
 PRICE_TOLERANCE = 1e-9
 

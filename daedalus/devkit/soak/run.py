@@ -164,11 +164,17 @@ def _collect(
         "out": str(out),
         "fault": "none" if fault == "kill_collector" else fault,
     }
+    env = dict(os.environ)
+    if fault == "host_clock_step":  # its wall clock under libfaketime (soak/clock.py)
+        from daedalus.devkit.soak.clock import faketime_env, libfaketime
+
+        env.update(faketime_env(str(libfaketime()), work / f"clock-{seed}.rc"))
     proc = subprocess.Popen(
         [sys.executable, "-m", "daedalus.devkit.soak.venues", json.dumps(args)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
     )
     if fault == "kill_collector":
         time.sleep(rng.uniform(0.4, 0.9) * seconds + 2.0)  # ~2 s of imports and connects first
@@ -215,6 +221,11 @@ def run_soak(
             kinds = tuple(k for k in kinds if k not in LOCAL_ONLY_FAULTS) or ("none",)
     if lake_s3 is None:
         kinds = tuple(k for k in kinds if k not in S3_FAULTS) or ("none",)
+    from daedalus.devkit.soak.clock import libfaketime
+
+    if "host_clock_step" in kinds and libfaketime() is None:
+        kinds = tuple(k for k in kinds if k != "host_clock_step") or ("none",)
+        echo("host_clock_step: left out (libfaketime is not installed: apt-get install libfaketime)")
     small_disk = mount_small_disk(root) if "disk_full" in kinds else None
     if small_disk is None and "disk_full" in kinds:
         kinds = tuple(k for k in kinds if k != "disk_full")

@@ -43,6 +43,7 @@ VENUE_FAULTS = (
     "rest_timeout",
     "clock_step",
     "disk_full",
+    "host_clock_step",
 )
 # which fake venues each fault can hit (the others have no such wire feature)
 FAULT_VENUES = {
@@ -55,11 +56,16 @@ FAULT_VENUES = {
     "rest_timeout": ("binance",),
     "clock_step": ("all",),
     "disk_full": ("all",),
+    "host_clock_step": ("all",),
 }
 DISK_FULL_SECONDS = 3.0  # how long the raw folder's filesystem stays full
 STALE_AFTER_SECONDS = 3.0  # the soak's ingestion.stale_after_seconds: a stale feed is found quickly
 REST_TIMEOUT_MS = 2_000  # ccxt's timeout for Binance here: a slow answer is a timeout, not a wait
 CLOCK_STEP_MS = 90_000
+# host_clock_step: this process's wall clock (CLOCK_REALTIME, under libfaketime: soak/clock.py) steps
+# forward, then back to the true time HOST_CLOCK_BACK_AFTER_S later (an NTP correction of both kinds)
+HOST_CLOCK_STEP_S = 120
+HOST_CLOCK_BACK_AFTER_S = 2.0
 BOOK_LEVELS = 10  # the top levels per side compared with the served book
 DRAIN_SECONDS = 1.5  # after the market stops: what was sent reaches the collectors
 
@@ -158,6 +164,11 @@ async def inject(
         clock["offset_ms"] += CLOCK_STEP_MS
     elif kind == "disk_full":
         fill_disk(raw_dir, DISK_FULL_SECONDS)
+    elif kind == "host_clock_step":
+        from daedalus.devkit.soak.clock import step_host_clock
+
+        step_host_clock(HOST_CLOCK_STEP_S)
+        asyncio.get_running_loop().call_later(HOST_CLOCK_BACK_AFTER_S, step_host_clock, 0)
     else:
         raise ValueError(f"unknown venue fault {kind}")
 
@@ -263,7 +274,10 @@ async def collect_cycle(
 
 
 def main(argv: list[str]) -> None:
+    from daedalus.devkit.soak.clock import patch_sleep
+
     a = json.loads(argv[0])
+    patch_sleep()
     asyncio.run(
         collect_cycle(
             Path(a["root"]), a["seconds"], a["seed"], a["fault"], a["start_ms"], a["speed"], Path(a["out"])
