@@ -9,6 +9,7 @@ descendants; the others still build unless `fail_fast` (outcome.py).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -20,7 +21,7 @@ from daedalus.build.outcome import BuildTracker
 from daedalus.build.planner import drop_obsolete
 from daedalus.build.publish import publish_model
 from daedalus.build.step import BuildResult, ModelStats, build_partition, record_partition
-from daedalus.errors import BuildError, CompileError
+from daedalus.errors import BuildError, CompileError, StorageError
 
 if TYPE_CHECKING:
     from daedalus.build.materializations import PartPlan
@@ -173,6 +174,7 @@ def execute(
     track = result.tracker = BuildTracker(s.project, s.dag, s.lake, fail_fast)
     result.plan = plan
     t_build = time.monotonic()
+    storage_down = False  # a StorageError ended the build: saving state would fail the same way
     by_model: dict[str, list[PartPlan]] = {}
     for p in plan:
         by_model.setdefault(p.model, []).append(p)
@@ -206,8 +208,15 @@ def execute(
                 outcome = datatests.run_sql_tests(s.renderer, built_files)
                 result.tests.extend(outcome)
                 datatests.raise_on_failure(outcome)
-    finally:
+    except BaseException as e:
+        # the storage gone: its first error is the one to report (saving state fails the same way)
+        storage_down = isinstance(e, StorageError)
+        with contextlib.suppress(*((StorageError,) if storage_down else ())):
+            track.save()
+        raise
+    else:
         track.save()
+    finally:
         result.seconds = time.monotonic() - t_build
         result.peak_rss = max(result.peak_rss, _rss())
         if plan:
@@ -217,5 +226,6 @@ def execute(
                 "peak_rss": result.peak_rss,
                 "models": {n: vars(st) for n, st in result.stats.items()},
             }
-            s.manifest.save()
+            with contextlib.suppress(*((StorageError,) if storage_down else ())):
+                s.manifest.save()
     return result

@@ -280,3 +280,38 @@ def test_endpoint_stopped_mid_build_then_next_build_completes(
             .equals(plain.execute(q.format(local_files)).to_arrow_table())
         ), model
     proxy.stop()
+
+
+@pytest.mark.slow
+def test_endpoint_gone_before_a_copy_is_a_storage_error(tmp_path: Path, moto_server, monkeypatch) -> None:
+    """DuckDB's own read failing on the unreachable endpoint (not boto3's) is the storage's fault:
+    exit 5 (StorageError), one line naming the model and the cause, not a model error (exit 4)."""
+    monkeypatch.setenv("DAEDALUS_NO_UDFS", "1")
+    direct = make_s3_client(moto_server.endpoint, use_ssl=False, url_style="path")
+    proxy = TcpProxy(("127.0.0.1", moto_server.port))
+    proxy.start()
+
+    class ViaProxy:
+        endpoint = f"127.0.0.1:{proxy.port}"
+
+    h = make_lakehouse(tmp_path / "s3", ViaProxy(), client=direct)
+    for i, d in enumerate(["2024-08-06", "2024-08-07"]):
+        h.add_trades(d, f"{i:04d}", n=30, start_id=i * 100)
+    cfg = h.config()
+    land_any(cfg)
+    real_copy = api.Session.execute_copy
+
+    def cut_then_copy(self, model, part, sql):  # the endpoint disappears right before DuckDB reads
+        proxy.stop()
+        return real_copy(self, model, part, sql)
+
+    monkeypatch.setattr(api.Session, "execute_copy", cut_then_copy)
+    with pytest.raises(StorageError) as err:
+        api.build(cfg, udfs=False)
+    msg = str(err.value)
+    assert err.value.exit_code == 5 and "\n" not in msg
+    assert "storage unreachable" in msg and "toy_trades" in msg, msg
+    monkeypatch.setattr(api.Session, "execute_copy", real_copy)
+    proxy.start()
+    assert api.build(cfg, udfs=False).rebuilt  # and the next build, the endpoint back, completes
+    proxy.stop()

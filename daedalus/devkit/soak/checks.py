@@ -23,7 +23,7 @@ EXPECTED_EVENTS: dict[str, tuple[str, ...] | None] = {
     "rest_timeout": ("gap",),
     "clock_step": None,
     "disk_full": ("error",),  # the stall, once writing resumes (collector/sink_events.py)
-    "host_clock_step": None,
+    "host_clock_step": ("clock_step",),  # collector/clockwatch.py
 }
 # faults after which the venue's book breaks: its next served book starts with `break_before` (all
 # venue faults but a clock step and a full disk, which cut no feed)
