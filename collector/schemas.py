@@ -151,6 +151,7 @@ EVENT_TYPES = (
     "rate_limited",
     "notice",
     "backfill",
+    "clock_step",  # the host's wall clock stepped (collector/clockwatch.py): `count` = the step in ms
 )
 # Events after which ETL treats the series as broken (docs/features.md "break").
 BREAK_EVENT_TYPES = (

@@ -1,8 +1,9 @@
 """The `host_clock_step` fault: the collection child's wall clock steps, its monotonic clock does not
 (as an NTP step does), through libfaketime (issue 24).
 
-The child runs with LD_PRELOAD=libfaketimeMT and FAKETIME_TIMESTAMP_FILE (re-read on every call:
-FAKETIME_NO_CACHE=1) holding an offset such as `+120s`; FAKETIME_DONT_FAKE_MONOTONIC=1 leaves
+The child runs with LD_PRELOAD=libfaketimeMT and FAKETIME_TIMESTAMP_FILE (re-read every second:
+FAKETIME_CACHE_DURATION=1; FAKETIME_NO_CACHE=1 would read it on every clock call, slowing the
+collector several-fold) holding an offset such as `+120s`; FAKETIME_DONT_FAKE_MONOTONIC=1 leaves
 CLOCK_MONOTONIC alone, which asyncio's timers use. libfaketime 0.9.10 with that setting makes
 `time.sleep` fail with EINVAL (its clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME) path converts
 the deadline wrongly), so the child's `time.sleep` waits in `select` instead (`patch_sleep`): a flaw

@@ -66,6 +66,9 @@ CLOCK_STEP_MS = 90_000
 # forward, then back to the true time HOST_CLOCK_BACK_AFTER_S later (an NTP correction of both kinds)
 HOST_CLOCK_STEP_S = 120
 HOST_CLOCK_BACK_AFTER_S = 2.0
+# a step past ccxt's ping-pong keepalive ends its sockets (sessions end, `disconnect` events, the
+# books resync): the cycle runs this much longer so the books are served again before the market stops
+HOST_CLOCK_RECOVERY_S = 8.0
 BOOK_LEVELS = 10  # the top levels per side compared with the served book
 DRAIN_SECONDS = 1.5  # after the market stops: what was sent reaches the collectors
 
@@ -251,7 +254,7 @@ async def collect_cycle(
     try:
         await _subscribed(fakes, len(DEMO_SYMBOLS), collector)
         fault_at = time.monotonic() + seconds / 3  # a fault before the subscriptions would hit nothing
-        await asyncio.sleep(seconds)
+        await asyncio.sleep(seconds + (HOST_CLOCK_RECOVERY_S if fault == "host_clock_step" else 0.0))
         market_stop.set()
         await feeder
         await asyncio.sleep(DRAIN_SECONDS)
