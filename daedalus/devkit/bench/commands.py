@@ -325,7 +325,7 @@ def bench_soak_command(
     faults: str = typer.Option(
         None,
         "--faults",
-        help="Comma-separated fault kinds to draw from (default: every kind but host_clock_step), e.g. s3_outage.",
+        help="Comma-separated fault kinds to draw (default: all but host_clock_step), e.g. s3_outage.",
     ),
 ) -> None:
     """Collect from every fake venue, inject faults at random from a seed, land and build, check invariants.
