@@ -21,12 +21,12 @@ Re-classing keeps the exact ccxt object (no copy, no wrapper in ccxt's way): onl
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from daedalus.collector.book_log import HOUR_NS, book_levels, update_row
 from daedalus.collector.ccxt_rows import SOURCE, MalformedFrame, book_row, ticker_row, trade_row
 from daedalus.collector.ccxt_shortcuts import direct_dispatch
+from daedalus.collector.clock import receive_ns
 from daedalus.collector.connection import Record
 from daedalus.collector.venue_ccxt import CcxtVenue
 
@@ -119,7 +119,7 @@ class Hooks:
                 return
         tap = c.tap
         if tap.dirty:  # changes ccxt made outside a frame (a REST load) are no part of this frame's rows
-            tap.flush(time.time_ns())
+            tap.flush(receive_ns())
         tap.url, tap.capture_ts, tap.in_frame = client.url, capture_ts, True  # tap.begin, inlined
         tap.frame = self.book_update(message) if self.book_update is not None else None
         if self.direct is not None:
@@ -174,7 +174,7 @@ class Tap:
         self.frame = None
 
     def _stamp(self) -> int:
-        return self.capture_ts if self.in_frame else time.time_ns()
+        return self.capture_ts if self.in_frame else receive_ns()
 
     def trade_appended(self, trade: Any) -> None:
         c = self.c
@@ -267,7 +267,7 @@ class Tap:
     def _flush_outside(self) -> None:
         self._scheduled = False
         if not self.in_frame and self.dirty:
-            self.flush(time.time_ns())
+            self.flush(receive_ns())
 
     def discard(self, symbol: str) -> None:
         for key, book in list(self.dirty.items()):

@@ -3,7 +3,7 @@
 ccxt.pro hands a consumer the *latest state* when it asks (the newest book, the newest N trades); a
 slow consumer silently misses intermediate states and, past `tradesLimit`, trades. So we do not read
 bronze from the watch calls' return values. We subclass the exchange: its `handle_message` stamps
-every raw message (`capture_ts = time.time_ns()`) at arrival and passes it to ccxt's own handler,
+every raw message (`capture_ts`, collector/clock.py) at arrival and passes it to ccxt's own handler,
 and its `trades`/`orderbooks`/`tickers` dicts report what ccxt puts in them — each trade appended,
 each delta or reset applied to a book, each ticker (collector/ccxt_capture.py). That is the same
 for every exchange; what differs (control frames, sequence and checksum rules ccxt does not check,
@@ -28,6 +28,7 @@ from daedalus.collector.ccxt_capture import Hooks, Tap
 from daedalus.collector.ccxt_rows import SOURCE, MalformedFrame, book_row, ticker_row, trade_row  # noqa: F401
 from daedalus.collector.ccxt_shortcuts import iso8601
 from daedalus.collector.ccxt_taps import tap_property
+from daedalus.collector.clock import receive_ns
 from daedalus.collector.connection import (
     Connection,
     Disconnected,
@@ -120,7 +121,7 @@ def stamped_exchange_class(exchange_id: str) -> type:
         iso8601 = staticmethod(iso8601)  # ccxt's, the text up to the second cached
 
         def handle_message(self, client: Any, message: Any) -> None:
-            capture_ts = time.time_ns()
+            capture_ts = receive_ns()
             hooks = self.daedalus_hooks
             if hooks is None:
                 super().handle_message(client, message)

@@ -1,8 +1,9 @@
 """Steps of the host's wall clock, recorded in `events` (issue 24).
 
-Every receive time (`capture_ts`) is the host's wall clock (`time.time_ns()`); a step of that clock
-(NTP correcting a wrong clock, an operator's `date -s`) moves every receive time after it by the
-step, while the monotonic clock the collector's timers use does not move. Nothing in the rows shows
+Every receive time (`capture_ts`) follows the host's wall clock (collector/clock.py: a forward step
+at once, a backward step absorbed so that receive times never run backward); a step of that clock
+(NTP correcting a wrong clock, an operator's `date -s`) does not move the monotonic clock the
+collector's timers use. Nothing in the rows shows
 such a jump, so the watch compares the two clocks every `interval` seconds: when their difference
 moves by more than `threshold` seconds it records one `clock_step` event per exchange collected
 (`count` = the step in ms, signed; interval_start/interval_end = the wall clock at the last check
@@ -16,6 +17,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable
 
+from daedalus.collector.clock import receive_ns
 from daedalus.collector.connection import Emitter, event_row
 from daedalus.collector.queue import Record
 
@@ -36,7 +38,8 @@ def step_detail(step_ns: int) -> str:
     way = "forward" if step_ns > 0 else "backward"
     return (
         f"host wall clock stepped {way} by {abs(step_ns) / 1e9:.3f} s (against the monotonic clock); "
-        "receive times (capture_ts) after it are shifted by the step"
+        "receive times (capture_ts) follow a forward step at once and absorb a backward one "
+        "(collector/clock.py: they never run backward)"
     )
 
 
@@ -71,7 +74,7 @@ async def watch_clock(
                     interval_start=last_wall,
                     interval_end=wall,
                     detail=step_detail(step),
-                    capture_ts=wall,
+                    capture_ts=receive_ns(),
                 )
                 await emitter.emit(Record(source, "events", row))
         offset, last_wall = (

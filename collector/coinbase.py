@@ -31,13 +31,13 @@ import asyncio
 import bisect
 import json
 import os
-import time
 from collections import deque
 from datetime import UTC
 from typing import Any
 
 from daedalus.collector.backoff import retry_after_from_headers
 from daedalus.collector.book_log import HOUR_NS, levels, update_row
+from daedalus.collector.clock import receive_ns
 from daedalus.collector.coinbase_auth import make_jwt
 from daedalus.collector.coinbase_heal import make_healer, trade_columns
 from daedalus.collector.connection import (
@@ -263,7 +263,7 @@ class CoinbaseCollector:
                             )
                 state = {"expected": None}
                 async for raw in ws:
-                    capture_ts = time.time_ns()
+                    capture_ts = receive_ns()
                     await self.handle(raw, capture_ts, conn, ws, state)
         except InvalidStatus as e:
             status = e.response.status_code

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from daedalus.collector.backoff import Backoff
+from daedalus.collector.clock import receive_ns
 from daedalus.collector.queue import Record
 
 
@@ -66,7 +67,7 @@ def event_row(
     capture_ts: int | None = None,
 ) -> dict[str, Any]:
     """One `events` row (schemas.EVENTS); timestamps are int ns since epoch."""
-    ts = capture_ts if capture_ts is not None else time.time_ns()
+    ts = capture_ts if capture_ts is not None else receive_ns()
     row = envelope(ts, exchange, symbol, conn_id, seq)
     row.update(
         event_type=event_type,
@@ -184,7 +185,7 @@ class Emitter:
             self._tell_dropped(record)
             row = record.row
             key = (record.source, record.channel, row.get("exchange", ""), row.get("symbol"))
-            ts = row.get("capture_ts") or time.time_ns()
+            ts = row.get("capture_ts") or receive_ns()
             slot = self._local_drops.get(key)
             if slot is None:
                 self._local_drops[key] = [1, ts, ts]

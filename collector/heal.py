@@ -26,6 +26,7 @@ from typing import Any
 
 from daedalus.collector.backoff import Backoff, retry_after_from_headers
 from daedalus.collector.ccxt_rows import SOURCE, trade_row
+from daedalus.collector.clock import receive_ns
 from daedalus.collector.connection import Record, envelope, event_row, new_conn_id
 
 _SEEN_IDS = 20_000  # socket trade ids remembered per symbol (to drop REST rows it delivered)
@@ -171,7 +172,7 @@ class TradeHealer:
         # the edges just outside the dropped range; the interval runs from the first drop to now,
         # after the overflow events were written, so it covers them (what the build reads)
         before = Edge(lo, d.lo_ms, d.first_capture)
-        after = Edge(hi, d.hi_ms, time.time_ns())
+        after = Edge(hi, d.hi_ms, receive_ns())
         await self._heal(symbol, before, after)
 
     # ---- called when a trades session ends ----
@@ -217,7 +218,7 @@ class TradeHealer:
         for trade in new:
             await self._room()
             seq += 1
-            row = self.make_row(trade, envelope(time.time_ns(), self.c.exchange_id, symbol, conn_id, seq))
+            row = self.make_row(trade, envelope(receive_ns(), self.c.exchange_id, symbol, conn_id, seq))
             row["source"] = "rest"
             self.c.emitter.emit_nowait(Record(self.source, "trades", row))
         timed_out = time.monotonic() > deadline

@@ -25,6 +25,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from daedalus.collector.clock import receive_ns
+
 StreamKey = tuple[str, str, str | None, str | None]  # source, channel, exchange, symbol
 
 
@@ -82,7 +84,7 @@ def approx_bytes(row: object) -> int:
 
 
 def now_ns() -> int:
-    return time.time_ns()
+    return receive_ns()
 
 
 def capture_ns(value: Any) -> int | None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
+
+from daedalus.collector.clock import receive_ns
 
 
 def quarantine_event_rows(
@@ -14,7 +15,7 @@ def quarantine_event_rows(
     next_seq: Callable[[], int],
 ) -> list[dict]:
     """One `quarantine` row per (exchange, symbol) whose records of one batch were rejected."""
-    now = time.time_ns()
+    now = receive_ns()
     return [
         {
             "collected_at": now // 1_000_000,
