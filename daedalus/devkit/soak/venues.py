@@ -29,6 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
+from daedalus.collector.clock import receive_ns
 from daedalus.devkit.simulator.binance import FakeBinance, binance_id
 from daedalus.devkit.simulator.coinbase import FakeCoinbase
 from daedalus.devkit.simulator.wsfake import publish_step
@@ -242,7 +243,7 @@ async def collect_cycle(
             market.now_ms = max(market.now_ms, target - market.step_ms)
             if report["fault"] and "at_ms" not in report["fault"] and time.monotonic() >= fault_at:
                 f = report["fault"]
-                f["at_ms"] = int(time.time() * 1000)
+                f["at_ms"] = receive_ns() // 1_000_000  # on the collector's clock: the checks read capture_ts
                 await inject(f["kind"], f["venue"], f["symbol"], fakes, clock, root / "raw")
             await publish_step(market, binance, venues.values(), coinbase)
             await asyncio.sleep(STEP_MS / 1000)
@@ -258,7 +259,7 @@ async def collect_cycle(
         market_stop.set()
         await feeder
         await asyncio.sleep(DRAIN_SECONDS)
-        report["end_ms"] = int(time.time() * 1000)
+        report["end_ms"] = receive_ns() // 1_000_000
         report["books"] = true_books(fakes, market)
         report["sim_end_ms"] = market.now_ms
         stop.set()
