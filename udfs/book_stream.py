@@ -20,17 +20,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from daedalus.udfs import arrow_io as aio
-from daedalus.udfs import relations
+from daedalus.udfs import relations, unserved_memo
 from daedalus.udfs.kernels.book import new_breaks, new_state, place_breaks_chunk, rebuild_chunk
 from daedalus.udfs.register_book import (
     LEVEL,
     level_lists,
+    memo_arrays,
     offset_lists,
     reason_strings,
     row_flags,
     row_ids,
     row_kinds,
     row_rules,
+    unserved_rows,
 )
 
 KIND = "book_rebuild"
@@ -56,14 +58,21 @@ SCHEMA = pa.schema(
 
 
 class _Connection:
-    """One connection's replay state between batches."""
+    """One connection's replay state between batches, and its unserved rows so far (filed for
+    silver.orderbook_unserved when the connection ends, udfs/unserved_memo.py)."""
 
-    def __init__(self, start_us: int, anchored: bool) -> None:
-        self.start_us, self.anchored = start_us, anchored
+    def __init__(self, start_us: int, anchored: bool, strict: bool) -> None:
+        self.start_us, self.anchored, self.strict = start_us, anchored, strict
         self.base = 0
         self.state, self.front = new_state()
         self.sides = [np.empty(64) for _ in range(4)]
         self.breaks = new_breaks()
+        self.memo_key = unserved_memo.Digest((start_us, int(strict)))
+        self.unserved: list[dict[str, pa.Array]] = []
+
+    def finish(self) -> None:
+        cols = {k: pa.concat_arrays([u[k] for u in self.unserved]) for k in self.unserved[0]}
+        unserved_memo.put(self.memo_key.digest(), cols)
 
 
 def rebuild_stream(batches: Iterator[pa.RecordBatch], params: dict[str, Any]) -> Iterator[pa.RecordBatch]:
@@ -85,23 +94,32 @@ def rebuild_stream(batches: Iterator[pa.RecordBatch], params: dict[str, Any]) ->
             run_key = tuple(c[a] for c in cols)
             rows = batch.slice(a, b - a)
             if run_key != key:
+                if conn is not None:
+                    conn.finish()
                 key = run_key
                 # the slice start (`slice_start`, the same on every row): earlier rows only warm up
                 first_ts, start_us = (int(aio.ts_us(rows.column(c)[:1])[0]) for c in ("ts", "slice_start"))
-                conn = _Connection(start_us, first_ts < start_us)
+                strict = bool(rows.column("strict")[0].as_py())  # per exchange: the same on every row
+                conn = _Connection(start_us, first_ts < start_us, strict)
             assert conn is not None
             yield _chunk(rows, conn, params)
+    if conn is not None:
+        conn.finish()
 
 
 def _chunk(batch: pa.RecordBatch, conn: _Connection, params: dict[str, Any]) -> pa.RecordBatch:
     rows = pa.StructArray.from_arrays(batch.columns, names=batch.schema.names)
     ts = aio.ts_us(pc.struct_field(rows, "ts"))
-    kinds, _ = row_kinds(rows)
+    kinds, raw_kinds = row_kinds(rows)
     first, last, prev = (row_ids(rows, k) for k in ("first_update_id", "last_update_id", "prev_update_id"))
     rules, hold = row_rules(rows, prev, first, last, kinds), row_flags(rows, "hold")
-    strict = bool(row_flags(rows, "strict")[0])
-    bpx, bsz, boff = aio.levels(pc.struct_field(rows, "bids"))
-    apx, asz, aoff = aio.levels(pc.struct_field(rows, "asks"))
+    strict = conn.strict
+    sides = (pc.struct_field(rows, "bids"), pc.struct_field(rows, "asks"))
+    conn.memo_key.update(
+        memo_arrays(rows, ts, raw_kinds, kinds, first, last, prev, rules, hold, strict, sides)
+    )
+    bpx, bsz, boff = aio.levels(sides[0])
+    apx, asz, aoff = aio.levels(sides[1])
     start_us, bands = conn.start_us, np.asarray(params["bands"], np.float64)
     wanted = ts >= start_us
     got = rebuild_chunk(
@@ -128,7 +146,7 @@ def _chunk(batch: pa.RecordBatch, conn: _Connection, params: dict[str, Any]) -> 
         conn.front,
         *conn.sides,
     )
-    emit, restart, reason, applied, _account, obp, obs, obo, oap, oas, oao, bb, ab = got[:13]
+    emit, restart, reason, applied, account, obp, obs, obo, oap, oas, oao, bb, ab = got[:13]
     conn.sides = list(got[13:])
     del bpx, bsz, boff, apx, asz, aoff
     n_breaks = np.asarray(
@@ -140,6 +158,7 @@ def _chunk(batch: pa.RecordBatch, conn: _Connection, params: dict[str, Any]) -> 
         emit, applied, restart, reason, ts, n_breaks, staleness, conn.anchored, base, conn.breaks
     )
     conn.base += len(ts)
+    conn.unserved.append(unserved_rows(rows, kinds, emit, account, ts, conn.start_us))
     keep = np.flatnonzero(emit & wanted)
     mask = pa.array(emit & wanted)
     nb = bands.shape[0] - 1

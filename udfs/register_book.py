@@ -156,15 +156,17 @@ def rebuild_connection(
     """One connection's rows (seq order) through the kernel: a column per output field, one row per
     served row with ts ≥ start_us (the earlier rows only warm the book up and place breaks); with
     `unserved`, one row per book message with ts ≥ start_us that is not served, with its reason.
-    The served pass also files its unserved rows (udfs/unserved_memo.py), so the unserved call of the
-    same rows returns them without a second kernel pass."""
+    The served pass (here, or streamed: udfs/book_stream.py) files its unserved rows
+    (udfs/unserved_memo.py), so the unserved call of the same rows returns them without a second
+    kernel pass."""
     ts = aio.ts_us(pc.struct_field(rows, "ts"))
     kinds, raw_kinds = row_kinds(rows)
     first, last, prev = (row_ids(rows, k) for k in ("first_update_id", "last_update_id", "prev_update_id"))
     rules, hold = row_rules(rows, prev, first, last, kinds), row_flags(rows, "hold")
     sides = (pc.struct_field(rows, "bids"), pc.struct_field(rows, "asks"))
-    key = _memo_key(
-        rows, ts, raw_kinds, kinds, first, last, prev, rules, hold, strict_deletes, start_us, sides
+    key = unserved_memo.digest(
+        memo_arrays(rows, ts, raw_kinds, kinds, first, last, prev, rules, hold, strict_deletes, sides),
+        (int(start_us), int(bool(strict_deletes))),
     )
     if unserved:
         found = unserved_memo.take(key)
@@ -226,11 +228,12 @@ def rebuild_connection(
     return out
 
 
-def _memo_key(
-    rows, ts, raw_kinds, kinds, first, last, prev, rules, hold, strict_deletes, start_us, sides
-) -> bytes:
+def memo_arrays(
+    rows: pa.StructArray, ts, raw_kinds, kinds, first, last, prev, rules, hold, strict_deletes, sides
+) -> list[np.ndarray]:
     """What decides the unserved rows and their values: keys, ids (and which are NULL), kinds, flags,
-    the slice start, and the levels only where deletes are strict (otherwise they never decide)."""
+    and the levels (lengths, prices, sizes) only where deletes are strict (otherwise they never
+    decide); the digest (udfs/unserved_memo.py) adds the slice start."""
     nulls = [
         np.asarray(pc.is_null(pc.struct_field(rows, k)).to_numpy(zero_copy_only=False), bool)
         for k in ("ts", "last_update_id")
@@ -250,8 +253,9 @@ def _memo_key(
     ]
     if strict_deletes:
         for side in sides:
-            arrays.extend(aio.levels(side))
-    return unserved_memo.digest(arrays, (int(start_us), int(bool(strict_deletes))))
+            px, sz, off = aio.levels(side)
+            arrays.extend((px, sz, np.diff(off)))  # lengths, not offsets: the same in any chunking
+    return arrays
 
 
 def unserved_rows(
