@@ -36,11 +36,18 @@ def register_kind(kind: str, schema: pa.Schema, producer: Producer) -> None:
 
 def relation_sql(kind: str, params: dict[str, Any], sql: str) -> str:
     """The SQL naming the relation `kind` produces from `sql`'s rows with `params`."""
-    if "*/" in sql:
-        raise ValueError(f"relation {kind}: its input query may not contain '*/'")
     head = json.dumps(params, sort_keys=True)
     name = f"__daedalus_rel_{kind}_{hashlib.sha1((kind + head + sql).encode()).hexdigest()[:16]}"
-    return f"/*daedalus:relation {kind} {head}\n{sql}\n*/ {name}"
+    return f"/*daedalus:relation {kind} {head}\n{_escape(sql)}\n*/ {name}"
+
+
+def _escape(sql: str) -> str:
+    # comment delimiters in the input query (file globs: `**/*.parquet`) must not end or nest the comment
+    return sql.replace("%", "%25").replace("/*", "%2F*").replace("*/", "*%2F")
+
+
+def _unescape(text: str) -> str:
+    return text.replace("*%2F", "*/").replace("%2F*", "/*").replace("%25", "%")
 
 
 def bind(con: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
@@ -55,7 +62,8 @@ def bind(con: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
             raise ValueError(f"relation {kind}: no such kind (known: {', '.join(sorted(_KINDS))})")
         schema, producer = _KINDS[kind]
         params = json.loads(head)
-        stream = pa.RecordBatchReader.from_batches(schema, _run(con, tz, inner, params, schema, producer))
+        batches = _run(con, tz, _unescape(inner), params, schema, producer)
+        stream = pa.RecordBatchReader.from_batches(schema, batches)
         con.register(name, stream)
         names.append(name)
     return names

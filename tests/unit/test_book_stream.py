@@ -157,3 +157,17 @@ def test_a_query_streams_through_duckdb() -> None:
     # rows at ts ≥ 10 s served; bids: sizes 1 or 2 at 100, 99, 98, the book keeps the last size of each
     assert [(c, n) for c, n, _, _ in got] == [("c0", 19990), ("c1", 19990)]
     assert all(lv == 3 for *_, lv in got)
+
+
+def test_the_input_query_survives_comment_delimiters() -> None:
+    """File globs (`**/*.parquet`), percent signs and comment marks in the input query: the compiled SQL
+    still parses (the comment neither ends early nor nests) and the stream runs the query as written."""
+    con = duckdb.connect()
+    inner = "SELECT '**/*.parquet /* %2F */' AS s, 1 AS n"
+    relations.register_kind("echo_test", pa.schema([("s", pa.string()), ("n", pa.int32())]), lambda b, p: b)
+    sql = f"SELECT s, n FROM {relations.relation_sql('echo_test', {}, inner)}"
+    names = relations.bind(con, sql)
+    try:
+        assert con.execute(sql).fetchall() == [("**/*.parquet /* %2F */", 1)]
+    finally:
+        relations.unbind(con, names)
