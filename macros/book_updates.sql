@@ -124,7 +124,7 @@ upd_repeated AS (
     HAVING min(k.conn_id) <> max(k.conn_id)
 ),
 {{ series_break_counts('upd_pick', ['orderbook', 'book_updates'], 'upd_breaks') }},
-upd_rows AS (
+upd_rows AS NOT MATERIALIZED (
     SELECT b.exchange, b.symbol, b.conn_id, b.seq, p.ts, p.capture_ts, p.n_breaks, b.kind,
         {{ book_reject_reason() }} IS NOT NULL AS invalid,
         coalesce(r.first_conn <> b.conn_id, false) AS hold,
@@ -156,4 +156,37 @@ daedalus_book_rebuild(
     {{ partition.start }},
     {{ 'true' if unserved else 'false' }}
 )
+{%- endmacro %}
+
+{#- silver.orderbook's served books from `upd_rows`, streamed (udfs/book_stream.py, the relation kind
+    `book_rebuild` of udfs/relations.py): the rows sorted per connection by seq replay through the
+    resumable kernel batch by batch, so neither DuckDB nor Python holds a connection's slice whole. A
+    row without `sync_rule` (a lake written before it) takes the rule its connection's unnamed rows
+    imply (udfs/register_book.py `infer_rule`, the same test in SQL); new lakes skip that scan. -#}
+{% macro book_rebuild_stream() -%}
+{%- set rows_sql -%}
+WITH {{ book_update_rows() }},
+upd_rule AS (
+    SELECT exchange, symbol, conn_id,
+        CASE WHEN bool_or(kind = 'delta' AND NOT invalid AND prev_update_id IS NOT NULL) THEN 'prev_chain'
+             WHEN bool_or(kind = 'delta' AND NOT invalid AND first_update_id IS NOT NULL) THEN 'contiguous'
+             WHEN bool_or(kind = 'delta' AND NOT invalid AND last_update_id IS NOT NULL) THEN 'increasing'
+             ELSE 'none' END AS inferred_rule
+    FROM upd_rows
+    WHERE sync_rule IS NULL
+    GROUP BY ALL
+)
+SELECT r.exchange, r.symbol, r.conn_id, r.seq, r.ts, r.capture_ts, r.kind, r.first_update_id, r.last_update_id,
+    r.prev_update_id, r.bids, r.asks, r.n_breaks, coalesce(r.sync_rule, u.inferred_rule) AS sync_rule, r.invalid,
+    r.hold,
+    {%- if features.strict_book_deletes %}
+    r.exchange IN ('{{ features.strict_book_deletes | join("', '") }}')
+    {%- else %} false{% endif %} AS strict,
+    {{ partition.start }} AS slice_start
+FROM upd_rows r
+LEFT JOIN upd_rule u ON u.exchange = r.exchange AND u.symbol = r.symbol AND u.conn_id = r.conn_id
+ORDER BY r.exchange, r.symbol, r.conn_id, r.seq, r.capture_ts
+{%- endset -%}
+{{ python_relation('book_rebuild', {'max_levels': features.max_levels, 'bands': features.bands_bps | list,
+                                    'staleness_s': features.max_state_staleness_seconds}, rows_sql) }}
 {%- endmacro %}

@@ -368,6 +368,7 @@ def register_all(con: duckdb.DuckDBPyConnection, config: Config | None = None) -
     import duckdb
 
     t = duckdb.sqltype
+    from daedalus.udfs import book_stream  # noqa: F401  (registers the relation kind `book_rebuild`)
     from daedalus.udfs.register_book import register_book
 
     register_book(con)

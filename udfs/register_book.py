@@ -65,19 +65,19 @@ LEVEL = pa.struct([("price", pa.float64()), ("size", pa.float64())])
 PASS = ("seq", "ts", "capture_ts", "kind", "last_update_id")
 
 
-def _ids(rows: pa.StructArray, name: str) -> np.ndarray:
+def row_ids(rows: pa.StructArray, name: str) -> np.ndarray:
     return np.asarray(
         pc.fill_null(pc.struct_field(rows, name), NO_ID).to_numpy(zero_copy_only=False), np.int64
     )
 
 
-def _flags(rows: pa.StructArray, name: str) -> np.ndarray:
+def row_flags(rows: pa.StructArray, name: str) -> np.ndarray:
     if rows.type.get_field_index(name) < 0:
         return np.zeros(len(rows), bool)
     return np.asarray(pc.fill_null(pc.struct_field(rows, name), False).to_numpy(zero_copy_only=False), bool)
 
 
-def _kinds(rows: pa.StructArray) -> tuple[np.ndarray, np.ndarray]:
+def row_kinds(rows: pa.StructArray) -> tuple[np.ndarray, np.ndarray]:
     """Kernel kind codes (a row silver refuses, `invalid`, breaks the book, a refused checkpoint too)
     and the codes of the kind names as they are."""
     kind = pc.struct_field(rows, "kind")
@@ -93,7 +93,7 @@ def _kinds(rows: pa.StructArray) -> tuple[np.ndarray, np.ndarray]:
             "allowed: snapshot, delta, checkpoint (invalid from silver)"
         )
     raw = codes.copy()
-    invalid = _flags(rows, "invalid")
+    invalid = row_flags(rows, "invalid")
     codes[invalid & (codes == KIND_CHECKPOINT)] = KIND_INVALID_CHECKPOINT
     codes[invalid & (codes != KIND_INVALID_CHECKPOINT)] = KIND_INVALID
     return codes, raw
@@ -115,7 +115,7 @@ def infer_rule(prev_id: np.ndarray, first_id: np.ndarray, last_id: np.ndarray, k
     return RULE_NONE
 
 
-def _rules(
+def row_rules(
     rows: pa.StructArray, prev_id: np.ndarray, first_id: np.ndarray, last_id: np.ndarray, kinds: np.ndarray
 ) -> np.ndarray:
     if rows.type.get_field_index("sync_rule") < 0:
@@ -135,8 +135,13 @@ def _rules(
     return out
 
 
-def _lists(values: pa.Array, offsets: np.ndarray) -> pa.ListArray:
+def offset_lists(values: pa.Array, offsets: np.ndarray) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32), pa.int32()), values)
+
+
+def level_lists(px: np.ndarray, sz: np.ndarray, offsets: np.ndarray) -> pa.ListArray:
+    """Level lists (price, size structs) from flat prices, sizes and offsets."""
+    return offset_lists(pa.StructArray.from_arrays([pa.array(px), pa.array(sz)], fields=list(LEVEL)), offsets)
 
 
 def rebuild_connection(
@@ -151,15 +156,17 @@ def rebuild_connection(
     """One connection's rows (seq order) through the kernel: a column per output field, one row per
     served row with ts ≥ start_us (the earlier rows only warm the book up and place breaks); with
     `unserved`, one row per book message with ts ≥ start_us that is not served, with its reason.
-    The served pass also files its unserved rows (udfs/unserved_memo.py), so the unserved call of the
-    same rows returns them without a second kernel pass."""
+    The served pass (here, or streamed: udfs/book_stream.py) files its unserved rows
+    (udfs/unserved_memo.py), so the unserved call of the same rows returns them without a second
+    kernel pass."""
     ts = aio.ts_us(pc.struct_field(rows, "ts"))
-    kinds, raw_kinds = _kinds(rows)
-    first, last, prev = (_ids(rows, k) for k in ("first_update_id", "last_update_id", "prev_update_id"))
-    rules, hold = _rules(rows, prev, first, last, kinds), _flags(rows, "hold")
+    kinds, raw_kinds = row_kinds(rows)
+    first, last, prev = (row_ids(rows, k) for k in ("first_update_id", "last_update_id", "prev_update_id"))
+    rules, hold = row_rules(rows, prev, first, last, kinds), row_flags(rows, "hold")
     sides = (pc.struct_field(rows, "bids"), pc.struct_field(rows, "asks"))
-    key = _memo_key(
-        rows, ts, raw_kinds, kinds, first, last, prev, rules, hold, strict_deletes, start_us, sides
+    key = unserved_memo.digest(
+        memo_arrays(rows, ts, raw_kinds, kinds, first, last, prev, rules, hold, strict_deletes, sides),
+        (int(start_us), int(bool(strict_deletes))),
     )
     if unserved:
         found = unserved_memo.take(key)
@@ -172,7 +179,7 @@ def rebuild_connection(
     anchored = bool(len(ts) and ts[0] < start_us)
     emit, restart, reason, applied, account, obp, obs, obo, oap, oas, oao, bb, ab = rebuild_books(
         kinds,
-        _ids(rows, "seq"),
+        row_ids(rows, "seq"),
         first,
         last,
         prev,
@@ -191,7 +198,7 @@ def rebuild_connection(
         anchored,
     )
     del bpx, bsz, boff, apx, asz, aoff
-    not_served = _unserved_rows(rows, kinds, emit, account, ts, start_us)
+    not_served = unserved_rows(rows, kinds, emit, account, ts, start_us)
     if unserved:
         return not_served
     unserved_memo.put(key, not_served)
@@ -212,26 +219,27 @@ def rebuild_connection(
         emit=pa.array(emit[keep]),
         restart=pa.array(restart[keep]),
         break_before=pa.array(bb_flags[keep]),
-        reason=_reasons(why[keep]),
-        bids=_lists(pa.StructArray.from_arrays([pa.array(obp), pa.array(obs)], fields=list(LEVEL)), b_off),
-        asks=_lists(pa.StructArray.from_arrays([pa.array(oap), pa.array(oas)], fields=list(LEVEL)), a_off),
-        bid_bands=_lists(aio.f64_array(bb[keep].ravel()), band_off),
-        ask_bands=_lists(aio.f64_array(ab[keep].ravel()), band_off),
+        reason=reason_strings(why[keep]),
+        bids=level_lists(obp, obs, b_off),
+        asks=level_lists(oap, oas, a_off),
+        bid_bands=offset_lists(aio.f64_array(bb[keep].ravel()), band_off),
+        ask_bands=offset_lists(aio.f64_array(ab[keep].ravel()), band_off),
     )
     return out
 
 
-def _memo_key(
-    rows, ts, raw_kinds, kinds, first, last, prev, rules, hold, strict_deletes, start_us, sides
-) -> bytes:
+def memo_arrays(
+    rows: pa.StructArray, ts, raw_kinds, kinds, first, last, prev, rules, hold, strict_deletes, sides
+) -> list[np.ndarray]:
     """What decides the unserved rows and their values: keys, ids (and which are NULL), kinds, flags,
-    the slice start, and the levels only where deletes are strict (otherwise they never decide)."""
+    and the levels (lengths, prices, sizes) only where deletes are strict (otherwise they never
+    decide); the digest (udfs/unserved_memo.py) adds the slice start."""
     nulls = [
         np.asarray(pc.is_null(pc.struct_field(rows, k)).to_numpy(zero_copy_only=False), bool)
         for k in ("ts", "last_update_id")
     ]
     arrays = [
-        _ids(rows, "seq"),
+        row_ids(rows, "seq"),
         ts,
         aio.ts_us(pc.struct_field(rows, "capture_ts")),
         raw_kinds,
@@ -245,11 +253,12 @@ def _memo_key(
     ]
     if strict_deletes:
         for side in sides:
-            arrays.extend(aio.levels(side))
-    return unserved_memo.digest(arrays, (int(start_us), int(bool(strict_deletes))))
+            px, sz, off = aio.levels(side)
+            arrays.extend((px, sz, np.diff(off)))  # lengths, not offsets: the same in any chunking
+    return arrays
 
 
-def _unserved_rows(
+def unserved_rows(
     rows: pa.StructArray,
     kinds: np.ndarray,
     emit: np.ndarray,
@@ -266,16 +275,16 @@ def _unserved_rows(
         emit=pa.array(np.zeros(keep.shape[0], bool)),
         restart=pa.array(np.zeros(keep.shape[0], bool)),
         break_before=pa.array(np.zeros(keep.shape[0], bool)),
-        reason=_reasons(account[keep]),
-        bids=_lists(pa.array([], LEVEL), empty),
-        asks=_lists(pa.array([], LEVEL), empty),
-        bid_bands=_lists(pa.array([], pa.float64()), empty),
-        ask_bands=_lists(pa.array([], pa.float64()), empty),
+        reason=reason_strings(account[keep]),
+        bids=offset_lists(pa.array([], LEVEL), empty),
+        asks=offset_lists(pa.array([], LEVEL), empty),
+        bid_bands=offset_lists(pa.array([], pa.float64()), empty),
+        ask_bands=offset_lists(pa.array([], pa.float64()), empty),
     )
     return out
 
 
-def _reasons(codes: np.ndarray) -> pa.Array:
+def reason_strings(codes: np.ndarray) -> pa.Array:
     return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int8()), pa.array(REASONS)).cast(pa.string())
 
 

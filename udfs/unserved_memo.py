@@ -33,16 +33,38 @@ _held = 0
 _hits = 0
 
 
+class Digest:
+    """A digest of the inputs that decide which rows are unserved and what they hold, fed in pieces:
+    the arrays of a connection's rows given chunk by chunk (the same arrays, in the same order, each
+    call) digest as the whole arrays given at once."""
+
+    def __init__(self, scalars: tuple[int, ...]) -> None:
+        self.scalars = scalars
+        self.parts: list[tuple[hashlib.blake2b, list[int], list[str]]] = []
+
+    def update(self, arrays: list[np.ndarray]) -> Digest:
+        if not self.parts:
+            self.parts = [(hashlib.blake2b(digest_size=20), [0], []) for _ in arrays]
+        for (h, n, dtype), a in zip(self.parts, arrays, strict=True):
+            a = np.ascontiguousarray(a)
+            n[0] += a.shape[0]
+            dtype[:] = [str(a.dtype)]
+            h.update(memoryview(a).cast("B"))
+        return self
+
+    def digest(self) -> bytes:
+        h = hashlib.blake2b(digest_size=20)
+        h.update(np.asarray(self.scalars, np.int64).tobytes())
+        for part, n, dtype in self.parts:
+            h.update(np.int64(n[0]).tobytes())
+            h.update("".join(dtype).encode())
+            h.update(part.digest())
+        return h.digest()
+
+
 def digest(arrays: list[np.ndarray], scalars: tuple[int, ...]) -> bytes:
     """A digest of the inputs that decide which rows are unserved and what the unserved rows hold."""
-    h = hashlib.blake2b(digest_size=20)
-    h.update(np.asarray(scalars, np.int64).tobytes())
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(np.int64(a.shape[0]).tobytes())
-        h.update(str(a.dtype).encode())
-        h.update(memoryview(a).cast("B"))
-    return h.digest()
+    return Digest(scalars).update(arrays).digest()
 
 
 def _rows(cols: dict[str, pa.Array]) -> int:

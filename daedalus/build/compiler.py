@@ -35,6 +35,7 @@ from daedalus.build.project import Model, Project, SqlTest
 from daedalus.errors import CompileError, DaedalusError
 from daedalus.sqltext import read_parquet_sql, sql_ident, sql_str
 from daedalus.udfs.columns import VpinParams, output_columns, params_sql, vpin_params_sql
+from daedalus.udfs.relations import relation_sql
 
 PLACEHOLDER_DATE = "2000-01-01"
 
@@ -229,6 +230,8 @@ class Compiler:
             # the sequential kernels' parameters for a symbol, as the UDF's one struct argument
             sequential_params=lambda symbol=None: params_sql(cfg.etl.sequential_params(symbol)),
             vpin_params=lambda symbol=None: vpin_params_sql(VpinParams.from_config(cfg.etl, symbol)),
+            # a relation Python streams from a query's rows (udfs/relations.py; bound at execution)
+            python_relation=relation_sql,
         )
         if partition is None:
             ctx.pop("partition")  # StrictUndefined: using it outside a partitioned model is an error

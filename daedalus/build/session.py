@@ -166,6 +166,9 @@ class Session:
     def execute_copy(self, model: Model, part: PartPlan, sql: str) -> int:
         import duckdb
 
+        from daedalus.udfs import relations
+
+        names = relations.bind(self.con, sql)
         try:
             row = self.con.execute(sql).fetchone()
         except duckdb.Error as e:
@@ -176,6 +179,8 @@ class Session:
             if storage is not None:
                 raise storage from None
             raise BuildError(f"{model.path}: {model.relation}{where}: {str(e).splitlines()[0]}") from None
+        finally:
+            relations.unbind(self.con, names)
         return int(row[0]) if row else 0
 
     def apply_settings(self, model: Model) -> dict[str, Any]:

@@ -10,7 +10,7 @@
   (they are the same books cut to a depth); a connection with only snapshots builds as before.
 
   Updates (udfs/kernels/book.py, rows: macros/book_updates.sql): each connection's rows replay in
-  seq order, by the row's sync rule, from its last snapshot or checkpoint with exchange time before
+  seq order, streamed batch by batch (udfs/book_stream.py), by the row's sync rule, from its last snapshot or checkpoint with exchange time before
   the slice (hourly checkpoints: found within `anchor_seconds`, macros/book_updates.sql), so a slice or a day rebuilds from its
   own rows plus that one load and equals a build from the connection's start. Bands are summed over
   the whole rebuilt book. A delta that cannot apply breaks the book until the next load: its rows are
@@ -27,17 +27,10 @@
 -#}
 {%- set bands = features.bands_bps %}
 WITH {{ book_update_rows() }},
-upd_rebuilt AS (
-    SELECT exchange, symbol, conn_id, {{ book_rebuild_call(false) }} AS r
-    FROM upd_rows
-    GROUP BY exchange, symbol, conn_id
-),
 upd_out AS (
-    SELECT exchange, symbol, conn_id, unnest(r.seq) AS seq, unnest(r.ts) AS ts, unnest(r.capture_ts) AS capture_ts,
-        unnest(r.kind) AS kind, unnest(r.last_update_id) AS nonce,
-        unnest(r.break_before) AS break_before, unnest(r.reason) AS reason,
-        unnest(r.bids) AS bids, unnest(r.asks) AS asks, unnest(r.bid_bands) AS bid_bands, unnest(r.ask_bands) AS ask_bands
-    FROM upd_rebuilt
+    SELECT exchange, symbol, conn_id, seq, ts, capture_ts, kind, last_update_id AS nonce, break_before, reason,
+        bids, asks, bid_bands, ask_bands
+    FROM {{ book_rebuild_stream() }}
 ),
 from_updates AS (
     SELECT exchange, symbol, {{ utc_date('ts') }} AS date, ts, seq, nonce, capture_ts, conn_id, bids, asks,

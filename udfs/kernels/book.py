@@ -234,8 +234,31 @@ def _sync(rule: int, f: int, u: int, p: int, last: int, after_load: bool) -> int
     return REGRESSED if u != NO_ID and u == last else OK
 
 
+def rebuild_books(*args: object) -> tuple:
+    """Replay one connection's rows (seq order): `rebuild_chunk`'s first 18 arguments (kind …
+    anchored), from a fresh state. Returns, per input row: emit (served), restart, reason (the
+    restart's on loads and served rows; why not, on the others), applied (the row loaded or changed
+    the book), account (why a message is not served: DUPLICATE for a held row, OK when
+    served and for checkpoints), then the served books' top levels flattened (bid px/sz/offsets, ask
+    px/sz/offsets; a row not served or not `wanted` has no levels), and the band sums (rows × bands,
+    NaN = NULL) of bids and asks. `wanted` marks the rows whose books are asked for: the warm-up rows
+    a slice replays from its anchor are applied and checked, but their levels are never copied out.
+    `anchored`: the first row is a slice's anchor (a load before the slice), not a series start."""
+    state, front = new_state()
+    scratch = [np.empty(64) for _ in range(4)]
+    return rebuild_chunk(*args, np.int64(0), state, front, *scratch)[:13]
+
+
 @njit(cache=True)
-def rebuild_books(
+def new_state() -> tuple[np.ndarray, np.ndarray]:
+    """A fresh replay state for `rebuild_chunk`: no book, nothing seen."""
+    state = np.zeros(7, np.int64)
+    state[3], state[4], state[6] = OK, NO_ID, NO_ID
+    return state, np.full(2, np.inf)
+
+
+@njit(cache=True)
+def rebuild_chunk(
     kind: np.ndarray,
     seq: np.ndarray,
     first_id: np.ndarray,
@@ -254,29 +277,19 @@ def rebuild_books(
     rule: np.ndarray,
     hold: np.ndarray,
     anchored: bool,
-) -> tuple[
-    np.ndarray,
-    np.ndarray,
-    np.ndarray,
-    np.ndarray,
-    np.ndarray,
-    np.ndarray,
-    np.ndarray,
-    np.ndarray,
-    np.ndarray,
-    np.ndarray,
-    np.ndarray,
-    np.ndarray,
-    np.ndarray,
-]:
-    """Replay one connection's rows (seq order). Returns, per input row: emit (served), restart,
-    reason (the restart's on loads and served rows; why not, on the others), applied (the row loaded
-    or changed the book), account (why a message is not served: DUPLICATE for a held row, OK when
-    served and for checkpoints), then the served books' top levels flattened (bid px/sz/offsets, ask
-    px/sz/offsets; a row not served or not `wanted` has no levels), and the band sums (rows × bands,
-    NaN = NULL) of bids and asks. `wanted` marks the rows whose books are asked for: the warm-up rows
-    a slice replays from its anchor are applied and checked, but their levels are never copied out.
-    `anchored`: the first row is a slice's anchor (a load before the slice), not a series start."""
+    base: np.int64,
+    state: np.ndarray,
+    front: np.ndarray,
+    bk: np.ndarray,
+    bs: np.ndarray,
+    ak: np.ndarray,
+    asz: np.ndarray,
+) -> tuple:
+    """`rebuild_books` over one chunk of a connection's rows, resumable: the chunk's first row is row
+    `base` of the connection, and the replay's state is carried from the previous chunk in `state`
+    (n_bids, n_asks, have, broken, last, after_load, prev_seq; updated in place), `front` (the
+    sides' frontiers; in place) and the sides `bk, bs, ak, asz` (returned after the 13 outputs: they
+    grow). A connection replayed in chunks gives exactly what one call over all its rows gives."""
     n = kind.shape[0]
     emit = np.zeros(n, np.bool_)
     applied = np.zeros(n, np.bool_)
@@ -292,19 +305,17 @@ def rebuild_books(
     ob_px, ob_sz = np.empty(cap), np.empty(cap)
     oa_px, oa_sz = np.empty(cap), np.empty(cap)
 
-    bk, bs = np.empty(64), np.empty(64)
-    ak, asz = np.empty(64), np.empty(64)
-    n_b = n_a = 0
-    f_b = f_a = np.inf
-    have = False  # a book is held
-    broken = OK  # why the book was lost (reason carried to the recovering load), OK when never lost
-    last = NO_ID
-    after_load = False
-    prev_seq = NO_ID
+    n_b, n_a = state[0], state[1]
+    f_b, f_a = front[0], front[1]
+    have = state[2] != 0  # a book is held
+    broken = state[3]  # why the book was lost (reason carried to the recovering load), OK when never lost
+    last = state[4]
+    after_load = state[5] != 0
+    prev_seq = state[6]
     for i in range(n):
         b0, b1, a0, a1 = bid_off[i], bid_off[i + 1], ask_off[i], ask_off[i + 1]
         ob_off[i + 1], oa_off[i + 1] = ob_off[i], oa_off[i]
-        if i > 0 and seq[i] == prev_seq:
+        if i + base > 0 and seq[i] == prev_seq:
             reason[i] = account[i] = DUPLICATE
             continue
         prev_seq = seq[i]
@@ -340,9 +351,9 @@ def rebuild_books(
             if k == KIND_SNAPSHOT:
                 restart[i], reason[i] = True, SNAPSHOT
             elif not have:
-                if not (i == 0 and anchored):
+                if not (i + base == 0 and anchored):
                     restart[i] = True
-                    reason[i] = SERIES_START if i == 0 or broken == OK else broken
+                    reason[i] = SERIES_START if i + base == 0 or broken == OK else broken
             elif not (
                 _same(bid_px, bid_sz, b0, b1, 1.0, bk, bs, n_b)
                 and _same(ask_px, ask_sz, a0, a1, -1.0, ak, asz, n_a)
@@ -381,6 +392,9 @@ def rebuild_books(
             mid = (bk[n_b - 1] + -ak[n_a - 1]) / 2
             _bands(bk, bs, n_b, 1.0, mid, bands, bid_band[i])
             _bands(ak, asz, n_a, -1.0, mid, bands, ask_band[i])
+    state[0], state[1], state[2], state[3] = n_b, n_a, have, broken
+    state[4], state[5], state[6] = last, after_load, prev_seq
+    front[0], front[1] = f_b, f_a
     return (
         emit,
         restart,
@@ -395,10 +409,13 @@ def rebuild_books(
         oa_off,
         bid_band,
         ask_band,
+        bk,
+        bs,
+        ak,
+        asz,
     )
 
 
-@njit(cache=True)
 def place_breaks(
     emit: np.ndarray,
     applied: np.ndarray,
@@ -409,25 +426,49 @@ def place_breaks(
     staleness_us: np.int64,
     anchored: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
+    """`place_breaks_chunk` over all of one connection's rows."""
+    return place_breaks_chunk(
+        emit, applied, restart, reason, ts_us, n_breaks, staleness_us, anchored, np.int64(0), new_breaks()
+    )
+
+
+@njit(cache=True)
+def new_breaks() -> np.ndarray:
+    """A fresh `place_breaks_chunk` state: (has_prev, prev ts, prev n_breaks, pending, pending_why)."""
+    return np.zeros(5, np.int64)
+
+
+@njit(cache=True)
+def place_breaks_chunk(
+    emit: np.ndarray,
+    applied: np.ndarray,
+    restart: np.ndarray,
+    reason: np.ndarray,
+    ts_us: np.ndarray,
+    n_breaks: np.ndarray,
+    staleness_us: np.int64,
+    anchored: bool,
+    base: np.int64,
+    state: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """break_before and break reason of the served rows (False / OK elsewhere). Over the rows that
     loaded or changed the book, a row breaks on a restart, a break event since the previous such row
     (`n_breaks` grew), more than `staleness_us` of exchange time since it, or when it is the first
     (unless it is a slice's anchor, `anchored`); a break on a row that is not served (a checkpoint, a
     held row) moves to the next served row, with the first restart's reason unless that row restarts
-    itself."""
+    itself. Resumable like `rebuild_chunk`: row 0 is the connection's row `base`, `state` carries on."""
     n = emit.shape[0]
     out = np.zeros(n, np.bool_)
     why = np.zeros(n, np.int8)
-    prev = -1
-    pending = False
-    pending_why = OK
+    has_prev, prev_ts, prev_nb = state[0] != 0, state[1], state[2]
+    pending, pending_why = state[3] != 0, state[4]
     for i in range(n):
         if not applied[i]:
             continue
-        if prev < 0:
-            flag = restart[i] or not (anchored and i == 0)
+        if not has_prev:
+            flag = restart[i] or not (anchored and i + base == 0)
         else:
-            flag = restart[i] or n_breaks[i] > n_breaks[prev] or ts_us[i] - ts_us[prev] > staleness_us
+            flag = restart[i] or n_breaks[i] > prev_nb or ts_us[i] - prev_ts > staleness_us
         if flag:
             pending = True
             if restart[i] and pending_why == OK:
@@ -436,5 +477,6 @@ def place_breaks(
             out[i] = pending
             why[i] = reason[i] if restart[i] else pending_why
             pending, pending_why = False, OK
-        prev = i
+        has_prev, prev_ts, prev_nb = True, ts_us[i], n_breaks[i]
+    state[0], state[1], state[2], state[3], state[4] = has_prev, prev_ts, prev_nb, pending, pending_why
     return out, why

@@ -78,6 +78,7 @@ def flatten_profile(node: dict[str, Any], depth: int = 0) -> list[OperatorTiming
 def profile_model(config: Config, model: str, partition: str | None = None) -> ModelProfile:
     """Run one partition of `model` (default: its newest) under the profiler; see the module doc."""
     from daedalus.build import api
+    from daedalus.udfs import relations
 
     sql = api.compile_sql(config, model, partition, udfs=True)
     header, _, query = sql.partition("\n")
@@ -87,7 +88,9 @@ def profile_model(config: Config, model: str, partition: str | None = None) -> M
         con.execute("PRAGMA enable_profiling = 'json'")
         con.execute(f"PRAGMA profiling_output = '{prof}'")
         t = time.perf_counter()
+        names = relations.bind(con, query)  # a streamed relation (silver.orderbook's book rebuild)
         con.execute(f"COPY (\n{query}\n) TO '{Path(tmp) / 'rows.parquet'}' (FORMAT parquet)")
+        relations.unbind(con, names)
         seconds = time.perf_counter() - t
         con.execute("PRAGMA disable_profiling")
         doc = json.loads(prof.read_text())

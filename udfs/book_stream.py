@@ -1,0 +1,180 @@
+"""The full-depth book rebuild as a stream (udfs/relations.py kind `book_rebuild`): silver.orderbook's
+served books, produced batch by batch.
+
+The input is bronze `book_updates` rows sorted by (exchange, symbol, conn_id, seq, capture_ts), with the
+columns `daedalus_book_rebuild` takes per row (udfs/register_book.py) plus the connection keys, `strict`
+(deletes are strict on this exchange) and `sync_rule` already named (a connection without one carries the
+rule inferred from its rows, macros/book_updates.sql). Each connection's rows replay through the
+resumable kernel (udfs/kernels/book.py `rebuild_chunk`, `place_breaks_chunk`): its state is carried
+from batch to batch, so the rows out equal what one call over the connection's whole rows gives, while
+only a batch of rows and books is held at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from daedalus.udfs import arrow_io as aio
+from daedalus.udfs import relations, unserved_memo
+from daedalus.udfs.kernels.book import new_breaks, new_state, place_breaks_chunk, rebuild_chunk
+from daedalus.udfs.register_book import (
+    LEVEL,
+    level_lists,
+    memo_arrays,
+    offset_lists,
+    reason_strings,
+    row_flags,
+    row_ids,
+    row_kinds,
+    row_rules,
+    unserved_rows,
+)
+
+KIND = "book_rebuild"
+KEYS = ("exchange", "symbol", "conn_id")
+SCHEMA = pa.schema(
+    [
+        ("exchange", pa.string()),
+        ("symbol", pa.string()),
+        ("conn_id", pa.string()),
+        ("seq", pa.int64()),
+        ("ts", pa.timestamp("us", tz="UTC")),
+        ("capture_ts", pa.timestamp("us", tz="UTC")),
+        ("kind", pa.string()),
+        ("last_update_id", pa.int64()),
+        ("break_before", pa.bool_()),
+        ("reason", pa.string()),
+        ("bids", pa.list_(LEVEL)),
+        ("asks", pa.list_(LEVEL)),
+        ("bid_bands", pa.list_(pa.float64())),
+        ("ask_bands", pa.list_(pa.float64())),
+    ]
+)
+
+
+class _Connection:
+    """One connection's replay state between batches, and its unserved rows so far (filed for
+    silver.orderbook_unserved when the connection ends, udfs/unserved_memo.py)."""
+
+    def __init__(self, start_us: int, anchored: bool, strict: bool) -> None:
+        self.start_us, self.anchored, self.strict = start_us, anchored, strict
+        self.base = 0
+        self.state, self.front = new_state()
+        self.sides = [np.empty(64) for _ in range(4)]
+        self.breaks = new_breaks()
+        self.memo_key = unserved_memo.Digest((start_us, int(strict)))
+        self.unserved: list[dict[str, pa.Array]] = []
+
+    def finish(self) -> None:
+        cols = {k: pa.concat_arrays([u[k] for u in self.unserved]) for k in self.unserved[0]}
+        unserved_memo.put(self.memo_key.digest(), cols)
+
+
+def rebuild_stream(batches: Iterator[pa.RecordBatch], params: dict[str, Any]) -> Iterator[pa.RecordBatch]:
+    """The served rows (ts ≥ the slice start) of every connection in `batches`, in input order."""
+    conn: _Connection | None = None
+    key: tuple[Any, ...] | None = None
+    for batch in batches:
+        n = batch.num_rows
+        if n == 0:
+            continue
+        cols = [batch.column(k).to_numpy(zero_copy_only=False) for k in KEYS]
+        change = np.zeros(n, bool)
+        for c in cols:
+            change[1:] |= c[1:] != c[:-1]
+        starts = [*np.flatnonzero(change).tolist(), n]
+        if starts[0] != 0:
+            starts.insert(0, 0)
+        for a, b in zip(starts[:-1], starts[1:], strict=True):
+            run_key = tuple(c[a] for c in cols)
+            rows = batch.slice(a, b - a)
+            if run_key != key:
+                if conn is not None:
+                    conn.finish()
+                key = run_key
+                # the slice start (`slice_start`, the same on every row): earlier rows only warm up
+                first_ts, start_us = (int(aio.ts_us(rows.column(c)[:1])[0]) for c in ("ts", "slice_start"))
+                strict = bool(rows.column("strict")[0].as_py())  # per exchange: the same on every row
+                conn = _Connection(start_us, first_ts < start_us, strict)
+            assert conn is not None
+            yield _chunk(rows, conn, params)
+    if conn is not None:
+        conn.finish()
+
+
+def _chunk(batch: pa.RecordBatch, conn: _Connection, params: dict[str, Any]) -> pa.RecordBatch:
+    rows = pa.StructArray.from_arrays(batch.columns, names=batch.schema.names)
+    ts = aio.ts_us(pc.struct_field(rows, "ts"))
+    kinds, raw_kinds = row_kinds(rows)
+    first, last, prev = (row_ids(rows, k) for k in ("first_update_id", "last_update_id", "prev_update_id"))
+    rules, hold = row_rules(rows, prev, first, last, kinds), row_flags(rows, "hold")
+    strict = conn.strict
+    sides = (pc.struct_field(rows, "bids"), pc.struct_field(rows, "asks"))
+    conn.memo_key.update(
+        memo_arrays(rows, ts, raw_kinds, kinds, first, last, prev, rules, hold, strict, sides)
+    )
+    bpx, bsz, boff = aio.levels(sides[0])
+    apx, asz, aoff = aio.levels(sides[1])
+    start_us, bands = conn.start_us, np.asarray(params["bands"], np.float64)
+    wanted = ts >= start_us
+    got = rebuild_chunk(
+        kinds,
+        row_ids(rows, "seq"),
+        first,
+        last,
+        prev,
+        bpx,
+        bsz,
+        boff,
+        apx,
+        asz,
+        aoff,
+        np.int64(params["max_levels"]),
+        bands,
+        strict,
+        wanted,
+        rules,
+        hold,
+        conn.anchored,
+        np.int64(conn.base),
+        conn.state,
+        conn.front,
+        *conn.sides,
+    )
+    emit, restart, reason, applied, account, obp, obs, obo, oap, oas, oao, bb, ab = got[:13]
+    conn.sides = list(got[13:])
+    del bpx, bsz, boff, apx, asz, aoff
+    n_breaks = np.asarray(
+        pc.fill_null(pc.struct_field(rows, "n_breaks"), 0).to_numpy(zero_copy_only=False), np.int64
+    )
+    staleness = np.int64(int(params["staleness_s"] * 1_000_000))
+    base = np.int64(conn.base)
+    flags, why = place_breaks_chunk(
+        emit, applied, restart, reason, ts, n_breaks, staleness, conn.anchored, base, conn.breaks
+    )
+    conn.base += len(ts)
+    conn.unserved.append(unserved_rows(rows, kinds, emit, account, ts, conn.start_us))
+    keep = np.flatnonzero(emit & wanted)
+    mask = pa.array(emit & wanted)
+    nb = bands.shape[0] - 1
+    band_off = np.arange(keep.shape[0] + 1, dtype=np.int64) * nb
+    # rows not kept hold no levels, so the kept rows' offsets (and the end) address the values as they are
+    b_off, a_off = np.append(obo[keep], obo[-1]), np.append(oao[keep], oao[-1])
+    out = [batch.column(k).filter(mask) for k in (*KEYS, "seq", "ts", "capture_ts", "kind", "last_update_id")]
+    out += [
+        pa.array(flags[keep]),
+        reason_strings(why[keep]),
+        level_lists(obp, obs, b_off),
+        level_lists(oap, oas, a_off),
+        offset_lists(aio.f64_array(bb[keep].ravel()), band_off),
+        offset_lists(aio.f64_array(ab[keep].ravel()), band_off),
+    ]
+    return pa.RecordBatch.from_arrays(out, schema=SCHEMA)
+
+
+relations.register_kind(KIND, SCHEMA, rebuild_stream)

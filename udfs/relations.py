@@ -1,0 +1,94 @@
+"""Python relations: a relation of a model's SQL that Python produces by streaming another query's rows.
+
+A model's SQL names such a relation with `relation_sql(kind, params, sql)`: the relation's name, preceded
+by a comment holding its kind, parameters and input query, so the compiled SQL carries everything
+needed to run it. `bind(con, sql)` registers, for every relation `sql` names, a lazy Arrow stream on
+`con`: when the query scans it, the input query runs on a cursor of the same database and its rows
+stream through the kind's producer (registered with `register_kind`), batch by batch. Nothing is held
+whole: the input comes sorted from DuckDB (which spills), and the output is consumed as it is made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    import duckdb
+
+Producer = Callable[[Iterator[pa.RecordBatch], dict[str, Any]], Iterator[pa.RecordBatch]]
+"""The input query's batches and the relation's parameters → the relation's batches."""
+
+_KINDS: dict[str, tuple[pa.Schema, Producer]] = {}
+_MARK = re.compile(r"/\*daedalus:relation (\w+) (\{[^\n]*\})\n(.*?)\n\*/ (__daedalus_rel_\w+)", re.DOTALL)
+BATCH_ROWS = 16_384
+"""Input rows per batch handed to a producer (its memory follows the batch, not the slice)."""
+
+
+def register_kind(kind: str, schema: pa.Schema, producer: Producer) -> None:
+    _KINDS[kind] = (schema, producer)
+
+
+def relation_sql(kind: str, params: dict[str, Any], sql: str) -> str:
+    """The SQL naming the relation `kind` produces from `sql`'s rows with `params`."""
+    head = json.dumps(params, sort_keys=True)
+    name = f"__daedalus_rel_{kind}_{hashlib.sha1((kind + head + sql).encode()).hexdigest()[:16]}"
+    return f"/*daedalus:relation {kind} {head}\n{_escape(sql)}\n*/ {name}"
+
+
+def _escape(sql: str) -> str:
+    # comment delimiters in the input query (file globs: `**/*.parquet`) must not end or nest the comment
+    return sql.replace("%", "%25").replace("/*", "%2F*").replace("*/", "*%2F")
+
+
+def _unescape(text: str) -> str:
+    return text.replace("*%2F", "*/").replace("%2F*", "/*").replace("%25", "%")
+
+
+def bind(con: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
+    """Register on `con` a stream for every Python relation `sql` names; returns their names (for
+    `unbind`)."""
+    names = []
+    found = _MARK.findall(sql)
+    # read here, not in the stream: `con` is busy with the query while the stream runs
+    tz = con.execute("SELECT current_setting('TimeZone')").fetchone()[0] if found else "UTC"
+    for kind, head, inner, name in found:
+        if kind not in _KINDS:
+            raise ValueError(f"relation {kind}: no such kind (known: {', '.join(sorted(_KINDS))})")
+        schema, producer = _KINDS[kind]
+        params = json.loads(head)
+        batches = _run(con, tz, _unescape(inner), params, schema, producer)
+        stream = pa.RecordBatchReader.from_batches(schema, batches)
+        con.register(name, stream)
+        names.append(name)
+    return names
+
+
+def unbind(con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
+    for name in names:
+        con.unregister(name)
+
+
+def _run(
+    con: duckdb.DuckDBPyConnection,
+    tz: str,
+    sql: str,
+    params: dict[str, Any],
+    schema: pa.Schema,
+    producer: Producer,
+) -> Iterator[pa.RecordBatch]:
+    # A cursor: the input query runs while the query scanning this stream runs on `con`.
+    cur = con.cursor()
+    try:
+        cur.execute(f"SET TimeZone = '{tz}'")
+        reader = cur.execute(sql).to_arrow_reader(BATCH_ROWS)
+        for out in producer(iter(reader), params):
+            if out.num_rows:
+                yield out.cast(schema) if out.schema != schema else out
+    finally:
+        cur.close()
