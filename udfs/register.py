@@ -370,8 +370,10 @@ def register_all(con: duckdb.DuckDBPyConnection, config: Config | None = None) -
     t = duckdb.sqltype
     from daedalus.udfs import book_stream  # noqa: F401  (registers the relation kind `book_rebuild`)
     from daedalus.udfs.register_book import register_book
+    from daedalus.udfs.register_checks import register_checks
 
     register_book(con)
+    register_checks(con)
     if not aio.registered(con, OFI):
         con.create_function(
             OFI,

@@ -163,6 +163,9 @@ def write_catalog(config: Config, spec: CatalogSpec, force: bool = False) -> str
             from daedalus.lake import open_lake
 
             open_lake(config).configure_connection(con)
+        # One transaction for the whole file: ~400 statements (a COMMENT per documented column) each
+        # committed on its own cost ~4 ms apiece, most of a build's catalog refresh.
+        con.execute("BEGIN TRANSACTION")
         for schema in spec.schemas:
             run(f"CREATE SCHEMA IF NOT EXISTS {sql_ident(schema)}")
         for v in spec.views:
@@ -183,6 +186,7 @@ def write_catalog(config: Config, spec: CatalogSpec, force: bool = False) -> str
         run("CREATE SCHEMA _daedalus")
         # a view, so the catalog still holds no data
         run(f"CREATE VIEW {ROOT_TABLE} AS SELECT {sql_str(spec.root)} AS root")
+        con.execute("COMMIT")
         con.execute("CHECKPOINT")
     except BaseException:
         con.close()

@@ -2,9 +2,10 @@
           lookback='0 seconds', order_by=['exchange', 'symbol', 'ts', 'seq'], slice_by='ts') }}
 {#-
   One row per silver snapshot: the structural and band-depth features of docs/features.md "Per snapshot"
-  (macros/orderbook.sql; bands from features.bands_bps, truncation from features.max_levels; a row
-  silver rebuilt from book updates (full_book) brings band depths over the whole book instead), joined
-  with the sequential columns that the UDF kernels compute in orderbook_seq on the same key.
+  (macros/orderbook.sql: one numba pass per row, daedalus_book_structural; bands from
+  features.bands_bps, truncation from features.max_levels; a row silver rebuilt from book updates
+  (full_book) brings band depths over the whole book instead), joined with the sequential columns
+  that the UDF kernels compute in orderbook_seq on the same key.
   Per-snapshot features need no history, so no lookback; the sequential model carries its own.
 
   The join is on the snapshot key within one time slice (`slice_by`, etl.slice_hours), so the hash

@@ -88,9 +88,9 @@ def test_baseline_round_trip_and_comparison(tmp_path: Path) -> None:
     path = tmp_path / "baseline.json"
     save_baseline(path, _doc(10.0, 1.0, 500.0))
     base = load_baseline(path)
-    assert base["figures"]["build: full build, warm"] == {"value": 10.0, "unit": "× floor"}
+    assert base["figures"]["build: full build, warm"] == {"value": 10.0, "unit": "× floor", "seconds": 10.0}
     assert base["figures"]["build: full build, warm, peak RSS"] == {"value": 500.0, "unit": "MB"}
-    assert base["figures"]["build: silver.orderbook"] == {"value": 5.0, "unit": "× floor"}
+    assert base["figures"]["build: silver.orderbook"] == {"value": 5.0, "unit": "× floor", "seconds": 5.0}
 
     # twice as fast a machine: the same build relative to its floor is no regression
     same = compare(base, _doc(5.0, 0.5, 500.0))
@@ -118,6 +118,52 @@ def test_baseline_round_trip_and_comparison(tmp_path: Path) -> None:
     assert not any(r.regressed for r in compare(base, _doc(11.9, 1.0, 599.0)))
 
 
+def test_a_time_is_named_only_when_floor_multiple_and_seconds_agree(tmp_path: Path) -> None:
+    """The last session's false alarm: the same build beside a floor scan that came out 2.27x quicker
+    is no regression; nor is a run slowed as a whole by a loaded machine (floor slowed with it)."""
+    path = tmp_path / "baseline.json"
+    save_baseline(path, _doc(10.0, 0.22, 500.0))
+    base = load_baseline(path)
+    dipped = {r.name: r for r in compare(base, _doc(10.0, 0.096, 500.0))}
+    warm = dipped["build: full build, warm"]
+    assert round(warm.ratio, 2) == 2.29 and warm.seconds_ratio == 1.0
+    assert warm.compared == "× floor and s"
+    assert not warm.regressed and problems({}, list(dipped.values())) == []
+    loaded = {r.name: r for r in compare(base, _doc(13.0, 0.286, 500.0))}
+    assert round(loaded["build: full build, warm"].seconds_ratio, 2) == 1.3
+    assert not loaded["build: full build, warm"].regressed
+    # slower on both: named; a baseline saved before seconds were kept compares × floor alone
+    assert {r.name: r for r in compare(base, _doc(12.5, 0.22, 500.0))}["build: full build, warm"].regressed
+    old = {"figures": {"build: full build, warm": {"value": 10 / 0.22, "unit": "× floor"}}}
+    (row,) = compare(old, _doc(10.0, 0.096, 500.0))
+    assert row.compared == "× floor" and row.regressed
+
+
+@pytest.mark.parametrize(("seconds", "code"), [(12.5, 4), (11.9, 0)])
+def test_bench_show_compare_exits_non_zero_only_past_the_limit(
+    tmp_path: Path, seconds: float, code: int
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    base = tmp_path / "baseline.json"
+    save_baseline(base, _doc(10.0, 0.5, 500.0))
+    run = tmp_path / "run.json"
+    doc = _doc(seconds, 0.5, 500.0)
+    doc["build"]["full_build"]["models"]["orderbook"]["rows"] = 1000  # what the tables print
+    run.write_text(json.dumps(doc))
+    out = subprocess.run(
+        [sys.executable, "-P", "-m", "daedalus", "bench", "show", str(run), "--compare", str(base)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == code, out.stderr
+    named = "more than 1.2x the baseline: build: full build, warm, build: silver.orderbook"
+    assert (named in out.stderr) == (code != 0)
+
+
 def test_tiny_figures_are_shown_but_never_named(tmp_path: Path) -> None:
     """A model taking half the floor, doubled by noise, is not a regression; a big one is."""
     path = tmp_path / "baseline.json"
@@ -140,7 +186,7 @@ def test_baseline_keeps_the_other_sections_figures(tmp_path: Path) -> None:
     save_baseline(path, updates)
     got = load_baseline(path)["figures"]
     assert got["build: full build, warm"]["value"] == 10.0
-    assert got["updates: from updates, default"] == {"value": 20.0, "unit": "× floor"}
+    assert got["updates: from updates, default"] == {"value": 20.0, "unit": "× floor", "seconds": 5.0}
     assert got["updates: from updates, default, peak RSS"] == {"value": 400.0, "unit": "MB"}
     # a build-only run compares only the build figures
     assert all(r.name.startswith("build:") for r in compare(load_baseline(path), _doc(10.0, 1.0, 500.0)))

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from daedalus.build.compiler import Compiler, ParseResolver
 from daedalus.build.project import SqlTest, load_project
 from daedalus.config import load_config
+from daedalus.udfs.register import register_all
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the reference package
 from reference.features_reference import band_names, close, structural  # noqa: E402
@@ -59,6 +60,7 @@ def run_books(
         }
     )
     con = duckdb.connect()
+    register_all(con)  # the macro calls daedalus_book_structural (udfs/kernels/structural.py)
     con.register("book", table)
     cur = con.execute(f"SELECT * FROM ({structural_sql(max_levels, tuple(bands))}) ORDER BY id")
     names = [d[0] for d in cur.description]

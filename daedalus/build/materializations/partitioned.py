@@ -133,13 +133,21 @@ class PartitionedMaterialization(Materialization):
         # them): DuckDB's memory follows the slice. File names sort in slice order, so the files
         # read in name order hold the rows in order_by order; then they become the partition's one
         # file (daedalus/build/publish.py: one file per partition is what a glob reader can see whole).
+        # The first slice with rows is written compressed (alone, it is renamed into place as the
+        # partition's file); the ones after it are merged right away, so they skip the compression
+        # the merge does anyway.
         files: list[FileInfo] = []
         rows = 0
         empty: list[FileInfo] = []
         for i, bounds in enumerate(slices):
             slice_sql = ctx.compile(model, part, bounds=bounds)
             info, n = self.write_file(
-                ctx, model, part, self.select_sql(model, part, slice_sql, bounds), f"slice-{i:03d}.parquet"
+                ctx,
+                model,
+                part,
+                self.select_sql(model, part, slice_sql, bounds),
+                f"slice-{i:03d}.parquet",
+                compress=not files,
             )
             if info is None:
                 continue

@@ -37,7 +37,7 @@ def run_bench(
     directory removed afterwards unless `keep`)."""
     from daedalus.devkit.bench.measure import write_json
     from daedalus.devkit.bench.sections import build_section, updates_section
-    from daedalus.devkit.bench.suite import BenchSuite
+    from daedalus.devkit.bench.suite import BenchSuite, load_average
 
     unknown = [s for s in sections if s not in SECTIONS]
     if unknown:
@@ -48,6 +48,7 @@ def run_bench(
         workdir = tmp
     suite = BenchSuite(workdir, hours=hours, overrides=overrides, log=log, keep_lakes=keep)
     suite.results["_started"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    suite.results["_load_start"] = load_average()
     suite.max_days = max(
         [1]
         + [max(sizes) for s in sections if s == "scaling"]

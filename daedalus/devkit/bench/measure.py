@@ -278,3 +278,23 @@ MB = 1024 * 1024
 
 def mb(n_bytes: float | None) -> float | None:
     return None if n_bytes is None else n_bytes / MB
+
+
+FLOOR_SCANS = 7
+"""Timed floor scans per worker (after one untimed warm-up): a single 0.1–0.4 s scan moves by 2x with
+a neighbour's load, and every ratio of the run divides by it, so it is the median of several."""
+
+
+def spread(times: list[float]) -> dict[str, float] | None:
+    """Median, min, max and (max - min) / median of a list of timed scans, None when empty."""
+    vals = [t for t in times if t == t]
+    if not vals:
+        return None
+    mid = statistics.median(vals)
+    return {
+        "median": mid,
+        "min": min(vals),
+        "max": max(vals),
+        "spread": (max(vals) - min(vals)) / mid if mid > 0 else float("nan"),
+        "scans": len(vals),
+    }

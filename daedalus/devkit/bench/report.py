@@ -27,6 +27,15 @@ def _mb(v: Any) -> str:
     return "–" if v is None else f"{v / MB:,.0f} MB"
 
 
+def _spread(sp: dict[str, Any] | None) -> str:
+    """The floor's scans: how many, their range and (max - min) / median."""
+    if not sp:
+        return "spread –"
+    return (
+        f"median of {sp['scans']} scans, {sp['min']:.3f}–{sp['max']:.3f} s, spread {100 * sp['spread']:.0f}%"
+    )
+
+
 def _status(fig: dict[str, Any] | None) -> str:
     if not fig:
         return "–"
@@ -47,7 +56,7 @@ def build_table(sec: dict[str, Any], hours: float) -> Table:
         "1.0×",
         _mb(fl.get("peak_rss")),
         f"{fl.get('snapshots') or 0:,} snapshots, {fl.get('levels') or 0:,} levels; median of all passes "
-        f"{_s(fl.get('seconds'))}"
+        f"{_s(fl.get('seconds'))}; {_spread(fl.get('spread_next_to_full_build'))}"
         if not fl.get("error")
         else f"[red]{fl['error']}[/red]",
     )
@@ -277,7 +286,10 @@ def updates_table(sec: dict[str, Any], hours: float) -> Table:
     t.caption = (
         f"updates / snapshots (default): {'–' if ratio is None else f'{ratio:.2f}×'}; bronze bytes: "
         f"orderbook {_mb(b.get('orderbook'))}, book_updates {_mb(b.get('book_updates'))}; floors "
-        + ", ".join(f"{k} {_s((floors.get(k) or {}).get('seconds'))}" for k in ("snapshots", "updates"))
+        + ", ".join(
+            f"{k} {_s((floors.get(k) or {}).get('seconds'))} ({_spread((floors.get(k) or {}).get('spread'))})"
+            for k in ("snapshots", "updates")
+        )
     )
     return t
 
@@ -304,16 +316,28 @@ def render(doc: dict[str, Any], console: Console | None = None) -> None:
 def compare_table(rows: list[Any], baseline_path: str) -> Table:
     """A run's figures beside a stored baseline (daedalus.devkit.bench.baseline.compare's rows)."""
     t = Table(title=f"against the baseline {baseline_path}", title_justify="left")
-    for c in ("figure", "baseline", "now", "now / baseline", ""):
-        t.add_column(c, justify="left" if c == "figure" else "right")
+    for c in ("figure", "baseline", "now", "now / baseline", "s: baseline → now", "s ratio", "compared", ""):
+        t.add_column(c, justify="left" if c in ("figure", "compared") else "right")
     for r in rows:
         fmt = (lambda v: f"{v:,.1f}") if r.unit == "MB" else (lambda v: f"{v:,.2f}")
         mark = "[red]slower/bigger[/red]" if r.regressed else ("[red]missing[/red]" if r.now is None else "")
+        secs = (
+            f"{r.baseline_seconds:.2f} → {'–' if r.now_seconds is None else f'{r.now_seconds:.2f}'}"
+            if r.baseline_seconds
+            else ""
+        )
         t.add_row(
             f"{r.name} ({r.unit})",
             fmt(r.baseline),
             "–" if r.now is None else fmt(r.now),
             "–" if r.ratio is None else f"{r.ratio:.2f}×",
+            secs,
+            "" if r.seconds_ratio is None else f"{r.seconds_ratio:.2f}×",
+            r.compared,
             mark,
         )
+    t.caption = (
+        "a time is named only when it is more than 1.2× its baseline both as × floor and in seconds "
+        "(either alone moves with the machine's load); sizes in MB as they are"
+    )
     return t

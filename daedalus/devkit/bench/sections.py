@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daedalus.devkit.bench.measure import dir_bytes, median, ratio
+from daedalus.devkit.bench.measure import FLOOR_SCANS, dir_bytes, median, ratio, spread
 from daedalus.devkit.bench.suite import (
     SEQUENTIAL_MODELS,
     SQL_GOLD_MODELS,
@@ -45,7 +45,7 @@ def build_section(suite: BenchSuite) -> dict[str, Any]:
             {
                 "task": "floor",
                 "root": str(floor_lake),
-                "repeat": 2,
+                "repeat": FLOOR_SCANS,
                 "overrides": suite.overrides(floor_lake, "default"),
             },
         )
@@ -120,6 +120,7 @@ def build_section(suite: BenchSuite) -> dict[str, Any]:
         "next_to_full_build": floor,
         "next_to_sql_build": floor_i4,
         "passes": floors,
+        "spread_next_to_full_build": spread(around_warm),
         **floor_info,
     }
     gold_sql = model_seconds(i4, SQL_GOLD_MODELS)
@@ -245,12 +246,14 @@ def updates_section(suite: BenchSuite) -> dict[str, Any]:
                 "task": "floor",
                 "root": str(data),
                 "channel": channel,
-                "repeat": 3,
+                "repeat": FLOOR_SCANS,
                 "overrides": suite.overrides(data, "default"),
             },
         )
+        scans = [float(x) for x in f.result.get("seconds") or []] if f.ok else []
         floors[source] = {
-            "seconds": median(f.result.get("seconds") or []) if f.ok else None,
+            "seconds": median(scans) if scans else None,
+            "spread": spread(scans),
             "peak_rss": f.peak_rss,
             "levels": f.result.get("levels"),
             "error": f.error,

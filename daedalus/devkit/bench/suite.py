@@ -465,6 +465,10 @@ class BenchSuite:
         return {
             "meta": {
                 "started": self.results.get("_started"),
+                # the machine's load (1, 5, 15 min averages) as the run started and ended: figures
+                # taken on a busy machine are not a baseline for a quiet one
+                "load_average_start": self.results.get("_load_start"),
+                "load_average_end": load_average(),
                 "hours_per_day": self.hours,
                 "symbol": SYMBOL,
                 "cpus": os.cpu_count(),
@@ -477,6 +481,13 @@ class BenchSuite:
             "targets": [t.as_dict() for t in self.targets],
             "failures": self.failures(),
         }
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def mb(n: int | float | None) -> float | None:

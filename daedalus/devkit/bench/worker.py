@@ -18,7 +18,7 @@ import time
 import traceback
 from typing import Any
 
-from daedalus.devkit.bench.measure import emit_result, self_max_rss
+from daedalus.devkit.bench.measure import FLOOR_SCANS, emit_result, self_max_rss
 
 FLOOR_SQL = (
     "SELECT count(*) AS snapshots, sum(len(bids) + len(asks)) AS levels, "
@@ -53,7 +53,7 @@ def task_floor(spec: dict[str, Any]) -> dict[str, Any]:
     sql = FLOOR_SQL.format(files="[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]")
     con.execute(sql).fetchall()  # page cache and DuckDB's metadata cache warm, as for the build after it
     times, row = [], None
-    for _ in range(int(spec.get("repeat", 3))):
+    for _ in range(int(spec.get("repeat", FLOOR_SCANS))):
         t = time.perf_counter()
         row = con.execute(sql).fetchone()
         times.append(time.perf_counter() - t)
