@@ -316,6 +316,9 @@ def bench_soak_command(
     simulated_hours: float = typer.Option(
         None, "--simulated-hours", help="Run until the venues' clock has advanced this much (not --seconds)."
     ),
+    cycles: int = typer.Option(
+        None, "--cycles", min=2, help="Run exactly this many cycles (not --seconds); the first is fault-free."
+    ),
     root: str = typer.Option("./daedalus-soak", "--root", help="Lake root for the soak (must not exist)."),
     s3: bool = typer.Option(
         False,
@@ -363,6 +366,7 @@ def bench_soak_command(
         echo=typer.echo,
         speed=speed,
         simulated_hours=simulated_hours,
+        cycles=cycles,
     )
     typer.echo(report.summary())
     if report.failures:

@@ -234,9 +234,14 @@ def run_soak(
         kinds = tuple(k for k in kinds if k != "disk_full")
         echo("disk_full: left out (mounting a small tmpfs on raw/ needs root; the machine refused)")
     try:
-        return _cycles(
+        report = _cycles(
             root, seconds, seed, cycle_seconds, echo, kinds, cycles, speed, simulated_hours, rng, lake_s3
         )
+        if faults is not None:  # a run that asked for kinds must have injected each, or it tested nothing
+            missing = [k for k in kinds if k != "none" and not report.faults[k]]
+            why = "not injected: " + ", ".join(missing)
+            report.check("every fault asked for was injected", not missing, why)
+        return report
     finally:
         if small_disk is not None:
             unmount_small_disk(small_disk)
