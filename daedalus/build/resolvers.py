@@ -138,10 +138,17 @@ class Renderer:
         derived = f"(SELECT * FROM (\n{sql}\n) AS __empty WHERE false)"
         # Pin the derived columns to plain typed NULLs: the relation then calls no UDF, so it also
         # works where none is registered (the catalog, a BI tool) and costs nothing to plan.
+        from daedalus.udfs import book_stream, relations  # noqa: F401 - book_stream registers its kind
+
+        con, names = self.con(), []
         try:
-            cols = [(r[0], r[1]) for r in self.con().execute(f"DESCRIBE SELECT * FROM {derived}").fetchall()]
+            # a streamed relation (silver.orderbook's book rebuild) must be bound to be described
+            names = relations.bind(con, derived)
+            cols = [(r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {derived}").fetchall()]
         except Exception:  # noqa: BLE001 - e.g. UDFs not registered here: keep the derived form
             return derived
+        finally:
+            relations.unbind(con, names)
         return empty_relation_sql(cols)
 
     def empty_previous(self, target: Model, columns: dict[str, str] | None) -> str:
