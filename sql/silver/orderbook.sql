@@ -3,7 +3,7 @@
 {#-
   One typed row per book message the exchange sent and the book accepted (docs/features.md "Books — what
   silver serves"): after every accepted bronze `book_updates` snapshot or delta (full depth, rebuilt
-  by the numba kernel behind daedalus_book_rebuild; checkpoints only seed and validate the rebuild)
+  by the numba kernel, streamed batch by batch through udfs/book_stream.py; checkpoints only seed and validate the rebuild)
   or, for series without updates (lakes written before them), per bronze `orderbook` snapshot.
 
   Both channels for one connection: its `book_updates` win and its `orderbook` rows are not read
