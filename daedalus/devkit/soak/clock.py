@@ -36,7 +36,9 @@ def faketime_env(lib: str, clock_file: Path) -> dict[str, str]:
     return {
         "LD_PRELOAD": lib,
         CLOCK_FILE_ENV: str(clock_file),
-        "FAKETIME_NO_CACHE": "1",
+        # re-read every second, not on every call: FAKETIME_NO_CACHE=1 stalled the child's event loop
+        # (its feeds fell to a tenth of their rate and went stale with no clock step at all)
+        "FAKETIME_CACHE_DURATION": "1",
         "FAKETIME_DONT_FAKE_MONOTONIC": "1",
         "DONT_FAKE_MONOTONIC": "1",  # the older spelling
     }

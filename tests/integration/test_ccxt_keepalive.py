@@ -1,0 +1,103 @@
+"""ccxt.pro's ping-pong keepalive through a step of the host's wall clock (issue 24): the real ccxt
+client of the collector (collector/ccxt_keepalive.py) against the fake Bybit on 127.0.0.1.
+
+The wall clock is stepped in-process (`time.time_ns`, which ccxt's `Exchange.milliseconds()` and the
+receive clock read) while the monotonic clock runs on, as an NTP step does; the soak does the same
+to a whole collector through libfaketime (`daedalus bench soak --faults host_clock_step`)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from daedalus.devkit.simulator.bybit import FakeBybit
+from daedalus.devkit.simulator.market import SimulatedMarket
+
+KEEPALIVE_MS = 200  # ccxt pings every 0.2 s and gives up after 2 missed pongs (0.4 s)
+SYMBOL = "BTC/USDT"
+
+
+class SilentBybit(FakeBybit):
+    """Bybit that stops answering pings when told (a dead path that still looks open)."""
+
+    answer_pings = True
+
+    async def on_request(self, peer: Any, req: Any) -> None:
+        if isinstance(req, dict) and req.get("op") == "ping" and not self.answer_pings:
+            return
+        await super().on_request(peer, req)
+
+
+async def _connected(server: SilentBybit) -> tuple[Any, Any]:
+    from daedalus.collector.ccxt_collector import stamped_exchange_class
+
+    market = SimulatedMarket({SYMBOL: 60_000.0}, seed=3)
+    server.load_market(market)
+    ex = stamped_exchange_class("bybit")()
+    server.configure(ex, [SYMBOL], market)
+    ex.streaming = {**ex.streaming, "keepAlive": KEEPALIVE_MS}
+    await ex.watch_order_book(SYMBOL, 50)
+    (client,) = ex.clients.values()
+    return ex, client
+
+
+def _step_wall_clock(monkeypatch: pytest.MonkeyPatch, seconds: int) -> None:
+    real = time.time_ns
+    monkeypatch.setattr(time, "time_ns", lambda: real() + seconds * 1_000_000_000)
+
+
+@pytest.mark.parametrize("step_s", [120, -120])
+def test_a_wall_clock_step_ends_no_socket(monkeypatch: pytest.MonkeyPatch, step_s: int) -> None:
+    asyncio.run(_step_and_back(monkeypatch, step_s))
+
+
+async def _step_and_back(monkeypatch: pytest.MonkeyPatch, step_s: int) -> None:
+    server = await SilentBybit().start()
+    ex = None
+    try:
+        ex, client = await _connected(server)
+        await asyncio.sleep(3 * KEEPALIVE_MS / 1000)  # pongs are flowing
+        assert client.lastPong is not None
+        _step_wall_clock(monkeypatch, step_s)
+        await asyncio.sleep(8 * KEEPALIVE_MS / 1000)  # many pings past the step
+        # before: lastPong stayed on the old wall clock, so a +120 s step read as 120 s with no
+        # pong (RequestTimeout, the socket closed); every socket of every venue ended at once
+        assert client.error is None
+        assert not client.closed()
+        assert server.connections_total == 1
+        monkeypatch.undo()  # and back
+        await asyncio.sleep(8 * KEEPALIVE_MS / 1000)
+        assert client.error is None and not client.closed()
+    finally:
+        if ex is not None:
+            await ex.close()
+        await server.stop()
+
+
+def test_missing_pongs_still_end_the_socket_after_a_step_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    asyncio.run(_pongs_stop_after_a_step_back(monkeypatch))
+
+
+async def _pongs_stop_after_a_step_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    server = await SilentBybit().start()
+    ex = None
+    try:
+        ex, client = await _connected(server)
+        await asyncio.sleep(3 * KEEPALIVE_MS / 1000)
+        _step_wall_clock(monkeypatch, -120)  # before: the last pong then looked 120 s in the future
+        server.answer_pings = False
+        started = time.monotonic()
+        while client.error is None and time.monotonic() - started < 5:
+            await asyncio.sleep(0.02)
+        took = time.monotonic() - started
+        assert "ping-pong keepalive" in str(client.error)
+        # two missed pongs (0.4 s since the last, which came up to one interval before pings went
+        # unanswered), found at the next ping: 0.2–0.6 s of the monotonic clock, not 120 s
+        assert KEEPALIVE_MS / 1000 <= took <= 3 * KEEPALIVE_MS / 1000 + 0.3
+    finally:
+        if ex is not None:
+            await ex.close()
+        await server.stop()
