@@ -25,9 +25,9 @@ from typing import Any
 
 from daedalus.collector.backoff import retry_after_from_headers
 from daedalus.collector.ccxt_capture import Hooks, Tap
-from daedalus.collector.ccxt_keepalive import MonotonicPong
 from daedalus.collector.ccxt_rows import SOURCE, MalformedFrame, book_row, ticker_row, trade_row  # noqa: F401
 from daedalus.collector.ccxt_shortcuts import iso8601
+from daedalus.collector.ccxt_socket import ClosedStaysClosed, MonotonicPong
 from daedalus.collector.ccxt_taps import tap_property
 from daedalus.collector.clock import receive_ns
 from daedalus.collector.connection import (
@@ -59,7 +59,7 @@ def stamped_exchange_class(exchange_id: str) -> type:
 
     base = ccxt_exchange_class(exchange_id)
 
-    class _TolerantClient(MonotonicPong, Client):  # keepalive on the monotonic clock
+    class _TolerantClient(MonotonicPong, ClosedStaysClosed, Client):  # collector/ccxt_socket.py
         daedalus_owner: Any = None  # the Stamped exchange this socket feeds (set in Stamped.client)
         _held_since: float | None = None
 

@@ -1,5 +1,5 @@
 """ccxt.pro's ping-pong keepalive through a step of the host's wall clock (issue 24): the real ccxt
-client of the collector (collector/ccxt_keepalive.py) against the fake Bybit on 127.0.0.1.
+client of the collector (collector/ccxt_socket.py) against the fake Bybit on 127.0.0.1.
 
 The wall clock is stepped in-process (`time.time_ns`, which ccxt's `Exchange.milliseconds()` and the
 receive clock read) while the monotonic clock runs on, as an NTP step does; the soak does the same
@@ -100,4 +100,40 @@ async def _pongs_stop_after_a_step_back(monkeypatch: pytest.MonkeyPatch) -> None
     finally:
         if ex is not None:
             await ex.close()
+        await server.stop()
+
+
+def test_a_client_closed_while_connecting_leaves_no_subscribed_socket() -> None:
+    asyncio.run(_close_while_connecting())
+
+
+async def _close_while_connecting() -> None:
+    from daedalus.collector.ccxt_collector import stamped_exchange_class
+
+    server = await SilentBybit().start()
+    market = SimulatedMarket({SYMBOL: 60_000.0}, seed=3)
+    server.load_market(market)
+    ex = stamped_exchange_class("bybit")()
+    server.configure(ex, [SYMBOL], market)
+    try:
+        watch = asyncio.ensure_future(ex.watch_order_book(SYMBOL, 50))
+        while not ex.clients:
+            await asyncio.sleep(0)
+        (url,) = ex.clients
+        client = ex.clients.pop(url)  # as the collector's _close_feed does when a feed's session ends
+        assert client.connecting and client.connection is None  # the socket is not open yet
+        await client.close()
+        with pytest.raises(asyncio.CancelledError):
+            await watch
+        for _ in range(20):  # the market goes on: the server publishes book deltas
+            for ev in market.step():
+                await server.publish_market_event(ev, market)
+            await asyncio.sleep(0.02)
+        # before: the connection completed after close(), subscribed, and its frames fed the books
+        # (the next session took them for its own); now it is closed and nothing was handled
+        assert client.closed()
+        assert not [p for p in server.peers if p.topics]
+        assert SYMBOL not in ex.orderbooks
+    finally:
+        await ex.close()
         await server.stop()

@@ -1,0 +1,68 @@
+"""Two flaws of ccxt.pro's WebSocket client, mended for the collector's sockets (collector/ccxt_collector.py
+mixes these into its client class). Both showed under a step of the host clock (issue 24).
+
+`MonotonicPong`: ccxt's client stamps each pong with the wall clock (`lastPong =
+Exchange.milliseconds()`, in its client and in the venues' pong handlers) and its ping loop ends
+the socket when `lastPong + keepAlive × maxPingPongMisses < milliseconds()`. A forward step of the
+host clock past that limit (10 s by default: an NTP step, `date -s`) therefore ended every socket
+of every venue at once, and after a backward step a dead socket went unnoticed for as long as the
+step. `MonotonicPong` keeps the time of the last pong on the monotonic clock and reads it back in
+the wall clock of the moment, so ccxt's own test measures the real age of the pong whatever the
+wall clock did meanwhile.
+
+`ClosedStaysClosed`: ccxt's `close()` of a client still connecting finds no socket to close; the
+connection then completes and sends the subscriptions anyway. That socket, gone from the exchange's
+`clients`, went on delivering frames nobody would close, and they were taken for the frames of the
+feed's next session: book deltas before that session's snapshot (`no_book` in
+`silver.orderbook_unserved`) and every delta twice (a sequence break "u=N after u=N"). A closed client
+now handles no frame, and a connection that completes after its close is closed at once.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000  # what ccxt's Exchange.milliseconds() reads
+
+
+class MonotonicPong:
+    """Mixin for ccxt's ws Client: `lastPong` stored as a monotonic instant."""
+
+    _pong_monotonic: float | None = None
+
+    @property
+    def lastPong(self) -> int | None:  # noqa: N802 - ccxt's attribute
+        if self._pong_monotonic is None:
+            return None
+        return _wall_ms() - round((time.monotonic() - self._pong_monotonic) * 1000)
+
+    @lastPong.setter
+    def lastPong(self, value: int | None) -> None:  # noqa: N802
+        # a wall-clock ms value (ccxt's now, or a venue's pong time) → the monotonic instant it names
+        if value is None:
+            self._pong_monotonic = None
+        else:
+            self._pong_monotonic = time.monotonic() - (_wall_ms() - value) / 1000
+
+
+class ClosedStaysClosed:
+    """Mixin for ccxt's ws Client: once `close()` was called, no frame is handled and no socket stays."""
+
+    daedalus_closed = False
+
+    async def close(self, code: int = 1000) -> Any:
+        self.daedalus_closed = True
+        return await super().close(code)  # type: ignore[misc]
+
+    async def open(self, session: Any, backoff_delay: float = 0) -> None:
+        await super().open(session, backoff_delay)  # type: ignore[misc]
+        if self.daedalus_closed and not self.closed():  # type: ignore[attr-defined]
+            await self.aiohttp_close()  # type: ignore[attr-defined]
+
+    def handle_message(self, message: Any) -> None:
+        if self.daedalus_closed:
+            return  # its feeds' sessions ended with their disconnect events; a new session has its own socket
+        super().handle_message(message)  # type: ignore[misc]
