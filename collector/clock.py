@@ -6,16 +6,24 @@ operator's `date -s`) must not stamp later rows before earlier ones: that placed
 they preceded and served stale books (the soak's host_clock_step fault). A forward step is followed
 at once (order is kept); after a backward step the clock keeps running, at (1 - SLEW) of the
 monotonic clock's rate, until the host's clock catches up with it, so it stays strictly increasing
-and converges (a 2 s step back is absorbed in 20 s). `clockwatch` records each step as an event.
+and converges (a 2 s step back is absorbed in 20 s).
+
+Each reading also compares the host clock with the monotonic one: a jump of their difference by more
+than STEP_THRESHOLD_NS since the previous reading is a step, kept until `clockwatch` records it as an
+event. Readings come with every row, so a step and its correction a moment later are two steps even
+when the watch's own check (once a second, later on a busy loop) spans both and sees no difference.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 SLEW = 0.1  # share of the monotonic rate given up while the host clock catches up after a step back
+STEP_THRESHOLD_NS = 1_000_000_000  # NTP slews drift far slower; a step is a jump at least this large
+MAX_KEPT_STEPS = 1000  # steps nobody took (no watch running): the oldest are forgotten
 
 
 class ReceiveClock:
@@ -29,17 +37,31 @@ class ReceiveClock:
         self._wall_ns = wall_ns
         self._monotonic_ns = monotonic_ns
         self._lock = threading.Lock()  # the sink's thread stamps too
-        self._last = wall_ns()
+        self._last = self._last_wall = wall_ns()
         self._last_mono = monotonic_ns()
+        self._offset = self._last_wall - self._last_mono  # host clock - monotonic, at the last reading
+        self._steps: deque[tuple[int, int, int]] = deque(maxlen=MAX_KEPT_STEPS)
 
     def now_ns(self) -> int:
         with self._lock:
             wall = self._wall_ns()
             mono = self._monotonic_ns()
+            offset = wall - mono
+            if abs(offset - self._offset) > STEP_THRESHOLD_NS:
+                self._steps.append((offset - self._offset, self._last_wall, wall))
+            self._offset, self._last_wall = offset, wall
             floor = self._last + int((mono - self._last_mono) * (1.0 - SLEW))
             now = wall if wall > floor else max(floor, self._last + 1)
             self._last, self._last_mono = now, mono
             return now
+
+    def take_steps(self) -> list[tuple[int, int, int]]:
+        """The steps of the host clock seen since the last call: (step in ns, signed; the host clock
+        at the reading before it; at the reading after it)."""
+        with self._lock:
+            out = list(self._steps)
+            self._steps.clear()
+            return out
 
     def behind_ns(self) -> int:
         """How far the host clock is still behind this clock (0 once it caught up)."""
@@ -53,3 +75,8 @@ _CLOCK = ReceiveClock()
 def receive_ns() -> int:
     """The receive time of whatever arrives now, in ns since the epoch."""
     return _CLOCK.now_ns()
+
+
+def receive_clock() -> ReceiveClock:
+    """The process's receive clock (clockwatch takes its steps)."""
+    return _CLOCK

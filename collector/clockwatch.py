@@ -3,25 +3,24 @@
 Every receive time (`capture_ts`) follows the host's wall clock (collector/clock.py: a forward step
 at once, a backward step absorbed so that receive times never run backward); a step of that clock
 (NTP correcting a wrong clock, an operator's `date -s`) does not move the monotonic clock the
-collector's timers use. Nothing in the rows shows
-such a jump, so the watch compares the two clocks every `interval` seconds: when their difference
-moves by more than `threshold` seconds it records one `clock_step` event per exchange collected
-(`count` = the step in ms, signed; interval_start/interval_end = the wall clock at the last check
-and now; `detail` says which way and how far). A `clock_step` breaks no series: the feeds were not cut.
+collector's timers use. Nothing in the rows shows such a jump, so the receive clock compares the two
+clocks at every reading and keeps each step (a jump of their difference by more than 1 s); every
+`interval` seconds the watch reads the clock (a step is noticed even when no row arrives) and records
+each step kept as one `clock_step` event per exchange collected (`count` = the step in ms, signed;
+interval_start/interval_end = the host clock at the readings before and after the step; `detail`
+says which way and how far). A `clock_step` breaks no series: the feeds were not cut.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
-from daedalus.collector.clock import receive_ns
+from daedalus.collector.clock import ReceiveClock, receive_clock
 from daedalus.collector.connection import Emitter, event_row
 from daedalus.collector.queue import Record
 
-CLOCK_STEP_THRESHOLD_S = 1.0  # NTP slews drift far slower; a step is a jump at least this large
 CLOCK_CHECK_INTERVAL_S = 1.0
 
 
@@ -49,21 +48,18 @@ async def watch_clock(
     stop: asyncio.Event,
     *,
     interval: float = CLOCK_CHECK_INTERVAL_S,
-    threshold: float = CLOCK_STEP_THRESHOLD_S,
-    wall_ns: Callable[[], int] = time.time_ns,
-    monotonic_ns: Callable[[], int] = time.monotonic_ns,
+    clock: ReceiveClock | None = None,
 ) -> int:
-    """Until `stop`: record each step of the wall clock; returns how many steps were seen."""
-    last_wall = wall_ns()
-    offset = last_wall - monotonic_ns()
+    """Until `stop` (and once more then): record each step of the wall clock; returns how many."""
+    clock = clock or receive_clock()
     steps = 0
-    while not stop.is_set():
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval)
-        wall = wall_ns()
-        now_offset = wall - monotonic_ns()
-        step = now_offset - offset
-        if abs(step) > threshold * 1e9:
+    while True:
+        stopping = stop.is_set()
+        if not stopping:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+        clock.now_ns()  # a reading: notes a step since the last one even when no row arrived
+        for step, before, after in clock.take_steps():
             steps += 1
             for source, exchange in exchanges:
                 row = event_row(
@@ -71,14 +67,11 @@ async def watch_clock(
                     exchange=exchange,
                     conn_id="collector",
                     count=step // 1_000_000,
-                    interval_start=last_wall,
-                    interval_end=wall,
+                    interval_start=before,
+                    interval_end=after,
                     detail=step_detail(step),
-                    capture_ts=receive_ns(),
+                    capture_ts=clock.now_ns(),
                 )
                 await emitter.emit(Record(source, "events", row))
-        offset, last_wall = (
-            now_offset,
-            wall,
-        )  # against the last check: a slow NTP slew never adds up to a step
-    return steps
+        if stopping:
+            return steps
