@@ -27,7 +27,7 @@ from daedalus.collector.backoff import retry_after_from_headers
 from daedalus.collector.ccxt_capture import Hooks, Tap
 from daedalus.collector.ccxt_rows import SOURCE, MalformedFrame, book_row, ticker_row, trade_row  # noqa: F401
 from daedalus.collector.ccxt_shortcuts import iso8601
-from daedalus.collector.ccxt_socket import ClosedStaysClosed, MonotonicPong
+from daedalus.collector.ccxt_socket import ClosedStaysClosed, ForgetsOnlyItsOwnClient, MonotonicPong
 from daedalus.collector.ccxt_taps import tap_property
 from daedalus.collector.clock import receive_ns
 from daedalus.collector.connection import (
@@ -112,7 +112,7 @@ def stamped_exchange_class(exchange_id: str) -> type:
                 text = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
                 self.on_message_callback(self, MalformedFrame(text, str(e)))
 
-    class Stamped(base):  # type: ignore[misc, valid-type]
+    class Stamped(ForgetsOnlyItsOwnClient, base):  # type: ignore[misc, valid-type]
         daedalus_hooks: Hooks | None = None
         daedalus_tap: Tap | None = None
         # ccxt's public state dicts, swapped for ones that report what ccxt puts in them

@@ -1,5 +1,6 @@
-"""Two flaws of ccxt.pro's WebSocket client, mended for the collector's sockets (collector/ccxt_collector.py
-mixes these into its client class). Both showed under a step of the host clock (issue 24).
+"""Flaws of ccxt.pro's WebSocket client, mended for the collector's sockets (collector/ccxt_collector.py
+mixes these into its client and exchange classes). All showed under a step of the host clock (issue
+24), whose stalls and reconnects of every feed at once make such races likely.
 
 `MonotonicPong`: ccxt's client stamps each pong with the wall clock (`lastPong =
 Exchange.milliseconds()`, in its client and in the venues' pong handlers) and its ping loop ends
@@ -16,6 +17,13 @@ connection then completes and sends the subscriptions anyway. That socket, gone 
 feed's next session: book deltas before that session's snapshot (`no_book` in
 `silver.orderbook_unserved`) and every delta twice (a sequence break "u=N after u=N"). A closed client
 now handles no frame, and a connection that completes after its close is closed at once.
+
+`ForgetsOnlyItsOwnClient`: ccxt's exchange forgets `clients[client.url]` when a client reports its
+close, whichever client that entry is by then. A socket the collector closed (a feed's session
+ended) reports its close a moment later, after another feed may have opened the next socket to the
+same url: that live socket was forgotten, never closed, and kept delivering while the next watch
+opened a third one subscribed to the same topics, so every delta came twice (Bybit "u=N after u=N",
+OKX "invalid nonce") and the books resynced without end. Only the client in the entry is forgotten.
 """
 
 from __future__ import annotations
@@ -66,3 +74,14 @@ class ClosedStaysClosed:
         if self.daedalus_closed:
             return  # its feeds' sessions ended with their disconnect events; a new session has its own socket
         super().handle_message(message)  # type: ignore[misc]
+
+
+class ForgetsOnlyItsOwnClient:
+    """Mixin for a ccxt.pro exchange: a client's close forgets that client, not its url's successor."""
+
+    clients: dict[str, Any]
+
+    def on_close(self, client: Any, error: Any) -> None:
+        if (self.clients or {}).get(client.url) is not client:
+            return  # an older socket of this url: the current one stays
+        super().on_close(client, error)  # type: ignore[misc]

@@ -137,3 +137,35 @@ async def _close_while_connecting() -> None:
     finally:
         await ex.close()
         await server.stop()
+
+
+def test_an_old_sockets_close_does_not_orphan_the_current_one() -> None:
+    asyncio.run(_old_close_after_new_socket())
+
+
+async def _old_close_after_new_socket() -> None:
+    from daedalus.collector.ccxt_collector import stamped_exchange_class
+
+    server = await SilentBybit().start()
+    market = SimulatedMarket({SYMBOL: 60_000.0, "ETH/USDT": 3_000.0}, seed=3)
+    server.load_market(market)
+    ex = stamped_exchange_class("bybit")()
+    server.configure(ex, [SYMBOL, "ETH/USDT"], market)
+    try:
+        await ex.watch_order_book(SYMBOL, 50)
+        (url,) = ex.clients
+        old = ex.clients.pop(url)  # a feed's session ended: the collector closes its socket...
+        await ex.watch_order_book("ETH/USDT", 50)  # ...while another feed opens the next one
+        current = ex.clients[url]
+        assert current is not old
+        await old.close()
+        await asyncio.sleep(0.3)  # the old client reports its close
+        # before: ccxt forgot clients[url] (the current client) on the old one's close; the current
+        # socket stayed open and subscribed, and the next watch opened a third one beside it
+        assert ex.clients.get(url) is current and not current.closed()
+        await ex.watch_order_book(SYMBOL, 50)
+        subscribed = [p for p in server.peers if any(t.startswith("orderbook.") for t in p.topics)]
+        assert len(subscribed) == 1
+    finally:
+        await ex.close()
+        await server.stop()
