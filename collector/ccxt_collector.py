@@ -23,11 +23,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from daedalus.collector import ccxt_socket
 from daedalus.collector.backoff import retry_after_from_headers
 from daedalus.collector.ccxt_capture import Hooks, Tap
 from daedalus.collector.ccxt_rows import SOURCE, MalformedFrame, book_row, ticker_row, trade_row  # noqa: F401
 from daedalus.collector.ccxt_shortcuts import iso8601
-from daedalus.collector.ccxt_socket import ClosedStaysClosed, ForgetsOnlyItsOwnClient, MonotonicPong
 from daedalus.collector.ccxt_taps import tap_property
 from daedalus.collector.clock import receive_ns
 from daedalus.collector.connection import (
@@ -58,8 +58,9 @@ def stamped_exchange_class(exchange_id: str) -> type:
     from ccxt.async_support.base.ws.client import MSG_SIZE_OVERHEAD, Client
 
     base = ccxt_exchange_class(exchange_id)
+    ccxt_socket.monotonic_throttle()
 
-    class _TolerantClient(MonotonicPong, ClosedStaysClosed, Client):  # collector/ccxt_socket.py
+    class _TolerantClient(ccxt_socket.MonotonicPong, ccxt_socket.ClosedStaysClosed, Client):
         daedalus_owner: Any = None  # the Stamped exchange this socket feeds (set in Stamped.client)
         _held_since: float | None = None
 
@@ -112,7 +113,7 @@ def stamped_exchange_class(exchange_id: str) -> type:
                 text = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
                 self.on_message_callback(self, MalformedFrame(text, str(e)))
 
-    class Stamped(ForgetsOnlyItsOwnClient, base):  # type: ignore[misc, valid-type]
+    class Stamped(ccxt_socket.ForgetsOnlyItsOwnClient, base):  # type: ignore[misc, valid-type]
         daedalus_hooks: Hooks | None = None
         daedalus_tap: Tap | None = None
         # ccxt's public state dicts, swapped for ones that report what ccxt puts in them

@@ -24,6 +24,11 @@ ended) reports its close a moment later, after another feed may have opened the 
 same url: that live socket was forgotten, never closed, and kept delivering while the next watch
 opened a third one subscribed to the same topics, so every delta came twice (Bybit "u=N after u=N",
 OKX "invalid nonce") and the books resynced without end. Only the client in the entry is forgotten.
+
+`monotonic_throttle`: ccxt's rate limiter (its leaky bucket, before REST calls and sends on a
+socket) refills by the wall-clock time between its checks. A step back while requests waited made
+that negative: the bucket owed the step's worth of tokens (120 s), so Binance's REST snapshot and the
+OKX/Bybit resubscriptions waited two minutes and the books were not served again.
 """
 
 from __future__ import annotations
@@ -85,3 +90,10 @@ class ForgetsOnlyItsOwnClient:
         if (self.clients or {}).get(client.url) is not client:
             return  # an older socket of this url: the current one stays
         super().on_close(client, error)  # type: ignore[misc]
+
+
+def monotonic_throttle() -> None:
+    """ccxt's Throttler on the monotonic clock (it only measures time between its own checks)."""
+    from ccxt.async_support.base import throttler
+
+    throttler.time = time.monotonic  # the module's `from time import time`

@@ -8,7 +8,11 @@ to a whole collector through libfaketime (`daedalus bench soak --faults host_clo
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -169,3 +173,52 @@ async def _old_close_after_new_socket() -> None:
     finally:
         await ex.close()
         await server.stop()
+
+
+# ccxt's throttler reads the wall clock through its own `from time import time`, out of reach of an
+# in-process step: this runs under libfaketime, as the soak's host_clock_step does
+THROTTLED_CALLS = """
+import asyncio, time
+from daedalus.collector.ccxt_collector import stamped_exchange_class
+from daedalus.devkit.soak.clock import step_host_clock
+
+async def main():
+    ex = stamped_exchange_class("binance")({"enableRateLimit": True, "rateLimit": 50})
+    ex.init_throttler()
+    started = time.monotonic()
+    calls = [asyncio.ensure_future(ex.throttle(1)) for _ in range(60)]  # one per 50 ms: 3 s
+    await asyncio.sleep(0.5)
+    step_host_clock(-120)  # seen within a second (FAKETIME_CACHE_DURATION=1)
+    done, _ = await asyncio.wait(calls, timeout=15)
+    print(len(done), time.monotonic() - started)
+
+asyncio.run(main())
+"""
+
+
+def libfaketime_or_skip() -> str:
+    """libfaketime, or a failure in CI (`.ci/run` installs Debian's libfaketime), a skip elsewhere."""
+    from daedalus.devkit.soak.clock import libfaketime
+
+    lib = libfaketime()
+    if lib is None:
+        message = "libfaketime is not installed (Debian: apt-get install -y libfaketime; .ci/run installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return lib
+
+
+def test_rate_limited_calls_do_not_wait_out_a_step_back(tmp_path: Path) -> None:
+    from daedalus.devkit.soak.clock import faketime_env
+
+    env = {**os.environ, **faketime_env(libfaketime_or_skip(), tmp_path / "clock.rc")}
+    out = subprocess.run(
+        [sys.executable, "-c", THROTTLED_CALLS], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    done, seconds = out.stdout.split()
+    # before: the leaky bucket refilled by wall-clock time between checks; the step back made that
+    # -120 s, so the calls still waiting owed 120 s of tokens (39 of 60 done after 15 s)
+    assert int(done) == 60
+    assert 2.5 <= float(seconds) <= 6.0
