@@ -4,6 +4,7 @@ running the real pipeline while a scenario drives the fake exchange."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from daedalus.config import Config, load_config
 
@@ -184,3 +186,16 @@ def venue_frames(
         return sent
 
     return asyncio.run(run())
+
+
+def libfaketime_or_skip() -> str:
+    """libfaketime, or a failure in CI (`.ci/run` installs Debian's libfaketime), a skip elsewhere."""
+    from daedalus.devkit.soak.clock import libfaketime
+
+    lib = libfaketime()
+    if lib is None:
+        message = "libfaketime is not installed (Debian: apt-get install -y libfaketime; .ci/run installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return lib

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_exchange import libfaketime_or_skip
 
 from daedalus.devkit.simulator.bybit import FakeBybit
 from daedalus.devkit.simulator.market import SimulatedMarket
@@ -194,19 +195,6 @@ async def main():
 
 asyncio.run(main())
 """
-
-
-def libfaketime_or_skip() -> str:
-    """libfaketime, or a failure in CI (`.ci/run` installs Debian's libfaketime), a skip elsewhere."""
-    from daedalus.devkit.soak.clock import libfaketime
-
-    lib = libfaketime()
-    if lib is None:
-        message = "libfaketime is not installed (Debian: apt-get install -y libfaketime; .ci/run installs it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return lib
 
 
 def test_rate_limited_calls_do_not_wait_out_a_step_back(tmp_path: Path) -> None:

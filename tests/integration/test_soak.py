@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fake_exchange import libfaketime_or_skip
 
 from daedalus.devkit.soak import run_soak
 
@@ -60,3 +61,28 @@ def test_soak_on_s3_survives_an_endpoint_outage(tmp_path: Path) -> None:
     assert report.held["build after an S3 outage exits 0 within bound"] == 1
     assert report.held["lake equals a clean rebuild"] == 1
     assert not (tmp_path / "lake-soak.yaml").exists()  # the S3 config is removed with the server
+
+
+def test_soak_holds_through_a_host_clock_step(tmp_path: Path) -> None:
+    """host_clock_step: the collection child's wall clock steps +120 s and back 2 s later under
+    libfaketime (monotonic untouched, as an NTP step): both steps are `clock_step` events, the books
+    are served again and equal the fakes' true books, every build passes its data tests, and the
+    lake equals a clean rebuild."""
+    libfaketime_or_skip()
+    lines: list[str] = []
+    report = run_soak(
+        tmp_path / "lake",
+        seconds=0,
+        seed=4,
+        cycle_seconds=6,
+        echo=lines.append,
+        faults=["host_clock_step"],
+        cycles=2,
+    )
+    assert report.failures == [], report.summary()
+    assert report.faults == {"host_clock_step": 1}  # cycle 1 is fault-free
+    assert report.held["venue loss counted in events"] == 1  # clock_step events reached bronze
+    assert report.held["recovery within bound"] == 1
+    assert report.held["served books equal the fakes' true books"] == 2
+    assert report.held["build recovers (exit 0)"] == 2  # book_unserved_share among its tests
+    assert report.held["lake equals a clean rebuild"] == 1
