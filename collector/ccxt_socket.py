@@ -25,6 +25,10 @@ same url: that live socket was forgotten, never closed, and kept delivering whil
 opened a third one subscribed to the same topics, so every delta came twice (Bybit "u=N after u=N",
 OKX "invalid nonce") and the books resynced without end. Only the client in the entry is forgotten.
 
+`ForgetsOnlyItsOwnClient` also keeps ccxt's redial backoff (after a failed connection) on the
+monotonic clock: ccxt stores the wall-clock time until which a url may not be dialled, so a step back
+after a failed dial held the next one for the step's length (two minutes for 120 s).
+
 `monotonic_throttle`: ccxt's rate limiter (its leaky bucket, before REST calls and sends on a
 socket) refills by the wall-clock time between its checks. A step back while requests waited made
 that negative: the bucket owed the step's worth of tokens (120 s), so Binance's REST snapshot and the
@@ -82,9 +86,27 @@ class ClosedStaysClosed:
 
 
 class ForgetsOnlyItsOwnClient:
-    """Mixin for a ccxt.pro exchange: a client's close forgets that client, not its url's successor."""
+    """Mixin for a ccxt.pro exchange: a client's close forgets that client, not its url's successor;
+    the redial backoff on the monotonic clock."""
 
     clients: dict[str, Any]
+    ws_dial_backoff: dict[str, Any]
+    _dial_after: dict[str, float] | None = None  # url -> monotonic time before which no dial
+
+    def on_error(self, client: Any, error: Any) -> None:
+        dial_failed = getattr(client, "dial_failed", False)  # only then does ccxt set a backoff
+        super().on_error(client, error)  # type: ignore[misc]
+        state = (getattr(self, "ws_dial_backoff", None) or {}).get(client.url)
+        if (
+            dial_failed and state is not None
+        ):  # ccxt's wall-clock `until` → a monotonic instant, taken as it is set
+            self._dial_after = self._dial_after or {}
+            self._dial_after[client.url] = time.monotonic() + (state["until"] - _wall_ms()) / 1000
+
+    def ws_dial_delay(self, url: str) -> float:
+        if not (getattr(self, "ws_dial_backoff", None) or {}).get(url):
+            return 0  # dialled since (ccxt clears its entry on a connection)
+        return max(0.0, (self._dial_after or {}).get(url, 0.0) - time.monotonic())
 
     def on_close(self, client: Any, error: Any) -> None:
         if (self.clients or {}).get(client.url) is not client:

@@ -210,3 +210,33 @@ def test_rate_limited_calls_do_not_wait_out_a_step_back(tmp_path: Path) -> None:
     # -120 s, so the calls still waiting owed 120 s of tokens (39 of 60 done after 15 s)
     assert int(done) == 60
     assert 2.5 <= float(seconds) <= 6.0
+
+
+def test_a_failed_dial_is_retried_after_its_backoff_whatever_the_wall_clock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asyncio.run(_dial_backoff_across_a_step(monkeypatch))
+
+
+async def _dial_backoff_across_a_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ccxt
+
+    from daedalus.collector.ccxt_collector import stamped_exchange_class
+
+    server = await SilentBybit().start()
+    market = SimulatedMarket({SYMBOL: 60_000.0}, seed=3)
+    server.load_market(market)
+    ex = stamped_exchange_class("bybit")()
+    server.configure(ex, [SYMBOL], market)
+    await server.stop()  # nothing listens: the dial fails
+    try:
+        with pytest.raises(ccxt.NetworkError):
+            await ex.watch_order_book(SYMBOL, 50)
+        (url,) = ex.ws_dial_backoff
+        first = ex.ws_dial_delay(url)
+        assert 0 < first <= 0.2  # ccxt's first backoff: 0.2 s
+        _step_wall_clock(monkeypatch, -120)
+        # before: ccxt's `until` was wall-clock time, so the step back made the wait 120 s longer
+        assert ex.ws_dial_delay(url) <= first
+    finally:
+        await ex.close()
