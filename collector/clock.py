@@ -12,18 +12,27 @@ Each reading also compares the host clock with the monotonic one: a jump of thei
 than STEP_THRESHOLD_NS since the previous reading is a step, kept until `clockwatch` records it as an
 event. Readings come with every row, so a step and its correction a moment later are two steps even
 when the watch's own check (once a second, later on a busy loop) spans both and sees no difference.
+
+A clock running ahead after a step back stays ahead across a restart: the watch keeps the high-water
+mark in `raw/receive_clock` and the next collector resumes from it (`resume_receive_clock`), so the
+rows of two processes never interleave by receive time. A mark more than MAX_RESUME_AHEAD_NS ahead of
+the host is a wrong clock, not a step: the new process follows the host.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 
 SLEW = 0.1  # share of the monotonic rate given up while the host clock catches up after a step back
 STEP_THRESHOLD_NS = 1_000_000_000  # NTP slews drift far slower; a step is a jump at least this large
 MAX_KEPT_STEPS = 1000  # steps nobody took (no watch running): the oldest are forgotten
+MAX_RESUME_AHEAD_NS = 600 * 1_000_000_000  # absorbed in 100 minutes at SLEW
+HIGH_WATER_FILE = "receive_clock"  # in the raw root: the last receive time handed out (ns)
 
 
 class ReceiveClock:
@@ -55,6 +64,20 @@ class ReceiveClock:
             self._last, self._last_mono = now, mono
             return now
 
+    def resume(self, floor_ns: int) -> int:
+        """Never hand out a time before `floor_ns` (the last process's high-water mark) unless it
+        is more than MAX_RESUME_AHEAD_NS ahead of the host; returns how far ahead it resumed (ns)."""
+        with self._lock:
+            ahead = floor_ns - self._wall_ns()
+            if floor_ns <= self._last or ahead > MAX_RESUME_AHEAD_NS:
+                return 0
+            self._last, self._last_mono = floor_ns, self._monotonic_ns()
+            return max(0, ahead)
+
+    def high_water_ns(self) -> int:
+        with self._lock:
+            return self._last
+
     def take_steps(self) -> list[tuple[int, int, int]]:
         """The steps of the host clock seen since the last call: (step in ns, signed; the host clock
         at the reading before it; at the reading after it)."""
@@ -80,3 +103,18 @@ def receive_ns() -> int:
 def receive_clock() -> ReceiveClock:
     """The process's receive clock (clockwatch takes its steps)."""
     return _CLOCK
+
+
+def resume_receive_clock(raw_root: Path, clock: ReceiveClock | None = None) -> int:
+    """Resume from the high-water mark the last collector left in `raw_root` (0: none, or unused)."""
+    try:
+        floor = int((raw_root / HIGH_WATER_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return 0
+    return (clock or _CLOCK).resume(floor)
+
+
+def save_high_water(raw_root: Path, ns: int) -> None:
+    """Written in place (a few bytes; a torn write reads as no mark): no temp file to leave behind."""
+    with contextlib.suppress(OSError):  # a full or read-only disk: only the order across a restart is lost
+        (raw_root / HIGH_WATER_FILE).write_text(f"{ns}\n")

@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable
+from pathlib import Path
 
-from daedalus.collector.clock import ReceiveClock, receive_clock
+from daedalus.collector.clock import ReceiveClock, receive_clock, save_high_water
 from daedalus.collector.connection import Emitter, event_row
 from daedalus.collector.queue import Record
 
@@ -49,8 +50,10 @@ async def watch_clock(
     *,
     interval: float = CLOCK_CHECK_INTERVAL_S,
     clock: ReceiveClock | None = None,
+    raw_root: Path | None = None,
 ) -> int:
-    """Until `stop` (and once more then): record each step of the wall clock; returns how many."""
+    """Until `stop` (and once more then): record each step of the wall clock; returns how many.
+    With `raw_root`, keep the clock's high-water mark there (collector/clock.py)."""
     clock = clock or receive_clock()
     steps = 0
     while True:
@@ -73,5 +76,8 @@ async def watch_clock(
                     capture_ts=clock.now_ns(),
                 )
                 await emitter.emit(Record(source, "events", row))
+        if raw_root is not None:  # one interval ahead: covers what is stamped until the next check
+            margin = 0 if stopping else int(interval * 1e9)
+            save_high_water(raw_root, clock.high_water_ns() + margin)
         if stopping:
             return steps

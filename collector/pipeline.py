@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from daedalus.collector.clock import resume_receive_clock
 from daedalus.collector.clockwatch import exchanges_of, watch_clock
 from daedalus.collector.connection import Emitter
 from daedalus.collector.queue import BoundedQueue
@@ -82,6 +83,7 @@ async def run_collect(
 
     ing = config.ingestion
     root = local_root(config)
+    resume_receive_clock(root)  # after a step back the last process's clock ran ahead: stay after it
     queue = BoundedQueue(
         ing.queue_maxsize, ing.backpressure_timeout_seconds, max_bytes=int(ing.queue_max_mb * 2**20)
     )
@@ -139,7 +141,9 @@ async def _run_prepared(
     pump_task = asyncio.ensure_future(emitter.pump(collect_stop))
     collector_tasks = [asyncio.ensure_future(c.run(collect_stop)) for c in collectors]
     # a step of the host's clock shifts every capture_ts after it: recorded in events (clockwatch.py)
-    clock_task = asyncio.ensure_future(watch_clock(emitter, exchanges_of(collectors), collect_stop))
+    clock_task = asyncio.ensure_future(
+        watch_clock(emitter, exchanges_of(collectors), collect_stop, raw_root=root)
+    )
     health_task = None
     try:
         from daedalus.collector.health import health_path, run_health_writer
