@@ -97,9 +97,7 @@ class ForgetsOnlyItsOwnClient:
         dial_failed = getattr(client, "dial_failed", False)  # only then does ccxt set a backoff
         super().on_error(client, error)  # type: ignore[misc]
         state = (getattr(self, "ws_dial_backoff", None) or {}).get(client.url)
-        if (
-            dial_failed and state is not None
-        ):  # ccxt's wall-clock `until` → a monotonic instant, taken as it is set
+        if dial_failed and state is not None:  # ccxt's wall-clock `until` → a monotonic instant
             self._dial_after = self._dial_after or {}
             self._dial_after[client.url] = time.monotonic() + (state["until"] - _wall_ms()) / 1000
 
