@@ -72,6 +72,7 @@ HOST_CLOCK_BACK_AFTER_S = 2.0
 HOST_CLOCK_RECOVERY_S = 8.0
 BOOK_LEVELS = 10  # the top levels per side compared with the served book
 DRAIN_SECONDS = 1.5  # after the market stops: what was sent reaches the collectors
+DRAIN_MAX_SECONDS = 20.0  # ...and longer while records still arrive (a slow, loaded collector)
 
 
 class FaultyBinance(FakeBinance):
@@ -194,6 +195,24 @@ async def _subscribed(fakes: dict[str, Any], n_symbols: int, collector: asyncio.
         await asyncio.sleep(0.1)
 
 
+async def _drained(emitters: list[Any], collector: asyncio.Future) -> None:
+    """After the market stopped: DRAIN_SECONDS, then until the collectors received nothing new for
+    DRAIN_SECONDS (at most DRAIN_MAX_SECONDS): a loaded collector still working through its sockets'
+    backlog would otherwise serve a book older than the fake's last."""
+
+    def received() -> int:
+        return sum(e.totals()["received"] for e in emitters)
+
+    deadline = time.monotonic() + DRAIN_MAX_SECONDS
+    last = received()
+    while time.monotonic() < deadline and not collector.done():
+        await asyncio.sleep(DRAIN_SECONDS)
+        now = received()
+        if now == last:
+            return
+        last = now
+
+
 async def collect_cycle(
     root: Path, seconds: float, seed: int, fault: str, start_ms: int, speed: float, out: Path
 ) -> dict:
@@ -248,8 +267,9 @@ async def collect_cycle(
             await publish_step(market, binance, venues.values(), coinbase)
             await asyncio.sleep(STEP_MS / 1000)
 
+    emitters: list[Any] = []
     collector = asyncio.ensure_future(
-        run_collect(config, stop, configure=configure, coinbase_url=coinbase.url)
+        run_collect(config, stop, configure=configure, coinbase_url=coinbase.url, on_started=emitters.append)
     )
     feeder = asyncio.ensure_future(feed())
     try:
@@ -258,7 +278,7 @@ async def collect_cycle(
         await asyncio.sleep(seconds + (HOST_CLOCK_RECOVERY_S if fault == "host_clock_step" else 0.0))
         market_stop.set()
         await feeder
-        await asyncio.sleep(DRAIN_SECONDS)
+        await _drained(emitters, collector)
         report["end_ms"] = receive_ns() // 1_000_000
         report["books"] = true_books(fakes, market)
         report["sim_end_ms"] = market.now_ms
