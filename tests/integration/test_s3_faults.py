@@ -4,13 +4,11 @@ build completes (a loopback TCP proxy in front of moto is stopped and started ag
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -21,6 +19,7 @@ import pytest
 from s3_helpers import make_lakehouse
 
 from daedalus.build import api
+from daedalus.devkit.soak.s3 import TcpProxy  # the soak's outage proxy, shared
 from daedalus.errors import BuildError, StorageError
 from daedalus.fsio import make_s3_client
 from daedalus.land.lander import land_any
@@ -129,63 +128,6 @@ def test_bad_credentials_are_one_clear_error(tmp_path: Path, auth_moto) -> None:
 
 
 # -- the endpoint goes away mid-build --------------------------------------------------------------
-
-
-class TcpProxy:
-    """A loopback TCP forwarder that can be stopped (connections refused/reset) and started again."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.listener: socket.socket | None = None
-        self.conns: list[socket.socket] = []
-        self.lock = threading.Lock()
-
-    def start(self) -> None:
-        ls = socket.socket()
-        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        ls.bind(("127.0.0.1", self.port))
-        ls.listen(64)
-        self.listener = ls
-        threading.Thread(target=self._accept, args=(ls,), daemon=True).start()
-
-    def stop(self) -> None:
-        ls, self.listener = self.listener, None
-        if ls is not None:
-            with contextlib.suppress(OSError):
-                ls.shutdown(socket.SHUT_RDWR)
-            ls.close()
-        with self.lock:
-            for c in self.conns:
-                with contextlib.suppress(OSError):
-                    c.shutdown(socket.SHUT_RDWR)
-                c.close()
-            self.conns.clear()
-
-    def _accept(self, ls: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = ls.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            with self.lock:
-                self.conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(a: socket.socket, b: socket.socket) -> None:
-        try:
-            while data := a.recv(65536):
-                b.sendall(data)
-        except OSError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                b.shutdown(socket.SHUT_WR)
 
 
 def _gold_via_manifest(client, bucket: str) -> tuple[int, int]:
