@@ -24,14 +24,17 @@ if TYPE_CHECKING:
 Producer = Callable[[Iterator[pa.RecordBatch], dict[str, Any]], Iterator[pa.RecordBatch]]
 """The input query's batches and the relation's parameters → the relation's batches."""
 
-_KINDS: dict[str, tuple[pa.Schema, Producer]] = {}
+_KINDS: dict[str, tuple[pa.Schema, Producer, dict[str, str]]] = {}
 _MARK = re.compile(r"/\*daedalus:relation (\w+) (\{[^\n]*\})\n(.*?)\n\*/ (__daedalus_rel_\w+)", re.DOTALL)
 BATCH_ROWS = 16_384
 """Input rows per batch handed to a producer (its memory follows the batch, not the slice)."""
 
 
-def register_kind(kind: str, schema: pa.Schema, producer: Producer) -> None:
-    _KINDS[kind] = (schema, producer)
+def register_kind(
+    kind: str, schema: pa.Schema, producer: Producer, settings: dict[str, str] | None = None
+) -> None:
+    """`settings`: DuckDB settings for the input query only (it runs on its own cursor)."""
+    _KINDS[kind] = (schema, producer, dict(settings or {}))
 
 
 def relation_sql(kind: str, params: dict[str, Any], sql: str) -> str:
@@ -60,9 +63,9 @@ def bind(con: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
     for kind, head, inner, name in found:
         if kind not in _KINDS:
             raise ValueError(f"relation {kind}: no such kind (known: {', '.join(sorted(_KINDS))})")
-        schema, producer = _KINDS[kind]
+        schema, producer, settings = _KINDS[kind]
         params = json.loads(head)
-        batches = _run(con, tz, _unescape(inner), params, schema, producer)
+        batches = _run(con, {"TimeZone": tz, **settings}, _unescape(inner), params, schema, producer)
         stream = pa.RecordBatchReader.from_batches(schema, batches)
         con.register(name, stream)
         names.append(name)
@@ -76,7 +79,7 @@ def unbind(con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
 
 def _run(
     con: duckdb.DuckDBPyConnection,
-    tz: str,
+    settings: dict[str, str],
     sql: str,
     params: dict[str, Any],
     schema: pa.Schema,
@@ -85,7 +88,8 @@ def _run(
     # A cursor: the input query runs while the query scanning this stream runs on `con`.
     cur = con.cursor()
     try:
-        cur.execute(f"SET TimeZone = '{tz}'")
+        for name, value in settings.items():
+            cur.execute(f"SET {name} = '{value}'")
         reader = cur.execute(sql).to_arrow_reader(BATCH_ROWS)
         for out in producer(iter(reader), params):
             if out.num_rows:
