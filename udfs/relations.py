@@ -33,7 +33,7 @@ BATCH_ROWS = 16_384
 def register_kind(
     kind: str, schema: pa.Schema, producer: Producer, settings: dict[str, str] | None = None
 ) -> None:
-    """`settings`: DuckDB settings for the input query only (it runs on its own cursor)."""
+    """`settings`: DuckDB settings the input query is planned with (restored once it is planned)."""
     _KINDS[kind] = (schema, producer, dict(settings or {}))
 
 
@@ -65,7 +65,7 @@ def bind(con: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
             raise ValueError(f"relation {kind}: no such kind (known: {', '.join(sorted(_KINDS))})")
         schema, producer, settings = _KINDS[kind]
         params = json.loads(head)
-        batches = _run(con, {"TimeZone": tz, **settings}, _unescape(inner), params, schema, producer)
+        batches = _run(con, tz, settings, _unescape(inner), params, schema, producer)
         stream = pa.RecordBatchReader.from_batches(schema, batches)
         con.register(name, stream)
         names.append(name)
@@ -77,8 +77,29 @@ def unbind(con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
         con.unregister(name)
 
 
+def _planned_with(con: duckdb.DuckDBPyConnection, settings: dict[str, str], start: Callable[[], Any]) -> Any:
+    """`start()` (which plans and starts the input query) under the kind's settings. Most of them are
+    database-wide (optimizer switches), so they are put back once the query is planned, from a cursor
+    of their own (a statement on the query's cursor would end its result)."""
+    if not settings:
+        return start()
+    aside = con.cursor()
+    try:
+        old = {k: aside.execute(f"SELECT current_setting('{k}')").fetchone()[0] for k in settings}
+        try:
+            for name, value in settings.items():
+                aside.execute(f"SET {name} = '{value}'")
+            return start()
+        finally:
+            for name, value in old.items():
+                aside.execute(f"SET {name} = '{value}'")
+    finally:
+        aside.close()
+
+
 def _run(
     con: duckdb.DuckDBPyConnection,
+    tz: str,
     settings: dict[str, str],
     sql: str,
     params: dict[str, Any],
@@ -88,9 +109,8 @@ def _run(
     # A cursor: the input query runs while the query scanning this stream runs on `con`.
     cur = con.cursor()
     try:
-        for name, value in settings.items():
-            cur.execute(f"SET {name} = '{value}'")
-        reader = cur.execute(sql).to_arrow_reader(BATCH_ROWS)
+        cur.execute(f"SET TimeZone = '{tz}'")
+        reader = _planned_with(con, settings, lambda: cur.execute(sql).to_arrow_reader(BATCH_ROWS))
         for out in producer(iter(reader), params):
             if out.num_rows:
                 yield out.cast(schema) if out.schema != schema else out
