@@ -177,4 +177,10 @@ def _chunk(batch: pa.RecordBatch, conn: _Connection, params: dict[str, Any]) -> 
     return pa.RecordBatch.from_arrays(out, schema=SCHEMA)
 
 
-relations.register_kind(KIND, SCHEMA, rebuild_stream)
+# The input query joins the bronze rows (level lists) to their narrow keys (macros/book_updates.sql
+# `upd_rows`); DuckDB's estimates put the bronze side on the hash table, which then held every list of
+# the window read (~160 MB of a 1 h slice). Without the build-side swap, every join of that query
+# builds on its right side as written: the narrow keys, so the lists only stream through.
+INPUT_SETTINGS = {"disabled_optimizers": "build_side_probe_side"}
+
+relations.register_kind(KIND, SCHEMA, rebuild_stream, INPUT_SETTINGS)

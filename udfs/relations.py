@@ -24,14 +24,17 @@ if TYPE_CHECKING:
 Producer = Callable[[Iterator[pa.RecordBatch], dict[str, Any]], Iterator[pa.RecordBatch]]
 """The input query's batches and the relation's parameters → the relation's batches."""
 
-_KINDS: dict[str, tuple[pa.Schema, Producer]] = {}
+_KINDS: dict[str, tuple[pa.Schema, Producer, dict[str, str]]] = {}
 _MARK = re.compile(r"/\*daedalus:relation (\w+) (\{[^\n]*\})\n(.*?)\n\*/ (__daedalus_rel_\w+)", re.DOTALL)
 BATCH_ROWS = 16_384
 """Input rows per batch handed to a producer (its memory follows the batch, not the slice)."""
 
 
-def register_kind(kind: str, schema: pa.Schema, producer: Producer) -> None:
-    _KINDS[kind] = (schema, producer)
+def register_kind(
+    kind: str, schema: pa.Schema, producer: Producer, settings: dict[str, str] | None = None
+) -> None:
+    """`settings`: DuckDB settings the input query is planned with (restored once it is planned)."""
+    _KINDS[kind] = (schema, producer, dict(settings or {}))
 
 
 def relation_sql(kind: str, params: dict[str, Any], sql: str) -> str:
@@ -60,9 +63,9 @@ def bind(con: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
     for kind, head, inner, name in found:
         if kind not in _KINDS:
             raise ValueError(f"relation {kind}: no such kind (known: {', '.join(sorted(_KINDS))})")
-        schema, producer = _KINDS[kind]
+        schema, producer, settings = _KINDS[kind]
         params = json.loads(head)
-        batches = _run(con, tz, _unescape(inner), params, schema, producer)
+        batches = _run(con, tz, settings, _unescape(inner), params, schema, producer)
         stream = pa.RecordBatchReader.from_batches(schema, batches)
         con.register(name, stream)
         names.append(name)
@@ -74,9 +77,30 @@ def unbind(con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
         con.unregister(name)
 
 
+def _planned_with(con: duckdb.DuckDBPyConnection, settings: dict[str, str], start: Callable[[], Any]) -> Any:
+    """`start()` (which plans and starts the input query) under the kind's settings. Most of them are
+    database-wide (optimizer switches), so they are put back once the query is planned, from a cursor
+    of their own (a statement on the query's cursor would end its result)."""
+    if not settings:
+        return start()
+    aside = con.cursor()
+    try:
+        old = {k: aside.execute(f"SELECT current_setting('{k}')").fetchone()[0] for k in settings}
+        try:
+            for name, value in settings.items():
+                aside.execute(f"SET {name} = '{value}'")
+            return start()
+        finally:
+            for name, value in old.items():
+                aside.execute(f"SET {name} = '{value}'")
+    finally:
+        aside.close()
+
+
 def _run(
     con: duckdb.DuckDBPyConnection,
     tz: str,
+    settings: dict[str, str],
     sql: str,
     params: dict[str, Any],
     schema: pa.Schema,
@@ -86,7 +110,7 @@ def _run(
     cur = con.cursor()
     try:
         cur.execute(f"SET TimeZone = '{tz}'")
-        reader = cur.execute(sql).to_arrow_reader(BATCH_ROWS)
+        reader = _planned_with(con, settings, lambda: cur.execute(sql).to_arrow_reader(BATCH_ROWS))
         for out in producer(iter(reader), params):
             if out.num_rows:
                 yield out.cast(schema) if out.schema != schema else out

@@ -1,5 +1,6 @@
 {{ config(materialized='partitioned', partition_by=['exchange', 'symbol', 'date'], tags=['orderbook', 'silver'],
-          lookback=seconds_interval(features.max_state_staleness_seconds), order_by=['exchange', 'symbol', 'conn_id', 'seq'], slice_by='ts') }}
+          lookback=seconds_interval(features.max_state_staleness_seconds), order_by=['exchange', 'symbol', 'conn_id', 'seq'], slice_by='ts',
+          settings={'disabled_optimizers': 'build_side_probe_side'}) }}
 {#-
   Every bronze `book_updates` book message (snapshot or delta) that silver.orderbook does not serve,
   one row each, with why (`reason`): update_id_gap, update_id_regressed, no_book, invalid_levels,
@@ -11,6 +12,8 @@
   The levels are only handed to the kernel where they decide what is served (strict deletes).
   Built after silver.orderbook in one build, its kernel calls find the rows that model's pass already
   replayed (udfs/unserved_memo.py) and do not replay them again; built alone, they replay.
+  `disabled_optimizers`: every join builds on its right side as written, the narrow keys, so the
+  bronze level lists never fill a hash table (udfs/book_stream.py INPUT_SETTINGS, the same rows).
 -#}
 WITH {{ book_update_rows() }},
 upd_lean AS (

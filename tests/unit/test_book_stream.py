@@ -171,3 +171,77 @@ def test_the_input_query_survives_comment_delimiters() -> None:
         assert con.execute(sql).fetchall() == [("**/*.parquet /* %2F */", 1)]
     finally:
         relations.unbind(con, names)
+
+
+def test_the_input_query_runs_with_its_kinds_settings() -> None:
+    """A kind's DuckDB settings hold while its input query is planned, and are put back after (most are
+    database-wide: left set, they would change the plans of every later model of the build)."""
+    con = duckdb.connect()
+    inner = "SELECT current_setting('disabled_optimizers') AS s"
+    relations.register_kind(
+        "settings_test",
+        pa.schema([("s", pa.string())]),
+        lambda b, p: b,
+        {"disabled_optimizers": "build_side_probe_side"},
+    )
+    sql = f"SELECT s FROM {relations.relation_sql('settings_test', {}, inner)}"
+    names = relations.bind(con, sql)
+    try:
+        assert con.execute(sql).fetchall() == [("build_side_probe_side",)]
+    finally:
+        relations.unbind(con, names)
+    assert con.execute("SELECT current_setting('disabled_optimizers')").fetchone() == ("",)
+
+
+def _scans(node: dict[str, Any], through_aggregates: bool = True) -> list[str]:
+    """The columns of every Parquet scan whose rows reach `node` (as they are: not past an aggregate,
+    unless `through_aggregates`)."""
+    name = node.get("name", "")
+    if not through_aggregates and ("GROUP_BY" in name or "AGGREGATE" in name):
+        return []
+    cols = node.get("extra_info", {}).get("Projections", []) if "PARQUET" in name else []
+    out = [" ".join(cols if isinstance(cols, list) else [cols])] if cols else []
+    for child in node.get("children", []):
+        out.extend(_scans(child, through_aggregates))
+    return out
+
+
+def _hash_builds(node: dict[str, Any]) -> list[list[str]]:
+    """For every hash join in a JSON plan, the Parquet scans of its build side (the right child)."""
+    out = []
+    if node.get("name", "").strip() == "HASH_JOIN" and len(node.get("children", [])) == 2:
+        out.append(_scans(node["children"][1], through_aggregates=False))
+    for child in node.get("children", []):
+        out.extend(_hash_builds(child))
+    return out
+
+
+def test_silver_orderbooks_input_never_hashes_the_level_lists(tmp_path: Any) -> None:
+    """silver.orderbook's streamed input (macros/book_updates.sql) joins bronze rows to their narrow
+    keys: with the stream's settings every hash join builds on the keys, so the level lists only
+    stream through (built on the bronze side, they held ~160 MB of a 1 h slice at the Pi profile)."""
+    import json
+
+    from daedalus.build import api
+    from daedalus.config import load_config
+    from daedalus.devkit.synth import generate
+    from daedalus.udfs.book_stream import INPUT_SETTINGS
+
+    generate(tmp_path / "lake", symbols=["BTC/USDT"], days=1, hours=0.5, book_updates=True)
+    config = load_config(
+        None,
+        overrides={
+            "storage.root": str(tmp_path / "lake"),
+            "duckdb.temp_directory": str(tmp_path / "t"),
+            "etl.slice_hours": 1,
+        },
+    )
+    sql = api.compile_sql(config, "orderbook")
+    inner = relations._unescape(relations._MARK.search(sql).group(3))
+    con = duckdb.connect()
+    for name, value in INPUT_SETTINGS.items():
+        con.execute(f"SET {name} = '{value}'")
+    plan = json.loads(con.execute(f"EXPLAIN (FORMAT json) {inner}").fetchall()[0][1])
+    builds = [b for root in plan for b in _hash_builds(root)]
+    assert len(builds) >= 3 and any(any("bids" in s for s in scans) for scans in [_scans(p) for p in plan])
+    assert not [s for scans in builds for s in scans if "bids" in s or "asks" in s]
