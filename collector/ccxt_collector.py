@@ -187,6 +187,7 @@ class CcxtCollector:
         self._conn: dict[tuple[str, str], Connection] = {}
         self._shutdown_clients: set[str] = set()
         self._urls: dict[str, str] = {}  # "channel:symbol" -> url of the socket that delivered it
+        self._socket_lost: dict[str, str] = {}  # feed name -> why another feed closed its socket
         self.healer = TradeHealer(self, getattr(ingestion, "heal_seconds", 0.0))
 
     # ---- setup ----
@@ -350,6 +351,7 @@ class CcxtCollector:
     # ---- one feed's session ----
     def _session_for(self, feed: Feed) -> Any:
         async def session(conn: Connection) -> None:
+            self._socket_lost.pop(feed.name, None)  # a mark names an earlier session's socket
             for s in feed.symbols:
                 self._conn[(feed.channel, s)] = conn
                 conn.watch(f"{feed.channel}:{s}", (feed.channel, s))
@@ -364,6 +366,13 @@ class CcxtCollector:
             )
             try:
                 await self._watch_loop(feed, conn)
+            except asyncio.CancelledError:
+                # ccxt cancels the watch calls waiting on a client that is closed: name why
+                lost = self._socket_lost.pop(feed.name, None)
+                task = asyncio.current_task()
+                if lost is not None and task is not None and not task.cancelling():
+                    raise Disconnected(lost) from None  # every series it carried
+                raise
             finally:
                 self.healer.broke(feed.symbols if feed.channel == "trades" else [])  # heal when back
                 await self._close_feed(feed)
@@ -378,6 +387,9 @@ class CcxtCollector:
         params = dict(self.venue.channel_params.get(feed.channel, {}))
         symbol = feed.symbols[0]
         while True:
+            lost = self._socket_lost.pop(feed.name, None)
+            if lost is not None:  # between watch calls when it closed: never subscribe again unnoticed
+                raise Disconnected(lost)  # every series it carried
             url = self._feed_url(feed)
             if url is not None and url in self._shutdown_clients:
                 self._shutdown_clients.discard(url)
@@ -451,8 +463,8 @@ class CcxtCollector:
                     f"{type(e).__name__}: {e}", close_code=code, channel=feed.channel
                 ) from None
 
-    def _feed_url(self, feed: Feed) -> str | None:
-        clients = self.exchange.clients or {}
+    def _feed_url(self, feed: Feed, clients: dict[str, Any] | None = None) -> str | None:
+        clients = (self.exchange.clients or {}) if clients is None else clients
         for s in feed.symbols:
             url = self._urls.get(f"{feed.channel}:{s}")
             if url is not None and url in clients:
@@ -473,10 +485,17 @@ class CcxtCollector:
         return fallback
 
     async def _close_feed(self, feed: Feed) -> None:
-        """Close this feed's socket and forget its ccxt state, so the next session starts clean."""
+        """Close this feed's socket and forget its ccxt state, so the next session starts clean.
+        The other feeds on that socket lose what the venue sends until they subscribe again: each
+        ends its session too (a break of its own series), even one between watch calls, which ccxt's
+        close cannot reach and which would otherwise subscribe again on a new socket unnoticed."""
         url = self._feed_url(feed)
         clients = self.exchange.clients or {}
         client = clients.pop(url, None) if url is not None else None
+        if client is not None:
+            for other in self.feeds:
+                if other is not feed and self._feed_url(other, clients={url: client}) == url:
+                    self._socket_lost[other.name] = f"socket {url} closed as {feed.name}'s session ended"
         if client is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.close(), 2.0)
