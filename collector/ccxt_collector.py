@@ -26,6 +26,7 @@ from typing import Any
 from daedalus.collector import ccxt_socket
 from daedalus.collector.backoff import retry_after_from_headers
 from daedalus.collector.ccxt_capture import Hooks, Tap
+from daedalus.collector.ccxt_feed_url import feed_url
 from daedalus.collector.ccxt_rows import SOURCE, MalformedFrame, book_row, ticker_row, trade_row  # noqa: F401
 from daedalus.collector.ccxt_shortcuts import iso8601
 from daedalus.collector.ccxt_taps import tap_property
@@ -366,13 +367,6 @@ class CcxtCollector:
             )
             try:
                 await self._watch_loop(feed, conn)
-            except asyncio.CancelledError:
-                # ccxt cancels the watch calls waiting on a client that is closed: name why
-                lost = self._socket_lost.pop(feed.name, None)
-                task = asyncio.current_task()
-                if lost is not None and task is not None and not task.cancelling():
-                    raise Disconnected(lost) from None  # every series it carried
-                raise
             finally:
                 self.healer.broke(feed.symbols if feed.channel == "trades" else [])  # heal when back
                 await self._close_feed(feed)
@@ -465,24 +459,7 @@ class CcxtCollector:
 
     def _feed_url(self, feed: Feed, clients: dict[str, Any] | None = None) -> str | None:
         clients = (self.exchange.clients or {}) if clients is None else clients
-        for s in feed.symbols:
-            url = self._urls.get(f"{feed.channel}:{s}")
-            if url is not None and url in clients:
-                return url
-        # nothing delivered yet: find the socket by ccxt's subscription hashes, which name the
-        # channel ("orderbook::BTC/USDT", "books:BTC/USDT", "trade@BTC/USD", "tickers") on every venue
-        word = _HASH_WORD[feed.channel]
-        fallback = None
-        for url, client in clients.items():
-            for h in client.subscriptions:
-                text = str(h).lower()
-                if word not in text or text.startswith("unsubscribe"):
-                    continue
-                if any(s.lower() in text for s in feed.symbols):
-                    return url
-                if "/" not in text:
-                    fallback = fallback or url
-        return fallback
+        return feed_url(self._urls, clients, feed.channel, feed.symbols)
 
     async def _close_feed(self, feed: Feed) -> None:
         """Close this feed's socket and forget its ccxt state, so the next session starts clean.
@@ -504,9 +481,6 @@ class CcxtCollector:
                 self.exchange.orderbooks.pop(s, None)
                 self.broken_books.discard(s)
                 self._break_reported.discard(s)
-
-
-_HASH_WORD = {"orderbook": "book", "trades": "trade", "ticker": "ticker"}
 
 
 def _close_code(text: str) -> int | None:
