@@ -56,7 +56,8 @@ def test_feeds_sharing_a_closed_socket_each_record_a_break(tmp_path: Path) -> No
                     before = server.connections_total
                     for peer in server.peers:  # the venue stops serving one book: that feed goes stale
                         peer.topics.discard(MUTED_BOOK)
-                    # trades flow flat out meanwhile, so other feeds are often between watch calls
+                    # trades flow flat out meanwhile (here the other feeds' waiting watch calls are cancelled by
+                    # ccxt's close; the next test forces the feed between watch calls)
                     while server.connections_total == before:
                         await server.run_market(market, 5, interval=0)
                         await asyncio.sleep(0.001)
