@@ -26,6 +26,7 @@ from typing import Any
 from daedalus.collector import ccxt_socket
 from daedalus.collector.backoff import retry_after_from_headers
 from daedalus.collector.ccxt_capture import Hooks, Tap
+from daedalus.collector.ccxt_feed_url import feed_url
 from daedalus.collector.ccxt_rows import SOURCE, MalformedFrame, book_row, ticker_row, trade_row  # noqa: F401
 from daedalus.collector.ccxt_shortcuts import iso8601
 from daedalus.collector.ccxt_taps import tap_property
@@ -187,6 +188,7 @@ class CcxtCollector:
         self._conn: dict[tuple[str, str], Connection] = {}
         self._shutdown_clients: set[str] = set()
         self._urls: dict[str, str] = {}  # "channel:symbol" -> url of the socket that delivered it
+        self._socket_lost: dict[str, str] = {}  # feed name -> why another feed closed its socket
         self.healer = TradeHealer(self, getattr(ingestion, "heal_seconds", 0.0))
 
     # ---- setup ----
@@ -350,6 +352,7 @@ class CcxtCollector:
     # ---- one feed's session ----
     def _session_for(self, feed: Feed) -> Any:
         async def session(conn: Connection) -> None:
+            self._socket_lost.pop(feed.name, None)  # a mark names an earlier session's socket
             for s in feed.symbols:
                 self._conn[(feed.channel, s)] = conn
                 conn.watch(f"{feed.channel}:{s}", (feed.channel, s))
@@ -378,6 +381,9 @@ class CcxtCollector:
         params = dict(self.venue.channel_params.get(feed.channel, {}))
         symbol = feed.symbols[0]
         while True:
+            lost = self._socket_lost.pop(feed.name, None)
+            if lost is not None:  # between watch calls when it closed: never subscribe again unnoticed
+                raise Disconnected(lost)  # every series it carried
             url = self._feed_url(feed)
             if url is not None and url in self._shutdown_clients:
                 self._shutdown_clients.discard(url)
@@ -451,32 +457,22 @@ class CcxtCollector:
                     f"{type(e).__name__}: {e}", close_code=code, channel=feed.channel
                 ) from None
 
-    def _feed_url(self, feed: Feed) -> str | None:
-        clients = self.exchange.clients or {}
-        for s in feed.symbols:
-            url = self._urls.get(f"{feed.channel}:{s}")
-            if url is not None and url in clients:
-                return url
-        # nothing delivered yet: find the socket by ccxt's subscription hashes, which name the
-        # channel ("orderbook::BTC/USDT", "books:BTC/USDT", "trade@BTC/USD", "tickers") on every venue
-        word = _HASH_WORD[feed.channel]
-        fallback = None
-        for url, client in clients.items():
-            for h in client.subscriptions:
-                text = str(h).lower()
-                if word not in text or text.startswith("unsubscribe"):
-                    continue
-                if any(s.lower() in text for s in feed.symbols):
-                    return url
-                if "/" not in text:
-                    fallback = fallback or url
-        return fallback
+    def _feed_url(self, feed: Feed, clients: dict[str, Any] | None = None) -> str | None:
+        clients = (self.exchange.clients or {}) if clients is None else clients
+        return feed_url(self._urls, clients, feed.channel, feed.symbols)
 
     async def _close_feed(self, feed: Feed) -> None:
-        """Close this feed's socket and forget its ccxt state, so the next session starts clean."""
+        """Close this feed's socket and forget its ccxt state, so the next session starts clean.
+        The other feeds on that socket lose what the venue sends until they subscribe again: each
+        ends its session too (a break of its own series), even one between watch calls, which ccxt's
+        close cannot reach and which would otherwise subscribe again on a new socket unnoticed."""
         url = self._feed_url(feed)
         clients = self.exchange.clients or {}
         client = clients.pop(url, None) if url is not None else None
+        if client is not None:
+            for other in self.feeds:
+                if other is not feed and self._feed_url(other, clients={url: client}) == url:
+                    self._socket_lost[other.name] = f"socket {url} closed as {feed.name}'s session ended"
         if client is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.close(), 2.0)
@@ -485,9 +481,6 @@ class CcxtCollector:
                 self.exchange.orderbooks.pop(s, None)
                 self.broken_books.discard(s)
                 self._break_reported.discard(s)
-
-
-_HASH_WORD = {"orderbook": "book", "trades": "trade", "ticker": "ticker"}
 
 
 def _close_code(text: str) -> int | None:
