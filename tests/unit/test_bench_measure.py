@@ -64,6 +64,35 @@ def test_peak_rss_of_a_process_holding_known_memory() -> None:
         proc.wait()
 
 
+MAPPED = """
+import mmap, sys, time
+with open(sys.argv[1], "rb") as f:
+    m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    total = sum(m[i] for i in range(0, len(m), 4096))  # touch every page: resident, file-backed
+    data = b"\\x01" * (60 * 1024 * 1024)  # and 60 MiB of its own
+    print("ready", flush=True)
+    time.sleep(30)
+"""
+
+
+def test_private_memory_leaves_out_file_backed_pages(tmp_path: Path) -> None:
+    """A process with a 120 MiB file mapped and read, and 60 MiB allocated: RSS holds both, private
+    only what it allocated (the bench's `private` column, measure.py `tree_memory`)."""
+    path = tmp_path / "mapped"
+    path.write_bytes(os.urandom(120 * MB))
+    proc = subprocess.Popen([sys.executable, "-c", MAPPED, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        with PeakRSS(proc.pid, interval=0.01) as m:
+            time.sleep(0.1)
+        assert m.peak >= 180 * MB
+        assert 60 * MB <= m.peak_private <= 60 * MB + INTERPRETER_SLACK
+        assert m.peak - m.peak_private >= 120 * MB
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_tree_rss_counts_descendants() -> None:
     """A parent holding little, its child holding 100 MiB: the tree holds ≥ 100 MiB, the parent alone not."""
     parent = textwrap.dedent(f"""

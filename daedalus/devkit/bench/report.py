@@ -266,7 +266,9 @@ def updates_table(sec: dict[str, Any], hours: float) -> Table:
         title_justify="left",
     )
     floors = sec.get("floor") or {}
-    for c in ("built from", "profile", "seconds", "× floor", "peak RSS", "silver.orderbook", "status"):
+    columns = ("built from", "profile", "seconds", "× floor", "peak RSS", "private")
+    columns += ("silver.orderbook", "status")
+    for c in columns:
         t.add_column(c, justify="left" if c in ("built from", "profile", "status") else "right")
     for source in ("snapshots", "updates"):
         for profile in ("default", "pi"):
@@ -278,12 +280,14 @@ def updates_table(sec: dict[str, Any], hours: float) -> Table:
                 _s(fig.get("seconds")),
                 _x(fig.get("seconds"), (floors.get(source) or {}).get("seconds")),
                 _mb(fig.get("peak_rss")),
+                _mb(fig.get("peak_private")),
                 _s(ob.get("seconds")) if ob else "–",
                 _status(fig),
             )
     b = sec.get("bytes") or {}
     ratio = sec.get("updates_vs_snapshots")
     t.caption = (
+        "private: peak RSS less file-backed pages (shared library code), sampled; "
         f"updates / snapshots (default): {'–' if ratio is None else f'{ratio:.2f}×'}; bronze bytes: "
         f"orderbook {_mb(b.get('orderbook'))}, book_updates {_mb(b.get('book_updates'))}; floors "
         + ", ".join(

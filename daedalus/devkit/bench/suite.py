@@ -271,6 +271,7 @@ class BenchSuite:
             "seconds": r.get("seconds"),
             "wall_seconds": run.wall_seconds,
             "peak_rss": run.peak_rss,
+            "peak_private": run.peak_private,
             "peak_spill_bytes": run.peak_dir_bytes,
             "models_seconds": model_total,
             "overhead_seconds": None
