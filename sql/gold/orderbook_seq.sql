@@ -22,6 +22,7 @@
 {%- set lookback_s = ((f.horizons + [f.kyle_lambda_window, f.spread_regime_window]) | max) + f.max_state_staleness_seconds -%}
 {{ config(materialized='partitioned', partition_by=['exchange', 'symbol', 'date'], tags=['orderbook', 'gold', 'sequential'],
           lookback=seconds_interval(lookback_s), order_by=['exchange', 'symbol', 'ts', 'seq'], slice_by='ts') }}
+{%- set rows_sql %}
 WITH src AS NOT MATERIALIZED (
     SELECT exchange, symbol, ts, seq, capture_ts, crossed, break_before, bids, asks
     FROM {{ ref('orderbook') }}
@@ -60,55 +61,47 @@ flow AS (
         CASE WHEN side = 'sell' THEN amount ELSE 0.0 END AS sell
     FROM trade_breaks
 ),
-book_series AS (
-    SELECT exchange, symbol,
-        list({'ts': ts, 'seq': seq, 'crossed': crossed, 'break_before': break_before, 'mid': mid, 'spread': spread,
-              'bids': bids, 'asks': asks, 'trade_breaks': trade_breaks} ORDER BY ts, seq) AS snapshots
+seq_rows AS (
+    -- The three inputs of each series as tagged rows for the stream (udfs/seq_stream.py), sorted here
+    -- (DuckDB spills): at equal ts the VPIN points (tag 0) and the trades (1) come before the snapshots
+    -- (2), which count those with ts ≤ t. Inside a tag, the order of the whole-series lists this
+    -- replaced: snapshots by seq; trades by numeric trade_id, then trade_id, which fixes the summation
+    -- order of trades sharing a timestamp so sums are reproducible to the bit; points by
+    -- (bucket_index, kind DESC).
+    SELECT exchange, symbol, ts, 2 AS tag, seq::HUGEINT AS tie_i, NULL::VARCHAR AS tie_s, NULL::VARCHAR AS tie_k,
+        seq, crossed, break_before, trade_breaks, mid, spread, bids, asks,
+        NULL::DOUBLE AS buy, NULL::DOUBLE AS sell, NULL::BIGINT AS breaks, NULL::DOUBLE AS vpin
     FROM book
-    GROUP BY exchange, symbol
-),
-flow_series AS (
-    -- (ts, trade_id) order, numeric ids compared as numbers: it fixes the summation order of trades
-    -- sharing a timestamp, so sums are reproducible to the bit.
-    SELECT exchange, symbol,
-        list({'ts': ts, 'buy': buy, 'sell': sell, 'breaks': n_breaks}
-             ORDER BY ts, TRY_CAST(trade_id AS HUGEINT) NULLS LAST, trade_id) AS trades
+    UNION ALL
+    SELECT exchange, symbol, ts, 1, TRY_CAST(trade_id AS HUGEINT), trade_id, NULL,
+        NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+        buy, sell, n_breaks, NULL
     FROM flow
-    GROUP BY exchange, symbol
-),
-{%- if f.enable_vpin %}
-vpin_series AS (
+    {%- if f.enable_vpin %}
+    UNION ALL
     -- VPIN points up to the slice's end: the value carried in at each midnight ('open') and one per
-    -- completed bucket, in (ts, bucket_index) order; the kernel takes the last point with ts ≤ t.
-    -- The previous day's points are read too: a day with no trades yet (no partition of its own, or
-    -- none built) still carries the last value in (docs/features.md "vpin": whatever day those trades fell on).
-    SELECT exchange, symbol, list({'ts': ts, 'vpin': vpin} ORDER BY ts, bucket_index, kind DESC) AS points
+    -- completed bucket; a snapshot takes the last point with ts ≤ t. The previous day's points are
+    -- read too: a day with no trades yet (no partition of its own, or none built) still carries the
+    -- last value in (docs/features.md "vpin": whatever day those trades fell on). The stream keeps
+    -- only the last point before the rows it computes.
+    SELECT exchange, symbol, ts, 0, bucket_index, NULL, kind,
+        NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+        NULL, NULL, NULL, vpin
     FROM {{ ref('vpin_buckets') }}
     WHERE kind IN ('open', 'bucket') AND ts < {{ partition.end }}
-    GROUP BY exchange, symbol
-),
-{%- endif %}
-computed AS (
-    SELECT b.exchange, b.symbol,
-        daedalus_orderbook_seq_books(
-            b.snapshots, t.trades, {{ 'v.points' if f.enable_vpin else 'NULL' }},
-            {{ sequential_params(partition.symbol) }}
-        ) AS r
-    FROM book_series b
-    LEFT JOIN flow_series t ON t.exchange = b.exchange AND t.symbol = b.symbol
-    {%- if f.enable_vpin %}
-    LEFT JOIN vpin_series v ON v.exchange = b.exchange AND v.symbol = b.symbol
     {%- endif %}
-),
-per_snapshot AS (
-    SELECT exchange, symbol,
-        unnest(r.ts) AS ts,
-        unnest(r.seq) AS seq,
-        unnest(r.seg_start) AS seg_start,
+)
+SELECT * EXCLUDE (tie_i, tie_s, tie_k)
+FROM seq_rows
+ORDER BY exchange, symbol, ts, tag, tie_i NULLS LAST, tie_s NULLS LAST, tie_k DESC
+{%- endset %}
+WITH per_snapshot AS (
+    SELECT exchange, symbol, ts, seq,
         {%- for c in sequential_columns(f.horizons) %}
-        unnest(r.{{ c.expr }}) AS {{ c.name }}{{ ',' if not loop.last }}
+        {{ c.expr }} AS {{ c.name }}{{ ',' if not loop.last }}
         {%- endfor %}
-    FROM computed
+    FROM {{ python_relation('orderbook_seq', {'params': etl.sequential_params(partition.symbol).model_dump(),
+                                              'start': partition.start_dt.isoformat()}, rows_sql) }}
 )
 SELECT
     s.exchange,
