@@ -1,22 +1,30 @@
 {#-
   The sequential columns of docs/features.md "Sequential", one row per silver.orderbook snapshot, computed
-  by the numba kernels behind daedalus_orderbook_seq (udfs/register.py).
+  by the numba kernels of udfs/series.py `series_sequential`, streamed (udfs/seq_stream.py, the relation
+  kind `orderbook_seq` of udfs/relations.py).
 
-  Order-correctness: each (exchange, symbol) becomes ONE row holding its whole ordered series,
-  list(... ORDER BY ts, seq), the UDF is called once per series and returns lists in the same order,
-  and UNNEST restores one row per snapshot. No kernel ever sees a partial or reordered series, so
-  the result is the same for any `threads`. OFI/MLOFI pair each row with the row before it in that
-  list, inside the same call (daedalus_orderbook_seq_books): only the first ofi_levels levels go into
-  the list, never the whole books, and no predecessor join or window moves any list.
+  Order-correctness: the input query below hands each (exchange, symbol)'s snapshots (ts, seq), trades
+  (ts, numeric trade_id, trade_id) and VPIN points (ts, bucket_index, kind DESC) as tagged rows in ONE
+  order that DuckDB sorts (and spills): at equal ts the trades and points before the snapshots, which
+  count those with ts ≤ t. The stream runs each series through the same numpy pipeline the whole-series
+  UDF daedalus_orderbook_seq_books runs (register.py `series_inputs`), in chunks of book rows: each
+  call also gets the rows before the chunk within the lookback below (computed again, never emitted),
+  a chunk ends only between two distinct ts, and the trades-series break counts are carried as running
+  maxima over the stream. So every emitted row equals one call over the whole series, bit for bit, for
+  any chunk size and any `threads` (tests/unit/test_seq_stream.py), while Python holds a chunk and its
+  lookback, not the series. OFI/MLOFI pair each row with the row before it in that order inside the
+  call: only the first ofi_levels levels are read, and no predecessor join or window moves any list.
 
-  Partition boundaries: the lookback is the longest window (horizons, kyle_lambda_window,
-  spread_regime_window) plus max_state_staleness_seconds. The extra staleness span guarantees that
-  every row inside a window of the target day has its predecessor in the input, or else a gap that
-  is a break in every build — so a day built alone equals the same day of a full build, bit for bit
-  (window sums depend only on the rows inside the window: udfs/kernels/windows.py).
-  VPIN comes from gold.vpin_buckets (state carried across midnight): the value of the last bucket
-  completed by trades with ts ≤ t, looked up inside the same UDF call (the day's bucket points are
-  one more ordered list). Rows are written sorted by config(order_by).
+  Partition boundaries (and chunk boundaries, for the same reason): the lookback is the longest window
+  (horizons, kyle_lambda_window, spread_regime_window) plus max_state_staleness_seconds. The extra
+  staleness span guarantees that every row inside a window of the target rows has its predecessor in
+  the input, or else a gap that is a break in every build (the first row of the input is a forced
+  segment start, and it is one anyway if it falls inside such a window) — so a day built alone equals
+  the same day of a full build, bit for bit (window sums depend only on the rows inside the window:
+  udfs/kernels/windows.py). VPIN comes from gold.vpin_buckets (state carried across midnight): the
+  value of the last point (bucket completed by trades with ts ≤ t, or the value carried in at a
+  midnight) with ts ≤ t; the stream keeps only the last point before the rows it computes.
+  Rows are written sorted by config(order_by).
 -#}
 {%- set f = features -%}
 {%- set lookback_s = ((f.horizons + [f.kyle_lambda_window, f.spread_regime_window]) | max) + f.max_state_staleness_seconds -%}
