@@ -7,7 +7,7 @@ descending). At equal ts the trades and points come first: a snapshot at t count
 points with ts ≤ t. DuckDB does the sorting (it spills); Python holds a bounded window per series.
 
 Each series runs through the numpy pipeline of the whole-series UDF (register.py `series_inputs`,
-series.py `series_sequential`) in chunks of about `CHUNK_ROWS` book rows. Before each chunk the rows
+series.py `series_sequential`) in chunks of `CHUNK_ROWS` book rows or more. Before each chunk the rows
 of the previous calls (books and trades) within `lookback` of the chunk's first ts are kept and go
 into the call again, never emitted; a chunk ends only between two distinct ts, once a later book row
 has arrived, so every trade, point and tied snapshot at or before its last ts is in. That is exact,
@@ -43,8 +43,9 @@ POINT, TRADE, BOOK = 0, 1, 2
 KEYS = ("exchange", "symbol")
 BOOK_FIELDS = ("ts", "seq", "crossed", "break_before", "mid", "spread", "bids", "asks", "trade_breaks")
 TRADE_FIELDS = ("ts", "buy", "sell", "breaks")
-CHUNK_ROWS = 32_768
-"""Book rows per call (plus the kept rows before them): the producer's memory follows this."""
+CHUNK_ROWS = 8_192
+"""Book rows per call, at least (plus the kept rows before them, and at least as many as those, so
+the rows computed twice cost at most as much again): the producer's memory follows this."""
 
 
 def _field(c: Any) -> pa.Field:
@@ -146,7 +147,7 @@ class _Series:
             _, tts, _ = self.trades.flat()
             seen = int(aio.ts_us(rows.column("ts")[-1:])[0])
             self.trades.drop(int(np.searchsorted(tts, seen - self.lookback)))
-        while self.books.n - self.done >= self.chunk:
+        while self.books.n - self.done >= self._chunk():
             out = self._step(final=False)
             if out is False:
                 break
@@ -159,13 +160,16 @@ class _Series:
             if isinstance(out, pa.RecordBatch):
                 yield out
 
+    def _chunk(self) -> int:
+        return max(self.chunk, self.done)
+
     def _cut(self, bts: np.ndarray) -> int | None:
         """The end of the next chunk: between two distinct ts, near `done + chunk`; None = wait for rows."""
         n, lo = bts.shape[0], self.done
         cuts = np.flatnonzero(bts[lo + 1 :] != bts[lo : n - 1]) + lo + 1  # c with bts[c−1] < bts[c]
         if cuts.shape[0] == 0:
             return None
-        want = lo + self.chunk
+        want = lo + self._chunk()
         before = cuts[cuts <= want]
         return int(before[-1]) if before.shape[0] else int(cuts[0])
 
