@@ -1,8 +1,9 @@
 """The sequential columns of gold.orderbook_seq, each declared once (docs/features.md "Sequential"),
 and the SQL form of its parameters (declared once in daedalus/config.py `SequentialParams`).
 
-From the column list come: the Arrow result of `daedalus_orderbook_seq` (register.py), the UNNEST and
-SELECT lists of sql/gold/orderbook_seq.sql (the compiler exposes `sequential_columns()`), the NULL
+From the column list come: the Arrow result of `daedalus_orderbook_seq` (register.py) and of the stream
+gold.orderbook_seq reads (udfs/seq_stream.py), the SELECT lists of sql/gold/orderbook_seq.sql (the
+compiler exposes `sequential_columns()`), the NULL
 after a break (`null_at_break`, applied in `series.series_sequential`), and the column docs and data
 tests of orderbook_seq and orderbook_hf (their yml says `generated_columns: sequential`).
 Adding a column is one entry here plus the kernel output of that name in `series.series_sequential`.

@@ -183,6 +183,26 @@ def trades_from_arrow(rows: pa.StructArray | None) -> Trades:
 # ----------------------------------------------------------------------------------- numpy → Arrow
 
 
+def regime_text(codes: np.ndarray) -> pa.Array:
+    """The spread regime's int8 codes (−1 = NULL) as its SQL text."""
+    text = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int8(), mask=codes < 0), REGIMES)
+    return text.cast(pa.string())
+
+
+def seq_ids(rows: pa.StructArray) -> np.ndarray:
+    """The series rows' `seq` as the result carries it (NULL: −1)."""
+    return np.asarray(pc.fill_null(pc.struct_field(rows, "seq"), -1).to_numpy(zero_copy_only=False), np.int64)
+
+
+def series_inputs(
+    rows: pa.StructArray, trades: pa.StructArray | None, p: SeqParams
+) -> tuple[Series, Trades, np.ndarray]:
+    """One series' book rows and trades (each in its order) as `series_sequential` takes them, and the
+    rows' seq ids: the per-row preparation of the UDF and of the stream (udfs/seq_stream.py) alike."""
+    sr = series_from_arrow(rows, p.ofi_levels, p.ofi_decay_alpha)
+    return sr, trades_from_arrow(trades), seq_ids(rows)
+
+
 def _seq_result(
     results: list[dict[str, np.ndarray] | None], ts: list[np.ndarray], seq: list[np.ndarray], n_horizons: int
 ) -> pa.StructArray:
@@ -200,10 +220,7 @@ def _seq_result(
     outer = [n_horizons if v else 0 for v in valid]
     for c in SEQUENTIAL:
         if c.sql_type == "VARCHAR":  # the regime: int8 codes in the kernel, text in SQL
-            codes = aio.concat([r[c.name] for r in live], np.int8)
-            text = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int8(), mask=codes < 0), REGIMES).cast(
-                pa.string()
-            )
+            text = regime_text(aio.concat([r[c.name] for r in live], np.int8))
             arrays.append(aio.list_array(text, lengths, valid))
         elif c.per_horizon:
             inner = aio.list_array(
@@ -248,17 +265,11 @@ def orderbook_seq_udf(book, trades, vpin_points, params) -> pa.StructArray:
             ts_parts.append(np.empty(0, np.int64))
             seq_parts.append(np.empty(0, np.int64))
             continue
-        rows = book_a[i].values
-        sr = series_from_arrow(rows, p.ofi_levels, p.ofi_decay_alpha)
         tr_row = trades_a[i]
-        t = trades_from_arrow(tr_row.values if tr_row.is_valid else None)
+        sr, t, seq = series_inputs(book_a[i].values, tr_row.values if tr_row.is_valid else None, p)
         results.append(series_sequential(sr, t, p, _vpin_points(points_a[i])))
         ts_parts.append(sr.ts)
-        seq_parts.append(
-            np.asarray(
-                pc.fill_null(pc.struct_field(rows, "seq"), -1).to_numpy(zero_copy_only=False), np.int64
-            )
-        )
+        seq_parts.append(seq)
     return _seq_result(results, ts_parts, seq_parts, n_h)
 
 
@@ -368,7 +379,8 @@ def register_all(con: duckdb.DuckDBPyConnection, config: Config | None = None) -
     import duckdb
 
     t = duckdb.sqltype
-    from daedalus.udfs import book_stream  # noqa: F401  (registers the relation kind `book_rebuild`)
+    # registers the relation kinds `book_rebuild` and `orderbook_seq`
+    from daedalus.udfs import book_stream, seq_stream  # noqa: F401
     from daedalus.udfs.register_book import register_book
     from daedalus.udfs.register_checks import register_checks
 

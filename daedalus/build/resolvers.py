@@ -138,7 +138,8 @@ class Renderer:
         derived = f"(SELECT * FROM (\n{sql}\n) AS __empty WHERE false)"
         # Pin the derived columns to plain typed NULLs: the relation then calls no UDF, so it also
         # works where none is registered (the catalog, a BI tool) and costs nothing to plan.
-        from daedalus.udfs import book_stream, relations  # noqa: F401 - book_stream registers its kind
+        # book_stream and seq_stream register their kinds
+        from daedalus.udfs import book_stream, relations, seq_stream  # noqa: F401
 
         con, names = self.con(), []
         try:

@@ -1,27 +1,36 @@
 {#-
   The sequential columns of docs/features.md "Sequential", one row per silver.orderbook snapshot, computed
-  by the numba kernels behind daedalus_orderbook_seq (udfs/register.py).
+  by the numba kernels of udfs/series.py `series_sequential`, streamed (udfs/seq_stream.py, the relation
+  kind `orderbook_seq` of udfs/relations.py).
 
-  Order-correctness: each (exchange, symbol) becomes ONE row holding its whole ordered series,
-  list(... ORDER BY ts, seq), the UDF is called once per series and returns lists in the same order,
-  and UNNEST restores one row per snapshot. No kernel ever sees a partial or reordered series, so
-  the result is the same for any `threads`. OFI/MLOFI pair each row with the row before it in that
-  list, inside the same call (daedalus_orderbook_seq_books): only the first ofi_levels levels go into
-  the list, never the whole books, and no predecessor join or window moves any list.
+  Order-correctness: the input query below hands each (exchange, symbol)'s snapshots (ts, seq), trades
+  (ts, numeric trade_id, trade_id) and VPIN points (ts, bucket_index, kind DESC) as tagged rows in ONE
+  order that DuckDB sorts (and spills): at equal ts the trades and points before the snapshots, which
+  count those with ts ≤ t. The stream runs each series through the same numpy pipeline the whole-series
+  UDF daedalus_orderbook_seq_books runs (register.py `series_inputs`), in chunks of book rows: each
+  call also gets the rows before the chunk within the lookback below (computed again, never emitted),
+  a chunk ends only between two distinct ts, and the trades-series break counts are carried as running
+  maxima over the stream. So every emitted row equals one call over the whole series, bit for bit, for
+  any chunk size and any `threads` (tests/unit/test_seq_stream.py), while Python holds a chunk and its
+  lookback, not the series. OFI/MLOFI pair each row with the row before it in that order inside the
+  call: only the first ofi_levels levels are read, and no predecessor join or window moves any list.
 
-  Partition boundaries: the lookback is the longest window (horizons, kyle_lambda_window,
-  spread_regime_window) plus max_state_staleness_seconds. The extra staleness span guarantees that
-  every row inside a window of the target day has its predecessor in the input, or else a gap that
-  is a break in every build — so a day built alone equals the same day of a full build, bit for bit
-  (window sums depend only on the rows inside the window: udfs/kernels/windows.py).
-  VPIN comes from gold.vpin_buckets (state carried across midnight): the value of the last bucket
-  completed by trades with ts ≤ t, looked up inside the same UDF call (the day's bucket points are
-  one more ordered list). Rows are written sorted by config(order_by).
+  Partition boundaries (and chunk boundaries, for the same reason): the lookback is the longest window
+  (horizons, kyle_lambda_window, spread_regime_window) plus max_state_staleness_seconds. The extra
+  staleness span guarantees that every row inside a window of the target rows has its predecessor in
+  the input, or else a gap that is a break in every build (the first row of the input is a forced
+  segment start, and it is one anyway if it falls inside such a window) — so a day built alone equals
+  the same day of a full build, bit for bit (window sums depend only on the rows inside the window:
+  udfs/kernels/windows.py). VPIN comes from gold.vpin_buckets (state carried across midnight): the
+  value of the last point (bucket completed by trades with ts ≤ t, or the value carried in at a
+  midnight) with ts ≤ t; the stream keeps only the last point before the rows it computes.
+  Rows are written sorted by config(order_by).
 -#}
 {%- set f = features -%}
 {%- set lookback_s = ((f.horizons + [f.kyle_lambda_window, f.spread_regime_window]) | max) + f.max_state_staleness_seconds -%}
 {{ config(materialized='partitioned', partition_by=['exchange', 'symbol', 'date'], tags=['orderbook', 'gold', 'sequential'],
           lookback=seconds_interval(lookback_s), order_by=['exchange', 'symbol', 'ts', 'seq'], slice_by='ts') }}
+{%- set rows_sql %}
 WITH src AS NOT MATERIALIZED (
     SELECT exchange, symbol, ts, seq, capture_ts, crossed, break_before, bids, asks
     FROM {{ ref('orderbook') }}
@@ -60,55 +69,47 @@ flow AS (
         CASE WHEN side = 'sell' THEN amount ELSE 0.0 END AS sell
     FROM trade_breaks
 ),
-book_series AS (
-    SELECT exchange, symbol,
-        list({'ts': ts, 'seq': seq, 'crossed': crossed, 'break_before': break_before, 'mid': mid, 'spread': spread,
-              'bids': bids, 'asks': asks, 'trade_breaks': trade_breaks} ORDER BY ts, seq) AS snapshots
+seq_rows AS (
+    -- The three inputs of each series as tagged rows for the stream (udfs/seq_stream.py), sorted here
+    -- (DuckDB spills): at equal ts the VPIN points (tag 0) and the trades (1) come before the snapshots
+    -- (2), which count those with ts ≤ t. Inside a tag, the order of the whole-series lists this
+    -- replaced: snapshots by seq; trades by numeric trade_id, then trade_id, which fixes the summation
+    -- order of trades sharing a timestamp so sums are reproducible to the bit; points by
+    -- (bucket_index, kind DESC).
+    SELECT exchange, symbol, ts, 2 AS tag, seq::HUGEINT AS tie_i, NULL::VARCHAR AS tie_s, NULL::VARCHAR AS tie_k,
+        seq, crossed, break_before, trade_breaks, mid, spread, bids, asks,
+        NULL::DOUBLE AS buy, NULL::DOUBLE AS sell, NULL::BIGINT AS breaks, NULL::DOUBLE AS vpin
     FROM book
-    GROUP BY exchange, symbol
-),
-flow_series AS (
-    -- (ts, trade_id) order, numeric ids compared as numbers: it fixes the summation order of trades
-    -- sharing a timestamp, so sums are reproducible to the bit.
-    SELECT exchange, symbol,
-        list({'ts': ts, 'buy': buy, 'sell': sell, 'breaks': n_breaks}
-             ORDER BY ts, TRY_CAST(trade_id AS HUGEINT) NULLS LAST, trade_id) AS trades
+    UNION ALL
+    SELECT exchange, symbol, ts, 1, TRY_CAST(trade_id AS HUGEINT), trade_id, NULL,
+        NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+        buy, sell, n_breaks, NULL
     FROM flow
-    GROUP BY exchange, symbol
-),
-{%- if f.enable_vpin %}
-vpin_series AS (
+    {%- if f.enable_vpin %}
+    UNION ALL
     -- VPIN points up to the slice's end: the value carried in at each midnight ('open') and one per
-    -- completed bucket, in (ts, bucket_index) order; the kernel takes the last point with ts ≤ t.
-    -- The previous day's points are read too: a day with no trades yet (no partition of its own, or
-    -- none built) still carries the last value in (docs/features.md "vpin": whatever day those trades fell on).
-    SELECT exchange, symbol, list({'ts': ts, 'vpin': vpin} ORDER BY ts, bucket_index, kind DESC) AS points
+    -- completed bucket; a snapshot takes the last point with ts ≤ t. The previous day's points are
+    -- read too: a day with no trades yet (no partition of its own, or none built) still carries the
+    -- last value in (docs/features.md "vpin": whatever day those trades fell on). The stream keeps
+    -- only the last point before the rows it computes.
+    SELECT exchange, symbol, ts, 0, bucket_index, NULL, kind,
+        NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+        NULL, NULL, NULL, vpin
     FROM {{ ref('vpin_buckets') }}
     WHERE kind IN ('open', 'bucket') AND ts < {{ partition.end }}
-    GROUP BY exchange, symbol
-),
-{%- endif %}
-computed AS (
-    SELECT b.exchange, b.symbol,
-        daedalus_orderbook_seq_books(
-            b.snapshots, t.trades, {{ 'v.points' if f.enable_vpin else 'NULL' }},
-            {{ sequential_params(partition.symbol) }}
-        ) AS r
-    FROM book_series b
-    LEFT JOIN flow_series t ON t.exchange = b.exchange AND t.symbol = b.symbol
-    {%- if f.enable_vpin %}
-    LEFT JOIN vpin_series v ON v.exchange = b.exchange AND v.symbol = b.symbol
     {%- endif %}
-),
-per_snapshot AS (
-    SELECT exchange, symbol,
-        unnest(r.ts) AS ts,
-        unnest(r.seq) AS seq,
-        unnest(r.seg_start) AS seg_start,
+)
+SELECT * EXCLUDE (tie_i, tie_s, tie_k)
+FROM seq_rows
+ORDER BY exchange, symbol, ts, tag, tie_i NULLS LAST, tie_s NULLS LAST, tie_k DESC
+{%- endset %}
+WITH per_snapshot AS (
+    SELECT exchange, symbol, ts, seq,
         {%- for c in sequential_columns(f.horizons) %}
-        unnest(r.{{ c.expr }}) AS {{ c.name }}{{ ',' if not loop.last }}
+        {{ c.expr }} AS {{ c.name }}{{ ',' if not loop.last }}
         {%- endfor %}
-    FROM computed
+    FROM {{ python_relation('orderbook_seq', {'params': etl.sequential_params(partition.symbol).model_dump(),
+                                              'start': partition.start_dt.isoformat()}, rows_sql) }}
 )
 SELECT
     s.exchange,
