@@ -79,30 +79,17 @@ def rebuild_stream(batches: Iterator[pa.RecordBatch], params: dict[str, Any]) ->
     """The served rows (ts ≥ the slice start) of every connection in `batches`, in input order."""
     conn: _Connection | None = None
     key: tuple[Any, ...] | None = None
-    for batch in batches:
-        n = batch.num_rows
-        if n == 0:
-            continue
-        cols = [batch.column(k).to_numpy(zero_copy_only=False) for k in KEYS]
-        change = np.zeros(n, bool)
-        for c in cols:
-            change[1:] |= c[1:] != c[:-1]
-        starts = [*np.flatnonzero(change).tolist(), n]
-        if starts[0] != 0:
-            starts.insert(0, 0)
-        for a, b in zip(starts[:-1], starts[1:], strict=True):
-            run_key = tuple(c[a] for c in cols)
-            rows = batch.slice(a, b - a)
-            if run_key != key:
-                if conn is not None:
-                    conn.finish()
-                key = run_key
-                # the slice start (`slice_start`, the same on every row): earlier rows only warm up
-                first_ts, start_us = (int(aio.ts_us(rows.column(c)[:1])[0]) for c in ("ts", "slice_start"))
-                strict = bool(rows.column("strict")[0].as_py())  # per exchange: the same on every row
-                conn = _Connection(start_us, first_ts < start_us, strict)
-            assert conn is not None
-            yield _chunk(rows, conn, params)
+    for run_key, rows in relations.key_runs(batches, KEYS):
+        if run_key != key:
+            if conn is not None:
+                conn.finish()
+            key = run_key
+            # the slice start (`slice_start`, the same on every row): earlier rows only warm up
+            first_ts, start_us = (int(aio.ts_us(rows.column(c)[:1])[0]) for c in ("ts", "slice_start"))
+            strict = bool(rows.column("strict")[0].as_py())  # per exchange: the same on every row
+            conn = _Connection(start_us, first_ts < start_us, strict)
+        assert conn is not None
+        yield _chunk(rows, conn, params)
     if conn is not None:
         conn.finish()
 

@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 
 if TYPE_CHECKING:
@@ -28,6 +29,24 @@ _KINDS: dict[str, tuple[pa.Schema, Producer, dict[str, str]]] = {}
 _MARK = re.compile(r"/\*daedalus:relation (\w+) (\{[^\n]*\})\n(.*?)\n\*/ (__daedalus_rel_\w+)", re.DOTALL)
 BATCH_ROWS = 16_384
 """Input rows per batch handed to a producer (its memory follows the batch, not the slice)."""
+
+
+def key_runs(
+    batches: Iterator[pa.RecordBatch], keys: tuple[str, ...]
+) -> Iterator[tuple[tuple[Any, ...], pa.RecordBatch]]:
+    """Each run of rows with equal `keys` within a batch, with its key, in input order (a producer's
+    series or connection: one key's rows may go on in the next batch)."""
+    for batch in batches:
+        n = batch.num_rows
+        if n == 0:
+            continue
+        cols = [batch.column(k).to_numpy(zero_copy_only=False) for k in keys]
+        change = np.zeros(n, bool)
+        for c in cols:
+            change[1:] |= c[1:] != c[:-1]
+        starts = [0, *np.flatnonzero(change).tolist(), n]
+        for a, b in zip(starts[:-1], starts[1:], strict=True):
+            yield tuple(c[a] for c in cols), batch.slice(a, b - a)
 
 
 def register_kind(

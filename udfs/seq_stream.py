@@ -254,22 +254,13 @@ def sequential_stream(batches: Iterator[pa.RecordBatch], params: dict[str, Any])
     start_us = (start - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
     chunk = int(params.get("chunk_rows", CHUNK_ROWS))
     series: _Series | None = None
-    for batch in batches:
-        n = batch.num_rows
-        if n == 0:
-            continue
-        cols = [batch.column(k).to_numpy(zero_copy_only=False) for k in KEYS]
-        change = np.zeros(n, bool)
-        for c in cols:
-            change[1:] |= c[1:] != c[:-1]
-        starts = [0, *np.flatnonzero(change).tolist(), n]
-        for a, b in zip(starts[:-1], starts[1:], strict=True):
-            key = (str(cols[0][a]), str(cols[1][a]))
-            if series is None or key != series.key:
-                if series is not None:
-                    yield from series.finish()
-                series = _Series(key, p, start_us, chunk)
-            yield from series.add(batch.slice(a, b - a))
+    for run_key, rows in relations.key_runs(batches, KEYS):
+        key = (str(run_key[0]), str(run_key[1]))
+        if series is None or key != series.key:
+            if series is not None:
+                yield from series.finish()
+            series = _Series(key, p, start_us, chunk)
+        yield from series.add(rows)
     if series is not None:
         yield from series.finish()
 
