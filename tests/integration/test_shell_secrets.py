@@ -58,7 +58,14 @@ def _duckdb_child(proc: subprocess.Popen, timeout: float = 60) -> psutil.Process
 def test_shell_leaves_no_secret_and_no_child_after_a_signal(s3_lake, sig, tmp_path) -> None:
     env = {"AWS_SECRET_ACCESS_KEY": SECRET, "AWS_SESSION_TOKEN": SECRET + "-token"}
     proc = s3_lake.popen(
-        "shell", env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        "shell",
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        # SIGHUP as a terminal's shell has it: a test run under `nohup` hands its children SIGHUP
+        # ignored, and a shell that ignores the hangup rightly stays
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
     )
     try:
         child = _duckdb_child(proc)
