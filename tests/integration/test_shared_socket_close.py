@@ -32,6 +32,17 @@ def _trade_ids(server: FakeOkx, symbol: str) -> list[str]:
 
 
 @pytest.mark.slow
+async def _trades_flow_again(
+    server: FakeOkx, emitter: Emitter, market: SimulatedMarket, topics: list, what: str
+) -> None:
+    """Once the collector has subscribed again: more than 20 of the next 50 trades are received."""
+    await server.wait_subscribed(topics, 30)
+    n = emitter.counters[("ccxt", "trades")].received
+    await server.run_market(market, 50, interval=0.002)
+    await wait_until(lambda: emitter.counters[("ccxt", "trades")].received > n + 20, 30, what)
+    await asyncio.sleep(0.3)
+
+
 def test_feeds_sharing_a_closed_socket_each_record_a_break(tmp_path: Path) -> None:
     config = make_config(
         tmp_path,
@@ -61,12 +72,7 @@ def test_feeds_sharing_a_closed_socket_each_record_a_break(tmp_path: Path) -> No
                     while server.connections_total == before:
                         await server.run_market(market, 5, interval=0)
                         await asyncio.sleep(0.001)
-                await server.wait_subscribed(topics, 30)
-                received = lambda: emitter.counters[("ccxt", "trades")].received  # noqa: E731
-                n = received()
-                await server.run_market(market, 50, interval=0.002)
-                await wait_until(lambda: received() > n + 20, 30, "trades on the last socket")
-                await asyncio.sleep(0.3)
+                await _trades_flow_again(server, emitter, market, topics, "trades on the last socket")
 
             config.ingestion.exchange_options = {"okx": server.exchange_options()}
             await run_pipeline(
@@ -139,12 +145,7 @@ def test_feed_between_watch_calls_when_its_socket_closes_records_a_break(tmp_pat
                 # the venue goes on trading while the collector subscribes again
                 while server.connections_total == before:
                     await server.run_market(market, 2, interval=0.002)
-                await server.wait_subscribed(topics, 30)
-                received = lambda: emitter.counters[("ccxt", "trades")].received  # noqa: E731
-                n = received()
-                await server.run_market(market, 50, interval=0.002)
-                await wait_until(lambda: received() > n + 20, 30, "trades on the new socket")
-                await asyncio.sleep(0.3)
+                await _trades_flow_again(server, emitter, market, topics, "trades on the new socket")
 
             config.ingestion.exchange_options = {"okx": server.exchange_options()}
             cfg = {"okx": lambda ex: server.set_markets(ex, list(SYMBOLS), market)}
