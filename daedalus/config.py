@@ -374,11 +374,16 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any, origin: str) -> None:
     node = tree
     parts = dotted.split(".")
-    for p in parts[:-1]:
-        node = node.setdefault(p, {})
+    for i, p in enumerate(parts[:-1]):
+        if node.get(p) is None:  # absent, or a section with every key commented out
+            node[p] = {}
+        elif not isinstance(node[p], dict):
+            where = ".".join(parts[: i + 1])
+            raise ConfigError(f"{origin}: invalid value for '{where}': it must be a mapping of keys")
+        node = node[p]
     node[parts[-1]] = value
 
 
@@ -440,14 +445,15 @@ def load_config(
             raise ConfigError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: the top level must be a mapping of sections")
-        data = _root_beside_file(loaded, p)
+        # A section whose keys are all commented out loads as None: it means "all defaults", as if absent.
+        data = _root_beside_file({k: v for k, v in loaded.items() if v is not None}, p)
     env = _env_overrides(dict(os.environ if environ is None else environ))
     if env:
         origin = f"{origin} + environment"
         data = _deep_merge(data, env)
     for dotted, value in (overrides or {}).items():
         if value is not None:
-            _set_dotted(data, dotted, value)
+            _set_dotted(data, dotted, value, origin)
     try:
         return Config.model_validate(data)
     except ValidationError as e:

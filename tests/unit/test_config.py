@@ -38,6 +38,22 @@ def test_load_order_yaml_then_env_then_flags(tmp_path):
     assert c.duckdb.threads == 4 and c.storage.root == "/from/yaml"
 
 
+def test_a_section_with_every_key_commented_out_is_all_defaults(tmp_path):
+    # config/pi.yaml with its one storage key commented out: `storage:` loads as None
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("storage:\n  # root: /mnt/lake\nduckdb:\n  threads: 1\n")
+    c = load_config(cfg, overrides={"storage.root": "/from/flag"}, environ={})
+    assert c.storage.root == "/from/flag" and c.duckdb.threads == 1
+    assert load_config(cfg, environ={}).storage.root == Config().storage.root
+
+
+def test_a_flag_under_a_key_that_is_not_a_section_is_one_error(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("storage: /mnt/lake\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: invalid value for 'storage': it must be a mapping"):
+        load_config(cfg, overrides={"storage.root": "/from/flag"}, environ={})
+
+
 @pytest.mark.parametrize(
     ("yaml_text", "expected"),
     [
