@@ -59,12 +59,15 @@ timezone('UTC', {{ utc_date(ts) }}::TIMESTAMP)
 {% macro book_update_rows(anchor_seconds=7200) -%}
 {%- set win_lo %}{{ partition.start }} - INTERVAL {{ anchor_seconds + 60 }} SECONDS{% endset %}
 {%- set win_hi %}{{ partition.end }} + INTERVAL 60 SECONDS{% endset %}
-{%- set day_lo %}{{ utc_day_start(win_lo) }}{% endset %}
-{%- set day_hi %}{{ utc_day_start(win_hi) }} + INTERVAL 1 DAY{% endset %}
+{#- the UTC days of win_lo and win_hi, as literals (the memo below needs one text per day) #}
+{%- set day_lo = partition.utc_midnight('start', -(anchor_seconds + 60)) %}
+{%- set day_hi = partition.utc_midnight('end', 60, days=1) %}
 upd_fills AS (
-    -- a fill lies on the row's receive date: a fill in the window means a receive time in these days
-    SELECT * FROM {{ unstamped_fills(source('bronze', 'book_updates'), day_lo, day_hi,
-                                     ['kind', 'first_update_id', 'last_update_id', 'prev_update_id']) }}
+    -- A fill lies on the row's receive date: a fill in the window means a receive time in these days.
+    -- Finding it scans those whole days, the same for every slice of a day and for both book models:
+    -- a memo, computed once per build (udfs/relations.py `memo_sql`).
+    SELECT * FROM {{ memo('SELECT * FROM ' ~ unstamped_fills(source('bronze', 'book_updates'), day_lo, day_hi,
+                                     ['kind', 'first_update_id', 'last_update_id', 'prev_update_id'])) }}
 ),
 upd_keys AS (
     SELECT exchange, symbol, conn_id, seq, kind, "timestamp"::TIMESTAMPTZ AS ts0, NULL::TIMESTAMPTZ AS fill_ts,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,12 @@ Producer = Callable[[Iterator[pa.RecordBatch], dict[str, Any]], Iterator[pa.Reco
 """The input query's batches and the relation's parameters → the relation's batches."""
 
 _KINDS: dict[str, tuple[pa.Schema, Producer, dict[str, str]]] = {}
+MEMO = "memo"
+"""The kind of a relation that is its input query's result, computed once per text (see `memo_sql`)."""
+MEMO_MAX_ROWS = 1_000_000
+"""Rows held at most by the memo (a larger result is computed each time it is named, not kept)."""
+_memo: dict[str, pa.Table] = {}
+_memo_lock = threading.Lock()
 _MARK = re.compile(r"/\*daedalus:relation (\w+) (\{[^\n]*\})\n(.*?)\n\*/ (__daedalus_rel_\w+)", re.DOTALL)
 BATCH_ROWS = 16_384
 """Input rows per batch handed to a producer (its memory follows the batch, not the slice)."""
@@ -63,6 +70,21 @@ def relation_sql(kind: str, params: dict[str, Any], sql: str) -> str:
     return f"/*daedalus:relation {kind} {head}\n{_escape(sql)}\n*/ {name}"
 
 
+def memo_sql(sql: str) -> str:
+    """The SQL naming `sql`'s result, computed at most once for the same text until `forget_memos()`.
+
+    For a small result that every time slice of a day asks for alike (silver's fills of unstamped book
+    loads scan the whole receive day, whatever the slice): the text names its exact Parquet files, and
+    bronze files do not change within a build, so the same text gives the same rows."""
+    return relation_sql(MEMO, {}, sql)
+
+
+def forget_memos() -> None:
+    """Drop every memoized result (a build session ends or reads the lake again)."""
+    with _memo_lock:
+        _memo.clear()
+
+
 def _escape(sql: str) -> str:
     # comment delimiters in the input query (file globs: `**/*.parquet`) must not end or nest the comment
     return sql.replace("%", "%25").replace("/*", "%2F*").replace("*/", "*%2F")
@@ -80,6 +102,10 @@ def bind(con: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
     # read here, not in the stream: `con` is busy with the query while the stream runs
     tz = con.execute("SELECT current_setting('TimeZone')").fetchone()[0] if found else "UTC"
     for kind, head, inner, name in found:
+        if kind == MEMO:
+            con.register(name, _memoized(con, tz, name, _unescape(inner)))
+            names.append(name)
+            continue
         if kind not in _KINDS:
             raise ValueError(f"relation {kind}: no such kind (known: {', '.join(sorted(_KINDS))})")
         schema, producer, settings = _KINDS[kind]
@@ -94,6 +120,29 @@ def bind(con: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
 def unbind(con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
     for name in names:
         con.unregister(name)
+
+
+def _memoized(con: duckdb.DuckDBPyConnection, tz: str, name: str, sql: str) -> pa.Table:
+    with _memo_lock:
+        table = _memo.get(name)  # the name is a digest of the text
+    if table is not None:
+        return table
+    cur = con.cursor()
+    try:
+        cur.execute(f"SET TimeZone = '{tz}'")
+        inner = bind(cur, sql)  # relations named inside it
+        try:
+            table = cur.execute(sql).fetch_arrow_table()
+        finally:
+            unbind(cur, inner)
+    finally:
+        cur.close()
+    if table.num_rows <= MEMO_MAX_ROWS:
+        with _memo_lock:
+            if sum(t.num_rows for t in _memo.values()) + table.num_rows > MEMO_MAX_ROWS:
+                _memo.clear()
+            _memo[name] = table
+    return table
 
 
 def _planned_with(con: duckdb.DuckDBPyConnection, settings: dict[str, str], start: Callable[[], Any]) -> Any:
@@ -129,9 +178,13 @@ def _run(
     cur = con.cursor()
     try:
         cur.execute(f"SET TimeZone = '{tz}'")
-        reader = _planned_with(con, settings, lambda: cur.execute(sql).to_arrow_reader(BATCH_ROWS))
-        for out in producer(iter(reader), params):
-            if out.num_rows:
-                yield out.cast(schema) if out.schema != schema else out
+        inner = bind(cur, sql)  # relations named inside the input query (a memo)
+        try:
+            reader = _planned_with(con, settings, lambda: cur.execute(sql).to_arrow_reader(BATCH_ROWS))
+            for out in producer(iter(reader), params):
+                if out.num_rows:
+                    yield out.cast(schema) if out.schema != schema else out
+        finally:
+            unbind(cur, inner)
     finally:
         cur.close()

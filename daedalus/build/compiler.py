@@ -35,7 +35,7 @@ from daedalus.build.project import Model, Project, SqlTest
 from daedalus.errors import CompileError, DaedalusError
 from daedalus.sqltext import read_parquet_sql, sql_ident, sql_str
 from daedalus.udfs.columns import VpinParams, output_columns, params_sql, vpin_params_sql
-from daedalus.udfs.relations import relation_sql
+from daedalus.udfs.relations import memo_sql, relation_sql
 
 PLACEHOLDER_DATE = "2000-01-01"
 
@@ -232,6 +232,8 @@ class Compiler:
             vpin_params=lambda symbol=None: vpin_params_sql(VpinParams.from_config(cfg.etl, symbol)),
             # a relation Python streams from a query's rows (udfs/relations.py; bound at execution)
             python_relation=relation_sql,
+            # a small result computed once per text within a build (udfs/relations.py `memo_sql`)
+            memo=memo_sql,
         )
         if partition is None:
             ctx.pop("partition")  # StrictUndefined: using it outside a partitioned model is an error

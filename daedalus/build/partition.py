@@ -62,6 +62,14 @@ class PartitionCtx:
     def lookback_start(self) -> str:
         return ts_literal(self.start_dt - dt.timedelta(seconds=self.lookback))
 
+    def utc_midnight(self, edge: str, seconds: float = 0.0, days: int = 0) -> str:
+        """The UTC midnight that starts the day of `edge` ('start' or 'end') moved by `seconds`, then
+        `days` later, as a literal: the same text for every slice whose moved edge falls on that day
+        (a memo's text must be; an expression on `start` differs from slice to slice)."""
+        at = (self.start_dt if edge == "start" else self.end_dt) + dt.timedelta(seconds=seconds)
+        day = at.astimezone(dt.UTC).date() + dt.timedelta(days=days)
+        return ts_literal(dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC))
+
     def slices(self, hours: float) -> list[tuple[dt.datetime, dt.datetime]]:
         """The day cut into consecutive slices of `hours` (the last one ends at midnight)."""
         step = dt.timedelta(hours=hours)

@@ -103,6 +103,9 @@ class Session:
 
     def reload(self) -> None:
         """Read the manifest again (what the lake holds now) and forget every cached partition list."""
+        from daedalus.udfs.relations import forget_memos
+
+        forget_memos()  # results of queries over the files the last look found
         self.manifest = Manifest.load(self.lake)
         self.inventory = Inventory(
             self.project, self.lake, self.manifest, lambda: self.con, self.start, self.end
@@ -120,6 +123,9 @@ class Session:
         return self.connection
 
     def close(self) -> None:
+        from daedalus.udfs.relations import forget_memos
+
+        forget_memos()
         if self.connection is not None:
             self.connection.close()
             self.connection = None

@@ -237,10 +237,11 @@ def test_silver_orderbooks_input_never_hashes_the_level_lists(tmp_path: Any) -> 
         },
     )
     sql = api.compile_sql(config, "orderbook")
-    inner = relations._unescape(relations._MARK.search(sql).group(3))
+    inner = next(relations._unescape(m[2]) for m in relations._MARK.findall(sql) if m[0] == KIND)
     con = duckdb.connect()
     for name, value in INPUT_SETTINGS.items():
         con.execute(f"SET {name} = '{value}'")
+    relations.bind(con, inner)  # the memo it names (the fills of unstamped loads)
     plan = json.loads(con.execute(f"EXPLAIN (FORMAT json) {inner}").fetchall()[0][1])
     builds = [b for root in plan for b in _hash_builds(root)]
     assert len(builds) >= 3 and any(any("bids" in s for s in scans) for scans in [_scans(p) for p in plan])

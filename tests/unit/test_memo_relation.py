@@ -1,0 +1,90 @@
+"""A memo relation (udfs/relations.py `memo_sql`): a small result every time slice of a day asks for
+alike is computed once per text within a build, and only then."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from daedalus.udfs import relations
+
+
+@pytest.fixture
+def counted() -> tuple[duckdb.DuckDBPyConnection, list[int]]:
+    """A connection with `counted(x)`: x, and one more in the list each time DuckDB calls it."""
+    relations.forget_memos()
+    con, calls = duckdb.connect(), [0]
+
+    def bump(x: pa.Array) -> pa.Array:
+        calls[0] += 1
+        return x
+
+    con.create_function("counted", bump, ["BIGINT"], "BIGINT", type="arrow")
+    yield con, calls
+    relations.forget_memos()
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[Any, ...]]:
+    names = relations.bind(con, sql)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        relations.unbind(con, names)
+
+
+def test_the_same_text_runs_once_until_forgotten(counted: Any) -> None:
+    con, calls = counted
+    memo = relations.memo_sql("SELECT counted(i) AS v FROM range(3) r(i)")
+    sql = f"SELECT sum(v) FROM {memo}"
+    assert _run(con, sql) == [(3,)] and calls[0] == 1
+    assert _run(con, f"SELECT max(v) FROM {memo}") == [(2,)] and calls[0] == 1  # another query, same memo
+    other = relations.memo_sql("SELECT counted(i) + 1 AS v FROM range(3) r(i)")
+    assert _run(con, f"SELECT sum(v) FROM {other}") == [(6,)] and calls[0] == 2  # another text runs
+    relations.forget_memos()
+    assert _run(con, sql) == [(3,)] and calls[0] == 3
+
+
+def test_a_result_over_the_bound_is_not_kept(counted: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    con, calls = counted
+    monkeypatch.setattr(relations, "MEMO_MAX_ROWS", 5)
+    sql = f"SELECT count(*) FROM {relations.memo_sql('SELECT counted(i) AS v FROM range(10) r(i)')}"
+    assert _run(con, sql) == [(10,)] and _run(con, sql) == [(10,)]
+    assert calls[0] == 2
+
+
+def test_a_memo_inside_a_streamed_relations_input(counted: Any) -> None:
+    """The input query of a streamed relation may name a memo: it is bound on the stream's cursor."""
+    con, calls = counted
+    relations.register_kind("memo_echo_test", pa.schema([("v", pa.int64())]), lambda b, p: b)
+    inner = f"SELECT v FROM {relations.memo_sql('SELECT counted(i) AS v FROM range(4) r(i)')} ORDER BY v"
+    sql = f"SELECT list(v ORDER BY v) FROM {relations.relation_sql('memo_echo_test', {}, inner)}"
+    assert _run(con, sql) == [([0, 1, 2, 3],)] and _run(con, sql) == [([0, 1, 2, 3],)]
+    assert calls[0] == 1
+
+
+def test_every_slice_of_a_day_names_the_same_fills_memo(tmp_path: Any) -> None:
+    """The fills of unstamped book loads (macros/book_updates.sql) scan whole receive days: their text
+    must not depend on the slice, or each slice of the day scans them again (24 × a day's scan at
+    1 h slices). Slices 4..23 of a day name one memo; the first ones reach into the day before, the last into the next."""
+    from daedalus.build import api
+    from daedalus.config import load_config
+    from daedalus.devkit.synth import generate
+
+    generate(tmp_path / "lake", symbols=["BTC/USDT"], days=1, hours=0.5, book_updates=True)
+    config = load_config(
+        None,
+        overrides={
+            "storage.root": str(tmp_path / "lake"),
+            "duckdb.temp_directory": str(tmp_path / "t"),
+            "etl.slice_hours": 1,
+        },
+    )
+    memo = re.compile(r"\*/ (__daedalus_rel_memo_\w+)")
+    for model in ("orderbook", "orderbook_unserved"):
+        names = {n for k in (4, 12, 23) for n in memo.findall(api.compile_sql(config, model, slice_no=k))}
+        assert len(names) == 1, model
+    assert memo.findall(api.compile_sql(config, "orderbook", slice_no=1))[0] not in names
