@@ -29,9 +29,6 @@ Producer = Callable[[Iterator[pa.RecordBatch], dict[str, Any]], Iterator[pa.Reco
 _KINDS: dict[str, tuple[pa.Schema, Producer, dict[str, str]]] = {}
 MEMO = "memo"
 """The kind of a relation that is its input query's result, computed once per text (see `memo_sql`)."""
-MEMO_MAX_ROWS = 1_000_000
-"""Rows held at most by the memo (a larger result is computed each time it is named, not kept)."""
-_memo: dict[str, pa.Table] = {}
 _memo_lock = threading.Lock()
 _MARK = re.compile(r"/\*daedalus:relation (\w+) (\{[^\n]*\})\n(.*?)\n\*/ (__daedalus_rel_\w+)", re.DOTALL)
 BATCH_ROWS = 16_384
@@ -71,18 +68,24 @@ def relation_sql(kind: str, params: dict[str, Any], sql: str) -> str:
 
 
 def memo_sql(sql: str) -> str:
-    """The SQL naming `sql`'s result, computed at most once for the same text until `forget_memos()`.
+    """The SQL naming `sql`'s result: a table of the database, made the first time a query names it
+    and kept until `drop_memos()` (or the database closes).
 
     For a small result that every time slice of a day asks for alike (silver's fills of unstamped book
     loads scan the whole receive day, whatever the slice): the text names its exact Parquet files, and
-    bronze files do not change within a build, so the same text gives the same rows."""
+    bronze files do not change within a build, so the same text gives the same rows. A table, not a
+    registered Arrow result: every cursor of the database sees it (a streamed relation's input runs
+    on its own cursor), and the planner knows its size."""
     return relation_sql(MEMO, {}, sql)
 
 
-def forget_memos() -> None:
-    """Drop every memoized result (a build session ends or reads the lake again)."""
+def drop_memos(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop every memo table of `con`'s database (a build session reads the lake again)."""
     with _memo_lock:
-        _memo.clear()
+        for (name,) in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE starts_with(table_name, '__daedalus_rel_memo_')"
+        ).fetchall():
+            con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
 def _escape(sql: str) -> str:
@@ -103,8 +106,7 @@ def bind(con: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
     tz = con.execute("SELECT current_setting('TimeZone')").fetchone()[0] if found else "UTC"
     for kind, head, inner, name in found:
         if kind == MEMO:
-            con.register(name, _memoized(con, tz, name, _unescape(inner)))
-            names.append(name)
+            _memo_table(con, tz, name, _unescape(inner))
             continue
         if kind not in _KINDS:
             raise ValueError(f"relation {kind}: no such kind (known: {', '.join(sorted(_KINDS))})")
@@ -122,27 +124,15 @@ def unbind(con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
         con.unregister(name)
 
 
-def _memoized(con: duckdb.DuckDBPyConnection, tz: str, name: str, sql: str) -> pa.Table:
+def _memo_table(con: duckdb.DuckDBPyConnection, tz: str, name: str, sql: str) -> None:
+    # the name is a digest of the text: an existing table holds this text's rows
     with _memo_lock:
-        table = _memo.get(name)  # the name is a digest of the text
-    if table is not None:
-        return table
-    cur = con.cursor()
-    try:
-        cur.execute(f"SET TimeZone = '{tz}'")
-        inner = bind(cur, sql)  # relations named inside it
+        cur = con.cursor()
         try:
-            table = cur.execute(sql).fetch_arrow_table()
+            cur.execute(f"SET TimeZone = '{tz}'")
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {name} AS {sql}")
         finally:
-            unbind(cur, inner)
-    finally:
-        cur.close()
-    if table.num_rows <= MEMO_MAX_ROWS:
-        with _memo_lock:
-            if sum(t.num_rows for t in _memo.values()) + table.num_rows > MEMO_MAX_ROWS:
-                _memo.clear()
-            _memo[name] = table
-    return table
+            cur.close()
 
 
 def _planned_with(con: duckdb.DuckDBPyConnection, settings: dict[str, str], start: Callable[[], Any]) -> Any:
@@ -178,7 +168,7 @@ def _run(
     cur = con.cursor()
     try:
         cur.execute(f"SET TimeZone = '{tz}'")
-        inner = bind(cur, sql)  # relations named inside the input query (a memo)
+        inner = bind(cur, sql)  # relations named inside the input query
         try:
             reader = _planned_with(con, settings, lambda: cur.execute(sql).to_arrow_reader(BATCH_ROWS))
             for out in producer(iter(reader), params):

@@ -103,9 +103,10 @@ class Session:
 
     def reload(self) -> None:
         """Read the manifest again (what the lake holds now) and forget every cached partition list."""
-        from daedalus.udfs.relations import forget_memos
+        if self.connection is not None:
+            from daedalus.udfs.relations import drop_memos
 
-        forget_memos()  # results of queries over the files the last look found
+            drop_memos(self.connection)  # results of queries over the files the last look found
         self.manifest = Manifest.load(self.lake)
         self.inventory = Inventory(
             self.project, self.lake, self.manifest, lambda: self.con, self.start, self.end
@@ -123,9 +124,6 @@ class Session:
         return self.connection
 
     def close(self) -> None:
-        from daedalus.udfs.relations import forget_memos
-
-        forget_memos()
         if self.connection is not None:
             self.connection.close()
             self.connection = None

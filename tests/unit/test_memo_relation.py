@@ -1,5 +1,5 @@
 """A memo relation (udfs/relations.py `memo_sql`): a small result every time slice of a day asks for
-alike is computed once per text within a build, and only then."""
+alike is computed once per text, until the build drops it."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from daedalus.udfs import relations
 @pytest.fixture
 def counted() -> tuple[duckdb.DuckDBPyConnection, list[int]]:
     """A connection with `counted(x)`: x, and one more in the list each time DuckDB calls it."""
-    relations.forget_memos()
     con, calls = duckdb.connect(), [0]
 
     def bump(x: pa.Array) -> pa.Array:
@@ -25,7 +24,6 @@ def counted() -> tuple[duckdb.DuckDBPyConnection, list[int]]:
 
     con.create_function("counted", bump, ["BIGINT"], "BIGINT", type="arrow")
     yield con, calls
-    relations.forget_memos()
 
 
 def _run(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[Any, ...]]:
@@ -44,16 +42,10 @@ def test_the_same_text_runs_once_until_forgotten(counted: Any) -> None:
     assert _run(con, f"SELECT max(v) FROM {memo}") == [(2,)] and calls[0] == 1  # another query, same memo
     other = relations.memo_sql("SELECT counted(i) + 1 AS v FROM range(3) r(i)")
     assert _run(con, f"SELECT sum(v) FROM {other}") == [(6,)] and calls[0] == 2  # another text runs
-    relations.forget_memos()
+    relations.drop_memos(con)
     assert _run(con, sql) == [(3,)] and calls[0] == 3
-
-
-def test_a_result_over_the_bound_is_not_kept(counted: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    con, calls = counted
-    monkeypatch.setattr(relations, "MEMO_MAX_ROWS", 5)
-    sql = f"SELECT count(*) FROM {relations.memo_sql('SELECT counted(i) AS v FROM range(10) r(i)')}"
-    assert _run(con, sql) == [(10,)] and _run(con, sql) == [(10,)]
-    assert calls[0] == 2
+    # a cursor (a streamed relation's input runs on one) sees the table its database holds
+    assert _run(con.cursor(), sql) == [(3,)] and calls[0] == 3
 
 
 def test_a_memo_inside_a_streamed_relations_input(counted: Any) -> None:
