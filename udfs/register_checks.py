@@ -105,6 +105,6 @@ def book_structural_udf(bids, asks, max_levels, edges) -> pa.StructArray:  # noq
     scalars, bid_bands, ask_bands = structural(
         *aio.levels(b), *aio.levels(a), np.int64(limit or 0), np.asarray(edge_list, np.float64)
     )
-    arrays = [_null_nan(np.ascontiguousarray(scalars[:, i])) for i in range(len(SCALARS))]
+    arrays = [_null_nan(scalars[i]) for i in range(len(SCALARS))]  # column-major: one contiguous column each
     arrays += [_bands(bid_bands), _bands(ask_bands)]
     return pa.StructArray.from_arrays(arrays, names=[*SCALARS, "bid_bands", "ask_bands"])

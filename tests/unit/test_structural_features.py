@@ -210,6 +210,19 @@ def test_band_columns_follow_config() -> None:
     assert r["bid_depth_2p5_10bps"] == 1.0
 
 
+def test_band_edges_that_do_not_increase_sum_every_level_in_each_band() -> None:
+    # The kernel's one-band-per-level path assumes increasing edges; any other layout (a band whose
+    # edges are out of order, or that another band overlaps) takes the per-band sums, as the SQL did.
+    book = ([(999.5, 1.0), (999.0, 2.0), (998.0, 4.0), (996.0, 8.0)], [(1000.5, 3.0), (1002.0, 5.0)])
+    for edges in ([0, 10, 5, 25], [5, 0, 30], [0, 25, 25, 50]):
+        row = run_books([book], bands=edges)[0]
+        want = structural(*book, 20, edges)
+        for key, value in want.items():
+            if "_depth_" in key or key.startswith("band_imbalance"):
+                assert close(row[key], value), (edges, key, row[key], value)
+        assert any(row[k] not in (None, 0.0) for k in want if "_depth_" in k)
+
+
 # ---------------------------------------------------------------------------------------------
 # Random books against the plain-Python reference
 

@@ -60,11 +60,14 @@ def _q(sz: np.ndarray, lo: int, n: int, m: int) -> float:
 
 
 @njit(cache=True, inline="always")
-def _prefix(sz: np.ndarray, lo: int, n: int, k: int) -> float:
+def _prefixes(sz: np.ndarray, lo: int, n: int, cum: np.ndarray) -> None:
+    """cum[m − 1] = q_1 + … + q_m for m = 1..10, added left to right as the SQL's prefix sums: each is
+    the previous one plus one term, so one running sum gives every prefix to the bit."""
     acc = _q(sz, lo, n, 1)
-    for m in range(2, k + 1):
+    cum[0] = acc
+    for m in range(2, 11):
         acc = acc + _q(sz, lo, n, m)
-    return acc
+        cum[m - 1] = acc
 
 
 @njit(cache=True)
@@ -83,79 +86,98 @@ def _side(
     conc_col: int,
     slope_col: int,
     bands: np.ndarray,
+    cum: np.ndarray,
+    dist: np.ndarray,
+    acc: np.ndarray,
+    increasing: bool,
 ) -> None:
+    # `out` is column-major (feature, row): each feature is one contiguous column for Arrow.
+    # `cum` holds this side's prefix sums (_prefixes); `dist` (≥ n) and `acc` (nb + 2) are scratch;
+    # `increasing`: the edges strictly increase.
     # depth and concentration: list_sum / list_inner_product over every level (NULL for no levels)
     if n > 0:
         total = sz[lo]
-        for k in range(lo + 1, lo + n):
-            total = total + sz[k]
         sq = 0.0 + sz[lo] * sz[lo]
-        for k in range(lo + 1, lo + n):
+        for k in range(lo + 1, lo + n):  # two independent sums in one loop, each in level order
+            total = total + sz[k]
             sq = sq + sz[k] * sz[k]
-        out[row, depth_col] = total
-        out[row, conc_col] = sq / (total * total) if total != 0.0 else NAN
+        out[depth_col, row] = total
+        out[conc_col, row] = sq / (total * total) if total != 0.0 else NAN
     else:
-        out[row, depth_col] = NAN
-        out[row, conc_col] = NAN
+        out[depth_col, row] = NAN
+        out[conc_col, row] = NAN
     # vwap over levels 1..5: Σ coalesce(P·Q, 0) / Σ coalesce(Q, 0)
-    q5 = _prefix(sz, lo, n, 5)
+    q5 = cum[4]
     if q5 != 0.0:
         pq = px[lo] * sz[lo] if n >= 1 else 0.0
         for m in range(2, 6):
             pq = pq + (px[lo + m - 1] * sz[lo + m - 1] if m <= n else 0.0)
-        out[row, vwap_col] = pq / q5
+        out[vwap_col, row] = pq / q5
     else:
-        out[row, vwap_col] = NAN
+        out[vwap_col, row] = NAN
     nb = edges.shape[0] - 1
     if np.isnan(mid) or n == 0:
         for b in range(nb):
             bands[row, b] = NAN
-        out[row, slope_col] = NAN
+        out[slope_col, row] = NAN
         return
-    last = abs(px[lo + n - 1] - mid) * 10000 / mid
+    # Bands: the SQL sums sz·(1 or 0) over every level in order. Each level's distance is computed
+    # once here, and a finite size outside a band is not added: its term is ±0, and adding ±0 leaves a
+    # sum that starts at +0 unchanged (such a sum is never −0), so the sums are equal to the bit. A NaN
+    # or inf size still adds sz·0 (NaN) to every band, as in the SQL.
+    # With increasing edges a level lies in at most one band: band c − 1 for c the number of edges ≤ d
+    # (counted without branches); acc[0] and acc[nb + 1] take the levels below and beyond every band.
+    for b in range(nb + 2):
+        acc[b] = 0.0
+    for k in range(n):
+        d = abs(px[lo + k] - mid) * 10000 / mid
+        dist[k] = d
+        q = sz[lo + k]
+        if increasing and np.isfinite(q):
+            c = 0
+            for b in range(nb + 1):
+                c += d >= edges[b]
+            acc[c] = acc[c] + q
+        else:
+            for b in range(nb):
+                acc[b + 1] = acc[b + 1] + q * (1.0 if (d >= edges[b] and d < edges[b + 1]) else 0.0)
     for b in range(nb):
-        hi = edges[b + 1]
-        if n >= max_levels and last < hi:
-            bands[row, b] = NAN
-            continue
-        lo_e = edges[b]
-        acc = 0.0
-        for k in range(lo, lo + n):
-            d = abs(px[k] - mid) * 10000 / mid
-            acc = acc + sz[k] * (1.0 if (d >= lo_e and d < hi) else 0.0)
-        bands[row, b] = acc
+        bands[row, b] = acc[b + 1]
+    if n >= max_levels:  # truncated: a band the deepest stored level does not pass may continue
+        last = dist[n - 1]
+        for b in range(nb):
+            if last < edges[b + 1]:
+                bands[row, b] = NAN
     # OLS slope of cumulative size (y) on distance (x) over levels 1..min(10, n); every sum spelled
     # out over ten terms as the SQL does (a missing level adds 0)
     n10 = min(n, 10)
-    xs = np.empty(10)
-    ys = np.empty(10)
-    for m in range(1, 11):
-        xs[m - 1] = abs(px[lo + m - 1] - mid) * 10000 / mid if m <= n else NAN
-        ys[m - 1] = _prefix(sz, lo, n, m)
-    sx = xs[0] if n >= 1 else 0.0
+    sx = dist[0]
     for m in range(2, 11):
-        sx = sx + (xs[m - 1] if m <= n else 0.0)
+        sx = sx + (dist[m - 1] if m <= n else 0.0)
     mx = sx / n10
-    sy = ys[0] if n10 >= 1 else 0.0
+    sy = cum[0]
     for m in range(2, 11):
-        sy = sy + (ys[m - 1] if m <= n10 else 0.0)
+        sy = sy + (cum[m - 1] if m <= n10 else 0.0)
     my = sy / n10
     if n10 < 3:
-        out[row, slope_col] = NAN
+        out[slope_col, row] = NAN
         return
-    num = (xs[0] - mx) * (ys[0] - my)
-    den = (xs[0] - mx) * (xs[0] - mx)
+    num = (dist[0] - mx) * (cum[0] - my)
+    den = (dist[0] - mx) * (dist[0] - mx)
     for m in range(2, 11):
         if m <= n10:
-            num = num + (xs[m - 1] - mx) * (ys[m - 1] - my)
-            den = den + (xs[m - 1] - mx) * (xs[m - 1] - mx)
+            num = num + (dist[m - 1] - mx) * (cum[m - 1] - my)
+            den = den + (dist[m - 1] - mx) * (dist[m - 1] - mx)
         else:
             num = num + 0.0
             den = den + 0.0
-    out[row, slope_col] = num / den if den != 0.0 else NAN
+    out[slope_col, row] = num / den if den != 0.0 else NAN
 
 
-@njit(cache=True)
+# nogil: DuckDB calls the UDF from each of its threads, and the glue around this kernel holds the GIL
+# (the Arrow conversions too); the kernel, most of the Python-side time, then overlaps another
+# thread's conversions.
+@njit(cache=True, nogil=True)
 def structural(
     bpx: np.ndarray,
     bsz: np.ndarray,
@@ -166,12 +188,24 @@ def structural(
     max_levels: int,
     edges: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(scalars[n, len(SCALARS)], bid band depths[n, bands], ask band depths[n, bands]); NaN = NULL."""
+    """(scalars[len(SCALARS), n] column-major, bid band depths[n, bands], ask band depths[n, bands]);
+    NaN = NULL."""
     rows = boff.shape[0] - 1
     nb = edges.shape[0] - 1
-    out = np.empty((rows, 21))
+    out = np.empty((21, rows))
     bid_bands = np.empty((rows, nb))
     ask_bands = np.empty((rows, nb))
+    # scratch, allocated once per call rather than per row and side
+    bcum = np.empty(10)
+    acum = np.empty(10)
+    width = 1
+    for r in range(rows):
+        width = max(width, boff[r + 1] - boff[r], aoff[r + 1] - aoff[r])
+    dist = np.empty(width)
+    acc = np.empty(nb + 2)
+    inc = True  # edges strictly increase (any band NaN edge makes this false)
+    for b in range(nb):
+        inc = inc and edges[b] < edges[b + 1]
     for r in range(rows):
         blo, bn = boff[r], boff[r + 1] - boff[r]
         alo, an = aoff[r], aoff[r + 1] - aoff[r]
@@ -181,21 +215,27 @@ def structural(
         aq = asz[alo] if an > 0 else NAN
         mid = (bb + ba) / 2
         spread = ba - bb
-        out[r, 0] = bb
-        out[r, 1] = ba
-        out[r, 2] = bq
-        out[r, 3] = aq
-        out[r, 4] = mid
-        out[r, 5] = spread
-        out[r, 6] = spread / mid * 10000
+        out[0, r] = bb
+        out[1, r] = ba
+        out[2, r] = bq
+        out[3, r] = aq
+        out[4, r] = mid
+        out[5, r] = spread
+        out[6, r] = spread / mid * 10000
         s1 = bq + aq
-        out[r, 7] = (bb * aq + ba * bq) / s1 if (not np.isnan(s1) and s1 != 0.0) else NAN
+        out[7, r] = (bb * aq + ba * bq) / s1 if (not np.isnan(s1) and s1 != 0.0) else NAN
+        _prefixes(bsz, blo, bn, bcum)
+        _prefixes(asz, alo, an, acum)
         for j, k in enumerate((1, 3, 5, 10)):
             if bn > 0 and an > 0:
-                out[r, 8 + j] = _ratio(_prefix(bsz, blo, bn, k), _prefix(asz, alo, an, k))
+                out[8 + j, r] = _ratio(bcum[k - 1], acum[k - 1])
             else:
-                out[r, 8 + j] = NAN
-        _side(bpx, bsz, blo, bn, mid, max_levels, edges, out, r, 12, 15, 17, 19, bid_bands)
-        _side(apx, asz, alo, an, mid, max_levels, edges, out, r, 13, 16, 18, 20, ask_bands)
-        out[r, 14] = _ratio(out[r, 12], out[r, 13])
+                out[8 + j, r] = NAN
+        _side(
+            bpx, bsz, blo, bn, mid, max_levels, edges, out, r, 12, 15, 17, 19, bid_bands, bcum, dist, acc, inc
+        )
+        _side(
+            apx, asz, alo, an, mid, max_levels, edges, out, r, 13, 16, 18, 20, ask_bands, acum, dist, acc, inc
+        )
+        out[14, r] = _ratio(out[12, r], out[13, r])
     return out, bid_bands, ask_bands
