@@ -137,6 +137,16 @@ def test_zero_sizes_give_null_ratios() -> None:
     assert (r["bid_depth_5_10bps"], r["ask_depth_5_10bps"]) == (0.0, 0.0)
 
 
+def test_concentration_of_sizes_whose_square_under_or_overflows() -> None:
+    """(1e-160)² is 0 and (1e160)² is inf in doubles: the Herfindahl of two equal levels is still 1/2
+    (dividing by the squared total failed the whole build with ZeroDivisionError)."""
+    for q in (1e-160, 1e160):
+        r = one([(99.0, q), (98.0, q)], [(101.0, q), (102.0, 3 * q)])
+        assert r["bid_concentration"] == pytest.approx(0.5), q
+        assert r["ask_concentration"] == pytest.approx(1 / 16 + 9 / 16), q
+        assert r["bid_depth"] == pytest.approx(2 * q, rel=1e-12)
+
+
 def test_crossed_book_keeps_structural_values() -> None:
     bids, asks = [(101.0, 1.0), (100.0, 1.0), (99.0, 2.0)], [(100.5, 1.0), (102.0, 3.0)]
     r = one(bids, asks)

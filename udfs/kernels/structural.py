@@ -102,7 +102,18 @@ def _side(
             total = total + sz[k]
             sq = sq + sz[k] * sz[k]
         out[depth_col, row] = total
-        out[conc_col, row] = sq / (total * total) if total != 0.0 else NAN
+        t2 = total * total
+        if t2 != 0.0 and t2 != np.inf:
+            out[conc_col, row] = sq / t2
+        elif total != 0.0 and np.isfinite(total):
+            # ΣQ² under- or overflows (sizes near 1e-154 or 1e154): the same Herfindahl, each share
+            # squared (a tiny-sized book divided by zero and failed the build)
+            h = 0.0
+            for k in range(lo, lo + n):
+                h = h + (sz[k] / total) * (sz[k] / total)
+            out[conc_col, row] = h
+        else:
+            out[conc_col, row] = NAN
     else:
         out[depth_col, row] = NAN
         out[conc_col, row] = NAN
