@@ -1,5 +1,6 @@
 {{ config(materialized='partitioned', partition_by=['exchange', 'symbol', 'date'], tags=['orderbook', 'silver'],
-          lookback=seconds_interval(features.max_state_staleness_seconds), order_by=['exchange', 'symbol', 'ts', 'seq'], slice_by='ts') }}
+          lookback=seconds_interval(features.max_state_staleness_seconds), order_by=['exchange', 'symbol', 'ts', 'seq'], slice_by='ts',
+          settings={'disabled_optimizers': 'cte_filter_pusher'}) }}
 {#-
   One typed row per book message the exchange sent and the book accepted (docs/features.md "Books — what
   silver serves"): after every accepted bronze `book_updates` snapshot or delta (full depth, rebuilt
@@ -19,11 +20,17 @@
 
   Snapshots: the lookback (max_state_staleness_seconds) is exactly what `break_before` needs: a
   predecessor further back than that is a break whatever happened between. Everything that needs
-  ordering or grouping (dedup, previous snapshot, ASOF to events) runs on the narrow keys only; the wide
-  rows (the level lists, ~30 MB per hour of one symbol) stream through a single hash join against those
-  keys, so no window, ASOF or aggregate ever moves the lists. Built in time slices (`slice_by`,
-  etl.slice_hours): the final sort carries the lists, and a slice of them fits a small memory_limit
-  where a whole day does not.
+  ordering or grouping (dedup, previous snapshot, ASOF to events) runs on the narrow keys only
+  (`scanned`: bronze keys over the slice and its lookback, the level check once per row, no lists);
+  the slice's lists (~30 MB per hour of one symbol) are read again from bronze and stream through a
+  single hash join against the winners' keys, so no window, ASOF, aggregate or materialized copy ever
+  holds them (a winner sharing its keys with another copy takes a second, normally empty, read).
+  Built in time slices (`slice_by`, etl.slice_hours): the final sort carries the lists, and a slice
+  of them fits a small memory_limit where a whole day does not.
+
+  `cte_filter_pusher` is off for this model: it pushed the OR of the filters of `scanned`'s readers
+  (rejected / own and not rejected) into `scanned`, which then ran the level check on every row
+  several more times (a 1 h slice from snapshots: ~0.8 s → ~0.5 s).
 -#}
 {%- set bands = features.bands_bps %}
 WITH {{ book_update_rows() }},
@@ -59,32 +66,24 @@ stamp_fill AS (
     WHERE fill_ts IS NOT NULL
 ),
 scanned AS MATERIALIZED (
-    -- Bronze read once: every later step (keys, the one join, the rejected rows' break counts) scans
-    -- this copy, not the Parquet lists again. The level check runs once per row; the lists are kept
-    -- only for rows served from snapshots: good levels, not a connection with updates (all of them
-    -- on an updates lake), whose refused rows still count as breaks of the series.
-    SELECT exchange, symbol, ts, seq, nonce, capture_ts, conn_id, rejected, own,
-        CASE WHEN own AND NOT rejected THEN bids END AS bids,
-        CASE WHEN own AND NOT rejected THEN asks END AS asks
-    FROM (
-        SELECT o.exchange, o.symbol, o."timestamp"::TIMESTAMPTZ AS ts, o.seq, o.nonce,
-            o.capture_ts::TIMESTAMPTZ AS capture_ts, o.conn_id, o.bids, o.asks, u.conn_id IS NULL AS own,
-            -- rejects: silver.rejects, macros/quality.sql
-            {{ book_reject_reason() }} IS NOT NULL AS rejected
-        FROM {{ source('bronze', 'orderbook') }} o
-        LEFT JOIN upd_conns u ON u.exchange = o.exchange AND u.symbol = o.symbol AND u.conn_id = o.conn_id
-        WHERE o."timestamp" >= {{ partition.lookback_start }} AND o."timestamp" < {{ partition.end }}
-          AND o.symbol IS NOT NULL
-    )
+    -- Bronze keys over the slice and its lookback, read once with the level check (once per row):
+    -- every narrow step (keys, breaks, the rejected rows' break counts) scans this copy. No lists:
+    -- the lookback rows only decide `break_before` of the first rows, and the slice's own lists
+    -- are read again by `deduplicated` (a second read of one slice's lists costs less than holding them).
+    SELECT o.exchange, o.symbol, o."timestamp"::TIMESTAMPTZ AS ts, o.seq, o.capture_ts::TIMESTAMPTZ AS capture_ts,
+        o.conn_id, u.conn_id IS NULL AS own,
+        -- rejects: silver.rejects, macros/quality.sql
+        {{ book_reject_reason() }} IS NOT NULL AS rejected
+    FROM {{ source('bronze', 'orderbook') }} o
+    LEFT JOIN upd_conns u ON u.exchange = o.exchange AND u.symbol = o.symbol AND u.conn_id = o.conn_id
+    WHERE o."timestamp" >= {{ partition.lookback_start }} AND o."timestamp" < {{ partition.end }}
+      AND o.symbol IS NOT NULL
 ),
 book_rejected AS (
     SELECT exchange, symbol, capture_ts FROM scanned WHERE rejected
 ),
-raw AS (
-    SELECT exchange, symbol, ts, seq, nonce, capture_ts, conn_id, bids, asks
-    FROM scanned
-    WHERE own AND NOT rejected
-    UNION ALL
+unstamped AS MATERIALIZED (
+    -- the (few) unstamped rows served here, with their lists: read once, for the keys and the lists
     SELECT b.exchange, b.symbol, f.fill_ts AS ts, b.seq, b.nonce, b.capture_ts::TIMESTAMPTZ AS capture_ts,
         b.conn_id, b.bids, b.asks
     FROM {{ source('bronze', 'orderbook') }} b
@@ -96,6 +95,15 @@ raw AS (
       AND {{ book_reject_reason() }} IS NULL
       AND NOT EXISTS (SELECT 1 FROM upd_conns u
                       WHERE u.exchange = b.exchange AND u.symbol = b.symbol AND u.conn_id = b.conn_id)
+),
+raw AS (
+    -- the keys of the rows served from snapshots: good levels, not a connection with updates (all of
+    -- them on an updates lake), whose refused rows still count as breaks of the series
+    SELECT exchange, symbol, ts, seq, capture_ts, conn_id
+    FROM scanned
+    WHERE own AND NOT rejected
+    UNION ALL
+    SELECT exchange, symbol, ts, seq, capture_ts, conn_id FROM unstamped
 ),
 copies_by AS (
     -- Narrow: how many copies of each key arrived on which connection at which receive time.
@@ -119,28 +127,69 @@ keys AS (
     WHERE rk = 1
 ),
 {{ series_break_counts('keys', 'orderbook', 'breaks_so_far', rejected_rows='book_rejected') }},
+refused_keys AS (
+    -- keys of refused rows of own connections in the slice (rare): a winner sharing one is `special`,
+    -- its bronze copies are checked again in `deduplicated` (only there can a refused copy match the winner)
+    SELECT DISTINCT exchange, symbol, ts, seq, conn_id, capture_ts
+    FROM scanned
+    WHERE own AND rejected AND ts >= {{ partition.start }}
+),
 flags AS (
-    SELECT exchange, symbol, ts, seq, win_conn, win_capture, tied,
-        coalesce(
-            n_breaks > lag(n_breaks) OVER series
-            OR epoch_us(ts) - epoch_us(lag(ts) OVER series) > {{ (features.max_state_staleness_seconds * 1000000) | int }},
-            true
-        ) AS break_before
-    FROM breaks_so_far
-    WINDOW series AS (PARTITION BY exchange, symbol ORDER BY ts, seq)
+    SELECT exchange, symbol, ts, seq, win_conn, win_capture, tied, break_before
+    FROM (
+        SELECT exchange, symbol, ts, seq, win_conn, win_capture, tied,
+            coalesce(
+                n_breaks > lag(n_breaks) OVER series
+                OR epoch_us(ts) - epoch_us(lag(ts) OVER series) > {{ (features.max_state_staleness_seconds * 1000000) | int }},
+                true
+            ) AS break_before
+        FROM breaks_so_far
+        WINDOW series AS (PARTITION BY exchange, symbol ORDER BY ts, seq)
+    )
+    -- the lookback rows only set the first rows' break_before: none of them is served
+    WHERE ts >= {{ partition.start }}
+),
+flags_marked AS (
+    SELECT f.*, f.tied OR r.seq IS NOT NULL AS special
+    FROM flags f
+    LEFT JOIN refused_keys r ON r.exchange = f.exchange AND r.symbol = f.symbol AND r.ts = f.ts AND r.seq = f.seq
+        AND r.conn_id IS NOT DISTINCT FROM f.win_conn AND r.capture_ts IS NOT DISTINCT FROM f.win_capture
 ),
 deduplicated AS (
+    -- The slice's lists, read once more (the stamped rows by exchange time, and the unstamped ones)
+    -- and streamed through one join against the narrow winners: a plain winner's only copy is the
+    -- row that matches its keys, and a good one.
     SELECT r.*, f.break_before
-    FROM raw r
-    JOIN flags f ON f.exchange = r.exchange AND f.symbol = r.symbol AND f.ts = r.ts AND f.seq = r.seq
+    FROM (
+        SELECT o.exchange, o.symbol, o."timestamp"::TIMESTAMPTZ AS ts, o.seq, o.nonce,
+            o.capture_ts::TIMESTAMPTZ AS capture_ts, o.conn_id, o.bids, o.asks
+        FROM {{ source('bronze', 'orderbook') }} o
+        WHERE o."timestamp" >= {{ partition.start }} AND o."timestamp" < {{ partition.end }} AND o.symbol IS NOT NULL
+        UNION ALL
+        SELECT * FROM unstamped WHERE ts >= {{ partition.start }}
+    ) r
+    JOIN flags_marked f ON f.exchange = r.exchange AND f.symbol = r.symbol AND f.ts = r.ts AND f.seq = r.seq
         AND f.win_conn IS NOT DISTINCT FROM r.conn_id AND f.win_capture IS NOT DISTINCT FROM r.capture_ts
-    WHERE NOT f.tied
+    WHERE NOT f.special
     UNION ALL
-    -- the (rare) winner received twice on one connection at one instant: keep one of them
+    -- The (rare) winner received twice on one connection at one instant, or sharing its keys with a
+    -- refused copy: keep one good copy. Its own read of the lists (none when no winner is special:
+    -- the join's empty side skips it), so the plain rows above pass no window and no second copy.
     SELECT r.*, f.break_before
-    FROM raw r
-    JOIN (SELECT * FROM flags WHERE tied) f ON f.exchange = r.exchange AND f.symbol = r.symbol AND f.ts = r.ts
-        AND f.seq = r.seq AND f.win_conn IS NOT DISTINCT FROM r.conn_id AND f.win_capture IS NOT DISTINCT FROM r.capture_ts
+    FROM (
+        SELECT o.exchange, o.symbol, o."timestamp"::TIMESTAMPTZ AS ts, o.seq, o.nonce,
+            o.capture_ts::TIMESTAMPTZ AS capture_ts, o.conn_id, o.bids, o.asks
+        FROM {{ source('bronze', 'orderbook') }} o
+        WHERE o."timestamp" >= {{ partition.start }} AND o."timestamp" < {{ partition.end }} AND o.symbol IS NOT NULL
+        UNION ALL
+        SELECT * FROM unstamped WHERE ts >= {{ partition.start }}
+    ) r
+    JOIN (SELECT * FROM flags_marked WHERE special) f ON f.exchange = r.exchange AND f.symbol = r.symbol
+        AND f.ts = r.ts AND f.seq = r.seq AND f.win_conn IS NOT DISTINCT FROM r.conn_id
+        AND f.win_capture IS NOT DISTINCT FROM r.capture_ts
+    -- f.special is true here; naming it keeps the level check on the joined rows only (not pushed
+    -- below the join onto every row of the read)
+    WHERE CASE WHEN f.special THEN {{ book_reject_reason() }} IS NULL END
     QUALIFY row_number() OVER (PARTITION BY r.exchange, r.symbol, r.ts, r.seq) = 1
 )
 SELECT
