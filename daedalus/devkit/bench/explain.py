@@ -78,11 +78,18 @@ def flatten_profile(node: dict[str, Any], depth: int = 0) -> list[OperatorTiming
 def profile_model(config: Config, model: str, partition: str | None = None) -> ModelProfile:
     """Run one partition of `model` (default: its newest) under the profiler; see the module doc."""
     from daedalus.build import api
+    from daedalus.build.project import load_project
+    from daedalus.sqltext import sql_str
     from daedalus.udfs import relations
 
-    sql = api.compile_sql(config, model, partition, udfs=True)
+    project = load_project(config)
+    sql = api.compile_sql(config, model, partition, project=project, udfs=True)
     header, _, query = sql.partition("\n")
     con = api.connect(config)
+    # the model's own DuckDB settings, as the build sets them (daedalus/build/step.py): without them
+    # a model that turns an optimizer off or runs on one thread was profiled as another plan
+    for key, value in project.model(model).config.settings.items():
+        con.execute(f"SET {key} = {value if isinstance(value, bool | int | float) else sql_str(str(value))}")
     with tempfile.TemporaryDirectory(prefix="daedalus-explain-") as tmp:
         prof = Path(tmp) / "profile.json"
         con.execute("PRAGMA enable_profiling = 'json'")
