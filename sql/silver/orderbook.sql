@@ -1,6 +1,6 @@
 {{ config(materialized='partitioned', partition_by=['exchange', 'symbol', 'date'], tags=['orderbook', 'silver'],
           lookback=seconds_interval(features.max_state_staleness_seconds), order_by=['exchange', 'symbol', 'ts', 'seq'], slice_by='ts',
-          settings={'disabled_optimizers': 'cte_filter_pusher', 'threads': 1}) }}
+          settings={'disabled_optimizers': 'cte_filter_pusher'}) }}
 {#-
   One typed row per book message the exchange sent and the book accepted (docs/features.md "Books — what
   silver serves"): after every accepted bronze `book_updates` snapshot or delta (full depth, rebuilt
@@ -27,11 +27,6 @@
   holds them (a winner sharing its keys with another copy takes a second, normally empty, read).
   Built in time slices (`slice_by`, etl.slice_hours): the final sort carries the lists, and a slice
   of them fits a small memory_limit where a whole day does not.
-
-  One DuckDB thread for this model (its slices and the merge of their files): the sort that carries
-  the lists, and the merge, held about twice the memory with two (24 h snapshots lake, full refresh:
-  peak RSS 1 h slices ~685 → ~405 MB, 6 h slices ~1.1 GB → ~705 MB) for about the same time on
-  2 cores (the updates path's kernel runs in Python beside DuckDB's thread anyway).
 
   `cte_filter_pusher` is off for this model: it pushed the OR of the filters of `scanned`'s readers
   (rejected / own and not rejected) into `scanned`, which then ran the level check on every row
