@@ -259,11 +259,11 @@ class EtlConfig(_Section):
     """Feature options (docs/features.md)."""
     symbols: dict[str, SymbolOverride] = Field(default_factory=dict)
     """Per-symbol overrides keyed by ccxt symbol, e.g. {"BTC/USDT": {vpin_bucket_volume: 25}}."""
-    slice_hours: float = Field(1.0, gt=0, le=24)
+    slice_hours: float = Field(6.0, gt=0, le=24)
     """Models with `slice_by` (the order-book models) build each day in slices of this many hours,
     one query and one file per slice: memory follows the slice, not the day. Smaller saves memory,
     larger saves the per-slice lookback (results are identical). One symbol-day of a busy book, full
-    build: 1 h ≈ 530-610 MB peak RSS, 6 h ≈ 1.1-1.2 GB and ~15-20 % less time (docs/benchmarks.md)."""
+    build: 6 h ≈ 1.1-1.3 GB peak RSS; 1 h ≈ 530-580 MB for ~15-20 % more time (docs/benchmarks.md)."""
 
     def feature(self, key: str, symbol: str | None = None) -> Any:
         """A feature option, with the symbol's override where one is set."""
