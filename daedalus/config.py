@@ -259,11 +259,24 @@ class EtlConfig(_Section):
     """Feature options (docs/features.md)."""
     symbols: dict[str, SymbolOverride] = Field(default_factory=dict)
     """Per-symbol overrides keyed by ccxt symbol, e.g. {"BTC/USDT": {vpin_bucket_volume: 25}}."""
-    slice_hours: float = Field(6.0, gt=0, le=24)
+    slice_hours: float | Literal["auto"] = "auto"
     """Models with `slice_by` (the order-book models) build each day in slices of this many hours,
     one query and one file per slice: memory follows the slice, not the day. Smaller saves memory,
-    larger saves the per-slice lookback (results are identical). One symbol-day of a busy book, full
-    build: 6 h ≈ 1.1-1.3 GB peak RSS; 1 h ≈ 530-580 MB for ~15-20 % more time (docs/benchmarks.md)."""
+    larger saves the per-slice lookback; results are identical. `auto`: per partition, the longest of
+    24, 12, 8, 6, 4, 3, 2, 1, 0.5, 0.25 h in which no bronze channel it is built from has more than
+    `slice_bronze_mb` in one slice (estimated from Parquet footers, daedalus/build/slicing.py). A
+    quiet day is one query; one synthetic Binance symbol-day (20 levels, 10 books/s) gets 1 h slices
+    and peaks at ~500-580 MB, where 6 h slices peak at ~1.1-1.3 GB (docs/benchmarks.md)."""
+    slice_bronze_mb: float = Field(8.0, gt=0)
+    """With slice_hours `auto`: compressed MB of one bronze channel a slice may hold. A full build's
+    peak RSS grows ~25 MB per MB (that day: 1 h = 4.8 MB of books, ~530 MB; 6 h = 29 MB, ~1.1 GB)."""
+
+    @field_validator("slice_hours")
+    @classmethod
+    def _slice_hours(cls, v: float | str) -> float | str:
+        if v != "auto" and not 0 < float(v) <= 24:
+            raise ValueError(f"{v!r}: slice_hours is 'auto' or hours in (0, 24]")
+        return v
 
     def feature(self, key: str, symbol: str | None = None) -> Any:
         """A feature option, with the symbol's override where one is set."""

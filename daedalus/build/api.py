@@ -337,13 +337,14 @@ def compile_sql(
         if part is None:
             return s.compile_model_sql(model, None)
         header = f"-- {model.relation} ({model.materialized}){' ' + part.pid if part.pid else ''}"
-        slices = mat.slice_bounds(config, model, part)
+        slices = mat.slice_bounds(config, s.inventory, model, part)
         if slices is None:
             return header + "\n" + mat.select_sql(model, part, s.compile_model_sql(model, part))
         if not 1 <= slice_no <= len(slices):
             raise ConfigError(
-                f"--slice: {slice_no} is not a slice of {model.relation} "
-                f"(1..{len(slices)} at etl.slice_hours={config.etl.slice_hours:g})"
+                f"--slice: {slice_no} is not a slice of {model.relation} {part.pid} "
+                f"(1..{len(slices)}: {24 / len(slices):g} h slices, "
+                f"etl.slice_hours={config.etl.slice_hours})"
             )
         lo, hi = slices[slice_no - 1]
         header += (

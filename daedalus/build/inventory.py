@@ -11,11 +11,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from daedalus.build.materializations import MATERIALIZATIONS
-from daedalus.build.parts import InputPart, PartRegistry
+from daedalus.build.parts import InputPart, PartRegistry, RowGroupSpan
 from daedalus.errors import BuildError
 from daedalus.lake.manifest import files_fingerprint
 from daedalus.paths import hive_keys
-from daedalus.sqltext import read_parquet_sql
+from daedalus.sqltext import read_parquet_sql, sql_str
 
 if TYPE_CHECKING:
     import duckdb
@@ -24,6 +24,13 @@ if TYPE_CHECKING:
     from daedalus.build.project import Model, Project
     from daedalus.lake import FileInfo, Lake
     from daedalus.lake.manifest import Manifest
+
+
+def _int_or_none(v: str | None) -> int | None:
+    try:
+        return int(v) if v is not None else None
+    except ValueError:
+        return None
 
 
 class Inventory:
@@ -42,6 +49,7 @@ class Inventory:
         self.start, self.end = start, end
         self.registries: dict[str, PartRegistry] = {}
         self.leaves: dict[str, list[str]] = {}
+        self.spans: dict[str, tuple[str, list[RowGroupSpan]]] = {}
 
     def relation_keys(self, rel: str) -> list[str]:
         kind, name = rel.split(":", 1)
@@ -64,6 +72,54 @@ class Inventory:
         out = list(dict.fromkeys(out))
         self.leaves[model.name] = out
         return out
+
+    def source_relations(self, model: Model) -> list[str]:
+        """Every source a model's rows come from, through all the models it refs (inlined or not)."""
+        out: list[str] = [f"source:{name}" for _, name in model.sources]
+        for r in model.refs:
+            out.extend(self.source_relations(self.project.models[r]))
+        return list(dict.fromkeys(out))
+
+    def row_group_spans(self, ip: InputPart) -> list[RowGroupSpan]:
+        """The row groups of a source partition's files, from their footers alone (no data read):
+        compressed bytes, receive-time range and symbol range. Cached by the files' fingerprint."""
+        if ip.planned or not ip.files:
+            return []
+        fp = files_fingerprint(ip.files)
+        cached = self.spans.get(ip.id)
+        if cached is not None and cached[0] == fp:
+            return cached[1]
+
+        def stat(col: str, which: str) -> str:
+            return f"max(CASE WHEN path_in_schema = '{col}' THEN stats_{which}_value END)"
+
+        sql = (
+            "SELECT sum(total_compressed_size), "
+            f"{stat('collected_at', 'min')}, {stat('collected_at', 'max')}, "
+            f"{stat('symbol', 'min')}, {stat('symbol', 'max')} "
+            f"FROM parquet_metadata([{', '.join(sql_str(self.lake.url(f.path)) for f in ip.files)}]) "
+            "GROUP BY file_name, row_group_id ORDER BY ALL"
+        )
+        import duckdb
+
+        try:
+            rows = self.con().execute(sql).fetchall()
+        except duckdb.Error as e:
+            from daedalus.duck import storage_error
+
+            storage = storage_error(None, str(e), f"{self.lake.url(ip.files[0].path)}: {ip.id}")
+            if storage is not None:
+                raise storage from None
+            raise BuildError(
+                f"{self.lake.url(ip.files[0].path)}: cannot read the Parquet footers of {ip.id}: "
+                f"{str(e).splitlines()[0]}"
+            ) from None
+        spans = [
+            RowGroupSpan(int(b or 0), _int_or_none(lo), _int_or_none(hi), slo, shi)
+            for b, lo, hi, slo, shi in rows
+        ]
+        self.spans[ip.id] = (fp, spans)
+        return spans
 
     def parts(self, rel: str) -> PartRegistry:
         if rel in self.registries:

@@ -23,6 +23,17 @@ class InputPart:
         return f"{self.relation}/{self.pid}" if self.pid else self.relation
 
 
+@dataclass(frozen=True)
+class RowGroupSpan:
+    """One row group of a bronze file as its footer describes it (None: no statistic written)."""
+
+    bytes: int  # compressed, all columns
+    lo_ms: int | None  # collected_at range, ms since the epoch
+    hi_ms: int | None
+    symbol_lo: str | None
+    symbol_hi: str | None
+
+
 class PartRegistry(dict):
     """The partitions of one relation by id, with an index by date rebuilt after any change
     (executors assign into it directly, so the index invalidates itself)."""

@@ -108,3 +108,42 @@ def test_compile_prints_the_query_of_one_slice(tmp_path: Path) -> None:
         "exchange=binance,symbol=BTC/USDT,date=2024-01-06",
     )
     assert "slice" not in whole.splitlines()[0] and "TIMESTAMPTZ '2024-01-05 23:55:00.000000+00'" in whole
+
+
+def test_auto_slices_follow_the_bronze_of_the_day(tmp_path: Path) -> None:
+    """`slice_hours: auto` cuts a day by the bronze it holds: three busy hours of an otherwise empty
+    day get the slices a busy day would (not 24 h because the day's total is small), a budget above
+    the day builds it whole, and either way the rows equal the day built in one piece."""
+    generate(
+        tmp_path / "lake",
+        symbols=["BTC/USDT"],
+        start="2024-01-06",
+        days=1,
+        hours=3,
+        snapshot_ms=2_000,
+        levels=5,
+        trades_per_sec=0.5,
+        gaps_per_day=1,
+        ticker_ms=20_000,
+    )
+    book = sum(f.stat().st_size for f in (tmp_path / "lake" / "bronze" / "orderbook").rglob("*.parquet"))
+    base = {"storage.root": str(tmp_path / "lake"), "duckdb.temp_directory": str(tmp_path / "tmp")}
+    part = "exchange=binance,symbol=BTC/USDT,date=2024-01-06"
+
+    # a budget of 40 % of the day's book: one busy hour (a third) fits, two do not
+    auto_cfg = load_config(overrides={**base, "etl.slice_bronze_mb": 0.4 * book / 1e6})
+    assert auto_cfg.etl.slice_hours == "auto"  # the default
+    for model in SLICED:
+        header = compile_sql(auto_cfg, model, part, slice_no=2).splitlines()[0]
+        assert "slice 2/24 [01:00, 02:00)" in header, (model, header)
+    roomy_cfg = load_config(overrides={**base, "etl.slice_bronze_mb": 2 * book / 1e6})
+    assert "slice" not in compile_sql(roomy_cfg, "orderbook", part).splitlines()[0]
+
+    auto_run = build(auto_cfg, catalog=False)
+    assert all(t.passed for t in auto_run.tests)
+    auto = {m: rows(auto_cfg, m) for m in SLICED + DOWNSTREAM}
+    whole_cfg = load_config(overrides={**base, "etl.slice_hours": 24})
+    build(whole_cfg, catalog=False, full_refresh=True)
+    for model in SLICED + DOWNSTREAM:
+        whole = rows(whole_cfg, model)
+        assert whole.num_rows > 0 and auto[model].equals(whole), model

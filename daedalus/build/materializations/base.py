@@ -15,7 +15,7 @@ from daedalus.sqltext import sql_ident, sql_str
 if TYPE_CHECKING:
     import duckdb
 
-    from daedalus.build.parts import InputPart, PartRegistry
+    from daedalus.build.parts import InputPart, PartRegistry, RowGroupSpan
     from daedalus.build.project import Model, ModelConfig
     from daedalus.config import Config, StorageConfig
     from daedalus.lake import FileInfo, Lake
@@ -53,6 +53,8 @@ class Inputs(Protocol):
 
     def parts(self, rel: str) -> PartRegistry: ...
     def leaf_relations(self, model: Model) -> list[str]: ...
+    def source_relations(self, model: Model) -> list[str]: ...
+    def row_group_spans(self, ip: InputPart) -> list[RowGroupSpan]: ...
     def relation_keys(self, rel: str) -> list[str]: ...
     def discover(self, rel: str, ip: InputPart, missing: list[str]) -> list[dict[str, str]]: ...
     def in_range(self, date: str | None) -> bool: ...
@@ -140,7 +142,7 @@ class Materialization:
         raise NotImplementedError
 
     def slice_bounds(
-        self, config: Config, model: Model, part: PartPlan
+        self, config: Config, inputs: Inputs, model: Model, part: PartPlan
     ) -> list[tuple[dt.datetime, dt.datetime]] | None:
         """The time slices this partition is built in; None when it is built whole."""
         return None

@@ -27,6 +27,7 @@ from daedalus.build.materializations.base import (
     partition_id,
 )
 from daedalus.build.partition import PartitionCtx
+from daedalus.build.slicing import auto_slice_hours
 from daedalus.errors import CompileError, StorageError
 from daedalus.sqltext import read_parquet_sql, sql_ident, ts_literal
 
@@ -35,6 +36,11 @@ if TYPE_CHECKING:
     from daedalus.build.project import Model, ModelConfig
     from daedalus.config import Config
     from daedalus.lake import FileInfo
+
+
+def _may_hold(lo: str | None, hi: str | None, symbol: str) -> bool:
+    """Whether a row group whose symbol statistics are [lo, hi] may hold rows of `symbol`."""
+    return (lo is None or lo <= symbol) and (hi is None or symbol <= hi)
 
 
 def lookback_days(model: Model) -> int:
@@ -117,16 +123,46 @@ class PartitionedMaterialization(Materialization):
             where += f" AND {col} >= {ts_literal(bounds[0])} AND {col} < {ts_literal(bounds[1])}"
         return f"SELECT * FROM (\n{sql}\n) AS __daedalus_model\nWHERE {where}{order_clause(model)}"
 
-    def slice_bounds(
-        self, config: Config, model: Model, part: PartPlan
-    ) -> list[tuple[dt.datetime, dt.datetime]] | None:
+    def slice_hours(self, config: Config, inputs: Inputs, model: Model, part: PartPlan) -> float:
+        """etl.slice_hours, or with `auto` the length daedalus/build/slicing.py picks for this
+        partition from the footers of the bronze it is built from (its day, its symbol)."""
         hours = config.etl.slice_hours
-        if not model.config.slice_by or hours >= 24 or "date" not in part.keys:
+        if hours != "auto":
+            return float(hours)
+        if not model.config.slice_by or "date" not in part.keys:
+            return 24.0
+        day = PartitionCtx(dict(part.keys))
+        day_ms = int(day.day_start_dt.timestamp() * 1000)
+        budget = config.etl.slice_bronze_mb * 1_000_000
+        hours = 24.0
+        for rel in inputs.source_relations(model):
+            # Per channel: the busiest one sets the length (a book's trades add little to its memory).
+            spans: list[tuple[int, int | None, int | None]] = []
+            match = [k for k in inputs.relation_keys(rel) if k != "date" and k in part.keys]
+            for ip in inputs.parts(rel).by_date().get(part.keys["date"], ()):
+                if not all(ip.keys.get(k) == part.keys[k] for k in match):
+                    continue
+                symbol = part.keys.get("symbol") if "symbol" not in ip.keys else None
+                spans.extend(
+                    (g.bytes, g.lo_ms, g.hi_ms)
+                    for g in inputs.row_group_spans(ip)
+                    if symbol is None or _may_hold(g.symbol_lo, g.symbol_hi, symbol)
+                )
+            hours = min(hours, auto_slice_hours(spans, day_ms, budget))
+        return hours
+
+    def slice_bounds(
+        self, config: Config, inputs: Inputs, model: Model, part: PartPlan
+    ) -> list[tuple[dt.datetime, dt.datetime]] | None:
+        if not model.config.slice_by or "date" not in part.keys:
+            return None
+        hours = self.slice_hours(config, inputs, model, part)
+        if hours >= 24:
             return None
         return PartitionCtx(dict(part.keys)).slices(hours)
 
     def write(self, ctx: BuildContext, model: Model, part: PartPlan, sql: str) -> WriteResult:
-        slices = self.slice_bounds(ctx.config, model, part)
+        slices = self.slice_bounds(ctx.config, ctx.inputs, model, part)
         if slices is None:
             return super().write(ctx, model, part, sql)
         # One query and one file per slice, each rendered with its own bounds (and lookback before
