@@ -11,6 +11,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,3 +95,20 @@ def _lake_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         os.environ.pop("DAEDALUS_STATE_DIR", None)
     else:
         os.environ["DAEDALUS_STATE_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def updates_lake_config(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Half an hour of one synthetic book from `book_updates` and its config at 1 h slices: a lake the
+    compile-only tests share (they read it, never build it)."""
+    from daedalus.config import load_config
+    from daedalus.devkit.synth import generate
+
+    root = tmp_path_factory.mktemp("updates_lake")
+    generate(root / "lake", symbols=["BTC/USDT"], days=1, hours=0.5, book_updates=True)
+    overrides = {
+        "storage.root": str(root / "lake"),
+        "duckdb.temp_directory": str(root / "t"),
+        "etl.slice_hours": 1,
+    }
+    return load_config(None, overrides=overrides)

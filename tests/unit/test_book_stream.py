@@ -216,27 +216,16 @@ def _hash_builds(node: dict[str, Any]) -> list[list[str]]:
     return out
 
 
-def test_silver_orderbooks_input_never_hashes_the_level_lists(tmp_path: Any) -> None:
+def test_silver_orderbooks_input_never_hashes_the_level_lists(updates_lake_config: Any) -> None:
     """silver.orderbook's streamed input (macros/book_updates.sql) joins bronze rows to their narrow
     keys: with the stream's settings every hash join builds on the keys, so the level lists only
     stream through (built on the bronze side, they held ~160 MB of a 1 h slice at the Pi profile)."""
     import json
 
     from daedalus.build import api
-    from daedalus.config import load_config
-    from daedalus.devkit.synth import generate
     from daedalus.udfs.book_stream import INPUT_SETTINGS
 
-    generate(tmp_path / "lake", symbols=["BTC/USDT"], days=1, hours=0.5, book_updates=True)
-    config = load_config(
-        None,
-        overrides={
-            "storage.root": str(tmp_path / "lake"),
-            "duckdb.temp_directory": str(tmp_path / "t"),
-            "etl.slice_hours": 1,
-        },
-    )
-    sql = api.compile_sql(config, "orderbook")
+    sql = api.compile_sql(updates_lake_config, "orderbook")
     inner = next(relations._unescape(m[2]) for m in relations._MARK.findall(sql) if m[0] == KIND)
     con = duckdb.connect()
     for name, value in INPUT_SETTINGS.items():

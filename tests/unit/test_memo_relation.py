@@ -58,25 +58,18 @@ def test_a_memo_inside_a_streamed_relations_input(counted: Any) -> None:
     assert calls[0] == 1
 
 
-def test_every_slice_of_a_day_names_the_same_fills_memo(tmp_path: Any) -> None:
+def test_every_slice_of_a_day_names_the_same_fills_memo(updates_lake_config: Any) -> None:
     """The fills of unstamped book loads (macros/book_updates.sql) scan whole receive days: their text
     must not depend on the slice, or each slice of the day scans them again (24 × a day's scan at
     1 h slices). Slices 4..23 of a day name one memo; the first ones reach into the day before, the last into the next."""
     from daedalus.build import api
-    from daedalus.config import load_config
-    from daedalus.devkit.synth import generate
 
-    generate(tmp_path / "lake", symbols=["BTC/USDT"], days=1, hours=0.5, book_updates=True)
-    config = load_config(
-        None,
-        overrides={
-            "storage.root": str(tmp_path / "lake"),
-            "duckdb.temp_directory": str(tmp_path / "t"),
-            "etl.slice_hours": 1,
-        },
-    )
     memo = re.compile(r"\*/ (__daedalus_rel_memo_\w+)")
     for model in ("orderbook", "orderbook_unserved"):
-        names = {n for k in (4, 12, 23) for n in memo.findall(api.compile_sql(config, model, slice_no=k))}
+        names = {
+            n
+            for k in (4, 12, 23)
+            for n in memo.findall(api.compile_sql(updates_lake_config, model, slice_no=k))
+        }
         assert len(names) == 1, model
-    assert memo.findall(api.compile_sql(config, "orderbook", slice_no=1))[0] not in names
+    assert memo.findall(api.compile_sql(updates_lake_config, "orderbook", slice_no=1))[0] not in names
