@@ -73,6 +73,22 @@ class Inventory:
         self.leaves[model.name] = out
         return out
 
+    def _read(self, ip: InputPart, sql: str, what: str) -> list[tuple]:
+        """Rows of a query over an input partition's files; a failure is one error naming them."""
+        import duckdb
+
+        try:
+            return self.con().execute(sql).fetchall()
+        except duckdb.Error as e:
+            from daedalus.duck import storage_error
+
+            storage = storage_error(None, str(e), f"{self.lake.url(ip.files[0].path)}: {ip.id}")
+            if storage is not None:
+                raise storage from None
+            raise BuildError(
+                f"{self.lake.url(ip.files[0].path)}: cannot read {what} of {ip.id}: {str(e).splitlines()[0]}"
+            ) from None
+
     def source_relations(self, model: Model) -> list[str]:
         """Every source a model's rows come from, through all the models it refs (inlined or not)."""
         out: list[str] = [f"source:{name}" for _, name in model.sources]
@@ -100,20 +116,7 @@ class Inventory:
             f"FROM parquet_metadata([{', '.join(sql_str(self.lake.url(f.path)) for f in ip.files)}]) "
             "GROUP BY file_name, row_group_id ORDER BY ALL"
         )
-        import duckdb
-
-        try:
-            rows = self.con().execute(sql).fetchall()
-        except duckdb.Error as e:
-            from daedalus.duck import storage_error
-
-            storage = storage_error(None, str(e), f"{self.lake.url(ip.files[0].path)}: {ip.id}")
-            if storage is not None:
-                raise storage from None
-            raise BuildError(
-                f"{self.lake.url(ip.files[0].path)}: cannot read the Parquet footers of {ip.id}: "
-                f"{str(e).splitlines()[0]}"
-            ) from None
+        rows = self._read(ip, sql, "the Parquet footers")
         spans = [
             RowGroupSpan(int(b or 0), _int_or_none(lo), _int_or_none(hi), slo, shi)
             for b, lo, hi, slo, shi in rows
@@ -204,20 +207,7 @@ class Inventory:
             f"FROM {read_parquet_sql([self.lake.url(f.path) for f in ip.files], hive)} "
             f"WHERE {where} ORDER BY ALL"
         )
-        import duckdb
-
-        try:
-            rows = self.con().execute(sql).fetchall()
-        except duckdb.Error as e:
-            from daedalus.duck import storage_error
-
-            storage = storage_error(None, str(e), f"{self.lake.url(ip.files[0].path)}: {ip.id}")
-            if storage is not None:
-                raise storage from None
-            raise BuildError(
-                f"{self.lake.url(ip.files[0].path)}: cannot read partition keys {missing} "
-                f"of {ip.id}: {str(e).splitlines()[0]}"
-            ) from None
+        rows = self._read(ip, sql, f"partition keys {missing}")
         values = [dict(zip(missing, (str(v) for v in row), strict=True)) for row in rows]
         self.manifest.discovery[cache_key] = {"fp": fp, "values": values}
         return values
