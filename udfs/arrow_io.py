@@ -6,6 +6,8 @@ finite number or NULL, docs/features.md).
 
 from __future__ import annotations
 
+import ctypes
+import functools
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -59,6 +61,23 @@ def list_array(values: pa.Array, lengths: list[int], valid: list[bool]) -> pa.Li
 
 def concat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
     return np.concatenate(parts).astype(dtype, copy=False) if parts else np.empty(0, dtype)
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    try:
+        return ctypes.CDLL(None).malloc_trim  # glibc
+    except (OSError, AttributeError):
+        return None
+
+
+def release_memory() -> None:
+    """Hand the heap pages freed so far back to the OS: pyarrow's pool's, and glibc's (malloc_trim,
+    every arena: the Python relations run on DuckDB's threads, whose arenas keep what they freed)."""
+    pa.default_memory_pool().release_unused()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def registered(con: duckdb.DuckDBPyConnection, name: str) -> bool:

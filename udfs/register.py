@@ -379,8 +379,8 @@ def register_all(con: duckdb.DuckDBPyConnection, config: Config | None = None) -
     import duckdb
 
     t = duckdb.sqltype
-    # registers the relation kinds `book_rebuild` and `orderbook_seq`
-    from daedalus.udfs import book_stream, seq_stream  # noqa: F401
+    # registers the relation kinds `book_rebuild`, `orderbook_seq` and `vpin_buckets`
+    from daedalus.udfs import book_stream, seq_stream, vpin_stream  # noqa: F401
     from daedalus.udfs.register_book import register_book
     from daedalus.udfs.register_checks import register_checks
 

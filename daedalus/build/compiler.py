@@ -1,7 +1,8 @@
 """Jinja → SQL. Renders models with the context of docs/contracts.md and checks them with sqlglot.
 
 Every model renders with: all macros of `macros/*.sql` as globals, `features` (etl.features),
-`etl`, `sequential_columns(horizons)`, `sequential_params(symbol)`, `vpin_params(symbol)` (udfs/columns.py),
+`etl`, `sequential_columns(horizons)`, `sequential_params(symbol)`, `vpin_params(symbol)` (udfs/columns.py;
+`vpin_param_values(symbol)`: the same as a dict),
 `var('dotted.path', default)`, `config(...)`, `ref()`, `source()`, `previous_partition()` and, for a
 partitioned model, `partition`
 (`start`/`end`/`lookback_start` TIMESTAMPTZ literals, `date` a DATE literal, `date_iso`, and the raw
@@ -23,7 +24,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -230,6 +231,8 @@ class Compiler:
             # the sequential kernels' parameters for a symbol, as the UDF's one struct argument
             sequential_params=lambda symbol=None: params_sql(cfg.etl.sequential_params(symbol)),
             vpin_params=lambda symbol=None: vpin_params_sql(VpinParams.from_config(cfg.etl, symbol)),
+            # the same as plain values (a python_relation's parameters)
+            vpin_param_values=lambda symbol=None: asdict(VpinParams.from_config(cfg.etl, symbol)),
             # a relation Python streams from a query's rows (udfs/relations.py; bound at execution)
             python_relation=relation_sql,
             # a small result computed once per text within a build (udfs/relations.py `memo_sql`)

@@ -22,6 +22,7 @@ from daedalus.build.planner import drop_obsolete
 from daedalus.build.publish import publish_model
 from daedalus.build.step import BuildResult, ModelStats, build_partition, record_partition
 from daedalus.errors import BuildError, CompileError, StorageError
+from daedalus.udfs.arrow_io import release_memory
 
 if TYPE_CHECKING:
     from daedalus.build.materializations import PartPlan
@@ -195,6 +196,8 @@ def execute(
                         datatests.run_model_tests(s.renderer, model, built_files[name]) if run_tests else []
                     )
                     result.tests.extend(outcome)
+                    # the next model starts from what this one left resident: hand the freed heap back
+                    release_memory()
                     track.tests_done(
                         name,
                         [p.pid for p in parts] if run_tests else [],

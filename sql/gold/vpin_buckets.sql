@@ -7,52 +7,32 @@
                   through previous_partition().
   carry_state=true builds a series' days in date order, so day-by-day equals one full build.
   A bucket's ts is the ts of the trade that completed it (bvc: the end of the 1-minute bar).
+
+  Streamed (udfs/vpin_stream.py, the relation kind `vpin_buckets`): the rows below, each series' carried
+  state (tag 0) and its trades (tag 1), are NOT sorted here and no list of a day's trades is made (a
+  24 h symbol-day: that list held ~230 MB, a sort of the trades ~80 MB). The trades come in
+  silver.trades' file order, (ts, ...), which the stream checks; trades sharing a ts it puts in the
+  order (ts, TRY_CAST(trade_id AS HUGEINT) NULLS LAST, trade_id) itself, then it makes the rows of
+  daedalus_vpin_buckets (udfs/register.py) with the same call on the same trades, bit for bit.
 -#}
 {{ config(materialized='partitioned', partition_by=['exchange', 'symbol', 'date'], tags=['trades', 'gold', 'sequential'],
           carry_state=true, order_by=['exchange', 'symbol', 'ts', 'bucket_index', 'kind']) }}
-WITH flow AS (
-    SELECT exchange, symbol, ts, trade_id, side, amount, price
-    FROM {{ ref('trades') }}
-    WHERE ts >= {{ partition.start }} AND ts < {{ partition.end }}
-),
-series AS (
-    SELECT exchange, symbol,
-        list({'ts': ts, 'amount': amount, 'is_buy': side = 'buy', 'price': price}
-             ORDER BY ts, TRY_CAST(trade_id AS HUGEINT) NULLS LAST, trade_id) AS trades
-    FROM flow
-    GROUP BY exchange, symbol
-),
-carried AS (
-    SELECT exchange, symbol, state_f, state_i, recent_imbalance, recent_volume, recent_dp
-    FROM {{ previous_partition(columns={
-        'exchange': 'VARCHAR', 'symbol': 'VARCHAR', 'date': 'DATE', 'kind': 'VARCHAR', 'ts': 'TIMESTAMPTZ',
-        'bucket_index': 'BIGINT', 'bucket_volume': 'DOUBLE', 'buy_volume': 'DOUBLE', 'sell_volume': 'DOUBLE',
-        'vpin': 'DOUBLE', 'state_f': 'DOUBLE[]', 'state_i': 'BIGINT[]', 'recent_imbalance': 'DOUBLE[]',
-        'recent_volume': 'DOUBLE[]', 'recent_dp': 'DOUBLE[]'}) }}
-    WHERE kind = 'state'
-),
-computed AS (
-    SELECT s.exchange, s.symbol,
-        daedalus_vpin_buckets(
-            s.trades, c.state_f, c.state_i, c.recent_imbalance, c.recent_volume, c.recent_dp,
-            {{ partition.start }}, {{ vpin_params(partition.symbol) }}
-        ) AS r
-    FROM series s
-    LEFT JOIN carried c ON c.exchange = s.exchange AND c.symbol = s.symbol
-),
-buckets AS (
-    SELECT exchange, symbol,
-        unnest(r.kind) AS kind,
-        unnest(r.ts) AS ts,
-        unnest(r.bucket_index) AS bucket_index,
-        unnest(r.bucket_volume) AS bucket_volume,
-        unnest(r.buy_volume) AS buy_volume,
-        unnest(r.sell_volume) AS sell_volume,
-        unnest(r.vpin) AS vpin,
-        r.state_f AS s_f, r.state_i AS s_i, r.recent_imbalance AS s_imb, r.recent_volume AS s_vol,
-        r.recent_dp AS s_dp
-    FROM computed
-)
+{%- set rows_sql %}
+SELECT exchange, symbol, 0 AS tag, NULL::TIMESTAMPTZ AS ts, NULL::DOUBLE AS amount, NULL::BOOLEAN AS is_buy,
+    NULL::DOUBLE AS price, NULL::VARCHAR AS trade_id, NULL::HUGEINT AS tie_num,
+    state_f, state_i, recent_imbalance, recent_volume, recent_dp
+FROM {{ previous_partition(columns={
+    'exchange': 'VARCHAR', 'symbol': 'VARCHAR', 'date': 'DATE', 'kind': 'VARCHAR', 'ts': 'TIMESTAMPTZ',
+    'bucket_index': 'BIGINT', 'bucket_volume': 'DOUBLE', 'buy_volume': 'DOUBLE', 'sell_volume': 'DOUBLE',
+    'vpin': 'DOUBLE', 'state_f': 'DOUBLE[]', 'state_i': 'BIGINT[]', 'recent_imbalance': 'DOUBLE[]',
+    'recent_volume': 'DOUBLE[]', 'recent_dp': 'DOUBLE[]'}) }}
+WHERE kind = 'state'
+UNION ALL
+SELECT exchange, symbol, 1, ts, amount, side = 'buy', price, trade_id, TRY_CAST(trade_id AS HUGEINT),
+    NULL::DOUBLE[], NULL::BIGINT[], NULL::DOUBLE[], NULL::DOUBLE[], NULL::DOUBLE[]
+FROM {{ ref('trades') }}
+WHERE ts >= {{ partition.start }} AND ts < {{ partition.end }}
+{%- endset %}
 SELECT
     exchange,
     symbol,
@@ -64,10 +44,11 @@ SELECT
     buy_volume,
     sell_volume,
     vpin,
-    CASE WHEN kind = 'state' THEN s_f END AS state_f,
-    CASE WHEN kind = 'state' THEN s_i END AS state_i,
-    CASE WHEN kind = 'state' THEN s_imb END AS recent_imbalance,
-    CASE WHEN kind = 'state' THEN s_vol END AS recent_volume,
-    CASE WHEN kind = 'state' THEN s_dp END AS recent_dp
-FROM buckets
+    state_f,
+    state_i,
+    recent_imbalance,
+    recent_volume,
+    recent_dp
+FROM {{ python_relation('vpin_buckets', {'params': vpin_param_values(partition.symbol),
+                                         'start': partition.start_dt.isoformat()}, rows_sql) }}
 ORDER BY exchange, symbol, ts, bucket_index, kind

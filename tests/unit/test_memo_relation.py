@@ -73,3 +73,23 @@ def test_every_slice_of_a_day_names_the_same_fills_memo(updates_lake_config: Any
         }
         assert len(names) == 1, model
     assert memo.findall(api.compile_sql(updates_lake_config, "orderbook", slice_no=1))[0] not in names
+
+
+def test_a_streamed_relation_hands_memory_back_once_done(counted: Any, monkeypatch: Any) -> None:
+    """What a producer held is freed on a DuckDB thread's arena: the stream trims once it is through."""
+    con, _ = counted
+    events: list[str] = []
+
+    def producer(batches: Any, params: Any) -> Any:
+        for b in batches:
+            events.append("batch")
+            yield b
+        events.append("done")
+
+    monkeypatch.setattr(relations, "release_memory", lambda: events.append("release"))
+    relations.register_kind("release_test", pa.schema([("v", pa.int64())]), producer)
+    sql = (
+        f"SELECT sum(v) FROM {relations.relation_sql('release_test', {}, 'SELECT i AS v FROM range(5) r(i)')}"
+    )
+    assert _run(con, sql) == [(10,)]
+    assert events[-2:] == ["done", "release"] and events.count("release") == 1
