@@ -106,13 +106,23 @@ upd_pick AS (
       AND (k.seq >= a.anchor_seq OR (a.anchor_seq IS NULL AND k.ts >= {{ partition.start }}))
     GROUP BY ALL
 ),
+upd_floor AS (
+    -- The lowest seq replayed per series: `hold` is looked up only for the replayed rows, and a key
+    -- below every replayed seq names none of them, so the keys before the anchors (most of the
+    -- `anchor_seconds` read: two thirds of a 1 h slice's) need no grouping below. Exact: the filter
+    -- drops whole (ts, seq) groups, never part of one.
+    SELECT exchange, symbol, min(seq) AS seq
+    FROM upd_pick
+    GROUP BY ALL
+),
 upd_shared_keys AS (
     -- (ts, seq) keys on more than one connection: rare, so the identity check below runs on few rows
-    SELECT exchange, symbol, ts0, seq
-    FROM upd_keys
-    WHERE kind IN ('snapshot', 'delta')
+    SELECT k.exchange, k.symbol, k.ts0, k.seq
+    FROM upd_keys k
+    SEMI JOIN upd_floor f ON f.exchange = k.exchange AND f.symbol = k.symbol AND k.seq >= f.seq
+    WHERE k.kind IN ('snapshot', 'delta')
     GROUP BY ALL
-    HAVING min(conn_id) <> max(conn_id)
+    HAVING min(k.conn_id) <> max(k.conn_id)
 ),
 upd_repeated AS (
     -- The same message on more than one connection: the first received copy is served, the later

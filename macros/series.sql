@@ -35,8 +35,12 @@ to_timestamp((epoch_us({{ ts }}) // {{ (seconds * 1000000) | int }}) * {{ second
     silver refuses (macros/quality.sql, counted in silver.rejects) count as break events of their
     series at their receive time: a refused row is a lost row. `rejected_rows` instead: a relation of
     the model holding those refused rows (exchange, symbol, capture_ts of the rows with exchange time
-    in [lookback_start, end)), so bronze is not read twice. -#}
-{% macro series_break_counts(rows, channel, name, rejected=none, rejected_rows=none) -%}
+    in [lookback_start, end)), so bronze is not read twice. `counts_from`: the `name` of an earlier
+    call of this model with the same channel and rejected rows, made with `shared=true` (its counts
+    materialized): they are reused, so the events and refused rows are read once for both row sets. -#}
+{% macro series_break_counts(rows, channel, name, rejected=none, rejected_rows=none, counts_from=none, shared=false) -%}
+{%- set counts = counts_from or name %}
+{%- if not counts_from %}
 {{ name }}_events AS (
     SELECT exchange, symbol, capture_ts::TIMESTAMPTZ AS cap
     FROM {{ source('bronze', 'events') }} brk
@@ -72,19 +76,20 @@ to_timestamp((epoch_us({{ ts }}) // {{ (seconds * 1000000) | int }}) * {{ second
       AND "timestamp" >= {{ partition.lookback_start }} AND "timestamp" < {{ partition.end }}
     {%- endif %}
 ),
-{{ name }}_by_symbol AS (
+{{ name }}_by_symbol AS {{ 'MATERIALIZED ' if shared }}(
     SELECT exchange, symbol, cap, count(*) OVER (PARTITION BY exchange, symbol ORDER BY cap) AS n
     FROM {{ name }}_events WHERE symbol IS NOT NULL
 ),
-{{ name }}_by_exchange AS (
+{{ name }}_by_exchange AS {{ 'MATERIALIZED ' if shared }}(
     SELECT exchange, cap, count(*) OVER (PARTITION BY exchange ORDER BY cap) AS n
     FROM {{ name }}_events WHERE symbol IS NULL
 ),
+{%- endif %}
 {{ name }} AS (
     SELECT r.*, coalesce(s.n, 0) + coalesce(e.n, 0) AS n_breaks
     FROM {{ rows }} r
-    ASOF LEFT JOIN {{ name }}_by_symbol s ON r.exchange = s.exchange AND r.symbol = s.symbol AND r.capture_ts > s.cap
-    ASOF LEFT JOIN {{ name }}_by_exchange e ON r.exchange = e.exchange AND r.capture_ts > e.cap
+    ASOF LEFT JOIN {{ counts }}_by_symbol s ON r.exchange = s.exchange AND r.symbol = s.symbol AND r.capture_ts > s.cap
+    ASOF LEFT JOIN {{ counts }}_by_exchange e ON r.exchange = e.exchange AND r.capture_ts > e.cap
 )
 {%- endmacro %}
 

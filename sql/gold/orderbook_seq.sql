@@ -43,7 +43,7 @@ ranked AS (
 ),
 -- Trades-series breaks counted on the receive clock for snapshots and trades alike (docs/features.md
 -- "Time"): a snapshot's trade windows hold only trades with its count.
-{{ series_break_counts('ranked', 'trades', 'snapshot_trade_breaks', rejected='trades') }},
+{{ series_break_counts('ranked', 'trades', 'snapshot_trade_breaks', rejected='trades', shared=true) }},
 book AS (
     -- Per row, no order needed: mid and spread of the touch, and the MLOFI levels, which the series
     -- call pairs with the previous row of the series (OFI/MLOFI: no predecessor join here).
@@ -62,7 +62,8 @@ trade_rows AS (
     FROM {{ ref('trades') }}
     WHERE ts >= {{ partition.lookback_start }} AND ts < {{ partition.end }}
 ),
-{{ series_break_counts('trade_rows', 'trades', 'trade_breaks', rejected='trades') }},
+-- the same break events (and refused bronze trades) as the snapshots' counts, read once
+{{ series_break_counts('trade_rows', 'trades', 'trade_breaks', counts_from='snapshot_trade_breaks') }},
 flow AS (
     SELECT exchange, symbol, ts, trade_id, n_breaks,
         CASE WHEN side = 'buy' THEN amount ELSE 0.0 END AS buy,

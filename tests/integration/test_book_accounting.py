@@ -325,6 +325,52 @@ def test_hourly_slices_equal_the_day_when_a_checkpoint_ends_a_broken_stretch(tmp
     assert [r[1] for r in day_unserved] == ["invalid_levels"] + ["no_book"] * (len(day_unserved) - 1)
 
 
+def test_hourly_slices_hold_the_frames_a_new_connection_receives_again(tmp_path: Path) -> None:
+    # c1: a snapshot at 00:10, a delta every 10 s, the collector's 01:00 checkpoint; c2 receives the
+    # same frames (same exchange time, seq, ids) 30 s later. The 01:00 slice replays from the
+    # checkpoint: its copies must still be held (macros/book_updates.sql `upd_floor`: the keys below
+    # the lowest replayed seq are not grouped), as in the day build
+    t0 = T0 + 600_000
+    book = {100.0: 1.0, 99.0: 2.0}
+    rows = [_row("c1", 0, "snapshot", t0, 10, sorted(book.items(), reverse=True), [(101.0, 1.0)])]
+    seq, u, t = 1, 10, t0
+    while t < T0 + 2 * 3_600_000:
+        t += 10_000
+        if t >= T0 + 3_600_000 and rows[-1]["timestamp"] < (T0 + 3_600_000) * 1_000_000:
+            rows.append(
+                _row(
+                    "c1",
+                    seq,
+                    "checkpoint",
+                    T0 + 3_600_000,
+                    u,
+                    sorted(book.items(), reverse=True),
+                    [(101.0, 1.0)],
+                )
+            )
+            seq += 1
+        book[99.0] = float(seq % 7 + 1)
+        u += 1
+        rows.append(_row("c1", seq, "delta", t, u, [(99.0, book[99.0])], [], first=u))
+        seq += 1
+    again = [{**r, "conn_id": "c2", "capture_ts": r["capture_ts"] + 30_000_000_000} for r in rows]
+    write_rows(rows + again, tmp_path, "2024-01-01")
+    build(config(tmp_path, **{"etl.slice_hours": 24}), select=SELECT, full_refresh=True, catalog=False)
+    cols = "conn_id, seq, break_before, bids"
+    day = model(tmp_path, "orderbook", cols, "seq")
+    day_unserved = model(tmp_path, "orderbook_unserved", "conn_id, seq, reason", "seq")
+    result = build(
+        config(tmp_path, **{"etl.slice_hours": 1}), select=SELECT, full_refresh=True, catalog=False
+    )
+    assert all(t.passed for t in result.tests)  # unique(exchange, symbol, ts, seq), accounting
+    assert model(tmp_path, "orderbook", cols, "seq") == day
+    assert model(tmp_path, "orderbook_unserved", "conn_id, seq, reason", "seq") == day_unserved
+    assert {r[0] for r in day} == {"c1"} and len(day) == len(rows) - 1  # the checkpoint is not served
+    assert {(r[0], r[2]) for r in day_unserved} == {("c2", "duplicate")} and len(day_unserved) == len(
+        rows
+    ) - 1
+
+
 def _skewed_connection(conn: str, capture0_ms: int, skew_ms: int, follower: bool = True) -> list[dict]:
     """As the collector writes a Binance connection: a REST snapshot (no exchange time) received at
     capture0_ms, the checkpoint after the load (stamped with the first update's time,
