@@ -11,7 +11,11 @@ WITH rows_in AS (
     FROM {{ ref('orderbook_hf') }}
     WHERE ts >= {{ partition.lookback_start }} AND ts < {{ partition.end }}
 ),
-base AS (
+-- In base-bar order, one thread (settings): every bar's sums then add the same partials in the same
+-- order whatever the row groups of the input file. Unordered, the hash table's output order followed
+-- the input's chunking, and a day of orderbook_hf merged from 1 h vs 6 h slices (same rows, other row
+-- groups) gave a few bars' float sums differing in the last bit.
+base AS MATERIALIZED (
     SELECT
         exchange,
         symbol,
@@ -33,6 +37,7 @@ base AS (
         sum(log_return * log_return) AS rv_sum
     FROM rows_in
     GROUP BY ALL
+    ORDER BY exchange, symbol, b
 )
 {{ bars_rollup('base', features.bar_durations, [
     ('open', 'arg_min(open, b) FILTER (WHERE open IS NOT NULL)'),

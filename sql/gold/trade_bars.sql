@@ -11,7 +11,11 @@ WITH rows_in AS (
     FROM {{ ref('trades') }}
     WHERE ts >= {{ partition.lookback_start }} AND ts < {{ partition.end }}
 ),
-base AS (
+-- In base-bar order, one thread (settings): every bar's sums then add the same partials in the same
+-- order whatever the row groups of the input file. Unordered, the hash table's output order followed
+-- the input's chunking (gold.orderbook_bars: the same rows in other row groups gave a few bars' float
+-- sums differing in the last bit).
+base AS MATERIALIZED (
     SELECT
         exchange,
         symbol,
@@ -27,6 +31,7 @@ base AS (
         sum(notional) AS notional
     FROM rows_in
     GROUP BY ALL
+    ORDER BY exchange, symbol, b
 )
 SELECT * EXCLUDE (sum_notional),
     sum_notional / nullif(volume, 0) AS vwap,
