@@ -283,18 +283,18 @@ def test_a_lake_written_before_sync_rule_infers_the_rule_from_the_ids(tmp_path: 
     assert model(tmp_path, "orderbook", "count(*), max(bids[1].size)", "1", group=False) == [(50, 49.0)]
 
 
-def test_hourly_slices_equal_the_day_when_a_checkpoint_ends_a_broken_stretch(tmp_path: Path) -> None:
-    # 00:10 snapshot, a delta every 10 s; a refused delta at 00:30 breaks the rebuilt book; the
-    # collector's 01:00 checkpoint (its own book, which never broke) recovers it: the first served
-    # row after it breaks, with the failure's reason, in the day build and in the 01:00 slice alike
+def _two_hours_across_a_checkpoint(refuse_at_ms: int | None = None) -> tuple[list[dict], dict]:
+    """Connection c1 from 00:10 to 02:00: a snapshot, a delta every 10 s, and the collector's 01:00
+    checkpoint (its own book), stamped at the boundary as the collector stamps it (docs/contracts.md).
+    The delta at `refuse_at_ms` carries an invalid level. Returns the rows and the checkpoint."""
     t0 = T0 + 600_000
     book = {100.0: 1.0, 99.0: 2.0}
     rows = [_row("c1", 0, "snapshot", t0, 10, sorted(book.items(), reverse=True), [(101.0, 1.0)])]
+    cp: dict = {}
     seq, u, t = 1, 10, t0
     while t < T0 + 2 * 3_600_000:
         t += 10_000
-        if t >= T0 + 3_600_000 and rows[-1]["timestamp"] < (T0 + 3_600_000) * 1_000_000:
-            # stamped at the boundary, as the collector stamps its hourly checkpoint (docs/contracts.md)
+        if t >= T0 + 3_600_000 and not cp:
             cp = _row(
                 "c1", seq, "checkpoint", T0 + 3_600_000, u, sorted(book.items(), reverse=True), [(101.0, 1.0)]
             )
@@ -303,10 +303,18 @@ def test_hourly_slices_equal_the_day_when_a_checkpoint_ends_a_broken_stretch(tmp
         book[99.0] = float(seq % 7 + 1)
         u += 1
         r = _row("c1", seq, "delta", t, u, [(99.0, book[99.0])], [], first=u)
-        if t == t0 + 20 * 60_000:
+        if t == refuse_at_ms:
             r["bids"] = [{"price": 99.0, "size": float("inf")}]
         rows.append(r)
         seq += 1
+    return rows, cp
+
+
+def test_hourly_slices_equal_the_day_when_a_checkpoint_ends_a_broken_stretch(tmp_path: Path) -> None:
+    # 00:10 snapshot, a delta every 10 s; a refused delta at 00:30 breaks the rebuilt book; the
+    # collector's 01:00 checkpoint (its own book, which never broke) recovers it: the first served
+    # row after it breaks, with the failure's reason, in the day build and in the 01:00 slice alike
+    rows, cp = _two_hours_across_a_checkpoint(refuse_at_ms=T0 + 30 * 60_000)
     write_rows(rows, tmp_path, "2024-01-01")
     cols = "seq, break_before, break_reason, bids"
     extra = {"etl.features.max_unserved_book_share": 1.0}
@@ -330,29 +338,7 @@ def test_hourly_slices_hold_the_frames_a_new_connection_receives_again(tmp_path:
     # same frames (same exchange time, seq, ids) 30 s later. The 01:00 slice replays from the
     # checkpoint: its copies must still be held (macros/book_updates.sql `upd_floor`: the keys below
     # the lowest replayed seq are not grouped), as in the day build
-    t0 = T0 + 600_000
-    book = {100.0: 1.0, 99.0: 2.0}
-    rows = [_row("c1", 0, "snapshot", t0, 10, sorted(book.items(), reverse=True), [(101.0, 1.0)])]
-    seq, u, t = 1, 10, t0
-    while t < T0 + 2 * 3_600_000:
-        t += 10_000
-        if t >= T0 + 3_600_000 and rows[-1]["timestamp"] < (T0 + 3_600_000) * 1_000_000:
-            rows.append(
-                _row(
-                    "c1",
-                    seq,
-                    "checkpoint",
-                    T0 + 3_600_000,
-                    u,
-                    sorted(book.items(), reverse=True),
-                    [(101.0, 1.0)],
-                )
-            )
-            seq += 1
-        book[99.0] = float(seq % 7 + 1)
-        u += 1
-        rows.append(_row("c1", seq, "delta", t, u, [(99.0, book[99.0])], [], first=u))
-        seq += 1
+    rows, _ = _two_hours_across_a_checkpoint()
     again = [{**r, "conn_id": "c2", "capture_ts": r["capture_ts"] + 30_000_000_000} for r in rows]
     write_rows(rows + again, tmp_path, "2024-01-01")
     build(config(tmp_path, **{"etl.slice_hours": 24}), select=SELECT, full_refresh=True, catalog=False)
