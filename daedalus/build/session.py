@@ -86,6 +86,12 @@ class Session:
         start: str | dt.date | None = None,
         end: str | dt.date | None = None,
     ) -> None:
+        from daedalus.fsio import skip_pyarrow_pandas_probe
+
+        # Before anything converts to Arrow: compiling a model over an absent bronze channel builds its
+        # empty table (resolvers.source_columns) before the connection below exists, and pyarrow's
+        # first conversion would import pandas (~50 MB of RSS for the rest of the build).
+        skip_pyarrow_pandas_probe()
         self.config = config
         self.project = project if project is not None else load_project(config)
         self.compiler = Compiler(self.project, config)

@@ -175,9 +175,11 @@ def write_catalog(config: Config, spec: CatalogSpec, force: bool = False) -> str
             _comment(run, "VIEW", target, v.description)
             existing = {
                 r[0]
+                # literals, not bound parameters: binding makes DuckDB import pandas (~50 MB of RSS)
+                # to check whether a parameter is a DataFrame, and a build never needs pandas
                 for r in con.execute(
-                    "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
-                    [v.schema, v.name],
+                    "SELECT column_name FROM duckdb_columns() "
+                    f"WHERE schema_name = {sql_str(v.schema)} AND table_name = {sql_str(v.name)}"
                 ).fetchall()
             }
             for col, text in v.columns.items():
