@@ -41,6 +41,34 @@ to_timestamp((epoch_us({{ ts }}) // {{ (seconds * 1000000) | int }}) * {{ second
 {% macro series_break_counts(rows, channel, name, rejected=none, rejected_rows=none, counts_from=none, shared=false) -%}
 {%- set counts = counts_from or name %}
 {%- if not counts_from %}
+{{ series_break_events(channel, name, rejected=rejected, rejected_rows=rejected_rows) }},
+{{ name }}_by_symbol AS {{ 'MATERIALIZED ' if shared }}(
+    SELECT exchange, symbol, cap, count(*) OVER (PARTITION BY exchange, symbol ORDER BY cap) AS n
+    FROM {{ name }}_events WHERE symbol IS NOT NULL
+),
+{{ name }}_by_exchange AS {{ 'MATERIALIZED ' if shared }}(
+    SELECT exchange, cap, count(*) OVER (PARTITION BY exchange ORDER BY cap) AS n
+    FROM {{ name }}_events WHERE symbol IS NULL
+),
+{%- endif %}
+{{ name }} AS (
+    SELECT r.*, coalesce(s.n, 0) + coalesce(e.n, 0) AS n_breaks
+    FROM {{ rows }} r
+    ASOF LEFT JOIN {{ counts }}_by_symbol s ON r.exchange = s.exchange AND r.symbol = s.symbol AND r.capture_ts > s.cap
+    ASOF LEFT JOIN {{ counts }}_by_exchange e ON r.exchange = e.exchange AND r.capture_ts > e.cap
+)
+{%- endmacro %}
+
+{#- The reject reason expression (macros/quality.sql) of a bronze channel. -#}
+{% macro reject_reason_of(channel) -%}
+{%- if channel == 'trades' -%}{{ trade_reject_reason() }}{%- elif channel == 'orderbook' -%}{{ book_reject_reason() }}{%- else -%}{{ ticker_reject_reason() }}{%- endif -%}
+{%- endmacro %}
+
+{#- The CTE `name`_events of `series_break_counts`: (exchange, symbol, cap) of every break event of
+    series (exchange, symbol, `channel`) received in the rows' span ± a minute (symbol NULL: every symbol
+    of the exchange), and of the refused bronze rows (`rejected` / `rejected_rows`). For a model that
+    counts them itself (gold.orderbook_seq: its stream, udfs/seq_stream.py). -#}
+{% macro series_break_events(channel, name, rejected=none, rejected_rows=none) -%}
 {{ name }}_events AS (
     SELECT exchange, symbol, capture_ts::TIMESTAMPTZ AS cap
     FROM {{ source('bronze', 'events') }} brk
@@ -75,25 +103,5 @@ to_timestamp((epoch_us({{ ts }}) // {{ (seconds * 1000000) | int }}) * {{ second
     WHERE symbol IS NOT NULL AND {{ reject_reason_of(rejected) }} IS NOT NULL
       AND "timestamp" >= {{ partition.lookback_start }} AND "timestamp" < {{ partition.end }}
     {%- endif %}
-),
-{{ name }}_by_symbol AS {{ 'MATERIALIZED ' if shared }}(
-    SELECT exchange, symbol, cap, count(*) OVER (PARTITION BY exchange, symbol ORDER BY cap) AS n
-    FROM {{ name }}_events WHERE symbol IS NOT NULL
-),
-{{ name }}_by_exchange AS {{ 'MATERIALIZED ' if shared }}(
-    SELECT exchange, cap, count(*) OVER (PARTITION BY exchange ORDER BY cap) AS n
-    FROM {{ name }}_events WHERE symbol IS NULL
-),
-{%- endif %}
-{{ name }} AS (
-    SELECT r.*, coalesce(s.n, 0) + coalesce(e.n, 0) AS n_breaks
-    FROM {{ rows }} r
-    ASOF LEFT JOIN {{ counts }}_by_symbol s ON r.exchange = s.exchange AND r.symbol = s.symbol AND r.capture_ts > s.cap
-    ASOF LEFT JOIN {{ counts }}_by_exchange e ON r.exchange = e.exchange AND r.capture_ts > e.cap
 )
-{%- endmacro %}
-
-{#- The reject reason expression (macros/quality.sql) of a bronze channel. -#}
-{% macro reject_reason_of(channel) -%}
-{%- if channel == 'trades' -%}{{ trade_reject_reason() }}{%- elif channel == 'orderbook' -%}{{ book_reject_reason() }}{%- else -%}{{ ticker_reject_reason() }}{%- endif -%}
 {%- endmacro %}

@@ -18,6 +18,11 @@ break. The kept rows' first one is a forced segment start in the call; if it fal
 emitted row's window, its gap to its true predecessor exceeds the staleness span, so it is one in
 the whole series too. The trades-series break counts are carried as running maxima over the whole
 stream (the kernel's running maximum then changes nothing), as one call from the first row has them.
+
+The model's query sends those counts' events instead (`CAPTURE`): each break event of the series as a
+row (tag BREAK, ts NULL) ahead of all its other rows, and each book row and trade with its capture_ts;
+the stream counts the events received strictly before it, as the ASOF joins of macros/series.sql
+`series_break_counts` did, which sorted every row of the slice by capture_ts once more for it.
 """
 
 from __future__ import annotations
@@ -38,11 +43,17 @@ from daedalus.udfs.register import regime_text, series_inputs
 from daedalus.udfs.series import US, SeqParams, series_sequential
 
 KIND = "orderbook_seq"
-POINT, TRADE, BOOK = 0, 1, 2
-"""`tag` of an input row; at equal ts the rows sort in this order."""
+BREAK, POINT, TRADE, BOOK = -1, 0, 1, 2
+"""`tag` of an input row; at equal ts the rows sort in this order. BREAK: a trades-series break event
+(ts NULL, its receive time in `capture_ts`), ahead of every other row of its series."""
 KEYS = ("exchange", "symbol")
 BOOK_FIELDS = ("ts", "seq", "crossed", "break_before", "mid", "spread", "bids", "asks", "trade_breaks")
 TRADE_FIELDS = ("ts", "buy", "sell", "breaks")
+CAPTURE = "capture_ts"
+"""With this column the input counts its break events itself (BREAK rows; the model's query): a book
+row's `trade_breaks` and a trade's `breaks` are the events received strictly before its capture_ts
+(none when it is NULL), as the ASOF joins of macros/series.sql `series_break_counts` place them.
+Without it, the rows carry those counts (`trade_breaks`, `breaks`)."""
 CHUNK_ROWS = 8_192
 """Book rows per call, at least (plus the kept rows before them, and at least as many as those, so
 the rows computed twice cost at most as much again): the producer's memory follows this."""
@@ -68,8 +79,19 @@ def lookback_us(p: SeqParams) -> int:
     return int(round((longest + p.max_state_staleness_seconds) * US))
 
 
-def _running_max(values: pa.Array, carry: int | None) -> tuple[np.ndarray, int | None]:
-    counts = np.array(pc.fill_null(values, 0).to_numpy(zero_copy_only=False), np.int64)
+def breaks_before(caps: np.ndarray, capture: pa.Array) -> np.ndarray:
+    """Per row, the events of `caps` (µs, sorted) received strictly before its `capture` (NULL: 0)."""
+    valid = np.asarray(capture.is_valid().to_numpy(zero_copy_only=False), np.bool_)
+    us = pc.fill_null(pc.cast(capture, TS).cast(pa.int64()), 0)
+    us = np.asarray(us.to_numpy(zero_copy_only=False), np.int64)
+    return np.where(valid, np.searchsorted(caps, us, side="left"), 0).astype(np.int64)
+
+
+def _running_max(values: pa.Array | np.ndarray, carry: int | None) -> tuple[np.ndarray, int | None]:
+    if isinstance(values, np.ndarray):
+        counts = values.copy()
+    else:
+        counts = np.array(pc.fill_null(values, 0).to_numpy(zero_copy_only=False), np.int64)
     if counts.shape[0] == 0:
         return counts, carry
     if carry is not None:
@@ -89,14 +111,17 @@ class _Part:
         self.carry: int | None = None
         self.n = 0
 
-    def add(self, rows: pa.RecordBatch) -> None:
+    def add(self, rows: pa.RecordBatch, caps: np.ndarray | None = None) -> None:
+        """`caps`: the series' break events (µs, sorted), counted here from the rows' capture_ts."""
         if rows.num_rows == 0:
             return
-        rows = rows.select(list(self.fields))
+        counts = breaks_before(caps, rows.column(CAPTURE)) if caps is not None else None
+        rows = rows.select([f for f in self.fields if counts is None or f != self.counts])
         self.batches.append(rows)
         self.ts.append(aio.ts_us(rows.column("ts")))
         if self.counts is not None:
-            maxed, self.carry = _running_max(rows.column(self.counts), self.carry)
+            given = rows.column(self.counts) if counts is None else counts
+            maxed, self.carry = _running_max(given, self.carry)
             self.maxed.append(maxed)
         self.n += rows.num_rows
 
@@ -132,11 +157,30 @@ class _Series:
         self.points_v = [np.empty(0)]
         self.done = 0
         """Book rows at the front already computed (kept for the next call's lookback only)."""
+        self.caps: list[np.ndarray] = []
+        """The break events' receive times (µs), with a `capture_ts` input (CAPTURE)."""
+
+    def _caps(self, rows: pa.RecordBatch, tag: np.ndarray) -> np.ndarray | None:
+        """The series' break events, sorted, once every one of them is in (they come first)."""
+        if CAPTURE not in rows.schema.names:
+            return None
+        brk = tag == BREAK
+        if brk.any():
+            if self.books.n or self.trades.n or not brk[: int(brk.sum())].all():
+                raise ValueError(f"{KIND}: break events must come before the other rows of their series")
+            cap = rows.column(CAPTURE).filter(pa.array(brk))
+            self.caps = [np.sort(np.concatenate([*self.caps, aio.ts_us(cap.drop_null())]))]
+        elif not self.caps:
+            self.caps = [np.empty(0, np.int64)]
+        return self.caps[0]
 
     def add(self, rows: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
         tag = rows.column("tag").to_numpy(zero_copy_only=False)
-        self.books.add(rows.filter(pa.array(tag == BOOK)))
-        self.trades.add(rows.filter(pa.array(tag == TRADE)))
+        caps = self._caps(rows, tag)
+        if caps is not None and tag[-1] == BREAK:
+            return
+        self.books.add(rows.filter(pa.array(tag == BOOK)), caps)
+        self.trades.add(rows.filter(pa.array(tag == TRADE)), caps)
         points = rows.filter(pa.array(tag == POINT))
         if points.num_rows:
             self.points_ts.append(aio.ts_us(points.column("ts")))

@@ -6,7 +6,8 @@
   Order-correctness: the input query below hands each (exchange, symbol)'s snapshots (ts, seq), trades
   (ts, numeric trade_id, trade_id) and VPIN points (ts, bucket_index, kind DESC) as tagged rows in ONE
   order that DuckDB sorts (and spills): at equal ts the trades and points before the snapshots, which
-  count those with ts ≤ t. The stream runs each series through the same numpy pipeline the whole-series
+  count those with ts ≤ t; the trades-series break events (no ts) ahead of them all, from which the
+  stream counts each row's breaks on its capture_ts. The stream runs each series through the same numpy pipeline the whole-series
   UDF daedalus_orderbook_seq_books runs (register.py `series_inputs`), in chunks of book rows: each
   call also gets the rows before the chunk within the lookback below (computed again, never emitted),
   a chunk ends only between two distinct ts, and the trades-series break counts are carried as running
@@ -36,56 +37,61 @@ WITH src AS NOT MATERIALIZED (
     FROM {{ ref('orderbook') }}
     WHERE ts >= {{ partition.lookback_start }} AND ts < {{ partition.end }}
 ),
-ranked AS (
-    -- the narrow keys the break counts are placed on
-    SELECT exchange, symbol, ts, seq, capture_ts
-    FROM src
-),
--- Trades-series breaks counted on the receive clock for snapshots and trades alike (docs/features.md
--- "Time"): a snapshot's trade windows hold only trades with its count.
-{{ series_break_counts('ranked', 'trades', 'snapshot_trade_breaks', rejected='trades', shared=true) }},
-book AS (
-    -- Per row, no order needed: mid and spread of the touch, and the MLOFI levels, which the series
-    -- call pairs with the previous row of the series (OFI/MLOFI: no predecessor join here).
-    SELECT s.exchange, s.symbol, s.ts, s.seq, s.crossed, s.break_before, r.n_breaks AS trade_breaks,
-        (s.bids[1].price + s.asks[1].price) / 2 AS mid,
-        s.asks[1].price - s.bids[1].price AS spread,
-        list_slice(s.bids, 1, {{ f.ofi_levels }}) AS bids,
-        list_slice(s.asks, 1, {{ f.ofi_levels }}) AS asks
-    FROM src s
-    -- NOT DISTINCT: a venue without sequence numbers has seq NULL (still one row per key in silver)
-    JOIN snapshot_trade_breaks r ON r.exchange = s.exchange AND r.symbol = s.symbol AND r.ts = s.ts
-        AND r.seq IS NOT DISTINCT FROM s.seq
-),
 trade_rows AS (
     SELECT exchange, symbol, ts, trade_id, side, amount, capture_ts
     FROM {{ ref('trades') }}
     WHERE ts >= {{ partition.lookback_start }} AND ts < {{ partition.end }}
 ),
--- the same break events (and refused bronze trades) as the snapshots' counts, read once
-{{ series_break_counts('trade_rows', 'trades', 'trade_breaks', counts_from='snapshot_trade_breaks') }},
+-- Trades-series breaks counted on the receive clock for snapshots and trades alike (docs/features.md
+-- "Time"): a snapshot's trade windows hold only trades with its count. The stream counts them, for
+-- each book row and trade, the events received strictly before its capture_ts (a NULL capture_ts:
+-- none), as the ASOF joins of macros/series.sql `series_break_counts` did, without sorting every row
+-- by capture_ts for them: each event comes as a row of every series it breaks, ahead of its rows.
+{{ series_break_events('trades', 'trade_break', rejected='trades') }},
+break_rows AS (
+    SELECT k.exchange, k.symbol, e.cap
+    FROM (SELECT DISTINCT exchange, symbol FROM src UNION SELECT DISTINCT exchange, symbol FROM trade_rows) k
+    -- symbol NULL: an event of every symbol of the exchange
+    JOIN trade_break_events e ON e.exchange = k.exchange AND (e.symbol = k.symbol OR e.symbol IS NULL)
+    WHERE e.cap IS NOT NULL
+),
+book AS (
+    -- Per row, no order needed: mid and spread of the touch, and the MLOFI levels, which the series
+    -- call pairs with the previous row of the series (OFI/MLOFI: no predecessor join here).
+    SELECT exchange, symbol, ts, seq, capture_ts, crossed, break_before,
+        (bids[1].price + asks[1].price) / 2 AS mid,
+        asks[1].price - bids[1].price AS spread,
+        list_slice(bids, 1, {{ f.ofi_levels }}) AS bids,
+        list_slice(asks, 1, {{ f.ofi_levels }}) AS asks
+    FROM src
+),
 flow AS (
-    SELECT exchange, symbol, ts, trade_id, n_breaks,
+    SELECT exchange, symbol, ts, trade_id, capture_ts,
         CASE WHEN side = 'buy' THEN amount ELSE 0.0 END AS buy,
         CASE WHEN side = 'sell' THEN amount ELSE 0.0 END AS sell
-    FROM trade_breaks
+    FROM trade_rows
 ),
 seq_rows AS (
-    -- The three inputs of each series as tagged rows for the stream (udfs/seq_stream.py), sorted here
-    -- (DuckDB spills): at equal ts the VPIN points (tag 0) and the trades (1) come before the snapshots
-    -- (2), which count those with ts ≤ t. Inside a tag, the order of the whole-series lists this
-    -- replaced: snapshots by seq; trades by numeric trade_id, then trade_id, which fixes the summation
-    -- order of trades sharing a timestamp so sums are reproducible to the bit; points by
-    -- (bucket_index, kind DESC).
+    -- The inputs of each series as tagged rows for the stream (udfs/seq_stream.py), sorted here
+    -- (DuckDB spills): first the break events (tag -1, ts NULL), then by ts; at equal ts the VPIN
+    -- points (tag 0) and the trades (1) come before the snapshots (2), which count those with ts ≤ t.
+    -- Inside a tag, the order of the whole-series lists this replaced: snapshots by seq; trades by
+    -- numeric trade_id, then trade_id, which fixes the summation order of trades sharing a timestamp
+    -- so sums are reproducible to the bit; points by (bucket_index, kind DESC).
     SELECT exchange, symbol, ts, 2 AS tag, seq::HUGEINT AS tie_i, NULL::VARCHAR AS tie_s, NULL::VARCHAR AS tie_k,
-        seq, crossed, break_before, trade_breaks, mid, spread, bids, asks,
-        NULL::DOUBLE AS buy, NULL::DOUBLE AS sell, NULL::BIGINT AS breaks, NULL::DOUBLE AS vpin
+        seq, capture_ts, crossed, break_before, mid, spread, bids, asks,
+        NULL::DOUBLE AS buy, NULL::DOUBLE AS sell, NULL::DOUBLE AS vpin
     FROM book
     UNION ALL
     SELECT exchange, symbol, ts, 1, TRY_CAST(trade_id AS HUGEINT), trade_id, NULL,
-        NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-        buy, sell, n_breaks, NULL
+        NULL, capture_ts, NULL, NULL, NULL, NULL, NULL, NULL,
+        buy, sell, NULL
     FROM flow
+    UNION ALL
+    SELECT exchange, symbol, NULL, -1, NULL, NULL, NULL,
+        NULL, cap, NULL, NULL, NULL, NULL, NULL, NULL,
+        NULL, NULL, NULL
+    FROM break_rows
     {%- if f.enable_vpin %}
     UNION ALL
     -- VPIN points up to the slice's end: the value carried in at each midnight ('open') and one per
@@ -95,14 +101,14 @@ seq_rows AS (
     -- only the last point before the rows it computes.
     SELECT exchange, symbol, ts, 0, bucket_index, NULL, kind,
         NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-        NULL, NULL, NULL, vpin
+        NULL, NULL, vpin
     FROM {{ ref('vpin_buckets') }}
     WHERE kind IN ('open', 'bucket') AND ts < {{ partition.end }}
     {%- endif %}
 )
 SELECT * EXCLUDE (tie_i, tie_s, tie_k)
 FROM seq_rows
-ORDER BY exchange, symbol, ts, tag, tie_i NULLS LAST, tie_s NULLS LAST, tie_k DESC
+ORDER BY exchange, symbol, ts NULLS FIRST, tag, tie_i NULLS LAST, tie_s NULLS LAST, tie_k DESC
 {%- endset %}
 WITH per_snapshot AS (
     SELECT exchange, symbol, ts, seq,

@@ -224,3 +224,116 @@ def test_without_the_overlap_the_stream_differs(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(seq_stream, "lookback_us", lambda p: 0)
     with pytest.raises(AssertionError):
         assert_same(streamed(books, trades, points, start, 7, 13), want)
+
+
+# ---------------------------------------------------------------- break events counted by the stream
+
+STREAM_CAPTURE = pa.schema(
+    [(f.name, f.type) for f in STREAM if f.name not in ("trade_breaks", "breaks")] + [("capture_ts", TS)]
+)
+
+
+def _asof_counts(caps: list[int | None], captures: list[int | None]) -> list[int]:
+    """The break counts as macros/series.sql `series_break_counts` places them: an ASOF LEFT JOIN on
+    capture_ts > cap against count(*) OVER (ORDER BY cap), run in DuckDB."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE ev (exchange VARCHAR, symbol VARCHAR, cap BIGINT)")
+    con.execute("CREATE TABLE r (i INTEGER, exchange VARCHAR, symbol VARCHAR, capture_ts BIGINT)")
+    if caps:
+        con.executemany("INSERT INTO ev VALUES ('x', 'S/T', ?)", [[c] for c in caps])
+    con.executemany("INSERT INTO r VALUES (?, 'x', 'S/T', ?)", list(enumerate(captures)))
+    return [
+        n
+        for (n,) in con.execute(
+            """
+            WITH s AS (SELECT exchange, symbol, cap, count(*) OVER (PARTITION BY exchange, symbol ORDER BY cap) AS n
+                       FROM ev)
+            SELECT coalesce(s.n, 0) FROM r
+            ASOF LEFT JOIN s ON r.exchange = s.exchange AND r.symbol = s.symbol AND r.capture_ts > s.cap
+            ORDER BY r.i
+            """
+        ).fetchall()
+    ]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.integers(0, 20), max_size=12),
+    st.lists(st.one_of(st.none(), st.integers(-2, 22)), min_size=1, max_size=30),
+)
+def test_breaks_before_is_the_asof_count(caps: list[int], captures: list[int | None]) -> None:
+    """Ties (an event at a row's receive time is not before it), NULL receive times, repeated events."""
+    base = int((BASE - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) / dt.timedelta(microseconds=1))
+    got = seq_stream.breaks_before(
+        np.sort(np.asarray(caps, np.int64)) + base,
+        pa.array([None if c is None else _at(c) for c in captures], TS),
+    )
+    want = _asof_counts([base + c for c in caps], [None if c is None else base + c for c in captures])
+    assert got.tolist() == want
+
+
+def streamed_with_events(books, trades, points, caps: list[int], start: int, chunk: int, batch: int):
+    """The stream's input as the model now sends it: capture_ts, no counts, the events ahead as BREAK rows."""
+    rows = [{"exchange": "x", "symbol": "S/T", "ts": None, "tag": -1, "capture_ts": _at(c)} for c in caps]
+    for r in stream_rows(books, trades, points):
+        rows.append({k: v for k, v in r.items() if k not in ("trade_breaks", "breaks")})
+    table = pa.Table.from_pylist(rows, schema=STREAM_CAPTURE)
+    params = {"params": PARAMS.model_dump(), "start": _at(start).isoformat(), "chunk_rows": chunk}
+    out = list(seq_stream.sequential_stream(iter(table.to_batches(max_chunksize=batch)), params))
+    return pa.Table.from_batches(out, seq_stream.SCHEMA)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    series(),
+    st.lists(st.integers(-3_000_000, 40_000_000), max_size=8),
+    st.integers(1, 40),
+    st.integers(1, 50),
+)
+def test_stream_counting_break_events_equals_given_counts(s, caps: list[int], chunk: int, batch: int) -> None:
+    """Rows with capture_ts and BREAK rows give what rows carrying the ASOF counts give (one whole call)."""
+    books, trades, points, start = s
+    # receive times: the exchange time plus a delay, some NULL
+    for i, r in enumerate(books + trades):
+        us = int((r["ts"] - BASE) / dt.timedelta(microseconds=1))
+        r["capture_ts"] = None if i % 11 == 5 else _at(us + (i * 7919) % 3_000_000)
+    base = int((BASE - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) / dt.timedelta(microseconds=1))
+    cap_us = np.sort(np.asarray(caps, np.int64)) + base
+    for rows, name in ((books, "trade_breaks"), (trades, "breaks")):
+        counts = seq_stream.breaks_before(cap_us, pa.array([r["capture_ts"] for r in rows], TS))
+        for r, n in zip(rows, counts.tolist(), strict=True):
+            r[name] = n
+    want = whole(
+        [{k: v for k, v in b.items() if k != "capture_ts"} for b in books],
+        [{k: v for k, v in t.items() if k != "capture_ts"} for t in trades],
+        points,
+        start,
+    )
+    assert_same(streamed_with_events(books, trades, points, caps, start, chunk, batch), want)
+
+
+def test_break_events_change_the_result() -> None:
+    """The events are counted (the test above has teeth): breaks before the rows move the trade windows."""
+    books, trades, points, start = _dense_series()
+    for r in books + trades:
+        r["capture_ts"] = r["ts"]
+    quiet = streamed_with_events(books, trades, points, [], start, 16, 13)
+    broken = streamed_with_events(books, trades, points, [10_000_000, 20_000_000], start, 16, 13)
+    assert quiet.column("tfi").to_pylist() != broken.column("tfi").to_pylist()
+
+
+def test_break_events_after_rows_are_refused() -> None:
+    books, trades, points, start = _dense_series()
+    for r in books + trades:
+        r["capture_ts"] = r["ts"]
+    rows = [
+        {k: v for k, v in r.items() if k not in ("trade_breaks", "breaks")}
+        for r in stream_rows(books, [], [])
+    ]
+    rows.append({"exchange": "x", "symbol": "S/T", "ts": None, "tag": -1, "capture_ts": _at(0)})
+    table = pa.Table.from_pylist(rows, schema=STREAM_CAPTURE)
+    params = {"params": PARAMS.model_dump(), "start": _at(start).isoformat()}
+    with pytest.raises(ValueError, match="break events must come before"):
+        list(seq_stream.sequential_stream(iter(table.to_batches(max_chunksize=7)), params))
