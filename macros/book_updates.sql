@@ -191,7 +191,7 @@ upd_rule AS (
 )
 SELECT r.exchange, r.symbol, r.conn_id, r.seq, r.ts, r.capture_ts, r.kind, r.first_update_id, r.last_update_id,
     r.prev_update_id, r.bids, r.asks, r.n_breaks, coalesce(r.sync_rule, u.inferred_rule) AS sync_rule, r.invalid,
-    r.hold,
+    r.hold, r.sync_rule IS NULL AS unnamed,
     {%- if features.strict_book_deletes %}
     r.exchange IN ('{{ features.strict_book_deletes | join("', '") }}')
     {%- else %} false{% endif %} AS strict,

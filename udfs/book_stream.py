@@ -86,6 +86,7 @@ class _Connection:
         self.breaks = new_breaks()
         self.memo_key = unserved_memo.Digest((start_us, int(strict)))
         self.unserved: list[dict[str, pa.Array]] = []
+        self.named = self.unnamed = False  # rows with / without their own sync_rule (`unnamed`)
 
     def finish(self) -> tuple[bytes, pa.Table]:
         """File the connection's unserved rows; returns their key and the rows as the unserved
@@ -112,13 +113,21 @@ def slice_key(params: dict[str, Any]) -> str | None:
 
 def rebuild_stream(batches: Iterator[pa.RecordBatch], params: dict[str, Any]) -> Iterator[pa.RecordBatch]:
     """The served rows (ts ≥ the slice start) of every connection in `batches`, in input order. Run to
-    its end, it files the slice's unserved rows (every connection's) for silver.orderbook_unserved."""
+    its end, it files the slice's unserved rows (every connection's) for silver.orderbook_unserved
+    (unless a connection has rows with and without their own sync_rule: `unnamed`)."""
     conn: _Connection | None = None
     key: tuple[Any, ...] | None = None
     filed: list[bytes] = []
     tables: list[pa.Table] = []
 
+    mixed = False
+
     def finish(c: _Connection) -> None:
+        nonlocal mixed
+        # A connection with rows with and without a sync_rule: here the unnamed ones take the rule SQL
+        # inferred from them alone, in the unserved model's replay the rule register_book.infer_rule
+        # finds in all its rows. Its slice is not filed whole: the replay decides, as before.
+        mixed |= c.named and c.unnamed
         digest, table = c.finish()
         filed.append(digest)
         tables.append(table)
@@ -133,11 +142,15 @@ def rebuild_stream(batches: Iterator[pa.RecordBatch], params: dict[str, Any]) ->
             strict = bool(rows.column("strict")[0].as_py())  # per exchange: the same on every row
             conn = _Connection(run_key, start_us, first_ts < start_us, strict)
         assert conn is not None
+        if "unnamed" in rows.schema.names:
+            unnamed = rows.column("unnamed")
+            conn.unnamed |= bool(pc.any(unnamed).as_py())
+            conn.named |= not bool(pc.all(unnamed).as_py())
         yield _chunk(rows, conn, params)
     if conn is not None:
         finish(conn)
     whole = slice_key(params)
-    if whole is not None:
+    if whole is not None and not mixed:
         unserved_memo.put_slice(whole, pa.concat_tables([UNSERVED_SCHEMA.empty_table(), *tables]), filed)
 
 
