@@ -191,7 +191,7 @@ upd_rule AS (
 )
 SELECT r.exchange, r.symbol, r.conn_id, r.seq, r.ts, r.capture_ts, r.kind, r.first_update_id, r.last_update_id,
     r.prev_update_id, r.bids, r.asks, r.n_breaks, coalesce(r.sync_rule, u.inferred_rule) AS sync_rule, r.invalid,
-    r.hold,
+    r.hold, r.sync_rule IS NULL AS unnamed,
     {%- if features.strict_book_deletes %}
     r.exchange IN ('{{ features.strict_book_deletes | join("', '") }}')
     {%- else %} false{% endif %} AS strict,
@@ -202,4 +202,12 @@ ORDER BY r.exchange, r.symbol, r.conn_id, r.seq, r.capture_ts
 {%- endset -%}
 {{ python_relation('book_rebuild', {'max_levels': features.max_levels, 'bands': features.bands_bps | list,
                                     'staleness_s': features.max_state_staleness_seconds}, rows_sql) }}
+{%- endmacro %}
+
+{#- silver.orderbook_unserved's replayed rows of the slice (exchange, symbol, conn_id, seq, ts, capture_ts,
+    kind, last_update_id, reason; udfs/book_stream.py `unserved_stream`): what silver.orderbook's stream of
+    the same slice (`book_rebuild_stream`, named here: the same text) filed when it ran to its end over the
+    same bronze files, without reading them again; else `replay_sql`'s rows. -#}
+{% macro book_unserved_relation(replay_sql) -%}
+{{ python_relation('book_unserved', {'served': book_rebuild_stream().split()[-1]}, replay_sql) }}
 {%- endmacro %}

@@ -57,11 +57,28 @@ SCHEMA = pa.schema(
 )
 
 
+UNSERVED_KIND = "book_unserved"
+UNSERVED_SCHEMA = pa.schema(
+    [
+        ("exchange", pa.string()),
+        ("symbol", pa.string()),
+        ("conn_id", pa.string()),
+        ("seq", pa.int64()),
+        ("ts", pa.timestamp("us", tz="UTC")),
+        ("capture_ts", pa.timestamp("us", tz="UTC")),
+        ("kind", pa.string()),
+        ("last_update_id", pa.int64()),
+        ("reason", pa.string()),
+    ]
+)
+
+
 class _Connection:
     """One connection's replay state between batches, and its unserved rows so far (filed for
     silver.orderbook_unserved when the connection ends, udfs/unserved_memo.py)."""
 
-    def __init__(self, start_us: int, anchored: bool, strict: bool) -> None:
+    def __init__(self, key: tuple[Any, ...], start_us: int, anchored: bool, strict: bool) -> None:
+        self.key = key
         self.start_us, self.anchored, self.strict = start_us, anchored, strict
         self.base = 0
         self.state, self.front = new_state()
@@ -69,29 +86,72 @@ class _Connection:
         self.breaks = new_breaks()
         self.memo_key = unserved_memo.Digest((start_us, int(strict)))
         self.unserved: list[dict[str, pa.Array]] = []
+        self.named = self.unnamed = False  # rows with / without their own sync_rule (`unnamed`)
 
-    def finish(self) -> None:
+    def finish(self) -> tuple[bytes, pa.Table]:
+        """File the connection's unserved rows; returns their key and the rows as the unserved
+        model's (UNSERVED_SCHEMA)."""
         cols = {k: pa.concat_arrays([u[k] for u in self.unserved]) for k in self.unserved[0]}
-        unserved_memo.put(self.memo_key.digest(), cols)
+        digest = self.memo_key.digest()
+        unserved_memo.put(digest, cols)
+        n = len(cols["seq"])
+        keys = [pa.array([v] * n, pa.string()) for v in self.key]
+        table = pa.Table.from_arrays(
+            [*keys, *(cols[k] for k in UNSERVED_SCHEMA.names[3:])], names=UNSERVED_SCHEMA.names
+        )
+        if table.schema != UNSERVED_SCHEMA:
+            table = table.cast(UNSERVED_SCHEMA)
+        return digest, table
+
+
+def slice_key(params: dict[str, Any]) -> str | None:
+    """The whole-slice memo key of a stream (udfs/unserved_memo.py `put_slice`): its relation's name and
+    the stamp of the bronze files it reads; None when the files are not local."""
+    sources = params.get(relations.SOURCES)
+    return None if sources is None else f"{params[relations.RELATION]}/{sources}"
 
 
 def rebuild_stream(batches: Iterator[pa.RecordBatch], params: dict[str, Any]) -> Iterator[pa.RecordBatch]:
-    """The served rows (ts ≥ the slice start) of every connection in `batches`, in input order."""
+    """The served rows (ts ≥ the slice start) of every connection in `batches`, in input order. Run to
+    its end, it files the slice's unserved rows (every connection's) for silver.orderbook_unserved
+    (unless a connection has rows with and without their own sync_rule: `unnamed`)."""
     conn: _Connection | None = None
     key: tuple[Any, ...] | None = None
+    filed: list[bytes] = []
+    tables: list[pa.Table] = []
+
+    mixed = False
+
+    def finish(c: _Connection) -> None:
+        nonlocal mixed
+        # A connection with rows with and without a sync_rule: here the unnamed ones take the rule SQL
+        # inferred from them alone, in the unserved model's replay the rule register_book.infer_rule
+        # finds in all its rows. Its slice is not filed whole: the replay decides, as before.
+        mixed |= c.named and c.unnamed
+        digest, table = c.finish()
+        filed.append(digest)
+        tables.append(table)
+
     for run_key, rows in relations.key_runs(batches, KEYS):
         if run_key != key:
             if conn is not None:
-                conn.finish()
+                finish(conn)
             key = run_key
             # the slice start (`slice_start`, the same on every row): earlier rows only warm up
             first_ts, start_us = (int(aio.ts_us(rows.column(c)[:1])[0]) for c in ("ts", "slice_start"))
             strict = bool(rows.column("strict")[0].as_py())  # per exchange: the same on every row
-            conn = _Connection(start_us, first_ts < start_us, strict)
+            conn = _Connection(run_key, start_us, first_ts < start_us, strict)
         assert conn is not None
+        if "unnamed" in rows.schema.names:
+            unnamed = rows.column("unnamed")
+            conn.unnamed |= bool(pc.any(unnamed).as_py())
+            conn.named |= not bool(pc.all(unnamed).as_py())
         yield _chunk(rows, conn, params)
     if conn is not None:
-        conn.finish()
+        finish(conn)
+    whole = slice_key(params)
+    if whole is not None and not mixed:
+        unserved_memo.put_slice(whole, pa.concat_tables([UNSERVED_SCHEMA.empty_table(), *tables]), filed)
 
 
 def _chunk(batch: pa.RecordBatch, conn: _Connection, params: dict[str, Any]) -> pa.RecordBatch:
@@ -169,5 +229,21 @@ def _chunk(batch: pa.RecordBatch, conn: _Connection, params: dict[str, Any]) -> 
 # the window read (~160 MB of a 1 h slice). Without the build-side swap, every join of that query
 # builds on its right side as written: the narrow keys, so the lists only stream through.
 INPUT_SETTINGS = {"disabled_optimizers": "build_side_probe_side"}
+# The unserved model's replay (sql/silver/orderbook_unserved.sql), the same rows: the same reason.
+UNSERVED_SETTINGS = INPUT_SETTINGS
 
-relations.register_kind(KIND, SCHEMA, rebuild_stream, INPUT_SETTINGS)
+
+def unserved_stream(batches: Iterator[pa.RecordBatch], params: dict[str, Any]) -> Iterator[pa.RecordBatch]:
+    """silver.orderbook_unserved's replayed rows of a slice (UNSERVED_SCHEMA): what the served stream
+    named `params["served"]` filed when it ran to its end over the same bronze files (its input query
+    is never run then), else the input query's rows (the replay, macros/book_updates.sql)."""
+    sources = params.get(relations.SOURCES)
+    found = None if sources is None else unserved_memo.take_slice(f"{params['served']}/{sources}")
+    if found is not None:
+        yield from found.to_batches()
+        return
+    yield from batches
+
+
+relations.register_kind(KIND, SCHEMA, rebuild_stream, INPUT_SETTINGS, identify=True)
+relations.register_kind(UNSERVED_KIND, UNSERVED_SCHEMA, unserved_stream, UNSERVED_SETTINGS, identify=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 Producer = Callable[[Iterator[pa.RecordBatch], dict[str, Any]], Iterator[pa.RecordBatch]]
 """The input query's batches and the relation's parameters → the relation's batches."""
 
-_KINDS: dict[str, tuple[pa.Schema, Producer, dict[str, str]]] = {}
+_KINDS: dict[str, tuple[pa.Schema, Producer, dict[str, str], bool]] = {}
 MEMO = "memo"
 """The kind of a relation that is its input query's result, computed once per text (see `memo_sql`)."""
 _memo_lock = threading.Lock()
@@ -55,11 +56,40 @@ def key_runs(
             yield tuple(c[a] for c in cols), batch.slice(a, b - a)
 
 
+RELATION = "__relation__"
+"""With `register_kind(..., identify=True)`, the parameter holding the relation's name (a digest of
+its kind, parameters and input query text)."""
+SOURCES = "__sources__"
+"""With `register_kind(..., identify=True)`, the parameter holding `sources_stamp` of its input query."""
+
+
 def register_kind(
-    kind: str, schema: pa.Schema, producer: Producer, settings: dict[str, str] | None = None
+    kind: str,
+    schema: pa.Schema,
+    producer: Producer,
+    settings: dict[str, str] | None = None,
+    identify: bool = False,
 ) -> None:
-    """`settings`: DuckDB settings the input query is planned with (restored once it is planned)."""
-    _KINDS[kind] = (schema, producer, dict(settings or {}))
+    """`settings`: DuckDB settings the input query is planned with (restored once it is planned).
+    `identify`: the producer's parameters also hold RELATION and SOURCES. The input query runs when
+    the producer first asks for a batch: a producer that answers without it never runs it."""
+    _KINDS[kind] = (schema, producer, dict(settings or {}), identify)
+
+
+_FILE = re.compile(r"'([^'\n]+?\.parquet)'")
+
+
+def sources_stamp(sql: str) -> str | None:
+    """The local Parquet files `sql` names, each with its size and modification time: equal stamps of
+    equal texts read equal rows. None when a file is not a local file (a remote lake)."""
+    parts = []
+    for path in sorted(set(_FILE.findall(sql))):
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        parts.append(f"{path}\0{st.st_size}\0{st.st_mtime_ns}")
+    return hashlib.sha1("\n".join(parts).encode()).hexdigest()
 
 
 def relation_sql(kind: str, params: dict[str, Any], sql: str) -> str:
@@ -112,9 +142,12 @@ def bind(con: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
             continue
         if kind not in _KINDS:
             raise ValueError(f"relation {kind}: no such kind (known: {', '.join(sorted(_KINDS))})")
-        schema, producer, settings = _KINDS[kind]
+        schema, producer, settings, identify = _KINDS[kind]
         params = json.loads(head)
-        batches = _run(con, tz, settings, _unescape(inner), params, schema, producer)
+        inner = _unescape(inner)
+        if identify:
+            params.update({RELATION: name, SOURCES: sources_stamp(inner)})
+        batches = _run(con, tz, settings, inner, params, schema, producer)
         stream = pa.RecordBatchReader.from_batches(schema, batches)
         con.register(name, stream)
         names.append(name)
@@ -171,9 +204,13 @@ def _run(
     try:
         cur.execute(f"SET TimeZone = '{tz}'")
         inner = bind(cur, sql)  # relations named inside the input query
+
+        def rows() -> Iterator[pa.RecordBatch]:
+            # planned and started at the producer's first request
+            yield from _planned_with(con, settings, lambda: cur.execute(sql).to_arrow_reader(BATCH_ROWS))
+
         try:
-            reader = _planned_with(con, settings, lambda: cur.execute(sql).to_arrow_reader(BATCH_ROWS))
-            for out in producer(iter(reader), params):
+            for out in producer(rows(), params):
                 if out.num_rows:
                     yield out.cast(schema) if out.schema != schema else out
         finally:

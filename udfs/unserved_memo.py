@@ -8,6 +8,13 @@ also computes the unserved rows and files them here under a digest of exactly th
 unserved call of the same rows finds them and skips its kernel pass. A miss (the model built alone, in
 another process, or after the memo dropped the entry) replays as before: same rows, same result.
 
+A whole slice at once (`put_slice` / `take_slice`): the served stream (udfs/book_stream.py) that ran to
+its end files every connection's unserved rows under its relation's name (a digest of its input
+query's text, which names the exact bronze files and the slice) and a stamp of those files (size,
+modification time). silver.orderbook_unserved names the same stream (macros/book_updates.sql
+`book_unserved_relation`): on a hit it neither reads bronze nor replays; the connections' own entries
+go with it.
+
 Bounded: at most MAX_ROWS unserved rows in MAX_ENTRIES entries (each taken once, oldest dropped first).
 """
 
@@ -31,6 +38,7 @@ _lock = threading.Lock()
 _entries: OrderedDict[bytes, dict[str, pa.Array]] = OrderedDict()
 _held = 0
 _hits = 0
+_slices: OrderedDict[str, tuple[pa.Table, list[bytes]]] = OrderedDict()
 
 
 class Digest:
@@ -83,7 +91,7 @@ def put(key: bytes, cols: dict[str, pa.Array]) -> None:
             _held -= _rows(old)
         _entries[key] = cols
         _held += n
-        while _held > MAX_ROWS or len(_entries) > MAX_ENTRIES:
+        while _entries and (_held > MAX_ROWS or len(_entries) > MAX_ENTRIES):
             _, dropped = _entries.popitem(last=False)
             _held -= _rows(dropped)
 
@@ -99,6 +107,39 @@ def take(key: bytes) -> dict[str, pa.Array] | None:
         return cols
 
 
+def put_slice(key: str, rows: pa.Table, conns: list[bytes]) -> None:
+    """Keep one stream's unserved rows (every connection of a slice: `rows`), the keys of its
+    connections' own entries (`conns`) with them."""
+    global _held
+    with _lock:
+        old = _slices.pop(key, None)
+        if old is not None:
+            _held -= old[0].num_rows
+        _slices[key] = (rows, conns)
+        _held += rows.num_rows
+        while _slices and (_held > MAX_ROWS or len(_slices) > MAX_ENTRIES):
+            _, (dropped, _conns) = _slices.popitem(last=False)
+            _held -= dropped.num_rows
+
+
+def take_slice(key: str) -> pa.Table | None:
+    """The unserved rows a stream filed under `key`, removed from the memo with its connections'
+    entries; None when not there."""
+    global _held, _hits
+    with _lock:
+        found = _slices.pop(key, None)
+        if found is None:
+            return None
+        rows, conns = found
+        _held -= rows.num_rows
+        for c in conns:
+            cols = _entries.pop(c, None)
+            if cols is not None:
+                _held -= _rows(cols)
+        _hits += 1
+        return rows
+
+
 def hits() -> int:
     """How many unserved calls this process answered from the memo (so far)."""
     return _hits
@@ -110,12 +151,13 @@ def held() -> int:
 
 
 def pending() -> int:
-    """How many connection slices are filed and not taken yet."""
-    return len(_entries)
+    """How many connection slices (and whole slices) are filed and not taken yet."""
+    return len(_entries) + len(_slices)
 
 
 def clear() -> None:
     global _held
     with _lock:
         _entries.clear()
+        _slices.clear()
         _held = 0

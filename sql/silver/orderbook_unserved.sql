@@ -10,11 +10,14 @@
   (macros/book_updates.sql), so per connection: silver.orderbook rows + these rows = bronze snapshot
   and delta rows (sql/tests/book_messages_accounted.sql). silver.rejects counts them per reason.
   The levels are only handed to the kernel where they decide what is served (strict deletes).
-  Built after silver.orderbook in one build, its kernel calls find the rows that model's pass already
-  replayed (udfs/unserved_memo.py) and do not replay them again; built alone, they replay.
+  Built after silver.orderbook in one build, a slice takes the unserved rows that model's stream of the
+  same slice filed over the same bronze files (udfs/unserved_memo.py `take_slice`, macros/book_updates.sql
+  `book_unserved_relation`) and neither reads bronze nor replays; built alone (or a file changed), it
+  replays (`replay_sql`), its kernel calls still answered per connection where that stream filed them.
   `disabled_optimizers`: every join builds on its right side as written, the narrow keys, so the
   bronze level lists never fill a hash table (udfs/book_stream.py INPUT_SETTINGS, the same rows).
 -#}
+{%- set replay_sql -%}
 WITH {{ book_update_rows() }},
 upd_lean AS (
     SELECT * REPLACE (
@@ -31,11 +34,14 @@ rebuilt AS (
     SELECT exchange, symbol, conn_id, {{ book_rebuild_call(true) }} AS r
     FROM upd_lean
     GROUP BY exchange, symbol, conn_id
-),
+)
+SELECT exchange, symbol, conn_id, unnest(r.seq) AS seq, unnest(r.ts) AS ts, unnest(r.capture_ts) AS capture_ts,
+    unnest(r.kind) AS kind, unnest(r.last_update_id) AS last_update_id, unnest(r.reason) AS reason
+FROM rebuilt
+{%- endset %}
+WITH {{ book_update_rows() }},
 unserved AS (
-    SELECT exchange, symbol, conn_id, unnest(r.seq) AS seq, unnest(r.ts) AS ts, unnest(r.capture_ts) AS capture_ts,
-        unnest(r.kind) AS kind, unnest(r.last_update_id) AS last_update_id, unnest(r.reason) AS reason
-    FROM rebuilt
+    SELECT * FROM {{ book_unserved_relation(replay_sql) }}
 ),
 unstamped AS (
     -- a load without exchange time no stamped row followed on its receive date: counted at that time

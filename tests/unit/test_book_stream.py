@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daedalus.udfs import relations, unserved_memo
-from daedalus.udfs.book_stream import KIND, rebuild_stream
+from daedalus.udfs.book_stream import KIND, UNSERVED_SCHEMA, rebuild_stream
 from daedalus.udfs.register_book import LEVEL, rebuild_connection
 
 BASE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
@@ -235,3 +235,53 @@ def test_silver_orderbooks_input_never_hashes_the_level_lists(updates_lake_confi
     builds = [b for root in plan for b in _hash_builds(root)]
     assert len(builds) >= 3 and any(any("bids" in s for s in scans) for scans in [_scans(p) for p in plan])
     assert not [s for scans in builds for s in scans if "bids" in s or "asks" in s]
+
+
+def _one_connection(n: int) -> list[dict[str, Any]]:
+    """A load, then diffs of which the third skips ids (a gap: unserved rows)."""
+    rows = []
+    for i in range(n):
+        first = 100 + i + (5 if i >= 3 else 0)
+        rows.append(
+            {
+                "seq": i,
+                "ts": BASE + dt.timedelta(seconds=i),
+                "capture_ts": BASE + dt.timedelta(seconds=i),
+                "kind": "snapshot" if i == 0 else "delta",
+                "first_update_id": None if i == 0 else first,
+                "last_update_id": 100 if i == 0 else first,
+                "prev_update_id": None,
+                "bids": [{"price": 100.0, "size": 1.0}],
+                "asks": [{"price": 101.0, "size": 1.0}],
+                "n_breaks": 0,
+                "sync_rule": "contiguous",
+                "invalid": False,
+                "hold": False,
+            }
+        )
+    return rows
+
+
+def test_a_finished_stream_files_its_slice_unless_a_connection_mixes_named_and_unnamed_rows() -> None:
+    params = {**PARAMS, relations.RELATION: "rel", relations.SOURCES: "files"}
+    for unnamed, filed in (([True] * 8, True), ([False] * 8, True), ([False] * 4 + [True] * 4, False)):
+        unserved_memo.clear()
+        table = pa.Table.from_batches(_batches([_one_connection(8)], BASE, False, 3))
+        table = table.append_column("unnamed", pa.array(unnamed))
+        out = list(rebuild_stream(iter(table.to_batches(max_chunksize=3)), params))
+        assert sum(b.num_rows for b in out) > 0
+        got = unserved_memo.take_slice("rel/files")
+        assert (got is not None) == filed
+        if filed:
+            assert got["seq"].to_pylist() == [3, 4, 5, 6, 7]
+            assert got["reason"].to_pylist() == ["update_id_gap"] + ["no_book"] * 4
+            assert got["conn_id"].to_pylist() == ["c0"] * 5 and got.schema == UNSERVED_SCHEMA
+    # without the relation's name (not identified) or its files' stamp (a remote lake): nothing filed
+    unserved_memo.clear()
+    list(
+        rebuild_stream(
+            iter(_batches([_one_connection(8)], BASE, False, 3)), {**PARAMS, relations.SOURCES: None}
+        )
+    )
+    assert unserved_memo.pending() == 1  # the connection's own entry only
+    unserved_memo.clear()

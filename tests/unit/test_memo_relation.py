@@ -93,3 +93,27 @@ def test_a_streamed_relation_hands_memory_back_once_done(counted: Any, monkeypat
     )
     assert _run(con, sql) == [(10,)]
     assert events[-2:] == ["done", "release"] and events.count("release") == 1
+
+
+def test_a_sources_stamp_follows_the_files(tmp_path: Any) -> None:
+    a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    for p in (a, b):
+        duckdb.sql(f"COPY (SELECT 1 AS x) TO '{p}' (FORMAT parquet)")
+    sql = f"SELECT * FROM read_parquet(['{a}', '{b}'])"
+    stamp = relations.sources_stamp(sql)
+    assert stamp is not None and stamp == relations.sources_stamp(f"SELECT 1 FROM '{b}' UNION ALL FROM '{a}'")
+    duckdb.sql(f"COPY (SELECT 2 AS x, 3 AS y) TO '{b}' (FORMAT parquet)")  # rewritten in place
+    assert relations.sources_stamp(sql) not in (None, stamp)
+    assert relations.sources_stamp(f"SELECT * FROM '{tmp_path}/gone.parquet'") is None
+
+
+def test_an_identified_producer_that_answers_alone_never_runs_its_input(counted: Any) -> None:
+    con, calls = counted
+
+    def answer(batches: Any, params: dict[str, Any]) -> Any:
+        assert params[relations.RELATION].startswith("__daedalus_rel_answer_")
+        yield pa.record_batch([pa.array([7], pa.int64())], names=["v"])
+
+    relations.register_kind("answer", pa.schema([("v", pa.int64())]), answer, identify=True)
+    sql = f"SELECT v FROM {relations.relation_sql('answer', {}, 'SELECT counted(i) AS v FROM range(3) r(i)')}"
+    assert _run(con, sql) == [(7,)] and calls[0] == 0
