@@ -37,16 +37,20 @@ from daedalus.udfs.register_book import (
 
 KIND = "book_rebuild"
 KEYS = ("exchange", "symbol", "conn_id")
+MESSAGE_FIELDS = [
+    ("exchange", pa.string()),
+    ("symbol", pa.string()),
+    ("conn_id", pa.string()),
+    ("seq", pa.int64()),
+    ("ts", pa.timestamp("us", tz="UTC")),
+    ("capture_ts", pa.timestamp("us", tz="UTC")),
+    ("kind", pa.string()),
+    ("last_update_id", pa.int64()),
+]
+"""The columns naming one book message, served (SCHEMA) or not (UNSERVED_SCHEMA)."""
 SCHEMA = pa.schema(
     [
-        ("exchange", pa.string()),
-        ("symbol", pa.string()),
-        ("conn_id", pa.string()),
-        ("seq", pa.int64()),
-        ("ts", pa.timestamp("us", tz="UTC")),
-        ("capture_ts", pa.timestamp("us", tz="UTC")),
-        ("kind", pa.string()),
-        ("last_update_id", pa.int64()),
+        *MESSAGE_FIELDS,
         ("break_before", pa.bool_()),
         ("reason", pa.string()),
         ("bids", pa.list_(LEVEL)),
@@ -58,19 +62,7 @@ SCHEMA = pa.schema(
 
 
 UNSERVED_KIND = "book_unserved"
-UNSERVED_SCHEMA = pa.schema(
-    [
-        ("exchange", pa.string()),
-        ("symbol", pa.string()),
-        ("conn_id", pa.string()),
-        ("seq", pa.int64()),
-        ("ts", pa.timestamp("us", tz="UTC")),
-        ("capture_ts", pa.timestamp("us", tz="UTC")),
-        ("kind", pa.string()),
-        ("last_update_id", pa.int64()),
-        ("reason", pa.string()),
-    ]
-)
+UNSERVED_SCHEMA = pa.schema([*MESSAGE_FIELDS, ("reason", pa.string())])
 
 
 class _Connection:
