@@ -9,6 +9,7 @@ for the rows before it (the sequential windows, the break flags, the VPIN points
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -23,6 +24,12 @@ from daedalus.lake.manifest import Manifest
 pytestmark = pytest.mark.slow  # two real builds over two synthetic days
 SLICED = ("orderbook", "orderbook_seq", "orderbook_hf")
 DOWNSTREAM = ("orderbook_bars",)
+
+
+def synth_lake(tmp_path: Path, **shape: Any) -> Any:
+    """Synthetic bronze of one BTC/USDT book from 2024-01-06 in tmp_path/lake (`shape`: the
+    generator's days, hours, rates and levels); returns the generator's summary."""
+    return generate(tmp_path / "lake", symbols=["BTC/USDT"], start="2024-01-06", **shape)
 
 
 def files_in_order(cfg: Config, model: str) -> list[str]:
@@ -46,10 +53,8 @@ def rows(cfg: Config, model: str) -> pa.Table:
 
 
 def test_slices_equal_whole_days(tmp_path: Path) -> None:
-    summary = generate(
-        tmp_path / "lake",
-        symbols=["BTC/USDT"],
-        start="2024-01-06",
+    summary = synth_lake(
+        tmp_path,
         days=2,
         snapshot_ms=5_000,
         levels=5,
@@ -80,10 +85,8 @@ def test_slices_equal_whole_days(tmp_path: Path) -> None:
 
 
 def test_compile_prints_the_query_of_one_slice(tmp_path: Path) -> None:
-    generate(
-        tmp_path / "lake",
-        symbols=["BTC/USDT"],
-        start="2024-01-06",
+    synth_lake(
+        tmp_path,
         days=1,
         hours=3,
         snapshot_ms=60_000,
@@ -114,10 +117,8 @@ def test_auto_slices_follow_the_bronze_of_the_day(tmp_path: Path) -> None:
     """`slice_hours: auto` cuts a day by the bronze it holds: three busy hours of an otherwise empty
     day get the slices a busy day would (not 24 h because the day's total is small), a budget above
     the day builds it whole, and either way the rows equal the day built in one piece."""
-    generate(
-        tmp_path / "lake",
-        symbols=["BTC/USDT"],
-        start="2024-01-06",
+    synth_lake(
+        tmp_path,
         days=1,
         hours=3,
         snapshot_ms=2_000,
