@@ -38,6 +38,16 @@ BATCH_ROWS = 16_384
 """Input rows per batch handed to a producer (its memory follows the batch, not the slice)."""
 
 
+_UDF_CALL = re.compile(r"\bdaedalus_\w+\s*\(")
+_KIND = re.compile(r"/\*daedalus:relation (\w+) ")
+
+
+def calls_python(sql: str) -> bool:
+    """Whether `sql` calls a Daedalus UDF or names a Python relation other than a memo (anywhere,
+    a relation's input query included): what needs the kernels, and so numba, registered."""
+    return bool(_UDF_CALL.search(sql)) or any(kind != MEMO for kind in _KIND.findall(sql))
+
+
 def key_runs(
     batches: Iterator[pa.RecordBatch], keys: tuple[str, ...]
 ) -> Iterator[tuple[tuple[Any, ...], pa.RecordBatch]]:

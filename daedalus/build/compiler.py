@@ -36,7 +36,7 @@ from daedalus.build.project import Model, Project, SqlTest
 from daedalus.errors import CompileError, DaedalusError
 from daedalus.sqltext import read_parquet_sql, sql_ident, sql_str
 from daedalus.udfs.columns import VpinParams, output_columns, params_sql, vpin_params_sql
-from daedalus.udfs.relations import memo_sql, relation_sql
+from daedalus.udfs.relations import calls_python, memo_sql, relation_sql
 
 PLACEHOLDER_DATE = "2000-01-01"
 
@@ -307,6 +307,7 @@ class Compiler:
         model.refs = resolver.refs
         model.sources = resolver.sources
         model.uses_previous_partition = resolver.uses_previous
+        model.calls_python = calls_python(sql)
         if resolver.uses_previous and not model.config.carry_state:
             raise CompileError(
                 f"{model.path}:{_find_line(model.raw_sql, 'previous_partition')}: "

@@ -97,6 +97,7 @@ class Model:
     refs: list[str] = field(default_factory=list)
     sources: list[tuple[str, str]] = field(default_factory=list)
     uses_previous_partition: bool = False
+    calls_python: bool = False  # its SQL calls a Daedalus UDF or Python relation (numba: dag.py)
 
     @property
     def materialized(self) -> str:

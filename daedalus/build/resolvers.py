@@ -43,7 +43,7 @@ class Renderer:
         lake: Lake,
         manifest: Manifest,
         inventory: Inventory,
-        con: Callable[[], duckdb.DuckDBPyConnection],
+        con: Callable[..., duckdb.DuckDBPyConnection],  # con(sql): ready for sql (its UDFs registered)
     ) -> None:
         self.project, self.compiler, self.lake, self.manifest = project, compiler, lake, manifest
         self.inventory, self.con = inventory, con
@@ -138,10 +138,12 @@ class Renderer:
         derived = f"(SELECT * FROM (\n{sql}\n) AS __empty WHERE false)"
         # Pin the derived columns to plain typed NULLs: the relation then calls no UDF, so it also
         # works where none is registered (the catalog, a BI tool) and costs nothing to plan.
-        # book_stream and seq_stream register their kinds
-        from daedalus.udfs import book_stream, relations, seq_stream  # noqa: F401
+        from daedalus.udfs import relations
 
-        con, names = self.con(), []
+        if relations.calls_python(derived):
+            # they register their relation kinds; imported only here, for they load numba
+            from daedalus.udfs import book_stream, seq_stream  # noqa: F401
+        con, names = self.con(derived), []
         try:
             # a streamed relation (silver.orderbook's book rebuild) must be bound to be described
             names = relations.bind(con, derived)

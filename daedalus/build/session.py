@@ -28,6 +28,7 @@ from daedalus.errors import BuildError, ConfigError
 from daedalus.lake import FileInfo, Lake, open_lake
 from daedalus.lake.manifest import Manifest
 from daedalus.sqltext import sql_str
+from daedalus.udfs.relations import calls_python
 
 if TYPE_CHECKING:
     import duckdb
@@ -42,23 +43,26 @@ NO_UDFS_ENV = "DAEDALUS_NO_UDFS"
 
 def connect(config: Config, udfs: bool = True) -> duckdb.DuckDBPyConnection:
     """`daedalus.duck.connect`, skipping UDF registration while `daedalus.udfs.register` is absent."""
-    import importlib.util
-
     from daedalus import duck
     from daedalus.fsio import skip_pyarrow_pandas_probe
 
     skip_pyarrow_pandas_probe()  # a build never needs pandas: ~50 MB of RSS less (the Pi budget)
-    if os.environ.get(NO_UDFS_ENV, "") not in ("", "0"):
-        udfs = False
-    if udfs:
-        try:
-            udfs = importlib.util.find_spec("daedalus.udfs.register") is not None
-        except (ImportError, ValueError):
-            udfs = False
-    con = duck.connect(config, udfs=udfs)
+    con = duck.connect(config, udfs=udfs and udfs_available())
     # Dates of partitions are UTC dates: CAST(ts AS DATE) must not depend on the machine's zone.
     con.execute("SET TimeZone = 'UTC'")
     return con
+
+
+def udfs_available() -> bool:
+    """Whether the Daedalus UDFs can be registered: not turned off (NO_UDFS_ENV), and installed."""
+    import importlib.util
+
+    if os.environ.get(NO_UDFS_ENV, "") not in ("", "0"):
+        return False
+    try:
+        return importlib.util.find_spec("daedalus.udfs.register") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def iso_date(d: str | dt.date | None) -> str | None:
@@ -105,6 +109,7 @@ class Session:
         self.staging = new_staging()  # where this session's writes wait to be published
         self.dropped: list[tuple[str, str]] = []  # obsolete partitions the last plan found
         self.connection: duckdb.DuckDBPyConnection | None = None
+        self.udfs_registered = False
         self.reload()
 
     def reload(self) -> None:
@@ -118,16 +123,32 @@ class Session:
             self.project, self.lake, self.manifest, lambda: self.con, self.start, self.end
         )
         self.renderer = Renderer(
-            self.project, self.compiler, self.lake, self.manifest, self.inventory, lambda: self.con
+            self.project, self.compiler, self.lake, self.manifest, self.inventory, self.con_for
         )
 
     # -- connection --------------------------------------------------------------------------
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
+        """The session's connection; the Daedalus UDFs are registered on it only once a query calls
+        one (`con_for`)."""
         if self.connection is None:
-            self.connection = connect(self.config, udfs=self.udfs)
+            self.connection = connect(self.config, udfs=False)
+            self.udfs_registered = False
         return self.connection
+
+    def con_for(self, sql: str = "") -> duckdb.DuckDBPyConnection:
+        """The connection, ready to run `sql`: the UDFs registered first if it calls one. Registering
+        imports numba and loads the kernels (~100 MB resident for the rest of the process), so a build
+        does it at the first model that needs it, and builds the models that need none before it
+        (daedalus/build/dag.py); a build of those alone never loads numba."""
+        con = self.con
+        if self.udfs and not self.udfs_registered and calls_python(sql) and udfs_available():
+            from daedalus.udfs.register import register_all
+
+            register_all(con, self.config)
+            self.udfs_registered = True
+        return con
 
     def close(self) -> None:
         if self.connection is not None:
@@ -143,7 +164,7 @@ class Session:
             lake=self.lake,
             config=self.config,
             inputs=self.inventory,
-            con=lambda: self.con,
+            con=self.con_for,
             execute_copy=self.execute_copy,
             compile=self.compile_model_sql,
             staging=self.staging,
@@ -178,9 +199,10 @@ class Session:
 
         from daedalus.udfs import relations
 
-        names = relations.bind(self.con, sql)
+        con = self.con_for(sql)
+        names = relations.bind(con, sql)
         try:
-            row = self.con.execute(sql).fetchone()
+            row = con.execute(sql).fetchone()
         except duckdb.Error as e:
             where = f" partition {part.pid}" if part.pid else ""
             from daedalus.duck import storage_error  # a full spill directory, an unreachable endpoint

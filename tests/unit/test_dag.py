@@ -36,6 +36,18 @@ def test_topological_order():
     assert d.descendants("s_b") == {"g_c", "g_d"}
 
 
+def test_models_calling_no_python_go_first_where_the_dag_allows():
+    # numba loads at the first model that calls a UDF and stays (Session.con_for): the models that
+    # call none are built before it. Parents still come first, and ties go by name.
+    p = proj({"s_book": [], "s_trades": [], "g_hf": ["s_book"], "g_bars": ["g_hf"], "g_tbars": ["s_trades"]})
+    for name in ("s_book", "g_hf"):
+        p.models[name].calls_python = True
+    assert build_dag(p).order == ["s_trades", "g_tbars", "s_book", "g_hf", "g_bars"]
+    p.models["s_book"].calls_python = False  # by name again once nothing calls Python
+    p.models["g_hf"].calls_python = False
+    assert build_dag(p).order == ["s_book", "g_hf", "g_bars", "s_trades", "g_tbars"]
+
+
 @pytest.mark.parametrize(
     ("sel", "exc", "expected"),
     [

@@ -67,7 +67,7 @@ class BuildContext:
     lake: Lake
     config: Config
     inputs: Inputs
-    con: Callable[[], duckdb.DuckDBPyConnection]
+    con: Callable[..., duckdb.DuckDBPyConnection]  # con(sql): ready to run sql (its UDFs registered)
     execute_copy: Callable[[Model, PartPlan, str], int]  # runs a COPY, returns its rows (errors named)
     compile: Callable[..., str]  # (model, part, bounds=None) → the model's SQL for that partition/slice
     staging: str  # this build's staging folder (daedalus/build/publish.py)
