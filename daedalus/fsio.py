@@ -151,6 +151,35 @@ def use_system_arrow_pool() -> None:
         os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 
+M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc's mallopt() parameters (malloc.h)
+MMAP_THRESHOLD = 128 * 1024
+ARENA_MAX = 2
+
+
+def fix_malloc_thresholds() -> None:
+    """Keep glibc's malloc from holding a build's large freed buffers (a build's process, as
+    `use_system_arrow_pool`, which routes Arrow's buffers through this malloc).
+
+    glibc serves a block of ≥ 128 KiB with its own mmap, unmapped when freed, but raises that threshold
+    (up to 32 MiB) each time such a block is freed: after the first slices, Arrow batches and kernel
+    arrays come from the heap, and what they leave free there stays resident. Setting the threshold
+    turns the raising off. Two arenas instead of eight per core: the Python relations run on DuckDB's
+    threads, and each arena keeps its own free pages. Pi profile, 24 h updates day, silver.orderbook
+    alone: peak RSS 486 / 539 MB → 448 / 444 MB, CPU within noise. A value the user set in the
+    environment (MALLOC_MMAP_THRESHOLD_, MALLOC_ARENA_MAX) is kept; a no-op off glibc.
+    """
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    if "MALLOC_ARENA_MAX" not in os.environ:
+        mallopt(M_ARENA_MAX, ARENA_MAX)
+
+
 def skip_pyarrow_pandas_probe() -> None:
     """Stop pyarrow importing pandas the first time it converts Python lists.
 
