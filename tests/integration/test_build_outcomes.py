@@ -93,20 +93,22 @@ def test_run_does_not_clear_a_failed_partition(failing):
 def test_independent_models_still_build_unless_fail_fast(failing):
     """A model that fails to run skips only its descendants; --fail-fast stops at once."""
     toy = failing
-    other = toy.project / "sql" / "gold" / "toy_zz.sql"
+    # first in build order (no parents, first by name: daedalus/build/dag.py), so --fail-fast has
+    # models left to skip
+    other = toy.project / "sql" / "gold" / "toy_aa.sql"
     other.write_text("{{ config(materialized='table') }}\nSELECT no_such_column FROM (SELECT 1 AS one)\n")
     proc = toy.cli("run", env=ENV)
     assert proc.returncode == 4
     out = proc.stdout.splitlines()
     statuses = {line.split()[4]: line.split()[3] for line in out[:-1]}
-    assert statuses == {"silver.toy_trades": "PASS", "gold.toy_bars": "PASS", "gold.toy_zz": "ERROR"}
+    assert statuses == {"silver.toy_trades": "PASS", "gold.toy_bars": "PASS", "gold.toy_aa": "ERROR"}
     assert out[-1] == "Done. PASS=2 WARN=0 ERROR=1 SKIP=0 TOTAL=3"
     assert "no_such_column" in proc.stderr and proc.stderr.count("error:") == 1
 
     ff = toy.cli("run", "--fail-fast", "--full-refresh", env=ENV)
     assert ff.returncode == 4
     assert ff.stdout.splitlines() == [ff.stdout.splitlines()[0], "Done. PASS=0 WARN=0 ERROR=1 SKIP=0 TOTAL=1"]
-    assert "ERROR gold.toy_zz" in ff.stdout
+    assert "ERROR gold.toy_aa" in ff.stdout
 
 
 def test_daedalus_test_remembers_failures_for_the_next_build_and_the_catalog(tmp_path):
