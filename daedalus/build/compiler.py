@@ -36,7 +36,7 @@ from daedalus.build.project import Model, Project, SqlTest
 from daedalus.errors import CompileError, DaedalusError
 from daedalus.sqltext import read_parquet_sql, sql_ident, sql_str
 from daedalus.udfs.columns import VpinParams, output_columns, params_sql, vpin_params_sql
-from daedalus.udfs.relations import calls_python, memo_sql, relation_sql
+from daedalus.udfs.relations import calls_python, memo_sql, relation_sql, table_sql
 
 PLACEHOLDER_DATE = "2000-01-01"
 
@@ -237,6 +237,8 @@ class Compiler:
             python_relation=relation_sql,
             # a small result computed once per text within a build (udfs/relations.py `memo_sql`)
             memo=memo_sql,
+            # a result read several times by one query, made just before it (udfs/relations.py `table_sql`)
+            temp_table=table_sql,
         )
         if partition is None:
             ctx.pop("partition")  # StrictUndefined: using it outside a partitioned model is an error

@@ -6,7 +6,7 @@ from __future__ import annotations
 from daedalus.build.compiler import Compiler
 from daedalus.build.project import load_project
 from daedalus.config import Config
-from daedalus.udfs.relations import calls_python, memo_sql, relation_sql
+from daedalus.udfs.relations import calls_python, memo_sql, relation_sql, table_sql
 
 
 def test_a_udf_call_or_a_python_relation_needs_them() -> None:
@@ -20,6 +20,7 @@ def test_a_udf_call_or_a_python_relation_needs_them() -> None:
 def test_plain_sql_a_memo_and_the_build_s_own_names_do_not() -> None:
     assert not calls_python("SELECT * FROM (SELECT 1 AS x) AS __daedalus_model WHERE x > 0")
     assert not calls_python(f"SELECT * FROM {memo_sql('SELECT 1 AS x')}")
+    assert not calls_python(f"SELECT * FROM {table_sql('SELECT 1 AS x')}")
     assert not calls_python("SELECT 'daedalus_ofi' AS name, daedalus_x FROM t")
 
 
