@@ -40,6 +40,24 @@ def test_kinds(kind, args, n):
     assert count(kind, args) == n
 
 
+@pytest.mark.parametrize("columns", [["k"], ["s", "k"], ["s"]])
+def test_unique_over_files_finds_what_a_plain_group_by_finds(tmp_path, columns):
+    # over files the keys are grouped only where their hash repeats: same groups, counts and NULL keys
+    path = tmp_path / "t.parquet"
+    duckdb.sql(
+        "COPY (SELECT CASE WHEN i % 97 = 0 THEN NULL ELSE i % 50000 END AS k, "
+        "CASE WHEN i % 89 = 0 THEN NULL ELSE (i % 3)::VARCHAR END AS s FROM range(120000) r(i)) "
+        f"TO '{path}' (FORMAT parquet)"
+    )
+    rel = f"read_parquet(['{path}'])"
+    sql = KINDS["unique"](rel, {"columns": columns})
+    assert "hash(" in sql
+    cols = ", ".join(columns)
+    plain = f"SELECT {cols}, count(*) AS n_rows FROM {rel} GROUP BY ALL HAVING count(*) > 1"
+    got, want = (duckdb.sql(f"SELECT * FROM ({q}) ORDER BY ALL").fetchall() for q in (sql, plain))
+    assert want and got == want
+
+
 @pytest.mark.parametrize(
     ("value", "args", "n"),
     [
@@ -96,3 +114,30 @@ def test_results_of_partitions_merge_into_one_verdict():
     assert (merged.passed, merged.failures, merged.sql) == (False, 6, "q2")
     assert merged.sample == [{"k": i} for i in range(1, 6)]  # the first SAMPLE_ROWS of the failing ones
     assert _merge([ok, ok]).passed and _merge([ok, ok]).failures == 0
+
+
+def test_monotonic_of_one_series_needs_no_partition(tmp_path):
+    """With one value of partition_by in the files (a partition of one series), the window runs
+    unpartitioned: the same offending rows, at half the memory (a 24 h orderbook_hf day)."""
+    from daedalus.build.datatests import ONE_SERIES, _one_series
+
+    path = tmp_path / "t.parquet"
+    duckdb.sql(
+        "COPY (SELECT 'x' AS ex, 'A' AS sym, CASE WHEN i IN (7, 500) THEN i - 3 ELSE i END AS ts "
+        f"FROM range(1000) r(i)) TO '{path}' (FORMAT parquet)"
+    )
+    rel = f"read_parquet(['{path}'], file_row_number=true)"
+    args = {"column": "ts", "partition_by": ["ex", "sym"]}
+    plain, one = KINDS["monotonic"](rel, args), KINDS["monotonic"](rel, {**args, ONE_SERIES: True})
+    assert "PARTITION BY" in plain and "PARTITION BY" not in one
+    got, want = (duckdb.sql(f"SELECT * FROM ({q}) ORDER BY ALL").fetchall() for q in (one, plain))
+    assert len(want) == 2 and got == want
+
+    class R:  # the renderer's con(sql)
+        con = staticmethod(lambda sql: duckdb.default_connection())
+
+    assert _one_series(R(), rel, ["ex", "sym"])
+    two = f"(SELECT ex, sym FROM {rel} UNION ALL SELECT 'x', 'B')"
+    assert duckdb.sql(f"SELECT count(*) FROM {two}").fetchone()[0] == 1001
+    assert not _one_series(R(), two, ["ex", "sym"])
+    assert _one_series(R(), "(SELECT NULL AS ex FROM range(3))", ["ex"])  # NULLs are one value
