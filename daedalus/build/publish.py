@@ -12,7 +12,7 @@ its files). So the layout is:
     _trash/<batch>/<original path>                  files taken out of the model folders, deleted
                                                     after storage.retain_replaced_minutes
 
-A build writes a partition into `_staging/` (time slices are merged into one file there), and a
+A build writes a partition into `_staging/` (time slices streamed into one file there), and a
 model's partitions are *published* together once the last one is written: each staged file is
 renamed over its partition's `data.parquet`. On S3, the "rename" is a server-side copy over the key
 (one object replaced: a reader gets the old or the new object; DuckDB's httpfs fails a read whose

@@ -166,6 +166,7 @@ class Session:
             inputs=self.inventory,
             con=self.con_for,
             execute_copy=self.execute_copy,
+            query_error=self.query_error,
             compile=self.compile_model_sql,
             staging=self.staging,
         )
@@ -204,16 +205,21 @@ class Session:
         try:
             row = con.execute(sql).fetchone()
         except duckdb.Error as e:
-            where = f" partition {part.pid}" if part.pid else ""
-            from daedalus.duck import storage_error  # a full spill directory, an unreachable endpoint
-
-            storage = storage_error(self.config, str(e), f"{model.path}: {model.relation}{where}")
-            if storage is not None:
-                raise storage from None
-            raise BuildError(f"{model.path}: {model.relation}{where}: {str(e).splitlines()[0]}") from None
+            raise self.query_error(model, part, e) from None
         finally:
             relations.unbind(self.con, names)
         return int(row[0]) if row else 0
+
+    def query_error(self, model: Model, part: PartPlan, e: Exception) -> Exception:
+        """A DuckDB error of the model's query as one line naming the model and partition (a
+        StorageError for a full spill directory or an unreachable endpoint)."""
+        where = f" partition {part.pid}" if part.pid else ""
+        from daedalus.duck import storage_error  # a full spill directory, an unreachable endpoint
+
+        storage = storage_error(self.config, str(e), f"{model.path}: {model.relation}{where}")
+        if storage is not None:
+            return storage
+        return BuildError(f"{model.path}: {model.relation}{where}: {str(e).splitlines()[0]}")
 
     def apply_settings(self, model: Model) -> dict[str, Any]:
         """Set the model's DuckDB `settings`; returns the previous values (for restore_settings)."""

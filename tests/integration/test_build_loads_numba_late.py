@@ -27,8 +27,8 @@ print("numba loaded" if "numba" in sys.modules else "numba absent")
 """
 
 
-def _build(root: Path, *args: str) -> str:
-    cfg, lake = root / "daedalus.yaml", root / "lake"
+def _build(root: Path, *args: str, cfg_name: str = "daedalus.yaml") -> str:
+    cfg, lake = root / cfg_name, root / "lake"
     out = subprocess.run(
         [sys.executable, "-c", PROBE, "-c", str(cfg), "--root", str(lake), "build", *args],
         capture_output=True,
@@ -63,3 +63,14 @@ def test_models_that_call_no_udf_build_without_numba(built: tuple[Path, str], se
     # a rebuild of them (what `watch` does when their bronze grows), data tests and catalog included
     out = _build(built[0], "-s", select, "--full-refresh")
     assert out.strip().splitlines()[-1] == "numba absent", out[-2000:]
+
+
+def test_a_sliced_model_registers_them_before_its_slices_stream(built: tuple[Path, str]) -> None:
+    # A sliced partition's queries run on cursors feeding one COPY (partitioned.write_stream), not
+    # through execute_copy: the first model to call Python registers the UDFs there too.
+    root = built[0]
+    (root / "sliced.yaml").write_text(
+        f"duckdb:\n  temp_directory: {root / 'tmp'}\netl:\n  slice_hours: 0.25\n"
+    )
+    out = _build(root, "-s", "orderbook", "--full-refresh", cfg_name="sliced.yaml")
+    assert out.strip().splitlines()[-1] == "numba loaded", out[-2000:]

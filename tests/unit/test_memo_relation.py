@@ -117,3 +117,27 @@ def test_an_identified_producer_that_answers_alone_never_runs_its_input(counted:
     relations.register_kind("answer", pa.schema([("v", pa.int64())]), answer, identify=True)
     sql = f"SELECT v FROM {relations.relation_sql('answer', {}, 'SELECT counted(i) AS v FROM range(3) r(i)')}"
     assert _run(con, sql) == [(7,)] and calls[0] == 0
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_with_one_thread_a_streamed_relation_runs_in_step_on_the_querys_thread(threads: int) -> None:
+    """threads = 1 (the Pi profile): DuckDB pulls the relation's batches itself, on the query's thread,
+    one when it needs one; with more threads the relation stays a pyarrow reader (a Scanner pulls it on
+    an Arrow thread of its own, ahead of the query)."""
+    import threading
+
+    con = duckdb.connect()
+    con.execute(f"SET threads = {threads}")
+    seen: list[int] = []
+
+    def producer(batches: Any, params: Any) -> Any:
+        for b in batches:
+            seen.append(threading.get_ident())
+            yield b
+
+    relations.register_kind("thread_test", pa.schema([("v", pa.int64())]), producer)
+    inner = "SELECT i AS v FROM range(200000) r(i)"
+    sql = f"SELECT sum(v) FROM {relations.relation_sql('thread_test', {}, inner)}"
+    assert _run(con, sql) == [(199999 * 200000 // 2,)]
+    assert len(seen) > 1
+    assert (set(seen) == {threading.get_ident()}) == (threads == 1)

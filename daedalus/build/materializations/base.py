@@ -69,6 +69,7 @@ class BuildContext:
     inputs: Inputs
     con: Callable[..., duckdb.DuckDBPyConnection]  # con(sql): ready to run sql (its UDFs registered)
     execute_copy: Callable[[Model, PartPlan, str], int]  # runs a COPY, returns its rows (errors named)
+    query_error: Callable[[Model, PartPlan, Exception], Exception]  # a DuckDB error as execute_copy names it
     compile: Callable[..., str]  # (model, part, bounds=None) → the model's SQL for that partition/slice
     staging: str  # this build's staging folder (daedalus/build/publish.py)
 
@@ -76,14 +77,11 @@ class BuildContext:
         return staged_path(self.staging, model, pid, name)
 
 
-def copy_sql(select_sql: str, url: str, storage: StorageConfig | None = None, compress: bool = True) -> str:
+def copy_sql(select_sql: str, url: str, storage: StorageConfig | None = None) -> str:
     """The one COPY of a model's rows into a Parquet file (zstd at DuckDB's level 3: level 1 wrote no
-    faster here and made silver.orderbook 42 % bigger); `storage` sets the row group size.
-    `compress=False`: a staged slice that is merged into the partition's file right after (the merge
-    compresses; zstd on the slice too was ~40 % of writing it, for bytes read once)."""
+    faster here and made silver.orderbook 42 % bigger); `storage` sets the row group size."""
     opts = "" if storage is None else f", ROW_GROUP_SIZE {int(storage.row_group_rows)}"
-    codec = "zstd" if compress else "uncompressed"
-    return f"COPY (\n{select_sql}\n) TO {sql_str(url)} (FORMAT parquet, COMPRESSION {codec}{opts})"
+    return f"COPY (\n{select_sql}\n) TO {sql_str(url)} (FORMAT parquet, COMPRESSION zstd{opts})"
 
 
 def partition_filter(keys: dict[str, str]) -> str:
@@ -161,12 +159,11 @@ class Materialization:
         part: PartPlan,
         select: str,
         name: str | None = None,
-        compress: bool = True,
     ) -> tuple[FileInfo | None, int]:
         """One COPY of `select` into the partition's staging folder: (the file, its rows)."""
         rel = ctx.staged_path(model, part.pid, name or DATA_FILE)
         ctx.lake.prepare_dir(rel.rsplit("/", 1)[0])
-        sql = copy_sql(select, ctx.lake.url(rel), ctx.config.storage, compress=compress)
+        sql = copy_sql(select, ctx.lake.url(rel), ctx.config.storage)
         rows = ctx.execute_copy(model, part, sql)
         return ctx.lake.verify_write(rel, rows), rows  # object stores: list + footer rows = COPY's
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import TYPE_CHECKING
+import uuid
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from daedalus.build.durations import lookback_seconds
 from daedalus.build.layout import DATA_FILE
@@ -29,9 +31,12 @@ from daedalus.build.materializations.base import (
 from daedalus.build.partition import PartitionCtx
 from daedalus.build.slicing import auto_slice_hours
 from daedalus.errors import CompileError, StorageError
-from daedalus.sqltext import read_parquet_sql, sql_ident, ts_literal
+from daedalus.sqltext import sql_ident, sql_str, ts_literal
 
 if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
     from daedalus.build.parts import InputPart
     from daedalus.build.project import Model, ModelConfig
     from daedalus.config import Config
@@ -165,65 +170,128 @@ class PartitionedMaterialization(Materialization):
         slices = self.slice_bounds(ctx.config, ctx.inputs, model, part)
         if slices is None:
             return super().write(ctx, model, part, sql)
-        # One query and one file per slice, each rendered with its own bounds (and lookback before
-        # them): DuckDB's memory follows the slice. File names sort in slice order, so the files
-        # read in name order hold the rows in order_by order; then they become the partition's one
-        # file (daedalus/build/publish.py: one file per partition is what a glob reader can see whole).
-        # The first slice with rows is written compressed (alone, it is renamed into place as the
-        # partition's file); the ones after it are merged right away, so they skip the compression
-        # the merge does anyway.
-        files: list[FileInfo] = []
-        rows = 0
-        empty: list[FileInfo] = []
-        for i, bounds in enumerate(slices):
-            slice_sql = ctx.compile(model, part, bounds=bounds)
-            info, n = self.write_file(
-                ctx,
-                model,
-                part,
-                self.select_sql(model, part, slice_sql, bounds),
-                f"slice-{i:03d}.parquet",
-                compress=not files,
-            )
-            if info is None:
-                continue
-            (files if n else empty).append(info)
-            rows += n
-        if not files and empty:
-            files.append(empty.pop(0))  # an empty partition still has one (typed) file
-        ctx.lake.delete([f.path for f in empty])
-        one = merge_files(ctx, model, part, files, rows)
-        return WriteResult([one], rows, one.size)
+        # One query per slice, each rendered with its own bounds (and lookback before them): DuckDB's
+        # memory follows the slice. Their rows stream in slice order (each slice is in order_by order)
+        # into ONE COPY, the partition's one file (daedalus/build/publish.py: one file per partition is
+        # what a glob reader can see whole): the Parquet encoding is paid once, not per slice file
+        # and again to merge them.
+        selects = [
+            self.select_sql(model, part, ctx.compile(model, part, bounds=bounds), bounds) for bounds in slices
+        ]
+        info, rows = write_stream(ctx, model, part, selects)
+        return WriteResult([info], rows, info.size)
 
 
-def merge_files(
-    ctx: BuildContext, model: Model, part: PartPlan, files: list[FileInfo], rows: int
-) -> FileInfo:
-    """The staged slice files as the partition's one staged file, rows in file order (a single file
-    is renamed; several are streamed through one COPY with insertion order preserved)."""
-    target = ctx.staged_path(model, part.pid, DATA_FILE)
-    lake = ctx.lake
-    if len(files) == 1:
-        lake.rename(files[0].path, target)
-        got = lake.stat(target)
-        assert got is not None
-        return got
-    con = ctx.con()
-    old = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
-    threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
-    con.execute("SET preserve_insertion_order = true")  # the builds run with false
-    # One thread: the rows go out in file order anyway, and with two DuckDB buffered the batches read
-    # ahead of the writer (silver.orderbook, 24 h in 24 slices: +395 MB RSS against +92 MB, the peak
-    # of the model, for about the same time).
-    con.execute("SET threads = 1")
+STREAM_BATCH_ROWS = 2048
+"""Rows per Arrow batch of a slice streamed into the partition's COPY: one DuckDB vector. The batch is
+all that the stream holds beside what main's COPY per slice held (gold.orderbook_hf, ~80 columns and
+two book lists, Pi profile: 16,384 rows kept ~+20 MB resident during the slices, 2,048 ~0)."""
+
+
+def _slice_reader(con: duckdb.DuckDBPyConnection, tz: str, sql: str) -> tuple[Any, Any, list[str]]:
+    """A cursor running one slice's query, its Arrow reader and the Python relations it bound."""
+    from daedalus.udfs import relations
+
+    cur = con.cursor()
     try:
-        sql = f"SELECT * FROM {read_parquet_sql([lake.url(f.path) for f in files], hive=False)}"
-        n = ctx.execute_copy(model, part, copy_sql(sql, lake.url(target), ctx.config.storage))
+        cur.execute(f"SET TimeZone = {sql_str(tz)}")
+        names = relations.bind(cur, sql)  # what execute_copy does for a query run on `con`
+        reader = cur.execute(sql).to_arrow_reader(STREAM_BATCH_ROWS)
+    except BaseException:
+        cur.close()
+        raise
+    return cur, reader, names
+
+
+def write_stream(ctx: BuildContext, model: Model, part: PartPlan, selects: list[str]) -> tuple[FileInfo, int]:
+    """The slices' rows, in slice order, as the partition's one staged file: each slice's query runs
+    on a cursor of the build's connection (its Python relations bound there, as execute_copy binds
+    them for a query of its own) and its Arrow batches feed one COPY, insertion order preserved. The
+    schema is the first slice's (every slice has the same SELECT list); no slice with rows still
+    writes a typed empty file. A slice that fails fails the COPY (one line naming the model and
+    partition, from execute_copy) and leaves no staged file."""
+    import duckdb
+    import pyarrow as pa
+
+    from daedalus.udfs import relations
+    from daedalus.udfs.arrow_io import release_memory
+
+    lake = ctx.lake
+    target = ctx.staged_path(model, part.pid, DATA_FILE)
+    lake.prepare_dir(target.rsplit("/", 1)[0])
+    con = ctx.con(selects[0])  # the UDFs registered first if the slices call one (every slice alike)
+    tz, order, threads = con.execute(
+        "SELECT current_setting('TimeZone'), current_setting('preserve_insertion_order'), "
+        "current_setting('threads')"
+    ).fetchone()
+    settings = f"SET preserve_insertion_order = {'true' if order else 'false'}; SET threads = {int(threads)}"
+    try:  # started here: its reader holds the stream's schema
+        first = _slice_reader(con, tz, selects[0])
+    except duckdb.Error as e:
+        raise ctx.query_error(model, part, e) from None
+    counted = [0]
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        # The COPY is planned by now: the build's settings again, for the slices' queries and the
+        # Python relations inside them (planned as the stream reaches them). Settings are the
+        # database's: a cursor of its own sets them (a statement on `con` would end the COPY).
+        aside = con.cursor()
+        try:
+            aside.execute(settings)
+        finally:
+            aside.close()
+        running: tuple[Any, Any, list[str]] | None = opened.pop()
+        try:
+            for sql in selects:
+                if running is None:
+                    running = _slice_reader(con, tz, sql)
+                batch = None
+                for batch in running[1]:
+                    counted[0] += batch.num_rows
+                    yield batch
+                batch = None
+                cur, _, names = running
+                running = None  # nothing of a read slice stays referenced while the next one runs
+                relations.unbind(cur, names)
+                cur.close()
+                release_memory()  # what the slice's query freed, before the next one sorts and joins
+        finally:
+            if running is not None:  # the COPY ended before this slice was read
+                relations.unbind(running[0], running[2])
+                running[0].close()
+            release_memory()  # as a Python relation's stream does (its producers ran on this thread)
+
+    name = f"__daedalus_slices_{uuid.uuid4().hex[:16]}"
+    opened = [first]
+    stream = pa.RecordBatchReader.from_batches(first[1].schema, batches())
+    del first
+    # Registered as a bare Arrow C stream, not as the reader: DuckDB scans a bare stream itself, one
+    # batch per request on the COPY's thread, so a slice's batch is made when the writer wants it. A
+    # pyarrow reader DuckDB wraps in a pyarrow Scanner, which runs the generator on an Arrow thread
+    # and reads batches ahead of the writer (gold.orderbook_hf, Pi profile: +40..+70 MB resident
+    # during the slices, growing from slice to slice).
+    con.register(name, stream.__arrow_c_stream__())
+    # The COPY keeps the stream's order (the builds run with false) and runs on one thread, as the
+    # merge of slice files it replaces did (with two, DuckDB read that merge's input ahead of the
+    # writer: silver.orderbook, 24 h in 24 slices, +395 MB RSS). Both are planning-time choices; the
+    # stream puts the build's values back as soon as the COPY starts reading it.
+    con.execute("SET preserve_insertion_order = true; SET threads = 1")
+    try:
+        copy = copy_sql(f"SELECT * FROM {name}", lake.url(target), ctx.config.storage)
+        n = ctx.execute_copy(model, part, copy)
+    except BaseException:
+        lake.delete([target])  # whatever the failed COPY left: nothing staged, nothing published
+        raise
     finally:
-        con.execute(f"SET preserve_insertion_order = {'true' if old else 'false'}")
-        con.execute(f"SET threads = {int(threads)}")
+        con.execute(settings)
+        con.unregister(name)
+        stream.close()
+        for cur, _, names in opened:  # the COPY failed before it read the stream
+            relations.unbind(cur, names)
+            cur.close()
     info = lake.verify_write(target, n)
-    if info is None or n != rows:
-        raise StorageError(f"{lake.url(target)}: merging {len(files)} slices wrote {n} rows, expected {rows}")
-    lake.delete([f.path for f in files])
-    return info
+    if info is None or n != counted[0]:
+        raise StorageError(
+            f"{lake.url(target)}: streaming {len(selects)} slices wrote {n} rows, expected {counted[0]}"
+        )
+    return info, n
