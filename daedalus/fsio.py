@@ -152,7 +152,7 @@ def use_system_arrow_pool() -> None:
 
 
 M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc's mallopt() parameters (malloc.h)
-MMAP_THRESHOLD = 128 * 1024
+MMAP_THRESHOLD = 1024 * 1024
 ARENA_MAX = 2
 
 
@@ -162,11 +162,13 @@ def fix_malloc_thresholds() -> None:
 
     glibc serves a block of ≥ 128 KiB with its own mmap, unmapped when freed, but raises that threshold
     (up to 32 MiB) each time such a block is freed: after the first slices, Arrow batches and kernel
-    arrays come from the heap, and what they leave free there stays resident. Setting the threshold
-    turns the raising off. Two arenas instead of eight per core: the Python relations run on DuckDB's
-    threads, and each arena keeps its own free pages. Pi profile, 24 h updates day, silver.orderbook
-    alone: peak RSS 486 / 539 MB → 448 / 444 MB, CPU within noise. A value the user set in the
-    environment (MALLOC_MMAP_THRESHOLD_, MALLOC_ARENA_MAX) is kept; a no-op off glibc.
+    arrays come from the heap, and what they leave free there stays resident. A fixed threshold turns
+    the raising off; at 1 MiB, not glibc's 128 KiB, the many mid-sized arrays of the sequential
+    kernels stay on the heap (at 128 KiB, gold.orderbook_seq spent +3.4 s of system time mapping and
+    unmapping them, for the same peak). Two arenas instead of eight per core: the Python relations run
+    on DuckDB's threads, and each arena keeps its own free pages. Pi profile, 24 h updates day,
+    silver.orderbook alone: peak RSS 486 / 539 MB → 456 / 456 MB; 4 MiB gave 476 MB. A value the user
+    set in the environment (MALLOC_MMAP_THRESHOLD_, MALLOC_ARENA_MAX) is kept; a no-op off glibc.
     """
     import ctypes
 

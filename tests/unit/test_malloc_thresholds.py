@@ -1,5 +1,5 @@
 """A build's process keeps glibc's mmap threshold fixed (daedalus/fsio.py fix_malloc_thresholds): a
-large block freed goes back to the system, and the next one is mapped again rather than carved from
+large block (≥ 1 MiB) freed goes back to the system, and the next one is mapped again rather than carved from
 the heap, where what it leaves free would stay resident. Fresh interpreters: the threshold is
 per process, and this test process's has moved already."""
 
@@ -28,8 +28,8 @@ if sys.argv[1] == "fixed":
 
     fix_malloc_thresholds()
 mapped = libc.mallinfo2().hblks
-libc.free(libc.malloc(1 << 20))  # glibc raises its threshold past 1 MiB here, unless it is fixed
-block = libc.malloc(1 << 20)
+libc.free(libc.malloc(2 << 20))  # glibc raises its threshold past 2 MiB here, unless it is fixed
+block = libc.malloc(2 << 20)
 print(libc.mallinfo2().hblks - mapped)
 """
 
