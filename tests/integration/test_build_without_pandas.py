@@ -9,23 +9,12 @@ pandas in for the whole build. Run in a fresh interpreter: the test process has 
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from fresh_build import run_fresh
 
 from daedalus.devkit.synth import generate
-
-PROBE = """
-import sys
-from daedalus.cli.app import main
-try:
-    main(sys.argv[1:])
-except SystemExit as e:
-    assert not e.code, f"build exited {e.code}"
-print("pandas loaded" if "pandas" in sys.modules else "pandas absent")
-"""
 
 
 @pytest.mark.parametrize("book_updates", [True, False], ids=["updates-only lake", "snapshots-only lake"])
@@ -38,12 +27,5 @@ def test_a_full_build_leaves_pandas_unimported(tmp_path: Path, book_updates: boo
     assert ("orderbook" in channels) != book_updates  # exactly one book channel: one source is absent
     cfg = tmp_path / "daedalus.yaml"
     cfg.write_text(f"duckdb:\n  temp_directory: {tmp_path / 'tmp'}\n")
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE, "-c", str(cfg), "--root", str(lake), "build"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().splitlines()[-1] == "pandas absent", out.stdout[-2000:]
+    out, loaded = run_fresh(tmp_path, ["-c", str(cfg), "--root", str(lake), "build"], ("pandas",))
+    assert not loaded["pandas"], out[-2000:]
