@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 Producer = Callable[[Iterator[pa.RecordBatch], dict[str, Any]], Iterator[pa.RecordBatch]]
 """The input query's batches and the relation's parameters → the relation's batches."""
 
-_KINDS: dict[str, tuple[pa.Schema, Producer, dict[str, str], bool]] = {}
+_KINDS: dict[str, tuple[pa.Schema, Producer, dict[str, str], bool, int]] = {}
 MEMO = "memo"
 """The kind of a relation that is its input query's result, computed once per text (see `memo_sql`)."""
 TABLE = "table"
@@ -82,11 +82,13 @@ def register_kind(
     producer: Producer,
     settings: dict[str, str] | None = None,
     identify: bool = False,
+    batch_rows: int = BATCH_ROWS,
 ) -> None:
     """`settings`: DuckDB settings the input query is planned with (restored once it is planned).
-    `identify`: the producer's parameters also hold RELATION and SOURCES. The input query runs when
-    the producer first asks for a batch: a producer that answers without it never runs it."""
-    _KINDS[kind] = (schema, producer, dict(settings or {}), identify)
+    `identify`: the producer's parameters also hold RELATION and SOURCES. `batch_rows`: input rows per
+    batch (a producer whose output rows are much wider than its input's wants fewer). The input query
+    runs when the producer first asks for a batch: a producer that answers without it never runs it."""
+    _KINDS[kind] = (schema, producer, dict(settings or {}), identify, batch_rows)
 
 
 _FILE = re.compile(r"'([^'\n]+?\.parquet)'")
@@ -179,12 +181,12 @@ def bind(con: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
             continue
         if kind not in _KINDS:
             raise ValueError(f"relation {kind}: no such kind (known: {', '.join(sorted(_KINDS))})")
-        schema, producer, settings, identify = _KINDS[kind]
+        schema, producer, settings, identify, batch_rows = _KINDS[kind]
         params = json.loads(head)
         inner = _unescape(inner)
         if identify:
             params.update({RELATION: name, SOURCES: sources_stamp(inner)})
-        batches = _run(con, tz, settings, inner, params, schema, producer)
+        batches = _run(con, tz, settings, inner, params, schema, producer, batch_rows)
         stream = pa.RecordBatchReader.from_batches(schema, batches)
         # With one DuckDB thread, the bare C stream: DuckDB pulls it itself, batch by batch, so the
         # producer runs in step with the query. A pyarrow reader DuckDB wraps in a pyarrow Scanner,
@@ -259,6 +261,7 @@ def _run(
     params: dict[str, Any],
     schema: pa.Schema,
     producer: Producer,
+    batch_rows: int,
 ) -> Iterator[pa.RecordBatch]:
     # A cursor: the input query runs while the query scanning this stream runs on `con`.
     cur = con.cursor()
@@ -268,7 +271,7 @@ def _run(
 
         def rows() -> Iterator[pa.RecordBatch]:
             # planned and started at the producer's first request
-            yield from _planned_with(con, settings, lambda: cur.execute(sql).to_arrow_reader(BATCH_ROWS))
+            yield from _planned_with(con, settings, lambda: cur.execute(sql).to_arrow_reader(batch_rows))
 
         try:
             for out in producer(rows(), params):

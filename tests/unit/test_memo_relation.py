@@ -141,3 +141,30 @@ def test_with_one_thread_a_streamed_relation_runs_in_step_on_the_querys_thread(t
     assert _run(con, sql) == [(199999 * 200000 // 2,)]
     assert len(seen) > 1
     assert (set(seen) == {threading.get_ident()}) == (threads == 1)
+
+
+def test_a_kind_sets_its_input_batch_rows() -> None:
+    """A producer gets its input in batches of its kind's `batch_rows` (the relations' 16,384 unless
+    set); the order-book rebuild asks for 4,096: its rows out are served books, much wider than a delta."""
+    from daedalus.udfs import book_stream
+
+    sizes: list[int] = []
+
+    def producer(batches: Any, params: Any) -> Any:
+        for b in batches:
+            sizes.append(b.num_rows)
+            yield b
+
+    con = duckdb.connect()
+    schema = pa.schema([("v", pa.int64())])
+    inner = "SELECT i AS v FROM range(40000) r(i) ORDER BY v"
+    for kind, rows in (("batch_default_test", None), ("batch_small_test", 1000)):
+        extra = {} if rows is None else {"batch_rows": rows}
+        relations.register_kind(kind, schema, producer, **extra)
+        sizes.clear()
+        assert _run(con, f"SELECT count(*), sum(v) FROM {relations.relation_sql(kind, {}, inner)}") == [
+            (40000, 40000 * 39999 // 2)
+        ]
+        assert max(sizes) == (rows or relations.BATCH_ROWS) and sum(sizes) == 40000, (kind, sizes[:3])
+    assert relations._KINDS[book_stream.KIND][4] == book_stream.INPUT_BATCH_ROWS == 4096
+    assert relations._KINDS[book_stream.UNSERVED_KIND][4] == 4096
