@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     from daedalus.cli.argv import expand_command_line
     from daedalus.cli.usage import one_line, usage_error_classes
-    from daedalus.fsio import fix_malloc_thresholds, use_system_arrow_pool
+    from daedalus.fsio import fix_malloc_thresholds, tune_duckdb_allocator, use_system_arrow_pool
 
     usage_errors = usage_error_classes()
     for stream in (sys.stdout, sys.stderr):  # `build > f`, systemd, `| tee`: lines as they happen
@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     if "collect" not in argv:
         use_system_arrow_pool()  # before anything imports pyarrow (daedalus/fsio.py)
         fix_malloc_thresholds()
+        tune_duckdb_allocator()  # before anything loads DuckDB
     try:
         code = app(args=argv, prog_name="daedalus", standalone_mode=False, obj=options)
     except DaedalusError as e:

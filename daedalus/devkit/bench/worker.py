@@ -19,7 +19,7 @@ import traceback
 from typing import Any
 
 from daedalus.devkit.bench.measure import FLOOR_SCANS, emit_result, self_max_rss
-from daedalus.fsio import fix_malloc_thresholds, use_system_arrow_pool
+from daedalus.fsio import fix_malloc_thresholds, tune_duckdb_allocator, use_system_arrow_pool
 
 FLOOR_SQL = (
     "SELECT count(*) AS snapshots, sum(len(bids) + len(asks)) AS levels, "
@@ -248,6 +248,7 @@ def main(argv: list[str]) -> int:
     if spec["task"] != "collect":
         use_system_arrow_pool()  # as the CLI does for everything but the collector (daedalus/fsio.py)
         fix_malloc_thresholds()
+        tune_duckdb_allocator()
     try:
         out = task(spec)
     except Exception as e:  # reported as the scenario's error, with the trace on stderr for --debug
