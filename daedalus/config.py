@@ -261,7 +261,8 @@ class EtlConfig(_Section):
     """Per-symbol overrides keyed by ccxt symbol, e.g. {"BTC/USDT": {vpin_bucket_volume: 25}}."""
     slice_hours: float | Literal["auto"] = "auto"
     """Models with `slice_by` (the order-book models) build each day in slices of this many hours,
-    one query and one file per slice: memory follows the slice, not the day. Smaller saves memory,
+    one query per slice, its rows streamed into the partition's one file: memory follows the slice,
+    not the day. Smaller saves memory,
     larger saves the per-slice lookback; results are identical. `auto`: per partition, the longest of
     24, 12, 8, 6, 4, 3, 2, 1, 0.5, 0.25 h in which no bronze channel it is built from has more than
     `slice_bronze_mb` in one slice (estimated from Parquet footers, daedalus/build/slicing.py). A
