@@ -207,7 +207,7 @@ class Session:
         except duckdb.Error as e:
             raise self.query_error(model, part, e) from None
         finally:
-            relations.unbind(self.con, names)
+            relations.unbind(con, names)
         return int(row[0]) if row else 0
 
     def query_error(self, model: Model, part: PartPlan, e: Exception) -> Exception:

@@ -1,5 +1,5 @@
 """A partitioned model built in time slices: every slice's rows stream, slice after slice, into the
-partition's one COPY (daedalus/build/materializations/partitioned.py `write_stream`). The toy's
+partition's one file (daedalus/build/materializations/partitioned.py `write_stream`). The toy's
 trades lie in the first and the last minutes of the day, so of 24 one-hour slices the first and the
 last hold rows and the 22 between them none."""
 
@@ -118,3 +118,26 @@ def test_a_slice_failing_after_others_streamed_fails_the_partition_and_leaves_no
     assert not (toy.root / "silver" / "toy_trades").exists() or not any(
         (toy.root / "silver" / "toy_trades").rglob("*.parquet")
     )
+
+
+def test_a_local_partition_is_written_in_row_groups_of_row_group_rows(tmp_path: Path) -> None:
+    """The stream's local writer (pyarrow's) cuts storage.row_group_rows per row group, the last one
+    shorter, and its file reads back as the whole-day COPY's: values, order, types."""
+    toy = make_toy(tmp_path)
+    toy.write_bronze("x", DAY, trade_rows("x", "BTC/USDT", DAY, n=2500))
+    model = toy.project / "sql" / "silver" / "toy_trades.sql"
+    model.write_text(model.read_text().replace(SLICED, SLICED + " slice_by='ts',", 1))
+    build(
+        toy.config(**{"etl.slice_hours": 1, "storage.row_group_rows": 1024}), select="toy_trades", udfs=False
+    )
+    (f,) = data_files(toy.root)
+    meta = pq.ParquetFile(f).metadata
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [1024, 1024, 452]
+    sliced = pq.read_table(f)
+    describe = f"DESCRIBE SELECT * FROM read_parquet('{f}')"
+    types = duckdb.connect().execute(describe).fetchall()
+    build(toy.config(**{"etl.slice_hours": 24}), select="toy_trades", udfs=False, full_refresh=True)
+    (whole,) = data_files(toy.root)
+    assert whole == f  # the whole day, one COPY
+    assert sliced.equals(pq.read_table(whole)) and sliced.num_rows == 2500
+    assert duckdb.connect().execute(describe).fetchall() == types

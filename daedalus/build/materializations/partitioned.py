@@ -31,6 +31,7 @@ from daedalus.build.materializations.base import (
 from daedalus.build.partition import PartitionCtx
 from daedalus.build.slicing import auto_slice_hours
 from daedalus.errors import CompileError, StorageError
+from daedalus.lake import LocalLake
 from daedalus.sqltext import sql_ident, sql_str, ts_literal
 
 if TYPE_CHECKING:
@@ -211,7 +212,6 @@ def write_stream(ctx: BuildContext, model: Model, part: PartPlan, selects: list[
     writes a typed empty file. A slice that fails fails the COPY (one line naming the model and
     partition, from execute_copy) and leaves no staged file."""
     import duckdb
-    import pyarrow as pa
 
     from daedalus.udfs import relations
     from daedalus.udfs.arrow_io import release_memory
@@ -261,10 +261,71 @@ def write_stream(ctx: BuildContext, model: Model, part: PartPlan, selects: list[
                 running[0].close()
             release_memory()  # as a Python relation's stream does (its producers ran on this thread)
 
-    name = f"__daedalus_slices_{uuid.uuid4().hex[:16]}"
     opened = [first]
-    stream = pa.RecordBatchReader.from_batches(first[1].schema, batches())
+    schema = first[1].schema
     del first
+    stream = batches()
+    try:
+        if isinstance(lake, LocalLake):
+            n = _write_local_staged(ctx, model, part, target, schema, stream)
+        else:
+            n = _copy_stream(ctx, model, part, con, settings, schema, stream, target)
+    finally:
+        stream.close()  # a slice the writer did not reach is let go (its cursor closed) here
+        for cur, _, names in opened:  # the write failed before it read the stream
+            relations.unbind(cur, names)
+            cur.close()
+    info = lake.verify_write(target, n)
+    if info is None or n != counted[0]:
+        raise StorageError(
+            f"{lake.url(target)}: streaming {len(selects)} slices wrote {n} rows, expected {counted[0]}"
+        )
+    return info, n
+
+
+def _write_local_staged(
+    ctx: BuildContext,
+    model: Model,
+    part: PartPlan,
+    target: str,
+    schema: pa.Schema,
+    stream: Iterator[pa.RecordBatch],
+) -> int:
+    """The stream as the local staged file (`_write_local`); on any failure nothing is left staged, and
+    a query's or the disk's failure is one line naming the model and partition."""
+    import duckdb
+
+    lake = ctx.lake
+    try:
+        return _write_local(lake.url(target), schema, stream, ctx.config.storage.row_group_rows)
+    except BaseException as e:
+        lake.delete([target])
+        if isinstance(e, duckdb.Error):
+            raise ctx.query_error(model, part, e) from None
+        if isinstance(e, OSError):
+            raise StorageError(
+                f"{model.path}: {model.relation} partition {part.pid}: writing {lake.url(target)}: "
+                f"{e.strerror or e}; nothing was published"
+            ) from None
+        raise
+
+
+def _copy_stream(
+    ctx: BuildContext,
+    model: Model,
+    part: PartPlan,
+    con: duckdb.DuckDBPyConnection,
+    settings: str,
+    schema: pa.Schema,
+    batches: Iterator[pa.RecordBatch],
+    target: str,
+) -> int:
+    """The stream written by one DuckDB COPY (a remote lake: DuckDB's httpfs writes the object)."""
+    import pyarrow as pa
+
+    lake = ctx.lake
+    name = f"__daedalus_slices_{uuid.uuid4().hex[:16]}"
+    stream = pa.RecordBatchReader.from_batches(schema, batches)
     # Registered as a bare Arrow C stream, not as the reader: DuckDB scans a bare stream itself, one
     # batch per request on the COPY's thread, so a slice's batch is made when the writer wants it. A
     # pyarrow reader DuckDB wraps in a pyarrow Scanner, which runs the generator on an Arrow thread
@@ -285,13 +346,37 @@ def write_stream(ctx: BuildContext, model: Model, part: PartPlan, selects: list[
     finally:
         con.execute(settings)
         con.unregister(name)
-        stream.close()
-        for cur, _, names in opened:  # the COPY failed before it read the stream
-            relations.unbind(cur, names)
-            cur.close()
-    info = lake.verify_write(target, n)
-    if info is None or n != counted[0]:
-        raise StorageError(
-            f"{lake.url(target)}: streaming {len(selects)} slices wrote {n} rows, expected {counted[0]}"
-        )
-    return info, n
+        stream.close()  # closes the generator: a slice the COPY did not reach is let go there
+    return n
+
+
+def _write_local(path: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch], group_rows: int) -> int:
+    """The stream written to a local file by pyarrow's Parquet writer, in row groups of `group_rows`
+    (the last one shorter), zstd level 3 as the COPYs write, dictionaries for the string columns only:
+    the files read back equal to a COPY's (types, values, order), and the writing takes ~0.55× the
+    time of DuckDB's (a 24 h symbol-day at one thread: silver.orderbook 4.4 → 2.4 s, gold.orderbook_hf
+    3.7 → 2.1 s, gold.orderbook_seq 2.1 → 1.2 s; docs/benchmarks.md), most of it the level lists."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    pending: list[pa.RecordBatch] = []
+    held = n = 0
+    with pq.ParquetWriter(
+        path, schema, compression="zstd", compression_level=3, use_dictionary=strings or False
+    ) as writer:
+        for batch in batches:
+            pending.append(batch)
+            held += batch.num_rows
+            if held >= group_rows:
+                table = pa.Table.from_batches(pending, schema)
+                whole = held - held % group_rows
+                writer.write_table(table.slice(0, whole), row_group_size=group_rows)
+                pending = table.slice(whole).to_batches()
+                held -= whole
+                n += whole
+                del table
+        if held:  # the rest (a stream without rows: the writer's footer alone, a typed empty file)
+            writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=group_rows)
+            n += held
+    return n
