@@ -207,10 +207,11 @@ def _slice_reader(con: duckdb.DuckDBPyConnection, tz: str, sql: str) -> tuple[An
 def write_stream(ctx: BuildContext, model: Model, part: PartPlan, selects: list[str]) -> tuple[FileInfo, int]:
     """The slices' rows, in slice order, as the partition's one staged file: each slice's query runs
     on a cursor of the build's connection (its Python relations bound there, as execute_copy binds
-    them for a query of its own) and its Arrow batches feed one COPY, insertion order preserved. The
-    schema is the first slice's (every slice has the same SELECT list); no slice with rows still
-    writes a typed empty file. A slice that fails fails the COPY (one line naming the model and
-    partition, from execute_copy) and leaves no staged file."""
+    them for a query of its own) and its Arrow batches feed one writer, in order: pyarrow's Parquet
+    writer for a local lake (`_write_local`), one DuckDB COPY for a remote one. The schema is the
+    first slice's (every slice has the same SELECT list); no slice with rows still writes a typed
+    empty file. A slice that fails fails the write (one line naming the model and partition) and
+    leaves no staged file."""
     import duckdb
 
     from daedalus.udfs import relations
