@@ -148,9 +148,12 @@ class LocalLake:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, target)
-        except BaseException:
+        except BaseException as e:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+            if isinstance(e, OSError):  # a full disk: one line, the previous version kept
+                why = e.strerror or e
+                raise StorageError(f"{target}: cannot write: {why}; the previous version is kept") from None
             raise
         fsync_dir(target.parent)
 
@@ -213,8 +216,12 @@ def exclusive_lock(path: Path, busy: str) -> Iterator[None]:
     the one-line error when another process holds it; `{path}` and `{pid}` (the holder) are filled in."""
     import fcntl
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(path, "a+")  # noqa: SIM115 (closed below, after the yield)
+    except OSError as e:
+        raise StorageError(f"{path}: cannot create the lock file: {e.strerror or e}") from None
+    with f:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -222,10 +229,11 @@ def exclusive_lock(path: Path, busy: str) -> Iterator[None]:
             holder = (f.read().strip() or "unknown").split()[0]
             raise StorageError(busy.format(path=path, pid=holder)) from None
         try:
-            f.seek(0)
-            f.truncate()
-            f.write(f"{os.getpid()} {time.time():.0f}\n")
-            f.flush()
+            try:  # unbuffered: a write that failed leaves nothing for close() to flush again
+                os.ftruncate(f.fileno(), 0)
+                os.pwrite(f.fileno(), f"{os.getpid()} {time.time():.0f}\n".encode(), 0)
+            except OSError as e:  # a full disk: say so before any work starts
+                raise StorageError(f"{path}: cannot record the lock's holder: {e.strerror or e}") from None
             yield
         finally:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
