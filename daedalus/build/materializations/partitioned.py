@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,7 @@ from daedalus.sqltext import sql_ident, sql_str, ts_literal
 if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     from daedalus.build.parts import InputPart
     from daedalus.build.project import Model, ModelConfig
@@ -356,28 +358,83 @@ def _write_local(path: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch]
     (the last one shorter), zstd level 3 as the COPYs write, dictionaries for the string columns only:
     the files read back equal to a COPY's (types, values, order), and the writing takes ~0.55× the
     time of DuckDB's (a 24 h symbol-day at one thread: silver.orderbook 4.4 → 2.4 s, gold.orderbook_hf
-    3.7 → 2.1 s, gold.orderbook_seq 2.1 → 1.2 s; docs/benchmarks.md), most of it the level lists."""
+    3.7 → 2.1 s, gold.orderbook_seq 2.1 → 1.2 s; docs/benchmarks.md), most of it the level lists.
+
+    The row groups are encoded on a thread of their own (`_GroupWriter`) while this one runs the
+    slices' queries for the next: pyarrow encodes without the GIL, and a slice's query is mostly one
+    core's work (its Python relations, the ordered stream), so on two cores the writing is hidden
+    behind the query. One row group is being written while the next fills (one more row group of memory)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
     pending: list[pa.RecordBatch] = []
     held = n = 0
-    with pq.ParquetWriter(
-        path, schema, compression="zstd", compression_level=3, use_dictionary=strings or False
-    ) as writer:
+    with (
+        pq.ParquetWriter(
+            path, schema, compression="zstd", compression_level=3, use_dictionary=strings or False
+        ) as writer,
+        _GroupWriter(writer, group_rows) as groups,
+    ):
         for batch in batches:
             pending.append(batch)
             held += batch.num_rows
             if held >= group_rows:
                 table = pa.Table.from_batches(pending, schema)
                 whole = held - held % group_rows
-                writer.write_table(table.slice(0, whole), row_group_size=group_rows)
+                groups.put(table.slice(0, whole))
                 pending = table.slice(whole).to_batches()
                 held -= whole
                 n += whole
                 del table
         if held:  # the rest (a stream without rows: the writer's footer alone, a typed empty file)
-            writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=group_rows)
+            groups.put(pa.Table.from_batches(pending, schema))
             n += held
     return n
+
+
+class _GroupWriter:
+    """Row groups handed to a ParquetWriter on a thread of its own, one at a time. A failure
+    of the writer (a full disk) is raised to the thread handing it groups, at its next `put` or when
+    the block ends; a failure on that side (a query) ends the block after the groups already handed
+    over are written, so the caller's cleanup finds the writer idle."""
+
+    def __init__(self, writer: pq.ParquetWriter, group_rows: int) -> None:
+        import queue
+
+        self._writer = writer
+        self._rows = group_rows
+        self._queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=1)
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="daedalus-parquet-writer", daemon=True)
+
+    def _run(self) -> None:
+        while (table := self._queue.get()) is not None:
+            if self._failure is None:  # after a failure only drained: the sender learns of it at its put
+                try:
+                    self._writer.write_table(table, row_group_size=self._rows)
+                except BaseException as e:
+                    self._failure = e
+            del table
+            self._queue.task_done()
+
+    def put(self, table: pa.Table) -> None:
+        # Handed over once the previous group is written: one group in the writer, the next one
+        # filling here, never a third waiting between them (a row group of lists is ~10 MB).
+        self._queue.join()
+        self._raise()
+        self._queue.put(table)
+
+    def _raise(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def __enter__(self) -> _GroupWriter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if exc[0] is None:
+            self._raise()
