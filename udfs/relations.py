@@ -114,6 +114,19 @@ def relation_sql(kind: str, params: dict[str, Any], sql: str) -> str:
     return f"/*daedalus:relation {kind} {head}\n{_escape(sql)}\n*/ {name}"
 
 
+def renamed(sql: str) -> str:
+    """`sql` with every relation it names (nested ones first) named as `relation_sql` names its text
+    as it reads now. A relation's name is a digest of its input query, which names its exact files: a
+    caller that rewrites those texts (the build's fingerprint spells a staged input file as the file it
+    is published as) renames them here, so that equal texts carry equal names."""
+
+    def one(m: re.Match[str]) -> str:
+        kind, head, inner, _ = m.groups()
+        return relation_sql(kind, json.loads(head), renamed(_unescape(inner)))
+
+    return _MARK.sub(one, sql)
+
+
 def memo_sql(sql: str) -> str:
     """The SQL naming `sql`'s result: a table of the database, made the first time a query names it
     and kept until `drop_memos()` (or the database closes).

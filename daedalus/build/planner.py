@@ -46,9 +46,16 @@ def partition_fingerprint(
 ) -> tuple[str, dict[str, str], dict[str, str]]:
     """(fingerprint, input partition id → files' fingerprint, named part → its hash). `legacy`: the
     fingerprint as versions before canonical SQL computed it (over the rendered text)."""
+    from daedalus.udfs.relations import renamed
+
     # Empty inputs render as a marker: how their columns were learned (manifest, SQL, kwargs)
-    # must not change the fingerprint.
-    sql = normalize_sql(s.compile_model_sql(model, part, symbolic_empty=True)).replace(s.lake.root, "<root>")
+    # must not change the fingerprint. A Python relation's name is a digest of its input query: named
+    # again once that query spells its staged inputs as published (a carry_state model reads its
+    # previous date's file while it is staged, when both dates build in one build), or the next build
+    # would find that date's "sql changed" and rebuild it and everything downstream of it.
+    # (Named over the lake's own paths, as the build names them: a lake built before this reads as fresh.)
+    sql = renamed(normalize_sql(s.compile_model_sql(model, part, symbolic_empty=True)))
+    sql = sql.replace(s.lake.root, "<root>")
     inputs = {ip.id: files_fingerprint(ip.files) for ip in s.renderer.reads(model, part)}
     own_inputs = dict(inputs)
     prev = s.inventory.previous_part(model, part) if model.config.carry_state else None
