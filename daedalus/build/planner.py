@@ -11,7 +11,8 @@ mtimes of the input files) and `previous` (carry_state: the previous partition's
 stores each part's hash beside the fingerprint, so the reason names what changed ("sql changed",
 "config changed, inputs changed"); a partition recorded before the parts were stored only says
 "inputs changed". A partition recorded before the sql part was canonical (no `sql_form` in its
-parts) is checked against the fingerprint older versions computed, so upgrading rebuilds nothing.
+parts), or before its Python relations were named over `<root>` (`sql_form` "tokens"), is checked
+against the fingerprint that older version computed, so upgrading rebuilds nothing.
 """
 
 from __future__ import annotations
@@ -32,7 +33,14 @@ if TYPE_CHECKING:
     from daedalus.lake.manifest import PartitionState
 
 PARTS = ("sql", "config", "inputs", "previous")  # the order reasons name them in
-SQL_FORM = "tokens"  # parts["sql_form"]: the sql part hashes canonical_sql, not the rendered text
+# parts["sql_form"]: the sql part hashes canonical_sql, not the rendered text, its relations named over
+# <root> (TOKENS_FORM: over the lake's own paths; no sql_form: the rendered text)
+SQL_FORM = "tokens, relations at <root>"
+TOKENS_FORM = "tokens"
+# A relation named in another's parameters (silver.orderbook_unserved names the book stream whose filings
+# it reads): a digest of a text the query does not hold, fingerprinted as its kind. The query's own input
+# names the same files.
+NAMED_IN_PARAMS = re.compile(r'"__daedalus_rel_(\w+)_[0-9a-f]{16}"')
 # An input as a compiled query reads it: its exact files, or an empty marker while it has none. Which
 # files is the `inputs` part, so the `sql` part sees every input as the same token.
 INPUT = re.compile(
@@ -42,20 +50,25 @@ INPUT = re.compile(
 
 
 def partition_fingerprint(
-    s: Session, model: Model, part: PartPlan, legacy: bool = False
+    s: Session, model: Model, part: PartPlan, form: str | None = SQL_FORM
 ) -> tuple[str, dict[str, str], dict[str, str]]:
-    """(fingerprint, input partition id → files' fingerprint, named part → its hash). `legacy`: the
-    fingerprint as versions before canonical SQL computed it (over the rendered text)."""
+    """(fingerprint, input partition id → files' fingerprint, named part → its hash), as `form` (a
+    record's `sql_form`) computes it: SQL_FORM; TOKENS_FORM, the versions whose Python relations were
+    named over the lake's own paths; None, the versions before canonical SQL (over the rendered text)."""
     from daedalus.udfs.relations import renamed
 
     # Empty inputs render as a marker: how their columns were learned (manifest, SQL, kwargs)
-    # must not change the fingerprint. A Python relation's name is a digest of its input query: named
-    # again once that query spells its staged inputs as published (a carry_state model reads its
-    # previous date's file while it is staged, when both dates build in one build), or the next build
-    # would find that date's "sql changed" and rebuild it and everything downstream of it.
-    # (Named over the lake's own paths, as the build names them: a lake built before this reads as fresh.)
-    sql = renamed(normalize_sql(s.compile_model_sql(model, part, symbolic_empty=True)))
-    sql = sql.replace(s.lake.root, "<root>")
+    # must not change the fingerprint. Staged inputs are spelled as published and the lake's root as
+    # <root>, and every Python relation is named again over that text (its name is a digest of its
+    # input query, which names its files): a carry_state model read its previous date while staged
+    # when both dates built in one build, so the next build found that date "sql changed", and a
+    # moved or copied lake found every book model so.
+    sql = normalize_sql(s.compile_model_sql(model, part, symbolic_empty=True))
+    if form == SQL_FORM:
+        sql = renamed(NAMED_IN_PARAMS.sub(r'"<relation \1>"', sql.replace(s.lake.root, "<root>")))
+    else:  # an older record: its relations were named over the lake's own paths
+        sql = renamed(sql).replace(s.lake.root, "<root>")
+    legacy = form is None
     inputs = {ip.id: files_fingerprint(ip.files) for ip in s.renderer.reads(model, part)}
     own_inputs = dict(inputs)
     prev = s.inventory.previous_part(model, part) if model.config.carry_state else None
@@ -71,7 +84,7 @@ def partition_fingerprint(
         "previous": fingerprint({k: v for k, v in inputs.items() if k.startswith("previous:")}),
     }
     if not legacy:
-        parts["sql_form"] = SQL_FORM
+        parts["sql_form"] = form
     return fp, inputs, parts
 
 
@@ -80,8 +93,9 @@ def fresh(s: Session, model: Model, part: PartPlan, state: PartitionState) -> tu
     fp, _, parts = partition_fingerprint(s, model, part)
     if fp == state.fingerprint:
         return True, parts
-    if state.parts.get("sql_form") != SQL_FORM:  # recorded over the rendered text: compare alike
-        old_fp, _, old_parts = partition_fingerprint(s, model, part, legacy=True)
+    form = state.parts.get("sql_form")
+    if form != SQL_FORM:  # recorded by an older version: compare alike
+        old_fp, _, old_parts = partition_fingerprint(s, model, part, form if form == TOKENS_FORM else None)
         return old_fp == state.fingerprint, old_parts
     return False, parts
 

@@ -65,7 +65,7 @@ def test_a_partition_recorded_over_the_rendered_text_is_not_rebuilt_on_upgrade(t
     doc = json.loads(path.read_text())
     for ms in doc["models"].values():
         for ps in ms["partitions"].values():
-            assert ps["parts"].pop("sql_form") == "tokens"
+            assert ps["parts"].pop("sql_form") == planner.SQL_FORM
     path.write_text(json.dumps(doc))
     assert _reasons(t) == {}
     _edit_bars(t, "count(*) AS n_trades", "count(*) + 0 AS n_trades")
