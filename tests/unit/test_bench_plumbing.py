@@ -252,3 +252,39 @@ def test_bench_build_refuses_a_bad_baseline_before_measuring(tmp_path: Path) -> 
     assert out.returncode == 2, out.stderr
     assert "not a bench baseline" in out.stderr
     assert not (tmp_path / "work" / "data").exists()  # nothing generated: it stopped first
+
+
+def _incremental(partitions: int, rss_mb: float, ok: bool = True) -> dict:
+    return {
+        "incremental": {
+            "append_partitions": partitions,
+            "append_vs_alone": 1.2,
+            "append": {"ok": ok, "seconds": 2.8, "peak_rss": rss_mb * 1024 * 1024},
+        }
+    }
+
+
+def test_an_append_that_rewrites_more_partitions_is_named(tmp_path: Path) -> None:
+    """The regression a 7-day lake's append had (12 -> 36 partitions) names its figure; the build
+    section's figures are kept and not compared by an incremental run."""
+    path = tmp_path / "baseline.json"
+    save_baseline(path, _doc(10.0, 1.0, 500.0))
+    save_baseline(path, _incremental(12, 410.0))
+    base = load_baseline(path)
+    assert base["figures"]["incremental: partitions rewritten by the append"] == {
+        "value": 12.0,
+        "unit": "partitions",
+    }
+    assert base["figures"]["build: full build, warm"]["value"] == 10.0
+    same = compare(base, _incremental(12, 420.0))
+    assert {r.name for r in same} == {
+        "incremental: partitions rewritten by the append",
+        "incremental: rebuild after the append, peak RSS",
+    }
+    assert problems({}, same) == []
+    worse = compare(base, _incremental(36, 410.0))
+    assert problems({}, worse) == [
+        "1 figure(s) more than 1.2x the baseline: incremental: partitions rewritten by the append"
+    ]
+    failed = {r.name: r for r in compare(base, _incremental(12, 410.0, ok=False))}
+    assert failed["incremental: partitions rewritten by the append"].now is None

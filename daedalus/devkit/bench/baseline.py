@@ -26,6 +26,7 @@ from typing import Any
 from daedalus.errors import ConfigError
 
 SLOWER = 1.2
+SECTIONS = ("build", "updates", "incremental")  # the sections whose figures a baseline holds
 """A figure above SLOWER × its baseline is a regression."""
 SMALLEST = {"× floor": 1.0, "MB": 1.0}
 """Below these a baseline figure is shown but never named: a model taking a fraction of the floor, or
@@ -90,6 +91,20 @@ def _updates_figures(sec: dict[str, Any]) -> Found:
     return out
 
 
+def _incremental_figures(sec: dict[str, Any]) -> Found:
+    """The append's partition count (what it rebuilt: 12 for one symbol-day, a count that does not
+    move with the machine) and its peak RSS. Its time over the hour alone is a ratio of two ~2-3 s
+    builds, printed with the section's target rather than compared here."""
+    append = sec.get("append") or {}
+    ok = append.get("ok")
+    n = sec.get("append_partitions") if ok else None
+    count = None if n is None else float(n)
+    return {
+        "incremental: partitions rewritten by the append": (count, "partitions", None),
+        "incremental: rebuild after the append, peak RSS": _m(append.get("peak_rss") if ok else None),
+    }
+
+
 def figures(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The comparable figures of a bench document: name -> {value, unit[, seconds]} (missing ones
     left out; seconds: the absolute time behind a × floor value)."""
@@ -98,6 +113,8 @@ def figures(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
         found.update(_build_figures(doc["build"]))
     if "updates" in doc:
         found.update(_updates_figures(doc["updates"]))
+    if "incremental" in doc:
+        found.update(_incremental_figures(doc["incremental"]))
     return {
         k: {"value": v, "unit": u, **({"seconds": secs} if secs is not None else {})}
         for k, (v, u, secs) in found.items()
@@ -114,7 +131,7 @@ def save_baseline(path: str | Path, doc: dict[str, Any]) -> dict[str, Any]:
     for s in ("build", "updates"):  # how steady the floor was: the figures of that section divide by it
         if s in doc:
             meta[f"{s}_floor"] = _floor_summary(doc[s])
-    section_meta = {s: meta for s in ("build", "updates") if s in doc}
+    section_meta = {s: meta for s in SECTIONS if s in doc}
     base = {
         "note": "daedalus bench build --save-baseline: times in multiples of the floor of the same run",
         "meta": {**(old.get("meta") or {}), **section_meta},
@@ -187,7 +204,7 @@ class Row:
 def compare(baseline: dict[str, Any], doc: dict[str, Any]) -> list[Row]:
     """One row per baseline figure of the sections this run measured (now None when it failed)."""
     now = figures(doc)
-    sections = {s for s in ("build", "updates") if s in doc}
+    sections = {s for s in SECTIONS if s in doc}
     rows = []
     for name, fig in sorted(baseline["figures"].items()):
         if name.split(":", 1)[0] not in sections:

@@ -87,6 +87,19 @@ _WORKDIR = typer.Option(None, "--workdir", help="Where data and lakes go (defaul
 _KEEP = typer.Option(
     False, "--keep", help="Keep the measured lakes (and the temporary work directory) for inspection."
 )
+_COMPARE = typer.Option(
+    None,
+    "--compare",
+    help=(
+        "Print each figure against this baseline (times as multiples of the same run's floor, "
+        "memory in MB); a figure more than 1.2x the baseline is named and the command exits 4."
+    ),
+)
+_SAVE_BASELINE = typer.Option(
+    None,
+    "--save-baseline",
+    help="Write this run's figures as a baseline (kept: the other sections' figures already in it).",
+)
 
 
 def bench_build_command(
@@ -103,19 +116,8 @@ def bench_build_command(
             "its book updates + hourly checkpoints, default and Pi profile, side by side."
         ),
     ),
-    compare_to: Path = typer.Option(
-        None,
-        "--compare",
-        help=(
-            "Print each figure against this baseline (times as multiples of the same run's floor, "
-            "memory in MB); a figure more than 1.2x the baseline is named and the command exits 4."
-        ),
-    ),
-    save_baseline_to: Path = typer.Option(
-        None,
-        "--save-baseline",
-        help="Write this run's figures as a baseline (kept: the other section's figures already in it).",
-    ),
+    compare_to: Path = _COMPARE,
+    save_baseline_to: Path = _SAVE_BASELINE,
 ) -> None:
     """One symbol-day: the bronze scan floor, the full build (per model, cold vs warm numba cache, peak
     RSS), the SQL models at memory_limit 512MB, the sequential stage and kernels, bytes, CLI start.
@@ -163,13 +165,26 @@ def bench_incremental_command(
     json_out: Path = _JSON,
     workdir: Path = _WORKDIR,
     keep: bool = _KEEP,
+    compare_to: Path = _COMPARE,
+    save_baseline_to: Path = _SAVE_BASELINE,
 ) -> None:
     """A lake of N symbol-days; append the next hour of bronze and rebuild: its cost vs building that
-    hour alone and vs the full build.
+    hour alone and vs the full build. With --compare, the partitions the append rewrote and its peak
+    RSS against the baseline's.
 
-    Example: daedalus bench incremental --days 7 --json incr.json
+    Example: daedalus bench incremental --days 7 --compare benchmarks/baseline.json
     """
-    _run(ctx, ["incremental"], hours, json_out, workdir, keep, days=days)
+    _run(
+        ctx,
+        ["incremental"],
+        hours,
+        json_out,
+        workdir,
+        keep,
+        days=days,
+        compare_to=compare_to,
+        save_baseline_to=save_baseline_to,
+    )
 
 
 def bench_all_command(
